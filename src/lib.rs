@@ -1,0 +1,44 @@
+//! mlrun: run the steps of a `pipeline.toml` and record their lineage.
+//!
+//! Data flow, which the module tree follows:
+//! `pipeline` (parse, validate → `Plan`) → `exec` (schedule, supervise) with `fingerprint`
+//! (files, git, system, env) around every step → `store` (record; query) → `cmd` (one module
+//! per subcommand) using `report` for how things look.
+
+pub mod cli;
+pub mod cmd;
+pub mod error;
+pub mod exec;
+pub mod fingerprint;
+pub mod pipeline;
+pub mod report;
+pub mod store;
+
+use clap::Parser;
+
+/// Parse the command line, run, and return the process exit code.
+pub fn main_entry() -> i32 {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => error::exit::INVALID,
+            };
+        }
+    };
+    let err_style = report::Style::stderr(cli.color);
+    match cmd::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let text = e.to_string();
+            let text = match text.strip_prefix("error:") {
+                Some(rest) => format!("{}{rest}", err_style.red("error:")),
+                None => text,
+            };
+            eprintln!("{text}");
+            e.exit_code()
+        }
+    }
+}
