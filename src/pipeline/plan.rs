@@ -1,0 +1,839 @@
+//! Validation: from the raw document to a `Plan` the executor can trust. Every check that can
+//! fail before anything runs happens here, and all findings are reported at once, each pointing
+//! at its place in pipeline.toml. Nothing downstream re-checks what a `Plan` guarantees:
+//! - every step has a non-empty command with all `{params.x}` placeholders substituted;
+//! - paths are normalised and relative to the project root (or absolute when `allow-outside`);
+//! - no two steps declare the same or overlapping outputs;
+//! - every input exists on disk or is produced by a step;
+//! - the dependency graph is acyclic and `steps` is in a topological order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use super::diag::{Diagnostic, Severity, did_you_mean, render_all};
+use super::params::{self, Params};
+use super::raw::{self, RawCmd, RawPipeline, Sp};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Cmd {
+    /// run as `sh -c STRING`
+    Shell(String),
+    /// run directly
+    Argv(Vec<String>),
+}
+
+impl Cmd {
+    /// The argv actually executed.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Cmd::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+            Cmd::Argv(a) => a.clone(),
+        }
+    }
+    /// What a person reads: the shell string, or the argv joined with spaces.
+    pub fn display(&self) -> String {
+        match self {
+            Cmd::Shell(s) => s.clone(),
+            Cmd::Argv(a) => a.join(" "),
+        }
+    }
+    /// Words that name programs: argv[0], or in a shell string the first word of each command
+    /// of a pipeline or list. Used to detect interpreters whose version should be recorded.
+    pub fn programs(&self) -> Vec<String> {
+        match self {
+            Cmd::Argv(a) => a.first().cloned().into_iter().collect(),
+            Cmd::Shell(s) => s
+                .split(['|', ';', '&', '\n', '(', ')'])
+                .filter_map(|part| {
+                    part.split_whitespace()
+                        .find(|w| !w.contains('=') && !matches!(*w, "exec" | "env" | "time"))
+                        .map(str::to_string)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A declared input or output path.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PathDecl {
+    /// normalised, relative to the project root, without a trailing slash
+    pub path: String,
+    /// declared with a trailing slash: must be a directory
+    pub dir: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub name: String,
+    pub cmd: Cmd,
+    pub inputs: Vec<PathDecl>,
+    pub outputs: Vec<PathDecl>,
+    /// the params this step depends on (declared, plus those its command substitutes)
+    pub params: Params,
+    pub metrics: Vec<String>,
+    /// `[env]` merged with the step's own `env`
+    pub env: BTreeMap<String, String>,
+    /// working directory relative to the root ("" is the root)
+    pub cwd: String,
+    /// indices into `Plan::steps` of the steps this one waits for
+    pub deps: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub name: String,
+    /// absolute path of pipeline.toml
+    pub file: PathBuf,
+    /// absolute project directory (pipeline.toml's directory)
+    pub root: PathBuf,
+    #[serde(skip)]
+    pub source: String,
+    pub params: Params,
+    pub env: BTreeMap<String, String>,
+    pub redact: Vec<String>,
+    pub keep: Vec<String>,
+    /// in a topological order
+    pub steps: Vec<Step>,
+    /// rendered warnings to show the user before running
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn step_index(&self, name: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.name == name)
+    }
+}
+
+pub struct LoadOptions<'a> {
+    pub file: &'a Path,
+    /// `--param key=value` arguments, in order
+    pub overrides: &'a [String],
+}
+
+/// Read, parse and validate a pipeline file.
+pub fn load(opts: &LoadOptions<'_>) -> Result<Plan> {
+    let file = std::path::absolute(opts.file).map_err(|e| {
+        Error::invalid(format!("bad pipeline path `{}`", opts.file.display())).cause(e)
+    })?;
+    let bytes = std::fs::read(&file).map_err(|e| {
+        let mut err = Error::invalid(format!("cannot read pipeline file `{}`", opts.file.display())).cause(&e);
+        if e.kind() == std::io::ErrorKind::NotFound {
+            err = err.hint("run mlrun in the directory holding pipeline.toml, or pass its path: `mlrun path/to/pipeline.toml`");
+        }
+        err
+    })?;
+    if file.is_dir() {
+        return Err(Error::invalid(format!(
+            "`{}` is a directory, not a pipeline file",
+            opts.file.display()
+        )));
+    }
+    let source = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let d = Diagnostic::error("pipeline file is not valid UTF-8", Some(valid..valid + 1))
+                .label("invalid byte here")
+                .hint("save the file as UTF-8");
+            return Err(Error::rendered(d.render(opts.file, &text)));
+        }
+    };
+    let root = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let (raw, mut diags) = raw::parse(&source);
+    let plan = if diags.iter().any(|d| d.severity == Severity::Error) {
+        None
+    } else {
+        Checker {
+            root: &root,
+            source: &source,
+            diags: &mut diags,
+        }
+        .plan(raw, opts.overrides)
+    };
+    let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
+    match plan {
+        Some(mut plan) if !has_errors => {
+            plan.file = file;
+            plan.source = source;
+            plan.warnings = diags
+                .iter()
+                .map(|d| d.render(opts.file, &plan.source))
+                .collect();
+            Ok(plan)
+        }
+        _ => {
+            let n = diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            let mut text = render_all(&diags, opts.file, &source);
+            if n > 1 {
+                text += &format!(
+                    "\nerror: {n} problems in `{}`; nothing was run\n",
+                    opts.file.display()
+                );
+            }
+            Err(Error::rendered(text))
+        }
+    }
+}
+
+struct Checker<'a> {
+    root: &'a Path,
+    source: &'a str,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+/// Lexically normalise a declared path. Returns the path and whether it stays inside the root.
+fn normalize(root: &Path, raw: &str) -> std::result::Result<(String, bool), &'static str> {
+    if raw.trim().is_empty() {
+        return Err("is empty");
+    }
+    if raw.contains('\0') {
+        return Err("contains a NUL byte");
+    }
+    let p = Path::new(raw);
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    match out.strip_prefix(root) {
+        Ok(rel) if rel.as_os_str().is_empty() => Err("is the project directory itself"),
+        Ok(rel) => Ok((rel.to_string_lossy().into_owned(), true)),
+        Err(_) => Ok((out.to_string_lossy().into_owned(), false)),
+    }
+}
+
+/// `a` equals `b` or lies inside it.
+pub fn within(a: &str, b: &str) -> bool {
+    a == b || (a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'/')
+}
+
+impl Checker<'_> {
+    fn err(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn path(&mut self, what: &str, raw: &Sp<String>, allow_outside: bool) -> Option<PathDecl> {
+        let dir = raw.value.ends_with('/');
+        match normalize(
+            self.root,
+            raw.value.trim_end_matches('/').trim_end_matches("/."),
+        ) {
+            Ok((path, inside)) => {
+                if !inside {
+                    let msg = format!("{what} `{}` is outside the project directory", raw.value);
+                    if allow_outside {
+                        self.err(
+                            Diagnostic::warning(msg, Some(raw.span.clone()))
+                                .label("outside the project: not portable to another checkout"),
+                        );
+                    } else {
+                        self.err(Diagnostic::error(msg, Some(raw.span.clone()))
+                            .label("outside the project")
+                            .hint("use a path relative to the pipeline file's directory, or set `allow-outside = true` in [pipeline]"));
+                        return None;
+                    }
+                }
+                Some(PathDecl { path, dir })
+            }
+            Err(why) => {
+                self.err(Diagnostic::error(
+                    format!("{what} `{}` {why}", raw.value),
+                    Some(raw.span.clone()),
+                ));
+                None
+            }
+        }
+    }
+
+    /// Span of `needle` inside the text at `span`, or `span` itself.
+    fn sub_span(&self, span: &std::ops::Range<usize>, needle: &str) -> std::ops::Range<usize> {
+        self.source
+            .get(span.clone())
+            .and_then(|s| s.find(needle))
+            .map(|i| span.start + i..span.start + i + needle.len())
+            .unwrap_or_else(|| span.clone())
+    }
+
+    fn plan(mut self, raw: RawPipeline, overrides: &[String]) -> Option<Plan> {
+        let allow_outside = raw.allow_outside;
+        let params = self.params(&raw, overrides)?;
+
+        if raw.steps.is_empty() {
+            self.err(
+                Diagnostic::error("the pipeline has no steps", None)
+                    .hint("declare one with\n  [steps.train]\n  cmd = \"python train.py\""),
+            );
+            return None;
+        }
+
+        let mut env = BTreeMap::new();
+        for (k, v) in &raw.env {
+            if self.env_entry("env", k, v) {
+                env.insert(k.value.clone(), v.value.clone());
+            }
+        }
+
+        let names: Vec<&str> = raw.steps.iter().map(|s| s.name.value.as_str()).collect();
+        let mut steps = Vec::new();
+        // (step index, declared output, span) for overlap checks
+        let mut outputs: Vec<(usize, PathDecl, std::ops::Range<usize>)> = Vec::new();
+        let mut after: Vec<Vec<usize>> = Vec::new();
+        for (i, rs) in raw.steps.iter().enumerate() {
+            let name = &rs.name.value;
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                self.err(
+                    Diagnostic::error(
+                        format!("step name `{name}` is not allowed"),
+                        Some(rs.name.span.clone()),
+                    )
+                    .hint("use letters, digits, `_`, `-` and `.`"),
+                );
+            }
+            let cmd = match &rs.cmd {
+                None => {
+                    self.err(
+                        Diagnostic::error(
+                            format!("step `{name}` has no `cmd`"),
+                            Some(rs.name.span.clone()),
+                        )
+                        .label("this step")
+                        .hint(
+                            "add `cmd = \"...\"` (run with sh -c) or `cmd = [\"prog\", \"arg\"]`",
+                        ),
+                    );
+                    None
+                }
+                Some(c) => self.cmd(name, c, &params),
+            };
+            let mut step_params = Params::new();
+            for p in &rs.params {
+                self.step_param(name, p, &params, &mut step_params);
+            }
+            if let Some((_, used)) = &cmd {
+                for k in used {
+                    if let Some(v) = params.get(k) {
+                        step_params.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            let inputs: Vec<PathDecl> = rs
+                .inputs
+                .iter()
+                .filter_map(|p| self.path("input", p, allow_outside))
+                .collect();
+            let mut outs = Vec::new();
+            for p in &rs.outputs {
+                if let Some(d) = self.path("output", p, allow_outside) {
+                    outputs.push((i, d.clone(), p.span.clone()));
+                    outs.push(d);
+                }
+            }
+            let metrics: Vec<String> = rs
+                .metrics
+                .iter()
+                .filter_map(|p| self.path("metrics file", p, allow_outside).map(|d| d.path))
+                .collect();
+            let mut step_env = env.clone();
+            for (k, v) in &rs.env {
+                if self.env_entry(&format!("steps.{name}.env"), k, v) {
+                    step_env.insert(k.value.clone(), v.value.clone());
+                }
+            }
+            let cwd = match &rs.cwd {
+                None => String::new(),
+                Some(c) if c.value.trim_matches('/') == "." || c.value.is_empty() => String::new(),
+                Some(c) => self
+                    .path("cwd", c, allow_outside)
+                    .map(|d| d.path)
+                    .unwrap_or_default(),
+            };
+            let mut deps_after = Vec::new();
+            for a in &rs.after {
+                match names.iter().position(|n| *n == a.value) {
+                    Some(j) if j == i => self.err(Diagnostic::error(
+                        format!("step `{name}` cannot run after itself"),
+                        Some(a.span.clone()),
+                    )),
+                    Some(j) => deps_after.push(j),
+                    None => {
+                        let mut d = Diagnostic::error(
+                            format!(
+                                "step `{name}` runs after `{}`, which does not exist",
+                                a.value
+                            ),
+                            Some(a.span.clone()),
+                        )
+                        .label("no such step");
+                        d = match did_you_mean(&a.value, names.iter().copied()) {
+                            Some(s) => d.hint(format!("did you mean `{s}`?")),
+                            None => d.hint(format!("steps are: {}", names.join(", "))),
+                        };
+                        self.err(d);
+                    }
+                }
+            }
+            after.push(deps_after);
+            steps.push(Step {
+                name: name.clone(),
+                cmd: cmd.map(|(c, _)| c).unwrap_or(Cmd::Argv(Vec::new())),
+                inputs,
+                outputs: outs,
+                params: step_params,
+                metrics,
+                env: step_env,
+                cwd,
+                deps: Vec::new(),
+            });
+        }
+
+        self.check_outputs(&raw, &outputs);
+        let deps = self.dependencies(&raw, &steps, &outputs, &after);
+        for (s, d) in steps.iter_mut().zip(deps) {
+            s.deps = d;
+        }
+        // cwd must exist or be made by a step
+        for (rs, s) in raw.steps.iter().zip(&steps) {
+            if let Some(c) = &rs.cwd
+                && !s.cwd.is_empty()
+                && !self.root.join(&s.cwd).is_dir()
+                && !outputs.iter().any(|(_, o, _)| within(&s.cwd, &o.path))
+            {
+                self.err(Diagnostic::error(
+                    format!("cwd `{}` of step `{}` is not a directory", c.value, s.name),
+                    Some(c.span.clone()),
+                ));
+            }
+        }
+        let order = self.topo_order(&raw, &steps)?;
+
+        // Reorder steps topologically and remap dependency indices.
+        let mut new_index = vec![0; steps.len()];
+        for (pos, &old) in order.iter().enumerate() {
+            new_index[old] = pos;
+        }
+        let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+        let steps: Vec<Step> = order
+            .iter()
+            .map(|&old| {
+                let mut s = slots[old].take().expect("each index once");
+                s.deps = s.deps.iter().map(|d| new_index[*d]).collect();
+                s.deps.sort_unstable();
+                s
+            })
+            .collect();
+
+        let name = raw
+            .name
+            .as_ref()
+            .map(|n| n.value.clone())
+            .or_else(|| {
+                self.root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "pipeline".into());
+        Some(Plan {
+            name,
+            file: PathBuf::new(),
+            root: self.root.to_path_buf(),
+            source: String::new(),
+            params,
+            env,
+            redact: raw.redact.iter().map(|s| s.value.clone()).collect(),
+            keep: raw.keep.iter().map(|s| s.value.clone()).collect(),
+            steps,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn params(&mut self, raw: &RawPipeline, overrides: &[String]) -> Option<Params> {
+        let mut params = Params::new();
+        if let Some(pf) = &raw.params_file {
+            let path = self.root.join(&pf.value);
+            match params::read_params_file(&path) {
+                Ok(p) => params.extend(p),
+                Err(e) => {
+                    let mut d = Diagnostic::error(
+                        format!(
+                            "{}{}",
+                            e.message,
+                            e.causes
+                                .iter()
+                                .map(|c| format!(": {c}"))
+                                .collect::<String>()
+                        ),
+                        Some(pf.span.clone()),
+                    )
+                    .label("params-file");
+                    d.hints = e.hints;
+                    self.err(d);
+                    return None;
+                }
+            }
+        }
+        for (k, v) in &raw.params {
+            params.insert(k.clone(), params::toml_to_json(&v.value));
+        }
+        for o in overrides {
+            match params::parse_override(o) {
+                Ok((k, v)) => {
+                    if let Some(slot) = params.get_mut(&k) {
+                        *slot = v;
+                        continue;
+                    }
+                    let mut d = Diagnostic::error(
+                        format!("`--param {o}` sets `{k}`, which the pipeline does not define"),
+                        None,
+                    );
+                    if let Some(s) = did_you_mean(&k, params.keys().map(String::as_str)) {
+                        d = d.hint(format!("did you mean `{s}`?"));
+                    } else {
+                        d = d.hint("define it under [params] (or in the params-file) first");
+                    }
+                    self.err(d);
+                }
+                Err(e) => {
+                    let mut d = Diagnostic::error(e.message, None);
+                    d.hints = e.hints;
+                    self.err(d);
+                }
+            }
+        }
+        Some(params)
+    }
+
+    fn env_entry(&mut self, table: &str, k: &Sp<String>, v: &Sp<String>) -> bool {
+        if k.value.is_empty() || k.value.contains(['=', '\0']) {
+            self.err(
+                Diagnostic::error(
+                    format!("`{table}` has an invalid variable name `{}`", k.value),
+                    Some(k.span.clone()),
+                )
+                .hint("names may not be empty or contain `=`"),
+            );
+            return false;
+        }
+        if v.value.contains('\0') {
+            self.err(Diagnostic::error(
+                format!("`{table}.{}` contains a NUL byte", k.value),
+                Some(v.span.clone()),
+            ));
+            return false;
+        }
+        true
+    }
+
+    /// Substitute placeholders; returns the command and the param keys it used.
+    fn cmd(&mut self, step: &str, c: &Sp<RawCmd>, params: &Params) -> Option<(Cmd, Vec<String>)> {
+        let parts: Vec<&String> = match &c.value {
+            RawCmd::Shell(s) => vec![s],
+            RawCmd::Argv(a) => a.iter().collect(),
+        };
+        if parts.is_empty() || parts[0].trim().is_empty() {
+            self.err(Diagnostic::error(
+                format!("step `{step}` has an empty `cmd`"),
+                Some(c.span.clone()),
+            ));
+            return None;
+        }
+        let mut used = Vec::new();
+        let mut ok = true;
+        for part in &parts {
+            for ph in params::placeholders(part) {
+                if params.contains_key(&ph.key) {
+                    used.push(ph.key);
+                } else {
+                    ok = false;
+                    let text = &part[ph.range.clone()];
+                    let mut d = Diagnostic::error(
+                        format!(
+                            "step `{step}` uses `{text}`, but no param `{}` is defined",
+                            ph.key
+                        ),
+                        Some(self.sub_span(&c.span, text)),
+                    )
+                    .label("undefined param");
+                    d = match did_you_mean(&ph.key, params.keys().map(String::as_str)) {
+                        Some(s) => d.hint(format!("did you mean `{{params.{s}}}`?")),
+                        None => d.hint(format!(
+                            "define `{}` under [params] or in the params-file",
+                            ph.key
+                        )),
+                    };
+                    self.err(d);
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let cmd = match &c.value {
+            RawCmd::Shell(s) => Cmd::Shell(params::substitute(s, params)),
+            RawCmd::Argv(a) => Cmd::Argv(a.iter().map(|s| params::substitute(s, params)).collect()),
+        };
+        used.sort();
+        used.dedup();
+        Some((cmd, used))
+    }
+
+    fn step_param(&mut self, step: &str, p: &Sp<String>, params: &Params, out: &mut Params) {
+        if params::is_glob(&p.value) {
+            match params::glob_matcher(&p.value) {
+                Ok(m) => {
+                    let before = out.len();
+                    let mut any = false;
+                    for (k, v) in params {
+                        if m.is_match(k) {
+                            any = true;
+                            out.insert(k.clone(), v.clone());
+                        }
+                    }
+                    if !any && out.len() == before {
+                        self.err(
+                            Diagnostic::error(
+                                format!(
+                                    "param pattern `{}` of step `{step}` matches no param",
+                                    p.value
+                                ),
+                                Some(p.span.clone()),
+                            )
+                            .label("matches nothing"),
+                        );
+                    }
+                }
+                Err(e) => self.err(Diagnostic::error(e.message, Some(p.span.clone()))),
+            }
+        } else if let Some(v) = params.get(&p.value) {
+            out.insert(p.value.clone(), v.clone());
+        } else {
+            let mut d = Diagnostic::error(
+                format!(
+                    "step `{step}` depends on param `{}`, which is not defined",
+                    p.value
+                ),
+                Some(p.span.clone()),
+            )
+            .label("undefined param");
+            d = match did_you_mean(&p.value, params.keys().map(String::as_str)) {
+                Some(s) => d.hint(format!("did you mean `{s}`?")),
+                None => d.hint(format!(
+                    "define `{}` under [params] or in the params-file",
+                    p.value
+                )),
+            };
+            self.err(d);
+        }
+    }
+
+    fn input_span(
+        &self,
+        raw: &RawPipeline,
+        step: usize,
+        path: &str,
+    ) -> Option<std::ops::Range<usize>> {
+        raw.steps[step]
+            .inputs
+            .iter()
+            .find(|p| {
+                normalize(self.root, p.value.trim_end_matches('/'))
+                    .map(|(n, _)| n)
+                    .as_deref()
+                    == Ok(path)
+            })
+            .map(|p| p.span.clone())
+    }
+
+    fn check_outputs(
+        &mut self,
+        raw: &RawPipeline,
+        outputs: &[(usize, PathDecl, std::ops::Range<usize>)],
+    ) {
+        for (a, (sa, oa, _)) in outputs.iter().enumerate() {
+            for (sb, ob, span_b) in &outputs[a + 1..] {
+                if !(within(&oa.path, &ob.path) || within(&ob.path, &oa.path)) {
+                    continue;
+                }
+                let (na, nb) = (&raw.steps[*sa].name.value, &raw.steps[*sb].name.value);
+                let msg = if oa.path == ob.path {
+                    if sa == sb {
+                        format!("step `{nb}` declares output `{}` twice", ob.path)
+                    } else {
+                        format!("steps `{na}` and `{nb}` both declare output `{}`", ob.path)
+                    }
+                } else {
+                    format!(
+                        "output `{}` of step `{nb}` overlaps output `{}` of step `{na}`",
+                        ob.path, oa.path
+                    )
+                };
+                self.err(
+                    Diagnostic::error(msg, Some(span_b.clone()))
+                        .label("declared again here")
+                        .hint("each file or directory must be written by exactly one step"),
+                );
+            }
+        }
+    }
+
+    fn dependencies(
+        &mut self,
+        raw: &RawPipeline,
+        steps: &[Step],
+        outputs: &[(usize, PathDecl, std::ops::Range<usize>)],
+        after: &[Vec<usize>],
+    ) -> Vec<Vec<usize>> {
+        let mut deps = Vec::new();
+        for (i, s) in steps.iter().enumerate() {
+            let mut d: BTreeSet<usize> = after[i].iter().copied().collect();
+            for input in &s.inputs {
+                let producers: Vec<usize> = outputs
+                    .iter()
+                    .filter(|(_, o, _)| {
+                        within(&input.path, &o.path) || within(&o.path, &input.path)
+                    })
+                    .map(|(j, _, _)| *j)
+                    .collect();
+                if producers.contains(&i) {
+                    self.err(Diagnostic::error(
+                        format!("`{}` is both an input and an output of step `{}`", input.path, s.name),
+                        self.input_span(raw, i, &input.path),
+                    ).hint("a step must write its result to a new path; change the file in a separate output"));
+                    continue;
+                }
+                if producers.is_empty()
+                    && std::fs::symlink_metadata(self.root.join(&input.path)).is_err()
+                {
+                    let span = self.input_span(raw, i, &input.path);
+                    self.err(Diagnostic::error(
+                        format!("input `{}` of step `{}` does not exist, and no step produces it", input.path, s.name),
+                        span,
+                    )
+                    .label("missing file")
+                    .hint("create the file, fix the path, or add the step that writes it to its `outputs`"));
+                }
+                d.extend(producers);
+            }
+            deps.push(d.into_iter().collect());
+        }
+        deps
+    }
+
+    /// Kahn's algorithm, preferring file order among ready steps. On a cycle, report it.
+    fn topo_order(&mut self, raw: &RawPipeline, steps: &[Step]) -> Option<Vec<usize>> {
+        let n = steps.len();
+        let mut indegree: Vec<usize> = steps.iter().map(|s| s.deps.len()).collect();
+        let mut dependants = vec![Vec::new(); n];
+        for (i, s) in steps.iter().enumerate() {
+            for &d in &s.deps {
+                dependants[d].push(i);
+            }
+        }
+        let mut ready: BTreeSet<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(i) = ready.pop_first() {
+            order.push(i);
+            for &j in &dependants[i] {
+                indegree[j] -= 1;
+                if indegree[j] == 0 {
+                    ready.insert(j);
+                }
+            }
+        }
+        if order.len() == n {
+            return if self.diags.iter().any(|d| d.severity == Severity::Error) {
+                None
+            } else {
+                Some(order)
+            };
+        }
+        // Walk dependencies from a step left over until a step repeats: that is a cycle.
+        let left: BTreeSet<usize> = (0..n).filter(|i| !order.contains(i)).collect();
+        let start = *left.first().expect("a step is left");
+        let mut path = vec![start];
+        let mut cur = start;
+        loop {
+            let next = *steps[cur]
+                .deps
+                .iter()
+                .find(|d| left.contains(d))
+                .expect("a cycle member has a dependency in the cycle");
+            if let Some(pos) = path.iter().position(|&p| p == next) {
+                // `path` follows dependencies; reversed, it follows the data. Start at `next`,
+                // the step the caret points at.
+                let mut cycle: Vec<&str> = path[pos..]
+                    .iter()
+                    .rev()
+                    .map(|&i| steps[i].name.as_str())
+                    .collect();
+                cycle.rotate_right(1);
+                cycle.push(cycle[0]);
+                self.err(Diagnostic::error(
+                    format!("steps depend on each other in a cycle: {}", cycle.join(" → ")),
+                    Some(raw.steps[next].name.span.clone()),
+                )
+                .label("part of the cycle")
+                .hint("a step's inputs are the outputs of the steps it depends on (plus `after`); break the cycle"));
+                return None;
+            }
+            path.push(next);
+            cur = next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_keeps_paths_inside() {
+        let root = Path::new("/p");
+        assert_eq!(
+            normalize(root, "a/./b/../c").unwrap(),
+            ("a/c".to_string(), true)
+        );
+        assert!(!normalize(root, "../x").unwrap().1);
+        assert_eq!(normalize(root, "/p/a").unwrap(), ("a".to_string(), true));
+        assert!(normalize(root, ".").is_err());
+    }
+
+    #[test]
+    fn within_respects_component_boundaries() {
+        assert!(within("data/x.csv", "data"));
+        assert!(!within("data2/x.csv", "data"));
+        assert!(within("data", "data"));
+    }
+
+    #[test]
+    fn programs_found_in_shell_strings() {
+        let c = Cmd::Shell("FOO=1 python3 a.py | gzip > x && Rscript b.R".into());
+        assert_eq!(c.programs(), ["python3", "gzip", "Rscript"]);
+    }
+}
