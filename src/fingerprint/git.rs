@@ -1,0 +1,172 @@
+//! Git state of the project: commit, branch, dirty flag, the uncommitted diff of tracked files
+//! (kept so it can be reapplied), untracked files, and the remote URL without credentials.
+//! Outside a repository this records that there was none; it never fails a run.
+
+use std::path::Path;
+
+use git2::{DiffFormat, DiffOptions, Repository, StatusOptions};
+use serde::Serialize;
+
+use super::hash::sha256_bytes;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GitState {
+    pub is_repo: bool,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    /// tracked files differ from HEAD (staged or not)
+    pub dirty: bool,
+    /// `git diff HEAD` of tracked files, binary-safe, empty when clean
+    #[serde(skip)]
+    pub diff: String,
+    pub changed: Vec<String>,
+    pub untracked: Vec<String>,
+    pub remote_url: Option<String>,
+    /// repository working directory, so paths in the diff can be related to the project
+    pub workdir: Option<String>,
+    /// set when git could not be read although a repository was found
+    pub error: Option<String>,
+}
+
+impl GitState {
+    pub fn none() -> Self {
+        GitState {
+            is_repo: false,
+            commit: None,
+            branch: None,
+            dirty: false,
+            diff: String::new(),
+            changed: Vec::new(),
+            untracked: Vec::new(),
+            remote_url: None,
+            workdir: None,
+            error: None,
+        }
+    }
+
+    /// Content address: equal states share one row in the store.
+    pub fn id(&self) -> String {
+        let mut canon = serde_json::to_string(self).unwrap_or_default();
+        canon.push('\0');
+        canon.push_str(&self.diff);
+        sha256_bytes(canon.as_bytes())
+    }
+
+    pub fn short_commit(&self) -> String {
+        self.commit
+            .as_deref()
+            .map_or_else(|| "-".into(), |c| c[..c.len().min(7)].to_string())
+    }
+}
+
+/// Remove `user:password@` (or a token as user) from a URL; scp-style `git@host:path` stays.
+pub fn strip_credentials(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+pub fn snapshot(dir: &Path) -> GitState {
+    let repo = match Repository::discover(dir) {
+        Ok(r) => r,
+        Err(_) => return GitState::none(),
+    };
+    match read(&repo) {
+        Ok(s) => s,
+        Err(e) => GitState {
+            is_repo: true,
+            error: Some(e.message().to_string()),
+            ..GitState::none()
+        },
+    }
+}
+
+fn read(repo: &Repository) -> Result<GitState, git2::Error> {
+    let mut state = GitState {
+        is_repo: true,
+        workdir: repo
+            .workdir()
+            .map(|w| w.to_string_lossy().trim_end_matches('/').to_string()),
+        ..GitState::none()
+    };
+    let head = repo.head().ok();
+    if let Some(h) = &head {
+        state.branch = if h.is_branch() {
+            h.shorthand().map(str::to_string)
+        } else {
+            None
+        };
+    } else if let Ok(r) = repo.find_reference("HEAD")
+        && let Some(t) = r.symbolic_target()
+    {
+        // unborn branch: no commit yet
+        state.branch = Some(t.trim_start_matches("refs/heads/").to_string());
+    }
+    let head_tree = match head.as_ref().and_then(|h| h.peel_to_commit().ok()) {
+        Some(c) => {
+            state.commit = Some(c.id().to_string());
+            Some(c.tree()?)
+        }
+        None => None,
+    };
+
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .exclude_submodules(true)
+        .include_ignored(false);
+    for entry in repo.statuses(Some(&mut opts))?.iter() {
+        let Some(path) = entry.path() else { continue };
+        if entry.status().is_wt_new() && !entry.status().is_index_new() {
+            state.untracked.push(path.to_string());
+        } else if !entry.status().is_ignored() {
+            state.changed.push(path.to_string());
+        }
+    }
+    state.dirty = !state.changed.is_empty();
+    if state.dirty {
+        let mut dopts = DiffOptions::new();
+        dopts.show_binary(true);
+        let diff = repo.diff_tree_to_workdir_with_index(head_tree.as_ref(), Some(&mut dopts))?;
+        let mut text = Vec::new();
+        diff.print(DiffFormat::Patch, |_, _, line| {
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                text.push(line.origin() as u8);
+            }
+            text.extend_from_slice(line.content());
+            true
+        })?;
+        state.diff = String::from_utf8_lossy(&text).into_owned();
+    }
+    if let Ok(remote) = repo.find_remote("origin")
+        && let Some(url) = remote.url()
+    {
+        state.remote_url = Some(strip_credentials(url));
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_stripped_from_urls() {
+        assert_eq!(
+            strip_credentials("https://u:p@host/x.git"),
+            "https://host/x.git"
+        );
+        assert_eq!(
+            strip_credentials("https://ghp_abc@host/x"),
+            "https://host/x"
+        );
+        assert_eq!(strip_credentials("git@host:x.git"), "git@host:x.git");
+        assert_eq!(strip_credentials("https://host/a@b"), "https://host/a@b");
+    }
+}

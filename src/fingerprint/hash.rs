@@ -1,0 +1,262 @@
+//! Content fingerprints: SHA-256 of files, and of directories as a canonical manifest.
+//!
+//! A file is streamed through the hasher in large chunks, so memory stays constant whatever its
+//! size. A directory's fingerprint is the SHA-256 of its manifest: one record per entry, sorted
+//! by relative path (bytewise), each `mode SP hash SP size SP relpath NUL`. Files inside a
+//! directory are hashed on all cores. Symlinks inside a directory are recorded as links (the
+//! hash of their target text, like git), never followed, so a link loop cannot hang a run;
+//! FIFOs, sockets and devices are refused rather than read, so they cannot block a run either.
+
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+const CHUNK: usize = 1 << 20;
+
+/// Mode recorded for a directory entry.
+pub const MODE_FILE: u32 = 0o100644;
+pub const MODE_EXEC: u32 = 0o100755;
+pub const MODE_LINK: u32 = 0o120000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// path relative to the directory, `/`-separated (lossy for non-UTF-8 names)
+    pub relpath: String,
+    pub mode: u32,
+    pub hash: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fingerprint {
+    File {
+        hash: String,
+        size: u64,
+        mode: u32,
+    },
+    Dir {
+        hash: String,
+        size: u64,
+        entries: Vec<Entry>,
+    },
+}
+
+impl Fingerprint {
+    pub fn hash(&self) -> &str {
+        match self {
+            Fingerprint::File { hash, .. } | Fingerprint::Dir { hash, .. } => hash,
+        }
+    }
+    pub fn size(&self) -> u64 {
+        match self {
+            Fingerprint::File { size, .. } | Fingerprint::Dir { size, .. } => *size,
+        }
+    }
+    /// number of files: 1 for a file
+    pub fn nfiles(&self) -> usize {
+        match self {
+            Fingerprint::File { .. } => 1,
+            Fingerprint::Dir { entries, .. } => entries.len(),
+        }
+    }
+    pub fn is_dir(&self) -> bool {
+        matches!(self, Fingerprint::Dir { .. })
+    }
+}
+
+pub fn hex(digest: &[u8]) -> String {
+    hex::encode(digest)
+}
+
+pub fn sha256_bytes(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+/// Stream a file through SHA-256. Returns (hash, bytes read).
+pub fn hash_file(path: &Path) -> Result<(String, u64)> {
+    let mut f = File::open(path)
+        .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::other(format!("cannot read `{}`", path.display())).cause(e));
+            }
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hex(&hasher.finalize()), total))
+}
+
+fn file_mode(meta: &Metadata) -> u32 {
+    if meta.mode() & 0o111 != 0 {
+        MODE_EXEC
+    } else {
+        MODE_FILE
+    }
+}
+
+fn refuse_special(path: &Path, meta: &Metadata) -> Result<()> {
+    let ft = meta.file_type();
+    let what = if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        return Ok(());
+    };
+    Err(Error::other(format!(
+        "`{}` is {what}, not a regular file or directory; mlrun fingerprints only files and directories",
+        path.display()
+    )))
+}
+
+/// Fingerprint a file or a directory. The top-level path is followed if it is a symlink.
+pub fn fingerprint(path: &Path) -> Result<Fingerprint> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
+    if meta.is_dir() {
+        fingerprint_dir(path)
+    } else {
+        refuse_special(path, &meta)?;
+        let (hash, size) = hash_file(path)?;
+        Ok(Fingerprint::File {
+            hash,
+            size,
+            mode: file_mode(&meta),
+        })
+    }
+}
+
+enum Found {
+    File(std::path::PathBuf, String, u32),
+    Link(String, String),
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<Found>) -> Result<()> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| Error::other(format!("cannot list `{}`", dir.display())).cause(e))?;
+    for entry in rd {
+        let entry =
+            entry.map_err(|e| Error::other(format!("cannot list `{}`", dir.display())).cause(e))?;
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap_or(&path);
+        let relpath = String::from_utf8_lossy(rel.as_os_str().as_bytes()).into_owned();
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target = std::fs::read_link(&path).map_err(|e| {
+                Error::other(format!("cannot read link `{}`", path.display())).cause(e)
+            })?;
+            out.push(Found::Link(
+                relpath,
+                sha256_bytes(target.as_os_str().as_bytes()),
+            ));
+        } else if ft.is_dir() {
+            walk(root, &path, out)?;
+        } else {
+            refuse_special(&path, &meta)?;
+            out.push(Found::File(path, relpath, file_mode(&meta)));
+        }
+    }
+    Ok(())
+}
+
+fn fingerprint_dir(path: &Path) -> Result<Fingerprint> {
+    let mut found = Vec::new();
+    walk(path, path, &mut found)?;
+    let mut entries = found
+        .into_par_iter()
+        .map(|f| match f {
+            Found::File(p, relpath, mode) => {
+                let (hash, size) = hash_file(&p)?;
+                Ok(Entry {
+                    relpath,
+                    mode,
+                    hash,
+                    size,
+                })
+            }
+            Found::Link(relpath, hash) => Ok(Entry {
+                relpath,
+                mode: MODE_LINK,
+                hash,
+                size: 0,
+            }),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    entries.sort_by(|a, b| a.relpath.as_bytes().cmp(b.relpath.as_bytes()));
+    let hash = sha256_bytes(&manifest(&entries));
+    let size = entries.iter().map(|e| e.size).sum();
+    Ok(Fingerprint::Dir {
+        hash,
+        size,
+        entries,
+    })
+}
+
+/// The canonical manifest bytes a directory hash is computed from.
+pub fn manifest(entries: &[Entry]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(entries.len() * 100);
+    for e in entries {
+        m.extend_from_slice(format!("{:o} {} {} ", e.mode, e.hash, e.size).as_bytes());
+        m.extend_from_slice(e.relpath.as_bytes());
+        m.push(0);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_has_the_well_known_hash() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("e");
+        std::fs::write(&p, b"").unwrap();
+        assert_eq!(
+            hash_file(&p).unwrap().0,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn dir_hash_depends_on_names_and_contents_not_order() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("x/sub")).unwrap();
+        std::fs::write(d.path().join("x/b"), b"2").unwrap();
+        std::fs::write(d.path().join("x/sub/a"), b"1").unwrap();
+        let h1 = fingerprint(&d.path().join("x")).unwrap();
+        assert_eq!(h1.nfiles(), 2);
+        std::fs::write(d.path().join("x/b"), b"3").unwrap();
+        let h2 = fingerprint(&d.path().join("x")).unwrap();
+        assert_ne!(h1.hash(), h2.hash());
+    }
+
+    #[test]
+    fn symlink_loops_do_not_hang() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("x")).unwrap();
+        std::os::unix::fs::symlink("..", d.path().join("x/up")).unwrap();
+        let f = fingerprint(&d.path().join("x")).unwrap();
+        assert_eq!(f.nfiles(), 1);
+    }
+}

@@ -1,0 +1,9 @@
+//! Fingerprints taken around every step: file and directory hashes (`hash`), git state (`git`),
+//! the machine and interpreters (`system`) and environment variables with secrets redacted
+//! (`env`). This module only observes; it never changes the project.
+
+pub mod env;
+pub mod git;
+pub mod hash;
+pub mod metrics;
+pub mod system;
