@@ -1,0 +1,500 @@
+//! Reads from the lineage store. The structs here are also the `--json` shapes of `runs` and
+//! `show` (documented in the README), so fields are only ever added, never renamed.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// The shortest unique prefix shown for a run id (like git's abbreviated hashes).
+const MIN_SHORT: usize = 8;
+
+fn common_prefix(a: &str, b: &str) -> usize {
+    a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
+}
+
+/// Shortest prefix of `id` (at least 8) that no other run id shares.
+pub fn short_id(conn: &Connection, id: &str) -> Result<String> {
+    let prev: Option<String> = conn
+        .query_row(
+            "SELECT id FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT 1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let next: Option<String> = conn
+        .query_row(
+            "SELECT id FROM runs WHERE id > ?1 ORDER BY id LIMIT 1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let n = [prev, next]
+        .iter()
+        .flatten()
+        .map(|o| common_prefix(id, o) + 1)
+        .max()
+        .unwrap_or(0)
+        .max(MIN_SHORT);
+    Ok(id[..n.min(id.len())].to_string())
+}
+
+/// Short ids for many runs at once, from the sorted list of all ids.
+pub fn short_ids(conn: &Connection) -> Result<BTreeMap<String, String>> {
+    let mut stmt = conn.prepare("SELECT id FROM runs ORDER BY id")?;
+    let ids: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let mut n = MIN_SHORT;
+        if i > 0 {
+            n = n.max(common_prefix(id, &ids[i - 1]) + 1);
+        }
+        if i + 1 < ids.len() {
+            n = n.max(common_prefix(id, &ids[i + 1]) + 1);
+        }
+        out.insert(id.clone(), id[..n.min(id.len())].to_string());
+    }
+    Ok(out)
+}
+
+/// Resolve `latest`, a full id or a unique prefix to a run id.
+pub fn resolve_run(conn: &Connection, target: &str) -> Result<String> {
+    if target == "latest" || target == "last" {
+        return conn
+            .query_row(
+                "SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| {
+                Error::other("the store has no runs yet")
+                    .hint("run a pipeline first: `mlrun pipeline.toml`")
+            });
+    }
+    let prefix: String = target
+        .chars()
+        .filter(|c| *c != '-')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::invalid(format!("`{target}` is not a run id"))
+            .hint("run ids are hexadecimal, like `0193a4f1c2`; `latest` names the newest run; see `mlrun runs`"));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT id, pipeline, started_at FROM runs WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 11",
+    )?;
+    let found: Vec<(String, String, i64)> = stmt
+        .query_map([&prefix], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    match found.len() {
+        0 => {
+            Err(Error::other(format!("no run matches `{target}`"))
+                .hint("list runs with `mlrun runs`"))
+        }
+        1 => Ok(found[0].0.clone()),
+        n => {
+            let mut e = Error::other(format!(
+                "run id `{target}` is ambiguous: {} runs start with it",
+                if n > 10 {
+                    "more than 10".to_string()
+                } else {
+                    n.to_string()
+                }
+            ));
+            for (id, pipeline, started) in found.iter().take(10) {
+                e = e.cause(format!(
+                    "{id}  {pipeline}  {}",
+                    crate::report::time::local(*started)
+                ));
+            }
+            Err(e.hint("type more characters of the id"))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub short_id: String,
+    pub pipeline: String,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub commit: Option<String>,
+    pub dirty: bool,
+    pub replay_of: Option<String>,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+pub fn list_runs(conn: &Connection, limit: Option<usize>) -> Result<Vec<RunSummary>> {
+    let shorts = short_ids(conn)?;
+    let mut stmt = conn.prepare(
+        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, g.commit_sha, g.dirty, r.replay_of
+         FROM runs r LEFT JOIN git_snapshots g ON g.id = r.git_start
+         ORDER BY r.started_at DESC, r.id DESC LIMIT ?1",
+    )?;
+    let lim = limit.map_or(-1, |l| l as i64);
+    let mut runs: Vec<RunSummary> = stmt
+        .query_map([lim], |r| {
+            let id: String = r.get(0)?;
+            let started: i64 = r.get(4)?;
+            let ended: Option<i64> = r.get(5)?;
+            Ok(RunSummary {
+                short_id: String::new(),
+                pipeline: r.get(1)?,
+                status: r.get(2)?,
+                exit_code: r.get(3)?,
+                started_at: started,
+                ended_at: ended,
+                duration_ms: ended.map(|e| e - started),
+                commit: r.get(6)?,
+                dirty: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
+                replay_of: r.get(8)?,
+                metrics: BTreeMap::new(),
+                id,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut m = conn.prepare_cached(
+        "SELECT m.key, m.value FROM metrics m JOIN step_execs s ON s.id = m.step_exec
+         WHERE s.run_id = ?1 ORDER BY s.id, m.key",
+    )?;
+    for run in &mut runs {
+        run.short_id = shorts
+            .get(&run.id)
+            .cloned()
+            .unwrap_or_else(|| run.id.clone());
+        for row in m.query_map([&run.id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+        })? {
+            let (k, v) = row?;
+            run.metrics.insert(k, v);
+        }
+    }
+    Ok(runs)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GitInfo {
+    pub is_repo: bool,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub dirty: bool,
+    pub changed: Vec<String>,
+    pub untracked: Vec<String>,
+    pub remote_url: Option<String>,
+    /// the uncommitted diff (only with `show --patch`; otherwise its size)
+    pub diff: Option<String>,
+    pub diff_bytes: i64,
+    pub error: Option<String>,
+}
+
+pub fn git_info(conn: &Connection, id: &str, with_diff: bool) -> Result<Option<GitInfo>> {
+    conn.query_row(
+        "SELECT g.is_repo, g.commit_sha, g.branch, g.dirty, g.changed, g.untracked, g.remote_url,
+                CASE WHEN ?2 THEN c.data END, COALESCE(c.size, 0), g.error
+         FROM git_snapshots g LEFT JOIN contents c ON c.hash = g.diff_hash WHERE g.id = ?1",
+        params![id, with_diff],
+        |r| {
+            Ok(GitInfo {
+                is_repo: r.get(0)?,
+                commit: r.get(1)?,
+                branch: r.get(2)?,
+                dirty: r.get(3)?,
+                changed: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                untracked: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+                remote_url: r.get(6)?,
+                diff: r
+                    .get::<_, Option<Vec<u8>>>(7)?
+                    .map(|d| String::from_utf8_lossy(&d).into_owned()),
+                diff_bytes: r.get(8)?,
+                error: r.get(9)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(Into::into)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvInfo {
+    pub id: String,
+    pub os: String,
+    pub os_version: String,
+    pub kernel: String,
+    pub arch: String,
+    pub cpu_model: String,
+    pub cpu_cores: i64,
+    pub mem_bytes: i64,
+    pub hostname: String,
+    pub user: String,
+    pub mlrun_version: String,
+    pub interpreters: BTreeMap<String, String>,
+    pub lockfiles: BTreeMap<String, String>,
+    pub env_vars: BTreeMap<String, String>,
+}
+
+pub fn env_info(conn: &Connection, id: &str) -> Result<Option<EnvInfo>> {
+    conn.query_row(
+        "SELECT id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, user, mlrun_version,
+                interpreters, lockfiles, env_vars FROM env_snapshots WHERE id = ?1",
+        [id],
+        |r| {
+            let json = |i: usize| -> rusqlite::Result<BTreeMap<String, String>> {
+                Ok(serde_json::from_str(&r.get::<_, String>(i)?).unwrap_or_default())
+            };
+            Ok(EnvInfo {
+                id: r.get(0)?,
+                os: r.get(1)?,
+                os_version: r.get(2)?,
+                kernel: r.get(3)?,
+                arch: r.get(4)?,
+                cpu_model: r.get(5)?,
+                cpu_cores: r.get(6)?,
+                mem_bytes: r.get(7)?,
+                hostname: r.get(8)?,
+                user: r.get(9)?,
+                mlrun_version: r.get(10)?,
+                interpreters: json(11)?,
+                lockfiles: json(12)?,
+                env_vars: json(13)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(Into::into)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IoInfo {
+    pub path: String,
+    pub hash: String,
+    pub kind: String,
+    pub size: i64,
+    pub nfiles: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepInfo {
+    pub exec_id: i64,
+    pub name: String,
+    pub attempt: i64,
+    pub status: String,
+    pub cmd: String,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub error: Option<String>,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub inputs: Vec<IoInfo>,
+    pub outputs: Vec<IoInfo>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub metrics: BTreeMap<String, f64>,
+    pub git_before: Option<String>,
+    pub git_after: Option<String>,
+    /// the step changed tracked files (git state differs before and after)
+    pub changed_tracked_files: bool,
+    pub env_id: Option<String>,
+    pub stdout_bytes: i64,
+    pub stderr_bytes: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunDetail {
+    pub id: String,
+    pub short_id: String,
+    pub pipeline: String,
+    pub pipeline_file: String,
+    pub root: String,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub hostname: String,
+    pub user: String,
+    pub mlrun_version: String,
+    pub argv: Vec<String>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub replay_of: Option<String>,
+    pub git: Option<GitInfo>,
+    pub git_end: Option<GitInfo>,
+    pub steps: Vec<StepInfo>,
+    /// environment snapshots referenced by the steps, by id
+    pub environments: BTreeMap<String, EnvInfo>,
+}
+
+fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.path, b.hash, b.kind, b.size, b.nfiles FROM io_edges e
+         JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
+         JOIN blobs b ON b.hash = v.blob_hash
+         WHERE e.step_exec = ?1 AND e.direction = ?2 ORDER BY a.path",
+    )?;
+    let rows = stmt
+        .query_map(params![exec, dir], |r| {
+            Ok(IoInfo {
+                path: r.get(0)?,
+                hash: r.get(1)?,
+                kind: r.get(2)?,
+                size: r.get(3)?,
+                nfiles: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDetail> {
+    let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
+        "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
+                mlrun_version, argv, params, replay_of, git_start, git_end FROM runs WHERE id = ?1",
+        [id],
+        |r| {
+            let started: i64 = r.get(6)?;
+            let ended: Option<i64> = r.get(7)?;
+            Ok((
+                RunDetail {
+                    id: r.get(0)?,
+                    short_id: String::new(),
+                    pipeline: r.get(1)?,
+                    pipeline_file: r.get(2)?,
+                    root: r.get(3)?,
+                    status: r.get(4)?,
+                    exit_code: r.get(5)?,
+                    started_at: started,
+                    ended_at: ended,
+                    duration_ms: ended.map(|e| e - started),
+                    hostname: r.get(8)?,
+                    user: r.get(9)?,
+                    mlrun_version: r.get(10)?,
+                    argv: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+                    params: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
+                    replay_of: r.get(13)?,
+                    git: None,
+                    git_end: None,
+                    steps: Vec::new(),
+                    environments: BTreeMap::new(),
+                },
+                r.get(14)?,
+                r.get(15)?,
+            ))
+        },
+    )?;
+    d.short_id = short_id(conn, &d.id)?;
+    if let Some(g) = git_start {
+        d.git = git_info(conn, &g, with_diff)?;
+    }
+    if let Some(g) = git_end {
+        d.git_end = git_info(conn, &g, with_diff)?;
+    }
+    let mut stmt = conn.prepare(
+        "SELECT id, step, attempt, status, cmd, argv, cwd, exit_code, signal, error, started_at, ended_at,
+                git_before, git_after, env_id,
+                (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stdout'),
+                (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stderr')
+         FROM step_execs s WHERE run_id = ?1 ORDER BY COALESCE(started_at, 9223372036854775807), id",
+    )?;
+    let steps: Vec<StepInfo> = stmt
+        .query_map([id], |r| {
+            let started: Option<i64> = r.get(10)?;
+            let ended: Option<i64> = r.get(11)?;
+            let before: Option<String> = r.get(12)?;
+            let after: Option<String> = r.get(13)?;
+            Ok(StepInfo {
+                exec_id: r.get(0)?,
+                name: r.get(1)?,
+                attempt: r.get(2)?,
+                status: r.get(3)?,
+                cmd: r.get(4)?,
+                argv: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+                cwd: r.get(6)?,
+                exit_code: r.get(7)?,
+                signal: r.get(8)?,
+                error: r.get(9)?,
+                started_at: started,
+                ended_at: ended,
+                duration_ms: started.zip(ended).map(|(s, e)| e - s),
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                params: BTreeMap::new(),
+                metrics: BTreeMap::new(),
+                changed_tracked_files: false,
+                git_before: before,
+                git_after: after,
+                env_id: r.get(14)?,
+                stdout_bytes: r.get::<_, Option<i64>>(15)?.unwrap_or(0),
+                stderr_bytes: r.get::<_, Option<i64>>(16)?.unwrap_or(0),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut params_q =
+        conn.prepare_cached("SELECT key, value FROM params WHERE step_exec = ?1 ORDER BY key")?;
+    let mut metrics_q =
+        conn.prepare_cached("SELECT key, value FROM metrics WHERE step_exec = ?1 ORDER BY key")?;
+    for mut s in steps {
+        s.inputs = io_of(conn, s.exec_id, "in")?;
+        s.outputs = io_of(conn, s.exec_id, "out")?;
+        for row in params_q.query_map([s.exec_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (k, v) = row?;
+            s.params.insert(
+                k,
+                serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v)),
+            );
+        }
+        for row in metrics_q.query_map([s.exec_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+        })? {
+            let (k, v) = row?;
+            s.metrics.insert(k, v);
+        }
+        if let (Some(b), Some(a)) = (&s.git_before, &s.git_after)
+            && b != a
+        {
+            // Compare what matters: the tracked-file diff and HEAD, not untracked outputs.
+            let q = |id: &str| -> Result<Option<(Option<String>, Option<String>)>> {
+                Ok(conn
+                    .query_row(
+                        "SELECT commit_sha, diff_hash FROM git_snapshots WHERE id = ?1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?)
+            };
+            s.changed_tracked_files = q(b)? != q(a)?;
+        }
+        if let Some(env) = &s.env_id
+            && !d.environments.contains_key(env)
+            && let Some(info) = env_info(conn, env)?
+        {
+            d.environments.insert(env.clone(), info);
+        }
+        d.steps.push(s);
+    }
+    Ok(d)
+}
+
+/// Captured output of a step execution.
+pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<Vec<u8>> {
+    Ok(conn
+        .query_row(
+            "SELECT c.data FROM step_logs l JOIN contents c ON c.hash = l.content_hash
+             WHERE l.step_exec = ?1 AND l.stream = ?2",
+            params![exec_id, stream],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_default())
+}

@@ -1,0 +1,433 @@
+//! Writes to the lineage store. Each step's facts are written in one transaction, so a step is
+//! either fully recorded or not at all; a run row exists from the moment the run starts
+//! (`running`) and always ends with a true status.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::error::Result;
+use crate::fingerprint::git::GitState;
+use crate::fingerprint::hash::{Fingerprint, sha256_bytes};
+use crate::fingerprint::system::EnvSnapshot;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+    NotRun,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Interrupted => "interrupted",
+            StepStatus::NotRun => "not_run",
+        }
+    }
+}
+
+/// Identifies the mlrun process that owns a running run, to tell later whether it still lives.
+pub struct ProcessId {
+    pub hostname: String,
+    pub pid: i64,
+    pub start: Option<i64>,
+    pub boot_id: Option<String>,
+}
+
+fn proc_start_time(pid: i64) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (field 2) may contain spaces: fields are counted after its ')'
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+impl ProcessId {
+    pub fn current() -> Self {
+        let pid = std::process::id() as i64;
+        ProcessId {
+            hostname: sysinfo::System::host_name().unwrap_or_default(),
+            pid,
+            start: proc_start_time(pid),
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|s| s.trim().to_string()),
+        }
+    }
+
+    /// Same boot, the pid exists, and it started at the recorded time (not a reused pid).
+    pub fn is_alive(pid: i64, start: Option<i64>, boot: Option<&str>, me: &ProcessId) -> bool {
+        if boot.is_some() && me.boot_id.is_some() && boot != me.boot_id.as_deref() {
+            return false;
+        }
+        match proc_start_time(pid) {
+            None => false,
+            Some(now) => start.is_none_or(|s| s == now),
+        }
+    }
+}
+
+pub struct RunStart<'a> {
+    pub id: &'a str,
+    pub pipeline: &'a str,
+    pub pipeline_file: &'a str,
+    pub root: &'a str,
+    pub spec: &'a str,
+    pub plan_json: &'a str,
+    pub params_json: &'a str,
+    pub started_at: i64,
+    pub git: &'a GitState,
+    pub hostname: &'a str,
+    pub user: &'a str,
+    pub argv_json: &'a str,
+    pub replay_of: Option<&'a str>,
+}
+
+fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+pub fn put_content(tx: &Connection, data: &[u8]) -> Result<String> {
+    let hash = sha256_bytes(data);
+    tx.execute(
+        "INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)",
+        params![hash, data.len() as i64, data],
+    )?;
+    Ok(hash)
+}
+
+pub fn put_git(tx: &Connection, g: &GitState) -> Result<String> {
+    let id = g.id();
+    let exists: bool = tx
+        .query_row("SELECT 1 FROM git_snapshots WHERE id = ?1", [&id], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some();
+    if !exists {
+        let diff = if g.diff.is_empty() {
+            None
+        } else {
+            Some(put_content(tx, g.diff.as_bytes())?)
+        };
+        tx.execute(
+            "INSERT INTO git_snapshots (id, is_repo, commit_sha, branch, dirty, diff_hash, changed, untracked, remote_url, workdir, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                id,
+                g.is_repo,
+                g.commit,
+                g.branch,
+                g.dirty,
+                diff,
+                serde_json::to_string(&g.changed).unwrap_or_default(),
+                serde_json::to_string(&g.untracked).unwrap_or_default(),
+                g.remote_url,
+                g.workdir,
+                g.error,
+            ],
+        )?;
+    }
+    Ok(id)
+}
+
+pub fn put_env(tx: &Connection, e: &EnvSnapshot) -> Result<String> {
+    let id = e.id();
+    let s = &e.system;
+    tx.execute(
+        "INSERT OR IGNORE INTO env_snapshots (id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, user, mlrun_version, interpreters, lockfiles, env_vars)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            id,
+            s.os,
+            s.os_version,
+            s.kernel,
+            s.arch,
+            s.cpu_model,
+            s.cpu_cores as i64,
+            s.mem_bytes as i64,
+            s.hostname,
+            s.user,
+            s.mlrun_version,
+            serde_json::to_string(&e.interpreters).unwrap_or_default(),
+            serde_json::to_string(&e.lockfiles).unwrap_or_default(),
+            serde_json::to_string(&e.vars).unwrap_or_default(),
+        ],
+    )?;
+    Ok(id)
+}
+
+/// Record a path's version (blob, directory entries, artifact, artifact version); returns the
+/// artifact version id.
+pub fn put_version(tx: &Connection, path: &str, fp: &Fingerprint, now: i64) -> Result<i64> {
+    let (kind, nfiles) = match fp {
+        Fingerprint::File { .. } => ("file", 1),
+        Fingerprint::Dir { entries, .. } => ("dir", entries.len() as i64),
+    };
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO blobs (hash, kind, size, nfiles) VALUES (?1, ?2, ?3, ?4)",
+        params![fp.hash(), kind, fp.size() as i64, nfiles],
+    )?;
+    if inserted > 0
+        && let Fingerprint::Dir { hash, entries, .. } = fp
+    {
+        let mut blob = tx.prepare_cached(
+            "INSERT OR IGNORE INTO blobs (hash, kind, size, nfiles) VALUES (?1, 'file', ?2, 1)",
+        )?;
+        let mut entry = tx.prepare_cached(
+            "INSERT INTO dir_entries (dir_hash, relpath, mode, file_hash, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for e in entries {
+            if e.mode != crate::fingerprint::hash::MODE_LINK {
+                blob.execute(params![e.hash, e.size as i64])?;
+            }
+            entry.execute(params![
+                hash,
+                e.relpath,
+                e.mode as i64,
+                e.hash,
+                e.size as i64
+            ])?;
+        }
+    }
+    tx.execute("INSERT OR IGNORE INTO artifacts (path) VALUES (?1)", [path])?;
+    let artifact: i64 = tx.query_row("SELECT id FROM artifacts WHERE path = ?1", [path], |r| {
+        r.get(0)
+    })?;
+    tx.execute(
+        "INSERT OR IGNORE INTO artifact_versions (artifact_id, blob_hash, first_seen) VALUES (?1, ?2, ?3)",
+        params![artifact, fp.hash(), now],
+    )?;
+    Ok(tx.query_row(
+        "SELECT id FROM artifact_versions WHERE artifact_id = ?1 AND blob_hash = ?2",
+        params![artifact, fp.hash()],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> {
+    let me = ProcessId::current();
+    let tx = immediate(conn)?;
+    let spec = put_content(&tx, r.spec.as_bytes())?;
+    let git = put_git(&tx, r.git)?;
+    tx.execute(
+        "INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, git_start,
+                           hostname, user, mlrun_version, argv, pid, pid_start, boot_id, replay_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        params![
+            r.id,
+            r.pipeline,
+            r.pipeline_file,
+            r.root,
+            spec,
+            r.plan_json,
+            r.params_json,
+            r.started_at,
+            git,
+            r.hostname,
+            r.user,
+            env!("CARGO_PKG_VERSION"),
+            r.argv_json,
+            me.pid,
+            me.start,
+            me.boot_id,
+            r.replay_of,
+        ],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn finish_run(
+    conn: &mut Connection,
+    id: &str,
+    status: RunStatus,
+    exit_code: i32,
+    git_end: &GitState,
+    ended_at: i64,
+) -> Result<()> {
+    let tx = immediate(conn)?;
+    let git = put_git(&tx, git_end)?;
+    tx.execute(
+        "UPDATE runs SET status = ?2, exit_code = ?3, git_end = ?4, ended_at = ?5 WHERE id = ?1",
+        params![id, status.as_str(), exit_code, git, ended_at],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub struct StepBegin<'a> {
+    pub run_id: &'a str,
+    pub step: &'a str,
+    pub cmd: &'a str,
+    pub argv_json: &'a str,
+    pub cwd: &'a str,
+    pub started_at: i64,
+    pub git_before: &'a GitState,
+}
+
+pub fn begin_step(conn: &mut Connection, b: &StepBegin<'_>) -> Result<i64> {
+    let tx = immediate(conn)?;
+    let git = put_git(&tx, b.git_before)?;
+    tx.execute(
+        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+        params![
+            b.run_id,
+            b.step,
+            b.cmd,
+            b.argv_json,
+            b.cwd,
+            b.started_at,
+            git
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.commit()?;
+    Ok(id)
+}
+
+/// Everything known about a step once it has ended.
+pub struct StepRecord {
+    pub status: StepStatus,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub error: Option<String>,
+    pub ended_at: i64,
+    pub inputs: Vec<(String, Fingerprint)>,
+    /// only for a step that succeeded: partial outputs of a failed step are not versions
+    pub outputs: Vec<(String, Fingerprint)>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// key → (value, source)
+    pub metrics: BTreeMap<String, (f64, String)>,
+    pub git_after: GitState,
+    pub env: EnvSnapshot,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+pub fn finish_step(conn: &mut Connection, exec_id: i64, r: &StepRecord) -> Result<()> {
+    let tx = immediate(conn)?;
+    let git = put_git(&tx, &r.git_after)?;
+    let env = put_env(&tx, &r.env)?;
+    tx.execute(
+        "UPDATE step_execs SET status = ?2, exit_code = ?3, signal = ?4, error = ?5, ended_at = ?6,
+                git_after = ?7, env_id = ?8 WHERE id = ?1",
+        params![
+            exec_id,
+            r.status.as_str(),
+            r.exit_code,
+            r.signal,
+            r.error,
+            r.ended_at,
+            git,
+            env
+        ],
+    )?;
+    {
+        let mut edge = tx.prepare_cached(
+            "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared) VALUES (?1, ?2, ?3, 1)",
+        )?;
+        for (dir, list) in [("in", &r.inputs), ("out", &r.outputs)] {
+            for (path, fp) in list {
+                let av = put_version(&tx, path, fp, r.ended_at)?;
+                edge.execute(params![exec_id, dir, av])?;
+            }
+        }
+        let mut p =
+            tx.prepare_cached("INSERT INTO params (step_exec, key, value) VALUES (?1, ?2, ?3)")?;
+        for (k, v) in &r.params {
+            p.execute(params![exec_id, k, v.to_string()])?;
+        }
+        let mut m = tx.prepare_cached(
+            "INSERT INTO metrics (step_exec, key, value, source) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (k, (v, src)) in &r.metrics {
+            m.execute(params![exec_id, k, v, src])?;
+        }
+        for (stream, data) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            let h = put_content(&tx, data)?;
+            tx.execute(
+                "INSERT INTO step_logs (step_exec, stream, content_hash, bytes) VALUES (?1, ?2, ?3, ?4)",
+                params![exec_id, stream, h, data.len() as i64],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A step that never started (a dependency failed, or the run stopped first).
+pub fn record_not_run(
+    conn: &mut Connection,
+    run_id: &str,
+    step: &str,
+    cmd: &str,
+    argv_json: &str,
+    cwd: &str,
+    reason: &str,
+) -> Result<()> {
+    let tx = immediate(conn)?;
+    tx.execute(
+        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, error) VALUES (?1, ?2, ?3, ?4, ?5, 'not_run', ?6)",
+        params![run_id, step, cmd, argv_json, cwd, reason],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Close a run that can no longer finish on its own.
+pub fn mark_interrupted(conn: &Connection, run_id: &str, reason: &str) -> Result<()> {
+    let now = now_ms();
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let res = (|| -> rusqlite::Result<()> {
+        conn.execute(
+            "UPDATE step_execs SET status = 'interrupted', error = ?2, ended_at = COALESCE(ended_at, ?3)
+             WHERE run_id = ?1 AND status = 'running'",
+            params![run_id, reason, now],
+        )?;
+        conn.execute(
+            "UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?2) WHERE id = ?1 AND status = 'running'",
+            params![run_id, now],
+        )?;
+        Ok(())
+    })();
+    match res {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
