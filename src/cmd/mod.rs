@@ -1,0 +1,18 @@
+//! One module per subcommand. Each takes its clap args and returns the exit code.
+
+pub mod run;
+pub mod runs;
+pub mod show;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let store = cli.store.clone();
+    match cli.command {
+        None => run::run(cli.run, store.as_deref(), cli.color),
+        Some(Command::Run(args)) => run::run(args, store.as_deref(), cli.color),
+        Some(Command::Runs(args)) => runs::runs(args, store.as_deref(), cli.color),
+        Some(Command::Show(args)) => show::show(args, store.as_deref(), cli.color),
+    }
+}

@@ -1,0 +1,60 @@
+//! `mlrun run [PIPELINE]`: validate, then execute and record.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+use crate::exec::{self, RunOptions, output::Printer};
+use crate::pipeline::{self, LoadOptions};
+use crate::report::{ColorChoice, Style};
+use crate::store::{self, Store};
+
+pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    let plan = pipeline::load(&LoadOptions {
+        file: &args.pipeline,
+        overrides: &args.params,
+    })?;
+    let err_style = Style::stderr(color);
+    for w in &plan.warnings {
+        let text = w.trim_end();
+        match text.strip_prefix("warning:") {
+            Some(rest) => eprintln!("{}{rest}", err_style.yellow("warning:")),
+            None => eprintln!("{text}"),
+        }
+    }
+    let dir = store::dir_for_pipeline(&plan.file, store_dir);
+    let store = Store::open(&dir)?;
+
+    let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+    let printer = Arc::new(Printer::new(
+        args.json,
+        Style::stdout(color),
+        err_style,
+        &names,
+    ));
+    let jobs = args
+        .jobs
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = RunOptions {
+        jobs,
+        keep_going: args.keep_going,
+        grace: args.grace,
+        argv: std::env::args().collect(),
+        replay_of: None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs.clamp(1, 4))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::other("cannot start the async runtime").cause(e))?;
+    let outcome = runtime.block_on(exec::run(plan, store, opts, printer))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome).unwrap_or_default()
+        );
+    }
+    Ok(outcome.exit_code)
+}

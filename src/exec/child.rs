@@ -1,0 +1,194 @@
+//! One step's process: spawned in its own process group with stdin closed, stdout and stderr
+//! drained concurrently (a full pipe would otherwise block the child), streamed live line by
+//! line and captured in full. Interrupts reach the whole group: SIGTERM, then SIGKILL after the
+//! grace period (or at once on a second interrupt).
+//!
+//! Rule for leftovers: when the step's main process exits, anything it left running in its
+//! process group is sent SIGTERM, and SIGKILL if it still holds the output pipes 2 s later.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use super::output::{Printer, Stream};
+use super::unix;
+use crate::error::{Error, Result};
+
+/// What the user asked for by signalling mlrun.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    None,
+    /// stop gracefully: SIGTERM to steps, SIGKILL after the grace period; holds the signal number
+    Graceful(i32),
+    /// second interrupt: SIGKILL now
+    Kill(i32),
+}
+
+pub struct ChildSpec<'a> {
+    pub step: &'a str,
+    pub argv: &'a [String],
+    pub cwd: &'a Path,
+    pub env: &'a BTreeMap<String, String>,
+    pub secrets: &'a [String],
+    pub grace: Duration,
+}
+
+pub struct ChildOutcome {
+    pub exit_code: i32,
+    pub signal: Option<i32>,
+    /// the process was stopped because mlrun was interrupted
+    pub interrupted: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
+
+pub async fn run(
+    spec: &ChildSpec<'_>,
+    printer: &Arc<Printer>,
+    mut interrupt: watch::Receiver<Interrupt>,
+) -> Result<ChildOutcome> {
+    let (prog, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| Error::other("empty command"))?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .current_dir(spec.cwd)
+        .envs(spec.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::NotFound {
+            "not found on PATH (install it or use its full path)".to_string()
+        } else {
+            e.to_string()
+        };
+        Error::other(format!("could not start `{prog}`: {why}"))
+    })?;
+    let pgid = child.id().unwrap_or(0);
+    let out_buf = Arc::new(Mutex::new(Vec::new()));
+    let err_buf = Arc::new(Mutex::new(Vec::new()));
+    let mut readers = tokio::task::JoinSet::new();
+    if let Some(out) = child.stdout.take() {
+        readers.spawn(drain(
+            out,
+            Stream::Stdout,
+            spec.step.to_string(),
+            spec.secrets.to_vec(),
+            printer.clone(),
+            out_buf.clone(),
+        ));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.spawn(drain(
+            err,
+            Stream::Stderr,
+            spec.step.to_string(),
+            spec.secrets.to_vec(),
+            printer.clone(),
+            err_buf.clone(),
+        ));
+    }
+
+    let mut interrupted = None;
+    let mut kill_at: Option<tokio::time::Instant> = None;
+    // an interrupt that arrived before this step started
+    let pending = *interrupt.borrow_and_update();
+    if pending != Interrupt::None {
+        unix::kill_group(pgid);
+    }
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            changed = interrupt.changed(), if interrupted.is_none() || kill_at.is_some() => {
+                if changed.is_err() { continue; }
+                match *interrupt.borrow() {
+                    Interrupt::None => {}
+                    Interrupt::Graceful(sig) => {
+                        interrupted = Some(sig);
+                        unix::terminate_group(pgid);
+                        kill_at = Some(tokio::time::Instant::now() + spec.grace);
+                    }
+                    Interrupt::Kill(sig) => {
+                        interrupted = Some(sig);
+                        unix::kill_group(pgid);
+                        kill_at = None;
+                    }
+                }
+            }
+            _ = async { tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)).await }, if kill_at.is_some() => {
+                unix::kill_group(pgid);
+                kill_at = None;
+            }
+        }
+    };
+    let status = status
+        .map_err(|e| Error::other(format!("waiting for step `{}` failed", spec.step)).cause(e))?;
+    if pending != Interrupt::None {
+        interrupted = Some(match pending {
+            Interrupt::Graceful(s) | Interrupt::Kill(s) => s,
+            Interrupt::None => 0,
+        });
+    }
+
+    // The main process is gone: stop whatever it left behind in its group.
+    unix::terminate_group(pgid);
+    let drained = tokio::time::timeout(LEFTOVER_GRACE, async {
+        while readers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        unix::kill_group(pgid);
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while readers.join_next().await.is_some() {}
+        })
+        .await;
+        readers.abort_all();
+    }
+    let (exit_code, signal) = unix::exit_parts(status);
+    let take = |b: &Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().expect("log buffer"));
+    Ok(ChildOutcome {
+        exit_code,
+        signal,
+        interrupted,
+        stdout: take(&out_buf),
+        stderr: take(&err_buf),
+    })
+}
+
+async fn drain<R: AsyncRead + Unpin>(
+    reader: R,
+    stream: Stream,
+    step: String,
+    secrets: Vec<String>,
+    printer: Arc<Printer>,
+    buf: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let masked = crate::fingerprint::env::mask(&text, &secrets);
+                printer.step_line(&step, stream, masked.trim_end_matches(['\n', '\r']));
+                buf.lock()
+                    .expect("log buffer")
+                    .extend_from_slice(masked.as_bytes());
+            }
+        }
+    }
+}

@@ -1,0 +1,829 @@
+//! Running a `Plan`: schedule steps in dependency order (parallel up to `-j`), supervise each
+//! one's process, fingerprint around it, and record everything in the store.
+//!
+//! Around every step: inputs are hashed before it starts; after it exits, its declared outputs
+//! and metrics are read, the git state is taken again and the environment snapshot is built.
+//! The step's record is then written in one transaction. A failed or interrupted step never
+//! records outputs as artifact versions.
+
+pub mod child;
+pub mod output;
+pub mod unix;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::error::{Error, Result, exit};
+use crate::fingerprint::env::Redactor;
+use crate::fingerprint::git::{self, GitState};
+use crate::fingerprint::hash::{self, Fingerprint};
+use crate::fingerprint::metrics::Metrics;
+use crate::fingerprint::system::{EnvSnapshot, InterpreterCache, SystemInfo, lockfiles};
+use crate::pipeline::{Plan, params};
+use crate::report;
+use crate::store::record::{self, RunStatus, StepStatus, now_ms};
+use crate::store::{self, Store};
+use child::{ChildSpec, Interrupt};
+use output::Printer;
+
+pub struct RunOptions {
+    pub jobs: usize,
+    pub keep_going: bool,
+    pub grace: Duration,
+    /// how mlrun was invoked, recorded with the run
+    pub argv: Vec<String>,
+    pub replay_of: Option<String>,
+}
+
+/// Per-step result, also the `steps[]` entries of `mlrun run --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepOutcome {
+    pub name: String,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+    pub outputs: Vec<OutputSummary>,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputSummary {
+    pub path: String,
+    pub hash: String,
+    pub kind: &'static str,
+    pub size: u64,
+    pub files: usize,
+}
+
+/// The `mlrun run --json` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub short_id: String,
+    pub pipeline: String,
+    pub status: String,
+    pub exit_code: i32,
+    pub duration_ms: i64,
+    pub commit: Option<String>,
+    pub dirty: bool,
+    pub store: String,
+    pub steps: Vec<StepOutcome>,
+}
+
+struct Ctx {
+    plan: Plan,
+    run_id: String,
+    store: Mutex<Store>,
+    printer: Arc<Printer>,
+    system: SystemInfo,
+    lockfiles: BTreeMap<String, String>,
+    interpreters: InterpreterCache,
+    redactor: Redactor,
+    git_latest: Mutex<GitState>,
+    interrupt: watch::Receiver<Interrupt>,
+    grace: Duration,
+    tmp: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Running,
+    Done(StepStatus),
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
+}
+
+impl Ctx {
+    fn with_store<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>) -> Result<T> {
+        let mut s = self.store.lock().expect("store lock");
+        f(&mut s.conn)
+    }
+}
+
+/// Run the plan, recording it in `store`. Returns the outcome; the caller prints JSON if asked.
+pub async fn run(
+    plan: Plan,
+    store: Store,
+    opts: RunOptions,
+    printer: Arc<Printer>,
+) -> Result<RunOutcome> {
+    let started = now_ms();
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let root = plan.root.clone();
+    let (system, git_start, locks) =
+        blocking(move || (SystemInfo::read(), git::snapshot(&root), lockfiles(&root))).await;
+    let redactor = Redactor::new(&store.salt, &plan.redact, &plan.keep);
+    let tmp = store.dir.join("tmp");
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| Error::store("cannot create the store's tmp directory").cause(e))?;
+    let store_dir = store.dir.clone();
+
+    let (int_tx, int_rx) = watch::channel(Interrupt::None);
+    let signals = tokio::spawn(watch_signals(int_tx, printer.clone(), opts.grace));
+
+    let ctx = Arc::new(Ctx {
+        run_id: run_id.clone(),
+        store: Mutex::new(store),
+        printer: printer.clone(),
+        system,
+        lockfiles: locks,
+        interpreters: InterpreterCache::default(),
+        redactor,
+        git_latest: Mutex::new(git_start.clone()),
+        interrupt: int_rx.clone(),
+        grace: opts.grace,
+        tmp,
+        plan,
+    });
+    {
+        // Secrets written into pipeline.toml's env tables are redacted from the recorded spec too.
+        let mut recorded = ctx.plan.clone();
+        let mut secrets = ctx.redactor.redact_map(&mut recorded.env);
+        for s in &mut recorded.steps {
+            secrets.extend(ctx.redactor.redact_map(&mut s.env));
+        }
+        let spec = crate::fingerprint::env::mask(&ctx.plan.source, &secrets);
+        let plan_json = serde_json::to_string(&recorded).unwrap_or_default();
+        let params_json = serde_json::to_string(&ctx.plan.params).unwrap_or_default();
+        let argv_json = serde_json::to_string(&opts.argv).unwrap_or_default();
+        let file = ctx.plan.file.to_string_lossy();
+        let root = ctx.plan.root.to_string_lossy();
+        ctx.with_store(|c| {
+            record::insert_run(
+                c,
+                &record::RunStart {
+                    id: &run_id,
+                    pipeline: &ctx.plan.name,
+                    pipeline_file: &file,
+                    root: &root,
+                    spec: &spec,
+                    plan_json: &plan_json,
+                    params_json: &params_json,
+                    started_at: started,
+                    git: &git_start,
+                    hostname: &ctx.system.hostname,
+                    user: &ctx.system.user,
+                    argv_json: &argv_json,
+                    replay_of: opts.replay_of.as_deref(),
+                },
+            )
+        })?;
+    }
+
+    let short = ctx.with_store(|c| store::query::short_id(c, &run_id))?;
+    let style = printer.style();
+    let commit_note = describe_commit(&git_start);
+    printer.event(&format!(
+        "{} {} {} · {} step{} · {}",
+        style.bold("run"),
+        style.cyan(&short),
+        ctx.plan.name,
+        ctx.plan.steps.len(),
+        if ctx.plan.steps.len() == 1 { "" } else { "s" },
+        commit_note
+    ));
+
+    let outcomes = schedule(&ctx, &opts, int_rx).await;
+    signals.abort();
+
+    let interrupted = *ctx.interrupt.borrow();
+    let first_failure = outcomes
+        .iter()
+        .find(|o| o.status == StepStatus::Failed.as_str())
+        .map(|o| o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE));
+    let (status, exit_code) = match interrupted {
+        Interrupt::Graceful(sig) | Interrupt::Kill(sig) => (RunStatus::Interrupted, 128 + sig),
+        Interrupt::None => match first_failure {
+            Some(code) => (RunStatus::Failed, code),
+            None => (RunStatus::Succeeded, exit::OK),
+        },
+    };
+    let root = ctx.plan.root.clone();
+    let git_end = blocking(move || git::snapshot(&root)).await;
+    let ended = now_ms();
+    ctx.with_store(|c| record::finish_run(c, &run_id, status, exit_code, &git_end, ended))?;
+
+    let ok = outcomes.iter().filter(|o| o.status == "succeeded").count();
+    let failed = outcomes.iter().filter(|o| o.status == "failed").count();
+    let not_run = outcomes.iter().filter(|o| o.status == "not_run").count();
+    let stopped = outcomes
+        .iter()
+        .filter(|o| o.status == "interrupted")
+        .count();
+    let store_shown = store_dir
+        .join(store::DB_FILE)
+        .strip_prefix(std::env::current_dir().unwrap_or_default())
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|_| store_dir.join(store::DB_FILE));
+    let took = report::duration_ms(ended - started);
+    let line = match status {
+        RunStatus::Succeeded => format!(
+            "{} {} finished: {ok} step{} ok in {took} · {commit_note} · store {}",
+            style.bold("run"),
+            style.cyan(&short),
+            if ok == 1 { "" } else { "s" },
+            store_shown.display()
+        ),
+        _ => {
+            let mut parts = Vec::new();
+            for (n, what) in [
+                (ok, "ok"),
+                (failed, "failed"),
+                (stopped, "interrupted"),
+                (not_run, "not run"),
+            ] {
+                if n > 0 {
+                    parts.push(format!("{n} {what}"));
+                }
+            }
+            let verb = if status == RunStatus::Interrupted {
+                "interrupted"
+            } else {
+                "failed"
+            };
+            format!(
+                "{} {} {}: {} in {took} · exit code {exit_code} · store {}",
+                style.bold("run"),
+                style.cyan(&short),
+                style.status(verb),
+                parts.join(", "),
+                store_shown.display()
+            )
+        }
+    };
+    printer.event(&line);
+    let _ = std::fs::remove_dir(&ctx.tmp);
+
+    Ok(RunOutcome {
+        run_id: run_id.clone(),
+        short_id: short,
+        pipeline: ctx.plan.name.clone(),
+        status: status.as_str().to_string(),
+        exit_code,
+        duration_ms: ended - started,
+        commit: git_start.commit.clone(),
+        dirty: git_start.dirty,
+        store: store_dir
+            .join(store::DB_FILE)
+            .to_string_lossy()
+            .into_owned(),
+        steps: outcomes,
+    })
+}
+
+fn describe_commit(g: &GitState) -> String {
+    if !g.is_repo {
+        "no git repository".into()
+    } else if g.commit.is_none() {
+        "no commit yet".into()
+    } else if g.dirty {
+        format!("commit {} (dirty)", g.short_commit())
+    } else {
+        format!("commit {}", g.short_commit())
+    }
+}
+
+/// First SIGINT/SIGTERM: graceful stop. Second: kill at once.
+async fn watch_signals(tx: watch::Sender<Interrupt>, printer: Arc<Printer>, grace: Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let mut count = 0;
+    loop {
+        let sig = tokio::select! {
+            _ = int.recv() => 2,
+            _ = term.recv() => 15,
+        };
+        count += 1;
+        if count == 1 {
+            printer.warn(&format!(
+                "interrupted: stopping running steps (SIGTERM, SIGKILL after {}); interrupt again to kill them now",
+                report::duration_ms(grace.as_millis() as i64)
+            ));
+            let _ = tx.send(Interrupt::Graceful(sig));
+        } else {
+            let _ = tx.send(Interrupt::Kill(sig));
+        }
+    }
+}
+
+async fn schedule(
+    ctx: &Arc<Ctx>,
+    opts: &RunOptions,
+    mut int_rx: watch::Receiver<Interrupt>,
+) -> Vec<StepOutcome> {
+    let n = ctx.plan.steps.len();
+    let mut state = vec![State::Pending; n];
+    let mut outcomes: Vec<Option<StepOutcome>> = vec![None; n];
+    let mut running = tokio::task::JoinSet::new();
+    let mut stop_reason: Option<String> = None;
+    let jobs = opts.jobs.max(1);
+
+    loop {
+        if stop_reason.is_none() {
+            for i in 0..n {
+                if state[i] != State::Pending {
+                    continue;
+                }
+                let step = &ctx.plan.steps[i];
+                let blocked = step
+                    .deps
+                    .iter()
+                    .find(|&&d| matches!(state[d], State::Done(s) if s != StepStatus::Succeeded));
+                if let Some(&d) = blocked {
+                    let reason = format!("not run: `{}` did not succeed", ctx.plan.steps[d].name);
+                    state[i] = State::Done(StepStatus::NotRun);
+                    outcomes[i] = Some(not_run(ctx, i, &reason));
+                    continue;
+                }
+                let ready = step
+                    .deps
+                    .iter()
+                    .all(|&d| state[d] == State::Done(StepStatus::Succeeded));
+                if ready && running.len() < jobs {
+                    state[i] = State::Running;
+                    let c = ctx.clone();
+                    running.spawn(async move { (i, run_step(c, i).await) });
+                }
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(joined) = joined else { break };
+                let (i, outcome) = joined.expect("step task panicked");
+                let status = match outcome.status.as_str() {
+                    "succeeded" => StepStatus::Succeeded,
+                    "interrupted" => StepStatus::Interrupted,
+                    _ => StepStatus::Failed,
+                };
+                state[i] = State::Done(status);
+                if status == StepStatus::Failed && !opts.keep_going && stop_reason.is_none() {
+                    stop_reason = Some(format!("not run: the run stopped after `{}` failed", ctx.plan.steps[i].name));
+                }
+                outcomes[i] = Some(outcome);
+            }
+            changed = int_rx.changed(), if stop_reason.is_none() => {
+                if changed.is_ok() && *int_rx.borrow() != Interrupt::None {
+                    stop_reason = Some("not run: mlrun was interrupted".into());
+                }
+            }
+        }
+    }
+    let reason = stop_reason.unwrap_or_else(|| "not run".into());
+    for i in 0..n {
+        if state[i] == State::Pending {
+            outcomes[i] = Some(not_run(ctx, i, &reason));
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.expect("every step has an outcome"))
+        .collect()
+}
+
+fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
+    let step = &ctx.plan.steps[i];
+    let argv = serde_json::to_string(&step.cmd.argv()).unwrap_or_default();
+    if let Err(e) = ctx.with_store(|c| {
+        record::record_not_run(
+            c,
+            &ctx.run_id,
+            &step.name,
+            &step.cmd.display(),
+            &argv,
+            &step.cwd,
+            reason,
+        )
+    }) {
+        ctx.printer
+            .warn(&format!("could not record step `{}`: {e}", step.name));
+    }
+    let style = ctx.printer.style();
+    ctx.printer.event(&format!(
+        "{} {:<w$}  {}",
+        style.yellow("-"),
+        step.name,
+        style.dim(reason),
+        w = ctx.printer.width()
+    ));
+    StepOutcome {
+        name: step.name.clone(),
+        status: StepStatus::NotRun.as_str().into(),
+        exit_code: None,
+        signal: None,
+        duration_ms: None,
+        error: Some(reason.to_string()),
+        outputs: Vec::new(),
+        metrics: BTreeMap::new(),
+    }
+}
+
+fn fingerprint_all(
+    root: &std::path::Path,
+    decls: &[crate::pipeline::PathDecl],
+) -> Result<Vec<(String, Fingerprint)>> {
+    decls
+        .iter()
+        .map(|d| hash::fingerprint(&root.join(&d.path)).map(|f| (d.path.clone(), f)))
+        .collect()
+}
+
+fn io_note(list: &[(String, Fingerprint)]) -> String {
+    match list {
+        [] => String::new(),
+        [(p, f)] if f.is_dir() => format!("{p}/ ({} files)", f.nfiles()),
+        [(p, _)] => p.clone(),
+        many => {
+            let files: usize = many.iter().map(|(_, f)| f.nfiles()).sum();
+            let bytes: u64 = many.iter().map(|(_, f)| f.size()).sum();
+            format!("{files} files ({})", report::size(bytes))
+        }
+    }
+}
+
+async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
+    let step = ctx.plan.steps[i].clone();
+    let style = ctx.printer.style();
+    let w = ctx.printer.width();
+    let started = now_ms();
+    let git_before = ctx.git_latest.lock().expect("git lock").clone();
+    let argv = step.cmd.argv();
+    let argv_json = serde_json::to_string(&argv).unwrap_or_default();
+    let cmd_display = step.cmd.display();
+
+    let exec_id = match ctx.with_store(|c| {
+        record::begin_step(
+            c,
+            &record::StepBegin {
+                run_id: &ctx.run_id,
+                step: &step.name,
+                cmd: &cmd_display,
+                argv_json: &argv_json,
+                cwd: &step.cwd,
+                started_at: started,
+                git_before: &git_before,
+            },
+        )
+    }) {
+        Ok(id) => id,
+        Err(e) => return failed_unrecorded(&ctx, &step.name, e),
+    };
+
+    ctx.printer.event(&format!(
+        "{} {:<w$}  {}",
+        style.cyan("▸"),
+        step.name,
+        style.dim(&cmd_display)
+    ));
+
+    // Environment the step sees: mlrun's own, then [env], then the step's env, then MLRUN_*.
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    let metrics_file = ctx
+        .tmp
+        .join(format!("{}-{}.metrics", ctx.run_id, step.name));
+    let _ = std::fs::write(&metrics_file, b"");
+    env.extend(step.env.clone());
+    env.insert("MLRUN_RUN_ID".into(), ctx.run_id.clone());
+    env.insert("MLRUN_STEP".into(), step.name.clone());
+    env.insert(
+        "MLRUN_METRICS".into(),
+        metrics_file.to_string_lossy().into_owned(),
+    );
+    for (k, v) in &step.params {
+        env.insert(params::env_name(k), params::render(v));
+    }
+    let inherited: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| !env.contains_key(k))
+        .collect();
+    let (vars, secrets) = ctx.redactor.capture(
+        inherited
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    );
+
+    let root = ctx.plan.root.clone();
+    let inputs_decl = step.inputs.clone();
+    let inputs = match blocking(move || fingerprint_all(&root, &inputs_decl)).await {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = format!("could not fingerprint the inputs: {}", e.message);
+            return finish(
+                &ctx,
+                &step,
+                exec_id,
+                started,
+                Finish::failed(1, None, msg, Vec::new()),
+                vars,
+                Vec::new(),
+                Vec::new(),
+            )
+            .await;
+        }
+    };
+
+    let cwd = ctx.plan.root.join(&step.cwd);
+    let spec = ChildSpec {
+        step: &step.name,
+        argv: &argv,
+        cwd: &cwd,
+        env: &env,
+        secrets: &secrets,
+        grace: ctx.grace,
+    };
+    let outcome = child::run(&spec, &ctx.printer, ctx.interrupt.clone()).await;
+    let metrics_lines = std::fs::read_to_string(&metrics_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&metrics_file);
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let msg = e.message;
+            return finish(
+                &ctx,
+                &step,
+                exec_id,
+                started,
+                Finish::failed(127, None, msg, inputs),
+                vars,
+                Vec::new(),
+                Vec::new(),
+            )
+            .await;
+        }
+    };
+    let (stdout, stderr) = (outcome.stdout, outcome.stderr);
+
+    if let Some(sig) = outcome.interrupted {
+        let f = Finish {
+            status: StepStatus::Interrupted,
+            exit_code: Some(outcome.exit_code),
+            signal: outcome.signal,
+            error: Some(format!("interrupted by {}", unix::signal_name(sig))),
+            inputs,
+            outputs: Vec::new(),
+            metrics: Metrics::new(),
+        };
+        return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr).await;
+    }
+    if outcome.exit_code != 0 {
+        let msg = match outcome.signal {
+            Some(s) => format!("killed by {}", unix::signal_name(s)),
+            None => format!("exited with code {}", outcome.exit_code),
+        };
+        let f = Finish::failed(outcome.exit_code, outcome.signal, msg, inputs);
+        return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr).await;
+    }
+
+    // Success so far: every declared output and metrics file must exist.
+    let missing: Vec<String> = step
+        .outputs
+        .iter()
+        .filter(|o| {
+            let p = ctx.plan.root.join(&o.path);
+            !p.exists() || (o.dir && !p.is_dir())
+        })
+        .map(|o| {
+            if o.dir {
+                format!("{}/", o.path)
+            } else {
+                o.path.clone()
+            }
+        })
+        .chain(
+            step.metrics
+                .iter()
+                .filter(|m| !ctx.plan.root.join(m).is_file())
+                .cloned(),
+        )
+        .collect();
+    if !missing.is_empty() {
+        let list = missing
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let msg = format!("exited 0 but did not produce declared output {list}");
+        let f = Finish::failed(exit::FAILURE, None, msg, inputs);
+        return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr).await;
+    }
+    let root = ctx.plan.root.clone();
+    let outputs_decl = step.outputs.clone();
+    let outputs = match blocking(move || fingerprint_all(&root, &outputs_decl)).await {
+        Ok(o) => o,
+        Err(e) => {
+            let msg = format!("could not fingerprint the outputs: {}", e.message);
+            let f = Finish::failed(exit::FAILURE, None, msg, inputs);
+            return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr).await;
+        }
+    };
+    let mut metrics = Metrics::new();
+    for m in &step.metrics {
+        if let Err(w) = metrics.read_file(&ctx.plan.root.join(m), m) {
+            metrics.warnings.push(w);
+        }
+    }
+    metrics.read_lines(&metrics_lines);
+    let f = Finish {
+        status: StepStatus::Succeeded,
+        exit_code: Some(0),
+        signal: None,
+        error: None,
+        inputs,
+        outputs,
+        metrics,
+    };
+    finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr).await
+}
+
+struct Finish {
+    status: StepStatus,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    error: Option<String>,
+    inputs: Vec<(String, Fingerprint)>,
+    outputs: Vec<(String, Fingerprint)>,
+    metrics: Metrics,
+}
+
+impl Finish {
+    fn failed(
+        code: i32,
+        signal: Option<i32>,
+        error: String,
+        inputs: Vec<(String, Fingerprint)>,
+    ) -> Self {
+        Finish {
+            status: StepStatus::Failed,
+            exit_code: Some(code),
+            signal,
+            error: Some(error),
+            inputs,
+            outputs: Vec::new(),
+            metrics: Metrics::new(),
+        }
+    }
+}
+
+fn failed_unrecorded(ctx: &Ctx, name: &str, e: Error) -> StepOutcome {
+    ctx.printer
+        .warn(&format!("step `{name}` could not be recorded: {e}"));
+    StepOutcome {
+        name: name.to_string(),
+        status: StepStatus::Failed.as_str().into(),
+        exit_code: Some(exit::FAILURE),
+        signal: None,
+        duration_ms: None,
+        error: Some(e.message),
+        outputs: Vec::new(),
+        metrics: BTreeMap::new(),
+    }
+}
+
+/// Take the after-state (git, environment), write the step's record in one transaction, print
+/// its result line.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    ctx: &Arc<Ctx>,
+    step: &crate::pipeline::Step,
+    exec_id: i64,
+    started: i64,
+    f: Finish,
+    vars: BTreeMap<String, String>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+) -> StepOutcome {
+    let c = ctx.clone();
+    let programs = step.cmd.programs();
+    let cwd = ctx.plan.root.join(&step.cwd);
+    let path_var = vars.get("PATH").cloned();
+    let (git_after, interpreters) = blocking(move || {
+        let g = git::snapshot(&c.plan.root);
+        let i = c
+            .interpreters
+            .versions(&programs, &cwd, path_var.as_deref());
+        (g, i)
+    })
+    .await;
+    *ctx.git_latest.lock().expect("git lock") = git_after.clone();
+    let ended = now_ms();
+    for w in &f.metrics.warnings {
+        ctx.printer.warn(&format!("{}: {w}", step.name));
+    }
+    let rec = record::StepRecord {
+        status: f.status,
+        exit_code: f.exit_code,
+        signal: f.signal,
+        error: f.error.clone(),
+        ended_at: ended,
+        inputs: f.inputs,
+        outputs: f.outputs,
+        params: step.params.clone(),
+        metrics: f.metrics.values.clone(),
+        git_after,
+        env: EnvSnapshot {
+            system: ctx.system.clone(),
+            interpreters,
+            lockfiles: ctx.lockfiles.clone(),
+            vars,
+        },
+        stdout,
+        stderr,
+    };
+    if let Err(e) = ctx.with_store(|c| record::finish_step(c, exec_id, &rec)) {
+        ctx.printer
+            .warn(&format!("step `{}` could not be recorded: {e}", step.name));
+    }
+
+    let style = ctx.printer.style();
+    let w = ctx.printer.width();
+    let took = report::duration_ms(ended - started);
+    let metrics: BTreeMap<String, f64> = rec
+        .metrics
+        .iter()
+        .map(|(k, (v, _))| (k.clone(), *v))
+        .collect();
+    let line = match f.status {
+        StepStatus::Succeeded => {
+            let mut parts = vec![format!("{} {:<w$}  {took:>6}", style.green("✓"), step.name)];
+            let ins = io_note(&rec.inputs);
+            if !ins.is_empty() {
+                parts.push(format!("in: {ins}"));
+            }
+            let outs = io_note(&rec.outputs);
+            if !outs.is_empty() {
+                parts.push(format!("out: {outs}"));
+            }
+            if !metrics.is_empty() {
+                let shown: Vec<String> = metrics
+                    .iter()
+                    .take(4)
+                    .map(|(k, v)| format!("{k}={}", report::metric(*v)))
+                    .collect();
+                let more = if metrics.len() > 4 {
+                    format!(" (+{})", metrics.len() - 4)
+                } else {
+                    String::new()
+                };
+                parts.push(format!("metrics: {}{more}", shown.join(" ")));
+            }
+            parts.join("  ")
+        }
+        StepStatus::Interrupted => format!(
+            "{} {:<w$}  {took:>6}  {}",
+            style.yellow("!"),
+            step.name,
+            style.yellow(f.error.as_deref().unwrap_or("interrupted"))
+        ),
+        _ => format!(
+            "{} {:<w$}  {took:>6}  {}",
+            style.red("✗"),
+            step.name,
+            style.red(&format!(
+                "failed: {}",
+                f.error.as_deref().unwrap_or("failed")
+            ))
+        ),
+    };
+    ctx.printer.event(&line);
+
+    StepOutcome {
+        name: step.name.clone(),
+        status: f.status.as_str().into(),
+        exit_code: f.exit_code,
+        signal: f.signal,
+        duration_ms: Some(ended - started),
+        error: f.error,
+        outputs: rec
+            .outputs
+            .iter()
+            .map(|(p, fp)| OutputSummary {
+                path: p.clone(),
+                hash: fp.hash().to_string(),
+                kind: if fp.is_dir() { "dir" } else { "file" },
+                size: fp.size(),
+                files: fp.nfiles(),
+            })
+            .collect(),
+        metrics,
+    }
+}

@@ -1,0 +1,85 @@
+//! What a run prints while it runs: step output lines tagged with the step name, a line when a
+//! step starts and one when it ends. Lines are written whole under a lock, so parallel steps never
+//! interleave within a line. With `--json`, all of this goes to stderr and stdout carries only
+//! the final JSON summary.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use crate::report::Style;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+pub struct Printer {
+    /// human output goes to stderr (when stdout is reserved for JSON)
+    to_stderr: bool,
+    out_style: Style,
+    err_style: Style,
+    /// width of the step-name column
+    width: usize,
+    lock: Mutex<()>,
+}
+
+impl Printer {
+    pub fn new(to_stderr: bool, out_style: Style, err_style: Style, names: &[&str]) -> Self {
+        Printer {
+            to_stderr,
+            out_style,
+            err_style,
+            width: names
+                .iter()
+                .map(|n| n.chars().count())
+                .max()
+                .unwrap_or(4)
+                .clamp(4, 24),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Style of the stream human lines go to.
+    pub fn style(&self) -> Style {
+        if self.to_stderr {
+            self.err_style
+        } else {
+            self.out_style
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    fn write(&self, stream: Stream, text: &str) {
+        let _guard = self.lock.lock().expect("printer lock");
+        // A closed pipe (`mlrun ... | head`) must not kill the run: its record matters more.
+        let _ = match (stream, self.to_stderr) {
+            (Stream::Stdout, false) => writeln!(std::io::stdout().lock(), "{text}"),
+            _ => writeln!(std::io::stderr().lock(), "{text}"),
+        };
+    }
+
+    /// A line a step printed.
+    pub fn step_line(&self, step: &str, stream: Stream, line: &str) {
+        let style = match (stream, self.to_stderr) {
+            (Stream::Stdout, false) => self.out_style,
+            _ => self.err_style,
+        };
+        let tag = format!("{step:>w$} │", w = self.width);
+        self.write(stream, &format!("{} {line}", style.dim(&tag)));
+    }
+
+    /// A line from mlrun about the run.
+    pub fn event(&self, text: &str) {
+        self.write(Stream::Stdout, text);
+    }
+
+    /// A warning from mlrun: always to stderr.
+    pub fn warn(&self, text: &str) {
+        let s = self.err_style;
+        self.write(Stream::Stderr, &format!("{} {text}", s.yellow("warning:")));
+    }
+}
