@@ -1,0 +1,214 @@
+//! A hermetic test environment: a temporary git repository, a cleared environment (HOME, TMPDIR
+//! and git config inside the temp dir), and helpers to run the real `mlrun` binary and to read
+//! the real SQLite store it wrote.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Env {
+    _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+    extra_env: Vec<(String, String)>,
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mlrun")
+}
+
+impl Env {
+    /// An empty project directory that is a git repository with one commit.
+    pub fn git() -> Env {
+        let env = Env::plain();
+        env.git_cmd(&["init", "-q", "-b", "main"]);
+        env.write(".gitignore", "/.mlrun/\n");
+        env.commit("init");
+        env
+    }
+
+    /// An empty project directory, not in any git repository.
+    pub fn plain() -> Env {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("project");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(home.join("tmp")).unwrap();
+        Env {
+            _tmp: tmp,
+            root,
+            home,
+            extra_env: Vec::new(),
+        }
+    }
+
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.extra_env.push((k.into(), v.into()));
+    }
+
+    fn base_env(&self, cmd: &mut Command) {
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("TMPDIR", self.home.join("tmp"))
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+            .env("LC_ALL", "C")
+            .env("USER", "tester");
+        // pyenv shims need their root to find python3
+        if let Ok(v) = std::env::var("PYENV_ROOT") {
+            cmd.env("PYENV_ROOT", v);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+    }
+
+    pub fn git_cmd(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        self.base_env(&mut cmd);
+        let out = cmd
+            .args(args)
+            .current_dir(&self.root)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn commit(&self, msg: &str) {
+        self.git_cmd(&["add", "-A"]);
+        self.git_cmd(&["commit", "-q", "--allow-empty", "-m", msg]);
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    /// Copy a file or directory from the repository into the project.
+    pub fn copy_from_repo(&self, rel: &str) {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+        copy_tree(&src, &self.path(rel));
+    }
+
+    pub fn mlrun(&self, args: &[&str]) -> Out {
+        self.mlrun_in(&self.root, args)
+    }
+
+    pub fn mlrun_in(&self, dir: &Path, args: &[&str]) -> Out {
+        let mut cmd = Command::new(bin());
+        self.base_env(&mut cmd);
+        let out: Output = cmd
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("mlrun runs");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path(".mlrun/lineage.db")).expect("store exists")
+    }
+
+    /// sha256 of a file, computed by coreutils, not by mlrun
+    pub fn sha256sum(&self, rel: &str) -> String {
+        let out = Command::new("sha256sum")
+            .arg(self.path(rel))
+            .output()
+            .expect("sha256sum runs");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    if src.is_dir() {
+        std::fs::create_dir_all(dst).unwrap();
+        for e in std::fs::read_dir(src).unwrap() {
+            let e = e.unwrap();
+            if e.file_name() == "__pycache__" || e.file_name() == ".mlrun" {
+                continue;
+            }
+            copy_tree(&e.path(), &dst.join(e.file_name()));
+        }
+    } else {
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(src, dst).unwrap();
+    }
+}
+
+/// Query helpers
+pub fn one<T: rusqlite::types::FromSql>(db: &rusqlite::Connection, sql: &str) -> T {
+    db.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+pub fn rows(db: &rusqlite::Connection, sql: &str) -> Vec<Vec<String>> {
+    let mut stmt = db.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                let v: rusqlite::types::Value = r.get(i)?;
+                Ok(match v {
+                    rusqlite::types::Value::Null => "NULL".to_string(),
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    rusqlite::types::Value::Real(f) => f.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
+                })
+            })
+            .collect()
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+pub fn open_db(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).expect("store exists")
+}

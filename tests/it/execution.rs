@@ -1,0 +1,258 @@
+//! Execution semantics: failures pass through, dependants wait or are skipped, parallel steps
+//! overlap, and the JSON summary tells a script what happened.
+
+use crate::common::{Env, one, rows};
+
+fn chain_with(first_cmd: &str) -> Env {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        &format!(
+            r#"
+[steps.first]
+cmd = "{first_cmd}"
+outputs = ["a.txt"]
+[steps.second]
+cmd = "cp a.txt b.txt"
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+"#
+        ),
+    );
+    env.commit("p");
+    env
+}
+
+#[test]
+fn a_failing_step_passes_its_exit_code_and_stops_dependants() {
+    let env = chain_with("echo partial > a.txt; echo boom >&2; exit 3");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stdout.contains("failed: exited with code 3"), "{out:?}");
+    assert!(out.stderr.contains("first │ boom"), "{out:?}");
+    let db = env.db();
+    assert_eq!(one::<String>(&db, "SELECT status FROM runs"), "failed");
+    assert_eq!(one::<i64>(&db, "SELECT exit_code FROM runs"), 3);
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT step, status, COALESCE(exit_code, '-') FROM step_execs ORDER BY id"
+        ),
+        [["first", "failed", "3"], ["second", "not_run", "-"]]
+    );
+    // a failed step's partial output is not recorded as a version
+    assert_eq!(
+        one::<i64>(&db, "SELECT count(*) FROM io_edges WHERE direction = 'out'"),
+        0
+    );
+    assert!(!env.path("b.txt").exists());
+}
+
+#[test]
+fn a_step_killed_by_a_signal_is_recorded_with_the_signal() {
+    let env = chain_with("kill -9 $$");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 137, "{out:?}");
+    assert!(out.stdout.contains("killed by SIGKILL"), "{out:?}");
+    let db = env.db();
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT status, exit_code, signal FROM step_execs WHERE step = 'first'"
+        ),
+        [["failed", "137", "9"]]
+    );
+    assert_eq!(
+        one::<String>(&db, "SELECT status FROM step_execs WHERE step = 'second'"),
+        "not_run"
+    );
+}
+
+#[test]
+fn a_missing_declared_output_fails_the_step_naming_it() {
+    let env = chain_with("echo nothing written");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("did not produce declared output `a.txt`"),
+        "{out:?}"
+    );
+    let db = env.db();
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT status, error FROM step_execs WHERE step = 'first'"
+        ),
+        [[
+            "failed",
+            "exited 0 but did not produce declared output `a.txt`"
+        ]]
+    );
+    assert_eq!(one::<String>(&db, "SELECT status FROM runs"), "failed");
+}
+
+fn parallel_env() -> Env {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        r#"
+[steps.left]
+cmd = "sleep 1; echo l > left.txt"
+outputs = ["left.txt"]
+[steps.right]
+cmd = "sleep 1; echo r > right.txt"
+outputs = ["right.txt"]
+[steps.join]
+cmd = "cat left.txt right.txt > both.txt"
+inputs = ["left.txt", "right.txt"]
+outputs = ["both.txt"]
+"#,
+    );
+    env.commit("p");
+    env
+}
+
+fn times(db: &rusqlite::Connection, step: &str) -> (i64, i64) {
+    db.query_row(
+        "SELECT started_at, ended_at FROM step_execs WHERE step = ?1",
+        [step],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn independent_steps_overlap_and_dependants_wait() {
+    let env = parallel_env();
+    let out = env.mlrun(&["-j", "2"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let db = env.db();
+    let (l0, l1) = times(&db, "left");
+    let (r0, r1) = times(&db, "right");
+    let (j0, _) = times(&db, "join");
+    assert!(
+        l0 < r1 && r0 < l1,
+        "left {l0}..{l1} and right {r0}..{r1} should overlap"
+    );
+    assert!(
+        j0 >= l1 && j0 >= r1,
+        "join started at {j0} before its inputs were done ({l1}, {r1})"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("both.txt")).unwrap(),
+        "l\nr\n"
+    );
+}
+
+#[test]
+fn jobs_one_runs_steps_one_at_a_time() {
+    let env = parallel_env();
+    let out = env.mlrun(&["-j", "1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let db = env.db();
+    let (l0, l1) = times(&db, "left");
+    let (r0, r1) = times(&db, "right");
+    assert!(
+        l1 <= r0 || r1 <= l0,
+        "with -j 1 steps must not overlap: {l0}..{l1} {r0}..{r1}"
+    );
+}
+
+#[test]
+fn keep_going_runs_everything_not_downstream_of_the_failure() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        r#"
+[steps.bad]
+cmd = "exit 4"
+outputs = ["bad.txt"]
+[steps.after_bad]
+cmd = "cp bad.txt x.txt"
+inputs = ["bad.txt"]
+outputs = ["x.txt"]
+[steps.good]
+cmd = "sleep 0.3; echo ok > good.txt"
+outputs = ["good.txt"]
+"#,
+    );
+    env.commit("p");
+    let out = env.mlrun(&["-k", "-j", "1"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    let db = env.db();
+    assert_eq!(
+        rows(&db, "SELECT step, status FROM step_execs ORDER BY step"),
+        [
+            ["after_bad", "not_run"],
+            ["bad", "failed"],
+            ["good", "succeeded"]
+        ]
+    );
+    // without --keep-going, nothing new starts after the failure
+    let env2 = Env::git();
+    std::fs::copy(env.path("pipeline.toml"), env2.path("pipeline.toml")).unwrap();
+    let out = env2.mlrun(&["-j", "1"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_eq!(
+        one::<String>(
+            &env2.db(),
+            "SELECT status FROM step_execs WHERE step = 'good'"
+        ),
+        "not_run"
+    );
+}
+
+#[test]
+fn json_summary_is_machine_readable() {
+    let env = chain_with("echo a > a.txt");
+    let out = env.mlrun(&["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is only JSON");
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(v["run_id"].as_str().unwrap().len(), 32);
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[0]["name"], "first");
+    assert_eq!(steps[0]["outputs"][0]["path"], "a.txt");
+    assert_eq!(steps[0]["outputs"][0]["hash"], env.sha256sum("a.txt"));
+    assert!(steps[1]["duration_ms"].as_i64().is_some());
+    // progress went to stderr
+    assert!(out.stderr.contains("✓ first"), "{out:?}");
+}
+
+#[test]
+fn output_is_plain_when_not_a_terminal() {
+    let env = chain_with("echo a > a.txt");
+    let out = env.mlrun(&["--color", "auto"]);
+    assert!(
+        !out.all().contains('\x1b'),
+        "no escape codes in piped output: {out:?}"
+    );
+    let out = env.mlrun(&["--color", "always"]);
+    assert!(
+        out.stdout.contains('\x1b'),
+        "--color always forces colour: {out:?}"
+    );
+}
+
+#[test]
+fn a_command_that_cannot_start_is_a_failed_step() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.s]\ncmd = [\"no-such-program-xyz\"]\n",
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 127, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("could not start `no-such-program-xyz`: not found on PATH"),
+        "{out:?}"
+    );
+    assert_eq!(
+        one::<String>(&env.db(), "SELECT status FROM step_execs"),
+        "failed"
+    );
+}
