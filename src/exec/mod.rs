@@ -26,7 +26,7 @@ use crate::fingerprint::metrics::Metrics;
 use crate::fingerprint::system::{EnvSnapshot, InterpreterCache, SystemInfo, lockfiles};
 use crate::pipeline::{Plan, params};
 use crate::report;
-use crate::store::record::{self, RunStatus, StepStatus, now_ms};
+use crate::store::record::{self, Io, Origin, RunStatus, StepStatus, now_ms};
 use crate::store::{self, Store};
 use child::{ChildSpec, Interrupt};
 use output::Printer;
@@ -87,6 +87,7 @@ struct Ctx {
     interpreters: InterpreterCache,
     redactor: Redactor,
     git_latest: Mutex<GitState>,
+    tracked: Option<git::Tracked>,
     interrupt: watch::Receiver<Interrupt>,
     grace: Duration,
     tmp: PathBuf,
@@ -122,8 +123,15 @@ pub async fn run(
     let started = now_ms();
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let root = plan.root.clone();
-    let (system, git_start, locks) =
-        blocking(move || (SystemInfo::read(), git::snapshot(&root), lockfiles(&root))).await;
+    let (system, git_start, locks, tracked) = blocking(move || {
+        (
+            SystemInfo::read(),
+            git::snapshot(&root),
+            lockfiles(&root),
+            git::Tracked::load(&root),
+        )
+    })
+    .await;
     let redactor = Redactor::new(&store.salt, &plan.redact, &plan.keep);
     let tmp = store.dir.join("tmp");
     std::fs::create_dir_all(&tmp)
@@ -142,6 +150,7 @@ pub async fn run(
         interpreters: InterpreterCache::default(),
         redactor,
         git_latest: Mutex::new(git_start.clone()),
+        tracked,
         interrupt: int_rx.clone(),
         grace: opts.grace,
         tmp,
@@ -437,26 +446,49 @@ fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
     }
 }
 
-fn fingerprint_all(
-    root: &std::path::Path,
-    decls: &[crate::pipeline::PathDecl],
-) -> Result<Vec<(String, Fingerprint)>> {
+fn fingerprint_all(root: &std::path::Path, decls: &[crate::pipeline::PathDecl]) -> Result<Vec<Io>> {
     decls
         .iter()
-        .map(|d| hash::fingerprint(&root.join(&d.path)).map(|f| (d.path.clone(), f)))
+        .map(|d| {
+            hash::fingerprint(&root.join(&d.path)).map(|fp| Io {
+                path: d.path.clone(),
+                fp,
+                origin: None,
+            })
+        })
         .collect()
 }
 
-fn io_note(list: &[(String, Fingerprint)]) -> String {
+fn io_note(list: &[Io]) -> String {
     match list {
         [] => String::new(),
-        [(p, f)] if f.is_dir() => format!("{p}/ ({} files)", f.nfiles()),
-        [(p, _)] => p.clone(),
+        [io] if io.fp.is_dir() => format!("{}/ ({} files)", io.path, io.fp.nfiles()),
+        [io] => io.path.clone(),
         many => {
-            let files: usize = many.iter().map(|(_, f)| f.nfiles()).sum();
-            let bytes: u64 = many.iter().map(|(_, f)| f.size()).sum();
+            let files: usize = many.iter().map(|io| io.fp.nfiles()).sum();
+            let bytes: u64 = many.iter().map(|io| io.fp.size()).sum();
             format!("{files} files ({})", report::size(bytes))
         }
+    }
+}
+
+/// Where an input version came from: another step of this pipeline, the git commit, or neither.
+fn origin_of(ctx: &Ctx, io: &Io, git_before: &GitState) -> Origin {
+    if ctx.plan.steps.iter().flat_map(|s| &s.outputs).any(|o| {
+        crate::pipeline::plan::within(&io.path, &o.path)
+            || crate::pipeline::plan::within(&o.path, &io.path)
+    }) {
+        return Origin::Step;
+    }
+    let entries: Option<Vec<String>> = match &io.fp {
+        Fingerprint::Dir { entries, .. } => {
+            Some(entries.iter().map(|e| e.relpath.clone()).collect())
+        }
+        Fingerprint::File { .. } => None,
+    };
+    match &ctx.tracked {
+        Some(t) if t.clean(&io.path, entries.as_deref(), &git_before.changed) => Origin::Git,
+        _ => Origin::External,
     }
 }
 
@@ -525,7 +557,12 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
     let root = ctx.plan.root.clone();
     let inputs_decl = step.inputs.clone();
     let inputs = match blocking(move || fingerprint_all(&root, &inputs_decl)).await {
-        Ok(v) => v,
+        Ok(mut v) => {
+            for io in &mut v {
+                io.origin = Some(origin_of(&ctx, io, &git_before));
+            }
+            v
+        }
         Err(e) => {
             let msg = format!("could not fingerprint the inputs: {}", e.message);
             return finish(
@@ -660,18 +697,13 @@ struct Finish {
     exit_code: Option<i32>,
     signal: Option<i32>,
     error: Option<String>,
-    inputs: Vec<(String, Fingerprint)>,
-    outputs: Vec<(String, Fingerprint)>,
+    inputs: Vec<Io>,
+    outputs: Vec<Io>,
     metrics: Metrics,
 }
 
 impl Finish {
-    fn failed(
-        code: i32,
-        signal: Option<i32>,
-        error: String,
-        inputs: Vec<(String, Fingerprint)>,
-    ) -> Self {
+    fn failed(code: i32, signal: Option<i32>, error: String, inputs: Vec<Io>) -> Self {
         Finish {
             status: StepStatus::Failed,
             exit_code: Some(code),
@@ -816,12 +848,12 @@ async fn finish(
         outputs: rec
             .outputs
             .iter()
-            .map(|(p, fp)| OutputSummary {
-                path: p.clone(),
-                hash: fp.hash().to_string(),
-                kind: if fp.is_dir() { "dir" } else { "file" },
-                size: fp.size(),
-                files: fp.nfiles(),
+            .map(|io| OutputSummary {
+                path: io.path.clone(),
+                hash: io.fp.hash().to_string(),
+                kind: if io.fp.is_dir() { "dir" } else { "file" },
+                size: io.fp.size(),
+                files: io.fp.nfiles(),
             })
             .collect(),
         metrics,

@@ -2,6 +2,7 @@
 //! (kept so it can be reapplied), untracked files, and the remote URL without credentials.
 //! Outside a repository this records that there was none; it never fails a run.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use git2::{DiffFormat, DiffOptions, Repository, StatusOptions};
@@ -150,6 +151,54 @@ fn read(repo: &Repository) -> Result<GitState, git2::Error> {
         state.remote_url = Some(strip_credentials(url));
     }
     Ok(state)
+}
+
+/// Which project files git tracks, to tell whether an input version can be recovered from the
+/// recorded commit (tracked and unmodified) or only from mlrun's own record.
+pub struct Tracked {
+    /// the project root relative to the repository's working directory, with a trailing `/`
+    prefix: String,
+    paths: HashSet<String>,
+}
+
+impl Tracked {
+    /// `None` outside a repository.
+    pub fn load(root: &Path) -> Option<Tracked> {
+        let repo = Repository::discover(root).ok()?;
+        let workdir = repo.workdir()?.canonicalize().ok()?;
+        let root = root.canonicalize().ok()?;
+        let rel = root
+            .strip_prefix(&workdir)
+            .ok()?
+            .to_string_lossy()
+            .into_owned();
+        let prefix = if rel.is_empty() {
+            rel
+        } else {
+            format!("{rel}/")
+        };
+        let index = repo.index().ok()?;
+        let paths = index
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .collect();
+        Some(Tracked { prefix, paths })
+    }
+
+    /// Is `rel` (a file relative to the project root), or every file of it when `entries` lists a
+    /// directory's contents, tracked by git and absent from `changed` (repository-relative)?
+    pub fn clean(&self, rel: &str, entries: Option<&[String]>, changed: &[String]) -> bool {
+        let check = |p: String| self.paths.contains(&p) && !changed.contains(&p);
+        match entries {
+            None => check(format!("{}{rel}", self.prefix)),
+            Some(list) => {
+                !list.is_empty()
+                    && list
+                        .iter()
+                        .all(|e| check(format!("{}{rel}/{e}", self.prefix)))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

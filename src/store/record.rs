@@ -317,6 +317,33 @@ pub fn begin_step(conn: &mut Connection, b: &StepBegin<'_>) -> Result<i64> {
     Ok(id)
 }
 
+/// Where an input version came from (see the `io_edges.origin` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Step,
+    Git,
+    External,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Step => "step",
+            Origin::Git => "git",
+            Origin::External => "external",
+        }
+    }
+}
+
+/// A fingerprinted input or output of a step.
+#[derive(Debug, Clone)]
+pub struct Io {
+    pub path: String,
+    pub fp: Fingerprint,
+    /// inputs only
+    pub origin: Option<Origin>,
+}
+
 /// Everything known about a step once it has ended.
 pub struct StepRecord {
     pub status: StepStatus,
@@ -324,9 +351,9 @@ pub struct StepRecord {
     pub signal: Option<i32>,
     pub error: Option<String>,
     pub ended_at: i64,
-    pub inputs: Vec<(String, Fingerprint)>,
+    pub inputs: Vec<Io>,
     /// only for a step that succeeded: partial outputs of a failed step are not versions
-    pub outputs: Vec<(String, Fingerprint)>,
+    pub outputs: Vec<Io>,
     pub params: BTreeMap<String, serde_json::Value>,
     /// key → (value, source)
     pub metrics: BTreeMap<String, (f64, String)>,
@@ -356,12 +383,12 @@ pub fn finish_step(conn: &mut Connection, exec_id: i64, r: &StepRecord) -> Resul
     )?;
     {
         let mut edge = tx.prepare_cached(
-            "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared) VALUES (?1, ?2, ?3, 1)",
+            "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin) VALUES (?1, ?2, ?3, 1, ?4)",
         )?;
         for (dir, list) in [("in", &r.inputs), ("out", &r.outputs)] {
-            for (path, fp) in list {
-                let av = put_version(&tx, path, fp, r.ended_at)?;
-                edge.execute(params![exec_id, dir, av])?;
+            for io in list {
+                let av = put_version(&tx, &io.path, &io.fp, r.ended_at)?;
+                edge.execute(params![exec_id, dir, av, io.origin.map(Origin::as_str)])?;
             }
         }
         let mut p =

@@ -15,7 +15,9 @@ CREATE TABLE blobs (
   hash TEXT PRIMARY KEY,
   kind TEXT NOT NULL CHECK (kind IN ('file', 'dir')),
   size INTEGER NOT NULL,
-  nfiles INTEGER NOT NULL) WITHOUT ROWID;
+  nfiles INTEGER NOT NULL,
+  stored INTEGER NOT NULL DEFAULT 0  -- bytes kept in .mlrun/objects (restorable)
+) WITHOUT ROWID;
 CREATE TABLE dir_entries (
   dir_hash TEXT NOT NULL REFERENCES blobs(hash),
   relpath TEXT NOT NULL, mode INTEGER NOT NULL, file_hash TEXT NOT NULL, size INTEGER NOT NULL,
@@ -72,7 +74,9 @@ CREATE TABLE step_execs (
   cmd TEXT NOT NULL,                         -- as shown to people
   argv TEXT NOT NULL,                        -- JSON array actually executed
   cwd TEXT NOT NULL,
-  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted', 'not_run')),
+  -- cached: skipped, outputs on disk matched; restored: outputs restored from the object store.
+  -- Both reuse the execution in reused_exec and carry copies of its io edges.
+  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted', 'not_run', 'cached', 'restored')),
   exit_code INTEGER, signal INTEGER, error TEXT,
   started_at INTEGER, ended_at INTEGER,
   git_before TEXT REFERENCES git_snapshots(id), git_after TEXT REFERENCES git_snapshots(id),
@@ -86,7 +90,11 @@ CREATE TABLE io_edges (
   step_exec INTEGER NOT NULL REFERENCES step_execs(id),
   direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
   av_id INTEGER NOT NULL REFERENCES artifact_versions(id),
-  declared INTEGER NOT NULL DEFAULT 1,
+  declared INTEGER NOT NULL DEFAULT 1,       -- 0: observed by tracing, not declared
+  -- for inputs: where this version came from. 'step': an output of a step of the same
+  -- pipeline; 'git': tracked and unmodified at the recorded commit; 'external': neither
+  -- (untracked, ignored or modified: only mlrun's own record can say what it was).
+  origin TEXT CHECK (origin IN ('step', 'git', 'external')),
   PRIMARY KEY (step_exec, direction, av_id)) WITHOUT ROWID;
 CREATE INDEX io_by_av ON io_edges(av_id, direction, step_exec);
 
@@ -101,6 +109,15 @@ CREATE TABLE metrics (
   key TEXT NOT NULL, value REAL NOT NULL, source TEXT NOT NULL,
   PRIMARY KEY (step_exec, key)) WITHOUT ROWID;
 CREATE INDEX metrics_kv ON metrics(key, value);
+
+-- stat cache: a file whose identity and timestamps are unchanged is not read again
+CREATE TABLE hash_cache (
+  path TEXT PRIMARY KEY,                     -- absolute
+  dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  hashed_at_ns INTEGER NOT NULL              -- when it was read, for the racy-edit rule
+) WITHOUT ROWID;
 
 CREATE TABLE step_logs (
   step_exec INTEGER NOT NULL REFERENCES step_execs(id),

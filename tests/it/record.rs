@@ -74,6 +74,21 @@ fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
         "{edges:?}"
     );
 
+    // where each input version came from: the commit, or another step
+    let origins = rows(
+        &db,
+        "SELECT DISTINCT a.path, e.origin FROM io_edges e JOIN artifact_versions v ON v.id = e.av_id
+         JOIN artifacts a ON a.id = v.artifact_id WHERE e.direction = 'in' ORDER BY a.path",
+    );
+    assert!(
+        origins.contains(&vec!["demo/train.py".into(), "git".into()]),
+        "{origins:?}"
+    );
+    assert!(
+        origins.contains(&vec!["data".into(), "step".into()]),
+        "{origins:?}"
+    );
+
     // git: the commit is HEAD, clean tree
     let head = env.git_cmd(&["rev-parse", "HEAD"]);
     let git = rows(
@@ -163,6 +178,12 @@ fn dirty_tree_diff_and_untracked_files_are_recorded() {
     assert_eq!(changed, r#"["demo/train.py"]"#);
     assert!(untracked.contains("notes.txt"), "{untracked}");
     assert!(diff.contains("+# tweak: try a smaller step"), "{diff}");
+    // a modified tracked input is not recoverable from the commit
+    assert_eq!(
+        one::<String>(&db, "SELECT DISTINCT e.origin FROM io_edges e JOIN artifact_versions v ON v.id = e.av_id
+                            JOIN artifacts a ON a.id = v.artifact_id WHERE a.path = 'demo/train.py'"),
+        "external"
+    );
     // the recorded diff applies cleanly to the recorded commit
     env.git_cmd(&["stash", "-q"]);
     std::fs::write(env.home.join("tmp/p.diff"), &diff).unwrap();
