@@ -57,8 +57,10 @@ pub enum Command {
     Run(RunArgs),
     /// List recorded runs, newest first
     Runs(RunsArgs),
-    /// Show everything recorded about a run
+    /// Show everything recorded about a run, or the model card of an artifact version
     Show(ShowArgs),
+    /// Trace what a version, step or run was made from (or, with --down, what was made from it)
+    Lineage(LineageArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -116,6 +118,50 @@ pub struct ShowArgs {
     /// Also print the uncommitted diff recorded at the start of the run
     #[arg(long)]
     pub patch: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LineageFormat {
+    /// an indented tree for people
+    Tree,
+    /// Graphviz dot (`| dot -Tsvg`)
+    Dot,
+    /// a Mermaid flowchart
+    Mermaid,
+    /// nodes and edges (shape documented in the README)
+    Json,
+}
+
+const TARGET_HELP: &str = "\
+TARGET is one of:
+  PATH          a file or directory: its current content (or its latest recorded version)
+  PATH@RUN      the version of PATH that RUN produced or read
+  RUN           a run id prefix, or `latest`
+  RUN:STEP      one step execution of a run
+  HASH          a content-hash prefix";
+
+#[derive(Debug, Args)]
+#[command(after_help = TARGET_HELP)]
+pub struct LineageArgs {
+    /// What to trace: PATH, PATH@RUN, RUN, RUN:STEP or a content-hash prefix
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    /// Show what was derived from TARGET instead of what it came from
+    #[arg(long)]
+    pub down: bool,
+
+    /// Follow at most N step executions away from TARGET
+    #[arg(long, value_name = "N")]
+    pub depth: Option<u32>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = LineageFormat::Tree, value_name = "FORMAT")]
+    pub format: LineageFormat,
+
+    /// Same as --format json
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

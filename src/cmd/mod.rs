@@ -1,8 +1,10 @@
 //! One module per subcommand. Each takes its clap args and returns the exit code.
 
+pub mod lineage;
 pub mod run;
 pub mod runs;
 pub mod show;
+pub mod target;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -14,5 +16,6 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Run(args)) => run::run(args, store.as_deref(), cli.color),
         Some(Command::Runs(args)) => runs::runs(args, store.as_deref(), cli.color),
         Some(Command::Show(args)) => show::show(args, store.as_deref(), cli.color),
+        Some(Command::Lineage(args)) => lineage::lineage(args, store.as_deref(), cli.color),
     }
 }

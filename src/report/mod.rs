@@ -2,6 +2,7 @@
 //! Colour is used only on a terminal, never when `NO_COLOR` is set or `CI` is set, and can be
 //! forced with `--color always` / `CLICOLOR_FORCE`.
 
+pub mod graph;
 pub mod time;
 
 use std::io::IsTerminal;
@@ -88,6 +89,10 @@ impl Style {
         } else {
             s.to_string()
         }
+    }
+    /// Print `note: …` on stderr (something was not exactly as asked, but the answer follows).
+    pub fn note(&self, text: &str) {
+        eprintln!("{} {text}", self.yellow("note:"));
     }
     /// Colour a status word the way people expect.
     pub fn status(&self, status: &str) -> String {

@@ -85,12 +85,7 @@ pub fn resolve_run(conn: &Connection, target: &str) -> Result<String> {
         return Err(Error::invalid(format!("`{target}` is not a run id"))
             .hint("run ids are hexadecimal, like `0193a4f1c2`; `latest` names the newest run; see `mlrun runs`"));
     }
-    let mut stmt = conn.prepare(
-        "SELECT id, pipeline, started_at FROM runs WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 11",
-    )?;
-    let found: Vec<(String, String, i64)> = stmt
-        .query_map([&prefix], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let found = run_candidates(conn, &prefix)?;
     match found.len() {
         0 => {
             Err(Error::other(format!("no run matches `{target}`"))
@@ -115,6 +110,39 @@ pub fn resolve_run(conn: &Connection, target: &str) -> Result<String> {
             Err(e.hint("type more characters of the id"))
         }
     }
+}
+
+/// Runs whose id starts with `prefix` (lowercase hex): at most 11, to report ambiguity.
+pub fn run_candidates(conn: &Connection, prefix: &str) -> Result<Vec<(String, String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, pipeline, started_at FROM runs WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 11",
+    )?;
+    let found = stmt
+        .query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(found)
+}
+
+/// The project directories runs were recorded in (paths in the store are relative to these).
+pub fn roots(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT DISTINCT root FROM runs")?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Every path a run read or wrote.
+pub fn run_paths(conn: &Connection, run_id: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT a.path FROM step_execs s JOIN io_edges e ON e.step_exec = s.id
+         JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
+         WHERE s.run_id = ?1 ORDER BY a.path",
+    )?;
+    let rows = stmt
+        .query_map([run_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 #[derive(Debug, Clone, Serialize)]
