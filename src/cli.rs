@@ -102,10 +102,11 @@ pub struct RunsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = TARGET_HELP)]
 pub struct ShowArgs {
-    /// A run id (any unique prefix) or `latest`
-    #[arg(value_name = "RUN", default_value = "latest")]
-    pub run: String,
+    /// A run (id prefix or `latest`), or an artifact: PATH, PATH@RUN or a content-hash prefix
+    #[arg(value_name = "TARGET", default_value = "latest")]
+    pub target: String,
 
     /// Print JSON instead of text
     #[arg(long)]

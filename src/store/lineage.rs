@@ -301,7 +301,8 @@ pub struct Edge {
 /// The inputs (`in`) or outputs (`out`) of an execution.
 pub fn io_of(conn: &Connection, exec_id: i64, direction: &str) -> Result<Vec<Edge>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {VERSION_COLS}, e.origin FROM io_edges e JOIN {VERSION_FROM} ON v.id = e.av_id
+        "SELECT {VERSION_COLS}, e.origin FROM io_edges e JOIN artifact_versions v ON v.id = e.av_id
+         JOIN artifacts a ON a.id = v.artifact_id JOIN blobs b ON b.hash = v.blob_hash
          WHERE e.step_exec = ?1 AND e.direction = ?2 ORDER BY a.path"
     ))?;
     let rows = stmt
@@ -322,6 +323,7 @@ pub struct OtherVersion {
     #[serde(flatten)]
     pub version: Version,
     pub run_id: Option<String>,
+    pub short_id: Option<String>,
     pub step: Option<String>,
     pub produced: bool,
     pub at: Option<i64>,
@@ -347,12 +349,19 @@ pub fn versions_of_path(conn: &Connection, path: &str) -> Result<Vec<OtherVersio
             Ok(OtherVersion {
                 version: version_row(r)?,
                 run_id: r.get(7)?,
+                short_id: None,
                 step: r.get(8)?,
                 produced: r.get(9)?,
                 at: r.get(10)?,
             })
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<rusqlite::Result<Vec<OtherVersion>>>()?;
+    let mut rows = rows;
+    for r in &mut rows {
+        if let Some(id) = &r.run_id {
+            r.short_id = Some(crate::store::query::short_id(conn, id)?);
+        }
+    }
     Ok(rows)
 }
 
@@ -427,6 +436,181 @@ pub fn execs(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, Exec>> {
         }
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model card
+
+/// The run an execution belongs to, as a card shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRef {
+    pub id: String,
+    pub short_id: String,
+    pub pipeline: String,
+    pub status: String,
+    pub started_at: i64,
+    pub hostname: String,
+    pub user: String,
+}
+
+pub fn run_ref(conn: &Connection, id: &str) -> Result<Option<RunRef>> {
+    let r = conn
+        .query_row(
+            "SELECT id, pipeline, status, started_at, hostname, user FROM runs WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(RunRef {
+                    id: r.get(0)?,
+                    short_id: String::new(),
+                    pipeline: r.get(1)?,
+                    status: r.get(2)?,
+                    started_at: r.get(3)?,
+                    hostname: r.get(4)?,
+                    user: r.get(5)?,
+                })
+            },
+        )
+        .optional()?;
+    match r {
+        Some(mut r) => {
+            r.short_id = crate::store::query::short_id(conn, &r.id)?;
+            Ok(Some(r))
+        }
+        None => Ok(None),
+    }
+}
+
+/// An input of the producing execution, with where that version came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardInput {
+    #[serde(flatten)]
+    pub version: Version,
+    /// what the reading step recorded: `step`, `git` or `external`
+    pub origin: Option<String>,
+    /// the run and step that first produced this version, if any did
+    pub produced_by: Option<ExecRef>,
+    pub gap: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecRef {
+    pub run_id: String,
+    pub short_id: String,
+    pub step: String,
+    pub status: String,
+    pub started_at: Option<i64>,
+}
+
+fn exec_ref(conn: &Connection, e: &Exec) -> Result<ExecRef> {
+    Ok(ExecRef {
+        run_id: e.run_id.clone(),
+        short_id: crate::store::query::short_id(conn, &e.run_id)?,
+        step: e.step.clone(),
+        status: e.status.clone(),
+        started_at: e.started_at,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UsedBy {
+    #[serde(flatten)]
+    pub exec: Exec,
+    pub short_id: String,
+}
+
+/// Everything recorded about one artifact version (`mlrun show PATH`): its JSON shape is
+/// documented in the README.
+#[derive(Debug, Clone, Serialize)]
+pub struct Card {
+    pub version: Version,
+    /// no recorded producer and never read as a tracked file: lineage stops here
+    pub gap: bool,
+    pub produced_by: Option<Exec>,
+    pub run: Option<RunRef>,
+    pub git: Option<crate::store::query::GitInfo>,
+    pub environment: Option<crate::store::query::EnvInfo>,
+    pub inputs: Vec<CardInput>,
+    /// other executions that produced this same content (reuses and reproductions)
+    pub also_produced_by: Vec<ExecRef>,
+    /// executions that read this version, with their metrics (evaluations)
+    pub used_by: Vec<UsedBy>,
+    /// every recorded version of the same path, newest first (this one included)
+    pub versions: Vec<OtherVersion>,
+}
+
+pub fn card(conn: &Connection, av_id: i64) -> Result<Card> {
+    let version = version(conn, av_id)?
+        .ok_or_else(|| Error::other(format!("artifact version {av_id} is not in the store")))?;
+    let producers = producers(conn, av_id)?;
+    let first = producers.first().cloned();
+    let also = producers
+        .iter()
+        .skip(1)
+        .map(|e| exec_ref(conn, e))
+        .collect::<Result<Vec<_>>>()?;
+    let consumers = consumers(conn, av_id)?;
+    let git_origin = consumers.iter().any(|(_, o)| o.as_deref() == Some("git"));
+    let (mut run, mut git, mut environment, mut inputs) = (None, None, None, Vec::new());
+    if let Some(e) = &first {
+        run = run_ref(conn, &e.run_id)?;
+        let snapshot: Option<String> = conn
+            .query_row(
+                "SELECT git_before FROM step_execs WHERE id = ?1",
+                [e.exec_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        if let Some(g) = snapshot {
+            git = crate::store::query::git_info(conn, &g, false)?;
+        }
+        if let Some(env) = &e.env_id {
+            environment = crate::store::query::env_info(conn, env)?;
+        }
+        // inputs of the producer, each with its own first producer (one query per input is
+        // bounded by the step's declared inputs, not by the history)
+        for edge in io_of(conn, e.exec_id, "in")? {
+            let p = preferred_producer(conn, edge.version.av_id)?;
+            let produced_by = match p {
+                Some(p) => match execs(conn, &[p])?.remove(&p) {
+                    Some(pe) => Some(exec_ref(conn, &pe)?),
+                    None => None,
+                },
+                None => None,
+            };
+            let tracked: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM io_edges WHERE av_id = ?1 AND direction = 'in' AND origin = 'git')",
+                [edge.version.av_id],
+                |r| r.get(0),
+            )?;
+            inputs.push(CardInput {
+                gap: produced_by.is_none() && !tracked,
+                version: edge.version,
+                origin: edge.origin,
+                produced_by,
+            });
+        }
+    }
+    Ok(Card {
+        gap: first.is_none() && !git_origin,
+        versions: versions_of_path(conn, &version.path)?,
+        version,
+        produced_by: first,
+        run,
+        git,
+        environment,
+        inputs,
+        also_produced_by: also,
+        used_by: consumers
+            .into_iter()
+            .map(|(e, _)| {
+                Ok(UsedBy {
+                    short_id: crate::store::query::short_id(conn, &e.run_id)?,
+                    exec: e,
+                })
+            })
+            .collect::<Result<_>>()?,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
