@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::cli::{LineageArgs, LineageFormat};
 use crate::cmd::target::{self, Target};
 use crate::error::Result;
-use crate::report::{ColorChoice, Style, graph};
+use crate::report::{ColorChoice, Style, emit, graph};
 use crate::store::lineage::{self, Direction, Seed};
 use crate::store::{self, Store};
 
@@ -33,10 +33,13 @@ pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) 
         args.format
     };
     match format {
-        LineageFormat::Tree => print!("{}", graph::tree(&g, &Style::stdout(color))),
-        LineageFormat::Dot => print!("{}", graph::dot(&g)),
-        LineageFormat::Mermaid => print!("{}", graph::mermaid(&g)),
-        LineageFormat::Json => println!("{}", serde_json::to_string_pretty(&g).unwrap_or_default()),
+        LineageFormat::Tree => emit(&graph::tree(&g, &Style::stdout(color))),
+        LineageFormat::Dot => emit(&graph::dot(&g)),
+        LineageFormat::Mermaid => emit(&graph::mermaid(&g)),
+        LineageFormat::Json => emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&g).unwrap_or_default()
+        )),
     }
     Ok(0)
 }

@@ -6,7 +6,7 @@ use crate::cli::ShowArgs;
 use crate::cmd::target::{self, Target};
 use crate::error::Result;
 use crate::pipeline::params;
-use crate::report::{self, ColorChoice, Style, short_hash, time};
+use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
 use crate::store::lineage::{self, Card, GAP_REASON};
 use crate::store::query::{self, EnvInfo, GitInfo, IoInfo, RunDetail};
 use crate::store::{self, Store};
@@ -21,26 +21,26 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             }
             let card = lineage::card(&store.conn, v.av_id)?;
             if args.json {
-                println!(
-                    "{}",
+                emit(&format!(
+                    "{}\n",
                     serde_json::to_string_pretty(&card).unwrap_or_default()
-                );
+                ));
             } else {
-                print!("{}", render_card(&card, &Style::stdout(color)));
+                emit(&render_card(&card, &Style::stdout(color)));
             }
             return Ok(0);
         }
     };
     let detail = query::run_detail(&store.conn, &id, args.patch || args.json)?;
     if args.json {
-        println!(
-            "{}",
+        emit(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&detail).unwrap_or_default()
-        );
+        ));
         return Ok(0);
     }
     let style = Style::stdout(color);
-    print!("{}", render(&detail, &style));
+    let mut o = render(&detail, &style);
     for s in &detail.steps {
         if args.logs && (s.stdout_bytes > 0 || s.stderr_bytes > 0) {
             for stream in ["stdout", "stderr"] {
@@ -48,20 +48,21 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 if data.is_empty() {
                     continue;
                 }
-                println!("\n{} {} {}", style.bold("──"), s.name, style.dim(stream));
-                print!("{}", String::from_utf8_lossy(&data));
+                o += &format!("\n{} {} {}\n", style.bold("──"), s.name, style.dim(stream));
+                o += &String::from_utf8_lossy(&data);
             }
         }
     }
     if args.patch
         && let Some(diff) = detail.git.as_ref().and_then(|g| g.diff.as_ref())
     {
-        println!(
-            "\n{}",
+        o += &format!(
+            "\n{}\n",
             style.bold("uncommitted diff at the start of the run:")
         );
-        print!("{diff}");
+        o += diff;
     }
+    emit(&o);
     Ok(0)
 }
 

@@ -105,6 +105,14 @@ impl Style {
     }
 }
 
+/// Write `text` to stdout. A closed pipe (`mlrun runs | head`) is not an error: the reader has
+/// what it wanted, so the rest is dropped instead of panicking like `print!` would.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// `1.2s`, `41ms`, `3m05s`, `1h02m`
 pub fn duration_ms(ms: i64) -> String {
     let ms = ms.max(0);

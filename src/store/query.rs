@@ -161,21 +161,128 @@ pub struct RunSummary {
     pub metrics: BTreeMap<String, f64>,
 }
 
-pub fn list_runs(conn: &Connection, limit: Option<usize>) -> Result<Vec<RunSummary>> {
+/// A comparison in `--metric 'accuracy>0.9'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+}
+
+impl Cmp {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Eq => "=",
+            Cmp::Ne => "<>",
+        }
+    }
+}
+
+/// Which runs `mlrun runs` lists, and in which order.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub pipeline: Option<String>,
+    pub status: Option<String>,
+    /// started at or after (ms since the epoch)
+    pub since: Option<i64>,
+    /// run params equal to these values
+    pub params: Vec<(String, serde_json::Value)>,
+    pub metrics: Vec<(String, Cmp, f64)>,
+    /// sort by this metric: (key, ascending)
+    pub sort: Option<(String, bool)>,
+    pub limit: Option<usize>,
+}
+
+/// A run's value of a metric: the one reported by its last step execution that has it.
+const RUN_METRIC: &str = "(SELECT m.value FROM step_execs s JOIN metrics m ON m.step_exec = s.id
+     WHERE s.run_id = r.id AND m.key = ? ORDER BY s.id DESC LIMIT 1)";
+
+/// The runs matching `f`, newest first (or by the sort metric), with their metrics. Two
+/// queries whatever the number of runs: the runs, then all their metrics at once.
+pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
+    use rusqlite::types::Value as V;
+    let mut wheres: Vec<String> = Vec::new();
+    let mut args: Vec<V> = Vec::new();
+    if let Some(p) = &f.pipeline {
+        wheres.push("r.pipeline = ?".into());
+        args.push(V::Text(p.clone()));
+    }
+    if let Some(st) = &f.status {
+        wheres.push("r.status = ?".into());
+        args.push(V::Text(st.clone()));
+    }
+    if let Some(t) = f.since {
+        wheres.push("r.started_at >= ?".into());
+        args.push(V::Integer(t));
+    }
+    for (k, v) in &f.params {
+        let path = format!("$.\"{}\"", k.replace('"', "\\\""));
+        match v {
+            serde_json::Value::Number(n) => {
+                wheres.push("json_extract(r.params, ?) = ?".into());
+                args.push(V::Text(path));
+                args.push(V::Real(n.as_f64().unwrap_or(f64::NAN)));
+            }
+            serde_json::Value::String(text) => {
+                wheres.push(
+                    "(json_type(r.params, ?) = 'text' AND json_extract(r.params, ?) = ?)".into(),
+                );
+                args.push(V::Text(path.clone()));
+                args.push(V::Text(path));
+                args.push(V::Text(text.clone()));
+            }
+            other => {
+                wheres.push("json(r.params -> ?) = json(?)".into());
+                args.push(V::Text(path));
+                args.push(V::Text(other.to_string()));
+            }
+        }
+    }
+    for (k, cmp, v) in &f.metrics {
+        wheres.push(format!("{RUN_METRIC} {} ?", cmp.sql()));
+        args.push(V::Text(k.clone()));
+        args.push(V::Real(*v));
+    }
+    let where_sql = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", wheres.join(" AND "))
+    };
+    let order = match &f.sort {
+        Some((k, asc)) => {
+            args.push(V::Text(k.clone()));
+            args.push(V::Text(k.clone()));
+            format!(
+                "{RUN_METRIC} IS NULL, {RUN_METRIC} {}, r.started_at DESC, r.id DESC",
+                if *asc { "ASC" } else { "DESC" }
+            )
+        }
+        None => "r.started_at DESC, r.id DESC".into(),
+    };
+    args.push(V::Integer(f.limit.map_or(-1, |l| l as i64)));
+    let selected = format!(
+        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of
+         FROM runs r {where_sql} ORDER BY {order} LIMIT ?"
+    );
     let shorts = short_ids(conn)?;
-    let mut stmt = conn.prepare(
-        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, g.commit_sha, g.dirty, r.replay_of
-         FROM runs r LEFT JOIN git_snapshots g ON g.id = r.git_start
-         ORDER BY r.started_at DESC, r.id DESC LIMIT ?1",
-    )?;
-    let lim = limit.map_or(-1, |l| l as i64);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of
+         FROM ({selected}) x LEFT JOIN git_snapshots g ON g.id = x.git_start"
+    ))?;
     let mut runs: Vec<RunSummary> = stmt
-        .query_map([lim], |r| {
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
             let id: String = r.get(0)?;
             let started: i64 = r.get(4)?;
             let ended: Option<i64> = r.get(5)?;
             Ok(RunSummary {
-                short_id: String::new(),
+                short_id: shorts.get(&id).cloned().unwrap_or_else(|| id.clone()),
                 pipeline: r.get(1)?,
                 status: r.get(2)?,
                 exit_code: r.get(3)?,
@@ -190,20 +297,28 @@ pub fn list_runs(conn: &Connection, limit: Option<usize>) -> Result<Vec<RunSumma
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut m = conn.prepare_cached(
-        "SELECT m.key, m.value FROM metrics m JOIN step_execs s ON s.id = m.step_exec
-         WHERE s.run_id = ?1 ORDER BY s.id, m.key",
+    // all metrics of the listed runs in one query; later steps win, as in RUN_METRIC
+    let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+    let mut m = conn.prepare(
+        "SELECT s.run_id, m.key, m.value FROM step_execs s JOIN metrics m ON m.step_exec = s.id
+         WHERE s.run_id IN (SELECT value FROM json_each(?1)) ORDER BY s.id, m.key",
     )?;
+    let mut by_run: std::collections::HashMap<String, BTreeMap<String, f64>> =
+        std::collections::HashMap::new();
+    for row in m.query_map([list], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, f64>(2)?,
+        ))
+    })? {
+        let (run, k, v) = row?;
+        by_run.entry(run).or_default().insert(k, v);
+    }
     for run in &mut runs {
-        run.short_id = shorts
-            .get(&run.id)
-            .cloned()
-            .unwrap_or_else(|| run.id.clone());
-        for row in m.query_map([&run.id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
-        })? {
-            let (k, v) = row?;
-            run.metrics.insert(k, v);
+        if let Some(m) = by_run.remove(&run.id) {
+            run.metrics = m;
         }
     }
     Ok(runs)

@@ -63,7 +63,8 @@ fn unknown_and_ambiguous_ids_are_clear_errors() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         // `show` also takes artifacts, so a hex string may be a run or a content hash
-        out.stderr.contains("no run, content hash or recorded path matches `ffffffff`")
+        out.stderr
+            .contains("no run, content hash or recorded path matches `ffffffff`")
             && out.stderr.contains("mlrun runs"),
         "{out:?}"
     );
