@@ -61,6 +61,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Trace what a version, step or run was made from (or, with --down, what was made from it)
     Lineage(LineageArgs),
+    /// Compare two runs (or the runs that made two artifact versions)
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -192,6 +194,26 @@ pub struct LineageArgs {
     pub format: LineageFormat,
 
     /// Same as --format json
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = TARGET_HELP)]
+pub struct DiffArgs {
+    /// The older side: a run, RUN:STEP, or an artifact version (its producing run)
+    #[arg(value_name = "A")]
+    pub a: String,
+
+    /// The newer side
+    #[arg(value_name = "B")]
+    pub b: String,
+
+    /// Also print the code changes between the two commits and the recorded uncommitted diffs
+    #[arg(long)]
+    pub patch: bool,
+
+    /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
 }

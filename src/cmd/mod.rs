@@ -1,5 +1,6 @@
 //! One module per subcommand. Each takes its clap args and returns the exit code.
 
+pub mod diff;
 pub mod lineage;
 pub mod run;
 pub mod runs;
@@ -17,5 +18,6 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Runs(args)) => runs::runs(args, store.as_deref(), cli.color),
         Some(Command::Show(args)) => show::show(args, store.as_deref(), cli.color),
         Some(Command::Lineage(args)) => lineage::lineage(args, store.as_deref(), cli.color),
+        Some(Command::Diff(args)) => diff::diff(args, store.as_deref(), cli.color),
     }
 }

@@ -629,6 +629,16 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
     Ok(d)
 }
 
+/// The files of a directory version: relative path → content hash.
+pub fn dir_entries(conn: &Connection, dir_hash: &str) -> Result<BTreeMap<String, String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT relpath, file_hash FROM dir_entries WHERE dir_hash = ?1")?;
+    let rows = stmt
+        .query_map([dir_hash], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
 /// Captured output of a step execution.
 pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<Vec<u8>> {
     Ok(conn
