@@ -63,6 +63,8 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Compare two runs (or the runs that made two artifact versions)
     Diff(DiffArgs),
+    /// Export a run as OpenLineage events (JSON lines) or W3C PROV-JSON
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -216,6 +218,29 @@ pub struct DiffArgs {
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// OpenLineage 2-0-2 RunEvents, one JSON object per line
+    Openlineage,
+    /// a W3C PROV-JSON document with one bundle for the run
+    Prov,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run id (any unique prefix) or `latest`
+    #[arg(value_name = "RUN", default_value = "latest")]
+    pub run: String,
+
+    /// Interchange format
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: ExportFormat,
+
+    /// Write to FILE instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

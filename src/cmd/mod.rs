@@ -1,6 +1,7 @@
 //! One module per subcommand. Each takes its clap args and returns the exit code.
 
 pub mod diff;
+pub mod export;
 pub mod lineage;
 pub mod run;
 pub mod runs;
@@ -19,5 +20,6 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Show(args)) => show::show(args, store.as_deref(), cli.color),
         Some(Command::Lineage(args)) => lineage::lineage(args, store.as_deref(), cli.color),
         Some(Command::Diff(args)) => diff::diff(args, store.as_deref(), cli.color),
+        Some(Command::Export(args)) => export::export(args, store.as_deref(), cli.color),
     }
 }

@@ -3,6 +3,8 @@
 //! forced with `--color always` / `CLICOLOR_FORCE`.
 
 pub mod graph;
+pub mod openlineage;
+pub mod prov;
 pub mod time;
 
 use std::io::IsTerminal;

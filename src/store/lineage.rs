@@ -8,7 +8,7 @@
 //! order): SQLite only considers a Bloom filter when an analysed table is the outer loop, and a
 //! Bloom filter built inside a recursive step rescans `io_edges` on every hop (see FINDINGS).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -610,6 +610,101 @@ pub fn card(conn: &Connection, av_id: i64) -> Result<Card> {
                 })
             })
             .collect::<Result<_>>()?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exports
+
+/// An input or output of an execution for the exports.
+#[derive(Debug, Clone)]
+pub struct Io {
+    pub version: Version,
+    pub origin: Option<String>,
+    /// no recorded producer and not a tracked file: `GAP_REASON`
+    pub gap: bool,
+}
+
+/// Everything the OpenLineage and PROV exports need about one run.
+#[derive(Debug, Clone)]
+pub struct ExportRun {
+    pub detail: crate::store::query::RunDetail,
+    /// execution id → (inputs, outputs)
+    pub io: HashMap<i64, (Vec<Io>, Vec<Io>)>,
+    /// cached/restored execution id → the run whose execution it reused
+    pub reused: HashMap<i64, String>,
+    /// the git working directory at the start of the run
+    pub workdir: Option<String>,
+    /// pipeline.toml relative to the git working directory
+    pub pipeline_path_in_repo: Option<String>,
+}
+
+/// Versions among `ids` that are lineage gaps (one query).
+pub fn gaps(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
+    let mut stmt = conn.prepare(
+        "SELECT j.value FROM json_each(?1) j
+         WHERE NOT EXISTS (SELECT 1 FROM io_edges o WHERE o.av_id = j.value AND o.direction = 'out')
+           AND NOT EXISTS (SELECT 1 FROM io_edges i WHERE i.av_id = j.value AND i.direction = 'in' AND i.origin = 'git')",
+    )?;
+    let rows = stmt
+        .query_map([id_list(ids.iter().copied())], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+pub fn export_run(conn: &Connection, run_id: &str) -> Result<ExportRun> {
+    let detail = crate::store::query::run_detail(conn, run_id, false)?;
+    let mut io = HashMap::new();
+    let mut all = Vec::new();
+    for s in &detail.steps {
+        let ins = io_of(conn, s.exec_id, "in")?;
+        let outs = io_of(conn, s.exec_id, "out")?;
+        all.extend(ins.iter().map(|e| e.version.av_id));
+        io.insert(s.exec_id, (ins, outs));
+    }
+    let gap_set = gaps(conn, &all)?;
+    let conv = |list: Vec<Edge>| -> Vec<Io> {
+        list.into_iter()
+            .map(|e| Io {
+                gap: gap_set.contains(&e.version.av_id),
+                version: e.version,
+                origin: e.origin,
+            })
+            .collect()
+    };
+    let io = io
+        .into_iter()
+        .map(|(k, (i, o))| (k, (conv(i), conv(o))))
+        .collect();
+    let mut reused = HashMap::new();
+    let ids: Vec<i64> = detail.steps.iter().map(|s| s.exec_id).collect();
+    for e in execs(conn, &ids)?.values() {
+        if let Some(r) = e.reused_exec
+            && let Some(orig) = execs(conn, &[r])?.remove(&r)
+        {
+            reused.insert(e.exec_id, orig.run_id);
+        }
+    }
+    let workdir: Option<String> = conn
+        .query_row(
+            "SELECT g.workdir FROM runs r JOIN git_snapshots g ON g.id = r.git_start WHERE r.id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let pipeline_path_in_repo = workdir.as_ref().and_then(|w| {
+        std::path::Path::new(&detail.pipeline_file)
+            .strip_prefix(w)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    });
+    Ok(ExportRun {
+        detail,
+        io,
+        reused,
+        workdir,
+        pipeline_path_in_repo,
     })
 }
 
