@@ -377,6 +377,9 @@ pub fn render_card(c: &Card, style: &Style) -> String {
             let whence = match (&i.produced_by, i.origin.as_deref()) {
                 (Some(p), _) => format!("made by `{}` in run {}", p.step, style.cyan(&p.short_id)),
                 (None, Some("git")) => "tracked in git at the commit above".into(),
+                (None, _) if i.uncommitted => {
+                    "tracked in git, with uncommitted edits (diff recorded)".into()
+                }
                 _ if i.gap => style.red(&format!("⚠ {GAP_REASON}")),
                 _ => "no recorded producer".into(),
             };

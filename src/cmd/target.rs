@@ -305,6 +305,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_hex_prefix_of_both_a_run_and_a_hash_is_ambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join(".mlrun")).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO contents VALUES ('s', 0, x'');
+                 INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
+                   VALUES ('abc00000000000000000000000000001', 'p', 'p.toml', '/nowhere', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1);
+                 INSERT INTO blobs VALUES ('abcd', 'file', 1, 1, 0), ('ffee', 'file', 1, 1, 0);
+                 INSERT INTO artifacts VALUES (1, 'x.csv');
+                 INSERT INTO artifact_versions VALUES (1, 1, 'abcd', 0), (2, 1, 'ffee', 0);",
+            )
+            .unwrap();
+        let e = resolve(&store, "abc").unwrap_err();
+        assert!(
+            e.message.contains("both a run id and a content hash"),
+            "{e}"
+        );
+        assert!(e.causes.iter().any(|c| c.starts_with("run abc0")), "{e}");
+        assert!(
+            e.causes
+                .iter()
+                .any(|c| c.starts_with("version abcd  x.csv")),
+            "{e}"
+        );
+        assert!(matches!(resolve(&store, "abc0").unwrap(), Target::Run(_)));
+        assert!(matches!(
+            resolve(&store, "abcd").unwrap(),
+            Target::Version(..)
+        ));
+        assert!(matches!(
+            resolve(&store, "ffe").unwrap(),
+            Target::Version(..)
+        ));
+        let e = resolve(&store, "123").unwrap_err();
+        assert!(
+            e.message.contains("no run, content hash or recorded path"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn normalise_is_lexical() {
         assert_eq!(
             normalise(Path::new("/a/b/../c/./d")),

@@ -110,6 +110,7 @@ impl<'a> Ctx<'a> {
             producers,
             reused,
             gap,
+            uncommitted,
             ..
         }) = self.nodes.get(id)
         else {
@@ -124,6 +125,12 @@ impl<'a> Ctx<'a> {
         let origin = parent.and_then(|p| self.origin.get(&(id, p)).copied());
         if *gap {
             s += &format!("  {}", self.style.red(&format!("⚠ {GAP_REASON}")));
+        } else if *uncommitted && origin != Some("git") && *producers == 0 {
+            s += &format!(
+                " · {}",
+                self.style
+                    .yellow("tracked in git, with uncommitted edits (the run recorded the diff)")
+            );
         } else if origin == Some("git") {
             let commit = parent
                 .and_then(|p| match self.nodes.get(p) {

@@ -490,6 +490,8 @@ pub struct CardInput {
     /// the run and step that first produced this version, if any did
     pub produced_by: Option<ExecRef>,
     pub gap: bool,
+    /// a tracked file read with uncommitted edits (the run recorded the diff)
+    pub uncommitted: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -578,13 +580,12 @@ pub fn card(conn: &Connection, av_id: i64) -> Result<Card> {
                 },
                 None => None,
             };
-            let tracked: bool = conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM io_edges WHERE av_id = ?1 AND direction = 'in' AND origin = 'git')",
-                [edge.version.av_id],
-                |r| r.get(0),
-            )?;
+            let gap = gaps(conn, &[edge.version.av_id])?.contains(&edge.version.av_id);
+            let uncommitted =
+                uncommitted(conn, &[edge.version.av_id])?.contains(&edge.version.av_id);
             inputs.push(CardInput {
-                gap: produced_by.is_none() && !tracked,
+                gap,
+                uncommitted,
                 version: edge.version,
                 origin: edge.origin,
                 produced_by,
@@ -592,7 +593,7 @@ pub fn card(conn: &Connection, av_id: i64) -> Result<Card> {
         }
     }
     Ok(Card {
-        gap: first.is_none() && !git_origin,
+        gap: first.is_none() && !git_origin && gaps(conn, &[av_id])?.contains(&av_id),
         versions: versions_of_path(conn, &version.path)?,
         version,
         produced_by: first,
@@ -639,17 +640,38 @@ pub struct ExportRun {
     pub pipeline_path_in_repo: Option<String>,
 }
 
-/// Versions among `ids` that are lineage gaps (one query).
-pub fn gaps(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
-    let mut stmt = conn.prepare(
-        "SELECT j.value FROM json_each(?1) j
-         WHERE NOT EXISTS (SELECT 1 FROM io_edges o WHERE o.av_id = j.value AND o.direction = 'out')
-           AND NOT EXISTS (SELECT 1 FROM io_edges i WHERE i.av_id = j.value AND i.direction = 'in' AND i.origin = 'git')",
+/// Versions among `ids` that were read while git listed them (or a file inside them) as changed
+/// in the reader's working tree: tracked files with uncommitted edits, whose diff the run
+/// recorded. Not gaps, but not the committed content either.
+pub fn uncommitted(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT i.av_id FROM io_edges i
+         JOIN artifact_versions v ON v.id = i.av_id JOIN artifacts a ON a.id = v.artifact_id
+         JOIN step_execs s ON s.id = i.step_exec JOIN git_snapshots g ON g.id = s.git_before
+         JOIN json_each(g.changed) c
+         WHERE i.direction = 'in' AND i.av_id IN (SELECT value FROM json_each(?1))
+           AND (c.value = a.path OR c.value LIKE '%/' || a.path
+                OR c.value LIKE a.path || '/%' OR c.value LIKE '%/' || a.path || '/%')",
     )?;
     let rows = stmt
         .query_map([id_list(ids.iter().copied())], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)
+}
+
+/// Versions among `ids` that are lineage gaps: produced by no recorded execution, never read
+/// as a tracked unmodified file, and not a tracked file with a recorded uncommitted diff.
+pub fn gaps(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT j.value FROM json_each(?1) j
+         WHERE NOT EXISTS (SELECT 1 FROM io_edges o WHERE o.av_id = j.value AND o.direction = 'out')
+           AND NOT EXISTS (SELECT 1 FROM io_edges i WHERE i.av_id = j.value AND i.direction = 'in' AND i.origin = 'git')",
+    )?;
+    let candidates: HashSet<i64> = stmt
+        .query_map([id_list(ids.iter().copied())], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let dirty = uncommitted(conn, &candidates.iter().copied().collect::<Vec<_>>())?;
+    Ok(candidates.difference(&dirty).copied().collect())
 }
 
 pub fn export_run(conn: &Connection, run_id: &str) -> Result<ExportRun> {
@@ -725,7 +747,10 @@ pub enum Node {
         reused: usize,
         /// where the steps that read it said it came from (`step`, `git`, `external`)
         origins: Vec<String>,
-        /// no recorded producer and not a tracked file at a commit: lineage stops here
+        /// read as a tracked file with uncommitted edits (the run recorded the diff)
+        uncommitted: bool,
+        /// no recorded producer, not a tracked file at a commit, not a recorded uncommitted
+        /// edit: lineage stops here
         gap: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         gap_reason: Option<String>,
@@ -1014,15 +1039,18 @@ fn build_graph(
     let runs = runs_by_id(conn, &run_ids)?;
     let mut nodes: Vec<Node> = Vec::new();
     let versions = versions_by_id(conn, &avs)?;
+    let dirty = uncommitted(conn, &avs.iter().copied().collect::<Vec<_>>())?;
     for v in versions {
         let (n, r) = prod.get(&v.av_id).copied().unwrap_or((0, 0));
         let o: Vec<String> = origins
             .get(&v.av_id)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
-        let gap = n == 0 && !o.iter().any(|x| x == "git");
+        let modified = dirty.contains(&v.av_id);
+        let gap = n == 0 && !o.iter().any(|x| x == "git") && !modified;
         nodes.push(Node::ArtifactVersion {
             id: av_node_id(v.av_id),
+            uncommitted: modified,
             version: v,
             producers: n,
             reused: r,
@@ -1212,6 +1240,20 @@ mod tests {
             } => assert_eq!((*producers, *reused), (2, 1)),
             _ => panic!("av:4 is a version"),
         }
+    }
+
+    #[test]
+    fn hash_prefixes_resolve_or_list_the_candidates() {
+        let c = store();
+        assert_eq!(resolve_hash(&c, "h3").unwrap().unwrap().path, "data");
+        assert!(resolve_hash(&c, "h9").unwrap().is_none());
+        let e = resolve_hash(&c, "h").unwrap_err();
+        assert!(
+            e.message.contains("is ambiguous: 4 recorded versions"),
+            "{e}"
+        );
+        assert_eq!(e.causes.len(), 4, "{e}");
+        assert!(e.causes.iter().any(|l| l.contains("h2  gen.py")), "{e}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 mod common;
 mod execution;
+mod export;
+mod history;
 mod query;
 mod record;
 mod validate;
