@@ -277,7 +277,7 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
                 None => Err(never_recorded(arg)),
             },
             (false, false) => {
-                let mut e = Error::invalid(format!(
+                let mut e = Error::other(format!(
                     "`{arg}` is ambiguous: it starts both a run id and a content hash"
                 ));
                 for (id, pipeline, started) in runs.iter().take(5) {

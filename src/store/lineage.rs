@@ -187,7 +187,7 @@ pub fn resolve_hash(conn: &Connection, prefix: &str) -> Result<Option<Version>> 
         0 => Ok(None),
         1 => Ok(found.into_iter().next()),
         n => {
-            let mut e = Error::invalid(format!(
+            let mut e = Error::other(format!(
                 "content hash `{prefix}` is ambiguous: {} recorded versions match",
                 if n > 10 {
                     "more than 10".to_string()
