@@ -14,11 +14,17 @@ Examples:
   mlrun run -p train.lr=0.01     override a param for this run
   mlrun runs                     list recorded runs
   mlrun show latest              everything recorded about the newest run
+  mlrun show model/              the model card: what made this exact version
+  mlrun lineage model/           the data, steps, commits and params it came from
+  mlrun diff RUN1 RUN2           what changed between two runs
+  mlrun runs --metric 'acc>0.9'  runs whose metric passes a test
+  mlrun export latest --format openlineage   interchange with lineage tools
 
 Exit codes:
   0    every step succeeded
   N    a step failed: its own exit code (128+signal when it was killed)
-  1    mlrun itself failed (store, I/O), or a step did not produce a declared output
+  1    mlrun itself failed (store, I/O), or a step did not produce a declared output;
+       an unknown or ambiguous id, hash or path
   2    invalid pipeline or command line; nothing was run
   130  interrupted (SIGINT); 143 terminated (SIGTERM)";
 

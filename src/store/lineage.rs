@@ -1137,7 +1137,6 @@ fn versions_by_id(conn: &Connection, ids: &BTreeSet<i64>) -> Result<Vec<Version>
 
 fn runs_by_id(conn: &Connection, ids: &BTreeSet<String>) -> Result<Vec<Node>> {
     let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-    let shorts = crate::store::query::short_ids(conn)?;
     let mut stmt = conn.prepare(
         "SELECT r.id, r.pipeline, r.status, r.started_at, r.ended_at, r.hostname, r.user,
                 g.commit_sha, g.branch, COALESCE(g.dirty, 0)
@@ -1149,7 +1148,7 @@ fn runs_by_id(conn: &Connection, ids: &BTreeSet<String>) -> Result<Vec<Node>> {
             let id: String = r.get(0)?;
             Ok(Node::Run {
                 id: run_node_id(&id),
-                short_id: shorts.get(&id).cloned().unwrap_or_else(|| id.clone()),
+                short_id: String::new(),
                 run_id: id,
                 pipeline: r.get(1)?,
                 status: r.get(2)?,
@@ -1162,7 +1161,16 @@ fn runs_by_id(conn: &Connection, ids: &BTreeSet<String>) -> Result<Vec<Node>> {
                 dirty: r.get(9)?,
             })
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<rusqlite::Result<Vec<Node>>>()?;
+    let mut rows = rows;
+    for n in &mut rows {
+        if let Node::Run {
+            run_id, short_id, ..
+        } = n
+        {
+            *short_id = crate::store::query::short_id(conn, run_id)?;
+        }
+    }
     Ok(rows)
 }
 

@@ -271,7 +271,6 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
         "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of
          FROM runs r {where_sql} ORDER BY {order} LIMIT ?"
     );
-    let shorts = short_ids(conn)?;
     let mut stmt = conn.prepare(&format!(
         "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of
          FROM ({selected}) x LEFT JOIN git_snapshots g ON g.id = x.git_start"
@@ -282,7 +281,7 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
             let started: i64 = r.get(4)?;
             let ended: Option<i64> = r.get(5)?;
             Ok(RunSummary {
-                short_id: shorts.get(&id).cloned().unwrap_or_else(|| id.clone()),
+                short_id: String::new(),
                 pipeline: r.get(1)?,
                 status: r.get(2)?,
                 exit_code: r.get(3)?,
@@ -297,6 +296,17 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    // short ids: from the sorted list of all ids for long listings, else two lookups per run
+    if runs.len() > 200 {
+        let shorts = short_ids(conn)?;
+        for r in &mut runs {
+            r.short_id = shorts.get(&r.id).cloned().unwrap_or_else(|| r.id.clone());
+        }
+    } else {
+        for r in &mut runs {
+            r.short_id = short_id(conn, &r.id)?;
+        }
+    }
     // all metrics of the listed runs in one query; later steps win, as in RUN_METRIC
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
