@@ -15,7 +15,7 @@ end=$(sed -n 's/^chain end: model@\([0-9a-f]*\).*/\1/p' "$dir.summary")
 last=$(sed -n 's/^newest run: //p' "$dir.summary")
 export MLRUN_STORE=$dir NO_COLOR=1
 m=target/release/mlrun
-"$m" lineage "model@$end" --json | python3 -c 'import json,sys; g=json.load(sys.stdin); print(f"lineage upstream: {len(g[\"nodes\"])} nodes, {len(g[\"edges\"])} edges")'
+"$m" lineage "model@$end" --json | python3 -c 'import json,sys; g=json.load(sys.stdin); print("lineage upstream:", len(g["nodes"]), "nodes,", len(g["edges"]), "edges")'
 hyperfine -N --warmup 3 --min-runs 20 --export-markdown target/bench-cli.md \
   -n "lineage model@RUN (tree)" "$m lineage model@$end" \
   -n "lineage model@RUN --json" "$m lineage model@$end --json" \

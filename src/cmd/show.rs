@@ -391,7 +391,18 @@ pub fn render_card(c: &Card, style: &Style) -> String {
         }
     }
     if !c.used_by.is_empty() {
-        o += &format!("\n{}\n", style.bold("used by"));
+        o += &format!(
+            "\n{}\n",
+            style.bold(&if c.used_by_total > c.used_by.len() {
+                format!(
+                    "used by (newest {} of {})",
+                    c.used_by.len(),
+                    c.used_by_total
+                )
+            } else {
+                "used by".to_string()
+            })
+        );
         for u in &c.used_by {
             let e = &u.exec;
             let m: Vec<String> = e
@@ -432,8 +443,7 @@ pub fn render_card(c: &Card, style: &Style) -> String {
         "\n{}\n",
         style.bold(&format!(
             "versions of {}{slash} ({})",
-            v.path,
-            c.versions.len()
+            v.path, c.versions_total
         ))
     );
     for ov in &c.versions {
@@ -453,6 +463,15 @@ pub fn render_card(c: &Card, style: &Style) -> String {
             time::local(ov.at.unwrap_or(ov.version.first_seen)),
             version_size(&ov.version.kind, ov.version.size, ov.version.nfiles),
             if this { "  ← this version" } else { "" }
+        );
+    }
+    if c.versions_total > c.versions.len() {
+        o += &format!(
+            "  {}\n",
+            style.dim(&format!(
+                "… and {} older",
+                c.versions_total - c.versions.len()
+            ))
         );
     }
     o

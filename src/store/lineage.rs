@@ -257,29 +257,37 @@ pub fn preferred_producer(conn: &Connection, av_id: i64) -> Result<Option<i64>> 
         .optional()?)
 }
 
-/// Every execution that produced a version (originals and reuses), earliest first.
-pub fn producers(conn: &Connection, av_id: i64) -> Result<Vec<Exec>> {
+/// The first `limit` executions that produced a version (originals and reuses), real ones
+/// first, then earliest first.
+pub fn producers(conn: &Connection, av_id: i64, limit: usize) -> Result<Vec<Exec>> {
     let ids: Vec<i64> = {
         let mut stmt = conn.prepare(
             "SELECT o.step_exec FROM io_edges o JOIN step_execs s ON s.id = o.step_exec
              WHERE o.av_id = ?1 AND o.direction = 'out'
-             ORDER BY s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id",
+             ORDER BY s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT ?2",
         )?;
-        stmt.query_map([av_id], |r| r.get(0))?
+        stmt.query_map(params![av_id, limit as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?
     };
     let map = execs(conn, &ids)?;
     Ok(ids.iter().filter_map(|i| map.get(i).cloned()).collect())
 }
 
-/// Every execution that read a version, earliest first.
-pub fn consumers(conn: &Connection, av_id: i64) -> Result<Vec<(Exec, Option<String>)>> {
+/// The `limit` latest executions that read a version, earliest first.
+pub fn consumers(
+    conn: &Connection,
+    av_id: i64,
+    limit: usize,
+) -> Result<Vec<(Exec, Option<String>)>> {
     let rows: Vec<(i64, Option<String>)> = {
         let mut stmt = conn.prepare(
-            "SELECT i.step_exec, i.origin FROM io_edges i JOIN step_execs s ON s.id = i.step_exec
-             WHERE i.av_id = ?1 AND i.direction = 'in' ORDER BY COALESCE(s.started_at, 0), s.id",
+            "SELECT * FROM (
+               SELECT i.step_exec, i.origin, COALESCE(s.started_at, 0) AS t FROM io_edges i
+               JOIN step_execs s ON s.id = i.step_exec
+               WHERE i.av_id = ?1 AND i.direction = 'in' ORDER BY t DESC, s.id DESC LIMIT ?2)
+             ORDER BY t, step_exec",
         )?;
-        stmt.query_map([av_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        stmt.query_map(params![av_id, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?
     };
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
@@ -329,23 +337,39 @@ pub struct OtherVersion {
     pub at: Option<i64>,
 }
 
-pub fn versions_of_path(conn: &Connection, path: &str) -> Result<Vec<OtherVersion>> {
-    // the representative execution: its producer if any, else its first reader
+/// The newest `limit` versions of `path` (by when first recorded), plus version `keep` if it is
+/// older, each with its representative execution: its first real producer, else its first
+/// reader. Also returns how many versions the path has.
+pub fn versions_of_path(
+    conn: &Connection,
+    path: &str,
+    limit: usize,
+    keep: Option<i64>,
+) -> Result<(Vec<OtherVersion>, usize)> {
+    let total: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id WHERE a.path = ?1",
+        [path],
+        |r| r.get(0),
+    )?;
     let mut stmt = conn.prepare(&format!(
-        "SELECT {VERSION_COLS}, s.run_id, s.step,
+        "WITH chosen AS (
+           SELECT id FROM (SELECT v.id FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id
+                           WHERE a.path = ?1 ORDER BY v.first_seen DESC, v.id DESC LIMIT ?2)
+           UNION SELECT ?3 WHERE ?3 IS NOT NULL)
+         SELECT {VERSION_COLS}, s.run_id, s.step,
                 EXISTS (SELECT 1 FROM io_edges o WHERE o.av_id = v.id AND o.direction = 'out'),
                 s.started_at
-         FROM {VERSION_FROM}
+         FROM chosen c JOIN artifact_versions v ON v.id = c.id
+         JOIN artifacts a ON a.id = v.artifact_id JOIN blobs b ON b.hash = v.blob_hash
          LEFT JOIN step_execs s ON s.id = (
              SELECT e2.step_exec FROM io_edges e2 JOIN step_execs s2 ON s2.id = e2.step_exec
              WHERE e2.av_id = v.id
              ORDER BY e2.direction = 'out' DESC, s2.status <> 'succeeded', COALESCE(s2.started_at, 0), s2.id
              LIMIT 1)
-         WHERE a.path = ?1
          ORDER BY COALESCE(s.started_at, v.first_seen) DESC, v.id DESC"
     ))?;
     let rows = stmt
-        .query_map([path], |r| {
+        .query_map(params![path, limit as i64, keep], |r| {
             Ok(OtherVersion {
                 version: version_row(r)?,
                 run_id: r.get(7)?,
@@ -362,7 +386,7 @@ pub fn versions_of_path(conn: &Connection, path: &str) -> Result<Vec<OtherVersio
             r.short_id = Some(crate::store::query::short_id(conn, id)?);
         }
     }
-    Ok(rows)
+    Ok((rows, total as usize))
 }
 
 fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
@@ -534,23 +558,33 @@ pub struct Card {
     pub inputs: Vec<CardInput>,
     /// other executions that produced this same content (reuses and reproductions)
     pub also_produced_by: Vec<ExecRef>,
-    /// executions that read this version, with their metrics (evaluations)
+    /// the latest executions (at most 20) that read this version, with their metrics
+    /// (evaluations), earliest first
     pub used_by: Vec<UsedBy>,
-    /// every recorded version of the same path, newest first (this one included)
+    /// how many executions read it in all
+    pub used_by_total: usize,
+    /// the newest recorded versions of the same path (at most 20, plus this one), newest first
     pub versions: Vec<OtherVersion>,
+    /// how many versions the path has in all
+    pub versions_total: usize,
 }
 
 pub fn card(conn: &Connection, av_id: i64) -> Result<Card> {
     let version = version(conn, av_id)?
         .ok_or_else(|| Error::other(format!("artifact version {av_id} is not in the store")))?;
-    let producers = producers(conn, av_id)?;
+    let producers = producers(conn, av_id, 21)?;
     let first = producers.first().cloned();
     let also = producers
         .iter()
         .skip(1)
         .map(|e| exec_ref(conn, e))
         .collect::<Result<Vec<_>>>()?;
-    let consumers = consumers(conn, av_id)?;
+    let consumers = consumers(conn, av_id, 20)?;
+    let used_by_total: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM io_edges WHERE av_id = ?1 AND direction = 'in'",
+        [av_id],
+        |r| r.get(0),
+    )?;
     let git_origin = consumers.iter().any(|(_, o)| o.as_deref() == Some("git"));
     let (mut run, mut git, mut environment, mut inputs) = (None, None, None, Vec::new());
     if let Some(e) = &first {
@@ -592,9 +626,12 @@ pub fn card(conn: &Connection, av_id: i64) -> Result<Card> {
             });
         }
     }
+    let (versions, versions_total) = versions_of_path(conn, &version.path, 20, Some(av_id))?;
     Ok(Card {
+        versions,
+        versions_total,
+        used_by_total: used_by_total as usize,
         gap: first.is_none() && !git_origin && gaps(conn, &[av_id])?.contains(&av_id),
-        versions: versions_of_path(conn, &version.path)?,
         version,
         produced_by: first,
         run,
@@ -745,7 +782,8 @@ pub enum Node {
         producers: usize,
         /// of those, how many reused an earlier execution (`cached` / `restored`)
         reused: usize,
-        /// where the steps that read it said it came from (`step`, `git`, `external`)
+        /// where the steps in this graph that read it said it came from (`step`, `git`,
+        /// `external`)
         origins: Vec<String>,
         /// read as a tracked file with uncommitted edits (the run recorded the diff)
         uncommitted: bool,
@@ -945,9 +983,11 @@ fn build_graph(
     let ex_list = id_list(exs.iter().copied());
     {
         let mut stmt = conn.prepare(
-            "SELECT e.step_exec, e.direction, e.av_id, e.origin FROM io_edges e
-             WHERE e.step_exec IN (SELECT value FROM json_each(?1))
-               AND e.av_id IN (SELECT value FROM json_each(?2))",
+            // from the executions (few edges each), not the versions (a shared source file
+            // has thousands of readers): CROSS JOIN keeps that order
+            "SELECT e.step_exec, e.direction, e.av_id, e.origin
+             FROM json_each(?1) x CROSS JOIN io_edges e ON e.step_exec = x.value
+             WHERE e.av_id IN (SELECT value FROM json_each(?2))",
         )?;
         let rows = stmt.query_map(params![ex_list, av_list], |r| {
             Ok((
@@ -996,20 +1036,26 @@ fn build_graph(
             prod.insert(av, (n as usize, reused as usize));
         }
     }
+    // what the readers in this graph recorded about each version
     let mut origins: HashMap<i64, BTreeSet<String>> = HashMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT DISTINCT i.av_id, i.origin FROM io_edges i
-             WHERE i.direction = 'in' AND i.origin IS NOT NULL
-               AND i.av_id IN (SELECT value FROM json_each(?1))",
-        )?;
-        for row in stmt.query_map([&av_list], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })? {
-            let (av, o) = row?;
-            origins.entry(av).or_default().insert(o);
+    for e in edges.iter().filter(|e| e.kind == "used") {
+        if let (Some(av), Some(o)) = (
+            e.from
+                .strip_prefix("av:")
+                .and_then(|a| a.parse::<i64>().ok()),
+            &e.origin,
+        ) {
+            origins.entry(av).or_default().insert(o.clone());
         }
     }
+    // gaps: only versions with no producer and no tracked reading here need a closer look
+    // (readers elsewhere in the history may have seen them tracked or with a recorded diff)
+    let candidates: Vec<i64> = avs
+        .iter()
+        .copied()
+        .filter(|av| !prod.contains_key(av) && !origins.get(av).is_some_and(|o| o.contains("git")))
+        .collect();
+    let gap_set = gaps(conn, &candidates)?;
     // executions, plus the originals that cached ones reused
     let mut exec_map = execs(conn, &exs.iter().copied().collect::<Vec<_>>())?;
     let reused: Vec<i64> = exec_map
@@ -1039,7 +1085,7 @@ fn build_graph(
     let runs = runs_by_id(conn, &run_ids)?;
     let mut nodes: Vec<Node> = Vec::new();
     let versions = versions_by_id(conn, &avs)?;
-    let dirty = uncommitted(conn, &avs.iter().copied().collect::<Vec<_>>())?;
+    let dirty = uncommitted(conn, &candidates)?;
     for v in versions {
         let (n, r) = prod.get(&v.av_id).copied().unwrap_or((0, 0));
         let o: Vec<String> = origins
@@ -1047,7 +1093,7 @@ fn build_graph(
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
         let modified = dirty.contains(&v.av_id);
-        let gap = n == 0 && !o.iter().any(|x| x == "git") && !modified;
+        let gap = gap_set.contains(&v.av_id);
         nodes.push(Node::ArtifactVersion {
             id: av_node_id(v.av_id),
             uncommitted: modified,
