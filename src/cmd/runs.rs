@@ -2,8 +2,6 @@
 
 use std::path::Path;
 
-use comfy_table::{Table, presets};
-
 use crate::cli::RunsArgs;
 use crate::error::Result;
 use crate::report::{self, ColorChoice, Style, time};
@@ -43,17 +41,29 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         return Ok(0);
     }
     let style = Style::stdout(color);
-    let mut table = Table::new();
-    table.load_preset(presets::NOTHING);
-    table.set_header([
-        "ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "COMMIT", "METRICS",
-    ]);
+    // Rows as plain cells, padded by hand and coloured after padding: comfy-table took half of
+    // the time of a 10,000-run listing, and counted colour codes as width.
+    let tz = jiff::tz::TimeZone::system();
+    let local = |ms: i64| match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t
+            .to_zoned(tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        Err(_) => time::local(ms),
+    };
+    let mut rows: Vec<[String; 7]> = Vec::with_capacity(runs.len() + 1);
+    rows.push(
+        [
+            "ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "COMMIT", "METRICS",
+        ]
+        .map(String::from),
+    );
     for r in &runs {
         let commit = match &r.commit {
             Some(c) => format!("{}{}", &c[..7.min(c.len())], if r.dirty { "+" } else { "" }),
             None => "-".into(),
         };
-        let mut status = style.status(&r.status);
+        let mut status = r.status.clone();
         if r.replay_of.is_some() {
             status += " (replay)";
         }
@@ -75,18 +85,46 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             })
             .take(3)
             .collect();
-        table.add_row([
-            style.cyan(&r.short_id),
+        rows.push([
+            r.short_id.clone(),
             r.pipeline.clone(),
             status,
-            time::local(r.started_at),
+            local(r.started_at),
             r.duration_ms
                 .map_or_else(|| "-".into(), report::duration_ms),
             commit,
             metrics.join(" "),
         ]);
     }
-    crate::report::emit(&format!("{}\n", table.trim_fmt()));
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::with_capacity(rows.len() * 100);
+    for (i, row) in rows.iter().enumerate() {
+        let mut line = String::from(" ");
+        for (c, cell) in row.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            let text = match (i, c) {
+                (0, _) => cell.clone(),
+                (_, 0) => style.cyan(cell),
+                (_, 2) => match cell.split_once(' ') {
+                    Some((st, rest)) => format!("{} {rest}", style.status(st)),
+                    None => style.status(cell),
+                },
+                _ => cell.clone(),
+            };
+            line += &text;
+            if c + 1 < row.len() {
+                line.extend(std::iter::repeat_n(' ', pad + 2));
+            }
+        }
+        out += line.trim_end();
+        out.push('\n');
+    }
+    report::emit(&out);
     Ok(0)
 }
 
