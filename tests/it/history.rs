@@ -97,6 +97,7 @@ pub fn history() -> History {
 pub fn redact(name: &str, text: &str) {
     let mut s = insta::Settings::clone_current();
     s.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[time]");
+    s.add_filter(r"[0-9a-f]{10,64}", "[hex]"); // also inside `cluster_ID`, `\nHASH`
     s.add_filter(r"\b[0-9a-f]{7,64}\b", "[hex]");
     s.add_filter(r"\b\d+(\.\d+)?(ms|s)\b", "[dur]");
     s.add_filter(r"(?m)^  host .*$", "  host      [host]");
@@ -195,6 +196,14 @@ fn lineage_crosses_runs_and_pipelines_and_marks_the_gap() {
             "{fmt}:\n{}",
             out.stdout
         );
+    }
+    // the drawings of a small neighbourhood, as people will paste them
+    for fmt in ["dot", "mermaid"] {
+        let out = h
+            .env
+            .mlrun(&["lineage", "model/", "--depth", "1", "--format", fmt]);
+        assert_eq!(out.code, 0, "{out:?}");
+        redact(&format!("lineage_{fmt}"), &out.stdout);
     }
     let dot = h
         .env
