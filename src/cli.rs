@@ -59,6 +59,12 @@ pub enum Command {
     Runs(RunsArgs),
     /// Show everything recorded about a run
     Show(ShowArgs),
+    /// Say which steps are up to date and why the others would run
+    Status(StatusArgs),
+    /// Delete stored objects that kept runs no longer reference
+    Gc(GcArgs),
+    /// Re-hash every stored object and report corrupt or missing ones
+    Fsck(FsckArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -84,6 +90,52 @@ pub struct RunArgs {
     pub grace: Duration,
 
     /// Print a JSON summary on stdout at the end (step output and progress go to stderr)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Run steps even when an earlier run with the same inputs could be reused: all of them
+    /// (`--force`) or the named ones (`--force=train`, repeatable or comma-separated)
+    #[arg(long, value_name = "STEP", num_args = 0..=1, require_equals = true, value_delimiter = ',', default_missing_value = "")]
+    pub force: Option<Vec<String>>,
+
+    /// Record hashes but keep no copies in the object store (outputs cannot be restored later)
+    #[arg(long)]
+    pub no_store: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The pipeline file
+    #[arg(value_name = "PIPELINE", default_value = "pipeline.toml")]
+    pub pipeline: PathBuf,
+
+    /// Override a param, as for `run`, to ask what that run would do
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
+    /// Exit 1 when any step is stale (for CI: are the committed results up to date?)
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep the objects of the N most recent runs only [default: keep every run's objects]
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+
+    /// Say what would be deleted and how much space it would free, without deleting
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
 }

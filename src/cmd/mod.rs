@@ -1,8 +1,11 @@
 //! One module per subcommand. Each takes its clap args and returns the exit code.
 
+pub mod fsck;
+pub mod gc;
 pub mod run;
 pub mod runs;
 pub mod show;
+pub mod status;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -14,5 +17,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Run(args)) => run::run(args, store.as_deref(), cli.color),
         Some(Command::Runs(args)) => runs::runs(args, store.as_deref(), cli.color),
         Some(Command::Show(args)) => show::show(args, store.as_deref(), cli.color),
+        Some(Command::Status(args)) => status::status(args, store.as_deref(), cli.color),
+        Some(Command::Gc(args)) => gc::gc(args, store.as_deref(), cli.color),
+        Some(Command::Fsck(args)) => fsck::fsck(args, store.as_deref(), cli.color),
     }
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
-use crate::exec::{self, RunOptions, output::Printer};
+use crate::exec::{self, Force, RunOptions, output::Printer};
+use crate::pipeline::diag::did_you_mean;
 use crate::pipeline::{self, LoadOptions};
 use crate::report::{ColorChoice, Style};
 use crate::store::{self, Store};
@@ -23,6 +24,24 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
             None => eprintln!("{text}"),
         }
     }
+    let force = match &args.force {
+        None => Force::None,
+        Some(names) if names.iter().all(|n| n.is_empty()) => Force::All,
+        Some(names) => {
+            let names: Vec<String> = names.iter().filter(|n| !n.is_empty()).cloned().collect();
+            for n in &names {
+                if plan.step_index(n).is_none() {
+                    let mut e =
+                        Error::invalid(format!("`--force={n}` names no step of `{}`", plan.name));
+                    if let Some(s) = did_you_mean(n, plan.steps.iter().map(|s| s.name.as_str())) {
+                        e = e.hint(format!("did you mean `{s}`?"));
+                    }
+                    return Err(e);
+                }
+            }
+            Force::Steps(names)
+        }
+    };
     let dir = store::dir_for_pipeline(&plan.file, store_dir);
     let store = Store::open(&dir)?;
 
@@ -43,6 +62,8 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         grace: args.grace,
         argv: std::env::args().collect(),
         replay_of: None,
+        force,
+        no_store: args.no_store,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(jobs.clamp(1, 4))

@@ -208,7 +208,12 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             o += &format!("    in      {}\n", io_line(i));
         }
         for i in &s.outputs {
-            o += &format!("    out     {}\n", io_line(i));
+            let note = if i.stored {
+                String::new()
+            } else {
+                style.dim("  (bytes not stored: cannot be restored)")
+            };
+            o += &format!("    out     {}{note}\n", io_line(i));
         }
         if !s.params.is_empty() {
             let p: Vec<String> = s

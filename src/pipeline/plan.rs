@@ -65,12 +65,17 @@ pub struct PathDecl {
     pub path: String,
     /// declared with a trailing slash: must be a directory
     pub dir: bool,
+    /// keep this version's bytes in the object store (outputs only; `store = false` opts out)
+    pub store: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
     pub name: String,
+    /// the command with params substituted
     pub cmd: Cmd,
+    /// the command as written, before substitution
+    pub template: Cmd,
     pub inputs: Vec<PathDecl>,
     pub outputs: Vec<PathDecl>,
     /// the params this step depends on (declared, plus those its command substitutes)
@@ -256,7 +261,11 @@ impl Checker<'_> {
                         return None;
                     }
                 }
-                Some(PathDecl { path, dir })
+                Some(PathDecl {
+                    path,
+                    dir,
+                    store: true,
+                })
             }
             Err(why) => {
                 self.err(Diagnostic::error(
@@ -336,7 +345,7 @@ impl Checker<'_> {
             for p in &rs.params {
                 self.step_param(name, p, &params, &mut step_params);
             }
-            if let Some((_, used)) = &cmd {
+            if let Some((_, _, used)) = &cmd {
                 for k in used {
                     if let Some(v) = params.get(k) {
                         step_params.insert(k.clone(), v.clone());
@@ -349,8 +358,9 @@ impl Checker<'_> {
                 .filter_map(|p| self.path("input", p, allow_outside))
                 .collect();
             let mut outs = Vec::new();
-            for p in &rs.outputs {
-                if let Some(d) = self.path("output", p, allow_outside) {
+            for (p, store) in &rs.outputs {
+                if let Some(mut d) = self.path("output", p, allow_outside) {
+                    d.store = *store;
                     outputs.push((i, d.clone(), p.span.clone()));
                     outs.push(d);
                 }
@@ -402,7 +412,11 @@ impl Checker<'_> {
             after.push(deps_after);
             steps.push(Step {
                 name: name.clone(),
-                cmd: cmd.map(|(c, _)| c).unwrap_or(Cmd::Argv(Vec::new())),
+                template: cmd
+                    .as_ref()
+                    .map(|(_, t, _)| t.clone())
+                    .unwrap_or(Cmd::Argv(Vec::new())),
+                cmd: cmd.map(|(c, _, _)| c).unwrap_or(Cmd::Argv(Vec::new())),
                 inputs,
                 outputs: outs,
                 params: step_params,
@@ -551,7 +565,12 @@ impl Checker<'_> {
     }
 
     /// Substitute placeholders; returns the command and the param keys it used.
-    fn cmd(&mut self, step: &str, c: &Sp<RawCmd>, params: &Params) -> Option<(Cmd, Vec<String>)> {
+    fn cmd(
+        &mut self,
+        step: &str,
+        c: &Sp<RawCmd>,
+        params: &Params,
+    ) -> Option<(Cmd, Cmd, Vec<String>)> {
         let parts: Vec<&String> = match &c.value {
             RawCmd::Shell(s) => vec![s],
             RawCmd::Argv(a) => a.iter().collect(),
@@ -594,13 +613,17 @@ impl Checker<'_> {
         if !ok {
             return None;
         }
+        let template = match &c.value {
+            RawCmd::Shell(s) => Cmd::Shell(s.clone()),
+            RawCmd::Argv(a) => Cmd::Argv(a.clone()),
+        };
         let cmd = match &c.value {
             RawCmd::Shell(s) => Cmd::Shell(params::substitute(s, params)),
             RawCmd::Argv(a) => Cmd::Argv(a.iter().map(|s| params::substitute(s, params)).collect()),
         };
         used.sort();
         used.dedup();
-        Some((cmd, used))
+        Some((cmd, template, used))
     }
 
     fn step_param(&mut self, step: &str, p: &Sp<String>, params: &Params, out: &mut Params) {

@@ -56,7 +56,8 @@ pub struct RawStep {
     pub name: Sp<String>,
     pub cmd: Option<Sp<RawCmd>>,
     pub inputs: Vec<Sp<String>>,
-    pub outputs: Vec<Sp<String>>,
+    /// path and whether its bytes are kept in the object store (`store = false` opts out)
+    pub outputs: Vec<(Sp<String>, bool)>,
     pub params: Vec<Sp<String>>,
     pub metrics: Vec<Sp<String>>,
     pub env: Vec<(Sp<String>, Sp<String>)>,
@@ -340,7 +341,7 @@ impl Walker {
             match k {
                 "cmd" => step.cmd = self.cmd(&path, value),
                 "inputs" => step.inputs = self.string_list(&path, value),
-                "outputs" => step.outputs = self.string_list(&path, value),
+                "outputs" => step.outputs = self.output_list(&path, value),
                 "params" => step.params = self.string_list(&path, value),
                 "metrics" => step.metrics = self.string_list(&path, value),
                 "after" => step.after = self.string_list(&path, value),
@@ -350,6 +351,55 @@ impl Walker {
             }
         }
         Some(step)
+    }
+
+    /// `outputs`: strings, or tables `{ path = "...", store = false }`.
+    fn output_list(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Vec<(Sp<String>, bool)> {
+        let span = v.span();
+        let DeValue::Array(items) = v.into_inner() else {
+            let v = Spanned::new(span, DeValue::Boolean(false));
+            self.type_error(key, "an array of paths", &v);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let item_span = item.span();
+            match item.into_inner() {
+                DeValue::String(s) => out.push((Sp::new(s.to_string(), item_span), true)),
+                DeValue::Table(t) => {
+                    let mut path = None;
+                    let mut store = true;
+                    for (k, val) in in_file_order(t) {
+                        match k.get_ref().as_ref() {
+                            "path" => path = self.string(&format!("{key}[].path"), val),
+                            "store" => {
+                                store = self.bool(&format!("{key}[].store"), val).unwrap_or(true)
+                            }
+                            _ => self.unknown_key(&format!("{key}[]."), &k, &["path", "store"]),
+                        }
+                    }
+                    match path {
+                        Some(p) => out.push((p, store)),
+                        None => self.diags.push(
+                            Diagnostic::error(
+                                format!("an entry of `{key}` has no `path`"),
+                                Some(item_span),
+                            )
+                            .hint("write `{ path = \"model.pkl\", store = false }`"),
+                        ),
+                    }
+                }
+                other => {
+                    let v = Spanned::new(item_span, other);
+                    self.type_error(
+                        &format!("{key}[]"),
+                        "a path or a table `{ path = ..., store = false }`",
+                        &v,
+                    );
+                }
+            }
+        }
+        out
     }
 
     fn cmd(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<Sp<RawCmd>> {

@@ -279,6 +279,8 @@ pub struct IoInfo {
     pub kind: String,
     pub size: i64,
     pub nfiles: i64,
+    /// the bytes are in the object store, so this version can be restored
+    pub stored: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -336,7 +338,7 @@ pub struct RunDetail {
 
 fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT a.path, b.hash, b.kind, b.size, b.nfiles FROM io_edges e
+        "SELECT a.path, b.hash, b.kind, b.size, b.nfiles, b.stored FROM io_edges e
          JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
          JOIN blobs b ON b.hash = v.blob_hash
          WHERE e.step_exec = ?1 AND e.direction = ?2 ORDER BY a.path",
@@ -349,6 +351,7 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
                 kind: r.get(2)?,
                 size: r.get(3)?,
                 nfiles: r.get(4)?,
+                stored: r.get(5)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

@@ -3,6 +3,7 @@
 
 mod common;
 mod execution;
+mod incremental;
 mod query;
 mod record;
 mod validate;

@@ -207,7 +207,7 @@ name = "secrets"
 [env]
 DB_PASSWORD = "hunter2-pw"
 [steps.leak]
-cmd = "echo token=$MY_API_TOKEN pw=$DB_PASSWORD > out.txt; echo token=$MY_API_TOKEN; echo $innocent_looking >&2"
+cmd = "echo ${#MY_API_TOKEN} ${#DB_PASSWORD} > out.txt; echo token=$MY_API_TOKEN pw=$DB_PASSWORD; echo $innocent_looking >&2"
 outputs = ["out.txt"]
 "#,
     );
@@ -218,7 +218,12 @@ outputs = ["out.txt"]
         !out.all().contains("s3cr3t"),
         "live output is masked: {out:?}"
     );
-    // nothing in the store directory contains a secret (database, WAL, anything else)
+    // the step saw the real values
+    assert_eq!(
+        std::fs::read_to_string(env.path("out.txt")).unwrap(),
+        "6 10\n"
+    );
+    // nothing in the store directory contains a secret (database, WAL, objects, anything else)
     for entry in walk(&env.path(".mlrun")) {
         let bytes = std::fs::read(&entry).unwrap();
         for secret in [
