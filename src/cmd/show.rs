@@ -177,6 +177,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
     for s in &d.steps {
         let mark = match s.status.as_str() {
             "succeeded" => style.green("✓"),
+            "cached" | "restored" => style.green("="),
             "failed" => style.red("✗"),
             "not_run" => style.yellow("-"),
             _ => style.yellow("!"),
@@ -197,6 +198,13 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         }
         o += &head;
         o += "\n";
+        if let Some(r) = &s.reused_run {
+            o += &format!(
+                "    {}  outputs of run {} reused\n",
+                style.dim("reuse"),
+                &r[..r.len().min(10)]
+            );
+        }
         if let Some(e) = &s.error {
             o += &format!("    {}    {}\n", style.dim("why"), e);
         }

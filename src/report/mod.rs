@@ -92,7 +92,7 @@ impl Style {
     /// Colour a status word the way people expect.
     pub fn status(&self, status: &str) -> String {
         match status {
-            "succeeded" | "identical" => self.green(status),
+            "succeeded" | "identical" | "cached" | "restored" => self.green(status),
             "failed" | "differs" => self.red(status),
             "interrupted" | "not_run" | "running" => self.yellow(status),
             _ => status.to_string(),

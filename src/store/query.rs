@@ -309,6 +309,8 @@ pub struct StepInfo {
     pub env_id: Option<String>,
     pub stdout_bytes: i64,
     pub stderr_bytes: i64,
+    /// for `cached` / `restored` steps: the run whose execution was reused
+    pub reused_run: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -405,7 +407,8 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
         "SELECT id, step, attempt, status, cmd, argv, cwd, exit_code, signal, error, started_at, ended_at,
                 git_before, git_after, env_id,
                 (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stdout'),
-                (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stderr')
+                (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stderr'),
+                (SELECT o.run_id FROM step_execs o WHERE o.id = s.reused_exec)
          FROM step_execs s WHERE run_id = ?1 ORDER BY COALESCE(started_at, 9223372036854775807), id",
     )?;
     let steps: Vec<StepInfo> = stmt
@@ -438,6 +441,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                 env_id: r.get(14)?,
                 stdout_bytes: r.get::<_, Option<i64>>(15)?.unwrap_or(0),
                 stderr_bytes: r.get::<_, Option<i64>>(16)?.unwrap_or(0),
+                reused_run: r.get(17)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
