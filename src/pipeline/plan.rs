@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -87,6 +88,34 @@ pub struct Step {
     pub cwd: String,
     /// indices into `Plan::steps` of the steps this one waits for
     pub deps: Vec<usize>,
+    /// stop the step (SIGTERM to its group, SIGKILL after the grace period) after this long
+    #[serde(with = "opt_duration_ms")]
+    pub timeout: Option<Duration>,
+    /// how many times to run the step again after it fails or times out
+    pub retries: u32,
+    #[serde(with = "duration_ms")]
+    pub retry_delay: Duration,
+}
+
+mod duration_ms {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}
+
+mod opt_duration_ms {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,6 +178,21 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Plan> {
                 .hint("save the file as UTF-8");
             return Err(Error::rendered(d.render(opts.file, &text)));
         }
+    };
+    from_source(source, file, opts.file, opts.overrides)
+}
+
+/// Check pipeline text as if it were the file at `file` (absolute; its directory is the project
+/// root), naming it `shown` in messages.
+pub fn from_source(
+    source: String,
+    file: PathBuf,
+    shown: &Path,
+    overrides: &[String],
+) -> Result<Plan> {
+    let opts = LoadOptions {
+        file: shown,
+        overrides,
     };
     let root = file
         .parent()
@@ -384,6 +428,26 @@ impl Checker<'_> {
                     .map(|d| d.path)
                     .unwrap_or_default(),
             };
+            let timeout = rs
+                .timeout
+                .as_ref()
+                .and_then(|t| self.duration(&format!("steps.{name}.timeout"), t, false));
+            let retry_delay = rs
+                .retry_delay
+                .as_ref()
+                .and_then(|t| self.duration(&format!("steps.{name}.retry-delay"), t, true))
+                .unwrap_or_default();
+            let retries = match &rs.retries {
+                None => 0,
+                Some(r) if (0..=100).contains(&r.value) => r.value as u32,
+                Some(r) => {
+                    self.err(Diagnostic::error(
+                        format!("`steps.{name}.retries` must be between 0 and 100"),
+                        Some(r.span.clone()),
+                    ));
+                    0
+                }
+            };
             let mut deps_after = Vec::new();
             for a in &rs.after {
                 match names.iter().position(|n| *n == a.value) {
@@ -424,6 +488,9 @@ impl Checker<'_> {
                 env: step_env,
                 cwd,
                 deps: Vec::new(),
+                timeout,
+                retries,
+                retry_delay,
             });
         }
 
@@ -541,6 +608,31 @@ impl Checker<'_> {
             }
         }
         Some(params)
+    }
+
+    /// A humantime duration like `30m`, `1h 30m`, `90s`.
+    fn duration(&mut self, key: &str, v: &Sp<String>, zero_ok: bool) -> Option<Duration> {
+        match humantime::parse_duration(&v.value) {
+            Ok(d) if d.is_zero() && !zero_ok => {
+                self.err(Diagnostic::error(
+                    format!("`{key}` must be longer than zero"),
+                    Some(v.span.clone()),
+                ));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err(
+                    Diagnostic::error(
+                        format!("`{key}` is not a duration: {e}"),
+                        Some(v.span.clone()),
+                    )
+                    .label("not a duration")
+                    .hint("write it like \"90s\", \"30m\" or \"1h 30m\""),
+                );
+                None
+            }
+        }
     }
 
     fn env_entry(&mut self, table: &str, k: &Sp<String>, v: &Sp<String>) -> bool {

@@ -62,6 +62,9 @@ pub struct RawStep {
     pub metrics: Vec<Sp<String>>,
     pub env: Vec<(Sp<String>, Sp<String>)>,
     pub cwd: Option<Sp<String>>,
+    pub timeout: Option<Sp<String>>,
+    pub retries: Option<Sp<i64>>,
+    pub retry_delay: Option<Sp<String>>,
     pub after: Vec<Sp<String>>,
 }
 
@@ -75,7 +78,17 @@ const PIPELINE_KEYS: &[&str] = &[
     "allow-outside",
 ];
 const STEP_KEYS: &[&str] = &[
-    "cmd", "inputs", "outputs", "params", "metrics", "env", "cwd", "after",
+    "cmd",
+    "inputs",
+    "outputs",
+    "params",
+    "metrics",
+    "env",
+    "cwd",
+    "after",
+    "timeout",
+    "retries",
+    "retry-delay",
 ];
 
 /// Parse the text into a `RawPipeline`. Syntax errors, type errors and unknown keys are returned as
@@ -209,6 +222,26 @@ impl Walker {
         }
     }
 
+    fn integer(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<Sp<i64>> {
+        let span = v.span();
+        match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Some(Sp::new(n, span)),
+                Err(_) => {
+                    self.diags.push(Diagnostic::error(
+                        format!("`{key}` is out of range"),
+                        Some(span),
+                    ));
+                    None
+                }
+            },
+            _ => {
+                self.type_error(key, "an integer", &v);
+                None
+            }
+        }
+    }
+
     fn bool(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<bool> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
@@ -294,7 +327,7 @@ impl Walker {
             let span = value.span();
             let text = match value.get_ref() {
                 DeValue::String(s) => Some(s.to_string()),
-                DeValue::Integer(i) => Some(i.as_str().to_string()),
+                DeValue::Integer(i) => Some(i.to_string()),
                 DeValue::Float(f) => Some(f.as_str().to_string()),
                 DeValue::Boolean(b) => Some(b.to_string()),
                 _ => {
@@ -334,6 +367,9 @@ impl Walker {
             env: Vec::new(),
             cwd: None,
             after: Vec::new(),
+            timeout: None,
+            retries: None,
+            retry_delay: None,
         };
         for (key, value) in in_file_order(t) {
             let k = key.get_ref().as_ref();
@@ -347,6 +383,9 @@ impl Walker {
                 "after" => step.after = self.string_list(&path, value),
                 "env" => step.env = self.env_table(&path, value),
                 "cwd" => step.cwd = self.string(&path, value),
+                "timeout" => step.timeout = self.string(&path, value),
+                "retry-delay" => step.retry_delay = self.string(&path, value),
+                "retries" => step.retries = self.integer(&path, value),
                 _ => self.unknown_key(&format!("{prefix}."), &key, STEP_KEYS),
             }
         }
