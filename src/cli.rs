@@ -20,6 +20,8 @@ Exit codes:
   N    a step failed: its own exit code (128+signal when it was killed)
   1    mlrun itself failed (store, I/O), or a step did not produce a declared output
   2    invalid pipeline or command line; nothing was run
+  75   another mlrun is running this pipeline (use --wait-lock to wait)
+  124  a step ran past its timeout
   130  interrupted (SIGINT); 143 terminated (SIGTERM)";
 
 #[derive(Debug, Parser)]
@@ -101,6 +103,10 @@ pub struct RunArgs {
     /// Record hashes but keep no copies in the object store (outputs cannot be restored later)
     #[arg(long)]
     pub no_store: bool,
+
+    /// If another mlrun is running this pipeline, wait for it instead of refusing (exit 75)
+    #[arg(long)]
+    pub wait_lock: bool,
 }
 
 #[derive(Debug, Args)]

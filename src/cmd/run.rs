@@ -9,6 +9,7 @@ use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::pipeline::diag::did_you_mean;
 use crate::pipeline::{self, LoadOptions};
 use crate::report::{ColorChoice, Style};
+use crate::store::lock::PipelineLock;
 use crate::store::{self, Store};
 
 pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
@@ -44,6 +45,17 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
     };
     let dir = store::dir_for_pipeline(&plan.file, store_dir);
     let store = Store::open(&dir)?;
+    let mut lock = PipelineLock::acquire(&dir, &plan.file, args.wait_lock, |who| {
+        eprintln!(
+            "waiting for {who} to finish running `{}`…",
+            args.pipeline.display()
+        );
+    })?;
+    lock.describe(&format!(
+        "mlrun (pid {}), started {}",
+        std::process::id(),
+        crate::report::time::local(crate::store::record::now_ms())
+    ));
 
     let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
     let printer = Arc::new(Printer::new(
@@ -71,6 +83,7 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         .build()
         .map_err(|e| Error::other("cannot start the async runtime").cause(e))?;
     let outcome = runtime.block_on(exec::run(plan, store, opts, printer))?;
+    drop(lock);
     if args.json {
         println!(
             "{}",

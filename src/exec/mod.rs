@@ -243,10 +243,13 @@ pub async fn run(
     signals.abort();
 
     let interrupted = *ctx.interrupt.borrow();
-    let first_failure = outcomes
-        .iter()
-        .find(|o| o.status == StepStatus::Failed.as_str())
-        .map(|o| o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE));
+    // The first step to fail decides the exit code: its own, 124 for a timeout (as `timeout(1)`
+    // does), 1 when it exited 0 but broke a promise (a missing output).
+    let first_failure = outcomes.iter().find_map(|o| match o.status.as_str() {
+        "failed" => Some(o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE)),
+        "timed_out" => Some(exit::TIMED_OUT),
+        _ => None,
+    });
     let (status, exit_code) = match interrupted {
         Interrupt::Graceful(sig) | Interrupt::Kill(sig) => (RunStatus::Interrupted, 128 + sig),
         Interrupt::None => match first_failure {
@@ -265,6 +268,7 @@ pub async fn run(
         .filter(|o| o.status == "cached" || o.status == "restored")
         .count();
     let failed = outcomes.iter().filter(|o| o.status == "failed").count();
+    let timed_out = outcomes.iter().filter(|o| o.status == "timed_out").count();
     let not_run = outcomes.iter().filter(|o| o.status == "not_run").count();
     let stopped = outcomes
         .iter()
@@ -298,6 +302,7 @@ pub async fn run(
                 (ok, "ok"),
                 (reused, "up to date"),
                 (failed, "failed"),
+                (timed_out, "timed out"),
                 (stopped, "interrupted"),
                 (not_run, "not run"),
             ] {
@@ -430,12 +435,13 @@ async fn schedule(
                 let status = match outcome.status.as_str() {
                     "succeeded" => StepStatus::Succeeded,
                     "cached" => StepStatus::Cached,
+                    "timed_out" => StepStatus::TimedOut,
                     "restored" => StepStatus::Restored,
                     "interrupted" => StepStatus::Interrupted,
                     _ => StepStatus::Failed,
                 };
                 state[i] = State::Done(status);
-                if status == StepStatus::Failed && !opts.keep_going && stop_reason.is_none() {
+                if matches!(status, StepStatus::Failed | StepStatus::TimedOut) && !opts.keep_going && stop_reason.is_none() {
                     stop_reason = Some(format!("not run: the run stopped after `{}` failed", ctx.plan.steps[i].name));
                 }
                 outcomes[i] = Some(outcome);
@@ -619,6 +625,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
     let begin = record::StepBegin {
         run_id: &ctx.run_id,
         step: &step.name,
+        attempt: 1,
         cmd: &cmd_display,
         argv_json: &argv_json,
         cwd: &step.cwd,
@@ -675,9 +682,87 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         inputs.sort_by(|a, b| a.path.cmp(&b.path));
     }
 
-    let exec_id = match ctx.with_store(|c| record::begin_step(c, &begin)) {
+    let mut attempt = 1;
+    loop {
+        let attempt_started = if attempt == 1 { started } else { now_ms() };
+        let git_now = ctx.git_latest.lock().expect("git lock").clone();
+        let begin = record::StepBegin {
+            attempt,
+            started_at: attempt_started,
+            git_before: &git_now,
+            ..begin
+        };
+        let a = Attempt {
+            step: &step,
+            begin: &begin,
+            inputs: inputs.clone(),
+            env: &env,
+            vars: vars.clone(),
+            secrets: &secrets,
+            metrics_file: &metrics_file,
+            parts: parts.clone(),
+        };
+        let outcome = run_attempt(&ctx, i, a).await;
+        let retryable = matches!(outcome.status.as_str(), "failed" | "timed_out")
+            && outcome.exit_code != Some(127);
+        if !retryable || attempt > step.retries || *ctx.interrupt.borrow() != Interrupt::None {
+            return outcome;
+        }
+        attempt += 1;
+        let delay = if step.retry_delay.is_zero() {
+            String::new()
+        } else {
+            format!(
+                " in {}",
+                report::duration_ms(step.retry_delay.as_millis() as i64)
+            )
+        };
+        ctx.printer.event(&format!(
+            "{} {:<w$}  attempt {attempt} of {}{delay}",
+            style.yellow("↻"),
+            step.name,
+            step.retries + 1,
+        ));
+        let mut int = ctx.interrupt.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(step.retry_delay) => {}
+            _ = int.changed() => return outcome,
+        }
+    }
+}
+
+/// What one attempt at running a step needs.
+struct Attempt<'a> {
+    step: &'a Step,
+    begin: &'a record::StepBegin<'a>,
+    inputs: Vec<Io>,
+    env: &'a BTreeMap<String, String>,
+    vars: BTreeMap<String, String>,
+    secrets: &'a [String],
+    metrics_file: &'a std::path::Path,
+    parts: CacheParts,
+}
+
+/// Run the step's process once and record that execution.
+async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
+    let Attempt {
+        step,
+        begin,
+        inputs,
+        env,
+        vars,
+        secrets,
+        metrics_file,
+        parts,
+    } = a;
+    let style = ctx.printer.style();
+    let w = ctx.printer.width();
+    let started = begin.started_at;
+    let argv = step.cmd.argv();
+    let cmd_display = step.cmd.display();
+    let exec_id = match ctx.with_store(|c| record::begin_step(c, begin)) {
         Ok(id) => id,
-        Err(e) => return failed_unrecorded(&ctx, &step.name, e),
+        Err(e) => return failed_unrecorded(ctx, &step.name, e),
     };
     ctx.printer.event(&format!(
         "{} {:<w$}  {}",
@@ -685,28 +770,29 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         step.name,
         style.dim(&cmd_display)
     ));
-    let _ = std::fs::write(&metrics_file, b"");
+    let _ = std::fs::write(metrics_file, b"");
 
     let cwd = ctx.plan.root.join(&step.cwd);
     let spec = ChildSpec {
         step: &step.name,
         argv: &argv,
         cwd: &cwd,
-        env: &env,
-        secrets: &secrets,
+        env,
+        secrets,
         grace: ctx.grace,
+        timeout: step.timeout,
     };
     let outcome = child::run(&spec, &ctx.printer, ctx.interrupt.clone()).await;
-    let metrics_lines = std::fs::read_to_string(&metrics_file).unwrap_or_default();
-    let _ = std::fs::remove_file(&metrics_file);
+    let metrics_lines = std::fs::read_to_string(metrics_file).unwrap_or_default();
+    let _ = std::fs::remove_file(metrics_file);
     let key = Some(parts);
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
             let f = Finish::failed(127, None, e.message, inputs);
             return finish(
-                &ctx,
-                &step,
+                ctx,
+                step,
                 exec_id,
                 started,
                 f,
@@ -720,6 +806,22 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
     };
     let (stdout, stderr) = (outcome.stdout, outcome.stderr);
 
+    if outcome.timed_out {
+        let limit = step
+            .timeout
+            .map(|t| humantime::format_duration(t).to_string())
+            .unwrap_or_default();
+        let f = Finish {
+            status: StepStatus::TimedOut,
+            exit_code: Some(outcome.exit_code),
+            signal: outcome.signal,
+            error: Some(format!("timed out after {limit}")),
+            inputs,
+            outputs: Vec::new(),
+            metrics: Metrics::new(),
+        };
+        return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
+    }
     if let Some(sig) = outcome.interrupted {
         let f = Finish {
             status: StepStatus::Interrupted,
@@ -730,7 +832,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
             outputs: Vec::new(),
             metrics: Metrics::new(),
         };
-        return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr, key).await;
+        return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
     }
     if outcome.exit_code != 0 {
         let msg = match outcome.signal {
@@ -738,7 +840,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
             None => format!("exited with code {}", outcome.exit_code),
         };
         let f = Finish::failed(outcome.exit_code, outcome.signal, msg, inputs);
-        return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr, key).await;
+        return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
     }
 
     // Success so far: every declared output and metrics file must exist.
@@ -771,7 +873,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
             .join(", ");
         let msg = format!("exited 0 but did not produce declared output {list}");
         let f = Finish::failed(exit::FAILURE, None, msg, inputs);
-        return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr, key).await;
+        return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
     }
     let c = ctx.clone();
     let outputs =
@@ -781,14 +883,14 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         Err(e) => {
             let msg = format!("could not fingerprint the outputs: {}", e.message);
             let f = Finish::failed(exit::FAILURE, None, msg, inputs);
-            return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr, key).await;
+            return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
         }
     };
     if !ctx.no_store {
         let (keep, skip): (Vec<Io>, Vec<Io>) = outputs
             .into_iter()
             .partition(|io| step.outputs.iter().any(|d| d.path == io.path && d.store));
-        outputs = store_objects(&ctx, &step.name, keep, "output").await;
+        outputs = store_objects(ctx, &step.name, keep, "output").await;
         outputs.extend(skip);
         outputs.sort_by(|a, b| a.path.cmp(&b.path));
     }
@@ -808,7 +910,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         outputs,
         metrics,
     };
-    finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr, key).await
+    finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await
 }
 
 /// Reuse an earlier execution with the same cache key when its outputs are on disk (`cached`) or
@@ -1090,7 +1192,7 @@ async fn finish(
             }
             parts.join("  ")
         }
-        StepStatus::Interrupted => format!(
+        StepStatus::Interrupted | StepStatus::TimedOut => format!(
             "{} {:<w$}  {took:>6}  {}",
             style.yellow("!"),
             step.name,

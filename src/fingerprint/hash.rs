@@ -16,7 +16,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::cache::{HashCache, now_ns};
+use super::cache::{HashCache, Stat, now_ns};
 use crate::error::{Error, Result};
 
 const CHUNK: usize = 1 << 20;
@@ -151,6 +151,15 @@ fn hash_cached(path: &Path, meta: &Metadata, cache: &HashCache) -> Result<(Strin
     }
     let at = now_ns();
     let (hash, size) = hash_file(path)?;
+    // A file another process wrote while it was being read has no single version: say so.
+    let after = std::fs::metadata(path)
+        .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
+    if Stat::of(&after) != Stat::of(meta) || size != meta.len() {
+        return Err(Error::other(format!(
+            "`{}` changed while it was being hashed; another process is writing it",
+            path.display()
+        )));
+    }
     cache.put(path, meta, &hash, at);
     Ok((hash, size))
 }

@@ -42,6 +42,8 @@ pub enum StepStatus {
     Running,
     Succeeded,
     Failed,
+    /// stopped after its `timeout`
+    TimedOut,
     Interrupted,
     NotRun,
     /// skipped: an earlier execution with the same cache key produced what is on disk
@@ -66,6 +68,7 @@ impl StepStatus {
             StepStatus::Failed => "failed",
             StepStatus::Interrupted => "interrupted",
             StepStatus::NotRun => "not_run",
+            StepStatus::TimedOut => "timed_out",
             StepStatus::Cached => "cached",
             StepStatus::Restored => "restored",
         }
@@ -304,6 +307,8 @@ pub fn finish_run(
 pub struct StepBegin<'a> {
     pub run_id: &'a str,
     pub step: &'a str,
+    /// 1 for the first attempt; retries count up
+    pub attempt: u32,
     pub cmd: &'a str,
     pub argv_json: &'a str,
     pub cwd: &'a str,
@@ -315,8 +320,8 @@ pub fn begin_step(conn: &mut Connection, b: &StepBegin<'_>) -> Result<i64> {
     let tx = immediate(conn)?;
     let git = put_git(&tx, b.git_before)?;
     tx.execute(
-        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before, attempt)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
         params![
             b.run_id,
             b.step,
@@ -324,7 +329,8 @@ pub fn begin_step(conn: &mut Connection, b: &StepBegin<'_>) -> Result<i64> {
             b.argv_json,
             b.cwd,
             b.started_at,
-            git
+            git,
+            b.attempt
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -418,8 +424,8 @@ pub fn record_reuse(
     let tx = immediate(conn)?;
     let git = put_git(&tx, b.git_before)?;
     tx.execute(
-        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before, attempt)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
         params![
             b.run_id,
             b.step,
@@ -427,7 +433,8 @@ pub fn record_reuse(
             b.argv_json,
             b.cwd,
             b.started_at,
-            git
+            git,
+            b.attempt
         ],
     )?;
     let id = tx.last_insert_rowid();

@@ -76,7 +76,7 @@ CREATE TABLE step_execs (
   cwd TEXT NOT NULL,
   -- cached: skipped, outputs on disk matched; restored: outputs restored from the object store.
   -- Both reuse the execution in reused_exec and carry copies of its io edges.
-  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted', 'not_run', 'cached', 'restored')),
+  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'timed_out', 'interrupted', 'not_run', 'cached', 'restored')),
   exit_code INTEGER, signal INTEGER, error TEXT,
   started_at INTEGER, ended_at INTEGER,
   git_before TEXT REFERENCES git_snapshots(id), git_after TEXT REFERENCES git_snapshots(id),

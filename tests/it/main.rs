@@ -3,7 +3,9 @@
 
 mod common;
 mod execution;
+mod hostile;
 mod incremental;
 mod query;
 mod record;
+mod reliability;
 mod validate;
