@@ -14,6 +14,7 @@ Examples:
   mlrun run -p train.lr=0.01     override a param for this run
   mlrun runs                     list recorded runs
   mlrun show latest              everything recorded about the newest run
+  mlrun replay model.pkl         reproduce the run that made model.pkl and compare
 
 Exit codes:
   0    every step succeeded
@@ -63,6 +64,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Say which steps are up to date and why the others would run
     Status(StatusArgs),
+    /// Reproduce a recorded run in a scratch tree and say whether it came out bit for bit
+    Replay(ReplayArgs),
     /// Delete stored objects that kept runs no longer reference
     Gc(GcArgs),
     /// Re-hash every stored object and report corrupt or missing ones
@@ -124,6 +127,38 @@ pub struct StatusArgs {
     pub check: bool,
 
     /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A run id (any unique prefix) or `latest`, or an artifact path or content hash (replays
+    /// the run that produced it)
+    #[arg(value_name = "TARGET", default_value = "latest")]
+    pub target: String,
+
+    /// Replay only this step and the steps it needs
+    #[arg(long, value_name = "STEP")]
+    pub step: Option<String>,
+
+    /// Keep the scratch tree and print where it is
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Copy the reproduced outputs into DIR
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+
+    /// Run at most N steps at once [default: number of CPU cores]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    /// On interrupt, how long steps get to exit after SIGTERM before SIGKILL
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// Print the verdict as JSON on stdout (progress goes to stderr)
     #[arg(long)]
     pub json: bool,
 }

@@ -2,6 +2,7 @@
 
 pub mod fsck;
 pub mod gc;
+pub mod replay;
 pub mod run;
 pub mod runs;
 pub mod show;
@@ -17,6 +18,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Run(args)) => run::run(args, store.as_deref(), cli.color),
         Some(Command::Runs(args)) => runs::runs(args, store.as_deref(), cli.color),
         Some(Command::Show(args)) => show::show(args, store.as_deref(), cli.color),
+        Some(Command::Replay(args)) => replay::replay(args, store.as_deref(), cli.color),
         Some(Command::Status(args)) => status::status(args, store.as_deref(), cli.color),
         Some(Command::Gc(args)) => gc::gc(args, store.as_deref(), cli.color),
         Some(Command::Fsck(args)) => fsck::fsck(args, store.as_deref(), cli.color),

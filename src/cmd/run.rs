@@ -76,6 +76,8 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         replay_of: None,
         force,
         no_store: args.no_store,
+        no_cache: false,
+        git_fixed: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(jobs.clamp(1, 4))

@@ -41,7 +41,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         };
         let mut status = style.status(&r.status);
         if r.replay_of.is_some() {
-            status += " (replay)";
+            status += &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
         }
         let metrics: Vec<String> = r
             .metrics

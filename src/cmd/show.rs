@@ -145,7 +145,12 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         style.status(&d.status)
     );
     if let Some(r) = &d.replay_of {
-        o += &format!("  replay of {r}\n");
+        let verdict = d
+            .replay_verdict
+            .as_deref()
+            .map(|v| style.status(v))
+            .unwrap_or_else(|| "no verdict".into());
+        o += &format!("  replay    of run {} · {verdict}\n", &r[..r.len().min(10)]);
     }
     o += &format!(
         "  started   {}{}\n",

@@ -45,6 +45,11 @@ pub struct RunOptions {
     pub force: Force,
     /// keep no bytes in the object store (hashes are still recorded)
     pub no_store: bool,
+    /// neither consult nor fill the stat cache (a replay's scratch tree is thrown away)
+    pub no_cache: bool,
+    /// record this git state instead of reading one (a replay's scratch tree is the recorded
+    /// commit plus the recorded diff, not a repository of its own)
+    pub git_fixed: Option<GitState>,
 }
 
 /// Which steps run even when an earlier execution could be reused.
@@ -114,6 +119,7 @@ struct Ctx {
     redactor: Redactor,
     git_latest: Mutex<GitState>,
     tracked: Option<git::Tracked>,
+    git_fixed: Option<GitState>,
     cache: HashCache,
     objects: Objects,
     force: Force,
@@ -137,6 +143,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl Ctx {
+    /// The git state now, or the fixed one a replay reconstructed.
+    fn git_snapshot(&self) -> GitState {
+        match &self.git_fixed {
+            Some(g) => g.clone(),
+            None => git::snapshot(&self.plan.root),
+        }
+    }
+
     fn with_store<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>) -> Result<T> {
         let mut s = self.store.lock().expect("store lock");
         f(&mut s.conn)
@@ -153,10 +167,11 @@ pub async fn run(
     let started = now_ms();
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let root = plan.root.clone();
+    let fixed = opts.git_fixed.clone();
     let (system, git_start, locks, tracked) = blocking(move || {
         (
             SystemInfo::read(),
-            git::snapshot(&root),
+            fixed.unwrap_or_else(|| git::snapshot(&root)),
             lockfiles(&root),
             git::Tracked::load(&root),
         )
@@ -167,7 +182,11 @@ pub async fn run(
     std::fs::create_dir_all(&tmp)
         .map_err(|e| Error::store("cannot create the store's tmp directory").cause(e))?;
     let store_dir = store.dir.clone();
-    let cache = HashCache::load(&store.conn, &plan.root)?;
+    let cache = if opts.no_cache {
+        HashCache::disabled()
+    } else {
+        HashCache::load(&store.conn, &plan.root)?
+    };
 
     let (int_tx, int_rx) = watch::channel(Interrupt::None);
     let signals = tokio::spawn(watch_signals(int_tx, printer.clone(), opts.grace));
@@ -182,6 +201,7 @@ pub async fn run(
         redactor,
         git_latest: Mutex::new(git_start.clone()),
         tracked,
+        git_fixed: opts.git_fixed.clone(),
         cache,
         objects: Objects::new(&store_dir),
         force: opts.force.clone(),
@@ -257,8 +277,8 @@ pub async fn run(
             None => (RunStatus::Succeeded, exit::OK),
         },
     };
-    let root = ctx.plan.root.clone();
-    let git_end = blocking(move || git::snapshot(&root)).await;
+    let c = ctx.clone();
+    let git_end = blocking(move || c.git_snapshot()).await;
     let ended = now_ms();
     ctx.with_store(|c| record::finish_run(c, &run_id, status, exit_code, &git_end, ended))?;
 
@@ -1113,7 +1133,7 @@ async fn finish(
     let cwd = ctx.plan.root.join(&step.cwd);
     let path_var = vars.get("PATH").cloned();
     let (git_after, interpreters) = blocking(move || {
-        let g = git::snapshot(&c.plan.root);
+        let g = c.git_snapshot();
         let i = c
             .interpreters
             .versions(&programs, &cwd, path_var.as_deref());

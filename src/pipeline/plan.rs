@@ -11,14 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::diag::{Diagnostic, Severity, did_you_mean, render_all};
 use super::params::{self, Params};
 use super::raw::{self, RawCmd, RawPipeline, Sp};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Cmd {
     /// run as `sh -c STRING`
@@ -60,7 +60,7 @@ impl Cmd {
 }
 
 /// A declared input or output path.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PathDecl {
     /// normalised, relative to the project root, without a trailing slash
     pub path: String,
@@ -70,7 +70,7 @@ pub struct PathDecl {
     pub store: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     pub name: String,
     /// the command with params substituted
@@ -89,20 +89,26 @@ pub struct Step {
     /// indices into `Plan::steps` of the steps this one waits for
     pub deps: Vec<usize>,
     /// stop the step (SIGTERM to its group, SIGKILL after the grace period) after this long
-    #[serde(with = "opt_duration_ms")]
+    #[serde(with = "opt_duration_ms", default)]
     pub timeout: Option<Duration>,
     /// how many times to run the step again after it fails or times out
     pub retries: u32,
-    #[serde(with = "duration_ms")]
+    #[serde(with = "duration_ms", default)]
     pub retry_delay: Duration,
 }
 
 mod duration_ms {
+    use serde::Deserialize;
     pub fn serialize<S: serde::Serializer>(
         d: &std::time::Duration,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        Ok(std::time::Duration::from_millis(u64::deserialize(d)?))
     }
 }
 
@@ -116,9 +122,15 @@ mod opt_duration_ms {
             None => s.serialize_none(),
         }
     }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        use serde::Deserialize;
+        Ok(Option::<u64>::deserialize(d)?.map(std::time::Duration::from_millis))
+    }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub name: String,
     /// absolute path of pipeline.toml
@@ -141,6 +153,38 @@ pub struct Plan {
 impl Plan {
     pub fn step_index(&self, name: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.name == name)
+    }
+
+    /// Only `name` and the steps it (transitively) depends on, in the same order.
+    pub fn with_upstream_of(mut self, name: &str) -> Option<Plan> {
+        let target = self.step_index(name)?;
+        let mut keep = vec![false; self.steps.len()];
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            if !keep[i] {
+                keep[i] = true;
+                todo.extend(self.steps[i].deps.iter().copied());
+            }
+        }
+        let mut new_index = vec![usize::MAX; self.steps.len()];
+        let mut n = 0;
+        for (i, k) in keep.iter().enumerate() {
+            if *k {
+                new_index[i] = n;
+                n += 1;
+            }
+        }
+        let steps = std::mem::take(&mut self.steps);
+        self.steps = steps
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep[*i])
+            .map(|(_, mut s)| {
+                s.deps = s.deps.iter().map(|d| new_index[*d]).collect();
+                s
+            })
+            .collect();
+        Some(self)
     }
 }
 

@@ -130,13 +130,15 @@ pub struct RunSummary {
     pub commit: Option<String>,
     pub dirty: bool,
     pub replay_of: Option<String>,
+    /// for replays: `identical`, `differs` or `failed`
+    pub replay_verdict: Option<String>,
     pub metrics: BTreeMap<String, f64>,
 }
 
 pub fn list_runs(conn: &Connection, limit: Option<usize>) -> Result<Vec<RunSummary>> {
     let shorts = short_ids(conn)?;
     let mut stmt = conn.prepare(
-        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, g.commit_sha, g.dirty, r.replay_of
+        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, g.commit_sha, g.dirty, r.replay_of, r.replay_verdict
          FROM runs r LEFT JOIN git_snapshots g ON g.id = r.git_start
          ORDER BY r.started_at DESC, r.id DESC LIMIT ?1",
     )?;
@@ -157,6 +159,7 @@ pub fn list_runs(conn: &Connection, limit: Option<usize>) -> Result<Vec<RunSumma
                 commit: r.get(6)?,
                 dirty: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
                 replay_of: r.get(8)?,
+                replay_verdict: r.get(9)?,
                 metrics: BTreeMap::new(),
                 id,
             })
@@ -331,6 +334,7 @@ pub struct RunDetail {
     pub argv: Vec<String>,
     pub params: BTreeMap<String, serde_json::Value>,
     pub replay_of: Option<String>,
+    pub replay_verdict: Option<String>,
     pub git: Option<GitInfo>,
     pub git_end: Option<GitInfo>,
     pub steps: Vec<StepInfo>,
@@ -363,7 +367,7 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
 pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDetail> {
     let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
         "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
-                mlrun_version, argv, params, replay_of, git_start, git_end FROM runs WHERE id = ?1",
+                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict FROM runs WHERE id = ?1",
         [id],
         |r| {
             let started: i64 = r.get(6)?;
@@ -386,6 +390,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                     argv: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
                     params: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
                     replay_of: r.get(13)?,
+                    replay_verdict: r.get(16)?,
                     git: None,
                     git_end: None,
                     steps: Vec::new(),

@@ -62,7 +62,8 @@ CREATE TABLE runs (
   hostname TEXT NOT NULL, user TEXT NOT NULL, mlrun_version TEXT NOT NULL,
   argv TEXT NOT NULL,                        -- JSON array: how mlrun was invoked
   pid INTEGER NOT NULL, pid_start INTEGER, boot_id TEXT,
-  replay_of TEXT REFERENCES runs(id)
+  replay_of TEXT REFERENCES runs(id),
+  replay_verdict TEXT CHECK (replay_verdict IN ('identical', 'differs', 'failed'))
 ) WITHOUT ROWID;
 CREATE INDEX runs_started ON runs(started_at);
 CREATE INDEX runs_pipeline ON runs(pipeline, started_at);

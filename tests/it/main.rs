@@ -8,4 +8,5 @@ mod incremental;
 mod query;
 mod record;
 mod reliability;
+mod replay;
 mod validate;
