@@ -118,10 +118,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
 
     let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
     let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
-    let jobs = args
-        .jobs
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = exec::default_jobs(args.jobs);
     let opts = RunOptions {
         jobs,
         keep_going: false,
@@ -133,13 +130,8 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         no_cache: true,
         git_fixed: Some(orig.git.clone()),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs.clamp(1, 4))
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other("cannot start the async runtime").cause(e))?;
     let replan = plan.clone();
-    let outcome = runtime.block_on(exec::run(plan, store, opts, printer))?;
+    let outcome = exec::run_blocking(plan, store, opts, printer)?;
 
     let store = Store::open(&dir)?;
     let verdicts = replay::verdicts(&store.conn, &orig, &replan, &outcome.run_id)?;

@@ -18,13 +18,7 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         overrides: &args.params,
     })?;
     let err_style = Style::stderr(color);
-    for w in &plan.warnings {
-        let text = w.trim_end();
-        match text.strip_prefix("warning:") {
-            Some(rest) => eprintln!("{}{rest}", err_style.yellow("warning:")),
-            None => eprintln!("{text}"),
-        }
-    }
+    crate::report::print_warnings(&plan.warnings, err_style);
     let force = match &args.force {
         None => Force::None,
         Some(names) if names.iter().all(|n| n.is_empty()) => Force::All,
@@ -64,10 +58,7 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         err_style,
         &names,
     ));
-    let jobs = args
-        .jobs
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = exec::default_jobs(args.jobs);
     let opts = RunOptions {
         jobs,
         keep_going: args.keep_going,
@@ -79,12 +70,7 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         no_cache: false,
         git_fixed: None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs.clamp(1, 4))
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other("cannot start the async runtime").cause(e))?;
-    let outcome = runtime.block_on(exec::run(plan, store, opts, printer))?;
+    let outcome = exec::run_blocking(plan, store, opts, printer)?;
     drop(lock);
     if args.json {
         println!(

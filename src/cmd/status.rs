@@ -39,13 +39,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         overrides: &args.params,
     })?;
     let err_style = Style::stderr(color);
-    for w in &plan.warnings {
-        eprintln!(
-            "{}",
-            w.trim_end()
-                .replacen("warning:", &err_style.yellow("warning:"), 1)
-        );
-    }
+    crate::report::print_warnings(&plan.warnings, err_style);
     let dir = store::dir_for_pipeline(&plan.file, store_dir);
     let store = if dir.join(store::DB_FILE).is_file() {
         Some(Store::open(&dir)?)

@@ -157,6 +157,27 @@ impl Ctx {
     }
 }
 
+/// `-j` when not given: the number of cores.
+pub fn default_jobs(jobs: Option<u16>) -> usize {
+    jobs.map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Run the plan to completion on a runtime of its own (the only async part of mlrun).
+pub fn run_blocking(
+    plan: Plan,
+    store: Store,
+    opts: RunOptions,
+    printer: Arc<Printer>,
+) -> Result<RunOutcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.jobs.clamp(1, 4))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::other("cannot start the async runtime").cause(e))?;
+    runtime.block_on(run(plan, store, opts, printer))
+}
+
 /// Run the plan, recording it in `store`. Returns the outcome; the caller prints JSON if asked.
 pub async fn run(
     plan: Plan,

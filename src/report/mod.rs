@@ -100,6 +100,17 @@ impl Style {
     }
 }
 
+/// Print rendered pipeline warnings to stderr, with `warning:` coloured.
+pub fn print_warnings(warnings: &[String], style: Style) {
+    for w in warnings {
+        let text = w.trim_end();
+        match text.strip_prefix("warning:") {
+            Some(rest) => eprintln!("{}{rest}", style.yellow("warning:")),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
 /// `1.2s`, `41ms`, `3m05s`, `1h02m`
 pub fn duration_ms(ms: i64) -> String {
     let ms = ms.max(0);

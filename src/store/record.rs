@@ -316,24 +316,20 @@ pub struct StepBegin<'a> {
     pub git_before: &'a GitState,
 }
 
-pub fn begin_step(conn: &mut Connection, b: &StepBegin<'_>) -> Result<i64> {
-    let tx = immediate(conn)?;
-    let git = put_git(&tx, b.git_before)?;
+/// A `running` row for a step execution that starts now.
+fn insert_exec(tx: &Transaction<'_>, b: &StepBegin<'_>) -> Result<i64> {
+    let git = put_git(tx, b.git_before)?;
     tx.execute(
         "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before, attempt)
          VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
-        params![
-            b.run_id,
-            b.step,
-            b.cmd,
-            b.argv_json,
-            b.cwd,
-            b.started_at,
-            git,
-            b.attempt
-        ],
+        params![b.run_id, b.step, b.cmd, b.argv_json, b.cwd, b.started_at, git, b.attempt],
     )?;
-    let id = tx.last_insert_rowid();
+    Ok(tx.last_insert_rowid())
+}
+
+pub fn begin_step(conn: &mut Connection, b: &StepBegin<'_>) -> Result<i64> {
+    let tx = immediate(conn)?;
+    let id = insert_exec(&tx, b)?;
     tx.commit()?;
     Ok(id)
 }
@@ -422,22 +418,7 @@ pub fn record_reuse(
     cache: &HashCache,
 ) -> Result<i64> {
     let tx = immediate(conn)?;
-    let git = put_git(&tx, b.git_before)?;
-    tx.execute(
-        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before, attempt)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
-        params![
-            b.run_id,
-            b.step,
-            b.cmd,
-            b.argv_json,
-            b.cwd,
-            b.started_at,
-            git,
-            b.attempt
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
+    let id = insert_exec(&tx, b)?;
     write_step(&tx, id, r)?;
     cache.flush(&tx)?;
     tx.commit()?;
