@@ -41,6 +41,22 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         }
         plan = plan.with_upstream_of(s).ok_or(e)?;
     }
+    // A path outside the project would make the replay write into the user's real files.
+    let outside: Vec<&str> = plan
+        .steps
+        .iter()
+        .flat_map(|s| s.inputs.iter().chain(&s.outputs))
+        .map(|d| d.path.as_str())
+        .filter(|p| p.starts_with('/'))
+        .collect();
+    if !outside.is_empty() {
+        return Err(Error::other(format!(
+            "run {} declares paths outside its project ({}); a replay could not keep them apart from your files",
+            orig.short_id,
+            outside.join(", ")
+        ))
+        .hint("replay works for pipelines whose inputs and outputs are inside the project directory"));
+    }
     let err = Style::stderr(color);
     let human = |text: &str| {
         if args.json {
