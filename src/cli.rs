@@ -19,6 +19,7 @@ Examples:
   mlrun diff RUN1 RUN2           what changed between two runs
   mlrun runs --metric 'acc>0.9'  runs whose metric passes a test
   mlrun export latest --format openlineage   interchange with lineage tools
+  mlrun replay model.pkl         reproduce the run that made model.pkl and compare
 
 Exit codes:
   0    every step succeeded
@@ -26,6 +27,8 @@ Exit codes:
   1    mlrun itself failed (store, I/O), or a step did not produce a declared output;
        an unknown or ambiguous id, hash or path
   2    invalid pipeline or command line; nothing was run
+  75   another mlrun is running this pipeline (use --wait-lock to wait)
+  124  a step ran past its timeout
   130  interrupted (SIGINT); 143 terminated (SIGTERM)";
 
 #[derive(Debug, Parser)]
@@ -71,6 +74,14 @@ pub enum Command {
     Diff(DiffArgs),
     /// Export a run as OpenLineage events (JSON lines) or W3C PROV-JSON
     Export(ExportArgs),
+    /// Say which steps are up to date and why the others would run
+    Status(StatusArgs),
+    /// Reproduce a recorded run in a scratch tree and say whether it came out bit for bit
+    Replay(ReplayArgs),
+    /// Delete stored objects that kept runs no longer reference
+    Gc(GcArgs),
+    /// Re-hash every stored object and report corrupt or missing ones
+    Fsck(FsckArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -96,6 +107,88 @@ pub struct RunArgs {
     pub grace: Duration,
 
     /// Print a JSON summary on stdout at the end (step output and progress go to stderr)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Run steps even when an earlier run with the same inputs could be reused: all of them
+    /// (`--force`) or the named ones (`--force=train`, repeatable or comma-separated)
+    #[arg(long, value_name = "STEP", num_args = 0..=1, require_equals = true, value_delimiter = ',', default_missing_value = "")]
+    pub force: Option<Vec<String>>,
+
+    /// Record hashes but keep no copies in the object store (outputs cannot be restored later)
+    #[arg(long)]
+    pub no_store: bool,
+
+    /// If another mlrun is running this pipeline, wait for it instead of refusing (exit 75)
+    #[arg(long)]
+    pub wait_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The pipeline file
+    #[arg(value_name = "PIPELINE", default_value = "pipeline.toml")]
+    pub pipeline: PathBuf,
+
+    /// Override a param, as for `run`, to ask what that run would do
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
+    /// Exit 1 when any step is stale (for CI: are the committed results up to date?)
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A run id (any unique prefix) or `latest`, or an artifact path or content hash (replays
+    /// the run that produced it)
+    #[arg(value_name = "TARGET", default_value = "latest")]
+    pub target: String,
+
+    /// Replay only this step and the steps it needs
+    #[arg(long, value_name = "STEP")]
+    pub step: Option<String>,
+
+    /// Keep the scratch tree and print where it is
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Copy the reproduced outputs into DIR
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+
+    /// Run at most N steps at once [default: number of CPU cores]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    /// On interrupt, how long steps get to exit after SIGTERM before SIGKILL
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// Print the verdict as JSON on stdout (progress goes to stderr)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep the objects of the N most recent runs only [default: keep every run's objects]
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+
+    /// Say what would be deleted and how much space it would free, without deleting
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
 }

@@ -13,6 +13,10 @@ pub mod exit {
     pub const FAILURE: i32 = 1;
     /// the pipeline or the command line is invalid; nothing was run
     pub const INVALID: i32 = 2;
+    /// a step ran past its `timeout` (as `timeout(1)` reports it)
+    pub const TIMED_OUT: i32 = 124;
+    /// another mlrun holds this pipeline's lock (EX_TEMPFAIL): try again later or `--wait-lock`
+    pub const LOCKED: i32 = 75;
     /// interrupted by SIGINT (128 + 2)
     pub const INTERRUPTED: i32 = 130;
     /// terminated by SIGTERM (128 + 15)
@@ -27,6 +31,8 @@ pub enum Kind {
     Store,
     /// anything else mlrun could not do: exit 1
     Other,
+    /// another mlrun is running the same pipeline: exit 75
+    Locked,
 }
 
 #[derive(Debug)]
@@ -79,6 +85,7 @@ impl Error {
         match self.kind {
             Kind::Invalid => exit::INVALID,
             Kind::Store | Kind::Other => exit::FAILURE,
+            Kind::Locked => exit::LOCKED,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod exec;
 pub mod fingerprint;
 pub mod pipeline;
+pub mod replay;
 pub mod report;
 pub mod store;
 

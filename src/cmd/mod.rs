@@ -2,10 +2,14 @@
 
 pub mod diff;
 pub mod export;
+pub mod fsck;
+pub mod gc;
 pub mod lineage;
+pub mod replay;
 pub mod run;
 pub mod runs;
 pub mod show;
+pub mod status;
 pub mod target;
 
 use crate::cli::{Cli, Command};
@@ -21,5 +25,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Lineage(args)) => lineage::lineage(args, store.as_deref(), cli.color),
         Some(Command::Diff(args)) => diff::diff(args, store.as_deref(), cli.color),
         Some(Command::Export(args)) => export::export(args, store.as_deref(), cli.color),
+        Some(Command::Replay(args)) => replay::replay(args, store.as_deref(), cli.color),
+        Some(Command::Status(args)) => status::status(args, store.as_deref(), cli.color),
+        Some(Command::Gc(args)) => gc::gc(args, store.as_deref(), cli.color),
+        Some(Command::Fsck(args)) => fsck::fsck(args, store.as_deref(), cli.color),
     }
 }

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
-use crate::exec::{self, RunOptions, output::Printer};
+use crate::exec::{self, Force, RunOptions, output::Printer};
+use crate::pipeline::diag::did_you_mean;
 use crate::pipeline::{self, LoadOptions};
 use crate::report::{ColorChoice, Style};
+use crate::store::lock::PipelineLock;
 use crate::store::{self, Store};
 
 pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
@@ -16,15 +18,38 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         overrides: &args.params,
     })?;
     let err_style = Style::stderr(color);
-    for w in &plan.warnings {
-        let text = w.trim_end();
-        match text.strip_prefix("warning:") {
-            Some(rest) => eprintln!("{}{rest}", err_style.yellow("warning:")),
-            None => eprintln!("{text}"),
+    crate::report::print_warnings(&plan.warnings, err_style);
+    let force = match &args.force {
+        None => Force::None,
+        Some(names) if names.iter().all(|n| n.is_empty()) => Force::All,
+        Some(names) => {
+            let names: Vec<String> = names.iter().filter(|n| !n.is_empty()).cloned().collect();
+            for n in &names {
+                if plan.step_index(n).is_none() {
+                    let mut e =
+                        Error::invalid(format!("`--force={n}` names no step of `{}`", plan.name));
+                    if let Some(s) = did_you_mean(n, plan.steps.iter().map(|s| s.name.as_str())) {
+                        e = e.hint(format!("did you mean `{s}`?"));
+                    }
+                    return Err(e);
+                }
+            }
+            Force::Steps(names)
         }
-    }
+    };
     let dir = store::dir_for_pipeline(&plan.file, store_dir);
     let store = Store::open(&dir)?;
+    let mut lock = PipelineLock::acquire(&dir, &plan.file, args.wait_lock, |who| {
+        eprintln!(
+            "waiting for {who} to finish running `{}`…",
+            args.pipeline.display()
+        );
+    })?;
+    lock.describe(&format!(
+        "mlrun (pid {}), started {}",
+        std::process::id(),
+        crate::report::time::local(crate::store::record::now_ms())
+    ));
 
     let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
     let printer = Arc::new(Printer::new(
@@ -33,23 +58,20 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         err_style,
         &names,
     ));
-    let jobs = args
-        .jobs
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = exec::default_jobs(args.jobs);
     let opts = RunOptions {
         jobs,
         keep_going: args.keep_going,
         grace: args.grace,
         argv: std::env::args().collect(),
         replay_of: None,
+        force,
+        no_store: args.no_store,
+        no_cache: false,
+        git_fixed: None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs.clamp(1, 4))
-        .enable_all()
-        .build()
-        .map_err(|e| Error::other("cannot start the async runtime").cause(e))?;
-    let outcome = runtime.block_on(exec::run(plan, store, opts, printer))?;
+    let outcome = exec::run_blocking(plan, store, opts, printer)?;
+    drop(lock);
     if args.json {
         println!(
             "{}",

@@ -65,7 +65,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         };
         let mut status = r.status.clone();
         if r.replay_of.is_some() {
-            status += " (replay)";
+            status += &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
         }
         // the sort and filter metrics first, so the column explains the order
         let mut keys: Vec<&str> = Vec::new();

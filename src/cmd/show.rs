@@ -165,7 +165,12 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         style.status(&d.status)
     );
     if let Some(r) = &d.replay_of {
-        o += &format!("  replay of {r}\n");
+        let verdict = d
+            .replay_verdict
+            .as_deref()
+            .map(|v| style.status(v))
+            .unwrap_or_else(|| "no verdict".into());
+        o += &format!("  replay    of run {} · {verdict}\n", &r[..r.len().min(10)]);
     }
     o += &format!(
         "  started   {}{}\n",
@@ -197,6 +202,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
     for s in &d.steps {
         let mark = match s.status.as_str() {
             "succeeded" => style.green("✓"),
+            "cached" | "restored" => style.green("="),
             "failed" => style.red("✗"),
             "not_run" => style.yellow("-"),
             _ => style.yellow("!"),
@@ -217,6 +223,13 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         }
         o += &head;
         o += "\n";
+        if let Some(r) = &s.reused_run {
+            o += &format!(
+                "    {}  outputs of run {} reused\n",
+                style.dim("reuse"),
+                &r[..r.len().min(10)]
+            );
+        }
         if let Some(e) = &s.error {
             o += &format!("    {}    {}\n", style.dim("why"), e);
         }
@@ -228,7 +241,12 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             o += &format!("    in      {}\n", io_line(i));
         }
         for i in &s.outputs {
-            o += &format!("    out     {}\n", io_line(i));
+            let note = if i.stored {
+                String::new()
+            } else {
+                style.dim("  (bytes not stored: cannot be restored)")
+            };
+            o += &format!("    out     {}{note}\n", io_line(i));
         }
         if !s.params.is_empty() {
             let p: Vec<String> = s

@@ -15,6 +15,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::hash;
 use crate::report::{short_hash, time};
 use crate::store::lineage::{self, Version};
@@ -103,7 +104,13 @@ fn never_recorded(arg: &str) -> Error {
 /// A path that exists on disk: its current content.
 fn current(store: &Store, arg: &str, on_disk: &Path) -> Result<Target> {
     let path = store_path(store, arg)?;
-    let fp = hash::fingerprint(on_disk)?;
+    // the run's stat cache spares re-reading big unchanged files (read only: never flushed here)
+    let abs = std::fs::canonicalize(on_disk).unwrap_or_else(|_| on_disk.to_path_buf());
+    let cache = abs
+        .parent()
+        .and_then(|dir| HashCache::load(&store.conn, dir).ok())
+        .unwrap_or_else(HashCache::disabled);
+    let fp = hash::fingerprint(on_disk, &cache)?;
     if let Some(v) = lineage::version_by_content(&store.conn, &path, fp.hash())? {
         return Ok(Target::Version(v, None));
     }
@@ -311,12 +318,12 @@ mod tests {
         store
             .conn
             .execute_batch(
-                "INSERT INTO contents VALUES ('s', 0, x'');
+                "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');
                  INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
                    VALUES ('abc00000000000000000000000000001', 'p', 'p.toml', '/nowhere', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1);
-                 INSERT INTO blobs VALUES ('abcd', 'file', 1, 1, 0), ('ffee', 'file', 1, 1, 0);
-                 INSERT INTO artifacts VALUES (1, 'x.csv');
-                 INSERT INTO artifact_versions VALUES (1, 1, 'abcd', 0), (2, 1, 'ffee', 0);",
+                 INSERT INTO blobs (hash, kind, size, nfiles, stored) VALUES ('abcd', 'file', 1, 1, 0), ('ffee', 'file', 1, 1, 0);
+                 INSERT INTO artifacts (id, path) VALUES (1, 'x.csv');
+                 INSERT INTO artifact_versions (id, artifact_id, blob_hash, first_seen) VALUES (1, 1, 'abcd', 0), (2, 1, 'ffee', 0);",
             )
             .unwrap();
         let e = resolve(&store, "abc").unwrap_err();

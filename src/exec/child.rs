@@ -37,6 +37,7 @@ pub struct ChildSpec<'a> {
     pub env: &'a BTreeMap<String, String>,
     pub secrets: &'a [String],
     pub grace: Duration,
+    pub timeout: Option<Duration>,
 }
 
 pub struct ChildOutcome {
@@ -44,6 +45,8 @@ pub struct ChildOutcome {
     pub signal: Option<i32>,
     /// the process was stopped because mlrun was interrupted
     pub interrupted: Option<i32>,
+    /// the process was stopped because it ran past its timeout
+    pub timed_out: bool,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
 }
@@ -103,6 +106,8 @@ pub async fn run(
 
     let mut interrupted = None;
     let mut kill_at: Option<tokio::time::Instant> = None;
+    let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut timed_out = false;
     // an interrupt that arrived before this step started
     let pending = *interrupt.borrow_and_update();
     if pending != Interrupt::None {
@@ -130,6 +135,11 @@ pub async fn run(
             _ = async { tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)).await }, if kill_at.is_some() => {
                 unix::kill_group(pgid);
                 kill_at = None;
+            }
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() && !timed_out && interrupted.is_none() => {
+                timed_out = true;
+                unix::terminate_group(pgid);
+                kill_at = Some(tokio::time::Instant::now() + spec.grace);
             }
         }
     };
@@ -162,6 +172,7 @@ pub async fn run(
         exit_code,
         signal,
         interrupted,
+        timed_out: timed_out && interrupted.is_none(),
         stdout: take(&out_buf),
         stderr: take(&err_buf),
     })

@@ -7,6 +7,7 @@
 //! records outputs as artifact versions.
 
 pub mod child;
+pub mod incremental;
 pub mod output;
 pub mod unix;
 
@@ -19,16 +20,19 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result, exit};
+use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::env::Redactor;
 use crate::fingerprint::git::{self, GitState};
 use crate::fingerprint::hash::{self, Fingerprint};
 use crate::fingerprint::metrics::Metrics;
 use crate::fingerprint::system::{EnvSnapshot, InterpreterCache, SystemInfo, lockfiles};
-use crate::pipeline::{Plan, params};
+use crate::pipeline::{Plan, Step, params};
 use crate::report;
+use crate::store::objects::Objects;
 use crate::store::record::{self, Io, Origin, RunStatus, StepStatus, now_ms};
 use crate::store::{self, Store};
 use child::{ChildSpec, Interrupt};
+use incremental::CacheParts;
 use output::Printer;
 
 pub struct RunOptions {
@@ -38,6 +42,33 @@ pub struct RunOptions {
     /// how mlrun was invoked, recorded with the run
     pub argv: Vec<String>,
     pub replay_of: Option<String>,
+    pub force: Force,
+    /// keep no bytes in the object store (hashes are still recorded)
+    pub no_store: bool,
+    /// neither consult nor fill the stat cache (a replay's scratch tree is thrown away)
+    pub no_cache: bool,
+    /// record this git state instead of reading one (a replay's scratch tree is the recorded
+    /// commit plus the recorded diff, not a repository of its own)
+    pub git_fixed: Option<GitState>,
+}
+
+/// Which steps run even when an earlier execution could be reused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Force {
+    #[default]
+    None,
+    All,
+    Steps(Vec<String>),
+}
+
+impl Force {
+    pub fn applies_to(&self, step: &str) -> bool {
+        match self {
+            Force::None => false,
+            Force::All => true,
+            Force::Steps(s) => s.iter().any(|n| n == step),
+        }
+    }
 }
 
 /// Per-step result, also the `steps[]` entries of `mlrun run --json`.
@@ -88,6 +119,11 @@ struct Ctx {
     redactor: Redactor,
     git_latest: Mutex<GitState>,
     tracked: Option<git::Tracked>,
+    git_fixed: Option<GitState>,
+    cache: HashCache,
+    objects: Objects,
+    force: Force,
+    no_store: bool,
     interrupt: watch::Receiver<Interrupt>,
     grace: Duration,
     tmp: PathBuf,
@@ -107,10 +143,39 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl Ctx {
+    /// The git state now, or the fixed one a replay reconstructed.
+    fn git_snapshot(&self) -> GitState {
+        match &self.git_fixed {
+            Some(g) => g.clone(),
+            None => git::snapshot(&self.plan.root),
+        }
+    }
+
     fn with_store<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>) -> Result<T> {
         let mut s = self.store.lock().expect("store lock");
         f(&mut s.conn)
     }
+}
+
+/// `-j` when not given: the number of cores.
+pub fn default_jobs(jobs: Option<u16>) -> usize {
+    jobs.map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Run the plan to completion on a runtime of its own (the only async part of mlrun).
+pub fn run_blocking(
+    plan: Plan,
+    store: Store,
+    opts: RunOptions,
+    printer: Arc<Printer>,
+) -> Result<RunOutcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.jobs.clamp(1, 4))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::other("cannot start the async runtime").cause(e))?;
+    runtime.block_on(run(plan, store, opts, printer))
 }
 
 /// Run the plan, recording it in `store`. Returns the outcome; the caller prints JSON if asked.
@@ -123,10 +188,11 @@ pub async fn run(
     let started = now_ms();
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let root = plan.root.clone();
+    let fixed = opts.git_fixed.clone();
     let (system, git_start, locks, tracked) = blocking(move || {
         (
             SystemInfo::read(),
-            git::snapshot(&root),
+            fixed.unwrap_or_else(|| git::snapshot(&root)),
             lockfiles(&root),
             git::Tracked::load(&root),
         )
@@ -137,6 +203,11 @@ pub async fn run(
     std::fs::create_dir_all(&tmp)
         .map_err(|e| Error::store("cannot create the store's tmp directory").cause(e))?;
     let store_dir = store.dir.clone();
+    let cache = if opts.no_cache {
+        HashCache::disabled()
+    } else {
+        HashCache::load(&store.conn, &plan.root)?
+    };
 
     let (int_tx, int_rx) = watch::channel(Interrupt::None);
     let signals = tokio::spawn(watch_signals(int_tx, printer.clone(), opts.grace));
@@ -151,6 +222,11 @@ pub async fn run(
         redactor,
         git_latest: Mutex::new(git_start.clone()),
         tracked,
+        git_fixed: opts.git_fixed.clone(),
+        cache,
+        objects: Objects::new(&store_dir),
+        force: opts.force.clone(),
+        no_store: opts.no_store,
         interrupt: int_rx.clone(),
         grace: opts.grace,
         tmp,
@@ -208,10 +284,13 @@ pub async fn run(
     signals.abort();
 
     let interrupted = *ctx.interrupt.borrow();
-    let first_failure = outcomes
-        .iter()
-        .find(|o| o.status == StepStatus::Failed.as_str())
-        .map(|o| o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE));
+    // The first step to fail decides the exit code: its own, 124 for a timeout (as `timeout(1)`
+    // does), 1 when it exited 0 but broke a promise (a missing output).
+    let first_failure = outcomes.iter().find_map(|o| match o.status.as_str() {
+        "failed" => Some(o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE)),
+        "timed_out" => Some(exit::TIMED_OUT),
+        _ => None,
+    });
     let (status, exit_code) = match interrupted {
         Interrupt::Graceful(sig) | Interrupt::Kill(sig) => (RunStatus::Interrupted, 128 + sig),
         Interrupt::None => match first_failure {
@@ -219,13 +298,18 @@ pub async fn run(
             None => (RunStatus::Succeeded, exit::OK),
         },
     };
-    let root = ctx.plan.root.clone();
-    let git_end = blocking(move || git::snapshot(&root)).await;
+    let c = ctx.clone();
+    let git_end = blocking(move || c.git_snapshot()).await;
     let ended = now_ms();
     ctx.with_store(|c| record::finish_run(c, &run_id, status, exit_code, &git_end, ended))?;
 
     let ok = outcomes.iter().filter(|o| o.status == "succeeded").count();
+    let reused = outcomes
+        .iter()
+        .filter(|o| o.status == "cached" || o.status == "restored")
+        .count();
     let failed = outcomes.iter().filter(|o| o.status == "failed").count();
+    let timed_out = outcomes.iter().filter(|o| o.status == "timed_out").count();
     let not_run = outcomes.iter().filter(|o| o.status == "not_run").count();
     let stopped = outcomes
         .iter()
@@ -238,18 +322,28 @@ pub async fn run(
         .unwrap_or_else(|_| store_dir.join(store::DB_FILE));
     let took = report::duration_ms(ended - started);
     let line = match status {
-        RunStatus::Succeeded => format!(
-            "{} {} finished: {ok} step{} ok in {took} · {commit_note} · store {}",
-            style.bold("run"),
-            style.cyan(&short),
-            if ok == 1 { "" } else { "s" },
-            store_shown.display()
-        ),
+        RunStatus::Succeeded => {
+            let total = ok + reused;
+            let detail = match (ok, reused) {
+                (_, 0) => String::new(),
+                (0, _) => " (all up to date)".to_string(),
+                (ran, r) => format!(" ({ran} ran, {r} up to date)"),
+            };
+            format!(
+                "{} {} finished: {total} step{} ok{detail} in {took} · {commit_note} · store {}",
+                style.bold("run"),
+                style.cyan(&short),
+                if total == 1 { "" } else { "s" },
+                store_shown.display()
+            )
+        }
         _ => {
             let mut parts = Vec::new();
             for (n, what) in [
                 (ok, "ok"),
+                (reused, "up to date"),
                 (failed, "failed"),
+                (timed_out, "timed out"),
                 (stopped, "interrupted"),
                 (not_run, "not run"),
             ] {
@@ -354,7 +448,7 @@ async fn schedule(
                 let blocked = step
                     .deps
                     .iter()
-                    .find(|&&d| matches!(state[d], State::Done(s) if s != StepStatus::Succeeded));
+                    .find(|&&d| matches!(state[d], State::Done(s) if !s.ok()));
                 if let Some(&d) = blocked {
                     let reason = format!("not run: `{}` did not succeed", ctx.plan.steps[d].name);
                     state[i] = State::Done(StepStatus::NotRun);
@@ -364,7 +458,7 @@ async fn schedule(
                 let ready = step
                     .deps
                     .iter()
-                    .all(|&d| state[d] == State::Done(StepStatus::Succeeded));
+                    .all(|&d| matches!(state[d], State::Done(s) if s.ok()));
                 if ready && running.len() < jobs {
                     state[i] = State::Running;
                     let c = ctx.clone();
@@ -381,11 +475,14 @@ async fn schedule(
                 let (i, outcome) = joined.expect("step task panicked");
                 let status = match outcome.status.as_str() {
                     "succeeded" => StepStatus::Succeeded,
+                    "cached" => StepStatus::Cached,
+                    "timed_out" => StepStatus::TimedOut,
+                    "restored" => StepStatus::Restored,
                     "interrupted" => StepStatus::Interrupted,
                     _ => StepStatus::Failed,
                 };
                 state[i] = State::Done(status);
-                if status == StepStatus::Failed && !opts.keep_going && stop_reason.is_none() {
+                if matches!(status, StepStatus::Failed | StepStatus::TimedOut) && !opts.keep_going && stop_reason.is_none() {
                     stop_reason = Some(format!("not run: the run stopped after `{}` failed", ctx.plan.steps[i].name));
                 }
                 outcomes[i] = Some(outcome);
@@ -446,15 +543,15 @@ fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
     }
 }
 
-fn fingerprint_all(root: &std::path::Path, decls: &[crate::pipeline::PathDecl]) -> Result<Vec<Io>> {
+fn fingerprint_all(
+    root: &std::path::Path,
+    decls: &[crate::pipeline::PathDecl],
+    cache: &HashCache,
+) -> Result<Vec<Io>> {
     decls
         .iter()
         .map(|d| {
-            hash::fingerprint(&root.join(&d.path)).map(|fp| Io {
-                path: d.path.clone(),
-                fp,
-                origin: None,
-            })
+            hash::fingerprint(&root.join(&d.path), cache).map(|fp| Io::new(d.path.clone(), fp))
         })
         .collect()
 }
@@ -492,48 +589,18 @@ fn origin_of(ctx: &Ctx, io: &Io, git_before: &GitState) -> Origin {
     }
 }
 
-async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
-    let step = ctx.plan.steps[i].clone();
-    let style = ctx.printer.style();
-    let w = ctx.printer.width();
-    let started = now_ms();
-    let git_before = ctx.git_latest.lock().expect("git lock").clone();
-    let argv = step.cmd.argv();
-    let argv_json = serde_json::to_string(&argv).unwrap_or_default();
-    let cmd_display = step.cmd.display();
-
-    let exec_id = match ctx.with_store(|c| {
-        record::begin_step(
-            c,
-            &record::StepBegin {
-                run_id: &ctx.run_id,
-                step: &step.name,
-                cmd: &cmd_display,
-                argv_json: &argv_json,
-                cwd: &step.cwd,
-                started_at: started,
-                git_before: &git_before,
-            },
-        )
-    }) {
-        Ok(id) => id,
-        Err(e) => return failed_unrecorded(&ctx, &step.name, e),
-    };
-
-    ctx.printer.event(&format!(
-        "{} {:<w$}  {}",
-        style.cyan("▸"),
-        step.name,
-        style.dim(&cmd_display)
-    ));
-
-    // Environment the step sees: mlrun's own, then [env], then the step's env, then MLRUN_*.
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
-    let metrics_file = ctx
-        .tmp
-        .join(format!("{}-{}.metrics", ctx.run_id, step.name));
-    let _ = std::fs::write(&metrics_file, b"");
-    env.extend(step.env.clone());
+/// The environment a step runs with (mlrun's own, then `[env]`, then the step's `env`, then the
+/// MLRUN_* variables), its redacted record, and the secret values to mask in its output.
+fn step_env(
+    ctx: &Ctx,
+    step: &Step,
+    metrics_file: &std::path::Path,
+) -> (
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    Vec<String>,
+) {
+    let mut env: BTreeMap<String, String> = step.env.clone();
     env.insert("MLRUN_RUN_ID".into(), ctx.run_id.clone());
     env.insert("MLRUN_STEP".into(), step.name.clone());
     env.insert(
@@ -553,10 +620,65 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .chain(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
     );
+    (env, vars, secrets)
+}
 
-    let root = ctx.plan.root.clone();
-    let inputs_decl = step.inputs.clone();
-    let inputs = match blocking(move || fingerprint_all(&root, &inputs_decl)).await {
+/// Keep copies of `ios` in the object store, marking each one kept; a failure is reported and
+/// leaves that version recorded but not restorable.
+async fn store_objects(ctx: &Arc<Ctx>, step: &str, ios: Vec<Io>, what: &'static str) -> Vec<Io> {
+    let c = ctx.clone();
+    let (ios, errors) = blocking(move || {
+        let mut errors = Vec::new();
+        let mut ios = ios;
+        for io in &mut ios {
+            match c.objects.put(&c.plan.root.join(&io.path), &io.fp) {
+                Ok(()) => io.stored = true,
+                Err(e) => errors.push(format!(
+                    "could not keep a copy of {what} `{}` in the object store: {}{}; its hash is recorded but this version cannot be restored",
+                    io.path,
+                    e.message,
+                    e.causes.iter().map(|c| format!(": {c}")).collect::<String>()
+                )),
+            }
+        }
+        (ios, errors)
+    })
+    .await;
+    for e in errors {
+        ctx.printer.warn(&format!("{step}: {e}"));
+    }
+    ios
+}
+
+async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
+    let step = ctx.plan.steps[i].clone();
+    let style = ctx.printer.style();
+    let w = ctx.printer.width();
+    let started = now_ms();
+    let git_before = ctx.git_latest.lock().expect("git lock").clone();
+    let argv = step.cmd.argv();
+    let argv_json = serde_json::to_string(&argv).unwrap_or_default();
+    let cmd_display = step.cmd.display();
+    let metrics_file = ctx
+        .tmp
+        .join(format!("{}-{}.metrics", ctx.run_id, step.name));
+    let (env, vars, secrets) = step_env(&ctx, &step, &metrics_file);
+    let begin = record::StepBegin {
+        run_id: &ctx.run_id,
+        step: &step.name,
+        attempt: 1,
+        cmd: &cmd_display,
+        argv_json: &argv_json,
+        cwd: &step.cwd,
+        started_at: started,
+        git_before: &git_before,
+    };
+
+    // Inputs are fingerprinted before the step runs.
+    let c = ctx.clone();
+    let inputs =
+        blocking(move || fingerprint_all(&c.plan.root, &c.plan.steps[i].inputs, &c.cache)).await;
+    let mut inputs = match inputs {
         Ok(mut v) => {
             for io in &mut v {
                 io.origin = Some(origin_of(&ctx, io, &git_before));
@@ -565,51 +687,182 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         }
         Err(e) => {
             let msg = format!("could not fingerprint the inputs: {}", e.message);
+            let exec_id = match ctx.with_store(|c| record::begin_step(c, &begin)) {
+                Ok(id) => id,
+                Err(e) => return failed_unrecorded(&ctx, &step.name, e),
+            };
+            let f = Finish::failed(exit::FAILURE, None, msg, Vec::new());
             return finish(
                 &ctx,
                 &step,
                 exec_id,
                 started,
-                Finish::failed(1, None, msg, Vec::new()),
+                f,
                 vars,
                 Vec::new(),
                 Vec::new(),
+                None,
             )
             .await;
         }
     };
+    let parts = CacheParts::of(&step, &inputs, &ctx.redactor);
+    if !ctx.force.applies_to(&step.name)
+        && let Some(outcome) = try_reuse(&ctx, &step, &begin, &inputs, &parts, &vars).await
+    {
+        return outcome;
+    }
+
+    // Inputs that neither a step nor the commit can give back are kept, so a replay can.
+    if !ctx.no_store {
+        let (external, rest): (Vec<Io>, Vec<Io>) = inputs
+            .into_iter()
+            .partition(|io| io.origin == Some(Origin::External));
+        inputs = rest;
+        inputs.extend(store_objects(&ctx, &step.name, external, "input").await);
+        inputs.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+
+    let mut attempt = 1;
+    loop {
+        let attempt_started = if attempt == 1 { started } else { now_ms() };
+        let git_now = ctx.git_latest.lock().expect("git lock").clone();
+        let begin = record::StepBegin {
+            attempt,
+            started_at: attempt_started,
+            git_before: &git_now,
+            ..begin
+        };
+        let a = Attempt {
+            step: &step,
+            begin: &begin,
+            inputs: inputs.clone(),
+            env: &env,
+            vars: vars.clone(),
+            secrets: &secrets,
+            metrics_file: &metrics_file,
+            parts: parts.clone(),
+        };
+        let outcome = run_attempt(&ctx, i, a).await;
+        let retryable = matches!(outcome.status.as_str(), "failed" | "timed_out")
+            && outcome.exit_code != Some(127);
+        if !retryable || attempt > step.retries || *ctx.interrupt.borrow() != Interrupt::None {
+            return outcome;
+        }
+        attempt += 1;
+        let delay = if step.retry_delay.is_zero() {
+            String::new()
+        } else {
+            format!(
+                " in {}",
+                report::duration_ms(step.retry_delay.as_millis() as i64)
+            )
+        };
+        ctx.printer.event(&format!(
+            "{} {:<w$}  attempt {attempt} of {}{delay}",
+            style.yellow("↻"),
+            step.name,
+            step.retries + 1,
+        ));
+        let mut int = ctx.interrupt.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(step.retry_delay) => {}
+            _ = int.changed() => return outcome,
+        }
+    }
+}
+
+/// What one attempt at running a step needs.
+struct Attempt<'a> {
+    step: &'a Step,
+    begin: &'a record::StepBegin<'a>,
+    inputs: Vec<Io>,
+    env: &'a BTreeMap<String, String>,
+    vars: BTreeMap<String, String>,
+    secrets: &'a [String],
+    metrics_file: &'a std::path::Path,
+    parts: CacheParts,
+}
+
+/// Run the step's process once and record that execution.
+async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
+    let Attempt {
+        step,
+        begin,
+        inputs,
+        env,
+        vars,
+        secrets,
+        metrics_file,
+        parts,
+    } = a;
+    let style = ctx.printer.style();
+    let w = ctx.printer.width();
+    let started = begin.started_at;
+    let argv = step.cmd.argv();
+    let cmd_display = step.cmd.display();
+    let exec_id = match ctx.with_store(|c| record::begin_step(c, begin)) {
+        Ok(id) => id,
+        Err(e) => return failed_unrecorded(ctx, &step.name, e),
+    };
+    ctx.printer.event(&format!(
+        "{} {:<w$}  {}",
+        style.cyan("▸"),
+        step.name,
+        style.dim(&cmd_display)
+    ));
+    let _ = std::fs::write(metrics_file, b"");
 
     let cwd = ctx.plan.root.join(&step.cwd);
     let spec = ChildSpec {
         step: &step.name,
         argv: &argv,
         cwd: &cwd,
-        env: &env,
-        secrets: &secrets,
+        env,
+        secrets,
         grace: ctx.grace,
+        timeout: step.timeout,
     };
     let outcome = child::run(&spec, &ctx.printer, ctx.interrupt.clone()).await;
-    let metrics_lines = std::fs::read_to_string(&metrics_file).unwrap_or_default();
-    let _ = std::fs::remove_file(&metrics_file);
+    let metrics_lines = std::fs::read_to_string(metrics_file).unwrap_or_default();
+    let _ = std::fs::remove_file(metrics_file);
+    let key = Some(parts);
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            let msg = e.message;
+            let f = Finish::failed(127, None, e.message, inputs);
             return finish(
-                &ctx,
-                &step,
+                ctx,
+                step,
                 exec_id,
                 started,
-                Finish::failed(127, None, msg, inputs),
+                f,
                 vars,
                 Vec::new(),
                 Vec::new(),
+                key,
             )
             .await;
         }
     };
     let (stdout, stderr) = (outcome.stdout, outcome.stderr);
 
+    if outcome.timed_out {
+        let limit = step
+            .timeout
+            .map(|t| humantime::format_duration(t).to_string())
+            .unwrap_or_default();
+        let f = Finish {
+            status: StepStatus::TimedOut,
+            exit_code: Some(outcome.exit_code),
+            signal: outcome.signal,
+            error: Some(format!("timed out after {limit}")),
+            inputs,
+            outputs: Vec::new(),
+            metrics: Metrics::new(),
+        };
+        return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
+    }
     if let Some(sig) = outcome.interrupted {
         let f = Finish {
             status: StepStatus::Interrupted,
@@ -620,7 +873,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
             outputs: Vec::new(),
             metrics: Metrics::new(),
         };
-        return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr).await;
+        return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
     }
     if outcome.exit_code != 0 {
         let msg = match outcome.signal {
@@ -628,7 +881,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
             None => format!("exited with code {}", outcome.exit_code),
         };
         let f = Finish::failed(outcome.exit_code, outcome.signal, msg, inputs);
-        return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr).await;
+        return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
     }
 
     // Success so far: every declared output and metrics file must exist.
@@ -661,18 +914,27 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
             .join(", ");
         let msg = format!("exited 0 but did not produce declared output {list}");
         let f = Finish::failed(exit::FAILURE, None, msg, inputs);
-        return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr).await;
+        return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
     }
-    let root = ctx.plan.root.clone();
-    let outputs_decl = step.outputs.clone();
-    let outputs = match blocking(move || fingerprint_all(&root, &outputs_decl)).await {
+    let c = ctx.clone();
+    let outputs =
+        blocking(move || fingerprint_all(&c.plan.root, &c.plan.steps[i].outputs, &c.cache)).await;
+    let mut outputs = match outputs {
         Ok(o) => o,
         Err(e) => {
             let msg = format!("could not fingerprint the outputs: {}", e.message);
             let f = Finish::failed(exit::FAILURE, None, msg, inputs);
-            return finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr).await;
+            return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
         }
     };
+    if !ctx.no_store {
+        let (keep, skip): (Vec<Io>, Vec<Io>) = outputs
+            .into_iter()
+            .partition(|io| step.outputs.iter().any(|d| d.path == io.path && d.store));
+        outputs = store_objects(ctx, &step.name, keep, "output").await;
+        outputs.extend(skip);
+        outputs.sort_by(|a, b| a.path.cmp(&b.path));
+    }
     let mut metrics = Metrics::new();
     for m in &step.metrics {
         if let Err(w) = metrics.read_file(&ctx.plan.root.join(m), m) {
@@ -689,7 +951,146 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         outputs,
         metrics,
     };
-    finish(&ctx, &step, exec_id, started, f, vars, stdout, stderr).await
+    finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await
+}
+
+/// Reuse an earlier execution with the same cache key when its outputs are on disk (`cached`) or
+/// can be restored from the object store (`restored`). `None`: the step must run.
+async fn try_reuse(
+    ctx: &Arc<Ctx>,
+    step: &Step,
+    begin: &record::StepBegin<'_>,
+    inputs: &[Io],
+    parts: &CacheParts,
+    vars: &BTreeMap<String, String>,
+) -> Option<StepOutcome> {
+    let key = parts.key();
+    let reusable = ctx
+        .with_store(|c| incremental::find_reusable(c, &key))
+        .ok()??;
+    let c = ctx.clone();
+    let decls = step.outputs.clone();
+    let on_disk: Vec<Option<String>> = blocking(move || {
+        decls
+            .iter()
+            .map(|d| {
+                hash::fingerprint(&c.plan.root.join(&d.path), &c.cache)
+                    .ok()
+                    .map(|f| f.hash().to_string())
+            })
+            .collect()
+    })
+    .await;
+    let mut restored = Vec::new();
+    for (decl, now) in step.outputs.iter().zip(on_disk) {
+        let recorded = reusable.outputs.iter().find(|o| o.path == decl.path)?;
+        if now.as_deref() == Some(recorded.fp.hash()) {
+            continue;
+        }
+        if !ctx.objects.can_restore(&recorded.fp) {
+            return None;
+        }
+        let c = ctx.clone();
+        let fp = recorded.fp.clone();
+        let dest = ctx.plan.root.join(&decl.path);
+        if let Err(e) = blocking(move || c.objects.restore(&fp, &dest)).await {
+            ctx.printer.warn(&format!(
+                "{}: cannot restore `{}`: {}; running the step instead",
+                step.name, decl.path, e.message
+            ));
+            return None;
+        }
+        restored.push(decl.path.clone());
+    }
+    let status = if restored.is_empty() {
+        StepStatus::Cached
+    } else {
+        StepStatus::Restored
+    };
+    let c = ctx.clone();
+    let programs = step.cmd.programs();
+    let cwd = ctx.plan.root.join(&step.cwd);
+    let path_var = vars.get("PATH").cloned();
+    let interpreters = blocking(move || {
+        c.interpreters
+            .versions(&programs, &cwd, path_var.as_deref())
+    })
+    .await;
+    let ended = now_ms();
+    let rec = record::StepRecord {
+        status,
+        exit_code: Some(0),
+        signal: None,
+        error: None,
+        ended_at: ended,
+        inputs: inputs.to_vec(),
+        outputs: reusable.outputs.clone(),
+        params: step.params.clone(),
+        metrics: reusable.metrics.clone(),
+        git_after: begin.git_before.clone(),
+        env: EnvSnapshot {
+            system: ctx.system.clone(),
+            interpreters,
+            lockfiles: ctx.lockfiles.clone(),
+            vars: vars.clone(),
+        },
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        cache_key: Some(key),
+        cache_parts: Some(parts.json()),
+        reused_exec: Some(reusable.exec_id),
+    };
+    if let Err(e) = ctx.with_store(|c| record::record_reuse(c, begin, &rec, &ctx.cache)) {
+        ctx.printer
+            .warn(&format!("step `{}` could not be recorded: {e}", step.name));
+    }
+    let style = ctx.printer.style();
+    let w = ctx.printer.width();
+    let short_run = &reusable.run_id[..reusable.run_id.len().min(10)];
+    let line = if restored.is_empty() {
+        format!(
+            "{} {:<w$}  {}  {}",
+            style.green("="),
+            step.name,
+            style.dim("cached"),
+            style.dim(&format!("(outputs of run {short_run})"))
+        )
+    } else {
+        format!(
+            "{} {:<w$}  {}  {}",
+            style.green("↺"),
+            step.name,
+            "restored",
+            restored.join(", ")
+        )
+    };
+    ctx.printer.event(&line);
+    Some(StepOutcome {
+        name: step.name.clone(),
+        status: status.as_str().into(),
+        exit_code: Some(0),
+        signal: None,
+        duration_ms: Some(ended - begin.started_at),
+        error: None,
+        outputs: rec.outputs.iter().map(OutputSummary::of).collect(),
+        metrics: rec
+            .metrics
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), *v))
+            .collect(),
+    })
+}
+
+impl OutputSummary {
+    fn of(io: &Io) -> OutputSummary {
+        OutputSummary {
+            path: io.path.clone(),
+            hash: io.fp.hash().to_string(),
+            kind: if io.fp.is_dir() { "dir" } else { "file" },
+            size: io.fp.size(),
+            files: io.fp.nfiles(),
+        }
+    }
 }
 
 struct Finish {
@@ -733,23 +1134,27 @@ fn failed_unrecorded(ctx: &Ctx, name: &str, e: Error) -> StepOutcome {
 
 /// Take the after-state (git, environment), write the step's record in one transaction, print
 /// its result line.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of one step's record, gathered by run_step"
+)]
 async fn finish(
     ctx: &Arc<Ctx>,
-    step: &crate::pipeline::Step,
+    step: &Step,
     exec_id: i64,
     started: i64,
     f: Finish,
     vars: BTreeMap<String, String>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    parts: Option<CacheParts>,
 ) -> StepOutcome {
     let c = ctx.clone();
     let programs = step.cmd.programs();
     let cwd = ctx.plan.root.join(&step.cwd);
     let path_var = vars.get("PATH").cloned();
     let (git_after, interpreters) = blocking(move || {
-        let g = git::snapshot(&c.plan.root);
+        let g = c.git_snapshot();
         let i = c
             .interpreters
             .versions(&programs, &cwd, path_var.as_deref());
@@ -761,6 +1166,11 @@ async fn finish(
     for w in &f.metrics.warnings {
         ctx.printer.warn(&format!("{}: {w}", step.name));
     }
+    // Only a success can be reused later.
+    let (cache_key, cache_parts) = match (&parts, f.status) {
+        (Some(p), StepStatus::Succeeded) => (Some(p.key()), Some(p.json())),
+        _ => (None, None),
+    };
     let rec = record::StepRecord {
         status: f.status,
         exit_code: f.exit_code,
@@ -780,8 +1190,11 @@ async fn finish(
         },
         stdout,
         stderr,
+        cache_key,
+        cache_parts,
+        reused_exec: None,
     };
-    if let Err(e) = ctx.with_store(|c| record::finish_step(c, exec_id, &rec)) {
+    if let Err(e) = ctx.with_store(|c| record::finish_step(c, exec_id, &rec, &ctx.cache)) {
         ctx.printer
             .warn(&format!("step `{}` could not be recorded: {e}", step.name));
     }
@@ -820,7 +1233,7 @@ async fn finish(
             }
             parts.join("  ")
         }
-        StepStatus::Interrupted => format!(
+        StepStatus::Interrupted | StepStatus::TimedOut => format!(
             "{} {:<w$}  {took:>6}  {}",
             style.yellow("!"),
             step.name,
@@ -845,17 +1258,7 @@ async fn finish(
         signal: f.signal,
         duration_ms: Some(ended - started),
         error: f.error,
-        outputs: rec
-            .outputs
-            .iter()
-            .map(|io| OutputSummary {
-                path: io.path.clone(),
-                hash: io.fp.hash().to_string(),
-                kind: if io.fp.is_dir() { "dir" } else { "file" },
-                size: io.fp.size(),
-                files: io.fp.nfiles(),
-            })
-            .collect(),
+        outputs: rec.outputs.iter().map(OutputSummary::of).collect(),
         metrics,
     }
 }

@@ -16,6 +16,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::cache::{HashCache, Stat, now_ns};
 use crate::error::{Error, Result};
 
 const CHUNK: usize = 1 << 20;
@@ -126,15 +127,16 @@ fn refuse_special(path: &Path, meta: &Metadata) -> Result<()> {
     )))
 }
 
-/// Fingerprint a file or a directory. The top-level path is followed if it is a symlink.
-pub fn fingerprint(path: &Path) -> Result<Fingerprint> {
+/// Fingerprint a file or a directory. The top-level path is followed if it is a symlink. Files
+/// whose stat is unchanged since they were hashed are taken from `cache`.
+pub fn fingerprint(path: &Path, cache: &HashCache) -> Result<Fingerprint> {
     let meta = std::fs::metadata(path)
         .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
     if meta.is_dir() {
-        fingerprint_dir(path)
+        fingerprint_dir(path, cache)
     } else {
         refuse_special(path, &meta)?;
-        let (hash, size) = hash_file(path)?;
+        let (hash, size) = hash_cached(path, &meta, cache)?;
         Ok(Fingerprint::File {
             hash,
             size,
@@ -143,8 +145,27 @@ pub fn fingerprint(path: &Path) -> Result<Fingerprint> {
     }
 }
 
+fn hash_cached(path: &Path, meta: &Metadata, cache: &HashCache) -> Result<(String, u64)> {
+    if let Some(h) = cache.get(path, meta) {
+        return Ok((h, meta.len()));
+    }
+    let at = now_ns();
+    let (hash, size) = hash_file(path)?;
+    // A file another process wrote while it was being read has no single version: say so.
+    let after = std::fs::metadata(path)
+        .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
+    if Stat::of(&after) != Stat::of(meta) || size != meta.len() {
+        return Err(Error::other(format!(
+            "`{}` changed while it was being hashed; another process is writing it",
+            path.display()
+        )));
+    }
+    cache.put(path, meta, &hash, at);
+    Ok((hash, size))
+}
+
 enum Found {
-    File(std::path::PathBuf, String, u32),
+    File(std::path::PathBuf, String, Metadata),
     Link(String, String),
 }
 
@@ -173,23 +194,23 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Found>) -> Result<()> {
             walk(root, &path, out)?;
         } else {
             refuse_special(&path, &meta)?;
-            out.push(Found::File(path, relpath, file_mode(&meta)));
+            out.push(Found::File(path, relpath, meta));
         }
     }
     Ok(())
 }
 
-fn fingerprint_dir(path: &Path) -> Result<Fingerprint> {
+fn fingerprint_dir(path: &Path, cache: &HashCache) -> Result<Fingerprint> {
     let mut found = Vec::new();
     walk(path, path, &mut found)?;
     let mut entries = found
         .into_par_iter()
         .map(|f| match f {
-            Found::File(p, relpath, mode) => {
-                let (hash, size) = hash_file(&p)?;
+            Found::File(p, relpath, meta) => {
+                let (hash, size) = hash_cached(&p, &meta, cache)?;
                 Ok(Entry {
                     relpath,
-                    mode,
+                    mode: file_mode(&meta),
                     hash,
                     size,
                 })
@@ -227,6 +248,10 @@ pub fn manifest(entries: &[Entry]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn fingerprint_nc(p: &Path) -> Result<Fingerprint> {
+        fingerprint(p, &HashCache::disabled())
+    }
+
     #[test]
     fn empty_file_has_the_well_known_hash() {
         let d = tempfile::tempdir().unwrap();
@@ -244,10 +269,10 @@ mod tests {
         std::fs::create_dir_all(d.path().join("x/sub")).unwrap();
         std::fs::write(d.path().join("x/b"), b"2").unwrap();
         std::fs::write(d.path().join("x/sub/a"), b"1").unwrap();
-        let h1 = fingerprint(&d.path().join("x")).unwrap();
+        let h1 = fingerprint_nc(&d.path().join("x")).unwrap();
         assert_eq!(h1.nfiles(), 2);
         std::fs::write(d.path().join("x/b"), b"3").unwrap();
-        let h2 = fingerprint(&d.path().join("x")).unwrap();
+        let h2 = fingerprint_nc(&d.path().join("x")).unwrap();
         assert_ne!(h1.hash(), h2.hash());
     }
 
@@ -256,7 +281,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("x")).unwrap();
         std::os::unix::fs::symlink("..", d.path().join("x/up")).unwrap();
-        let f = fingerprint(&d.path().join("x")).unwrap();
+        let f = fingerprint_nc(&d.path().join("x")).unwrap();
         assert_eq!(f.nfiles(), 1);
     }
 }

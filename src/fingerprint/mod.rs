@@ -2,6 +2,7 @@
 //! the machine and interpreters (`system`) and environment variables with secrets redacted
 //! (`env`). This module only observes; it never changes the project.
 
+pub mod cache;
 pub mod env;
 pub mod git;
 pub mod hash;

@@ -5,6 +5,9 @@
 use std::ops::Range;
 use std::path::Path;
 
+/// At most this many characters of a source line are shown.
+const WINDOW: usize = 100;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     Error,
@@ -57,24 +60,35 @@ impl Diagnostic {
         let mut out = format!("{head}: {}\n", self.message);
         match &self.span {
             Some(span) => {
-                let (line_no, col, line) = locate(source, span.start);
+                let (line_no, col, full_line) = locate(source, span.start);
                 let gutter = line_no.to_string().len();
                 let pad = " ".repeat(gutter);
                 out += &format!("{pad}--> {}:{line_no}:{col}\n", file.display());
                 out += &format!("{pad} |\n");
-                out += &format!("{line_no} | {}\n", line.trim_end_matches('\r'));
-                // The caret covers the span, clipped to the first line, at least one column.
-                let start_in_line = col - 1;
-                let line_chars = line.chars().count();
+                // Long lines are shown as a window around the caret, so a minified or generated
+                // file does not flood the terminal.
+                let chars: Vec<char> = full_line.trim_end_matches('\r').chars().collect();
+                let (from, prefix) = if col > WINDOW / 2 && chars.len() > WINDOW {
+                    (col - 1 - WINDOW / 2, "…")
+                } else {
+                    (0, "")
+                };
+                let to = (from + WINDOW).min(chars.len());
+                let suffix = if to < chars.len() { "…" } else { "" };
+                let line: String = chars[from..to].iter().collect();
+                out += &format!("{line_no} | {prefix}{line}{suffix}\n");
+                let start_in_line = col - 1 - from + prefix.chars().count();
+                let line_chars = line.chars().count() + prefix.chars().count();
                 let span_chars = source
                     .get(span.clone())
                     .map(|s| s.lines().next().unwrap_or("").chars().count())
                     .unwrap_or(1)
                     .clamp(1, line_chars.saturating_sub(start_in_line).max(1));
-                let indent: String = line
-                    .chars()
+                let shown: Vec<char> = prefix.chars().chain(line.chars()).collect();
+                let indent: String = shown
+                    .iter()
                     .take(start_in_line)
-                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .map(|c| if *c == '\t' { '\t' } else { ' ' })
                     .collect();
                 let carets = "^".repeat(span_chars);
                 let label = if self.label.is_empty() {
@@ -144,6 +158,18 @@ mod tests {
         let text = d.render(Path::new("p.toml"), src);
         assert!(text.contains("--> p.toml:2:7"), "{text}");
         assert!(text.contains("2 | cmd = 3\n  |       ^ here"), "{text}");
+    }
+
+    #[test]
+    fn long_lines_are_windowed_around_the_caret() {
+        let src = format!("x = {}!{}\n", "a".repeat(500), "b".repeat(500));
+        let at = src.find('!').unwrap();
+        let text = Diagnostic::error("bad", Some(at..at + 1)).render(Path::new("p.toml"), &src);
+        let shown = text.lines().nth(3).unwrap();
+        assert!(shown.chars().count() < 120, "{shown}");
+        let caret = text.lines().nth(4).unwrap();
+        let col = caret.find('^').unwrap();
+        assert_eq!(shown.chars().nth(col), Some('!'), "{text}");
     }
 
     #[test]

@@ -9,15 +9,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::diag::{Diagnostic, Severity, did_you_mean, render_all};
 use super::params::{self, Params};
 use super::raw::{self, RawCmd, RawPipeline, Sp};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Cmd {
     /// run as `sh -c STRING`
@@ -59,18 +60,23 @@ impl Cmd {
 }
 
 /// A declared input or output path.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PathDecl {
     /// normalised, relative to the project root, without a trailing slash
     pub path: String,
     /// declared with a trailing slash: must be a directory
     pub dir: bool,
+    /// keep this version's bytes in the object store (outputs only; `store = false` opts out)
+    pub store: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     pub name: String,
+    /// the command with params substituted
     pub cmd: Cmd,
+    /// the command as written, before substitution
+    pub template: Cmd,
     pub inputs: Vec<PathDecl>,
     pub outputs: Vec<PathDecl>,
     /// the params this step depends on (declared, plus those its command substitutes)
@@ -82,9 +88,49 @@ pub struct Step {
     pub cwd: String,
     /// indices into `Plan::steps` of the steps this one waits for
     pub deps: Vec<usize>,
+    /// stop the step (SIGTERM to its group, SIGKILL after the grace period) after this long
+    #[serde(with = "opt_duration_ms", default)]
+    pub timeout: Option<Duration>,
+    /// how many times to run the step again after it fails or times out
+    pub retries: u32,
+    #[serde(with = "duration_ms", default)]
+    pub retry_delay: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
+mod duration_ms {
+    use serde::Deserialize;
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        Ok(std::time::Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+mod opt_duration_ms {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        use serde::Deserialize;
+        Ok(Option::<u64>::deserialize(d)?.map(std::time::Duration::from_millis))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub name: String,
     /// absolute path of pipeline.toml
@@ -107,6 +153,38 @@ pub struct Plan {
 impl Plan {
     pub fn step_index(&self, name: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.name == name)
+    }
+
+    /// Only `name` and the steps it (transitively) depends on, in the same order.
+    pub fn with_upstream_of(mut self, name: &str) -> Option<Plan> {
+        let target = self.step_index(name)?;
+        let mut keep = vec![false; self.steps.len()];
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            if !keep[i] {
+                keep[i] = true;
+                todo.extend(self.steps[i].deps.iter().copied());
+            }
+        }
+        let mut new_index = vec![usize::MAX; self.steps.len()];
+        let mut n = 0;
+        for (i, k) in keep.iter().enumerate() {
+            if *k {
+                new_index[i] = n;
+                n += 1;
+            }
+        }
+        let steps = std::mem::take(&mut self.steps);
+        self.steps = steps
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep[*i])
+            .map(|(_, mut s)| {
+                s.deps = s.deps.iter().map(|d| new_index[*d]).collect();
+                s
+            })
+            .collect();
+        Some(self)
     }
 }
 
@@ -144,6 +222,21 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Plan> {
                 .hint("save the file as UTF-8");
             return Err(Error::rendered(d.render(opts.file, &text)));
         }
+    };
+    from_source(source, file, opts.file, opts.overrides)
+}
+
+/// Check pipeline text as if it were the file at `file` (absolute; its directory is the project
+/// root), naming it `shown` in messages.
+pub fn from_source(
+    source: String,
+    file: PathBuf,
+    shown: &Path,
+    overrides: &[String],
+) -> Result<Plan> {
+    let opts = LoadOptions {
+        file: shown,
+        overrides,
     };
     let root = file
         .parent()
@@ -256,7 +349,11 @@ impl Checker<'_> {
                         return None;
                     }
                 }
-                Some(PathDecl { path, dir })
+                Some(PathDecl {
+                    path,
+                    dir,
+                    store: true,
+                })
             }
             Err(why) => {
                 self.err(Diagnostic::error(
@@ -336,7 +433,7 @@ impl Checker<'_> {
             for p in &rs.params {
                 self.step_param(name, p, &params, &mut step_params);
             }
-            if let Some((_, used)) = &cmd {
+            if let Some((_, _, used)) = &cmd {
                 for k in used {
                     if let Some(v) = params.get(k) {
                         step_params.insert(k.clone(), v.clone());
@@ -349,8 +446,9 @@ impl Checker<'_> {
                 .filter_map(|p| self.path("input", p, allow_outside))
                 .collect();
             let mut outs = Vec::new();
-            for p in &rs.outputs {
-                if let Some(d) = self.path("output", p, allow_outside) {
+            for (p, store) in &rs.outputs {
+                if let Some(mut d) = self.path("output", p, allow_outside) {
+                    d.store = *store;
                     outputs.push((i, d.clone(), p.span.clone()));
                     outs.push(d);
                 }
@@ -373,6 +471,26 @@ impl Checker<'_> {
                     .path("cwd", c, allow_outside)
                     .map(|d| d.path)
                     .unwrap_or_default(),
+            };
+            let timeout = rs
+                .timeout
+                .as_ref()
+                .and_then(|t| self.duration(&format!("steps.{name}.timeout"), t, false));
+            let retry_delay = rs
+                .retry_delay
+                .as_ref()
+                .and_then(|t| self.duration(&format!("steps.{name}.retry-delay"), t, true))
+                .unwrap_or_default();
+            let retries = match &rs.retries {
+                None => 0,
+                Some(r) if (0..=100).contains(&r.value) => r.value as u32,
+                Some(r) => {
+                    self.err(Diagnostic::error(
+                        format!("`steps.{name}.retries` must be between 0 and 100"),
+                        Some(r.span.clone()),
+                    ));
+                    0
+                }
             };
             let mut deps_after = Vec::new();
             for a in &rs.after {
@@ -402,7 +520,11 @@ impl Checker<'_> {
             after.push(deps_after);
             steps.push(Step {
                 name: name.clone(),
-                cmd: cmd.map(|(c, _)| c).unwrap_or(Cmd::Argv(Vec::new())),
+                template: cmd
+                    .as_ref()
+                    .map(|(_, t, _)| t.clone())
+                    .unwrap_or(Cmd::Argv(Vec::new())),
+                cmd: cmd.map(|(c, _, _)| c).unwrap_or(Cmd::Argv(Vec::new())),
                 inputs,
                 outputs: outs,
                 params: step_params,
@@ -410,6 +532,9 @@ impl Checker<'_> {
                 env: step_env,
                 cwd,
                 deps: Vec::new(),
+                timeout,
+                retries,
+                retry_delay,
             });
         }
 
@@ -529,6 +654,31 @@ impl Checker<'_> {
         Some(params)
     }
 
+    /// A humantime duration like `30m`, `1h 30m`, `90s`.
+    fn duration(&mut self, key: &str, v: &Sp<String>, zero_ok: bool) -> Option<Duration> {
+        match humantime::parse_duration(&v.value) {
+            Ok(d) if d.is_zero() && !zero_ok => {
+                self.err(Diagnostic::error(
+                    format!("`{key}` must be longer than zero"),
+                    Some(v.span.clone()),
+                ));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err(
+                    Diagnostic::error(
+                        format!("`{key}` is not a duration: {e}"),
+                        Some(v.span.clone()),
+                    )
+                    .label("not a duration")
+                    .hint("write it like \"90s\", \"30m\" or \"1h 30m\""),
+                );
+                None
+            }
+        }
+    }
+
     fn env_entry(&mut self, table: &str, k: &Sp<String>, v: &Sp<String>) -> bool {
         if k.value.is_empty() || k.value.contains(['=', '\0']) {
             self.err(
@@ -551,7 +701,12 @@ impl Checker<'_> {
     }
 
     /// Substitute placeholders; returns the command and the param keys it used.
-    fn cmd(&mut self, step: &str, c: &Sp<RawCmd>, params: &Params) -> Option<(Cmd, Vec<String>)> {
+    fn cmd(
+        &mut self,
+        step: &str,
+        c: &Sp<RawCmd>,
+        params: &Params,
+    ) -> Option<(Cmd, Cmd, Vec<String>)> {
         let parts: Vec<&String> = match &c.value {
             RawCmd::Shell(s) => vec![s],
             RawCmd::Argv(a) => a.iter().collect(),
@@ -594,13 +749,17 @@ impl Checker<'_> {
         if !ok {
             return None;
         }
+        let template = match &c.value {
+            RawCmd::Shell(s) => Cmd::Shell(s.clone()),
+            RawCmd::Argv(a) => Cmd::Argv(a.clone()),
+        };
         let cmd = match &c.value {
             RawCmd::Shell(s) => Cmd::Shell(params::substitute(s, params)),
             RawCmd::Argv(a) => Cmd::Argv(a.iter().map(|s| params::substitute(s, params)).collect()),
         };
         used.sort();
         used.dedup();
-        Some((cmd, used))
+        Some((cmd, template, used))
     }
 
     fn step_param(&mut self, step: &str, p: &Sp<String>, params: &Params, out: &mut Params) {

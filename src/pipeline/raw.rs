@@ -56,11 +56,15 @@ pub struct RawStep {
     pub name: Sp<String>,
     pub cmd: Option<Sp<RawCmd>>,
     pub inputs: Vec<Sp<String>>,
-    pub outputs: Vec<Sp<String>>,
+    /// path and whether its bytes are kept in the object store (`store = false` opts out)
+    pub outputs: Vec<(Sp<String>, bool)>,
     pub params: Vec<Sp<String>>,
     pub metrics: Vec<Sp<String>>,
     pub env: Vec<(Sp<String>, Sp<String>)>,
     pub cwd: Option<Sp<String>>,
+    pub timeout: Option<Sp<String>>,
+    pub retries: Option<Sp<i64>>,
+    pub retry_delay: Option<Sp<String>>,
     pub after: Vec<Sp<String>>,
 }
 
@@ -74,7 +78,17 @@ const PIPELINE_KEYS: &[&str] = &[
     "allow-outside",
 ];
 const STEP_KEYS: &[&str] = &[
-    "cmd", "inputs", "outputs", "params", "metrics", "env", "cwd", "after",
+    "cmd",
+    "inputs",
+    "outputs",
+    "params",
+    "metrics",
+    "env",
+    "cwd",
+    "after",
+    "timeout",
+    "retries",
+    "retry-delay",
 ];
 
 /// Parse the text into a `RawPipeline`. Syntax errors, type errors and unknown keys are returned as
@@ -208,6 +222,26 @@ impl Walker {
         }
     }
 
+    fn integer(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<Sp<i64>> {
+        let span = v.span();
+        match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Some(Sp::new(n, span)),
+                Err(_) => {
+                    self.diags.push(Diagnostic::error(
+                        format!("`{key}` is out of range"),
+                        Some(span),
+                    ));
+                    None
+                }
+            },
+            _ => {
+                self.type_error(key, "an integer", &v);
+                None
+            }
+        }
+    }
+
     fn bool(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<bool> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
@@ -293,7 +327,7 @@ impl Walker {
             let span = value.span();
             let text = match value.get_ref() {
                 DeValue::String(s) => Some(s.to_string()),
-                DeValue::Integer(i) => Some(i.as_str().to_string()),
+                DeValue::Integer(i) => Some(i.to_string()),
                 DeValue::Float(f) => Some(f.as_str().to_string()),
                 DeValue::Boolean(b) => Some(b.to_string()),
                 _ => {
@@ -333,6 +367,9 @@ impl Walker {
             env: Vec::new(),
             cwd: None,
             after: Vec::new(),
+            timeout: None,
+            retries: None,
+            retry_delay: None,
         };
         for (key, value) in in_file_order(t) {
             let k = key.get_ref().as_ref();
@@ -340,16 +377,68 @@ impl Walker {
             match k {
                 "cmd" => step.cmd = self.cmd(&path, value),
                 "inputs" => step.inputs = self.string_list(&path, value),
-                "outputs" => step.outputs = self.string_list(&path, value),
+                "outputs" => step.outputs = self.output_list(&path, value),
                 "params" => step.params = self.string_list(&path, value),
                 "metrics" => step.metrics = self.string_list(&path, value),
                 "after" => step.after = self.string_list(&path, value),
                 "env" => step.env = self.env_table(&path, value),
                 "cwd" => step.cwd = self.string(&path, value),
+                "timeout" => step.timeout = self.string(&path, value),
+                "retry-delay" => step.retry_delay = self.string(&path, value),
+                "retries" => step.retries = self.integer(&path, value),
                 _ => self.unknown_key(&format!("{prefix}."), &key, STEP_KEYS),
             }
         }
         Some(step)
+    }
+
+    /// `outputs`: strings, or tables `{ path = "...", store = false }`.
+    fn output_list(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Vec<(Sp<String>, bool)> {
+        let span = v.span();
+        let DeValue::Array(items) = v.into_inner() else {
+            let v = Spanned::new(span, DeValue::Boolean(false));
+            self.type_error(key, "an array of paths", &v);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let item_span = item.span();
+            match item.into_inner() {
+                DeValue::String(s) => out.push((Sp::new(s.to_string(), item_span), true)),
+                DeValue::Table(t) => {
+                    let mut path = None;
+                    let mut store = true;
+                    for (k, val) in in_file_order(t) {
+                        match k.get_ref().as_ref() {
+                            "path" => path = self.string(&format!("{key}[].path"), val),
+                            "store" => {
+                                store = self.bool(&format!("{key}[].store"), val).unwrap_or(true)
+                            }
+                            _ => self.unknown_key(&format!("{key}[]."), &k, &["path", "store"]),
+                        }
+                    }
+                    match path {
+                        Some(p) => out.push((p, store)),
+                        None => self.diags.push(
+                            Diagnostic::error(
+                                format!("an entry of `{key}` has no `path`"),
+                                Some(item_span),
+                            )
+                            .hint("write `{ path = \"model.pkl\", store = false }`"),
+                        ),
+                    }
+                }
+                other => {
+                    let v = Spanned::new(item_span, other);
+                    self.type_error(
+                        &format!("{key}[]"),
+                        "a path or a table `{ path = ..., store = false }`",
+                        &v,
+                    );
+                }
+            }
+        }
+        out
     }
 
     fn cmd(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<Sp<RawCmd>> {

@@ -99,7 +99,7 @@ impl Style {
     /// Colour a status word the way people expect.
     pub fn status(&self, status: &str) -> String {
         match status {
-            "succeeded" | "identical" => self.green(status),
+            "succeeded" | "identical" | "cached" | "restored" => self.green(status),
             "failed" | "differs" => self.red(status),
             "interrupted" | "not_run" | "running" => self.yellow(status),
             _ => status.to_string(),
@@ -113,6 +113,17 @@ pub fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Print rendered pipeline warnings to stderr, with `warning:` coloured.
+pub fn print_warnings(warnings: &[String], style: Style) {
+    for w in warnings {
+        let text = w.trim_end();
+        match text.strip_prefix("warning:") {
+            Some(rest) => eprintln!("{}{rest}", style.yellow("warning:")),
+            None => eprintln!("{text}"),
+        }
+    }
 }
 
 /// `1.2s`, `41ms`, `3m05s`, `1h02m`

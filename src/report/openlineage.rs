@@ -72,7 +72,7 @@ pub fn uuid_of_exec(run_id: &str, step: &str, attempt: i64, started_at: Option<i
 fn end_event_type(status: &str) -> Option<&'static str> {
     match status {
         "succeeded" | "cached" | "restored" => Some("COMPLETE"),
-        "failed" => Some("FAIL"),
+        "failed" | "timed_out" => Some("FAIL"),
         "interrupted" => Some("ABORT"),
         _ => None,
     }

@@ -1231,7 +1231,7 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         crate::store::migrate(&mut c).unwrap();
         c.execute_batch(
-            "INSERT INTO contents VALUES ('s', 0, x'');
+            "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');
              INSERT INTO git_snapshots (id, is_repo, commit_sha, dirty, changed, untracked) VALUES ('g', 1, 'c0ffee', 0, '[]', '[]');
              INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, git_start, hostname, user, mlrun_version, argv, pid)
                VALUES ('r1', 'prep', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 1, 'g', 'h', 'u', '0', '[]', 1),
@@ -1241,10 +1241,10 @@ mod tests {
                (1, 'r1', 'prep', 'p', '[]', '', 'succeeded', 1, 'g', NULL),
                (2, 'r2', 'train', 't', '[]', '', 'succeeded', 2, 'g', NULL),
                (3, 'r3', 'train', 't', '[]', '', 'cached', 3, 'g', 2);
-             INSERT INTO blobs VALUES ('h1', 'file', 1, 1, 0), ('h2', 'file', 1, 1, 0), ('h3', 'file', 1, 1, 0), ('h4', 'file', 1, 1, 0);
-             INSERT INTO artifacts VALUES (1, 'raw'), (2, 'gen.py'), (3, 'data'), (4, 'model');
-             INSERT INTO artifact_versions VALUES (1, 1, 'h1', 0), (2, 2, 'h2', 0), (3, 3, 'h3', 0), (4, 4, 'h4', 0);
-             INSERT INTO io_edges VALUES (1, 'in', 1, 1, 'external'), (1, 'in', 2, 1, 'git'), (1, 'out', 3, 1, NULL),
+             INSERT INTO blobs (hash, kind, size, nfiles, stored) VALUES ('h1', 'file', 1, 1, 0), ('h2', 'file', 1, 1, 0), ('h3', 'file', 1, 1, 0), ('h4', 'file', 1, 1, 0);
+             INSERT INTO artifacts (id, path) VALUES (1, 'raw'), (2, 'gen.py'), (3, 'data'), (4, 'model');
+             INSERT INTO artifact_versions (id, artifact_id, blob_hash, first_seen) VALUES (1, 1, 'h1', 0), (2, 2, 'h2', 0), (3, 3, 'h3', 0), (4, 4, 'h4', 0);
+             INSERT INTO io_edges (step_exec, direction, av_id, declared, origin) VALUES (1, 'in', 1, 1, 'external'), (1, 'in', 2, 1, 'git'), (1, 'out', 3, 1, NULL),
                (2, 'in', 3, 1, 'external'), (2, 'out', 4, 1, NULL),
                (3, 'in', 3, 1, 'external'), (3, 'out', 4, 1, NULL);",
         )
@@ -1341,7 +1341,7 @@ mod tests {
     fn a_cycle_across_runs_terminates() {
         let c = store();
         // run 3's "training" also wrote `raw`: raw -> data -> model -> raw
-        c.execute_batch("INSERT INTO io_edges VALUES (2, 'out', 1, 1, NULL);")
+        c.execute_batch("INSERT INTO io_edges (step_exec, direction, av_id, declared, origin) VALUES (2, 'out', 1, 1, NULL);")
             .unwrap();
         let g = traverse(&c, &Seed::Version(4), Direction::Up, None).unwrap();
         assert!(g.node("av:1").is_some());
@@ -1364,7 +1364,7 @@ mod tests {
             )
             .unwrap();
             tx.execute(
-                "INSERT INTO io_edges VALUES (?1, 'in', 1, 1, 'external'), (?1, 'in', 2, 1, 'git'), (?1, 'out', 3, 1, NULL)",
+                "INSERT INTO io_edges (step_exec, direction, av_id, declared, origin) VALUES (?1, 'in', 1, 1, 'external'), (?1, 'in', 2, 1, 'git'), (?1, 'out', 3, 1, NULL)",
                 [i],
             )
             .unwrap();

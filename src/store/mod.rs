@@ -5,6 +5,8 @@
 //! through `record`, reads through `query`.
 
 pub mod lineage;
+pub mod lock;
+pub mod objects;
 pub mod query;
 pub mod record;
 pub mod schema;
@@ -25,8 +27,22 @@ pub struct Store {
     pub salt: String,
 }
 
+/// Called by SQLite while another connection holds the write lock: back off exponentially (1 ms
+/// doubling to 100 ms, with jitter so waiting writers do not wake in step) for about a minute in
+/// all before giving up with `database is locked`. Write transactions are short and begin with
+/// BEGIN IMMEDIATE, so waiting here is always enough.
+fn busy_backoff(attempt: i32) -> bool {
+    if attempt >= 600 {
+        return false;
+    }
+    let base = 1u64 << attempt.clamp(0, 7) as u64;
+    let jitter = u64::from(std::process::id() % 7) + (attempt as u64 % 5);
+    std::thread::sleep(std::time::Duration::from_millis(base.min(100) + jitter));
+    true
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_handler(Some(busy_backoff))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

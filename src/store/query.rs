@@ -158,6 +158,8 @@ pub struct RunSummary {
     pub commit: Option<String>,
     pub dirty: bool,
     pub replay_of: Option<String>,
+    /// for replays: `identical`, `differs` or `failed`
+    pub replay_verdict: Option<String>,
     pub metrics: BTreeMap<String, f64>,
 }
 
@@ -268,11 +270,11 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
     };
     args.push(V::Integer(f.limit.map_or(-1, |l| l as i64)));
     let selected = format!(
-        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of
+        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict
          FROM runs r {where_sql} ORDER BY {order} LIMIT ?"
     );
     let mut stmt = conn.prepare(&format!(
-        "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of
+        "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of, x.replay_verdict
          FROM ({selected}) x LEFT JOIN git_snapshots g ON g.id = x.git_start"
     ))?;
     let mut runs: Vec<RunSummary> = stmt
@@ -291,6 +293,7 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
                 commit: r.get(6)?,
                 dirty: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
                 replay_of: r.get(8)?,
+                replay_verdict: r.get(9)?,
                 metrics: BTreeMap::new(),
                 id,
             })
@@ -437,6 +440,8 @@ pub struct IoInfo {
     pub kind: String,
     pub size: i64,
     pub nfiles: i64,
+    /// the bytes are in the object store, so this version can be restored
+    pub stored: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -465,6 +470,8 @@ pub struct StepInfo {
     pub env_id: Option<String>,
     pub stdout_bytes: i64,
     pub stderr_bytes: i64,
+    /// for `cached` / `restored` steps: the run whose execution was reused
+    pub reused_run: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -485,6 +492,7 @@ pub struct RunDetail {
     pub argv: Vec<String>,
     pub params: BTreeMap<String, serde_json::Value>,
     pub replay_of: Option<String>,
+    pub replay_verdict: Option<String>,
     pub git: Option<GitInfo>,
     pub git_end: Option<GitInfo>,
     pub steps: Vec<StepInfo>,
@@ -494,7 +502,7 @@ pub struct RunDetail {
 
 fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT a.path, b.hash, b.kind, b.size, b.nfiles FROM io_edges e
+        "SELECT a.path, b.hash, b.kind, b.size, b.nfiles, b.stored FROM io_edges e
          JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
          JOIN blobs b ON b.hash = v.blob_hash
          WHERE e.step_exec = ?1 AND e.direction = ?2 ORDER BY a.path",
@@ -507,6 +515,7 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
                 kind: r.get(2)?,
                 size: r.get(3)?,
                 nfiles: r.get(4)?,
+                stored: r.get(5)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -516,7 +525,7 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
 pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDetail> {
     let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
         "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
-                mlrun_version, argv, params, replay_of, git_start, git_end FROM runs WHERE id = ?1",
+                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict FROM runs WHERE id = ?1",
         [id],
         |r| {
             let started: i64 = r.get(6)?;
@@ -539,6 +548,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                     argv: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
                     params: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
                     replay_of: r.get(13)?,
+                    replay_verdict: r.get(16)?,
                     git: None,
                     git_end: None,
                     steps: Vec::new(),
@@ -560,7 +570,8 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
         "SELECT id, step, attempt, status, cmd, argv, cwd, exit_code, signal, error, started_at, ended_at,
                 git_before, git_after, env_id,
                 (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stdout'),
-                (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stderr')
+                (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stderr'),
+                (SELECT o.run_id FROM step_execs o WHERE o.id = s.reused_exec)
          FROM step_execs s WHERE run_id = ?1 ORDER BY COALESCE(started_at, 9223372036854775807), id",
     )?;
     let steps: Vec<StepInfo> = stmt
@@ -593,6 +604,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                 env_id: r.get(14)?,
                 stdout_bytes: r.get::<_, Option<i64>>(15)?.unwrap_or(0),
                 stderr_bytes: r.get::<_, Option<i64>>(16)?.unwrap_or(0),
+                reused_run: r.get(17)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -678,14 +690,14 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         crate::store::migrate(&mut c).unwrap();
         c.execute_batch(
-            "INSERT INTO contents VALUES ('s', 0, x'');
+            "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');
              INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
                VALUES ('r1', 'p', 'p.toml', '/p', 's', '{}', '{\"lr\":0.1,\"name\":\"a\"}', 'succeeded', 1, 'h', 'u', '0', '[]', 1),
                       ('r2', 'p', 'p.toml', '/p', 's', '{}', '{\"lr\":1,\"name\":\"b\"}', 'succeeded', 2, 'h', 'u', '0', '[]', 1);
              INSERT INTO step_execs (id, run_id, step, cmd, argv, cwd, status) VALUES
                (1, 'r1', 'a', '', '[]', '', 'succeeded'), (2, 'r1', 'b', '', '[]', '', 'succeeded'),
                (3, 'r2', 'a', '', '[]', '', 'succeeded');
-             INSERT INTO metrics VALUES (2, 'acc', 0.9, 'x'), (1, 'acc', 0.5, 'x'), (3, 'acc', 0.7, 'x');",
+             INSERT INTO metrics (step_exec, key, value, source) VALUES (2, 'acc', 0.9, 'x'), (1, 'acc', 0.5, 'x'), (3, 'acc', 0.7, 'x');",
         )
         .unwrap();
         let ids = |f: RunFilter| -> Vec<(String, f64)> {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::error::Result;
+use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::git::GitState;
 use crate::fingerprint::hash::{Fingerprint, sha256_bytes};
 use crate::fingerprint::system::EnvSnapshot;
@@ -41,11 +42,25 @@ pub enum StepStatus {
     Running,
     Succeeded,
     Failed,
+    /// stopped after its `timeout`
+    TimedOut,
     Interrupted,
     NotRun,
+    /// skipped: an earlier execution with the same cache key produced what is on disk
+    Cached,
+    /// skipped: the earlier execution's outputs were restored from the object store
+    Restored,
 }
 
 impl StepStatus {
+    /// Succeeded, by running or by reusing an earlier execution: dependants may run.
+    pub fn ok(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Succeeded | StepStatus::Cached | StepStatus::Restored
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepStatus::Running => "running",
@@ -53,6 +68,9 @@ impl StepStatus {
             StepStatus::Failed => "failed",
             StepStatus::Interrupted => "interrupted",
             StepStatus::NotRun => "not_run",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Cached => "cached",
+            StepStatus::Restored => "restored",
         }
     }
 }
@@ -289,6 +307,8 @@ pub fn finish_run(
 pub struct StepBegin<'a> {
     pub run_id: &'a str,
     pub step: &'a str,
+    /// 1 for the first attempt; retries count up
+    pub attempt: u32,
     pub cmd: &'a str,
     pub argv_json: &'a str,
     pub cwd: &'a str,
@@ -296,23 +316,20 @@ pub struct StepBegin<'a> {
     pub git_before: &'a GitState,
 }
 
+/// A `running` row for a step execution that starts now.
+fn insert_exec(tx: &Transaction<'_>, b: &StepBegin<'_>) -> Result<i64> {
+    let git = put_git(tx, b.git_before)?;
+    tx.execute(
+        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before, attempt)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
+        params![b.run_id, b.step, b.cmd, b.argv_json, b.cwd, b.started_at, git, b.attempt],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
 pub fn begin_step(conn: &mut Connection, b: &StepBegin<'_>) -> Result<i64> {
     let tx = immediate(conn)?;
-    let git = put_git(&tx, b.git_before)?;
-    tx.execute(
-        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
-        params![
-            b.run_id,
-            b.step,
-            b.cmd,
-            b.argv_json,
-            b.cwd,
-            b.started_at,
-            git
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
+    let id = insert_exec(&tx, b)?;
     tx.commit()?;
     Ok(id)
 }
@@ -342,6 +359,19 @@ pub struct Io {
     pub fp: Fingerprint,
     /// inputs only
     pub origin: Option<Origin>,
+    /// its bytes are in the object store
+    pub stored: bool,
+}
+
+impl Io {
+    pub fn new(path: String, fp: Fingerprint) -> Io {
+        Io {
+            path,
+            fp,
+            origin: None,
+            stored: false,
+        }
+    }
 }
 
 /// Everything known about a step once it has ended.
@@ -361,15 +391,47 @@ pub struct StepRecord {
     pub env: EnvSnapshot,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    pub cache_key: Option<String>,
+    pub cache_parts: Option<String>,
+    /// for cached/restored steps: the execution whose results were reused
+    pub reused_exec: Option<i64>,
 }
 
-pub fn finish_step(conn: &mut Connection, exec_id: i64, r: &StepRecord) -> Result<()> {
+pub fn finish_step(
+    conn: &mut Connection,
+    exec_id: i64,
+    r: &StepRecord,
+    cache: &HashCache,
+) -> Result<()> {
     let tx = immediate(conn)?;
-    let git = put_git(&tx, &r.git_after)?;
-    let env = put_env(&tx, &r.env)?;
+    write_step(&tx, exec_id, r)?;
+    cache.flush(&tx)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A step that reused an earlier execution: its whole record in one transaction.
+pub fn record_reuse(
+    conn: &mut Connection,
+    b: &StepBegin<'_>,
+    r: &StepRecord,
+    cache: &HashCache,
+) -> Result<i64> {
+    let tx = immediate(conn)?;
+    let id = insert_exec(&tx, b)?;
+    write_step(&tx, id, r)?;
+    cache.flush(&tx)?;
+    tx.commit()?;
+    Ok(id)
+}
+
+fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> {
+    let git = put_git(tx, &r.git_after)?;
+    let env = put_env(tx, &r.env)?;
     tx.execute(
         "UPDATE step_execs SET status = ?2, exit_code = ?3, signal = ?4, error = ?5, ended_at = ?6,
-                git_after = ?7, env_id = ?8 WHERE id = ?1",
+                git_after = ?7, env_id = ?8, cache_key = ?9, cache_parts = ?10, reused_exec = ?11
+         WHERE id = ?1",
         params![
             exec_id,
             r.status.as_str(),
@@ -378,39 +440,59 @@ pub fn finish_step(conn: &mut Connection, exec_id: i64, r: &StepRecord) -> Resul
             r.error,
             r.ended_at,
             git,
-            env
+            env,
+            r.cache_key,
+            r.cache_parts,
+            r.reused_exec
         ],
     )?;
-    {
-        let mut edge = tx.prepare_cached(
-            "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin) VALUES (?1, ?2, ?3, 1, ?4)",
-        )?;
-        for (dir, list) in [("in", &r.inputs), ("out", &r.outputs)] {
-            for io in list {
-                let av = put_version(&tx, &io.path, &io.fp, r.ended_at)?;
-                edge.execute(params![exec_id, dir, av, io.origin.map(Origin::as_str)])?;
+    let mut edge = tx.prepare_cached(
+        "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin, mode)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+    )?;
+    for (dir, list) in [("in", &r.inputs), ("out", &r.outputs)] {
+        for io in list {
+            let av = put_version(tx, &io.path, &io.fp, r.ended_at)?;
+            if io.stored {
+                tx.execute(
+                    "UPDATE blobs SET stored = 1 WHERE hash = ?1",
+                    [io.fp.hash()],
+                )?;
             }
+            let mode = match &io.fp {
+                Fingerprint::File { mode, .. } => Some(*mode as i64),
+                Fingerprint::Dir { .. } => None,
+            };
+            edge.execute(params![
+                exec_id,
+                dir,
+                av,
+                io.origin.map(Origin::as_str),
+                mode
+            ])?;
         }
-        let mut p =
-            tx.prepare_cached("INSERT INTO params (step_exec, key, value) VALUES (?1, ?2, ?3)")?;
-        for (k, v) in &r.params {
-            p.execute(params![exec_id, k, v.to_string()])?;
-        }
-        let mut m = tx.prepare_cached(
-            "INSERT INTO metrics (step_exec, key, value, source) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for (k, (v, src)) in &r.metrics {
-            m.execute(params![exec_id, k, v, src])?;
-        }
+    }
+    let mut p =
+        tx.prepare_cached("INSERT INTO params (step_exec, key, value) VALUES (?1, ?2, ?3)")?;
+    for (k, v) in &r.params {
+        p.execute(params![exec_id, k, v.to_string()])?;
+    }
+    let mut m = tx.prepare_cached(
+        "INSERT INTO metrics (step_exec, key, value, source) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (k, (v, src)) in &r.metrics {
+        m.execute(params![exec_id, k, v, src])?;
+    }
+    // a reused step printed nothing: its logs are those of the execution it reused
+    if r.reused_exec.is_none() {
         for (stream, data) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
-            let h = put_content(&tx, data)?;
+            let h = put_content(tx, data)?;
             tx.execute(
                 "INSERT INTO step_logs (step_exec, stream, content_hash, bytes) VALUES (?1, ?2, ?3, ?4)",
                 params![exec_id, stream, h, data.len() as i64],
             )?;
         }
     }
-    tx.commit()?;
     Ok(())
 }
 

@@ -62,7 +62,8 @@ CREATE TABLE runs (
   hostname TEXT NOT NULL, user TEXT NOT NULL, mlrun_version TEXT NOT NULL,
   argv TEXT NOT NULL,                        -- JSON array: how mlrun was invoked
   pid INTEGER NOT NULL, pid_start INTEGER, boot_id TEXT,
-  replay_of TEXT REFERENCES runs(id)
+  replay_of TEXT REFERENCES runs(id),
+  replay_verdict TEXT CHECK (replay_verdict IN ('identical', 'differs', 'failed'))
 ) WITHOUT ROWID;
 CREATE INDEX runs_started ON runs(started_at);
 CREATE INDEX runs_pipeline ON runs(pipeline, started_at);
@@ -76,15 +77,18 @@ CREATE TABLE step_execs (
   cwd TEXT NOT NULL,
   -- cached: skipped, outputs on disk matched; restored: outputs restored from the object store.
   -- Both reuse the execution in reused_exec and carry copies of its io edges.
-  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted', 'not_run', 'cached', 'restored')),
+  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'timed_out', 'interrupted', 'not_run', 'cached', 'restored')),
   exit_code INTEGER, signal INTEGER, error TEXT,
   started_at INTEGER, ended_at INTEGER,
   git_before TEXT REFERENCES git_snapshots(id), git_after TEXT REFERENCES git_snapshots(id),
   env_id TEXT REFERENCES env_snapshots(id),
-  cache_key TEXT,
+  cache_key TEXT,                            -- sha256 of cache_parts
+  cache_parts TEXT,                          -- JSON: command, cwd, input hashes, params, env, outputs
   reused_exec INTEGER REFERENCES step_execs(id),
   UNIQUE (run_id, step, attempt));
 CREATE INDEX steps_cache ON step_execs(cache_key);
+CREATE INDEX steps_by_name ON step_execs(step, id);
+CREATE INDEX steps_by_run ON step_execs(run_id);
 
 CREATE TABLE io_edges (
   step_exec INTEGER NOT NULL REFERENCES step_execs(id),
@@ -95,6 +99,7 @@ CREATE TABLE io_edges (
   -- pipeline; 'git': tracked and unmodified at the recorded commit; 'external': neither
   -- (untracked, ignored or modified: only mlrun's own record can say what it was).
   origin TEXT CHECK (origin IN ('step', 'git', 'external')),
+  mode INTEGER,                              -- file mode of a file version (dirs: in dir_entries)
   PRIMARY KEY (step_exec, direction, av_id)) WITHOUT ROWID;
 CREATE INDEX io_by_av ON io_edges(av_id, direction, step_exec);
 

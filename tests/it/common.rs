@@ -212,3 +212,48 @@ pub fn rows(db: &rusqlite::Connection, sql: &str) -> Vec<Vec<String>> {
 pub fn open_db(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).expect("store exists")
 }
+
+impl Env {
+    /// Start mlrun without waiting for it (for signal and concurrency tests).
+    pub fn spawn_mlrun(&self, args: &[&str]) -> std::process::Child {
+        let mut cmd = Command::new(bin());
+        self.base_env(&mut cmd);
+        cmd.args(args)
+            .current_dir(&self.root)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("mlrun starts")
+    }
+}
+
+/// Wait for a spawned mlrun and collect its output.
+pub fn finish(child: std::process::Child) -> Out {
+    let out = child.wait_with_output().expect("mlrun finishes");
+    use std::os::unix::process::ExitStatusExt;
+    Out {
+        code: out
+            .status
+            .code()
+            .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Poll until `cond` holds (at most `secs` seconds); used to wait for a step to have started.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+pub fn signal(child: &std::process::Child, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig)
+        .expect("signal sent");
+}

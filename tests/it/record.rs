@@ -207,7 +207,7 @@ name = "secrets"
 [env]
 DB_PASSWORD = "hunter2-pw"
 [steps.leak]
-cmd = "echo token=$MY_API_TOKEN pw=$DB_PASSWORD > out.txt; echo token=$MY_API_TOKEN; echo $innocent_looking >&2"
+cmd = "echo ${#MY_API_TOKEN} ${#DB_PASSWORD} > out.txt; echo token=$MY_API_TOKEN pw=$DB_PASSWORD; echo $innocent_looking >&2"
 outputs = ["out.txt"]
 "#,
     );
@@ -218,7 +218,12 @@ outputs = ["out.txt"]
         !out.all().contains("s3cr3t"),
         "live output is masked: {out:?}"
     );
-    // nothing in the store directory contains a secret (database, WAL, anything else)
+    // the step saw the real values
+    assert_eq!(
+        std::fs::read_to_string(env.path("out.txt")).unwrap(),
+        "6 10\n"
+    );
+    // nothing in the store directory contains a secret (database, WAL, objects, anything else)
     for entry in walk(&env.path(".mlrun")) {
         let bytes = std::fs::read(&entry).unwrap();
         for secret in [
@@ -360,4 +365,82 @@ fn the_text_classify_example_runs_with_parallel_steps() {
         ),
         "3"
     );
+}
+
+/// Twenty kinds of planted secrets: by name, by value, in pipeline.toml, in the git remote URL,
+/// echoed by the step. None may appear anywhere under .mlrun/ (database, WAL, objects).
+#[test]
+fn twenty_kinds_of_secrets_never_reach_the_store() {
+    let secrets: &[(&str, &str)] = &[
+        ("MY_API_TOKEN", "tok-value-0001"),
+        ("SERVICE_SECRET", "sec-value-0002"),
+        ("DB_PASSWORD", "pw-value-0003"),
+        ("LDAP_PASSWD", "pw-value-0004"),
+        ("SIGNING_KEY", "key-value-0005"),
+        ("GCP_CREDENTIALS", "cred-value-0006"),
+        ("HTTP_AUTH_HEADER", "auth-value-0007"),
+        ("SSH_PRIVATE", "priv-value-0008"),
+        ("SESSION_COOKIE", "cookie-value-0009"),
+        ("SENTRY_DSN", "dsn-value-0010"),
+        ("CUSTOM_THING", "custom-redacted-0011"),
+        ("X1", "AKIAIOSFODNN7EXAMPLE"),
+        ("X2", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"),
+        (
+            "X3",
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+        ),
+        (
+            "X4",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        ),
+        ("X5", "-----BEGIN RSA PRIVATE KEY-----MIIEpAIBAAKCAQEA"),
+        ("X6", "postgres://admin:hunter2secret@db.internal:5432/prod"),
+        ("X7", "xoxb-123456789012-abcdefghijkl"),
+        ("X8", "glpat-abcdefghij0123456789"),
+    ];
+    let mut env = Env::git();
+    for (k, v) in secrets {
+        env.set_env(k, v);
+    }
+    env.git_cmd(&[
+        "remote",
+        "add",
+        "origin",
+        "https://deploy:ghp_remotetoken0123456789abcdefghij@example.invalid/r.git",
+    ]);
+    env.write(
+        "pipeline.toml",
+        r#"
+[pipeline]
+redact = ["CUSTOM_*"]
+[env]
+API_KEY = "inline-secret-0020"
+[steps.leak]
+cmd = "env > /dev/null; for v in MY_API_TOKEN SERVICE_SECRET DB_PASSWORD LDAP_PASSWD SIGNING_KEY GCP_CREDENTIALS HTTP_AUTH_HEADER SSH_PRIVATE SESSION_COOKIE SENTRY_DSN CUSTOM_THING X1 X2 X3 X4 X5 X6 X7 X8 API_KEY; do eval echo \\$v=\\$$v; eval echo \\$$v >&2; done; echo done > out.txt"
+outputs = ["out.txt"]
+"#,
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut all: Vec<&str> = secrets.iter().map(|(_, v)| *v).collect();
+    all.push("inline-secret-0020");
+    all.push("ghp_remotetoken0123456789abcdefghij");
+    assert_eq!(all.len(), 21);
+    for entry in walk(&env.path(".mlrun")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        for secret in &all {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} found in {}",
+                entry.display()
+            );
+        }
+    }
+    for secret in &all {
+        assert!(!out.all().contains(secret), "{secret} shown live: {out:?}");
+    }
+    // the remote is recorded, without its credentials
+    let remote: String = one(&env.db(), "SELECT remote_url FROM git_snapshots LIMIT 1");
+    assert_eq!(remote, "https://example.invalid/r.git");
 }

@@ -1,0 +1,36 @@
+# shellcheck shell=bash
+# Benchmark adapter for mlrun, following the contract of the shared DVC adapter
+# (tool_name, tool_init, tool_stage, tool_repro_cmd, ...). Used by scripts/bench-compare.sh.
+#
+#   MLRUN=path/to/mlrun   the binary under test (default: target/release/mlrun of this repo)
+
+MLRUN="${MLRUN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/mlrun}"
+export NO_COLOR=1
+
+tool_name() { echo mlrun; }
+tool_version() { "$MLRUN" --version; }
+
+tool_init() {
+  git init -q .
+  git commit -q --allow-empty -m init
+}
+
+# everything mlrun keeps lives in .mlrun/ beside pipeline.toml
+tool_reset() { rm -rf .git .gitignore pipeline.toml .mlrun; }
+
+tool_pipeline_begin() { printf '[pipeline]\nname = "bench"\n\n' > pipeline.toml; }
+
+tool_stage() {
+  local name="$1" cmd="$2" deps="$3" outs="$4" p sep
+  {
+    printf '[steps.%s]\ncmd = "%s"\n' "$name" "$cmd"
+    printf 'inputs = ['; sep=; for p in $deps; do printf '%s"%s"' "$sep" "$p"; sep=', '; done; printf ']\n'
+    printf 'outputs = ['; sep=; for p in $outs; do printf '%s"%s"' "$sep" "$p"; sep=', '; done; printf ']\n\n'
+  } >> pipeline.toml
+}
+
+tool_pipeline_end() { git add pipeline.toml >/dev/null && git commit -qm pipeline; }
+
+tool_repro_cmd() { echo "$MLRUN run"; }
+tool_status_cmd() { echo "$MLRUN status"; }
+tool_startup_cmd() { echo "$MLRUN --version"; }

@@ -1,0 +1,277 @@
+//! `mlrun replay TARGET`: rebuild the recorded source tree and inputs in a scratch directory, run
+//! the recorded steps again as a new run linked by `replay_of`, and give a verdict per step.
+//! Exit 0 when everything is identical, 1 when anything differs, a failed step's code otherwise.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::cli::ReplayArgs;
+use crate::error::{Error, Result};
+use crate::exec::{self, Force, RunOptions, output::Printer};
+use crate::replay::{self, StepVerdict};
+use crate::report::{ColorChoice, Style};
+use crate::store::objects::Objects;
+use crate::store::{self, Store};
+
+#[derive(Serialize)]
+struct Report {
+    original: String,
+    replay: String,
+    /// `identical`, `differs` or `failed`
+    verdict: String,
+    exit_code: i32,
+    steps: Vec<StepVerdict>,
+    scratch: Option<String>,
+}
+
+pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    let dir = store::find_dir(store_dir)?;
+    let store = Store::open_existing(&dir)?;
+    let project = dir.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let run_id = replay::resolve(&store.conn, &args.target, &project)?;
+    let orig = replay::load(&store.conn, &run_id)?;
+    let mut plan = orig.plan.clone();
+    if let Some(s) = &args.step {
+        let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+        let mut e = Error::invalid(format!("run {} has no step `{s}`", orig.short_id));
+        if let Some(m) = crate::pipeline::diag::did_you_mean(s, names.iter().copied()) {
+            e = e.hint(format!("did you mean `{m}`?"));
+        }
+        plan = plan.with_upstream_of(s).ok_or(e)?;
+    }
+    // A path outside the project would make the replay write into the user's real files.
+    let outside: Vec<&str> = plan
+        .steps
+        .iter()
+        .flat_map(|s| s.inputs.iter().chain(&s.outputs))
+        .map(|d| d.path.as_str())
+        .filter(|p| p.starts_with('/'))
+        .collect();
+    if !outside.is_empty() {
+        return Err(Error::other(format!(
+            "run {} declares paths outside its project ({}); a replay could not keep them apart from your files",
+            orig.short_id,
+            outside.join(", ")
+        ))
+        .hint("replay works for pipelines whose inputs and outputs are inside the project directory"));
+    }
+    let err = Style::stderr(color);
+    let human = |text: &str| {
+        if args.json {
+            eprintln!("{text}")
+        } else {
+            println!("{text}")
+        }
+    };
+
+    let scratch = tempfile::Builder::new()
+        .prefix("mlrun-replay-")
+        .tempdir()
+        .map_err(|e| Error::other("cannot create a scratch directory").cause(e))?;
+    let root = replay::rebuild_tree(&orig, scratch.path())?;
+    std::fs::create_dir_all(&root)
+        .map_err(|e| Error::other("cannot create the scratch tree").cause(e))?;
+    let objects = Objects::new(&dir);
+    let missing = replay::restore_inputs(&store.conn, &objects, &orig, &plan, &root)?;
+    if !missing.is_empty() {
+        let mut e = Error::other(format!(
+            "cannot replay run {}: {} input version{} cannot be restored; nothing was run",
+            orig.short_id,
+            missing.len(),
+            if missing.len() == 1 { "" } else { "s" }
+        ));
+        for m in &missing {
+            e = e.cause(format!(
+                "{} {}… (recorded by run {})",
+                m.path,
+                &m.hash[..12],
+                orig.short_id
+            ));
+        }
+        return Err(e.hint(
+            "their bytes were never stored (`store = false`, `--no-store`) or were removed by `mlrun gc`; \
+             a version tracked in git needs its commit",
+        ));
+    }
+    let file_name = orig
+        .plan
+        .file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "pipeline.toml".into());
+    let file = root.join(&file_name);
+    let _ = std::fs::write(&file, &orig.spec);
+    for d in replay::environment_differences(&store.conn, &orig, &root)? {
+        eprintln!(
+            "{} environment differs from the recorded run: {d}",
+            err.yellow("warning:")
+        );
+    }
+    for v in replay::fill_secrets(&mut plan) {
+        eprintln!(
+            "{} `{v}` was redacted when recorded and is not set now; the step gets the marker instead",
+            err.yellow("warning:")
+        );
+    }
+    plan.root = root.clone();
+    plan.file = file;
+    plan.source = orig.spec.clone();
+
+    let code = match (&orig.git.commit, orig.git.dirty) {
+        (Some(c), true) => format!("commit {} + uncommitted diff", &c[..7.min(c.len())]),
+        (Some(c), false) => format!("commit {}", &c[..7.min(c.len())]),
+        (None, _) => "no git commit: files from the store".into(),
+    };
+    human(&format!(
+        "replaying run {} ({code}, {} step{}) in {}",
+        orig.short_id,
+        plan.steps.len(),
+        if plan.steps.len() == 1 { "" } else { "s" },
+        scratch.path().display()
+    ));
+
+    let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+    let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
+    let jobs = exec::default_jobs(args.jobs);
+    let opts = RunOptions {
+        jobs,
+        keep_going: false,
+        grace: args.grace,
+        argv: std::env::args().collect(),
+        replay_of: Some(orig.run_id.clone()),
+        force: Force::All,
+        no_store: true,
+        no_cache: true,
+        git_fixed: Some(orig.git.clone()),
+    };
+    let replan = plan.clone();
+    let outcome = exec::run_blocking(plan, store, opts, printer)?;
+
+    let store = Store::open(&dir)?;
+    let verdicts = replay::verdicts(&store.conn, &orig, &replan, &outcome.run_id)?;
+    let failed = outcome.status != "succeeded";
+    let differs = verdicts.iter().filter(|v| v.verdict == "differs").count();
+    let verdict = if failed {
+        "failed"
+    } else if differs > 0 {
+        "differs"
+    } else {
+        "identical"
+    };
+    store.conn.execute(
+        "UPDATE runs SET replay_verdict = ?2 WHERE id = ?1",
+        rusqlite::params![outcome.run_id, verdict],
+    )?;
+
+    let style = if args.json { err } else { Style::stdout(color) };
+    let w = verdicts
+        .iter()
+        .map(|v| v.name.chars().count())
+        .max()
+        .unwrap_or(4);
+    for v in &verdicts {
+        let mark = match v.verdict.as_str() {
+            "identical" => style.green("✓"),
+            "differs" => style.red("✗"),
+            _ => style.red("✗"),
+        };
+        let detail: Vec<String> = if v.verdict == "identical" {
+            v.outputs
+                .iter()
+                .map(|o| {
+                    if o.kind == "dir" {
+                        format!("{}/ ({} files)", o.path, o.nfiles)
+                    } else {
+                        o.path.clone()
+                    }
+                })
+                .collect()
+        } else {
+            v.outputs
+                .iter()
+                .filter(|o| !o.identical)
+                .map(|o| {
+                    let mut extra: Vec<String> = o.metrics.clone();
+                    if extra.is_empty() && !o.files.is_empty() {
+                        let shown: Vec<&str> = o.files.iter().take(3).map(String::as_str).collect();
+                        extra.push(format!(
+                            "{}{}",
+                            shown.join(" "),
+                            if o.files.len() > 3 {
+                                format!(" (+{})", o.files.len() - 3)
+                            } else {
+                                String::new()
+                            }
+                        ));
+                    }
+                    if extra.is_empty() {
+                        o.path.clone()
+                    } else {
+                        format!("{} ({})", o.path, extra.join(", "))
+                    }
+                })
+                .collect()
+        };
+        human(&format!(
+            "{mark} {:<w$}  {:<9}  {}",
+            v.name,
+            style.status(&v.verdict),
+            detail.join(", ")
+        ));
+    }
+    let short_replay = outcome.short_id.clone();
+    let summary = match verdict {
+        "identical" => format!(
+            "replay {short_replay}: all {} step{} reproduced bit for bit",
+            verdicts.len(),
+            if verdicts.len() == 1 { "" } else { "s" }
+        ),
+        "differs" => format!(
+            "replay {short_replay}: {} of {} steps reproduced bit for bit; {differs} differ{} (see `mlrun diff {} {short_replay}`)",
+            verdicts.len() - differs,
+            verdicts.len(),
+            if differs == 1 { "s" } else { "" },
+            orig.short_id
+        ),
+        _ => format!(
+            "replay {short_replay}: a step failed (exit code {}); see `mlrun show {short_replay}`",
+            outcome.exit_code
+        ),
+    };
+    human(&summary);
+
+    let exit_code = match verdict {
+        "identical" => 0,
+        "differs" => 1,
+        _ => outcome.exit_code,
+    };
+    if let Some(into) = &args.into {
+        let n = replay::materialise(&replan, &root, into)?;
+        human(&format!(
+            "copied {n} reproduced output{} into {}",
+            if n == 1 { "" } else { "s" },
+            into.display()
+        ));
+    }
+    let kept = if args.keep {
+        let p = scratch.keep();
+        human(&format!("kept the scratch tree at {}", p.display()));
+        Some(p.display().to_string())
+    } else {
+        None
+    };
+    if args.json {
+        let r = Report {
+            original: orig.run_id.clone(),
+            replay: outcome.run_id.clone(),
+            verdict: verdict.into(),
+            exit_code,
+            steps: verdicts,
+            scratch: kept,
+        };
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    }
+    Ok(exit_code)
+}

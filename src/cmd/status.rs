@@ -1,0 +1,221 @@
+//! `mlrun status [PIPELINE]`: for every step, `up to date` or `stale` with the reasons, without
+//! running anything. The same cache keys as `run` decide, so status says exactly what a run would
+//! do.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cli::StatusArgs;
+use crate::error::Result;
+use crate::exec::incremental::{self, CacheParts};
+use crate::fingerprint::cache::HashCache;
+use crate::fingerprint::env::Redactor;
+use crate::fingerprint::hash;
+use crate::pipeline::{self, LoadOptions};
+use crate::report::{ColorChoice, Style};
+use crate::store::objects::Objects;
+use crate::store::record::Io;
+use crate::store::{self, Store};
+
+#[derive(Debug, Serialize)]
+pub struct StepState {
+    pub name: String,
+    /// `up_to_date` or `stale`
+    pub status: &'static str,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub pipeline: String,
+    pub stale: usize,
+    pub steps: Vec<StepState>,
+}
+
+pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    let plan = pipeline::load(&LoadOptions {
+        file: &args.pipeline,
+        overrides: &args.params,
+    })?;
+    let err_style = Style::stderr(color);
+    crate::report::print_warnings(&plan.warnings, err_style);
+    let dir = store::dir_for_pipeline(&plan.file, store_dir);
+    let store = if dir.join(store::DB_FILE).is_file() {
+        Some(Store::open(&dir)?)
+    } else {
+        None
+    };
+    let cache = match &store {
+        Some(s) => HashCache::load(&s.conn, &plan.root)?,
+        None => HashCache::disabled(),
+    };
+    let redactor = Redactor::new(
+        store.as_ref().map_or("", |s| s.salt.as_str()),
+        &plan.redact,
+        &plan.keep,
+    );
+    let objects = Objects::new(&dir);
+    let file = plan.file.to_string_lossy().into_owned();
+
+    let mut steps: Vec<StepState> = Vec::new();
+    for step in &plan.steps {
+        let mut reasons = Vec::new();
+        let mut inputs = Vec::new();
+        for decl in &step.inputs {
+            match hash::fingerprint(&plan.root.join(&decl.path), &cache) {
+                Ok(fp) => inputs.push(Io::new(decl.path.clone(), fp)),
+                Err(_) => reasons.push(format!("input {} does not exist yet", decl.path)),
+            }
+        }
+        if reasons.is_empty() {
+            let parts = CacheParts::of(step, &inputs, &redactor);
+            reasons = match &store {
+                None => vec!["never run".into()],
+                Some(s) => {
+                    step_reasons(&s.conn, &plan.root, &file, step, &parts, &cache, &objects)?
+                }
+            };
+        }
+        for &d in &step.deps {
+            if steps[d].status == "stale" {
+                reasons.push(format!("depends on stale step `{}`", steps[d].name));
+            }
+        }
+        steps.push(StepState {
+            name: step.name.clone(),
+            status: if reasons.is_empty() {
+                "up_to_date"
+            } else {
+                "stale"
+            },
+            reasons,
+        });
+    }
+    if let Some(s) = &store {
+        // remember what was hashed, so the next status or run is fast; failing that is harmless
+        let _ = cache.flush(&s.conn);
+    }
+    let stale = steps.iter().filter(|s| s.status == "stale").count();
+    let report = Status {
+        pipeline: plan.name.clone(),
+        stale,
+        steps,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render(&report, &Style::stdout(color)));
+    }
+    Ok(if args.check && stale > 0 { 1 } else { 0 })
+}
+
+fn step_reasons(
+    conn: &rusqlite::Connection,
+    root: &Path,
+    file: &str,
+    step: &pipeline::Step,
+    parts: &CacheParts,
+    cache: &HashCache,
+    objects: &Objects,
+) -> Result<Vec<String>> {
+    if let Some(r) = incremental::find_reusable(conn, &parts.key())? {
+        let mut reasons = Vec::new();
+        for out in &r.outputs {
+            let now = hash::fingerprint(&root.join(&out.path), cache).ok();
+            let restorable = if objects.can_restore(&out.fp) {
+                " (mlrun will restore it)"
+            } else {
+                ""
+            };
+            match now {
+                None => reasons.push(format!("output {} is missing{restorable}", out.path)),
+                Some(fp) if fp.hash() != out.fp.hash() => {
+                    let known: bool = conn
+                        .query_row(
+                            "SELECT 1 FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id
+                             WHERE a.path = ?1 AND v.blob_hash = ?2",
+                            [&out.path, &fp.hash().to_string()],
+                            |_| Ok(()),
+                        )
+                        .is_ok();
+                    if known {
+                        reasons.push(format!(
+                            "output {} holds the result of other inputs{restorable}",
+                            out.path
+                        ))
+                    } else {
+                        reasons.push(format!(
+                            "output {} modified since last run{restorable}",
+                            out.path
+                        ))
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        return Ok(reasons);
+    }
+    Ok(match incremental::last_success(conn, file, &step.name)? {
+        None => vec!["never run".into()],
+        Some((_, before)) => {
+            let r = incremental::reasons(&before, parts);
+            if r.is_empty() {
+                vec!["no reusable run recorded".into()]
+            } else {
+                r
+            }
+        }
+    })
+}
+
+pub fn render(s: &Status, style: &Style) -> String {
+    let w = s
+        .steps
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(4);
+    let mut out = String::new();
+    for step in &s.steps {
+        if step.reasons.is_empty() {
+            out += &format!(
+                "{} {:<w$}  {}\n",
+                style.green("="),
+                step.name,
+                style.green("up to date")
+            );
+        } else {
+            out += &format!(
+                "{} {:<w$}  {}: {}\n",
+                style.yellow("~"),
+                step.name,
+                style.yellow("stale"),
+                step.reasons[0]
+            );
+            for r in &step.reasons[1..] {
+                out += &format!("  {:<w$}         {r}\n", "");
+            }
+        }
+    }
+    let n = s.steps.len();
+    out += &if s.stale == 0 {
+        format!(
+            "{}: all {n} step{} up to date\n",
+            s.pipeline,
+            if n == 1 { "" } else { "s" }
+        )
+    } else {
+        format!(
+            "{}: {} of {n} step{} stale; `mlrun` would update {}\n",
+            s.pipeline,
+            s.stale,
+            if n == 1 { "" } else { "s" },
+            if s.stale == 1 { "it" } else { "them" }
+        )
+    };
+    out
+}

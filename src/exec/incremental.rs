@@ -1,0 +1,306 @@
+//! Incremental runs: a step's cache key, finding an earlier execution with the same key, and
+//! explaining in words why a step is stale.
+//!
+//! The key covers what decides a step's result: the command after substitution, its cwd, the
+//! content hash of every input, the values of the params it depends on, its declared `env`
+//! (secret values as their salted markers) and its declared outputs. It does not cover
+//! interpreter or package versions (recorded, and shown by `show`, but like DVC mlrun does not
+//! rerun because `python3` was upgraded; use `--force`).
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::fingerprint::env::Redactor;
+use crate::fingerprint::hash::{Entry, Fingerprint, sha256_bytes};
+use crate::pipeline::Step;
+use crate::store::record::Io;
+
+/// Bump when the meaning of the key changes, so old executions are not reused wrongly.
+const KEY_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CacheParts {
+    pub v: u32,
+    pub argv: Vec<String>,
+    /// the command before `{params.x}` substitution: tells a new command from a new param value
+    pub template: Vec<String>,
+    pub cwd: String,
+    /// path → content hash
+    pub inputs: BTreeMap<String, String>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub env: BTreeMap<String, String>,
+    pub outputs: Vec<String>,
+}
+
+impl CacheParts {
+    pub fn of(step: &Step, inputs: &[Io], redactor: &Redactor) -> CacheParts {
+        let mut env = step.env.clone();
+        redactor.redact_map(&mut env);
+        CacheParts {
+            v: KEY_VERSION,
+            argv: step.cmd.argv(),
+            template: step.template.argv(),
+            cwd: step.cwd.clone(),
+            inputs: inputs
+                .iter()
+                .map(|io| (io.path.clone(), io.fp.hash().to_string()))
+                .collect(),
+            params: step.params.clone(),
+            env,
+            outputs: step
+                .outputs
+                .iter()
+                .map(|o| {
+                    if o.dir {
+                        format!("{}/", o.path)
+                    } else {
+                        o.path.clone()
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn key(&self) -> String {
+        sha256_bytes(self.json().as_bytes())
+    }
+}
+
+/// An earlier successful execution with the same key: (execution to point at, its outputs,
+/// its metrics).
+pub struct Reusable {
+    pub exec_id: i64,
+    pub run_id: String,
+    pub outputs: Vec<Io>,
+    pub metrics: BTreeMap<String, (f64, String)>,
+}
+
+pub fn find_reusable(conn: &Connection, key: &str) -> Result<Option<Reusable>> {
+    let found: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT COALESCE(s.reused_exec, s.id), o.run_id FROM step_execs s
+             JOIN step_execs o ON o.id = COALESCE(s.reused_exec, s.id)
+             WHERE s.cache_key = ?1 AND s.status IN ('succeeded', 'cached', 'restored')
+             ORDER BY s.id DESC LIMIT 1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((exec_id, run_id)) = found else {
+        return Ok(None);
+    };
+    let outputs = recorded_io(conn, exec_id, "out")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT key, value, source FROM metrics WHERE step_exec = ?1")?;
+    let metrics = stmt
+        .query_map([exec_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (r.get::<_, f64>(1)?, r.get::<_, String>(2)?),
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(Reusable {
+        exec_id,
+        run_id,
+        outputs,
+        metrics,
+    }))
+}
+
+/// The inputs or outputs recorded for an execution, as fingerprints.
+pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<Vec<Io>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.path, b.hash, b.kind, b.size, COALESCE(e.mode, 33188), b.stored FROM io_edges e
+         JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
+         JOIN blobs b ON b.hash = v.blob_hash
+         WHERE e.step_exec = ?1 AND e.direction = ?2 ORDER BY a.path",
+    )?;
+    let rows: Vec<(String, String, String, i64, i64, bool)> = stmt
+        .query_map(params![exec_id, direction], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut entries_q = conn.prepare_cached(
+        "SELECT relpath, mode, file_hash, size FROM dir_entries WHERE dir_hash = ?1 ORDER BY relpath",
+    )?;
+    let mut out = Vec::new();
+    for (path, hash, kind, size, mode, stored) in rows {
+        let fp = if kind == "dir" {
+            let entries = entries_q
+                .query_map([&hash], |r| {
+                    Ok(Entry {
+                        relpath: r.get(0)?,
+                        mode: r.get::<_, i64>(1)? as u32,
+                        hash: r.get(2)?,
+                        size: r.get::<_, i64>(3)? as u64,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Fingerprint::Dir {
+                hash,
+                size: size as u64,
+                entries,
+            }
+        } else {
+            Fingerprint::File {
+                hash,
+                size: size as u64,
+                mode: mode as u32,
+            }
+        };
+        let mut io = Io::new(path, fp);
+        io.stored = stored;
+        out.push(io);
+    }
+    Ok(out)
+}
+
+/// The most recent execution of `step` in the pipeline at `pipeline_file` that succeeded (by
+/// running or reuse): its cache parts and id.
+pub fn last_success(
+    conn: &Connection,
+    pipeline_file: &str,
+    step: &str,
+) -> Result<Option<(i64, CacheParts)>> {
+    let row: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT s.id, s.cache_parts FROM step_execs s JOIN runs r ON r.id = s.run_id
+             WHERE s.step = ?2 AND r.pipeline_file = ?1 AND s.cache_parts IS NOT NULL
+               AND s.status IN ('succeeded', 'cached', 'restored')
+             ORDER BY s.id DESC LIMIT 1",
+            params![pipeline_file, step],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.and_then(|(id, json)| serde_json::from_str(&json).ok().map(|p| (id, p))))
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(8)]
+}
+
+/// Why `now` differs from `before`, in words a user can act on.
+pub fn reasons(before: &CacheParts, now: &CacheParts) -> Vec<String> {
+    let mut out = Vec::new();
+    if before.v != now.v {
+        out.push("recorded by an older mlrun".into());
+    }
+    // A different substituted command with the same template is a param change, reported below.
+    if before.template != now.template || (before.argv != now.argv && before.params == now.params) {
+        out.push("command changed".into());
+    }
+    if before.cwd != now.cwd {
+        out.push(format!(
+            "cwd changed ({} → {})",
+            show_cwd(&before.cwd),
+            show_cwd(&now.cwd)
+        ));
+    }
+    for (path, hash) in &now.inputs {
+        match before.inputs.get(path) {
+            None => out.push(format!("new input {path}")),
+            Some(old) if old != hash => out.push(format!(
+                "input {path} changed ({}… → {}…)",
+                short(old),
+                short(hash)
+            )),
+            _ => {}
+        }
+    }
+    for path in before
+        .inputs
+        .keys()
+        .filter(|p| !now.inputs.contains_key(*p))
+    {
+        out.push(format!("input {path} is no longer declared"));
+    }
+    for (k, v) in &now.params {
+        match before.params.get(k) {
+            None => out.push(format!(
+                "new param {k} = {}",
+                crate::pipeline::params::render(v)
+            )),
+            Some(old) if old != v => out.push(format!(
+                "param {k} {} → {}",
+                crate::pipeline::params::render(old),
+                crate::pipeline::params::render(v)
+            )),
+            _ => {}
+        }
+    }
+    for k in before
+        .params
+        .keys()
+        .filter(|k| !now.params.contains_key(*k))
+    {
+        out.push(format!("param {k} is no longer used"));
+    }
+    let env_keys: std::collections::BTreeSet<&String> =
+        before.env.keys().chain(now.env.keys()).collect();
+    for k in env_keys {
+        if before.env.get(k) != now.env.get(k) {
+            out.push(format!("env {k} changed"));
+        }
+    }
+    if before.outputs != now.outputs {
+        out.push("declared outputs changed".into());
+    }
+    out
+}
+
+fn show_cwd(c: &str) -> &str {
+    if c.is_empty() { "." } else { c }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts() -> CacheParts {
+        CacheParts {
+            v: KEY_VERSION,
+            argv: vec!["sh".into(), "-c".into(), "x".into()],
+            template: vec!["sh".into(), "-c".into(), "x".into()],
+            cwd: String::new(),
+            inputs: [("data/raw.csv".to_string(), "3f2a0000aaaa".to_string())].into(),
+            params: [("train.lr".to_string(), serde_json::json!(0.01))].into(),
+            env: BTreeMap::new(),
+            outputs: vec!["model.pkl".into()],
+        }
+    }
+
+    #[test]
+    fn reasons_name_what_changed() {
+        let a = parts();
+        let mut b = parts();
+        b.inputs
+            .insert("data/raw.csv".into(), "9c1e0000bbbb".into());
+        b.params.insert("train.lr".into(), serde_json::json!(0.02));
+        b.template[2] = "y".into();
+        assert_eq!(
+            reasons(&a, &b),
+            [
+                "command changed",
+                "input data/raw.csv changed (3f2a0000… → 9c1e0000…)",
+                "param train.lr 0.01 → 0.02"
+            ]
+        );
+        assert_ne!(a.key(), b.key());
+        assert_eq!(a.key(), parts().key());
+    }
+}

@@ -1,0 +1,385 @@
+//! The content-addressed object store: `.mlrun/objects/sha256/ab/cdef…` keeps the bytes of every
+//! output version a run produced and of every input that no commit can give back, so a past
+//! version can be restored (and a run replayed).
+//!
+//! How bytes get there: a reflink (copy-on-write clone) where the filesystem supports it, else a
+//! copy. Never a hardlink: mlrun usually runs as the user who owns the outputs (often root in CI),
+//! for whom read-only permissions do not stop a later step from rewriting a file in place, which
+//! would silently change the stored object too.
+//!
+//! Writes are atomic: bytes go to `objects/tmp/` and are renamed to their final name only after
+//! the copy has been hashed and matches, so a crash never leaves a half-written object under its
+//! final name, and a file that changed while being stored is caught. Objects are made read-only.
+//! Every restore verifies the hash again, so a corrupted object is detected and never used.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fingerprint::hash::{Fingerprint, MODE_EXEC, MODE_LINK, hex, manifest};
+
+const CHUNK: usize = 1 << 20;
+
+pub struct Objects {
+    root: PathBuf,
+}
+
+/// Why an object could not be used.
+#[derive(Debug)]
+pub enum Problem {
+    Missing,
+    Corrupt { actual: String },
+}
+
+impl Objects {
+    pub fn new(store_dir: &Path) -> Objects {
+        Objects {
+            root: store_dir.join("objects"),
+        }
+    }
+
+    pub fn path_of(&self, hash: &str) -> PathBuf {
+        let (a, b) = hash.split_at(2.min(hash.len()));
+        self.root.join("sha256").join(a).join(b)
+    }
+
+    pub fn has(&self, hash: &str) -> bool {
+        self.path_of(hash).is_file()
+    }
+
+    fn tmp_path(&self) -> Result<PathBuf> {
+        let dir = self.root.join("tmp");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::store(format!("cannot create `{}`", dir.display())).cause(e))?;
+        Ok(dir.join(uuid::Uuid::new_v4().simple().to_string()))
+    }
+
+    /// Move a verified temporary file to its final name.
+    fn commit(&self, tmp: &Path, hash: &str) -> Result<()> {
+        let dest = self.path_of(hash);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::store(format!("cannot create `{}`", parent.display())).cause(e)
+            })?;
+        }
+        let _ = std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o444));
+        std::fs::rename(tmp, &dest)
+            .map_err(|e| Error::store(format!("cannot store object {hash}")).cause(e))
+    }
+
+    /// Keep bytes that are already in memory.
+    pub fn put_bytes(&self, data: &[u8], hash: &str) -> Result<()> {
+        if self.has(hash) {
+            return Ok(());
+        }
+        let tmp = self.tmp_path()?;
+        std::fs::write(&tmp, data)
+            .map_err(|e| Error::store("cannot write to the object store").cause(e))?;
+        self.commit(&tmp, hash)
+    }
+
+    /// Keep a copy of the file at `src`, which was fingerprinted as `expected`.
+    pub fn put_file(&self, src: &Path, expected: &str) -> Result<()> {
+        if self.has(expected) {
+            return Ok(());
+        }
+        let tmp = self.tmp_path()?;
+        let result = (|| {
+            let actual = if reflink_copy::reflink(src, &tmp).is_ok() {
+                hash_of(&tmp)?
+            } else {
+                copy_hashing(src, &tmp)?
+            };
+            if actual != expected {
+                return Err(Error::other(format!(
+                    "`{}` changed while it was being stored (hashed {}, then read {})",
+                    src.display(),
+                    &expected[..12],
+                    &actual[..12]
+                )));
+            }
+            self.commit(&tmp, expected)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Keep a fingerprinted path: a file, or a directory as its manifest plus its files.
+    pub fn put(&self, path: &Path, fp: &Fingerprint) -> Result<()> {
+        match fp {
+            Fingerprint::File { hash, .. } => self.put_file(path, hash),
+            Fingerprint::Dir { hash, entries, .. } => {
+                entries.par_iter().try_for_each(|e| {
+                    let p = path.join(&e.relpath);
+                    if e.mode == MODE_LINK {
+                        let target = std::fs::read_link(&p).map_err(|err| {
+                            Error::other(format!("cannot read link `{}`", p.display())).cause(err)
+                        })?;
+                        self.put_bytes(target.as_os_str().as_bytes(), &e.hash)
+                    } else {
+                        self.put_file(&p, &e.hash)
+                    }
+                })?;
+                self.put_bytes(&manifest(entries), hash)
+            }
+        }
+    }
+
+    /// Is every object needed to restore `fp` present?
+    pub fn can_restore(&self, fp: &Fingerprint) -> bool {
+        match fp {
+            Fingerprint::File { hash, .. } => self.has(hash),
+            Fingerprint::Dir { entries, .. } => entries.iter().all(|e| self.has(&e.hash)),
+        }
+    }
+
+    /// Re-hash an object: `Ok(())` when it is intact.
+    pub fn verify(&self, hash: &str) -> std::result::Result<(), Problem> {
+        let p = self.path_of(hash);
+        if !p.is_file() {
+            return Err(Problem::Missing);
+        }
+        match hash_of(&p) {
+            Ok(actual) if actual == hash => Ok(()),
+            Ok(actual) => Err(Problem::Corrupt { actual }),
+            Err(_) => Err(Problem::Missing),
+        }
+    }
+
+    /// Materialise `fp` at `dest`, replacing what is there. Every byte is verified against its
+    /// hash first; on any problem `dest` is left as it was.
+    pub fn restore(&self, fp: &Fingerprint, dest: &Path) -> Result<()> {
+        let parent = dest.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::other(format!("cannot create `{}`", parent.display())).cause(e))?;
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staging = parent.join(format!(
+            ".{name}.mlrun-restore-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let result = match fp {
+            Fingerprint::File { hash, mode, .. } => self.copy_out(hash, *mode, &staging),
+            Fingerprint::Dir { entries, .. } => (|| {
+                std::fs::create_dir(&staging).map_err(|e| {
+                    Error::other(format!("cannot create `{}`", staging.display())).cause(e)
+                })?;
+                entries.par_iter().try_for_each(|e| {
+                    let target = staging.join(&e.relpath);
+                    if let Some(p) = target.parent() {
+                        std::fs::create_dir_all(p).map_err(|err| {
+                            Error::other(format!("cannot create `{}`", p.display())).cause(err)
+                        })?;
+                    }
+                    if e.mode == MODE_LINK {
+                        let link = std::fs::read(self.path_of(&e.hash)).map_err(|err| {
+                            Error::other(format!("object {} is missing", &e.hash[..12])).cause(err)
+                        })?;
+                        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), &target)
+                            .map_err(|err| {
+                                Error::other(format!("cannot create link `{}`", target.display()))
+                                    .cause(err)
+                            })
+                    } else {
+                        self.copy_out(&e.hash, e.mode, &target)
+                    }
+                })
+            })(),
+        };
+        if let Err(e) = result {
+            remove_any(&staging);
+            return Err(e);
+        }
+        // Swap into place: the old content is moved aside first so a failure can put it back.
+        let aside = parent.join(format!(
+            ".{name}.mlrun-old-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let had_old = std::fs::symlink_metadata(dest).is_ok();
+        if had_old {
+            std::fs::rename(dest, &aside).map_err(|e| {
+                Error::other(format!("cannot replace `{}`", dest.display())).cause(e)
+            })?;
+        }
+        if let Err(e) = std::fs::rename(&staging, dest) {
+            if had_old {
+                let _ = std::fs::rename(&aside, dest);
+            }
+            remove_any(&staging);
+            return Err(Error::other(format!("cannot replace `{}`", dest.display())).cause(e));
+        }
+        if had_old {
+            remove_any(&aside);
+        }
+        Ok(())
+    }
+
+    fn copy_out(&self, hash: &str, mode: u32, dest: &Path) -> Result<()> {
+        let src = self.path_of(hash);
+        let actual = copy_hashing(&src, dest).map_err(|e| {
+            Error::other(format!(
+                "object {} cannot be read",
+                &hash[..12.min(hash.len())]
+            ))
+            .cause(e.message)
+        })?;
+        if actual != hash {
+            let _ = std::fs::remove_file(dest);
+            return Err(Error::other(format!(
+                "object {} is corrupt (its bytes hash to {}); it was not used",
+                &hash[..12],
+                &actual[..12]
+            ))
+            .hint("`mlrun fsck` checks every stored object"));
+        }
+        let perm = if mode == MODE_EXEC { 0o755 } else { 0o644 };
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(perm)).map_err(|e| {
+            Error::other(format!("cannot set permissions on `{}`", dest.display())).cause(e)
+        })
+    }
+
+    /// Every object file: (hash, path, size, modified).
+    pub fn list(&self) -> Vec<(String, PathBuf, u64, std::time::SystemTime)> {
+        let mut out = Vec::new();
+        let Ok(fans) = std::fs::read_dir(self.root.join("sha256")) else {
+            return out;
+        };
+        for fan in fans.flatten() {
+            let prefix = fan.file_name().to_string_lossy().into_owned();
+            let Ok(files) = std::fs::read_dir(fan.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                if let Ok(meta) = f.metadata() {
+                    let hash = format!("{prefix}{}", f.file_name().to_string_lossy());
+                    out.push((
+                        hash,
+                        f.path(),
+                        meta.len(),
+                        meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn remove(&self, hash: &str) -> std::io::Result<()> {
+        std::fs::remove_file(self.path_of(hash))
+    }
+}
+
+fn remove_any(p: &Path) {
+    if p.is_dir() {
+        let _ = std::fs::remove_dir_all(p);
+    } else {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn hash_of(p: &Path) -> Result<String> {
+    crate::fingerprint::hash::hash_file(p).map(|(h, _)| h)
+}
+
+/// Copy `src` to a new file `dest`, hashing the bytes on the way. Returns the hash.
+fn copy_hashing(src: &Path, dest: &Path) -> Result<String> {
+    let mut input = File::open(src)
+        .map_err(|e| Error::other(format!("cannot read `{}`", src.display())).cause(e))?;
+    let mut output = File::create(dest)
+        .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::other(format!("cannot read `{}`", src.display())).cause(e)),
+        };
+        hasher.update(&buf[..n]);
+        output
+            .write_all(&buf[..n])
+            .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
+    }
+    output
+        .flush()
+        .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::cache::HashCache;
+    use crate::fingerprint::hash::fingerprint;
+
+    #[test]
+    fn store_and_restore_a_directory_with_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("a"), b"alpha").unwrap();
+        std::fs::write(src.join("sub/b"), b"beta").unwrap();
+        std::os::unix::fs::symlink("a", src.join("link")).unwrap();
+        let fp = fingerprint(&src, &HashCache::disabled()).unwrap();
+        let objects = Objects::new(&d.path().join("store"));
+        objects.put(&src, &fp).unwrap();
+        assert!(objects.can_restore(&fp));
+        let dest = d.path().join("out/restored");
+        objects.restore(&fp, &dest).unwrap();
+        assert_eq!(
+            fingerprint(&dest, &HashCache::disabled()).unwrap().hash(),
+            fp.hash()
+        );
+        assert_eq!(
+            std::fs::read_link(dest.join("link")).unwrap(),
+            Path::new("a")
+        );
+    }
+
+    #[test]
+    fn a_corrupt_object_is_detected_and_not_restored() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, b"good bytes").unwrap();
+        let fp = fingerprint(&f, &HashCache::disabled()).unwrap();
+        let objects = Objects::new(&d.path().join("store"));
+        objects.put(&f, &fp).unwrap();
+        let obj = objects.path_of(fp.hash());
+        std::fs::set_permissions(&obj, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&obj, b"bad bytes!").unwrap();
+        assert!(matches!(
+            objects.verify(fp.hash()),
+            Err(Problem::Corrupt { .. })
+        ));
+        std::fs::write(&f, b"current").unwrap();
+        let err = objects.restore(&fp, &f).unwrap_err();
+        assert!(err.message.contains("is corrupt"), "{err}");
+        assert_eq!(
+            std::fs::read(&f).unwrap(),
+            b"current",
+            "destination untouched"
+        );
+    }
+
+    #[test]
+    fn a_crash_before_the_rename_leaves_no_object() {
+        // Simulate: the temporary copy was written, then the process died before rename.
+        let d = tempfile::tempdir().unwrap();
+        let objects = Objects::new(&d.path().join("store"));
+        let tmp = objects.tmp_path().unwrap();
+        std::fs::write(&tmp, b"half").unwrap();
+        assert!(objects.list().is_empty(), "temporaries are not objects");
+        assert!(!objects.has(&crate::fingerprint::hash::sha256_bytes(b"half")));
+    }
+}

@@ -1,0 +1,399 @@
+//! Incremental runs: unchanged steps are skipped, deleted outputs restored, and every kind of
+//! change makes the step run again, with `status` saying why.
+
+use crate::common::{Env, one, rows};
+
+const PIPELINE: &str = r#"
+[params]
+scale = 2
+[env]
+MODE = "fast"
+[steps.prepare]
+cmd = "tr a-z A-Z < raw.txt > prepared.txt"
+inputs = ["raw.txt"]
+outputs = ["prepared.txt"]
+[steps.train]
+cmd = "echo scale={params.scale} mode=$MODE > model.txt; cat prepared.txt >> model.txt; echo acc=0.9 >> $MLRUN_METRICS"
+inputs = ["prepared.txt"]
+outputs = ["model.txt"]
+"#;
+
+fn project() -> Env {
+    let env = Env::git();
+    env.write("raw.txt", "hello\n");
+    env.write("pipeline.toml", PIPELINE);
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    env
+}
+
+fn statuses(env: &Env) -> Vec<Vec<String>> {
+    rows(
+        &env.db(),
+        "SELECT step, status FROM step_execs WHERE run_id = (SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1) ORDER BY id",
+    )
+}
+
+fn status_of(env: &Env, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["status", "--json"];
+    a.extend_from_slice(args);
+    let out = env.mlrun(&a);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+fn reasons(v: &serde_json::Value, step: &str) -> Vec<String> {
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == step)
+        .unwrap()["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_unchanged_pipeline_is_skipped_and_recorded_as_reuse() {
+    let env = project();
+    let before = env.sha256sum("model.txt");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("= prepare  cached"), "{out:?}");
+    assert!(out.stdout.contains("(all up to date)"), "{out:?}");
+    assert!(
+        !out.all().contains("train │"),
+        "the step did not run: {out:?}"
+    );
+    assert_eq!(statuses(&env), [["prepare", "cached"], ["train", "cached"]]);
+    assert_eq!(env.sha256sum("model.txt"), before);
+    let db = env.db();
+    // the reuse points at the original execution and carries its lineage and metrics
+    let (orig, reused): (i64, i64) = db
+        .query_row(
+            "SELECT o.id, c.reused_exec FROM step_execs o JOIN step_execs c ON c.step = o.step
+             WHERE o.step = 'train' AND o.status = 'succeeded' AND c.status = 'cached'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(orig, reused);
+    assert_eq!(
+        one::<i64>(
+            &db,
+            "SELECT count(*) FROM io_edges e JOIN step_execs s ON s.id = e.step_exec WHERE s.status = 'cached'"
+        ),
+        4
+    );
+    assert_eq!(
+        one::<f64>(
+            &db,
+            "SELECT value FROM metrics m JOIN step_execs s ON s.id = m.step_exec WHERE s.status = 'cached'"
+        ),
+        0.9
+    );
+    let st = status_of(&env, &[]);
+    assert_eq!(st["stale"], 0, "{st}");
+}
+
+#[test]
+fn a_deleted_output_is_restored_from_the_object_store() {
+    let env = project();
+    let before = env.sha256sum("model.txt");
+    std::fs::remove_file(env.path("model.txt")).unwrap();
+    assert!(
+        reasons(&status_of(&env, &[]), "train")[0]
+            .starts_with("output model.txt is missing (mlrun will restore it)")
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("↺ train    restored  model.txt"),
+        "{out:?}"
+    );
+    assert_eq!(env.sha256sum("model.txt"), before);
+    assert_eq!(
+        statuses(&env),
+        [["prepare", "cached"], ["train", "restored"]]
+    );
+}
+
+#[test]
+fn each_kind_of_change_reruns_the_step_and_status_says_why() {
+    let env = project();
+    // never run: a new step
+    env.write("pipeline.toml", &format!("{PIPELINE}\n[steps.report]\ncmd = \"cat model.txt > report.txt\"\ninputs = [\"model.txt\"]\noutputs = [\"report.txt\"]\n"));
+    assert_eq!(reasons(&status_of(&env, &[]), "report"), ["never run"]);
+    env.write("pipeline.toml", PIPELINE);
+
+    // input changed
+    let old = env.sha256sum("raw.txt");
+    env.write("raw.txt", "world\n");
+    let new = env.sha256sum("raw.txt");
+    let st = status_of(&env, &["--check"]);
+    assert_eq!(
+        reasons(&st, "prepare"),
+        [format!(
+            "input raw.txt changed ({}… → {}…)",
+            &old[..8],
+            &new[..8]
+        )]
+    );
+    assert_eq!(reasons(&st, "train"), ["depends on stale step `prepare`"]);
+    assert_eq!(env.mlrun(&["status", "--check"]).code, 1);
+    assert_eq!(env.mlrun(&[]).code, 0);
+    assert_eq!(
+        statuses(&env),
+        [["prepare", "succeeded"], ["train", "succeeded"]]
+    );
+    assert_eq!(env.mlrun(&["status", "--check"]).code, 0);
+
+    // param changed
+    assert_eq!(
+        reasons(&status_of(&env, &["-p", "scale=3"]), "train"),
+        ["param scale 2 → 3"]
+    );
+    assert_eq!(env.mlrun(&["-p", "scale=3"]).code, 0);
+    assert_eq!(
+        statuses(&env),
+        [["prepare", "cached"], ["train", "succeeded"]]
+    );
+    assert!(
+        std::fs::read_to_string(env.path("model.txt"))
+            .unwrap()
+            .starts_with("scale=3")
+    );
+    // and back: the earlier result is restored, not recomputed
+    let out = env.mlrun(&[]);
+    assert_eq!(
+        statuses(&env),
+        [["prepare", "cached"], ["train", "restored"]],
+        "{out:?}"
+    );
+
+    // command changed
+    env.write(
+        "pipeline.toml",
+        &PIPELINE.replace("tr a-z A-Z", "tr a-z A-Z "),
+    );
+    assert_eq!(
+        reasons(&status_of(&env, &[]), "prepare"),
+        ["command changed"]
+    );
+    assert_eq!(env.mlrun(&[]).code, 0);
+    assert_eq!(statuses(&env)[0], ["prepare", "succeeded"]);
+
+    // env changed
+    env.write("pipeline.toml", &PIPELINE.replace("\"fast\"", "\"slow\""));
+    // [env] is part of every step's key
+    let st = status_of(&env, &[]);
+    assert_eq!(
+        reasons(&st, "prepare"),
+        ["command changed", "env MODE changed"]
+    );
+    assert_eq!(
+        reasons(&st, "train"),
+        ["env MODE changed", "depends on stale step `prepare`"]
+    );
+    assert_eq!(env.mlrun(&[]).code, 0);
+    assert!(
+        std::fs::read_to_string(env.path("model.txt"))
+            .unwrap()
+            .contains("mode=slow")
+    );
+
+    // output modified by hand: status says so, a run restores the recorded result
+    env.write("model.txt", "edited by hand\n");
+    assert_eq!(
+        reasons(&status_of(&env, &[]), "train"),
+        ["output model.txt modified since last run (mlrun will restore it)"]
+    );
+    assert_eq!(env.mlrun(&[]).code, 0);
+    assert!(
+        std::fs::read_to_string(env.path("model.txt"))
+            .unwrap()
+            .contains("mode=slow")
+    );
+}
+
+#[test]
+fn force_reruns_all_or_named_steps() {
+    let env = project();
+    let out = env.mlrun(&["--force"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        statuses(&env),
+        [["prepare", "succeeded"], ["train", "succeeded"]]
+    );
+    let out = env.mlrun(&["--force=train"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        statuses(&env),
+        [["prepare", "cached"], ["train", "succeeded"]]
+    );
+    let out = env.mlrun(&["--force=trian"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("did you mean `train`?"), "{out:?}");
+}
+
+#[test]
+fn a_same_size_edit_that_keeps_the_mtime_is_detected() {
+    let env = project();
+    // rewrite the input within the same second, same size, and put its mtime back
+    let raw = env.path("raw.txt");
+    let mtime = std::fs::metadata(&raw).unwrap().modified().unwrap();
+    std::fs::write(&raw, "jello\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&raw)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(std::fs::metadata(&raw).unwrap().modified().unwrap(), mtime);
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        statuses(&env)[0],
+        ["prepare", "succeeded"],
+        "the edit was seen: {out:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("prepared.txt")).unwrap(),
+        "JELLO\n"
+    );
+}
+
+#[test]
+fn outputs_with_store_false_keep_hashes_but_no_bytes() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.big]\ncmd = \"echo huge > big.bin\"\noutputs = [{ path = \"big.bin\", store = false }]\n",
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let db = env.db();
+    assert_eq!(one::<i64>(&db, "SELECT stored FROM blobs"), 0);
+    assert!(
+        env.mlrun(&["show"])
+            .stdout
+            .contains("(bytes not stored: cannot be restored)")
+    );
+    std::fs::remove_file(env.path("big.bin")).unwrap();
+    env.mlrun(&[]);
+    assert_eq!(
+        statuses(&env),
+        [["big", "succeeded"]],
+        "not restorable: it ran again"
+    );
+    // --no-store for a whole run
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.s]\ncmd = \"echo x > o.txt\"\noutputs = [\"o.txt\"]\n",
+    );
+    assert_eq!(env.mlrun(&["--no-store"]).code, 0);
+    assert!(!env.path(".mlrun/objects/sha256").exists());
+}
+
+#[test]
+fn an_unwritable_object_store_still_records_the_step() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.s]\ncmd = \"echo x > o.txt\"\noutputs = [\"o.txt\"]\n",
+    );
+    std::fs::create_dir_all(env.path(".mlrun")).unwrap();
+    // a file where the objects directory should be: every store attempt fails
+    std::fs::write(env.path(".mlrun/objects"), "not a directory").unwrap();
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("could not keep a copy of output `o.txt`"),
+        "{out:?}"
+    );
+    let db = env.db();
+    assert_eq!(
+        one::<String>(&db, "SELECT status FROM step_execs"),
+        "succeeded"
+    );
+    assert_eq!(
+        one::<String>(&db, "SELECT blob_hash FROM artifact_versions"),
+        env.sha256sum("o.txt")
+    );
+    assert_eq!(one::<i64>(&db, "SELECT stored FROM blobs"), 0);
+    assert_eq!(
+        std::fs::read_to_string(env.path(".mlrun/objects")).unwrap(),
+        "not a directory"
+    );
+}
+
+fn object_of(env: &Env, hash: &str) -> std::path::PathBuf {
+    env.path(&format!(
+        ".mlrun/objects/sha256/{}/{}",
+        &hash[..2],
+        &hash[2..]
+    ))
+}
+
+#[test]
+fn fsck_finds_a_corrupt_object_and_restore_refuses_it() {
+    let env = project();
+    let hash = env.sha256sum("model.txt");
+    let obj = object_of(&env, &hash);
+    assert!(obj.is_file());
+    assert_eq!(env.mlrun(&["fsck"]).code, 0);
+    std::fs::write(&obj, "tampered\n").unwrap();
+    let out = env.mlrun(&["fsck"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("corrupt {}  model.txt", &hash[..12])),
+        "{out:?}"
+    );
+    std::fs::remove_file(env.path("model.txt")).unwrap();
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("is corrupt"), "{out:?}");
+    assert_eq!(
+        statuses(&env)[1],
+        ["train", "succeeded"],
+        "the step ran instead"
+    );
+    assert_eq!(env.sha256sum("model.txt"), hash);
+}
+
+#[test]
+fn gc_keeps_what_kept_runs_reference() {
+    let env = project();
+    let first = env.sha256sum("model.txt");
+    assert_eq!(env.mlrun(&["-p", "scale=5"]).code, 0);
+    let second = env.sha256sum("model.txt");
+    assert_ne!(first, second);
+    let out = env.mlrun(&["gc", "--dry-run"]);
+    assert!(out.stdout.contains("would delete 0 objects"), "{out:?}");
+    let out = env.mlrun(&["gc", "--keep-last", "1", "--dry-run"]);
+    assert!(out.stdout.contains("would delete 1 object"), "{out:?}");
+    assert!(object_of(&env, &first).exists(), "dry run deletes nothing");
+    let out = env.mlrun(&["gc", "--keep-last", "1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!object_of(&env, &first).exists());
+    assert!(object_of(&env, &second).exists());
+    assert!(
+        object_of(&env, &env.sha256sum("prepared.txt")).exists(),
+        "shared by the kept run"
+    );
+    assert_eq!(
+        env.mlrun(&["fsck"]).code,
+        0,
+        "the database knows what was deleted"
+    );
+    // the old version is still in the lineage, but can no longer be restored
+    std::fs::remove_file(env.path("model.txt")).unwrap();
+    env.mlrun(&[]);
+    assert_eq!(statuses(&env)[1], ["train", "succeeded"]);
+}

@@ -1,0 +1,321 @@
+//! Whatever happens, every run ends with a true status: interrupts, timeouts, retries, mlrun
+//! itself killed, several mlruns at once, files changing under it.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::common::{Env, finish, one, rows, signal, wait_until};
+
+fn long_pipeline(env: &Env, body: &str) {
+    env.write(
+        "pipeline.toml",
+        &format!(
+            r#"
+[steps.slow]
+cmd = "{body}"
+outputs = ["partial.txt"]
+[steps.after]
+cmd = "cp partial.txt done.txt"
+inputs = ["partial.txt"]
+outputs = ["done.txt"]
+"#
+        ),
+    );
+    env.commit("p");
+}
+
+fn started(env: &Env) -> bool {
+    env.path("started").exists()
+}
+
+#[test]
+fn sigint_stops_steps_and_records_the_run_as_interrupted() {
+    let env = Env::git();
+    long_pipeline(&env, "echo partial > partial.txt; touch started; sleep 30");
+    let child = env.spawn_mlrun(&[]);
+    assert!(wait_until(10, || started(&env)), "the step started");
+    signal(&child, Signal::SIGINT);
+    let out = finish(child);
+    assert_eq!(out.code, 130, "{out:?}");
+    assert!(out.stdout.contains("interrupted by SIGINT"), "{out:?}");
+    let db = env.db();
+    assert_eq!(one::<String>(&db, "SELECT status FROM runs"), "interrupted");
+    assert_eq!(
+        rows(&db, "SELECT step, status FROM step_execs ORDER BY id"),
+        [["slow", "interrupted"], ["after", "not_run"]]
+    );
+    // the partial output exists on disk but is not a recorded version
+    assert!(env.path("partial.txt").exists());
+    assert_eq!(
+        one::<i64>(&db, "SELECT count(*) FROM io_edges WHERE direction = 'out'"),
+        0
+    );
+}
+
+#[test]
+fn sigterm_exits_143() {
+    let env = Env::git();
+    long_pipeline(&env, "touch started; sleep 30");
+    let child = env.spawn_mlrun(&[]);
+    assert!(wait_until(10, || started(&env)));
+    signal(&child, Signal::SIGTERM);
+    let out = finish(child);
+    assert_eq!(out.code, 143, "{out:?}");
+    assert_eq!(
+        one::<String>(&env.db(), "SELECT status FROM runs"),
+        "interrupted"
+    );
+}
+
+#[test]
+fn a_step_ignoring_sigterm_is_killed_after_the_grace_period_or_on_a_second_interrupt() {
+    let env = Env::git();
+    long_pipeline(&env, "trap '' TERM; touch started; sleep 30");
+    // grace period
+    let t0 = Instant::now();
+    let child = env.spawn_mlrun(&["--grace", "1s"]);
+    assert!(wait_until(10, || started(&env)));
+    signal(&child, Signal::SIGINT);
+    let out = finish(child);
+    assert_eq!(out.code, 130, "{out:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "killed after the grace period, not after the step's sleep"
+    );
+    assert_eq!(
+        one::<String>(
+            &env.db(),
+            "SELECT status FROM step_execs WHERE step = 'slow' ORDER BY id DESC LIMIT 1"
+        ),
+        "interrupted"
+    );
+    // second interrupt: at once, even with a long grace period
+    std::fs::remove_file(env.path("started")).unwrap();
+    let t0 = Instant::now();
+    let child = env.spawn_mlrun(&["--grace", "60s"]);
+    assert!(wait_until(10, || started(&env)));
+    signal(&child, Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, Signal::SIGINT);
+    let out = finish(child);
+    assert_eq!(out.code, 130, "{out:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "the second interrupt kills at once"
+    );
+}
+
+#[test]
+fn a_killed_mlrun_leaves_a_run_that_the_next_command_marks_interrupted() {
+    let env = Env::git();
+    long_pipeline(&env, "touch started; sleep 30");
+    let child = env.spawn_mlrun(&[]);
+    assert!(wait_until(10, || started(&env)));
+    signal(&child, Signal::SIGKILL);
+    let out = finish(child);
+    assert_eq!(out.code, 137);
+    assert_eq!(
+        one::<String>(&env.db(), "SELECT status FROM runs"),
+        "running",
+        "nobody closed it yet"
+    );
+    let listed = env.mlrun(&["runs", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(v[0]["status"], "interrupted", "{listed:?}");
+    let db = env.db();
+    assert_eq!(
+        one::<String>(&db, "SELECT status FROM step_execs WHERE step = 'slow'"),
+        "interrupted"
+    );
+    assert_eq!(one::<String>(&db, "PRAGMA integrity_check"), "ok");
+    // and the next run is not blocked by a stale lock
+    env.write(
+        "pipeline.toml",
+        "[steps.quick]\ncmd = \"echo ok > ok.txt\"\noutputs = [\"ok.txt\"]\n",
+    );
+    assert_eq!(env.mlrun(&[]).code, 0);
+}
+
+#[test]
+fn a_step_past_its_timeout_is_stopped_and_recorded_as_timed_out() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.slow]\ncmd = \"sleep 30\"\ntimeout = \"500ms\"\n",
+    );
+    let t0 = Instant::now();
+    let out = env.mlrun(&["--grace", "1s"]);
+    assert_eq!(out.code, 124, "{out:?}");
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    assert!(out.stdout.contains("timed out after 500ms"), "{out:?}");
+    let db = env.db();
+    assert_eq!(
+        rows(&db, "SELECT status, error FROM step_execs"),
+        [["timed_out", "timed out after 500ms"]]
+    );
+    assert_eq!(one::<String>(&db, "SELECT status FROM runs"), "failed");
+}
+
+#[test]
+fn retries_record_every_attempt() {
+    let env = Env::git();
+    // fails twice, then succeeds; the counter lives outside the declared outputs
+    env.write(
+        "pipeline.toml",
+        r#"
+[steps.flaky]
+cmd = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ] && echo ok > out.txt"
+outputs = ["out.txt"]
+retries = 3
+retry-delay = "10ms"
+"#,
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("attempt 2 of 4") && out.stdout.contains("attempt 3 of 4"),
+        "{out:?}"
+    );
+    assert_eq!(
+        rows(
+            &env.db(),
+            "SELECT attempt, status FROM step_execs ORDER BY attempt"
+        ),
+        [["1", "failed"], ["2", "failed"], ["3", "succeeded"]]
+    );
+    // exhausted: the run fails with the step's code after every attempt is recorded
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.bad]\ncmd = \"exit 7\"\nretries = 1\n",
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 7, "{out:?}");
+    assert_eq!(
+        rows(
+            &env.db(),
+            "SELECT attempt, status FROM step_execs ORDER BY attempt"
+        ),
+        [["1", "failed"], ["2", "failed"]]
+    );
+}
+
+#[test]
+fn a_second_run_of_the_same_pipeline_refuses_or_waits() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.s]\ncmd = \"touch started; sleep 2; echo x > o.txt\"\noutputs = [\"o.txt\"]\n",
+    );
+    let first = env.spawn_mlrun(&[]);
+    assert!(wait_until(10, || started(&env)));
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 75, "{out:?}");
+    assert!(
+        out.stderr.contains("is already being run by mlrun (pid"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("--wait-lock"), "{out:?}");
+    let waited = env.mlrun(&["--wait-lock"]);
+    assert_eq!(waited.code, 0, "{waited:?}");
+    assert!(
+        waited.stderr.contains("waiting for mlrun (pid"),
+        "{waited:?}"
+    );
+    assert_eq!(finish(first).code, 0);
+    assert_eq!(
+        one::<i64>(
+            &env.db(),
+            "SELECT count(*) FROM runs WHERE status = 'succeeded'"
+        ),
+        2
+    );
+}
+
+#[test]
+fn concurrent_mlruns_share_one_store_without_errors() {
+    let env = Env::git();
+    let store = env.path("shared-store");
+    let store = store.to_str().unwrap();
+    for p in 0..8 {
+        env.write(
+            &format!("p{p}/pipeline.toml"),
+            &format!("[params]\nk = 0\n[steps.a]\ncmd = \"echo {p}-{{params.k}} > a.txt\"\noutputs = [\"a.txt\"]\nparams = [\"k\"]\n[steps.b]\ncmd = \"cat a.txt a.txt > b.txt\"\ninputs = [\"a.txt\"]\noutputs = [\"b.txt\"]\n"),
+        );
+    }
+    let handles: Vec<_> = (0..8)
+        .map(|p| {
+            let dir = env.path(&format!("p{p}"));
+            let args: Vec<String> = vec!["--store".into(), store.into()];
+            let bin = crate::common::bin();
+            let home = env.home.clone();
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                for k in 0..20 {
+                    let out = std::process::Command::new(bin)
+                        .args(&args)
+                        .args(["-p", &format!("k={k}")])
+                        .current_dir(&dir)
+                        .env("HOME", &home)
+                        .env("NO_COLOR", "1")
+                        .output()
+                        .unwrap();
+                    if !out.status.success() {
+                        failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed runs, e.g. {:?}",
+        failures.len(),
+        failures.first()
+    );
+    let db = crate::common::open_db(&env.path("shared-store/lineage.db"));
+    assert_eq!(
+        one::<i64>(&db, "SELECT count(*) FROM runs WHERE status = 'succeeded'"),
+        160
+    );
+    assert_eq!(
+        one::<i64>(
+            &db,
+            "SELECT count(*) FROM step_execs WHERE status = 'succeeded'"
+        ),
+        320
+    );
+    assert_eq!(one::<String>(&db, "PRAGMA integrity_check"), "ok");
+}
+
+#[test]
+fn an_output_written_during_hashing_is_detected() {
+    let env = Env::git();
+    // a process outside the step's group keeps appending to the output after the step exits
+    let marker = format!("mlrun-writer-{}", std::process::id());
+    env.write(
+        "pipeline.toml",
+        &format!(
+            "[steps.s]\ncmd = \"head -c 50000000 /dev/zero > big.bin; setsid sh -c 'while :; do echo {marker} >> big.bin; done' & sleep 0.3\"\noutputs = [\"big.bin\"]\n"
+        ),
+    );
+    let out = env.mlrun(&["--no-store"]);
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &marker])
+        .status();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("changed while it was being hashed"),
+        "{out:?}"
+    );
+    assert_eq!(
+        one::<String>(&env.db(), "SELECT status FROM step_execs"),
+        "failed"
+    );
+}
