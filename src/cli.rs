@@ -14,12 +14,18 @@ Examples:
   mlrun run -p train.lr=0.01     override a param for this run
   mlrun runs                     list recorded runs
   mlrun show latest              everything recorded about the newest run
+  mlrun show model/              the model card: what made this exact version
+  mlrun lineage model/           the data, steps, commits and params it came from
+  mlrun diff RUN1 RUN2           what changed between two runs
+  mlrun runs --metric 'acc>0.9'  runs whose metric passes a test
+  mlrun export latest --format openlineage   interchange with lineage tools
   mlrun replay model.pkl         reproduce the run that made model.pkl and compare
 
 Exit codes:
   0    every step succeeded
   N    a step failed: its own exit code (128+signal when it was killed)
-  1    mlrun itself failed (store, I/O), or a step did not produce a declared output
+  1    mlrun itself failed (store, I/O), or a step did not produce a declared output;
+       an unknown or ambiguous id, hash or path
   2    invalid pipeline or command line; nothing was run
   75   another mlrun is running this pipeline (use --wait-lock to wait)
   124  a step ran past its timeout
@@ -60,8 +66,14 @@ pub enum Command {
     Run(RunArgs),
     /// List recorded runs, newest first
     Runs(RunsArgs),
-    /// Show everything recorded about a run
+    /// Show everything recorded about a run, or the model card of an artifact version
     Show(ShowArgs),
+    /// Trace what a version, step or run was made from (or, with --down, what was made from it)
+    Lineage(LineageArgs),
+    /// Compare two runs (or the runs that made two artifact versions)
+    Diff(DiffArgs),
+    /// Export a run as OpenLineage events (JSON lines) or W3C PROV-JSON
+    Export(ExportArgs),
     /// Say which steps are up to date and why the others would run
     Status(StatusArgs),
     /// Reproduce a recorded run in a scratch tree and say whether it came out bit for bit
@@ -182,10 +194,41 @@ pub struct FsckArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mlrun runs --pipeline demo --status succeeded --since 2d
+  mlrun runs --param train.lr=0.1 --metric 'accuracy>=0.9' --sort accuracy
+  mlrun runs --sort final_loss:asc -n 5")]
 pub struct RunsArgs {
     /// Show at most N runs (0 for all)
     #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
     pub limit: usize,
+
+    /// Only runs of this pipeline
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+
+    /// Only runs with this status
+    #[arg(long, value_name = "STATUS", value_parser = ["running", "succeeded", "failed", "interrupted"])]
+    pub status: Option<String>,
+
+    /// Only runs started since a time: a duration ago (`2d`, `3h`, `90m`) or a date (`2024-05-01`,
+    /// `2024-05-01T14:00`)
+    #[arg(long, value_name = "WHEN", value_parser = crate::cmd::runs::parse_since)]
+    pub since: Option<i64>,
+
+    /// Only runs whose param KEY has this value (repeatable)
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = crate::cmd::runs::parse_param)]
+    pub params: Vec<(String, serde_json::Value)>,
+
+    /// Only runs whose metric satisfies a comparison: `accuracy>0.9` (>, >=, <, <=, =, !=;
+    /// repeatable)
+    #[arg(long = "metric", value_name = "EXPR", value_parser = crate::cmd::runs::parse_metric)]
+    pub metrics: Vec<(String, crate::store::query::Cmp, f64)>,
+
+    /// Sort by a metric, highest first (`METRIC:asc` for lowest first); runs without it last
+    #[arg(long, value_name = "METRIC[:asc]", value_parser = crate::cmd::runs::parse_sort)]
+    pub sort: Option<(String, bool)>,
 
     /// Print JSON instead of a table
     #[arg(long)]
@@ -193,10 +236,11 @@ pub struct RunsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = TARGET_HELP)]
 pub struct ShowArgs {
-    /// A run id (any unique prefix) or `latest`
-    #[arg(value_name = "RUN", default_value = "latest")]
-    pub run: String,
+    /// A run (id prefix or `latest`), or an artifact: PATH, PATH@RUN or a content-hash prefix
+    #[arg(value_name = "TARGET", default_value = "latest")]
+    pub target: String,
 
     /// Print JSON instead of text
     #[arg(long)]
@@ -209,6 +253,93 @@ pub struct ShowArgs {
     /// Also print the uncommitted diff recorded at the start of the run
     #[arg(long)]
     pub patch: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LineageFormat {
+    /// an indented tree for people
+    Tree,
+    /// Graphviz dot (`| dot -Tsvg`)
+    Dot,
+    /// a Mermaid flowchart
+    Mermaid,
+    /// nodes and edges (shape documented in the README)
+    Json,
+}
+
+const TARGET_HELP: &str = "\
+TARGET is one of:
+  PATH          a file or directory: its current content (or its latest recorded version)
+  PATH@RUN      the version of PATH that RUN produced or read
+  RUN           a run id prefix, or `latest`
+  RUN:STEP      one step execution of a run
+  HASH          a content-hash prefix";
+
+#[derive(Debug, Args)]
+#[command(after_help = TARGET_HELP)]
+pub struct LineageArgs {
+    /// What to trace: PATH, PATH@RUN, RUN, RUN:STEP or a content-hash prefix
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    /// Show what was derived from TARGET instead of what it came from
+    #[arg(long)]
+    pub down: bool,
+
+    /// Follow at most N step executions away from TARGET
+    #[arg(long, value_name = "N")]
+    pub depth: Option<u32>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = LineageFormat::Tree, value_name = "FORMAT")]
+    pub format: LineageFormat,
+
+    /// Same as --format json
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = TARGET_HELP)]
+pub struct DiffArgs {
+    /// The older side: a run, RUN:STEP, or an artifact version (its producing run)
+    #[arg(value_name = "A")]
+    pub a: String,
+
+    /// The newer side
+    #[arg(value_name = "B")]
+    pub b: String,
+
+    /// Also print the code changes between the two commits and the recorded uncommitted diffs
+    #[arg(long)]
+    pub patch: bool,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// OpenLineage 2-0-2 RunEvents, one JSON object per line
+    Openlineage,
+    /// a W3C PROV-JSON document with one bundle for the run
+    Prov,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run id (any unique prefix) or `latest`
+    #[arg(value_name = "RUN", default_value = "latest")]
+    pub run: String,
+
+    /// Interchange format
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: ExportFormat,
+
+    /// Write to FILE instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -1,12 +1,16 @@
 //! One module per subcommand. Each takes its clap args and returns the exit code.
 
+pub mod diff;
+pub mod export;
 pub mod fsck;
 pub mod gc;
+pub mod lineage;
 pub mod replay;
 pub mod run;
 pub mod runs;
 pub mod show;
 pub mod status;
+pub mod target;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -18,6 +22,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Run(args)) => run::run(args, store.as_deref(), cli.color),
         Some(Command::Runs(args)) => runs::runs(args, store.as_deref(), cli.color),
         Some(Command::Show(args)) => show::show(args, store.as_deref(), cli.color),
+        Some(Command::Lineage(args)) => lineage::lineage(args, store.as_deref(), cli.color),
+        Some(Command::Diff(args)) => diff::diff(args, store.as_deref(), cli.color),
+        Some(Command::Export(args)) => export::export(args, store.as_deref(), cli.color),
         Some(Command::Replay(args)) => replay::replay(args, store.as_deref(), cli.color),
         Some(Command::Status(args)) => status::status(args, store.as_deref(), cli.color),
         Some(Command::Gc(args)) => gc::gc(args, store.as_deref(), cli.color),

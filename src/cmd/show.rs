@@ -3,25 +3,44 @@
 use std::path::Path;
 
 use crate::cli::ShowArgs;
+use crate::cmd::target::{self, Target};
 use crate::error::Result;
 use crate::pipeline::params;
-use crate::report::{self, ColorChoice, Style, short_hash, time};
+use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
+use crate::store::lineage::{self, Card, GAP_REASON};
 use crate::store::query::{self, EnvInfo, GitInfo, IoInfo, RunDetail};
 use crate::store::{self, Store};
 
 pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_existing(&store::find_dir(store_dir)?)?;
-    let id = query::resolve_run(&store.conn, &args.run)?;
+    let id = match target::resolve(&store, &args.target)? {
+        Target::Run(id) | Target::Exec { run_id: id, .. } => id,
+        Target::Version(v, note) => {
+            if let Some(n) = note {
+                Style::stderr(color).note(&n);
+            }
+            let card = lineage::card(&store.conn, v.av_id)?;
+            if args.json {
+                emit(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&card).unwrap_or_default()
+                ));
+            } else {
+                emit(&render_card(&card, &Style::stdout(color)));
+            }
+            return Ok(0);
+        }
+    };
     let detail = query::run_detail(&store.conn, &id, args.patch || args.json)?;
     if args.json {
-        println!(
-            "{}",
+        emit(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&detail).unwrap_or_default()
-        );
+        ));
         return Ok(0);
     }
     let style = Style::stdout(color);
-    print!("{}", render(&detail, &style));
+    let mut o = render(&detail, &style);
     for s in &detail.steps {
         if args.logs && (s.stdout_bytes > 0 || s.stderr_bytes > 0) {
             for stream in ["stdout", "stderr"] {
@@ -29,20 +48,21 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 if data.is_empty() {
                     continue;
                 }
-                println!("\n{} {} {}", style.bold("──"), s.name, style.dim(stream));
-                print!("{}", String::from_utf8_lossy(&data));
+                o += &format!("\n{} {} {}\n", style.bold("──"), s.name, style.dim(stream));
+                o += &String::from_utf8_lossy(&data);
             }
         }
     }
     if args.patch
         && let Some(diff) = detail.git.as_ref().and_then(|g| g.diff.as_ref())
     {
-        println!(
-            "\n{}",
+        o += &format!(
+            "\n{}\n",
             style.bold("uncommitted diff at the start of the run:")
         );
-        print!("{diff}");
+        o += diff;
     }
+    emit(&o);
     Ok(0)
 }
 
@@ -280,6 +300,197 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
                 d.environments.len()
             );
         }
+    }
+    o
+}
+
+fn version_size(kind: &str, size: i64, nfiles: i64) -> String {
+    if kind == "dir" {
+        format!(
+            "{nfiles} file{}, {}",
+            if nfiles == 1 { "" } else { "s" },
+            report::size(size as u64)
+        )
+    } else {
+        report::size(size as u64)
+    }
+}
+
+/// The model card of one artifact version.
+pub fn render_card(c: &Card, style: &Style) -> String {
+    let v = &c.version;
+    let slash = if v.kind == "dir" { "/" } else { "" };
+    let mut o = format!(
+        "{} {}{slash}  {}  {}\n",
+        style.bold("artifact"),
+        style.bold(&v.path),
+        style.cyan(short_hash(&v.hash)),
+        version_size(&v.kind, v.size, v.nfiles)
+    );
+    o += &format!("  content   {}\n", v.hash);
+    match (&c.produced_by, &c.run) {
+        (Some(e), Some(r)) => {
+            o += &format!(
+                "  made by   step `{}` of run {} ({}) · {}\n",
+                e.step,
+                style.cyan(&r.short_id),
+                r.pipeline,
+                style.status(&e.status)
+            );
+            let when = e.started_at.map_or_else(|| "-".into(), time::local);
+            let took = e
+                .started_at
+                .zip(e.ended_at)
+                .map_or_else(String::new, |(s, t)| {
+                    format!(" · took {}", report::duration_ms(t - s))
+                });
+            o += &format!("  when      {when}{took}\n");
+            let mut host = format!("{}@{}", r.user, r.hostname);
+            if let Some(env) = &c.environment {
+                host += &format!(
+                    " · {} {} · kernel {} · {}",
+                    env.os, env.os_version, env.kernel, env.arch
+                );
+            }
+            o += &format!("  host      {host}\n");
+            if let Some(g) = &c.git {
+                o += &format!("  commit    {}\n", git_line(g));
+            }
+            o += &format!("  command   {}\n", e.cmd);
+            if !e.params.is_empty() {
+                let p: Vec<String> = e
+                    .params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", params::render(v)))
+                    .collect();
+                o += &format!("  params    {}\n", p.join(" "));
+            }
+            if !e.metrics.is_empty() {
+                let m: Vec<String> = e
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", report::metric(*v)))
+                    .collect();
+                o += &format!("  metrics   {}\n", m.join(" "));
+            }
+        }
+        _ if c.gap => {
+            o += &format!("  made by   {}\n", style.red(&format!("⚠ {GAP_REASON}")));
+        }
+        _ => {
+            o += "  made by   no step: a file tracked in git, read as it was committed\n";
+        }
+    }
+    if !c.inputs.is_empty() {
+        o += &format!("\n{}\n", style.bold("made from"));
+        let w = c
+            .inputs
+            .iter()
+            .map(|i| i.version.path.len() + usize::from(i.version.kind == "dir"))
+            .max()
+            .unwrap_or(0);
+        for i in &c.inputs {
+            let iv = &i.version;
+            let p = format!("{}{}", iv.path, if iv.kind == "dir" { "/" } else { "" });
+            let whence = match (&i.produced_by, i.origin.as_deref()) {
+                (Some(p), _) => format!("made by `{}` in run {}", p.step, style.cyan(&p.short_id)),
+                (None, Some("git")) => "tracked in git at the commit above".into(),
+                (None, _) if i.uncommitted => {
+                    "tracked in git, with uncommitted edits (diff recorded)".into()
+                }
+                _ if i.gap => style.red(&format!("⚠ {GAP_REASON}")),
+                _ => "no recorded producer".into(),
+            };
+            o += &format!(
+                "  {p:<w$}  {}  {:>16}  {whence}\n",
+                style.dim(short_hash(&iv.hash)),
+                version_size(&iv.kind, iv.size, iv.nfiles)
+            );
+        }
+    }
+    if !c.used_by.is_empty() {
+        o += &format!(
+            "\n{}\n",
+            style.bold(&if c.used_by_total > c.used_by.len() {
+                format!(
+                    "used by (newest {} of {})",
+                    c.used_by.len(),
+                    c.used_by_total
+                )
+            } else {
+                "used by".to_string()
+            })
+        );
+        for u in &c.used_by {
+            let e = &u.exec;
+            let m: Vec<String> = e
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k}={}", report::metric(*v)))
+                .collect();
+            o += &format!(
+                "  `{}` in run {} · {}{}\n",
+                e.step,
+                style.cyan(&u.short_id),
+                style.status(&e.status),
+                if m.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · {}", m.join(" "))
+                }
+            );
+        }
+    }
+    if !c.also_produced_by.is_empty() {
+        o += &format!("\n{}\n", style.bold("same content also made by"));
+        for p in &c.also_produced_by {
+            o += &format!(
+                "  `{}` in run {} · {}{}\n",
+                p.step,
+                style.cyan(&p.short_id),
+                style.status(&p.status),
+                if p.status == "cached" || p.status == "restored" {
+                    " (reused the result above)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    o += &format!(
+        "\n{}\n",
+        style.bold(&format!(
+            "versions of {}{slash} ({})",
+            v.path, c.versions_total
+        ))
+    );
+    for ov in &c.versions {
+        let this = ov.version.av_id == v.av_id;
+        let who = match (&ov.short_id, &ov.step) {
+            (Some(r), Some(s)) => format!(
+                "{} `{s}` in run {}",
+                if ov.produced { "made by" } else { "read by" },
+                style.cyan(r)
+            ),
+            _ => "no run".into(),
+        };
+        o += &format!(
+            "  {} {}  {}  {:>16}  {who}{}\n",
+            if this { "*" } else { " " },
+            style.dim(short_hash(&ov.version.hash)),
+            time::local(ov.at.unwrap_or(ov.version.first_seen)),
+            version_size(&ov.version.kind, ov.version.size, ov.version.nfiles),
+            if this { "  ← this version" } else { "" }
+        );
+    }
+    if c.versions_total > c.versions.len() {
+        o += &format!(
+            "  {}\n",
+            style.dim(&format!(
+                "… and {} older",
+                c.versions_total - c.versions.len()
+            ))
+        );
     }
     o
 }

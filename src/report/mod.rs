@@ -2,6 +2,9 @@
 //! Colour is used only on a terminal, never when `NO_COLOR` is set or `CI` is set, and can be
 //! forced with `--color always` / `CLICOLOR_FORCE`.
 
+pub mod graph;
+pub mod openlineage;
+pub mod prov;
 pub mod time;
 
 use std::io::IsTerminal;
@@ -89,6 +92,10 @@ impl Style {
             s.to_string()
         }
     }
+    /// Print `note: …` on stderr (something was not exactly as asked, but the answer follows).
+    pub fn note(&self, text: &str) {
+        eprintln!("{} {text}", self.yellow("note:"));
+    }
     /// Colour a status word the way people expect.
     pub fn status(&self, status: &str) -> String {
         match status {
@@ -98,6 +105,14 @@ impl Style {
             _ => status.to_string(),
         }
     }
+}
+
+/// Write `text` to stdout. A closed pipe (`mlrun runs | head`) is not an error: the reader has
+/// what it wanted, so the rest is dropped instead of panicking like `print!` would.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Print rendered pipeline warnings to stderr, with `warning:` coloured.

@@ -85,12 +85,7 @@ pub fn resolve_run(conn: &Connection, target: &str) -> Result<String> {
         return Err(Error::invalid(format!("`{target}` is not a run id"))
             .hint("run ids are hexadecimal, like `0193a4f1c2`; `latest` names the newest run; see `mlrun runs`"));
     }
-    let mut stmt = conn.prepare(
-        "SELECT id, pipeline, started_at FROM runs WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 11",
-    )?;
-    let found: Vec<(String, String, i64)> = stmt
-        .query_map([&prefix], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let found = run_candidates(conn, &prefix)?;
     match found.len() {
         0 => {
             Err(Error::other(format!("no run matches `{target}`"))
@@ -117,6 +112,39 @@ pub fn resolve_run(conn: &Connection, target: &str) -> Result<String> {
     }
 }
 
+/// Runs whose id starts with `prefix` (lowercase hex): at most 11, to report ambiguity.
+pub fn run_candidates(conn: &Connection, prefix: &str) -> Result<Vec<(String, String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, pipeline, started_at FROM runs WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 11",
+    )?;
+    let found = stmt
+        .query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(found)
+}
+
+/// The project directories runs were recorded in (paths in the store are relative to these).
+pub fn roots(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT DISTINCT root FROM runs")?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Every path a run read or wrote.
+pub fn run_paths(conn: &Connection, run_id: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT a.path FROM step_execs s JOIN io_edges e ON e.step_exec = s.id
+         JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
+         WHERE s.run_id = ?1 ORDER BY a.path",
+    )?;
+    let rows = stmt
+        .query_map([run_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
     pub id: String,
@@ -135,16 +163,122 @@ pub struct RunSummary {
     pub metrics: BTreeMap<String, f64>,
 }
 
-pub fn list_runs(conn: &Connection, limit: Option<usize>) -> Result<Vec<RunSummary>> {
-    let shorts = short_ids(conn)?;
-    let mut stmt = conn.prepare(
-        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, g.commit_sha, g.dirty, r.replay_of, r.replay_verdict
-         FROM runs r LEFT JOIN git_snapshots g ON g.id = r.git_start
-         ORDER BY r.started_at DESC, r.id DESC LIMIT ?1",
-    )?;
-    let lim = limit.map_or(-1, |l| l as i64);
+/// A comparison in `--metric 'accuracy>0.9'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+}
+
+impl Cmp {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Eq => "=",
+            Cmp::Ne => "<>",
+        }
+    }
+}
+
+/// Which runs `mlrun runs` lists, and in which order.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub pipeline: Option<String>,
+    pub status: Option<String>,
+    /// started at or after (ms since the epoch)
+    pub since: Option<i64>,
+    /// run params equal to these values
+    pub params: Vec<(String, serde_json::Value)>,
+    pub metrics: Vec<(String, Cmp, f64)>,
+    /// sort by this metric: (key, ascending)
+    pub sort: Option<(String, bool)>,
+    pub limit: Option<usize>,
+}
+
+/// A run's value of a metric: the one reported by its last step execution that has it.
+const RUN_METRIC: &str = "(SELECT m.value FROM step_execs s JOIN metrics m ON m.step_exec = s.id
+     WHERE s.run_id = r.id AND m.key = ? ORDER BY s.id DESC LIMIT 1)";
+
+/// The runs matching `f`, newest first (or by the sort metric), with their metrics. Two
+/// queries whatever the number of runs: the runs, then all their metrics at once.
+pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
+    use rusqlite::types::Value as V;
+    let mut wheres: Vec<String> = Vec::new();
+    let mut args: Vec<V> = Vec::new();
+    if let Some(p) = &f.pipeline {
+        wheres.push("r.pipeline = ?".into());
+        args.push(V::Text(p.clone()));
+    }
+    if let Some(st) = &f.status {
+        wheres.push("r.status = ?".into());
+        args.push(V::Text(st.clone()));
+    }
+    if let Some(t) = f.since {
+        wheres.push("r.started_at >= ?".into());
+        args.push(V::Integer(t));
+    }
+    for (k, v) in &f.params {
+        let path = format!("$.\"{}\"", k.replace('"', "\\\""));
+        match v {
+            serde_json::Value::Number(n) => {
+                wheres.push("json_extract(r.params, ?) = ?".into());
+                args.push(V::Text(path));
+                args.push(V::Real(n.as_f64().unwrap_or(f64::NAN)));
+            }
+            serde_json::Value::String(text) => {
+                wheres.push(
+                    "(json_type(r.params, ?) = 'text' AND json_extract(r.params, ?) = ?)".into(),
+                );
+                args.push(V::Text(path.clone()));
+                args.push(V::Text(path));
+                args.push(V::Text(text.clone()));
+            }
+            other => {
+                wheres.push("json(r.params -> ?) = json(?)".into());
+                args.push(V::Text(path));
+                args.push(V::Text(other.to_string()));
+            }
+        }
+    }
+    for (k, cmp, v) in &f.metrics {
+        wheres.push(format!("{RUN_METRIC} {} ?", cmp.sql()));
+        args.push(V::Text(k.clone()));
+        args.push(V::Real(*v));
+    }
+    let where_sql = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", wheres.join(" AND "))
+    };
+    let order = match &f.sort {
+        Some((k, asc)) => {
+            args.push(V::Text(k.clone()));
+            args.push(V::Text(k.clone()));
+            format!(
+                "{RUN_METRIC} IS NULL, {RUN_METRIC} {}, r.started_at DESC, r.id DESC",
+                if *asc { "ASC" } else { "DESC" }
+            )
+        }
+        None => "r.started_at DESC, r.id DESC".into(),
+    };
+    args.push(V::Integer(f.limit.map_or(-1, |l| l as i64)));
+    let selected = format!(
+        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict
+         FROM runs r {where_sql} ORDER BY {order} LIMIT ?"
+    );
+    let mut stmt = conn.prepare(&format!(
+        "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of, x.replay_verdict
+         FROM ({selected}) x LEFT JOIN git_snapshots g ON g.id = x.git_start"
+    ))?;
     let mut runs: Vec<RunSummary> = stmt
-        .query_map([lim], |r| {
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
             let id: String = r.get(0)?;
             let started: i64 = r.get(4)?;
             let ended: Option<i64> = r.get(5)?;
@@ -165,20 +299,44 @@ pub fn list_runs(conn: &Connection, limit: Option<usize>) -> Result<Vec<RunSumma
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut m = conn.prepare_cached(
-        "SELECT m.key, m.value FROM metrics m JOIN step_execs s ON s.id = m.step_exec
-         WHERE s.run_id = ?1 ORDER BY s.id, m.key",
+    // short ids: from the sorted list of all ids for long listings, else two lookups per run
+    if runs.len() > 200 {
+        let shorts = short_ids(conn)?;
+        for r in &mut runs {
+            r.short_id = shorts.get(&r.id).cloned().unwrap_or_else(|| r.id.clone());
+        }
+    } else {
+        for r in &mut runs {
+            r.short_id = short_id(conn, &r.id)?;
+        }
+    }
+    // all metrics of the listed runs in one query; later steps win, as in RUN_METRIC
+    let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+    // (no ORDER BY: sorting 30,000 rows cost more than keeping the latest step in Rust)
+    let mut m = conn.prepare(
+        "SELECT s.run_id, s.id, m.key, m.value FROM step_execs s JOIN metrics m ON m.step_exec = s.id
+         WHERE s.run_id IN (SELECT value FROM json_each(?1))",
     )?;
+    let mut by_run: std::collections::HashMap<String, BTreeMap<String, (i64, f64)>> =
+        std::collections::HashMap::new();
+    for row in m.query_map([list], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, f64>(3)?,
+        ))
+    })? {
+        let (run, exec, k, v) = row?;
+        let slot = by_run.entry(run).or_default().entry(k).or_insert((exec, v));
+        if exec >= slot.0 {
+            *slot = (exec, v);
+        }
+    }
     for run in &mut runs {
-        run.short_id = shorts
-            .get(&run.id)
-            .cloned()
-            .unwrap_or_else(|| run.id.clone());
-        for row in m.query_map([&run.id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
-        })? {
-            let (k, v) = row?;
-            run.metrics.insert(k, v);
+        if let Some(m) = by_run.remove(&run.id) {
+            run.metrics = m.into_iter().map(|(k, (_, v))| (k, v)).collect();
         }
     }
     Ok(runs)
@@ -498,6 +656,16 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
     Ok(d)
 }
 
+/// The files of a directory version: relative path → content hash.
+pub fn dir_entries(conn: &Connection, dir_hash: &str) -> Result<BTreeMap<String, String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT relpath, file_hash FROM dir_entries WHERE dir_hash = ?1")?;
+    let rows = stmt
+        .query_map([dir_hash], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
 /// Captured output of a step execution.
 pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<Vec<u8>> {
     Ok(conn
@@ -509,4 +677,58 @@ pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<Vec<u8>
         )
         .optional()?
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run whose two steps report the same metric: the later step's value is the run's, in
+    /// the listing, the filter and the sort alike.
+    #[test]
+    fn a_runs_metric_is_its_last_steps() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut c).unwrap();
+        c.execute_batch(
+            "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');
+             INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
+               VALUES ('r1', 'p', 'p.toml', '/p', 's', '{}', '{\"lr\":0.1,\"name\":\"a\"}', 'succeeded', 1, 'h', 'u', '0', '[]', 1),
+                      ('r2', 'p', 'p.toml', '/p', 's', '{}', '{\"lr\":1,\"name\":\"b\"}', 'succeeded', 2, 'h', 'u', '0', '[]', 1);
+             INSERT INTO step_execs (id, run_id, step, cmd, argv, cwd, status) VALUES
+               (1, 'r1', 'a', '', '[]', '', 'succeeded'), (2, 'r1', 'b', '', '[]', '', 'succeeded'),
+               (3, 'r2', 'a', '', '[]', '', 'succeeded');
+             INSERT INTO metrics (step_exec, key, value, source) VALUES (2, 'acc', 0.9, 'x'), (1, 'acc', 0.5, 'x'), (3, 'acc', 0.7, 'x');",
+        )
+        .unwrap();
+        let ids = |f: RunFilter| -> Vec<(String, f64)> {
+            list_runs(&c, &f)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.id, r.metrics["acc"]))
+                .collect()
+        };
+        assert_eq!(
+            ids(RunFilter::default()),
+            [("r2".into(), 0.7), ("r1".into(), 0.9)]
+        );
+        let f = |m: Vec<(String, Cmp, f64)>| RunFilter {
+            metrics: m,
+            ..RunFilter::default()
+        };
+        assert_eq!(ids(f(vec![("acc".into(), Cmp::Gt, 0.8)])).len(), 1);
+        assert!(ids(f(vec![("acc".into(), Cmp::Lt, 0.6)])).is_empty());
+        let sorted = ids(RunFilter {
+            sort: Some(("acc".into(), false)),
+            ..RunFilter::default()
+        });
+        assert_eq!(sorted[0].0, "r1");
+        // params: numbers compare as numbers (1 = 1.0), strings as strings
+        let p = |k: &str, v: serde_json::Value| RunFilter {
+            params: vec![(k.into(), v)],
+            ..RunFilter::default()
+        };
+        assert_eq!(ids(p("lr", serde_json::json!(1.0)))[0].0, "r2");
+        assert_eq!(ids(p("name", serde_json::json!("a")))[0].0, "r1");
+        assert!(ids(p("name", serde_json::json!(1))).is_empty());
+    }
 }

@@ -3,6 +3,8 @@
 
 mod common;
 mod execution;
+mod export;
+mod history;
 mod hostile;
 mod incremental;
 mod query;

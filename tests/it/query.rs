@@ -62,7 +62,10 @@ fn unknown_and_ambiguous_ids_are_clear_errors() {
     let out = env.mlrun(&["show", "ffffffff"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
-        out.stderr.contains("no run matches `ffffffff`") && out.stderr.contains("mlrun runs"),
+        // `show` also takes artifacts, so a hex string may be a run or a content hash
+        out.stderr
+            .contains("no run, content hash or recorded path matches `ffffffff`")
+            && out.stderr.contains("mlrun runs"),
         "{out:?}"
     );
     // both runs were made within the same second: their ids share a prefix

@@ -1,0 +1,977 @@
+//! `mlrun diff A B`: what differs between two runs (or between the runs that produced two
+//! artifact versions): params, metrics, data versions, code, environment and step commands.
+//!
+//! Everything comes from the store except the list of files changed between two commits, which
+//! is read from the git repository when it still has both commits. Sections that did not change
+//! collapse to one line. The `--json` shape is `RunDiff` (documented in the README).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::DiffArgs;
+use crate::cmd::target::{self, Target};
+use crate::error::{Error, Result};
+use crate::pipeline::params;
+use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
+use crate::store::lineage::{self, GAP_REASON};
+use crate::store::query::{self, EnvInfo, IoInfo, RunDetail, StepInfo};
+use crate::store::{self, Store};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    pub id: String,
+    pub short_id: String,
+    pub pipeline: String,
+    pub status: String,
+    pub started_at: i64,
+    pub commit: Option<String>,
+    pub dirty: bool,
+    /// the artifact version that named this run on the command line, if one did
+    pub via: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Change<T> {
+    pub key: String,
+    pub a: Option<T>,
+    pub b: Option<T>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ParamsDiff {
+    /// present in both, or only in one (`a` or `b` is null)
+    pub changed: Vec<Change<Value>>,
+    pub unchanged: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricChange {
+    pub step: String,
+    pub key: String,
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+    pub delta: Option<f64>,
+    /// relative change in percent of `a` (null when `a` is 0 or missing)
+    pub pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct MetricsDiff {
+    pub changed: Vec<MetricChange>,
+    pub unchanged: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VersionBrief {
+    pub hash: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub size: i64,
+    pub nfiles: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct FilesDiff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathChange {
+    pub path: String,
+    /// `input` (read, not produced by the run) or `output`
+    pub role: &'static str,
+    /// `changed`, `added` (only in B) or `removed` (only in A)
+    pub status: &'static str,
+    pub a: Option<VersionBrief>,
+    pub b: Option<VersionBrief>,
+    /// for two versions of a directory: which files differ
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesDiff>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DataDiff {
+    pub changed: Vec<PathChange>,
+    pub unchanged: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileChange {
+    pub path: String,
+    /// `added`, `deleted`, `modified`, `renamed`, …
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct CodeDiff {
+    pub a_commit: Option<String>,
+    pub b_commit: Option<String>,
+    pub same_commit: bool,
+    /// commits from A's to B's (when B's descends from A's)
+    pub commits_between: Option<usize>,
+    /// files changed between the two commits (null when the repository lacks one of them)
+    pub files: Option<Vec<FileChange>>,
+    pub note: Option<String>,
+    /// tracked files with uncommitted changes at the start of each run
+    pub a_dirty: Vec<String>,
+    pub b_dirty: Vec<String>,
+    pub same_uncommitted_diff: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub a_uncommitted_diff: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub b_uncommitted_diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct EnvDiff {
+    /// OS, kernel, machine, interpreters (`interpreter:python3`), lock files (`lockfile:uv.lock`)
+    pub changed: Vec<Change<String>>,
+    /// environment variables (values as recorded: secrets are redaction markers)
+    pub env_vars: Vec<Change<String>>,
+    pub unchanged: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StepsDiff {
+    /// steps whose command differs (`a`/`b` null: the step exists in one run only)
+    pub commands: Vec<Change<String>>,
+    pub status: Vec<Change<String>>,
+    pub unchanged: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunDiff {
+    pub a: Side,
+    pub b: Side,
+    pub same_pipeline: bool,
+    pub params: ParamsDiff,
+    pub metrics: MetricsDiff,
+    pub data: DataDiff,
+    pub code: CodeDiff,
+    pub environment: EnvDiff,
+    pub steps: StepsDiff,
+}
+
+/// Per-run noise that would make every pair of runs differ.
+const PER_RUN_VARS: &[&str] = &["MLRUN_RUN_ID", "MLRUN_STEP", "MLRUN_METRICS"];
+
+fn side_of(store: &Store, arg: &str, color: ColorChoice) -> Result<(String, Option<String>)> {
+    match target::resolve(store, arg)? {
+        Target::Run(r) | Target::Exec { run_id: r, .. } => Ok((r, None)),
+        Target::Version(v, note) => {
+            if let Some(n) = note {
+                Style::stderr(color).note(&n);
+            }
+            let Some(p) = lineage::preferred_producer(&store.conn, v.av_id)? else {
+                return Err(Error::other(format!(
+                    "`{}` ({}) has no recorded producer: {GAP_REASON}",
+                    v.path,
+                    short_hash(&v.hash)
+                ))
+                .hint("diff the runs that read it instead: `mlrun show PATH` lists them"));
+            };
+            let e = lineage::execs(&store.conn, &[p])?
+                .remove(&p)
+                .ok_or_else(|| Error::other("the producing step execution vanished"))?;
+            Ok((
+                e.run_id,
+                Some(format!("{}@{}", v.path, short_hash(&v.hash))),
+            ))
+        }
+    }
+}
+
+fn side(d: &RunDetail, via: Option<String>) -> Side {
+    Side {
+        id: d.id.clone(),
+        short_id: d.short_id.clone(),
+        pipeline: d.pipeline.clone(),
+        status: d.status.clone(),
+        started_at: d.started_at,
+        commit: d.git.as_ref().and_then(|g| g.commit.clone()),
+        dirty: d.git.as_ref().is_some_and(|g| g.dirty),
+        via,
+    }
+}
+
+fn params_diff(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) -> ParamsDiff {
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let mut d = ParamsDiff::default();
+    for k in keys {
+        let (x, y) = (a.get(k), b.get(k));
+        if x == y {
+            d.unchanged += 1;
+        } else {
+            d.changed.push(Change {
+                key: k.clone(),
+                a: x.cloned(),
+                b: y.cloned(),
+            });
+        }
+    }
+    d
+}
+
+fn metrics_diff(a: &RunDetail, b: &RunDetail) -> MetricsDiff {
+    let collect = |d: &RunDetail| -> BTreeMap<(String, String), f64> {
+        d.steps
+            .iter()
+            .flat_map(|s| {
+                s.metrics
+                    .iter()
+                    .map(|(k, v)| ((s.name.clone(), k.clone()), *v))
+            })
+            .collect()
+    };
+    let (ma, mb) = (collect(a), collect(b));
+    let keys: BTreeSet<&(String, String)> = ma.keys().chain(mb.keys()).collect();
+    let mut d = MetricsDiff::default();
+    for k in keys {
+        let (x, y) = (ma.get(k).copied(), mb.get(k).copied());
+        if x == y {
+            d.unchanged += 1;
+            continue;
+        }
+        let delta = x.zip(y).map(|(x, y)| y - x);
+        d.changed.push(MetricChange {
+            step: k.0.clone(),
+            key: k.1.clone(),
+            a: x,
+            b: y,
+            delta,
+            pct: x
+                .zip(delta)
+                .filter(|(x, _)| *x != 0.0)
+                .map(|(x, dl)| dl / x.abs() * 100.0),
+        });
+    }
+    d
+}
+
+fn brief(io: &IoInfo) -> VersionBrief {
+    VersionBrief {
+        hash: io.hash.clone(),
+        kind: io.kind.clone(),
+        size: io.size,
+        nfiles: io.nfiles,
+    }
+}
+
+/// A run's data: outputs by path, and inputs by path that no step of the run produced.
+fn data_of(d: &RunDetail) -> (BTreeMap<String, IoInfo>, BTreeMap<String, IoInfo>) {
+    let outputs: BTreeMap<String, IoInfo> = d
+        .steps
+        .iter()
+        .flat_map(|s| s.outputs.iter().map(|o| (o.path.clone(), o.clone())))
+        .collect();
+    let inputs = d
+        .steps
+        .iter()
+        .flat_map(|s| s.inputs.iter())
+        .filter(|i| !outputs.contains_key(&i.path))
+        .map(|i| (i.path.clone(), i.clone()))
+        .collect();
+    (inputs, outputs)
+}
+
+fn files_diff(store: &Store, a: &str, b: &str) -> Result<FilesDiff> {
+    let ea = query::dir_entries(&store.conn, a)?;
+    let eb = query::dir_entries(&store.conn, b)?;
+    let mut f = FilesDiff::default();
+    for (p, h) in &ea {
+        match eb.get(p) {
+            None => f.removed.push(p.clone()),
+            Some(h2) if h2 != h => f.changed.push(p.clone()),
+            _ => {}
+        }
+    }
+    for p in eb.keys() {
+        if !ea.contains_key(p) {
+            f.added.push(p.clone());
+        }
+    }
+    Ok(f)
+}
+
+fn data_diff(store: &Store, a: &RunDetail, b: &RunDetail) -> Result<DataDiff> {
+    let (ia, oa) = data_of(a);
+    let (ib, ob) = data_of(b);
+    let mut d = DataDiff::default();
+    for (role, x, y) in [("input", &ia, &ib), ("output", &oa, &ob)] {
+        let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+        for k in keys {
+            let (va, vb) = (x.get(k), y.get(k));
+            if va.map(|v| &v.hash) == vb.map(|v| &v.hash) {
+                d.unchanged += 1;
+                continue;
+            }
+            let files = match (va, vb) {
+                (Some(va), Some(vb)) if va.kind == "dir" && vb.kind == "dir" => {
+                    Some(files_diff(store, &va.hash, &vb.hash)?)
+                }
+                _ => None,
+            };
+            d.changed.push(PathChange {
+                path: k.clone(),
+                role,
+                status: match (va, vb) {
+                    (Some(_), Some(_)) => "changed",
+                    (None, _) => "added",
+                    (_, None) => "removed",
+                },
+                a: va.map(brief),
+                b: vb.map(brief),
+                files,
+            });
+        }
+    }
+    Ok(d)
+}
+
+fn git_status_word(s: git2::Delta) -> &'static str {
+    match s {
+        git2::Delta::Added => "added",
+        git2::Delta::Deleted => "deleted",
+        git2::Delta::Modified => "modified",
+        git2::Delta::Renamed => "renamed",
+        git2::Delta::Copied => "copied",
+        git2::Delta::Typechange => "type changed",
+        _ => "changed",
+    }
+}
+
+struct CommitsDiff {
+    files: Vec<FileChange>,
+    between: Option<usize>,
+    patch: Option<String>,
+}
+
+/// Files changed between two commits, read from the repository that holds `root`.
+fn commits_diff(
+    root: &str,
+    a: &str,
+    b: &str,
+    patch: bool,
+) -> std::result::Result<CommitsDiff, String> {
+    let repo = git2::Repository::discover(root)
+        .or_else(|_| git2::Repository::discover("."))
+        .map_err(|_| "the git repository is not available here".to_string())?;
+    let find = |sha: &str| {
+        git2::Oid::from_str(sha)
+            .and_then(|o| repo.find_commit(o))
+            .map_err(|_| {
+                format!(
+                    "commit {} is not in this repository",
+                    &sha[..sha.len().min(7)]
+                )
+            })
+    };
+    let (ca, cb) = (find(a)?, find(b)?);
+    let ta = ca.tree().map_err(|e| e.message().to_string())?;
+    let tb = cb.tree().map_err(|e| e.message().to_string())?;
+    let diff = repo
+        .diff_tree_to_tree(Some(&ta), Some(&tb), None)
+        .map_err(|e| e.message().to_string())?;
+    let files = diff
+        .deltas()
+        .map(|d| FileChange {
+            path: d
+                .new_file()
+                .path()
+                .or_else(|| d.old_file().path())
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            status: git_status_word(d.status()).to_string(),
+        })
+        .collect();
+    let between = repo
+        .graph_descendant_of(cb.id(), ca.id())
+        .ok()
+        .filter(|d| *d)
+        .and_then(|_| repo.graph_ahead_behind(cb.id(), ca.id()).ok())
+        .map(|(ahead, _)| ahead);
+    let text = if patch {
+        let mut text = Vec::new();
+        diff.print(git2::DiffFormat::Patch, |_, _, line| {
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                text.push(line.origin() as u8);
+            }
+            text.extend_from_slice(line.content());
+            true
+        })
+        .map_err(|e| e.message().to_string())?;
+        Some(String::from_utf8_lossy(&text).into_owned())
+    } else {
+        None
+    };
+    Ok(CommitsDiff {
+        files,
+        between,
+        patch: text,
+    })
+}
+
+fn code_diff(a: &RunDetail, b: &RunDetail, patch: bool) -> Result<CodeDiff> {
+    let ga = a.git.as_ref();
+    let gb = b.git.as_ref();
+    let mut d = CodeDiff {
+        a_commit: ga.and_then(|g| g.commit.clone()),
+        b_commit: gb.and_then(|g| g.commit.clone()),
+        a_dirty: ga.map(|g| g.changed.clone()).unwrap_or_default(),
+        b_dirty: gb.map(|g| g.changed.clone()).unwrap_or_default(),
+        ..CodeDiff::default()
+    };
+    d.same_commit = d.a_commit == d.b_commit;
+    // the recorded uncommitted diffs: compare them by content
+    let diff_a = a
+        .git
+        .as_ref()
+        .and_then(|g| g.diff.clone())
+        .unwrap_or_default();
+    let diff_b = b
+        .git
+        .as_ref()
+        .and_then(|g| g.diff.clone())
+        .unwrap_or_default();
+    d.same_uncommitted_diff = diff_a == diff_b;
+    if patch {
+        d.a_uncommitted_diff = (!diff_a.is_empty()).then_some(diff_a);
+        d.b_uncommitted_diff = (!diff_b.is_empty()).then_some(diff_b);
+    }
+    match (&d.a_commit, &d.b_commit) {
+        (Some(x), Some(y)) if x != y => match commits_diff(&b.root, x, y, patch) {
+            Ok(c) => {
+                d.files = Some(c.files);
+                d.commits_between = c.between;
+                d.patch = c.patch;
+            }
+            Err(why) => d.note = Some(why),
+        },
+        (None, None) => d.note = Some("neither run was in a git repository".into()),
+        (None, _) | (_, None) => d.note = Some("only one run was in a git repository".into()),
+        _ => {}
+    }
+    Ok(d)
+}
+
+/// A system fact of an environment, by name.
+type EnvField = (&'static str, fn(&EnvInfo) -> String);
+
+/// The environment of a run's first step that has one.
+fn env_of<'a>(d: &'a RunDetail, step: Option<&StepInfo>) -> Option<&'a EnvInfo> {
+    let id = match step {
+        Some(s) => s.env_id.as_ref()?,
+        None => d.steps.iter().find_map(|s| s.env_id.as_ref())?,
+    };
+    d.environments.get(id)
+}
+
+fn env_diff(a: &RunDetail, b: &RunDetail) -> EnvDiff {
+    let mut d = EnvDiff::default();
+    let mut push = |key: String, x: Option<String>, y: Option<String>| {
+        if x != y {
+            d.changed.push(Change { key, a: x, b: y });
+        }
+    };
+    let (ea, eb) = (env_of(a, None), env_of(b, None));
+    let field = |e: Option<&EnvInfo>, f: fn(&EnvInfo) -> String| e.map(f);
+    let fields: [EnvField; 8] = [
+        ("os", |e| format!("{} {}", e.os, e.os_version)),
+        ("kernel", |e| e.kernel.clone()),
+        ("arch", |e| e.arch.clone()),
+        ("hostname", |e| e.hostname.clone()),
+        ("user", |e| e.user.clone()),
+        ("cpu", |e| {
+            format!("{} ({} cores)", e.cpu_model, e.cpu_cores)
+        }),
+        ("memory", |e| report::size(e.mem_bytes as u64)),
+        ("mlrun", |e| e.mlrun_version.clone()),
+    ];
+    for (name, f) in fields.iter() {
+        push(name.to_string(), field(ea, *f), field(eb, *f));
+    }
+    // interpreters and lock files: the union over each run's step environments
+    let union = |d: &RunDetail, f: fn(&EnvInfo) -> &BTreeMap<String, String>| {
+        let mut m = BTreeMap::new();
+        for e in d.environments.values() {
+            m.extend(f(e).iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        m
+    };
+    for (prefix, f) in [
+        (
+            "interpreter",
+            (|e: &EnvInfo| &e.interpreters) as fn(&EnvInfo) -> &BTreeMap<String, String>,
+        ),
+        ("lockfile", |e: &EnvInfo| &e.lockfiles),
+    ] {
+        let (ma, mb) = (union(a, f), union(b, f));
+        let keys: BTreeSet<&String> = ma.keys().chain(mb.keys()).collect();
+        for k in keys {
+            push(
+                format!("{prefix}:{k}"),
+                ma.get(k).cloned(),
+                mb.get(k).cloned(),
+            );
+        }
+    }
+    // environment variables, step by step (each step has its own), without per-run noise
+    let mut vars: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
+    for sa in &a.steps {
+        let Some(sb) = b.steps.iter().find(|s| s.name == sa.name) else {
+            continue;
+        };
+        let (Some(xa), Some(xb)) = (env_of(a, Some(sa)), env_of(b, Some(sb))) else {
+            continue;
+        };
+        let keys: BTreeSet<&String> = xa.env_vars.keys().chain(xb.env_vars.keys()).collect();
+        for k in keys {
+            if PER_RUN_VARS.contains(&k.as_str()) {
+                continue;
+            }
+            let (x, y) = (xa.env_vars.get(k), xb.env_vars.get(k));
+            if x != y {
+                vars.entry(k.clone())
+                    .or_insert_with(|| (x.cloned(), y.cloned()));
+            }
+        }
+    }
+    d.env_vars = vars
+        .into_iter()
+        .map(|(key, (a, b))| Change { key, a, b })
+        .collect();
+    d.unchanged = d.changed.is_empty() && d.env_vars.is_empty();
+    d
+}
+
+fn steps_diff(a: &RunDetail, b: &RunDetail) -> StepsDiff {
+    let mut d = StepsDiff::default();
+    let names: BTreeSet<&String> = a.steps.iter().chain(&b.steps).map(|s| &s.name).collect();
+    for n in names {
+        let (x, y) = (
+            a.steps.iter().rev().find(|s| &s.name == n),
+            b.steps.iter().rev().find(|s| &s.name == n),
+        );
+        let (cx, cy) = (x.map(|s| s.cmd.clone()), y.map(|s| s.cmd.clone()));
+        let (sx, sy) = (x.map(|s| s.status.clone()), y.map(|s| s.status.clone()));
+        let mut same = true;
+        if cx != cy {
+            same = false;
+            d.commands.push(Change {
+                key: n.clone(),
+                a: cx,
+                b: cy,
+            });
+        }
+        if sx != sy && x.is_some() && y.is_some() {
+            same = false;
+            d.status.push(Change {
+                key: n.clone(),
+                a: sx,
+                b: sy,
+            });
+        }
+        if same {
+            d.unchanged += 1;
+        }
+    }
+    d
+}
+
+pub fn compute(
+    store: &Store,
+    a: &str,
+    b: &str,
+    patch: bool,
+    color: ColorChoice,
+) -> Result<RunDiff> {
+    let (ra, via_a) = side_of(store, a, color)?;
+    let (rb, via_b) = side_of(store, b, color)?;
+    let with_diff = true; // the uncommitted diffs are compared by content
+    let da = query::run_detail(&store.conn, &ra, with_diff)?;
+    let db = query::run_detail(&store.conn, &rb, with_diff)?;
+    let mut code = code_diff(&da, &db, patch)?;
+    if !patch {
+        code.a_uncommitted_diff = None;
+        code.b_uncommitted_diff = None;
+    }
+    Ok(RunDiff {
+        same_pipeline: da.pipeline == db.pipeline,
+        params: params_diff(&da.params, &db.params),
+        metrics: metrics_diff(&da, &db),
+        data: data_diff(store, &da, &db)?,
+        environment: env_diff(&da, &db),
+        steps: steps_diff(&da, &db),
+        code,
+        a: side(&da, via_a),
+        b: side(&db, via_b),
+    })
+}
+
+pub fn diff(args: DiffArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    let store = Store::open_existing(&store::find_dir(store_dir)?)?;
+    let d = compute(&store, &args.a, &args.b, args.patch, color)?;
+    if args.json {
+        emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&d).unwrap_or_default()
+        ));
+    } else {
+        emit(&render(&d, &Style::stdout(color)));
+    }
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// text
+
+fn head(style: &Style, name: &str, summary: &str) -> String {
+    format!("{}  {summary}\n", style.bold(&format!("{name:<11}")))
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn value(v: &Option<Value>) -> String {
+    v.as_ref().map_or_else(|| "(unset)".into(), params::render)
+}
+
+fn brief_text(v: &Option<VersionBrief>) -> String {
+    match v {
+        None => "(none)".into(),
+        Some(v) if v.kind == "dir" => format!(
+            "{} ({}, {})",
+            short_hash(&v.hash),
+            plural(v.nfiles as usize, "file", "files"),
+            report::size(v.size as u64)
+        ),
+        Some(v) => format!("{} ({})", short_hash(&v.hash), report::size(v.size as u64)),
+    }
+}
+
+fn signed(v: f64) -> String {
+    if v > 0.0 {
+        format!("+{}", report::metric(v))
+    } else {
+        report::metric(v)
+    }
+}
+
+fn list(items: &[String], max: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > max {
+        s += &format!(" and {} more", items.len() - max);
+    }
+    s
+}
+
+pub fn render(d: &RunDiff, style: &Style) -> String {
+    let side_line = |s: &Side| {
+        format!(
+            "run {} ({}, {}{})",
+            style.cyan(&s.short_id),
+            s.pipeline,
+            time::local(s.started_at),
+            s.via
+                .as_ref()
+                .map_or_else(String::new, |v| format!(", made {v}"))
+        )
+    };
+    let mut o = format!(
+        "{} {} → {}\n",
+        style.bold("diff"),
+        side_line(&d.a),
+        side_line(&d.b)
+    );
+    if !d.same_pipeline {
+        o += &format!(
+            "{}\n",
+            style.yellow(&format!(
+                "note: these runs are of different pipelines (`{}` and `{}`); steps and params are compared by name",
+                d.a.pipeline, d.b.pipeline
+            ))
+        );
+    }
+    if d.a.id == d.b.id {
+        o += &format!("{}\n", style.yellow("note: both sides are the same run"));
+    }
+    o += "\n";
+
+    // params
+    let p = &d.params;
+    if p.changed.is_empty() {
+        o += &head(
+            style,
+            "params",
+            &format!("unchanged ({})", plural(p.unchanged, "param", "params")),
+        );
+    } else {
+        o += &head(
+            style,
+            "params",
+            &format!("{} changed, {} unchanged", p.changed.len(), p.unchanged),
+        );
+        let w = p.changed.iter().map(|c| c.key.len()).max().unwrap_or(0);
+        for c in &p.changed {
+            o += &format!(
+                "  {:<w$}  {} → {}\n",
+                c.key,
+                style.red(&value(&c.a)),
+                style.green(&value(&c.b))
+            );
+        }
+    }
+
+    // metrics
+    let m = &d.metrics;
+    if m.changed.is_empty() {
+        o += &head(
+            style,
+            "metrics",
+            &format!("unchanged ({})", plural(m.unchanged, "metric", "metrics")),
+        );
+    } else {
+        o += &head(
+            style,
+            "metrics",
+            &format!("{} changed, {} unchanged", m.changed.len(), m.unchanged),
+        );
+        let mut t = comfy_table::Table::new();
+        t.load_preset(comfy_table::presets::NOTHING);
+        t.set_header(["  STEP", "METRIC", "A", "B", "Δ", "%"]);
+        for c in &m.changed {
+            let f = |v: Option<f64>| v.map_or_else(|| "-".into(), report::metric);
+            t.add_row([
+                format!("  {}", c.step),
+                c.key.clone(),
+                f(c.a),
+                f(c.b),
+                c.delta.map_or_else(|| "-".into(), signed),
+                c.pct.map_or_else(|| "-".into(), |p| format!("{p:+.1}%")),
+            ]);
+        }
+        o += &format!("{}\n", t.trim_fmt());
+    }
+
+    // data
+    let dd = &d.data;
+    if dd.changed.is_empty() {
+        o += &head(
+            style,
+            "data",
+            &format!("unchanged ({})", plural(dd.unchanged, "path", "paths")),
+        );
+    } else {
+        let inputs = dd.changed.iter().filter(|c| c.role == "input").count();
+        let outputs = dd.changed.len() - inputs;
+        o += &head(
+            style,
+            "data",
+            &format!(
+                "{} and {} changed, {} unchanged",
+                plural(inputs, "input", "inputs"),
+                plural(outputs, "output", "outputs"),
+                dd.unchanged
+            ),
+        );
+        for c in &dd.changed {
+            let mark = match c.status {
+                "added" => style.green("+"),
+                "removed" => style.red("-"),
+                _ => style.yellow("~"),
+            };
+            let dir =
+                c.a.as_ref()
+                    .or(c.b.as_ref())
+                    .is_some_and(|v| v.kind == "dir");
+            o += &format!(
+                "  {mark} {}{}  {}  {} → {}\n",
+                c.path,
+                if dir { "/" } else { "" },
+                style.dim(c.role),
+                brief_text(&c.a),
+                brief_text(&c.b)
+            );
+            if let Some(f) = &c.files {
+                if !f.added.is_empty() {
+                    o += &format!("      added    {}\n", list(&f.added, 8));
+                }
+                if !f.removed.is_empty() {
+                    o += &format!("      removed  {}\n", list(&f.removed, 8));
+                }
+                if !f.changed.is_empty() {
+                    o += &format!("      changed  {}\n", list(&f.changed, 8));
+                }
+            }
+        }
+    }
+
+    // code
+    let c = &d.code;
+    let short = |s: &Option<String>| {
+        s.as_deref()
+            .map_or_else(|| "-".into(), |c| c[..c.len().min(7)].to_string())
+    };
+    let dirty_same = c.a_dirty == c.b_dirty && c.same_uncommitted_diff;
+    if c.same_commit && dirty_same {
+        let state = if c.a_dirty.is_empty() {
+            "clean in both".to_string()
+        } else {
+            format!(
+                "the same uncommitted changes in both: {}",
+                list(&c.a_dirty, 5)
+            )
+        };
+        o += &head(
+            style,
+            "code",
+            &format!("unchanged (commit {}, {state})", short(&c.a_commit)),
+        );
+    } else {
+        let mut summary = if c.same_commit {
+            format!("same commit {}", short(&c.a_commit))
+        } else {
+            format!("{}..{}", short(&c.a_commit), short(&c.b_commit))
+        };
+        if let Some(n) = c.commits_between {
+            summary += &format!(" ({})", plural(n, "commit", "commits"));
+        }
+        if let Some(files) = &c.files {
+            summary += &format!(", {} changed", plural(files.len(), "file", "files"));
+        }
+        o += &head(style, "code", &summary);
+        if let Some(n) = &c.note {
+            o += &format!("  {}\n", style.dim(n));
+        }
+        for f in c.files.iter().flatten() {
+            let mark = match f.status.as_str() {
+                "added" => style.green("+"),
+                "deleted" => style.red("-"),
+                _ => style.yellow("~"),
+            };
+            o += &format!("  {mark} {}  {}\n", f.path, style.dim(&f.status));
+        }
+        if !dirty_same {
+            let dirty = |l: &[String]| {
+                if l.is_empty() {
+                    "clean".to_string()
+                } else {
+                    list(l, 8)
+                }
+            };
+            o += &format!("  uncommitted in A: {}\n", dirty(&c.a_dirty));
+            o += &format!("  uncommitted in B: {}\n", dirty(&c.b_dirty));
+            if c.a_dirty == c.b_dirty {
+                o += "  (same files, different changes)\n";
+            }
+        }
+    }
+
+    // environment
+    let e = &d.environment;
+    if e.unchanged {
+        o += &head(style, "environment", "unchanged");
+    } else {
+        o += &head(
+            style,
+            "environment",
+            &format!(
+                "{} changed",
+                plural(e.changed.len() + e.env_vars.len(), "item", "items")
+            ),
+        );
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        for c in &e.changed {
+            o += &format!("  {}  {} → {}\n", c.key, show(&c.a), show(&c.b));
+        }
+        for c in &e.env_vars {
+            let (mark, text) = match (&c.a, &c.b) {
+                (None, Some(v)) => (style.green("+"), format!("{}={v}", c.key)),
+                (Some(v), None) => (style.red("-"), format!("{}={v}", c.key)),
+                (a, b) => (
+                    style.yellow("~"),
+                    format!("{}: {} → {}", c.key, show(a), show(b)),
+                ),
+            };
+            o += &format!("  {mark} env {text}\n");
+        }
+    }
+
+    // steps
+    let s = &d.steps;
+    if s.commands.is_empty() && s.status.is_empty() {
+        o += &head(
+            style,
+            "steps",
+            &format!(
+                "unchanged ({}, same commands)",
+                plural(s.unchanged, "step", "steps")
+            ),
+        );
+    } else {
+        o += &head(
+            style,
+            "steps",
+            &format!(
+                "{} differ, {} unchanged",
+                s.commands.len() + s.status.len(),
+                s.unchanged
+            ),
+        );
+        for c in &s.commands {
+            match (&c.a, &c.b) {
+                (Some(x), Some(y)) => {
+                    o += &format!("  {}  command\n", c.key);
+                    o += &format!("    {} {x}\n", style.red("-"));
+                    o += &format!("    {} {y}\n", style.green("+"));
+                }
+                (None, Some(y)) => o += &format!("  {} only in B: {y}\n", c.key),
+                (Some(x), None) => o += &format!("  {} only in A: {x}\n", c.key),
+                _ => {}
+            }
+        }
+        for c in &s.status {
+            o += &format!(
+                "  {}  {} → {}\n",
+                c.key,
+                style.status(c.a.as_deref().unwrap_or("-")),
+                style.status(c.b.as_deref().unwrap_or("-"))
+            );
+        }
+    }
+
+    if let Some(p) = &c.patch {
+        o += &format!(
+            "\n{}\n{p}",
+            style.bold(&format!(
+                "changes between commits {}..{}:",
+                short(&c.a_commit),
+                short(&c.b_commit)
+            ))
+        );
+    }
+    for (name, diff) in [("A", &c.a_uncommitted_diff), ("B", &c.b_uncommitted_diff)] {
+        if let Some(text) = diff {
+            o += &format!(
+                "\n{}\n{text}",
+                style.bold(&format!(
+                    "uncommitted changes recorded at the start of {name}:"
+                ))
+            );
+        }
+    }
+    o
+}

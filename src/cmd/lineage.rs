@@ -1,0 +1,45 @@
+//! `mlrun lineage TARGET`: where a version, execution or run came from (or what came of it).
+
+use std::path::Path;
+
+use crate::cli::{LineageArgs, LineageFormat};
+use crate::cmd::target::{self, Target};
+use crate::error::Result;
+use crate::report::{ColorChoice, Style, emit, graph};
+use crate::store::lineage::{self, Direction, Seed};
+use crate::store::{self, Store};
+
+pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    let store = Store::open_existing(&store::find_dir(store_dir)?)?;
+    let seed = match target::resolve(&store, &args.target)? {
+        Target::Version(v, note) => {
+            if let Some(n) = note {
+                Style::stderr(color).note(&n);
+            }
+            Seed::Version(v.av_id)
+        }
+        Target::Exec { exec_id, .. } => Seed::Exec(exec_id),
+        Target::Run(r) => Seed::Run(r),
+    };
+    let direction = if args.down {
+        Direction::Down
+    } else {
+        Direction::Up
+    };
+    let g = lineage::traverse(&store.conn, &seed, direction, args.depth)?;
+    let format = if args.json {
+        LineageFormat::Json
+    } else {
+        args.format
+    };
+    match format {
+        LineageFormat::Tree => emit(&graph::tree(&g, &Style::stdout(color))),
+        LineageFormat::Dot => emit(&graph::dot(&g)),
+        LineageFormat::Mermaid => emit(&graph::mermaid(&g)),
+        LineageFormat::Json => emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&g).unwrap_or_default()
+        )),
+    }
+    Ok(0)
+}

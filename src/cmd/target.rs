@@ -1,0 +1,364 @@
+//! What a TARGET on the command line names: an artifact version, a step execution or a run.
+//!
+//! The rules, in order (README "Naming things"):
+//! 1. `PATH@RUN`: the version of PATH that RUN produced (else read).
+//! 2. an existing path: its current content, looked up by hash.
+//! 3. `RUN:STEP`: that step's execution in RUN.
+//! 4. anything containing `/` or `.`, or a recorded path: the path's latest recorded version.
+//! 5. `latest`: the newest run.
+//! 6. hex digits: a run id prefix or a content-hash prefix; matching both is an error that lists
+//!    the candidates of each.
+//!
+//! Hashing the current content of a path reads the file system, which is why this lives in `cmd`
+//! and not in `store`.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::fingerprint::cache::HashCache;
+use crate::fingerprint::hash;
+use crate::report::{short_hash, time};
+use crate::store::lineage::{self, Version};
+use crate::store::{Store, query};
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// an artifact version, and a note when it is not exactly what was asked for
+    Version(Version, Option<String>),
+    Exec {
+        run_id: String,
+        step: String,
+        exec_id: i64,
+    },
+    Run(String),
+}
+
+/// Lexically normalise `p` (no file-system access): drop `.`, resolve `..`.
+fn normalise(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The store path (relative to the project root, `/`-separated, no trailing `/`) that `arg`
+/// names, given the current directory and the project roots recorded in the store.
+fn store_path(store: &Store, arg: &str) -> Result<String> {
+    let trimmed = arg.trim_end_matches('/');
+    let trimmed = if trimmed.is_empty() { arg } else { trimmed };
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::other("cannot read the current directory").cause(e))?;
+    let abs = normalise(&cwd.join(trimmed));
+    let mut roots = query::roots(&store.conn)?;
+    if let Some(parent) = store.dir.parent() {
+        let parent = if parent.as_os_str().is_empty() {
+            cwd.clone()
+        } else {
+            normalise(&cwd.join(parent))
+        };
+        roots.push(parent.to_string_lossy().into_owned());
+    }
+    for root in roots {
+        if let Ok(rel) = abs.strip_prefix(&root) {
+            let s = rel.to_string_lossy().replace('\\', "/");
+            if !s.is_empty() {
+                return Ok(s);
+            }
+        }
+    }
+    Ok(trimmed.trim_start_matches("./").to_string())
+}
+
+fn describe(store: &Store, v: &Version) -> Result<String> {
+    let run = lineage::preferred_producer(&store.conn, v.av_id)?
+        .and_then(|e| lineage::execs(&store.conn, &[e]).ok()?.remove(&e));
+    Ok(match run {
+        Some(e) => format!(
+            "{} made by `{}` in run {} ({})",
+            short_hash(&v.hash),
+            e.step,
+            query::short_id(&store.conn, &e.run_id)?,
+            e.started_at.map_or_else(|| "-".into(), time::local)
+        ),
+        None => format!(
+            "{} first seen {}",
+            short_hash(&v.hash),
+            time::local(v.first_seen)
+        ),
+    })
+}
+
+fn never_recorded(arg: &str) -> Error {
+    Error::other(format!("`{arg}` was never recorded by mlrun")).hint(
+        "`mlrun runs` lists the recorded runs and `mlrun show RUN` what each one read and wrote",
+    )
+}
+
+/// A path that exists on disk: its current content.
+fn current(store: &Store, arg: &str, on_disk: &Path) -> Result<Target> {
+    let path = store_path(store, arg)?;
+    // the run's stat cache spares re-reading big unchanged files (read only: never flushed here)
+    let abs = std::fs::canonicalize(on_disk).unwrap_or_else(|_| on_disk.to_path_buf());
+    let cache = abs
+        .parent()
+        .and_then(|dir| HashCache::load(&store.conn, dir).ok())
+        .unwrap_or_else(HashCache::disabled);
+    let fp = hash::fingerprint(on_disk, &cache)?;
+    if let Some(v) = lineage::version_by_content(&store.conn, &path, fp.hash())? {
+        return Ok(Target::Version(v, None));
+    }
+    // a file inside a recorded directory: the directory version that holds this exact file
+    for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
+        let rel = &path[dir.len() + 1..];
+        if let Some(v) = lineage::dir_versions_containing(&store.conn, &dir, rel, Some(fp.hash()))?
+            .into_iter()
+            .next()
+        {
+            let note = format!(
+                "`{path}` is recorded as part of the directory `{dir}/`; showing that directory's version"
+            );
+            return Ok(Target::Version(v, Some(note)));
+        }
+    }
+    if let Some(v) = lineage::latest_version(&store.conn, &path)? {
+        let note = format!(
+            "the current content of `{path}` ({}) was never recorded by mlrun; showing its latest recorded version, {}",
+            short_hash(fp.hash()),
+            describe(store, &v)?
+        );
+        return Ok(Target::Version(v, Some(note)));
+    }
+    Err(never_recorded(arg))
+}
+
+/// A path that is not on disk: its latest recorded version.
+fn recorded(store: &Store, arg: &str) -> Result<Option<Target>> {
+    let path = store_path(store, arg)?;
+    if let Some(v) = lineage::latest_version(&store.conn, &path)? {
+        let note = format!(
+            "`{path}` is not on disk; showing its latest recorded version, {}",
+            describe(store, &v)?
+        );
+        return Ok(Some(Target::Version(v, Some(note))));
+    }
+    for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
+        let rel = &path[dir.len() + 1..];
+        if let Some(v) = lineage::dir_versions_containing(&store.conn, &dir, rel, None)?
+            .into_iter()
+            .next()
+        {
+            let note = format!(
+                "`{path}` is not on disk and is recorded as part of `{dir}/`; showing the latest such version of `{dir}/`"
+            );
+            return Ok(Some(Target::Version(v, Some(note))));
+        }
+    }
+    Ok(None)
+}
+
+fn at_run(store: &Store, path_arg: &str, run_arg: &str) -> Result<Target> {
+    let run = query::resolve_run(&store.conn, run_arg)?;
+    let path = store_path(store, path_arg)?;
+    if let Some(v) = lineage::version_in_run(&store.conn, &path, &run)? {
+        return Ok(Target::Version(v, None));
+    }
+    for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
+        if let Some(v) = lineage::version_in_run(&store.conn, &dir, &run)? {
+            let rel = &path[dir.len() + 1..];
+            if !lineage::dir_versions_containing(&store.conn, &dir, rel, None)?
+                .iter()
+                .any(|d| d.av_id == v.av_id)
+            {
+                continue;
+            }
+            let note = format!(
+                "`{path}` is recorded as part of the directory `{dir}/`; showing that directory's version"
+            );
+            return Ok(Target::Version(v, Some(note)));
+        }
+    }
+    let short = query::short_id(&store.conn, &run)?;
+    let paths = query::run_paths(&store.conn, &run)?;
+    let mut e = Error::other(format!("run {short} did not read or write `{path}`"));
+    if !paths.is_empty() {
+        e = e.hint(format!(
+            "run {short} recorded: {}",
+            paths
+                .iter()
+                .take(12)
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Err(e)
+}
+
+fn exec(store: &Store, run_arg: &str, step: &str) -> Result<Target> {
+    let run = query::resolve_run(&store.conn, run_arg)?;
+    match lineage::exec_of(&store.conn, &run, step)? {
+        Some(exec_id) => Ok(Target::Exec {
+            run_id: run,
+            step: step.to_string(),
+            exec_id,
+        }),
+        None => {
+            let steps = lineage::steps_of(&store.conn, &run)?;
+            let short = query::short_id(&store.conn, &run)?;
+            let mut e = Error::other(format!("run {short} has no step `{step}`"));
+            if let Some(best) = steps
+                .iter()
+                .max_by(|a, b| {
+                    strsim::jaro_winkler(a, step).total_cmp(&strsim::jaro_winkler(b, step))
+                })
+                .filter(|b| strsim::jaro_winkler(b, step) > 0.8)
+            {
+                e = e.hint(format!("did you mean `{run_arg}:{best}`?"));
+            }
+            Err(e.hint(format!("its steps: {}", steps.join(", "))))
+        }
+    }
+}
+
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// Resolve a TARGET (see the module docs).
+pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
+    if arg.is_empty() {
+        return Err(Error::invalid("an empty target names nothing")
+            .hint("name a path, PATH@RUN, a run id, RUN:STEP or a content hash"));
+    }
+    if let Some((p, r)) = arg.rsplit_once('@')
+        && !p.is_empty()
+        && !r.is_empty()
+        && !Path::new(arg).exists()
+    {
+        return at_run(store, p, r);
+    }
+    let on_disk = Path::new(arg);
+    if on_disk.exists() {
+        return current(store, arg, on_disk);
+    }
+    if let Some((r, step)) = arg.split_once(':')
+        && !step.is_empty()
+        && (r == "latest" || r == "last" || is_hex(r))
+    {
+        return exec(store, r, step);
+    }
+    if arg.contains('/') || arg.contains('.') {
+        return recorded(store, arg)?.ok_or_else(|| never_recorded(arg));
+    }
+    if lineage::artifact_id(&store.conn, &store_path(store, arg)?)?.is_some()
+        && let Some(t) = recorded(store, arg)?
+    {
+        return Ok(t);
+    }
+    if arg == "latest" || arg == "last" {
+        return Ok(Target::Run(query::resolve_run(&store.conn, arg)?));
+    }
+    if is_hex(arg) {
+        let prefix: String = arg
+            .chars()
+            .filter(|c| *c != '-')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let runs = query::run_candidates(&store.conn, &prefix)?;
+        let versions = if arg.contains('-') {
+            Vec::new()
+        } else {
+            lineage::versions_by_hash_prefix(&store.conn, &prefix)?
+        };
+        return match (runs.is_empty(), versions.is_empty()) {
+            (false, true) => Ok(Target::Run(query::resolve_run(&store.conn, arg)?)),
+            (true, false) => match lineage::resolve_hash(&store.conn, &prefix)? {
+                Some(v) => Ok(Target::Version(v, None)),
+                None => Err(never_recorded(arg)),
+            },
+            (false, false) => {
+                let mut e = Error::other(format!(
+                    "`{arg}` is ambiguous: it starts both a run id and a content hash"
+                ));
+                for (id, pipeline, started) in runs.iter().take(5) {
+                    e = e.cause(format!("run {id}  {pipeline}  {}", time::local(*started)));
+                }
+                for v in versions.iter().take(5) {
+                    e = e.cause(format!("version {}  {}", v.hash, v.path));
+                }
+                Err(e.hint("type more characters, or write PATH@RUN for an artifact"))
+            }
+            (true, true) => Err(Error::other(format!(
+                "no run, content hash or recorded path matches `{arg}`"
+            ))
+            .hint("list runs with `mlrun runs`; a path must exist or have been recorded")),
+        };
+    }
+    Err(Error::other(format!(
+        "no run, content hash or recorded path matches `{arg}`"
+    ))
+    .hint("list runs with `mlrun runs`; a path must exist or have been recorded"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hex_prefix_of_both_a_run_and_a_hash_is_ambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join(".mlrun")).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');
+                 INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
+                   VALUES ('abc00000000000000000000000000001', 'p', 'p.toml', '/nowhere', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1);
+                 INSERT INTO blobs (hash, kind, size, nfiles, stored) VALUES ('abcd', 'file', 1, 1, 0), ('ffee', 'file', 1, 1, 0);
+                 INSERT INTO artifacts (id, path) VALUES (1, 'x.csv');
+                 INSERT INTO artifact_versions (id, artifact_id, blob_hash, first_seen) VALUES (1, 1, 'abcd', 0), (2, 1, 'ffee', 0);",
+            )
+            .unwrap();
+        let e = resolve(&store, "abc").unwrap_err();
+        assert!(
+            e.message.contains("both a run id and a content hash"),
+            "{e}"
+        );
+        assert!(e.causes.iter().any(|c| c.starts_with("run abc0")), "{e}");
+        assert!(
+            e.causes
+                .iter()
+                .any(|c| c.starts_with("version abcd  x.csv")),
+            "{e}"
+        );
+        assert!(matches!(resolve(&store, "abc0").unwrap(), Target::Run(_)));
+        assert!(matches!(
+            resolve(&store, "abcd").unwrap(),
+            Target::Version(..)
+        ));
+        assert!(matches!(
+            resolve(&store, "ffe").unwrap(),
+            Target::Version(..)
+        ));
+        let e = resolve(&store, "123").unwrap_err();
+        assert!(
+            e.message.contains("no run, content hash or recorded path"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn normalise_is_lexical() {
+        assert_eq!(
+            normalise(Path::new("/a/b/../c/./d")),
+            PathBuf::from("/a/c/d")
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! W3C PROV-JSON for one recorded run: a document holding one bundle per run.
+//!
+//! Entities are artifact versions (`mlrun:av/PATH@HASH`), activities are step executions
+//! (`mlrun:exec/RUN/STEP/ATTEMPT`), agents are mlrun itself (a software agent) and the user who
+//! ran it (a person, on whose behalf mlrun acted). Relations: `used`, `wasGeneratedBy`,
+//! `wasDerivedFrom` (each output from each input of the same execution), `wasAssociatedWith`
+//! (each execution with both agents), `actedOnBehalfOf`. Every relation names only ids declared
+//! in the same bundle, and every id uses a declared prefix (tests check both).
+
+use serde_json::{Map, Value, json};
+
+use crate::pipeline::params;
+use crate::report::time;
+use crate::store::lineage::{ExportRun, GAP_REASON, Io};
+
+pub const PREFIX_MLRUN: &str = "urn:mlrun:";
+
+fn entity_id(io: &Io) -> String {
+    format!("mlrun:av/{}@{}", io.version.path, io.version.hash)
+}
+
+fn typed(value: impl Into<String>, ty: &str) -> Value {
+    json!({ "$": value.into(), "type": ty })
+}
+
+/// The PROV-JSON document for `r`.
+pub fn document(r: &ExportRun) -> Value {
+    let d = &r.detail;
+    let mlrun_agent = format!("mlrun:agent/mlrun-{}", env!("CARGO_PKG_VERSION"));
+    let user_agent = format!("mlrun:agent/user/{}@{}", d.user, d.hostname);
+    let bundle_id = format!("mlrun:run/{}", d.id);
+
+    let mut entity = Map::new();
+    let mut activity = Map::new();
+    let mut agent = Map::new();
+    let mut used = Map::new();
+    let mut generated = Map::new();
+    let mut derived = Map::new();
+    let mut associated = Map::new();
+    let mut behalf = Map::new();
+    agent.insert(
+        mlrun_agent.clone(),
+        json!({
+            "prov:type": typed("prov:SoftwareAgent", "prov:QUALIFIED_NAME"),
+            "prov:label": format!("mlrun {}", env!("CARGO_PKG_VERSION")),
+        }),
+    );
+    agent.insert(
+        user_agent.clone(),
+        json!({
+            "prov:type": typed("prov:Person", "prov:QUALIFIED_NAME"),
+            "prov:label": d.user,
+            "mlrun:hostname": d.hostname,
+        }),
+    );
+    behalf.insert(
+        "_:behalf".into(),
+        json!({ "prov:delegate": mlrun_agent, "prov:responsible": user_agent }),
+    );
+    let mut n = 0usize;
+    let mut blank = |kind: &str| {
+        n += 1;
+        format!("_:{kind}{n}")
+    };
+    for s in &d.steps {
+        let Some(started) = s.started_at else {
+            continue; // never started: no activity
+        };
+        let act = format!("mlrun:exec/{}/{}/{}", d.id, s.name, s.attempt);
+        let mut a = json!({
+            "prov:startTime": time::rfc3339(started),
+            "prov:label": format!("{} ({})", s.name, s.status),
+            "mlrun:step": s.name,
+            "mlrun:status": s.status,
+            "mlrun:command": s.cmd,
+        });
+        if let Some(e) = s.ended_at {
+            a["prov:endTime"] = json!(time::rfc3339(e));
+        }
+        if let Some(c) = s.exit_code {
+            a["mlrun:exitCode"] = json!(c);
+        }
+        for (k, v) in &s.params {
+            a[format!("mlrun:param/{k}")] = json!(params::render(v));
+        }
+        for (k, v) in &s.metrics {
+            a[format!("mlrun:metric/{k}")] = json!(v);
+        }
+        if let Some(rid) = r.reused.get(&s.exec_id) {
+            a["mlrun:reusedRun"] = json!(rid);
+        }
+        activity.insert(act.clone(), a);
+        for ag in [&mlrun_agent, &user_agent] {
+            associated.insert(
+                blank("assoc"),
+                json!({ "prov:activity": act, "prov:agent": ag }),
+            );
+        }
+        let (inputs, outputs) = r.io.get(&s.exec_id).cloned().unwrap_or_default();
+        for io in inputs.iter().chain(&outputs) {
+            let id = entity_id(io);
+            let v = &io.version;
+            let mut e = json!({
+                "prov:type": typed(if v.kind == "dir" { "mlrun:Directory" } else { "mlrun:File" }, "prov:QUALIFIED_NAME"),
+                "prov:label": v.path,
+                "mlrun:path": v.path,
+                "mlrun:sha256": v.hash,
+                "mlrun:size": v.size,
+                "mlrun:files": v.nfiles,
+            });
+            if io.gap {
+                e["mlrun:gap"] = json!(GAP_REASON);
+            }
+            // keep the first origin seen, but never lose a gap mark
+            match entity.get_mut(&id) {
+                Some(existing) if io.gap => existing["mlrun:gap"] = json!(GAP_REASON),
+                Some(_) => {}
+                None => {
+                    entity.insert(id, e);
+                }
+            }
+        }
+        for io in &inputs {
+            let mut u = json!({ "prov:activity": act, "prov:entity": entity_id(io), "prov:time": time::rfc3339(started) });
+            if let Some(o) = &io.origin {
+                u["mlrun:origin"] = json!(o);
+            }
+            used.insert(blank("used"), u);
+        }
+        for io in &outputs {
+            let mut g = json!({ "prov:entity": entity_id(io), "prov:activity": act });
+            if let Some(e) = s.ended_at {
+                g["prov:time"] = json!(time::rfc3339(e));
+            }
+            generated.insert(blank("gen"), g);
+            for i in &inputs {
+                derived.insert(
+                    blank("der"),
+                    json!({
+                        "prov:generatedEntity": entity_id(io),
+                        "prov:usedEntity": entity_id(i),
+                        "prov:activity": act,
+                    }),
+                );
+            }
+        }
+    }
+    let mut bundle = Map::new();
+    bundle.insert("prefix".into(), json!({ "mlrun": PREFIX_MLRUN }));
+    for (k, v) in [
+        ("entity", entity),
+        ("activity", activity),
+        ("agent", agent.clone()),
+        ("used", used),
+        ("wasGeneratedBy", generated),
+        ("wasDerivedFrom", derived),
+        ("wasAssociatedWith", associated),
+        ("actedOnBehalfOf", behalf),
+    ] {
+        if !v.is_empty() {
+            bundle.insert(k.into(), Value::Object(v));
+        }
+    }
+    let mut run_entity = json!({
+        "prov:type": typed("prov:Bundle", "prov:QUALIFIED_NAME"),
+        "prov:label": format!("mlrun run {} of {}", d.id, d.pipeline),
+        "mlrun:pipeline": d.pipeline,
+        "mlrun:status": d.status,
+        "mlrun:startedAt": time::rfc3339(d.started_at),
+    });
+    if let Some(g) = &d.git
+        && let Some(c) = &g.commit
+    {
+        run_entity["mlrun:commit"] = json!(c);
+        run_entity["mlrun:dirty"] = json!(g.dirty);
+    }
+    json!({
+        "prefix": { "mlrun": PREFIX_MLRUN },
+        "entity": { bundle_id.clone(): run_entity },
+        "agent": agent,
+        "bundle": { bundle_id: bundle },
+    })
+}
