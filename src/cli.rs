@@ -342,6 +342,35 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
+/// `mlrun --store DIR runs` must mean the `runs` subcommand, but clap stops looking for
+/// subcommands once a top-level argument was seen (the price of `mlrun PIPELINE` being a run).
+/// Global options written before a subcommand are therefore moved after it.
+pub fn hoist_subcommand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .flat_map(|s| {
+            std::iter::once(s.get_name().to_string()).chain(s.get_all_aliases().map(str::to_string))
+        })
+        .chain(["help".to_string()])
+        .collect();
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        match a.as_ref() {
+            "--store" | "--color" => i += 2,
+            s if s.starts_with("--store=") || s.starts_with("--color=") => i += 1,
+            _ => break,
+        }
+    }
+    if i > 1 && i < args.len() && names.iter().any(|n| args[i].to_str() == Some(n.as_str())) {
+        let sub = args.remove(i);
+        args.insert(1, sub);
+    }
+    args
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -357,6 +386,16 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_may_come_before_the_subcommand() {
+        let args = |v: &[&str]| hoist_subcommand(v.iter().map(Into::into).collect());
+        let cli = Cli::try_parse_from(args(&["mlrun", "--store", "s", "runs", "-n", "1"])).unwrap();
+        assert!(matches!(cli.command, Some(Command::Runs(_))));
+        assert_eq!(cli.store.as_deref(), Some(std::path::Path::new("s")));
+        let cli = Cli::try_parse_from(args(&["mlrun", "--color=never", "p.toml"])).unwrap();
+        assert!(cli.command.is_none());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use clap::Parser;
 
 /// Parse the command line, run, and return the process exit code.
 pub fn main_entry() -> i32 {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::Cli::try_parse_from(cli::hoist_subcommand(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
