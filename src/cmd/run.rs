@@ -3,11 +3,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, TraceArg};
 use crate::error::{Error, Result};
 use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::pipeline::diag::did_you_mean;
-use crate::pipeline::{self, LoadOptions};
+use crate::pipeline::{self, LoadOptions, TraceMode};
 use crate::report::{ColorChoice, Style};
 use crate::store::{self, Store};
 
@@ -42,6 +42,14 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
             Force::Steps(names)
         }
     };
+    let trace = args.trace.map(|t| match t {
+        TraceArg::On => TraceMode::On,
+        TraceArg::Strict => TraceMode::Strict,
+        TraceArg::Off => TraceMode::Off,
+    });
+    for w in exec::trace::check_supported(&plan, trace)? {
+        eprintln!("{} {w}", err_style.yellow("warning:"));
+    }
     let dir = store::dir_for_pipeline(&plan.file, store_dir);
     let store = Store::open(&dir)?;
 
@@ -64,6 +72,7 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         replay_of: None,
         force,
         no_store: args.no_store,
+        trace,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(jobs.clamp(1, 4))

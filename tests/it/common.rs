@@ -132,6 +132,14 @@ impl Env {
         self.mlrun_in(&self.root, args)
     }
 
+    /// The `mlrun` command in the project, with the hermetic environment, not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        self.base_env(&mut cmd);
+        cmd.args(args).current_dir(&self.root);
+        cmd
+    }
+
     pub fn mlrun_in(&self, dir: &Path, args: &[&str]) -> Out {
         let mut cmd = Command::new(bin());
         self.base_env(&mut cmd);

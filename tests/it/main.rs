@@ -6,4 +6,5 @@ mod execution;
 mod incremental;
 mod query;
 mod record;
+mod trace;
 mod validate;
