@@ -11,31 +11,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Identity and timestamps of a file when the step first opened it for reading, to tell at the
-/// end whether what is hashed then is still what was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-}
-
-#[cfg(unix)]
-impl FileId {
-    pub fn of(m: &std::fs::Metadata) -> FileId {
-        use std::os::unix::fs::MetadataExt;
-        FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        }
-    }
-}
-
 /// Everything the step did to one path.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Access {
@@ -53,9 +28,6 @@ pub struct Access {
     /// the target of a rename: a directory renamed into place is an output as a whole
     #[serde(default, skip_serializing_if = "is_false")]
     pub renamed_into: bool,
-    /// at the first open for reading, if the path is inside the project
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_read: Option<FileId>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -91,14 +63,12 @@ impl Report {
         self.accesses.entry(path.to_string()).or_default()
     }
 
-    /// Opened for reading. Returns true the first time, when the caller may take its `FileId`.
-    pub fn read(&mut self, path: &str) -> bool {
+    /// Opened for reading.
+    pub fn read(&mut self, path: &str) {
         let a = self.entry(path);
-        let first = !a.read;
         a.read = true;
         // it exists now, whatever happened to it before
         a.deleted = false;
-        first
     }
 
     pub fn written(&mut self, path: &str) {
@@ -138,8 +108,6 @@ impl Report {
                     written: true,
                     deleted: false,
                     renamed_into: path == old,
-                    // what was read under the old name is not what this name holds now
-                    first_read: None,
                     ..a.clone()
                 };
                 report.accesses.insert(dest, moved);
@@ -250,7 +218,5 @@ mod tests {
         assert!(r.accesses["/p/x"].deleted);
         r.written("/p/x");
         assert!(!r.accesses["/p/x"].deleted);
-        assert!(r.read("/p/y"));
-        assert!(!r.read("/p/y"));
     }
 }

@@ -16,11 +16,13 @@
 //! under a declared path that is itself a symlink, which keeps its declared name.
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use super::access::{Access, FileId, Report};
+use super::access::{Access, Report};
 use super::paths::is_within;
 use crate::pipeline::plan::trace_ignore_globs;
 use crate::pipeline::{PathDecl, Step};
@@ -37,7 +39,7 @@ pub struct Findings {
     pub writes: Vec<String>,
     /// existed before the step, deleted by it, not inside a declared output
     pub deletes: Vec<String>,
-    /// read, and changed between the first open and the end of the step
+    /// read, and changed (ctime) after the step started: may not be what it read
     pub changed: Vec<String>,
     pub untouched_inputs: Vec<String>,
     pub untouched_outputs: Vec<String>,
@@ -71,8 +73,9 @@ fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// Compare `report` with what `step` declares. `root` is the project directory.
-pub fn analyze(report: &Report, root: &Path, step: &Step) -> Findings {
+/// Compare `report` with what `step` declares. `root` is the project directory; `started`: when
+/// the step started.
+pub fn analyze(report: &Report, root: &Path, step: &Step, started: SystemTime) -> Findings {
     let root_canon = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let root_s = path_str(&root_canon);
     let decl = |d: &'_ PathDecl, output: bool| -> (String, bool) { (d.path.clone(), output) };
@@ -143,9 +146,7 @@ pub fn analyze(report: &Report, root: &Path, step: &Step) -> Findings {
             }
             Kind::Delete if !in_output => f.deletes.push(name),
             Kind::Read => {
-                if let (Some(first), Some(now)) = (acc.first_read, &meta)
-                    && first != FileId::of(now)
-                {
+                if meta.as_ref().is_some_and(|m| changed_since(m, started)) {
                     f.changed.push(name.clone());
                 }
                 if !in_input && !in_output {
@@ -169,6 +170,16 @@ pub fn analyze(report: &Report, root: &Path, step: &Step) -> Findings {
         }
     }
     f
+}
+
+/// The file's status changed (content written, replaced by a rename) at or after `t`.
+fn changed_since(m: &std::fs::Metadata, t: SystemTime) -> bool {
+    let ctime = SystemTime::UNIX_EPOCH
+        + Duration::new(
+            m.ctime().max(0) as u64,
+            m.ctime_nsec().clamp(0, 999_999_999) as u32,
+        );
+    ctime >= t
 }
 
 fn is_within_rel(a: &str, b: &str) -> bool {
@@ -285,6 +296,16 @@ mod tests {
         }
     }
 
+    /// As if the step started long after the fixture was written (nothing "changed").
+    fn check(r: &Report, p: &Project, step: &Step) -> Findings {
+        analyze(
+            r,
+            &p.root,
+            step,
+            SystemTime::now() + Duration::from_secs(3600),
+        )
+    }
+
     struct Project {
         _tmp: tempfile::TempDir,
         root: std::path::PathBuf,
@@ -325,9 +346,9 @@ mod tests {
         r.written(&p.abs("model.bin"));
         r.written(&p.abs("stray.txt"));
         r.written(&p.abs("metrics.json"));
-        let f = analyze(
+        let f = check(
             &r,
-            &p.root,
+            &p,
             &step(&["data/in.csv", "src/train.py"], &["model.bin"], &[]),
         );
         assert_eq!(f.reads, ["data/extra.csv"]);
@@ -359,9 +380,27 @@ mod tests {
         // written then deleted
         r.written(&p.abs("scratch.tmp"));
         r.deleted(&p.abs("scratch.tmp"));
-        let f = analyze(&r, &p.root, &step(&[], &[], &["*.log"]));
+        let f = check(&r, &p, &step(&[], &[], &["*.log"]));
         assert_eq!(f.writes, ["out.bin"], "{f:?}");
         assert!(f.reads.is_empty() && f.deletes.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn a_read_file_changed_after_the_step_started_is_reported() {
+        let p = Project::new(&["before.csv", "after.csv"]);
+        let mut r = Report::default();
+        r.read(&p.abs("before.csv"));
+        r.read(&p.abs("after.csv"));
+        let started = SystemTime::now();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(p.root.join("after.csv"), "changed").unwrap();
+        let f = analyze(
+            &r,
+            &p.root,
+            &step(&["before.csv", "after.csv"], &[], &[]),
+            started,
+        );
+        assert_eq!(f.changed, ["after.csv"]);
     }
 
     #[test]
@@ -369,7 +408,7 @@ mod tests {
         let p = Project::new(&["a.csv", "b.csv", "out.txt"]);
         let mut r = Report::default();
         r.read(&p.abs("a.csv"));
-        let f = analyze(&r, &p.root, &step(&["a.csv", "b.csv"], &["out.txt"], &[]));
+        let f = check(&r, &p, &step(&["a.csv", "b.csv"], &["out.txt"], &[]));
         assert_eq!(f.untouched_inputs, ["b.csv"]);
         assert_eq!(f.untouched_outputs, ["out.txt"]);
     }
@@ -383,7 +422,7 @@ mod tests {
         r.written(&p.abs("model.tmp/a.bin"));
         r.written(&p.abs("model.tmp/b.bin"));
         r.renamed(&p.abs("model.tmp"), &p.abs("model"), false);
-        let f = analyze(&r, &p.root, &step(&[], &[], &[]));
+        let f = check(&r, &p, &step(&[], &[], &[]));
         assert_eq!(f.deletes, ["old.csv"]);
         assert_eq!(f.writes, ["model"]);
     }
@@ -394,10 +433,10 @@ mod tests {
         std::os::unix::fs::symlink(p.root.join("store/v2"), p.root.join("data")).unwrap();
         let mut r = Report::default();
         r.read(&p.abs("store/v2/x.csv"));
-        let f = analyze(&r, &p.root, &step(&["data"], &[], &[]));
+        let f = check(&r, &p, &step(&["data"], &[], &[]));
         assert!(f.reads.is_empty() && f.untouched_inputs.is_empty(), "{f:?}");
         // undeclared: shown under its real path
-        let f = analyze(&r, &p.root, &step(&[], &[], &[]));
+        let f = check(&r, &p, &step(&[], &[], &[]));
         assert_eq!(f.reads, ["store/v2/x.csv"]);
     }
 }

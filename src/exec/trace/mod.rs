@@ -1,7 +1,7 @@
 //! `--trace`: record the files a step really read and wrote, and compare them with what it
 //! declares.
 //!
-//! How: the step runs under a helper process, `mlrun __mlrun-trace REPORT ROOT -- ARGV…`, spawned
+//! How: the step runs under a helper process, `mlrun __mlrun-trace REPORT -- ARGV…`, spawned
 //! by `exec::child` exactly like an untraced step (own process group, piped output, signals to
 //! the group). The helper forks the program and traces it and all its descendants with ptrace;
 //! a seccomp-bpf filter stops them only at file system calls (`seccomp`), so everything else runs
@@ -46,6 +46,7 @@ mod seccomp;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use access::Report;
 use filter::Findings;
@@ -102,7 +103,7 @@ pub fn check_supported(plan: &Plan, cli: Option<TraceMode>) -> Result<Vec<String
     Ok(Vec::new())
 }
 
-/// The entry point of the helper process: `mlrun __mlrun-trace REPORT ROOT -- PROGRAM ARGS…`
+/// The entry point of the helper process: `mlrun __mlrun-trace REPORT -- PROGRAM ARGS…`
 /// (arguments after `HELPER_ARG`). Returns the exit code; dies of the step's signal if it did.
 pub fn helper_main(args: &[OsString]) -> i32 {
     #[cfg(all(
@@ -111,13 +112,11 @@ pub fn helper_main(args: &[OsString]) -> i32 {
     ))]
     {
         use std::os::unix::ffi::OsStrExt;
-        let (report_path, root, argv) = match args {
-            [report, root, dashes, argv @ ..] if dashes == "--" && !argv.is_empty() => {
-                (report, root, argv)
-            }
+        let (report_path, argv) = match args {
+            [report, dashes, argv @ ..] if dashes == "--" && !argv.is_empty() => (report, argv),
             _ => {
                 eprintln!(
-                    "error: usage: mlrun {HELPER_ARG} REPORT ROOT -- PROGRAM [ARGS...] (internal)"
+                    "error: usage: mlrun {HELPER_ARG} REPORT -- PROGRAM [ARGS...] (internal)"
                 );
                 return crate::error::exit::INVALID;
             }
@@ -133,7 +132,7 @@ pub fn helper_main(args: &[OsString]) -> i32 {
         // mlrun signals the whole process group: those signals are for the step, and the helper
         // must outlive its main process to finish the report.
         ptrace::ignore_passed_on();
-        let (exit, report) = ptrace::run(&argv, &root.to_string_lossy());
+        let (exit, report) = ptrace::run(&argv);
         let json = serde_json::to_vec(&report).unwrap_or_default();
         if let Err(e) = std::fs::write(report_path, json) {
             eprintln!("mlrun: cannot write the trace report: {e}");
@@ -158,7 +157,8 @@ pub fn helper_main(args: &[OsString]) -> i32 {
 pub struct Tracer {
     mode: TraceMode,
     report: PathBuf,
-    root: PathBuf,
+    /// files read that changed after this are reported (they may not be what was read)
+    started: SystemTime,
 }
 
 impl Tracer {
@@ -179,7 +179,7 @@ impl Tracer {
         Some(Tracer {
             mode,
             report,
-            root: std::fs::canonicalize(&plan.root).unwrap_or_else(|_| plan.root.clone()),
+            started: SystemTime::now(),
         })
     }
 
@@ -192,7 +192,6 @@ impl Tracer {
             exe,
             HELPER_ARG.into(),
             self.report.to_string_lossy().into_owned(),
-            self.root.to_string_lossy().into_owned(),
             "--".into(),
         ];
         out.extend(argv.iter().cloned());
@@ -207,6 +206,7 @@ impl Tracer {
         Observed {
             mode: self.mode,
             report,
+            started: self.started,
         }
     }
 }
@@ -215,6 +215,7 @@ impl Tracer {
 pub struct Observed {
     mode: TraceMode,
     report: Option<Report>,
+    started: SystemTime,
 }
 
 /// After `child::run`: read the report; a program that could not be started under the helper
@@ -327,7 +328,8 @@ pub(super) async fn conclude(
 
     let c = ctx.clone();
     let s = step.clone();
-    let f: Findings = blocking(move || filter::analyze(&report, &c.plan.root, &s)).await;
+    let started = observed.started;
+    let f: Findings = blocking(move || filter::analyze(&report, &c.plan.root, &s, started)).await;
 
     for r in f.reads.iter().take(LIST_MAX) {
         p.warn(&format!(
@@ -394,8 +396,8 @@ pub(super) async fn conclude(
     }
 
     // Hash what was used without being declared. Read files are hashed now, at the end of the
-    // step: hashing at first open would stall the traced process; a file that changed since
-    // its first open was reported above.
+    // step: hashing (or even a stat) at each open would stall the traced process; a read file
+    // whose ctime is later than the step's start was reported above as possibly changed.
     let c = ctx.clone();
     let (reads, writes) = (f.reads, if succeeded { f.writes } else { Vec::new() });
     let (ins, outs, failed) = blocking(move || {

@@ -1,7 +1,11 @@
 //! Turning a traced system call's arguments into the real path the kernel used.
 //!
-//! - After a successful open, `/proc/PID/fd/RET` names the file that was opened: symlinks,
-//!   `..`, the cwd and the dirfd are all already resolved by the kernel.
+//! - An open for reading is resolved at entry by the kernel itself: the tracer opens the same
+//!   path with `O_PATH` through `/proc/PID/cwd` or `/proc/PID/fd/DIRFD` and reads back the
+//!   result. This saves a second stop (at the call's exit) on the most frequent traced call; a
+//!   path that does not resolve is a failed open and is not recorded.
+//! - An open for writing may create the file, so it is resolved after it succeeds:
+//!   `/proc/PID/fd/RET` names the file that was opened.
 //! - For calls that do not return a descriptor (rename, unlink, mkdir, link, symlink), the path
 //!   is resolved at entry, before the call changes anything: the *parent directory* is resolved
 //!   through `/proc/PID/cwd` or `/proc/PID/fd/DIRFD` (following symlinks as the kernel will), and
@@ -12,9 +16,12 @@
 
 use std::ffi::OsStr;
 use std::io::IoSliceMut;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use nix::sys::uio::{RemoteIoVec, process_vm_readv};
 use nix::unistd::Pid;
 
@@ -122,6 +129,45 @@ pub fn resolve_name(pid: Pid, dirfd: i64, path: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(full.as_os_str().as_bytes()).into_owned())
 }
 
+/// Resolve `path` as an open with `flags` by the tracee would, by opening it with `O_PATH` in
+/// the tracer through the tracee's `/proc/PID/cwd` or `/proc/PID/fd/DIRFD`: the kernel walks it
+/// exactly as for the tracee (symlinks, `..`, mount points) without opening the file itself (no
+/// read permission needed, a FIFO does not block). `None` when it does not resolve (the open
+/// fails). Paths naming "the calling process" (`/proc/self/…`, `/dev/fd/…`, `/dev/std…`) would
+/// resolve to the tracer's own files: `names_caller` tells the caller to wait for the open's
+/// descriptor instead.
+pub fn resolve_open(pid: Pid, dirfd: i64, path: &[u8], flags: i32) -> Option<String> {
+    if path.is_empty() {
+        return None;
+    }
+    let p = Path::new(OsStr::from_bytes(path));
+    let full = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base_dir(pid, dirfd).join(p)
+    };
+    let mut how = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    if flags & libc::O_NOFOLLOW != 0 {
+        how |= OFlag::O_NOFOLLOW;
+    }
+    let fd = nix::fcntl::open(&full, how, Mode::empty()).ok()?;
+    link_target(&format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// An absolute path that means "the calling process" (see `resolve_open`).
+pub fn names_caller(path: &[u8]) -> bool {
+    [
+        &b"/proc/self"[..],
+        b"/proc/thread-self",
+        b"/dev/fd",
+        b"/dev/stdin",
+        b"/dev/stdout",
+        b"/dev/stderr",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
 /// Resolve a path completely, following a final symlink too (for `truncate`).
 pub fn resolve_full(pid: Pid, dirfd: i64, path: &[u8]) -> Option<String> {
     let p = Path::new(OsStr::from_bytes(path));
@@ -172,6 +218,26 @@ mod tests {
         );
         assert_eq!(resolve_name(me, -100, abs("nope/x").as_bytes()), None);
         assert_eq!(resolve_name(me, -100, b""), None);
+    }
+
+    #[test]
+    fn opens_resolve_through_the_cwd_and_symlinks_like_the_kernel() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        std::fs::create_dir(root.join("real")).unwrap();
+        std::fs::write(root.join("real/f"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("link")).unwrap();
+        let me = Pid::this();
+        let abs = format!("{}/link/../real/f", root.display());
+        let want = Some(format!("{}/real/f", root.display()));
+        assert_eq!(resolve_open(me, -100, abs.as_bytes(), 0), want);
+        // a directory descriptor as the base
+        let dir = std::fs::File::open(root.join("link")).unwrap();
+        let fd = i64::from(dir.as_raw_fd());
+        assert_eq!(resolve_open(me, fd, b"f", 0), want);
+        assert_eq!(resolve_open(me, fd, b"missing", 0), None);
+        assert!(names_caller(b"/proc/self/fd/3") && names_caller(b"/dev/stdin"));
+        assert!(!names_caller(b"/proc/1/cmdline") && !names_caller(b"/devx"));
     }
 
     #[test]

@@ -37,8 +37,8 @@ use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
-use super::access::{FileId, Report};
-use super::paths::{self, is_within};
+use super::access::Report;
+use super::paths;
 use super::seccomp;
 
 /// How the step's main process ended.
@@ -129,8 +129,7 @@ struct Proc {
     pending: Option<Pending>,
 }
 
-struct Tracer<'a> {
-    root: &'a str,
+struct Tracer {
     main: Pid,
     procs: HashMap<Pid, Proc>,
     report: Report,
@@ -138,9 +137,8 @@ struct Tracer<'a> {
 }
 
 /// Run `argv` under the tracer until its main process has exited and leftovers are dealt with.
-/// `root` is the canonical project directory: files opened for reading inside it get their
-/// `FileId` taken. Returns `None` as the exit when the program could not be started.
-pub fn run(argv: &[CString], root: &str) -> (Option<Exit>, Report) {
+/// Returns `None` as the exit when the program could not be started.
+pub fn run(argv: &[CString]) -> (Option<Exit>, Report) {
     let mut report = Report::default();
     let prog = seccomp::program();
     let (rd, wr) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
@@ -191,7 +189,6 @@ pub fn run(argv: &[CString], root: &str) -> (Option<Exit>, Report) {
         return (None, report);
     }
     let mut t = Tracer {
-        root,
         main,
         procs: HashMap::new(),
         report,
@@ -283,12 +280,17 @@ fn is_stop_signal(sig: Signal) -> bool {
     )
 }
 
+/// Open flags that may change the file (or create it).
+fn writes(flags: i32) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY || flags & (libc::O_CREAT | libc::O_TRUNC) != 0
+}
+
 fn dirfd(arg: u64) -> i64 {
     // an `int` argument: only the low 32 bits count
     i64::from(arg as u32 as i32)
 }
 
-impl Tracer<'_> {
+impl Tracer {
     fn known(&mut self, pid: Pid) -> &mut Proc {
         if !self.procs.contains_key(&pid) {
             self.report.processes += 1;
@@ -466,19 +468,37 @@ impl Tracer<'_> {
         paths::resolve_name(pid, dirfd, &path)
     }
 
+    /// An `open*` at entry: a read is recorded now (resolved by the kernel through `O_PATH`, so
+    /// the call needs no second stop); a write waits for the descriptor the call returns.
+    fn open(&mut self, pid: Pid, dirfd: i64, addr: u64, flags: u64) -> Option<Pending> {
+        let f = flags as i32;
+        if f & libc::O_PATH != 0 || f & libc::O_TMPFILE == libc::O_TMPFILE {
+            // no content is read or written through such a descriptor
+            return None;
+        }
+        if writes(f) {
+            return Some(Pending::Open { flags });
+        }
+        // unreadable: the call fails with EFAULT
+        let path = paths::read_cstr(pid, addr)?;
+        if paths::names_caller(&path) {
+            return Some(Pending::Open { flags });
+        }
+        if let Some(real) = paths::resolve_open(pid, dirfd, &path, f) {
+            self.report.read(&real);
+        }
+        None
+    }
+
     /// Decide at entry what to record if the call succeeds.
     fn decode(&mut self, pid: Pid, nr: i64, a: &[u64; 6]) -> Option<Pending> {
         let cwd = i64::from(libc::AT_FDCWD);
-        let open = |flags: u64| {
-            let f = flags as i32;
-            let tmpfile = f & libc::O_TMPFILE == libc::O_TMPFILE;
-            (f & libc::O_PATH == 0 && !tmpfile).then_some(Pending::Open { flags })
-        };
         #[cfg(target_arch = "x86_64")]
         match nr {
-            libc::SYS_open => return open(a[1]),
+            libc::SYS_open => return self.open(pid, cwd, a[0], a[1]),
             libc::SYS_creat => {
-                return open((libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64);
+                let flags = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
+                return self.open(pid, cwd, a[0], flags);
             }
             libc::SYS_rename => {
                 return Some(Pending::Rename {
@@ -497,9 +517,12 @@ impl Tracer<'_> {
             _ => {}
         }
         match nr {
-            libc::SYS_openat => open(a[2]),
+            libc::SYS_openat => self.open(pid, dirfd(a[0]), a[1], a[2]),
             // struct open_how starts with the u64 flags; unreadable: the call fails with EFAULT
-            libc::SYS_openat2 => open(paths::read_u64(pid, a[2])?),
+            libc::SYS_openat2 => {
+                let flags = paths::read_u64(pid, a[2])?;
+                self.open(pid, dirfd(a[0]), a[1], flags)
+            }
             libc::SYS_renameat | libc::SYS_renameat2 => {
                 let flags = if nr == libc::SYS_renameat2 { a[4] } else { 0 };
                 Some(Pending::Rename {
@@ -539,18 +562,10 @@ impl Tracer<'_> {
                     // a pipe, socket, anonymous inode or an already deleted file
                     return;
                 };
-                let f = flags as i32;
-                let writes = f & libc::O_ACCMODE != libc::O_RDONLY
-                    || f & (libc::O_CREAT | libc::O_TRUNC) != 0;
-                if writes {
+                if writes(flags as i32) {
                     self.report.written(&path);
-                } else if self.report.read(&path) && is_within(&path, self.root) {
-                    let id = std::fs::metadata(format!("/proc/{pid}/fd/{ret}"))
-                        .ok()
-                        .map(|m| FileId::of(&m));
-                    if let Some(a) = self.report.accesses.get_mut(&path) {
-                        a.first_read = id;
-                    }
+                } else {
+                    self.report.read(&path);
                 }
             }
             Pending::Create(Some(path)) => self.report.written(&path),
