@@ -50,6 +50,12 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
     for w in exec::trace::check_supported(&plan, trace)? {
         eprintln!("{} {w}", err_style.yellow("warning:"));
     }
+    let traced: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| TraceMode::resolve(trace, plan.trace, s.trace) != TraceMode::Off)
+        .map(|s| s.name.clone())
+        .collect();
     let dir = store::dir_for_pipeline(&plan.file, store_dir);
     let store = Store::open(&dir)?;
 
@@ -80,6 +86,16 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         .build()
         .map_err(|e| Error::other("cannot start the async runtime").cause(e))?;
     let outcome = runtime.block_on(exec::run(plan, store, opts, printer))?;
+    let reused_untraced = outcome
+        .steps
+        .iter()
+        .any(|s| matches!(s.status.as_str(), "cached" | "restored") && traced.contains(&s.name));
+    if exec::trace::SUPPORTED && reused_untraced {
+        eprintln!(
+            "{} steps reused from an earlier run did not run, so they were not traced; `--force` runs (and traces) them again",
+            err_style.cyan("hint:")
+        );
+    }
     if args.json {
         println!(
             "{}",

@@ -592,3 +592,41 @@ fn bad_trace_settings_point_at_the_file() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_reused_step_is_not_traced_and_the_run_says_so() {
+    let env = project(
+        "[steps.s]\ncmd = \"cat in.txt extra.txt > out.txt; echo s > side.txt\"\ninputs = [\"in.txt\"]\noutputs = [\"out.txt\"]\n",
+        &[("in.txt", "i\n"), ("extra.txt", "e\n")],
+    );
+    let out = env.mlrun(&["run", "--trace"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("not traced"), "{out:?}");
+    let out = env.mlrun(&["run", "--trace=strict"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("= s"), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "hint: steps reused from an earlier run did not run, so they were not traced; `--force` runs (and traces) them again"
+        ),
+        "{out:?}"
+    );
+    // the cached step carries the outputs of the execution it reused, the observed one still
+    // marked observed; its inputs are fingerprinted anew, from the declaration only
+    assert_eq!(
+        rows(
+            &env.db(),
+            "SELECT e.direction, a.path, e.declared FROM io_edges e
+             JOIN step_execs s ON s.id = e.step_exec JOIN artifact_versions v ON v.id = e.av_id
+             JOIN artifacts a ON a.id = v.artifact_id WHERE s.status = 'cached'
+             ORDER BY e.direction, a.path"
+        ),
+        [
+            ["in", "in.txt", "1"],
+            ["out", "out.txt", "1"],
+            ["out", "side.txt", "0"]
+        ]
+    );
+    let out = env.mlrun(&["run", "--trace=strict", "--force"]);
+    assert_eq!(out.code, 1, "{out:?}");
+}

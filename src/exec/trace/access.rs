@@ -50,12 +50,6 @@ pub struct Report {
     pub foreign_arch: Vec<String>,
     /// successful file system calls whose path could not be resolved
     pub unresolved: u64,
-    /// processes and threads traced
-    pub processes: u64,
-    /// processes still running when the main process exited, stopped by the leftover rule
-    pub leftovers: u64,
-    /// file system calls seen
-    pub syscalls: u64,
 }
 
 impl Report {

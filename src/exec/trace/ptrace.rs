@@ -201,7 +201,6 @@ pub fn run(argv: &[CString]) -> (Option<Exit>, Report) {
             pending: None,
         },
     );
-    t.report.processes = 1;
     t.resume(main, None);
     let exit = t.run_loop();
     let mut report = t.report;
@@ -292,9 +291,6 @@ fn dirfd(arg: u64) -> i64 {
 
 impl Tracer {
     fn known(&mut self, pid: Pid) -> &mut Proc {
-        if !self.procs.contains_key(&pid) {
-            self.report.processes += 1;
-        }
         self.procs.entry(pid).or_default()
     }
 
@@ -364,8 +360,6 @@ impl Tracer {
 
     /// The main process is gone: ask whatever it left running to stop.
     fn begin_drain(&mut self) -> (Instant, Option<Instant>) {
-        let pids: Vec<Pid> = self.procs.keys().copied().collect();
-        self.report.leftovers = pids.iter().filter(|p| is_process(**p)).count() as u64;
         self.signal_all(Signal::SIGTERM);
         (Instant::now(), None)
     }
@@ -431,7 +425,6 @@ impl Tracer {
                     self.note_foreign(pid, info.arch, info.data[0]);
                     None
                 } else {
-                    self.report.syscalls += 1;
                     let args: [u64; 6] = info.data[1..7].try_into().expect("six arguments");
                     self.decode(pid, info.data[0] as i64, &args)
                 }
@@ -541,7 +534,6 @@ impl Tracer {
             )),
             libc::SYS_ptrace => {
                 // not a file access: it fails (EPERM) because the process is already traced
-                self.report.syscalls -= 1;
                 let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
                     .map(|s| s.trim().to_string())
                     .unwrap_or_else(|_| format!("pid {pid}"));
@@ -598,18 +590,6 @@ impl Tracer {
             .foreign_arch
             .push(format!("`{comm}` (pid {pid}) made {abi} system calls"));
     }
-}
-
-/// A process rather than a thread of one (`Tgid` equals its id).
-fn is_process(pid: Pid) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Tgid:"))
-                .map(|v| v.trim() == pid.to_string())
-        })
-        .unwrap_or(true)
 }
 
 /// End the helper the way the step's main process ended, so mlrun sees the same status.
