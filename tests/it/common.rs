@@ -140,6 +140,24 @@ impl Env {
         cmd
     }
 
+    /// `mlrun ARGS` run by another program, e.g. `strace -f mlrun run`.
+    pub fn mlrun_under(&self, wrapper: &[&str], args: &[&str]) -> Out {
+        let mut cmd = Command::new(wrapper[0]);
+        self.base_env(&mut cmd);
+        let out = cmd
+            .args(&wrapper[1..])
+            .arg(bin())
+            .args(args)
+            .current_dir(&self.root)
+            .output()
+            .expect("the wrapper runs");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     pub fn mlrun_in(&self, dir: &Path, args: &[&str]) -> Out {
         let mut cmd = Command::new(bin());
         self.base_env(&mut cmd);

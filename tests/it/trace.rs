@@ -511,6 +511,34 @@ fn a_step_using_ptrace_says_it_cannot_run_under_trace() {
 }
 
 #[test]
+fn when_ptrace_is_not_permitted_the_step_fails_saying_why() {
+    let found = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !require("strace", found) {
+        return;
+    }
+    let env = project(
+        "[steps.s]\ncmd = \"echo ran > out.txt\"\noutputs = [\"out.txt\"]\n",
+        &[],
+    );
+    // mlrun itself under `strace -f`: the step's process is already traced, so it cannot be
+    // traced again, as in a container that forbids ptrace
+    let out = env.mlrun_under(&["strace", "-f", "-o", "/dev/null"], &["run", "--trace"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("`--trace` could not trace it: ptrace is not permitted here"),
+        "{out:?}"
+    );
+    assert!(
+        !env.path("out.txt").exists(),
+        "the step must not run untraced"
+    );
+}
+
+#[test]
 fn interrupting_a_traced_step_stops_it_and_records_it_interrupted() {
     let env = project("[steps.slow]\ncmd = \"echo started; sleep 300\"\n", &[]);
     let mut child = env

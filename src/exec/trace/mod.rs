@@ -139,7 +139,9 @@ pub fn helper_main(args: &[OsString]) -> i32 {
         }
         match exit {
             Some(e) => ptrace::exit_like(e),
-            None => 127,
+            // as without tracing: 127 for a program that cannot start, 1 when mlrun failed
+            None if report.spawn_error.is_some() => 127,
+            None => crate::error::exit::FAILURE,
         }
     }
     #[cfg(not(all(

@@ -166,7 +166,9 @@ pub fn run(argv: &[CString]) -> (Option<Exit>, Report) {
     match waitpid(main, Some(WaitPidFlag::__WALL)) {
         Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => {}
         Ok(WaitStatus::Exited(..)) => {
-            record_failure(&mut report, &rd);
+            if !record_failure(&mut report, &rd) {
+                report.setup_error = Some("the traced process exited before it started".into());
+            }
             return (None, report);
         }
         other => {
@@ -264,7 +266,7 @@ fn record_failure(report: &mut Report, rd: &OwnedFd) -> bool {
         report.spawn_error = Some(what);
     } else if stage == Stage::TraceMe as u32 {
         report.setup_error = Some(format!(
-            "ptrace is not permitted here ({errno}); a container may need CAP_SYS_PTRACE or a seccomp profile that allows ptrace"
+            "ptrace is not permitted here ({errno}): is mlrun itself running under a debugger or strace, or in a container without CAP_SYS_PTRACE?"
         ));
     } else {
         report.setup_error = Some(format!("cannot install the seccomp filter ({errno})"));
