@@ -268,6 +268,23 @@ impl Traced {
     }
 }
 
+/// "; declaring `dir/` as an input covers them" when all the paths share a directory.
+fn covering_dir(paths: &[String], what: &str) -> String {
+    let parent = |p: &str| p.rsplit_once('/').map(|(d, _)| d.to_string());
+    let Some(mut dir) = paths.first().and_then(|p| parent(p)) else {
+        return String::new();
+    };
+    for p in paths {
+        while !crate::pipeline::plan::within(p, &dir) {
+            match parent(&dir) {
+                Some(d) => dir = d,
+                None => return String::new(),
+            }
+        }
+    }
+    format!("; declaring `{dir}/` as {what} covers them")
+}
+
 fn listed(items: &[String]) -> String {
     let mut s = items
         .iter()
@@ -340,8 +357,9 @@ pub(super) async fn conclude(
     }
     if f.reads.len() > LIST_MAX {
         p.warn(&format!(
-            "{name} read {} more undeclared files (see `mlrun show`); declaring their directory as an input covers them",
-            f.reads.len() - LIST_MAX
+            "{name} read {} more undeclared files (see `mlrun show`){}",
+            f.reads.len() - LIST_MAX,
+            covering_dir(&f.reads, "an input")
         ));
     }
     for w in f.writes.iter().take(LIST_MAX) {
@@ -351,8 +369,9 @@ pub(super) async fn conclude(
     }
     if f.writes.len() > LIST_MAX {
         p.warn(&format!(
-            "{name} wrote {} more undeclared files (see `mlrun show`)",
-            f.writes.len() - LIST_MAX
+            "{name} wrote {} more undeclared files (see `mlrun show`){}",
+            f.writes.len() - LIST_MAX,
+            covering_dir(&f.writes, "an output")
         ));
     }
     if !f.deletes.is_empty() {
@@ -438,4 +457,26 @@ pub(super) async fn conclude(
         .collect();
     traced.outputs = outs;
     traced
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_undeclared_files_suggest_their_common_directory() {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            covering_dir(
+                &v(&["data/a/1.csv", "data/a/2.csv", "data/b/3.csv"]),
+                "an input"
+            ),
+            "; declaring `data/` as an input covers them"
+        );
+        assert_eq!(
+            covering_dir(&v(&["data/1.csv", "other.csv"]), "an input"),
+            ""
+        );
+        assert_eq!(covering_dir(&v(&["x/1", "xy/2"]), "an output"), "");
+    }
 }
