@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::report::ColorChoice;
 
@@ -122,6 +122,22 @@ pub struct RunArgs {
     /// If another mlrun is running this pipeline, wait for it instead of refusing (exit 75)
     #[arg(long)]
     pub wait_lock: bool,
+    /// Trace the files each step really reads and writes (Linux): warn about undeclared ones and
+    /// record them as observed lineage. `--trace=strict` also fails a step that uses undeclared
+    /// files; `--trace=off` turns off tracing asked for in pipeline.toml
+    #[arg(long, value_name = "MODE", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "on")]
+    pub trace: Option<TraceArg>,
+}
+
+/// `--trace=MODE`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceArg {
+    /// trace, warn about undeclared files (the default of a bare `--trace`)
+    On,
+    /// trace, and fail a step on any undeclared read or write inside the project
+    Strict,
+    /// do not trace, whatever pipeline.toml says
+    Off,
 }
 
 #[derive(Debug, Args)]
@@ -396,6 +412,19 @@ mod tests {
         assert_eq!(cli.store.as_deref(), Some(std::path::Path::new("s")));
         let cli = Cli::try_parse_from(args(&["mlrun", "--color=never", "p.toml"])).unwrap();
         assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn trace_takes_an_optional_mode() {
+        let cli = Cli::try_parse_from(["mlrun", "run", "--trace"]).unwrap();
+        let Some(Command::Run(r)) = cli.command else {
+            panic!("a run")
+        };
+        assert_eq!(r.trace, Some(TraceArg::On));
+        let cli = Cli::try_parse_from(["mlrun", "--trace=strict", "p.toml"]).unwrap();
+        assert_eq!(cli.run.trace, Some(TraceArg::Strict));
+        assert_eq!(cli.run.pipeline, PathBuf::from("p.toml"));
+        assert!(Cli::try_parse_from(["mlrun", "--trace=loud"]).is_err());
     }
 
     #[test]

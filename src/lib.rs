@@ -19,6 +19,12 @@ use clap::Parser;
 
 /// Parse the command line, run, and return the process exit code.
 pub fn main_entry() -> i32 {
+    // `mlrun __mlrun-trace …` is the helper a traced step runs under (exec/trace), not a command
+    let args: Vec<std::ffi::OsString> = std::env::args_os().take(2).collect();
+    if args.get(1).is_some_and(|a| a == exec::trace::HELPER_ARG) {
+        let all: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+        return exec::trace::helper_main(&all);
+    }
     let cli = match cli::Cli::try_parse_from(cli::hoist_subcommand(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) => {

@@ -145,6 +145,9 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         no_store: true,
         no_cache: true,
         git_fixed: Some(orig.git.clone()),
+        // a replay reruns what was declared; tracing it again would only repeat the original's
+        // observations (and need the scratch tree's paths): keep pipeline.toml's setting off
+        trace: Some(crate::pipeline::plan::TraceMode::Off),
     };
     let replan = plan.clone();
     let outcome = exec::run_blocking(plan, store, opts, printer)?;

@@ -3,11 +3,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, TraceArg};
 use crate::error::{Error, Result};
 use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::pipeline::diag::did_you_mean;
-use crate::pipeline::{self, LoadOptions};
+use crate::pipeline::{self, LoadOptions, TraceMode};
 use crate::report::{ColorChoice, Style};
 use crate::store::lock::PipelineLock;
 use crate::store::{self, Store};
@@ -37,6 +37,20 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
             Force::Steps(names)
         }
     };
+    let trace = args.trace.map(|t| match t {
+        TraceArg::On => TraceMode::On,
+        TraceArg::Strict => TraceMode::Strict,
+        TraceArg::Off => TraceMode::Off,
+    });
+    for w in exec::trace::check_supported(&plan, trace)? {
+        eprintln!("{} {w}", err_style.yellow("warning:"));
+    }
+    let traced: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| TraceMode::resolve(trace, plan.trace, s.trace) != TraceMode::Off)
+        .map(|s| s.name.clone())
+        .collect();
     let dir = store::dir_for_pipeline(&plan.file, store_dir);
     let store = Store::open(&dir)?;
     let mut lock = PipelineLock::acquire(&dir, &plan.file, args.wait_lock, |who| {
@@ -69,9 +83,20 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         no_store: args.no_store,
         no_cache: false,
         git_fixed: None,
+        trace,
     };
     let outcome = exec::run_blocking(plan, store, opts, printer)?;
     drop(lock);
+    let reused_untraced = outcome
+        .steps
+        .iter()
+        .any(|s| matches!(s.status.as_str(), "cached" | "restored") && traced.contains(&s.name));
+    if exec::trace::SUPPORTED && reused_untraced {
+        eprintln!(
+            "{} steps reused from an earlier run did not run, so they were not traced; `--force` runs (and traces) them again",
+            err_style.cyan("hint:")
+        );
+    }
     if args.json {
         println!(
             "{}",

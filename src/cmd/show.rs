@@ -237,11 +237,20 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         if !s.cwd.is_empty() {
             o += &format!("    cwd     {}\n", s.cwd);
         }
+        let observed = |io: &IoInfo| {
+            if io.observed {
+                format!("  {}", style.yellow("(observed)"))
+            } else {
+                String::new()
+            }
+        };
         for i in &s.inputs {
-            o += &format!("    in      {}\n", io_line(i));
+            o += &format!("    in      {}{}\n", io_line(i), observed(i));
         }
         for i in &s.outputs {
-            let note = if i.stored {
+            let note = if i.observed {
+                observed(i)
+            } else if i.stored {
                 String::new()
             } else {
                 style.dim("  (bytes not stored: cannot be restored)")

@@ -124,7 +124,8 @@ fn step_reasons(
 ) -> Result<Vec<String>> {
     if let Some(r) = incremental::find_reusable(conn, &parts.key())? {
         let mut reasons = Vec::new();
-        for out in &r.outputs {
+        // outputs only observed by --trace are recorded, not restored: they do not make a step stale
+        for out in r.outputs.iter().filter(|o| o.declared) {
             let now = hash::fingerprint(&root.join(&out.path), cache).ok();
             let restorable = if objects.can_restore(&out.fp) {
                 " (mlrun will restore it)"

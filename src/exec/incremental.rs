@@ -118,12 +118,13 @@ pub fn find_reusable(conn: &Connection, key: &str) -> Result<Option<Reusable>> {
 /// The inputs or outputs recorded for an execution, as fingerprints.
 pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<Vec<Io>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT a.path, b.hash, b.kind, b.size, COALESCE(e.mode, 33188), b.stored FROM io_edges e
+        "SELECT a.path, b.hash, b.kind, b.size, COALESCE(e.mode, 33188), b.stored, e.declared FROM io_edges e
          JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
          JOIN blobs b ON b.hash = v.blob_hash
          WHERE e.step_exec = ?1 AND e.direction = ?2 ORDER BY a.path",
     )?;
-    let rows: Vec<(String, String, String, i64, i64, bool)> = stmt
+    type Row = (String, String, String, i64, i64, bool, bool);
+    let rows: Vec<Row> = stmt
         .query_map(params![exec_id, direction], |r| {
             Ok((
                 r.get(0)?,
@@ -132,6 +133,7 @@ pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<V
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get(6)?,
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -139,7 +141,7 @@ pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<V
         "SELECT relpath, mode, file_hash, size FROM dir_entries WHERE dir_hash = ?1 ORDER BY relpath",
     )?;
     let mut out = Vec::new();
-    for (path, hash, kind, size, mode, stored) in rows {
+    for (path, hash, kind, size, mode, stored, declared) in rows {
         let fp = if kind == "dir" {
             let entries = entries_q
                 .query_map([&hash], |r| {
@@ -165,6 +167,8 @@ pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<V
         };
         let mut io = Io::new(path, fp);
         io.stored = stored;
+        // an execution reused later carries its observed (`--trace`) edges as observed
+        io.declared = declared;
         out.push(io);
     }
     Ok(out)

@@ -9,6 +9,7 @@
 pub mod child;
 pub mod incremental;
 pub mod output;
+pub mod trace;
 pub mod unix;
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ use crate::fingerprint::git::{self, GitState};
 use crate::fingerprint::hash::{self, Fingerprint};
 use crate::fingerprint::metrics::Metrics;
 use crate::fingerprint::system::{EnvSnapshot, InterpreterCache, SystemInfo, lockfiles};
-use crate::pipeline::{Plan, Step, params};
+use crate::pipeline::{Plan, Step, TraceMode, params};
 use crate::report;
 use crate::store::objects::Objects;
 use crate::store::record::{self, Io, Origin, RunStatus, StepStatus, now_ms};
@@ -50,6 +51,8 @@ pub struct RunOptions {
     /// record this git state instead of reading one (a replay's scratch tree is the recorded
     /// commit plus the recorded diff, not a repository of its own)
     pub git_fixed: Option<GitState>,
+    /// `--trace[=MODE]`, over pipeline.toml's `trace` settings
+    pub trace: Option<TraceMode>,
 }
 
 /// Which steps run even when an earlier execution could be reused.
@@ -91,6 +94,8 @@ pub struct OutputSummary {
     pub kind: &'static str,
     pub size: u64,
     pub files: usize,
+    /// seen by `--trace`, not declared
+    pub observed: bool,
 }
 
 /// The `mlrun run --json` document.
@@ -127,6 +132,7 @@ struct Ctx {
     interrupt: watch::Receiver<Interrupt>,
     grace: Duration,
     tmp: PathBuf,
+    trace: Option<TraceMode>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +236,7 @@ pub async fn run(
         interrupt: int_rx.clone(),
         grace: opts.grace,
         tmp,
+        trace: opts.trace,
         plan,
     });
     {
@@ -789,7 +796,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     let Attempt {
         step,
         begin,
-        inputs,
+        mut inputs,
         env,
         vars,
         secrets,
@@ -814,9 +821,12 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     let _ = std::fs::write(metrics_file, b"");
 
     let cwd = ctx.plan.root.join(&step.cwd);
+    // --trace: the step runs under the tracer helper (exec/trace)
+    let tracer = trace::Tracer::new(&ctx.tmp, &ctx.run_id, step, &ctx.plan, ctx.trace);
+    let run_argv = tracer.as_ref().map(|t| t.wrap(&argv));
     let spec = ChildSpec {
         step: &step.name,
-        argv: &argv,
+        argv: run_argv.as_deref().unwrap_or(&argv),
         cwd: &cwd,
         env,
         secrets,
@@ -824,6 +834,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         timeout: step.timeout,
     };
     let outcome = child::run(&spec, &ctx.printer, ctx.interrupt.clone()).await;
+    let (outcome, observed) = trace::collect(tracer, outcome, &argv);
     let metrics_lines = std::fs::read_to_string(metrics_file).unwrap_or_default();
     let _ = std::fs::remove_file(metrics_file);
     let key = Some(parts);
@@ -875,11 +886,22 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         };
         return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
     }
+    // --trace: warn about undeclared files, record them as observed, decide strict mode
+    let mut traced = trace::conclude(
+        ctx,
+        step,
+        observed,
+        begin.git_before,
+        outcome.exit_code == 0,
+    )
+    .await;
+    inputs.append(&mut traced.inputs);
     if outcome.exit_code != 0 {
         let msg = match outcome.signal {
             Some(s) => format!("killed by {}", unix::signal_name(s)),
             None => format!("exited with code {}", outcome.exit_code),
         };
+        let msg = traced.explain(msg);
         let f = Finish::failed(outcome.exit_code, outcome.signal, msg, inputs);
         return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
     }
@@ -916,6 +938,10 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         let f = Finish::failed(exit::FAILURE, None, msg, inputs);
         return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
     }
+    if let Some(msg) = traced.strict_failure.take() {
+        let f = Finish::failed(exit::FAILURE, None, msg, inputs);
+        return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
+    }
     let c = ctx.clone();
     let outputs =
         blocking(move || fingerprint_all(&c.plan.root, &c.plan.steps[i].outputs, &c.cache)).await;
@@ -942,6 +968,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         }
     }
     metrics.read_lines(&metrics_lines);
+    outputs.append(&mut traced.outputs);
     let f = Finish {
         status: StepStatus::Succeeded,
         exit_code: Some(0),
@@ -1089,6 +1116,7 @@ impl OutputSummary {
             kind: if io.fp.is_dir() { "dir" } else { "file" },
             size: io.fp.size(),
             files: io.fp.nfiles(),
+            observed: !io.declared,
         }
     }
 }

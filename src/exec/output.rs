@@ -77,6 +77,12 @@ impl Printer {
         self.write(Stream::Stdout, text);
     }
 
+    /// A hint from mlrun (something worth changing, nothing wrong): always to stderr.
+    pub fn hint(&self, text: &str) {
+        let s = self.err_style;
+        self.write(Stream::Stderr, &format!("{} {text}", s.cyan("hint:")));
+    }
+
     /// A warning from mlrun: always to stderr.
     pub fn warn(&self, text: &str) {
         let s = self.err_style;

@@ -6,4 +6,4 @@ pub mod params;
 pub mod plan;
 pub mod raw;
 
-pub use plan::{Cmd, LoadOptions, PathDecl, Plan, Step, load};
+pub use plan::{Cmd, LoadOptions, PathDecl, Plan, Step, TraceMode, load};

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::diag::{Diagnostic, Severity, did_you_mean, render_all};
 use super::params::{self, Params};
-use super::raw::{self, RawCmd, RawPipeline, Sp};
+use super::raw::{self, RawCmd, RawPipeline, RawTrace, Sp};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -59,6 +59,49 @@ impl Cmd {
     }
 }
 
+/// How a step's file accesses are traced (`--trace`, `trace = ...`; see `exec::trace`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceMode {
+    Off,
+    /// record what the step really read and wrote; warn about undeclared files
+    On,
+    /// as `On`, and fail the step on any undeclared read or write inside the project
+    Strict,
+}
+
+impl TraceMode {
+    /// The mode a step runs with. `--trace=off` turns tracing off everywhere; a step's own
+    /// `trace = false` opts it out even under `--trace` (a step that runs a debugger or strace
+    /// cannot be traced); otherwise the strongest of the command line and the step's (or else
+    /// the pipeline's) setting.
+    pub fn resolve(
+        cli: Option<TraceMode>,
+        pipeline: Option<TraceMode>,
+        step: Option<TraceMode>,
+    ) -> TraceMode {
+        if cli == Some(TraceMode::Off) || step == Some(TraceMode::Off) {
+            return TraceMode::Off;
+        }
+        let file = step.or(pipeline).unwrap_or(TraceMode::Off);
+        cli.map_or(file, |c| c.max(file))
+    }
+}
+
+/// `trace-ignore` pattern → globs over project-relative paths, gitignore-like: a pattern without
+/// `/` matches a name at any depth, one with `/` is anchored at the project directory, and a
+/// match on a directory covers everything inside it.
+pub fn trace_ignore_globs(pattern: &str) -> Vec<String> {
+    let p = pattern.trim_end_matches('/');
+    let p = p.strip_prefix("./").unwrap_or(p);
+    if p.contains('/') {
+        let p = p.trim_start_matches('/');
+        vec![p.to_string(), format!("{p}/**")]
+    } else {
+        vec![format!("**/{p}"), format!("**/{p}/**")]
+    }
+}
+
 /// A declared input or output path.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PathDecl {
@@ -95,6 +138,12 @@ pub struct Step {
     pub retries: u32,
     #[serde(with = "duration_ms", default)]
     pub retry_delay: Duration,
+    /// the step's own `trace` setting (the pipeline's is `Plan::trace`)
+    #[serde(default)]
+    pub trace: Option<TraceMode>,
+    /// `trace-ignore` patterns: the pipeline's, then the step's
+    #[serde(default)]
+    pub trace_ignore: Vec<String>,
 }
 
 mod duration_ms {
@@ -143,6 +192,8 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
     pub redact: Vec<String>,
     pub keep: Vec<String>,
+    /// `[pipeline] trace`
+    pub trace: Option<TraceMode>,
     /// in a topological order
     pub steps: Vec<Step>,
     /// rendered warnings to show the user before running
@@ -386,6 +437,12 @@ impl Checker<'_> {
             return None;
         }
 
+        let pipeline_trace = raw
+            .trace
+            .as_ref()
+            .and_then(|t| self.trace_mode("pipeline", t));
+        let pipeline_ignore = self.trace_ignore("pipeline", &raw.trace_ignore);
+
         let mut env = BTreeMap::new();
         for (k, v) in &raw.env {
             if self.env_entry("env", k, v) {
@@ -518,6 +575,12 @@ impl Checker<'_> {
                 }
             }
             after.push(deps_after);
+            let trace = rs
+                .trace
+                .as_ref()
+                .and_then(|t| self.trace_mode(&format!("steps.{name}"), t));
+            let mut trace_ignore = pipeline_ignore.clone();
+            trace_ignore.extend(self.trace_ignore(&format!("steps.{name}"), &rs.trace_ignore));
             steps.push(Step {
                 name: name.clone(),
                 template: cmd
@@ -535,6 +598,8 @@ impl Checker<'_> {
                 timeout,
                 retries,
                 retry_delay,
+                trace,
+                trace_ignore,
             });
         }
 
@@ -593,6 +658,7 @@ impl Checker<'_> {
             env,
             redact: raw.redact.iter().map(|s| s.value.clone()).collect(),
             keep: raw.keep.iter().map(|s| s.value.clone()).collect(),
+            trace: pipeline_trace,
             steps,
             warnings: Vec::new(),
         })
@@ -677,6 +743,65 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    fn trace_mode(&mut self, table: &str, t: &Sp<RawTrace>) -> Option<TraceMode> {
+        match &t.value {
+            RawTrace::Bool(true) => Some(TraceMode::On),
+            RawTrace::Bool(false) => Some(TraceMode::Off),
+            RawTrace::Text(s) if s == "strict" => Some(TraceMode::Strict),
+            RawTrace::Text(s) => {
+                let mut d = Diagnostic::error(
+                    format!("`{table}.trace` must be true, false or \"strict\", found \"{s}\""),
+                    Some(t.span.clone()),
+                )
+                .label("not a trace mode");
+                d = match s.as_str() {
+                    "true" | "on" | "yes" | "warn" => d.hint("write `trace = true` (a boolean, without quotes)"),
+                    "false" | "off" | "no" => d.hint("write `trace = false` (a boolean, without quotes)"),
+                    _ => d.hint("`trace = true` records what the step reads and writes; `trace = \"strict\"` also fails it on undeclared files"),
+                };
+                self.err(d);
+                None
+            }
+        }
+    }
+
+    fn trace_ignore(&mut self, table: &str, patterns: &[Sp<String>]) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in patterns {
+            if p.value.trim().is_empty() {
+                self.err(Diagnostic::error(
+                    format!("`{table}.trace-ignore` has an empty pattern"),
+                    Some(p.span.clone()),
+                ));
+                continue;
+            }
+            let bad = trace_ignore_globs(&p.value).into_iter().find_map(|g| {
+                globset::GlobBuilder::new(&g)
+                    .literal_separator(true)
+                    .build()
+                    .err()
+            });
+            match bad {
+                None => out.push(p.value.clone()),
+                Some(e) => self.err(
+                    Diagnostic::error(
+                        format!(
+                            "`{table}.trace-ignore` pattern `{}` is not a valid glob: {}",
+                            p.value,
+                            e.kind()
+                        ),
+                        Some(p.span.clone()),
+                    )
+                    .label("invalid glob")
+                    .hint(
+                        "use `*` within a name, `**` across directories, e.g. `logs/**` or `*.tmp`",
+                    ),
+                ),
+            }
+        }
+        out
     }
 
     fn env_entry(&mut self, table: &str, k: &Sp<String>, v: &Sp<String>) -> bool {
@@ -988,6 +1113,36 @@ mod tests {
         assert!(within("data/x.csv", "data"));
         assert!(!within("data2/x.csv", "data"));
         assert!(within("data", "data"));
+    }
+
+    #[test]
+    fn trace_mode_precedence() {
+        use TraceMode::*;
+        assert_eq!(TraceMode::resolve(None, None, None), Off);
+        assert_eq!(TraceMode::resolve(None, Some(On), None), On);
+        assert_eq!(TraceMode::resolve(None, Some(Strict), Some(On)), On);
+        assert_eq!(TraceMode::resolve(Some(On), None, None), On);
+        assert_eq!(TraceMode::resolve(Some(On), Some(Strict), None), Strict);
+        assert_eq!(TraceMode::resolve(Some(Strict), Some(Off), None), Strict);
+        // a step's explicit opt-out wins over the command line; --trace=off over everything
+        assert_eq!(TraceMode::resolve(Some(Strict), None, Some(Off)), Off);
+        assert_eq!(
+            TraceMode::resolve(Some(Off), Some(Strict), Some(Strict)),
+            Off
+        );
+    }
+
+    #[test]
+    fn trace_ignore_patterns_are_gitignore_like() {
+        assert_eq!(trace_ignore_globs("*.log"), ["**/*.log", "**/*.log/**"]);
+        assert_eq!(
+            trace_ignore_globs("data/cache/"),
+            ["data/cache", "data/cache/**"]
+        );
+        assert_eq!(
+            trace_ignore_globs("./out/*.tmp"),
+            ["out/*.tmp", "out/*.tmp/**"]
+        );
     }
 
     #[test]

@@ -34,6 +34,13 @@ pub enum RawCmd {
     Argv(Vec<String>),
 }
 
+/// `trace = true | false | "strict"` as written; `plan` judges the string.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawTrace {
+    Bool(bool),
+    Text(String),
+}
+
 #[derive(Debug, Default)]
 pub struct RawPipeline {
     pub name: Option<Sp<String>>,
@@ -42,6 +49,8 @@ pub struct RawPipeline {
     pub redact: Vec<Sp<String>>,
     pub keep: Vec<Sp<String>>,
     pub allow_outside: bool,
+    pub trace: Option<Sp<RawTrace>>,
+    pub trace_ignore: Vec<Sp<String>>,
     /// Inline `[params]`, flattened to dotted keys; the span is the value's.
     pub params: Vec<(String, Sp<toml::Value>)>,
     pub env: Vec<(Sp<String>, Sp<String>)>,
@@ -66,6 +75,8 @@ pub struct RawStep {
     pub retries: Option<Sp<i64>>,
     pub retry_delay: Option<Sp<String>>,
     pub after: Vec<Sp<String>>,
+    pub trace: Option<Sp<RawTrace>>,
+    pub trace_ignore: Vec<Sp<String>>,
 }
 
 const TOP_KEYS: &[&str] = &["pipeline", "params", "env", "steps"];
@@ -76,6 +87,8 @@ const PIPELINE_KEYS: &[&str] = &[
     "redact",
     "keep",
     "allow-outside",
+    "trace",
+    "trace-ignore",
 ];
 const STEP_KEYS: &[&str] = &[
     "cmd",
@@ -89,6 +102,8 @@ const STEP_KEYS: &[&str] = &[
     "timeout",
     "retries",
     "retry-delay",
+    "trace",
+    "trace-ignore",
 ];
 
 /// Parse the text into a `RawPipeline`. Syntax errors, type errors and unknown keys are returned as
@@ -287,6 +302,8 @@ impl Walker {
                 "redact" => raw.redact = self.string_list(&path, value),
                 "keep" => raw.keep = self.string_list(&path, value),
                 "allow-outside" => raw.allow_outside = self.bool(&path, value).unwrap_or(false),
+                "trace" => raw.trace = self.trace(&path, value),
+                "trace-ignore" => raw.trace_ignore = self.string_list(&path, value),
                 _ => self.unknown_key("pipeline.", &key, PIPELINE_KEYS),
             }
         }
@@ -370,6 +387,8 @@ impl Walker {
             timeout: None,
             retries: None,
             retry_delay: None,
+            trace: None,
+            trace_ignore: Vec::new(),
         };
         for (key, value) in in_file_order(t) {
             let k = key.get_ref().as_ref();
@@ -386,6 +405,8 @@ impl Walker {
                 "timeout" => step.timeout = self.string(&path, value),
                 "retry-delay" => step.retry_delay = self.string(&path, value),
                 "retries" => step.retries = self.integer(&path, value),
+                "trace" => step.trace = self.trace(&path, value),
+                "trace-ignore" => step.trace_ignore = self.string_list(&path, value),
                 _ => self.unknown_key(&format!("{prefix}."), &key, STEP_KEYS),
             }
         }
@@ -439,6 +460,19 @@ impl Walker {
             }
         }
         out
+    }
+
+    /// `trace`: a boolean or a string (only `"strict"` is meaningful; `plan` says so).
+    fn trace(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<Sp<RawTrace>> {
+        let span = v.span();
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(Sp::new(RawTrace::Bool(*b), span)),
+            DeValue::String(s) => Some(Sp::new(RawTrace::Text(s.to_string()), span)),
+            _ => {
+                self.type_error(key, "true, false or \"strict\"", &v);
+                None
+            }
+        }
     }
 
     fn cmd(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<Sp<RawCmd>> {

@@ -442,6 +442,8 @@ pub struct IoInfo {
     pub nfiles: i64,
     /// the bytes are in the object store, so this version can be restored
     pub stored: bool,
+    /// seen by `--trace` but not declared in pipeline.toml (`io_edges.declared = 0`)
+    pub observed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -502,7 +504,7 @@ pub struct RunDetail {
 
 fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT a.path, b.hash, b.kind, b.size, b.nfiles, b.stored FROM io_edges e
+        "SELECT a.path, b.hash, b.kind, b.size, b.nfiles, b.stored, e.declared = 0 FROM io_edges e
          JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
          JOIN blobs b ON b.hash = v.blob_hash
          WHERE e.step_exec = ?1 AND e.direction = ?2 ORDER BY a.path",
@@ -516,6 +518,7 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
                 size: r.get(3)?,
                 nfiles: r.get(4)?,
                 stored: r.get(5)?,
+                observed: r.get(6)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

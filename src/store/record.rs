@@ -361,6 +361,8 @@ pub struct Io {
     pub origin: Option<Origin>,
     /// its bytes are in the object store
     pub stored: bool,
+    /// declared in pipeline.toml; false: observed by `--trace` only (`io_edges.declared = 0`)
+    pub declared: bool,
 }
 
 impl Io {
@@ -370,6 +372,7 @@ impl Io {
             fp,
             origin: None,
             stored: false,
+            declared: true,
         }
     }
 }
@@ -448,7 +451,7 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
     )?;
     let mut edge = tx.prepare_cached(
         "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin, mode)
-         VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for (dir, list) in [("in", &r.inputs), ("out", &r.outputs)] {
         for io in list {
@@ -467,6 +470,7 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
                 exec_id,
                 dir,
                 av,
+                io.declared,
                 io.origin.map(Origin::as_str),
                 mode
             ])?;

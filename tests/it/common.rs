@@ -132,6 +132,32 @@ impl Env {
         self.mlrun_in(&self.root, args)
     }
 
+    /// The `mlrun` command in the project, with the hermetic environment, not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        self.base_env(&mut cmd);
+        cmd.args(args).current_dir(&self.root);
+        cmd
+    }
+
+    /// `mlrun ARGS` run by another program, e.g. `strace -f mlrun run`.
+    pub fn mlrun_under(&self, wrapper: &[&str], args: &[&str]) -> Out {
+        let mut cmd = Command::new(wrapper[0]);
+        self.base_env(&mut cmd);
+        let out = cmd
+            .args(&wrapper[1..])
+            .arg(bin())
+            .args(args)
+            .current_dir(&self.root)
+            .output()
+            .expect("the wrapper runs");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     pub fn mlrun_in(&self, dir: &Path, args: &[&str]) -> Out {
         let mut cmd = Command::new(bin());
         self.base_env(&mut cmd);

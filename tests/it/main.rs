@@ -11,4 +11,5 @@ mod query;
 mod record;
 mod reliability;
 mod replay;
+mod trace;
 mod validate;
