@@ -41,6 +41,8 @@ struct Ctx<'a> {
     children: HashMap<&'a str, Vec<&'a str>>,
     /// (version, execution) → origin of that `used` edge
     origin: HashMap<(&'a str, &'a str), &'a str>,
+    /// (from, to) of edges seen by `--trace` but not declared
+    observed: HashSet<(&'a str, &'a str)>,
     runs: HashMap<&'a str, &'a Node>,
     seen: HashSet<&'a str>,
     out: String,
@@ -123,6 +125,11 @@ impl<'a> Ctx<'a> {
             size_note(v)
         );
         let origin = parent.and_then(|p| self.origin.get(&(id, p)).copied());
+        let observed = parent
+            .is_some_and(|p| self.observed.contains(&(id, p)) || self.observed.contains(&(p, id)));
+        if observed {
+            s += &format!("  {}", self.style.cyan("(observed, not declared)"));
+        }
         if *gap {
             s += &format!("  {}", self.style.red(&format!("⚠ {GAP_REASON}")));
         } else if *uncommitted && origin != Some("git") && *producers == 0 {
@@ -259,6 +266,7 @@ pub fn tree(g: &Graph, style: &Style) -> String {
     let up = g.direction == "upstream";
     let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut origin = HashMap::new();
+    let mut observed = HashSet::new();
     let mut run_execs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for e in &g.edges {
         match (e.kind, up) {
@@ -270,6 +278,9 @@ pub fn tree(g: &Graph, style: &Style) -> String {
             }
             ("part_of", _) => run_execs.entry(&e.to).or_default().push(&e.from),
             _ => {}
+        }
+        if e.observed {
+            observed.insert((e.from.as_str(), e.to.as_str()));
         }
         if e.kind == "used"
             && let Some(o) = &e.origin
@@ -344,6 +355,7 @@ pub fn tree(g: &Graph, style: &Style) -> String {
         nodes,
         children,
         origin,
+        observed,
         runs,
         seen: HashSet::new(),
         out: String::new(),
@@ -463,6 +475,9 @@ pub fn dot(g: &Graph) -> String {
     }
     for e in &g.edges {
         let style = match e.kind {
+            "used" | "generated" if e.observed => {
+                " [style=dashed, color=\"#2a7ab0\", label=\"observed\"]".into()
+            }
             "used" | "generated" => String::new(),
             "committed" => " [style=dashed, label=\"committed\"]".into(),
             "reused" => " [style=dotted, label=\"reused\"]".into(),
@@ -543,6 +558,7 @@ pub fn mermaid(g: &Graph) -> String {
     }
     for e in &g.edges {
         let arrow = match e.kind {
+            "used" | "generated" if e.observed => "-.->|observed|",
             "used" | "generated" => "-->",
             "committed" => "-.->|committed|",
             "reused" => "-.->|reused|",

@@ -839,6 +839,9 @@ pub struct GraphEdge {
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// a `used` / `generated` edge seen by `--trace` but not declared in pipeline.toml
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub observed: bool,
 }
 
 pub const GAP_REASON: &str = "data version unknown: produced outside mlrun";
@@ -985,7 +988,7 @@ fn build_graph(
         let mut stmt = conn.prepare(
             // from the executions (few edges each), not the versions (a shared source file
             // has thousands of readers): CROSS JOIN keeps that order
-            "SELECT e.step_exec, e.direction, e.av_id, e.origin
+            "SELECT e.step_exec, e.direction, e.av_id, e.origin, e.declared
              FROM json_each(?1) x CROSS JOIN io_edges e ON e.step_exec = x.value
              WHERE e.av_id IN (SELECT value FROM json_each(?2))",
         )?;
@@ -995,16 +998,18 @@ fn build_graph(
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, Option<String>>(3)?,
+                r.get::<_, bool>(4)?,
             ))
         })?;
         for row in rows {
-            let (e, dir, av, origin) = row?;
+            let (e, dir, av, origin, declared) = row?;
             if dir == "in" {
                 edges.insert(GraphEdge {
                     from: av_node_id(av),
                     to: exec_node_id(e),
                     kind: "used",
                     origin,
+                    observed: !declared,
                 });
             } else {
                 edges.insert(GraphEdge {
@@ -1012,6 +1017,7 @@ fn build_graph(
                     to: av_node_id(av),
                     kind: "generated",
                     origin: None,
+                    observed: !declared,
                 });
             }
         }
@@ -1074,6 +1080,7 @@ fn build_graph(
                 to: exec_node_id(e.exec_id),
                 kind: "reused",
                 origin: None,
+                observed: false,
             });
         }
     }
@@ -1114,6 +1121,7 @@ fn build_graph(
             to: run_node_id(&e.run_id),
             kind: "part_of",
             origin: None,
+            observed: false,
         });
         nodes.push(Node::StepExec {
             id: exec_node_id(e.exec_id),
@@ -1133,6 +1141,7 @@ fn build_graph(
                 to: id.clone(),
                 kind: "checked_out",
                 origin: None,
+                observed: false,
             });
         }
     }
@@ -1154,6 +1163,7 @@ fn build_graph(
             to: av_node_id(av),
             kind: "committed",
             origin: None,
+            observed: false,
         });
     }
     nodes.extend(runs);
@@ -1286,7 +1296,8 @@ mod tests {
             from: "commit:c0ffee".into(),
             to: "av:2".into(),
             kind: "committed",
-            origin: None
+            origin: None,
+            observed: false,
         }));
         match g.node("av:4").unwrap() {
             Node::ArtifactVersion {

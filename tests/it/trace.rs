@@ -658,3 +658,39 @@ fn a_reused_step_is_not_traced_and_the_run_says_so() {
     let out = env.mlrun(&["run", "--trace=strict", "--force"]);
     assert_eq!(out.code, 1, "{out:?}");
 }
+
+#[test]
+fn lineage_shows_observed_edges_apart_from_declared_ones() {
+    let env = project(
+        "[steps.s]\ncmd = \"cat extra.txt declared.txt > out.txt\"\ninputs = [\"declared.txt\"]\noutputs = [\"out.txt\"]\n",
+        &[("extra.txt", "x\n"), ("declared.txt", "d\n")],
+    );
+    let out = env.mlrun(&["--trace"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let tree = env.mlrun(&["lineage", "out.txt"]);
+    assert_eq!(tree.code, 0, "{tree:?}");
+    let line = |p: &str| {
+        tree.stdout
+            .lines()
+            .find(|l| l.contains(p))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("extra.txt").contains("(observed, not declared)"),
+        "{tree:?}"
+    );
+    assert!(!line("declared.txt").contains("observed"), "{tree:?}");
+    let json = env.mlrun(&["lineage", "out.txt", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let observed: Vec<&serde_json::Value> = v["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["observed"] == true)
+        .collect();
+    assert_eq!(observed.len(), 1, "{v}");
+    assert_eq!(observed[0]["kind"], "used");
+    let dot = env.mlrun(&["lineage", "out.txt", "--format", "dot"]);
+    assert!(dot.stdout.contains("label=\"observed\""), "{dot:?}");
+}
