@@ -287,16 +287,18 @@ pub async fn run(
         commit_note
     ));
 
-    let outcomes = schedule(&ctx, &opts, int_rx).await;
+    let (outcomes, first_failed) = schedule(&ctx, &opts, int_rx).await;
     signals.abort();
 
     let interrupted = *ctx.interrupt.borrow();
     // The first step to fail decides the exit code: its own, 124 for a timeout (as `timeout(1)`
     // does), 1 when it exited 0 but broke a promise (a missing output).
-    let first_failure = outcomes.iter().find_map(|o| match o.status.as_str() {
-        "failed" => Some(o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE)),
-        "timed_out" => Some(exit::TIMED_OUT),
-        _ => None,
+    let first_failure = first_failed.map(|i| {
+        let o = &outcomes[i];
+        match o.status.as_str() {
+            "timed_out" => exit::TIMED_OUT,
+            _ => o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE),
+        }
     });
     let (status, exit_code) = match interrupted {
         Interrupt::Graceful(sig) | Interrupt::Kill(sig) => (RunStatus::Interrupted, 128 + sig),
@@ -305,6 +307,24 @@ pub async fn run(
             None => (RunStatus::Succeeded, exit::OK),
         },
     };
+    // One metric name from several steps: the run-level value is the latest step's in the plan.
+    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for o in &outcomes {
+        for k in o.metrics.keys() {
+            by_key.entry(k).or_default().push(&o.name);
+        }
+    }
+    for (k, steps) in by_key.iter().filter(|(_, s)| s.len() > 1) {
+        let list = steps
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        printer.warn(&format!(
+            "metric `{k}` is reported by steps {list}; `mlrun runs` shows and filters on the value from `{}`, the latest in the plan (give the metrics distinct names to compare them)",
+            steps.last().copied().unwrap_or_default()
+        ));
+    }
     let c = ctx.clone();
     let git_end = blocking(move || c.git_snapshot()).await;
     let ended = now_ms();
@@ -433,16 +453,19 @@ async fn watch_signals(tx: watch::Sender<Interrupt>, printer: Arc<Printer>, grac
     }
 }
 
+/// Run every step that can run; returns the outcomes in plan order and the index of the step
+/// that failed first (in time), whose exit code mlrun passes on.
 async fn schedule(
     ctx: &Arc<Ctx>,
     opts: &RunOptions,
     mut int_rx: watch::Receiver<Interrupt>,
-) -> Vec<StepOutcome> {
+) -> (Vec<StepOutcome>, Option<usize>) {
     let n = ctx.plan.steps.len();
     let mut state = vec![State::Pending; n];
     let mut outcomes: Vec<Option<StepOutcome>> = vec![None; n];
     let mut running = tokio::task::JoinSet::new();
     let mut stop_reason: Option<String> = None;
+    let mut first_failed = None;
     let jobs = opts.jobs.max(1);
 
     loop {
@@ -489,6 +512,9 @@ async fn schedule(
                     _ => StepStatus::Failed,
                 };
                 state[i] = State::Done(status);
+                if matches!(status, StepStatus::Failed | StepStatus::TimedOut) && first_failed.is_none() {
+                    first_failed = Some(i);
+                }
                 if matches!(status, StepStatus::Failed | StepStatus::TimedOut) && !opts.keep_going && stop_reason.is_none() {
                     stop_reason = Some(format!("not run: the run stopped after `{}` failed", ctx.plan.steps[i].name));
                 }
@@ -507,10 +533,11 @@ async fn schedule(
             outcomes[i] = Some(not_run(ctx, i, &reason));
         }
     }
-    outcomes
+    let outcomes = outcomes
         .into_iter()
         .map(|o| o.expect("every step has an outcome"))
-        .collect()
+        .collect();
+    (outcomes, first_failed)
 }
 
 fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
@@ -674,6 +701,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         run_id: &ctx.run_id,
         step: &step.name,
         attempt: 1,
+        seq: i,
         cmd: &cmd_display,
         argv_json: &argv_json,
         cwd: &step.cwd,

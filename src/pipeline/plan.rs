@@ -250,6 +250,11 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Plan> {
     let file = std::path::absolute(opts.file).map_err(|e| {
         Error::invalid(format!("bad pipeline path `{}`", opts.file.display())).cause(e)
     })?;
+    // `../pipeline.toml` or a symlinked directory: the project root is the real directory
+    let file = match (file.parent().map(Path::canonicalize), file.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => file,
+    };
     let bytes = std::fs::read(&file).map_err(|e| {
         let mut err = Error::invalid(format!("cannot read pipeline file `{}`", opts.file.display())).cause(&e);
         if e.kind() == std::io::ErrorKind::NotFound {

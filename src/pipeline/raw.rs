@@ -207,8 +207,18 @@ impl Walker {
                     }
                 }
                 _ => {
-                    // `[step.x]` instead of `[steps.x]` is the likely slip; the generic hint covers it.
-                    self.unknown_key("", &key, TOP_KEYS)
+                    // An unknown section is an error, not a warning: `[step.train]` for
+                    // `[steps.train]` would otherwise silently drop the step.
+                    let mut d = Diagnostic::error(
+                        format!("unknown section `{}`", key.get_ref()),
+                        Some(key.span()),
+                    )
+                    .label("not a pipeline.toml section");
+                    d = match did_you_mean(key.get_ref(), TOP_KEYS.iter().copied()) {
+                        Some(s) => d.hint(format!("did you mean `{s}`?")),
+                        None => d.hint(format!("sections are: {}", TOP_KEYS.join(", "))),
+                    };
+                    self.diags.push(d);
                 }
             }
         }
@@ -415,10 +425,11 @@ impl Walker {
 
     /// `outputs`: strings, or tables `{ path = "...", store = false }`.
     fn output_list(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Vec<(Sp<String>, bool)> {
-        let span = v.span();
-        let DeValue::Array(items) = v.into_inner() else {
-            let v = Spanned::new(span, DeValue::Boolean(false));
+        if !matches!(v.get_ref(), DeValue::Array(_)) {
             self.type_error(key, "an array of paths", &v);
+            return Vec::new();
+        }
+        let DeValue::Array(items) = v.into_inner() else {
             return Vec::new();
         };
         let mut out = Vec::new();

@@ -202,9 +202,10 @@ pub struct RunFilter {
     pub limit: Option<usize>,
 }
 
-/// A run's value of a metric: the one reported by its last step execution that has it.
+/// A run's value of a metric: the one reported by the step latest in the plan (then the last
+/// attempt), so parallel steps reporting one key give the same answer whatever order they ended.
 const RUN_METRIC: &str = "(SELECT m.value FROM step_execs s JOIN metrics m ON m.step_exec = s.id
-     WHERE s.run_id = r.id AND m.key = ? ORDER BY s.id DESC LIMIT 1)";
+     WHERE s.run_id = r.id AND m.key = ? ORDER BY s.seq DESC, s.id DESC LIMIT 1)";
 
 /// The runs matching `f`, newest first (or by the sort metric), with their metrics. Two
 /// queries whatever the number of runs: the runs, then all their metrics at once.
@@ -310,13 +311,14 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
             r.short_id = short_id(conn, &r.id)?;
         }
     }
-    // all metrics of the listed runs in one query; later steps win, as in RUN_METRIC
+    // all metrics of the listed runs in one query; the step latest in the plan wins, as in
+    // RUN_METRIC (the second column orders by plan position, then execution)
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
     // (no ORDER BY: sorting 30,000 rows cost more than keeping the latest step in Rust)
     let mut m = conn.prepare(
-        "SELECT s.run_id, s.id, m.key, m.value FROM step_execs s JOIN metrics m ON m.step_exec = s.id
-         WHERE s.run_id IN (SELECT value FROM json_each(?1))",
+        "SELECT s.run_id, COALESCE(s.seq, 0) * 4294967296 + s.id, m.key, m.value FROM step_execs s
+         JOIN metrics m ON m.step_exec = s.id WHERE s.run_id IN (SELECT value FROM json_each(?1))",
     )?;
     let mut by_run: std::collections::HashMap<String, BTreeMap<String, (i64, f64)>> =
         std::collections::HashMap::new();

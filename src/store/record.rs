@@ -309,6 +309,9 @@ pub struct StepBegin<'a> {
     pub step: &'a str,
     /// 1 for the first attempt; retries count up
     pub attempt: u32,
+    /// position of the step in the plan: where several steps report one metric, the run's value
+    /// is the one from the step latest in the plan, whatever order parallel steps ended in
+    pub seq: usize,
     pub cmd: &'a str,
     pub argv_json: &'a str,
     pub cwd: &'a str,
@@ -320,9 +323,9 @@ pub struct StepBegin<'a> {
 fn insert_exec(tx: &Transaction<'_>, b: &StepBegin<'_>) -> Result<i64> {
     let git = put_git(tx, b.git_before)?;
     tx.execute(
-        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before, attempt)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
-        params![b.run_id, b.step, b.cmd, b.argv_json, b.cwd, b.started_at, git, b.attempt],
+        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before, attempt, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
+        params![b.run_id, b.step, b.cmd, b.argv_json, b.cwd, b.started_at, git, b.attempt, b.seq as i64],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -428,6 +431,38 @@ pub fn record_reuse(
     Ok(id)
 }
 
+/// A step read one file of a directory another step of the same run produced (`inputs =
+/// ["feat/a.csv"]` against `outputs = ["feat/"]`): record that the producer generated this file
+/// version too, so lineage connects the file to the step that made it instead of showing a gap.
+fn link_file_to_producer(
+    tx: &Transaction<'_>,
+    consumer: i64,
+    path: &str,
+    hash: &str,
+    av: i64,
+) -> Result<()> {
+    let producer: Option<i64> = tx
+        .query_row(
+            "SELECT e.step_exec FROM step_execs c JOIN step_execs s ON s.run_id = c.run_id
+             JOIN io_edges e ON e.step_exec = s.id AND e.direction = 'out'
+             JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
+             JOIN dir_entries d ON d.dir_hash = v.blob_hash
+             WHERE c.id = ?1 AND s.id != ?1 AND substr(?2, 1, length(a.path) + 1) = a.path || '/'
+               AND d.relpath = substr(?2, length(a.path) + 2) AND d.file_hash = ?3
+             ORDER BY s.id DESC LIMIT 1",
+            params![consumer, path, hash],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(p) = producer {
+        tx.execute(
+            "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin) VALUES (?1, 'out', ?2, 1, NULL)",
+            params![p, av],
+        )?;
+    }
+    Ok(())
+}
+
 fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> {
     let git = put_git(tx, &r.git_after)?;
     let env = put_env(tx, &r.env)?;
@@ -474,6 +509,9 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
                 io.origin.map(Origin::as_str),
                 mode
             ])?;
+            if dir == "in" && io.origin == Some(Origin::Step) && !io.fp.is_dir() {
+                link_file_to_producer(tx, exec_id, &io.path, io.fp.hash(), av)?;
+            }
         }
     }
     let mut p =

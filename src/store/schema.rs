@@ -72,6 +72,7 @@ CREATE TABLE step_execs (
   id INTEGER PRIMARY KEY,
   run_id TEXT NOT NULL REFERENCES runs(id),
   step TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 1,
+  seq INTEGER,                               -- the step's position in the plan (topological)
   cmd TEXT NOT NULL,                         -- as shown to people
   argv TEXT NOT NULL,                        -- JSON array actually executed
   cwd TEXT NOT NULL,

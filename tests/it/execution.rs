@@ -256,3 +256,65 @@ fn a_command_that_cannot_start_is_a_failed_step() {
         "failed"
     );
 }
+
+#[test]
+fn the_first_step_to_fail_in_time_decides_the_exit_code() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.a_slow]\ncmd = \"sleep 0.5\"\noutputs = [\"never.txt\"]\n[steps.b_missing]\ncmd = [\"no-such-program-xyz\"]\n",
+    );
+    let out = env.mlrun(&["-j", "2"]);
+    assert_eq!(out.code, 127, "b_missing failed first: {out:?}");
+}
+
+#[test]
+fn a_pipeline_path_through_dotdot_works_from_a_subdirectory() {
+    let env = chain_with("echo a > a.txt");
+    std::fs::create_dir_all(env.path("src")).unwrap();
+    let out = env.mlrun_in(&env.path("src"), &["../pipeline.toml"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun_in(&env.path("src"), &["status", "../pipeline.toml"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("all 2 steps up to date"), "{out:?}");
+}
+
+#[test]
+fn a_file_read_from_another_steps_output_directory_links_to_its_producer() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        r#"
+[steps.prep]
+cmd = "mkdir -p feat && echo 1 > feat/a.csv && echo 2 > feat/b.csv"
+outputs = ["feat/"]
+[steps.train]
+cmd = "cat feat/a.csv > model.txt"
+inputs = ["feat/a.csv"]
+outputs = ["model.txt"]
+"#,
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let tree = env.mlrun(&["lineage", "model.txt"]);
+    assert_eq!(tree.code, 0, "{tree:?}");
+    assert!(
+        !tree.stdout.contains("produced outside mlrun"),
+        "no false gap: {tree:?}"
+    );
+    let after_file: String = tree
+        .stdout
+        .lines()
+        .skip_while(|l| !l.contains("feat/a.csv"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        after_file.contains("prep"),
+        "feat/a.csv is made by prep: {tree:?}"
+    );
+    // and again when both steps are reused from the cache
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let tree = env.mlrun(&["lineage", "model.txt"]);
+    assert!(!tree.stdout.contains("produced outside mlrun"), "{tree:?}");
+}

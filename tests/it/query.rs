@@ -118,3 +118,31 @@ fn help_and_version() {
         );
     }
 }
+
+#[test]
+fn a_metric_from_parallel_steps_takes_the_value_of_the_latest_step_in_the_plan() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.train_a]\ncmd = \"echo loss=0.1 >> $MLRUN_METRICS; echo a > a.txt\"\noutputs = [\"a.txt\"]\n\
+         [steps.train_b]\ncmd = \"echo loss=0.9 >> $MLRUN_METRICS; echo b > b.txt\"\noutputs = [\"b.txt\"]\n",
+    );
+    env.commit("p");
+    for _ in 0..3 {
+        let out = env.mlrun(&["--force", "-j", "2"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(
+            out.stderr
+                .contains("metric `loss` is reported by steps `train_a`, `train_b`"),
+            "{out:?}"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&env.mlrun(&["runs", "--json"]).stdout).unwrap();
+    for run in v.as_array().unwrap() {
+        assert_eq!(run["metrics"]["loss"], 0.9, "{run}");
+    }
+    let filtered = env.mlrun(&["runs", "--metric", "loss>0.5", "--json"]);
+    let f: serde_json::Value = serde_json::from_str(&filtered.stdout).unwrap();
+    assert_eq!(f.as_array().unwrap().len(), 3);
+}
