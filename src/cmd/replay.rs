@@ -145,6 +145,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         no_store: true,
         no_cache: true,
         git_fixed: Some(orig.git.clone()),
+        recorded_location: Some((orig.plan.root.clone(), orig.plan.file.clone())),
         // a replay reruns what was declared; tracing it again would only repeat the original's
         // observations (and need the scratch tree's paths): keep pipeline.toml's setting off
         trace: Some(crate::pipeline::plan::TraceMode::Off),

@@ -13,8 +13,24 @@ use crate::store::lock::PipelineLock;
 use crate::store::{self, Store};
 
 pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    let json = args.json;
+    let result = run_inner(args, store_dir, color);
+    // `--json` promises a document on stdout even when mlrun could not run the pipeline
+    if json && let Err(e) = &result {
+        let doc = serde_json::json!({
+            "status": if e.kind == crate::error::Kind::Invalid { "invalid" } else { "error" },
+            "exit_code": e.exit_code(),
+            "error": e.to_string(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    result
+}
+
+fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    let file = pipeline::locate(&args.pipeline);
     let plan = pipeline::load(&LoadOptions {
-        file: &args.pipeline,
+        file: &file,
         overrides: &args.params,
     })?;
     let err_style = Style::stderr(color);
@@ -83,6 +99,7 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
         no_store: args.no_store,
         no_cache: false,
         git_fixed: None,
+        recorded_location: None,
         trace,
     };
     let outcome = exec::run_blocking(plan, store, opts, printer)?;

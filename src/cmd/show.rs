@@ -13,8 +13,13 @@ use crate::store::{self, Store};
 
 pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_existing(&store::find_dir(store_dir)?)?;
+    let mut only_step = None;
     let id = match target::resolve(&store, &args.target)? {
-        Target::Run(id) | Target::Exec { run_id: id, .. } => id,
+        Target::Run(id) => id,
+        Target::Exec { run_id, step, .. } => {
+            only_step = Some(step);
+            run_id
+        }
         Target::Version(v, note) => {
             if let Some(n) = note {
                 Style::stderr(color).note(&n);
@@ -31,7 +36,11 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             return Ok(0);
         }
     };
-    let detail = query::run_detail(&store.conn, &id, args.patch || args.json)?;
+    let mut detail = query::run_detail(&store.conn, &id, args.patch || args.json)?;
+    if let Some(step) = &only_step {
+        // `RUN:STEP`: that step's executions (every attempt) with the run's context
+        detail.steps.retain(|s| &s.name == step);
+    }
     if args.json {
         emit(&format!(
             "{}\n",
@@ -48,7 +57,17 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 if data.is_empty() {
                     continue;
                 }
-                o += &format!("\n{} {} {}\n", style.bold("──"), s.name, style.dim(stream));
+                let attempt = if s.attempt > 1 {
+                    format!(" attempt {}", s.attempt)
+                } else {
+                    String::new()
+                };
+                o += &format!(
+                    "\n{} {}{attempt} {}\n",
+                    style.bold("──"),
+                    s.name,
+                    style.dim(stream)
+                );
                 o += &String::from_utf8_lossy(&data);
             }
         }
@@ -152,6 +171,10 @@ fn env_lines(e: &EnvInfo, style: &Style) -> Vec<String> {
     out
 }
 
+fn detail_has_retries(d: &RunDetail, step: &str) -> bool {
+    d.steps.iter().any(|s| s.name == step && s.attempt > 1)
+}
+
 pub fn render(d: &RunDetail, style: &Style) -> String {
     let mut o = String::new();
     let exit = d
@@ -212,6 +235,9 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             style.bold(&s.name),
             style.status(&s.status)
         );
+        if s.attempt > 1 || detail_has_retries(d, &s.name) {
+            head += &format!("  attempt {}", s.attempt);
+        }
         if let Some(c) = s.exit_code {
             head += &format!("  exit {c}");
         }
@@ -225,8 +251,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         o += "\n";
         if let Some(r) = &s.reused_run {
             o += &format!(
-                "    {}  outputs of run {} reused\n",
-                style.dim("reuse"),
+                "    reused  the results of run {} (the step did not run again)\n",
                 &r[..r.len().min(10)]
             );
         }

@@ -34,8 +34,9 @@ pub struct Status {
 }
 
 pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    let file = pipeline::locate(&args.pipeline);
     let plan = pipeline::load(&LoadOptions {
-        file: &args.pipeline,
+        file: &file,
         overrides: &args.params,
     })?;
     let err_style = Style::stderr(color);
@@ -127,13 +128,18 @@ fn step_reasons(
         // outputs only observed by --trace are recorded, not restored: they do not make a step stale
         for out in r.outputs.iter().filter(|o| o.declared) {
             let now = hash::fingerprint(&root.join(&out.path), cache).ok();
+            let shown = if out.fp.is_dir() {
+                format!("{}/", out.path)
+            } else {
+                out.path.clone()
+            };
             let restorable = if objects.can_restore(&out.fp) {
                 " (mlrun will restore it)"
             } else {
                 ""
             };
             match now {
-                None => reasons.push(format!("output {} is missing{restorable}", out.path)),
+                None => reasons.push(format!("output {shown} is missing{restorable}")),
                 Some(fp) if fp.hash() != out.fp.hash() => {
                     let known: bool = conn
                         .query_row(
@@ -145,13 +151,11 @@ fn step_reasons(
                         .is_ok();
                     if known {
                         reasons.push(format!(
-                            "output {} holds the result of other inputs{restorable}",
-                            out.path
+                            "output {shown} holds what another run made from other inputs{restorable}"
                         ))
                     } else {
                         reasons.push(format!(
-                            "output {} modified since last run{restorable}",
-                            out.path
+                            "output {shown} modified since last run{restorable}"
                         ))
                     }
                 }

@@ -51,6 +51,9 @@ pub struct RunOptions {
     /// record this git state instead of reading one (a replay's scratch tree is the recorded
     /// commit plus the recorded diff, not a repository of its own)
     pub git_fixed: Option<GitState>,
+    /// record the run at this (project root, pipeline file) instead of where it executes: a
+    /// replay runs in a scratch tree but is the same project, so its artifacts keep their names
+    pub recorded_location: Option<(PathBuf, PathBuf)>,
     /// `--trace[=MODE]`, over pipeline.toml's `trace` settings
     pub trace: Option<TraceMode>,
 }
@@ -242,6 +245,10 @@ pub async fn run(
     {
         // Secrets written into pipeline.toml's env tables are redacted from the recorded spec too.
         let mut recorded = ctx.plan.clone();
+        if let Some((root, file)) = &opts.recorded_location {
+            recorded.root = root.clone();
+            recorded.file = file.clone();
+        }
         let mut secrets = ctx.redactor.redact_map(&mut recorded.env);
         for s in &mut recorded.steps {
             secrets.extend(ctx.redactor.redact_map(&mut s.env));
@@ -250,8 +257,8 @@ pub async fn run(
         let plan_json = serde_json::to_string(&recorded).unwrap_or_default();
         let params_json = serde_json::to_string(&ctx.plan.params).unwrap_or_default();
         let argv_json = serde_json::to_string(&opts.argv).unwrap_or_default();
-        let file = ctx.plan.file.to_string_lossy();
-        let root = ctx.plan.root.to_string_lossy();
+        let file = recorded.file.to_string_lossy();
+        let root = recorded.root.to_string_lossy();
         ctx.with_store(|c| {
             record::insert_run(
                 c,

@@ -701,17 +701,45 @@ impl Checker<'_> {
             match params::parse_override(o) {
                 Ok((k, v)) => {
                     if let Some(slot) = params.get_mut(&k) {
+                        let was_number = slot.is_number();
+                        if was_number && v.is_string() {
+                            self.err(Diagnostic::warning(
+                                format!(
+                                    "`--param {o}` replaces the number {} of `{k}` with the text {v}",
+                                    params::render(slot)
+                                ),
+                                None,
+                            ));
+                        }
                         *slot = v;
                         continue;
                     }
-                    let mut d = Diagnostic::error(
-                        format!("`--param {o}` sets `{k}`, which the pipeline does not define"),
-                        None,
-                    );
-                    if let Some(s) = did_you_mean(&k, params.keys().map(String::as_str)) {
-                        d = d.hint(format!("did you mean `{s}`?"));
+                    let group: Vec<&str> = params
+                        .keys()
+                        .filter(|p| p.starts_with(&format!("{k}.")))
+                        .map(String::as_str)
+                        .collect();
+                    let mut d = if group.is_empty() {
+                        Diagnostic::error(
+                            format!("`--param {o}` sets `{k}`, which the pipeline does not define"),
+                            None,
+                        )
                     } else {
-                        d = d.hint("define it under [params] (or in the params-file) first");
+                        Diagnostic::error(
+                            format!(
+                                "`--param {o}`: `{k}` is a group of params ({}), not one param",
+                                group.join(", ")
+                            ),
+                            None,
+                        )
+                        .hint(format!("set one of them, e.g. `-p {}=…`", group[0]))
+                    };
+                    if group.is_empty() {
+                        if let Some(s) = did_you_mean(&k, params.keys().map(String::as_str)) {
+                            d = d.hint(format!("did you mean `{s}`?"));
+                        } else {
+                            d = d.hint("define it under [params] (or in the params-file) first");
+                        }
                     }
                     self.err(d);
                 }

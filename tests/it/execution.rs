@@ -318,3 +318,17 @@ outputs = ["model.txt"]
     let tree = env.mlrun(&["lineage", "model.txt"]);
     assert!(!tree.stdout.contains("produced outside mlrun"), "{tree:?}");
 }
+
+#[test]
+fn run_and_status_find_pipeline_toml_in_a_parent_directory() {
+    let env = chain_with("echo a > a.txt");
+    std::fs::create_dir_all(env.path("src/deep")).unwrap();
+    let out = env.mlrun_in(&env.path("src/deep"), &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        env.path("b.txt").exists(),
+        "paths stay relative to pipeline.toml's directory"
+    );
+    let out = env.mlrun_in(&env.path("src/deep"), &["status"]);
+    assert!(out.stdout.contains("all 2 steps up to date"), "{out:?}");
+}

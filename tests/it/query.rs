@@ -146,3 +146,16 @@ fn a_metric_from_parallel_steps_takes_the_value_of_the_latest_step_in_the_plan()
     let f: serde_json::Value = serde_json::from_str(&filtered.stdout).unwrap();
     assert_eq!(f.as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn show_run_colon_step_shows_only_that_step() {
+    let env = Env::git();
+    env.write("pipeline.toml", "[steps.first]\ncmd = \"echo 1 > a.txt\"\noutputs = [\"a.txt\"]\n[steps.second]\ncmd = \"cat a.txt > b.txt\"\ninputs = [\"a.txt\"]\noutputs = [\"b.txt\"]\n");
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let id: String = one(&env.db(), "SELECT id FROM runs");
+    let out = env.mlrun(&["show", &format!("{}:second", &id[..10])]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("second  succeeded"), "{out:?}");
+    assert!(!out.stdout.contains("first  succeeded"), "{out:?}");
+}

@@ -146,6 +146,8 @@ fn a_clean_run_replays_bit_for_bit_and_touches_nothing_of_the_user() {
         [["succeeded"], ["succeeded"]]
     );
     assert!(env.mlrun(&["runs"]).stdout.contains("(replay: identical)"));
+    // the replay is recorded under the project's own root, not the scratch directory
+    assert_eq!(rows(&db, "SELECT DISTINCT root FROM runs").len(), 1);
     assert!(env.mlrun(&["show"]).stdout.contains("replay    of run"));
 }
 

@@ -196,3 +196,35 @@ fn bad_step_name() {
 fn misspelt_section() {
     insta::assert_snapshot!(invalid("[step.train]\ncmd = \"echo\"\n"));
 }
+
+#[test]
+fn json_mode_prints_a_document_even_for_an_invalid_pipeline() {
+    let env = Env::git();
+    env.write("pipeline.toml", "[steps.a]\ncmd = 3\n");
+    let out = env.mlrun(&["run", "--json"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is JSON");
+    assert_eq!(v["status"], "invalid");
+    assert_eq!(v["exit_code"], 2);
+    assert!(v["error"].as_str().unwrap().contains("steps.a.cmd"), "{v}");
+}
+
+#[test]
+fn param_overrides_name_groups_and_warn_about_type_changes() {
+    let env = Env::git();
+    env.write("pipeline.toml", "[params.train]\nlr = 0.1\nepochs = 3\n[steps.a]\ncmd = \"echo {params.train.lr} > o.txt\"\noutputs = [\"o.txt\"]\n");
+    let out = env.mlrun(&["-p", "train=5"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("`train` is a group of params (train.epochs, train.lr), not one param"),
+        "{out:?}"
+    );
+    let out = env.mlrun(&["-p", "train.lr=abc"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("replaces the number 0.1 of `train.lr` with the text \"abc\""),
+        "{out:?}"
+    );
+}
