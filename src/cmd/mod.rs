@@ -31,3 +31,18 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Fsck(args)) => fsck::fsck(args, store.as_deref(), cli.color),
     }
 }
+
+/// Find, read and check the pipeline a command works on, and show its warnings.
+fn load_plan(
+    pipeline: &std::path::Path,
+    params: &[String],
+    err_style: crate::report::Style,
+) -> Result<crate::pipeline::Plan> {
+    let file = crate::pipeline::locate(pipeline);
+    let plan = crate::pipeline::load(&crate::pipeline::LoadOptions {
+        file: &file,
+        overrides: params,
+    })?;
+    crate::report::print_warnings(&plan.warnings, err_style);
+    Ok(plan)
+}

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::cli::{RunArgs, TraceArg};
 use crate::error::{Error, Result};
 use crate::exec::{self, Force, RunOptions, output::Printer};
+use crate::pipeline::TraceMode;
 use crate::pipeline::diag::did_you_mean;
-use crate::pipeline::{self, LoadOptions, TraceMode};
 use crate::report::{ColorChoice, Style};
 use crate::store::lock::PipelineLock;
 use crate::store::{self, Store};
@@ -28,13 +28,8 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
 }
 
 fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    let file = pipeline::locate(&args.pipeline);
-    let plan = pipeline::load(&LoadOptions {
-        file: &file,
-        overrides: &args.params,
-    })?;
     let err_style = Style::stderr(color);
-    crate::report::print_warnings(&plan.warnings, err_style);
+    let plan = super::load_plan(&args.pipeline, &args.params, err_style)?;
     let force = match &args.force {
         None => Force::None,
         Some(names) if names.iter().all(|n| n.is_empty()) => Force::All,

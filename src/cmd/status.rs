@@ -12,7 +12,7 @@ use crate::exec::incremental::{self, CacheParts};
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::env::Redactor;
 use crate::fingerprint::hash;
-use crate::pipeline::{self, LoadOptions};
+use crate::pipeline;
 use crate::report::{ColorChoice, Style};
 use crate::store::objects::Objects;
 use crate::store::record::Io;
@@ -34,13 +34,8 @@ pub struct Status {
 }
 
 pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    let file = pipeline::locate(&args.pipeline);
-    let plan = pipeline::load(&LoadOptions {
-        file: &file,
-        overrides: &args.params,
-    })?;
     let err_style = Style::stderr(color);
-    crate::report::print_warnings(&plan.warnings, err_style);
+    let plan = super::load_plan(&args.pipeline, &args.params, err_style)?;
     let dir = store::dir_for_pipeline(&plan.file, store_dir);
     let store = if dir.join(store::DB_FILE).is_file() {
         Some(Store::open(&dir)?)
