@@ -1,13 +1,16 @@
 # shellcheck shell=bash
-# Benchmark adapter for mlrun, following the contract of the shared DVC adapter
-# (tool_name, tool_init, tool_stage, tool_repro_cmd, ...). Used by scripts/bench-compare.sh.
+# Benchmark adapter for mlrun, following the contract of adapters/dvc.sh (tool_name, tool_init,
+# tool_stage, tool_repro_cmd, ...). Used by scripts/bench-compare.sh.
 #
 #   MLRUN=path/to/mlrun   the binary under test (default: target/release/mlrun of this repo)
+#   MLRUN_NO_STORE=1      run with --no-store (hash only: inputs and outputs are not copied
+#                         into the object store); results are labelled mlrun-nostore
 
-MLRUN="${MLRUN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/mlrun}"
+MLRUN="${MLRUN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/target/release/mlrun}"
+MLRUN_NO_STORE="${MLRUN_NO_STORE:-0}"
 export NO_COLOR=1
 
-tool_name() { echo mlrun; }
+tool_name() { if [ "$MLRUN_NO_STORE" = 1 ]; then echo mlrun-nostore; else echo mlrun; fi; }
 tool_version() { "$MLRUN" --version; }
 
 tool_init() {
@@ -31,6 +34,6 @@ tool_stage() {
 
 tool_pipeline_end() { git add pipeline.toml >/dev/null && git commit -qm pipeline; }
 
-tool_repro_cmd() { echo "$MLRUN run"; }
+tool_repro_cmd() { if [ "$MLRUN_NO_STORE" = 1 ]; then echo "$MLRUN run --no-store"; else echo "$MLRUN run"; fi; }
 tool_status_cmd() { echo "$MLRUN status"; }
 tool_startup_cmd() { echo "$MLRUN --version"; }
