@@ -5,6 +5,11 @@
 #   MLRUN=path/to/mlrun   the binary under test (default: target/release/mlrun of this repo)
 #   MLRUN_NO_STORE=1      run with --no-store (hash only: inputs and outputs are not copied
 #                         into the object store); results are labelled mlrun-nostore
+#   BENCH_TRASH=DIR       move the previous store into DIR instead of deleting it (the caller
+#                         empties DIR later, outside any measurement). On ext4 without a journal,
+#                         creating files soon after deleting many is slow (the inode allocator
+#                         skips recently deleted inodes), so deleting the last run's 20,000 stored
+#                         objects right before a timed first run would slow that run down.
 
 MLRUN="${MLRUN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/target/release/mlrun}"
 MLRUN_NO_STORE="${MLRUN_NO_STORE:-0}"
@@ -19,7 +24,12 @@ tool_init() {
 }
 
 # everything mlrun keeps lives in .mlrun/ beside pipeline.toml
-tool_reset() { rm -rf .git .gitignore pipeline.toml .mlrun; }
+tool_reset() {
+  if [ -n "${BENCH_TRASH:-}" ] && [ -d .mlrun ]; then
+    mkdir -p "$BENCH_TRASH" && mv .mlrun "$BENCH_TRASH/mlrun.$$.$RANDOM$RANDOM"
+  fi
+  rm -rf .git .gitignore pipeline.toml .mlrun
+}
 
 tool_pipeline_begin() { printf '[pipeline]\nname = "bench"\n\n' > pipeline.toml; }
 
