@@ -30,7 +30,8 @@ top_functions() {  # top_functions CALLGRIND_FILE: inclusive cost of mlrun's own
     | sed -E 's#/[^ ]*/(src/[^:]*):#\1:#; s# \[[^]]*\]##' | awk '!seen[$0]++' | head -40
 }
 
-echo "== callgrind: ${N}-step chain, first run and no-op" | tee "$OUT/summary.txt"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" > "$OUT/summary.txt"
+echo "== callgrind: ${N}-step chain, first run and no-op" | tee -a "$OUT/summary.txt"
 MLRUN_NO_STORE=0 bash "$BENCH/a_chain.sh" __setup >/dev/null 2>&1
 (
   cd "$WORK/chain$N-mlrun"
@@ -50,6 +51,7 @@ if perf record -q -e cpu-clock -o "$OUT/probe.data" true >/dev/null 2>&1; then
   sleep 3
   (
     cd "$WORK/small$NFILES-mlrun-nostore"
+    find data -type f -exec cat {} + > /dev/null   # page cache hot, as in bench-compare
     perf record -q -e cpu-clock -F 2000 --call-graph dwarf,16384 -o "$OUT/d.first.data" "$MLRUN" run --no-store >/dev/null 2>&1
     perf record -q -e cpu-clock -F 4000 --call-graph dwarf,16384 -o "$OUT/d.noop.data" "$MLRUN" run --no-store >/dev/null 2>&1
   )
