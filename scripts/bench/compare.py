@@ -160,7 +160,7 @@ noop = med("mlrun", f"chain{N}.noop")
 target("3", f"no-op re-run, {N}-step chain", ms(noop), "< 50 ms", noop < 0.05 if noop else None)
 dvc_noop = med("dvc", f"chain{N}.noop")
 r = div(dvc_noop, noop)
-target("7", f"no-op re-run, {N} steps: DVC / mlrun", f"{ms(dvc_noop)} / {ms(noop)} = {r:.0f}×" if r else "–",
+target("7", f"no-op re-run, {N} steps: DVC / mlrun", f"{ms(dvc_noop)} / {ms(noop)} = {r:.1f}×" if r else "–",
        "≥ 20×", r >= 20 if r else None)
 st, dst = med("mlrun", f"chain{N}.status"), med("dvc", f"chain{N}.status")
 r = div(dst, st)
