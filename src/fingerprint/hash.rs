@@ -7,6 +7,7 @@
 //! hash of their target text, like git), never followed, so a link loop cannot hang a run;
 //! FIFOs, sockets and devices are refused rather than read, so they cannot block a run either.
 
+use std::cell::RefCell;
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -80,25 +81,44 @@ pub fn sha256_bytes(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
+thread_local! {
+    /// One read buffer per thread, reused for every file: allocating (and zeroing) a fresh
+    /// 1 MiB buffer per file cost more than hashing a 10 KiB file (see BENCHMARKS.md).
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with this thread's `CHUNK`-sized read buffer (`f` must not call it again).
+pub(crate) fn with_read_buf<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    READ_BUF.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < CHUNK {
+            buf.resize(CHUNK, 0);
+        }
+        f(&mut buf[..CHUNK])
+    })
+}
+
 /// Stream a file through SHA-256. Returns (hash, bytes read).
 pub fn hash_file(path: &Path) -> Result<(String, u64)> {
     let mut f = File::open(path)
         .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(Error::other(format!("cannot read `{}`", path.display())).cause(e));
-            }
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
+    with_read_buf(|buf| {
+        loop {
+            let n = match f.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::other(format!("cannot read `{}`", path.display())).cause(e));
+                }
+            };
+            hasher.update(&buf[..n]);
+            total += n as u64;
+        }
+        Ok(())
+    })?;
     Ok((hex(&hasher.finalize()), total))
 }
 
@@ -165,10 +185,15 @@ fn hash_cached(path: &Path, meta: &Metadata, cache: &HashCache) -> Result<(Strin
 }
 
 enum Found {
-    File(std::path::PathBuf, String, Metadata),
+    /// not a directory or a link: a regular file, or a special file refused once stat'ed
+    File(std::path::PathBuf, String),
     Link(String, String),
 }
 
+/// List a directory tree. Entry types come from readdir (d_type) where the filesystem gives
+/// them, so the walk itself does no per-file stat: that is done by the parallel hashing that
+/// follows (on a flat directory of 20,000 files the serial statx calls were most of a no-op
+/// run; see BENCHMARKS.md).
 fn walk(root: &Path, dir: &Path, out: &mut Vec<Found>) -> Result<()> {
     let rd = std::fs::read_dir(dir)
         .map_err(|e| Error::other(format!("cannot list `{}`", dir.display())).cause(e))?;
@@ -178,26 +203,55 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Found>) -> Result<()> {
         let path = entry.path();
         let rel = path.strip_prefix(root).unwrap_or(&path);
         let relpath = String::from_utf8_lossy(rel.as_os_str().as_bytes()).into_owned();
-        let meta = entry
-            .metadata()
+        // like DirEntry::metadata, this never follows a symlink
+        let ft = entry
+            .file_type()
             .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
-        let ft = meta.file_type();
         if ft.is_symlink() {
-            let target = std::fs::read_link(&path).map_err(|e| {
-                Error::other(format!("cannot read link `{}`", path.display())).cause(e)
-            })?;
-            out.push(Found::Link(
-                relpath,
-                sha256_bytes(target.as_os_str().as_bytes()),
-            ));
+            out.push(Found::Link(relpath, link_hash(&path)?));
         } else if ft.is_dir() {
             walk(root, &path, out)?;
         } else {
-            refuse_special(&path, &meta)?;
-            out.push(Found::File(path, relpath, meta));
+            out.push(Found::File(path, relpath));
         }
     }
     Ok(())
+}
+
+fn link_hash(path: &Path) -> Result<String> {
+    let target = std::fs::read_link(path)
+        .map_err(|e| Error::other(format!("cannot read link `{}`", path.display())).cause(e))?;
+    Ok(sha256_bytes(target.as_os_str().as_bytes()))
+}
+
+/// Stat and hash one file found by `walk`.
+fn file_entry(path: &Path, relpath: String, cache: &HashCache) -> Result<Entry> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        // replaced by a link since it was listed: record it as the link it now is
+        return Ok(Entry {
+            relpath,
+            mode: MODE_LINK,
+            hash: link_hash(path)?,
+            size: 0,
+        });
+    }
+    if ft.is_dir() {
+        return Err(Error::other(format!(
+            "`{}` changed from a file to a directory while it was being fingerprinted",
+            path.display()
+        )));
+    }
+    refuse_special(path, &meta)?;
+    let (hash, size) = hash_cached(path, &meta, cache)?;
+    Ok(Entry {
+        relpath,
+        mode: file_mode(&meta),
+        hash,
+        size,
+    })
 }
 
 fn fingerprint_dir(path: &Path, cache: &HashCache) -> Result<Fingerprint> {
@@ -206,15 +260,7 @@ fn fingerprint_dir(path: &Path, cache: &HashCache) -> Result<Fingerprint> {
     let mut entries = found
         .into_par_iter()
         .map(|f| match f {
-            Found::File(p, relpath, meta) => {
-                let (hash, size) = hash_cached(&p, &meta, cache)?;
-                Ok(Entry {
-                    relpath,
-                    mode: file_mode(&meta),
-                    hash,
-                    size,
-                })
-            }
+            Found::File(p, relpath) => file_entry(&p, relpath, cache),
             Found::Link(relpath, hash) => Ok(Entry {
                 relpath,
                 mode: MODE_LINK,
@@ -264,6 +310,23 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_read_buffer_carries_nothing_between_files() {
+        let d = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..CHUNK + 7).map(|i| (i % 251) as u8).collect();
+        std::fs::write(d.path().join("big"), &big).unwrap();
+        std::fs::write(d.path().join("small"), b"abc").unwrap();
+        // a file longer than the buffer, then a short one on the same thread
+        assert_eq!(
+            hash_file(&d.path().join("big")).unwrap(),
+            (sha256_bytes(&big), big.len() as u64)
+        );
+        assert_eq!(
+            hash_file(&d.path().join("small")).unwrap(),
+            (sha256_bytes(b"abc"), 3)
+        );
+    }
+
+    #[test]
     fn dir_hash_depends_on_names_and_contents_not_order() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("x/sub")).unwrap();
@@ -274,6 +337,48 @@ mod tests {
         std::fs::write(d.path().join("x/b"), b"3").unwrap();
         let h2 = fingerprint_nc(&d.path().join("x")).unwrap();
         assert_ne!(h1.hash(), h2.hash());
+    }
+
+    #[test]
+    fn special_files_inside_a_directory_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("x/sub")).unwrap();
+        std::fs::write(d.path().join("x/a"), b"1").unwrap();
+        let _sock = std::os::unix::net::UnixListener::bind(d.path().join("x/sub/s")).unwrap();
+        let err = fingerprint_nc(&d.path().join("x")).unwrap_err();
+        assert!(err.message.contains("is a socket"), "{err}");
+    }
+
+    #[test]
+    fn entries_record_mode_size_and_links() {
+        let d = tempfile::tempdir().unwrap();
+        let x = d.path().join("x");
+        std::fs::create_dir(&x).unwrap();
+        std::fs::write(x.join("run.sh"), b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            x.join("run.sh"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(x.join("data"), b"12345").unwrap();
+        std::os::unix::fs::symlink("data", x.join("link")).unwrap();
+        let Fingerprint::Dir { entries, size, .. } = fingerprint_nc(&x).unwrap() else {
+            panic!("a directory")
+        };
+        let got: Vec<(&str, u32, u64)> = entries
+            .iter()
+            .map(|e| (e.relpath.as_str(), e.mode, e.size))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("data", MODE_FILE, 5),
+                ("link", MODE_LINK, 0),
+                ("run.sh", MODE_EXEC, 10)
+            ]
+        );
+        assert_eq!(entries[1].hash, sha256_bytes(b"data"));
+        assert_eq!(size, 15);
     }
 
     #[test]

@@ -17,17 +17,20 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::fingerprint::hash::{Fingerprint, MODE_EXEC, MODE_LINK, hex, manifest};
-
-const CHUNK: usize = 1 << 20;
+use crate::fingerprint::hash::{Fingerprint, MODE_EXEC, MODE_LINK, hex, manifest, with_read_buf};
 
 pub struct Objects {
     root: PathBuf,
+    /// Cleared by the first reflink the filesystem refuses (ext4, tmpfs, ...): each failed
+    /// attempt creates and unlinks a file, which for a directory of 20,000 files cost more
+    /// than copying them.
+    try_reflink: AtomicBool,
 }
 
 /// Why an object could not be used.
@@ -41,6 +44,7 @@ impl Objects {
     pub fn new(store_dir: &Path) -> Objects {
         Objects {
             root: store_dir.join("objects"),
+            try_reflink: AtomicBool::new(true),
         }
     }
 
@@ -91,7 +95,7 @@ impl Objects {
         }
         let tmp = self.tmp_path()?;
         let result = (|| {
-            let actual = if reflink_copy::reflink(src, &tmp).is_ok() {
+            let actual = if self.reflink(src, &tmp) {
                 hash_of(&tmp)?
             } else {
                 copy_hashing(src, &tmp)?
@@ -110,6 +114,22 @@ impl Objects {
             let _ = std::fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Clone `src` to the new file `tmp` if the filesystem can; false: copy it instead.
+    fn reflink(&self, src: &Path, tmp: &Path) -> bool {
+        if !self.try_reflink.load(Ordering::Relaxed) {
+            return false;
+        }
+        match reflink_copy::reflink(src, tmp) {
+            Ok(()) => true,
+            Err(e) => {
+                if cannot_clone_here(&e) {
+                    self.try_reflink.store(false, Ordering::Relaxed);
+                }
+                false
+            }
+        }
     }
 
     /// Keep a fingerprinted path: a file, or a directory as its manifest plus its files.
@@ -287,6 +307,14 @@ fn remove_any(p: &Path) {
     }
 }
 
+/// The filesystem (not this one file) cannot clone: no point trying again for the next file.
+/// EXDEV is left out: it depends on where the source lives, which differs between files.
+fn cannot_clone_here(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    e.kind() == std::io::ErrorKind::Unsupported
+        || matches!(e.raw_os_error(), Some(c) if c == Errno::ENOTTY as i32 || c == Errno::EINVAL as i32 || c == Errno::EOPNOTSUPP as i32)
+}
+
 fn hash_of(p: &Path) -> Result<String> {
     crate::fingerprint::hash::hash_file(p).map(|(h, _)| h)
 }
@@ -298,19 +326,24 @@ fn copy_hashing(src: &Path, dest: &Path) -> Result<String> {
     let mut output = File::create(dest)
         .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::other(format!("cannot read `{}`", src.display())).cause(e)),
-        };
-        hasher.update(&buf[..n]);
-        output
-            .write_all(&buf[..n])
-            .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
-    }
+    // the hashing thread's buffer: a fresh 1 MiB one per file was zeroed for every small file
+    with_read_buf(|buf| {
+        loop {
+            let n = match input.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::other(format!("cannot read `{}`", src.display())).cause(e));
+                }
+            };
+            hasher.update(&buf[..n]);
+            output
+                .write_all(&buf[..n])
+                .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
+        }
+        Ok(())
+    })?;
     output
         .flush()
         .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
@@ -370,6 +403,40 @@ mod tests {
             b"current",
             "destination untouched"
         );
+    }
+
+    #[test]
+    fn only_filesystem_wide_refusals_stop_reflink_attempts() {
+        use nix::errno::Errno;
+        let err = |e: Errno| std::io::Error::from_raw_os_error(e as i32);
+        assert!(cannot_clone_here(&err(Errno::EOPNOTSUPP)));
+        assert!(cannot_clone_here(&err(Errno::ENOTTY)));
+        assert!(cannot_clone_here(&err(Errno::EINVAL)));
+        assert!(
+            !cannot_clone_here(&err(Errno::EXDEV)),
+            "depends on the source"
+        );
+        assert!(!cannot_clone_here(&err(Errno::ENOENT)));
+        assert!(!cannot_clone_here(&err(Errno::EACCES)));
+    }
+
+    #[test]
+    fn many_files_are_stored_intact_whether_or_not_reflink_works() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        for i in 0..50u8 {
+            std::fs::write(src.join(format!("f{i}")), vec![i; 1000 + i as usize]).unwrap();
+        }
+        let fp = fingerprint(&src, &HashCache::disabled()).unwrap();
+        let objects = Objects::new(&d.path().join("store"));
+        objects.put(&src, &fp).unwrap();
+        let Fingerprint::Dir { entries, .. } = &fp else {
+            panic!("a directory")
+        };
+        for e in entries {
+            assert!(objects.verify(&e.hash).is_ok(), "{}", e.relpath);
+        }
     }
 
     #[test]
