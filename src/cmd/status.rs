@@ -61,7 +61,21 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         for decl in &step.inputs {
             match hash::fingerprint(&plan.root.join(&decl.path), &cache) {
                 Ok(fp) => inputs.push(Io::new(decl.path.clone(), fp)),
-                Err(_) => reasons.push(format!("input {} does not exist yet", decl.path)),
+                Err(_) => {
+                    let maker = plan.steps.iter().find(|s| {
+                        s.outputs.iter().any(|o| {
+                            crate::pipeline::plan::within(&decl.path, &o.path)
+                                || crate::pipeline::plan::within(&o.path, &decl.path)
+                        })
+                    });
+                    reasons.push(match maker {
+                        Some(m) => format!(
+                            "input {} does not exist yet (`{}` makes it)",
+                            decl.path, m.name
+                        ),
+                        None => format!("input {} does not exist", decl.path),
+                    })
+                }
             }
         }
         if reasons.is_empty() {

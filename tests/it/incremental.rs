@@ -397,3 +397,15 @@ fn gc_keeps_what_kept_runs_reference() {
     env.mlrun(&[]);
     assert_eq!(statuses(&env)[1], ["train", "succeeded"]);
 }
+
+#[test]
+fn status_names_the_step_that_makes_a_missing_input() {
+    let env = project();
+    std::fs::remove_file(env.path("prepared.txt")).unwrap();
+    let st = status_of(&env, &[]);
+    assert!(
+        reasons(&st, "train")
+            .contains(&"input prepared.txt does not exist yet (`prepare` makes it)".to_string()),
+        "{st}"
+    );
+}
