@@ -5,7 +5,6 @@ use std::path::Path;
 use crate::cli::ShowArgs;
 use crate::cmd::target::{self, Target};
 use crate::error::Result;
-use crate::pipeline::params;
 use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
 use crate::store::lineage::{self, Card, GAP_REASON};
 use crate::store::query::{self, EnvInfo, GitInfo, IoInfo, RunDetail};
@@ -215,12 +214,8 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         d.user, d.hostname, d.mlrun_version
     );
     if !d.params.is_empty() {
-        let p: Vec<String> = d
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={}", params::render(v)))
-            .collect();
-        o += &format!("  params    {}\n", p.join(" "));
+        let p = report::params_line(&d.params);
+        o += &format!("  params    {}\n", p);
     }
     for s in &d.steps {
         let mark = match s.status.as_str() {
@@ -283,20 +278,12 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             o += &format!("    out     {}{note}\n", io_line(i));
         }
         if !s.params.is_empty() {
-            let p: Vec<String> = s
-                .params
-                .iter()
-                .map(|(k, v)| format!("{k}={}", params::render(v)))
-                .collect();
-            o += &format!("    params  {}\n", p.join(" "));
+            let p = report::params_line(&s.params);
+            o += &format!("    params  {}\n", p);
         }
         if !s.metrics.is_empty() {
-            let m: Vec<String> = s
-                .metrics
-                .iter()
-                .map(|(k, v)| format!("{k}={}", report::metric(*v)))
-                .collect();
-            o += &format!("    metrics {}\n", m.join(" "));
+            let m = report::metrics_line(&s.metrics);
+            o += &format!("    metrics {}\n", m);
         }
         if s.changed_tracked_files {
             o += &format!(
@@ -392,20 +379,12 @@ pub fn render_card(c: &Card, style: &Style) -> String {
             }
             o += &format!("  command   {}\n", e.cmd);
             if !e.params.is_empty() {
-                let p: Vec<String> = e
-                    .params
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", params::render(v)))
-                    .collect();
-                o += &format!("  params    {}\n", p.join(" "));
+                let p = report::params_line(&e.params);
+                o += &format!("  params    {}\n", p);
             }
             if !e.metrics.is_empty() {
-                let m: Vec<String> = e
-                    .metrics
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", report::metric(*v)))
-                    .collect();
-                o += &format!("  metrics   {}\n", m.join(" "));
+                let m = report::metrics_line(&e.metrics);
+                o += &format!("  metrics   {}\n", m);
             }
         }
         _ if c.gap => {
@@ -457,11 +436,7 @@ pub fn render_card(c: &Card, style: &Style) -> String {
         );
         for u in &c.used_by {
             let e = &u.exec;
-            let m: Vec<String> = e
-                .metrics
-                .iter()
-                .map(|(k, v)| format!("{k}={}", report::metric(*v)))
-                .collect();
+            let m = report::metrics_line(&e.metrics);
             o += &format!(
                 "  `{}` in run {} · {}{}\n",
                 e.step,
@@ -470,7 +445,7 @@ pub fn render_card(c: &Card, style: &Style) -> String {
                 if m.is_empty() {
                     String::new()
                 } else {
-                    format!(" · {}", m.join(" "))
+                    format!(" · {}", m)
                 }
             );
         }

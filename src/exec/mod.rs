@@ -1282,17 +1282,13 @@ async fn finish(
                 parts.push(format!("out: {outs}"));
             }
             if !metrics.is_empty() {
-                let shown: Vec<String> = metrics
-                    .iter()
-                    .take(4)
-                    .map(|(k, v)| format!("{k}={}", report::metric(*v)))
-                    .collect();
+                let shown = report::metrics_line(metrics.iter().take(4));
                 let more = if metrics.len() > 4 {
                     format!(" (+{})", metrics.len() - 4)
                 } else {
                     String::new()
                 };
-                parts.push(format!("metrics: {}{more}", shown.join(" ")));
+                parts.push(format!("metrics: {}{more}", shown));
             }
             parts.join("  ")
         }

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::pipeline::params;
 use crate::report::{self, Style, short_hash, time};
 use crate::store::lineage::{Exec, GAP_REASON, Graph, Node, Version};
 
@@ -88,20 +87,12 @@ impl<'a> Ctx<'a> {
             d.push(format!("reused the execution of {orig}"));
         }
         if !e.params.is_empty() {
-            let p: Vec<String> = e
-                .params
-                .iter()
-                .map(|(k, v)| format!("{k}={}", params::render(v)))
-                .collect();
-            d.push(format!("params  {}", p.join(" ")));
+            let p = report::params_line(&e.params);
+            d.push(format!("params  {}", p));
         }
         if !e.metrics.is_empty() {
-            let m: Vec<String> = e
-                .metrics
-                .iter()
-                .map(|(k, v)| format!("{k}={}", report::metric(*v)))
-                .collect();
-            d.push(format!("metrics {}", m.join(" ")));
+            let m = report::metrics_line(&e.metrics);
+            d.push(format!("metrics {}", m));
         }
         d
     }

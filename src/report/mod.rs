@@ -160,6 +160,26 @@ pub fn short_hash(h: &str) -> &str {
     &h[..h.len().min(10)]
 }
 
+/// Params as people write them: `seed=42 train.lr=0.5`.
+pub fn params_line<'a>(
+    params: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
+) -> String {
+    params
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", crate::pipeline::params::render(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Metrics as people write them: `accuracy=0.89 loss=0.2551`.
+pub fn metrics_line<'a>(metrics: impl IntoIterator<Item = (&'a String, &'a f64)>) -> String {
+    metrics
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", metric(*v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A metric value as people write it: no trailing zeros, at most 4 decimals for fractions.
 pub fn metric(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
