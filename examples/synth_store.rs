@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use mlrun::fingerprint::hash::{self, Entry};
 use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
 
@@ -80,7 +81,21 @@ impl Gen<'_> {
     /// The version of `path` with content `key`; a directory gets `files` entries.
     fn version(&mut self, path: &str, key: &str, files: usize, at: i64) -> rusqlite::Result<i64> {
         let art = self.artifact(path)?;
-        let hash = h(key);
+        // a directory's hash is that of its manifest, as mlrun records it
+        let manifest = (files > 0).then(|| {
+            let entries: Vec<Entry> = (0..files)
+                .map(|f| Entry {
+                    relpath: format!("part-{f:03}.parquet"),
+                    mode: 0o100644,
+                    hash: h(&format!("{key}/{f}")),
+                    size: 40_000,
+                })
+                .collect();
+            hash::manifest(&entries)
+        });
+        let hash = manifest
+            .as_deref()
+            .map_or_else(|| h(key), hash::sha256_bytes);
         if let Some(id) = self.versions.get(&(art, hash.clone())) {
             return Ok(*id);
         }
@@ -94,18 +109,12 @@ impl Gen<'_> {
                 "INSERT OR IGNORE INTO blobs (hash, kind, size, nfiles) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![hash, kind, size, files.max(1) as i64])?;
-        for f in 0..files {
-            let fh = h(&format!("{key}/{f}"));
+        if let Some(m) = manifest {
             self.conn
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO blobs (hash, kind, size, nfiles) VALUES (?1, 'file', 40000, 1)",
+                    "INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)",
                 )?
-                .execute([&fh])?;
-            self.conn
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO dir_entries (dir_hash, relpath, mode, file_hash, size) VALUES (?1, ?2, 33188, ?3, 40000)",
-                )?
-                .execute(params![hash, format!("part-{f:03}.parquet"), fh])?;
+                .execute(params![hash, m.len() as i64, m])?;
         }
         self.conn
             .prepare_cached(

@@ -2,6 +2,7 @@
 //! report corrupt and missing objects with the paths whose versions need them. Exit 1 on any
 //! problem.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -9,14 +10,17 @@ use serde::Serialize;
 
 use crate::cli::FsckArgs;
 use crate::error::Result;
+use crate::fingerprint::hash::{MODE_LINK, parse_manifest, sha256_bytes};
 use crate::report::{self, ColorChoice, Style};
 use crate::store::objects::{Objects, Problem};
+use crate::store::query;
 use crate::store::{self, Store};
 
 #[derive(Debug, Serialize)]
 pub struct Finding {
     pub hash: String,
-    /// `corrupt` or `missing`
+    /// `corrupt` or `missing` (an object); `manifest missing` or `manifest corrupt` (a
+    /// directory version's manifest in the database)
     pub problem: &'static str,
     /// artifact paths with a version that needs this object
     pub paths: Vec<String>,
@@ -56,15 +60,48 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             _ => None,
         })
         .collect();
-    // Blobs the database says are stored must have their objects.
-    let mut stmt = conn.prepare(
-        "SELECT hash FROM blobs WHERE stored = 1 AND kind = 'file'
-         UNION SELECT d.file_hash FROM blobs b JOIN dir_entries d ON d.dir_hash = b.hash WHERE b.stored = 1 AND d.mode != 40960",
-    )?;
-    let expected: Vec<String> = stmt
+    // Blobs the database says are stored must have their objects, and every directory version
+    // its manifest, intact (its SHA-256 is the directory's hash).
+    let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'file'")?;
+    let mut expected: HashSet<String> = stmt
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     drop(stmt);
+    let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'dir'")?;
+    let stored_dirs: HashSet<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
+    query::for_each_dir_manifest(conn, |hash, data| {
+        let problem = match data {
+            None => Some("manifest missing"),
+            Some(d) if sha256_bytes(d) != hash || parse_manifest(d).is_none() => {
+                Some("manifest corrupt")
+            }
+            Some(d) => {
+                if stored_dirs.contains(hash) {
+                    let entries = parse_manifest(d).unwrap_or_default();
+                    expected.extend(
+                        entries
+                            .into_iter()
+                            .filter(|e| e.mode != MODE_LINK)
+                            .map(|e| e.hash),
+                    );
+                }
+                None
+            }
+        };
+        if let Some(problem) = problem {
+            findings.push(Finding {
+                hash: hash.to_string(),
+                problem,
+                paths: Vec::new(),
+            });
+        }
+        Ok(())
+    })?;
+    let mut expected: Vec<String> = expected.into_iter().collect();
+    expected.sort();
     for h in expected {
         if !objects.has(&h) {
             findings.push(Finding {
@@ -74,15 +111,39 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             });
         }
     }
+    // the paths whose versions need each problem object: as artifacts, or inside directories
     let mut paths_q = conn.prepare(
-        "SELECT DISTINCT a.path FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id WHERE v.blob_hash = ?1
-         UNION SELECT DISTINCT a.path || '/' || d.relpath FROM dir_entries d
-           JOIN artifact_versions v ON v.blob_hash = d.dir_hash JOIN artifacts a ON a.id = v.artifact_id WHERE d.file_hash = ?1",
+        "SELECT DISTINCT a.path FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id WHERE v.blob_hash = ?1",
     )?;
-    for f in &mut findings {
-        f.paths = paths_q
+    let mut paths: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for f in &findings {
+        let direct = paths_q
             .query_map([&f.hash], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<rusqlite::Result<BTreeSet<String>>>()?;
+        paths.insert(f.hash.clone(), direct);
+    }
+    drop(paths_q);
+    if !findings.is_empty() {
+        let mut dirs_q = conn.prepare_cached(
+            "SELECT DISTINCT a.path FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id WHERE v.blob_hash = ?1",
+        )?;
+        query::for_each_dir_manifest(conn, |hash, data| {
+            for e in data.and_then(parse_manifest).unwrap_or_default() {
+                if let Some(set) = paths.get_mut(&e.hash) {
+                    for dir in dirs_q.query_map([hash], |r| r.get::<_, String>(0))? {
+                        set.insert(format!("{}/{}", dir?, e.relpath));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    for f in &mut findings {
+        f.paths = paths
+            .remove(&f.hash)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
     }
     findings.sort_by(|a, b| a.hash.cmp(&b.hash));
     let report = Report {
@@ -114,10 +175,10 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             report::size(report.bytes_checked)
         );
         for f in &report.findings {
-            let what = if f.problem == "corrupt" {
-                style.red("corrupt")
+            let what = if f.problem.ends_with("corrupt") {
+                style.red(f.problem)
             } else {
-                style.yellow("missing")
+                style.yellow(f.problem)
             };
             println!(
                 "  {what} {}  {}",

@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::cli::GcArgs;
 use crate::error::Result;
+use crate::fingerprint::hash::{MODE_LINK, parse_manifest};
 use crate::report::{self, ColorChoice, Style};
 use crate::store::objects::Objects;
+use crate::store::query;
 use crate::store::{self, Store};
 
 /// Leftover temporaries younger than this may belong to a store write in progress.
@@ -32,13 +34,24 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
               used(hash) AS (SELECT DISTINCT v.blob_hash FROM io_edges e
                              JOIN step_execs s ON s.id = e.step_exec JOIN kept k ON k.id = s.run_id
                              JOIN artifact_versions v ON v.id = e.av_id)
-         SELECT hash FROM used UNION SELECT d.file_hash FROM dir_entries d JOIN used u ON u.hash = d.dir_hash"
+         SELECT hash FROM used"
     );
     let mut stmt = conn.prepare(&sql)?;
     for h in stmt.query_map([], |r| r.get::<_, String>(0))? {
         referenced.insert(h?);
     }
     drop(stmt);
+    // the files of a kept directory version are kept with it
+    let mut in_dirs = Vec::new();
+    query::for_each_dir_manifest(conn, |hash, data| {
+        if referenced.contains(hash)
+            && let Some(entries) = data.and_then(parse_manifest)
+        {
+            in_dirs.extend(entries.into_iter().map(|e| e.hash));
+        }
+        Ok(())
+    })?;
+    referenced.extend(in_dirs);
     // Objects written by a run still in progress may not be referenced yet: leave anything newer
     // than the oldest running run alone.
     let oldest_running: Option<i64> = conn.query_row(
@@ -87,17 +100,28 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         );
         return Ok(0);
     }
-    let mut deleted = 0;
-    let tx = store.conn.unchecked_transaction()?;
-    for h in &doomed {
-        if objects.remove(h).is_ok() {
-            deleted += 1;
-            tx.execute("UPDATE blobs SET stored = 0 WHERE hash = ?1", [h])?;
-            tx.execute(
-                "UPDATE blobs SET stored = 0 WHERE hash IN (SELECT dir_hash FROM dir_entries WHERE file_hash = ?1)",
-                [h],
-            )?;
+    let mut removed = HashSet::new();
+    for h in doomed {
+        if objects.remove(&h).is_ok() {
+            removed.insert(h);
         }
+    }
+    let deleted = removed.len();
+    // a directory version is restorable only while every one of its files is
+    let mut broken_dirs = Vec::new();
+    query::for_each_dir_manifest(conn, |hash, data| {
+        if let Some(entries) = data.and_then(parse_manifest)
+            && entries
+                .iter()
+                .any(|e| e.mode != MODE_LINK && removed.contains(&e.hash))
+        {
+            broken_dirs.push(hash.to_string());
+        }
+        Ok(())
+    })?;
+    let tx = store.conn.unchecked_transaction()?;
+    for h in removed.iter().chain(&broken_dirs) {
+        tx.execute("UPDATE blobs SET stored = 0 WHERE hash = ?1", [h])?;
     }
     tx.commit()?;
     println!(

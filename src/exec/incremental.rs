@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::fingerprint::env::Redactor;
-use crate::fingerprint::hash::{Entry, Fingerprint, sha256_bytes};
+use crate::fingerprint::hash::{Fingerprint, sha256_bytes};
 use crate::pipeline::Step;
 use crate::store::record::Io;
 
@@ -137,22 +137,10 @@ pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<V
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut entries_q = conn.prepare_cached(
-        "SELECT relpath, mode, file_hash, size FROM dir_entries WHERE dir_hash = ?1 ORDER BY relpath",
-    )?;
     let mut out = Vec::new();
     for (path, hash, kind, size, mode, stored, declared) in rows {
         let fp = if kind == "dir" {
-            let entries = entries_q
-                .query_map([&hash], |r| {
-                    Ok(Entry {
-                        relpath: r.get(0)?,
-                        mode: r.get::<_, i64>(1)? as u32,
-                        hash: r.get(2)?,
-                        size: r.get::<_, i64>(3)? as u64,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let entries = crate::store::query::dir_entry_list(conn, &hash)?;
             Fingerprint::Dir {
                 hash,
                 size: size as u64,

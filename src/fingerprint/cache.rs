@@ -1,5 +1,7 @@
 //! The stat cache: a file whose (device, inode, size, mtime, ctime) are unchanged since it was
-//! hashed is not read again. Entries live in the store (`hash_cache`) so they survive across runs.
+//! hashed is not read again. Entries live in the store so they survive across runs: one
+//! `stat_cache` row per directory, its files packed into one blob (a dataset of 20,000 files is
+//! one row to read and one to write, not 20,000).
 //!
 //! Racy edits: a file modified in the same instant it was hashed could change again without its
 //! timestamps moving past the recorded ones (coarse clocks, same-size rewrites). As git does for
@@ -7,12 +9,14 @@
 //! the moment it was hashed; otherwise the file is read again (and then recorded afresh).
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
 
@@ -39,10 +43,10 @@ impl Stat {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     stat: Stat,
-    hash: String,
+    hash: [u8; 32],
     hashed_at_ns: i64,
 }
 
@@ -52,10 +56,91 @@ pub fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
+/// The files of one directory: file name → entry.
+type Files = HashMap<OsString, Entry>;
+
+/// A directory's row as loaded: decoded the first time one of its files is looked up, so a run
+/// that touches one directory does not decode the others.
+enum DirRow {
+    Packed(Vec<u8>),
+    Files(Files),
+}
+
+/// Packed form of a directory's entries (format version 1): for each file, its name's length
+/// (u32) and bytes, then dev, ino, size, mtime_ns, ctime_ns, hashed_at_ns (i64 each) and the
+/// 32-byte SHA-256, all little-endian.
+const FORMAT: u8 = 1;
+const FIXED: usize = 6 * 8 + 32;
+
+fn pack(files: &Files) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + files.keys().map(|n| 4 + n.len() + FIXED).sum::<usize>());
+    out.push(FORMAT);
+    for (name, e) in files {
+        let name = name.as_bytes();
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(name);
+        for v in [
+            e.stat.dev,
+            e.stat.ino,
+            e.stat.size,
+            e.stat.mtime_ns,
+            e.stat.ctime_ns,
+            e.hashed_at_ns,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&e.hash);
+    }
+    out
+}
+
+/// The entries of a packed row; a row in an unknown format or cut short is ignored as a whole
+/// (it is only a cache: those files are hashed again).
+fn unpack(data: &[u8]) -> Files {
+    fn take<'a>(data: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = data.split_at_checked(n)?;
+        *data = rest;
+        Some(head)
+    }
+    fn parse(mut data: &[u8]) -> Option<Files> {
+        if take(&mut data, 1)? != [FORMAT] {
+            return None;
+        }
+        let mut files = Files::new();
+        while !data.is_empty() {
+            let len = u32::from_le_bytes(take(&mut data, 4)?.try_into().ok()?) as usize;
+            let name = OsString::from_vec(take(&mut data, len)?.to_vec());
+            let fixed = take(&mut data, FIXED)?;
+            let int = |i: usize| {
+                i64::from_le_bytes(fixed[i * 8..i * 8 + 8].try_into().unwrap_or_default())
+            };
+            let e = Entry {
+                stat: Stat {
+                    dev: int(0),
+                    ino: int(1),
+                    size: int(2),
+                    mtime_ns: int(3),
+                    ctime_ns: int(4),
+                },
+                hashed_at_ns: int(5),
+                hash: fixed[48..].try_into().ok()?,
+            };
+            files.insert(name, e);
+        }
+        Some(files)
+    }
+    parse(data).unwrap_or_default()
+}
+
+fn split(path: &Path) -> Option<(&Path, &OsStr)> {
+    Some((path.parent()?, path.file_name()?))
+}
+
 #[derive(Default)]
 pub struct HashCache {
-    entries: Mutex<HashMap<PathBuf, Entry>>,
-    pending: Mutex<Vec<(PathBuf, Entry)>>,
+    dirs: Mutex<HashMap<PathBuf, DirRow>>,
+    /// learnt since the last flush: directory → file name → entry
+    pending: Mutex<HashMap<PathBuf, Files>>,
     /// false: never consult or fill the cache (e.g. `fsck`)
     enabled: bool,
 }
@@ -66,34 +151,24 @@ impl HashCache {
         HashCache::default()
     }
 
-    /// Load the entries for files under `root`.
+    /// Load the rows of `root` and of the directories under it.
     pub fn load(conn: &Connection, root: &Path) -> Result<Self> {
-        let lo = format!("{}/", root.display());
-        let hi = format!("{}0", root.display()); // '0' sorts right after '/'
+        let exact = root.display().to_string();
+        let lo = format!("{exact}/");
+        let hi = format!("{exact}0"); // '0' sorts right after '/'
         let mut stmt = conn.prepare_cached(
-            "SELECT path, dev, ino, size, mtime_ns, ctime_ns, hash, hashed_at_ns FROM hash_cache
-             WHERE path >= ?1 AND path < ?2",
+            "SELECT dir, entries FROM stat_cache WHERE dir = ?1 OR (dir >= ?2 AND dir < ?3)",
         )?;
-        let rows = stmt.query_map(params![lo, hi], |r| {
+        let rows = stmt.query_map(params![exact, lo, hi], |r| {
             Ok((
                 PathBuf::from(r.get::<_, String>(0)?),
-                Entry {
-                    stat: Stat {
-                        dev: r.get(1)?,
-                        ino: r.get(2)?,
-                        size: r.get(3)?,
-                        mtime_ns: r.get(4)?,
-                        ctime_ns: r.get(5)?,
-                    },
-                    hash: r.get(6)?,
-                    hashed_at_ns: r.get(7)?,
-                },
+                DirRow::Packed(r.get(1)?),
             ))
         })?;
-        let entries = rows.collect::<rusqlite::Result<HashMap<_, _>>>()?;
+        let dirs = rows.collect::<rusqlite::Result<HashMap<_, _>>>()?;
         Ok(HashCache {
-            entries: Mutex::new(entries),
-            pending: Mutex::new(Vec::new()),
+            dirs: Mutex::new(dirs),
+            pending: Mutex::new(HashMap::new()),
             enabled: true,
         })
     }
@@ -103,54 +178,78 @@ impl HashCache {
         if !self.enabled {
             return None;
         }
+        let (dir, name) = split(path)?;
         let stat = Stat::of(meta);
-        let entries = self.entries.lock().expect("cache lock");
-        let e = entries.get(path)?;
-        (e.stat == stat && stat.mtime_ns + RACY_NS < e.hashed_at_ns).then(|| e.hash.clone())
+        let trusted = |e: &Entry| {
+            (e.stat == stat && stat.mtime_ns + RACY_NS < e.hashed_at_ns)
+                .then(|| hex::encode(e.hash))
+        };
+        // learnt in this run
+        if let Some(e) = self
+            .pending
+            .lock()
+            .expect("cache lock")
+            .get(dir)
+            .and_then(|f| f.get(name))
+        {
+            return trusted(e);
+        }
+        let mut dirs = self.dirs.lock().expect("cache lock");
+        let row = dirs.get_mut(dir)?;
+        if let DirRow::Packed(data) = row {
+            *row = DirRow::Files(unpack(data));
+        }
+        match row {
+            DirRow::Files(files) => trusted(files.get(name)?),
+            DirRow::Packed(_) => None,
+        }
     }
 
     /// Remember a hash computed from a read that started at `hashed_at_ns`, with `meta` taken
-    /// before the read.
+    /// before the read. A hash that is not 64 hex digits is not remembered.
     pub fn put(&self, path: &Path, meta: &Metadata, hash: &str, hashed_at_ns: i64) {
         if !self.enabled {
             return;
         }
+        let (Some((dir, name)), Ok(hash)) = (split(path), hex::FromHex::from_hex(hash)) else {
+            return;
+        };
         let e = Entry {
             stat: Stat::of(meta),
-            hash: hash.to_string(),
+            hash,
             hashed_at_ns,
         };
-        self.entries
-            .lock()
-            .expect("cache lock")
-            .insert(path.to_path_buf(), e.clone());
-        self.pending
-            .lock()
-            .expect("cache lock")
-            .push((path.to_path_buf(), e));
+        let mut pending = self.pending.lock().expect("cache lock");
+        match pending.get_mut(dir) {
+            Some(files) => {
+                files.insert(name.to_os_string(), e);
+            }
+            None => {
+                pending.insert(dir.to_path_buf(), Files::from([(name.to_os_string(), e)]));
+            }
+        }
     }
 
-    /// Write the entries learnt since the last flush (inside the caller's transaction).
+    /// Write the entries learnt since the last flush (inside the caller's write transaction).
+    /// Each directory's row is read again here, so entries another mlrun wrote since this one
+    /// loaded the cache are kept.
     pub fn flush(&self, conn: &Connection) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending.lock().expect("cache lock"));
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let mut stmt = conn.prepare_cached(
-            "INSERT OR REPLACE INTO hash_cache (path, dev, ino, size, mtime_ns, ctime_ns, hash, hashed_at_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for (p, e) in pending {
-            stmt.execute(params![
-                p.to_string_lossy(),
-                e.stat.dev,
-                e.stat.ino,
-                e.stat.size,
-                e.stat.mtime_ns,
-                e.stat.ctime_ns,
-                e.hash,
-                e.hashed_at_ns
-            ])?;
+        let mut dirs = self.dirs.lock().expect("cache lock");
+        let mut read = conn.prepare_cached("SELECT entries FROM stat_cache WHERE dir = ?1")?;
+        let mut write = conn
+            .prepare_cached("INSERT OR REPLACE INTO stat_cache (dir, entries) VALUES (?1, ?2)")?;
+        for (dir, learnt) in pending {
+            let key = dir.to_string_lossy();
+            let mut files = read
+                .query_row([&key], |r| r.get::<_, Vec<u8>>(0))
+                .optional()?
+                .map(|d| unpack(&d))
+                .unwrap_or_default();
+            files.extend(learnt);
+            write.execute(params![key, pack(&files)])?;
+            // what this run learnt stays visible to it after the flush
+            dirs.insert(dir, DirRow::Files(files));
         }
         Ok(())
     }
@@ -159,6 +258,8 @@ impl HashCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const H: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     fn cache() -> (Connection, HashCache) {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -175,11 +276,11 @@ mod tests {
         let meta = std::fs::metadata(&p).unwrap();
         let (_conn, c) = cache();
         // hashed right after it was written: not trusted
-        c.put(&p, &meta, "h", now_ns());
+        c.put(&p, &meta, H, now_ns());
         assert_eq!(c.get(&p, &meta), None);
         // hashed well after its last modification: trusted
-        c.put(&p, &meta, "h", now_ns() + 3 * RACY_NS);
-        assert_eq!(c.get(&p, &meta).as_deref(), Some("h"));
+        c.put(&p, &meta, H, now_ns() + 3 * RACY_NS);
+        assert_eq!(c.get(&p, &meta).as_deref(), Some(H));
         // any change to the file's stat misses
         std::fs::write(&p, b"yy").unwrap();
         let meta2 = std::fs::metadata(&p).unwrap();
@@ -195,11 +296,115 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::store::migrate(&mut conn).unwrap();
         let c = HashCache::load(&conn, d.path()).unwrap();
-        c.put(&p, &meta, "h", now_ns() + 3 * RACY_NS);
+        c.put(&p, &meta, H, now_ns() + 3 * RACY_NS);
         c.flush(&conn).unwrap();
         let again = HashCache::load(&conn, d.path()).unwrap();
-        assert_eq!(again.get(&p, &meta).as_deref(), Some("h"));
+        assert_eq!(again.get(&p, &meta).as_deref(), Some(H));
         let elsewhere = HashCache::load(&conn, Path::new("/other")).unwrap();
         assert_eq!(elsewhere.get(&p, &meta), None);
+    }
+
+    #[test]
+    fn packed_rows_round_trip_any_file_name() {
+        let mut files = Files::new();
+        for (i, name) in [&b"a"[..], b"with space", b"\xff\xfe not utf-8", b""]
+            .iter()
+            .enumerate()
+        {
+            files.insert(
+                OsString::from_vec(name.to_vec()),
+                Entry {
+                    stat: Stat {
+                        dev: i as i64,
+                        ino: -1,
+                        size: i64::MAX,
+                        mtime_ns: 7,
+                        ctime_ns: 8,
+                    },
+                    hash: [i as u8; 32],
+                    hashed_at_ns: 9,
+                },
+            );
+        }
+        assert_eq!(unpack(&pack(&files)), files);
+    }
+
+    #[test]
+    fn a_damaged_row_is_ignored_not_misread() {
+        let mut files = Files::new();
+        files.insert(
+            OsString::from("f"),
+            Entry {
+                stat: Stat {
+                    dev: 1,
+                    ino: 2,
+                    size: 3,
+                    mtime_ns: 4,
+                    ctime_ns: 5,
+                },
+                hash: [7; 32],
+                hashed_at_ns: 6,
+            },
+        );
+        let packed = pack(&files);
+        for cut in 0..packed.len() {
+            assert!(unpack(&packed[..cut]).is_empty(), "cut at {cut}");
+        }
+        let mut other_format = packed.clone();
+        other_format[0] = FORMAT + 1;
+        assert!(unpack(&other_format).is_empty());
+    }
+
+    #[test]
+    fn a_flush_keeps_entries_another_process_wrote_meanwhile() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"b").unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let first = HashCache::load(&conn, d.path()).unwrap();
+        let second = HashCache::load(&conn, d.path()).unwrap();
+        let later = now_ns() + 3 * RACY_NS;
+        first.put(&a, &std::fs::metadata(&a).unwrap(), H, later);
+        second.put(&b, &std::fs::metadata(&b).unwrap(), H, later);
+        first.flush(&conn).unwrap();
+        second.flush(&conn).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM stat_cache", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "one row for the directory");
+        let again = HashCache::load(&conn, d.path()).unwrap();
+        for p in [&a, &b] {
+            assert_eq!(
+                again.get(p, &std::fs::metadata(p).unwrap()).as_deref(),
+                Some(H)
+            );
+        }
+    }
+
+    #[test]
+    fn subdirectories_load_with_their_root_and_siblings_do_not() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("proj/data/x");
+        std::fs::create_dir_all(&sub).unwrap();
+        let sibling = d.path().join("proj2");
+        std::fs::create_dir_all(&sibling).unwrap();
+        let (f, g) = (sub.join("f"), sibling.join("g"));
+        std::fs::write(&f, b"f").unwrap();
+        std::fs::write(&g, b"g").unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let c = HashCache::load(&conn, d.path()).unwrap();
+        let later = now_ns() + 3 * RACY_NS;
+        c.put(&f, &std::fs::metadata(&f).unwrap(), H, later);
+        c.put(&g, &std::fs::metadata(&g).unwrap(), H, later);
+        c.flush(&conn).unwrap();
+        let proj = HashCache::load(&conn, &d.path().join("proj")).unwrap();
+        assert_eq!(
+            proj.get(&f, &std::fs::metadata(&f).unwrap()).as_deref(),
+            Some(H)
+        );
+        assert_eq!(proj.get(&g, &std::fs::metadata(&g).unwrap()), None);
     }
 }

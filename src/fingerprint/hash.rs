@@ -102,6 +102,11 @@ pub(crate) fn with_read_buf<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
 pub fn hash_file(path: &Path) -> Result<(String, u64)> {
     let mut f = File::open(path)
         .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
+    hash_open(&mut f, path)
+}
+
+/// Stream an open file (named `path` in errors) through SHA-256.
+fn hash_open(f: &mut File, path: &Path) -> Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     with_read_buf(|buf| {
@@ -170,10 +175,13 @@ fn hash_cached(path: &Path, meta: &Metadata, cache: &HashCache) -> Result<(Strin
         return Ok((h, meta.len()));
     }
     let at = now_ns();
-    let (hash, size) = hash_file(path)?;
-    // A file another process wrote while it was being read has no single version: say so.
-    let after = std::fs::metadata(path)
-        .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
+    let cannot = |e| Error::other(format!("cannot read `{}`", path.display())).cause(e);
+    let mut f = File::open(path).map_err(cannot)?;
+    let (hash, size) = hash_open(&mut f, path)?;
+    // A file another process wrote while it was being read has no single version: say so. (The
+    // open file is stat'ed: the same inode, without walking the path again; a file replaced
+    // between the first stat and the open shows up as a different inode.)
+    let after = f.metadata().map_err(cannot)?;
     if Stat::of(&after) != Stat::of(meta) || size != meta.len() {
         return Err(Error::other(format!(
             "`{}` changed while it was being hashed; another process is writing it",
@@ -281,13 +289,61 @@ fn fingerprint_dir(path: &Path, cache: &HashCache) -> Result<Fingerprint> {
 
 /// The canonical manifest bytes a directory hash is computed from.
 pub fn manifest(entries: &[Entry]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(entries.len() * 100);
+    use std::io::Write;
+    let mut m = Vec::with_capacity(entries.len() * (100 + 16));
     for e in entries {
-        m.extend_from_slice(format!("{:o} {} {} ", e.mode, e.hash, e.size).as_bytes());
+        // writing into a Vec cannot fail
+        let _ = write!(m, "{:o} {} {} ", e.mode, e.hash, e.size);
         m.extend_from_slice(e.relpath.as_bytes());
         m.push(0);
     }
     m
+}
+
+/// One record of a manifest (`mode SP hash SP size SP relpath`, without its NUL).
+fn parse_record(rec: &[u8]) -> Option<Entry> {
+    let mut parts = rec.splitn(4, |&b| b == b' ');
+    let mode = u32::from_str_radix(std::str::from_utf8(parts.next()?).ok()?, 8).ok()?;
+    let hash = std::str::from_utf8(parts.next()?).ok()?;
+    let size = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let relpath = std::str::from_utf8(parts.next()?).ok()?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) || relpath.is_empty() {
+        return None;
+    }
+    Some(Entry {
+        relpath: relpath.to_string(),
+        mode,
+        hash: hash.to_string(),
+        size,
+    })
+}
+
+/// The entries of a manifest written by [`manifest`]; `None` if the bytes are not one.
+pub fn parse_manifest(data: &[u8]) -> Option<Vec<Entry>> {
+    let Some(body) = data.strip_suffix(&[0]) else {
+        return data.is_empty().then(Vec::new);
+    };
+    body.split(|&b| b == 0).map(parse_record).collect()
+}
+
+/// The entry for `relpath` in a manifest, found without parsing the others (a manifest of a
+/// large dataset holds tens of thousands of records).
+pub fn manifest_lookup(data: &[u8], relpath: &str) -> Option<Entry> {
+    let mut needle = Vec::with_capacity(relpath.len() + 2);
+    needle.push(b' ');
+    needle.extend_from_slice(relpath.as_bytes());
+    needle.push(0);
+    for at in memchr::memmem::find_iter(data, &needle) {
+        let end = at + needle.len() - 1;
+        let start = memchr::memrchr(0, &data[..at]).map_or(0, |i| i + 1);
+        // " relpath\0" can also end a longer path that contains a space: check the record
+        if let Some(e) = parse_record(&data[start..end])
+            && e.relpath == relpath
+        {
+            return Some(e);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -388,5 +444,47 @@ mod tests {
         std::os::unix::fs::symlink("..", d.path().join("x/up")).unwrap();
         let f = fingerprint_nc(&d.path().join("x")).unwrap();
         assert_eq!(f.nfiles(), 1);
+    }
+
+    #[test]
+    fn manifests_parse_back_and_single_entries_are_found() {
+        let e = |relpath: &str, mode, size| Entry {
+            relpath: relpath.to_string(),
+            mode,
+            hash: sha256_bytes(relpath.as_bytes()),
+            size,
+        };
+        // "a b/x" ends with " b/x": the lookup of "b/x" must not take it for "b/x"'s record
+        let entries = vec![
+            e("a b/x", MODE_FILE, 1),
+            e("b/x", MODE_EXEC, 22),
+            e("link", MODE_LINK, 0),
+            e("z z z", MODE_FILE, 333),
+        ];
+        let m = manifest(&entries);
+        assert_eq!(parse_manifest(&m), Some(entries.clone()));
+        for want in &entries {
+            assert_eq!(manifest_lookup(&m, &want.relpath).as_ref(), Some(want));
+        }
+        assert_eq!(manifest_lookup(&m, "x"), None);
+        assert_eq!(manifest_lookup(&m, "b"), None);
+        let only_a_b = manifest(&entries[..1]);
+        assert_eq!(manifest_lookup(&only_a_b, "b/x"), None);
+        assert_eq!(parse_manifest(b""), Some(vec![]));
+        assert_eq!(parse_manifest(&m[..m.len() - 1]), None, "cut short");
+        assert_eq!(parse_manifest(b"100644 nothex 1 f\0"), None);
+    }
+
+    #[test]
+    fn a_directory_hash_is_the_sha256_of_its_manifest() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("s")).unwrap();
+        std::fs::write(d.path().join("s/one"), b"1").unwrap();
+        std::fs::write(d.path().join("two words"), b"22").unwrap();
+        let Fingerprint::Dir { hash, entries, .. } = fingerprint_nc(d.path()).unwrap() else {
+            panic!("not a directory")
+        };
+        assert_eq!(sha256_bytes(&manifest(&entries)), hash);
+        assert_eq!(parse_manifest(&manifest(&entries)), Some(entries));
     }
 }

@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::fingerprint::hash::manifest_lookup;
 
 /// Which way a traversal goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,14 +146,20 @@ pub fn dir_versions_containing(
 ) -> Result<Vec<Version>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {VERSION_COLS} FROM {VERSION_FROM}
-         JOIN dir_entries d ON d.dir_hash = v.blob_hash AND d.relpath = ?2
-         WHERE a.path = ?1 AND (?3 IS NULL OR d.file_hash = ?3)
+         WHERE a.path = ?1 AND b.kind = 'dir'
          ORDER BY v.first_seen DESC, v.id DESC"
     ))?;
-    let rows = stmt
-        .query_map(params![dir, relpath, file_hash], version_row)?
+    let versions: Vec<Version> = stmt
+        .query_map(params![dir], version_row)?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+    let mut out = Vec::new();
+    for v in versions {
+        let m = super::query::dir_manifest(conn, &v.hash)?;
+        if manifest_lookup(&m, relpath).is_some_and(|e| file_hash.is_none_or(|h| e.hash == h)) {
+            out.push(v);
+        }
+    }
+    Ok(out)
 }
 
 /// Every recorded path that is a directory containing `path` (longest first).

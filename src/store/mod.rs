@@ -61,7 +61,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         .hint("upgrade mlrun; the store was left untouched"));
     }
     for (i, m) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-        tx.execute_batch(m)
+        m.code
+            .map_or(Ok(()), |code| code(&tx))
+            .and_then(|()| tx.execute_batch(m.sql))
             .map_err(|e| Error::store(format!("migration {} failed", i + 1)).cause(e))?;
     }
     if version < schema::latest() {

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::fingerprint::hash::{Entry, parse_manifest};
 
 /// The shortest unique prefix shown for a run id (like git's abbreviated hashes).
 const MIN_SHORT: usize = 8;
@@ -661,14 +662,57 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
     Ok(d)
 }
 
+/// The manifest of a directory version: the bytes its hash is the SHA-256 of (see
+/// `fingerprint::hash::manifest`).
+pub fn dir_manifest(conn: &Connection, dir_hash: &str) -> Result<Vec<u8>> {
+    conn.prepare_cached("SELECT data FROM contents WHERE hash = ?1")?
+        .query_row([dir_hash], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| {
+            Error::store(format!(
+                "the lineage store has no manifest for directory version {dir_hash}"
+            ))
+            .hint("run `mlrun fsck` to check the store")
+        })
+}
+
+/// The entries of a directory version, sorted by relative path.
+pub fn dir_entry_list(conn: &Connection, dir_hash: &str) -> Result<Vec<Entry>> {
+    parse_manifest(&dir_manifest(conn, dir_hash)?).ok_or_else(|| {
+        Error::store(format!(
+            "the manifest of directory version {dir_hash} in the lineage store is damaged"
+        ))
+        .hint("run `mlrun fsck` to check the store")
+    })
+}
+
+/// Call `f` with the hash and manifest of every recorded directory version (`None`: its manifest
+/// is missing), one at a time: a store can hold many large manifests.
+pub fn for_each_dir_manifest(
+    conn: &Connection,
+    mut f: impl FnMut(&str, Option<&[u8]>) -> Result<()>,
+) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT b.hash, c.data FROM blobs b LEFT JOIN contents c ON c.hash = b.hash WHERE b.kind = 'dir'",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let hash = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        let data = r
+            .get_ref(1)?
+            .as_blob_or_null()
+            .map_err(rusqlite::Error::from)?;
+        f(hash, data)?;
+    }
+    Ok(())
+}
+
 /// The files of a directory version: relative path → content hash.
 pub fn dir_entries(conn: &Connection, dir_hash: &str) -> Result<BTreeMap<String, String>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT relpath, file_hash FROM dir_entries WHERE dir_hash = ?1")?;
-    let rows = stmt
-        .query_map([dir_hash], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+    Ok(dir_entry_list(conn, dir_hash)?
+        .into_iter()
+        .map(|e| (e.relpath, e.hash))
+        .collect())
 }
 
 /// Captured output of a step execution.

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use crate::error::Result;
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::git::GitState;
-use crate::fingerprint::hash::{Fingerprint, sha256_bytes};
+use crate::fingerprint::hash::{Fingerprint, manifest, manifest_lookup, sha256_bytes};
 use crate::fingerprint::system::EnvSnapshot;
 
 pub fn now_ms() -> i64 {
@@ -205,38 +205,25 @@ pub fn put_env(tx: &Connection, e: &EnvSnapshot) -> Result<String> {
     Ok(id)
 }
 
-/// Record a path's version (blob, directory entries, artifact, artifact version); returns the
-/// artifact version id.
+/// Record a path's version (blob, a directory's manifest, artifact, artifact version); returns
+/// the artifact version id.
 pub fn put_version(tx: &Connection, path: &str, fp: &Fingerprint, now: i64) -> Result<i64> {
     let (kind, nfiles) = match fp {
         Fingerprint::File { .. } => ("file", 1),
         Fingerprint::Dir { entries, .. } => ("dir", entries.len() as i64),
     };
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO blobs (hash, kind, size, nfiles) VALUES (?1, ?2, ?3, ?4)",
-        params![fp.hash(), kind, fp.size() as i64, nfiles],
-    )?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO blobs (hash, kind, size, nfiles) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![fp.hash(), kind, fp.size() as i64, nfiles])?;
     if inserted > 0
         && let Fingerprint::Dir { hash, entries, .. } = fp
     {
-        let mut blob = tx.prepare_cached(
-            "INSERT OR IGNORE INTO blobs (hash, kind, size, nfiles) VALUES (?1, 'file', ?2, 1)",
-        )?;
-        let mut entry = tx.prepare_cached(
-            "INSERT INTO dir_entries (dir_hash, relpath, mode, file_hash, size) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for e in entries {
-            if e.mode != crate::fingerprint::hash::MODE_LINK {
-                blob.execute(params![e.hash, e.size as i64])?;
-            }
-            entry.execute(params![
-                hash,
-                e.relpath,
-                e.mode as i64,
-                e.hash,
-                e.size as i64
-            ])?;
-        }
+        // the manifest is the content the directory's hash is the SHA-256 of
+        let m = manifest(entries);
+        tx.prepare_cached("INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)")?
+            .execute(params![hash, m.len() as i64, m])?;
     }
     tx.execute("INSERT OR IGNORE INTO artifacts (path) VALUES (?1)", [path])?;
     let artifact: i64 = tx.query_row("SELECT id FROM artifacts WHERE path = ?1", [path], |r| {
@@ -441,24 +428,28 @@ fn link_file_to_producer(
     hash: &str,
     av: i64,
 ) -> Result<()> {
-    let producer: Option<i64> = tx
-        .query_row(
-            "SELECT e.step_exec FROM step_execs c JOIN step_execs s ON s.run_id = c.run_id
-             JOIN io_edges e ON e.step_exec = s.id AND e.direction = 'out'
-             JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
-             JOIN dir_entries d ON d.dir_hash = v.blob_hash
-             WHERE c.id = ?1 AND s.id != ?1 AND substr(?2, 1, length(a.path) + 1) = a.path || '/'
-               AND d.relpath = substr(?2, length(a.path) + 2) AND d.file_hash = ?3
-             ORDER BY s.id DESC LIMIT 1",
-            params![consumer, path, hash],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(p) = producer {
-        tx.execute(
-            "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin) VALUES (?1, 'out', ?2, 1, NULL)",
-            params![p, av],
-        )?;
+    let mut candidates = tx.prepare_cached(
+        "SELECT e.step_exec, v.blob_hash, a.path FROM step_execs c JOIN step_execs s ON s.run_id = c.run_id
+         JOIN io_edges e ON e.step_exec = s.id AND e.direction = 'out'
+         JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
+         JOIN blobs b ON b.hash = v.blob_hash AND b.kind = 'dir'
+         WHERE c.id = ?1 AND s.id != ?1 AND substr(?2, 1, length(a.path) + 1) = a.path || '/'
+         ORDER BY s.id DESC",
+    )?;
+    let found: Vec<(i64, String, String)> = candidates
+        .query_map(params![consumer, path], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (producer, dir_hash, dir) in found {
+        let m = crate::store::query::dir_manifest(tx, &dir_hash)?;
+        if manifest_lookup(&m, &path[dir.len() + 1..]).is_some_and(|e| e.hash == hash) {
+            tx.execute(
+                "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin) VALUES (?1, 'out', ?2, 1, NULL)",
+                params![producer, av],
+            )?;
+            break;
+        }
     }
     Ok(())
 }

@@ -1,9 +1,29 @@
 //! Schema migrations, applied in order inside one transaction and tracked by
 //! `PRAGMA user_version`. Never edit a released migration: append a new one.
 
-pub const MIGRATIONS: &[&str] = &[
-    // 1: the lineage record
-    r#"
+use rusqlite::{Connection, params};
+
+use crate::fingerprint::hash::{Entry, manifest};
+
+/// One schema version: data moved by code first (if any), then SQL.
+pub struct Migration {
+    pub code: Option<fn(&Connection) -> rusqlite::Result<()>>,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        code: None,
+        sql: V1,
+    },
+    Migration {
+        code: Some(manifests_into_contents),
+        sql: V2,
+    },
+];
+
+// 1: the lineage record
+const V1: &str = r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 
 -- texts kept inside the database: pipeline specs, git diffs, step logs (content-addressed)
@@ -131,8 +151,71 @@ CREATE TABLE step_logs (
   content_hash TEXT NOT NULL REFERENCES contents(hash),
   bytes INTEGER NOT NULL,
   PRIMARY KEY (step_exec, stream)) WITHOUT ROWID;
-"#,
-];
+"#;
+
+// 2: compact directories. A directory version was one `dir_entries` row per file (plus a
+// `blobs` row per file), so recording a 20,000-file dataset wrote 60,000 rows. Its canonical
+// manifest (the bytes its hash is the SHA-256 of) now lives in `contents` under that hash: one
+// row per distinct directory version, verifiable like every other content. The stat cache
+// becomes one row per directory, packed (see fingerprint::cache), instead of one per file; its
+// old rows are dropped (a cache: the next run hashes those files once more).
+const V2: &str = r#"
+DROP INDEX dir_entries_file;
+DROP TABLE dir_entries;
+DELETE FROM blobs WHERE kind = 'file'
+  AND NOT EXISTS (SELECT 1 FROM artifact_versions v WHERE v.blob_hash = blobs.hash);
+DROP TABLE hash_cache;
+CREATE TABLE stat_cache (
+  dir TEXT PRIMARY KEY,                      -- absolute path of a directory
+  entries BLOB NOT NULL                      -- its files' stats and hashes, packed
+);
+"#;
+
+/// Migration 2, before its SQL: rebuild every directory's manifest from its `dir_entries` rows
+/// and keep it in `contents` (an empty directory has an empty manifest).
+fn manifests_into_contents(tx: &Connection) -> rusqlite::Result<()> {
+    let mut insert =
+        tx.prepare("INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)")?;
+    let mut put = |hash: &str, entries: &mut Vec<Entry>| -> rusqlite::Result<()> {
+        entries.sort_by(|a, b| a.relpath.as_bytes().cmp(b.relpath.as_bytes()));
+        let m = manifest(entries);
+        insert.execute(params![hash, m.len() as i64, m])?;
+        entries.clear();
+        Ok(())
+    };
+    let mut rows = tx.prepare(
+        "SELECT dir_hash, relpath, mode, file_hash, size FROM dir_entries ORDER BY dir_hash",
+    )?;
+    let mut rows = rows.query([])?;
+    let mut current: Option<String> = None;
+    let mut entries = Vec::new();
+    while let Some(r) = rows.next()? {
+        let dir: String = r.get(0)?;
+        if current.as_deref() != Some(dir.as_str()) {
+            if let Some(prev) = current.take() {
+                put(&prev, &mut entries)?;
+            }
+            current = Some(dir);
+        }
+        entries.push(Entry {
+            relpath: r.get(1)?,
+            mode: r.get::<_, i64>(2)? as u32,
+            hash: r.get(3)?,
+            size: r.get::<_, i64>(4)? as u64,
+        });
+    }
+    if let Some(prev) = current {
+        put(&prev, &mut entries)?;
+    }
+    let mut empty = tx.prepare("SELECT hash FROM blobs WHERE kind = 'dir' AND nfiles = 0")?;
+    let empty: Vec<String> = empty
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for h in empty {
+        put(&h, &mut Vec::new())?;
+    }
+    Ok(())
+}
 
 pub fn latest() -> i64 {
     MIGRATIONS.len() as i64
@@ -150,5 +233,92 @@ mod tests {
         assert_eq!(v, super::latest());
         // applying again is a no-op
         super::super::migrate(&mut conn).unwrap();
+    }
+
+    #[test]
+    fn migration_2_moves_directory_entries_into_verifiable_manifests() {
+        use crate::fingerprint::hash::{
+            Entry, MODE_EXEC, MODE_FILE, manifest, parse_manifest, sha256_bytes,
+        };
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        // inserted out of order: the manifest must come out sorted bytewise
+        let entries = vec![
+            Entry {
+                relpath: "b.csv".into(),
+                mode: MODE_FILE,
+                hash: sha256_bytes(b"b"),
+                size: 1,
+            },
+            Entry {
+                relpath: "A/run.sh".into(),
+                mode: MODE_EXEC,
+                hash: sha256_bytes(b"a"),
+                size: 2,
+            },
+        ];
+        let mut sorted = entries.clone();
+        sorted.sort_by(|a, b| a.relpath.as_bytes().cmp(b.relpath.as_bytes()));
+        let dir = sha256_bytes(&manifest(&sorted));
+        let empty = sha256_bytes(b"");
+        conn.execute(
+            "INSERT INTO blobs (hash, kind, size, nfiles) VALUES (?1, 'dir', 3, 2), (?2, 'dir', 0, 0)",
+            [&dir, &empty],
+        )
+        .unwrap();
+        for e in entries.iter().rev() {
+            conn.execute(
+                "INSERT INTO blobs (hash, kind, size, nfiles) VALUES (?1, 'file', ?2, 1)",
+                rusqlite::params![e.hash, e.size as i64],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO dir_entries (dir_hash, relpath, mode, file_hash, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![dir, e.relpath, e.mode as i64, e.hash, e.size as i64],
+            )
+            .unwrap();
+        }
+        // one of the files is also a version of its own: its blob row stays
+        conn.execute_batch(&format!(
+            "INSERT INTO artifacts (id, path) VALUES (1, 'b.csv');
+             INSERT INTO artifact_versions (artifact_id, blob_hash, first_seen) VALUES (1, '{}', 0);
+             INSERT INTO hash_cache VALUES ('/p/b.csv', 1, 2, 3, 4, 5, 'h', 6);",
+            entries[0].hash
+        ))
+        .unwrap();
+
+        super::super::migrate(&mut conn).unwrap();
+        let data: Vec<u8> = conn
+            .query_row("SELECT data FROM contents WHERE hash = ?1", [&dir], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(sha256_bytes(&data), dir);
+        assert_eq!(parse_manifest(&data), Some(sorted));
+        let none: Vec<u8> = conn
+            .query_row("SELECT data FROM contents WHERE hash = ?1", [&empty], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(none.is_empty());
+        let files: Vec<String> = conn
+            .prepare("SELECT hash FROM blobs WHERE kind = 'file'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(files, vec![entries[0].hash.clone()]);
+        for gone in ["dir_entries", "hash_cache"] {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE name = ?1",
+                    [gone],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 0, "{gone} dropped");
+        }
     }
 }

@@ -328,8 +328,19 @@ fn odd_file_names_are_fingerprinted() {
     env.write("pipeline.toml", "[steps.a]\ncmd = \"ls data | wc -l > n.txt\"\ninputs = [\"data/\"]\noutputs = [\"n.txt\"]\n");
     let out = env.mlrun(&[]);
     assert_eq!(out.code, 0, "{out:?}");
-    let n: i64 = crate::common::one(&env.db(), "SELECT count(*) FROM dir_entries");
+    let n: i64 = crate::common::one(&env.db(), "SELECT nfiles FROM blobs WHERE kind = 'dir'");
     assert_eq!(n, 4);
+    let m: Vec<u8> = crate::common::one(
+        &env.db(),
+        "SELECT c.data FROM blobs b JOIN contents c ON c.hash = b.hash WHERE b.kind = 'dir'",
+    );
+    let entries = mlrun::fingerprint::hash::parse_manifest(&m).expect("a manifest");
+    let names: Vec<&str> = entries.iter().map(|e| e.relpath.as_str()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(
+        names.contains(&"loop") && names.contains(&"latin1-\u{fffd}.txt"),
+        "{names:?}"
+    );
 }
 
 #[test]

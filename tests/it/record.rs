@@ -45,11 +45,19 @@ fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
         assert_eq!(r[1], env.sha256sum(&r[0]), "hash of {}", r[0]);
     }
     // directory outputs: every entry is listed with its own correct hash
-    let entries = rows(
+    let mut entries = Vec::new();
+    for r in rows(
         &db,
-        "SELECT a.path || '/' || d.relpath, d.file_hash FROM artifacts a JOIN artifact_versions v ON v.artifact_id = a.id
-         JOIN dir_entries d ON d.dir_hash = v.blob_hash WHERE a.path IN ('data', 'model')",
-    );
+        "SELECT a.path, v.blob_hash, hex(c.data) FROM artifacts a JOIN artifact_versions v ON v.artifact_id = a.id
+         JOIN contents c ON c.hash = v.blob_hash WHERE a.path IN ('data', 'model')",
+    ) {
+        let manifest = hex::decode(&r[2]).unwrap();
+        // a directory's hash is the SHA-256 of its manifest
+        assert_eq!(mlrun::fingerprint::hash::sha256_bytes(&manifest), r[1]);
+        for e in mlrun::fingerprint::hash::parse_manifest(&manifest).expect("a manifest") {
+            entries.push([format!("{}/{}", r[0], e.relpath), e.hash]);
+        }
+    }
     let names: Vec<&str> = entries.iter().map(|r| r[0].as_str()).collect();
     assert!(
         names.contains(&"data/train.csv") && names.contains(&"model/model.json"),
