@@ -1,14 +1,27 @@
 //! Process groups and signals: the only place that speaks to the OS about processes.
 //!
-//! A step's main process dies with mlrun (Linux): it is started with PR_SET_PDEATHSIG = SIGTERM
-//! (`spawn`), so the kernel signals it when mlrun dies without stopping it (SIGKILL, a crash).
+//! Steps die with mlrun. A step runs in its own process group, which mlrun stops on Ctrl-C,
+//! SIGTERM, a timeout or the end of its main process (`exec::child`). When mlrun cannot do that
+//! because it is gone (SIGKILL, a crash, the OOM killer), two things stop the step instead:
+//!
+//! 1. the **watchdog** (`watchdog`), a small process started with the first step, is told every
+//!    step's process group; when mlrun's end of the pipe to it closes while groups are still
+//!    registered, it sends them SIGTERM and, after `--grace`, SIGKILL: the whole group, so
+//!    `sh -c 'python train.py'` and anything else the step started in its group;
+//! 2. on Linux, each step's main process also has **PR_SET_PDEATHSIG** = SIGTERM (`spawn`): the
+//!    kernel signals it when mlrun dies, even if the watchdog died too or was never started.
 //!
 //! PDEATHSIG fires when the *thread* that forked the child exits, not the process, and tokio
 //! runs tasks on worker and blocking threads it may retire. So steps are forked by one thread
 //! that lives as long as mlrun (`spawner`), never by a tokio thread.
 //!
-//! Not covered: what the main process started (the rest of its process group); set-user-ID
-//! programs (exec clears PDEATHSIG); the `--trace` helper, which ignores SIGTERM.
+//! Not covered: processes that leave the step's process group (`setsid`, `setpgid`, daemons),
+//! unless the step is traced (the `--trace` helper is in the group, and when the watchdog kills
+//! it, PTRACE_O_EXITKILL kills every tracee); a watchdog killed together with mlrun (then only
+//! PDEATHSIG remains: the main process gets SIGTERM, what it started runs on, and a traced step
+//! runs on, since its helper ignores SIGTERM); set-user-ID programs (exec clears PDEATHSIG).
+
+pub mod watchdog;
 
 use std::process::ExitStatus;
 
