@@ -89,10 +89,31 @@ fn wait_gone(pids: &[i32], within: Duration) -> Result<Duration, Vec<String>> {
     Err(left)
 }
 
+/// Kills mlrun and the step's process group when a test ends, passed or failed, so that a
+/// failing test does not leave them running.
+struct Cleanup {
+    mlrun: i32,
+    pgid: i32,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.mlrun), Signal::SIGKILL);
+        if self.pgid > 0 {
+            let _ =
+                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.pgid), Signal::SIGKILL);
+        }
+    }
+}
+
 /// Start the pipeline, wait for every process of the step, and return (mlrun, the step's
-/// process group members, the pids the step wrote down).
-fn start(env: &Env, args: &[&str]) -> (std::process::Child, Vec<i32>, Vec<i32>) {
+/// process group members, the pids the step wrote down, the cleanup guard).
+fn start(env: &Env, args: &[&str]) -> (std::process::Child, Vec<i32>, Vec<i32>, Cleanup) {
     let child = env.spawn_mlrun(args);
+    let mut cleanup = Cleanup {
+        mlrun: child.id() as i32,
+        pgid: 0,
+    };
     assert!(
         wait_until(10, || env.path("started").exists()),
         "the step started"
@@ -103,11 +124,12 @@ fn start(env: &Env, args: &[&str]) -> (std::process::Child, Vec<i32>, Vec<i32>) 
         .collect();
     // the group is the main process's (untraced) or the trace helper's (traced)
     let pgid: i32 = stat(named[0]).expect("the step runs")[2].parse().unwrap();
+    cleanup.pgid = pgid;
     let members = group(pgid);
     for p in &named {
         assert!(members.contains(p), "{p} in group {pgid}: {members:?}");
     }
-    (child, members, named)
+    (child, members, named, cleanup)
 }
 
 fn assert_recorded_interrupted(env: &Env) {
@@ -131,7 +153,7 @@ fn assert_recorded_interrupted(env: &Env) {
 fn killed_mlrun_takes_the_whole_group(args: &[&str]) {
     let env = Env::git();
     pipeline(&env);
-    let (child, members, named) = start(&env, args);
+    let (child, members, named, _cleanup) = start(&env, args);
     signal(&child, Signal::SIGKILL);
     assert_eq!(finish(child).code, 137);
     // SIGTERM at once; the process ignoring it gets SIGKILL after the grace period (1 s)
@@ -161,18 +183,20 @@ fn a_killed_mlrun_stops_traced_steps_too() {
 fn without_the_watchdog_the_kernel_still_stops_the_main_process() {
     let env = Env::git();
     pipeline(&env);
-    let (child, members, named) = start(&env, &["run", "--grace", "1s"]);
-    // the watchdog is mlrun's child, named for `ps`
-    let mlrun = child.id() as i32;
-    let watchdogs: Vec<i32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&p| {
-            stat(p).is_some_and(|f| f[1] == mlrun.to_string()) && comm(p) == "mlrun-watchdog"
-        })
-        .collect();
-    assert_eq!(watchdogs.len(), 1, "one watchdog");
+    let (child, _, named, _cleanup) = start(&env, &["run", "--grace", "1s"]);
+    // the watchdog is mlrun's child; it names itself for `ps` once it has started
+    let mlrun = child.id().to_string();
+    let mut watchdogs = Vec::new();
+    let found = wait_until(10, || {
+        watchdogs = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&p| stat(p).is_some_and(|f| f[1] == mlrun) && comm(p) == "mlrun-watchdog")
+            .collect();
+        !watchdogs.is_empty()
+    });
+    assert!(found && watchdogs.len() == 1, "one watchdog: {watchdogs:?}");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(watchdogs[0]), Signal::SIGKILL).unwrap();
     assert!(wait_until(10, || !alive(watchdogs[0])));
     signal(&child, Signal::SIGKILL);
@@ -181,10 +205,7 @@ fn without_the_watchdog_the_kernel_still_stops_the_main_process() {
     let main = named[0];
     wait_gone(&[main], Duration::from_secs(10))
         .unwrap_or_else(|left| panic!("the main process still runs: {left:?}"));
-    // what it started outlives it (documented); clean up
-    for p in members {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
-    }
+    // what it started outlives it (documented); `_cleanup` kills the group
     assert_recorded_interrupted(&env);
 }
 
