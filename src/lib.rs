@@ -25,6 +25,11 @@ pub fn main_entry() -> i32 {
         let all: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
         return exec::trace::helper_main(&all);
     }
+    // `mlrun __mlrun-watchdog` stops the steps' process groups if this mlrun dies (exec/unix)
+    if args.get(1).is_some_and(|a| a == exec::unix::watchdog::ARG) {
+        return exec::unix::watchdog::main();
+    }
+    exec::unix::watchdog::enable();
     let cli = match cli::Cli::try_parse_from(cli::hoist_subcommand(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) => {

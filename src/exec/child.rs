@@ -5,6 +5,9 @@
 //!
 //! Rule for leftovers: when the step's main process exits, anything it left running in its
 //! process group is sent SIGTERM, and SIGKILL if it still holds the output pipes 2 s later.
+//!
+//! If mlrun itself dies meanwhile, the group is stopped by the watchdog, and the main process
+//! gets PR_SET_PDEATHSIG on Linux (`unix::spawn`, `unix::watchdog`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -71,7 +74,7 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| {
+    let mut child = unix::spawn(cmd).await.map_err(|e| {
         let why = if e.kind() == std::io::ErrorKind::NotFound {
             "not found on PATH (install it or use its full path)".to_string()
         } else {
@@ -80,6 +83,8 @@ pub async fn run(
         Error::other(format!("could not start `{prog}`: {why}"))
     })?;
     let pgid = child.id().unwrap_or(0);
+    // if mlrun dies from here on, the watchdog stops the group (see `unix`)
+    let watched = unix::watchdog::watch(pgid, spec.grace);
     let out_buf = Arc::new(Mutex::new(Vec::new()));
     let err_buf = Arc::new(Mutex::new(Vec::new()));
     let mut readers = tokio::task::JoinSet::new();
@@ -166,6 +171,7 @@ pub async fn run(
         .await;
         readers.abort_all();
     }
+    watched.finish();
     let (exit_code, signal) = unix::exit_parts(status);
     let take = |b: &Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().expect("log buffer"));
     Ok(ChildOutcome {

@@ -7,6 +7,7 @@ mod export;
 mod history;
 mod hostile;
 mod incremental;
+mod orphans;
 mod query;
 mod record;
 mod reliability;
