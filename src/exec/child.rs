@@ -6,8 +6,7 @@
 //! Rule for leftovers: when the step's main process exits, anything it left running in its
 //! process group is sent SIGTERM, and SIGKILL if it still holds the output pipes 2 s later.
 //!
-//! If mlrun itself dies meanwhile, the group is stopped by the watchdog, and the main process
-//! gets PR_SET_PDEATHSIG on Linux (`unix::spawn`, `unix::watchdog`).
+//! If mlrun itself dies meanwhile, the group is stopped by the watchdog (`unix::watchdog`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -74,7 +73,7 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = unix::spawn(cmd).await.map_err(|e| {
+    let mut child = cmd.spawn().map_err(|e| {
         let why = if e.kind() == std::io::ErrorKind::NotFound {
             "not found on PATH (install it or use its full path)".to_string()
         } else {
