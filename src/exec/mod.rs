@@ -125,6 +125,7 @@ struct Ctx {
     lockfiles: BTreeMap<String, String>,
     interpreters: InterpreterCache,
     redactor: Redactor,
+    inherited: InheritedEnv,
     git_latest: Mutex<GitState>,
     tracked: Option<git::Tracked>,
     git_fixed: Option<GitState>,
@@ -228,6 +229,7 @@ pub async fn run(
         system,
         lockfiles: locks,
         interpreters: InterpreterCache::default(),
+        inherited: InheritedEnv::capture(&redactor),
         redactor,
         git_latest: Mutex::new(git_start.clone()),
         tracked,
@@ -651,17 +653,44 @@ fn step_env(
     for (k, v) in &step.params {
         env.insert(params::env_name(k), params::render(v));
     }
-    let inherited: Vec<(String, String)> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .filter(|(k, _)| !env.contains_key(k))
-        .collect();
-    let (vars, secrets) = ctx.redactor.capture(
-        inherited
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .chain(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-    );
+    // mlrun's own environment was judged once for the run (`InheritedEnv`); only what the step
+    // sets is judged here.
+    let mut vars = BTreeMap::new();
+    let mut secrets = Vec::new();
+    for (k, recorded, secret) in ctx
+        .inherited
+        .0
+        .iter()
+        .filter(|(k, ..)| !env.contains_key(k))
+    {
+        vars.insert(k.clone(), recorded.clone());
+        secrets.extend(secret.iter().cloned());
+    }
+    let (own, own_secrets) = ctx
+        .redactor
+        .capture(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    vars.extend(own);
+    secrets.extend(own_secrets);
     (env, vars, secrets)
+}
+
+/// mlrun's own environment as every step records it: (name, recorded value, the secret value
+/// when it is one), in the order the process environment lists it. It does not change during a
+/// run, so the secret tests on every variable run once per run instead of once per step.
+struct InheritedEnv(Vec<(String, String, Option<String>)>);
+
+impl InheritedEnv {
+    fn capture(redactor: &Redactor) -> Self {
+        InheritedEnv(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .filter_map(|(k, v)| {
+                    let (recorded, secret) = redactor.capture_one(&k, &v)?;
+                    Some((k, recorded, secret))
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Keep copies of `ios` in the object store, marking each one kept; a failure is reported and
