@@ -576,3 +576,23 @@ pub fn mark_interrupted(conn: &Connection, run_id: &str, reason: &str) -> Result
     }
     Ok(())
 }
+
+/// Several steps that reused earlier executions, recorded in one transaction: each one gets
+/// exactly what `record_reuse` writes, so every step's record is whole or absent, and one commit
+/// serves them all. Returns their execution ids, in the order given.
+pub fn record_reuses(
+    conn: &mut Connection,
+    steps: &[(StepBegin<'_>, &StepRecord)],
+    cache: &HashCache,
+) -> Result<Vec<i64>> {
+    let tx = immediate(conn)?;
+    let mut ids = Vec::with_capacity(steps.len());
+    for (b, r) in steps {
+        let id = insert_exec(&tx, b)?;
+        write_step(&tx, id, r)?;
+        ids.push(id);
+    }
+    cache.flush(&tx)?;
+    tx.commit()?;
+    Ok(ids)
+}
