@@ -3,8 +3,10 @@
 //!
 //! Around every step: inputs are hashed before it starts; after it exits, its declared outputs
 //! and metrics are read, the git state is taken again and the environment snapshot is built.
-//! The step's record is then written in one transaction. A failed or interrupted step never
-//! records outputs as artifact versions.
+//! The step's record is then written in one transaction. A step that reuses an earlier execution
+//! runs nothing: its record is queued and committed together with the other reused steps' (see
+//! `Writer`), before anything else is written. A failed or interrupted step never records
+//! outputs as artifact versions.
 
 pub mod child;
 pub mod incremental;
@@ -119,12 +121,15 @@ pub struct RunOutcome {
 struct Ctx {
     plan: Plan,
     run_id: String,
-    store: Mutex<Store>,
+    store: Mutex<Writer>,
+    /// a flush of the reused steps' pending records is scheduled
+    flush_armed: std::sync::atomic::AtomicBool,
     printer: Arc<Printer>,
     system: SystemInfo,
     lockfiles: BTreeMap<String, String>,
     interpreters: InterpreterCache,
     redactor: Redactor,
+    inherited: InheritedEnv,
     git_latest: Mutex<GitState>,
     tracked: Option<git::Tracked>,
     git_fixed: Option<GitState>,
@@ -160,10 +165,123 @@ impl Ctx {
         }
     }
 
+    /// Write to the store. The records of reused steps still pending are written first, so the
+    /// store never holds a later write without the earlier ones.
     fn with_store<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>) -> Result<T> {
-        let mut s = self.store.lock().expect("store lock");
-        f(&mut s.conn)
+        let mut w = self.store.lock().expect("store lock");
+        self.flush_reused(&mut w);
+        f(&mut w.store.conn)
     }
+
+    /// Read from the store, leaving pending records pending.
+    fn read_store<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        let w = self.store.lock().expect("store lock");
+        f(&w.store.conn)
+    }
+
+    /// Queue a reused step's record; it is committed with the others queued near it (see
+    /// `Writer`).
+    fn record_reused(&self, r: PendingReuse) {
+        self.store.lock().expect("store lock").reused.push(r);
+    }
+
+    /// Commit the queued records of reused steps in one transaction. Should that fail, each is
+    /// tried in a transaction of its own, so one bad record does not cost the others theirs.
+    fn flush_reused(&self, w: &mut Writer) {
+        if w.reused.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut w.reused);
+        let conn = &mut w.store.conn;
+        let batch: Vec<_> = pending
+            .iter()
+            .map(|p| (p.begin(&self.run_id), &p.rec))
+            .collect();
+        if batch.len() > 1 && record::record_reuses(conn, &batch, &self.cache).is_ok() {
+            return;
+        }
+        for (p, (begin, rec)) in pending.iter().zip(&batch) {
+            if let Err(e) = record::record_reuse(conn, begin, rec, &self.cache) {
+                self.printer
+                    .warn(&format!("step `{}` could not be recorded: {e}", p.step));
+            }
+        }
+    }
+}
+
+/// Reused steps change nothing on disk but their own outputs' restores, and their records are
+/// many and small in a no-op run: committing each alone made the commit, not the work, the cost
+/// of a cached step. So their records wait in `reused` until anything else is written (a step
+/// starting, a step not run, the run's end) or `REUSED_FLUSH_AFTER` has passed, whichever comes
+/// first, and are then committed together. Each record is still whole or absent: a crash loses
+/// at most the records of steps that were reused in that short window, never part of one.
+struct Writer {
+    store: Store,
+    reused: Vec<PendingReuse>,
+}
+
+const REUSED_FLUSH_AFTER: Duration = Duration::from_millis(100);
+
+/// A reused step's record, owned until it is written.
+struct PendingReuse {
+    step: String,
+    attempt: u32,
+    seq: usize,
+    cmd: String,
+    argv_json: String,
+    cwd: String,
+    started_at: i64,
+    git_before: GitState,
+    rec: record::StepRecord,
+}
+
+impl PendingReuse {
+    fn new(b: &record::StepBegin<'_>, rec: record::StepRecord) -> Self {
+        PendingReuse {
+            step: b.step.to_string(),
+            attempt: b.attempt,
+            seq: b.seq,
+            cmd: b.cmd.to_string(),
+            argv_json: b.argv_json.to_string(),
+            cwd: b.cwd.to_string(),
+            started_at: b.started_at,
+            git_before: b.git_before.clone(),
+            rec,
+        }
+    }
+
+    fn begin<'a>(&'a self, run_id: &'a str) -> record::StepBegin<'a> {
+        record::StepBegin {
+            run_id,
+            step: &self.step,
+            attempt: self.attempt,
+            seq: self.seq,
+            cmd: &self.cmd,
+            argv_json: &self.argv_json,
+            cwd: &self.cwd,
+            started_at: self.started_at,
+            git_before: &self.git_before,
+        }
+    }
+}
+
+/// Make sure the pending records of reused steps are committed within `REUSED_FLUSH_AFTER`.
+fn arm_flush(ctx: &Arc<Ctx>) {
+    use std::sync::atomic::Ordering;
+    if ctx.flush_armed.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let c = ctx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(REUSED_FLUSH_AFTER).await;
+        c.flush_armed.store(false, Ordering::SeqCst);
+        let c2 = c.clone();
+        blocking(move || {
+            let mut w = c2.store.lock().expect("store lock");
+            c2.flush_reused(&mut w);
+        })
+        .await;
+    });
 }
 
 /// `-j` when not given: the number of cores.
@@ -223,11 +341,16 @@ pub async fn run(
 
     let ctx = Arc::new(Ctx {
         run_id: run_id.clone(),
-        store: Mutex::new(store),
+        store: Mutex::new(Writer {
+            store,
+            reused: Vec::new(),
+        }),
+        flush_armed: std::sync::atomic::AtomicBool::new(false),
         printer: printer.clone(),
         system,
         lockfiles: locks,
         interpreters: InterpreterCache::default(),
+        inherited: InheritedEnv::capture(&redactor),
         redactor,
         git_latest: Mutex::new(git_start.clone()),
         tracked,
@@ -651,17 +774,44 @@ fn step_env(
     for (k, v) in &step.params {
         env.insert(params::env_name(k), params::render(v));
     }
-    let inherited: Vec<(String, String)> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .filter(|(k, _)| !env.contains_key(k))
-        .collect();
-    let (vars, secrets) = ctx.redactor.capture(
-        inherited
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .chain(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-    );
+    // mlrun's own environment was judged once for the run (`InheritedEnv`); only what the step
+    // sets is judged here.
+    let mut vars = BTreeMap::new();
+    let mut secrets = Vec::new();
+    for (k, recorded, secret) in ctx
+        .inherited
+        .0
+        .iter()
+        .filter(|(k, ..)| !env.contains_key(k))
+    {
+        vars.insert(k.clone(), recorded.clone());
+        secrets.extend(secret.iter().cloned());
+    }
+    let (own, own_secrets) = ctx
+        .redactor
+        .capture(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    vars.extend(own);
+    secrets.extend(own_secrets);
     (env, vars, secrets)
+}
+
+/// mlrun's own environment as every step records it: (name, recorded value, the secret value
+/// when it is one), in the order the process environment lists it. It does not change during a
+/// run, so the secret tests on every variable run once per run instead of once per step.
+struct InheritedEnv(Vec<(String, String, Option<String>)>);
+
+impl InheritedEnv {
+    fn capture(redactor: &Redactor) -> Self {
+        InheritedEnv(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .filter_map(|(k, v)| {
+                    let (recorded, secret) = redactor.capture_one(&k, &v)?;
+                    Some((k, recorded, secret))
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Keep copies of `ios` in the object store, marking each one kept; a failure is reported and
@@ -704,6 +854,30 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         .tmp
         .join(format!("{}-{}.metrics", ctx.run_id, step.name));
     let (env, vars, secrets) = step_env(&ctx, &step, &metrics_file);
+
+    // Inputs are fingerprinted before the step runs. Whether an earlier execution can be
+    // reused is decided, and a reuse recorded, in the same blocking task: a cached step costs
+    // one hand-off between threads.
+    let c = ctx.clone();
+    let forced = ctx.force.applies_to(&step.name);
+    let (prepared, pre) = blocking(move || {
+        let pre = PreStep {
+            argv_json,
+            cmd_display,
+            git_before,
+            vars,
+        };
+        let begin = pre.begin(&c, i, started);
+        let prepared = prepare(&c, i, &begin, &pre.vars, forced);
+        (prepared, pre)
+    })
+    .await;
+    let PreStep {
+        argv_json,
+        cmd_display,
+        git_before,
+        vars,
+    } = pre;
     let begin = record::StepBegin {
         run_id: &ctx.run_id,
         step: &step.name,
@@ -715,19 +889,13 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         started_at: started,
         git_before: &git_before,
     };
-
-    // Inputs are fingerprinted before the step runs.
-    let c = ctx.clone();
-    let inputs =
-        blocking(move || fingerprint_all(&c.plan.root, &c.plan.steps[i].inputs, &c.cache)).await;
-    let mut inputs = match inputs {
-        Ok(mut v) => {
-            for io in &mut v {
-                io.origin = Some(origin_of(&ctx, io, &git_before));
-            }
-            v
+    let (mut inputs, parts) = match prepared {
+        Prepared::Reused(outcome) => {
+            arm_flush(&ctx);
+            return outcome;
         }
-        Err(e) => {
+        Prepared::Run { inputs, parts } => (inputs, parts),
+        Prepared::NoInputs(e) => {
             let msg = format!("could not fingerprint the inputs: {}", e.message);
             let exec_id = match ctx.with_store(|c| record::begin_step(c, &begin)) {
                 Ok(id) => id,
@@ -748,12 +916,6 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
             .await;
         }
     };
-    let parts = CacheParts::of(&step, &inputs, &ctx.redactor);
-    if !ctx.force.applies_to(&step.name)
-        && let Some(outcome) = try_reuse(&ctx, &step, &begin, &inputs, &parts, &vars).await
-    {
-        return outcome;
-    }
 
     // Inputs that neither a step nor the commit can give back are kept, so a replay can.
     if !ctx.no_store {
@@ -812,6 +974,64 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
             _ = int.changed() => return outcome,
         }
     }
+}
+
+/// What `prepare` borrows in its blocking task, handed back afterwards.
+struct PreStep {
+    argv_json: String,
+    cmd_display: String,
+    git_before: GitState,
+    vars: BTreeMap<String, String>,
+}
+
+impl PreStep {
+    fn begin<'a>(&'a self, ctx: &'a Ctx, i: usize, started: i64) -> record::StepBegin<'a> {
+        let step = &ctx.plan.steps[i];
+        record::StepBegin {
+            run_id: &ctx.run_id,
+            step: &step.name,
+            attempt: 1,
+            seq: i,
+            cmd: &self.cmd_display,
+            argv_json: &self.argv_json,
+            cwd: &step.cwd,
+            started_at: started,
+            git_before: &self.git_before,
+        }
+    }
+}
+
+enum Prepared {
+    /// the inputs could not be fingerprinted
+    NoInputs(Error),
+    /// an earlier execution was reused (and its record queued)
+    Reused(StepOutcome),
+    /// the step must run
+    Run { inputs: Vec<Io>, parts: CacheParts },
+}
+
+/// Fingerprint a step's inputs and reuse an earlier execution if one fits (unless `forced`).
+/// Blocking: it hashes files and may restore outputs.
+fn prepare(
+    ctx: &Arc<Ctx>,
+    i: usize,
+    begin: &record::StepBegin<'_>,
+    vars: &BTreeMap<String, String>,
+    forced: bool,
+) -> Prepared {
+    let step = &ctx.plan.steps[i];
+    let mut inputs = match fingerprint_all(&ctx.plan.root, &step.inputs, &ctx.cache) {
+        Ok(v) => v,
+        Err(e) => return Prepared::NoInputs(e),
+    };
+    for io in &mut inputs {
+        io.origin = Some(origin_of(ctx, io, begin.git_before));
+    }
+    let parts = CacheParts::of(step, &inputs, &ctx.redactor);
+    if !forced && let Some(outcome) = try_reuse(ctx, step, begin, &inputs, &parts, vars) {
+        return Prepared::Reused(outcome);
+    }
+    Prepared::Run { inputs, parts }
 }
 
 /// What one attempt at running a step needs.
@@ -1017,8 +1237,8 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
 }
 
 /// Reuse an earlier execution with the same cache key when its outputs are on disk (`cached`) or
-/// can be restored from the object store (`restored`). `None`: the step must run.
-async fn try_reuse(
+/// can be restored from the object store (`restored`). `None`: the step must run. Blocking.
+fn try_reuse(
     ctx: &Arc<Ctx>,
     step: &Step,
     begin: &record::StepBegin<'_>,
@@ -1028,21 +1248,17 @@ async fn try_reuse(
 ) -> Option<StepOutcome> {
     let key = parts.key();
     let reusable = ctx
-        .with_store(|c| incremental::find_reusable(c, &key))
+        .read_store(|c| incremental::find_reusable(c, &key))
         .ok()??;
-    let c = ctx.clone();
-    let decls = step.outputs.clone();
-    let on_disk: Vec<Option<String>> = blocking(move || {
-        decls
-            .iter()
-            .map(|d| {
-                hash::fingerprint(&c.plan.root.join(&d.path), &c.cache)
-                    .ok()
-                    .map(|f| f.hash().to_string())
-            })
-            .collect()
-    })
-    .await;
+    let on_disk: Vec<Option<String>> = step
+        .outputs
+        .iter()
+        .map(|d| {
+            hash::fingerprint(&ctx.plan.root.join(&d.path), &ctx.cache)
+                .ok()
+                .map(|f| f.hash().to_string())
+        })
+        .collect();
     let mut restored = Vec::new();
     for (decl, now) in step.outputs.iter().zip(on_disk) {
         let recorded = reusable.outputs.iter().find(|o| o.path == decl.path)?;
@@ -1052,10 +1268,8 @@ async fn try_reuse(
         if !ctx.objects.can_restore(&recorded.fp) {
             return None;
         }
-        let c = ctx.clone();
-        let fp = recorded.fp.clone();
         let dest = ctx.plan.root.join(&decl.path);
-        if let Err(e) = blocking(move || c.objects.restore(&fp, &dest)).await {
+        if let Err(e) = ctx.objects.restore(&recorded.fp, &dest) {
             ctx.printer.warn(&format!(
                 "{}: cannot restore `{}`: {}; running the step instead",
                 step.name, decl.path, e.message
@@ -1069,15 +1283,11 @@ async fn try_reuse(
     } else {
         StepStatus::Restored
     };
-    let c = ctx.clone();
-    let programs = step.cmd.programs();
-    let cwd = ctx.plan.root.join(&step.cwd);
-    let path_var = vars.get("PATH").cloned();
-    let interpreters = blocking(move || {
-        c.interpreters
-            .versions(&programs, &cwd, path_var.as_deref())
-    })
-    .await;
+    let interpreters = ctx.interpreters.versions(
+        &step.cmd.programs(),
+        &ctx.plan.root.join(&step.cwd),
+        vars.get("PATH").map(String::as_str),
+    );
     let ended = now_ms();
     let rec = record::StepRecord {
         status,
@@ -1102,10 +1312,13 @@ async fn try_reuse(
         cache_parts: Some(parts.json()),
         reused_exec: Some(reusable.exec_id),
     };
-    if let Err(e) = ctx.with_store(|c| record::record_reuse(c, begin, &rec, &ctx.cache)) {
-        ctx.printer
-            .warn(&format!("step `{}` could not be recorded: {e}", step.name));
-    }
+    let outputs: Vec<OutputSummary> = rec.outputs.iter().map(OutputSummary::of).collect();
+    let metrics: BTreeMap<String, f64> = rec
+        .metrics
+        .iter()
+        .map(|(k, (v, _))| (k.clone(), *v))
+        .collect();
+    ctx.record_reused(PendingReuse::new(begin, rec));
     let style = ctx.printer.style();
     let w = ctx.printer.width();
     let short_run = &reusable.run_id[..reusable.run_id.len().min(10)];
@@ -1134,12 +1347,8 @@ async fn try_reuse(
         signal: None,
         duration_ms: Some(ended - begin.started_at),
         error: None,
-        outputs: rec.outputs.iter().map(OutputSummary::of).collect(),
-        metrics: rec
-            .metrics
-            .iter()
-            .map(|(k, (v, _))| (k.clone(), *v))
-            .collect(),
+        outputs,
+        metrics,
     })
 }
 

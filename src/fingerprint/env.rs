@@ -112,17 +112,25 @@ impl Redactor {
         let mut out = BTreeMap::new();
         let mut secrets = Vec::new();
         for (k, v) in vars {
-            if MLRUN_SET.contains(&k) {
-                continue;
-            }
-            if self.is_secret(k, v) {
-                out.insert(k.to_string(), self.marker(k, v));
-                secrets.push(v.to_string());
-            } else {
-                out.insert(k.to_string(), v.to_string());
+            if let Some((recorded, secret)) = self.capture_one(k, v) {
+                out.insert(k.to_string(), recorded);
+                secrets.extend(secret);
             }
         }
         (out, secrets)
+    }
+
+    /// One variable as `capture` records it: `None` when it is not recorded at all, else the
+    /// recorded value (a marker for a secret) and the secret value itself when it is one.
+    pub fn capture_one(&self, name: &str, value: &str) -> Option<(String, Option<String>)> {
+        if MLRUN_SET.contains(&name) {
+            return None;
+        }
+        Some(if self.is_secret(name, value) {
+            (self.marker(name, value), Some(value.to_string()))
+        } else {
+            (value.to_string(), None)
+        })
     }
 }
 

@@ -137,19 +137,16 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
 
 pub fn put_content(tx: &Connection, data: &[u8]) -> Result<String> {
     let hash = sha256_bytes(data);
-    tx.execute(
-        "INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)",
-        params![hash, data.len() as i64, data],
-    )?;
+    tx.prepare_cached("INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)")?
+        .execute(params![hash, data.len() as i64, data])?;
     Ok(hash)
 }
 
 pub fn put_git(tx: &Connection, g: &GitState) -> Result<String> {
     let id = g.id();
     let exists: bool = tx
-        .query_row("SELECT 1 FROM git_snapshots WHERE id = ?1", [&id], |_| {
-            Ok(())
-        })
+        .prepare_cached("SELECT 1 FROM git_snapshots WHERE id = ?1")?
+        .query_row([&id], |_| Ok(()))
         .optional()?
         .is_some();
     if !exists {
@@ -182,26 +179,26 @@ pub fn put_git(tx: &Connection, g: &GitState) -> Result<String> {
 pub fn put_env(tx: &Connection, e: &EnvSnapshot) -> Result<String> {
     let id = e.id();
     let s = &e.system;
-    tx.execute(
+    let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO env_snapshots (id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, user, mlrun_version, interpreters, lockfiles, env_vars)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            id,
-            s.os,
-            s.os_version,
-            s.kernel,
-            s.arch,
-            s.cpu_model,
-            s.cpu_cores as i64,
-            s.mem_bytes as i64,
-            s.hostname,
-            s.user,
-            s.mlrun_version,
-            serde_json::to_string(&e.interpreters).unwrap_or_default(),
-            serde_json::to_string(&e.lockfiles).unwrap_or_default(),
-            serde_json::to_string(&e.vars).unwrap_or_default(),
-        ],
     )?;
+    stmt.execute(params![
+        id,
+        s.os,
+        s.os_version,
+        s.kernel,
+        s.arch,
+        s.cpu_model,
+        s.cpu_cores as i64,
+        s.mem_bytes as i64,
+        s.hostname,
+        s.user,
+        s.mlrun_version,
+        serde_json::to_string(&e.interpreters).unwrap_or_default(),
+        serde_json::to_string(&e.lockfiles).unwrap_or_default(),
+        serde_json::to_string(&e.vars).unwrap_or_default(),
+    ])?;
     Ok(id)
 }
 
@@ -225,19 +222,20 @@ pub fn put_version(tx: &Connection, path: &str, fp: &Fingerprint, now: i64) -> R
         tx.prepare_cached("INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)")?
             .execute(params![hash, m.len() as i64, m])?;
     }
-    tx.execute("INSERT OR IGNORE INTO artifacts (path) VALUES (?1)", [path])?;
-    let artifact: i64 = tx.query_row("SELECT id FROM artifacts WHERE path = ?1", [path], |r| {
-        r.get(0)
-    })?;
-    tx.execute(
+    tx.prepare_cached("INSERT OR IGNORE INTO artifacts (path) VALUES (?1)")?
+        .execute([path])?;
+    let artifact: i64 = tx
+        .prepare_cached("SELECT id FROM artifacts WHERE path = ?1")?
+        .query_row([path], |r| r.get(0))?;
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO artifact_versions (artifact_id, blob_hash, first_seen) VALUES (?1, ?2, ?3)",
-        params![artifact, fp.hash(), now],
-    )?;
-    Ok(tx.query_row(
-        "SELECT id FROM artifact_versions WHERE artifact_id = ?1 AND blob_hash = ?2",
-        params![artifact, fp.hash()],
-        |r| r.get(0),
-    )?)
+    )?
+    .execute(params![artifact, fp.hash(), now])?;
+    Ok(tx
+        .prepare_cached(
+            "SELECT id FROM artifact_versions WHERE artifact_id = ?1 AND blob_hash = ?2",
+        )?
+        .query_row(params![artifact, fp.hash()], |r| r.get(0))?)
 }
 
 pub fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> {
@@ -309,11 +307,11 @@ pub struct StepBegin<'a> {
 /// A `running` row for a step execution that starts now.
 fn insert_exec(tx: &Transaction<'_>, b: &StepBegin<'_>) -> Result<i64> {
     let git = put_git(tx, b.git_before)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before, attempt, seq)
          VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
-        params![b.run_id, b.step, b.cmd, b.argv_json, b.cwd, b.started_at, git, b.attempt, b.seq as i64],
-    )?;
+    )?
+    .execute(params![b.run_id, b.step, b.cmd, b.argv_json, b.cwd, b.started_at, git, b.attempt, b.seq as i64])?;
     Ok(tx.last_insert_rowid())
 }
 
@@ -444,10 +442,10 @@ fn link_file_to_producer(
     for (producer, dir_hash, dir) in found {
         let m = crate::store::query::dir_manifest(tx, &dir_hash)?;
         if manifest_lookup(&m, &path[dir.len() + 1..]).is_some_and(|e| e.hash == hash) {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin) VALUES (?1, 'out', ?2, 1, NULL)",
-                params![producer, av],
-            )?;
+            )?
+            .execute(params![producer, av])?;
             break;
         }
     }
@@ -457,24 +455,24 @@ fn link_file_to_producer(
 fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> {
     let git = put_git(tx, &r.git_after)?;
     let env = put_env(tx, &r.env)?;
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE step_execs SET status = ?2, exit_code = ?3, signal = ?4, error = ?5, ended_at = ?6,
                 git_after = ?7, env_id = ?8, cache_key = ?9, cache_parts = ?10, reused_exec = ?11
          WHERE id = ?1",
-        params![
-            exec_id,
-            r.status.as_str(),
-            r.exit_code,
-            r.signal,
-            r.error,
-            r.ended_at,
-            git,
-            env,
-            r.cache_key,
-            r.cache_parts,
-            r.reused_exec
-        ],
-    )?;
+    )?
+    .execute(params![
+        exec_id,
+        r.status.as_str(),
+        r.exit_code,
+        r.signal,
+        r.error,
+        r.ended_at,
+        git,
+        env,
+        r.cache_key,
+        r.cache_parts,
+        r.reused_exec
+    ])?;
     let mut edge = tx.prepare_cached(
         "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin, mode)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -483,10 +481,8 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
         for io in list {
             let av = put_version(tx, &io.path, &io.fp, r.ended_at)?;
             if io.stored {
-                tx.execute(
-                    "UPDATE blobs SET stored = 1 WHERE hash = ?1",
-                    [io.fp.hash()],
-                )?;
+                tx.prepare_cached("UPDATE blobs SET stored = 1 WHERE hash = ?1")?
+                    .execute([io.fp.hash()])?;
             }
             let mode = match &io.fp {
                 Fingerprint::File { mode, .. } => Some(*mode as i64),
@@ -520,10 +516,10 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
     if r.reused_exec.is_none() {
         for (stream, data) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
             let h = put_content(tx, data)?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO step_logs (step_exec, stream, content_hash, bytes) VALUES (?1, ?2, ?3, ?4)",
-                params![exec_id, stream, h, data.len() as i64],
-            )?;
+            )?
+            .execute(params![exec_id, stream, h, data.len() as i64])?;
         }
     }
     Ok(())
@@ -572,4 +568,24 @@ pub fn mark_interrupted(conn: &Connection, run_id: &str, reason: &str) -> Result
         }
     }
     Ok(())
+}
+
+/// Several steps that reused earlier executions, recorded in one transaction: each one gets
+/// exactly what `record_reuse` writes, so every step's record is whole or absent, and one commit
+/// serves them all. Returns their execution ids, in the order given.
+pub fn record_reuses(
+    conn: &mut Connection,
+    steps: &[(StepBegin<'_>, &StepRecord)],
+    cache: &HashCache,
+) -> Result<Vec<i64>> {
+    let tx = immediate(conn)?;
+    let mut ids = Vec::with_capacity(steps.len());
+    for (b, r) in steps {
+        let id = insert_exec(&tx, b)?;
+        write_step(&tx, id, r)?;
+        ids.push(id);
+    }
+    cache.flush(&tx)?;
+    tx.commit()?;
+    Ok(ids)
 }

@@ -452,3 +452,54 @@ outputs = ["out.txt"]
     let remote: String = one(&env.db(), "SELECT remote_url FROM git_snapshots LIMIT 1");
     assert_eq!(remote, "https://example.invalid/r.git");
 }
+
+/// mlrun's own environment is judged once per run; a step's `env` still replaces an inherited
+/// variable in that step's record (and only there), and its own secrets are still redacted.
+#[test]
+fn a_steps_env_overrides_the_inherited_variable_in_its_record_only() {
+    let mut env = Env::git();
+    env.set_env("MY_SETTING", "outer-value");
+    env.set_env("OUTER_TOKEN", "outer-token-0001");
+    env.write(
+        "pipeline.toml",
+        r#"
+[steps.a]
+cmd = "echo a > a.txt"
+outputs = ["a.txt"]
+env = { MY_SETTING = "inner-value", STEP_PASSWORD = "inner-pw-0002" }
+[steps.b]
+cmd = "cat a.txt > b.txt"
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+"#,
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let recorded = |step: &str| -> serde_json::Value {
+        let json: String = one(
+            &env.db(),
+            &format!(
+                "SELECT e.env_vars FROM step_execs s JOIN env_snapshots e ON e.id = s.env_id WHERE s.step = '{step}'"
+            ),
+        );
+        serde_json::from_str(&json).unwrap()
+    };
+    let (a, b) = (recorded("a"), recorded("b"));
+    assert_eq!(a["MY_SETTING"], "inner-value");
+    assert_eq!(b["MY_SETTING"], "outer-value");
+    for vars in [&a, &b] {
+        assert!(
+            vars["OUTER_TOKEN"]
+                .as_str()
+                .unwrap()
+                .starts_with("<redacted:")
+        );
+    }
+    assert!(
+        a["STEP_PASSWORD"]
+            .as_str()
+            .unwrap()
+            .starts_with("<redacted:")
+    );
+    assert!(b.get("STEP_PASSWORD").is_none());
+}

@@ -319,3 +319,50 @@ fn an_output_written_during_hashing_is_detected() {
         "failed"
     );
 }
+
+/// Reused steps' records are committed together, but never after a later write: when a step
+/// starts running, the cached steps before it are already in the store, so killing mlrun while
+/// it runs loses none of them.
+#[test]
+fn cached_steps_are_recorded_before_a_later_step_starts() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        r#"
+[steps.a]
+cmd = "echo a > a.txt"
+outputs = ["a.txt"]
+[steps.b]
+cmd = "cp a.txt b.txt"
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+[steps.slow]
+cmd = "cat b.txt trigger.txt > s.txt; if grep -q 2 trigger.txt; then touch started; sleep 30; fi"
+inputs = ["b.txt", "trigger.txt"]
+outputs = ["s.txt"]
+"#,
+    );
+    env.write("trigger.txt", "1\n");
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    env.write("trigger.txt", "2\n");
+    let child = env.spawn_mlrun(&[]);
+    assert!(wait_until(10, || started(&env)), "the step started");
+    signal(&child, Signal::SIGKILL);
+    assert_eq!(finish(child).code, 137);
+    let db = env.db();
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT s.step, s.status, (SELECT count(*) FROM io_edges e WHERE e.step_exec = s.id)
+             FROM step_execs s JOIN runs r ON r.id = s.run_id
+             WHERE r.started_at = (SELECT max(started_at) FROM runs) ORDER BY s.id"
+        ),
+        [
+            ["a", "cached", "1"],
+            ["b", "cached", "2"],
+            ["slow", "running", "0"]
+        ]
+    );
+    assert_eq!(one::<String>(&db, "PRAGMA integrity_check"), "ok");
+}
