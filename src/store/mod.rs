@@ -43,7 +43,20 @@ fn busy_backoff(attempt: i32) -> bool {
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_handler(Some(busy_backoff))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Switching to WAL (a no-op once the file is in WAL mode) can meet SQLITE_BUSY without the
+    // busy handler being called, e.g. while the last connection of another mlrun closes and
+    // checkpoints: wait on the same backoff. Seen with 8 mlruns sharing one store.
+    let mut attempt = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && busy_backoff(attempt) =>
+            {
+                attempt += 1;
+            }
+            other => break other?,
+        }
+    }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // A step's record runs about 20 distinct statements (`record`, `incremental`, the stat
