@@ -158,13 +158,17 @@ CREATE TABLE step_logs (
 // manifest (the bytes its hash is the SHA-256 of) now lives in `contents` under that hash: one
 // row per distinct directory version, verifiable like every other content. The stat cache
 // becomes one row per directory, packed (see fingerprint::cache), instead of one per file; its
-// old rows are dropped (a cache: the next run hashes those files once more).
+// old rows are dropped (a cache: the next run hashes those files once more). Runs left
+// `running` get an index of their own.
 const V2: &str = r#"
 DROP INDEX dir_entries_file;
 DROP TABLE dir_entries;
 DELETE FROM blobs WHERE kind = 'file'
   AND NOT EXISTS (SELECT 1 FROM artifact_versions v WHERE v.blob_hash = blobs.hash);
 DROP TABLE hash_cache;
+-- every command looks for runs left `running` by a dead mlrun: without an index that read every
+-- run row (each with its plan), so opening the store slowed down as history grew
+CREATE INDEX runs_running ON runs(status) WHERE status = 'running';
 CREATE TABLE stat_cache (
   dir TEXT PRIMARY KEY,                      -- absolute path of a directory
   entries BLOB NOT NULL                      -- its files' stats and hashes, packed
@@ -320,5 +324,19 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 0, "{gone} dropped");
         }
+    }
+
+    #[test]
+    fn finding_runs_left_running_does_not_read_every_run() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id, hostname, pid, pid_start, boot_id FROM runs WHERE status = 'running'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("runs_running"), "{plan}");
     }
 }
