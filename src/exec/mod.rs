@@ -822,7 +822,7 @@ async fn store_objects(ctx: &Arc<Ctx>, step: &str, ios: Vec<Io>, what: &'static 
         let mut errors = Vec::new();
         let mut ios = ios;
         for io in &mut ios {
-            match c.objects.put(&c.plan.root.join(&io.path), &io.fp) {
+            match c.objects.put(&c.plan.root.join(&io.path), &io.fp, &c.cache) {
                 Ok(()) => io.stored = true,
                 Err(e) => errors.push(format!(
                     "could not keep a copy of {what} `{}` in the object store: {}{}; its hash is recorded but this version cannot be restored",

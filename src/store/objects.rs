@@ -8,7 +8,8 @@
 //! would silently change the stored object too.
 //!
 //! Writes are atomic: bytes go to `objects/tmp/` and are renamed to their final name only after
-//! the copy has been hashed and matches, so a crash never leaves a half-written object under its
+//! the copy has been checked (hashed on the way, or, for a file the stat cache vouches for, its
+//! stat unchanged across the copy), so a crash never leaves a half-written object under its
 //! final name, and a file that changed while being stored is caught. Objects are made read-only.
 //! Every restore verifies the hash again, so a corrupted object is detected and never used.
 
@@ -23,6 +24,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::fingerprint::cache::{HashCache, Stat};
 use crate::fingerprint::hash::{Fingerprint, MODE_EXEC, MODE_LINK, hex, manifest, with_read_buf};
 
 pub struct Objects {
@@ -89,13 +91,34 @@ impl Objects {
     }
 
     /// Keep a copy of the file at `src`, which was fingerprinted as `expected`.
-    pub fn put_file(&self, src: &Path, expected: &str) -> Result<()> {
+    ///
+    /// The copy must hold the bytes that were hashed. If `cache` vouches for the file (its stat
+    /// is unchanged since it was hashed, and it had not been modified for 2 s before: the stat
+    /// cache's rule) and the stat is still the same after the copy, no write happened in
+    /// between, so the copy is made by the kernel (reflink, else `copy_file_range`) without
+    /// reading the bytes again. Otherwise they are hashed on the way and compared.
+    pub fn put_file(&self, src: &Path, expected: &str, cache: &HashCache) -> Result<()> {
         if self.has(expected) {
             return Ok(());
         }
         let tmp = self.tmp_path()?;
         let result = (|| {
-            let actual = if self.reflink(src, &tmp) {
+            let cannot = |e| Error::other(format!("cannot read `{}`", src.display())).cause(e);
+            let before = std::fs::metadata(src).map_err(cannot)?;
+            let actual = if cache.get(src, &before).as_deref() == Some(expected) {
+                if !self.reflink(src, &tmp) {
+                    std::fs::copy(src, &tmp).map_err(|e| {
+                        Error::store(format!("cannot write `{}`", tmp.display())).cause(e)
+                    })?;
+                }
+                let after = std::fs::metadata(src).map_err(cannot)?;
+                if Stat::of(&after) == Stat::of(&before) {
+                    expected.to_string()
+                } else {
+                    // written to meanwhile: say what the copy holds
+                    hash_of(&tmp)?
+                }
+            } else if self.reflink(src, &tmp) {
                 hash_of(&tmp)?
             } else {
                 copy_hashing(src, &tmp)?
@@ -133,9 +156,10 @@ impl Objects {
     }
 
     /// Keep a fingerprinted path: a file, or a directory as its manifest plus its files.
-    pub fn put(&self, path: &Path, fp: &Fingerprint) -> Result<()> {
+    /// `cache` is the one the fingerprint was taken with (see `put_file`).
+    pub fn put(&self, path: &Path, fp: &Fingerprint, cache: &HashCache) -> Result<()> {
         match fp {
-            Fingerprint::File { hash, .. } => self.put_file(path, hash),
+            Fingerprint::File { hash, .. } => self.put_file(path, hash, cache),
             Fingerprint::Dir { hash, entries, .. } => {
                 entries.par_iter().try_for_each(|e| {
                     let p = path.join(&e.relpath);
@@ -145,7 +169,7 @@ impl Objects {
                         })?;
                         self.put_bytes(target.as_os_str().as_bytes(), &e.hash)
                     } else {
-                        self.put_file(&p, &e.hash)
+                        self.put_file(&p, &e.hash, cache)
                     }
                 })?;
                 self.put_bytes(&manifest(entries), hash)
@@ -366,7 +390,7 @@ mod tests {
         std::os::unix::fs::symlink("a", src.join("link")).unwrap();
         let fp = fingerprint(&src, &HashCache::disabled()).unwrap();
         let objects = Objects::new(&d.path().join("store"));
-        objects.put(&src, &fp).unwrap();
+        objects.put(&src, &fp, &HashCache::disabled()).unwrap();
         assert!(objects.can_restore(&fp));
         let dest = d.path().join("out/restored");
         objects.restore(&fp, &dest).unwrap();
@@ -387,7 +411,7 @@ mod tests {
         std::fs::write(&f, b"good bytes").unwrap();
         let fp = fingerprint(&f, &HashCache::disabled()).unwrap();
         let objects = Objects::new(&d.path().join("store"));
-        objects.put(&f, &fp).unwrap();
+        objects.put(&f, &fp, &HashCache::disabled()).unwrap();
         let obj = objects.path_of(fp.hash());
         std::fs::set_permissions(&obj, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::write(&obj, b"bad bytes!").unwrap();
@@ -403,6 +427,51 @@ mod tests {
             b"current",
             "destination untouched"
         );
+    }
+
+    /// A cache that has hashed `f` well after its last modification (the stat cache's rule).
+    fn vouching_cache(f: &Path) -> (rusqlite::Connection, HashCache, Fingerprint) {
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let cache = HashCache::load(&conn, f.parent().unwrap()).unwrap();
+        let fp = fingerprint(f, &cache).unwrap();
+        let meta = std::fs::metadata(f).unwrap();
+        assert_eq!(cache.get(f, &meta).as_deref(), Some(fp.hash()), "vouched");
+        (conn, cache, fp)
+    }
+
+    #[test]
+    fn a_file_the_stat_cache_vouches_for_is_copied_without_rereading_and_verifies() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, vec![7u8; 3 << 20]).unwrap();
+        let (_conn, cache, fp) = vouching_cache(&f);
+        let objects = Objects::new(&d.path().join("store"));
+        objects.put(&f, &fp, &cache).unwrap();
+        assert!(objects.verify(fp.hash()).is_ok());
+    }
+
+    #[test]
+    fn a_file_changed_after_it_was_hashed_is_not_stored_under_the_old_hash() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, b"hashed bytes").unwrap();
+        let (_conn, cache, fp) = vouching_cache(&f);
+        std::fs::write(&f, b"other bytes!").unwrap();
+        let objects = Objects::new(&d.path().join("store"));
+        let err = objects.put(&f, &fp, &cache).unwrap_err();
+        assert!(
+            err.message.contains("changed while it was being stored"),
+            "{err}"
+        );
+        assert!(!objects.has(fp.hash()));
     }
 
     #[test]
@@ -430,7 +499,7 @@ mod tests {
         }
         let fp = fingerprint(&src, &HashCache::disabled()).unwrap();
         let objects = Objects::new(&d.path().join("store"));
-        objects.put(&src, &fp).unwrap();
+        objects.put(&src, &fp, &HashCache::disabled()).unwrap();
         let Fingerprint::Dir { entries, .. } = &fp else {
             panic!("a directory")
         };
