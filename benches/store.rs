@@ -219,7 +219,7 @@ fn recording(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    // A step whose output is a new directory of 1,000 files: every entry becomes a row. (The
+    // A step whose output is a new directory of 1,000 files: its manifest becomes one row. (The
     // name is the seed: criterion calls this closure more than once, and a directory version
     // recorded before would skip its entries.)
     g.bench_function("run_step_dir_1000", |b| {
