@@ -141,6 +141,8 @@ pub struct HashCache {
     dirs: Mutex<HashMap<PathBuf, DirRow>>,
     /// learnt since the last flush: directory → file name → entry
     pending: Mutex<HashMap<PathBuf, Files>>,
+    /// directory → how many files a walk of it found in this run
+    walked: Mutex<HashMap<PathBuf, usize>>,
     /// false: never consult or fill the cache (e.g. `fsck`)
     enabled: bool,
 }
@@ -169,6 +171,7 @@ impl HashCache {
         Ok(HashCache {
             dirs: Mutex::new(dirs),
             pending: Mutex::new(HashMap::new()),
+            walked: Mutex::new(HashMap::new()),
             enabled: true,
         })
     }
@@ -230,6 +233,16 @@ impl HashCache {
         }
     }
 
+    /// A walk listed `dir` and found `files` regular files in it.
+    pub fn walked(&self, dir: &Path, files: usize) {
+        if self.enabled {
+            self.walked
+                .lock()
+                .expect("cache lock")
+                .insert(dir.to_path_buf(), files);
+        }
+    }
+
     /// Write the entries learnt since the last flush (inside the caller's write transaction).
     /// Each directory's row is read again here, so entries another mlrun wrote since this one
     /// loaded the cache are kept.
@@ -247,6 +260,17 @@ impl HashCache {
                 .map(|d| unpack(&d))
                 .unwrap_or_default();
             files.extend(learnt);
+            // Names no longer in the directory (deleted, renamed) are dropped as the row is
+            // rewritten, so a directory whose files come and go does not grow its row forever.
+            // The listing is read only when this run's walk saw fewer files than the row holds.
+            let walked = self.walked.lock().expect("cache lock").get(&dir).copied();
+            if walked.is_some_and(|n| files.len() > n)
+                && let Ok(listing) = std::fs::read_dir(&dir)
+            {
+                let present: std::collections::HashSet<OsString> =
+                    listing.flatten().map(|e| e.file_name()).collect();
+                files.retain(|name, _| present.contains(name));
+            }
             write.execute(params![key, pack(&files)])?;
             // what this run learnt stays visible to it after the flush
             dirs.insert(dir, DirRow::Files(files));
@@ -406,5 +430,32 @@ mod tests {
             Some(H)
         );
         assert_eq!(proj.get(&g, &std::fs::metadata(&g).unwrap()), None);
+    }
+
+    #[test]
+    fn a_rewritten_row_forgets_files_that_are_gone() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
+        for p in [&a, &b, &c] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let later = now_ns() + 3 * RACY_NS;
+        let first = HashCache::load(&conn, d.path()).unwrap();
+        first.put(&a, &std::fs::metadata(&a).unwrap(), H, later);
+        first.put(&b, &std::fs::metadata(&b).unwrap(), H, later);
+        first.flush(&conn).unwrap();
+        std::fs::remove_file(&b).unwrap();
+        let second = HashCache::load(&conn, d.path()).unwrap();
+        second.walked(d.path(), 2);
+        second.put(&c, &std::fs::metadata(&c).unwrap(), H, later);
+        second.flush(&conn).unwrap();
+        let row: Vec<u8> = conn
+            .query_row("SELECT entries FROM stat_cache", [], |r| r.get(0))
+            .unwrap();
+        let mut names: Vec<OsString> = unpack(&row).into_keys().collect();
+        names.sort();
+        assert_eq!(names, [OsString::from("a"), OsString::from("c")]);
     }
 }

@@ -202,9 +202,10 @@ enum Found {
 /// them, so the walk itself does no per-file stat: that is done by the parallel hashing that
 /// follows (on a flat directory of 20,000 files the serial statx calls were most of a no-op
 /// run; see BENCHMARKS.md).
-fn walk(root: &Path, dir: &Path, out: &mut Vec<Found>) -> Result<()> {
+fn walk(root: &Path, dir: &Path, out: &mut Vec<Found>, cache: &HashCache) -> Result<()> {
     let rd = std::fs::read_dir(dir)
         .map_err(|e| Error::other(format!("cannot list `{}`", dir.display())).cause(e))?;
+    let mut files = 0;
     for entry in rd {
         let entry =
             entry.map_err(|e| Error::other(format!("cannot list `{}`", dir.display())).cause(e))?;
@@ -218,11 +219,13 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Found>) -> Result<()> {
         if ft.is_symlink() {
             out.push(Found::Link(relpath, link_hash(&path)?));
         } else if ft.is_dir() {
-            walk(root, &path, out)?;
+            walk(root, &path, out, cache)?;
         } else {
+            files += 1;
             out.push(Found::File(path, relpath));
         }
     }
+    cache.walked(dir, files);
     Ok(())
 }
 
@@ -264,7 +267,7 @@ fn file_entry(path: &Path, relpath: String, cache: &HashCache) -> Result<Entry> 
 
 fn fingerprint_dir(path: &Path, cache: &HashCache) -> Result<Fingerprint> {
     let mut found = Vec::new();
-    walk(path, path, &mut found)?;
+    walk(path, path, &mut found, cache)?;
     let mut entries = found
         .into_par_iter()
         .map(|f| match f {
