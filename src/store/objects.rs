@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::fingerprint::cache::{HashCache, Stat};
-use crate::fingerprint::hash::{Fingerprint, MODE_EXEC, MODE_LINK, hex, manifest, with_read_buf};
+use crate::fingerprint::hash::{Fingerprint, MODE_EXEC, MODE_LINK, hex, with_read_buf};
 
 pub struct Objects {
     root: PathBuf,
@@ -155,25 +155,23 @@ impl Objects {
         }
     }
 
-    /// Keep a fingerprinted path: a file, or a directory as its manifest plus its files.
+    /// Keep a fingerprinted path: a file, or a directory's files (its manifest is in the
+    /// lineage store).
     /// `cache` is the one the fingerprint was taken with (see `put_file`).
     pub fn put(&self, path: &Path, fp: &Fingerprint, cache: &HashCache) -> Result<()> {
         match fp {
             Fingerprint::File { hash, .. } => self.put_file(path, hash, cache),
-            Fingerprint::Dir { hash, entries, .. } => {
-                entries.par_iter().try_for_each(|e| {
-                    let p = path.join(&e.relpath);
-                    if e.mode == MODE_LINK {
-                        let target = std::fs::read_link(&p).map_err(|err| {
-                            Error::other(format!("cannot read link `{}`", p.display())).cause(err)
-                        })?;
-                        self.put_bytes(target.as_os_str().as_bytes(), &e.hash)
-                    } else {
-                        self.put_file(&p, &e.hash, cache)
-                    }
-                })?;
-                self.put_bytes(&manifest(entries), hash)
-            }
+            Fingerprint::Dir { entries, .. } => entries.par_iter().try_for_each(|e| {
+                let p = path.join(&e.relpath);
+                if e.mode == MODE_LINK {
+                    let target = std::fs::read_link(&p).map_err(|err| {
+                        Error::other(format!("cannot read link `{}`", p.display())).cause(err)
+                    })?;
+                    self.put_bytes(target.as_os_str().as_bytes(), &e.hash)
+                } else {
+                    self.put_file(&p, &e.hash, cache)
+                }
+            }),
         }
     }
 

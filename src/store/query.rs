@@ -662,12 +662,27 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
     Ok(d)
 }
 
+/// The bytes of a `contents.data` value; `None` when there is none. mlrun writes blobs, but a
+/// damaged store may hold anything: text is taken as its bytes, a number as no bytes (which
+/// then fails its hash check rather than the query).
+fn content_bytes(v: rusqlite::types::ValueRef<'_>) -> Option<&[u8]> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Blob(b) | ValueRef::Text(b) => Some(b),
+        ValueRef::Integer(_) | ValueRef::Real(_) => Some(&[]),
+    }
+}
+
 /// The manifest of a directory version: the bytes its hash is the SHA-256 of (see
 /// `fingerprint::hash::manifest`).
 pub fn dir_manifest(conn: &Connection, dir_hash: &str) -> Result<Vec<u8>> {
     conn.prepare_cached("SELECT data FROM contents WHERE hash = ?1")?
-        .query_row([dir_hash], |r| r.get(0))
+        .query_row([dir_hash], |r| {
+            Ok(content_bytes(r.get_ref(0)?).map(<[u8]>::to_vec))
+        })
         .optional()?
+        .flatten()
         .ok_or_else(|| {
             Error::store(format!(
                 "the lineage store has no manifest for directory version {dir_hash}"
@@ -698,11 +713,7 @@ pub fn for_each_dir_manifest(
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let hash = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-        let data = r
-            .get_ref(1)?
-            .as_blob_or_null()
-            .map_err(rusqlite::Error::from)?;
-        f(hash, data)?;
+        f(hash, content_bytes(r.get_ref(1)?))?;
     }
     Ok(())
 }

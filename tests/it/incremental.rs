@@ -409,3 +409,72 @@ fn status_names_the_step_that_makes_a_missing_input() {
         "{st}"
     );
 }
+
+/// A pipeline whose step writes a directory: `shards/a.txt` changes with `k`, `shards/b.txt`
+/// does not.
+fn dir_project() -> Env {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[params]\nk = 1\n[steps.shard]\ncmd = \"mkdir -p shards && echo {params.k} > shards/a.txt && echo same > shards/b.txt\"\noutputs = [\"shards/\"]\n",
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    env
+}
+
+#[test]
+fn fsck_finds_a_damaged_directory_manifest() {
+    let env = dir_project();
+    assert_eq!(env.mlrun(&["fsck"]).code, 0);
+    let dir: String = one(&env.db(), "SELECT hash FROM blobs WHERE kind = 'dir'");
+    env.db()
+        .execute(
+            "UPDATE contents SET data = CAST('100644 x 1 a.txt' AS BLOB) || X'00' WHERE hash = ?1",
+            [&dir],
+        )
+        .unwrap();
+    let out = env.mlrun(&["fsck"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("manifest corrupt {}  shards", &dir[..12])),
+        "{out:?}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&env.mlrun(&["fsck", "--json"]).stdout).unwrap();
+    assert_eq!(json["findings"][0]["problem"], "manifest corrupt");
+}
+
+#[test]
+fn gc_marks_a_directory_version_unrestorable_when_one_of_its_files_goes() {
+    let env = dir_project();
+    let first: String = one(&env.db(), "SELECT hash FROM blobs WHERE kind = 'dir'");
+    let old_a = env.sha256sum("shards/a.txt");
+    let b = env.sha256sum("shards/b.txt");
+    assert_eq!(env.mlrun(&["-p", "k=2"]).code, 0);
+    let out = env.mlrun(&["gc", "--keep-last", "1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("deleted 1 object"), "{out:?}");
+    assert!(!object_of(&env, &old_a).exists());
+    assert!(object_of(&env, &b).exists(), "shared with the kept version");
+    let stored = |hash: &str| -> i64 {
+        env.db()
+            .query_row("SELECT stored FROM blobs WHERE hash = ?1", [hash], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        stored(&first),
+        0,
+        "the old version can no longer be restored"
+    );
+    let kept: String = one(
+        &env.db(),
+        "SELECT hash FROM blobs WHERE kind = 'dir' AND stored = 1",
+    );
+    assert_ne!(kept, first);
+    assert_eq!(env.mlrun(&["fsck"]).code, 0, "consistent after gc");
+}
