@@ -24,6 +24,8 @@ pub struct Finding {
     pub problem: &'static str,
     /// artifact paths with a version that needs this object
     pub paths: Vec<String>,
+    /// a corrupt object was moved to `.mlrun/objects/corrupt/`
+    pub quarantined: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,10 +54,12 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     let mut findings: Vec<Finding> = listed
         .par_iter()
         .filter_map(|(hash, ..)| match objects.verify(hash) {
+            // moved aside: under its name it would stop a rerun from storing a good copy
             Err(Problem::Corrupt { .. }) => Some(Finding {
                 hash: hash.clone(),
                 problem: "corrupt",
                 paths: Vec::new(),
+                quarantined: objects.quarantine(hash),
             }),
             _ => None,
         })
@@ -96,6 +100,7 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 hash: hash.to_string(),
                 problem,
                 paths: Vec::new(),
+                quarantined: false,
             });
         }
         Ok(())
@@ -108,6 +113,7 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 hash: h,
                 problem: "missing",
                 paths: Vec::new(),
+                quarantined: false,
             });
         }
     }
@@ -194,9 +200,10 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             println!("all objects intact");
         } else {
             println!(
-                "{} problem object{}: versions that need them cannot be restored (a rerun with `--force` stores them again)",
+                "{} problem{}: versions that need them cannot be restored. Corrupt objects were moved to {}; a rerun of the step that produced a version (`--force` if it is up to date) stores its objects and its manifest again",
                 report.findings.len(),
-                if report.findings.len() == 1 { "" } else { "s" }
+                if report.findings.len() == 1 { "" } else { "s" },
+                dir.join("objects/corrupt").display()
             );
         }
     }

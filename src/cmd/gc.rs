@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::cli::GcArgs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fingerprint::hash::{MODE_LINK, parse_manifest};
 use crate::report::{self, ColorChoice, Style};
 use crate::store::objects::Objects;
@@ -43,14 +43,26 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     drop(stmt);
     // the files of a kept directory version are kept with it
     let mut in_dirs = Vec::new();
+    let mut unreadable = Vec::new();
     query::for_each_dir_manifest(conn, |hash, data| {
-        if referenced.contains(hash)
-            && let Some(entries) = data.and_then(parse_manifest)
-        {
-            in_dirs.extend(entries.into_iter().map(|e| e.hash));
+        if referenced.contains(hash) {
+            match data.and_then(parse_manifest) {
+                Some(entries) => in_dirs.extend(entries.into_iter().map(|e| e.hash)),
+                None => unreadable.push(hash.to_string()),
+            }
         }
         Ok(())
     })?;
+    if let Some(first) = unreadable.first() {
+        // which objects those versions need is unknown: deleting anything could lose them
+        return Err(Error::store(format!(
+            "the manifest of {} kept directory version{} (e.g. {}) is missing or damaged, so gc cannot tell which objects it needs; nothing was deleted",
+            unreadable.len(),
+            if unreadable.len() == 1 { "" } else { "s" },
+            &first[..12.min(first.len())]
+        ))
+        .hint("`mlrun fsck` lists them; running the step that produces such a directory records its manifest again"));
+    }
     referenced.extend(in_dirs);
     // Objects written by a run still in progress may not be referenced yet: leave anything newer
     // than the oldest running run alone.

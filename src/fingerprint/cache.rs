@@ -16,6 +16,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
@@ -132,6 +133,14 @@ fn unpack(data: &[u8]) -> Files {
     parse(data).unwrap_or_default()
 }
 
+/// The bytes of a packed row; anything else a damaged store may hold reads as no row.
+fn blob(v: ValueRef<'_>) -> Option<&[u8]> {
+    match v {
+        ValueRef::Blob(b) => Some(b),
+        _ => None,
+    }
+}
+
 fn split(path: &Path) -> Option<(&Path, &OsStr)> {
     Some((path.parent()?, path.file_name()?))
 }
@@ -161,13 +170,15 @@ impl HashCache {
         let mut stmt = conn.prepare_cached(
             "SELECT dir, entries FROM stat_cache WHERE dir = ?1 OR (dir >= ?2 AND dir < ?3)",
         )?;
-        let rows = stmt.query_map(params![exact, lo, hi], |r| {
-            Ok((
-                PathBuf::from(r.get::<_, String>(0)?),
-                DirRow::Packed(r.get(1)?),
-            ))
-        })?;
-        let dirs = rows.collect::<rusqlite::Result<HashMap<_, _>>>()?;
+        let mut dirs = HashMap::new();
+        let mut rows = stmt.query(params![exact, lo, hi])?;
+        while let Some(r) = rows.next()? {
+            // a row that is not what mlrun writes (a damaged store) is ignored: a cache
+            if let (ValueRef::Text(dir), Some(packed)) = (r.get_ref(0)?, blob(r.get_ref(1)?)) {
+                let dir = PathBuf::from(OsStr::from_bytes(dir));
+                dirs.insert(dir, DirRow::Packed(packed.to_vec()));
+            }
+        }
         Ok(HashCache {
             dirs: Mutex::new(dirs),
             pending: Mutex::new(HashMap::new()),
@@ -255,9 +266,9 @@ impl HashCache {
         for (dir, learnt) in pending {
             let key = dir.to_string_lossy();
             let mut files = read
-                .query_row([&key], |r| r.get::<_, Vec<u8>>(0))
+                .query_row([&key], |r| Ok(blob(r.get_ref(0)?).map(unpack)))
                 .optional()?
-                .map(|d| unpack(&d))
+                .flatten()
                 .unwrap_or_default();
             files.extend(learnt);
             // Names no longer in the directory (deleted, renamed) are dropped as the row is
@@ -457,5 +468,35 @@ mod tests {
         let mut names: Vec<OsString> = unpack(&row).into_keys().collect();
         names.sort();
         assert_eq!(names, [OsString::from("a"), OsString::from("c")]);
+    }
+
+    #[test]
+    fn rows_of_the_wrong_type_are_ignored_not_fatal() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let dir = d.path().display().to_string();
+        conn.execute(
+            "INSERT INTO stat_cache (dir, entries) VALUES (?1, 'garbage text'), (CAST(?1 || '/sub' AS BLOB), X'01')",
+            [&dir],
+        )
+        .unwrap();
+        let c = HashCache::load(&conn, d.path()).unwrap();
+        assert_eq!(c.get(&f, &std::fs::metadata(&f).unwrap()), None);
+        c.put(
+            &f,
+            &std::fs::metadata(&f).unwrap(),
+            H,
+            now_ns() + 3 * RACY_NS,
+        );
+        c.flush(&conn).unwrap();
+        let again = HashCache::load(&conn, d.path()).unwrap();
+        assert_eq!(
+            again.get(&f, &std::fs::metadata(&f).unwrap()).as_deref(),
+            Some(H),
+            "the damaged row was replaced"
+        );
     }
 }

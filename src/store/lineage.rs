@@ -154,7 +154,10 @@ pub fn dir_versions_containing(
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::new();
     for v in versions {
-        let m = super::query::dir_manifest(conn, &v.hash)?;
+        // a manifest missing from a damaged store matches nothing (fsck reports it)
+        let Ok(m) = super::query::dir_manifest(conn, &v.hash) else {
+            continue;
+        };
         if manifest_lookup(&m, relpath).is_some_and(|e| file_hash.is_none_or(|h| e.hash == h)) {
             out.push(v);
         }

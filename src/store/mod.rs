@@ -31,6 +31,9 @@ pub struct Store {
 /// doubling to 100 ms, with jitter so waiting writers do not wake in step) for about a minute in
 /// all before giving up with `database is locked`. Write transactions are short and begin with
 /// BEGIN IMMEDIATE, so waiting here is always enough.
+/// How long a connection waits for another one's lock in all, about: see `busy_backoff`.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn busy_backoff(attempt: i32) -> bool {
     if attempt >= 600 {
         return false;
@@ -46,12 +49,16 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Switching to WAL (a no-op once the file is in WAL mode) can meet SQLITE_BUSY without the
     // busy handler being called, e.g. while the last connection of another mlrun closes and
     // checkpoints: wait on the same backoff. Seen with 8 mlruns sharing one store.
+    // One deadline for all attempts: a busy handler may already have waited inside each.
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
     let mut attempt = 0;
     loop {
         match conn.pragma_update(None, "journal_mode", "WAL") {
             Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy && busy_backoff(attempt) =>
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
             {
+                busy_backoff(attempt.min(7));
                 attempt += 1;
             }
             other => break other?,
@@ -121,7 +128,17 @@ impl Store {
             ))
             .cause(e)
         })?;
-        configure(&conn).map_err(|e| not_a_store(&path, e))?;
+        configure(&conn).map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Error::store(format!(
+                    "the lineage store `{}` stayed locked by another process for over a minute",
+                    path.display()
+                ))
+                .cause(e)
+                .hint("another mlrun (or a program holding the database open) is using it; try again when it is done")
+            }
+            _ => not_a_store(&path, e),
+        })?;
         migrate(&mut conn).map_err(|e| {
             if e.message
                 .starts_with("the lineage store was written by a newer")

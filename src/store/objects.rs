@@ -183,6 +183,15 @@ impl Objects {
         }
     }
 
+    /// Move a corrupt object out of the way, to `objects/corrupt/` (kept for inspection).
+    /// While it sits under its name, every later store of that content would take it for a
+    /// good copy and not write one. True when it was moved.
+    pub fn quarantine(&self, hash: &str) -> bool {
+        let dir = self.root.join("corrupt");
+        std::fs::create_dir_all(&dir).is_ok()
+            && std::fs::rename(self.path_of(hash), dir.join(hash)).is_ok()
+    }
+
     /// Re-hash an object: `Ok(())` when it is intact.
     pub fn verify(&self, hash: &str) -> std::result::Result<(), Problem> {
         let p = self.path_of(hash);
@@ -277,10 +286,16 @@ impl Objects {
         })?;
         if actual != hash {
             let _ = std::fs::remove_file(dest);
+            let moved = self.quarantine(hash);
             return Err(Error::other(format!(
-                "object {} is corrupt (its bytes hash to {}); it was not used",
+                "object {} is corrupt (its bytes hash to {}); it was not used{}",
                 &hash[..12],
-                &actual[..12]
+                &actual[..12],
+                if moved {
+                    " and was moved to objects/corrupt/, so the next run that produces it stores it again"
+                } else {
+                    ""
+                }
             ))
             .hint("`mlrun fsck` checks every stored object"));
         }

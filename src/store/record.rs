@@ -214,10 +214,17 @@ pub fn put_version(tx: &Connection, path: &str, fp: &Fingerprint, now: i64) -> R
             "INSERT OR IGNORE INTO blobs (hash, kind, size, nfiles) VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![fp.hash(), kind, fp.size() as i64, nfiles])?;
-    if inserted > 0
-        && let Fingerprint::Dir { hash, entries, .. } = fp
+    // The manifest is the content the directory's hash is the SHA-256 of. It is written
+    // whenever it is missing, not only with a new blob row, so a store that lost one (damage,
+    // or a version recorded without entries) heals the next time the directory is recorded.
+    if let Fingerprint::Dir { hash, entries, .. } = fp
+        && (inserted > 0
+            || tx
+                .prepare_cached("SELECT 1 FROM contents WHERE hash = ?1")?
+                .query_row([hash], |_| Ok(()))
+                .optional()?
+                .is_none())
     {
-        // the manifest is the content the directory's hash is the SHA-256 of
         let m = manifest(entries);
         tx.prepare_cached("INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)")?
             .execute(params![hash, m.len() as i64, m])?;
@@ -425,6 +432,7 @@ fn link_file_to_producer(
     path: &str,
     hash: &str,
     av: i64,
+    manifests: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<()> {
     let mut candidates = tx.prepare_cached(
         "SELECT e.step_exec, v.blob_hash, a.path FROM step_execs c JOIN step_execs s ON s.run_id = c.run_id
@@ -440,8 +448,13 @@ fn link_file_to_producer(
         })?
         .collect::<rusqlite::Result<_>>()?;
     for (producer, dir_hash, dir) in found {
-        let m = crate::store::query::dir_manifest(tx, &dir_hash)?;
-        if manifest_lookup(&m, &path[dir.len() + 1..]).is_some_and(|e| e.hash == hash) {
+        if !manifests.contains_key(&dir_hash) {
+            // a manifest missing from a damaged store matches nothing (fsck reports it)
+            let m = crate::store::query::dir_manifest(tx, &dir_hash).unwrap_or_default();
+            manifests.insert(dir_hash.clone(), m);
+        }
+        let m = &manifests[&dir_hash];
+        if manifest_lookup(m, &path[dir.len() + 1..]).is_some_and(|e| e.hash == hash) {
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin) VALUES (?1, 'out', ?2, 1, NULL)",
             )?
@@ -453,6 +466,8 @@ fn link_file_to_producer(
 }
 
 fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> {
+    // manifests read for this step's inputs, by directory hash
+    let mut manifests = BTreeMap::new();
     let git = put_git(tx, &r.git_after)?;
     let env = put_env(tx, &r.env)?;
     tx.prepare_cached(
@@ -497,7 +512,7 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
                 mode
             ])?;
             if dir == "in" && io.origin == Some(Origin::Step) && !io.fp.is_dir() {
-                link_file_to_producer(tx, exec_id, &io.path, io.fp.hash(), av)?;
+                link_file_to_producer(tx, exec_id, &io.path, io.fp.hash(), av, &mut manifests)?;
             }
         }
     }

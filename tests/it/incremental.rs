@@ -345,8 +345,11 @@ fn fsck_finds_a_corrupt_object_and_restore_refuses_it() {
     let env = project();
     let hash = env.sha256sum("model.txt");
     let obj = object_of(&env, &hash);
+    let aside = env.path(&format!(".mlrun/objects/corrupt/{hash}"));
     assert!(obj.is_file());
     assert_eq!(env.mlrun(&["fsck"]).code, 0);
+
+    // fsck reports it and moves it aside
     std::fs::write(&obj, "tampered\n").unwrap();
     let out = env.mlrun(&["fsck"]);
     assert_eq!(out.code, 1, "{out:?}");
@@ -355,6 +358,18 @@ fn fsck_finds_a_corrupt_object_and_restore_refuses_it() {
             .contains(&format!("corrupt {}  model.txt", &hash[..12])),
         "{out:?}"
     );
+    assert!(
+        !obj.exists() && aside.is_file(),
+        "moved to objects/corrupt/"
+    );
+
+    // a restore that meets a corrupt object refuses it, moves it aside, and the step runs
+    // instead, storing a good copy under the same name
+    std::fs::remove_file(&aside).unwrap();
+    assert_eq!(env.mlrun(&["--force"]).code, 0);
+    assert!(obj.is_file(), "a rerun stored the object again");
+    std::fs::set_permissions(&obj, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&obj, "tampered\n").unwrap();
     std::fs::remove_file(env.path("model.txt")).unwrap();
     let out = env.mlrun(&[]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -365,6 +380,13 @@ fn fsck_finds_a_corrupt_object_and_restore_refuses_it() {
         "the step ran instead"
     );
     assert_eq!(env.sha256sum("model.txt"), hash);
+    assert!(aside.is_file(), "the corrupt copy was moved aside");
+    assert_eq!(
+        env.mlrun(&["fsck"]).code,
+        0,
+        "the rerun stored a good copy: {:?}",
+        env.mlrun(&["fsck"])
+    );
 }
 
 #[test]
@@ -477,4 +499,44 @@ fn gc_marks_a_directory_version_unrestorable_when_one_of_its_files_goes() {
     );
     assert_ne!(kept, first);
     assert_eq!(env.mlrun(&["fsck"]).code, 0, "consistent after gc");
+}
+
+#[test]
+fn a_lost_directory_manifest_is_reported_and_healed_by_the_next_run() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.shard]\ncmd = \"mkdir -p shards && echo 1 > shards/a.txt\"\noutputs = [\"shards/\"]\n[steps.use]\ncmd = \"cat shards/a.txt > used.txt\"\ninputs = [\"shards/a.txt\"]\noutputs = [\"used.txt\"]\n",
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let dir: String = one(&env.db(), "SELECT hash FROM blobs WHERE kind = 'dir'");
+    env.db()
+        .execute("DELETE FROM contents WHERE hash = ?1", [&dir])
+        .unwrap();
+
+    let out = env.mlrun(&["fsck"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("manifest missing {}", &dir[..12])),
+        "{out:?}"
+    );
+    let out = env.mlrun(&["gc"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("nothing was deleted"), "{out:?}");
+    // reading the rest of the record still works
+    assert_eq!(env.mlrun(&["lineage", "used.txt"]).code, 0);
+    assert_eq!(env.mlrun(&["lineage", "shards/a.txt"]).code, 0);
+
+    // rerunning records every step and writes the manifest again
+    let out = env.mlrun(&["--force"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("could not be recorded"), "{out:?}");
+    assert_eq!(
+        statuses(&env),
+        [["shard", "succeeded"], ["use", "succeeded"]]
+    );
+    let out = env.mlrun(&["fsck"]);
+    assert_eq!(out.code, 0, "healed: {out:?}");
 }
