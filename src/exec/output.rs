@@ -1,9 +1,10 @@
 //! What a run prints while it runs: step output lines tagged with the step name, a line when a
 //! step starts and one when it ends. Lines are written whole under a lock, so parallel steps never
 //! interleave within a line. With `--json`, all of this goes to stderr and stdout carries only
-//! the final JSON summary.
+//! the final JSON summary. Long fingerprints show progress: on a terminal one line on stderr,
+//! redrawn in place; otherwise (CI logs) a plain line now and then.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
 use crate::report::Style;
@@ -21,7 +22,10 @@ pub struct Printer {
     err_style: Style,
     /// width of the step-name column
     width: usize,
-    lock: Mutex<()>,
+    /// stderr is a terminal: progress is one line redrawn in place
+    live: bool,
+    /// the progress line on screen (live mode), under the same lock as every write
+    lock: Mutex<Option<String>>,
 }
 
 impl Printer {
@@ -36,8 +40,30 @@ impl Printer {
                 .max()
                 .unwrap_or(4)
                 .clamp(4, 24),
-            lock: Mutex::new(()),
+            live: std::io::stderr().is_terminal()
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb"),
+            lock: Mutex::new(None),
         }
+    }
+
+    /// Progress lines are redrawn in place (stderr is a terminal), not appended.
+    pub fn live(&self) -> bool {
+        self.live
+    }
+
+    /// Show `text` as the progress line (live mode), or clear it with `None`.
+    pub fn progress(&self, text: Option<String>) {
+        let mut shown = self.lock.lock().expect("printer lock");
+        if *shown == text {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K");
+        if let Some(t) = &text {
+            let _ = write!(err, "{}", self.err_style.dim(t));
+        }
+        let _ = err.flush();
+        *shown = text;
     }
 
     /// Style of the stream human lines go to.
@@ -54,12 +80,24 @@ impl Printer {
     }
 
     fn write(&self, stream: Stream, text: &str) {
-        let _guard = self.lock.lock().expect("printer lock");
+        let shown = self.lock.lock().expect("printer lock");
+        // a progress line on screen is taken off, and put back under the new line
+        if shown.is_some() {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+        }
         // A closed pipe (`mlrun ... | head`) must not kill the run: its record matters more.
         let _ = match (stream, self.to_stderr) {
-            (Stream::Stdout, false) => writeln!(std::io::stdout().lock(), "{text}"),
+            (Stream::Stdout, false) => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{text}").and_then(|()| out.flush())
+            }
             _ => writeln!(std::io::stderr().lock(), "{text}"),
         };
+        if let Some(t) = shown.as_deref() {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "{}", self.err_style.dim(t));
+            let _ = err.flush();
+        }
     }
 
     /// A line a step printed.
@@ -75,6 +113,11 @@ impl Printer {
     /// A line from mlrun about the run.
     pub fn event(&self, text: &str) {
         self.write(Stream::Stdout, text);
+    }
+
+    /// A progress note from mlrun (no terminal to redraw a line on): always to stderr.
+    pub fn note(&self, text: &str) {
+        self.write(Stream::Stderr, &self.err_style.dim(text));
     }
 
     /// A hint from mlrun (something worth changing, nothing wrong): always to stderr.

@@ -22,6 +22,18 @@ use crate::error::{Error, Result};
 
 const CHUNK: usize = 1 << 20;
 
+/// Bytes read from files to hash or store them, by this process so far: what progress lines
+/// report while a long fingerprint runs.
+static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn bytes_read() -> u64 {
+    BYTES_READ.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn count_read(n: usize) {
+    BYTES_READ.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Mode recorded for a directory entry.
 pub const MODE_FILE: u32 = 0o100644;
 pub const MODE_EXEC: u32 = 0o100755;
@@ -121,6 +133,7 @@ fn hash_open(f: &mut File, path: &Path) -> Result<(String, u64)> {
             };
             hasher.update(&buf[..n]);
             total += n as u64;
+            count_read(n);
         }
         Ok(())
     })?;

@@ -375,6 +375,7 @@ fn copy_hashing(src: &Path, dest: &Path) -> Result<String> {
                 }
             };
             hasher.update(&buf[..n]);
+            crate::fingerprint::hash::count_read(n);
             output
                 .write_all(&buf[..n])
                 .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;

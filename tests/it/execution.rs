@@ -332,3 +332,48 @@ fn run_and_status_find_pipeline_toml_in_a_parent_directory() {
     let out = env.mlrun_in(&env.path("src/deep"), &["status"]);
     assert!(out.stdout.contains("all 2 steps up to date"), "{out:?}");
 }
+
+#[test]
+fn long_hashing_prints_progress_lines_in_a_log_and_nothing_when_quick() {
+    let mut env = Env::git();
+    // 16 MiB, not in git: hashed, then stored (tens of ms or more: more than the period)
+    let data: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(env.path("big.bin"), &data).unwrap();
+    env.write(".gitignore", "/big.bin\n");
+    env.write(
+        "pipeline.toml",
+        "[steps.big]\ncmd = \"wc -c < big.bin > n.txt\"\ninputs = [\"big.bin\"]\noutputs = [\"n.txt\"]\n",
+    );
+    env.commit("p");
+    env.set_env("MLRUN_PROGRESS_SECS", "0.01");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("hashing the inputs of `big` · "))
+        .collect();
+    assert!(!lines.is_empty(), "{out:?}");
+    assert!(lines.iter().all(|l| l.contains(" read at ")), "{lines:?}");
+    // plain lines for a log: no terminal control sequences
+    assert!(
+        !out.stderr.contains('\x1b') && !out.stderr.contains('\r'),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains("hashing"),
+        "progress stays off stdout: {out:?}"
+    );
+
+    // with the default period, a run this short prints none
+    let mut quiet = Env::git();
+    quiet.write(
+        "pipeline.toml",
+        "[steps.a]\ncmd = \"echo 1 > a.txt\"\noutputs = [\"a.txt\"]\n",
+    );
+    quiet.commit("p");
+    quiet.set_env("MLRUN_PROGRESS_SECS", "15");
+    let out = quiet.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("hashing"), "{out:?}");
+}
