@@ -117,9 +117,8 @@ fn current(store: &Store, arg: &str, on_disk: &Path) -> Result<Target> {
     // a file inside a recorded directory: the directory version that holds this exact file
     for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
         let rel = &path[dir.len() + 1..];
-        if let Some(v) = lineage::dir_versions_containing(&store.conn, &dir, rel, Some(fp.hash()))?
-            .into_iter()
-            .next()
+        if let Some(v) =
+            lineage::newest_dir_version_containing(&store.conn, &dir, rel, Some(fp.hash()))?
         {
             let note = format!(
                 "`{path}` is recorded as part of the directory `{dir}/`; showing that directory's version"
@@ -150,10 +149,7 @@ fn recorded(store: &Store, arg: &str) -> Result<Option<Target>> {
     }
     for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
         let rel = &path[dir.len() + 1..];
-        if let Some(v) = lineage::dir_versions_containing(&store.conn, &dir, rel, None)?
-            .into_iter()
-            .next()
-        {
+        if let Some(v) = lineage::newest_dir_version_containing(&store.conn, &dir, rel, None)? {
             let note = format!(
                 "`{path}` is not on disk and is recorded as part of `{dir}/`; showing the latest such version of `{dir}/`"
             );
@@ -172,10 +168,7 @@ fn at_run(store: &Store, path_arg: &str, run_arg: &str) -> Result<Target> {
     for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
         if let Some(v) = lineage::version_in_run(&store.conn, &dir, &run)? {
             let rel = &path[dir.len() + 1..];
-            if !lineage::dir_versions_containing(&store.conn, &dir, rel, None)?
-                .iter()
-                .any(|d| d.av_id == v.av_id)
-            {
+            if !lineage::dir_version_contains(&store.conn, &v.hash, rel, None) {
                 continue;
             }
             let note = format!(

@@ -136,33 +136,41 @@ pub fn version_in_run(conn: &Connection, path: &str, run_id: &str) -> Result<Opt
         .optional()?)
 }
 
-/// Recorded directory versions whose manifest lists `relpath` inside directory artifact `dir`
-/// with content `file_hash` (any content when `None`), newest first.
-pub fn dir_versions_containing(
+/// The newest recorded version of directory artifact `dir` whose manifest lists `relpath` with
+/// content `file_hash` (any content when `None`). Versions are read newest first and the search
+/// stops at the first match: a dataset can have many versions of tens of thousands of files.
+pub fn newest_dir_version_containing(
     conn: &Connection,
     dir: &str,
     relpath: &str,
     file_hash: Option<&str>,
-) -> Result<Vec<Version>> {
+) -> Result<Option<Version>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {VERSION_COLS} FROM {VERSION_FROM}
          WHERE a.path = ?1 AND b.kind = 'dir'
          ORDER BY v.first_seen DESC, v.id DESC"
     ))?;
-    let versions: Vec<Version> = stmt
-        .query_map(params![dir], version_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::new();
-    for v in versions {
-        // a manifest missing from a damaged store matches nothing (fsck reports it)
-        let Ok(m) = super::query::dir_manifest(conn, &v.hash) else {
-            continue;
-        };
-        if manifest_lookup(&m, relpath).is_some_and(|e| file_hash.is_none_or(|h| e.hash == h)) {
-            out.push(v);
+    let mut rows = stmt.query(params![dir])?;
+    while let Some(r) = rows.next()? {
+        let v = version_row(r)?;
+        if dir_version_contains(conn, &v.hash, relpath, file_hash) {
+            return Ok(Some(v));
         }
     }
-    Ok(out)
+    Ok(None)
+}
+
+/// Does directory version `dir_hash` list `relpath` (with content `file_hash`, if given)? A
+/// manifest missing from a damaged store lists nothing (fsck reports it).
+pub fn dir_version_contains(
+    conn: &Connection,
+    dir_hash: &str,
+    relpath: &str,
+    file_hash: Option<&str>,
+) -> bool {
+    super::query::dir_manifest(conn, dir_hash).is_ok_and(|m| {
+        manifest_lookup(&m, relpath).is_some_and(|e| file_hash.is_none_or(|h| e.hash == h))
+    })
 }
 
 /// Every recorded path that is a directory containing `path` (longest first).
