@@ -107,8 +107,10 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     })?;
     let mut expected: Vec<String> = expected.into_iter().collect();
     expected.sort();
+    // an object just found corrupt (and moved aside) is reported once, as corrupt
+    let corrupt: HashSet<String> = findings.iter().map(|f| f.hash.clone()).collect();
     for h in expected {
-        if !objects.has(&h) {
+        if !corrupt.contains(&h) && !objects.has(&h) {
             findings.push(Finding {
                 hash: h,
                 problem: "missing",
@@ -199,11 +201,18 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         if report.findings.is_empty() {
             println!("all objects intact");
         } else {
+            let moved = if report.findings.iter().any(|f| f.quarantined) {
+                format!(
+                    " Corrupt objects were moved to {}.",
+                    dir.join("objects/corrupt").display()
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "{} problem{}: versions that need them cannot be restored. Corrupt objects were moved to {}; a rerun of the step that produced a version (`--force` if it is up to date) stores its objects and its manifest again",
+                "{} problem{}: versions that need them cannot be restored.{moved} A rerun of the steps that made or read those versions (`--force` if they are up to date) stores them again, while the files are still on disk.",
                 report.findings.len(),
                 if report.findings.len() == 1 { "" } else { "s" },
-                dir.join("objects/corrupt").display()
             );
         }
     }

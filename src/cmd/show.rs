@@ -349,6 +349,16 @@ pub fn render_card(c: &Card, style: &Style) -> String {
         version_size(&v.kind, v.size, v.nfiles)
     );
     o += &format!("  content   {}\n", v.hash);
+    if !c.stored {
+        o += &format!(
+            "  bytes     {}\n",
+            if c.in_git {
+                style.dim("not in the object store: git has them at the recorded commit")
+            } else {
+                style.yellow("not stored: this version cannot be restored (removed by `mlrun gc`, or kept with `store = false` / `--no-store`)")
+            }
+        );
+    }
     match (&c.produced_by, &c.run) {
         (Some(e), Some(r)) => {
             o += &format!(

@@ -569,6 +569,10 @@ pub struct Card {
     pub version: Version,
     /// no recorded producer and never read as a tracked file: lineage stops here
     pub gap: bool,
+    /// its bytes are in the object store (restorable by mlrun)
+    pub stored: bool,
+    /// read as a file git tracks, unmodified at the recorded commit (git can give it back)
+    pub in_git: bool,
     pub produced_by: Option<Exec>,
     pub run: Option<RunRef>,
     pub git: Option<crate::store::query::GitInfo>,
@@ -650,6 +654,15 @@ pub fn card(conn: &Connection, av_id: i64) -> Result<Card> {
         versions_total,
         used_by_total: used_by_total as usize,
         gap: first.is_none() && !git_origin && gaps(conn, &[av_id])?.contains(&av_id),
+        stored: conn
+            .query_row(
+                "SELECT stored FROM blobs WHERE hash = ?1",
+                [&version.hash],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(false),
+        in_git: git_origin,
         version,
         produced_by: first,
         run,

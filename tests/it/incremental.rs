@@ -362,6 +362,16 @@ fn fsck_finds_a_corrupt_object_and_restore_refuses_it() {
         !obj.exists() && aside.is_file(),
         "moved to objects/corrupt/"
     );
+    assert!(
+        out.stdout.contains("1 problem:") && !out.stdout.contains("missing"),
+        "reported once, as corrupt: {out:?}"
+    );
+    let again = env.mlrun(&["fsck"]);
+    assert!(
+        again.stdout.contains(&format!("missing {}", &hash[..12]))
+            && !again.stdout.contains("were moved"),
+        "now it is missing, and nothing more was moved: {again:?}"
+    );
 
     // a restore that meets a corrupt object refuses it, moves it aside, and the step runs
     // instead, storing a good copy under the same name
@@ -499,6 +509,23 @@ fn gc_marks_a_directory_version_unrestorable_when_one_of_its_files_goes() {
     );
     assert_ne!(kept, first);
     assert_eq!(env.mlrun(&["fsck"]).code, 0, "consistent after gc");
+    // the model card says so
+    let run: String = one(
+        &env.db(),
+        "SELECT id FROM runs ORDER BY started_at, id LIMIT 1",
+    );
+    let target = format!("shards@{}", &run[..12]);
+    let out = env.mlrun(&["show", &target]);
+    assert!(
+        out.stdout.contains("this version cannot be restored"),
+        "{out:?}"
+    );
+    let card: serde_json::Value =
+        serde_json::from_str(&env.mlrun(&["show", &target, "--json"]).stdout).unwrap();
+    assert_eq!(card["stored"], false);
+    let latest: serde_json::Value =
+        serde_json::from_str(&env.mlrun(&["show", "shards", "--json"]).stdout).unwrap();
+    assert_eq!(latest["stored"], true);
 }
 
 #[test]
