@@ -49,6 +49,10 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     let database_ok = messages == ["ok"];
 
     let objects = Objects::new(&dir);
+    let progress = crate::report::progress::Ticker::start(
+        "checking the stored objects",
+        crate::report::Style::stderr(color),
+    );
     let listed = objects.list();
     let bytes_checked = listed.iter().map(|o| o.2).sum();
     let mut findings: Vec<Finding> = listed
@@ -64,6 +68,7 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             _ => None,
         })
         .collect();
+    drop(progress);
     // Blobs the database says are stored must have their objects, and every directory version
     // its manifest, intact (its SHA-256 is the directory's hash).
     let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'file'")?;

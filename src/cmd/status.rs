@@ -54,6 +54,8 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let objects = Objects::new(&dir);
     let file = plan.file.to_string_lossy().into_owned();
 
+    let progress =
+        crate::report::progress::Ticker::start("hashing the pipeline's files", err_style);
     let mut steps: Vec<StepState> = Vec::new();
     for step in &plan.steps {
         let mut reasons = Vec::new();
@@ -102,6 +104,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             reasons,
         });
     }
+    drop(progress);
     if let Some(s) = &store {
         // remember what was hashed, so the next status or run is fast; failing that is harmless
         let _ = cache.flush(&s.conn);

@@ -329,16 +329,6 @@ impl Ctx {
     }
 }
 
-/// How often a run that is not on a terminal (a CI log) prints a progress line while a step's
-/// files are being hashed or stored: `MLRUN_PROGRESS_SECS` seconds (default 15).
-fn log_progress_every() -> Duration {
-    std::env::var("MLRUN_PROGRESS_SECS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::from_secs(15), Duration::from_secs_f64)
-}
-
 /// Say what is taking long while no step output shows the run is alive: hashing or storing
 /// that has lasted 1 s (on a terminal, one line redrawn 4 times a second) or one
 /// `log_progress_every` period (elsewhere, a line each period).
@@ -347,7 +337,7 @@ async fn progress(ctx: Arc<Ctx>) {
     let (every, after) = if live {
         (Duration::from_millis(250), Duration::from_secs(1))
     } else {
-        let p = log_progress_every();
+        let p = crate::report::progress::log_every();
         (p, p)
     };
     loop {
@@ -376,14 +366,10 @@ fn progress_line(ctx: &Ctx, after: Duration) -> Option<String> {
         .map(|(step, p)| format!("{} `{step}`", p.what))
         .collect::<Vec<_>>()
         .join(", ");
-    let elapsed = now.duration_since(oldest.since);
-    let bytes = hash::bytes_read().saturating_sub(oldest.bytes_at_start);
-    let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
-    Some(format!(
-        "{what} · {}s · {} read at {}/s",
-        elapsed.as_secs(),
-        crate::report::size(bytes),
-        crate::report::size(rate as u64)
+    Some(crate::report::progress::line(
+        &what,
+        now.duration_since(oldest.since),
+        hash::bytes_read().saturating_sub(oldest.bytes_at_start),
     ))
 }
 

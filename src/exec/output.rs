@@ -4,7 +4,7 @@
 //! the final JSON summary. Long fingerprints show progress: on a terminal one line on stderr,
 //! redrawn in place; otherwise (CI logs) a plain line now and then.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Mutex;
 
 use crate::report::Style;
@@ -40,8 +40,7 @@ impl Printer {
                 .max()
                 .unwrap_or(4)
                 .clamp(4, 24),
-            live: std::io::stderr().is_terminal()
-                && std::env::var_os("TERM").is_none_or(|t| t != "dumb"),
+            live: crate::report::progress::live(),
             lock: Mutex::new(None),
         }
     }

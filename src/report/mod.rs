@@ -4,6 +4,7 @@
 
 pub mod graph;
 pub mod openlineage;
+pub mod progress;
 pub mod prov;
 pub mod time;
 

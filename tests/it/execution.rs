@@ -364,6 +364,26 @@ fn long_hashing_prints_progress_lines_in_a_log_and_nothing_when_quick() {
         !out.stdout.contains("hashing"),
         "progress stays off stdout: {out:?}"
     );
+    // status and fsck, which hash too, say so the same way
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(env.path("big.bin"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let out = env.mlrun(&["status", "--json"]);
+    assert!(
+        out.stderr.contains("hashing the pipeline's files · "),
+        "{out:?}"
+    );
+    serde_json::from_str::<serde_json::Value>(&out.stdout).expect("stdout is only JSON");
+    let out = env.mlrun(&["fsck"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("checking the stored objects · "),
+        "{out:?}"
+    );
 
     // with the default period, a run this short prints none
     let mut quiet = Env::git();
