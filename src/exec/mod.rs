@@ -136,6 +136,8 @@ struct Ctx {
     cache: HashCache,
     /// what each step is doing that can take long before or after it runs (see `progress`)
     busy: Mutex<BTreeMap<String, Phase>>,
+    /// per step: time spent hashing and storing its files, part of the step's time
+    files_time: Mutex<BTreeMap<String, Duration>>,
     objects: Objects,
     force: Force,
     no_store: bool,
@@ -303,7 +305,15 @@ struct Busy<'a> {
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
         let mut busy = self.ctx.busy.lock().expect("busy lock");
-        busy.remove(&self.step);
+        if let Some(p) = busy.remove(&self.step) {
+            *self
+                .ctx
+                .files_time
+                .lock()
+                .expect("files time lock")
+                .entry(self.step.clone())
+                .or_default() += p.since.elapsed();
+        }
         // the last phase over: take its progress line off now, not at the next tick
         if busy.is_empty() {
             drop(busy);
@@ -446,6 +456,7 @@ pub async fn run(
         git_fixed: opts.git_fixed.clone(),
         cache,
         busy: Mutex::new(BTreeMap::new()),
+        files_time: Mutex::new(BTreeMap::new()),
         objects: Objects::new(&store_dir),
         force: opts.force.clone(),
         no_store: opts.no_store,
@@ -1590,6 +1601,20 @@ async fn finish(
     let line = match f.status {
         StepStatus::Succeeded => {
             let mut parts = vec![format!("{} {:<w$}  {took:>6}", style.green("✓"), step.name)];
+            // a step's time includes hashing and storing its files: say how much, when it counts
+            let files = ctx
+                .files_time
+                .lock()
+                .expect("files time lock")
+                .get(&step.name)
+                .copied()
+                .unwrap_or_default();
+            if files >= Duration::from_secs(1) {
+                parts.push(style.dim(&format!(
+                    "({} of it hashing and storing files)",
+                    report::duration_ms(files.as_millis() as i64)
+                )));
+            }
             let ins = io_note(&rec.inputs);
             if !ins.is_empty() {
                 parts.push(format!("in: {ins}"));
