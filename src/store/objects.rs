@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -105,7 +105,9 @@ impl Objects {
         let result = (|| {
             let cannot = |e| Error::other(format!("cannot read `{}`", src.display())).cause(e);
             let before = std::fs::metadata(src).map_err(cannot)?;
-            let actual = if cache.get(src, &before).as_deref() == Some(expected) {
+            // a sparse file goes through `copy_hashing`, which keeps its holes
+            let sparse = before.blocks() * 512 < before.len();
+            let actual = if !sparse && cache.get(src, &before).as_deref() == Some(expected) {
                 if !self.reflink(src, &tmp) {
                     std::fs::copy(src, &tmp).map_err(|e| {
                         Error::store(format!("cannot write `{}`", tmp.display())).cause(e)
@@ -357,12 +359,18 @@ fn hash_of(p: &Path) -> Result<String> {
 }
 
 /// Copy `src` to a new file `dest`, hashing the bytes on the way. Returns the hash.
+///
+/// Chunks that are all zeros are skipped over rather than written, so a sparse file (a
+/// preallocated dataset, `truncate -s 6G`) stays sparse in the store and when restored.
 fn copy_hashing(src: &Path, dest: &Path) -> Result<String> {
+    use std::io::{Seek, SeekFrom};
     let mut input = File::open(src)
         .map_err(|e| Error::other(format!("cannot read `{}`", src.display())).cause(e))?;
     let mut output = File::create(dest)
         .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
+    let cannot_write = |e| Error::store(format!("cannot write `{}`", dest.display())).cause(e);
     let mut hasher = Sha256::new();
+    let mut total = 0u64;
     // the hashing thread's buffer: a fresh 1 MiB one per file was zeroed for every small file
     with_read_buf(|buf| {
         loop {
@@ -376,15 +384,20 @@ fn copy_hashing(src: &Path, dest: &Path) -> Result<String> {
             };
             hasher.update(&buf[..n]);
             crate::fingerprint::hash::count_read(n);
-            output
-                .write_all(&buf[..n])
-                .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
+            total += n as u64;
+            if buf[..n].iter().all(|&b| b == 0) {
+                output
+                    .seek(SeekFrom::Current(n as i64))
+                    .map_err(cannot_write)?;
+            } else {
+                output.write_all(&buf[..n]).map_err(cannot_write)?;
+            }
         }
         Ok(())
     })?;
-    output
-        .flush()
-        .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
+    // a trailing run of zeros was only skipped over: give the file its length
+    output.set_len(total).map_err(cannot_write)?;
+    output.flush().map_err(cannot_write)?;
     Ok(hex(&hasher.finalize()))
 }
 
@@ -531,5 +544,33 @@ mod tests {
         std::fs::write(&tmp, b"half").unwrap();
         assert!(objects.list().is_empty(), "temporaries are not objects");
         assert!(!objects.has(&crate::fingerprint::hash::sha256_bytes(b"half")));
+    }
+
+    #[test]
+    fn a_sparse_file_stays_sparse_in_the_store_and_when_restored() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("sparse.bin");
+        let file = File::create(&f).unwrap();
+        file.set_len(16 << 20).unwrap();
+        drop(file);
+        let mut tail = File::options().write(true).open(&f).unwrap();
+        std::io::Seek::seek(&mut tail, std::io::SeekFrom::Start(10 << 20)).unwrap();
+        tail.write_all(b"data in the middle").unwrap();
+        drop(tail);
+        let fp = fingerprint(&f, &HashCache::disabled()).unwrap();
+        let objects = Objects::new(&d.path().join("store"));
+        objects.put(&f, &fp, &HashCache::disabled()).unwrap();
+        let obj = std::fs::metadata(objects.path_of(fp.hash())).unwrap();
+        assert_eq!(obj.len(), 16 << 20);
+        assert!(obj.blocks() * 512 < 4 << 20, "{} blocks", obj.blocks());
+        assert!(objects.verify(fp.hash()).is_ok());
+        let back = d.path().join("restored.bin");
+        objects.restore(&fp, &back).unwrap();
+        let meta = std::fs::metadata(&back).unwrap();
+        assert!(meta.blocks() * 512 < 4 << 20, "{} blocks", meta.blocks());
+        assert_eq!(
+            fingerprint(&back, &HashCache::disabled()).unwrap().hash(),
+            fp.hash()
+        );
     }
 }
