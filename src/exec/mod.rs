@@ -344,12 +344,7 @@ impl Ctx {
 /// `log_progress_every` period (elsewhere, a line each period).
 async fn progress(ctx: Arc<Ctx>) {
     let live = ctx.printer.live();
-    let (every, after) = if live {
-        (Duration::from_millis(250), Duration::from_secs(1))
-    } else {
-        let p = crate::report::progress::log_every();
-        (p, p)
-    };
+    let (every, after) = crate::report::progress::cadence(live);
     loop {
         tokio::time::sleep(every).await;
         let line = progress_line(&ctx, after);

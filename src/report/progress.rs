@@ -26,6 +26,16 @@ pub fn live() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
+/// (how often to look, how long something must last before it is shown): on a terminal,
+/// redraw 4 times a second once a second has passed; in a log, a line each `log_every`.
+pub fn cadence(live: bool) -> (Duration, Duration) {
+    if live {
+        (Duration::from_millis(250), Duration::from_secs(1))
+    } else {
+        (log_every(), log_every())
+    }
+}
+
 /// "{what} · 12s · 3.2 GB read at 1.9 GB/s"
 pub fn line(what: &str, elapsed: Duration, bytes: u64) -> String {
     let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
@@ -67,11 +77,7 @@ impl Drop for Ticker {
 
 fn tick(what: &str, style: Style, stop: &AtomicBool) {
     let live = live();
-    let (every, after) = if live {
-        (Duration::from_millis(250), Duration::from_secs(1))
-    } else {
-        (log_every(), log_every())
-    };
+    let (every, after) = cadence(live);
     let (start, bytes0) = (Instant::now(), hash::bytes_read());
     let mut shown = false;
     loop {
