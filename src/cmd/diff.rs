@@ -284,20 +284,28 @@ fn data_of(d: &RunDetail) -> (BTreeMap<String, IoInfo>, BTreeMap<String, IoInfo>
 fn files_diff(store: &Store, a: &str, b: &str) -> Result<FilesDiff> {
     let ea = query::dir_entries(&store.conn, a)?;
     let eb = query::dir_entries(&store.conn, b)?;
-    let mut f = FilesDiff::default();
-    for (p, h) in &ea {
-        match eb.get(p) {
-            None => f.removed.push(p.clone()),
-            Some(h2) if h2 != h => f.changed.push(p.clone()),
-            _ => {}
+    Ok(FilesDiff::between(&ea, &eb))
+}
+
+impl FilesDiff {
+    /// The files added, removed and changed from directory listing `ea` to `eb` (relative
+    /// path → content hash), each sorted.
+    pub fn between(ea: &BTreeMap<String, String>, eb: &BTreeMap<String, String>) -> FilesDiff {
+        let mut f = FilesDiff::default();
+        for (p, h) in ea {
+            match eb.get(p) {
+                None => f.removed.push(p.clone()),
+                Some(h2) if h2 != h => f.changed.push(p.clone()),
+                _ => {}
+            }
         }
-    }
-    for p in eb.keys() {
-        if !ea.contains_key(p) {
-            f.added.push(p.clone());
+        for p in eb.keys() {
+            if !ea.contains_key(p) {
+                f.added.push(p.clone());
+            }
         }
+        f
     }
-    Ok(f)
 }
 
 fn data_diff(store: &Store, a: &RunDetail, b: &RunDetail) -> Result<DataDiff> {

@@ -2,21 +2,23 @@
 //! running anything. The same cache keys as `run` decide, so status says exactly what a run would
 //! do.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
+use crate::cmd::diff::FilesDiff;
 use crate::error::Result;
 use crate::exec::incremental::{self, CacheParts};
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::env::Redactor;
-use crate::fingerprint::hash;
+use crate::fingerprint::hash::{self, Fingerprint};
 use crate::pipeline;
 use crate::report::{ColorChoice, Style};
 use crate::store::objects::Objects;
 use crate::store::record::Io;
-use crate::store::{self, Store};
+use crate::store::{self, Store, query};
 
 #[derive(Debug, Serialize)]
 pub struct StepState {
@@ -84,9 +86,9 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             let parts = CacheParts::of(step, &inputs, &redactor);
             reasons = match &store {
                 None => vec!["never run".into()],
-                Some(s) => {
-                    step_reasons(&s.conn, &plan.root, &file, step, &parts, &cache, &objects)?
-                }
+                Some(s) => step_reasons(
+                    &s.conn, &plan.root, &file, step, &parts, &inputs, &cache, &objects,
+                )?,
             };
         }
         for &d in &step.deps {
@@ -132,6 +134,7 @@ fn step_reasons(
     file: &str,
     step: &pipeline::Step,
     parts: &CacheParts,
+    inputs: &[Io],
     cache: &HashCache,
     objects: &Objects,
 ) -> Result<Vec<String>> {
@@ -179,7 +182,8 @@ fn step_reasons(
     Ok(match incremental::last_success(conn, file, &step.name)? {
         None => vec!["never run".into()],
         Some((_, before)) => {
-            let r = incremental::reasons(&before, parts);
+            let mut r = incremental::reasons(&before, parts);
+            name_changed_files(conn, &before, inputs, &mut r);
             if r.is_empty() {
                 vec!["no reusable run recorded".into()]
             } else {
@@ -187,6 +191,54 @@ fn step_reasons(
             }
         }
     })
+}
+
+/// A changed input directory's reason also names the files that changed in it ("input data/
+/// changed (… → …): f7.txt changed, 1 added (new.csv)"), from the recorded manifest.
+fn name_changed_files(
+    conn: &rusqlite::Connection,
+    before: &CacheParts,
+    inputs: &[Io],
+    reasons: &mut [String],
+) {
+    for io in inputs {
+        let Fingerprint::Dir { entries, .. } = &io.fp else {
+            continue;
+        };
+        let Some(old) = before.inputs.get(&io.path).filter(|h| *h != io.fp.hash()) else {
+            continue;
+        };
+        let Ok(was) = query::dir_entries(conn, old) else {
+            continue;
+        };
+        let now: BTreeMap<String, String> = entries
+            .iter()
+            .map(|e| (e.relpath.clone(), e.hash.clone()))
+            .collect();
+        let d = FilesDiff::between(&was, &now);
+        let mut parts = Vec::new();
+        for (what, list) in [
+            ("changed", &d.changed),
+            ("added", &d.added),
+            ("removed", &d.removed),
+        ] {
+            match list.len() {
+                0 => {}
+                1 => parts.push(format!("{} {what}", list[0])),
+                n => parts.push(format!(
+                    "{n} {what} ({}{})",
+                    list[..n.min(3)].join(", "),
+                    if n > 3 { ", …" } else { "" }
+                )),
+            }
+        }
+        let prefix = format!("input {} changed (", io.path);
+        if let Some(r) = reasons.iter_mut().find(|r| r.starts_with(&prefix))
+            && !parts.is_empty()
+        {
+            *r = format!("{r}: {}", parts.join(", "));
+        }
+    }
 }
 
 pub fn render(s: &Status, style: &Style) -> String {

@@ -567,3 +567,26 @@ fn a_lost_directory_manifest_is_reported_and_healed_by_the_next_run() {
     let out = env.mlrun(&["fsck"]);
     assert_eq!(out.code, 0, "healed: {out:?}");
 }
+
+#[test]
+fn status_names_the_files_that_changed_inside_an_input_directory() {
+    let env = Env::git();
+    env.write("data/a.txt", "1\n");
+    env.write("data/b.txt", "2\n");
+    env.write(
+        "pipeline.toml",
+        "[steps.count]\ncmd = \"cat data/* > n.txt\"\ninputs = [\"data/\"]\noutputs = [\"n.txt\"]\n",
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    env.write("data/a.txt", "changed\n");
+    env.write("data/new.txt", "3\n");
+    std::fs::remove_file(env.path("data/b.txt")).unwrap();
+    let r = reasons(&status_of(&env, &[]), "count");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].starts_with("input data changed ("), "{r:?}");
+    assert!(
+        r[0].ends_with("): a.txt changed, new.txt added, b.txt removed"),
+        "{r:?}"
+    );
+}
