@@ -86,9 +86,15 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             let parts = CacheParts::of(step, &inputs, &redactor);
             reasons = match &store {
                 None => vec!["never run".into()],
-                Some(s) => step_reasons(
-                    &s.conn, &plan.root, &file, step, &parts, &inputs, &cache, &objects,
-                )?,
+                Some(s) => {
+                    let here = Here {
+                        root: &plan.root,
+                        file: &file,
+                        cache: &cache,
+                        objects: &objects,
+                    };
+                    step_reasons(&s.conn, &here, step, &parts, &inputs)?
+                }
             };
         }
         for &d in &step.deps {
@@ -128,16 +134,27 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     Ok(if args.check && stale > 0 { 1 } else { 0 })
 }
 
+/// Where a status looks: the project, its pipeline file, the stat cache and the object store.
+struct Here<'a> {
+    root: &'a Path,
+    file: &'a str,
+    cache: &'a HashCache,
+    objects: &'a Objects,
+}
+
 fn step_reasons(
     conn: &rusqlite::Connection,
-    root: &Path,
-    file: &str,
+    here: &Here<'_>,
     step: &pipeline::Step,
     parts: &CacheParts,
     inputs: &[Io],
-    cache: &HashCache,
-    objects: &Objects,
 ) -> Result<Vec<String>> {
+    let Here {
+        root,
+        file,
+        cache,
+        objects,
+    } = *here;
     if let Some(r) = incremental::find_reusable(conn, &parts.key())? {
         let mut reasons = Vec::new();
         // outputs only observed by --trace are recorded, not restored: they do not make a step stale
