@@ -99,8 +99,11 @@ impl Printer {
         }
     }
 
-    /// A line a step printed.
+    /// A line a step printed. A progress bar redrawn with carriage returns (tqdm and the like)
+    /// shows as its last state, as a terminal would have left it; the stored log keeps every
+    /// byte.
     pub fn step_line(&self, step: &str, stream: Stream, line: &str) {
+        let line = line.rsplit('\r').find(|s| !s.is_empty()).unwrap_or("");
         let style = match (stream, self.to_stderr) {
             (Stream::Stdout, false) => self.out_style,
             _ => self.err_style,

@@ -397,3 +397,23 @@ fn long_hashing_prints_progress_lines_in_a_log_and_nothing_when_quick() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stderr.contains("hashing"), "{out:?}");
 }
+
+#[test]
+fn a_carriage_return_progress_bar_shows_its_last_state_and_is_stored_whole() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.bar]\ncmd = \"printf ' 10%%\\\\r 50%%\\\\r100%%\\\\n' && printf 'crlf\\\\r\\\\n' && echo ok > o.txt\"\noutputs = [\"o.txt\"]\n",
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("bar │ 100%\n"), "{out:?}");
+    assert!(out.stdout.contains("bar │ crlf\n"), "{out:?}");
+    assert!(!out.stdout.contains('\r'), "{out:?}");
+    let log: Vec<u8> = one(
+        &env.db(),
+        "SELECT c.data FROM step_logs l JOIN contents c ON c.hash = l.content_hash WHERE l.stream = 'stdout'",
+    );
+    assert_eq!(log, b" 10%\r 50%\r100%\ncrlf\r\n");
+}
