@@ -84,21 +84,20 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     query::for_each_dir_manifest(conn, |hash, data| {
         let problem = match data {
             None => Some("manifest missing"),
-            Some(d) if sha256_bytes(d) != hash || parse_manifest(d).is_none() => {
-                Some("manifest corrupt")
-            }
-            Some(d) => {
-                if stored_dirs.contains(hash) {
-                    let entries = parse_manifest(d).unwrap_or_default();
-                    expected.extend(
-                        entries
-                            .into_iter()
-                            .filter(|e| e.mode != MODE_LINK)
-                            .map(|e| e.hash),
-                    );
+            Some(d) => match parse_manifest(d) {
+                Some(entries) if sha256_bytes(d) == hash => {
+                    if stored_dirs.contains(hash) {
+                        expected.extend(
+                            entries
+                                .into_iter()
+                                .filter(|e| e.mode != MODE_LINK)
+                                .map(|e| e.hash),
+                        );
+                    }
+                    None
                 }
-                None
-            }
+                _ => Some("manifest corrupt"),
+            },
         };
         if let Some(problem) = problem {
             findings.push(Finding {
