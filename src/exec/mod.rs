@@ -324,6 +324,12 @@ impl Drop for Busy<'_> {
 
 impl Ctx {
     fn busy(&self, step: &str, what: &'static str) -> Busy<'_> {
+        if !self.printer.live() && crate::report::progress::announce() {
+            self.printer
+                .note(&crate::report::progress::started_line(&format!(
+                    "{what} `{step}`"
+                )));
+        }
         self.busy.lock().expect("busy lock").insert(
             step.to_string(),
             Phase {
@@ -677,6 +683,7 @@ async fn watch_signals(tx: watch::Sender<Interrupt>, printer: Arc<Printer>, grac
             ));
             let _ = tx.send(Interrupt::Graceful(sig));
         } else {
+            printer.warn("interrupted again: killing the running steps now");
             let _ = tx.send(Interrupt::Kill(sig));
         }
     }

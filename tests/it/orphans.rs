@@ -157,9 +157,9 @@ fn killed_mlrun_takes_the_whole_group(args: &[&str]) {
     signal(&child, Signal::SIGKILL);
     assert_eq!(finish(child).code, 137);
     // SIGTERM at once; the process ignoring it gets SIGKILL after the grace period (1 s)
-    let took = wait_gone(&members, Duration::from_secs(15))
+    // SIGKILL 1 s after the SIGTERM: well within the bound, which only stops a hang
+    wait_gone(&members, Duration::from_secs(120))
         .unwrap_or_else(|left| panic!("still running after mlrun was killed: {left:?}"));
-    assert!(took < Duration::from_secs(15), "{took:?}");
     assert!(named.iter().all(|&p| !alive(p)));
     assert_recorded_interrupted(&env);
 }
