@@ -84,8 +84,9 @@ pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<S
     };
     conn.query_row(
         "SELECT s.run_id FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
+         JOIN runs r ON r.id = s.run_id
          WHERE e.av_id = ?1 AND e.direction = 'out'
-         ORDER BY (s.reused_exec IS NOT NULL), s.id DESC LIMIT 1",
+         ORDER BY r.replay_of IS NOT NULL, (s.reused_exec IS NOT NULL), s.id DESC LIMIT 1",
         [av],
         |r| r.get(0),
     )

@@ -142,6 +142,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         argv: std::env::args().collect(),
         replay_of: Some(orig.run_id.clone()),
         force: Force::All,
+        reuse_replays: false,
         no_store: true,
         no_cache: true,
         git_fixed: Some(orig.git.clone()),

@@ -18,8 +18,16 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         metrics: args.metrics.clone(),
         sort: args.sort.clone(),
         limit: (args.limit != 0).then_some(args.limit),
+        replays: if args.replays {
+            Some(true)
+        } else if args.no_replays {
+            Some(false)
+        } else {
+            None
+        },
     };
-    let filtered = filter.pipeline.is_some()
+    let filtered = filter.replays.is_some()
+        || filter.pipeline.is_some()
         || filter.status.is_some()
         || filter.since.is_some()
         || !filter.params.is_empty()

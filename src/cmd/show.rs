@@ -192,7 +192,8 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             .as_deref()
             .map(|v| style.status(v))
             .unwrap_or_else(|| "no verdict".into());
-        o += &format!("  replay    of run {} · {verdict}\n", &r[..r.len().min(10)]);
+        let shown = d.replay_of_short.as_deref().unwrap_or(r);
+        o += &format!("  replay    of run {} · {verdict}\n", style.cyan(shown));
     }
     o += &format!(
         "  started   {}{}\n",
@@ -247,7 +248,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         if let Some(r) = &s.reused_run {
             o += &format!(
                 "    reused  the results of run {} (the step did not run again)\n",
-                &r[..r.len().min(10)]
+                s.reused_run_short.as_deref().unwrap_or(r)
             );
         }
         if let Some(e) = &s.error {

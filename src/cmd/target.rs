@@ -5,7 +5,8 @@
 //! 2. an existing path: its current content, looked up by hash.
 //! 3. `RUN:STEP`: that step's execution in RUN.
 //! 4. anything containing `/` or `.`, or a recorded path: the path's latest recorded version.
-//! 5. `latest`: the newest run.
+//! 5. `latest` (the newest run that is not a replay), `latest-replay`, `RUN~N` (see
+//!    `query::resolve_run`).
 //! 6. hex digits: a run id prefix or a content-hash prefix; matching both is an error that lists
 //!    the candidates of each.
 //!
@@ -243,7 +244,7 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
     }
     if let Some((r, step)) = arg.split_once(':')
         && !step.is_empty()
-        && (r == "latest" || r == "last" || is_hex(r))
+        && (query::is_run_name(r) || is_hex(r))
     {
         return exec(store, r, step);
     }
@@ -255,7 +256,7 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
     {
         return Ok(t);
     }
-    if arg == "latest" || arg == "last" {
+    if query::is_run_name(arg) {
         return Ok(Target::Run(query::resolve_run(&store.conn, arg)?));
     }
     if is_hex(arg) {

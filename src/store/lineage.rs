@@ -104,15 +104,18 @@ pub fn version_by_content(conn: &Connection, path: &str, hash: &str) -> Result<O
         .optional()?)
 }
 
-/// The version of `path` most recently used or produced by any step execution.
+/// The version of `path` most recently used or produced by a step execution of the workspace's
+/// history (a replay's only when no other run recorded the path: replays run in a scratch tree).
 pub fn latest_version(conn: &Connection, path: &str) -> Result<Option<Version>> {
     Ok(conn
         .query_row(
             &format!(
                 "SELECT {VERSION_COLS} FROM {VERSION_FROM}
                  JOIN io_edges e ON e.av_id = v.id JOIN step_execs s ON s.id = e.step_exec
+                 JOIN runs r ON r.id = s.run_id
                  WHERE a.path = ?1
-                 ORDER BY COALESCE(s.started_at, 0) DESC, s.id DESC, e.direction = 'out' DESC LIMIT 1"
+                 ORDER BY r.replay_of IS NOT NULL, COALESCE(s.started_at, 0) DESC, s.id DESC,
+                          e.direction = 'out' DESC LIMIT 1"
             ),
             [path],
             version_row,
@@ -262,12 +265,18 @@ pub struct Exec {
     pub metrics: BTreeMap<String, f64>,
 }
 
-/// The earliest real producer of a version: a `succeeded` execution before any other
-/// (cached/restored ones carry copies of the original's edges), then the earliest.
+/// Orders a replay's execution `s` after the workspace's own: a replay reproduces a version, it
+/// is not where the version came from (unless nothing else produced it).
+const REPLAY_LAST: &str = "(SELECT r.replay_of IS NOT NULL FROM runs r WHERE r.id = s.run_id)";
+
+/// The earliest real producer of a version: an execution of the workspace's history before a
+/// replay's, a `succeeded` one before any other (cached/restored ones carry copies of the
+/// original's edges), then the earliest.
 pub const PREFERRED_PRODUCER: &str =
     "SELECT o.step_exec FROM io_edges o JOIN step_execs s ON s.id = o.step_exec
      WHERE o.av_id = ?1 AND o.direction = 'out'
-     ORDER BY s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT 1";
+     ORDER BY (SELECT r.replay_of IS NOT NULL FROM runs r WHERE r.id = s.run_id),
+              s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT 1";
 
 pub fn preferred_producer(conn: &Connection, av_id: i64) -> Result<Option<i64>> {
     Ok(conn
@@ -275,15 +284,15 @@ pub fn preferred_producer(conn: &Connection, av_id: i64) -> Result<Option<i64>> 
         .optional()?)
 }
 
-/// The first `limit` executions that produced a version (originals and reuses), real ones
-/// first, then earliest first.
+/// The first `limit` executions that produced a version (originals and reuses), the workspace's
+/// before replays', real ones first, then earliest first.
 pub fn producers(conn: &Connection, av_id: i64, limit: usize) -> Result<Vec<Exec>> {
     let ids: Vec<i64> = {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare(&format!(
             "SELECT o.step_exec FROM io_edges o JOIN step_execs s ON s.id = o.step_exec
              WHERE o.av_id = ?1 AND o.direction = 'out'
-             ORDER BY s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT ?2",
-        )?;
+             ORDER BY {REPLAY_LAST}, s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT ?2",
+        ))?;
         stmt.query_map(params![av_id, limit as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?
     };
@@ -382,7 +391,9 @@ pub fn versions_of_path(
          LEFT JOIN step_execs s ON s.id = (
              SELECT e2.step_exec FROM io_edges e2 JOIN step_execs s2 ON s2.id = e2.step_exec
              WHERE e2.av_id = v.id
-             ORDER BY e2.direction = 'out' DESC, s2.status <> 'succeeded', COALESCE(s2.started_at, 0), s2.id
+             ORDER BY e2.direction = 'out' DESC,
+                      (SELECT r.replay_of IS NOT NULL FROM runs r WHERE r.id = s2.run_id),
+                      s2.status <> 'succeeded', COALESCE(s2.started_at, 0), s2.id
              LIMIT 1)
          ORDER BY COALESCE(s.started_at, v.first_seen) DESC, v.id DESC"
     ))?;
@@ -933,7 +944,8 @@ pub fn walk_sql(direction: Direction, limited: bool) -> String {
         Direction::Up => format!(
             "SELECT 1, (SELECT o.step_exec FROM io_edges o JOIN step_execs s ON s.id = o.step_exec
                         WHERE o.av_id = w.id AND o.direction = 'out'
-                        ORDER BY s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT 1){d_exec}
+                        ORDER BY {REPLAY_LAST}, s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id
+                        LIMIT 1){d_exec}
                FROM walk w WHERE w.k = 0 AND w.id IS NOT NULL{guard}
              UNION
              SELECT 0, i.av_id{d_av} FROM walk w CROSS JOIN io_edges i

@@ -12,5 +12,6 @@ mod query;
 mod record;
 mod reliability;
 mod replay;
+mod replay_history;
 mod trace;
 mod validate;

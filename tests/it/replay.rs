@@ -151,7 +151,13 @@ fn a_clean_run_replays_bit_for_bit_and_touches_nothing_of_the_user() {
     assert!(env.mlrun(&["runs"]).stdout.contains("(replay: identical)"));
     // the replay is recorded under the project's own root, not the scratch directory
     assert_eq!(rows(&db, "SELECT DISTINCT root FROM runs").len(), 1);
-    assert!(env.mlrun(&["show"]).stdout.contains("replay    of run"));
+    // `latest` is the workspace's run; the replay has its own name
+    assert!(!env.mlrun(&["show"]).stdout.contains("replay    of run"));
+    assert!(
+        env.mlrun(&["show", "latest-replay"])
+            .stdout
+            .contains("replay    of run")
+    );
 }
 
 #[test]
