@@ -359,7 +359,7 @@ pub struct OutputVerdict {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepVerdict {
     pub name: String,
-    /// `identical`, `differs` or `failed`
+    /// `identical`, `differs`, `failed`, or `not_run` (it never started: a step it needs failed)
     pub verdict: String,
     pub outputs: Vec<OutputVerdict>,
 }
@@ -428,9 +428,15 @@ pub fn verdicts(
             continue;
         };
         if status != "succeeded" {
+            // a step that never started (an earlier one failed) did not fail: it was not run
+            let verdict = if status == "not_run" {
+                "not_run"
+            } else {
+                "failed"
+            };
             out.push(StepVerdict {
                 name: step.name.clone(),
-                verdict: "failed".into(),
+                verdict: verdict.into(),
                 outputs: Vec::new(),
             });
             continue;

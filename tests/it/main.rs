@@ -13,5 +13,6 @@ mod record;
 mod reliability;
 mod replay;
 mod replay_history;
+mod reports;
 mod trace;
 mod validate;

@@ -231,7 +231,7 @@ fn a_step_writing_the_time_replays_as_differs_naming_the_output_and_metric() {
     assert!(out.stdout.contains("✓ fixed  identical"), "{out:?}");
     assert!(
         out.stdout
-            .contains("1 of 2 steps reproduced bit for bit; 1 differs (see `mlrun diff"),
+            .contains("1 of 2 steps reproduced bit for bit; 1 differs; 2 outputs differ: stamp.txt, m.json (see `mlrun diff"),
         "{out:?}"
     );
     assert_eq!(
