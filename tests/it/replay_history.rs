@@ -247,3 +247,26 @@ fn a_printed_run_id_stays_unambiguous() {
     assert!(shown.len() >= 16, "{line}");
     ok(env.mlrun(&["show", shown]));
 }
+
+/// `gc --keep-last N` keeps the N most recent runs of the workspace: replays are not counted
+/// (they would push the workspace's own latest run out of the kept set).
+#[test]
+fn gc_keep_last_counts_the_workspaces_runs_not_replays() {
+    let env = project();
+    ok(env.mlrun(&[]));
+    let first = env.sha256sum("model.txt");
+    ok(env.mlrun(&["-p", "lr=0.2"]));
+    let second = env.sha256sum("model.txt");
+    assert_ne!(first, second);
+    let run1 = named(&env, "latest~1");
+    ok(env.mlrun(&["replay", &run1]));
+    let object = |h: &str| env.path(&format!(".mlrun/objects/sha256/{}/{}", &h[..2], &h[2..]));
+    assert!(object(&first).is_file() && object(&second).is_file());
+    ok(env.mlrun(&["gc", "--keep-last", "1"]));
+    assert!(
+        object(&second).is_file(),
+        "the model on disk, made by the workspace's latest run, is kept"
+    );
+    assert!(!object(&first).is_file(), "run 1's model is not kept");
+    ok(env.mlrun(&["fsck"]));
+}
