@@ -62,6 +62,12 @@ pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<S
             |r| r.get(0),
         )
         .optional()?;
+    // a file inside a recorded directory: the directory version holding it (this content if
+    // recorded, else the newest)
+    let by_path = match by_path {
+        Some(av) => Some(av),
+        None => in_recorded_dir(conn, &rel, on_disk.as_deref())?,
+    };
     let av = match by_path {
         Some(av) => av,
         None if target.len() >= 6 && target.chars().all(|c| c.is_ascii_hexdigit()) => {
@@ -96,6 +102,20 @@ pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<S
             "it was only ever an input; replay the run that used it instead (see `mlrun runs`)",
         )
     })
+}
+
+/// The directory version that holds file `rel` (with content `hash` first, else any).
+fn in_recorded_dir(conn: &Connection, rel: &str, hash: Option<&str>) -> Result<Option<i64>> {
+    use crate::store::lineage;
+    for dir in lineage::recorded_parent_dirs(conn, rel)? {
+        let inner = &rel[dir.len() + 1..];
+        for want in [hash, None] {
+            if let Some(v) = lineage::newest_dir_version_containing(conn, &dir, inner, want)? {
+                return Ok(Some(v.av_id));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn nothing_matches(target: &str) -> Error {

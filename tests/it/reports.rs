@@ -205,6 +205,14 @@ fn a_file_inside_a_directory_output_is_named_on_its_own() {
             .any(|f| f["path"] == "train.csv" && f["hash"] == hash.as_str())
     );
 
+    // replay takes it too: the run that made the directory holding it
+    let out = ok(env.mlrun(&["replay", "data/features/train.csv"]));
+    assert!(
+        out.stdout
+            .contains(&format!("replaying run {}", &run[..16])),
+        "{out:?}"
+    );
+
     std::fs::remove_file(env.path("data/features/train.csv")).unwrap();
     let out = ok(env.mlrun(&["show", "data/features/train.csv"]));
     assert!(
