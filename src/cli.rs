@@ -17,6 +17,7 @@ Examples:
   mlrun show model/              the model card: what made this exact version
   mlrun lineage model/           the data, steps, commits and params it came from
   mlrun diff RUN1 RUN2           what changed between two runs
+  mlrun diff latest~1 latest     what changed since the run before the latest
   mlrun runs --metric 'acc>0.9'  runs whose metric passes a test
   mlrun export latest --format openlineage   interchange with lineage tools
   mlrun replay model.pkl         reproduce the run that made model.pkl and compare

@@ -103,6 +103,9 @@ fn a_replay_is_never_the_baseline_of_status_latest_or_reuse() {
     );
     assert!(!out.stdout.contains("0.1 → 0.3"), "{out:?}");
     redact("status_after_a_replay", &out.stdout);
+    // asked for, the replay counts (it is the newest execution of the step)
+    let out = ok(env.mlrun(&["status", "-p", "lr=0.3", "--reuse-replays"]));
+    assert!(out.stdout.contains("param lr 0.1 → 0.3"), "{out:?}");
 
     // `latest` is the newest run that is not a replay; replays have their own name
     assert_eq!(named(&env, "latest"), run2);
