@@ -142,7 +142,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         out += &format!(
             "{}\n",
             style.dim(&format!(
-                "(+N more: a run has more than {METRIC_CELLS} metrics; `mlrun show RUN` or `mlrun runs --json` lists them all, `--sort KEY` or `--metric` puts a metric first)"
+                "+N more: {METRIC_CELLS} metrics fit per run; `mlrun show RUN` or `mlrun runs --json` lists them all; `--sort KEY` or `--metric` chooses which come first"
             ))
         );
     }
