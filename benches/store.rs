@@ -237,11 +237,11 @@ fn recording(c: &mut Criterion) {
     // The no-op path of a step: look up an earlier execution by key, then record the reuse
     // in one transaction.
     let key = step_key("s07");
-    let found = find_reusable(&store.conn, &key)
+    let found = find_reusable(&store.conn, &key, false)
         .expect("find")
         .expect("a reusable execution");
     g.bench_function("find_reusable", |b| {
-        b.iter(|| black_box(find_reusable(&store.conn, &key).expect("find")))
+        b.iter(|| black_box(find_reusable(&store.conn, &key, false).expect("find")))
     });
     g.bench_function("record_reuse", |b| {
         b.iter_batched(

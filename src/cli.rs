@@ -17,6 +17,7 @@ Examples:
   mlrun show model/              the model card: what made this exact version
   mlrun lineage model/           the data, steps, commits and params it came from
   mlrun diff RUN1 RUN2           what changed between two runs
+  mlrun diff latest~1 latest     what changed since the run before the latest
   mlrun runs --metric 'acc>0.9'  runs whose metric passes a test
   mlrun export latest --format openlineage   interchange with lineage tools
   mlrun replay model.pkl         reproduce the run that made model.pkl and compare
@@ -119,6 +120,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_store: bool,
 
+    /// Also reuse results recorded by `mlrun replay` (replays run in a scratch tree, so by
+    /// default they are never a source of `cached` / `restored` steps)
+    #[arg(long)]
+    pub reuse_replays: bool,
+
     /// If another mlrun is running this pipeline, wait for it instead of refusing (exit 75)
     #[arg(long)]
     pub wait_lock: bool,
@@ -154,14 +160,24 @@ pub struct StatusArgs {
     #[arg(long)]
     pub check: bool,
 
+    /// Count results recorded by `mlrun replay` too, as `mlrun run --reuse-replays` would
+    #[arg(long)]
+    pub reuse_replays: bool,
+
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
 }
 
+const RUN_HELP: &str = "\
+RUN is a run id prefix (as shown, e.g. 019a3c5e7f127abc), `latest` (the newest run that is
+not a replay) or `latest-replay` (the newest replay); `RUN~N` is the Nth run before RUN:
+`latest~1` is the run before the latest.";
+
 #[derive(Debug, Args)]
+#[command(after_help = RUN_HELP)]
 pub struct ReplayArgs {
-    /// A run id (any unique prefix) or `latest`, or an artifact path or content hash (replays
+    /// A run (id prefix, `latest`, `latest~1`), or an artifact path or content hash (replays
     /// the run that produced it)
     #[arg(value_name = "TARGET", default_value = "latest")]
     pub target: String,
@@ -214,7 +230,8 @@ pub struct FsckArgs {
 Examples:
   mlrun runs --pipeline demo --status succeeded --since 2d
   mlrun runs --param train.lr=0.1 --metric 'accuracy>=0.9' --sort accuracy
-  mlrun runs --sort final_loss:asc -n 5")]
+  mlrun runs --sort final_loss:asc -n 5
+  mlrun runs --no-replays         the workspace's own runs, without replays")]
 pub struct RunsArgs {
     /// Show at most N runs (0 for all)
     #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
@@ -246,6 +263,14 @@ pub struct RunsArgs {
     #[arg(long, value_name = "METRIC[:asc]", value_parser = crate::cmd::runs::parse_sort)]
     pub sort: Option<(String, bool)>,
 
+    /// Only replays (`mlrun replay` runs) [default: every run, replays marked in STATUS]
+    #[arg(long, overrides_with = "no_replays")]
+    pub replays: bool,
+
+    /// No replays: only the runs of the workspace itself
+    #[arg(long, overrides_with = "replays")]
+    pub no_replays: bool,
+
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -254,13 +279,18 @@ pub struct RunsArgs {
 #[derive(Debug, Args)]
 #[command(after_help = TARGET_HELP)]
 pub struct ShowArgs {
-    /// A run (id prefix or `latest`), or an artifact: PATH, PATH@RUN or a content-hash prefix
+    /// A run (id prefix, `latest`, `latest~1`, `latest-replay`), or an artifact: PATH,
+    /// PATH@RUN or a content-hash prefix
     #[arg(value_name = "TARGET", default_value = "latest")]
     pub target: String,
 
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+
+    /// For a directory version: list its files, each with its hash and size
+    #[arg(long)]
+    pub files: bool,
 
     /// Also print each step's captured stdout and stderr
     #[arg(long)]
@@ -285,10 +315,13 @@ pub enum LineageFormat {
 
 const TARGET_HELP: &str = "\
 TARGET is one of:
-  PATH          a file or directory: its current content (or its latest recorded version)
+  PATH          a file or directory: its current content (or its latest recorded version);
+                a file inside a recorded directory names that file
   PATH@RUN      the version of PATH that RUN produced or read
-  RUN           a run id prefix, or `latest`
-  RUN:STEP      one step execution of a run
+  RUN           a run id prefix (as shown, e.g. 019a3c5e7f127abc), `latest` (the newest run
+                that is not a replay), `latest-replay` (the newest replay); `RUN~N` is the
+                Nth run before RUN: `latest~1` is the run before the latest
+  RUN:STEP      one step execution of a run, e.g. latest~1:train
   HASH          a content-hash prefix";
 
 #[derive(Debug, Args)]
@@ -330,6 +363,10 @@ pub struct DiffArgs {
     #[arg(long)]
     pub patch: bool,
 
+    /// Also list the unchanged inputs and outputs, file by file with their hashes
+    #[arg(long)]
+    pub all: bool,
+
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -344,8 +381,9 @@ pub enum ExportFormat {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = RUN_HELP)]
 pub struct ExportArgs {
-    /// A run id (any unique prefix) or `latest`
+    /// A run id (any unique prefix as shown), `latest`, `latest~1`, `latest-replay`
     #[arg(value_name = "RUN", default_value = "latest")]
     pub run: String,
 

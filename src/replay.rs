@@ -62,6 +62,12 @@ pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<S
             |r| r.get(0),
         )
         .optional()?;
+    // a file inside a recorded directory: the directory version holding it (this content if
+    // recorded, else the newest)
+    let by_path = match by_path {
+        Some(av) => Some(av),
+        None => in_recorded_dir(conn, &rel, on_disk.as_deref())?,
+    };
     let av = match by_path {
         Some(av) => av,
         None if target.len() >= 6 && target.chars().all(|c| c.is_ascii_hexdigit()) => {
@@ -84,8 +90,9 @@ pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<S
     };
     conn.query_row(
         "SELECT s.run_id FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
+         JOIN runs r ON r.id = s.run_id
          WHERE e.av_id = ?1 AND e.direction = 'out'
-         ORDER BY (s.reused_exec IS NOT NULL), s.id DESC LIMIT 1",
+         ORDER BY r.replay_of IS NOT NULL, (s.reused_exec IS NOT NULL), s.id DESC LIMIT 1",
         [av],
         |r| r.get(0),
     )
@@ -95,6 +102,20 @@ pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<S
             "it was only ever an input; replay the run that used it instead (see `mlrun runs`)",
         )
     })
+}
+
+/// The directory version that holds file `rel` (with content `hash` first, else any).
+fn in_recorded_dir(conn: &Connection, rel: &str, hash: Option<&str>) -> Result<Option<i64>> {
+    use crate::store::lineage;
+    for dir in lineage::recorded_parent_dirs(conn, rel)? {
+        let inner = &rel[dir.len() + 1..];
+        for want in [hash, None] {
+            if let Some(v) = lineage::newest_dir_version_containing(conn, &dir, inner, want)? {
+                return Ok(Some(v.av_id));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn nothing_matches(target: &str) -> Error {
@@ -358,7 +379,7 @@ pub struct OutputVerdict {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepVerdict {
     pub name: String,
-    /// `identical`, `differs` or `failed`
+    /// `identical`, `differs`, `failed`, or `not_run` (it never started: a step it needs failed)
     pub verdict: String,
     pub outputs: Vec<OutputVerdict>,
 }
@@ -427,9 +448,15 @@ pub fn verdicts(
             continue;
         };
         if status != "succeeded" {
+            // a step that never started (an earlier one failed) did not fail: it was not run
+            let verdict = if status == "not_run" {
+                "not_run"
+            } else {
+                "failed"
+            };
             out.push(StepVerdict {
                 name: step.name.clone(),
-                verdict: "failed".into(),
+                verdict: verdict.into(),
                 outputs: Vec::new(),
             });
             continue;

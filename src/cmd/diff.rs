@@ -94,10 +94,34 @@ pub struct PathChange {
     pub files: Option<FilesDiff>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct FileBrief {
+    /// relative to the directory
+    pub path: String,
+    pub hash: String,
+    pub size: u64,
+}
+
+/// A path both runs saw with the same content (`diff --all`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SamePath {
+    pub path: String,
+    /// `input` or `output`
+    pub role: &'static str,
+    #[serde(flatten)]
+    pub version: VersionBrief,
+    /// for a directory: its files, each with its hash (null when its manifest is missing)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileBrief>>,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct DataDiff {
     pub changed: Vec<PathChange>,
     pub unchanged: usize,
+    /// with `--all`: the unchanged paths, file by file
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchanged_paths: Option<Vec<SamePath>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,33 +183,43 @@ pub struct RunDiff {
     pub steps: StepsDiff,
 }
 
-/// Per-run noise that would make every pair of runs differ.
-const PER_RUN_VARS: &[&str] = &["MLRUN_RUN_ID", "MLRUN_STEP", "MLRUN_METRICS"];
+/// Variables mlrun itself sets for every step: per-run noise (`MLRUN_RUN_ID`, `MLRUN_STEP`,
+/// `MLRUN_METRICS`) and the params (`MLRUN_PARAM_*`, already compared under params). They are
+/// not part of the environment a user gave the step.
+fn set_by_mlrun(var: &str) -> bool {
+    matches!(var, "MLRUN_RUN_ID" | "MLRUN_STEP" | "MLRUN_METRICS")
+        || var.starts_with("MLRUN_PARAM_")
+}
 
 fn side_of(store: &Store, arg: &str, color: ColorChoice) -> Result<(String, Option<String>)> {
-    match target::resolve(store, arg)? {
-        Target::Run(r) | Target::Exec { run_id: r, .. } => Ok((r, None)),
-        Target::Version(v, note) => {
-            if let Some(n) = note {
-                Style::stderr(color).note(&n);
-            }
-            let Some(p) = lineage::preferred_producer(&store.conn, v.av_id)? else {
-                return Err(Error::other(format!(
-                    "`{}` ({}) has no recorded producer: {GAP_REASON}",
-                    v.path,
-                    short_hash(&v.hash)
-                ))
-                .hint("diff the runs that read it instead: `mlrun show PATH` lists them"));
-            };
-            let e = lineage::execs(&store.conn, &[p])?
-                .remove(&p)
-                .ok_or_else(|| Error::other("the producing step execution vanished"))?;
-            Ok((
-                e.run_id,
-                Some(format!("{}@{}", v.path, short_hash(&v.hash))),
-            ))
-        }
+    let (v, file, note) = match target::resolve(store, arg)? {
+        Target::Run(r) | Target::Exec { run_id: r, .. } => return Ok((r, None)),
+        Target::Version(v, note) => (v, None, note),
+        Target::File(v, m, note) => (v, Some(m), note),
+    };
+    if let Some(n) = note {
+        Style::stderr(color).note(&n);
     }
+    let Some(p) = lineage::preferred_producer(&store.conn, v.av_id)? else {
+        let why = lineage::gap_reasons(&store.conn, &[v.av_id])?
+            .remove(&v.av_id)
+            .unwrap_or_else(|| GAP_REASON.to_string());
+        return Err(Error::other(format!(
+            "`{}` ({}) has no recorded producer: {why}",
+            v.path,
+            short_hash(&v.hash)
+        ))
+        .hint("diff the runs that read it instead: `mlrun show PATH` lists them"));
+    };
+    let e = lineage::execs(&store.conn, &[p])?
+        .remove(&p)
+        .ok_or_else(|| Error::other("the producing step execution vanished"))?;
+    // a file inside a directory: the run that made the directory version holding it
+    let via = match file {
+        Some(m) => format!("{}@{}", m.path, short_hash(&m.hash)),
+        None => format!("{}@{}", v.path, short_hash(&v.hash)),
+    };
+    Ok((e.run_id, Some(via)))
 }
 
 fn side(d: &RunDetail, via: Option<String>) -> Side {
@@ -308,16 +342,38 @@ impl FilesDiff {
     }
 }
 
-fn data_diff(store: &Store, a: &RunDetail, b: &RunDetail) -> Result<DataDiff> {
+fn data_diff(store: &Store, a: &RunDetail, b: &RunDetail, all: bool) -> Result<DataDiff> {
     let (ia, oa) = data_of(a);
     let (ib, ob) = data_of(b);
     let mut d = DataDiff::default();
+    let mut same = Vec::new();
     for (role, x, y) in [("input", &ia, &ib), ("output", &oa, &ob)] {
         let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
         for k in keys {
             let (va, vb) = (x.get(k), y.get(k));
             if va.map(|v| &v.hash) == vb.map(|v| &v.hash) {
                 d.unchanged += 1;
+                if all && let Some(v) = va {
+                    let files = (v.kind == "dir")
+                        .then(|| query::dir_entry_list(&store.conn, &v.hash).ok())
+                        .flatten()
+                        .map(|entries| {
+                            entries
+                                .into_iter()
+                                .map(|e| FileBrief {
+                                    path: e.relpath,
+                                    hash: e.hash,
+                                    size: e.size,
+                                })
+                                .collect()
+                        });
+                    same.push(SamePath {
+                        path: k.clone(),
+                        role,
+                        version: brief(v),
+                        files,
+                    });
+                }
                 continue;
             }
             let files = match (va, vb) {
@@ -341,6 +397,9 @@ fn data_diff(store: &Store, a: &RunDetail, b: &RunDetail) -> Result<DataDiff> {
                 files,
             });
         }
+    }
+    if all {
+        d.unchanged_paths = Some(same);
     }
     Ok(d)
 }
@@ -543,7 +602,7 @@ fn env_diff(a: &RunDetail, b: &RunDetail) -> EnvDiff {
         };
         let keys: BTreeSet<&String> = xa.env_vars.keys().chain(xb.env_vars.keys()).collect();
         for k in keys {
-            if PER_RUN_VARS.contains(&k.as_str()) {
+            if set_by_mlrun(k) {
                 continue;
             }
             let (x, y) = (xa.env_vars.get(k), xb.env_vars.get(k));
@@ -602,6 +661,18 @@ pub fn compute(
     patch: bool,
     color: ColorChoice,
 ) -> Result<RunDiff> {
+    compute_with(store, a, b, patch, false, color)
+}
+
+/// `compute`, with `all`: also list the unchanged paths file by file (`diff --all`).
+pub fn compute_with(
+    store: &Store,
+    a: &str,
+    b: &str,
+    patch: bool,
+    all: bool,
+    color: ColorChoice,
+) -> Result<RunDiff> {
     let (ra, via_a) = side_of(store, a, color)?;
     let (rb, via_b) = side_of(store, b, color)?;
     let with_diff = true; // the uncommitted diffs are compared by content
@@ -616,7 +687,7 @@ pub fn compute(
         same_pipeline: da.pipeline == db.pipeline,
         params: params_diff(&da.params, &db.params),
         metrics: metrics_diff(&da, &db),
-        data: data_diff(store, &da, &db)?,
+        data: data_diff(store, &da, &db, all)?,
         environment: env_diff(&da, &db),
         steps: steps_diff(&da, &db),
         code,
@@ -627,7 +698,7 @@ pub fn compute(
 
 pub fn diff(args: DiffArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_existing(&store::find_dir(store_dir)?)?;
-    let d = compute(&store, &args.a, &args.b, args.patch, color)?;
+    let d = compute_with(&store, &args.a, &args.b, args.patch, args.all, color)?;
     if args.json {
         emit(&format!(
             "{}\n",
@@ -826,6 +897,37 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
                     o += &format!("      changed  {}\n", list(&f.changed, 8));
                 }
             }
+        }
+    }
+    for p in dd.unchanged_paths.iter().flatten() {
+        let dir = p.version.kind == "dir";
+        o += &format!(
+            "  {} {}{}  {}  {}\n",
+            style.dim("="),
+            p.path,
+            if dir { "/" } else { "" },
+            style.dim(p.role),
+            brief_text(&Some(p.version.clone()))
+        );
+        match &p.files {
+            Some(files) => {
+                let w = files.iter().map(|f| f.path.len()).max().unwrap_or(0);
+                for f in files {
+                    o += &format!(
+                        "      {:<w$}  {}  {}\n",
+                        f.path,
+                        short_hash(&f.hash),
+                        report::size(f.size)
+                    );
+                }
+            }
+            None if dir => {
+                o += &format!(
+                    "      {}\n",
+                    style.dim("(its file list is missing from the store: run `mlrun fsck`)")
+                );
+            }
+            None => {}
         }
     }
 

@@ -23,8 +23,13 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     let conn = &store.conn;
 
     let kept_clause = match args.keep_last {
+        // the N most recent runs of the workspace (a replay is not its history: it is kept with
+        // the run it replayed, not counted among the N)
         Some(n) => format!(
-            "SELECT id FROM (SELECT id FROM runs ORDER BY started_at DESC LIMIT {n}) UNION SELECT id FROM runs WHERE status = 'running'"
+            "SELECT id FROM (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
+             UNION SELECT r.id FROM runs r WHERE r.replay_of IN
+               (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
+             UNION SELECT id FROM runs WHERE status = 'running'"
         ),
         None => "SELECT id FROM runs".to_string(),
     };

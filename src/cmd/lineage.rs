@@ -11,11 +11,20 @@ use crate::store::{self, Store};
 
 pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_existing(&store::find_dir(store_dir)?)?;
+    let mut file = None;
     let seed = match target::resolve(&store, &args.target)? {
         Target::Version(v, note) => {
             if let Some(n) = note {
                 Style::stderr(color).note(&n);
             }
+            Seed::Version(v.av_id)
+        }
+        // a file inside a recorded directory: the lineage of the directory version holding it
+        Target::File(v, m, note) => {
+            if let Some(n) = note {
+                Style::stderr(color).note(&n);
+            }
+            file = Some(m);
             Seed::Version(v.av_id)
         }
         Target::Exec { exec_id, .. } => Seed::Exec(exec_id),
@@ -26,7 +35,8 @@ pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) 
     } else {
         Direction::Up
     };
-    let g = lineage::traverse(&store.conn, &seed, direction, args.depth)?;
+    let mut g = lineage::traverse(&store.conn, &seed, direction, args.depth)?;
+    g.file = file;
     let format = if args.json {
         LineageFormat::Json
     } else {

@@ -15,6 +15,10 @@ use crate::report::{ColorChoice, Style};
 use crate::store::objects::Objects;
 use crate::store::{self, Store};
 
+/// How many differing outputs the replay's last line names before `and N more` (`--json` has
+/// them all).
+const SUMMARY_OUTPUTS: usize = 10;
+
 #[derive(Serialize)]
 struct Report {
     original: String,
@@ -142,6 +146,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         argv: std::env::args().collect(),
         replay_of: Some(orig.run_id.clone()),
         force: Force::All,
+        reuse_replays: false,
         no_store: true,
         no_cache: true,
         git_fixed: Some(orig.git.clone()),
@@ -178,7 +183,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     for v in &verdicts {
         let mark = match v.verdict.as_str() {
             "identical" => style.green("✓"),
-            "differs" => style.red("✗"),
+            "not_run" => style.yellow("-"),
             _ => style.red("✗"),
         };
         let detail: Vec<String> = if v.verdict == "identical" {
@@ -204,7 +209,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                             "{}{}",
                             shown.join(" "),
                             if o.files.len() > 3 {
-                                format!(" (+{})", o.files.len() - 3)
+                                format!(" and {} more files", o.files.len() - 3)
                             } else {
                                 String::new()
                             }
@@ -218,12 +223,18 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 })
                 .collect()
         };
-        human(&format!(
-            "{mark} {:<w$}  {:<9}  {}",
-            v.name,
-            style.status(&v.verdict),
-            detail.join(", ")
-        ));
+        let text = if v.verdict == "not_run" {
+            "not run"
+        } else {
+            v.verdict.as_str()
+        };
+        let padded = format!("{text:<9}");
+        let word = match v.verdict.as_str() {
+            "identical" => style.green(&padded),
+            "not_run" => style.yellow(&padded),
+            _ => style.red(&padded),
+        };
+        human(format!("{mark} {:<w$}  {word}  {}", v.name, detail.join(", ")).trim_end());
     }
     let short_replay = outcome.short_id.clone();
     let summary = match verdict {
@@ -232,17 +243,57 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             verdicts.len(),
             if verdicts.len() == 1 { "" } else { "s" }
         ),
-        "differs" => format!(
-            "replay {short_replay}: {} of {} steps reproduced bit for bit; {differs} differ{} (see `mlrun diff {} {short_replay}`)",
-            verdicts.len() - differs,
-            verdicts.len(),
-            if differs == 1 { "s" } else { "" },
-            orig.short_id
-        ),
-        _ => format!(
-            "replay {short_replay}: a step failed (exit code {}); see `mlrun show {short_replay}`",
-            outcome.exit_code
-        ),
+        "differs" => {
+            // every differing output by name, up to SUMMARY_OUTPUTS; `--json` has them all
+            let names: Vec<String> = verdicts
+                .iter()
+                .flat_map(|v| v.outputs.iter().filter(|o| !o.identical))
+                .map(|o| {
+                    if o.kind == "dir" {
+                        format!("{}/", o.path)
+                    } else {
+                        o.path.clone()
+                    }
+                })
+                .collect();
+            let mut listed = names
+                .iter()
+                .take(SUMMARY_OUTPUTS)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if names.len() > SUMMARY_OUTPUTS {
+                listed += &format!(
+                    " and {} more (`mlrun replay --json` lists them all)",
+                    names.len() - SUMMARY_OUTPUTS
+                );
+            }
+            format!(
+                "replay {short_replay}: {} of {} steps reproduced bit for bit; {differs} differ{}; {} output{} differ{}: {listed} (see `mlrun diff {} {short_replay}`)",
+                verdicts.len() - differs,
+                verdicts.len(),
+                if differs == 1 { "s" } else { "" },
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                if names.len() == 1 { "s" } else { "" },
+                orig.short_id
+            )
+        }
+        _ => {
+            let not_run = verdicts.iter().filter(|v| v.verdict == "not_run").count();
+            format!(
+                "replay {short_replay}: a step failed (exit code {}){}; see `mlrun show {short_replay}`",
+                outcome.exit_code,
+                if not_run > 0 {
+                    format!(
+                        ", {not_run} step{} after it not run",
+                        if not_run == 1 { "" } else { "s" }
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        }
     };
     human(&summary);
 

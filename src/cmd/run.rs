@@ -91,6 +91,7 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         argv: std::env::args().collect(),
         replay_of: None,
         force,
+        reuse_replays: args.reuse_replays,
         no_store: args.no_store,
         no_cache: false,
         git_fixed: None,

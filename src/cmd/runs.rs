@@ -18,8 +18,16 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         metrics: args.metrics.clone(),
         sort: args.sort.clone(),
         limit: (args.limit != 0).then_some(args.limit),
+        replays: if args.replays {
+            Some(true)
+        } else if args.no_replays {
+            Some(false)
+        } else {
+            None
+        },
     };
-    let filtered = filter.pipeline.is_some()
+    let filtered = filter.replays.is_some()
+        || filter.pipeline.is_some()
         || filter.status.is_some()
         || filter.since.is_some()
         || !filter.params.is_empty()
@@ -51,6 +59,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             .to_string(),
         Err(_) => time::local(ms),
     };
+    let mut hidden_metrics = false;
     let mut rows: Vec<[String; 7]> = Vec::with_capacity(runs.len() + 1);
     rows.push(
         [
@@ -75,7 +84,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         keys.extend(args.metrics.iter().map(|(k, ..)| k.as_str()));
         keys.extend(r.metrics.keys().map(String::as_str));
         let mut shown = std::collections::HashSet::new();
-        let metrics: Vec<String> = keys
+        let all: Vec<String> = keys
             .into_iter()
             .filter(|k| shown.insert(*k))
             .filter_map(|k| {
@@ -83,8 +92,13 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                     .get(k)
                     .map(|v| format!("{k}={}", report::metric(*v)))
             })
-            .take(3)
             .collect();
+        let mut metrics: Vec<String> = all.iter().take(METRIC_CELLS).cloned().collect();
+        if all.len() > METRIC_CELLS {
+            // never drop a metric silently: say how many more, and (below) where they are
+            metrics.push(format!("+{} more", all.len() - METRIC_CELLS));
+            hidden_metrics = true;
+        }
         rows.push([
             r.short_id.clone(),
             r.pipeline.clone(),
@@ -124,9 +138,20 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         out += line.trim_end();
         out.push('\n');
     }
+    if hidden_metrics {
+        out += &format!(
+            "{}\n",
+            style.dim(&format!(
+                "+N more: {METRIC_CELLS} metrics fit per run; `mlrun show RUN` or `mlrun runs --json` lists them all; `--sort KEY` or `--metric` chooses which come first"
+            ))
+        );
+    }
     report::emit(&out);
     Ok(0)
 }
+
+/// How many metrics the METRICS column shows per run before `+N more`.
+const METRIC_CELLS: usize = 3;
 
 /// `--since`: `2d`, `3h`, `90m` ago, or a date / date-time in local time, or RFC 3339.
 pub fn parse_since(s: &str) -> Result<i64, String> {

@@ -2,11 +2,13 @@
 
 use std::path::Path;
 
+use serde::Serialize;
+
 use crate::cli::ShowArgs;
 use crate::cmd::target::{self, Target};
 use crate::error::Result;
 use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
-use crate::store::lineage::{self, Card, GAP_REASON};
+use crate::store::lineage::{self, Card, GAP_REASON, Member, Version};
 use crate::store::query::{self, EnvInfo, GitInfo, IoInfo, RunDetail};
 use crate::store::{self, Store};
 
@@ -19,22 +21,14 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             only_step = Some(step);
             run_id
         }
-        Target::Version(v, note) => {
-            if let Some(n) = note {
-                Style::stderr(color).note(&n);
-            }
-            let card = lineage::card(&store.conn, v.av_id)?;
-            if args.json {
-                emit(&format!(
-                    "{}\n",
-                    serde_json::to_string_pretty(&card).unwrap_or_default()
-                ));
-            } else {
-                emit(&render_card(&card, &Style::stdout(color)));
-            }
-            return Ok(0);
-        }
+        Target::Version(v, note) => return show_version(&store, &v, None, note, &args, color),
+        Target::File(v, m, note) => return show_version(&store, &v, Some(m), note, &args, color),
     };
+    if args.files {
+        Style::stderr(color).note(
+            "`--files` lists the files of a directory version: name one, e.g. `mlrun show data/`",
+        );
+    }
     let mut detail = query::run_detail(&store.conn, &id, args.patch || args.json)?;
     if let Some(step) = &only_step {
         // `RUN:STEP`: that step's executions (every attempt) with the run's context
@@ -79,6 +73,98 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             style.bold("uncommitted diff at the start of the run:")
         );
         o += diff;
+    }
+    emit(&o);
+    Ok(0)
+}
+
+/// One file of a directory version (`show DIR --files`).
+#[derive(Serialize)]
+struct FileRow {
+    /// relative to the directory
+    path: String,
+    hash: String,
+    size: u64,
+    mode: String,
+}
+
+/// The model card's JSON: the card, plus the file a target named inside a directory, plus the
+/// directory's files with `--files`.
+#[derive(Serialize)]
+struct CardJson<'a> {
+    #[serde(flatten)]
+    card: &'a Card,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a Member>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<Vec<FileRow>>,
+}
+
+/// `mlrun show PATH`: the model card of a version, or of a file inside a directory version.
+fn show_version(
+    store: &Store,
+    v: &Version,
+    file: Option<Member>,
+    note: Option<String>,
+    args: &ShowArgs,
+    color: ColorChoice,
+) -> Result<i32> {
+    if let Some(n) = note {
+        Style::stderr(color).note(&n);
+    }
+    let card = lineage::card(&store.conn, v.av_id)?;
+    let files = match (args.files, v.kind.as_str(), &file) {
+        (true, "dir", None) => Some(
+            query::dir_entry_list(&store.conn, &v.hash)?
+                .into_iter()
+                .map(|e| FileRow {
+                    path: e.relpath,
+                    hash: e.hash,
+                    size: e.size,
+                    mode: format!("{:o}", e.mode),
+                })
+                .collect::<Vec<_>>(),
+        ),
+        (true, ..) => {
+            let path = file.as_ref().map_or(v.path.as_str(), |m| m.path.as_str());
+            Style::stderr(color).note(&format!(
+                "`--files` lists the files of a directory version; `{path}` is a file"
+            ));
+            None
+        }
+        _ => None,
+    };
+    if args.json {
+        let out = CardJson {
+            card: &card,
+            file: file.as_ref(),
+            files,
+        };
+        emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&out).unwrap_or_default()
+        ));
+        return Ok(0);
+    }
+    let style = Style::stdout(color);
+    let mut o = match &file {
+        Some(m) => render_file_card(&card, m, &style),
+        None => render_card(&card, &style),
+    };
+    if let Some(files) = &files {
+        o += &format!(
+            "\n{}\n",
+            style.bold(&format!("files of {}/ ({})", v.path, files.len()))
+        );
+        let w = files.iter().map(|f| f.path.len()).max().unwrap_or(0);
+        for f in files {
+            o += &format!(
+                "  {:<w$}  {}  {:>10}\n",
+                f.path,
+                style.dim(short_hash(&f.hash)),
+                report::size(f.size)
+            );
+        }
     }
     emit(&o);
     Ok(0)
@@ -192,7 +278,8 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             .as_deref()
             .map(|v| style.status(v))
             .unwrap_or_else(|| "no verdict".into());
-        o += &format!("  replay    of run {} · {verdict}\n", &r[..r.len().min(10)]);
+        let shown = d.replay_of_short.as_deref().unwrap_or(r);
+        o += &format!("  replay    of run {} · {verdict}\n", style.cyan(shown));
     }
     o += &format!(
         "  started   {}{}\n",
@@ -247,7 +334,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         if let Some(r) = &s.reused_run {
             o += &format!(
                 "    reused  the results of run {} (the step did not run again)\n",
-                &r[..r.len().min(10)]
+                s.reused_run_short.as_deref().unwrap_or(r)
             );
         }
         if let Some(e) = &s.error {
@@ -349,6 +436,36 @@ pub fn render_card(c: &Card, style: &Style) -> String {
         version_size(&v.kind, v.size, v.nfiles)
     );
     o += &format!("  content   {}\n", v.hash);
+    o + &card_body(c, style)
+}
+
+/// The card of a file inside a directory version: its own hash and size, then what made the
+/// directory version holding it (the file was produced with it).
+pub fn render_file_card(c: &Card, m: &Member, style: &Style) -> String {
+    let v = &c.version;
+    let mut o = format!(
+        "{} {}  {}  {}\n",
+        style.bold("artifact"),
+        style.bold(&m.path),
+        style.cyan(short_hash(&m.hash)),
+        report::size(m.size)
+    );
+    o += &format!("  content   {}\n", m.hash);
+    o += &format!(
+        "  part of   {}/  {}  {} {}\n",
+        v.path,
+        style.cyan(short_hash(&v.hash)),
+        version_size(&v.kind, v.size, v.nfiles),
+        style.dim(&format!("(`mlrun show {}/ --files` lists them)", v.path))
+    );
+    o + &card_body(c, style)
+}
+
+/// Everything of a card below its first lines: producer, inputs, readers, versions.
+fn card_body(c: &Card, style: &Style) -> String {
+    let v = &c.version;
+    let slash = if v.kind == "dir" { "/" } else { "" };
+    let mut o = String::new();
     if !c.stored {
         o += &format!(
             "  bytes     {}\n",
@@ -398,7 +515,8 @@ pub fn render_card(c: &Card, style: &Style) -> String {
             }
         }
         _ if c.gap => {
-            o += &format!("  made by   {}\n", style.red(&format!("⚠ {GAP_REASON}")));
+            let why = c.gap_reason.as_deref().unwrap_or(GAP_REASON);
+            o += &format!("  made by   {}\n", style.red(&format!("⚠ {why}")));
         }
         _ => {
             o += "  made by   no step: a file tracked in git, read as it was committed\n";
@@ -421,7 +539,10 @@ pub fn render_card(c: &Card, style: &Style) -> String {
                 (None, _) if i.uncommitted => {
                     "tracked in git, with uncommitted edits (diff recorded)".into()
                 }
-                _ if i.gap => style.red(&format!("⚠ {GAP_REASON}")),
+                _ if i.gap => style.red(&format!(
+                    "⚠ {}",
+                    i.gap_reason.as_deref().unwrap_or(GAP_REASON)
+                )),
                 _ => "no recorded producer".into(),
             };
             o += &format!(

@@ -92,6 +92,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                         file: &file,
                         cache: &cache,
                         objects: &objects,
+                        with_replays: args.reuse_replays,
                     };
                     step_reasons(&s.conn, &here, step, &parts, &inputs)?
                 }
@@ -140,6 +141,8 @@ struct Here<'a> {
     file: &'a str,
     cache: &'a HashCache,
     objects: &'a Objects,
+    /// count replays' executions (`--reuse-replays`); by default they are not the workspace's
+    with_replays: bool,
 }
 
 fn step_reasons(
@@ -154,8 +157,9 @@ fn step_reasons(
         file,
         cache,
         objects,
+        with_replays,
     } = *here;
-    if let Some(r) = incremental::find_reusable(conn, &parts.key())? {
+    if let Some(r) = incremental::find_reusable(conn, &parts.key(), with_replays)? {
         let mut reasons = Vec::new();
         // outputs only observed by --trace are recorded, not restored: they do not make a step stale
         for out in r.outputs.iter().filter(|o| o.declared) {
@@ -196,18 +200,20 @@ fn step_reasons(
         }
         return Ok(reasons);
     }
-    Ok(match incremental::last_success(conn, file, &step.name)? {
-        None => vec!["never run".into()],
-        Some((_, before)) => {
-            let mut r = incremental::reasons(&before, parts);
-            name_changed_files(conn, &before, inputs, &mut r);
-            if r.is_empty() {
-                vec!["no reusable run recorded".into()]
-            } else {
-                r
+    Ok(
+        match incremental::last_success(conn, file, &step.name, with_replays)? {
+            None => vec!["never run".into()],
+            Some((_, before)) => {
+                let mut r = incremental::reasons(&before, parts);
+                name_changed_files(conn, &before, inputs, &mut r);
+                if r.is_empty() {
+                    vec!["no reusable run recorded".into()]
+                } else {
+                    r
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// A changed input directory's reason also names the files that changed in it ("input data/

@@ -2,10 +2,12 @@
 //!
 //! The rules, in order (README "Naming things"):
 //! 1. `PATH@RUN`: the version of PATH that RUN produced (else read).
-//! 2. an existing path: its current content, looked up by hash.
+//! 2. an existing path: its current content, looked up by hash. A file inside a recorded
+//!    directory names that file (`Target::File`), in the directory version that holds it.
 //! 3. `RUN:STEP`: that step's execution in RUN.
 //! 4. anything containing `/` or `.`, or a recorded path: the path's latest recorded version.
-//! 5. `latest`: the newest run.
+//! 5. `latest` (the newest run that is not a replay), `latest-replay`, `RUN~N` (see
+//!    `query::resolve_run`).
 //! 6. hex digits: a run id prefix or a content-hash prefix; matching both is an error that lists
 //!    the candidates of each.
 //!
@@ -18,13 +20,15 @@ use crate::error::{Error, Result};
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::hash;
 use crate::report::{short_hash, time};
-use crate::store::lineage::{self, Version};
+use crate::store::lineage::{self, Member, Version};
 use crate::store::{Store, query};
 
 #[derive(Debug, Clone)]
 pub enum Target {
     /// an artifact version, and a note when it is not exactly what was asked for
     Version(Version, Option<String>),
+    /// a file inside a recorded directory version (the version), with a note as above
+    File(Version, Member, Option<String>),
     Exec {
         run_id: String,
         step: String,
@@ -114,16 +118,15 @@ fn current(store: &Store, arg: &str, on_disk: &Path) -> Result<Target> {
     if let Some(v) = lineage::version_by_content(&store.conn, &path, fp.hash())? {
         return Ok(Target::Version(v, None));
     }
-    // a file inside a recorded directory: the directory version that holds this exact file
+    // a file inside a recorded directory: that file, in the directory version that holds
+    // exactly this content
     for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
         let rel = &path[dir.len() + 1..];
         if let Some(v) =
             lineage::newest_dir_version_containing(&store.conn, &dir, rel, Some(fp.hash()))?
+            && let Some(m) = lineage::member(&store.conn, &v, rel)?
         {
-            let note = format!(
-                "`{path}` is recorded as part of the directory `{dir}/`; showing that directory's version"
-            );
-            return Ok(Target::Version(v, Some(note)));
+            return Ok(Target::File(v, m, None));
         }
     }
     if let Some(v) = lineage::latest_version(&store.conn, &path)? {
@@ -149,11 +152,14 @@ fn recorded(store: &Store, arg: &str) -> Result<Option<Target>> {
     }
     for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
         let rel = &path[dir.len() + 1..];
-        if let Some(v) = lineage::newest_dir_version_containing(&store.conn, &dir, rel, None)? {
+        if let Some(v) = lineage::newest_dir_version_containing(&store.conn, &dir, rel, None)?
+            && let Some(m) = lineage::member(&store.conn, &v, rel)?
+        {
             let note = format!(
-                "`{path}` is not on disk and is recorded as part of `{dir}/`; showing the latest such version of `{dir}/`"
+                "`{path}` is not on disk; showing its latest recorded version, in {} of `{dir}/`",
+                short_hash(&v.hash)
             );
-            return Ok(Some(Target::Version(v, Some(note))));
+            return Ok(Some(Target::File(v, m, Some(note))));
         }
     }
     Ok(None)
@@ -168,13 +174,10 @@ fn at_run(store: &Store, path_arg: &str, run_arg: &str) -> Result<Target> {
     for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
         if let Some(v) = lineage::version_in_run(&store.conn, &dir, &run)? {
             let rel = &path[dir.len() + 1..];
-            if !lineage::dir_version_contains(&store.conn, &v.hash, rel, None) {
+            let Some(m) = lineage::member(&store.conn, &v, rel)? else {
                 continue;
-            }
-            let note = format!(
-                "`{path}` is recorded as part of the directory `{dir}/`; showing that directory's version"
-            );
-            return Ok(Target::Version(v, Some(note)));
+            };
+            return Ok(Target::File(v, m, None));
         }
     }
     let short = query::short_id(&store.conn, &run)?;
@@ -243,7 +246,7 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
     }
     if let Some((r, step)) = arg.split_once(':')
         && !step.is_empty()
-        && (r == "latest" || r == "last" || is_hex(r))
+        && (query::is_run_name(r) || is_hex(r))
     {
         return exec(store, r, step);
     }
@@ -255,7 +258,7 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
     {
         return Ok(t);
     }
-    if arg == "latest" || arg == "last" {
+    if query::is_run_name(arg) {
         return Ok(Target::Run(query::resolve_run(&store.conn, arg)?));
     }
     if is_hex(arg) {

@@ -78,18 +78,26 @@ impl CacheParts {
 pub struct Reusable {
     pub exec_id: i64,
     pub run_id: String,
+    /// `run_id` as mlrun shows it
+    pub short_id: String,
     pub outputs: Vec<Io>,
     pub metrics: BTreeMap<String, (f64, String)>,
 }
 
-pub fn find_reusable(conn: &Connection, key: &str) -> Result<Option<Reusable>> {
+/// The latest execution with cache key `key` that succeeded (by running or by reuse), in the
+/// workspace's history: a replay ran in a scratch tree and is never a source of reuse unless
+/// `with_replays` (`mlrun run --reuse-replays`). A workspace run that did reuse a replay made
+/// that result part of the workspace's history, so its own record counts.
+pub fn find_reusable(conn: &Connection, key: &str, with_replays: bool) -> Result<Option<Reusable>> {
     let found: Option<(i64, String)> = conn
         .query_row(
             "SELECT COALESCE(s.reused_exec, s.id), o.run_id FROM step_execs s
              JOIN step_execs o ON o.id = COALESCE(s.reused_exec, s.id)
+             JOIN runs r ON r.id = s.run_id
              WHERE s.cache_key = ?1 AND s.status IN ('succeeded', 'cached', 'restored')
+               AND (?2 OR r.replay_of IS NULL)
              ORDER BY s.id DESC LIMIT 1",
-            [key],
+            params![key, with_replays],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -109,6 +117,7 @@ pub fn find_reusable(conn: &Connection, key: &str) -> Result<Option<Reusable>> {
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some(Reusable {
         exec_id,
+        short_id: crate::store::query::short_id(conn, &run_id)?,
         run_id,
         outputs,
         metrics,
@@ -163,19 +172,22 @@ pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<V
 }
 
 /// The most recent execution of `step` in the pipeline at `pipeline_file` that succeeded (by
-/// running or reuse): its cache parts and id.
+/// running or reuse): its cache parts and id. Replays are not the workspace's history: they are
+/// left out unless `with_replays`.
 pub fn last_success(
     conn: &Connection,
     pipeline_file: &str,
     step: &str,
+    with_replays: bool,
 ) -> Result<Option<(i64, CacheParts)>> {
     let row: Option<(i64, String)> = conn
         .query_row(
             "SELECT s.id, s.cache_parts FROM step_execs s JOIN runs r ON r.id = s.run_id
              WHERE s.step = ?2 AND r.pipeline_file = ?1 AND s.cache_parts IS NOT NULL
                AND s.status IN ('succeeded', 'cached', 'restored')
+               AND (?3 OR r.replay_of IS NULL)
              ORDER BY s.id DESC LIMIT 1",
-            params![pipeline_file, step],
+            params![pipeline_file, step, with_replays],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;

@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub argv: Vec<String>,
     pub replay_of: Option<String>,
     pub force: Force,
+    /// reuse executions recorded by replays too (`mlrun run --reuse-replays`)
+    pub reuse_replays: bool,
     /// keep no bytes in the object store (hashes are still recorded)
     pub no_store: bool,
     /// neither consult nor fill the stat cache (a replay's scratch tree is thrown away)
@@ -140,6 +142,7 @@ struct Ctx {
     files_time: Mutex<BTreeMap<String, Duration>>,
     objects: Objects,
     force: Force,
+    reuse_replays: bool,
     no_store: bool,
     interrupt: watch::Receiver<Interrupt>,
     grace: Duration,
@@ -460,6 +463,7 @@ pub async fn run(
         files_time: Mutex::new(BTreeMap::new()),
         objects: Objects::new(&store_dir),
         force: opts.force.clone(),
+        reuse_replays: opts.reuse_replays,
         no_store: opts.no_store,
         interrupt: int_rx.clone(),
         grace: opts.grace,
@@ -1369,7 +1373,7 @@ fn try_reuse(
 ) -> Option<StepOutcome> {
     let key = parts.key();
     let reusable = ctx
-        .read_store(|c| incremental::find_reusable(c, &key))
+        .read_store(|c| incremental::find_reusable(c, &key, ctx.reuse_replays))
         .ok()??;
     let on_disk: Vec<Option<String>> = step
         .outputs
@@ -1442,7 +1446,7 @@ fn try_reuse(
     ctx.record_reused(PendingReuse::new(begin, rec));
     let style = ctx.printer.style();
     let w = ctx.printer.width();
-    let short_run = &reusable.run_id[..reusable.run_id.len().min(10)];
+    let short_run = &reusable.short_id;
     let line = if restored.is_empty() {
         format!(
             "{} {:<w$}  {}  {}",

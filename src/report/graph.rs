@@ -1,11 +1,11 @@
 //! How a lineage graph looks: an indented tree for people, Graphviz dot and Mermaid for
-//! drawings. Every format marks lineage gaps with the same words (`GAP_REASON`), so a missing
+//! drawings. Every format marks lineage gaps with the same words (the node's `gap_reason`), so a missing
 //! record is never silent. Renderers only read the graph; they never query the store.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::report::{self, Style, short_hash, time};
-use crate::store::lineage::{Exec, GAP_REASON, Graph, Node, Version};
+use crate::store::lineage::{Exec, GAP_NO_COPY, GAP_REASON, Graph, Node, Version};
 
 fn size_note(v: &Version) -> String {
     if v.kind == "dir" {
@@ -103,6 +103,7 @@ impl<'a> Ctx<'a> {
             producers,
             reused,
             gap,
+            gap_reason,
             uncommitted,
             ..
         }) = self.nodes.get(id)
@@ -122,7 +123,8 @@ impl<'a> Ctx<'a> {
             s += &format!("  {}", self.style.cyan("(observed, not declared)"));
         }
         if *gap {
-            s += &format!("  {}", self.style.red(&format!("⚠ {GAP_REASON}")));
+            let why = gap_reason.as_deref().unwrap_or(GAP_REASON);
+            s += &format!("  {}", self.style.red(&format!("⚠ {why}")));
         } else if *uncommitted && origin != Some("git") && *producers == 0 {
             s += &format!(
                 " · {}",
@@ -351,6 +353,20 @@ pub fn tree(g: &Graph, style: &Style) -> String {
         seen: HashSet::new(),
         out: String::new(),
     };
+    if let Some(m) = &g.file {
+        // a file inside a recorded directory: its own version, then the directory's lineage
+        ctx.out += &format!(
+            "{}  {}  {} · {}\n",
+            style.bold(&m.path),
+            style.dim(short_hash(&m.hash)),
+            report::size(m.size),
+            style.dim(&format!(
+                "a file of {}/ {}, made as below",
+                m.dir,
+                short_hash(&m.dir_hash)
+            ))
+        );
+    }
     ctx.walk(&g.root, None, "", true, true);
     // executions of a run target that no path reached (independent steps)
     if let Some(Node::Run { id, .. }) = ctx.nodes.get(g.root.as_str()).copied() {
@@ -367,18 +383,55 @@ pub fn tree(g: &Graph, style: &Style) -> String {
             ctx.walk(e, None, "", true, false);
         }
     }
-    let gaps = g.gaps().count();
-    if gaps > 0 {
-        ctx.out += &format!(
-            "\n{}\n",
-            style.red(&format!(
-                "{gaps} lineage gap{}: {} (marked ⚠ above)",
-                if gaps == 1 { "" } else { "s" },
-                GAP_REASON
-            ))
-        );
+    if let Some(summary) = gap_summary(g) {
+        ctx.out += &format!("\n{}\n", style.red(&summary));
     }
     ctx.out
+}
+
+/// The gap reason of a version node (`GAP_REASON` when the graph has none for it).
+fn reason_of(n: &Node) -> &str {
+    match n {
+        Node::ArtifactVersion {
+            gap_reason: Some(r),
+            ..
+        } => r,
+        _ => GAP_REASON,
+    }
+}
+
+/// One line under a tree with gaps: how many, and how many of them a replay cannot restore.
+fn gap_summary(g: &Graph) -> Option<String> {
+    let gaps: Vec<&Node> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n, Node::ArtifactVersion { gap: true, .. }))
+        .collect();
+    if gaps.is_empty() {
+        return None;
+    }
+    let n = gaps.len();
+    let mut s = format!(
+        "{n} lineage gap{} (marked ⚠ above): produced outside mlrun and not in git",
+        if n == 1 { "" } else { "s" }
+    );
+    let no_copy = gaps.iter().filter(|v| reason_of(v) == GAP_NO_COPY).count();
+    let unknown = gaps.iter().filter(|v| reason_of(v) == GAP_REASON).count();
+    let stored = n - no_copy - unknown;
+    let mut parts = Vec::new();
+    if stored > 0 {
+        parts.push(format!("{stored} with a stored copy"));
+    }
+    if no_copy > 0 {
+        parts.push(format!(
+            "{no_copy} with no stored copy, which a replay will need"
+        ));
+    }
+    if unknown > 0 {
+        parts.push(format!("{unknown} whose data version is unknown"));
+    }
+    s += &format!("; {}", parts.join(", "));
+    Some(s)
 }
 
 fn dot_escape(s: &str) -> String {
@@ -410,7 +463,7 @@ pub fn dot(g: &Graph) -> String {
                 let mut label = version_label(version);
                 let mut attrs = String::from("shape=note");
                 if *gap {
-                    label += &format!("\n⚠ {GAP_REASON}");
+                    label += &format!("\n⚠ {}", reason_of(n));
                     attrs += ", color=red, fontcolor=red, penwidth=2";
                 }
                 o += &format!(
@@ -506,7 +559,7 @@ pub fn mermaid(g: &Graph) -> String {
             } => {
                 let mut label = version_label(version);
                 if *gap {
-                    label += &format!("\n⚠ {GAP_REASON}");
+                    label += &format!("\n⚠ {}", reason_of(n));
                     gaps.push(mermaid_id(id));
                 }
                 o += &format!("  {}[/\"{}\"/]\n", mermaid_id(id), mermaid_text(&label));

@@ -104,15 +104,18 @@ pub fn version_by_content(conn: &Connection, path: &str, hash: &str) -> Result<O
         .optional()?)
 }
 
-/// The version of `path` most recently used or produced by any step execution.
+/// The version of `path` most recently used or produced by a step execution of the workspace's
+/// history (a replay's only when no other run recorded the path: replays run in a scratch tree).
 pub fn latest_version(conn: &Connection, path: &str) -> Result<Option<Version>> {
     Ok(conn
         .query_row(
             &format!(
                 "SELECT {VERSION_COLS} FROM {VERSION_FROM}
                  JOIN io_edges e ON e.av_id = v.id JOIN step_execs s ON s.id = e.step_exec
+                 JOIN runs r ON r.id = s.run_id
                  WHERE a.path = ?1
-                 ORDER BY COALESCE(s.started_at, 0) DESC, s.id DESC, e.direction = 'out' DESC LIMIT 1"
+                 ORDER BY r.replay_of IS NOT NULL, COALESCE(s.started_at, 0) DESC, s.id DESC,
+                          e.direction = 'out' DESC LIMIT 1"
             ),
             [path],
             version_row,
@@ -171,6 +174,36 @@ pub fn dir_version_contains(
     super::query::dir_manifest(conn, dir_hash).is_ok_and(|m| {
         manifest_lookup(&m, relpath).is_some_and(|e| file_hash.is_none_or(|h| e.hash == h))
     })
+}
+
+/// A file inside a recorded directory version, named on its own (`show data/features/a.pkl`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    /// the file's path in the project
+    pub path: String,
+    /// the recorded directory holding it, and that directory version's hash
+    pub dir: String,
+    pub dir_hash: String,
+    /// its path inside the directory
+    pub relpath: String,
+    /// its own content hash, size and mode, from the directory version's manifest
+    pub hash: String,
+    pub size: u64,
+    pub mode: u32,
+}
+
+/// The file `relpath` of directory version `dir`, if its manifest lists it.
+pub fn member(conn: &Connection, dir: &Version, relpath: &str) -> Result<Option<Member>> {
+    let manifest = super::query::dir_manifest(conn, &dir.hash)?;
+    Ok(manifest_lookup(&manifest, relpath).map(|e| Member {
+        path: format!("{}/{}", dir.path, e.relpath),
+        dir: dir.path.clone(),
+        dir_hash: dir.hash.clone(),
+        relpath: e.relpath,
+        hash: e.hash,
+        size: e.size,
+        mode: e.mode,
+    }))
 }
 
 /// Every recorded path that is a directory containing `path` (longest first).
@@ -262,12 +295,18 @@ pub struct Exec {
     pub metrics: BTreeMap<String, f64>,
 }
 
-/// The earliest real producer of a version: a `succeeded` execution before any other
-/// (cached/restored ones carry copies of the original's edges), then the earliest.
+/// Orders a replay's execution `s` after the workspace's own: a replay reproduces a version, it
+/// is not where the version came from (unless nothing else produced it).
+const REPLAY_LAST: &str = "(SELECT r.replay_of IS NOT NULL FROM runs r WHERE r.id = s.run_id)";
+
+/// The earliest real producer of a version: an execution of the workspace's history before a
+/// replay's, a `succeeded` one before any other (cached/restored ones carry copies of the
+/// original's edges), then the earliest.
 pub const PREFERRED_PRODUCER: &str =
     "SELECT o.step_exec FROM io_edges o JOIN step_execs s ON s.id = o.step_exec
      WHERE o.av_id = ?1 AND o.direction = 'out'
-     ORDER BY s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT 1";
+     ORDER BY (SELECT r.replay_of IS NOT NULL FROM runs r WHERE r.id = s.run_id),
+              s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT 1";
 
 pub fn preferred_producer(conn: &Connection, av_id: i64) -> Result<Option<i64>> {
     Ok(conn
@@ -275,15 +314,15 @@ pub fn preferred_producer(conn: &Connection, av_id: i64) -> Result<Option<i64>> 
         .optional()?)
 }
 
-/// The first `limit` executions that produced a version (originals and reuses), real ones
-/// first, then earliest first.
+/// The first `limit` executions that produced a version (originals and reuses), the workspace's
+/// before replays', real ones first, then earliest first.
 pub fn producers(conn: &Connection, av_id: i64, limit: usize) -> Result<Vec<Exec>> {
     let ids: Vec<i64> = {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare(&format!(
             "SELECT o.step_exec FROM io_edges o JOIN step_execs s ON s.id = o.step_exec
              WHERE o.av_id = ?1 AND o.direction = 'out'
-             ORDER BY s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT ?2",
-        )?;
+             ORDER BY {REPLAY_LAST}, s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT ?2",
+        ))?;
         stmt.query_map(params![av_id, limit as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?
     };
@@ -382,7 +421,9 @@ pub fn versions_of_path(
          LEFT JOIN step_execs s ON s.id = (
              SELECT e2.step_exec FROM io_edges e2 JOIN step_execs s2 ON s2.id = e2.step_exec
              WHERE e2.av_id = v.id
-             ORDER BY e2.direction = 'out' DESC, s2.status <> 'succeeded', COALESCE(s2.started_at, 0), s2.id
+             ORDER BY e2.direction = 'out' DESC,
+                      (SELECT r.replay_of IS NOT NULL FROM runs r WHERE r.id = s2.run_id),
+                      s2.status <> 'succeeded', COALESCE(s2.started_at, 0), s2.id
              LIMIT 1)
          ORDER BY COALESCE(s.started_at, v.first_seen) DESC, v.id DESC"
     ))?;
@@ -534,6 +575,9 @@ pub struct CardInput {
     pub gap: bool,
     /// a tracked file read with uncommitted edits (the run recorded the diff)
     pub uncommitted: bool,
+    /// on gaps: what is known of it (see `gap_reasons`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -569,6 +613,9 @@ pub struct Card {
     pub version: Version,
     /// no recorded producer and never read as a tracked file: lineage stops here
     pub gap: bool,
+    /// on a gap: what is known of it (see `gap_reasons`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap_reason: Option<String>,
     /// its bytes are in the object store (restorable by mlrun)
     pub stored: bool,
     /// read as a file git tracks, unmodified at the recorded commit (git can give it back)
@@ -639,8 +686,14 @@ pub fn card(conn: &Connection, av_id: i64) -> Result<Card> {
             let gap = gaps(conn, &[edge.version.av_id])?.contains(&edge.version.av_id);
             let uncommitted =
                 uncommitted(conn, &[edge.version.av_id])?.contains(&edge.version.av_id);
+            let gap_reason = if gap {
+                gap_reasons(conn, &[edge.version.av_id])?.remove(&edge.version.av_id)
+            } else {
+                None
+            };
             inputs.push(CardInput {
                 gap,
+                gap_reason,
                 uncommitted,
                 version: edge.version,
                 origin: edge.origin,
@@ -649,11 +702,17 @@ pub fn card(conn: &Connection, av_id: i64) -> Result<Card> {
         }
     }
     let (versions, versions_total) = versions_of_path(conn, &version.path, 20, Some(av_id))?;
+    let gap = first.is_none() && !git_origin && gaps(conn, &[av_id])?.contains(&av_id);
     Ok(Card {
         versions,
         versions_total,
         used_by_total: used_by_total as usize,
-        gap: first.is_none() && !git_origin && gaps(conn, &[av_id])?.contains(&av_id),
+        gap,
+        gap_reason: if gap {
+            gap_reasons(conn, &[av_id])?.remove(&av_id)
+        } else {
+            None
+        },
         stored: conn
             .query_row(
                 "SELECT stored FROM blobs WHERE hash = ?1",
@@ -821,6 +880,8 @@ pub enum Node {
         /// no recorded producer, not a tracked file at a commit, not a recorded uncommitted
         /// edit: lineage stops here
         gap: bool,
+        /// on gaps: what is known of it (`gap_reasons`): its copy is stored, no copy was kept,
+        /// or its data version is unknown
         #[serde(skip_serializing_if = "Option::is_none")]
         gap_reason: Option<String>,
     },
@@ -875,11 +936,77 @@ pub struct GraphEdge {
     pub observed: bool,
 }
 
+/// A gap whose data version really is unknown: no hash was recorded, or the copy the store
+/// recorded having is gone.
 pub const GAP_REASON: &str = "data version unknown: produced outside mlrun";
+
+/// A gap mlrun hashed but kept no bytes of (`--no-store`): its version is known, not its bytes.
+pub const GAP_NO_COPY: &str =
+    "produced outside mlrun; not in git; no copy stored: replay will need it";
+
+/// A gap whose bytes are in the object store: its version is known and can be restored.
+pub fn gap_copy_stored(hash: &str) -> String {
+    format!(
+        "produced outside mlrun; not in git; copy stored (sha256 {}…)",
+        &hash[..hash.len().min(12)]
+    )
+}
+
+/// The object store beside the database `conn` has open (`None` for a database in memory).
+fn objects_of(conn: &Connection) -> Option<super::objects::Objects> {
+    let db = conn.path().filter(|p| !p.is_empty())?;
+    Some(super::objects::Objects::new(
+        std::path::Path::new(db).parent()?,
+    ))
+}
+
+/// For each version among `ids` (lineage gaps: produced by no step, not in git), what is known
+/// of it, in words: its copy is stored (it can be restored), no copy was kept (a replay will
+/// need it), or its data version is unknown (no hash, or the stored copy is missing). Gaps are
+/// few; a directory's manifest is read to check each of its files' objects.
+pub fn gap_reasons(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT v.id, b.hash, b.kind, b.stored FROM artifact_versions v
+         JOIN blobs b ON b.hash = v.blob_hash WHERE v.id IN (SELECT value FROM json_each(?1))",
+    )?;
+    let rows: Vec<(i64, String, String, bool)> = stmt
+        .query_map([id_list(ids.iter().copied())], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let objects = objects_of(conn);
+    let mut out = HashMap::new();
+    for (id, hash, kind, stored) in rows {
+        let present = || match &objects {
+            None => true,
+            Some(o) if kind == "dir" => super::query::dir_entry_list(conn, &hash)
+                .is_ok_and(|entries| entries.iter().all(|e| o.has(&e.hash))),
+            Some(o) => o.has(&hash),
+        };
+        let reason = if hash.is_empty() {
+            GAP_REASON.to_string()
+        } else if !stored {
+            GAP_NO_COPY.to_string()
+        } else if present() {
+            gap_copy_stored(&hash)
+        } else {
+            GAP_REASON.to_string()
+        };
+        out.insert(id, reason);
+    }
+    for id in ids {
+        out.entry(*id).or_insert_with(|| GAP_REASON.to_string());
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Graph {
     pub root: String,
+    /// when the target was a file inside a recorded directory: that file (the walk starts at
+    /// the directory version `root`, which holds it)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<Member>,
     pub direction: &'static str,
     pub depth: Option<u32>,
     pub nodes: Vec<Node>,
@@ -933,7 +1060,8 @@ pub fn walk_sql(direction: Direction, limited: bool) -> String {
         Direction::Up => format!(
             "SELECT 1, (SELECT o.step_exec FROM io_edges o JOIN step_execs s ON s.id = o.step_exec
                         WHERE o.av_id = w.id AND o.direction = 'out'
-                        ORDER BY s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT 1){d_exec}
+                        ORDER BY {REPLAY_LAST}, s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id
+                        LIMIT 1){d_exec}
                FROM walk w WHERE w.k = 0 AND w.id IS NOT NULL{guard}
              UNION
              SELECT 0, i.av_id{d_av} FROM walk w CROSS JOIN io_edges i
@@ -1124,6 +1252,7 @@ fn build_graph(
     let mut nodes: Vec<Node> = Vec::new();
     let versions = versions_by_id(conn, &avs)?;
     let dirty = uncommitted(conn, &candidates)?;
+    let mut reasons = gap_reasons(conn, &gap_set.iter().copied().collect::<Vec<_>>())?;
     for v in versions {
         let (n, r) = prod.get(&v.av_id).copied().unwrap_or((0, 0));
         let o: Vec<String> = origins
@@ -1132,6 +1261,11 @@ fn build_graph(
             .unwrap_or_default();
         let modified = dirty.contains(&v.av_id);
         let gap = gap_set.contains(&v.av_id);
+        let gap_reason = gap.then(|| {
+            reasons
+                .remove(&v.av_id)
+                .unwrap_or_else(|| GAP_REASON.to_string())
+        });
         nodes.push(Node::ArtifactVersion {
             id: av_node_id(v.av_id),
             uncommitted: modified,
@@ -1140,7 +1274,7 @@ fn build_graph(
             reused: r,
             origins: o,
             gap,
-            gap_reason: gap.then(|| GAP_REASON.to_string()),
+            gap_reason,
         });
     }
     let mut commits: BTreeSet<String> = BTreeSet::new();
@@ -1204,6 +1338,7 @@ fn build_graph(
     }));
     Ok(Graph {
         root,
+        file: None,
         direction: direction.as_str(),
         depth,
         nodes,

@@ -9,14 +9,22 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::fingerprint::hash::{Entry, parse_manifest};
 
-/// The shortest unique prefix shown for a run id (like git's abbreviated hashes).
-const MIN_SHORT: usize = 8;
+/// How many hex digits of a run id mlrun shows at least (more when another run shares them).
+///
+/// A run id is a UUIDv7 written as 32 hex digits: 12 digits of milliseconds since the epoch, the
+/// version digit `7`, then random bits. A shown id must stay unambiguous for the life of the store,
+/// and a prefix that ends inside the timestamp does not: every run started in the same ~65 s
+/// shares the first 8 digits. Sixteen digits cover the whole timestamp, the version digit and 12
+/// random bits, so a later run can only share a shown id if it starts in the same millisecond
+/// and draws the same 12 bits (1 in 4096); the shortest-unique rule lengthens it past any run
+/// that already shares it.
+pub const MIN_SHORT: usize = 16;
 
 fn common_prefix(a: &str, b: &str) -> usize {
     a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
 }
 
-/// Shortest prefix of `id` (at least 8) that no other run id shares.
+/// Shortest prefix of `id` (at least `MIN_SHORT` digits) that no other run id shares.
 pub fn short_id(conn: &Connection, id: &str) -> Result<String> {
     let prev: Option<String> = conn
         .query_row(
@@ -62,20 +70,114 @@ pub fn short_ids(conn: &Connection) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// Resolve `latest`, a full id or a unique prefix to a run id.
+/// The names of the newest runs: `latest` (alias `last`) is the newest run that is not a replay,
+/// `latest-replay` the newest replay.
+const LATEST: &[(&str, bool)] = &[
+    ("latest", false),
+    ("last", false),
+    ("latest-replay", true),
+    ("last-replay", true),
+];
+
+/// Split `NAME~N` into (`NAME`, N); `NAME~` is `NAME~1`, as in git. `None`: no `~`.
+fn split_back(target: &str) -> Option<(&str, std::result::Result<usize, String>)> {
+    let (base, n) = target.rsplit_once('~')?;
+    let n = if n.is_empty() {
+        Ok(1)
+    } else {
+        n.parse::<usize>().map_err(|_| n.to_string())
+    };
+    Some((base, n))
+}
+
+/// Does `target` name a run by position (`latest`, `latest-replay`, `latest~2`, `0193a4f1~1`)
+/// rather than by id prefix alone? Used where a word could also be a path or a step.
+pub fn is_run_name(target: &str) -> bool {
+    let base = split_back(target).map_or(target, |(b, _)| b);
+    LATEST.iter().any(|(n, _)| *n == base) || (split_back(target).is_some() && is_hex_id(base))
+}
+
+fn is_hex_id(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// Resolve a run name to a run id: `latest` (the newest run that is not a replay),
+/// `latest-replay` (the newest replay), a full id or a unique prefix, each optionally followed by
+/// `~N`: the Nth run before it (of the same kind: replays count back through replays, other runs
+/// through other runs).
 pub fn resolve_run(conn: &Connection, target: &str) -> Result<String> {
-    if target == "latest" || target == "last" {
-        return conn
+    let Some((base, back)) = split_back(target) else {
+        return resolve_base(conn, target, 0);
+    };
+    let n = back.map_err(|bad| {
+        Error::invalid(format!("`{target}`: `~{bad}` is not a number of runs"))
+            .hint("`latest~1` is the run before the latest, `latest~3` three runs before it")
+    })?;
+    if LATEST.iter().any(|(name, _)| *name == base) {
+        return resolve_base(conn, base, n);
+    }
+    let id = resolve_base(conn, base, 0)?;
+    if n == 0 {
+        return Ok(id);
+    }
+    let (started, replay): (i64, bool) = conn.query_row(
+        "SELECT started_at, replay_of IS NOT NULL FROM runs WHERE id = ?1",
+        [&id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    conn.query_row(
+        "SELECT id FROM runs WHERE (started_at, id) < (?1, ?2) AND (replay_of IS NOT NULL) = ?3
+         ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?4",
+        params![started, id, replay, (n - 1) as i64],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| {
+        Error::other(format!(
+            "`{target}` names no run: fewer than {n} {} were recorded before {}",
+            if replay { "replays" } else { "runs" },
+            &id[..MIN_SHORT.min(id.len())]
+        ))
+        .hint("list runs with `mlrun runs`")
+    })
+}
+
+/// `latest` / `latest-replay` (`n` runs back), else an id or unique id prefix.
+fn resolve_base(conn: &Connection, target: &str, n: usize) -> Result<String> {
+    if let Some((_, replays)) = LATEST.iter().find(|(name, _)| *name == target) {
+        let found: Option<String> = conn
             .query_row(
-                "SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1",
-                [],
+                "SELECT id FROM runs WHERE (replay_of IS NOT NULL) = ?1
+                 ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?2",
+                params![replays, n as i64],
                 |r| r.get(0),
             )
-            .optional()?
-            .ok_or_else(|| {
-                Error::other("the store has no runs yet")
-                    .hint("run a pipeline first: `mlrun pipeline.toml`")
-            });
+            .optional()?;
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        let count: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM runs WHERE (replay_of IS NOT NULL) = ?1",
+            [replays],
+            |r| r.get(0),
+        )?;
+        return Err(match (count, *replays) {
+            (0, false) => Error::other("the store has no runs yet (replays aside)")
+                .hint("run a pipeline first: `mlrun pipeline.toml`"),
+            (0, true) => Error::other("the store has no replays yet")
+                .hint("`mlrun replay RUN` reproduces a recorded run"),
+            (c, r) => Error::other(format!(
+                "`{target}~{n}` names no run: the store has {c} {}{}{}",
+                if r { "replay" } else { "run" },
+                if c == 1 { "" } else { "s" },
+                if r { "" } else { " (replays aside)" }
+            ))
+            .hint(if c == 1 {
+                format!("`{target}` is the only one")
+            } else {
+                format!("`{target}~{}` is the oldest", c - 1)
+            }),
+        });
     }
     let prefix: String = target
         .chars()
@@ -84,7 +186,7 @@ pub fn resolve_run(conn: &Connection, target: &str) -> Result<String> {
         .to_ascii_lowercase();
     if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Error::invalid(format!("`{target}` is not a run id"))
-            .hint("run ids are hexadecimal, like `0193a4f1c2`; `latest` names the newest run; see `mlrun runs`"));
+            .hint("run ids are hexadecimal, like `0193a4f1c2`; `latest` names the newest run, `latest~1` the one before, `latest-replay` the newest replay; see `mlrun runs`"));
     }
     let found = run_candidates(conn, &prefix)?;
     match found.len() {
@@ -201,6 +303,8 @@ pub struct RunFilter {
     /// sort by this metric: (key, ascending)
     pub sort: Option<(String, bool)>,
     pub limit: Option<usize>,
+    /// `Some(true)`: only replays; `Some(false)`: no replays; `None`: every run
+    pub replays: Option<bool>,
 }
 
 /// A run's value of a metric: the one reported by the step latest in the plan (then the last
@@ -225,6 +329,11 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
     if let Some(t) = f.since {
         wheres.push("r.started_at >= ?".into());
         args.push(V::Integer(t));
+    }
+    match f.replays {
+        Some(true) => wheres.push("r.replay_of IS NOT NULL".into()),
+        Some(false) => wheres.push("r.replay_of IS NULL".into()),
+        None => {}
     }
     for (k, v) in &f.params {
         let path = format!("$.\"{}\"", k.replace('"', "\\\""));
@@ -477,6 +586,8 @@ pub struct StepInfo {
     pub stderr_bytes: i64,
     /// for `cached` / `restored` steps: the run whose execution was reused
     pub reused_run: Option<String>,
+    /// its id as mlrun shows it (see `short_id`)
+    pub reused_run_short: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -497,6 +608,8 @@ pub struct RunDetail {
     pub argv: Vec<String>,
     pub params: BTreeMap<String, serde_json::Value>,
     pub replay_of: Option<String>,
+    /// the replayed run's id as mlrun shows it (see `short_id`)
+    pub replay_of_short: Option<String>,
     pub replay_verdict: Option<String>,
     pub git: Option<GitInfo>,
     pub git_end: Option<GitInfo>,
@@ -554,6 +667,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                     argv: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
                     params: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
                     replay_of: r.get(13)?,
+                    replay_of_short: None,
                     replay_verdict: r.get(16)?,
                     git: None,
                     git_end: None,
@@ -566,6 +680,9 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
         },
     )?;
     d.short_id = short_id(conn, &d.id)?;
+    if let Some(r) = &d.replay_of {
+        d.replay_of_short = Some(short_id(conn, r)?);
+    }
     if let Some(g) = git_start {
         d.git = git_info(conn, &g, with_diff)?;
     }
@@ -611,6 +728,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                 stdout_bytes: r.get::<_, Option<i64>>(15)?.unwrap_or(0),
                 stderr_bytes: r.get::<_, Option<i64>>(16)?.unwrap_or(0),
                 reused_run: r.get(17)?,
+                reused_run_short: None,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -619,6 +737,9 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
     let mut metrics_q =
         conn.prepare_cached("SELECT key, value FROM metrics WHERE step_exec = ?1 ORDER BY key")?;
     for mut s in steps {
+        if let Some(r) = &s.reused_run {
+            s.reused_run_short = Some(short_id(conn, r)?);
+        }
         s.inputs = io_of(conn, s.exec_id, "in")?;
         s.outputs = io_of(conn, s.exec_id, "out")?;
         for row in params_q.query_map([s.exec_id], |r| {
@@ -742,6 +863,56 @@ pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Shown ids cover the 48-bit timestamp, the version digit and 12 random bits, and grow past
+    /// any prefix another run shares (runs started in the same millisecond).
+    #[test]
+    fn shown_ids_cover_the_timestamp_and_grow_when_shared() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut c).unwrap();
+        c.execute_batch(
+            "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');
+             INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid) VALUES
+               ('0193a4f1c2d47abc0000000000000001', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1),
+               ('0193a4f1c2d47abc8000000000000002', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1),
+               ('0193a4f1c2d57def0000000000000003', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 2, 'h', 'u', '0', '[]', 1);",
+        )
+        .unwrap();
+        let short = |id: &str| short_id(&c, id).unwrap();
+        assert_eq!(
+            short("0193a4f1c2d57def0000000000000003"),
+            "0193a4f1c2d57def"
+        );
+        assert_eq!(
+            short("0193a4f1c2d47abc0000000000000001"),
+            "0193a4f1c2d47abc0"
+        );
+        assert_eq!(
+            short("0193a4f1c2d47abc8000000000000002"),
+            "0193a4f1c2d47abc8"
+        );
+        let all = short_ids(&c).unwrap();
+        for (id, s) in &all {
+            assert_eq!(&short(id), s);
+            assert_eq!(&resolve_run(&c, s).unwrap(), id);
+        }
+        // relative names: `latest~N` counts back, `RUN~N` from any run
+        assert_eq!(
+            resolve_run(&c, "latest").unwrap(),
+            "0193a4f1c2d57def0000000000000003"
+        );
+        assert_eq!(
+            resolve_run(&c, "latest~2").unwrap(),
+            "0193a4f1c2d47abc0000000000000001"
+        );
+        assert_eq!(
+            resolve_run(&c, "0193a4f1c2d57def~").unwrap(),
+            "0193a4f1c2d47abc8000000000000002"
+        );
+        assert!(resolve_run(&c, "latest~3").is_err());
+        assert!(is_run_name("latest~1") && is_run_name("latest-replay") && is_run_name("0193a4~2"));
+        assert!(!is_run_name("0193a4") && !is_run_name("model~1"));
+    }
 
     /// A run whose two steps report the same metric: the later step's value is the run's, in
     /// the listing, the filter and the sort alike.

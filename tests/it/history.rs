@@ -132,8 +132,13 @@ fn lineage_crosses_runs_and_pipelines_and_marks_the_gap() {
         assert!(t.contains(want), "{want} in:\n{t}");
     }
     assert!(
-        t.contains("raw/input.csv") && t.contains("⚠ data version unknown: produced outside mlrun"),
-        "the gap is visible:\n{t}"
+        t.contains("raw/input.csv")
+            && t.contains("⚠ produced outside mlrun; not in git; copy stored (sha256 "),
+        "the gap is visible, with what mlrun kept of it:\n{t}"
+    );
+    assert!(
+        !t.contains("data version unknown"),
+        "its version is known:\n{t}"
     );
     assert!(t.contains("1 lineage gap"), "{t}");
     redact("lineage_tree_upstream", t);
@@ -173,7 +178,10 @@ fn lineage_crosses_runs_and_pipelines_and_marks_the_gap() {
     assert_eq!(gaps[0]["path"], "raw/input.csv");
     assert_eq!(
         gaps[0]["gap_reason"],
-        "data version unknown: produced outside mlrun"
+        format!(
+            "produced outside mlrun; not in git; copy stored (sha256 {}…)",
+            &h.env.sha256sum("raw/input.csv")[..12]
+        )
     );
     assert_eq!(gaps[0]["hash"], h.env.sha256sum("raw/input.csv"));
     // the clean step used the gap; the prep run generated data/clean.csv
@@ -192,7 +200,7 @@ fn lineage_crosses_runs_and_pipelines_and_marks_the_gap() {
         assert_eq!(out.code, 0, "{out:?}");
         assert!(
             out.stdout
-                .contains("data version unknown: produced outside mlrun"),
+                .contains("produced outside mlrun; not in git; copy stored"),
             "{fmt}:\n{}",
             out.stdout
         );
@@ -298,11 +306,11 @@ fn lineage_down_depth_and_other_targets() {
         (node["uncommitted"].clone(), node["gap"].clone()),
         (true.into(), false.into())
     );
-    // a file inside a recorded directory resolves to the directory's version
+    // a file inside a recorded directory is named on its own, then its directory's lineage
     let out = h.env.mlrun(&["lineage", "model/weights.txt"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.stderr.contains("part of the directory `model/`"),
+        out.stdout.starts_with("model/weights.txt  ") && out.stdout.contains("a file of model/ "),
         "{out:?}"
     );
 }
@@ -401,7 +409,7 @@ fn show_artifact_is_a_model_card() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout
-            .contains("made by   ⚠ data version unknown: produced outside mlrun"),
+            .contains("made by   ⚠ produced outside mlrun; not in git; copy stored (sha256 "),
         "{out:?}"
     );
     // PATH@RUN names the older version
@@ -423,8 +431,9 @@ fn diff_two_runs_section_by_section() {
     let t = &out.stdout;
     assert!(t.contains("lr  0.1 → 0.2"), "{t}");
     assert!(t.contains("code         unchanged"), "{t}");
+    // the param is a param difference; the variable mlrun sets for it is not the environment
     assert!(
-        t.contains("environment  ") && t.contains("MLRUN_PARAM_LR"),
+        t.contains("environment  unchanged") && !t.contains("MLRUN_PARAM_LR"),
         "{t}"
     );
     // the command embeds the param, so it differs too

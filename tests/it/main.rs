@@ -12,5 +12,7 @@ mod query;
 mod record;
 mod reliability;
 mod replay;
+mod replay_history;
+mod reports;
 mod trace;
 mod validate;

@@ -151,7 +151,13 @@ fn a_clean_run_replays_bit_for_bit_and_touches_nothing_of_the_user() {
     assert!(env.mlrun(&["runs"]).stdout.contains("(replay: identical)"));
     // the replay is recorded under the project's own root, not the scratch directory
     assert_eq!(rows(&db, "SELECT DISTINCT root FROM runs").len(), 1);
-    assert!(env.mlrun(&["show"]).stdout.contains("replay    of run"));
+    // `latest` is the workspace's run; the replay has its own name
+    assert!(!env.mlrun(&["show"]).stdout.contains("replay    of run"));
+    assert!(
+        env.mlrun(&["show", "latest-replay"])
+            .stdout
+            .contains("replay    of run")
+    );
 }
 
 #[test]
@@ -225,7 +231,7 @@ fn a_step_writing_the_time_replays_as_differs_naming_the_output_and_metric() {
     assert!(out.stdout.contains("✓ fixed  identical"), "{out:?}");
     assert!(
         out.stdout
-            .contains("1 of 2 steps reproduced bit for bit; 1 differs (see `mlrun diff"),
+            .contains("1 of 2 steps reproduced bit for bit; 1 differs; 2 outputs differ: stamp.txt, m.json (see `mlrun diff"),
         "{out:?}"
     );
     assert_eq!(
