@@ -57,6 +57,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         ))
         .hint("replay works for pipelines whose inputs and outputs are inside the project directory"));
     }
+    replay::check_plan_paths(&plan, &orig.short_id)?;
     let err = Style::stderr(color);
     let human = |text: &str| {
         if args.json {

@@ -1382,8 +1382,10 @@ fn try_reuse(
         if !ctx.objects.can_restore(&recorded.fp) {
             return None;
         }
-        let dest = ctx.plan.root.join(&decl.path);
-        if let Err(e) = ctx.objects.restore(&recorded.fp, &dest) {
+        if let Err(e) = ctx
+            .objects
+            .restore(&recorded.fp, &ctx.plan.root, &decl.path)
+        {
             ctx.printer.warn(&format!(
                 "{}: cannot restore `{}`: {}; running the step instead",
                 step.name, decl.path, e.message

@@ -7,7 +7,7 @@
 //! - every input exists on disk or is produced by a step;
 //! - the dependency graph is acyclic and `steps` is in a topological order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -306,6 +306,7 @@ pub fn from_source(
             root: &root,
             source: &source,
             diags: &mut diags,
+            escapes: HashMap::new(),
         }
         .plan(raw, opts.overrides)
     };
@@ -341,6 +342,8 @@ struct Checker<'a> {
     root: &'a Path,
     source: &'a str,
     diags: &'a mut Vec<Diagnostic>,
+    /// directory (relative) → why it leads outside the project through a symbolic link
+    escapes: HashMap<String, Option<String>>,
 }
 
 /// Lexically normalise a declared path. Returns the path and whether it stays inside the root.
@@ -391,17 +394,35 @@ impl Checker<'_> {
             raw.value.trim_end_matches('/').trim_end_matches("/."),
         ) {
             Ok((path, inside)) => {
-                if !inside {
-                    let msg = format!("{what} `{}` is outside the project directory", raw.value);
+                let through_link = if inside {
+                    self.leads_outside(&path)
+                } else {
+                    None
+                };
+                if !inside || through_link.is_some() {
+                    let msg = match &through_link {
+                        Some(why) => format!(
+                            "{what} `{}` is outside the project directory: {why}",
+                            raw.value
+                        ),
+                        None => format!("{what} `{}` is outside the project directory", raw.value),
+                    };
                     if allow_outside {
                         self.err(
                             Diagnostic::warning(msg, Some(raw.span.clone()))
                                 .label("outside the project: not portable to another checkout"),
                         );
                     } else {
-                        self.err(Diagnostic::error(msg, Some(raw.span.clone()))
-                            .label("outside the project")
-                            .hint("use a path relative to the pipeline file's directory, or set `allow-outside = true` in [pipeline]"));
+                        let hint = if through_link.is_some() {
+                            "mlrun restores and replays only beneath the project directory; make the link a directory inside it, or set `allow-outside = true` in [pipeline]"
+                        } else {
+                            "use a path relative to the pipeline file's directory, or set `allow-outside = true` in [pipeline]"
+                        };
+                        self.err(
+                            Diagnostic::error(msg, Some(raw.span.clone()))
+                                .label("outside the project")
+                                .hint(hint),
+                        );
                         return None;
                     }
                 }
@@ -418,6 +439,46 @@ impl Checker<'_> {
                 ));
                 None
             }
+        }
+    }
+
+    /// Why `rel` (normalised, inside the project by its text) really leads outside it through
+    /// a symbolic link, if it does: the link and its target. Each directory is checked once.
+    fn leads_outside(&mut self, rel: &str) -> Option<String> {
+        let (parent, _) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let dir_verdict = if parent.is_empty() {
+            None
+        } else if let Some(v) = self.escapes.get(parent) {
+            v.clone()
+        } else {
+            let v = self.escape_reason(parent);
+            self.escapes.insert(parent.to_string(), v.clone());
+            v
+        };
+        if dir_verdict.is_some() {
+            return dir_verdict;
+        }
+        // the last name: only a link needs the whole walk
+        let is_link = std::fs::symlink_metadata(self.root.join(rel))
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            self.escape_reason(rel)
+        } else {
+            None
+        }
+    }
+
+    fn escape_reason(&self, rel: &str) -> Option<String> {
+        match crate::beneath::stays_beneath(self.root, Path::new(rel)) {
+            Ok(()) => None,
+            Err(crate::beneath::Problem::Link { link, target }) => Some(format!(
+                "`{}` is a symbolic link to `{}`",
+                link.strip_prefix(self.root).unwrap_or(&link).display(),
+                target.display()
+            )),
+            Err(p) if p.is_escape() => Some(p.describe()),
+            // unreadable, a loop: not an escape; running the step will say what is wrong
+            Err(_) => None,
         }
     }
 

@@ -181,7 +181,7 @@ fn manifests_into_contents(tx: &Connection) -> rusqlite::Result<()> {
     let mut insert =
         tx.prepare("INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)")?;
     let mut put = |hash: &str, entries: &mut Vec<Entry>| -> rusqlite::Result<()> {
-        entries.sort_by(|a, b| a.relpath.as_bytes().cmp(b.relpath.as_bytes()));
+        entries.sort_by(|a, b| a.bytes().cmp(b.bytes()));
         let m = manifest(entries);
         insert.execute(params![hash, m.len() as i64, m])?;
         entries.clear();
@@ -203,6 +203,7 @@ fn manifests_into_contents(tx: &Connection) -> rusqlite::Result<()> {
         }
         entries.push(Entry {
             relpath: r.get(1)?,
+            raw: None,
             mode: r.get::<_, i64>(2)? as u32,
             hash: r.get(3)?,
             size: r.get::<_, i64>(4)? as u64,
@@ -251,12 +252,14 @@ mod tests {
         let entries = vec![
             Entry {
                 relpath: "b.csv".into(),
+                raw: None,
                 mode: MODE_FILE,
                 hash: sha256_bytes(b"b"),
                 size: 1,
             },
             Entry {
                 relpath: "A/run.sh".into(),
+                raw: None,
                 mode: MODE_EXEC,
                 hash: sha256_bytes(b"a"),
                 size: 2,
