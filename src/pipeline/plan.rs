@@ -377,6 +377,50 @@ fn normalize(root: &Path, raw: &str) -> std::result::Result<(String, bool), &'st
     }
 }
 
+/// Declared outputs by path, to find the ones overlapping a path (the path itself, a directory
+/// holding it, or anything inside it) without comparing every pair of paths: validating a
+/// pipeline of n steps stays O(n log n) rather than O(n²).
+struct OutputIndex<'o> {
+    /// path → indices into the outputs list
+    by_path: BTreeMap<&'o str, Vec<usize>>,
+}
+
+impl<'o> OutputIndex<'o> {
+    fn new(outputs: &'o [(usize, PathDecl, std::ops::Range<usize>)]) -> Self {
+        let mut by_path: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (k, (_, o, _)) in outputs.iter().enumerate() {
+            by_path.entry(o.path.as_str()).or_default().push(k);
+        }
+        OutputIndex { by_path }
+    }
+
+    /// Indices of the outputs `o` with `within(path, o)` or `within(o, path)`, ascending.
+    fn overlapping(&self, path: &str) -> Vec<usize> {
+        let mut out = Vec::new();
+        // `path` itself and the directories holding it: one lookup per `/`
+        for (i, b) in path.bytes().enumerate() {
+            if b == b'/'
+                && let Some(v) = self.by_path.get(&path[..i])
+            {
+                out.extend(v);
+            }
+        }
+        if let Some(v) = self.by_path.get(path) {
+            out.extend(v);
+        }
+        // inside it: the keys from "path/" up to "path0" (`0` follows `/` in byte order)
+        let (lo, hi) = (format!("{path}/"), format!("{path}0"));
+        for (_, v) in self.by_path.range::<str, _>((
+            std::ops::Bound::Included(lo.as_str()),
+            std::ops::Bound::Excluded(hi.as_str()),
+        )) {
+            out.extend(v);
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
 /// `a` equals `b` or lies inside it.
 pub fn within(a: &str, b: &str) -> bool {
     a == b || (a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'/')
@@ -517,6 +561,12 @@ impl Checker<'_> {
         }
 
         let names: Vec<&str> = raw.steps.iter().map(|s| s.name.value.as_str()).collect();
+        let position: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i))
+            .rev()
+            .collect();
         let mut steps = Vec::new();
         // (step index, declared output, span) for overlap checks
         let mut outputs: Vec<(usize, PathDecl, std::ops::Range<usize>)> = Vec::new();
@@ -617,7 +667,7 @@ impl Checker<'_> {
             };
             let mut deps_after = Vec::new();
             for a in &rs.after {
-                match names.iter().position(|n| *n == a.value) {
+                match position.get(a.value.as_str()).copied() {
                     Some(j) if j == i => self.err(Diagnostic::error(
                         format!("step `{name}` cannot run after itself"),
                         Some(a.span.clone()),
@@ -669,8 +719,9 @@ impl Checker<'_> {
             });
         }
 
-        self.check_outputs(&raw, &outputs);
-        let deps = self.dependencies(&raw, &steps, &outputs, &after);
+        let index = OutputIndex::new(&outputs);
+        self.check_outputs(&raw, &outputs, &index);
+        let deps = self.dependencies(&raw, &steps, &outputs, &index, &after);
         for (s, d) in steps.iter_mut().zip(deps) {
             s.deps = d;
         }
@@ -679,7 +730,10 @@ impl Checker<'_> {
             if let Some(c) = &rs.cwd
                 && !s.cwd.is_empty()
                 && !self.root.join(&s.cwd).is_dir()
-                && !outputs.iter().any(|(_, o, _)| within(&s.cwd, &o.path))
+                && !index
+                    .overlapping(&s.cwd)
+                    .into_iter()
+                    .any(|k| within(&s.cwd, &outputs[k].1.path))
             {
                 self.err(Diagnostic::error(
                     format!("cwd `{}` of step `{}` is not a directory", c.value, s.name),
@@ -1052,31 +1106,40 @@ impl Checker<'_> {
         &mut self,
         raw: &RawPipeline,
         outputs: &[(usize, PathDecl, std::ops::Range<usize>)],
+        index: &OutputIndex<'_>,
     ) {
-        for (a, (sa, oa, _)) in outputs.iter().enumerate() {
-            for (sb, ob, span_b) in &outputs[a + 1..] {
-                if !(within(&oa.path, &ob.path) || within(&ob.path, &oa.path)) {
-                    continue;
-                }
-                let (na, nb) = (&raw.steps[*sa].name.value, &raw.steps[*sb].name.value);
-                let msg = if oa.path == ob.path {
-                    if sa == sb {
-                        format!("step `{nb}` declares output `{}` twice", ob.path)
-                    } else {
-                        format!("steps `{na}` and `{nb}` both declare output `{}`", ob.path)
-                    }
+        // every overlapping pair (a, b), a declared before b, in declaration order
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        for (b, (_, ob, _)) in outputs.iter().enumerate() {
+            pairs.extend(
+                index
+                    .overlapping(&ob.path)
+                    .into_iter()
+                    .filter(|&a| a < b)
+                    .map(|a| (a, b)),
+            );
+        }
+        pairs.sort_unstable();
+        for (a, b) in pairs {
+            let ((sa, oa, _), (sb, ob, span_b)) = (&outputs[a], &outputs[b]);
+            let (na, nb) = (&raw.steps[*sa].name.value, &raw.steps[*sb].name.value);
+            let msg = if oa.path == ob.path {
+                if sa == sb {
+                    format!("step `{nb}` declares output `{}` twice", ob.path)
                 } else {
-                    format!(
-                        "output `{}` of step `{nb}` overlaps output `{}` of step `{na}`",
-                        ob.path, oa.path
-                    )
-                };
-                self.err(
-                    Diagnostic::error(msg, Some(span_b.clone()))
-                        .label("declared again here")
-                        .hint("each file or directory must be written by exactly one step"),
-                );
-            }
+                    format!("steps `{na}` and `{nb}` both declare output `{}`", ob.path)
+                }
+            } else {
+                format!(
+                    "output `{}` of step `{nb}` overlaps output `{}` of step `{na}`",
+                    ob.path, oa.path
+                )
+            };
+            self.err(
+                Diagnostic::error(msg, Some(span_b.clone()))
+                    .label("declared again here")
+                    .hint("each file or directory must be written by exactly one step"),
+            );
         }
     }
 
@@ -1085,18 +1148,17 @@ impl Checker<'_> {
         raw: &RawPipeline,
         steps: &[Step],
         outputs: &[(usize, PathDecl, std::ops::Range<usize>)],
+        index: &OutputIndex<'_>,
         after: &[Vec<usize>],
     ) -> Vec<Vec<usize>> {
         let mut deps = Vec::new();
         for (i, s) in steps.iter().enumerate() {
             let mut d: BTreeSet<usize> = after[i].iter().copied().collect();
             for input in &s.inputs {
-                let producers: Vec<usize> = outputs
-                    .iter()
-                    .filter(|(_, o, _)| {
-                        within(&input.path, &o.path) || within(&o.path, &input.path)
-                    })
-                    .map(|(j, _, _)| *j)
+                let producers: Vec<usize> = index
+                    .overlapping(&input.path)
+                    .into_iter()
+                    .map(|k| outputs[k].0)
                     .collect();
                 if producers.contains(&i) {
                     self.err(Diagnostic::error(
@@ -1200,6 +1262,50 @@ mod tests {
         assert!(!normalize(root, "../x").unwrap().1);
         assert_eq!(normalize(root, "/p/a").unwrap(), ("a".to_string(), true));
         assert!(normalize(root, ".").is_err());
+    }
+
+    #[test]
+    fn the_output_index_finds_exactly_the_overlapping_outputs() {
+        let paths = [
+            "data",
+            "data/a.csv",
+            "data2",
+            "data/sub/x",
+            "data-b",
+            "model",
+            "data",
+            "/abs/x",
+        ];
+        let outputs: Vec<(usize, PathDecl, std::ops::Range<usize>)> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let d = PathDecl {
+                    path: p.to_string(),
+                    dir: false,
+                    store: true,
+                };
+                (i, d, 0..0)
+            })
+            .collect();
+        let index = OutputIndex::new(&outputs);
+        for probe in [
+            "data",
+            "data/a.csv",
+            "data/sub",
+            "data/sub/x/y",
+            "dat",
+            "data2",
+            "model/m",
+            "/abs",
+            "/abs/x/y",
+            "x",
+        ] {
+            let naive: Vec<usize> = (0..paths.len())
+                .filter(|&k| within(probe, paths[k]) || within(paths[k], probe))
+                .collect();
+            assert_eq!(index.overlapping(probe), naive, "{probe}");
+        }
     }
 
     #[test]

@@ -319,3 +319,47 @@ fn a_directory_holding_a_non_utf8_name_is_stored_and_restored_byte_exactly() {
     let out = env.mlrun(&["fsck"]);
     assert_eq!(out.code, 0, "{out:?}");
 }
+
+/// Validation finds overlapping outputs and producers through an index rather than by comparing
+/// every pair (its speed is measured by scripts/bench/validate-scale.sh, not here): the findings
+/// must be the same ones, in the same order, however many steps there are.
+#[test]
+fn a_large_pipeline_reports_every_overlap_and_producer_as_before() {
+    let env = Env::git();
+    env.write("shared.txt", "s\n");
+    let mut toml = String::new();
+    for i in 0..3000 {
+        let input = if i == 0 {
+            String::new()
+        } else {
+            format!(", \"out/s{}.txt\"", i - 1)
+        };
+        toml += &format!(
+            "[steps.s{i}]\ncmd = \"true\"\ninputs = [\"shared.txt\"{input}]\noutputs = [\"out/s{i}.txt\"]\n"
+        );
+    }
+    toml += "[steps.whole]\ncmd = \"true\"\noutputs = [\"out/s5.txt/inner\"]\n";
+    toml += "[steps.again]\ncmd = \"true\"\noutputs = [\"out/s7.txt\", \"out/s7.txt\"]\n";
+    toml += "[steps.reader]\ncmd = \"true\"\ninputs = [\"out/s2999.txt\", \"nowhere.txt\"]\noutputs = [\"r.txt\"]\n";
+    env.write("pipeline.toml", &toml);
+    let out = env.mlrun(&["status"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .collect();
+    // what the pairwise checks reported
+    assert_eq!(
+        errors,
+        [
+            "error: output `out/s5.txt/inner` of step `whole` overlaps output `out/s5.txt` of step `s5`",
+            "error: steps `s7` and `again` both declare output `out/s7.txt`",
+            "error: steps `s7` and `again` both declare output `out/s7.txt`",
+            "error: step `again` declares output `out/s7.txt` twice",
+            "error: input `nowhere.txt` of step `reader` does not exist, and no step produces it",
+            "error: 5 problems in `pipeline.toml`; nothing was run",
+        ],
+        "{out:?}"
+    );
+}
