@@ -30,6 +30,7 @@ use crate::fingerprint::cache::{HashCache, Stat};
 use crate::fingerprint::hash::{
     Entry, Fingerprint, MODE_EXEC, MODE_LINK, hex, sha256_bytes, with_read_buf,
 };
+use crate::store::record::Io;
 
 pub struct Objects {
     root: PathBuf,
@@ -276,6 +277,84 @@ impl Objects {
             parent.remove_all(&aside);
         }
         Ok(())
+    }
+
+    /// Restore a recorded input or output at its path beneath `root`: its content, or, for a
+    /// path that was a symbolic link, the link (and the content where it leads, if that is not
+    /// there already).
+    pub fn restore_io(&self, io: &Io, root: &Path) -> Result<()> {
+        match &io.link {
+            None => self.restore(&io.fp, root, &io.path),
+            Some(target) => self.restore_link(&io.fp, root, &io.path, OsStr::from_bytes(target)),
+        }
+    }
+
+    /// Make `rel` the link to `target` again, with `fp` at the place it leads to. The target is
+    /// resolved beneath `root` like any path restored: a link leading out of the project is
+    /// not restored.
+    fn restore_link(&self, fp: &Fingerprint, root: &Path, rel: &str, target: &OsStr) -> Result<()> {
+        let target_path = Path::new(target);
+        let refused = || {
+            Error::other(format!(
+                "`{rel}` was a link to `{}`, outside the project; it is not restored",
+                target_path.display()
+            ))
+        };
+        // where it leads, relative to the root
+        let real_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let led_to = if target_path.is_absolute() {
+            target_path
+                .strip_prefix(&real_root)
+                .or_else(|_| target_path.strip_prefix(root))
+                .map_err(|_| refused())?
+                .to_path_buf()
+        } else {
+            Path::new(rel)
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join(target_path)
+        };
+        let led_to = led_to.to_str().ok_or_else(refused)?.to_string();
+        if beneath::stays_beneath(root, Path::new(&led_to)).is_err() {
+            return Err(refused());
+        }
+        let here =
+            crate::fingerprint::hash::fingerprint(&root.join(&led_to), &HashCache::disabled()).ok();
+        if here.as_ref().map(Fingerprint::hash) != Some(fp.hash()) {
+            self.restore(fp, root, &led_to)?;
+        }
+        // the link itself, swapped into place
+        let (parent, name) = beneath::parent_or_error(root, Path::new(rel), true)?;
+        let dest = parent.shown(&name);
+        let staging = OsString::from(format!(
+            ".{}.mlrun-restore-{}",
+            name.to_string_lossy(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        parent.symlink(target, &staging).map_err(|e| {
+            Error::other(format!("cannot create link `{}`", dest.display())).cause(e)
+        })?;
+        let is_dir = parent.lstat(&name).ok().flatten().is_some_and(|st| {
+            nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+                == nix::sys::stat::SFlag::S_IFDIR
+        });
+        if is_dir {
+            // a directory cannot be renamed over: move it aside first
+            let aside = OsString::from(format!(
+                ".{}.mlrun-old-{}",
+                name.to_string_lossy(),
+                uuid::Uuid::new_v4().simple()
+            ));
+            if let Err(e) = parent.rename(&name, &aside) {
+                parent.remove_file(&staging);
+                return Err(Error::other(format!("cannot replace `{}`", dest.display())).cause(e));
+            }
+            parent.remove_all(&aside);
+        }
+        parent.rename(&staging, &name).map_err(|e| {
+            parent.remove_file(&staging);
+            Error::other(format!("cannot replace `{}`", dest.display())).cause(e)
+        })
     }
 
     /// One file or link of a directory being restored into `top` (its staging directory).

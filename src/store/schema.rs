@@ -20,7 +20,18 @@ pub const MIGRATIONS: &[Migration] = &[
         code: Some(manifests_into_contents),
         sql: V2,
     },
+    Migration {
+        code: None,
+        sql: V_OUTPUT_LINKS,
+    },
 ];
+
+// A declared path that was itself a symbolic link (`best.pkl -> ckpt/epoch10.pkl`): its version
+// is the content the link leads to, and `link` keeps the link's own target, as the link held
+// it, so a restore recreates the link rather than a copy. NULL: not a link (every older row).
+const V_OUTPUT_LINKS: &str = r#"
+ALTER TABLE io_edges ADD COLUMN link BLOB;
+"#;
 
 // 1: the lineage record
 const V1: &str = r#"

@@ -363,3 +363,59 @@ fn a_large_pipeline_reports_every_overlap_and_producer_as_before() {
         "{out:?}"
     );
 }
+
+#[test]
+fn an_output_that_is_a_symbolic_link_is_restored_as_that_link() {
+    let env = Env::git();
+    env.write(".gitignore", "/.mlrun/\n/ckpt/\n/best.bin\n");
+    env.write(
+        "pipeline.toml",
+        r#"[steps.train]
+cmd = "mkdir -p ckpt && echo epoch3 > ckpt/e3.bin && ln -sfn ckpt/e3.bin best.bin"
+outputs = ["ckpt/", "best.bin"]
+"#,
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+
+    // both outputs gone: the link comes back as a link, its target with its content
+    std::fs::remove_dir_all(env.path("ckpt")).unwrap();
+    std::fs::remove_file(env.path("best.bin")).unwrap();
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("restored"), "{out:?}");
+    assert_eq!(
+        std::fs::read_link(env.path("best.bin")).unwrap(),
+        Path::new("ckpt/e3.bin")
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("best.bin")).unwrap(),
+        "epoch3\n"
+    );
+
+    // only the link replaced by a file of other bytes: the link again, not a copy
+    std::fs::remove_file(env.path("best.bin")).unwrap();
+    std::fs::write(env.path("best.bin"), "edited\n").unwrap();
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        std::fs::symlink_metadata(env.path("best.bin"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("ckpt/e3.bin")).unwrap(),
+        "epoch3\n"
+    );
+    // the link's own target is part of the record
+    assert_eq!(
+        one::<Vec<u8>>(
+            &env.db(),
+            "SELECT DISTINCT e.link FROM io_edges e JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id WHERE a.path = 'best.bin'"
+        ),
+        b"ckpt/e3.bin"
+    );
+}
