@@ -492,6 +492,27 @@ fn components(rel: &Path) -> std::result::Result<VecDeque<OsString>, Problem> {
     Ok(out)
 }
 
+/// Write `bytes` to the file `rel` beneath `root` (created, or replaced atomically: a link
+/// there is replaced, not followed).
+pub fn write_file(root: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let (dir, name) = parent_or_error(root, rel, true)?;
+    let dest = dir.shown(&name);
+    let tmp = OsString::from(format!(
+        ".{}.mlrun-write-{}",
+        name.to_string_lossy(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let written = dir
+        .create_file(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|()| dir.rename(&tmp, &name));
+    written.map_err(|e| {
+        dir.remove_file(&tmp);
+        Error::other(format!("cannot write `{}`", dest.display())).cause(e)
+    })
+}
+
 /// As [`parent_of`], with the problem turned into an error.
 pub fn parent_or_error(root: &Path, rel: &Path, create: bool) -> Result<(Dir, OsString)> {
     parent_of(root, rel, create).map_err(|p| p.error())

@@ -225,6 +225,10 @@ pub fn rebuild_tree(orig: &Original, scratch: &Path) -> Result<PathBuf> {
         .root
         .strip_prefix(workdir)
         .unwrap_or(Path::new(""));
+    // both come from the store: the project must lie inside the scratch tree
+    if !rel.as_os_str().is_empty() {
+        check_recorded_path(&rel.to_string_lossy(), &orig.short_id)?;
+    }
     Ok(scratch.join(rel))
 }
 

@@ -419,3 +419,49 @@ outputs = ["ckpt/", "best.bin"]
         b"ckpt/e3.bin"
     );
 }
+
+#[test]
+fn replay_never_writes_through_links_committed_in_the_repository() {
+    let env = Env::git();
+    // the real data lives outside the project, behind a committed link
+    let real = outside(&env, "real-data");
+    std::fs::write(real.join("raw.csv"), "1 2 3\n").unwrap();
+    symlink(&real, env.path("data")).unwrap();
+    let shared = outside(&env, "shared").join("pipeline.toml");
+    std::fs::write(
+        &shared,
+        "[pipeline]\nallow-outside = true\n[steps.sum]\ncmd = \"cat data/raw.csv > out.txt\"\ninputs = [\"data/raw.csv\"]\noutputs = [\"out.txt\"]\n",
+    )
+    .unwrap();
+    symlink(&shared, env.path("pipeline.toml")).unwrap();
+    env.write(".gitignore", "/.mlrun/\n/out.txt\n");
+    env.commit("links");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // the real pipeline file moves on: the replay writes the recorded one into its scratch
+    // tree, where the committed link to the real one stands
+    std::fs::write(&shared, "# edited since\n").unwrap();
+    let out = env.mlrun(&["replay"]);
+    assert_eq!(
+        std::fs::read_to_string(&shared).unwrap(),
+        "# edited since\n",
+        "the real pipeline file was not overwritten: {out:?}"
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+
+    // the real data moves on: the recorded version must be restored, but not through the link
+    std::fs::write(real.join("raw.csv"), "4 5 6\n").unwrap();
+    let out = env.mlrun(&["replay"]);
+    assert_eq!(
+        std::fs::read_to_string(real.join("raw.csv")).unwrap(),
+        "4 5 6\n",
+        "the real data was not overwritten with the recorded version: {out:?}"
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot restore input `data/raw.csv` into the scratch tree"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("outside the project"), "{out:?}");
+}
