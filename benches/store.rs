@@ -79,6 +79,7 @@ fn dir_io(path: &str, seed: &str, files: usize) -> Io {
     let entries: Vec<Entry> = (0..files)
         .map(|f| Entry {
             relpath: format!("f{f:05}.bin"),
+            raw: None,
             mode: MODE_FILE,
             hash: sha256_bytes(format!("{seed} {f}").as_bytes()),
             size: 10240,

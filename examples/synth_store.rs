@@ -86,6 +86,7 @@ impl Gen<'_> {
             let entries: Vec<Entry> = (0..files)
                 .map(|f| Entry {
                     relpath: format!("part-{f:03}.parquet"),
+                    raw: None,
                     mode: 0o100644,
                     hash: h(&format!("{key}/{f}")),
                     size: 40_000,

@@ -5,6 +5,7 @@
 //! (files, git, system, env) around every step → `store` (record; query) → `cmd` (one module
 //! per subcommand) using `report` for how things look.
 
+pub mod beneath;
 pub mod cli;
 pub mod cmd;
 pub mod error;

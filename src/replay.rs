@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use git2::{ApplyLocation, Diff, Oid, Repository, build::CheckoutBuilder};
+use git2::{Diff, Oid, Repository, build::CheckoutBuilder};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -201,32 +201,55 @@ pub fn rebuild_tree(orig: &Original, scratch: &Path) -> Result<PathBuf> {
                 "a shallow or partial clone? fetch it with `git fetch --unshallow` or `git fetch origin {commit}`"
             ))
     })?;
-    // Point the repository's work dir at the scratch tree in memory only: checkout and apply
-    // then write there, and the index is never updated.
+    // Nothing is written to the repository: the objects the recorded diff creates (the patched
+    // files' blobs) go to an in-memory object database layered over the repository's, the diff
+    // is applied to the commit's tree in an in-memory index, and that index is checked out into
+    // the scratch tree (the repository's work dir is pointed there in memory only) without
+    // updating or writing the repository's index. So no `.git/index.lock` is taken, and a git
+    // command running meanwhile is not disturbed.
+    let odb = repo
+        .odb()
+        .map_err(|e| Error::other("cannot read the repository's objects").cause(e.message()))?;
+    let _in_memory = odb.add_new_mempack_backend(1000).map_err(|e| {
+        Error::other("cannot prepare an in-memory object database").cause(e.message())
+    })?;
+    let tree = commit_obj.tree().map_err(|e| {
+        Error::other(format!("cannot read the tree of {commit}")).cause(e.message())
+    })?;
+    let mut index = if orig.git.diff.is_empty() {
+        let mut index = git2::Index::new()
+            .map_err(|e| Error::other("cannot prepare the scratch tree").cause(e.message()))?;
+        index.read_tree(&tree).map_err(|e| {
+            Error::other(format!("cannot read the tree of {commit}")).cause(e.message())
+        })?;
+        index
+    } else {
+        let diff = Diff::from_buffer(orig.git.diff.as_bytes()).map_err(|e| {
+            Error::other("the recorded uncommitted diff cannot be read").cause(e.message())
+        })?;
+        repo.apply_to_tree(&tree, &diff, None).map_err(|e| {
+            Error::other("the recorded uncommitted diff does not apply to its commit")
+                .cause(e.message())
+        })?
+    };
     repo.set_workdir(scratch, false)
         .map_err(|e| Error::other("cannot prepare the scratch tree").cause(e.message()))?;
     let mut co = CheckoutBuilder::new();
     co.force().update_index(false).recreate_missing(true);
-    repo.checkout_tree(commit_obj.as_object(), Some(&mut co))
+    repo.checkout_index(Some(&mut index), Some(&mut co))
         .map_err(|e| {
             Error::other(format!("cannot check out {commit} into the scratch tree"))
                 .cause(e.message())
         })?;
-    if !orig.git.diff.is_empty() {
-        let diff = Diff::from_buffer(orig.git.diff.as_bytes()).map_err(|e| {
-            Error::other("the recorded uncommitted diff cannot be read").cause(e.message())
-        })?;
-        repo.apply(&diff, ApplyLocation::WorkDir, None)
-            .map_err(|e| {
-                Error::other("the recorded uncommitted diff does not apply to its commit")
-                    .cause(e.message())
-            })?;
-    }
     let rel = orig
         .plan
         .root
         .strip_prefix(workdir)
         .unwrap_or(Path::new(""));
+    // both come from the store: the project must lie inside the scratch tree
+    if !rel.as_os_str().is_empty() {
+        check_recorded_path(&rel.to_string_lossy(), &orig.short_id)?;
+    }
     Ok(scratch.join(rel))
 }
 
@@ -252,6 +275,7 @@ pub fn restore_inputs(
             continue;
         };
         for io in recorded_io(conn, *exec, "in")? {
+            check_recorded_path(&io.path, &orig.short_id)?;
             let produced = plan
                 .steps
                 .iter()
@@ -266,7 +290,15 @@ pub fn restore_inputs(
                 continue;
             }
             if objects.can_restore(&io.fp) {
-                objects.restore(&io.fp, &dest)?;
+                objects.restore(&io.fp, root, &io.path).map_err(|e| {
+                    let mut err = Error::other(format!(
+                        "cannot restore input `{}` into the scratch tree",
+                        io.path
+                    ))
+                    .cause(e.message);
+                    err.hints = e.hints;
+                    err
+                })?;
             } else {
                 missing.push(Missing {
                     path: io.path.clone(),
@@ -276,6 +308,34 @@ pub fn restore_inputs(
         }
     }
     Ok(missing)
+}
+
+/// A path read back from the store must name a place inside the project: the store is a file
+/// anyone can edit, and the replay writes the recorded bytes at these paths.
+pub fn check_recorded_path(path: &str, run: &str) -> Result<()> {
+    crate::beneath::check_relative(Path::new(path)).map_err(|why| {
+        Error::other(format!(
+            "run {run} records the path `{path}`, which {why}; nothing was replayed"
+        ))
+        .hint("a replay writes only inside its scratch tree; the store has been edited or damaged (`mlrun fsck` checks it)")
+    })
+}
+
+/// Every path of a recorded plan (inputs, outputs, metrics files, working directories) must be
+/// inside the project (see [`check_recorded_path`]).
+pub fn check_plan_paths(plan: &Plan, run: &str) -> Result<()> {
+    for s in &plan.steps {
+        for d in s.inputs.iter().chain(&s.outputs) {
+            check_recorded_path(&d.path, run)?;
+        }
+        for m in &s.metrics {
+            check_recorded_path(m, run)?;
+        }
+        if !s.cwd.is_empty() {
+            check_recorded_path(&s.cwd, run)?;
+        }
+    }
+    Ok(())
 }
 
 /// Differences between the recorded environment and this machine, in words.

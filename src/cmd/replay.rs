@@ -61,6 +61,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         ))
         .hint("replay works for pipelines whose inputs and outputs are inside the project directory"));
     }
+    replay::check_plan_paths(&plan, &orig.short_id)?;
     let err = Style::stderr(color);
     let human = |text: &str| {
         if args.json {
@@ -106,7 +107,8 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         .map(|n| n.to_os_string())
         .unwrap_or_else(|| "pipeline.toml".into());
     let file = root.join(&file_name);
-    let _ = std::fs::write(&file, &orig.spec);
+    // through the scratch tree's own links never: a committed `pipeline.toml` link leads out
+    crate::beneath::write_file(&root, Path::new(&file_name), orig.spec.as_bytes())?;
     for d in replay::environment_differences(&store.conn, &orig, &root)? {
         eprintln!(
             "{} environment differs from the recorded run: {d}",

@@ -66,7 +66,9 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             match hash::fingerprint(&plan.root.join(&decl.path), &cache) {
                 Ok(fp) => inputs.push(Io::new(decl.path.clone(), fp)),
                 Err(_) => {
-                    let maker = plan.steps.iter().find(|s| {
+                    // a step making it is one this step depends on (the plan guarantees
+                    // it): looking only there keeps status linear in the number of steps
+                    let maker = step.deps.iter().map(|&d| &plan.steps[d]).find(|s| {
                         s.outputs.iter().any(|o| {
                             crate::pipeline::plan::within(&decl.path, &o.path)
                                 || crate::pipeline::plan::within(&o.path, &decl.path)

@@ -127,12 +127,21 @@ pub fn find_reusable(conn: &Connection, key: &str, with_replays: bool) -> Result
 /// The inputs or outputs recorded for an execution, as fingerprints.
 pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<Vec<Io>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT a.path, b.hash, b.kind, b.size, COALESCE(e.mode, 33188), b.stored, e.declared FROM io_edges e
+        "SELECT a.path, b.hash, b.kind, b.size, COALESCE(e.mode, 33188), b.stored, e.declared, e.link FROM io_edges e
          JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
          JOIN blobs b ON b.hash = v.blob_hash
          WHERE e.step_exec = ?1 AND e.direction = ?2 ORDER BY a.path",
     )?;
-    type Row = (String, String, String, i64, i64, bool, bool);
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        bool,
+        bool,
+        Option<Vec<u8>>,
+    );
     let rows: Vec<Row> = stmt
         .query_map(params![exec_id, direction], |r| {
             Ok((
@@ -143,11 +152,12 @@ pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<V
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
+                r.get(7)?,
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::new();
-    for (path, hash, kind, size, mode, stored, declared) in rows {
+    for (path, hash, kind, size, mode, stored, declared, link) in rows {
         let fp = if kind == "dir" {
             let entries = crate::store::query::dir_entry_list(conn, &hash)?;
             Fingerprint::Dir {
@@ -166,6 +176,7 @@ pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<V
         io.stored = stored;
         // an execution reused later carries its observed (`--trace`) edges as observed
         io.declared = declared;
+        io.link = link;
         out.push(io);
     }
     Ok(out)

@@ -825,7 +825,9 @@ fn fingerprint_all(
     decls
         .iter()
         .map(|d| {
-            hash::fingerprint(&root.join(&d.path), cache).map(|fp| Io::new(d.path.clone(), fp))
+            let path = root.join(&d.path);
+            hash::fingerprint(&path, cache)
+                .map(|fp| Io::new(d.path.clone(), fp).with_link_of(&path))
         })
         .collect()
 }
@@ -1393,8 +1395,7 @@ fn try_reuse(
         if !ctx.objects.can_restore(&recorded.fp) {
             return None;
         }
-        let dest = ctx.plan.root.join(&decl.path);
-        if let Err(e) = ctx.objects.restore(&recorded.fp, &dest) {
+        if let Err(e) = ctx.objects.restore_io(recorded, &ctx.plan.root) {
             ctx.printer.warn(&format!(
                 "{}: cannot restore `{}`: {}; running the step instead",
                 step.name, decl.path, e.message

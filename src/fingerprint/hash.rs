@@ -2,7 +2,11 @@
 //!
 //! A file is streamed through the hasher in large chunks, so memory stays constant whatever its
 //! size. A directory's fingerprint is the SHA-256 of its manifest: one record per entry, sorted
-//! by relative path (bytewise), each `mode SP hash SP size SP relpath NUL`. Files inside a
+//! by relative path (bytewise), each `mode SP hash SP size SP relpath NUL`. The relpath is the
+//! name's bytes exactly as the filesystem gives them: UTF-8 for nearly every name, and for a name
+//! that is not valid UTF-8 its raw bytes, which by definition differ from the bytes of every
+//! UTF-8 name (so `a\xff` and `a\u{FFFD}` hash differently, and every all-UTF-8 directory keeps
+//! the hash it always had). Files inside a
 //! directory are hashed on all cores. Symlinks inside a directory are recorded as links (the
 //! hash of their target text, like git), never followed, so a link loop cannot hang a run;
 //! FIFOs, sockets and devices are refused rather than read, so they cannot block a run either.
@@ -41,11 +45,37 @@ pub const MODE_LINK: u32 = 0o120000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// path relative to the directory, `/`-separated (lossy for non-UTF-8 names)
+    /// path relative to the directory, `/`-separated; for a path that is not valid UTF-8, its
+    /// lossy form (`\u{FFFD}` for each bad byte), for people: the exact bytes are in `raw`
     pub relpath: String,
+    /// the path's bytes when they are not valid UTF-8; `None`: `relpath` is exact
+    pub raw: Option<Vec<u8>>,
     pub mode: u32,
     pub hash: String,
     pub size: u64,
+}
+
+impl Entry {
+    /// The path's exact bytes (what the manifest holds).
+    pub fn bytes(&self) -> &[u8] {
+        self.raw.as_deref().unwrap_or(self.relpath.as_bytes())
+    }
+
+    /// The path, exactly, to join to the directory's path.
+    pub fn path(&self) -> &Path {
+        Path::new(std::ffi::OsStr::from_bytes(self.bytes()))
+    }
+}
+
+/// A relative path's bytes as `Entry::relpath` and `Entry::raw`.
+pub fn relpath_of(bytes: &[u8]) -> (String, Option<Vec<u8>>) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(bytes.to_vec()),
+        ),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,8 +237,8 @@ fn hash_cached(path: &Path, meta: &Metadata, cache: &HashCache) -> Result<(Strin
 
 enum Found {
     /// not a directory or a link: a regular file, or a special file refused once stat'ed
-    File(std::path::PathBuf, String),
-    Link(String, String),
+    File(std::path::PathBuf, Vec<u8>),
+    Link(Vec<u8>, String),
 }
 
 /// List a directory tree. Entry types come from readdir (d_type) where the filesystem gives
@@ -224,7 +254,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Found>, cache: &HashCache) -> Res
             entry.map_err(|e| Error::other(format!("cannot list `{}`", dir.display())).cause(e))?;
         let path = entry.path();
         let rel = path.strip_prefix(root).unwrap_or(&path);
-        let relpath = String::from_utf8_lossy(rel.as_os_str().as_bytes()).into_owned();
+        let relpath = rel.as_os_str().as_bytes().to_vec();
         // like DirEntry::metadata, this never follows a symlink
         let ft = entry
             .file_type()
@@ -249,7 +279,8 @@ fn link_hash(path: &Path) -> Result<String> {
 }
 
 /// Stat and hash one file found by `walk`.
-fn file_entry(path: &Path, relpath: String, cache: &HashCache) -> Result<Entry> {
+fn file_entry(path: &Path, rel: Vec<u8>, cache: &HashCache) -> Result<Entry> {
+    let (relpath, raw) = relpath_of(&rel);
     let meta = std::fs::symlink_metadata(path)
         .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
     let ft = meta.file_type();
@@ -257,6 +288,7 @@ fn file_entry(path: &Path, relpath: String, cache: &HashCache) -> Result<Entry> 
         // replaced by a link since it was listed: record it as the link it now is
         return Ok(Entry {
             relpath,
+            raw,
             mode: MODE_LINK,
             hash: link_hash(path)?,
             size: 0,
@@ -272,6 +304,7 @@ fn file_entry(path: &Path, relpath: String, cache: &HashCache) -> Result<Entry> 
     let (hash, size) = hash_cached(path, &meta, cache)?;
     Ok(Entry {
         relpath,
+        raw,
         mode: file_mode(&meta),
         hash,
         size,
@@ -285,15 +318,19 @@ fn fingerprint_dir(path: &Path, cache: &HashCache) -> Result<Fingerprint> {
         .into_par_iter()
         .map(|f| match f {
             Found::File(p, relpath) => file_entry(&p, relpath, cache),
-            Found::Link(relpath, hash) => Ok(Entry {
-                relpath,
-                mode: MODE_LINK,
-                hash,
-                size: 0,
-            }),
+            Found::Link(rel, hash) => {
+                let (relpath, raw) = relpath_of(&rel);
+                Ok(Entry {
+                    relpath,
+                    raw,
+                    mode: MODE_LINK,
+                    hash,
+                    size: 0,
+                })
+            }
         })
         .collect::<Result<Vec<_>>>()?;
-    entries.sort_by(|a, b| a.relpath.as_bytes().cmp(b.relpath.as_bytes()));
+    entries.sort_by(|a, b| a.bytes().cmp(b.bytes()));
     let hash = sha256_bytes(&manifest(&entries));
     let size = entries.iter().map(|e| e.size).sum();
     Ok(Fingerprint::Dir {
@@ -310,7 +347,7 @@ pub fn manifest(entries: &[Entry]) -> Vec<u8> {
     for e in entries {
         // writing into a Vec cannot fail
         let _ = write!(m, "{:o} {} {} ", e.mode, e.hash, e.size);
-        m.extend_from_slice(e.relpath.as_bytes());
+        m.extend_from_slice(e.bytes());
         m.push(0);
     }
     m
@@ -322,12 +359,14 @@ fn parse_record(rec: &[u8]) -> Option<Entry> {
     let mode = u32::from_str_radix(std::str::from_utf8(parts.next()?).ok()?, 8).ok()?;
     let hash = std::str::from_utf8(parts.next()?).ok()?;
     let size = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
-    let relpath = std::str::from_utf8(parts.next()?).ok()?;
-    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) || relpath.is_empty() {
+    let rel = parts.next()?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) || rel.is_empty() {
         return None;
     }
+    let (relpath, raw) = relpath_of(rel);
     Some(Entry {
-        relpath: relpath.to_string(),
+        relpath,
+        raw,
         mode,
         hash: hash.to_string(),
         size,
@@ -466,6 +505,7 @@ mod tests {
     fn manifests_parse_back_and_single_entries_are_found() {
         let e = |relpath: &str, mode, size| Entry {
             relpath: relpath.to_string(),
+            raw: None,
             mode,
             hash: sha256_bytes(relpath.as_bytes()),
             size,
@@ -502,5 +542,48 @@ mod tests {
         };
         assert_eq!(sha256_bytes(&manifest(&entries)), hash);
         assert_eq!(parse_manifest(&manifest(&entries)), Some(entries));
+    }
+
+    #[test]
+    fn utf8_names_keep_the_hash_they_always_had() {
+        // computed from the documented manifest format, independently of this code
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("b"), b"2").unwrap();
+        std::fs::write(d.path().join("sub/a"), b"1").unwrap();
+        std::fs::write(d.path().join("\u{e9}.txt"), b"x").unwrap();
+        for p in ["b", "sub/a", "\u{e9}.txt"] {
+            std::fs::set_permissions(
+                d.path().join(p),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            fingerprint_nc(d.path()).unwrap().hash(),
+            "8cde262454eba63f6b4afe27d6037b4aee6aec3a62e10a111928d53ff9ebd743"
+        );
+    }
+
+    #[test]
+    fn non_utf8_names_are_kept_byte_exactly() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let (x, y) = (d.path().join("x"), d.path().join("y"));
+        std::fs::create_dir(&x).unwrap();
+        std::fs::create_dir(&y).unwrap();
+        std::fs::write(x.join(std::ffi::OsStr::from_bytes(b"a\xff")), b"same").unwrap();
+        std::fs::write(y.join("a\u{FFFD}"), b"same").unwrap();
+        let fx = fingerprint_nc(&x).unwrap();
+        let fy = fingerprint_nc(&y).unwrap();
+        assert_ne!(fx.hash(), fy.hash());
+        let Fingerprint::Dir { entries, .. } = fx else {
+            panic!("a directory")
+        };
+        assert_eq!(entries[0].relpath, "a\u{FFFD}", "shown lossily");
+        assert_eq!(entries[0].bytes(), b"a\xff");
+        let m = manifest(&entries);
+        assert!(m.windows(3).any(|w| w == b" a\xff"));
+        assert_eq!(parse_manifest(&m), Some(entries));
     }
 }

@@ -7,7 +7,7 @@
 //! - every input exists on disk or is produced by a step;
 //! - the dependency graph is acyclic and `steps` is in a topological order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -306,6 +306,7 @@ pub fn from_source(
             root: &root,
             source: &source,
             diags: &mut diags,
+            escapes: HashMap::new(),
         }
         .plan(raw, opts.overrides)
     };
@@ -341,6 +342,8 @@ struct Checker<'a> {
     root: &'a Path,
     source: &'a str,
     diags: &'a mut Vec<Diagnostic>,
+    /// directory (relative) → why it leads outside the project through a symbolic link
+    escapes: HashMap<String, Option<String>>,
 }
 
 /// Lexically normalise a declared path. Returns the path and whether it stays inside the root.
@@ -374,6 +377,50 @@ fn normalize(root: &Path, raw: &str) -> std::result::Result<(String, bool), &'st
     }
 }
 
+/// Declared outputs by path, to find the ones overlapping a path (the path itself, a directory
+/// holding it, or anything inside it) without comparing every pair of paths: validating a
+/// pipeline of n steps stays O(n log n) rather than O(n²).
+struct OutputIndex<'o> {
+    /// path → indices into the outputs list
+    by_path: BTreeMap<&'o str, Vec<usize>>,
+}
+
+impl<'o> OutputIndex<'o> {
+    fn new(outputs: &'o [(usize, PathDecl, std::ops::Range<usize>)]) -> Self {
+        let mut by_path: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (k, (_, o, _)) in outputs.iter().enumerate() {
+            by_path.entry(o.path.as_str()).or_default().push(k);
+        }
+        OutputIndex { by_path }
+    }
+
+    /// Indices of the outputs `o` with `within(path, o)` or `within(o, path)`, ascending.
+    fn overlapping(&self, path: &str) -> Vec<usize> {
+        let mut out = Vec::new();
+        // `path` itself and the directories holding it: one lookup per `/`
+        for (i, b) in path.bytes().enumerate() {
+            if b == b'/'
+                && let Some(v) = self.by_path.get(&path[..i])
+            {
+                out.extend(v);
+            }
+        }
+        if let Some(v) = self.by_path.get(path) {
+            out.extend(v);
+        }
+        // inside it: the keys from "path/" up to "path0" (`0` follows `/` in byte order)
+        let (lo, hi) = (format!("{path}/"), format!("{path}0"));
+        for (_, v) in self.by_path.range::<str, _>((
+            std::ops::Bound::Included(lo.as_str()),
+            std::ops::Bound::Excluded(hi.as_str()),
+        )) {
+            out.extend(v);
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
 /// `a` equals `b` or lies inside it.
 pub fn within(a: &str, b: &str) -> bool {
     a == b || (a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'/')
@@ -391,17 +438,35 @@ impl Checker<'_> {
             raw.value.trim_end_matches('/').trim_end_matches("/."),
         ) {
             Ok((path, inside)) => {
-                if !inside {
-                    let msg = format!("{what} `{}` is outside the project directory", raw.value);
+                let through_link = if inside {
+                    self.leads_outside(&path)
+                } else {
+                    None
+                };
+                if !inside || through_link.is_some() {
+                    let msg = match &through_link {
+                        Some(why) => format!(
+                            "{what} `{}` is outside the project directory: {why}",
+                            raw.value
+                        ),
+                        None => format!("{what} `{}` is outside the project directory", raw.value),
+                    };
                     if allow_outside {
                         self.err(
                             Diagnostic::warning(msg, Some(raw.span.clone()))
                                 .label("outside the project: not portable to another checkout"),
                         );
                     } else {
-                        self.err(Diagnostic::error(msg, Some(raw.span.clone()))
-                            .label("outside the project")
-                            .hint("use a path relative to the pipeline file's directory, or set `allow-outside = true` in [pipeline]"));
+                        let hint = if through_link.is_some() {
+                            "mlrun restores and replays only beneath the project directory; make the link a directory inside it, or set `allow-outside = true` in [pipeline]"
+                        } else {
+                            "use a path relative to the pipeline file's directory, or set `allow-outside = true` in [pipeline]"
+                        };
+                        self.err(
+                            Diagnostic::error(msg, Some(raw.span.clone()))
+                                .label("outside the project")
+                                .hint(hint),
+                        );
                         return None;
                     }
                 }
@@ -418,6 +483,46 @@ impl Checker<'_> {
                 ));
                 None
             }
+        }
+    }
+
+    /// Why `rel` (normalised, inside the project by its text) really leads outside it through
+    /// a symbolic link, if it does: the link and its target. Each directory is checked once.
+    fn leads_outside(&mut self, rel: &str) -> Option<String> {
+        let (parent, _) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let dir_verdict = if parent.is_empty() {
+            None
+        } else if let Some(v) = self.escapes.get(parent) {
+            v.clone()
+        } else {
+            let v = self.escape_reason(parent);
+            self.escapes.insert(parent.to_string(), v.clone());
+            v
+        };
+        if dir_verdict.is_some() {
+            return dir_verdict;
+        }
+        // the last name: only a link needs the whole walk
+        let is_link = std::fs::symlink_metadata(self.root.join(rel))
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            self.escape_reason(rel)
+        } else {
+            None
+        }
+    }
+
+    fn escape_reason(&self, rel: &str) -> Option<String> {
+        match crate::beneath::stays_beneath(self.root, Path::new(rel)) {
+            Ok(()) => None,
+            Err(crate::beneath::Problem::Link { link, target }) => Some(format!(
+                "`{}` is a symbolic link to `{}`",
+                link.strip_prefix(self.root).unwrap_or(&link).display(),
+                target.display()
+            )),
+            Err(p) if p.is_escape() => Some(p.describe()),
+            // unreadable, a loop: not an escape; running the step will say what is wrong
+            Err(_) => None,
         }
     }
 
@@ -456,6 +561,12 @@ impl Checker<'_> {
         }
 
         let names: Vec<&str> = raw.steps.iter().map(|s| s.name.value.as_str()).collect();
+        let position: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i))
+            .rev()
+            .collect();
         let mut steps = Vec::new();
         // (step index, declared output, span) for overlap checks
         let mut outputs: Vec<(usize, PathDecl, std::ops::Range<usize>)> = Vec::new();
@@ -556,7 +667,7 @@ impl Checker<'_> {
             };
             let mut deps_after = Vec::new();
             for a in &rs.after {
-                match names.iter().position(|n| *n == a.value) {
+                match position.get(a.value.as_str()).copied() {
                     Some(j) if j == i => self.err(Diagnostic::error(
                         format!("step `{name}` cannot run after itself"),
                         Some(a.span.clone()),
@@ -608,8 +719,9 @@ impl Checker<'_> {
             });
         }
 
-        self.check_outputs(&raw, &outputs);
-        let deps = self.dependencies(&raw, &steps, &outputs, &after);
+        let index = OutputIndex::new(&outputs);
+        self.check_outputs(&raw, &outputs, &index);
+        let deps = self.dependencies(&raw, &steps, &outputs, &index, &after);
         for (s, d) in steps.iter_mut().zip(deps) {
             s.deps = d;
         }
@@ -618,7 +730,10 @@ impl Checker<'_> {
             if let Some(c) = &rs.cwd
                 && !s.cwd.is_empty()
                 && !self.root.join(&s.cwd).is_dir()
-                && !outputs.iter().any(|(_, o, _)| within(&s.cwd, &o.path))
+                && !index
+                    .overlapping(&s.cwd)
+                    .into_iter()
+                    .any(|k| within(&s.cwd, &outputs[k].1.path))
             {
                 self.err(Diagnostic::error(
                     format!("cwd `{}` of step `{}` is not a directory", c.value, s.name),
@@ -991,31 +1106,40 @@ impl Checker<'_> {
         &mut self,
         raw: &RawPipeline,
         outputs: &[(usize, PathDecl, std::ops::Range<usize>)],
+        index: &OutputIndex<'_>,
     ) {
-        for (a, (sa, oa, _)) in outputs.iter().enumerate() {
-            for (sb, ob, span_b) in &outputs[a + 1..] {
-                if !(within(&oa.path, &ob.path) || within(&ob.path, &oa.path)) {
-                    continue;
-                }
-                let (na, nb) = (&raw.steps[*sa].name.value, &raw.steps[*sb].name.value);
-                let msg = if oa.path == ob.path {
-                    if sa == sb {
-                        format!("step `{nb}` declares output `{}` twice", ob.path)
-                    } else {
-                        format!("steps `{na}` and `{nb}` both declare output `{}`", ob.path)
-                    }
+        // every overlapping pair (a, b), a declared before b, in declaration order
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        for (b, (_, ob, _)) in outputs.iter().enumerate() {
+            pairs.extend(
+                index
+                    .overlapping(&ob.path)
+                    .into_iter()
+                    .filter(|&a| a < b)
+                    .map(|a| (a, b)),
+            );
+        }
+        pairs.sort_unstable();
+        for (a, b) in pairs {
+            let ((sa, oa, _), (sb, ob, span_b)) = (&outputs[a], &outputs[b]);
+            let (na, nb) = (&raw.steps[*sa].name.value, &raw.steps[*sb].name.value);
+            let msg = if oa.path == ob.path {
+                if sa == sb {
+                    format!("step `{nb}` declares output `{}` twice", ob.path)
                 } else {
-                    format!(
-                        "output `{}` of step `{nb}` overlaps output `{}` of step `{na}`",
-                        ob.path, oa.path
-                    )
-                };
-                self.err(
-                    Diagnostic::error(msg, Some(span_b.clone()))
-                        .label("declared again here")
-                        .hint("each file or directory must be written by exactly one step"),
-                );
-            }
+                    format!("steps `{na}` and `{nb}` both declare output `{}`", ob.path)
+                }
+            } else {
+                format!(
+                    "output `{}` of step `{nb}` overlaps output `{}` of step `{na}`",
+                    ob.path, oa.path
+                )
+            };
+            self.err(
+                Diagnostic::error(msg, Some(span_b.clone()))
+                    .label("declared again here")
+                    .hint("each file or directory must be written by exactly one step"),
+            );
         }
     }
 
@@ -1024,18 +1148,17 @@ impl Checker<'_> {
         raw: &RawPipeline,
         steps: &[Step],
         outputs: &[(usize, PathDecl, std::ops::Range<usize>)],
+        index: &OutputIndex<'_>,
         after: &[Vec<usize>],
     ) -> Vec<Vec<usize>> {
         let mut deps = Vec::new();
         for (i, s) in steps.iter().enumerate() {
             let mut d: BTreeSet<usize> = after[i].iter().copied().collect();
             for input in &s.inputs {
-                let producers: Vec<usize> = outputs
-                    .iter()
-                    .filter(|(_, o, _)| {
-                        within(&input.path, &o.path) || within(&o.path, &input.path)
-                    })
-                    .map(|(j, _, _)| *j)
+                let producers: Vec<usize> = index
+                    .overlapping(&input.path)
+                    .into_iter()
+                    .map(|k| outputs[k].0)
                     .collect();
                 if producers.contains(&i) {
                     self.err(Diagnostic::error(
@@ -1139,6 +1262,50 @@ mod tests {
         assert!(!normalize(root, "../x").unwrap().1);
         assert_eq!(normalize(root, "/p/a").unwrap(), ("a".to_string(), true));
         assert!(normalize(root, ".").is_err());
+    }
+
+    #[test]
+    fn the_output_index_finds_exactly_the_overlapping_outputs() {
+        let paths = [
+            "data",
+            "data/a.csv",
+            "data2",
+            "data/sub/x",
+            "data-b",
+            "model",
+            "data",
+            "/abs/x",
+        ];
+        let outputs: Vec<(usize, PathDecl, std::ops::Range<usize>)> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let d = PathDecl {
+                    path: p.to_string(),
+                    dir: false,
+                    store: true,
+                };
+                (i, d, 0..0)
+            })
+            .collect();
+        let index = OutputIndex::new(&outputs);
+        for probe in [
+            "data",
+            "data/a.csv",
+            "data/sub",
+            "data/sub/x/y",
+            "dat",
+            "data2",
+            "model/m",
+            "/abs",
+            "/abs/x/y",
+            "x",
+        ] {
+            let naive: Vec<usize> = (0..paths.len())
+                .filter(|&k| within(probe, paths[k]) || within(paths[k], probe))
+                .collect();
+            assert_eq!(index.overlapping(probe), naive, "{probe}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! final name, and a file that changed while being stored is caught. Objects are made read-only.
 //! Every restore verifies the hash again, so a corrupted object is detected and never used.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -23,9 +24,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::beneath;
 use crate::error::{Error, Result};
 use crate::fingerprint::cache::{HashCache, Stat};
-use crate::fingerprint::hash::{Fingerprint, MODE_EXEC, MODE_LINK, hex, with_read_buf};
+use crate::fingerprint::hash::{
+    Entry, Fingerprint, MODE_EXEC, MODE_LINK, hex, sha256_bytes, with_read_buf,
+};
+use crate::store::record::Io;
 
 pub struct Objects {
     root: PathBuf,
@@ -164,7 +169,7 @@ impl Objects {
         match fp {
             Fingerprint::File { hash, .. } => self.put_file(path, hash, cache),
             Fingerprint::Dir { entries, .. } => entries.par_iter().try_for_each(|e| {
-                let p = path.join(&e.relpath);
+                let p = path.join(e.path());
                 if e.mode == MODE_LINK {
                     let target = std::fs::read_link(&p).map_err(|err| {
                         Error::other(format!("cannot read link `{}`", p.display())).cause(err)
@@ -207,87 +212,212 @@ impl Objects {
         }
     }
 
-    /// Materialise `fp` at `dest`, replacing what is there. Every byte is verified against its
-    /// hash first; on any problem `dest` is left as it was.
-    pub fn restore(&self, fp: &Fingerprint, dest: &Path) -> Result<()> {
-        let parent = dest.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::other(format!("cannot create `{}`", parent.display())).cause(e))?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let staging = parent.join(format!(
-            ".{name}.mlrun-restore-{}",
+    /// Materialise `fp` at `rel` beneath `root` (the project, or replay's scratch tree),
+    /// replacing what is there. Every byte is verified against its hash first; on any problem
+    /// the destination is left as it was.
+    ///
+    /// Nothing is written outside `root`: the path, and every name of a directory's manifest,
+    /// is resolved by `beneath` (a symlinked parent leading out is refused, as are `..` and
+    /// absolute names), and every write is made relative to an open directory.
+    pub fn restore(&self, fp: &Fingerprint, root: &Path, rel: &str) -> Result<()> {
+        let (parent, name) = beneath::parent_or_error(root, Path::new(rel), true)?;
+        let dest = parent.shown(&name);
+        let staging = OsString::from(format!(
+            ".{}.mlrun-restore-{}",
+            name.to_string_lossy(),
             uuid::Uuid::new_v4().simple()
         ));
         let result = match fp {
-            Fingerprint::File { hash, mode, .. } => self.copy_out(hash, *mode, &staging),
+            Fingerprint::File { hash, mode, .. } => self.copy_out(hash, *mode, &parent, &staging),
             Fingerprint::Dir { entries, .. } => (|| {
-                std::fs::create_dir(&staging).map_err(|e| {
-                    Error::other(format!("cannot create `{}`", staging.display())).cause(e)
+                parent.mkdir(&staging).map_err(|e| {
+                    Error::other(format!(
+                        "cannot create `{}`",
+                        parent.shown(&staging).display()
+                    ))
+                    .cause(e)
                 })?;
-                entries.par_iter().try_for_each(|e| {
-                    let target = staging.join(&e.relpath);
-                    if let Some(p) = target.parent() {
-                        std::fs::create_dir_all(p).map_err(|err| {
-                            Error::other(format!("cannot create `{}`", p.display())).cause(err)
-                        })?;
-                    }
-                    if e.mode == MODE_LINK {
-                        let link = std::fs::read(self.path_of(&e.hash)).map_err(|err| {
-                            Error::other(format!("object {} is missing", &e.hash[..12])).cause(err)
-                        })?;
-                        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), &target)
-                            .map_err(|err| {
-                                Error::other(format!("cannot create link `{}`", target.display()))
-                                    .cause(err)
-                            })
-                    } else {
-                        self.copy_out(&e.hash, e.mode, &target)
-                    }
-                })
+                let top = parent.open_dir(&staging).map_err(|e| {
+                    Error::other(format!(
+                        "cannot open `{}`",
+                        parent.shown(&staging).display()
+                    ))
+                    .cause(e)
+                })?;
+                entries
+                    .par_iter()
+                    .try_for_each(|e| self.restore_entry(e, &top, rel))
             })(),
         };
         if let Err(e) = result {
-            remove_any(&staging);
+            parent.remove_all(&staging);
             return Err(e);
         }
         // Swap into place: the old content is moved aside first so a failure can put it back.
-        let aside = parent.join(format!(
-            ".{name}.mlrun-old-{}",
+        let aside = OsString::from(format!(
+            ".{}.mlrun-old-{}",
+            name.to_string_lossy(),
             uuid::Uuid::new_v4().simple()
         ));
-        let had_old = std::fs::symlink_metadata(dest).is_ok();
+        let cannot_replace = |e: std::io::Error| {
+            Error::other(format!("cannot replace `{}`", dest.display())).cause(e)
+        };
+        let had_old = parent.lstat(&name).map_err(cannot_replace)?.is_some();
         if had_old {
-            std::fs::rename(dest, &aside).map_err(|e| {
-                Error::other(format!("cannot replace `{}`", dest.display())).cause(e)
-            })?;
+            parent.rename(&name, &aside).map_err(cannot_replace)?;
         }
-        if let Err(e) = std::fs::rename(&staging, dest) {
+        if let Err(e) = parent.rename(&staging, &name) {
             if had_old {
-                let _ = std::fs::rename(&aside, dest);
+                let _ = parent.rename(&aside, &name);
             }
-            remove_any(&staging);
-            return Err(Error::other(format!("cannot replace `{}`", dest.display())).cause(e));
+            parent.remove_all(&staging);
+            return Err(cannot_replace(e));
         }
         if had_old {
-            remove_any(&aside);
+            parent.remove_all(&aside);
         }
         Ok(())
     }
 
-    fn copy_out(&self, hash: &str, mode: u32, dest: &Path) -> Result<()> {
+    /// Restore a recorded input or output at its path beneath `root`: its content, or, for a
+    /// path that was a symbolic link, the link (and the content where it leads, if that is not
+    /// there already).
+    pub fn restore_io(&self, io: &Io, root: &Path) -> Result<()> {
+        match &io.link {
+            None => self.restore(&io.fp, root, &io.path),
+            Some(target) => self.restore_link(&io.fp, root, &io.path, OsStr::from_bytes(target)),
+        }
+    }
+
+    /// Make `rel` the link to `target` again, with `fp` at the place it leads to. The target is
+    /// resolved beneath `root` like any path restored: a link leading out of the project is
+    /// not restored.
+    fn restore_link(&self, fp: &Fingerprint, root: &Path, rel: &str, target: &OsStr) -> Result<()> {
+        let target_path = Path::new(target);
+        let refused = || {
+            Error::other(format!(
+                "`{rel}` was a link to `{}`, outside the project; it is not restored",
+                target_path.display()
+            ))
+        };
+        // where it leads, relative to the root
+        let real_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let led_to = if target_path.is_absolute() {
+            target_path
+                .strip_prefix(&real_root)
+                .or_else(|_| target_path.strip_prefix(root))
+                .map_err(|_| refused())?
+                .to_path_buf()
+        } else {
+            Path::new(rel)
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join(target_path)
+        };
+        let led_to = led_to.to_str().ok_or_else(refused)?.to_string();
+        if beneath::stays_beneath(root, Path::new(&led_to)).is_err() {
+            return Err(refused());
+        }
+        let here =
+            crate::fingerprint::hash::fingerprint(&root.join(&led_to), &HashCache::disabled()).ok();
+        if here.as_ref().map(Fingerprint::hash) != Some(fp.hash()) {
+            self.restore(fp, root, &led_to)?;
+        }
+        // the link itself, swapped into place
+        let (parent, name) = beneath::parent_or_error(root, Path::new(rel), true)?;
+        let dest = parent.shown(&name);
+        let staging = OsString::from(format!(
+            ".{}.mlrun-restore-{}",
+            name.to_string_lossy(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        parent.symlink(target, &staging).map_err(|e| {
+            Error::other(format!("cannot create link `{}`", dest.display())).cause(e)
+        })?;
+        let is_dir = parent.lstat(&name).ok().flatten().is_some_and(|st| {
+            nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+                == nix::sys::stat::SFlag::S_IFDIR
+        });
+        if is_dir {
+            // a directory cannot be renamed over: move it aside first
+            let aside = OsString::from(format!(
+                ".{}.mlrun-old-{}",
+                name.to_string_lossy(),
+                uuid::Uuid::new_v4().simple()
+            ));
+            if let Err(e) = parent.rename(&name, &aside) {
+                parent.remove_file(&staging);
+                return Err(Error::other(format!("cannot replace `{}`", dest.display())).cause(e));
+            }
+            parent.remove_all(&aside);
+        }
+        parent.rename(&staging, &name).map_err(|e| {
+            parent.remove_file(&staging);
+            Error::other(format!("cannot replace `{}`", dest.display())).cause(e)
+        })
+    }
+
+    /// One file or link of a directory being restored into `top` (its staging directory).
+    fn restore_entry(&self, e: &Entry, top: &beneath::Dir, dir: &str) -> Result<()> {
+        let relpath = e.path();
+        if let Err(why) = beneath::check_relative(relpath) {
+            return Err(Error::other(format!(
+                "the manifest of `{dir}` lists `{}`, which {why}; it was not restored",
+                relpath.display()
+            ))
+            .hint("the store has been edited or damaged; `mlrun fsck` checks every manifest"));
+        }
+        let (d, n) = beneath::parent_in_dir(top, relpath, true).map_err(|p| {
+            Error::other(format!(
+                "cannot restore `{dir}/{}`: {}",
+                relpath.display(),
+                p.describe()
+            ))
+        })?;
+        if e.mode == MODE_LINK {
+            let link = std::fs::read(self.path_of(&e.hash)).map_err(|err| {
+                Error::other(format!("object {} is missing", &e.hash[..12])).cause(err)
+            })?;
+            if sha256_bytes(&link) != e.hash {
+                return Err(Error::other(format!(
+                    "object {} is corrupt; the link `{dir}/{}` was not restored",
+                    &e.hash[..12],
+                    relpath.display()
+                ))
+                .hint("`mlrun fsck` checks every stored object"));
+            }
+            d.symlink(OsStr::from_bytes(&link), &n).map_err(|err| {
+                Error::other(format!("cannot create link `{}`", d.shown(&n).display())).cause(err)
+            })
+        } else {
+            self.copy_out(&e.hash, e.mode, &d, &n)
+        }
+    }
+
+    /// Write object `hash` to the new file `name` in `dir`, verifying its hash on the way.
+    fn copy_out(&self, hash: &str, mode: u32, dir: &beneath::Dir, name: &OsStr) -> Result<()> {
         let src = self.path_of(hash);
-        let actual = copy_hashing(&src, dest).map_err(|e| {
+        let dest = dir.shown(name);
+        let mut file = dir
+            .create_file(name)
+            .map_err(|e| Error::other(format!("cannot create `{}`", dest.display())).cause(e))?;
+        let copied = copy_hashing_to(&src, &mut file, &dest).map_err(|e| {
             Error::other(format!(
                 "object {} cannot be read",
                 &hash[..12.min(hash.len())]
             ))
             .cause(e.message)
-        })?;
+        });
+        let actual = match copied {
+            Ok(a) => a,
+            Err(e) => {
+                dir.remove_file(name);
+                return Err(e);
+            }
+        };
         if actual != hash {
-            let _ = std::fs::remove_file(dest);
+            drop(file);
+            dir.remove_file(name);
             let moved = self.quarantine(hash);
             return Err(Error::other(format!(
                 "object {} is corrupt (its bytes hash to {}); it was not used{}",
@@ -302,9 +432,10 @@ impl Objects {
             .hint("`mlrun fsck` checks every stored object"));
         }
         let perm = if mode == MODE_EXEC { 0o755 } else { 0o644 };
-        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(perm)).map_err(|e| {
-            Error::other(format!("cannot set permissions on `{}`", dest.display())).cause(e)
-        })
+        file.set_permissions(std::fs::Permissions::from_mode(perm))
+            .map_err(|e| {
+                Error::other(format!("cannot set permissions on `{}`", dest.display())).cause(e)
+            })
     }
 
     /// Every object file: (hash, path, size, modified).
@@ -338,14 +469,6 @@ impl Objects {
     }
 }
 
-fn remove_any(p: &Path) {
-    if p.is_dir() {
-        let _ = std::fs::remove_dir_all(p);
-    } else {
-        let _ = std::fs::remove_file(p);
-    }
-}
-
 /// The filesystem (not this one file) cannot clone: no point trying again for the next file.
 /// EXDEV is left out: it depends on where the source lives, which differs between files.
 fn cannot_clone_here(e: &std::io::Error) -> bool {
@@ -363,11 +486,16 @@ fn hash_of(p: &Path) -> Result<String> {
 /// Chunks that are all zeros are skipped over rather than written, so a sparse file (a
 /// preallocated dataset, `truncate -s 6G`) stays sparse in the store and when restored.
 fn copy_hashing(src: &Path, dest: &Path) -> Result<String> {
+    let mut output = File::create(dest)
+        .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
+    copy_hashing_to(src, &mut output, dest)
+}
+
+/// As [`copy_hashing`], into the open new file `output` (named `dest` in messages).
+fn copy_hashing_to(src: &Path, output: &mut File, dest: &Path) -> Result<String> {
     use std::io::{Seek, SeekFrom};
     let mut input = File::open(src)
         .map_err(|e| Error::other(format!("cannot read `{}`", src.display())).cause(e))?;
-    let mut output = File::create(dest)
-        .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e))?;
     let cannot_write = |e| Error::store(format!("cannot write `{}`", dest.display())).cause(e);
     let mut hasher = Sha256::new();
     let mut total = 0u64;
@@ -420,7 +548,7 @@ mod tests {
         objects.put(&src, &fp, &HashCache::disabled()).unwrap();
         assert!(objects.can_restore(&fp));
         let dest = d.path().join("out/restored");
-        objects.restore(&fp, &dest).unwrap();
+        objects.restore(&fp, d.path(), "out/restored").unwrap();
         assert_eq!(
             fingerprint(&dest, &HashCache::disabled()).unwrap().hash(),
             fp.hash()
@@ -447,7 +575,7 @@ mod tests {
             Err(Problem::Corrupt { .. })
         ));
         std::fs::write(&f, b"current").unwrap();
-        let err = objects.restore(&fp, &f).unwrap_err();
+        let err = objects.restore(&fp, d.path(), "f").unwrap_err();
         assert!(err.message.contains("is corrupt"), "{err}");
         assert_eq!(
             std::fs::read(&f).unwrap(),
@@ -565,7 +693,7 @@ mod tests {
         assert!(obj.blocks() * 512 < 4 << 20, "{} blocks", obj.blocks());
         assert!(objects.verify(fp.hash()).is_ok());
         let back = d.path().join("restored.bin");
-        objects.restore(&fp, &back).unwrap();
+        objects.restore(&fp, d.path(), "restored.bin").unwrap();
         let meta = std::fs::metadata(&back).unwrap();
         assert!(meta.blocks() * 512 < 4 << 20, "{} blocks", meta.blocks());
         assert_eq!(

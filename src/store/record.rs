@@ -358,6 +358,8 @@ pub struct Io {
     pub stored: bool,
     /// declared in pipeline.toml; false: observed by `--trace` only (`io_edges.declared = 0`)
     pub declared: bool,
+    /// the path was itself a symbolic link: its target text (`fp` is what it leads to)
+    pub link: Option<Vec<u8>>,
 }
 
 impl Io {
@@ -368,7 +370,18 @@ impl Io {
             origin: None,
             stored: false,
             declared: true,
+            link: None,
         }
+    }
+
+    /// Note the target of `path` (where this version was read) if it is a symbolic link.
+    pub fn with_link_of(mut self, path: &std::path::Path) -> Io {
+        use std::os::unix::ffi::OsStrExt;
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link && let Ok(target) = std::fs::read_link(path) {
+            self.link = Some(target.as_os_str().as_bytes().to_vec());
+        }
+        self
     }
 }
 
@@ -489,8 +502,8 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
         r.reused_exec
     ])?;
     let mut edge = tx.prepare_cached(
-        "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin, mode)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin, mode, link)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for (dir, list) in [("in", &r.inputs), ("out", &r.outputs)] {
         for io in list {
@@ -509,7 +522,8 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
                 av,
                 io.declared,
                 io.origin.map(Origin::as_str),
-                mode
+                mode,
+                io.link
             ])?;
             if dir == "in" && io.origin == Some(Origin::Step) && !io.fp.is_dir() {
                 link_file_to_producer(tx, exec_id, &io.path, io.fp.hash(), av, &mut manifests)?;

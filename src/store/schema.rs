@@ -20,7 +20,18 @@ pub const MIGRATIONS: &[Migration] = &[
         code: Some(manifests_into_contents),
         sql: V2,
     },
+    Migration {
+        code: None,
+        sql: V_OUTPUT_LINKS,
+    },
 ];
+
+// A declared path that was itself a symbolic link (`best.pkl -> ckpt/epoch10.pkl`): its version
+// is the content the link leads to, and `link` keeps the link's own target, as the link held
+// it, so a restore recreates the link rather than a copy. NULL: not a link (every older row).
+const V_OUTPUT_LINKS: &str = r#"
+ALTER TABLE io_edges ADD COLUMN link BLOB;
+"#;
 
 // 1: the lineage record
 const V1: &str = r#"
@@ -181,7 +192,7 @@ fn manifests_into_contents(tx: &Connection) -> rusqlite::Result<()> {
     let mut insert =
         tx.prepare("INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)")?;
     let mut put = |hash: &str, entries: &mut Vec<Entry>| -> rusqlite::Result<()> {
-        entries.sort_by(|a, b| a.relpath.as_bytes().cmp(b.relpath.as_bytes()));
+        entries.sort_by(|a, b| a.bytes().cmp(b.bytes()));
         let m = manifest(entries);
         insert.execute(params![hash, m.len() as i64, m])?;
         entries.clear();
@@ -203,6 +214,7 @@ fn manifests_into_contents(tx: &Connection) -> rusqlite::Result<()> {
         }
         entries.push(Entry {
             relpath: r.get(1)?,
+            raw: None,
             mode: r.get::<_, i64>(2)? as u32,
             hash: r.get(3)?,
             size: r.get::<_, i64>(4)? as u64,
@@ -251,12 +263,14 @@ mod tests {
         let entries = vec![
             Entry {
                 relpath: "b.csv".into(),
+                raw: None,
                 mode: MODE_FILE,
                 hash: sha256_bytes(b"b"),
                 size: 1,
             },
             Entry {
                 relpath: "A/run.sh".into(),
+                raw: None,
                 mode: MODE_EXEC,
                 hash: sha256_bytes(b"a"),
                 size: 2,
