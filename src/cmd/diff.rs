@@ -626,7 +626,7 @@ pub fn compute(
 }
 
 pub fn diff(args: DiffArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    let store = Store::open_existing(&store::find_dir(store_dir)?)?;
+    let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let d = compute(&store, &args.a, &args.b, args.patch, color)?;
     if args.json {
         emit(&format!(

@@ -12,5 +12,6 @@ mod query;
 mod record;
 mod reliability;
 mod replay;
+mod store;
 mod trace;
 mod validate;

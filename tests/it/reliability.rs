@@ -210,17 +210,22 @@ fn a_second_run_of_the_same_pipeline_refuses_or_waits() {
     );
     let first = env.spawn_mlrun(&[]);
     assert!(wait_until(10, || started(&env)));
+    let holder: String = one(&env.db(), "SELECT id FROM runs WHERE status = 'running'");
     let out = env.mlrun(&[]);
     assert_eq!(out.code, 75, "{out:?}");
+    // the message names the run holding the lock, so `mlrun show` can be pointed at it
     assert!(
-        out.stderr.contains("is already being run by mlrun (pid"),
+        out.stderr
+            .contains(&format!("is already running as run {holder} (mlrun pid")),
         "{out:?}"
     );
     assert!(out.stderr.contains("--wait-lock"), "{out:?}");
     let waited = env.mlrun(&["--wait-lock"]);
     assert_eq!(waited.code, 0, "{waited:?}");
     assert!(
-        waited.stderr.contains("waiting for mlrun (pid"),
+        waited
+            .stderr
+            .contains(&format!("waiting for run {holder} (mlrun pid")),
         "{waited:?}"
     );
     assert_eq!(finish(first).code, 0);
