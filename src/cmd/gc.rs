@@ -32,7 +32,12 @@ const PAUSE_AFTER_ENV: &str = "MLRUN_TEST_GC_PAUSE_AFTER";
 pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let dir = store::find_dir(store_dir)?;
     // A store on a full disk may not open for writing: gc then frees space first (below).
-    let (store, writable) = Store::open_maybe_writable(&dir)?;
+    let (mut store, mut writable) = Store::open_maybe_writable(&dir)?;
+    if !writable && !store::disk_full(&dir) {
+        // not for lack of space: gc could not delete either; say why it cannot write
+        store = Store::open_existing(&dir)?;
+        writable = true;
+    }
     let style = Style::stdout(color);
     let conn = &store.conn;
     let _lock = ObjectsExclusive::take(&dir, |what| {

@@ -85,7 +85,10 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     std::fs::create_dir_all(&root)
         .map_err(|e| Error::other("cannot create the scratch tree").cause(e))?;
     let objects = Objects::new(&dir);
+    // a gc meanwhile must not delete what is being restored
+    let hold = crate::store::lock::ObjectsHold::take(&dir).ok();
     let missing = replay::restore_inputs(&store.conn, &objects, &orig, &plan, &root)?;
+    drop(hold);
     if !missing.is_empty() {
         let mut e = Error::other(format!(
             "cannot replay run {}: {} input version{} cannot be restored; nothing was run",

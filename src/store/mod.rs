@@ -469,6 +469,11 @@ fn diagnose(path: &Path, e: Error) -> Diagnosis {
     }
 }
 
+/// Is the file system holding the store out of space?
+pub fn disk_full(dir: &Path) -> bool {
+    nix::sys::statvfs::statvfs(dir).is_ok_and(|s| s.blocks_available() == 0)
+}
+
 /// The full disk, read-only file system or permission that stopped a write, as far as can be
 /// told.
 fn unwritable_reason(path: &Path, e: &Error) -> String {

@@ -440,6 +440,11 @@ fn a_read_only_store_is_read_and_never_called_corrupt() {
         !out.stderr.contains("corrupt") && !out.stderr.contains("aside"),
         "{out:?}"
     );
+    // gc cannot delete here either, and says why
+    let out = env.mlrun(&["gc"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("read-only file system"), "{out:?}");
+    assert!(!out.all().contains("disk is full"), "{out:?}");
     drop(ro);
 }
 
