@@ -25,8 +25,9 @@ use crate::store::lock::ObjectsExclusive;
 use crate::store::objects::Objects;
 use crate::store::{self, Store, marks, query};
 
-/// Test-only fault injection (documented in ARCHITECTURE.md): after deleting this many objects,
-/// gc says so on stderr and stops for ever, so a test can SIGKILL it at that exact point.
+/// Test-only fault injection (documented in ARCHITECTURE.md): after deleting this many objects
+/// (the database already updated, the lock held), gc says so on stderr and waits until its stdin
+/// is closed, so a test can SIGKILL it at that exact point, or start a run meanwhile.
 const PAUSE_AFTER_ENV: &str = "MLRUN_TEST_GC_PAUSE_AFTER";
 
 pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
@@ -131,9 +132,7 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         for h in sorted {
             if pause_after == Some(*deleted) {
                 eprintln!("gc: paused after {deleted} deletions ({PAUSE_AFTER_ENV})");
-                loop {
-                    std::thread::park();
-                }
+                let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
             }
             let size = std::fs::metadata(objects.path_of(h)).map_or(0, |m| m.len());
             if objects.remove(h).is_ok() {

@@ -86,7 +86,10 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         .map_err(|e| Error::other("cannot create the scratch tree").cause(e))?;
     let objects = Objects::new(&dir);
     // a gc meanwhile must not delete what is being restored
-    let hold = crate::store::lock::ObjectsHold::take(&dir).ok();
+    let hold = crate::store::lock::ObjectsHold::take(&dir, || {
+        eprintln!("waiting for `mlrun gc` to finish before restoring inputs…")
+    })
+    .ok();
     let missing = replay::restore_inputs(&store.conn, &objects, &orig, &plan, &root)?;
     drop(hold);
     if !missing.is_empty() {

@@ -167,9 +167,12 @@ impl Ctx {
     /// Keep `gc` from deleting objects while this is held; `None` (after a warning) when the
     /// lock cannot be taken: storing then goes on, as it did before there was a lock. Blocking.
     fn hold_objects(&self) -> Option<ObjectsHold> {
-        ObjectsHold::take(self.objects.store_dir())
-            .map_err(|e| self.printer.warn(&e.to_string()))
-            .ok()
+        ObjectsHold::take(self.objects.store_dir(), || {
+            self.printer
+                .note("waiting for `mlrun gc` to finish before storing files…")
+        })
+        .map_err(|e| self.printer.warn(&e.to_string()))
+        .ok()
     }
 
     /// The git state now, or the fixed one a replay reconstructed.
@@ -949,7 +952,7 @@ async fn store_objects(ctx: &Arc<Ctx>, step: &str, ios: Vec<Io>, what: &'static 
         );
         let mut errors = Vec::new();
         let mut ios = ios;
-        let _hold = c.hold_objects();
+        let _hold = (!ios.is_empty()).then(|| c.hold_objects());
         for io in &mut ios {
             match c.objects.put(&c.plan.root.join(&io.path), &io.fp, &c.cache) {
                 Ok(()) => io.stored = true,
@@ -1350,7 +1353,11 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
             .partition(|io| step.outputs.iter().any(|d| d.path == io.path && d.store));
         // held until the step's record (which references them) is committed, in `finish`
         let c = ctx.clone();
-        _hold = blocking(move || c.hold_objects()).await;
+        _hold = if keep.is_empty() {
+            None
+        } else {
+            blocking(move || c.hold_objects()).await
+        };
         outputs = store_objects(ctx, &step.name, keep, "output").await;
         outputs.extend(skip);
         outputs.sort_by(|a, b| a.path.cmp(&b.path));

@@ -121,9 +121,9 @@ fn held() -> &'static Held {
 }
 
 impl ObjectsHold {
-    /// Take the store's objects lock shared (blocking while a gc works). Blocking: call it off
-    /// the async runtime's worker threads.
-    pub fn take(store_dir: &Path) -> Result<ObjectsHold> {
+    /// Take the store's objects lock shared (blocking while a gc works; `waiting` is called
+    /// first then). Blocking: call it off the async runtime's worker threads.
+    pub fn take(store_dir: &Path, waiting: impl FnOnce()) -> Result<ObjectsHold> {
         let key = store_dir.to_path_buf();
         let mut held = held().lock().expect("held locks");
         held.retain(|(_, w)| w.strong_count() > 0);
@@ -134,10 +134,16 @@ impl ObjectsHold {
         {
             return Ok(ObjectsHold { _file: file });
         }
+        let cannot = |e| Error::store("cannot lock the object store").cause(e);
         let turnstile = lock_file(store_dir, "objects.turnstile")?;
-        turnstile
-            .lock()
-            .map_err(|e| Error::store("cannot lock the object store").cause(e))?;
+        match turnstile.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                waiting();
+                turnstile.lock().map_err(cannot)?;
+            }
+            Err(TryLockError::Error(e)) => return Err(cannot(e)),
+        }
         let file = lock_file(store_dir, "objects.lock")?;
         file.lock_shared()
             .map_err(|e| Error::store("cannot lock the object store").cause(e))?;

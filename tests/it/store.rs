@@ -205,6 +205,7 @@ fn a_gc_killed_half_way_leaves_no_claim_without_its_object() {
     let mut gc = env
         .command(&["gc", "--keep-last", "1"])
         .env("MLRUN_TEST_GC_PAUSE_AFTER", "1")
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -234,6 +235,56 @@ fn a_gc_killed_half_way_leaves_no_claim_without_its_object() {
     // the kept run is whole: its output can be restored
     std::fs::remove_dir_all(env.path("out")).unwrap();
     let out = env.mlrun(&["-p", "v=3"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.all().contains("restored"), "{out:?}");
+}
+
+#[test]
+fn a_run_storing_during_a_gc_waits_for_it_and_stores_again_what_gc_deleted() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[params]\nv = 1\n[steps.s]\ncmd = \"echo {params.v} > out.txt; touch reached\"\noutputs = [\"out.txt\"]\nparams = [\"v\"]\n",
+    );
+    for v in ["1", "2"] {
+        assert_eq!(env.mlrun(&["-p", &format!("v={v}")]).code, 0);
+    }
+    let before = objects(&env.path(".mlrun"));
+    assert_eq!(before.len(), 2);
+
+    // gc has decided to delete the first run's object and told the database; it is held there
+    let mut gc = env
+        .command(&["gc", "--keep-last", "1"])
+        .env("MLRUN_TEST_GC_PAUSE_AFTER", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(gc.stderr.take().unwrap());
+    read_until(&mut err, "gc: paused after 0 deletions");
+    // a run produces that same content again: its step ends, and its storing must wait
+    std::fs::remove_file(env.path("reached")).unwrap();
+    let mut run = env.spawn_mlrun(&["-p", "v=1", "--force"]);
+    let mut run_err = BufReader::new(run.stderr.take().unwrap());
+    let seen = read_until(&mut run_err, "waiting for");
+    assert!(
+        seen.contains("waiting for `mlrun gc` to finish before storing files"),
+        "{seen}"
+    );
+    assert!(env.path("reached").exists(), "the step ran");
+    drop(gc.stdin.take()); // gc goes on: it deletes the object, then lets the run store
+    assert!(gc.wait().unwrap().success());
+    let out = finish(run);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("✓ s"), "{out:?}");
+
+    // the run's version is stored, and really there
+    assert_eq!(objects(&env.path(".mlrun")), before);
+    let fsck = env.mlrun(&["fsck"]);
+    assert_eq!(fsck.code, 0, "{fsck:?}");
+    std::fs::remove_file(env.path("out.txt")).unwrap();
+    let out = env.mlrun(&["-p", "v=1"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.all().contains("restored"), "{out:?}");
 }
