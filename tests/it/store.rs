@@ -500,6 +500,43 @@ fn a_read_only_store_is_read_and_never_called_corrupt() {
 }
 
 #[test]
+fn a_store_owned_by_another_user_is_read_and_never_called_corrupt() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.s]\ncmd = \"echo 1 > o.txt\"\noutputs = [\"o.txt\"]\n",
+    );
+    assert_eq!(env.mlrun(&[]).code, 0);
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: this test runs mlrun as another user, which needs root");
+        return;
+    }
+    // the test's directory is private; let the other user in (the store stays root's, 0644)
+    use std::os::unix::fs::PermissionsExt;
+    let private = env.root.parent().unwrap();
+    std::fs::set_permissions(private, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    for args in [vec!["runs"], vec!["show"], vec!["fsck"]] {
+        let out = env.mlrun_under(&nobody, &args);
+        assert_eq!(out.code, 0, "{args:?}: {out:?}");
+        assert!(!out.all().contains("corrupt"), "{args:?}: {out:?}");
+    }
+    let out = env.mlrun_under(&nobody, &["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("no permission to write it"), "{out:?}");
+    assert!(out.stderr.contains("the store is sound"), "{out:?}");
+    assert!(
+        !out.stderr.contains("corrupt") && !out.stderr.contains("aside"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_damaged_database_is_never_written_and_points_at_fsck() {
     let env = Env::git();
     env.write(
