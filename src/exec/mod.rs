@@ -169,7 +169,7 @@ impl Ctx {
     fn hold_objects(&self) -> Option<ObjectsHold> {
         ObjectsHold::take(self.objects.store_dir(), || {
             self.printer
-                .note("waiting for `mlrun gc` to finish before storing files…")
+                .note("waiting for `mlrun gc` to finish with the object store…")
         })
         .map_err(|e| self.printer.warn(&e.to_string()))
         .ok()

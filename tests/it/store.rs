@@ -269,7 +269,7 @@ fn a_run_storing_during_a_gc_waits_for_it_and_stores_again_what_gc_deleted() {
     let mut run_err = BufReader::new(run.stderr.take().unwrap());
     let seen = read_until(&mut run_err, "waiting for");
     assert!(
-        seen.contains("waiting for `mlrun gc` to finish before storing files"),
+        seen.contains("waiting for `mlrun gc` to finish with the object store"),
         "{seen}"
     );
     assert!(env.path("reached").exists(), "the step ran");
