@@ -223,6 +223,12 @@ pub struct FsckArgs {
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+
+    /// Correct what can be: versions recorded as stored whose objects are gone are marked not
+    /// restorable; a lost (missing or empty) database is replaced by a new one that keeps the
+    /// objects
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Args)]

@@ -111,6 +111,17 @@ impl std::error::Error for Error {}
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
+        if matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        ) {
+            // SQLite refuses the statement and rolls its transaction back: nothing was written
+            return Error::store(
+                "the lineage store is damaged; SQLite stopped this operation and wrote nothing for it",
+            )
+                .cause(e)
+                .hint("`mlrun fsck` shows the damage; put the database back from a backup, or move it aside to start a new store (the stored objects are kept)");
+        }
         Error::store("lineage store query failed").cause(e)
     }
 }

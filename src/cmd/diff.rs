@@ -697,7 +697,7 @@ pub fn compute_with(
 }
 
 pub fn diff(args: DiffArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    let store = Store::open_existing(&store::find_dir(store_dir)?)?;
+    let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let d = compute_with(&store, &args.a, &args.b, args.patch, args.all, color)?;
     if args.json {
         emit(&format!(

@@ -1,6 +1,8 @@
 //! `mlrun fsck`: check the database (`PRAGMA integrity_check`) and re-hash every stored object;
 //! report corrupt and missing objects with the paths whose versions need them. Exit 1 on any
-//! problem.
+//! problem left. `--repair` marks the versions whose objects are gone as not restorable (the
+//! database then tells the truth again), and replaces a lost database by a new one that keeps the
+//! objects. A damaged database is only read, never repaired in place.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -13,8 +15,8 @@ use crate::error::Result;
 use crate::fingerprint::hash::{MODE_LINK, parse_manifest, sha256_bytes};
 use crate::report::{self, ColorChoice, Style};
 use crate::store::objects::{Objects, Problem};
-use crate::store::query;
 use crate::store::{self, Store};
+use crate::store::{marks, query};
 
 #[derive(Debug, Serialize)]
 pub struct Finding {
@@ -26,6 +28,8 @@ pub struct Finding {
     pub paths: Vec<String>,
     /// a corrupt object was moved to `.mlrun/objects/corrupt/`
     pub quarantined: bool,
+    /// `--repair`: the versions that need it are now recorded as not restorable
+    pub repaired: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -35,17 +39,20 @@ pub struct Report {
     pub objects_checked: usize,
     pub bytes_checked: u64,
     pub findings: Vec<Finding>,
+    /// the database file is missing or empty while objects exist (`is missing`, `is empty (0
+    /// bytes)`); null otherwise
+    pub lost_database: Option<String>,
+    /// `--repair` started a new database beside the objects of a lost one
+    pub new_database: bool,
 }
 
 pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let dir = store::find_dir(store_dir)?;
-    let store = Store::open_existing(&dir)?;
+    if let Some((what, _)) = store::lost_database(&dir) {
+        return fsck_lost(args, &dir, what, color);
+    }
+    let (store, writable, messages) = Store::open_for_check(&dir)?;
     let conn = &store.conn;
-    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-    let messages: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    drop(stmt);
     let database_ok = messages == ["ok"];
 
     let objects = Objects::new(&dir);
@@ -64,108 +71,56 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 problem: "corrupt",
                 paths: Vec::new(),
                 quarantined: objects.quarantine(hash),
+                repaired: false,
             }),
             _ => None,
         })
         .collect();
     drop(progress);
-    // Blobs the database says are stored must have their objects, and every directory version
-    // its manifest, intact (its SHA-256 is the directory's hash).
-    let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'file'")?;
-    let mut expected: HashSet<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    drop(stmt);
-    let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'dir'")?;
-    let stored_dirs: HashSet<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    drop(stmt);
-    query::for_each_dir_manifest(conn, |hash, data| {
-        let problem = match data {
-            None => Some("manifest missing"),
-            Some(d) => match parse_manifest(d) {
-                Some(entries) if sha256_bytes(d) == hash => {
-                    if stored_dirs.contains(hash) {
-                        expected.extend(
-                            entries
-                                .into_iter()
-                                .filter(|e| e.mode != MODE_LINK)
-                                .map(|e| e.hash),
-                        );
-                    }
-                    None
-                }
-                _ => Some("manifest corrupt"),
-            },
-        };
-        if let Some(problem) = problem {
-            findings.push(Finding {
-                hash: hash.to_string(),
-                problem,
-                paths: Vec::new(),
-                quarantined: false,
-            });
-        }
-        Ok(())
-    })?;
-    let mut expected: Vec<String> = expected.into_iter().collect();
-    expected.sort();
-    // an object just found corrupt (and moved aside) is reported once, as corrupt
-    let corrupt: HashSet<String> = findings.iter().map(|f| f.hash.clone()).collect();
-    for h in expected {
-        if !corrupt.contains(&h) && !objects.has(&h) {
-            findings.push(Finding {
-                hash: h,
-                problem: "missing",
-                paths: Vec::new(),
-                quarantined: false,
-            });
-        }
-    }
-    // the paths whose versions need each problem object: as artifacts, or inside directories
-    let mut paths_q = conn.prepare(
-        "SELECT DISTINCT a.path FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id WHERE v.blob_hash = ?1",
-    )?;
-    let mut paths: HashMap<String, BTreeSet<String>> = HashMap::new();
-    for f in &findings {
-        let direct = paths_q
-            .query_map([&f.hash], |r| r.get(0))?
-            .collect::<rusqlite::Result<BTreeSet<String>>>()?;
-        paths.insert(f.hash.clone(), direct);
-    }
-    drop(paths_q);
-    if !findings.is_empty() {
-        let mut dirs_q = conn.prepare_cached(
-            "SELECT DISTINCT a.path FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id WHERE v.blob_hash = ?1",
-        )?;
-        query::for_each_dir_manifest(conn, |hash, data| {
-            for e in data.and_then(parse_manifest).unwrap_or_default() {
-                if let Some(set) = paths.get_mut(&e.hash) {
-                    for dir in dirs_q.query_map([hash], |r| r.get::<_, String>(0))? {
-                        set.insert(format!("{}/{}", dir?, e.relpath));
-                    }
-                }
-            }
-            Ok(())
-        })?;
-    }
-    for f in &mut findings {
-        f.paths = paths
-            .remove(&f.hash)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+    if database_ok {
+        check_claims(conn, &objects, &mut findings)?;
     }
     findings.sort_by(|a, b| a.hash.cmp(&b.hash));
+    let mut repair_note = None;
+    if args.repair
+        && findings
+            .iter()
+            .any(|f| f.problem == "missing" || f.quarantined)
+    {
+        repair_note = Some(if !database_ok {
+            "not repaired: the database is damaged, and mlrun never writes to a damaged database"
+                .to_string()
+        } else if !writable {
+            "not repaired: the store cannot be written".to_string()
+        } else {
+            // objects gone (missing, or moved aside as corrupt): their versions, and the
+            // directory versions that need them, are no longer restorable
+            let gone: HashSet<String> = findings
+                .iter()
+                .filter(|f| f.problem == "missing" || f.quarantined)
+                .map(|f| f.hash.clone())
+                .collect();
+            let dirs = marks::dirs_needing(conn, &gone)?;
+            let n = marks::mark_not_stored(conn, gone.iter().chain(&dirs))?;
+            for f in &mut findings {
+                f.repaired = gone.contains(&f.hash);
+            }
+            format!(
+                "repaired: {n} version{} marked as not restorable",
+                if n == 1 { "" } else { "s" }
+            )
+        });
+    }
     let report = Report {
         database_ok,
         database_messages: messages,
         objects_checked: listed.len(),
         bytes_checked,
         findings,
+        lost_database: None,
+        new_database: false,
     };
-    let problems = !report.database_ok || !report.findings.is_empty();
+    let problems = !report.database_ok || report.findings.iter().any(|f| !f.repaired);
     if args.json {
         println!(
             "{}",
@@ -202,8 +157,15 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 }
             );
         }
+        if let Some(note) = &repair_note {
+            println!("{note}");
+        }
         if report.findings.is_empty() {
             println!("all objects intact");
+        } else if !problems {
+            println!(
+                "the database now says which versions can be restored; rerunning the steps that made them (`--force` if they are up to date) stores them again"
+            );
         } else {
             let moved = if report.findings.iter().any(|f| f.quarantined) {
                 format!(
@@ -218,7 +180,209 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 report.findings.len(),
                 if report.findings.len() == 1 { "" } else { "s" },
             );
+            if !args.repair
+                && report
+                    .findings
+                    .iter()
+                    .any(|f| f.problem == "missing" || f.quarantined)
+            {
+                println!(
+                    "`mlrun fsck --repair` records them as not restorable, so the database stops claiming them"
+                );
+            }
+            if !report.database_ok {
+                println!(
+                    "the database is damaged: mlrun will not write to it; put it back from a backup, or move it aside to start a new store (the objects are kept)"
+                );
+            }
         }
     }
     Ok(if problems { 1 } else { 0 })
+}
+
+/// fsck of a store whose database is missing or empty: check the objects, and with `--repair`
+/// start a new database that keeps them.
+fn fsck_lost(args: FsckArgs, dir: &Path, what: &str, color: ColorChoice) -> Result<i32> {
+    let objects = Objects::new(dir);
+    let listed = objects.list();
+    let bytes_checked = listed.iter().map(|o| o.2).sum();
+    let findings: Vec<Finding> = listed
+        .par_iter()
+        .filter_map(|(hash, ..)| match objects.verify(hash) {
+            Err(Problem::Corrupt { .. }) => Some(Finding {
+                hash: hash.clone(),
+                problem: "corrupt",
+                paths: Vec::new(),
+                quarantined: objects.quarantine(hash),
+                repaired: false,
+            }),
+            _ => None,
+        })
+        .collect();
+    let corrupt: HashSet<&str> = findings.iter().map(|f| f.hash.as_str()).collect();
+    let intact: Vec<(String, u64)> = listed
+        .iter()
+        .filter(|o| !corrupt.contains(o.0.as_str()))
+        .map(|o| (o.0.clone(), o.2))
+        .collect();
+    let path = dir.join(store::DB_FILE);
+    let mut new_database = false;
+    let mut moved = Vec::new();
+    if args.repair {
+        let (_store, m) = store::start_over_keeping(dir, &intact)?;
+        moved = m;
+        new_database = true;
+    }
+    let report = Report {
+        database_ok: new_database,
+        database_messages: vec![format!("{} {what}", path.display())],
+        objects_checked: listed.len(),
+        bytes_checked,
+        findings,
+        lost_database: Some(what.to_string()),
+        new_database,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        let style = Style::stdout(color);
+        println!(
+            "database: {} (`{}` {what}, beside {} stored object{})",
+            style.red("lost"),
+            path.display(),
+            listed.len(),
+            if listed.len() == 1 { "" } else { "s" }
+        );
+        println!(
+            "objects: {} checked ({}), {} intact",
+            report.objects_checked,
+            report::size(report.bytes_checked),
+            intact.len()
+        );
+        for f in &report.findings {
+            println!("  {} {}", style.red(f.problem), &f.hash[..12]);
+        }
+        if new_database {
+            for m in &moved {
+                println!("moved `{}` aside", m.display());
+            }
+            println!(
+                "started a new database that keeps the {} intact object{}; the lineage that named them is lost, so `show` and `lineage` know nothing of them. `mlrun gc` deletes nothing while no run is recorded",
+                intact.len(),
+                if intact.len() == 1 { "" } else { "s" }
+            );
+        } else {
+            println!(
+                "mlrun refuses to use this store until the database is back: put it back from a backup, or run `mlrun fsck --repair` to start a new database that keeps the objects"
+            );
+        }
+    }
+    Ok(if new_database && report.findings.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+/// Blobs the database says are stored must have their objects, and every directory version
+/// its manifest, intact (its SHA-256 is the directory's hash); each problem found gets the
+/// paths whose versions need it.
+fn check_claims(
+    conn: &rusqlite::Connection,
+    objects: &Objects,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    // its manifest, intact (its SHA-256 is the directory's hash).
+    let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'file'")?;
+    let mut expected: HashSet<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
+    let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'dir'")?;
+    let stored_dirs: HashSet<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
+    query::for_each_dir_manifest(conn, |hash, data| {
+        let problem = match data {
+            None => Some("manifest missing"),
+            Some(d) => match parse_manifest(d) {
+                Some(entries) if sha256_bytes(d) == hash => {
+                    if stored_dirs.contains(hash) {
+                        expected.extend(
+                            entries
+                                .into_iter()
+                                .filter(|e| e.mode != MODE_LINK)
+                                .map(|e| e.hash),
+                        );
+                    }
+                    None
+                }
+                _ => Some("manifest corrupt"),
+            },
+        };
+        if let Some(problem) = problem {
+            findings.push(Finding {
+                hash: hash.to_string(),
+                problem,
+                paths: Vec::new(),
+                quarantined: false,
+                repaired: false,
+            });
+        }
+        Ok(())
+    })?;
+    let mut expected: Vec<String> = expected.into_iter().collect();
+    expected.sort();
+    // an object just found corrupt (and moved aside) is reported once, as corrupt
+    let corrupt: HashSet<String> = findings.iter().map(|f| f.hash.clone()).collect();
+    for h in expected {
+        if !corrupt.contains(&h) && !objects.has(&h) {
+            findings.push(Finding {
+                hash: h,
+                problem: "missing",
+                paths: Vec::new(),
+                quarantined: false,
+                repaired: false,
+            });
+        }
+    }
+    // the paths whose versions need each problem object: as artifacts, or inside directories
+    let mut paths_q = conn.prepare(
+        "SELECT DISTINCT a.path FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id WHERE v.blob_hash = ?1",
+    )?;
+    let mut paths: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for f in findings.iter() {
+        let direct = paths_q
+            .query_map([&f.hash], |r| r.get(0))?
+            .collect::<rusqlite::Result<BTreeSet<String>>>()?;
+        paths.insert(f.hash.clone(), direct);
+    }
+    drop(paths_q);
+    if !findings.is_empty() {
+        let mut dirs_q = conn.prepare_cached(
+            "SELECT DISTINCT a.path FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id WHERE v.blob_hash = ?1",
+        )?;
+        query::for_each_dir_manifest(conn, |hash, data| {
+            for e in data.and_then(parse_manifest).unwrap_or_default() {
+                if let Some(set) = paths.get_mut(&e.hash) {
+                    for dir in dirs_q.query_map([hash], |r| r.get::<_, String>(0))? {
+                        set.insert(format!("{}/{}", dir?, e.relpath));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    for f in findings.iter_mut() {
+        f.paths = paths
+            .remove(&f.hash)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    }
+    Ok(())
 }

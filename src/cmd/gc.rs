@@ -1,5 +1,17 @@
 //! `mlrun gc`: delete objects that the kept runs no longer reference. The lineage record is never
 //! deleted: versions whose bytes are gone stay in the graph, marked as not restorable.
+//!
+//! Safety, in order:
+//! - gc holds the store's objects lock exclusively (`store::lock::ObjectsExclusive`) while it
+//!   decides and deletes, so no run is between storing an object and recording it meanwhile;
+//!   objects a run stored or found earlier and will record later have a modification time after
+//!   its start, and gc keeps everything modified since the oldest running run started;
+//! - the database is told first (`blobs.stored = 0`), the files are deleted after: a gc killed
+//!   half-way leaves objects the database no longer claims (the next gc deletes them), never a
+//!   claim without its object. Claims found without an object (a gc of an older mlrun killed
+//!   half-way, files deleted by hand) are corrected in the same transaction;
+//! - a database that records no runs while objects exist (lost, truncated, replaced) makes gc
+//!   delete nothing.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -7,45 +19,46 @@ use std::time::{Duration, SystemTime};
 
 use crate::cli::GcArgs;
 use crate::error::{Error, Result};
-use crate::fingerprint::hash::{MODE_LINK, parse_manifest};
+use crate::fingerprint::hash::parse_manifest;
 use crate::report::{self, ColorChoice, Style};
+use crate::store::lock::ObjectsExclusive;
 use crate::store::objects::Objects;
-use crate::store::query;
-use crate::store::{self, Store};
+use crate::store::{self, Store, marks, query};
 
-/// Leftover temporaries younger than this may belong to a store write in progress.
-const TMP_GRACE: Duration = Duration::from_secs(3600);
+/// Test-only fault injection (documented in ARCHITECTURE.md): after deleting this many objects
+/// (the database already updated, the lock held), gc says so on stderr and waits until its stdin
+/// is closed, so a test can SIGKILL it at that exact point, or start a run meanwhile.
+const PAUSE_AFTER_ENV: &str = "MLRUN_TEST_GC_PAUSE_AFTER";
 
 pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let dir = store::find_dir(store_dir)?;
-    let store = Store::open_existing(&dir)?;
+    // A store on a full disk may not open for writing: gc then frees space first (below).
+    let (mut store, mut writable) = Store::open_maybe_writable(&dir)?;
+    if !writable && !store::disk_full(&dir) {
+        // not for lack of space: gc could not delete either; say why it cannot write
+        store = Store::open_existing(&dir)?;
+        writable = true;
+    }
     let style = Style::stdout(color);
     let conn = &store.conn;
+    let _lock = ObjectsExclusive::take(&dir, |what| {
+        eprintln!("waiting for {what} to finish…");
+    })?;
 
-    let kept_clause = match args.keep_last {
-        // the N most recent runs of the workspace (a replay is not its history: it is kept with
-        // the run it replayed, not counted among the N)
-        Some(n) => format!(
-            "SELECT id FROM (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
-             UNION SELECT r.id FROM runs r WHERE r.replay_of IN
-               (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
-             UNION SELECT id FROM runs WHERE status = 'running'"
-        ),
-        None => "SELECT id FROM runs".to_string(),
-    };
-    let mut referenced: HashSet<String> = HashSet::new();
-    let sql = format!(
-        "WITH kept(id) AS ({kept_clause}),
-              used(hash) AS (SELECT DISTINCT v.blob_hash FROM io_edges e
-                             JOIN step_execs s ON s.id = e.step_exec JOIN kept k ON k.id = s.run_id
-                             JOIN artifact_versions v ON v.id = e.av_id)
-         SELECT hash FROM used"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    for h in stmt.query_map([], |r| r.get::<_, String>(0))? {
-        referenced.insert(h?);
+    let objects = Objects::new(&dir);
+    let listed = objects.list();
+    if marks::run_count(conn)? == 0 && !listed.is_empty() {
+        let bytes: u64 = listed.iter().map(|o| o.2).sum();
+        println!(
+            "deleted nothing: the database records no runs, but the store holds {} object{} ({}); if the database was lost or replaced, they are what is left of its history",
+            listed.len(),
+            if listed.len() == 1 { "" } else { "s" },
+            report::size(bytes)
+        );
+        return Ok(0);
     }
-    drop(stmt);
+
+    let mut referenced = marks::referenced(conn, args.keep_last)?;
     // the files of a kept directory version are kept with it
     let mut in_dirs = Vec::new();
     let mut unreadable = Vec::new();
@@ -69,41 +82,28 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         .hint("`mlrun fsck` lists them; running the step that produces such a directory records its manifest again"));
     }
     referenced.extend(in_dirs);
-    // Objects written by a run still in progress may not be referenced yet: leave anything newer
-    // than the oldest running run alone.
-    let oldest_running: Option<i64> = conn.query_row(
-        "SELECT min(started_at) FROM runs WHERE status = 'running'",
-        [],
-        |r| r.get(0),
-    )?;
-    let guard = oldest_running.map(|ms| {
+    // Objects stored or found by a run in progress may not be referenced yet: leave anything
+    // modified since the oldest running run started alone (a minute earlier: file times are
+    // coarser than the clock).
+    let guard = marks::oldest_running_start(conn)?.map(|ms| {
         SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64) - Duration::from_secs(60)
     });
 
-    let objects = Objects::new(&dir);
-    let mut doomed = Vec::new();
+    let mut doomed = HashSet::new();
     let mut bytes = 0u64;
-    for (hash, _path, size, modified) in objects.list() {
-        if referenced.contains(&hash) || guard.is_some_and(|g| modified >= g) {
-            continue;
+    let mut present = HashSet::new();
+    for (hash, _path, size, modified) in listed {
+        if !referenced.contains(&hash) && guard.is_none_or(|g| modified < g) {
+            bytes += size;
+            doomed.insert(hash.clone());
         }
-        bytes += size;
-        doomed.push(hash);
+        present.insert(hash);
     }
-    let mut tmp_removed = 0;
-    if !args.dry_run
-        && let Ok(rd) = std::fs::read_dir(dir.join("objects/tmp"))
-    {
-        for e in rd.flatten() {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|m| m.elapsed().unwrap_or_default() > TMP_GRACE);
-            if old && std::fs::remove_file(e.path()).is_ok() {
-                tmp_removed += 1;
-            }
-        }
-    }
+    // claims without an object, corrected along with the deletions
+    let stale: HashSet<String> = marks::stored_files(conn)?
+        .into_iter()
+        .filter(|h| !present.contains(h))
+        .collect();
     let kept_desc = match args.keep_last {
         Some(n) => format!("the {n} most recent run{}", if n == 1 { "" } else { "s" }),
         None => "any run".to_string(),
@@ -117,39 +117,88 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         );
         return Ok(0);
     }
-    let mut removed = HashSet::new();
-    for h in doomed {
-        if objects.remove(&h).is_ok() {
-            removed.insert(h);
-        }
-    }
-    let deleted = removed.len();
+    let gone: HashSet<String> = doomed.iter().chain(&stale).cloned().collect();
     // a directory version is restorable only while every one of its files is
-    let mut broken_dirs = Vec::new();
-    query::for_each_dir_manifest(conn, |hash, data| {
-        if let Some(entries) = data.and_then(parse_manifest)
-            && entries
-                .iter()
-                .any(|e| e.mode != MODE_LINK && removed.contains(&e.hash))
-        {
-            broken_dirs.push(hash.to_string());
+    let broken_dirs = marks::dirs_needing(conn, &gone)?;
+
+    let mut deleted = 0;
+    let mut freed = 0u64;
+    let delete = |deleted: &mut usize, freed: &mut u64| {
+        let pause_after: Option<usize> = std::env::var(PAUSE_AFTER_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let mut sorted: Vec<&String> = doomed.iter().collect();
+        sorted.sort();
+        for h in sorted {
+            if pause_after == Some(*deleted) {
+                eprintln!("gc: paused after {deleted} deletions ({PAUSE_AFTER_ENV})");
+                let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+            }
+            let size = std::fs::metadata(objects.path_of(h)).map_or(0, |m| m.len());
+            if objects.remove(h).is_ok() {
+                *deleted += 1;
+                *freed += size;
+            }
         }
-        Ok(())
-    })?;
-    let tx = store.conn.unchecked_transaction()?;
-    for h in removed.iter().chain(&broken_dirs) {
-        tx.execute("UPDATE blobs SET stored = 0 WHERE hash = ?1", [h])?;
+    };
+    // The database first, then the files.
+    let first = if writable {
+        marks::mark_not_stored(conn, gone.iter().chain(&broken_dirs)).map(|_| ())
+    } else {
+        Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ))
+    };
+    match first {
+        Ok(()) => delete(&mut deleted, &mut freed),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+            // No room for the database's update (or even to open it for writing): make some by
+            // deleting first. Killed before the update, this leaves claims without objects,
+            // which the next gc (or `mlrun fsck --repair`) corrects.
+            eprintln!(
+                "{} the disk is full: deleting the objects before updating the database",
+                Style::stderr(color).yellow("note:")
+            );
+            delete(&mut deleted, &mut freed);
+            let update = || -> Result<()> {
+                let reopened;
+                let conn = if writable {
+                    conn
+                } else {
+                    reopened = Store::open_existing(&dir)?;
+                    &reopened.conn
+                };
+                marks::mark_not_stored(conn, gone.iter().chain(&broken_dirs))?;
+                Ok(())
+            };
+            update().map_err(|e| {
+                Error::store(format!(
+                    "{deleted} objects were deleted but the database could not be updated"
+                ))
+                .cause(e)
+                .hint("free some space and run `mlrun gc` (or `mlrun fsck --repair`) again to correct it")
+            })?;
+        }
+        Err(e) => {
+            return Err(Error::store("cannot update the database; nothing was deleted").cause(e));
+        }
     }
-    tx.commit()?;
     println!(
         "{} {deleted} object{} ({}) not referenced by {kept_desc}{}",
         style.bold("deleted"),
         if deleted == 1 { "" } else { "s" },
-        report::size(bytes),
-        if tmp_removed > 0 {
-            format!("; removed {tmp_removed} stale temporary files")
-        } else {
+        report::size(freed),
+        if stale.is_empty() {
             String::new()
+        } else {
+            format!(
+                "; {} version{} recorded as stored had lost {} object and {} now marked as not restorable",
+                stale.len(),
+                if stale.len() == 1 { "" } else { "s" },
+                if stale.len() == 1 { "its" } else { "their" },
+                if stale.len() == 1 { "is" } else { "are" },
+            )
         }
     );
     Ok(0)

@@ -10,7 +10,7 @@ use crate::store::lineage::{self, Direction, Seed};
 use crate::store::{self, Store};
 
 pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    let store = Store::open_existing(&store::find_dir(store_dir)?)?;
+    let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let mut file = None;
     let seed = match target::resolve(&store, &args.target)? {
         Target::Version(v, note) => {

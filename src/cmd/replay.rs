@@ -71,15 +71,32 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         }
     };
 
-    let scratch = tempfile::Builder::new()
-        .prefix("mlrun-replay-")
-        .tempdir()
-        .map_err(|e| Error::other("cannot create a scratch directory").cause(e))?;
+    // Owned by this process: removed when the replay ends, and by the next mlrun command if this
+    // one is killed.
+    let scratch = crate::store::owner::Owned::create_dir(
+        &std::env::temp_dir(),
+        &format!(
+            "{}{}",
+            crate::store::owner::REPLAY_PREFIX,
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ),
+    )
+    .map_err(|e| Error::other("cannot create a scratch directory").cause(e))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o700));
+    }
     let root = replay::rebuild_tree(&orig, scratch.path())?;
     std::fs::create_dir_all(&root)
         .map_err(|e| Error::other("cannot create the scratch tree").cause(e))?;
     let objects = Objects::new(&dir);
+    // a gc meanwhile must not delete what is being restored
+    let hold = crate::store::lock::ObjectsHold::take(&dir, || {
+        eprintln!("waiting for `mlrun gc` to finish before restoring inputs…")
+    })
+    .ok();
     let missing = replay::restore_inputs(&store.conn, &objects, &orig, &plan, &root)?;
+    drop(hold);
     if !missing.is_empty() {
         let mut e = Error::other(format!(
             "cannot replay run {}: {} input version{} cannot be restored; nothing was run",
@@ -156,6 +173,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         // a replay reruns what was declared; tracing it again would only repeat the original's
         // observations (and need the scratch tree's paths): keep pipeline.toml's setting off
         trace: Some(crate::pipeline::plan::TraceMode::Off),
+        run_id: None,
     };
     let replan = plan.clone();
     let outcome = exec::run_blocking(plan, store, opts, printer)?;

@@ -70,8 +70,10 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             args.pipeline.display()
         );
     })?;
+    // The id is chosen now so the lock can name the run a second mlrun is waiting for.
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
     lock.describe(&format!(
-        "mlrun (pid {}), started {}",
+        "run {run_id} (mlrun pid {}, started {})",
         std::process::id(),
         crate::report::time::local(crate::store::record::now_ms())
     ));
@@ -97,6 +99,7 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         git_fixed: None,
         recorded_location: None,
         trace,
+        run_id: Some(run_id),
     };
     let outcome = exec::run_blocking(plan, store, opts, printer)?;
     drop(lock);

@@ -9,7 +9,7 @@ use crate::store::query::{Cmp, RunFilter};
 use crate::store::{self, Store, query};
 
 pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    let store = Store::open_existing(&store::find_dir(store_dir)?)?;
+    let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let filter = RunFilter {
         pipeline: args.pipeline.clone(),
         status: args.status.clone(),

@@ -13,7 +13,7 @@ use crate::store::query::{self, EnvInfo, GitInfo, IoInfo, RunDetail};
 use crate::store::{self, Store};
 
 pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    let store = Store::open_existing(&store::find_dir(store_dir)?)?;
+    let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let mut only_step = None;
     let id = match target::resolve(&store, &args.target)? {
         Target::Run(id) => id,

@@ -40,7 +40,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let plan = super::load_plan(&args.pipeline, &args.params, err_style)?;
     let dir = store::dir_for_pipeline(&plan.file, store_dir);
     let store = if dir.join(store::DB_FILE).is_file() {
-        Some(Store::open(&dir)?)
+        Some(Store::open_read(&dir)?)
     } else {
         None
     };

@@ -31,6 +31,7 @@ use crate::fingerprint::metrics::Metrics;
 use crate::fingerprint::system::{EnvSnapshot, InterpreterCache, SystemInfo, lockfiles};
 use crate::pipeline::{Plan, Step, TraceMode, params};
 use crate::report;
+use crate::store::lock::ObjectsHold;
 use crate::store::objects::Objects;
 use crate::store::record::{self, Io, Origin, RunStatus, StepStatus, now_ms};
 use crate::store::{self, Store};
@@ -60,6 +61,8 @@ pub struct RunOptions {
     pub recorded_location: Option<(PathBuf, PathBuf)>,
     /// `--trace[=MODE]`, over pipeline.toml's `trace` settings
     pub trace: Option<TraceMode>,
+    /// the run's id, when the caller chose it (to name the run in the pipeline lock first)
+    pub run_id: Option<String>,
 }
 
 /// Which steps run even when an earlier execution could be reused.
@@ -164,6 +167,17 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl Ctx {
+    /// Keep `gc` from deleting objects while this is held; `None` (after a warning) when the
+    /// lock cannot be taken: storing then goes on, as it did before there was a lock. Blocking.
+    fn hold_objects(&self) -> Option<ObjectsHold> {
+        ObjectsHold::take(self.objects.store_dir(), || {
+            self.printer
+                .note("waiting for `mlrun gc` to finish with the object store…")
+        })
+        .map_err(|e| self.printer.warn(&e.to_string()))
+        .ok()
+    }
+
     /// The git state now, or the fixed one a replay reconstructed.
     fn git_snapshot(&self) -> GitState {
         match &self.git_fixed {
@@ -240,6 +254,8 @@ struct PendingReuse {
     started_at: i64,
     git_before: GitState,
     rec: record::StepRecord,
+    /// keeps `gc` out until this record is committed (see `store::lock::ObjectsHold`)
+    _hold: Option<ObjectsHold>,
 }
 
 impl PendingReuse {
@@ -254,6 +270,7 @@ impl PendingReuse {
             started_at: b.started_at,
             git_before: b.git_before.clone(),
             rec,
+            _hold: None,
         }
     }
 
@@ -416,7 +433,10 @@ pub async fn run(
     printer: Arc<Printer>,
 ) -> Result<RunOutcome> {
     let started = now_ms();
-    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let run_id = opts
+        .run_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     let root = plan.root.clone();
     let fixed = opts.git_fixed.clone();
     let (system, git_start, locks, tracked) = blocking(move || {
@@ -429,9 +449,12 @@ pub async fn run(
     })
     .await;
     let redactor = Redactor::new(&store.salt, &plan.redact, &plan.keep);
-    let tmp = store.dir.join("tmp");
-    std::fs::create_dir_all(&tmp)
-        .map_err(|e| Error::store("cannot create the store's tmp directory").cause(e))?;
+    // This run's own scratch space: runs sharing a store never remove each other's.
+    let scratch =
+        store::owner::Owned::create_dir(&store.dir.join("tmp"), &run_id).map_err(|e| {
+            Error::store("cannot create the run's directory in the store's tmp/").cause(e)
+        })?;
+    let tmp = scratch.path().to_path_buf();
     let store_dir = store.dir.clone();
     let cache = if opts.no_cache {
         HashCache::disabled()
@@ -633,7 +656,7 @@ pub async fn run(
         }
     };
     printer.event(&line);
-    let _ = std::fs::remove_dir(&ctx.tmp);
+    drop(scratch);
 
     Ok(RunOutcome {
         run_id: run_id.clone(),
@@ -942,6 +965,7 @@ async fn store_objects(ctx: &Arc<Ctx>, step: &str, ios: Vec<Io>, what: &'static 
         );
         let mut errors = Vec::new();
         let mut ios = ios;
+        let _hold = (!ios.is_empty()).then(|| c.hold_objects());
         for io in &mut ios {
             match c.objects.put(&c.plan.root.join(&io.path), &io.fp, &c.cache) {
                 Ok(()) => io.stored = true,
@@ -1327,6 +1351,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         fingerprint_all(&c.plan.root, &c.plan.steps[i].outputs, &c.cache)
     })
     .await;
+    let _hold;
     let mut outputs = match outputs {
         Ok(o) => o,
         Err(e) => {
@@ -1339,6 +1364,13 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         let (keep, skip): (Vec<Io>, Vec<Io>) = outputs
             .into_iter()
             .partition(|io| step.outputs.iter().any(|d| d.path == io.path && d.store));
+        // held until the step's record (which references them) is committed, in `finish`
+        let c = ctx.clone();
+        _hold = if keep.is_empty() {
+            None
+        } else {
+            blocking(move || c.hold_objects()).await
+        };
         outputs = store_objects(ctx, &step.name, keep, "output").await;
         outputs.extend(skip);
         outputs.sort_by(|a, b| a.path.cmp(&b.path));
@@ -1374,6 +1406,8 @@ fn try_reuse(
     vars: &BTreeMap<String, String>,
 ) -> Option<StepOutcome> {
     let key = parts.key();
+    // From reading what is stored until the record is committed, gc must not delete it.
+    let hold = ctx.hold_objects();
     let reusable = ctx
         .read_store(|c| incremental::find_reusable(c, &key, ctx.reuse_replays))
         .ok()??;
@@ -1444,7 +1478,10 @@ fn try_reuse(
         .iter()
         .map(|(k, (v, _))| (k.clone(), *v))
         .collect();
-    ctx.record_reused(PendingReuse::new(begin, rec));
+    ctx.record_reused(PendingReuse {
+        _hold: hold,
+        ..PendingReuse::new(begin, rec)
+    });
     let style = ctx.printer.style();
     let w = ctx.printer.width();
     let short_run = &reusable.short_id;

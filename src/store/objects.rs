@@ -7,7 +7,8 @@
 //! for whom read-only permissions do not stop a later step from rewriting a file in place, which
 //! would silently change the stored object too.
 //!
-//! Writes are atomic: bytes go to `objects/tmp/` and are renamed to their final name only after
+//! Writes are atomic: bytes go to `objects/tmp/<id>/` (scratch space owned by this process, see
+//! `store::owner`: a killed writer's partial files are removed by the next command) and are renamed to their final name only after
 //! the copy has been checked (hashed on the way, or, for a file the stat cache vouches for, its
 //! stat unchanged across the copy), so a crash never leaves a half-written object under its
 //! final name, and a file that changed while being stored is caught. Objects are made read-only.
@@ -38,6 +39,8 @@ pub struct Objects {
     /// attempt creates and unlinks a file, which for a directory of 20,000 files cost more
     /// than copying them.
     try_reflink: AtomicBool,
+    /// `objects/tmp/<id>/`, created on the first write, removed when this is dropped
+    scratch: std::sync::Mutex<Option<crate::store::owner::Owned>>,
 }
 
 /// Why an object could not be used.
@@ -52,7 +55,13 @@ impl Objects {
         Objects {
             root: store_dir.join("objects"),
             try_reflink: AtomicBool::new(true),
+            scratch: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The store directory these objects belong to.
+    pub fn store_dir(&self) -> &Path {
+        self.root.parent().unwrap_or(Path::new("."))
     }
 
     pub fn path_of(&self, hash: &str) -> PathBuf {
@@ -65,10 +74,26 @@ impl Objects {
     }
 
     fn tmp_path(&self) -> Result<PathBuf> {
-        let dir = self.root.join("tmp");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::store(format!("cannot create `{}`", dir.display())).cause(e))?;
+        let mut scratch = self.scratch.lock().expect("scratch lock");
+        if scratch.is_none() {
+            let parent = self.root.join("tmp");
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            *scratch = Some(
+                crate::store::owner::Owned::create_dir(&parent, &id).map_err(|e| {
+                    Error::store(format!("cannot create `{}`", parent.join(&id).display())).cause(e)
+                })?,
+            );
+        }
+        let dir = scratch.as_ref().expect("created above").path();
         Ok(dir.join(uuid::Uuid::new_v4().simple().to_string()))
+    }
+
+    /// Mark an object as just used, so a `gc` running meanwhile leaves it alone (it keeps
+    /// objects modified since the oldest running run started). Best effort.
+    fn touch(&self, hash: &str) {
+        if let Ok(f) = File::open(self.path_of(hash)) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
     }
 
     /// Move a verified temporary file to its final name.
@@ -87,6 +112,7 @@ impl Objects {
     /// Keep bytes that are already in memory.
     pub fn put_bytes(&self, data: &[u8], hash: &str) -> Result<()> {
         if self.has(hash) {
+            self.touch(hash);
             return Ok(());
         }
         let tmp = self.tmp_path()?;
@@ -104,6 +130,7 @@ impl Objects {
     /// reading the bytes again. Otherwise they are hashed on the way and compared.
     pub fn put_file(&self, src: &Path, expected: &str, cache: &HashCache) -> Result<()> {
         if self.has(expected) {
+            self.touch(expected);
             return Ok(());
         }
         let tmp = self.tmp_path()?;

@@ -287,3 +287,122 @@ pub fn signal(child: &std::process::Child, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig)
         .expect("signal sent");
 }
+
+/// A file system mounted for a test (a small tmpfs, a read-only bind mount), unmounted when
+/// dropped. Declare it after the `Env` whose directory holds it, so it is dropped first.
+pub struct Mounted {
+    pub path: PathBuf,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Run `mount ARGS`; on failure, outside CI, print why the test is skipped and return false (in
+/// CI, where the suite must run whole, panic).
+fn mount(args: &[&std::ffi::OsStr], purpose: &str) -> bool {
+    let out = Command::new("mount").args(args).output();
+    let why = match out {
+        Ok(o) if o.status.success() => return true,
+        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        Err(e) => e.to_string(),
+    };
+    let msg = format!("cannot mount {purpose} here ({why}); this test needs root or CAP_SYS_ADMIN");
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("skipped: {msg}");
+    false
+}
+
+impl Env {
+    /// A tmpfs of `bytes` bytes in the test's temporary directory, for a full disk: point a store
+    /// at it (`--store`, `MLRUN_STORE`), then `fill_fs` it. `None` (after printing why) where
+    /// mounting is not permitted, unless `CI` is set.
+    pub fn small_fs(&self, bytes: u64) -> Option<Mounted> {
+        let path = self._tmp.path().join(format!("small-fs-{bytes}"));
+        std::fs::create_dir_all(&path).unwrap();
+        let size = format!("size={bytes}");
+        mount(
+            &[
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                size.as_ref(),
+                "tmpfs".as_ref(),
+                path.as_os_str(),
+            ],
+            "a tmpfs",
+        )
+        .then_some(Mounted { path })
+    }
+
+    /// Make `dir` read-only (a read-only bind mount of it over itself): even root cannot write
+    /// it then. `None` (after printing why) where mounting is not permitted, unless `CI` is set.
+    pub fn read_only(&self, dir: &Path) -> Option<Mounted> {
+        if !mount(
+            &["--bind".as_ref(), dir.as_os_str(), dir.as_os_str()],
+            "a bind mount",
+        ) {
+            return None;
+        }
+        let m = Mounted {
+            path: dir.to_path_buf(),
+        };
+        mount(
+            &["-o".as_ref(), "remount,bind,ro".as_ref(), dir.as_os_str()],
+            "a read-only bind mount",
+        )
+        .then_some(m)
+    }
+}
+
+/// Fill the file system holding `dir` until a write fails for lack of space (a file `filler`
+/// in `dir`). Returns how many bytes it took.
+pub fn fill_fs(dir: &Path) -> u64 {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("filler")).expect("filler file");
+    let chunk = vec![0x5au8; 4096];
+    let mut n = 0u64;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(k) => n += k as u64,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOSPC) => break,
+            Err(e) => panic!("filling {}: {e}", dir.display()),
+        }
+    }
+    let _ = f.sync_all();
+    n
+}
+
+/// Make a FIFO at `path`: a step that reads it (`cat fifo`) waits until the test writes to it
+/// and closes it, which holds a run in a known state without sleeping.
+pub fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
+}
+
+/// Open the FIFO at `path` for writing once a reader (the step) has opened it: on return, the
+/// step is running and blocked on it, until the returned file is dropped. Panics after `secs`.
+pub fn fifo_writer(path: &Path, secs: u64) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = None;
+    let opened = wait_until(secs, || {
+        // without a reader a non-blocking open for writing fails (ENXIO)
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => {
+                file = Some(f);
+                true
+            }
+            Err(_) => false,
+        }
+    });
+    assert!(opened, "nothing opened {} for reading", path.display());
+    file.unwrap()
+}

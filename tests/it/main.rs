@@ -15,5 +15,6 @@ mod reliability;
 mod replay;
 mod replay_history;
 mod reports;
+mod store;
 mod trace;
 mod validate;

@@ -227,10 +227,13 @@ fn a_second_run_of_the_same_pipeline_refuses_or_waits() {
     // the first run holds the lock until the test releases its step
     let first = env.spawn_mlrun(&[]);
     assert!(wait_until(10, || started(&env)));
+    let holder: String = one(&env.db(), "SELECT id FROM runs WHERE status = 'running'");
     let out = env.mlrun(&[]);
     assert_eq!(out.code, 75, "{out:?}");
+    // the message names the run holding the lock, so `mlrun show` can be pointed at it
     assert!(
-        out.stderr.contains("is already being run by mlrun (pid"),
+        out.stderr
+            .contains(&format!("is already running as run {holder} (mlrun pid")),
         "{out:?}"
     );
     assert!(out.stderr.contains("--wait-lock"), "{out:?}");
@@ -244,7 +247,7 @@ fn a_second_run_of_the_same_pipeline_refuses_or_waits() {
         .unwrap();
     let said = || std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
-        wait_until(10, || said().contains("waiting for mlrun (pid")),
+        wait_until(10, || said().contains(&format!("waiting for run {holder} (mlrun pid"))),
         "{}",
         said()
     );

@@ -1,0 +1,105 @@
+//! The database's side of the object store: which blobs it says are stored (`blobs.stored`),
+//! which objects the kept runs reference, and the corrections `gc` and `fsck --repair` make.
+
+use std::collections::HashSet;
+
+use rusqlite::Connection;
+
+use crate::error::Result;
+use crate::fingerprint::hash::{MODE_LINK, parse_manifest};
+use crate::store::query;
+
+/// Blob hashes that the step executions of the kept runs used or generated: the runs of
+/// `keep_last` (all when `None`; replays are kept with the run they replayed) and every run
+/// still in progress.
+pub fn referenced(conn: &Connection, keep_last: Option<usize>) -> Result<HashSet<String>> {
+    let kept_clause = match keep_last {
+        // the N most recent runs of the workspace (a replay is not its history: it is kept with
+        // the run it replayed, not counted among the N)
+        Some(n) => format!(
+            "SELECT id FROM (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
+             UNION SELECT r.id FROM runs r WHERE r.replay_of IN
+               (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
+             UNION SELECT id FROM runs WHERE status = 'running'"
+        ),
+        None => "SELECT id FROM runs".to_string(),
+    };
+    let sql = format!(
+        "WITH kept(id) AS ({kept_clause})
+         SELECT DISTINCT v.blob_hash FROM io_edges e
+           JOIN step_execs s ON s.id = e.step_exec JOIN kept k ON k.id = s.run_id
+           JOIN artifact_versions v ON v.id = e.av_id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let out = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(out)
+}
+
+pub fn run_count(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?)
+}
+
+/// When the oldest run still in progress started (ms since the epoch).
+pub fn oldest_running_start(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn.query_row(
+        "SELECT min(started_at) FROM runs WHERE status = 'running'",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Hashes of the file blobs the database says are in the object store.
+pub fn stored_files(conn: &Connection) -> Result<HashSet<String>> {
+    let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'file'")?;
+    let out = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(out)
+}
+
+/// Directory versions said to be stored whose manifest is unreadable or names a file object in
+/// `gone`: they can no longer be restored.
+pub fn dirs_needing(conn: &Connection, gone: &HashSet<String>) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'dir'")?;
+    let stored: HashSet<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(stmt);
+    let mut out = Vec::new();
+    if gone.is_empty() {
+        return Ok(out);
+    }
+    query::for_each_dir_manifest(conn, |hash, data| {
+        if stored.contains(hash)
+            && data.and_then(parse_manifest).is_some_and(|entries| {
+                entries
+                    .iter()
+                    .any(|e| e.mode != MODE_LINK && gone.contains(&e.hash))
+            })
+        {
+            out.push(hash.to_string());
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Say, in one transaction, that these blobs are no longer stored. The raw SQLite error is
+/// returned so a caller can tell a full disk apart.
+pub fn mark_not_stored<'a>(
+    conn: &Connection,
+    hashes: impl IntoIterator<Item = &'a String>,
+) -> rusqlite::Result<usize> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let mut n = 0;
+    {
+        let mut stmt = tx.prepare("UPDATE blobs SET stored = 0 WHERE hash = ?1 AND stored = 1")?;
+        for h in hashes {
+            n += stmt.execute([h])?;
+        }
+    }
+    tx.commit()?;
+    Ok(n)
+}
