@@ -23,8 +23,6 @@ pub const DB_FILE: &str = "lineage.db";
 pub struct Store {
     pub conn: Connection,
     pub dir: PathBuf,
-    /// per-store salt for redaction markers
-    pub salt: String,
 }
 
 /// Called by SQLite while another connection holds the write lock: back off exponentially (1 ms
@@ -148,11 +146,9 @@ impl Store {
                 not_a_store(&path, e)
             }
         })?;
-        let salt = Self::salt(&conn)?;
         let store = Store {
             conn,
             dir: dir.to_path_buf(),
-            salt,
         };
         store.recover_abandoned_runs()?;
         Ok(store)
@@ -165,28 +161,6 @@ impl Store {
                 .hint("run a pipeline first (`mlrun pipeline.toml`), or point at a store with --store DIR"));
         }
         Self::open(dir)
-    }
-
-    fn salt(conn: &Connection) -> Result<String> {
-        let existing: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
-                r.get(0)
-            })
-            .ok();
-        if let Some(s) = existing {
-            return Ok(s);
-        }
-        let salt =
-            uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('salt', ?1)",
-            [&salt],
-        )?;
-        Ok(
-            conn.query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
-                r.get(0)
-            })?,
-        )
     }
 
     /// Runs left `running` by an mlrun process that no longer exists (killed, machine rebooted)

@@ -12,5 +12,6 @@ mod query;
 mod record;
 mod reliability;
 mod replay;
+mod secrets;
 mod trace;
 mod validate;
