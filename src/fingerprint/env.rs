@@ -224,6 +224,11 @@ impl Scanner {
     }
 }
 
+/// `<redacted:HASH>`, what a recorded secret became.
+pub fn is_marker(v: &str) -> bool {
+    v.starts_with("<redacted:") && v.ends_with('>') && !v.contains(char::is_whitespace)
+}
+
 /// A value that only names a secret: a shell variable, a `{params.x}` placeholder, a marker.
 fn is_reference(v: &str) -> bool {
     v.starts_with('$') || v.starts_with("{params.") || v.starts_with("<redacted")
@@ -345,6 +350,43 @@ fn matchers(globs: &[String]) -> Vec<globset::GlobMatcher> {
         .collect()
 }
 
+/// Words of a param key that make it secret wherever they stand.
+const SECRET_KEY_WORDS: &[&str] = &["CREDENTIALS", "SECRETS", "PASSWORDS", "APIKEY"];
+/// A word ending with one of these is secret too: `authtoken`, `dbpassword`, `clientsecret`.
+const SECRET_KEY_ENDINGS: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE"];
+
+/// `db.password`, `api_key`, `apiKey`: the words of a param key, upper-cased.
+fn key_words(key: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if !c.is_alphanumeric() {
+            words.push(std::mem::take(&mut word));
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower {
+            words.push(std::mem::take(&mut word));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        word.extend(c.to_uppercase());
+    }
+    words.push(word);
+    words.retain(|w| !w.is_empty());
+    words
+}
+
+fn key_is_secret(key: &str) -> bool {
+    key_words(key).iter().enumerate().any(|(i, w)| {
+        let w = w.as_str();
+        SECRET_NAME_PARTS.contains(&w)
+            || SECRET_KEY_WORDS.contains(&w)
+            || (i > 0 && SECRET_NAME_WORDS.contains(&w))
+            || SECRET_KEY_ENDINGS.iter().any(|e| w.ends_with(e))
+    })
+}
+
 /// `db.password` → `DB_PASSWORD`: a param key as an environment-style name.
 fn env_style(key: &str) -> String {
     key.chars()
@@ -389,22 +431,31 @@ impl Redactor {
     }
 
     pub fn is_secret(&self, name: &str, value: &str) -> bool {
-        if value.is_empty() {
+        // a marker (a replay's recorded plan) is what stands for a secret, not one
+        if value.is_empty() || is_marker(value) {
             return false;
         }
         self.name_is_secret(name) || (!self.kept(name) && Self::value_is_secret(value))
     }
 
-    /// Is a param secret? The name rules, `redact` and `keep` apply to its key as written
-    /// (`db.password`) and as an environment-style name (`DB_PASSWORD`); its value is judged as
-    /// a variable's is.
+    /// Is a param secret? Its key is read word by word (`db.password`, `api_key`, `apiKey`,
+    /// `auth_token`): a word that is one of the secret name parts (`TOKEN`, `PASSWORD`, `KEY`, …,
+    /// and `PASS`, `PWD`, `PW`, `SID` after the first word), or ends with `token`, `secret` or
+    /// `password`. Whole words, not substrings as for variables: `max_tokens`, `tokenizer` and
+    /// `monkey` are ordinary params. `redact` and `keep` match the key as written and as a
+    /// variable name (`DB_PASSWORD`); the value is judged as a variable's is.
     pub fn param_is_secret(&self, key: &str, value: &serde_json::Value) -> bool {
         let rendered = crate::pipeline::params::render(value);
         let env = env_style(key);
-        if rendered.is_empty() || self.kept(key) || self.kept(&env) {
+        if rendered.is_empty() || is_marker(&rendered) || self.kept(key) || self.kept(&env) {
             return false;
         }
-        self.name_is_secret(key) || self.name_is_secret(&env) || Self::value_is_secret(&rendered)
+        key_is_secret(key)
+            || self
+                .extra
+                .iter()
+                .any(|m| m.is_match(key) || m.is_match(&env))
+            || Self::value_is_secret(&rendered)
     }
 
     /// `<redacted:HASH>`: HASH is an HMAC of the name and value under the user's secret key:
@@ -624,8 +675,42 @@ mod tests {
         assert!(r.param_is_secret("db.host", &v("h")));
         assert!(r.param_is_secret("url", &v("https://u:pw@h/")));
         assert!(!r.param_is_secret("train.keys", &v("x1")));
+        for secret in [
+            "apiKey",
+            "dbPassword",
+            "auth_token",
+            "client_secret",
+            "api.key",
+            "key",
+            "authtoken",
+            "gcp.credentials",
+        ] {
+            assert!(r.param_is_secret(secret, &v("x1")), "{secret}");
+        }
+        // words, not substrings: the params of a language model stay readable
+        for plain in [
+            "max_tokens",
+            "tokenizer",
+            "num_tokens",
+            "monkey",
+            "author",
+            "train.keys_per_batch",
+            "pwd",
+            "sid",
+        ] {
+            let r = Redactor::new(
+                &SecretKey::from_bytes(b"a test key of some length"),
+                &[],
+                &[],
+            );
+            assert!(!r.param_is_secret(plain, &v("x1")), "{plain}");
+        }
         assert!(!r.param_is_secret("train.lr", &serde_json::json!(0.1)));
         assert!(!r.param_is_secret("password", &v("")));
+        // a recorded plan (replay) holds markers: they stay as they are
+        let marker = r.marker("password", "x1");
+        assert!(!r.param_is_secret("password", &v(&marker)));
+        assert!(!r.is_secret("DB_PASSWORD", &marker));
         let (rec, found) = r.params(&[("db.password".to_string(), v("hunter2"))].into());
         assert!(
             rec["db.password"]

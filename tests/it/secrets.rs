@@ -642,3 +642,24 @@ fn a_bad_key_file_is_an_error_and_no_home_a_warning() {
     assert!(out.stderr.contains("one-off key"), "{out:?}");
     assert_store_clean(&env, &["pw-0001"]);
 }
+
+/// A replay runs the recorded plan, which holds markers, not secrets: it says which steps get a
+/// marker instead of their secret, and records nothing secret either.
+#[test]
+fn a_replay_says_which_steps_lost_their_secret() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[params]\npassword = \"replaypw-0001\"\n[steps.s]\ncmd = \"echo {params.password} | wc -c > out.txt\"\noutputs = [\"out.txt\"]\n",
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let out = env.mlrun(&["replay"]);
+    assert!(
+        out.stderr
+            .contains("step `s` had a secret in its command or params, recorded as a marker"),
+        "{out:?}"
+    );
+    assert_clean("replay", &out.all(), &["replaypw-0001"]);
+    assert_store_clean(&env, &["replaypw-0001"]);
+}
