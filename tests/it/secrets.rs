@@ -631,6 +631,17 @@ fn a_bad_key_file_is_an_error_and_no_home_a_warning() {
     );
     assert!(out.stderr.contains("MLRUN_SECRET_KEY_FILE"), "{out:?}");
     assert!(!env.path("out.txt").exists());
+    assert_eq!(one::<i64>(&env.db(), "SELECT count(*) FROM runs"), 0);
+    // a key file that cannot be read (here: a directory) is named too
+    let dir = env.home.join("a-dir.key");
+    std::fs::create_dir_all(&dir).unwrap();
+    env.set_env("MLRUN_SECRET_KEY_FILE", dir.to_str().unwrap());
+    let out = env.mlrun(&["status"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("cannot read the secret key file") && out.stderr.contains("a-dir.key"),
+        "{out:?}"
+    );
 
     // HOME under a regular file: no key file can be made there, even by root
     let blocker = env.home.join("not-a-dir");
@@ -662,4 +673,33 @@ fn a_replay_says_which_steps_lost_their_secret() {
     );
     assert_clean("replay", &out.all(), &["replaypw-0001"]);
     assert_store_clean(&env, &["replaypw-0001"]);
+}
+
+/// `diff --patch` prints the committed changes between two runs' commits from git: credentials
+/// in committed code are masked there too.
+#[test]
+fn committed_changes_shown_by_diff_are_masked() {
+    let env = Env::git();
+    env.write("pipeline.toml", "[steps.s]\ncmd = \"cat conf.txt > out.txt\"\ninputs = [\"conf.txt\"]\noutputs = [\"out.txt\"]\n");
+    env.write("conf.txt", "a = 1\n");
+    env.commit("one");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    env.write("conf.txt", "a = 1\npassword = committedpw0001\n");
+    env.commit("two");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let ids: Vec<String> = rows(&env.db(), "SELECT id FROM runs ORDER BY started_at")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    for json in [false, true] {
+        let mut args = vec!["diff", ids[0].as_str(), ids[1].as_str(), "--patch"];
+        if json {
+            args.push("--json");
+        }
+        let d = env.mlrun(&args);
+        assert_eq!(d.code, 0, "{d:?}");
+        assert!(d.stdout.contains("password = <redacted>"), "{d:?}");
+        assert_clean("diff --patch", &d.all(), &["committedpw0001"]);
+    }
 }
