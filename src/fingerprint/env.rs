@@ -301,6 +301,23 @@ impl Masker {
         out.push_str(ending);
         Cow::Owned(out)
     }
+
+    /// One line of raw output. Valid UTF-8 is masked as by `line`, byte for byte otherwise
+    /// unchanged; a line that is not UTF-8 is returned as it is when nothing in it (read
+    /// lossily) is secret, else as its masked lossy text: a secret is never kept for the sake
+    /// of exact bytes.
+    pub fn bytes<'a>(&mut self, line: &'a [u8]) -> Cow<'a, [u8]> {
+        match std::str::from_utf8(line) {
+            Ok(text) => match self.line(text) {
+                Cow::Borrowed(_) => Cow::Borrowed(line),
+                Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
+            },
+            Err(_) => match self.line(&String::from_utf8_lossy(line)) {
+                Cow::Borrowed(_) => Cow::Borrowed(line),
+                Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
+            },
+        }
+    }
 }
 
 /// Mask a whole text (several lines): see `Masker`.
@@ -808,6 +825,16 @@ mod tests {
             &[],
         );
         assert_eq!(text, "<redacted>\n<redacted>\nepoch 1: loss 0.5\n");
+    }
+
+    #[test]
+    fn raw_lines_keep_their_bytes_unless_they_hold_a_secret() {
+        let mut m = Masker::new(&["s3cr3t".into()]);
+        let binary = b"\xff\xfe plain\n";
+        assert!(matches!(m.bytes(binary), Cow::Borrowed(b) if b == binary));
+        let leaky = b"\xff s3cr3t\n";
+        assert_eq!(&*m.bytes(leaky), "\u{FFFD} <redacted>\n".as_bytes());
+        assert_eq!(&*m.bytes(b"token=abc1\n"), b"token=<redacted>\n");
     }
 
     #[test]
