@@ -69,7 +69,9 @@ const SECRET_PART_PATTERNS: &[&str] = &[
     r"[a-zA-Z][a-zA-Z0-9+.\-]*://(?P<s>[^/\s:@]+:[^/\s@]+)@",
     // Authorization: Bearer …, Authorization: Basic …, authorization=…
     r#"(?i)\bauthorization["']?[ \t]*[:=][ \t]*["']?(?:(?:bearer|basic|token|digest|bot)[ \t]+)?(?P<s>[^\s"']+)"#,
-    r"(?i)\bbearer[ \t]+(?P<s>[A-Za-z0-9._~+/=\-]{8,})",
+    // a bare `Bearer X` (without Authorization:) only when X is long enough to be a token, so
+    // "Bearer authentication" in prose stays
+    r"(?i)\bbearer[ \t]+(?P<s>[A-Za-z0-9._~+/=\-]{16,})",
     // password=…, --api-key=…, "client_secret": "…", token: …, DB_PASS=…
     concat!(
         r#"(?i)(?:^|[^A-Za-z0-9_.\-])"#,
@@ -781,6 +783,10 @@ mod tests {
                 "curl -H 'Authorization: Bearer <redacted>'",
             ),
             ("Bearer abcdefgh12345678", "Bearer <redacted>"),
+            (
+                "Bearer authentication is used",
+                "Bearer authentication is used",
+            ),
             // ML logs keep their numbers
             (
                 "max_tokens=512 num_tokens: 77 pad_token=<pad>",
