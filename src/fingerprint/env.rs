@@ -3,8 +3,9 @@
 //!
 //! A variable is secret when its name looks secret (`*TOKEN*`, `*SECRET*`, `*PASSWORD*`, …,
 //! `*_PASS`, `*_PWD`, `*_SID`, plus the pipeline's `redact` globs, minus its `keep` globs) or when
-//! its value looks like a credential. A param follows the same rules on its key (`db.password`
-//! is read as `DB_PASSWORD` too). In any text (logs, commands, the uncommitted diff, the pipeline
+//! its value looks like a credential. A param is secret when a whole word of its key is one of
+//! those names (`db.password`, `apiKey`; not `max_tokens`), by `redact`/`keep` on its key, or by
+//! its value. In any text (logs, commands, the uncommitted diff, the pipeline
 //! file), credential-looking values are found by pattern: cloud keys, GitHub/GitLab/Slack/OpenAI
 //! tokens, JWTs, whole private key blocks (across lines), `user:pass@` in URLs,
 //! `Authorization:` / `Bearer` credentials, and `password=…`, `api_key: …`, `token=…` values.
