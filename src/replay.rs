@@ -420,6 +420,21 @@ pub fn fill_secrets(plan: &mut Plan) -> Vec<String> {
     unfilled
 }
 
+/// Steps whose recorded command or params hold a secret's marker: the replay cannot give them
+/// the real value, so they run with the marker (and will likely differ).
+pub fn steps_with_redacted_values(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .filter(|s| {
+            s.cmd.display().contains("<redacted:")
+                || s.params
+                    .values()
+                    .any(|v| v.as_str().is_some_and(|v| v.starts_with("<redacted:")))
+        })
+        .map(|s| s.name.clone())
+        .collect()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputVerdict {
     pub path: String,

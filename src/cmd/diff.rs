@@ -476,7 +476,10 @@ fn commits_diff(
             true
         })
         .map_err(|e| e.message().to_string())?;
-        Some(String::from_utf8_lossy(&text).into_owned())
+        // committed code can hold credentials too: never print them
+        Some(crate::fingerprint::env::mask_patch(
+            &String::from_utf8_lossy(&text),
+        ))
     } else {
         None
     };

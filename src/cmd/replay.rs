@@ -138,6 +138,12 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             err.yellow("warning:")
         );
     }
+    for step in replay::steps_with_redacted_values(&plan) {
+        eprintln!(
+            "{} step `{step}` had a secret in its command or params, recorded as a marker; the replay runs it with the marker instead",
+            err.yellow("warning:")
+        );
+    }
     plan.root = root.clone();
     plan.file = file;
     plan.source = orig.spec.clone();

@@ -11,9 +11,11 @@ use crate::cli::StatusArgs;
 use crate::cmd::diff::FilesDiff;
 use crate::error::Result;
 use crate::exec::incremental::{self, CacheParts};
+use crate::exec::recorded::Recorded;
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::env::Redactor;
 use crate::fingerprint::hash::{self, Fingerprint};
+use crate::fingerprint::key::SecretKey;
 use crate::pipeline;
 use crate::report::{ColorChoice, Style};
 use crate::store::objects::Objects;
@@ -48,18 +50,20 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         Some(s) => HashCache::load(&s.conn, &plan.root)?,
         None => HashCache::disabled(),
     };
-    let redactor = Redactor::new(
-        store.as_ref().map_or("", |s| s.salt.as_str()),
-        &plan.redact,
-        &plan.keep,
-    );
+    // the same markers as `run` makes, so secret-holding steps get the same keys
+    let key = SecretKey::load()?;
+    if let Some(w) = key.warning() {
+        eprintln!("{} {w}", err_style.yellow("warning:"));
+    }
+    let redactor = Redactor::new(&key, &plan.redact, &plan.keep);
+    let recorded = Recorded::of(&redactor, &plan);
     let objects = Objects::new(&dir);
     let file = plan.file.to_string_lossy().into_owned();
 
     let progress =
         crate::report::progress::Ticker::start("hashing the pipeline's files", err_style);
     let mut steps: Vec<StepState> = Vec::new();
-    for step in &plan.steps {
+    for (step, shown) in plan.steps.iter().zip(&recorded.plan.steps) {
         let mut reasons = Vec::new();
         let mut inputs = Vec::new();
         for decl in &step.inputs {
@@ -85,7 +89,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             }
         }
         if reasons.is_empty() {
-            let parts = CacheParts::of(step, &inputs, &redactor);
+            let parts = CacheParts::of(shown, &inputs);
             reasons = match &store {
                 None => vec!["never run".into()],
                 Some(s) => {

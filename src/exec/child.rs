@@ -193,13 +193,15 @@ async fn drain<R: AsyncRead + Unpin>(
 ) {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut line = Vec::with_capacity(256);
+    // one masker per stream: a private key block spans lines
+    let mut masker = crate::fingerprint::env::Masker::new(&secrets);
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
-                let masked = crate::fingerprint::env::mask(&text, &secrets);
+                let masked = masker.line(&text);
                 printer.step_line(&step, stream, masked.trim_end_matches(['\n', '\r']));
                 buf.lock()
                     .expect("log buffer")

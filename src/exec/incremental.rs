@@ -3,7 +3,8 @@
 //!
 //! The key covers what decides a step's result: the command after substitution, its cwd, the
 //! content hash of every input, the values of the params it depends on, its declared `env`
-//! (secret values as their salted markers) and its declared outputs. It does not cover
+//! (secret values as their keyed markers) and its declared outputs. A step's parts are taken
+//! from its recorded form (`recorded`), so secrets in its command or params count by marker. It does not cover
 //! interpreter or package versions (recorded, and shown by `show`, but like DVC mlrun does not
 //! rerun because `python3` was upgraded; use `--force`).
 
@@ -13,7 +14,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::fingerprint::env::Redactor;
 use crate::fingerprint::hash::{Fingerprint, sha256_bytes};
 use crate::pipeline::Step;
 use crate::store::record::Io;
@@ -36,9 +36,9 @@ pub struct CacheParts {
 }
 
 impl CacheParts {
-    pub fn of(step: &Step, inputs: &[Io], redactor: &Redactor) -> CacheParts {
-        let mut env = step.env.clone();
-        redactor.redact_map(&mut env);
+    /// The parts of a step as recorded (secrets already replaced by markers: see `recorded`).
+    pub fn of(step: &Step, inputs: &[Io]) -> CacheParts {
+        let env = step.env.clone();
         CacheParts {
             v: KEY_VERSION,
             argv: step.cmd.argv(),
@@ -250,6 +250,9 @@ pub fn reasons(before: &CacheParts, now: &CacheParts) -> Vec<String> {
                 "new param {k} = {}",
                 crate::pipeline::params::render(v)
             )),
+            Some(old) if old != v && (is_marker(old) || is_marker(v)) => {
+                out.push(format!("param {k} changed (a secret, not shown)"))
+            }
             Some(old) if old != v => out.push(format!(
                 "param {k} {} → {}",
                 crate::pipeline::params::render(old),
@@ -276,6 +279,11 @@ pub fn reasons(before: &CacheParts, now: &CacheParts) -> Vec<String> {
         out.push("declared outputs changed".into());
     }
     out
+}
+
+/// A secret param is recorded as its marker.
+fn is_marker(v: &serde_json::Value) -> bool {
+    v.as_str().is_some_and(|s| s.starts_with("<redacted:"))
 }
 
 fn show_cwd(c: &str) -> &str {

@@ -11,6 +11,7 @@
 pub mod child;
 pub mod incremental;
 pub mod output;
+pub mod recorded;
 pub mod trace;
 pub mod unix;
 
@@ -134,6 +135,8 @@ struct Ctx {
     lockfiles: BTreeMap<String, String>,
     interpreters: InterpreterCache,
     redactor: Redactor,
+    /// the plan with its secrets replaced by markers: what is recorded and shown
+    recorded: recorded::Recorded,
     inherited: InheritedEnv,
     git_latest: Mutex<GitState>,
     tracked: Option<git::Tracked>,
@@ -448,7 +451,12 @@ pub async fn run(
         )
     })
     .await;
-    let redactor = Redactor::new(&store.salt, &plan.redact, &plan.keep);
+    let key = crate::fingerprint::key::SecretKey::load()?;
+    if let Some(w) = key.warning() {
+        printer.warn(&w);
+    }
+    let redactor = Redactor::new(&key, &plan.redact, &plan.keep);
+    let recorded = recorded::Recorded::of(&redactor, &plan);
     // This run's own scratch space: runs sharing a store never remove each other's.
     let scratch =
         store::owner::Owned::create_dir(&store.dir.join("tmp"), &run_id).map_err(|e| {
@@ -478,6 +486,7 @@ pub async fn run(
         interpreters: InterpreterCache::default(),
         inherited: InheritedEnv::capture(&redactor),
         redactor,
+        recorded,
         git_latest: Mutex::new(git_start.clone()),
         tracked,
         git_fixed: opts.git_fixed.clone(),
@@ -495,20 +504,18 @@ pub async fn run(
         plan,
     });
     {
-        // Secrets written into pipeline.toml's env tables are redacted from the recorded spec too.
-        let mut recorded = ctx.plan.clone();
+        // Secrets of pipeline.toml and the params (see `recorded`) are masked in the recorded
+        // spec and plan, and in mlrun's own recorded command line (`-p password=…`).
+        let mut recorded = ctx.recorded.plan.clone();
         if let Some((root, file)) = &opts.recorded_location {
             recorded.root = root.clone();
             recorded.file = file.clone();
         }
-        let mut secrets = ctx.redactor.redact_map(&mut recorded.env);
-        for s in &mut recorded.steps {
-            secrets.extend(ctx.redactor.redact_map(&mut s.env));
-        }
-        let spec = crate::fingerprint::env::mask(&ctx.plan.source, &secrets);
+        let spec = crate::fingerprint::env::mask(&ctx.plan.source, &ctx.recorded.secrets);
         let plan_json = serde_json::to_string(&recorded).unwrap_or_default();
-        let params_json = serde_json::to_string(&ctx.plan.params).unwrap_or_default();
-        let argv_json = serde_json::to_string(&opts.argv).unwrap_or_default();
+        let params_json = serde_json::to_string(&recorded.params).unwrap_or_default();
+        let argv_json = serde_json::to_string(&ctx.recorded.argv(&ctx.redactor, &opts.argv))
+            .unwrap_or_default();
         let file = recorded.file.to_string_lossy();
         let root = recorded.root.to_string_lossy();
         ctx.with_store(|c| {
@@ -804,7 +811,7 @@ async fn schedule(
 }
 
 fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
-    let step = &ctx.plan.steps[i];
+    let step = &ctx.recorded.plan.steps[i];
     let argv = serde_json::to_string(&step.cmd.argv()).unwrap_or_default();
     if let Err(e) = ctx.with_store(|c| {
         record::record_not_run(
@@ -927,6 +934,10 @@ fn step_env(
         .capture(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     vars.extend(own);
     secrets.extend(own_secrets);
+    // params are judged as params (`MLRUN_PARAM_*` follow them); what the plan holds secret
+    // (in params, env, commands) is masked in this step's output too
+    secrets.extend(recorded::param_vars(&ctx.redactor, step, &mut vars));
+    secrets.extend(ctx.recorded.secrets.iter().cloned());
     (env, vars, secrets)
 }
 
@@ -992,9 +1003,10 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
     let w = ctx.printer.width();
     let started = now_ms();
     let git_before = ctx.git_latest.lock().expect("git lock").clone();
-    let argv = step.cmd.argv();
-    let argv_json = serde_json::to_string(&argv).unwrap_or_default();
-    let cmd_display = step.cmd.display();
+    // the command as recorded and shown: secrets as markers
+    let shown = &ctx.recorded.plan.steps[i].cmd;
+    let argv_json = serde_json::to_string(&shown.argv()).unwrap_or_default();
+    let cmd_display = shown.display();
     let metrics_file = ctx
         .tmp
         .join(format!("{}-{}.metrics", ctx.run_id, step.name));
@@ -1175,7 +1187,7 @@ fn prepare(
     for io in &mut inputs {
         io.origin = Some(origin_of(ctx, io, begin.git_before));
     }
-    let parts = CacheParts::of(step, &inputs, &ctx.redactor);
+    let parts = CacheParts::of(&ctx.recorded.plan.steps[i], &inputs);
     if !forced && let Some(outcome) = try_reuse(ctx, step, begin, &inputs, &parts, vars) {
         return Prepared::Reused(outcome);
     }
@@ -1210,7 +1222,6 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     let w = ctx.printer.width();
     let started = begin.started_at;
     let argv = step.cmd.argv();
-    let cmd_display = step.cmd.display();
     let exec_id = match ctx.with_store(|c| record::begin_step(c, begin)) {
         Ok(id) => id,
         Err(e) => return failed_unrecorded(ctx, &step.name, e),
@@ -1219,7 +1230,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         "{} {:<w$}  {}",
         style.cyan("▸"),
         step.name,
-        style.dim(&cmd_display)
+        style.dim(begin.cmd)
     ));
     let _ = std::fs::write(metrics_file, b"");
 
@@ -1457,7 +1468,7 @@ fn try_reuse(
         ended_at: ended,
         inputs: inputs.to_vec(),
         outputs: reusable.outputs.clone(),
-        params: step.params.clone(),
+        params: ctx.redactor.params(&step.params).0,
         metrics: reusable.metrics.clone(),
         git_after: begin.git_before.clone(),
         env: EnvSnapshot {
@@ -1614,7 +1625,7 @@ async fn finish(
         ended_at: ended,
         inputs: f.inputs,
         outputs: f.outputs,
-        params: step.params.clone(),
+        params: ctx.redactor.params(&step.params).0,
         metrics: f.metrics.values.clone(),
         git_after,
         env: EnvSnapshot {

@@ -17,7 +17,8 @@ pub struct GitState {
     pub branch: Option<String>,
     /// tracked files differ from HEAD (staged or not)
     pub dirty: bool,
-    /// `git diff HEAD` of tracked files, binary-safe, empty when clean
+    /// `git diff HEAD` of tracked files, binary-safe, empty when clean; credentials in it are
+    /// masked line by line (`env::mask_patch`), so it still applies
     #[serde(skip)]
     pub diff: String,
     pub changed: Vec<String>,
@@ -143,7 +144,8 @@ fn read(repo: &Repository) -> Result<GitState, git2::Error> {
             text.extend_from_slice(line.content());
             true
         })?;
-        state.diff = String::from_utf8_lossy(&text).into_owned();
+        // secrets in the working tree's edits are masked before anything keeps the diff
+        state.diff = super::env::mask_patch(&String::from_utf8_lossy(&text));
     }
     if let Ok(remote) = repo.find_remote("origin")
         && let Some(url) = remote.url()

@@ -6,5 +6,6 @@ pub mod cache;
 pub mod env;
 pub mod git;
 pub mod hash;
+pub mod key;
 pub mod metrics;
 pub mod system;

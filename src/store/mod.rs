@@ -25,8 +25,6 @@ pub const DB_FILE: &str = "lineage.db";
 pub struct Store {
     pub conn: Connection,
     pub dir: PathBuf,
-    /// per-store salt for redaction markers
-    pub salt: String,
 }
 
 /// Called by SQLite while another connection holds the write lock: back off exponentially (1 ms
@@ -155,11 +153,9 @@ impl Store {
             _ => Error::store(format!("cannot open the lineage store `{}`", path.display())).cause(e),
         })?;
         migrate(&mut conn)?;
-        let salt = Self::salt(&conn)?;
         let store = Store {
             conn,
             dir: dir.to_path_buf(),
-            salt,
         };
         store.recover_abandoned_runs()?;
         // what killed mlruns left behind (scratch space, partial objects, replay trees)
@@ -238,34 +234,10 @@ impl Store {
     }
 
     fn read_only(dir: &Path, conn: Connection) -> Store {
-        let salt = Self::salt(&conn).unwrap_or_default();
         Store {
             conn,
             dir: dir.to_path_buf(),
-            salt,
         }
-    }
-
-    fn salt(conn: &Connection) -> Result<String> {
-        let existing: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
-                r.get(0)
-            })
-            .ok();
-        if let Some(s) = existing {
-            return Ok(s);
-        }
-        let salt =
-            uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('salt', ?1)",
-            [&salt],
-        )?;
-        Ok(
-            conn.query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
-                r.get(0)
-            })?,
-        )
     }
 
     /// Runs left `running` by an mlrun process that no longer exists (killed, machine rebooted)

@@ -486,7 +486,8 @@ pub fn git_info(conn: &Connection, id: &str, with_diff: bool) -> Result<Option<G
                 remote_url: r.get(6)?,
                 diff: r
                     .get::<_, Option<Vec<u8>>>(7)?
-                    .map(|d| String::from_utf8_lossy(&d).into_owned()),
+                    // masked again when shown: a diff recorded by an older mlrun was not
+                    .map(|d| crate::fingerprint::env::mask_patch(&String::from_utf8_lossy(&d))),
                 diff_bytes: r.get(8)?,
                 error: r.get(9)?,
             })

@@ -24,14 +24,30 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_OUTPUT_LINKS,
     },
+    Migration {
+        code: Some(forget_the_marker_salt),
+        sql: "",
+    },
 ];
 
-// A declared path that was itself a symbolic link (`best.pkl -> ckpt/epoch10.pkl`): its version
-// is the content the link leads to, and `link` keeps the link's own target, as the link held
-// it, so a restore recreates the link rather than a copy. NULL: not a link (every older row).
+// 3: a declared path that was itself a symbolic link (`best.pkl -> ckpt/epoch10.pkl`): its
+// version is the content the link leads to, and `link` keeps the link's own target, as the link
+// held it, so a restore recreates the link rather than a copy. NULL: not a link (every older row).
 const V_OUTPUT_LINKS: &str = r#"
 ALTER TABLE io_edges ADD COLUMN link BLOB;
 "#;
+
+/// 4: redaction markers are keyed with a secret kept outside the store (`fingerprint::key`).
+/// The old per-store salt sat beside the salted markers it made, so anyone holding the store
+/// could test guesses against them; it is erased (its bytes overwritten, not only unlinked), so
+/// the markers recorded with it can no longer be checked against anything.
+fn forget_the_marker_salt(conn: &Connection) -> rusqlite::Result<()> {
+    let was: i64 = conn.pragma_query_value(None, "secure_delete", |r| r.get(0))?;
+    conn.pragma_update(None, "secure_delete", 1)?;
+    let done = conn.execute("DELETE FROM meta WHERE key = 'salt'", []);
+    conn.pragma_update(None, "secure_delete", was)?;
+    done.map(|_| ())
+}
 
 // 1: the lineage record
 const V1: &str = r#"
@@ -338,6 +354,37 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 0, "{gone} dropped");
         }
+    }
+
+    #[test]
+    fn migration_4_erases_the_old_marker_salt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lineage.db");
+        let salt = "0123456789abcdef0123456789abcdefSALT";
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(super::V1).unwrap();
+            conn.execute_batch(super::V2).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute("INSERT INTO meta (key, value) VALUES ('salt', ?1)", [salt])
+                .unwrap();
+            conn.execute("INSERT INTO meta (key, value) VALUES ('other', 'kept')", [])
+                .unwrap();
+        }
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        let keys: Vec<String> = conn
+            .prepare("SELECT key FROM meta")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(keys, ["other"]);
+        drop(conn);
+        // the bytes are gone from the file, not only unlinked from the table
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(salt.len()).any(|w| w == salt.as_bytes()));
     }
 
     #[test]

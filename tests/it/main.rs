@@ -16,5 +16,6 @@ mod replay;
 mod replay_history;
 mod reports;
 mod store;
+mod secrets;
 mod trace;
 mod validate;

@@ -1,0 +1,94 @@
+//! The plan as it is recorded and shown: every secret in it replaced by its keyed marker.
+//!
+//! Secret params (by their key, `redact`/`keep`, or a credential-looking value), secret `env`
+//! values, and secrets inside commands (those values wherever they were substituted, credential
+//! patterns, `NAME=value` with a secret NAME, the value after `--password`) become
+//! `<redacted:HASH>`. The recorded plan, the step's command and argv, its params, its cache key
+//! parts, the live `▸` line, `show`, `status` and the exports all read this form; only the
+//! process that runs gets the real values. A marker changes when its secret does, so the cache
+//! key still notices a new password.
+
+use std::collections::BTreeMap;
+
+use crate::fingerprint::env::Redactor;
+use crate::pipeline::params;
+use crate::pipeline::plan::Cmd;
+use crate::pipeline::{Plan, Step};
+
+pub struct Recorded {
+    /// the plan with its secrets replaced by markers
+    pub plan: Plan,
+    /// (name, value) of the secrets declared in pipeline.toml and the params: a param's key or a
+    /// variable's name, so a value substituted into a command gets the same marker as its param
+    pub known: Vec<(String, String)>,
+    /// every secret value found, to mask in output and in the recorded pipeline file
+    pub secrets: Vec<String>,
+}
+
+impl Recorded {
+    pub fn of(r: &Redactor, plan: &Plan) -> Recorded {
+        let mut p = plan.clone();
+        let mut known = Vec::new();
+        let (params, found) = r.params(&p.params);
+        p.params = params;
+        known.extend(found);
+        let env_secrets = |env: &mut BTreeMap<String, String>, known: &mut Vec<_>| {
+            for (k, v) in env.iter_mut() {
+                if r.is_secret(k, v) {
+                    let marker = r.marker(k, v);
+                    known.push((k.clone(), std::mem::replace(v, marker)));
+                }
+            }
+        };
+        env_secrets(&mut p.env, &mut known);
+        for s in &mut p.steps {
+            let (params, found) = r.params(&s.params);
+            s.params = params;
+            known.extend(found);
+            env_secrets(&mut s.env, &mut known);
+        }
+        let mut secrets: Vec<String> = known.iter().map(|(_, v)| v.clone()).collect();
+        for s in &mut p.steps {
+            s.cmd = cmd(r, &s.cmd, &known, &mut secrets);
+            s.template = cmd(r, &s.template, &known, &mut secrets);
+        }
+        secrets.sort();
+        secrets.dedup();
+        Recorded {
+            plan: p,
+            known,
+            secrets,
+        }
+    }
+
+    /// mlrun's own command line as recorded (`-p db.password=…` among it).
+    pub fn argv(&self, r: &Redactor, argv: &[String]) -> Vec<String> {
+        r.redact_argv(argv, &self.known, &mut Vec::new())
+    }
+}
+
+fn cmd(r: &Redactor, c: &Cmd, known: &[(String, String)], found: &mut Vec<String>) -> Cmd {
+    match c {
+        Cmd::Shell(s) => Cmd::Shell(r.redact_text(s, known, found)),
+        Cmd::Argv(a) => Cmd::Argv(r.redact_argv(a, known, found)),
+    }
+}
+
+/// Record a step's `MLRUN_PARAM_*` variables as its params are: a secret param's variable gets
+/// the param's marker (whatever the variable's name says), a kept param's variable its value.
+/// Returns the secret values.
+pub fn param_vars(r: &Redactor, step: &Step, vars: &mut BTreeMap<String, String>) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for (k, v) in &step.params {
+        let value = params::render(v);
+        let recorded = if r.param_is_secret(k, v) {
+            let marker = r.marker(k, &value);
+            secrets.push(value);
+            marker
+        } else {
+            value
+        };
+        vars.insert(params::env_name(k), recorded);
+    }
+    secrets
+}
