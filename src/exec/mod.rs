@@ -89,6 +89,7 @@ pub struct StepOutcome {
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
     pub outputs: Vec<OutputSummary>,
+    #[serde(serialize_with = "crate::fingerprint::metrics::ser_map")]
     pub metrics: BTreeMap<String, f64>,
 }
 

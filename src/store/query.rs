@@ -161,6 +161,7 @@ pub struct RunSummary {
     pub replay_of: Option<String>,
     /// for replays: `identical`, `differs` or `failed`
     pub replay_verdict: Option<String>,
+    #[serde(serialize_with = "crate::fingerprint::metrics::ser_map")]
     pub metrics: BTreeMap<String, f64>,
 }
 
@@ -318,7 +319,7 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
     let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
     // (no ORDER BY: sorting 30,000 rows cost more than keeping the latest step in Rust)
     let mut m = conn.prepare(
-        "SELECT s.run_id, COALESCE(s.seq, 0) * 4294967296 + s.id, m.key, m.value FROM step_execs s
+        "SELECT s.run_id, COALESCE(s.seq, 0) * 4294967296 + s.id, m.key, m.value, m.exact FROM step_execs s
          JOIN metrics m ON m.step_exec = s.id WHERE s.run_id IN (SELECT value FROM json_each(?1))",
     )?;
     let mut by_run: std::collections::HashMap<String, BTreeMap<String, (i64, f64)>> =
@@ -328,7 +329,10 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
             r.get::<_, String>(0)?,
             r.get::<_, i64>(1)?,
             r.get::<_, String>(2)?,
-            r.get::<_, f64>(3)?,
+            crate::fingerprint::metrics::from_columns(
+                r.get(3)?,
+                r.get::<_, Option<String>>(4)?.as_deref(),
+            ),
         ))
     })? {
         let (run, exec, k, v) = row?;
@@ -467,6 +471,7 @@ pub struct StepInfo {
     pub inputs: Vec<IoInfo>,
     pub outputs: Vec<IoInfo>,
     pub params: BTreeMap<String, serde_json::Value>,
+    #[serde(serialize_with = "crate::fingerprint::metrics::ser_map")]
     pub metrics: BTreeMap<String, f64>,
     pub git_before: Option<String>,
     pub git_after: Option<String>,
@@ -616,8 +621,9 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
         .collect::<rusqlite::Result<_>>()?;
     let mut params_q =
         conn.prepare_cached("SELECT key, value FROM params WHERE step_exec = ?1 ORDER BY key")?;
-    let mut metrics_q =
-        conn.prepare_cached("SELECT key, value FROM metrics WHERE step_exec = ?1 ORDER BY key")?;
+    let mut metrics_q = conn.prepare_cached(
+        "SELECT key, value, exact FROM metrics WHERE step_exec = ?1 ORDER BY key",
+    )?;
     for mut s in steps {
         s.inputs = io_of(conn, s.exec_id, "in")?;
         s.outputs = io_of(conn, s.exec_id, "out")?;
@@ -631,7 +637,13 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
             );
         }
         for row in metrics_q.query_map([s.exec_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                crate::fingerprint::metrics::from_columns(
+                    r.get(1)?,
+                    r.get::<_, Option<String>>(2)?.as_deref(),
+                ),
+            ))
         })? {
             let (k, v) = row?;
             s.metrics.insert(k, v);

@@ -522,10 +522,11 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
         p.execute(params![exec_id, k, v.to_string()])?;
     }
     let mut m = tx.prepare_cached(
-        "INSERT INTO metrics (step_exec, key, value, source) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO metrics (step_exec, key, value, source, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for (k, (v, src)) in &r.metrics {
-        m.execute(params![exec_id, k, v, src])?;
+        let (value, exact) = crate::fingerprint::metrics::to_columns(*v);
+        m.execute(params![exec_id, k, value, src, exact])?;
     }
     // a reused step printed nothing: its logs are those of the execution it reused
     if r.reused_exec.is_none() {

@@ -13,4 +13,5 @@ mod record;
 mod reliability;
 mod replay;
 mod trace;
+mod truth;
 mod validate;
