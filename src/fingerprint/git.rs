@@ -2,11 +2,11 @@
 //! (kept so it can be reapplied), untracked files, and the remote URL without credentials.
 //! Outside a repository this records that there was none; it never fails a run.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use git2::{DiffFormat, DiffOptions, Repository, StatusOptions};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::hash::sha256_bytes;
 
@@ -151,6 +151,83 @@ fn read(repo: &Repository) -> Result<GitState, git2::Error> {
         state.remote_url = Some(strip_credentials(url));
     }
     Ok(state)
+}
+
+/// The repository's refs: `HEAD` (the ref it points to, or the commit when detached) and every
+/// ref under `refs/` with its target (a commit or tag object id; `ref: NAME` for a symbolic one).
+/// Cheap: a listing, no object is read. `None` outside a repository.
+pub type Refs = BTreeMap<String, String>;
+
+pub fn refs(dir: &Path) -> Option<Refs> {
+    let repo = Repository::discover(dir).ok()?;
+    let mut out = Refs::new();
+    if let Ok(head) = repo.find_reference("HEAD") {
+        let v = match (head.symbolic_target(), head.target()) {
+            (Some(t), _) => t.to_string(),
+            (None, Some(id)) => id.to_string(),
+            (None, None) => String::new(),
+        };
+        out.insert("HEAD".into(), v);
+    }
+    for r in repo.references().ok()?.flatten() {
+        let Some(name) = r.name() else { continue };
+        let v = match (r.target(), r.symbolic_target()) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(t)) => format!("ref: {t}"),
+            (None, None) => continue,
+        };
+        out.insert(name.to_string(), v);
+    }
+    Some(out)
+}
+
+/// A ref (or HEAD) a step created, moved or deleted: `from` is null for a new ref, `to` for a
+/// deleted one. The `repo_changes` of `mlrun show --json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefChange {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// What moved between two listings of the refs, HEAD first, then by name.
+pub fn ref_changes(before: &Refs, after: &Refs) -> Vec<RefChange> {
+    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
+    names.sort_by_key(|n| (n.as_str() != "HEAD", n.as_str()));
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| before.get(*n) != after.get(*n))
+        .map(|n| RefChange {
+            name: n.clone(),
+            from: before.get(n).cloned(),
+            to: after.get(n).cloned(),
+        })
+        .collect()
+}
+
+/// "refs/heads/main moved 1a2b3c4d5e → 9f8e7d6c5b; refs/tags/exp-1 created at 9f8e7d6c5b".
+pub fn describe_ref_changes(changes: &[RefChange]) -> String {
+    let short = |v: &str| {
+        if v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            v[..10].to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    changes
+        .iter()
+        .map(|c| match (&c.from, &c.to) {
+            (None, Some(to)) => format!("{} created at {}", c.name, short(to)),
+            (Some(from), None) => format!("{} deleted (was {})", c.name, short(from)),
+            (Some(from), Some(to)) => {
+                format!("{} moved {} → {}", c.name, short(from), short(to))
+            }
+            (None, None) => c.name.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Which project files git tracks, to tell whether an input version can be recovered from the

@@ -144,6 +144,10 @@ pub struct Step {
     /// `trace-ignore` patterns: the pipeline's, then the step's
     #[serde(default)]
     pub trace_ignore: Vec<String>,
+    /// `keep-outputs = true`: the declared outputs are left in place while the step runs (it
+    /// updates them), instead of being moved aside and required to be written anew
+    #[serde(default)]
+    pub keep_outputs: bool,
 }
 
 mod duration_ms {
@@ -605,6 +609,7 @@ impl Checker<'_> {
                 retry_delay,
                 trace,
                 trace_ignore,
+                keep_outputs: rs.keep_outputs,
             });
         }
 

@@ -77,6 +77,8 @@ pub struct RawStep {
     pub after: Vec<Sp<String>>,
     pub trace: Option<Sp<RawTrace>>,
     pub trace_ignore: Vec<Sp<String>>,
+    /// `keep-outputs = true`: the declared outputs stay in place while the step runs
+    pub keep_outputs: bool,
 }
 
 const TOP_KEYS: &[&str] = &["pipeline", "params", "env", "steps"];
@@ -104,6 +106,7 @@ const STEP_KEYS: &[&str] = &[
     "retry-delay",
     "trace",
     "trace-ignore",
+    "keep-outputs",
 ];
 
 /// Parse the text into a `RawPipeline`. Syntax errors, type errors and unknown keys are returned as
@@ -399,6 +402,7 @@ impl Walker {
             retry_delay: None,
             trace: None,
             trace_ignore: Vec::new(),
+            keep_outputs: false,
         };
         for (key, value) in in_file_order(t) {
             let k = key.get_ref().as_ref();
@@ -417,6 +421,7 @@ impl Walker {
                 "retries" => step.retries = self.integer(&path, value),
                 "trace" => step.trace = self.trace(&path, value),
                 "trace-ignore" => step.trace_ignore = self.string_list(&path, value),
+                "keep-outputs" => step.keep_outputs = self.bool(&path, value).unwrap_or(false),
                 _ => self.unknown_key(&format!("{prefix}."), &key, STEP_KEYS),
             }
         }

@@ -482,6 +482,11 @@ pub struct StepInfo {
     pub stderr_bytes: i64,
     /// for `cached` / `restored` steps: the run whose execution was reused
     pub reused_run: Option<String>,
+    /// `keep-outputs = true`: its outputs were left in place while it ran, not checked to be
+    /// newly written
+    pub keep_outputs: bool,
+    /// git refs (and HEAD) the step created, moved or deleted: `[{ref, from, to}]`
+    pub repo_changes: Vec<crate::fingerprint::git::RefChange>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -582,7 +587,8 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                 git_before, git_after, env_id,
                 (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stdout'),
                 (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stderr'),
-                (SELECT o.run_id FROM step_execs o WHERE o.id = s.reused_exec)
+                (SELECT o.run_id FROM step_execs o WHERE o.id = s.reused_exec),
+                keep_outputs, repo_changes
          FROM step_execs s WHERE run_id = ?1 ORDER BY COALESCE(started_at, 9223372036854775807), id",
     )?;
     let steps: Vec<StepInfo> = stmt
@@ -616,6 +622,11 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                 stdout_bytes: r.get::<_, Option<i64>>(15)?.unwrap_or(0),
                 stderr_bytes: r.get::<_, Option<i64>>(16)?.unwrap_or(0),
                 reused_run: r.get(17)?,
+                keep_outputs: r.get(18)?,
+                repo_changes: r
+                    .get::<_, Option<String>>(19)?
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .unwrap_or_default(),
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

@@ -4,9 +4,10 @@
 //! 1. only paths inside the project directory count: system files (/usr, /lib, /etc, /proc,
 //!    /dev, /tmp, …), interpreters and their libraries, caches in HOME are all outside it. A path
 //!    outside counts only when it is a declared input or output (`allow-outside`);
-//! 2. inside the project: never `.git/`, `.mlrun/`, `__pycache__/`, `*.pyc`, nor anything in a
-//!    virtual environment (a directory holding `pyvenv.cfg` or `conda-meta/`), nor what matches
-//!    a `trace-ignore` pattern;
+//! 2. inside the project: never `.git/` (writes there are counted as "the repository changed",
+//!    wherever the repository's git directory is), nor `.mlrun/`, `__pycache__/`, `*.pyc`, nor
+//!    anything in a virtual environment (a directory holding `pyvenv.cfg` or `conda-meta/`), nor
+//!    what matches a `trace-ignore` pattern;
 //! 3. failed opens were never recorded; a file written and then deleted or renamed away within
 //!    the step is temporary and ignored; directories only created (mkdir) or listed are not
 //!    files of their own, but a directory renamed into place is an output as a whole;
@@ -43,6 +44,8 @@ pub struct Findings {
     pub changed: Vec<String>,
     pub untouched_inputs: Vec<String>,
     pub untouched_outputs: Vec<String>,
+    /// files written, created or deleted under the repository's git directory (`.git/`)
+    pub repo_writes: usize,
 }
 
 impl Findings {
@@ -74,8 +77,17 @@ fn path_str(p: &Path) -> String {
 }
 
 /// Compare `report` with what `step` declares. `root` is the project directory; `started`: when
-/// the step started.
-pub fn analyze(report: &Report, root: &Path, step: &Step, started: SystemTime) -> Findings {
+/// the step started; `git_dir`: the repository's git directory, if any.
+pub fn analyze(
+    report: &Report,
+    root: &Path,
+    step: &Step,
+    started: SystemTime,
+    git_dir: Option<&Path>,
+) -> Findings {
+    let git_dir = git_dir
+        .and_then(|g| std::fs::canonicalize(g).ok())
+        .map(|g| path_str(&g));
     let root_canon = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let root_s = path_str(&root_canon);
     let decl = |d: &'_ PathDecl, output: bool| -> (String, bool) { (d.path.clone(), output) };
@@ -117,6 +129,15 @@ pub fn analyze(report: &Report, root: &Path, step: &Step, started: SystemTime) -
     let mut f = Findings::default();
     let mut renamed_dirs: Vec<String> = Vec::new();
     for (abs, acc) in &report.accesses {
+        let in_git = git_dir.as_deref().is_some_and(|g| is_within(abs, g))
+            || abs.contains("/.git/")
+            || abs.ends_with("/.git");
+        if in_git {
+            if acc.written || acc.deleted {
+                f.repo_writes += 1;
+            }
+            continue;
+        }
         for d in decls.iter_mut().filter(|d| d.covers(abs)) {
             if !d.output || acc.written || acc.deleted {
                 d.touched = true;
@@ -296,6 +317,7 @@ mod tests {
             retry_delay: Default::default(),
             trace: None,
             trace_ignore: ignore.iter().map(|s| s.to_string()).collect(),
+            keep_outputs: false,
         }
     }
 
@@ -306,6 +328,7 @@ mod tests {
             &p.root,
             step,
             SystemTime::now() + Duration::from_secs(3600),
+            None,
         )
     }
 
@@ -402,6 +425,7 @@ mod tests {
             &p.root,
             &step(&["before.csv", "after.csv"], &[], &[]),
             started,
+            None,
         );
         assert_eq!(f.changed, ["after.csv"]);
     }
@@ -441,5 +465,19 @@ mod tests {
         // undeclared: shown under its real path
         let f = check(&r, &p, &step(&[], &[], &[]));
         assert_eq!(f.reads, ["store/v2/x.csv"]);
+    }
+
+    #[test]
+    fn writes_under_git_are_counted_not_reported() {
+        let p = Project::new(&["repo/.git/index", "repo/.git/refs/heads/main", "real.csv"]);
+        let mut r = Report::default();
+        r.written(&p.abs("repo/.git/index"));
+        r.written(&p.abs("repo/.git/refs/heads/main"));
+        r.read(&p.abs("repo/.git/HEAD"));
+        r.read(&p.abs("real.csv"));
+        let f = check(&r, &p, &step(&[], &[], &[]));
+        assert_eq!(f.reads, ["real.csv"]);
+        assert!(f.writes.is_empty(), "{f:?}");
+        assert_eq!(f.repo_writes, 2);
     }
 }
