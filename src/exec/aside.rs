@@ -348,6 +348,7 @@ mod tests {
             retry_delay: Default::default(),
             trace: None,
             trace_ignore: Vec::new(),
+            trace_ignore_defaults: true,
             keep_outputs: false,
         }
     }

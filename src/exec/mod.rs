@@ -1673,9 +1673,17 @@ async fn finish(
             if !ins.is_empty() {
                 parts.push(format!("in: {ins}"));
             }
-            let outs = io_note(&rec.outputs);
+            // declared outputs are the step's outputs; what --trace saw it write besides is
+            // counted apart
+            let (declared, undeclared): (Vec<Io>, Vec<Io>) =
+                rec.outputs.iter().cloned().partition(|io| io.declared);
+            let outs = io_note(&declared);
             if !outs.is_empty() {
                 parts.push(format!("out: {outs}"));
+            }
+            let extra = io_note(&undeclared);
+            if !extra.is_empty() {
+                parts.push(style.yellow(&format!("undeclared writes: {extra}")));
             }
             if !metrics.is_empty() {
                 let shown = report::metrics_line(metrics.iter().take(4));

@@ -5,7 +5,7 @@
 use proptest::strategy::{Strategy, ValueTree};
 use serde_json::Value;
 
-use crate::common::{Env, Out, finish, one, wait_until};
+use crate::common::{Env, Out, finish, one, rows, wait_until};
 
 fn project(pipeline: &str, files: &[(&str, &str)]) -> Env {
     let env = Env::git();
@@ -485,7 +485,7 @@ outputs = ["model.txt"]
     let observed: i64 = one(
         &env.db(),
         "SELECT count(*) FROM io_edges e JOIN artifact_versions v ON v.id = e.av_id
-         JOIN artifacts a ON a.id = v.artifact_id WHERE a.path LIKE '%.git/%'",
+         JOIN artifacts a ON a.id = v.artifact_id WHERE a.path LIKE '%.git/%' OR a.path = '.gitignore'",
     );
     assert_eq!(observed, 0);
 
@@ -524,4 +524,106 @@ outputs = ["model.txt"]
     assert!(!out.all().contains("repository"), "{out:?}");
     let j = json(&env.mlrun(&["show", "--json"]));
     assert_eq!(j["steps"][0]["repo_changes"], serde_json::json!([]), "{j}");
+}
+
+// --- 12.6: tool state is not lineage -------------------------------------------------------
+
+const TRACKER: &str = r#"import os
+os.makedirs('mlruns/0/run1', exist_ok=True)
+open('mlruns/0/run1/meta.yaml', 'a').write('x\n')
+os.makedirs('wandb/run-1', exist_ok=True)
+open('wandb/run-1/state', 'a').write('x\n')
+os.makedirs('.cache/lib', exist_ok=True)
+open('.cache/lib/blob', 'a').write('x\n')
+open('train.lock', 'a').write('x\n')
+os.makedirs('.ipynb_checkpoints', exist_ok=True)
+open('.ipynb_checkpoints/n.ipynb', 'a').write('x\n')
+open('model.txt', 'w').write('model\n')
+open('notes.txt', 'w').write('undeclared\n')
+"#;
+
+const READER: &str = r#"import os
+for p in ['mlruns/0/run1/meta.yaml', 'wandb/run-1/state', '.cache/lib/blob', 'train.lock', '.ipynb_checkpoints/n.ipynb']:
+    open(p).read()
+open('report.txt', 'w').write(open('model.txt').read())
+"#;
+
+fn trackers(defaults: &str) -> Env {
+    project(
+        &format!(
+            r#"
+[pipeline]
+trace = true
+{defaults}
+
+[steps.train]
+cmd = "python3 train.py"
+inputs = ["train.py"]
+outputs = ["model.txt"]
+
+[steps.report]
+cmd = "python3 report.py"
+inputs = ["report.py", "model.txt"]
+outputs = ["report.txt"]
+"#
+        ),
+        &[("train.py", TRACKER), ("report.py", READER)],
+    )
+}
+
+fn observed(env: &Env) -> Vec<Vec<String>> {
+    rows(
+        &env.db(),
+        "SELECT s.step, e.direction, a.path FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
+         JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
+         WHERE e.declared = 0 ORDER BY s.step, e.direction, a.path",
+    )
+}
+
+#[test]
+fn tool_state_is_not_lineage_and_undeclared_writes_are_counted_apart() {
+    let env = trackers("");
+    let out = env.mlrun(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // only the real undeclared file is reported and recorded
+    assert_eq!(
+        observed(&env),
+        vec![vec![
+            "train".to_string(),
+            "out".to_string(),
+            "notes.txt".to_string()
+        ]],
+        "{out:?}"
+    );
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{out:?}");
+    // the summary counts the declared output as the output, the undeclared write apart
+    let all = out.all();
+    let line = all.lines().find(|l| l.starts_with("✓ train")).unwrap();
+    assert!(
+        line.contains("out: model.txt  undeclared writes: notes.txt"),
+        "{line}"
+    );
+
+    // the defaults can be switched off: then the tracker's files are lineage again
+    let env = trackers("trace-ignore-defaults = false");
+    let out = env.mlrun(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let seen = observed(&env);
+    for p in [
+        "mlruns/0/run1/meta.yaml",
+        "wandb/run-1/state",
+        ".cache/lib/blob",
+        "train.lock",
+    ] {
+        assert!(
+            seen.iter()
+                .any(|r| r[0] == "report" && r[1] == "in" && r[2] == p),
+            "{p}: {seen:?}"
+        );
+    }
 }

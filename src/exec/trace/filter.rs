@@ -5,9 +5,10 @@
 //!    /dev, /tmp, …), interpreters and their libraries, caches in HOME are all outside it. A path
 //!    outside counts only when it is a declared input or output (`allow-outside`);
 //! 2. inside the project: never `.git/` (writes there are counted as "the repository changed",
-//!    wherever the repository's git directory is), nor `.mlrun/`, `__pycache__/`, `*.pyc`, nor
-//!    anything in a virtual environment (a directory holding `pyvenv.cfg` or `conda-meta/`), nor
-//!    what matches a `trace-ignore` pattern;
+//!    wherever the repository's git directory is), nor `.mlrun/`, nor anything in a virtual
+//!    environment (a directory holding `pyvenv.cfg` or `conda-meta/`), nor what matches a
+//!    `trace-ignore` pattern, nor tool state (`DEFAULT_IGNORE`, unless `trace-ignore-defaults =
+//!    false`);
 //! 3. failed opens were never recorded; a file written and then deleted or renamed away within
 //!    the step is temporary and ignored; directories only created (mkdir) or listed are not
 //!    files of their own, but a directory renamed into place is an output as a whole;
@@ -29,7 +30,44 @@ use crate::pipeline::plan::trace_ignore_globs;
 use crate::pipeline::{PathDecl, Step};
 
 /// Never lineage, wherever they are in the project.
-const BUILTIN_IGNORE: &[&str] = &[".git", ".mlrun", "__pycache__", "*.pyc"];
+const BUILTIN_IGNORE: &[&str] = &[".git", ".mlrun"];
+
+/// Tool state: what libraries and tools write for their own bookkeeping inside a project.
+/// Never lineage by default; `trace-ignore` adds to it, `trace-ignore-defaults = false` turns it
+/// off (README "Tracing" lists it too).
+pub const DEFAULT_IGNORE: &[&str] = &[
+    // interpreter and tool caches
+    "__pycache__",
+    "*.pyc",
+    "*.pyo",
+    ".cache",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    ".ipynb_checkpoints",
+    // lock and pid files
+    "*.lock",
+    "*.lck",
+    "*.pid",
+    ".~lock.*#",
+    // experiment trackers' state (MLflow, Weights & Biases, Neptune, Aim, Comet, DVC)
+    "mlruns",
+    "mlartifacts",
+    "wandb",
+    ".neptune",
+    ".aim",
+    ".cometml-runs",
+    ".dvc/tmp",
+    ".dvc/cache",
+    // git's own files in the work tree (read by every `git status` or `git commit`)
+    ".gitignore",
+    ".gitattributes",
+    ".gitmodules",
+    // editors and the OS
+    "*.swp",
+    ".DS_Store",
+];
 
 /// The comparison of one traced step with its declaration. Paths are project-relative.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -123,7 +161,7 @@ pub fn analyze(
         .iter()
         .map(|m| format!("{}/{m}", root_s.trim_end_matches('/')))
         .collect();
-    let ignore = ignore_set(&step.trace_ignore);
+    let ignore = ignore_set(&step.trace_ignore, step.trace_ignore_defaults);
     let mut envs = EnvDirs::default();
 
     let mut f = Findings::default();
@@ -250,10 +288,12 @@ fn project_name(abs: &str, root: &str, decls: &[Decl<'_>]) -> Option<String> {
     Some(rel.to_string())
 }
 
-fn ignore_set(user: &[String]) -> GlobSet {
+fn ignore_set(user: &[String], defaults: bool) -> GlobSet {
     let mut b = GlobSetBuilder::new();
+    let defaults = if defaults { DEFAULT_IGNORE } else { &[] };
     for p in BUILTIN_IGNORE
         .iter()
+        .chain(defaults)
         .map(|s| s.to_string())
         .chain(user.iter().cloned())
     {
@@ -317,6 +357,7 @@ mod tests {
             retry_delay: Default::default(),
             trace: None,
             trace_ignore: ignore.iter().map(|s| s.to_string()).collect(),
+            trace_ignore_defaults: true,
             keep_outputs: false,
         }
     }
@@ -479,5 +520,44 @@ mod tests {
         assert_eq!(f.reads, ["real.csv"]);
         assert!(f.writes.is_empty(), "{f:?}");
         assert_eq!(f.repo_writes, 2);
+    }
+
+    #[test]
+    fn tool_state_is_ignored_by_default_and_git_writes_are_counted() {
+        let p = Project::new(&[
+            "mlruns/0/meta.yaml",
+            "sub/wandb/run/state",
+            ".cache/x",
+            "train.lock",
+            ".dvc/tmp/lock",
+            "src/.dvc/tmp/kept",
+            "real.csv",
+            "repo/.git/index",
+            "repo/.git/refs/heads/main",
+        ]);
+        let mut r = Report::default();
+        for f in [
+            "mlruns/0/meta.yaml",
+            "sub/wandb/run/state",
+            ".cache/x",
+            "train.lock",
+            ".dvc/tmp/lock",
+            "src/.dvc/tmp/kept",
+            "real.csv",
+        ] {
+            r.read(&p.abs(f));
+        }
+        r.written(&p.abs("repo/.git/index"));
+        r.written(&p.abs("repo/.git/refs/heads/main"));
+        let mut s = step(&[], &[], &[]);
+        let f = check(&r, &p, &s);
+        // `.dvc/tmp` is anchored at the project directory, as a gitignore pattern with a `/`
+        assert_eq!(f.reads, ["real.csv", "src/.dvc/tmp/kept"]);
+        assert!(f.writes.is_empty(), "{f:?}");
+        assert_eq!(f.repo_writes, 2);
+        s.trace_ignore_defaults = false;
+        let f = check(&r, &p, &s);
+        assert_eq!(f.reads.len(), 7, "{f:?}");
+        assert_eq!(f.repo_writes, 2, ".git is never lineage");
     }
 }
