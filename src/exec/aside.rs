@@ -9,7 +9,8 @@
 //! leaves that directory exactly as it found it (same inode, same mtime, nothing in it), it did
 //! not produce it.
 //!
-//! An output that is itself a symlink is left in place (the step writes through it, to wherever
+//! Declared metrics files outside the outputs are moved aside the same way: their numbers are
+//! recorded as this execution's metrics. An output that is itself a symlink is left in place (the step writes through it, to wherever
 //! the data is kept).
 //!
 //! Every move is listed in `journal.json` in that directory, written (atomically) before the
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::Step;
+use crate::pipeline::plan::within;
 
 const JOURNAL: &str = "journal.json";
 
@@ -109,10 +111,26 @@ impl Aside {
         if step.keep_outputs {
             return Ok(aside);
         }
-        let present: Vec<_> = step
+        // declared outputs, and metrics files outside them (read as this run's metrics, so
+        // they must be this run's too)
+        let declared = step
             .outputs
             .iter()
-            .map(|o| (o, root.join(&o.path)))
+            .map(|o| {
+                let shown = if o.dir {
+                    format!("{}/", o.path)
+                } else {
+                    o.path.clone()
+                };
+                (shown, root.join(&o.path))
+            })
+            .chain(
+                step.metrics
+                    .iter()
+                    .filter(|m| !step.outputs.iter().any(|o| within(m, &o.path)))
+                    .map(|m| (m.clone(), root.join(m))),
+            );
+        let present: Vec<(String, PathBuf)> = declared
             // an output that is itself a symlink (to data kept elsewhere) stays: the step
             // writes through it
             .filter(|(_, p)| std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_symlink()))
@@ -126,12 +144,7 @@ impl Aside {
         };
         std::fs::create_dir_all(&aside.dir)
             .map_err(|e| fail(format!("cannot create `{}`", aside.dir.display()), e))?;
-        for (n, (decl, original)) in present.into_iter().enumerate() {
-            let shown = if decl.dir {
-                format!("{}/", decl.path)
-            } else {
-                decl.path.clone()
-            };
+        for (n, (shown, original)) in present.into_iter().enumerate() {
             let meta = std::fs::symlink_metadata(&original).ok();
             let mut m = Move {
                 path: shown.clone(),

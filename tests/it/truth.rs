@@ -202,6 +202,33 @@ fi
 }
 
 #[test]
+fn a_metrics_file_the_step_did_not_write_is_not_its_metrics() {
+    let env = project(
+        r#"
+[params]
+mode = "ok"
+
+[steps.evaluate]
+cmd = "if [ \"$MLRUN_PARAM_MODE\" = ok ]; then echo '{\"acc\": 0.9}' > m.json; fi"
+metrics = ["m.json"]
+params = ["mode"]
+"#,
+        &[],
+    );
+    assert_eq!(env.mlrun(&["run"]).code, 0);
+    let out = env.mlrun(&["run", "-p", "mode=skip"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.all()
+            .contains("did not produce declared output `m.json`"),
+        "{out:?}"
+    );
+    assert_eq!(read(&env, "m.json"), "{\"acc\": 0.9}\n", "put back");
+    let recorded: i64 = one(&env.db(), "SELECT count(*) FROM metrics");
+    assert_eq!(recorded, 1, "only the first run's");
+}
+
+#[test]
 fn keep_outputs_lets_a_step_update_an_output_in_place_and_the_record_says_so() {
     let env = project(
         r#"
