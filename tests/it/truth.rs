@@ -201,6 +201,43 @@ fi
     assert_eq!(files.len(), 1, "model/ is the previous one, whole");
 }
 
+/// A store on another filesystem (here tmpfs) cannot take the outputs by a rename: they are set
+/// aside beside themselves instead, and come back the same way.
+#[test]
+fn outputs_are_set_aside_beside_them_when_the_store_is_on_another_filesystem() {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(store) = tempfile::tempdir_in("/dev/shm") else {
+        eprintln!("no /dev/shm here: nothing to test");
+        return;
+    };
+    let mut env = project(TRAIN, &[("train.sh", TRAIN_SH)]);
+    let dev = |p: &std::path::Path| std::fs::metadata(p).unwrap().dev();
+    if dev(store.path()) == dev(&env.root) {
+        eprintln!("/dev/shm is on the project's filesystem: nothing to test");
+        return;
+    }
+    env.set_env("MLRUN_STORE", &store.path().join("s").to_string_lossy());
+    assert_eq!(env.mlrun(&["run"]).code, 0);
+    let out = env.mlrun(&["run", "-p", "mode=typo"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.all().contains(
+            "did not produce declared output `model.txt`; the previous outputs are put back"
+        ),
+        "set aside (not refused): {out:?}"
+    );
+    assert_eq!(read(&env, "model.txt"), "model v1\n");
+    let left: Vec<_> = std::fs::read_dir(&env.root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("mlrun-aside"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let out = env.mlrun(&["run", "-p", "mode=ok"]);
+    assert!(out.all().contains("cached"), "{out:?}");
+}
+
 #[test]
 fn a_metrics_file_the_step_did_not_write_is_not_its_metrics() {
     let env = project(
