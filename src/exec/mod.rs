@@ -149,6 +149,8 @@ struct Ctx {
     trace: Option<TraceMode>,
     /// per step: the git refs its last attempt moved (taken by `finish` into the record)
     repo_changes: Mutex<BTreeMap<String, Vec<git::RefChange>>>,
+    /// the repository's refs, compared around each step (`None`: no repository, or a replay)
+    refs: Option<git::RefWatch>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -464,6 +466,11 @@ pub async fn run(
         tmp,
         trace: opts.trace,
         repo_changes: Mutex::new(BTreeMap::new()),
+        refs: opts
+            .git_fixed
+            .is_none()
+            .then(|| git::RefWatch::new(&plan.root))
+            .flatten(),
         plan,
     });
     {
@@ -1202,7 +1209,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
             return finish(ctx, step, exec_id, started, f, vars, o, e, Some(parts)).await;
         }
     };
-    let refs_before = ctx.git_fixed.is_none().then(|| git::refs(&root)).flatten();
+    let refs_before = ctx.refs.as_ref().and_then(|r| r.now());
 
     let cwd = ctx.plan.root.join(&step.cwd);
     // --trace: the step runs under the tracer helper (exec/trace)
@@ -1551,11 +1558,11 @@ fn failed_unrecorded(ctx: &Ctx, name: &str, e: Error) -> StepOutcome {
 /// Compare the repository's refs with `before` (taken just before the step's process started):
 /// a step that committed, moved a branch or HEAD, or created or deleted refs gets a warning naming
 /// each, and the changes go into its record (`finish`).
-fn note_repo_changes(ctx: &Ctx, step: &Step, before: &git::Refs) {
-    let Some(after) = git::refs(&ctx.plan.root) else {
+fn note_repo_changes(ctx: &Ctx, step: &Step, before: &git::RefsAt) {
+    let Some(watch) = &ctx.refs else {
         return;
     };
-    let changes = git::ref_changes(before, &after);
+    let changes = watch.changes_since(before);
     if changes.is_empty() {
         return;
     }
