@@ -131,6 +131,8 @@ fn step_record(key: &str, outputs: Vec<Io>, env: &EnvSnapshot, reused: Option<i6
         cache_key: Some(key.to_string()),
         cache_parts: Some("{}".into()),
         reused_exec: reused,
+        keep_outputs: false,
+        repo_changes: Vec::new(),
     }
 }
 

@@ -461,13 +461,14 @@ pub struct StepVerdict {
 
 fn metrics_of(conn: &Connection, exec: i64) -> Result<BTreeMap<String, (f64, String)>> {
     let mut stmt =
-        conn.prepare_cached("SELECT key, value, source FROM metrics WHERE step_exec = ?1")?;
+        conn.prepare_cached("SELECT key, value, source, exact FROM metrics WHERE step_exec = ?1")?;
     let rows = stmt
         .query_map([exec], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                (r.get::<_, f64>(1)?, r.get::<_, String>(2)?),
-            ))
+            let v = crate::fingerprint::metrics::from_columns(
+                r.get(1)?,
+                r.get::<_, Option<String>>(3)?.as_deref(),
+            );
+            Ok((r.get::<_, String>(0)?, (v, r.get::<_, String>(2)?)))
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)
@@ -562,11 +563,12 @@ pub fn verdicts(
                         continue;
                     }
                     match m_after.get(k) {
-                        Some((v2, _)) if v2 != v => metrics.push(format!(
-                            "{k} {} → {}",
-                            crate::report::metric(*v),
-                            crate::report::metric(*v2)
-                        )),
+                        Some((v2, _)) if !crate::fingerprint::metrics::same(*v2, *v) => metrics
+                            .push(format!(
+                                "{k} {} → {}",
+                                crate::report::metric(*v),
+                                crate::report::metric(*v2)
+                            )),
                         None => {
                             metrics.push(format!("{k} {} → missing", crate::report::metric(*v)))
                         }

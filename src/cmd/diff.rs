@@ -51,7 +51,10 @@ pub struct ParamsDiff {
 pub struct MetricChange {
     pub step: String,
     pub key: String,
+    /// exact, as in `mlrun show --json` (`"nan"`, `"inf"`, `"-inf"` for values that are not finite)
+    #[serde(serialize_with = "crate::fingerprint::metrics::ser_opt")]
     pub a: Option<f64>,
+    #[serde(serialize_with = "crate::fingerprint::metrics::ser_opt")]
     pub b: Option<f64>,
     pub delta: Option<f64>,
     /// relative change in percent of `a` (null when `a` is 0 or missing)
@@ -269,7 +272,11 @@ fn metrics_diff(a: &RunDetail, b: &RunDetail) -> MetricsDiff {
     let mut d = MetricsDiff::default();
     for k in keys {
         let (x, y) = (ma.get(k).copied(), mb.get(k).copied());
-        if x == y {
+        let same = match (x, y) {
+            (Some(x), Some(y)) => crate::fingerprint::metrics::same(x, y),
+            (x, y) => x.is_none() && y.is_none(),
+        };
+        if same {
             d.unchanged += 1;
             continue;
         }
@@ -837,7 +844,22 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
         t.load_preset(comfy_table::presets::NOTHING);
         t.set_header(["  STEP", "METRIC", "A", "B", "Δ", "%"]);
         for c in &m.changed {
-            let f = |v: Option<f64>| v.map_or_else(|| "-".into(), report::metric);
+            // values that differ further than people's rounding are shown in full
+            let full =
+                c.a.zip(c.b)
+                    .is_some_and(|(a, b)| report::metric(a) == report::metric(b));
+            let f = |v: Option<f64>| {
+                v.map_or_else(
+                    || "-".into(),
+                    |v| {
+                        if full {
+                            crate::fingerprint::metrics::to_json(v).to_string()
+                        } else {
+                            report::metric(v)
+                        }
+                    },
+                )
+            };
             t.add_row([
                 format!("  {}", c.step),
                 c.key.clone(),

@@ -378,6 +378,20 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
                 style.yellow("note    this step changed tracked files in the git working tree")
             );
         }
+        if !s.repo_changes.is_empty() {
+            o += &format!(
+                "    repo    {}\n",
+                style.yellow(&crate::fingerprint::git::describe_ref_changes(
+                    &s.repo_changes
+                ))
+            );
+        }
+        if s.keep_outputs {
+            o += &format!(
+                "    note    {}\n",
+                style.dim("outputs kept in place (keep-outputs): not checked to be newly written")
+            );
+        }
         if let Some(env) = s.env_id.as_ref().and_then(|e| d.environments.get(e))
             && !env.interpreters.is_empty()
         {

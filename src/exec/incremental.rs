@@ -106,13 +106,14 @@ pub fn find_reusable(conn: &Connection, key: &str, with_replays: bool) -> Result
     };
     let outputs = recorded_io(conn, exec_id, "out")?;
     let mut stmt =
-        conn.prepare_cached("SELECT key, value, source FROM metrics WHERE step_exec = ?1")?;
+        conn.prepare_cached("SELECT key, value, source, exact FROM metrics WHERE step_exec = ?1")?;
     let metrics = stmt
         .query_map([exec_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                (r.get::<_, f64>(1)?, r.get::<_, String>(2)?),
-            ))
+            let v = crate::fingerprint::metrics::from_columns(
+                r.get(1)?,
+                r.get::<_, Option<String>>(3)?.as_deref(),
+            );
+            Ok((r.get::<_, String>(0)?, (v, r.get::<_, String>(2)?)))
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some(Reusable {

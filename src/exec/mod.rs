@@ -8,6 +8,7 @@
 //! `Writer`), before anything else is written. A failed or interrupted step never records
 //! outputs as artifact versions.
 
+pub mod aside;
 pub mod child;
 pub mod incremental;
 pub mod output;
@@ -95,6 +96,7 @@ pub struct StepOutcome {
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
     pub outputs: Vec<OutputSummary>,
+    #[serde(serialize_with = "crate::fingerprint::metrics::ser_map")]
     pub metrics: BTreeMap<String, f64>,
 }
 
@@ -154,6 +156,10 @@ struct Ctx {
     grace: Duration,
     tmp: PathBuf,
     trace: Option<TraceMode>,
+    /// per step: the git refs its last attempt moved (taken by `finish` into the record)
+    repo_changes: Mutex<BTreeMap<String, Vec<git::RefChange>>>,
+    /// the repository's refs, compared around each step (`None`: no repository, or a replay)
+    refs: Option<git::RefWatch>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -501,6 +507,12 @@ pub async fn run(
         grace: opts.grace,
         tmp,
         trace: opts.trace,
+        repo_changes: Mutex::new(BTreeMap::new()),
+        refs: opts
+            .git_fixed
+            .is_none()
+            .then(|| git::RefWatch::new(&plan.root))
+            .flatten(),
         plan,
     });
     {
@@ -663,6 +675,7 @@ pub async fn run(
         }
     };
     printer.event(&line);
+    aside::tidy(ctx.objects.store_dir());
     drop(scratch);
 
     Ok(RunOutcome {
@@ -1233,6 +1246,18 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         style.dim(begin.cmd)
     ));
     let _ = std::fs::write(metrics_file, b"");
+    // Its declared outputs are moved aside while it runs, so that it is never credited with a
+    // file it did not write; they come back unless it succeeds (`aside`: dropped = put back).
+    let root = ctx.plan.root.clone();
+    let aside = match aside::Aside::move_aside(ctx.objects.store_dir(), &ctx.run_id, step, begin.attempt, &root) {
+        Ok(a) => a,
+        Err(msg) => {
+            let f = Finish::failed(exit::FAILURE, None, msg, inputs);
+            let (o, e) = (Vec::new(), Vec::new());
+            return finish(ctx, step, exec_id, started, f, vars, o, e, Some(parts)).await;
+        }
+    };
+    let refs_before = ctx.refs.as_ref().and_then(|r| r.now());
 
     let cwd = ctx.plan.root.join(&step.cwd);
     // --trace: the step runs under the tracer helper (exec/trace)
@@ -1249,6 +1274,9 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     };
     let outcome = child::run(&spec, &ctx.printer, ctx.interrupt.clone()).await;
     let (outcome, observed) = trace::collect(tracer, outcome, &argv);
+    if let Some(before) = &refs_before {
+        note_repo_changes(ctx, step, before);
+    }
     let metrics_lines = std::fs::read_to_string(metrics_file).unwrap_or_default();
     let _ = std::fs::remove_file(metrics_file);
     let key = Some(parts);
@@ -1335,6 +1363,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
                 o.path.clone()
             }
         })
+        .chain(aside.unwritten_dirs())
         .chain(
             step.metrics
                 .iter()
@@ -1348,7 +1377,10 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
             .map(|m| format!("`{m}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        let msg = format!("exited 0 but did not produce declared output {list}");
+        let mut msg = format!("exited 0 but did not produce declared output {list}");
+        if aside.moved() {
+            msg += "; the previous outputs are put back";
+        }
         let f = Finish::failed(exit::FAILURE, None, msg, inputs);
         return finish(ctx, step, exec_id, started, f, vars, stdout, stderr, key).await;
     }
@@ -1393,6 +1425,9 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         }
     }
     metrics.read_lines(&metrics_lines);
+    for e in blocking(move || aside.discard()).await {
+        ctx.printer.warn(&format!("{}: {e}", step.name));
+    }
     outputs.append(&mut traced.outputs);
     let f = Finish {
         status: StepStatus::Succeeded,
@@ -1482,6 +1517,8 @@ fn try_reuse(
         cache_key: Some(key),
         cache_parts: Some(parts.json()),
         reused_exec: Some(reusable.exec_id),
+        keep_outputs: step.keep_outputs,
+        repo_changes: Vec::new(),
     };
     let outputs: Vec<OutputSummary> = rec.outputs.iter().map(OutputSummary::of).collect();
     let metrics: BTreeMap<String, f64> = rec
@@ -1578,6 +1615,28 @@ fn failed_unrecorded(ctx: &Ctx, name: &str, e: Error) -> StepOutcome {
     }
 }
 
+/// Compare the repository's refs with `before` (taken just before the step's process started):
+/// a step that committed, moved a branch or HEAD, or created or deleted refs gets a warning naming
+/// each, and the changes go into its record (`finish`).
+fn note_repo_changes(ctx: &Ctx, step: &Step, before: &git::RefsAt) {
+    let Some(watch) = &ctx.refs else {
+        return;
+    };
+    let changes = watch.changes_since(before);
+    if changes.is_empty() {
+        return;
+    }
+    ctx.printer.warn(&format!(
+        "{} changed the repository: {}",
+        step.name,
+        git::describe_ref_changes(&changes)
+    ));
+    ctx.repo_changes
+        .lock()
+        .expect("repo changes lock")
+        .insert(step.name.clone(), changes);
+}
+
 /// Take the after-state (git, environment), write the step's record in one transaction, print
 /// its result line.
 #[expect(
@@ -1639,6 +1698,13 @@ async fn finish(
         cache_key,
         cache_parts,
         reused_exec: None,
+        keep_outputs: step.keep_outputs,
+        repo_changes: ctx
+            .repo_changes
+            .lock()
+            .expect("repo changes lock")
+            .remove(&step.name)
+            .unwrap_or_default(),
     };
     if let Err(e) = ctx.with_store(|c| record::finish_step(c, exec_id, &rec, &ctx.cache)) {
         ctx.printer
@@ -1674,9 +1740,17 @@ async fn finish(
             if !ins.is_empty() {
                 parts.push(format!("in: {ins}"));
             }
-            let outs = io_note(&rec.outputs);
+            // declared outputs are the step's outputs; what --trace saw it write besides is
+            // counted apart
+            let (declared, undeclared): (Vec<Io>, Vec<Io>) =
+                rec.outputs.iter().cloned().partition(|io| io.declared);
+            let outs = io_note(&declared);
             if !outs.is_empty() {
                 parts.push(format!("out: {outs}"));
+            }
+            let extra = io_note(&undeclared);
+            if !extra.is_empty() {
+                parts.push(style.yellow(&format!("undeclared writes: {extra}")));
             }
             if !metrics.is_empty() {
                 let shown = report::metrics_line(metrics.iter().take(4));

@@ -2,11 +2,11 @@
 //! (kept so it can be reapplied), untracked files, and the remote URL without credentials.
 //! Outside a repository this records that there was none; it never fails a run.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use git2::{DiffFormat, DiffOptions, Repository, StatusOptions};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::hash::sha256_bytes;
 
@@ -155,6 +155,184 @@ fn read(repo: &Repository) -> Result<GitState, git2::Error> {
     Ok(state)
 }
 
+/// The repository's refs: `HEAD` (the ref it points to, or the commit when detached) and every
+/// ref under `refs/` with its target (a commit or tag object id; `ref: NAME` for a symbolic one).
+/// Cheap: a listing, no object is read. `None` outside a repository.
+pub type Refs = BTreeMap<String, String>;
+
+pub fn refs(dir: &Path) -> Option<Refs> {
+    let repo = Repository::discover(dir).ok()?;
+    let mut out = Refs::new();
+    if let Ok(head) = repo.find_reference("HEAD") {
+        let v = match (head.symbolic_target(), head.target()) {
+            (Some(t), _) => t.to_string(),
+            (None, Some(id)) => id.to_string(),
+            (None, None) => String::new(),
+        };
+        out.insert("HEAD".into(), v);
+    }
+    for r in repo.references().ok()?.flatten() {
+        let Some(name) = r.name() else { continue };
+        let v = match (r.target(), r.symbolic_target()) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(t)) => format!("ref: {t}"),
+            (None, None) => continue,
+        };
+        out.insert(name.to_string(), v);
+    }
+    Some(out)
+}
+
+/// Watches a repository's refs around steps without listing them each time: a stamp of the files
+/// they are stored in (HEAD, packed-refs, every loose ref; git replaces each by a rename, so a
+/// changed ref changes its file's inode, size or mtime) says whether anything moved, and the
+/// listing is taken again only when the stamp differs from the one it was taken at. A repository
+/// with thousands of tags costs a few hundred `stat`s per step, not two parses of them all.
+pub struct RefWatch {
+    git_dir: std::path::PathBuf,
+    common_dir: std::path::PathBuf,
+    last: std::sync::Mutex<Option<(Stamp, Refs)>>,
+    root: std::path::PathBuf,
+}
+
+type Stamp = Vec<(std::path::PathBuf, u64, u64, i64, i64)>;
+
+/// The refs at one moment, with the stamp they were listed at.
+pub struct RefsAt {
+    stamp: Stamp,
+    refs: Refs,
+}
+
+impl RefWatch {
+    /// `None` outside a repository.
+    pub fn new(root: &Path) -> Option<RefWatch> {
+        let repo = Repository::discover(root).ok()?;
+        Some(RefWatch {
+            git_dir: repo.path().to_path_buf(),
+            common_dir: repo.commondir().to_path_buf(),
+            last: std::sync::Mutex::new(None),
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn stamp(&self) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Stamp::new();
+        let mut add = |p: &Path| {
+            if let Ok(m) = std::fs::symlink_metadata(p) {
+                out.push((
+                    p.to_path_buf(),
+                    m.ino(),
+                    m.size(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                ));
+            }
+        };
+        add(&self.git_dir.join("HEAD"));
+        add(&self.common_dir.join("packed-refs"));
+        let mut dirs = vec![
+            self.common_dir.join("refs"),
+            self.common_dir.join("reftable"),
+        ];
+        if self.git_dir != self.common_dir {
+            dirs.push(self.git_dir.join("refs"));
+        }
+        while let Some(d) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(p);
+                } else {
+                    add(&p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The refs now (listed only if their files changed since the last listing).
+    pub fn now(&self) -> Option<RefsAt> {
+        let stamp = self.stamp();
+        let mut last = self.last.lock().expect("ref watch lock");
+        if let Some((s, r)) = last.as_ref()
+            && *s == stamp
+        {
+            return Some(RefsAt {
+                stamp,
+                refs: r.clone(),
+            });
+        }
+        let refs = refs(&self.root)?;
+        *last = Some((stamp.clone(), refs.clone()));
+        Some(RefsAt { stamp, refs })
+    }
+
+    /// What moved since `before`: nothing without a listing when no ref file changed.
+    pub fn changes_since(&self, before: &RefsAt) -> Vec<RefChange> {
+        if self.stamp() == before.stamp {
+            return Vec::new();
+        }
+        match self.now() {
+            Some(after) => ref_changes(&before.refs, &after.refs),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// A ref (or HEAD) a step created, moved or deleted: `from` is null for a new ref, `to` for a
+/// deleted one. The `repo_changes` of `mlrun show --json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefChange {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// What moved between two listings of the refs, HEAD first, then by name.
+pub fn ref_changes(before: &Refs, after: &Refs) -> Vec<RefChange> {
+    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
+    names.sort_by_key(|n| (n.as_str() != "HEAD", n.as_str()));
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| before.get(*n) != after.get(*n))
+        .map(|n| RefChange {
+            name: n.clone(),
+            from: before.get(n).cloned(),
+            to: after.get(n).cloned(),
+        })
+        .collect()
+}
+
+/// "refs/heads/main moved 1a2b3c4d5e → 9f8e7d6c5b; refs/tags/exp-1 created at 9f8e7d6c5b".
+pub fn describe_ref_changes(changes: &[RefChange]) -> String {
+    let short = |v: &str| {
+        if v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            v[..10].to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    changes
+        .iter()
+        .map(|c| match (&c.from, &c.to) {
+            (None, Some(to)) => format!("{} created at {}", c.name, short(to)),
+            (Some(from), None) => format!("{} deleted (was {})", c.name, short(from)),
+            (Some(from), Some(to)) => {
+                format!("{} moved {} → {}", c.name, short(from), short(to))
+            }
+            (None, None) => c.name.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Which project files git tracks, to tell whether an input version can be recovered from the
 /// recorded commit (tracked and unmodified) or only from mlrun's own record.
 pub struct Tracked {
@@ -219,5 +397,55 @@ mod tests {
         );
         assert_eq!(strip_credentials("git@host:x.git"), "git@host:x.git");
         assert_eq!(strip_credentials("https://host/a@b"), "https://host/a@b");
+    }
+
+    #[test]
+    fn ref_watch_sees_commits_and_new_refs_and_lists_only_on_change() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = Repository::init(d.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@x").unwrap();
+        let tree = repo
+            .find_tree(repo.index().unwrap().write_tree().unwrap())
+            .unwrap();
+        let c1 = repo
+            .commit(Some("HEAD"), &sig, &sig, "one", &tree, &[])
+            .unwrap();
+        let w = RefWatch::new(d.path()).unwrap();
+        let before = w.now().unwrap();
+        assert!(w.changes_since(&before).is_empty());
+        let parent = repo.find_commit(c1).unwrap();
+        let c2 = repo
+            .commit(Some("HEAD"), &sig, &sig, "two", &tree, &[&parent])
+            .unwrap();
+        repo.reference("refs/tags/exp", c2, false, "tag").unwrap();
+        let head_ref = repo.head().unwrap().name().unwrap().to_string();
+        let changes = w.changes_since(&before);
+        assert_eq!(
+            changes,
+            [
+                RefChange {
+                    name: head_ref.clone(),
+                    from: Some(c1.to_string()),
+                    to: Some(c2.to_string())
+                },
+                RefChange {
+                    name: "refs/tags/exp".into(),
+                    from: None,
+                    to: Some(c2.to_string())
+                },
+            ]
+        );
+        assert_eq!(
+            describe_ref_changes(&changes),
+            format!(
+                "{head_ref} moved {} → {}; refs/tags/exp created at {}",
+                &c1.to_string()[..10],
+                &c2.to_string()[..10],
+                &c2.to_string()[..10]
+            )
+        );
+        // the listing taken after is the next step's "before"
+        let again = w.now().unwrap();
+        assert!(w.changes_since(&again).is_empty());
     }
 }

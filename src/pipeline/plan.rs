@@ -144,6 +144,18 @@ pub struct Step {
     /// `trace-ignore` patterns: the pipeline's, then the step's
     #[serde(default)]
     pub trace_ignore: Vec<String>,
+    /// tracing also ignores the default list of tool state (`trace-ignore-defaults`, the
+    /// step's over the pipeline's; default true)
+    #[serde(default = "yes")]
+    pub trace_ignore_defaults: bool,
+    /// `keep-outputs = true`: the declared outputs are left in place while the step runs (it
+    /// updates them), instead of being moved aside and required to be written anew
+    #[serde(default)]
+    pub keep_outputs: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 mod duration_ms {
@@ -716,6 +728,11 @@ impl Checker<'_> {
                 retry_delay,
                 trace,
                 trace_ignore,
+                trace_ignore_defaults: rs
+                    .trace_ignore_defaults
+                    .or(raw.trace_ignore_defaults)
+                    .unwrap_or(true),
+                keep_outputs: rs.keep_outputs,
             });
         }
 

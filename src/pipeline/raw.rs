@@ -51,6 +51,8 @@ pub struct RawPipeline {
     pub allow_outside: bool,
     pub trace: Option<Sp<RawTrace>>,
     pub trace_ignore: Vec<Sp<String>>,
+    /// `trace-ignore-defaults = false`: tracing reports tool state too (see `filter::DEFAULT_IGNORE`)
+    pub trace_ignore_defaults: Option<bool>,
     /// Inline `[params]`, flattened to dotted keys; the span is the value's.
     pub params: Vec<(String, Sp<toml::Value>)>,
     pub env: Vec<(Sp<String>, Sp<String>)>,
@@ -77,6 +79,10 @@ pub struct RawStep {
     pub after: Vec<Sp<String>>,
     pub trace: Option<Sp<RawTrace>>,
     pub trace_ignore: Vec<Sp<String>>,
+    /// over the pipeline's
+    pub trace_ignore_defaults: Option<bool>,
+    /// `keep-outputs = true`: the declared outputs stay in place while the step runs
+    pub keep_outputs: bool,
 }
 
 const TOP_KEYS: &[&str] = &["pipeline", "params", "env", "steps"];
@@ -89,6 +95,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "allow-outside",
     "trace",
     "trace-ignore",
+    "trace-ignore-defaults",
 ];
 const STEP_KEYS: &[&str] = &[
     "cmd",
@@ -104,6 +111,8 @@ const STEP_KEYS: &[&str] = &[
     "retry-delay",
     "trace",
     "trace-ignore",
+    "trace-ignore-defaults",
+    "keep-outputs",
 ];
 
 /// Parse the text into a `RawPipeline`. Syntax errors, type errors and unknown keys are returned as
@@ -314,6 +323,7 @@ impl Walker {
                 "allow-outside" => raw.allow_outside = self.bool(&path, value).unwrap_or(false),
                 "trace" => raw.trace = self.trace(&path, value),
                 "trace-ignore" => raw.trace_ignore = self.string_list(&path, value),
+                "trace-ignore-defaults" => raw.trace_ignore_defaults = self.bool(&path, value),
                 _ => self.unknown_key("pipeline.", &key, PIPELINE_KEYS),
             }
         }
@@ -399,6 +409,8 @@ impl Walker {
             retry_delay: None,
             trace: None,
             trace_ignore: Vec::new(),
+            trace_ignore_defaults: None,
+            keep_outputs: false,
         };
         for (key, value) in in_file_order(t) {
             let k = key.get_ref().as_ref();
@@ -417,6 +429,8 @@ impl Walker {
                 "retries" => step.retries = self.integer(&path, value),
                 "trace" => step.trace = self.trace(&path, value),
                 "trace-ignore" => step.trace_ignore = self.string_list(&path, value),
+                "trace-ignore-defaults" => step.trace_ignore_defaults = self.bool(&path, value),
+                "keep-outputs" => step.keep_outputs = self.bool(&path, value).unwrap_or(false),
                 _ => self.unknown_key(&format!("{prefix}."), &key, STEP_KEYS),
             }
         }

@@ -181,10 +181,26 @@ pub fn metrics_line<'a>(metrics: impl IntoIterator<Item = (&'a String, &'a f64)>
         .join(" ")
 }
 
-/// A metric value as people write it: no trailing zeros, at most 4 decimals for fractions.
+/// A metric value as people write it: no trailing zeros, at most 4 decimals for fractions (4
+/// significant digits for tiny or huge values); `nan`, `inf`, `-inf`. Rounded: `--json` has
+/// the exact value.
 pub fn metric(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
+    if !v.is_finite() {
+        crate::fingerprint::metrics::to_json(v)
+            .as_str()
+            .unwrap_or("nan")
+            .to_string()
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
+    } else if v.abs() < 1e-4 || v.abs() >= 1e15 {
+        let s = format!("{v:.3e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let m = if m.contains('.') {
+            m.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            m
+        };
+        format!("{m}e{e}")
     } else {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -204,5 +220,9 @@ mod tests {
         assert_eq!(size(12), "12 B");
         assert_eq!(metric(0.92), "0.92");
         assert_eq!(metric(500.0), "500");
+        assert_eq!(metric(f64::NAN), "nan");
+        assert_eq!(metric(f64::NEG_INFINITY), "-inf");
+        assert_eq!(metric(1.25e-7), "1.25e-7");
+        assert_eq!(metric(-0.0), "0");
     }
 }

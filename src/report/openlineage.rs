@@ -236,7 +236,12 @@ pub fn events(r: &ExportRun) -> Vec<Value> {
         let Some(kind) = end_event_type(&s.status) else {
             continue;
         };
-        run_facets["mlrun_metrics"] = facet(MLRUN_FACET_SCHEMA, json!({ "metrics": s.metrics }));
+        let exact: serde_json::Map<String, serde_json::Value> = s
+            .metrics
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::fingerprint::metrics::to_json(*v)))
+            .collect();
+        run_facets["mlrun_metrics"] = facet(MLRUN_FACET_SCHEMA, json!({ "metrics": exact }));
         let mut execution = json!({
             "status": s.status,
             "attempt": s.attempt,
@@ -278,7 +283,10 @@ pub fn events(r: &ExportRun) -> Vec<Value> {
         let mut metrics = serde_json::Map::new();
         for s in &d.steps {
             for (k, v) in &s.metrics {
-                metrics.insert(format!("{}.{k}", s.name), json!(v));
+                metrics.insert(
+                    format!("{}.{k}", s.name),
+                    crate::fingerprint::metrics::to_json(*v),
+                );
             }
         }
         let mut facets = json!({

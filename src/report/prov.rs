@@ -84,7 +84,7 @@ pub fn document(r: &ExportRun) -> Value {
             a[format!("mlrun:param/{k}")] = json!(params::render(v));
         }
         for (k, v) in &s.metrics {
-            a[format!("mlrun:metric/{k}")] = json!(v);
+            a[format!("mlrun:metric/{k}")] = crate::fingerprint::metrics::to_json(*v);
         }
         if let Some(rid) = r.reused.get(&s.exec_id) {
             a["mlrun:reusedRun"] = json!(rid);

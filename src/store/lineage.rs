@@ -292,6 +292,7 @@ pub struct Exec {
     pub dirty: bool,
     pub env_id: Option<String>,
     pub params: BTreeMap<String, serde_json::Value>,
+    #[serde(serialize_with = "crate::fingerprint::metrics::ser_map")]
     pub metrics: BTreeMap<String, f64>,
 }
 
@@ -504,13 +505,16 @@ pub fn execs(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, Exec>> {
         }
     }
     let mut m = conn.prepare_cached(
-        "SELECT step_exec, key, value FROM metrics WHERE step_exec IN (SELECT value FROM json_each(?1))",
+        "SELECT step_exec, key, value, exact FROM metrics WHERE step_exec IN (SELECT value FROM json_each(?1))",
     )?;
     for row in m.query_map([&list], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,
-            r.get::<_, f64>(2)?,
+            crate::fingerprint::metrics::from_columns(
+                r.get(2)?,
+                r.get::<_, Option<String>>(3)?.as_deref(),
+            ),
         ))
     })? {
         let (id, k, v) = row?;

@@ -271,6 +271,10 @@ impl Store {
                 &id,
                 "mlrun stopped without finishing the run (killed or crashed)",
             )?;
+            // outputs its steps had moved aside come back (see exec::aside)
+            for line in crate::exec::aside::recover(&self.dir, &id) {
+                eprintln!("note: {line}");
+            }
         }
         Ok(())
     }

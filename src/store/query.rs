@@ -263,6 +263,7 @@ pub struct RunSummary {
     pub replay_of: Option<String>,
     /// for replays: `identical`, `differs` or `failed`
     pub replay_verdict: Option<String>,
+    #[serde(serialize_with = "crate::fingerprint::metrics::ser_map")]
     pub metrics: BTreeMap<String, f64>,
 }
 
@@ -427,7 +428,7 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
     let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
     // (no ORDER BY: sorting 30,000 rows cost more than keeping the latest step in Rust)
     let mut m = conn.prepare(
-        "SELECT s.run_id, COALESCE(s.seq, 0) * 4294967296 + s.id, m.key, m.value FROM step_execs s
+        "SELECT s.run_id, COALESCE(s.seq, 0) * 4294967296 + s.id, m.key, m.value, m.exact FROM step_execs s
          JOIN metrics m ON m.step_exec = s.id WHERE s.run_id IN (SELECT value FROM json_each(?1))",
     )?;
     let mut by_run: std::collections::HashMap<String, BTreeMap<String, (i64, f64)>> =
@@ -437,7 +438,10 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
             r.get::<_, String>(0)?,
             r.get::<_, i64>(1)?,
             r.get::<_, String>(2)?,
-            r.get::<_, f64>(3)?,
+            crate::fingerprint::metrics::from_columns(
+                r.get(3)?,
+                r.get::<_, Option<String>>(4)?.as_deref(),
+            ),
         ))
     })? {
         let (run, exec, k, v) = row?;
@@ -577,6 +581,7 @@ pub struct StepInfo {
     pub inputs: Vec<IoInfo>,
     pub outputs: Vec<IoInfo>,
     pub params: BTreeMap<String, serde_json::Value>,
+    #[serde(serialize_with = "crate::fingerprint::metrics::ser_map")]
     pub metrics: BTreeMap<String, f64>,
     pub git_before: Option<String>,
     pub git_after: Option<String>,
@@ -589,6 +594,11 @@ pub struct StepInfo {
     pub reused_run: Option<String>,
     /// its id as mlrun shows it (see `short_id`)
     pub reused_run_short: Option<String>,
+    /// `keep-outputs = true`: its outputs were left in place while it ran, not checked to be
+    /// newly written
+    pub keep_outputs: bool,
+    /// git refs (and HEAD) the step created, moved or deleted: `[{ref, from, to}]`
+    pub repo_changes: Vec<crate::fingerprint::git::RefChange>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -695,7 +705,8 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                 git_before, git_after, env_id,
                 (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stdout'),
                 (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stderr'),
-                (SELECT o.run_id FROM step_execs o WHERE o.id = s.reused_exec)
+                (SELECT o.run_id FROM step_execs o WHERE o.id = s.reused_exec),
+                keep_outputs, repo_changes
          FROM step_execs s WHERE run_id = ?1 ORDER BY COALESCE(started_at, 9223372036854775807), id",
     )?;
     let steps: Vec<StepInfo> = stmt
@@ -730,13 +741,19 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                 stderr_bytes: r.get::<_, Option<i64>>(16)?.unwrap_or(0),
                 reused_run: r.get(17)?,
                 reused_run_short: None,
+                keep_outputs: r.get(18)?,
+                repo_changes: r
+                    .get::<_, Option<String>>(19)?
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .unwrap_or_default(),
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut params_q =
         conn.prepare_cached("SELECT key, value FROM params WHERE step_exec = ?1 ORDER BY key")?;
-    let mut metrics_q =
-        conn.prepare_cached("SELECT key, value FROM metrics WHERE step_exec = ?1 ORDER BY key")?;
+    let mut metrics_q = conn.prepare_cached(
+        "SELECT key, value, exact FROM metrics WHERE step_exec = ?1 ORDER BY key",
+    )?;
     for mut s in steps {
         if let Some(r) = &s.reused_run {
             s.reused_run_short = Some(short_id(conn, r)?);
@@ -753,7 +770,13 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
             );
         }
         for row in metrics_q.query_map([s.exec_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                crate::fingerprint::metrics::from_columns(
+                    r.get(1)?,
+                    r.get::<_, Option<String>>(2)?.as_deref(),
+                ),
+            ))
         })? {
             let (k, v) = row?;
             s.metrics.insert(k, v);

@@ -406,6 +406,10 @@ pub struct StepRecord {
     pub cache_parts: Option<String>,
     /// for cached/restored steps: the execution whose results were reused
     pub reused_exec: Option<i64>,
+    /// `keep-outputs = true`: its outputs were left in place, not checked to be newly written
+    pub keep_outputs: bool,
+    /// git refs (and HEAD) the step moved, created or deleted
+    pub repo_changes: Vec<crate::fingerprint::git::RefChange>,
 }
 
 pub fn finish_step(
@@ -485,7 +489,8 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
     let env = put_env(tx, &r.env)?;
     tx.prepare_cached(
         "UPDATE step_execs SET status = ?2, exit_code = ?3, signal = ?4, error = ?5, ended_at = ?6,
-                git_after = ?7, env_id = ?8, cache_key = ?9, cache_parts = ?10, reused_exec = ?11
+                git_after = ?7, env_id = ?8, cache_key = ?9, cache_parts = ?10, reused_exec = ?11,
+                keep_outputs = ?12, repo_changes = ?13
          WHERE id = ?1",
     )?
     .execute(params![
@@ -499,7 +504,10 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
         env,
         r.cache_key,
         r.cache_parts,
-        r.reused_exec
+        r.reused_exec,
+        r.keep_outputs,
+        (!r.repo_changes.is_empty())
+            .then(|| serde_json::to_string(&r.repo_changes).unwrap_or_default()),
     ])?;
     let mut edge = tx.prepare_cached(
         "INSERT OR IGNORE INTO io_edges (step_exec, direction, av_id, declared, origin, mode, link)
@@ -536,10 +544,11 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
         p.execute(params![exec_id, k, v.to_string()])?;
     }
     let mut m = tx.prepare_cached(
-        "INSERT INTO metrics (step_exec, key, value, source) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO metrics (step_exec, key, value, source, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for (k, (v, src)) in &r.metrics {
-        m.execute(params![exec_id, k, v, src])?;
+        let (value, exact) = crate::fingerprint::metrics::to_columns(*v);
+        m.execute(params![exec_id, k, value, src, exact])?;
     }
     // a reused step printed nothing: its logs are those of the execution it reused
     if r.reused_exec.is_none() {

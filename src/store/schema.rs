@@ -28,6 +28,10 @@ pub const MIGRATIONS: &[Migration] = &[
         code: Some(forget_the_marker_salt),
         sql: "",
     },
+    Migration {
+        code: None,
+        sql: V5,
+    },
 ];
 
 // 3: a declared path that was itself a symbolic link (`best.pkl -> ckpt/epoch10.pkl`): its
@@ -200,6 +204,31 @@ CREATE TABLE stat_cache (
   dir TEXT PRIMARY KEY,                      -- absolute path of a directory
   entries BLOB NOT NULL                      -- its files' stats and hashes, packed
 );
+"#;
+
+// 3: the record tells the whole truth. Metric values: SQLite stores a REAL exactly, but it
+// cannot hold NaN (it becomes NULL, which `value NOT NULL` refused) nor the sign of -0.0; `exact`
+// keeps the value as text when the REAL cannot ('nan', '-0.0'), `value` stays what filters and
+// sorts compare (NULL for NaN). Step executions record whether the step kept its outputs in
+// place (`keep-outputs = true`, not moved aside before it ran) and the git refs it moved.
+// 5: exact metric values (NaN, -0.0), keep-outputs, the refs a step moved
+const V5: &str = r#"
+CREATE TABLE metrics_v3 (
+  step_exec INTEGER NOT NULL REFERENCES step_execs(id),
+  key TEXT NOT NULL,
+  value REAL,                                -- NULL: NaN (see exact)
+  source TEXT NOT NULL,
+  exact TEXT,                                -- the value when a REAL cannot hold it: 'nan', '-0.0'
+  PRIMARY KEY (step_exec, key)) WITHOUT ROWID;
+INSERT INTO metrics_v3 (step_exec, key, value, source) SELECT step_exec, key, value, source FROM metrics;
+DROP INDEX metrics_kv;
+DROP TABLE metrics;
+ALTER TABLE metrics_v3 RENAME TO metrics;
+CREATE INDEX metrics_kv ON metrics(key, value);
+-- 1: the step ran with `keep-outputs = true` (its declared outputs were left in place)
+ALTER TABLE step_execs ADD COLUMN keep_outputs INTEGER NOT NULL DEFAULT 0;
+-- JSON [{ref, from, to}] of the git refs (and HEAD) the step moved, created or deleted; NULL: none
+ALTER TABLE step_execs ADD COLUMN repo_changes TEXT;
 "#;
 
 /// Migration 2, before its SQL: rebuild every directory's manifest from its `dir_entries` rows

@@ -18,4 +18,5 @@ mod reports;
 mod store;
 mod secrets;
 mod trace;
+mod truth;
 mod validate;

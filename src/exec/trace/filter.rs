@@ -4,9 +4,11 @@
 //! 1. only paths inside the project directory count: system files (/usr, /lib, /etc, /proc,
 //!    /dev, /tmp, …), interpreters and their libraries, caches in HOME are all outside it. A path
 //!    outside counts only when it is a declared input or output (`allow-outside`);
-//! 2. inside the project: never `.git/`, `.mlrun/`, `__pycache__/`, `*.pyc`, nor anything in a
-//!    virtual environment (a directory holding `pyvenv.cfg` or `conda-meta/`), nor what matches
-//!    a `trace-ignore` pattern;
+//! 2. inside the project: never `.git/` (writes there are counted as "the repository changed",
+//!    wherever the repository's git directory is), nor `.mlrun/`, nor anything in a virtual
+//!    environment (a directory holding `pyvenv.cfg` or `conda-meta/`), nor what matches a
+//!    `trace-ignore` pattern, nor tool state (`DEFAULT_IGNORE`, unless `trace-ignore-defaults =
+//!    false`);
 //! 3. failed opens were never recorded; a file written and then deleted or renamed away within
 //!    the step is temporary and ignored; directories only created (mkdir) or listed are not
 //!    files of their own, but a directory renamed into place is an output as a whole;
@@ -28,7 +30,44 @@ use crate::pipeline::plan::trace_ignore_globs;
 use crate::pipeline::{PathDecl, Step};
 
 /// Never lineage, wherever they are in the project.
-const BUILTIN_IGNORE: &[&str] = &[".git", ".mlrun", "__pycache__", "*.pyc"];
+const BUILTIN_IGNORE: &[&str] = &[".git", ".mlrun"];
+
+/// Tool state: what libraries and tools write for their own bookkeeping inside a project.
+/// Never lineage by default; `trace-ignore` adds to it, `trace-ignore-defaults = false` turns it
+/// off (README "Tracing" lists it too).
+pub const DEFAULT_IGNORE: &[&str] = &[
+    // interpreter and tool caches
+    "__pycache__",
+    "*.pyc",
+    "*.pyo",
+    ".cache",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    ".ipynb_checkpoints",
+    // lock and pid files
+    "*.lock",
+    "*.lck",
+    "*.pid",
+    ".~lock.*#",
+    // experiment trackers' state (MLflow, Weights & Biases, Neptune, Aim, Comet, DVC)
+    "mlruns",
+    "mlartifacts",
+    "wandb",
+    ".neptune",
+    ".aim",
+    ".cometml-runs",
+    ".dvc/tmp",
+    ".dvc/cache",
+    // git's own files in the work tree (read by every `git status` or `git commit`)
+    ".gitignore",
+    ".gitattributes",
+    ".gitmodules",
+    // editors and the OS
+    "*.swp",
+    ".DS_Store",
+];
 
 /// The comparison of one traced step with its declaration. Paths are project-relative.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -43,6 +82,8 @@ pub struct Findings {
     pub changed: Vec<String>,
     pub untouched_inputs: Vec<String>,
     pub untouched_outputs: Vec<String>,
+    /// files written, created or deleted under the repository's git directory (`.git/`)
+    pub repo_writes: usize,
 }
 
 impl Findings {
@@ -74,8 +115,17 @@ fn path_str(p: &Path) -> String {
 }
 
 /// Compare `report` with what `step` declares. `root` is the project directory; `started`: when
-/// the step started.
-pub fn analyze(report: &Report, root: &Path, step: &Step, started: SystemTime) -> Findings {
+/// the step started; `git_dir`: the repository's git directory, if any.
+pub fn analyze(
+    report: &Report,
+    root: &Path,
+    step: &Step,
+    started: SystemTime,
+    git_dir: Option<&Path>,
+) -> Findings {
+    let git_dir = git_dir
+        .and_then(|g| std::fs::canonicalize(g).ok())
+        .map(|g| path_str(&g));
     let root_canon = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let root_s = path_str(&root_canon);
     let decl = |d: &'_ PathDecl, output: bool| -> (String, bool) { (d.path.clone(), output) };
@@ -111,12 +161,21 @@ pub fn analyze(report: &Report, root: &Path, step: &Step, started: SystemTime) -
         .iter()
         .map(|m| format!("{}/{m}", root_s.trim_end_matches('/')))
         .collect();
-    let ignore = ignore_set(&step.trace_ignore);
+    let ignore = ignore_set(&step.trace_ignore, step.trace_ignore_defaults);
     let mut envs = EnvDirs::default();
 
     let mut f = Findings::default();
     let mut renamed_dirs: Vec<String> = Vec::new();
     for (abs, acc) in &report.accesses {
+        let in_git = git_dir.as_deref().is_some_and(|g| is_within(abs, g))
+            || abs.contains("/.git/")
+            || abs.ends_with("/.git");
+        if in_git {
+            if acc.written || acc.deleted {
+                f.repo_writes += 1;
+            }
+            continue;
+        }
         for d in decls.iter_mut().filter(|d| d.covers(abs)) {
             if !d.output || acc.written || acc.deleted {
                 d.touched = true;
@@ -229,10 +288,12 @@ fn project_name(abs: &str, root: &str, decls: &[Decl<'_>]) -> Option<String> {
     Some(rel.to_string())
 }
 
-fn ignore_set(user: &[String]) -> GlobSet {
+fn ignore_set(user: &[String], defaults: bool) -> GlobSet {
     let mut b = GlobSetBuilder::new();
+    let defaults = if defaults { DEFAULT_IGNORE } else { &[] };
     for p in BUILTIN_IGNORE
         .iter()
+        .chain(defaults)
         .map(|s| s.to_string())
         .chain(user.iter().cloned())
     {
@@ -296,6 +357,8 @@ mod tests {
             retry_delay: Default::default(),
             trace: None,
             trace_ignore: ignore.iter().map(|s| s.to_string()).collect(),
+            trace_ignore_defaults: true,
+            keep_outputs: false,
         }
     }
 
@@ -306,6 +369,7 @@ mod tests {
             &p.root,
             step,
             SystemTime::now() + Duration::from_secs(3600),
+            None,
         )
     }
 
@@ -402,6 +466,7 @@ mod tests {
             &p.root,
             &step(&["before.csv", "after.csv"], &[], &[]),
             started,
+            None,
         );
         assert_eq!(f.changed, ["after.csv"]);
     }
@@ -441,5 +506,58 @@ mod tests {
         // undeclared: shown under its real path
         let f = check(&r, &p, &step(&[], &[], &[]));
         assert_eq!(f.reads, ["store/v2/x.csv"]);
+    }
+
+    #[test]
+    fn writes_under_git_are_counted_not_reported() {
+        let p = Project::new(&["repo/.git/index", "repo/.git/refs/heads/main", "real.csv"]);
+        let mut r = Report::default();
+        r.written(&p.abs("repo/.git/index"));
+        r.written(&p.abs("repo/.git/refs/heads/main"));
+        r.read(&p.abs("repo/.git/HEAD"));
+        r.read(&p.abs("real.csv"));
+        let f = check(&r, &p, &step(&[], &[], &[]));
+        assert_eq!(f.reads, ["real.csv"]);
+        assert!(f.writes.is_empty(), "{f:?}");
+        assert_eq!(f.repo_writes, 2);
+    }
+
+    #[test]
+    fn tool_state_is_ignored_by_default_and_git_writes_are_counted() {
+        let p = Project::new(&[
+            "mlruns/0/meta.yaml",
+            "sub/wandb/run/state",
+            ".cache/x",
+            "train.lock",
+            ".dvc/tmp/lock",
+            "src/.dvc/tmp/kept",
+            "real.csv",
+            "repo/.git/index",
+            "repo/.git/refs/heads/main",
+        ]);
+        let mut r = Report::default();
+        for f in [
+            "mlruns/0/meta.yaml",
+            "sub/wandb/run/state",
+            ".cache/x",
+            "train.lock",
+            ".dvc/tmp/lock",
+            "src/.dvc/tmp/kept",
+            "real.csv",
+        ] {
+            r.read(&p.abs(f));
+        }
+        r.written(&p.abs("repo/.git/index"));
+        r.written(&p.abs("repo/.git/refs/heads/main"));
+        let mut s = step(&[], &[], &[]);
+        let f = check(&r, &p, &s);
+        // `.dvc/tmp` is anchored at the project directory, as a gitignore pattern with a `/`
+        assert_eq!(f.reads, ["real.csv", "src/.dvc/tmp/kept"]);
+        assert!(f.writes.is_empty(), "{f:?}");
+        assert_eq!(f.repo_writes, 2);
+        s.trace_ignore_defaults = false;
+        let f = check(&r, &p, &s);
+        assert_eq!(f.reads.len(), 7, "{f:?}");
+        assert_eq!(f.repo_writes, 2, ".git is never lineage");
     }
 }

@@ -348,7 +348,24 @@ pub(super) async fn conclude(
     let c = ctx.clone();
     let s = step.clone();
     let started = observed.started;
-    let f: Findings = blocking(move || filter::analyze(&report, &c.plan.root, &s, started)).await;
+    let f: Findings = blocking(move || {
+        let git_dir = git2::Repository::discover(&c.plan.root)
+            .ok()
+            .map(|r| r.path().to_path_buf());
+        filter::analyze(&report, &c.plan.root, &s, started, git_dir.as_deref())
+    })
+    .await;
+    if f.repo_writes > 0 {
+        // one line for the repository, not one per file: those are git's, never outputs
+        p.warn(&format!(
+            "{name}: repository changed: it wrote {} under .git/ (not recorded as outputs)",
+            if f.repo_writes == 1 {
+                "1 file".to_string()
+            } else {
+                format!("{} files", f.repo_writes)
+            }
+        ));
+    }
 
     for r in f.reads.iter().take(LIST_MAX) {
         p.warn(&format!(
@@ -392,9 +409,10 @@ pub(super) async fn conclude(
                 "{name} never opened its declared input {i} (seen by --trace); if it is not needed, removing it avoids needless reruns"
             ));
         }
-        for o in &f.untouched_outputs {
+        // without keep-outputs, an output it did not write is missing: the step fails
+        for o in f.untouched_outputs.iter().filter(|_| step.keep_outputs) {
             p.hint(&format!(
-                "{name} did not write its declared output {o} (seen by --trace); what was already there is recorded as its output"
+                "{name} did not write its declared output {o} (seen by --trace); with `keep-outputs = true`, what was already there is recorded as its output"
             ));
         }
     }

@@ -1,0 +1,432 @@
+//! A step is never credited with a file it did not write: its declared outputs are moved aside
+//! while it runs (README "Outputs are written anew").
+//!
+//! Before each attempt, every declared output that exists is renamed into
+//! `<store>/aside/<run>-<step>-<attempt>/<n>`: a rename, whatever the output's size. (Not in the
+//! run's scratch space `<store>/tmp/<run>/`: the sweep of a dead run's scratch space would take
+//! the originals with it, before or even after `recover` failed to put one back.) When
+//! the store is on another filesystem than the output, it is renamed beside the output instead,
+//! as `.<name>.mlrun-aside-<run>`. A directory output is replaced by an empty directory (same
+//! permissions), so a step that writes into it without creating it works as before; if the step
+//! leaves that directory exactly as it found it (same inode, same mtime, nothing in it), it did
+//! not produce it.
+//!
+//! Declared metrics files outside the outputs are moved aside the same way: their numbers are
+//! recorded as this execution's metrics. An output that is itself a symlink is left in place (the step writes through it, to wherever
+//! the data is kept).
+//!
+//! Every move is listed in `journal.json` in that directory, written (atomically) before the
+//! move happens. When the step succeeds and every output is there and new, the journal is deleted
+//! first, then the old copies. In every other case (failure, timeout, Ctrl-C, a missing output,
+//! mlrun's own error) each original is put back, replacing what the step left at its path. If
+//! mlrun itself dies in between (SIGKILL, a crash, power loss), the journal stays: the next mlrun
+//! command that opens the store and finds the run abandoned puts the originals back (`recover`),
+//! and says so. Nothing here ever deletes an original that is not the step's own replacement.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::Step;
+use crate::pipeline::plan::within;
+
+const JOURNAL: &str = "journal.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Move {
+    /// the declared path, as shown
+    path: String,
+    original: PathBuf,
+    aside: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    run_id: String,
+    step: String,
+    moves: Vec<Move>,
+}
+
+/// A directory output recreated empty: how it was left, to tell whether the step wrote into it.
+struct FreshDir {
+    shown: String,
+    path: PathBuf,
+    ino: u64,
+    mtime: (i64, i64),
+}
+
+/// The outputs of one attempt, moved aside. Dropping it without `discard` puts them back.
+pub struct Aside {
+    dir: PathBuf,
+    journal: Journal,
+    fresh: Vec<FreshDir>,
+    settled: bool,
+}
+
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+/// Remove a file, a symlink or a directory tree.
+fn remove(p: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+        Ok(_) => std::fs::remove_file(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_journal(dir: &Path, j: &Journal) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{JOURNAL}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(j).unwrap_or_default())?;
+    std::fs::rename(&tmp, dir.join(JOURNAL))
+}
+
+/// Where the aside copies of `run_id`'s steps are kept.
+fn aside_root(store_dir: &Path) -> PathBuf {
+    store_dir.join("aside")
+}
+
+impl Aside {
+    /// Move the step's existing declared outputs aside (none with `keep-outputs = true`).
+    /// On an error, what was already moved is put back and the error says what could not move.
+    pub fn move_aside(
+        tmp: &Path,
+        run_id: &str,
+        step: &Step,
+        attempt: u32,
+        root: &Path,
+    ) -> Result<Aside, String> {
+        let dir = aside_root(tmp).join(format!("{run_id}-{}-{attempt}", step.name));
+        let mut aside = Aside {
+            dir,
+            journal: Journal {
+                run_id: run_id.to_string(),
+                step: step.name.clone(),
+                moves: Vec::new(),
+            },
+            fresh: Vec::new(),
+            settled: step.keep_outputs,
+        };
+        if step.keep_outputs {
+            return Ok(aside);
+        }
+        // declared outputs, and metrics files outside them (read as this run's metrics, so
+        // they must be this run's too)
+        let declared = step
+            .outputs
+            .iter()
+            .map(|o| {
+                let shown = if o.dir {
+                    format!("{}/", o.path)
+                } else {
+                    o.path.clone()
+                };
+                (shown, root.join(&o.path))
+            })
+            .chain(
+                step.metrics
+                    .iter()
+                    .filter(|m| !step.outputs.iter().any(|o| within(m, &o.path)))
+                    .map(|m| (m.clone(), root.join(m))),
+            );
+        let present: Vec<(String, PathBuf)> = declared
+            // an output that is itself a symlink (to data kept elsewhere) stays: the step
+            // writes through it
+            .filter(|(_, p)| std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_symlink()))
+            .collect();
+        if present.is_empty() {
+            aside.settled = true;
+            return Ok(aside);
+        }
+        let fail = |what: String, e: std::io::Error| {
+            format!("could not move the previous outputs aside before it ran: {what}: {e}")
+        };
+        std::fs::create_dir_all(&aside.dir)
+            .map_err(|e| fail(format!("cannot create `{}`", aside.dir.display()), e))?;
+        for (n, (shown, original)) in present.into_iter().enumerate() {
+            let meta = std::fs::symlink_metadata(&original).ok();
+            let mut m = Move {
+                path: shown.clone(),
+                original: original.clone(),
+                aside: aside.dir.join(n.to_string()),
+            };
+            aside.journal.moves.push(m.clone());
+            if let Err(e) = write_journal(&aside.dir, &aside.journal) {
+                aside.journal.moves.pop();
+                return Err(fail("cannot write its journal".into(), e));
+            }
+            let moved = match std::fs::rename(&original, &m.aside) {
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                    // the store is on another filesystem: beside the output, then
+                    let name = original
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    m.aside = original.with_file_name(format!(".{name}.mlrun-aside-{run_id}"));
+                    *aside.journal.moves.last_mut().expect("just pushed") = m.clone();
+                    write_journal(&aside.dir, &aside.journal)
+                        .and_then(|()| std::fs::rename(&original, &m.aside))
+                }
+                other => other,
+            };
+            if let Err(e) = moved {
+                aside.journal.moves.pop();
+                return Err(fail(format!("`{shown}`"), e));
+            }
+            if meta.as_ref().is_some_and(|m| m.is_dir()) {
+                let made = std::fs::create_dir(&original).and_then(|()| {
+                    if let Some(m) = &meta {
+                        std::fs::set_permissions(&original, m.permissions())?;
+                    }
+                    std::fs::metadata(&original)
+                });
+                match made {
+                    Ok(now) => aside.fresh.push(FreshDir {
+                        shown,
+                        path: original,
+                        ino: now.ino(),
+                        mtime: (now.mtime(), now.mtime_nsec()),
+                    }),
+                    Err(e) => return Err(fail(format!("cannot recreate `{shown}`"), e)),
+                }
+            }
+        }
+        Ok(aside)
+    }
+
+    /// Some output was moved aside (there is something to put back).
+    pub fn moved(&self) -> bool {
+        !self.journal.moves.is_empty()
+    }
+
+    /// Directory outputs the step found (recreated empty) and left exactly as they were.
+    pub fn unwritten_dirs(&self) -> Vec<String> {
+        self.fresh
+            .iter()
+            .filter(|f| {
+                std::fs::symlink_metadata(&f.path).is_ok_and(|m| {
+                    m.is_dir()
+                        && m.ino() == f.ino
+                        && (m.mtime(), m.mtime_nsec()) == f.mtime
+                        && std::fs::read_dir(&f.path).is_ok_and(|mut d| d.next().is_none())
+                })
+            })
+            .map(|f| f.shown.clone())
+            .collect()
+    }
+
+    /// The step succeeded: forget the previous outputs. The journal goes first, so that a crash
+    /// from here on can never put an old output over a new one.
+    pub fn discard(mut self) -> Vec<String> {
+        self.settled = true;
+        if self.journal.moves.is_empty() {
+            let _ = std::fs::remove_dir(&self.dir);
+            return Vec::new();
+        }
+        let mut errors = Vec::new();
+        if let Err(e) = std::fs::remove_file(self.dir.join(JOURNAL)) {
+            errors.push(format!("cannot delete `{}`: {e}", self.dir.display()));
+            return errors;
+        }
+        for m in &self.journal.moves {
+            if let Err(e) = remove(&m.aside) {
+                errors.push(format!(
+                    "cannot delete the previous `{}` (at `{}`): {e}",
+                    m.path,
+                    m.aside.display()
+                ));
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+        errors
+    }
+
+    /// The step did not succeed: put every original back. Returns what could not be.
+    pub fn put_back(mut self) -> Vec<String> {
+        self.settled = true;
+        restore(&self.dir, &self.journal).1
+    }
+}
+
+impl Drop for Aside {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settled = true;
+            for e in restore(&self.dir, &self.journal).1 {
+                eprintln!("warning: {e}");
+            }
+        }
+    }
+}
+
+/// Put the journal's originals back, newest move first; returns (what was put back, errors).
+fn restore(dir: &Path, j: &Journal) -> (Vec<String>, Vec<String>) {
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    for m in j.moves.iter().rev() {
+        if !exists(&m.aside) {
+            // never moved (a crash right after the journal was written), or already back
+            continue;
+        }
+        let res = remove(&m.original)
+            .and_then(|()| match m.original.parent() {
+                Some(p) => std::fs::create_dir_all(p),
+                None => Ok(()),
+            })
+            .and_then(|()| std::fs::rename(&m.aside, &m.original));
+        match res {
+            Ok(()) => done.push(m.path.clone()),
+            Err(e) => errors.push(format!(
+                "could not put back the previous `{}` of step `{}`: {e}; it is kept at `{}`",
+                m.path,
+                j.step,
+                m.aside.display()
+            )),
+        }
+    }
+    if errors.is_empty() {
+        let _ = std::fs::remove_file(dir.join(JOURNAL));
+        let _ = std::fs::remove_dir(dir);
+    }
+    (done, errors)
+}
+
+/// After mlrun died during `run_id` (the store found it abandoned): put back the outputs its
+/// steps had moved aside. Returns one line per output put back or kept, for people.
+pub fn recover(tmp: &Path, run_id: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(aside_root(tmp)) else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    let prefix = format!("{run_id}-");
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        let dir = e.path();
+        let journal = std::fs::read(dir.join(JOURNAL))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Journal>(&b).ok());
+        let Some(j) = journal else {
+            // no journal: the step had succeeded and these are old copies being deleted
+            let _ = std::fs::remove_dir_all(&dir);
+            continue;
+        };
+        let short = &run_id[..run_id.len().min(10)];
+        let (done, errors) = restore(&dir, &j);
+        for p in done {
+            lines.push(format!(
+                "put back `{p}`: run {short} was stopped (mlrun was killed) while step `{}` ran, so its previous version is current again",
+                j.step
+            ));
+        }
+        lines.extend(errors);
+    }
+    let _ = std::fs::remove_dir(aside_root(tmp));
+    lines
+}
+
+/// At the end of a run: remove the aside directory if nothing is left in it.
+pub fn tidy(tmp: &Path) {
+    let _ = std::fs::remove_dir(aside_root(tmp));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{Cmd, PathDecl};
+
+    fn step(outputs: &[(&str, bool)]) -> Step {
+        Step {
+            name: "s".into(),
+            cmd: Cmd::Argv(vec!["true".into()]),
+            template: Cmd::Argv(vec!["true".into()]),
+            inputs: Vec::new(),
+            outputs: outputs
+                .iter()
+                .map(|(p, dir)| PathDecl {
+                    path: p.to_string(),
+                    dir: *dir,
+                    store: true,
+                })
+                .collect(),
+            params: Default::default(),
+            metrics: Vec::new(),
+            env: Default::default(),
+            cwd: String::new(),
+            deps: Vec::new(),
+            timeout: None,
+            retries: 0,
+            retry_delay: Default::default(),
+            trace: None,
+            trace_ignore: Vec::new(),
+            trace_ignore_defaults: true,
+            keep_outputs: false,
+        }
+    }
+
+    #[test]
+    fn moved_aside_then_put_back_or_discarded_or_recovered() {
+        let d = tempfile::tempdir().unwrap();
+        let (root, tmp) = (d.path().join("p"), d.path().join("tmp"));
+        std::fs::create_dir_all(root.join("m")).unwrap();
+        std::fs::write(root.join("a.txt"), "old a").unwrap();
+        std::fs::write(root.join("m/w"), "old w").unwrap();
+        let s = step(&[("a.txt", false), ("m", true), ("never.txt", false)]);
+
+        // failure: the partial outputs are replaced by the originals
+        let a = Aside::move_aside(&tmp, "r1", &s, 1, &root).unwrap();
+        assert!(!root.join("a.txt").exists());
+        assert!(
+            root.join("m").is_dir(),
+            "a directory output is recreated empty"
+        );
+        assert_eq!(a.unwritten_dirs(), ["m/"]);
+        std::fs::write(root.join("a.txt"), "partial").unwrap();
+        std::fs::write(root.join("never.txt"), "partial").unwrap();
+        assert!(a.put_back().is_empty());
+        assert_eq!(
+            std::fs::read_to_string(root.join("a.txt")).unwrap(),
+            "old a"
+        );
+        assert_eq!(std::fs::read_to_string(root.join("m/w")).unwrap(), "old w");
+        assert_eq!(
+            std::fs::read_to_string(root.join("never.txt")).unwrap(),
+            "partial",
+            "nothing to put back: left as the step wrote it"
+        );
+
+        // success: the originals are gone, the new ones stay
+        let a = Aside::move_aside(&tmp, "r2", &s, 1, &root).unwrap();
+        std::fs::write(root.join("m/new"), "new").unwrap();
+        assert!(a.unwritten_dirs().is_empty());
+        std::fs::write(root.join("a.txt"), "new a").unwrap();
+        assert!(a.discard().is_empty());
+        assert_eq!(
+            std::fs::read_to_string(root.join("a.txt")).unwrap(),
+            "new a"
+        );
+        assert!(!root.join("m/w").exists());
+        assert!(!tmp.join("aside").join("r2-s-1").exists());
+
+        // mlrun killed: the journal brings them back
+        let a = Aside::move_aside(&tmp, "r3", &s, 1, &root).unwrap();
+        std::mem::forget(a);
+        std::fs::write(root.join("a.txt"), "partial").unwrap();
+        let lines = recover(&tmp, "r3");
+        assert_eq!(
+            lines.len(),
+            2,
+            "a.txt and m/ (never.txt went with r2): {lines:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("a.txt")).unwrap(),
+            "new a"
+        );
+        assert!(root.join("m/new").exists());
+        assert!(!tmp.join("aside").exists());
+    }
+}
