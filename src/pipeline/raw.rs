@@ -51,6 +51,8 @@ pub struct RawPipeline {
     pub allow_outside: bool,
     pub trace: Option<Sp<RawTrace>>,
     pub trace_ignore: Vec<Sp<String>>,
+    /// `lockfiles`: more lock/requirements files to record (globs)
+    pub lockfiles: Vec<Sp<String>>,
     /// Inline `[params]`, flattened to dotted keys; the span is the value's.
     pub params: Vec<(String, Sp<toml::Value>)>,
     pub env: Vec<(Sp<String>, Sp<String>)>,
@@ -89,6 +91,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "allow-outside",
     "trace",
     "trace-ignore",
+    "lockfiles",
 ];
 const STEP_KEYS: &[&str] = &[
     "cmd",
@@ -314,6 +317,7 @@ impl Walker {
                 "allow-outside" => raw.allow_outside = self.bool(&path, value).unwrap_or(false),
                 "trace" => raw.trace = self.trace(&path, value),
                 "trace-ignore" => raw.trace_ignore = self.string_list(&path, value),
+                "lockfiles" => raw.lockfiles = self.string_list(&path, value),
                 _ => self.unknown_key("pipeline.", &key, PIPELINE_KEYS),
             }
         }

@@ -7,6 +7,7 @@
 pub mod lineage;
 pub mod lock;
 pub mod objects;
+pub mod packages;
 pub mod query;
 pub mod record;
 pub mod schema;

@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[Migration] = &[
         code: Some(manifests_into_contents),
         sql: V2,
     },
+    Migration {
+        code: None,
+        sql: V3_PACKAGES,
+    },
 ];
 
 // 1: the lineage record
@@ -173,6 +177,30 @@ CREATE TABLE stat_cache (
   dir TEXT PRIMARY KEY,                      -- absolute path of a directory
   entries BLOB NOT NULL                      -- its files' stats and hashes, packed
 );
+"#;
+
+// 3: the packages installed for each step's interpreters (see fingerprint::packages). A list
+// of distributions is kept once, under the SHA-256 of its canonical JSON, however many runs
+// used it; an environment snapshot names its interpreters' environments (prefix, kind, the
+// list's hash) in a new column. The scan cache remembers, per interpreter executable, the
+// scanned directories' identities and the list they gave, so a later run in an unchanged
+// environment reads no metadata at all.
+const V3_PACKAGES: &str = r#"
+CREATE TABLE package_sets (
+  hash TEXT PRIMARY KEY,                     -- sha256 of data
+  count INTEGER NOT NULL,
+  data BLOB NOT NULL                         -- JSON array of {name, version, source}, sorted
+) WITHOUT ROWID;
+-- JSON object program -> {executable, real_path, prefix, kind, version, dirs, hash, count};
+-- NULL for snapshots taken before packages were recorded
+ALTER TABLE env_snapshots ADD COLUMN packages TEXT;
+CREATE TABLE package_scan_cache (
+  executable TEXT PRIMARY KEY,               -- as found in PATH
+  stamp TEXT NOT NULL,                       -- the scanned directories' paths, inodes, mtimes
+  scanned_at_ns INTEGER NOT NULL,            -- trusted only when the mtimes are 2 s older
+  env TEXT NOT NULL,                         -- JSON of the PackageEnv it gave
+  set_hash TEXT NOT NULL REFERENCES package_sets(hash)
+) WITHOUT ROWID;
 "#;
 
 /// Migration 2, before its SQL: rebuild every directory's manifest from its `dir_entries` rows

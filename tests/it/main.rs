@@ -8,6 +8,7 @@ mod history;
 mod hostile;
 mod incremental;
 mod orphans;
+mod packages;
 mod query;
 mod record;
 mod reliability;
