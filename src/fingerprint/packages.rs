@@ -239,6 +239,9 @@ impl PackageCache {
     }
 }
 
+/// A directory's (device, inode, mtime in ns); `None` when it does not exist.
+type Ident = Option<(u64, u64, i64)>;
+
 /// The environment of one interpreter, found from the files around it.
 #[derive(Debug)]
 struct Layout {
@@ -248,12 +251,12 @@ struct Layout {
     kind: &'static str,
     version: Option<String>,
     /// (directory, its stat identity or None when absent) in `sys.path` order
-    dirs: Vec<(PathBuf, Option<(u64, u64, i64)>)>,
-    conda_meta: Option<(PathBuf, Option<(u64, u64, i64)>)>,
+    dirs: Vec<(PathBuf, Ident)>,
+    conda_meta: Option<(PathBuf, Ident)>,
     max_mtime_ns: i64,
 }
 
-fn ident(p: &Path) -> Option<(u64, u64, i64)> {
+fn ident(p: &Path) -> Ident {
     let m = std::fs::metadata(p).ok().filter(|m| m.is_dir())?;
     Some((m.dev(), m.ino(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
 }
@@ -469,7 +472,7 @@ impl Layout {
         }
         // the same directory twice (lib64 → lib): keep the first
         let mut seen = std::collections::HashSet::new();
-        let dirs: Vec<(PathBuf, Option<(u64, u64, i64)>)> = dirs
+        let dirs: Vec<(PathBuf, Ident)> = dirs
             .into_iter()
             .map(|d| (d.clone(), ident(&d)))
             .filter(|(_, id)| id.is_none_or(|(dev, ino, _)| seen.insert((dev, ino))))
