@@ -198,6 +198,16 @@ fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
             .any(|l| l.contains("~ tinypkg") && l.contains("1.0 → 2.0")),
         "{d:?}"
     );
+    let section: String = d
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("environment"))
+        .take_while(|l| !l.starts_with("steps"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::with_settings!({filters => vec![(r"\d+ unchanged", "[N] unchanged")]}, {
+        insta::assert_snapshot!("diff_packages", section);
+    });
     let dj = json(&env.mlrun(&["diff", first, "latest", "--json"]));
     let changes = dj["environment"]["packages"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{dj}");
@@ -223,7 +233,27 @@ fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
             e["eventType"] == "COMPLETE" && e["job"]["name"].as_str().unwrap().ends_with(".train")
         })
         .unwrap();
+    // every event stays valid against the OpenLineage schemas, the new facet included
+    let schemas = crate::export::schemas();
+    let mut errors = Vec::new();
+    for (n, e) in ol.stdout.lines().enumerate() {
+        let e: Value = serde_json::from_str(e).unwrap();
+        errors.extend(
+            schemas
+                .event
+                .iter_errors(&e)
+                .map(|err| format!("event {n}: {err} at {}", err.instance_path())),
+        );
+        crate::export::check_facets(&schemas, &e["run"]["facets"], "run", &mut errors);
+    }
+    assert!(errors.is_empty(), "{errors:#?}");
     let facet = &complete["run"]["facets"]["mlrun_packages"];
+    assert!(
+        facet["_producer"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:mlrun:")
+    );
     assert_eq!(facet["_schemaURL"], "urn:mlrun:openlineage:facets:1-0-0");
     let interp = &facet["interpreters"][0];
     assert_eq!(interp["program"], "python3");
@@ -237,6 +267,7 @@ fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
         "{facet}"
     );
     let prov = json(&env.mlrun(&["export", "latest", "--format", "prov"]));
+    assert_eq!(crate::export::prov_problems(&prov), Vec::<String>::new());
     let bundle = prov["bundle"].as_object().unwrap().values().next().unwrap();
     let act = bundle["activity"]
         .as_object()
@@ -264,6 +295,13 @@ fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
             .contains("likely cause: 1 package differs from the recorded run: tinypkg 1.0 → 2.0"),
         "{r:?}"
     );
+    let verdict: String = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("✗ train") || l.contains("likely cause"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::assert_snapshot!("replay_likely_cause", verdict);
     let rj = env.mlrun(&["replay", first, "--json"]);
     let v: Value = serde_json::from_str(&rj.stdout).unwrap();
     assert_eq!(
