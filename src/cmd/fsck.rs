@@ -20,7 +20,8 @@ use crate::store::{self, Store};
 pub struct Finding {
     pub hash: String,
     /// `corrupt` or `missing` (an object); `manifest missing` or `manifest corrupt` (a
-    /// directory version's manifest in the database)
+    /// directory version's manifest in the database); `package list missing` or `package list
+    /// corrupt` (the installed packages a step recorded)
     pub problem: &'static str,
     /// artifact paths with a version that needs this object
     pub paths: Vec<String>,
@@ -109,6 +110,15 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         }
         Ok(())
     })?;
+    // the recorded package lists: each must hash to its name, and every one a step names exist
+    for (hash, problem) in crate::store::packages::damaged_sets(conn)? {
+        findings.push(Finding {
+            hash,
+            problem,
+            paths: Vec::new(),
+            quarantined: false,
+        });
+    }
     let mut expected: Vec<String> = expected.into_iter().collect();
     expected.sort();
     // an object just found corrupt (and moved aside) is reported once, as corrupt

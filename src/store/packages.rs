@@ -100,3 +100,32 @@ pub fn env_packages(
     }
     Ok(out)
 }
+
+/// Package lists that are not what their hash says (`package list corrupt`) and lists an
+/// environment snapshot names that the store lacks (`package list missing`), for `fsck`.
+pub fn damaged_sets(conn: &Connection) -> Result<Vec<(String, &'static str)>> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare("SELECT hash, data FROM package_sets")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let hash: String = r.get(0)?;
+        let data: Option<Vec<u8>> = r.get(1).ok();
+        let ok = data.is_some_and(|d| {
+            crate::fingerprint::hash::sha256_bytes(&d) == hash && PackageSet::parse(&d).is_some()
+        });
+        if !ok {
+            out.push((hash, "package list corrupt"));
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT json_extract(j.value, '$.hash') FROM env_snapshots e, json_each(e.packages) j
+         WHERE e.packages IS NOT NULL AND json_valid(e.packages)
+           AND json_extract(j.value, '$.hash') NOT IN (SELECT hash FROM package_sets)",
+    )?;
+    for h in stmt.query_map([], |r| r.get::<_, Option<String>>(0))? {
+        if let Some(h) = h? {
+            out.push((h, "package list missing"));
+        }
+    }
+    Ok(out)
+}

@@ -404,3 +404,29 @@ fn lock_file_patterns_are_validated_where_they_are_written() {
     assert_eq!(out.code, 0, "{out:?}");
     insta::assert_snapshot!("lockfiles_matching_nothing", out.stderr);
 }
+
+#[test]
+fn fsck_checks_the_recorded_package_lists() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.a]\ncmd = \"python3 -c 'print(1)' > out.txt\"\noutputs = [\"out.txt\"]\n",
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let db = env.db();
+    let n: i64 = one(&db, "SELECT COUNT(*) FROM package_sets");
+    assert_eq!(n, 1, "python3's packages are recorded");
+    assert_eq!(env.mlrun(&["fsck"]).code, 0);
+    db.execute("UPDATE package_sets SET data = CAST('[]' AS BLOB)", [])
+        .unwrap();
+    let out = env.mlrun(&["fsck"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("package list corrupt"), "{out:?}");
+    db.execute_batch("DELETE FROM package_scan_cache; DELETE FROM package_sets;")
+        .unwrap();
+    let out = env.mlrun(&["fsck", "--json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["findings"][0]["problem"], "package list missing", "{v}");
+}
