@@ -837,6 +837,58 @@ mod tests {
     }
 
     #[test]
+    fn a_pyenv_shim_is_followed_to_the_version_pyenv_picks() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("pyenv");
+        std::fs::create_dir_all(root.join("shims")).unwrap();
+        std::fs::write(
+            root.join("shims/python3"),
+            "#!/usr/bin/env bash\nexec pyenv exec\n",
+        )
+        .unwrap();
+        for v in ["3.11.7", "3.12.1"] {
+            let bin = root.join("versions").join(v).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            let minor = &v[..4];
+            std::fs::write(bin.join(format!("python{minor}")), b"\x7fELF").unwrap();
+            std::os::unix::fs::symlink(format!("python{minor}"), bin.join("python3")).unwrap();
+            dist(
+                &root
+                    .join("versions")
+                    .join(v)
+                    .join(format!("lib/python{minor}/site-packages")),
+                "pip",
+                v,
+            );
+        }
+        std::fs::write(root.join("version"), "3.11.7\n").unwrap();
+        let project = t.path().join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        let mut vars: BTreeMap<String, String> = [(
+            "PATH".to_string(),
+            root.join("shims").to_string_lossy().into_owned(),
+        )]
+        .into();
+        let version = |vars: &BTreeMap<String, String>| {
+            let found = PackageCache::default().inspect(&["python3".into()], &project, vars);
+            let i = &found["python3"];
+            assert_eq!(i.env.kind, "system");
+            (
+                i.env.version.clone().unwrap(),
+                i.set.as_ref().unwrap().packages[0].version.clone(),
+            )
+        };
+        // the global version file
+        assert_eq!(version(&vars), ("3.11".to_string(), "3.11.7".to_string()));
+        // the project's .python-version wins over it
+        std::fs::write(project.join(".python-version"), "3.12.1\n").unwrap();
+        assert_eq!(version(&vars), ("3.12".to_string(), "3.12.1".to_string()));
+        // and PYENV_VERSION over both
+        vars.insert("PYENV_VERSION".into(), "3.11.7".into());
+        assert_eq!(version(&vars), ("3.11".to_string(), "3.11.7".to_string()));
+    }
+
+    #[test]
     fn differences_name_each_package() {
         let p = |n: &str, v: &str| Package {
             name: n.into(),
