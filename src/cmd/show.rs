@@ -424,15 +424,10 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             } else {
                 String::new()
             };
-            o += &format!("  packages  {prog}: {}{which}\n", package_summary(e));
-        }
-        if !envs.is_empty() {
             o += &format!(
-                "  {}\n",
-                style.dim(&format!(
-                    "(mlrun show {} --packages lists them)",
-                    d.short_id
-                ))
+                "  packages  {prog}: {}{which}  {}\n",
+                package_summary(e),
+                style.dim("(--packages lists them)")
             );
         }
         if d.environments.len() > 1 {
