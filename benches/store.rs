@@ -59,6 +59,7 @@ fn env_snapshot() -> EnvSnapshot {
                 )
             })
             .collect(),
+        packages: Default::default(),
     }
 }
 

@@ -305,6 +305,10 @@ pub struct ShowArgs {
     /// Also print the uncommitted diff recorded at the start of the run
     #[arg(long)]
     pub patch: bool,
+
+    /// Also list the packages installed for each step's interpreters (name and exact version)
+    #[arg(long)]
+    pub packages: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -20,10 +20,12 @@ use crate::exec::incremental::recorded_io;
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::git::GitState;
 use crate::fingerprint::hash::{self, Fingerprint};
-use crate::fingerprint::system::{InterpreterCache, SystemInfo, lockfiles};
+use crate::fingerprint::packages;
+use crate::fingerprint::system::{InterpreterCache, LockSearch, SystemInfo};
 use crate::pipeline::Plan;
 use crate::pipeline::plan::within;
 use crate::store::objects::Objects;
+use crate::store::packages::EnvPackages;
 use crate::store::query;
 use crate::store::record::Io;
 
@@ -386,7 +388,14 @@ pub fn environment_differences(
             .unwrap_or_else(|| "not found".into());
         cmp(p, &strip(v), &now_v);
     }
-    let locks = lockfiles(root);
+    // lock files where the run looked for them, in the scratch tree (its git root included)
+    let mut here = orig.plan.clone();
+    here.root = root.to_path_buf();
+    let git_root = orig.git.workdir.as_ref().and_then(|w| {
+        let depth = orig.plan.root.strip_prefix(w).ok()?.components().count();
+        root.ancestors().nth(depth)
+    });
+    let locks = LockSearch::of(&here).find(git_root);
     for (f, h) in &recorded.lockfiles {
         match locks.get(f) {
             Some(n) if n == h => {}
@@ -394,7 +403,103 @@ pub fn environment_differences(
             None => out.push(format!("{f}: missing")),
         }
     }
+    out.extend(package_differences(conn, orig, root)?);
     Ok(out)
+}
+
+/// How many package differences the warnings before a replay list one by one.
+const PACKAGE_LINES: usize = 10;
+
+/// The recorded interpreters' environments (over every step of the run) against what the same
+/// programs find here now: another executable or prefix, missing, added or other versions.
+fn package_differences(conn: &Connection, orig: &Original, root: &Path) -> Result<Vec<String>> {
+    let mut recorded: BTreeMap<String, EnvPackages> = BTreeMap::new();
+    for exec in orig.execs.values() {
+        for (p, e) in exec_packages(conn, *exec)? {
+            recorded.entry(p).or_insert(e);
+        }
+    }
+    if recorded.is_empty() {
+        return Ok(Vec::new());
+    }
+    let programs: Vec<String> = recorded.keys().cloned().collect();
+    let mut vars: BTreeMap<String, String> = std::env::vars().collect();
+    vars.extend(orig.plan.env.clone());
+    let now = packages::PackageCache::default().inspect(&programs, root, &vars);
+    let mut out = Vec::new();
+    for (prog, rec) in &recorded {
+        let Some(cur) = now.get(prog) else {
+            out.push(format!(
+                "{prog}: the interpreter at {} ({} {}) is not found here",
+                rec.env.executable, rec.env.kind, rec.env.prefix
+            ));
+            continue;
+        };
+        if cur.env.executable != rec.env.executable || cur.env.prefix != rec.env.prefix {
+            out.push(format!(
+                "{prog}: interpreter {} ({} {}) → {} ({} {})",
+                rec.env.executable,
+                rec.env.kind,
+                rec.env.prefix,
+                cur.env.executable,
+                cur.env.kind,
+                cur.env.prefix
+            ));
+        }
+        if cur.env.hash == rec.env.hash {
+            continue;
+        }
+        let current = cur
+            .set
+            .as_ref()
+            .map(|s| s.packages.clone())
+            .unwrap_or_default();
+        let lines = packages::describe(&packages::compare(&rec.packages, &current));
+        for l in lines.iter().take(PACKAGE_LINES) {
+            out.push(format!("{prog} package {l}"));
+        }
+        if lines.len() > PACKAGE_LINES {
+            out.push(format!(
+                "{prog}: {} more package differences (after the replay, `mlrun diff` lists them all)",
+                lines.len() - PACKAGE_LINES
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The interpreters' environments recorded with one step execution.
+fn exec_packages(conn: &Connection, exec: i64) -> Result<BTreeMap<String, EnvPackages>> {
+    let env_id: Option<String> = conn
+        .query_row("SELECT env_id FROM step_execs WHERE id = ?1", [exec], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .flatten();
+    Ok(env_id
+        .map(|id| query::env_info(conn, &id))
+        .transpose()?
+        .flatten()
+        .map(|e| e.packages)
+        .unwrap_or_default())
+}
+
+/// The package differences between a recorded execution and its replay, in words (the likely
+/// cause of a verdict that differs).
+fn replayed_package_changes(conn: &Connection, orig: i64, replay: i64) -> Result<Vec<String>> {
+    let (a, b) = (exec_packages(conn, orig)?, exec_packages(conn, replay)?);
+    let flat = |m: &BTreeMap<String, EnvPackages>| -> Vec<packages::Package> {
+        let mut seen = std::collections::BTreeSet::new();
+        m.values()
+            .flat_map(|e| e.packages.iter())
+            .filter(|p| seen.insert(packages::normalise(&p.name)))
+            .cloned()
+            .collect()
+    };
+    if a.is_empty() || b.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(packages::describe(&packages::compare(&flat(&a), &flat(&b))))
 }
 
 /// Replace redacted `env` values of the recorded plan with this environment's value of the same
@@ -457,6 +562,10 @@ pub struct StepVerdict {
     /// `identical`, `differs`, `failed`, or `not_run` (it never started: a step it needs failed)
     pub verdict: String,
     pub outputs: Vec<OutputVerdict>,
+    /// when the verdict is not `identical`: the packages of the step's interpreters that differ
+    /// from the recorded run's (`numpy 1.26.4 → 2.0.0`, `scipy 1.13.0 missing`, `rich 13.7.1
+    /// added`), a likely cause
+    pub package_changes: Vec<String>,
 }
 
 fn metrics_of(conn: &Connection, exec: i64) -> Result<BTreeMap<String, (f64, String)>> {
@@ -523,6 +632,10 @@ pub fn verdicts(
         let Some((rid, status)) = replayed.get(&step.name) else {
             continue;
         };
+        let package_changes = match orig.execs.get(&step.name) {
+            Some(e) => replayed_package_changes(conn, *e, *rid)?,
+            None => Vec::new(),
+        };
         if status != "succeeded" {
             // a step that never started (an earlier one failed) did not fail: it was not run
             let verdict = if status == "not_run" {
@@ -534,6 +647,7 @@ pub fn verdicts(
                 name: step.name.clone(),
                 verdict: verdict.into(),
                 outputs: Vec::new(),
+                package_changes,
             });
             continue;
         }
@@ -601,6 +715,11 @@ pub fn verdicts(
             name: step.name.clone(),
             verdict: verdict.into(),
             outputs,
+            package_changes: if verdict == "identical" {
+                Vec::new()
+            } else {
+                package_changes
+            },
         });
     }
     Ok(out)

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::cli::DiffArgs;
 use crate::cmd::target::{self, Target};
 use crate::error::{Error, Result};
+use crate::fingerprint::packages::{self, Package};
 use crate::pipeline::params;
 use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
 use crate::store::lineage::{self, GAP_REASON};
@@ -163,6 +164,24 @@ pub struct EnvDiff {
     /// environment variables (values as recorded: secrets are redaction markers)
     pub env_vars: Vec<Change<String>>,
     pub unchanged: bool,
+    /// installed packages (over all the steps' interpreters) that were added, removed or
+    /// changed version; the environment of an interpreter itself is in `changed`
+    /// (`packages-env:python3`)
+    pub packages: Vec<PackageChange>,
+    /// packages with the same version in both
+    pub packages_unchanged: usize,
+    /// why packages were not compared (one run recorded none)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages_note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageChange {
+    pub name: String,
+    /// `changed`, `added` (only in B) or `removed` (only in A)
+    pub status: &'static str,
+    pub a: Option<String>,
+    pub b: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -626,8 +645,81 @@ fn env_diff(a: &RunDetail, b: &RunDetail) -> EnvDiff {
         .into_iter()
         .map(|(key, (a, b))| Change { key, a, b })
         .collect();
-    d.unchanged = d.changed.is_empty() && d.env_vars.is_empty();
+    packages_diff(a, b, &mut d);
+    d.unchanged = d.changed.is_empty() && d.env_vars.is_empty() && d.packages.is_empty();
     d
+}
+
+/// A run's interpreter environments (program → `kind prefix (executable)`, first step first)
+/// and its packages over all of them (the first of a name wins).
+fn packages_of(d: &RunDetail) -> (BTreeMap<String, String>, Vec<Package>) {
+    let mut envs = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let mut list = Vec::new();
+    for s in &d.steps {
+        let Some(e) = env_of(d, Some(s)) else {
+            continue;
+        };
+        for (prog, p) in &e.packages {
+            envs.entry(prog.clone()).or_insert_with(|| {
+                format!("{} {} ({})", p.env.kind, p.env.prefix, p.env.executable)
+            });
+            for pkg in &p.packages {
+                if seen.insert(packages::normalise(&pkg.name)) {
+                    list.push(pkg.clone());
+                }
+            }
+        }
+    }
+    (envs, list)
+}
+
+fn packages_diff(a: &RunDetail, b: &RunDetail, d: &mut EnvDiff) {
+    let ((ea, pa), (eb, pb)) = (packages_of(a), packages_of(b));
+    let keys: BTreeSet<&String> = ea.keys().chain(eb.keys()).collect();
+    for k in keys {
+        let (x, y) = (ea.get(k), eb.get(k));
+        if x != y {
+            d.changed.push(Change {
+                key: format!("packages-env:{k}"),
+                a: x.cloned(),
+                b: y.cloned(),
+            });
+        }
+    }
+    match (ea.is_empty(), eb.is_empty()) {
+        (true, true) => return,
+        (true, false) | (false, true) => {
+            d.packages_note = Some(format!(
+                "run {} recorded no packages (an mlrun from before packages were recorded, or no Python step)",
+                if ea.is_empty() { "A" } else { "B" }
+            ));
+            return;
+        }
+        _ => {}
+    }
+    let changes = packages::compare(&pa, &pb);
+    let versions: BTreeMap<String, &str> = pa
+        .iter()
+        .map(|p| (packages::normalise(&p.name), p.version.as_str()))
+        .collect();
+    d.packages_unchanged = pb
+        .iter()
+        .filter(|p| versions.get(&packages::normalise(&p.name)) == Some(&p.version.as_str()))
+        .count();
+    d.packages = changes
+        .into_iter()
+        .map(|(name, x, y)| PackageChange {
+            name,
+            status: match (&x, &y) {
+                (Some(_), Some(_)) => "changed",
+                (None, _) => "added",
+                (_, None) => "removed",
+            },
+            a: x,
+            b: y,
+        })
+        .collect();
 }
 
 fn steps_diff(a: &RunDetail, b: &RunDetail) -> StepsDiff {
@@ -767,6 +859,41 @@ fn list(items: &[String], max: usize) -> String {
         s += &format!(" and {} more", items.len() - max);
     }
     s
+}
+
+/// The package lines of the environment section: a count by kind, then one line each.
+fn packages_text(e: &EnvDiff, style: &Style) -> String {
+    let mut o = String::new();
+    if let Some(n) = &e.packages_note {
+        o += &format!("  {}\n", style.dim(&format!("packages: {n}")));
+    }
+    if e.packages.is_empty() {
+        return o;
+    }
+    let count = |s: &str| e.packages.iter().filter(|p| p.status == s).count();
+    o += &format!(
+        "  packages  {} changed, {} added, {} removed, {} unchanged\n",
+        count("changed"),
+        count("added"),
+        count("removed"),
+        e.packages_unchanged
+    );
+    let w = e.packages.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    let v = |x: &Option<String>| x.clone().unwrap_or_else(|| "(none)".into());
+    for p in &e.packages {
+        let mark = match p.status {
+            "added" => style.green("+"),
+            "removed" => style.red("-"),
+            _ => style.yellow("~"),
+        };
+        let text = match p.status {
+            "added" => v(&p.b),
+            "removed" => v(&p.a),
+            _ => format!("{} → {}", v(&p.a), v(&p.b)),
+        };
+        o += &format!("    {mark} {:<w$}  {text}\n", p.name);
+    }
+    o
 }
 
 pub fn render(d: &RunDiff, style: &Style) -> String {
@@ -1027,7 +1154,11 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
             "environment",
             &format!(
                 "{} changed",
-                plural(e.changed.len() + e.env_vars.len(), "item", "items")
+                plural(
+                    e.changed.len() + e.env_vars.len() + e.packages.len(),
+                    "item",
+                    "items"
+                )
             ),
         );
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
@@ -1045,6 +1176,7 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
             };
             o += &format!("  {mark} env {text}\n");
         }
+        o += &packages_text(e, style);
     }
 
     // steps

@@ -22,7 +22,8 @@ use crate::store::{marks, query};
 pub struct Finding {
     pub hash: String,
     /// `corrupt` or `missing` (an object); `manifest missing` or `manifest corrupt` (a
-    /// directory version's manifest in the database)
+    /// directory version's manifest in the database); `package list missing` or `package list
+    /// corrupt` (the installed packages a step recorded)
     pub problem: &'static str,
     /// artifact paths with a version that needs this object
     pub paths: Vec<String>,
@@ -78,6 +79,16 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         .collect();
     drop(progress);
     if database_ok {
+        // the recorded package lists: each must hash to its name, and every one a step names exist
+        for (hash, problem) in crate::store::packages::damaged_sets(conn)? {
+            findings.push(Finding {
+                hash,
+                problem,
+                paths: Vec::new(),
+                quarantined: false,
+                repaired: false,
+            });
+        }
         check_claims(conn, &objects, &mut findings)?;
     }
     findings.sort_by(|a, b| a.hash.cmp(&b.hash));

@@ -261,6 +261,20 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             _ => style.red(&padded),
         };
         human(format!("{mark} {:<w$}  {word}  {}", v.name, detail.join(", ")).trim_end());
+        if !v.package_changes.is_empty() {
+            human(&format!(
+                "  {:<w$}  {} {} {} from the recorded run: {}",
+                "",
+                style.yellow("likely cause:"),
+                v.package_changes.len(),
+                if v.package_changes.len() == 1 {
+                    "package differs"
+                } else {
+                    "packages differ"
+                },
+                list_some(&v.package_changes, 5)
+            ));
+        }
     }
     let short_replay = outcome.short_id.clone();
     let summary = match verdict {
@@ -355,4 +369,18 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     }
     Ok(exit_code)
+}
+
+/// The first `max` items, then how many more.
+fn list_some(items: &[String], max: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > max {
+        s += &format!(" and {} more (`--json` lists them all)", items.len() - max);
+    }
+    s
 }

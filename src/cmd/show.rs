@@ -9,6 +9,7 @@ use crate::cmd::target::{self, Target};
 use crate::error::Result;
 use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
 use crate::store::lineage::{self, Card, GAP_REASON, Member, Version};
+use crate::store::packages::EnvPackages;
 use crate::store::query::{self, EnvInfo, GitInfo, IoInfo, RunDetail};
 use crate::store::{self, Store};
 
@@ -64,6 +65,19 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 o += &String::from_utf8_lossy(&data);
             }
         }
+    }
+    if args.packages {
+        let envs: Vec<(&String, &EnvPackages)> = run_package_envs(&detail)
+            .into_iter()
+            .map(|(p, e, _)| (p, e))
+            .collect();
+        if envs.is_empty() {
+            o += &format!(
+                "\n{}\n",
+                style.dim("no packages recorded: no step ran a Python interpreter (or one in a conda environment)")
+            );
+        }
+        o += &package_lists(&envs, &style);
     }
     if args.patch
         && let Some(diff) = detail.git.as_ref().and_then(|g| g.diff.as_ref())
@@ -166,6 +180,12 @@ fn show_version(
             );
         }
     }
+    if args.packages
+        && let Some(env) = &card.environment
+    {
+        let envs: Vec<(&String, &EnvPackages)> = env.packages.iter().collect();
+        o += &package_lists(&envs, &style);
+    }
     emit(&o);
     Ok(0)
 }
@@ -254,6 +274,81 @@ fn env_lines(e: &EnvInfo, style: &Style) -> Vec<String> {
         }
     ));
     out
+}
+
+/// The distinct interpreter environments of a run's steps: (program, environment, the steps
+/// that used it), in step order.
+pub fn run_package_envs(d: &RunDetail) -> Vec<(&String, &EnvPackages, Vec<&str>)> {
+    let mut out: Vec<(&String, &EnvPackages, Vec<&str>)> = Vec::new();
+    for s in &d.steps {
+        let Some(env) = s.env_id.as_ref().and_then(|e| d.environments.get(e)) else {
+            continue;
+        };
+        for (p, e) in &env.packages {
+            match out.iter_mut().find(|(q, f, _)| {
+                *q == p && f.env.executable == e.env.executable && f.env.hash == e.env.hash
+            }) {
+                Some((_, _, steps)) => {
+                    if !steps.contains(&s.name.as_str()) {
+                        steps.push(&s.name);
+                    }
+                }
+                None => out.push((p, e, vec![s.name.as_str()])),
+            }
+        }
+    }
+    out
+}
+
+/// `venv /p/.venv · 312 packages`
+fn package_summary(e: &EnvPackages) -> String {
+    format!(
+        "{} {} · {} package{}",
+        e.env.kind,
+        e.env.prefix,
+        e.env.count,
+        if e.env.count == 1 { "" } else { "s" }
+    )
+}
+
+/// `--packages`: each environment's distributions, one per line.
+fn package_lists(envs: &[(&String, &EnvPackages)], style: &Style) -> String {
+    let mut o = String::new();
+    for (prog, e) in envs {
+        let real = if e.env.real_path != e.env.executable {
+            format!(" → {}", e.env.real_path)
+        } else {
+            String::new()
+        };
+        o += &format!(
+            "\n{} {}\n",
+            style.bold(&format!("packages of {prog}")),
+            style.dim(&format!(
+                "({} {}; {}{real}; {} package{})",
+                e.env.kind,
+                e.env.prefix,
+                e.env.executable,
+                e.env.count,
+                if e.env.count == 1 { "" } else { "s" }
+            ))
+        );
+        if e.packages.is_empty() && e.env.count > 0 {
+            o += &format!(
+                "  {}\n",
+                style.yellow("the list is missing from the store (`mlrun fsck` checks it)")
+            );
+        }
+        let w = e.packages.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        for p in &e.packages {
+            let src = if p.source == "conda" {
+                style.dim("  (conda)")
+            } else {
+                String::new()
+            };
+            o += &format!("  {:<w$}  {}{src}\n", p.name, p.version);
+        }
+    }
+    o
 }
 
 fn detail_has_retries(d: &RunDetail, step: &str) -> bool {
@@ -416,6 +511,24 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         for l in env_lines(e, style) {
             o += &format!("  {l}\n");
         }
+        let envs = run_package_envs(d);
+        let ran = d.steps.iter().filter(|s| s.env_id.is_some()).count();
+        for (prog, e, steps) in &envs {
+            let which = if envs.len() > 1 && steps.len() < ran {
+                format!(
+                    " (step{} {})",
+                    if steps.len() == 1 { "" } else { "s" },
+                    steps.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            o += &format!(
+                "  packages  {prog}: {}{which}  {}\n",
+                package_summary(e),
+                style.dim("(--packages lists them)")
+            );
+        }
         if d.environments.len() > 1 {
             o += &format!(
                 "  ({} distinct step environments; see --json)\n",
@@ -519,6 +632,11 @@ fn card_body(c: &Card, style: &Style) -> String {
                 o += &format!("  commit    {}\n", git_line(g));
             }
             o += &format!("  command   {}\n", e.cmd);
+            if let Some(env) = &c.environment {
+                for (prog, p) in &env.packages {
+                    o += &format!("  packages  {prog}: {}\n", package_summary(p));
+                }
+            }
             if !e.params.is_empty() {
                 let p = report::params_line(&e.params);
                 o += &format!("  params    {}\n", p);

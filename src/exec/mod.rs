@@ -30,7 +30,7 @@ use crate::fingerprint::env::Redactor;
 use crate::fingerprint::git::{self, GitState};
 use crate::fingerprint::hash::{self, Fingerprint};
 use crate::fingerprint::metrics::Metrics;
-use crate::fingerprint::system::{EnvSnapshot, InterpreterCache, SystemInfo, lockfiles};
+use crate::fingerprint::system::{EnvSnapshot, InterpreterCache, LockSearch, SystemInfo};
 use crate::pipeline::{Plan, Step, TraceMode, params};
 use crate::report;
 use crate::store::lock::ObjectsHold;
@@ -448,13 +448,11 @@ pub async fn run(
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     let root = plan.root.clone();
     let fixed = opts.git_fixed.clone();
+    let search = LockSearch::of(&plan);
     let (system, git_start, locks, tracked) = blocking(move || {
-        (
-            SystemInfo::read(),
-            fixed.unwrap_or_else(|| git::snapshot(&root)),
-            lockfiles(&root),
-            git::Tracked::load(&root),
-        )
+        let git = fixed.unwrap_or_else(|| git::snapshot(&root));
+        let locks = search.find(git.workdir.as_deref().map(std::path::Path::new));
+        (SystemInfo::read(), git, locks, git::Tracked::load(&root))
     })
     .await;
     let key = crate::fingerprint::key::SecretKey::load()?;
@@ -475,6 +473,7 @@ pub async fn run(
     } else {
         HashCache::load(&store.conn, &plan.root)?
     };
+    let scans = store::packages::remembered_scans(&store.conn)?;
 
     let (int_tx, int_rx) = watch::channel(Interrupt::None);
     let signals = tokio::spawn(watch_signals(int_tx, printer.clone(), opts.grace));
@@ -489,7 +488,7 @@ pub async fn run(
         printer: printer.clone(),
         system,
         lockfiles: locks,
-        interpreters: InterpreterCache::default(),
+        interpreters: InterpreterCache::with_scans(scans),
         inherited: InheritedEnv::capture(&redactor),
         redactor,
         recorded,
@@ -1494,6 +1493,9 @@ fn try_reuse(
         &ctx.plan.root.join(&step.cwd),
         vars.get("PATH").map(String::as_str),
     );
+    let packages =
+        ctx.interpreters
+            .packages(&step.cmd.programs(), &ctx.plan.root.join(&step.cwd), vars);
     let ended = now_ms();
     let rec = record::StepRecord {
         status,
@@ -1511,6 +1513,7 @@ fn try_reuse(
             interpreters,
             lockfiles: ctx.lockfiles.clone(),
             vars: vars.clone(),
+            packages,
         },
         stdout: Vec::new(),
         stderr: Vec::new(),
@@ -1658,12 +1661,14 @@ async fn finish(
     let programs = step.cmd.programs();
     let cwd = ctx.plan.root.join(&step.cwd);
     let path_var = vars.get("PATH").cloned();
-    let (git_after, interpreters) = blocking(move || {
+    let step_vars = vars.clone();
+    let (git_after, interpreters, packages) = blocking(move || {
         let g = c.git_snapshot();
         let i = c
             .interpreters
             .versions(&programs, &cwd, path_var.as_deref());
-        (g, i)
+        let p = c.interpreters.packages(&programs, &cwd, &step_vars);
+        (g, i, p)
     })
     .await;
     *ctx.git_latest.lock().expect("git lock") = git_after.clone();
@@ -1692,6 +1697,7 @@ async fn finish(
             interpreters,
             lockfiles: ctx.lockfiles.clone(),
             vars,
+            packages,
         },
         stdout,
         stderr,

@@ -1,6 +1,7 @@
 //! Fingerprints taken around every step: file and directory hashes (`hash`), git state (`git`),
-//! the machine and interpreters (`system`) and environment variables with secrets redacted
-//! (`env`). This module only observes; it never changes the project.
+//! the machine and interpreters (`system`), the packages installed for them (`packages`) and
+//! environment variables with secrets redacted (`env`). This module only observes; it never
+//! changes the project.
 
 pub mod cache;
 pub mod env;
@@ -8,4 +9,5 @@ pub mod git;
 pub mod hash;
 pub mod key;
 pub mod metrics;
+pub mod packages;
 pub mod system;

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use super::hash::hash_file;
+use super::packages::{CachedScan, Inspected, PackageCache};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SystemInfo {
@@ -61,11 +62,13 @@ impl SystemInfo {
     }
 }
 
-/// Lock and requirements files whose hash says which packages a project uses.
-const LOCKFILES: &[&str] = &[
+/// Lock and requirements files whose hash says which packages a project uses (besides
+/// `requirements*.txt`). They are looked for where users keep them: see `LockSearch`.
+pub const LOCKFILES: &[&str] = &[
     "uv.lock",
     "poetry.lock",
     "Pipfile.lock",
+    "pdm.lock",
     "environment.yml",
     "environment.yaml",
     "conda-lock.yml",
@@ -74,28 +77,147 @@ const LOCKFILES: &[&str] = &[
     "renv.lock",
 ];
 
-/// name → sha256 of every lock/requirements file at the top of the project.
-pub fn lockfiles(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let Ok(rd) = std::fs::read_dir(root) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let wanted = LOCKFILES.contains(&name.as_str())
-            || (name.starts_with("requirements") && name.ends_with(".txt"));
-        if wanted
-            && e.file_type().is_ok_and(|t| t.is_file())
-            && let Ok((h, _)) = hash_file(&e.path())
-        {
-            out.insert(name, h);
+fn is_lockfile_name(name: &str) -> bool {
+    LOCKFILES.contains(&name) || (name.starts_with("requirements") && name.ends_with(".txt"))
+}
+
+/// Where a run looks for lock and requirements files: the files of `LOCKFILES` (and
+/// `requirements*.txt`) at the top of the pipeline's directory, of the git repository's root, of
+/// each step's `cwd` and of each declared input directory; each declared input file with such a
+/// name; and every file matched by `[pipeline] lockfiles` patterns, whatever its name.
+#[derive(Debug, Clone, Default)]
+pub struct LockSearch {
+    root: PathBuf,
+    dirs: Vec<PathBuf>,
+    inputs: Vec<PathBuf>,
+    patterns: Vec<String>,
+}
+
+impl LockSearch {
+    pub fn of(plan: &crate::pipeline::Plan) -> LockSearch {
+        let root = plan.root.clone();
+        let mut dirs = vec![root.clone()];
+        let mut inputs = Vec::new();
+        for s in &plan.steps {
+            dirs.push(root.join(&s.cwd));
+            inputs.extend(s.inputs.iter().map(|i| root.join(&i.path)));
+        }
+        LockSearch {
+            root,
+            dirs,
+            inputs,
+            patterns: plan.lockfiles.clone(),
         }
     }
-    out
+
+    /// path relative to the pipeline's directory (`../x` above it) → sha256.
+    pub fn find(&self, git_root: Option<&Path>) -> BTreeMap<String, String> {
+        let mut files = std::collections::BTreeSet::new();
+        let mut dirs = self.dirs.clone();
+        if let Some(g) = git_root.filter(|g| self.root.starts_with(g)) {
+            dirs.push(g.to_path_buf());
+        }
+        for i in &self.inputs {
+            if i.is_dir() {
+                dirs.push(i.clone());
+            } else if i
+                .file_name()
+                .is_some_and(|n| is_lockfile_name(&n.to_string_lossy()))
+            {
+                files.insert(i.clone());
+            }
+        }
+        for d in dirs {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                if is_lockfile_name(&e.file_name().to_string_lossy()) {
+                    files.insert(e.path());
+                }
+            }
+        }
+        for p in &self.patterns {
+            files.extend(expand_pattern(&self.root, p).unwrap_or_default());
+        }
+        let mut out = BTreeMap::new();
+        for f in files {
+            if f.is_file()
+                && let Ok((h, _)) = hash_file(&f)
+            {
+                out.insert(relative(&self.root, &f), h);
+            }
+        }
+        out
+    }
+}
+
+/// `path` relative to `root`, with `..` for the part above it.
+fn relative(root: &Path, path: &Path) -> String {
+    use std::path::Component;
+    fn clean(p: &Path) -> Vec<Component<'_>> {
+        p.components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect()
+    }
+    let (r, p) = (clean(root), clean(path));
+    let common = r.iter().zip(&p).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..r.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c.as_os_str());
+    }
+    out.to_string_lossy().into_owned()
+}
+
+/// The files under `root` a `[pipeline] lockfiles` glob matches (`*` within a name, `**` across
+/// directories), without entering `.git` or `.mlrun` or following links to directories.
+pub fn expand_pattern(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, globset::Error> {
+    let pattern = pattern.trim_start_matches("./");
+    let glob = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()?
+        .compile_matcher();
+    // walk from the part before the first wildcard, only as deep as the pattern can reach
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let literal = parts
+        .iter()
+        .take_while(|p| !p.contains(['*', '?', '[', '{']))
+        .count()
+        .min(parts.len() - 1);
+    let base: PathBuf = parts[..literal].iter().collect();
+    let depth = if pattern.contains("**") {
+        usize::MAX
+    } else {
+        parts.len() - literal
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![(root.join(&base), base.clone(), 0usize)];
+    while let Some((dir, rel, d)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let r = rel.join(&name);
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() {
+                if d + 1 < depth && name != ".git" && name != ".mlrun" {
+                    stack.push((e.path(), r, d + 1));
+                }
+            } else if glob.is_match(&r) {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Programs whose version is worth recording when a command calls them.
-fn is_interpreter(name: &str) -> bool {
+pub(crate) fn is_interpreter(name: &str) -> bool {
     let base = name.rsplit('/').next().unwrap_or(name);
     let stem = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
     matches!(
@@ -131,13 +253,33 @@ fn find_in_path(prog: &str, path_var: Option<&str>) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Interpreter versions, asked once per program per run.
+/// Interpreter versions, asked once per program per run, and their installed packages (see
+/// `packages`).
 #[derive(Default)]
 pub struct InterpreterCache {
     seen: Mutex<BTreeMap<String, Option<String>>>,
+    packages: PackageCache,
 }
 
 impl InterpreterCache {
+    /// With the package scans the store remembers from earlier runs.
+    pub fn with_scans(known: Vec<CachedScan>) -> Self {
+        InterpreterCache {
+            seen: Mutex::default(),
+            packages: PackageCache::new(known),
+        }
+    }
+
+    /// The packages of the interpreters among `programs` (see `packages::PackageCache`).
+    pub fn packages(
+        &self,
+        programs: &[String],
+        cwd: &Path,
+        vars: &BTreeMap<String, String>,
+    ) -> Installed {
+        Installed(self.packages.inspect(programs, cwd, vars))
+    }
+
     /// `program → "Python 3.11.7 (/usr/bin/python3)"` for the interpreters among `programs`.
     pub fn versions(
         &self,
@@ -216,6 +358,32 @@ pub struct EnvSnapshot {
     pub lockfiles: BTreeMap<String, String>,
     /// redacted
     pub vars: BTreeMap<String, String>,
+    /// program → its environment and installed packages (none: no such interpreter)
+    #[serde(skip_serializing_if = "Installed::is_empty")]
+    pub packages: Installed,
+}
+
+/// The environments of a step's interpreters. Serialised as program → `PackageEnv` (which names
+/// the package list by hash); the lists read from disk and the scans to remember travel along
+/// for the store.
+#[derive(Debug, Clone, Default)]
+pub struct Installed(pub BTreeMap<String, Inspected>);
+
+impl Installed {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Installed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, &v.env)?;
+        }
+        m.end()
+    }
 }
 
 impl EnvSnapshot {

@@ -206,6 +206,10 @@ pub struct Plan {
     pub keep: Vec<String>,
     /// `[pipeline] trace`
     pub trace: Option<TraceMode>,
+    /// `[pipeline] lockfiles`: globs of more lock/requirements files to record, relative to
+    /// the root
+    #[serde(default)]
+    pub lockfiles: Vec<String>,
     /// in a topological order
     pub steps: Vec<Step>,
     /// rendered warnings to show the user before running
@@ -564,6 +568,7 @@ impl Checker<'_> {
             .as_ref()
             .and_then(|t| self.trace_mode("pipeline", t));
         let pipeline_ignore = self.trace_ignore("pipeline", &raw.trace_ignore);
+        let lockfiles = self.lockfiles(&raw.lockfiles);
 
         let mut env = BTreeMap::new();
         for (k, v) in &raw.env {
@@ -796,6 +801,7 @@ impl Checker<'_> {
             redact: raw.redact.iter().map(|s| s.value.clone()).collect(),
             keep: raw.keep.iter().map(|s| s.value.clone()).collect(),
             trace: pipeline_trace,
+            lockfiles,
             steps,
             warnings: Vec::new(),
         })
@@ -930,6 +936,58 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// `[pipeline] lockfiles`: relative globs that stay inside the project; one that matches
+    /// no file is a warning (the file may come later), not an error.
+    fn lockfiles(&mut self, patterns: &[Sp<String>]) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in patterns {
+            let v = p.value.trim();
+            let escapes = v.split('/').any(|c| c == "..");
+            if v.is_empty() || v.starts_with('/') || escapes {
+                self.err(
+                    Diagnostic::error(
+                        if v.is_empty() {
+                            "`pipeline.lockfiles` has an empty pattern".to_string()
+                        } else {
+                            format!("`pipeline.lockfiles` pattern `{v}` is outside the project")
+                        },
+                        Some(p.span.clone()),
+                    )
+                    .label("here")
+                    .hint("patterns are relative to pipeline.toml's directory, e.g. `deps/*.lock` or `envs/**/requirements*.txt`"),
+                );
+                continue;
+            }
+            match crate::fingerprint::system::expand_pattern(self.root, v) {
+                Err(e) => self.err(
+                    Diagnostic::error(
+                        format!(
+                            "`pipeline.lockfiles` pattern `{v}` is not a valid glob: {}",
+                            e.kind()
+                        ),
+                        Some(p.span.clone()),
+                    )
+                    .label("invalid glob")
+                    .hint("use `*` within a name, `**` across directories, e.g. `deps/*.lock`"),
+                ),
+                Ok(found) => {
+                    if found.is_empty() {
+                        self.diags.push(
+                            Diagnostic::warning(
+                                format!("`pipeline.lockfiles` pattern `{v}` matches no file"),
+                                Some(p.span.clone()),
+                            )
+                            .label("no file")
+                            .hint("runs record the files it matches when they exist; check the path (relative to pipeline.toml's directory)"),
+                        );
+                    }
+                    out.push(v.to_string());
+                }
+            }
+        }
+        out
     }
 
     fn trace_ignore(&mut self, table: &str, patterns: &[Sp<String>]) -> Vec<String> {

@@ -53,6 +53,8 @@ pub struct RawPipeline {
     pub trace_ignore: Vec<Sp<String>>,
     /// `trace-ignore-defaults = false`: tracing reports tool state too (see `filter::DEFAULT_IGNORE`)
     pub trace_ignore_defaults: Option<bool>,
+    /// `lockfiles`: more lock/requirements files to record (globs)
+    pub lockfiles: Vec<Sp<String>>,
     /// Inline `[params]`, flattened to dotted keys; the span is the value's.
     pub params: Vec<(String, Sp<toml::Value>)>,
     pub env: Vec<(Sp<String>, Sp<String>)>,
@@ -96,6 +98,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "trace",
     "trace-ignore",
     "trace-ignore-defaults",
+    "lockfiles",
 ];
 const STEP_KEYS: &[&str] = &[
     "cmd",
@@ -324,6 +327,7 @@ impl Walker {
                 "trace" => raw.trace = self.trace(&path, value),
                 "trace-ignore" => raw.trace_ignore = self.string_list(&path, value),
                 "trace-ignore-defaults" => raw.trace_ignore_defaults = self.bool(&path, value),
+                "lockfiles" => raw.lockfiles = self.string_list(&path, value),
                 _ => self.unknown_key("pipeline.", &key, PIPELINE_KEYS),
             }
         }

@@ -5,7 +5,7 @@
 //! pipeline run by the `parent` facet. Datasets are files (`namespace` `file`, `name` the absolute
 //! path) whose `version.datasetVersion` is the content hash. Params are `executionParameters`;
 //! metrics and mlrun's own facts are custom facets (`mlrun_metrics`, `mlrun_execution`,
-//! `mlrun_artifact`). Every event must validate against the official schemas (tests do that).
+//! `mlrun_packages`, `mlrun_artifact`). Every event must validate against the official schemas (tests do that).
 
 use serde_json::{Value, json};
 
@@ -156,6 +156,40 @@ fn job_type(kind: &str) -> Value {
     )
 }
 
+/// `mlrun_packages`: each interpreter the step ran with (program, executable, prefix, kind)
+/// and its installed distributions with exact versions.
+fn packages_facet(r: &ExportRun, s: &crate::store::query::StepInfo) -> Option<Value> {
+    let env = s
+        .env_id
+        .as_ref()
+        .and_then(|e| r.detail.environments.get(e))?;
+    if env.packages.is_empty() {
+        return None;
+    }
+    let interpreters: Vec<Value> = env
+        .packages
+        .iter()
+        .map(|(prog, e)| {
+            json!({
+                "program": prog,
+                "executable": e.env.executable,
+                "realPath": e.env.real_path,
+                "prefix": e.env.prefix,
+                "kind": e.env.kind,
+                "version": e.env.version,
+                "packagesHash": e.env.hash,
+                "packages": e.packages.iter().map(|p| json!({
+                    "name": p.name, "version": p.version, "source": p.source,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Some(facet(
+        MLRUN_FACET_SCHEMA,
+        json!({ "interpreters": interpreters }),
+    ))
+}
+
 /// Every event of the run, in time order: the pipeline's START, each step's START and end, the
 /// pipeline's end (when it has ended).
 pub fn events(r: &ExportRun) -> Vec<Value> {
@@ -258,6 +292,9 @@ pub fn events(r: &ExportRun) -> Vec<Value> {
             execution["reusedRunId"] = json!(uuid_of_run(rid));
         }
         run_facets["mlrun_execution"] = facet(MLRUN_FACET_SCHEMA, execution);
+        if let Some(p) = packages_facet(r, s) {
+            run_facets["mlrun_packages"] = p;
+        }
         if kind != "COMPLETE" {
             let message = s.error.clone().unwrap_or_else(|| match s.exit_code {
                 Some(c) => format!("exited with code {c}"),

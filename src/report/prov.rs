@@ -5,7 +5,9 @@
 //! ran it (a person, on whose behalf mlrun acted). Relations: `used`, `wasGeneratedBy`,
 //! `wasDerivedFrom` (each output from each input of the same execution), `wasAssociatedWith`
 //! (each execution with both agents), `actedOnBehalfOf`. Every relation names only ids declared
-//! in the same bundle, and every id uses a declared prefix (tests check both).
+//! in the same bundle, and every id uses a declared prefix (tests check both). An activity's
+//! attributes carry its interpreters (`mlrun:interpreter/PROGRAM`, `mlrun:prefix/PROGRAM`) and
+//! each installed package's version (`mlrun:package/NAME`).
 
 use serde_json::{Map, Value, json};
 
@@ -88,6 +90,18 @@ pub fn document(r: &ExportRun) -> Value {
         }
         if let Some(rid) = r.reused.get(&s.exec_id) {
             a["mlrun:reusedRun"] = json!(rid);
+        }
+        // the interpreters' environments and their packages, one attribute each
+        if let Some(env) = s.env_id.as_ref().and_then(|e| d.environments.get(e)) {
+            for (prog, e) in &env.packages {
+                a[format!("mlrun:interpreter/{prog}")] = json!(e.env.executable);
+                a[format!("mlrun:prefix/{prog}")] =
+                    json!(format!("{} {}", e.env.kind, e.env.prefix));
+                a[format!("mlrun:packagesHash/{prog}")] = json!(e.env.hash);
+                for p in &e.packages {
+                    a[format!("mlrun:package/{}", p.name)] = json!(p.version);
+                }
+            }
         }
         activity.insert(act.clone(), a);
         for ag in [&mlrun_agent, &user_agent] {

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod marks;
 pub mod objects;
 pub mod owner;
+pub mod packages;
 pub mod query;
 pub mod record;
 pub mod schema;

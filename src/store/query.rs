@@ -517,12 +517,14 @@ pub struct EnvInfo {
     pub interpreters: BTreeMap<String, String>,
     pub lockfiles: BTreeMap<String, String>,
     pub env_vars: BTreeMap<String, String>,
+    /// program → the interpreter's environment (prefix, kind) and installed packages
+    pub packages: BTreeMap<String, crate::store::packages::EnvPackages>,
 }
 
 pub fn env_info(conn: &Connection, id: &str) -> Result<Option<EnvInfo>> {
     conn.query_row(
         "SELECT id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, user, mlrun_version,
-                interpreters, lockfiles, env_vars FROM env_snapshots WHERE id = ?1",
+                interpreters, lockfiles, env_vars, packages FROM env_snapshots WHERE id = ?1",
         [id],
         |r| {
             let json = |i: usize| -> rusqlite::Result<BTreeMap<String, String>> {
@@ -543,11 +545,17 @@ pub fn env_info(conn: &Connection, id: &str) -> Result<Option<EnvInfo>> {
                 interpreters: json(11)?,
                 lockfiles: json(12)?,
                 env_vars: json(13)?,
+                packages: BTreeMap::new(),
             })
+            .and_then(|e| Ok((e, r.get::<_, Option<String>>(14)?)))
         },
     )
-    .optional()
-    .map_err(Into::into)
+    .optional()?
+    .map(|(mut e, p)| {
+        e.packages = crate::store::packages::env_packages(conn, p.as_deref())?;
+        Ok(e)
+    })
+    .transpose()
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -180,8 +180,8 @@ pub fn put_env(tx: &Connection, e: &EnvSnapshot) -> Result<String> {
     let id = e.id();
     let s = &e.system;
     let mut stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO env_snapshots (id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, user, mlrun_version, interpreters, lockfiles, env_vars)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        "INSERT OR IGNORE INTO env_snapshots (id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, user, mlrun_version, interpreters, lockfiles, env_vars, packages)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     stmt.execute(params![
         id,
@@ -198,7 +198,9 @@ pub fn put_env(tx: &Connection, e: &EnvSnapshot) -> Result<String> {
         serde_json::to_string(&e.interpreters).unwrap_or_default(),
         serde_json::to_string(&e.lockfiles).unwrap_or_default(),
         serde_json::to_string(&e.vars).unwrap_or_default(),
+        (!e.packages.is_empty()).then(|| serde_json::to_string(&e.packages).unwrap_or_default()),
     ])?;
+    super::packages::put(tx, &e.packages)?;
     Ok(id)
 }
 

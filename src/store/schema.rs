@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V5,
     },
+    Migration {
+        code: None,
+        sql: V6_PACKAGES,
+    },
 ];
 
 // 3: a declared path that was itself a symbolic link (`best.pkl -> ckpt/epoch10.pkl`): its
@@ -206,12 +210,11 @@ CREATE TABLE stat_cache (
 );
 "#;
 
-// 3: the record tells the whole truth. Metric values: SQLite stores a REAL exactly, but it
+// 5: the record tells the whole truth. Metric values: SQLite stores a REAL exactly, but it
 // cannot hold NaN (it becomes NULL, which `value NOT NULL` refused) nor the sign of -0.0; `exact`
 // keeps the value as text when the REAL cannot ('nan', '-0.0'), `value` stays what filters and
 // sorts compare (NULL for NaN). Step executions record whether the step kept its outputs in
 // place (`keep-outputs = true`, not moved aside before it ran) and the git refs it moved.
-// 5: exact metric values (NaN, -0.0), keep-outputs, the refs a step moved
 const V5: &str = r#"
 CREATE TABLE metrics_v3 (
   step_exec INTEGER NOT NULL REFERENCES step_execs(id),
@@ -229,6 +232,30 @@ CREATE INDEX metrics_kv ON metrics(key, value);
 ALTER TABLE step_execs ADD COLUMN keep_outputs INTEGER NOT NULL DEFAULT 0;
 -- JSON [{ref, from, to}] of the git refs (and HEAD) the step moved, created or deleted; NULL: none
 ALTER TABLE step_execs ADD COLUMN repo_changes TEXT;
+"#;
+
+// 6: the packages installed for each step's interpreters (see fingerprint::packages). A list
+// of distributions is kept once, under the SHA-256 of its canonical JSON, however many runs
+// used it; an environment snapshot names its interpreters' environments (prefix, kind, the
+// list's hash) in a new column. The scan cache remembers, per interpreter executable, the
+// scanned directories' identities and the list they gave, so a later run in an unchanged
+// environment reads no metadata at all.
+const V6_PACKAGES: &str = r#"
+CREATE TABLE package_sets (
+  hash TEXT PRIMARY KEY,                     -- sha256 of data
+  count INTEGER NOT NULL,
+  data BLOB NOT NULL                         -- JSON array of {name, version, source}, sorted
+) WITHOUT ROWID;
+-- JSON object program -> {executable, real_path, prefix, kind, version, dirs, hash, count};
+-- NULL for snapshots taken before packages were recorded
+ALTER TABLE env_snapshots ADD COLUMN packages TEXT;
+CREATE TABLE package_scan_cache (
+  executable TEXT PRIMARY KEY,               -- as found in PATH
+  stamp TEXT NOT NULL,                       -- the scanned directories' paths, inodes, mtimes
+  scanned_at_ns INTEGER NOT NULL,            -- trusted only when the mtimes are 2 s older
+  env TEXT NOT NULL,                         -- JSON of the PackageEnv it gave
+  set_hash TEXT NOT NULL REFERENCES package_sets(hash)
+) WITHOUT ROWID;
 "#;
 
 /// Migration 2, before its SQL: rebuild every directory's manifest from its `dir_entries` rows

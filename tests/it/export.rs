@@ -48,12 +48,12 @@ fn validator(schema: &Value) -> jsonschema::Validator {
 }
 
 /// The event schema, and for each facet name the validator of the file that defines it.
-struct Schemas {
-    event: jsonschema::Validator,
+pub(crate) struct Schemas {
+    pub(crate) event: jsonschema::Validator,
     facets: BTreeMap<String, jsonschema::Validator>,
 }
 
-fn schemas() -> Schemas {
+pub(crate) fn schemas() -> Schemas {
     let mut event_schema = load("OpenLineage.json");
     // validate against the RunEvent definition
     event_schema["$ref"] = Value::String("#/$defs/RunEvent".into());
@@ -74,7 +74,7 @@ fn schemas() -> Schemas {
     }
 }
 
-fn check_facets(s: &Schemas, facets: &Value, where_: &str, errors: &mut Vec<String>) {
+pub(crate) fn check_facets(s: &Schemas, facets: &Value, where_: &str, errors: &mut Vec<String>) {
     let Some(map) = facets.as_object() else {
         return;
     };
@@ -247,7 +247,7 @@ const RELATIONS: &[(&str, &[&str])] = &[
 ];
 
 /// Checks the PROV-JSON structure; returns the problems found.
-fn prov_problems(doc: &Value) -> Vec<String> {
+pub(crate) fn prov_problems(doc: &Value) -> Vec<String> {
     let mut p = Vec::new();
     let known: BTreeSet<&str> = [
         "prefix",

@@ -8,6 +8,7 @@ mod history;
 mod hostile;
 mod incremental;
 mod orphans;
+mod packages;
 mod paths;
 mod query;
 mod record;
