@@ -1248,7 +1248,13 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     // Its declared outputs are moved aside while it runs, so that it is never credited with a
     // file it did not write; they come back unless it succeeds (`aside`: dropped = put back).
     let root = ctx.plan.root.clone();
-    let aside = match aside::Aside::move_aside(ctx.objects.store_dir(), &ctx.run_id, step, begin.attempt, &root) {
+    let aside = match aside::Aside::move_aside(
+        ctx.objects.store_dir(),
+        &ctx.run_id,
+        step,
+        begin.attempt,
+        &root,
+    ) {
         Ok(a) => a,
         Err(msg) => {
             let f = Finish::failed(exit::FAILURE, None, msg, inputs);
