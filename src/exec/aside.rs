@@ -21,7 +21,8 @@
 //! mlrun's own error) each original is put back, replacing what the step left at its path. If
 //! mlrun itself dies in between (SIGKILL, a crash, power loss), the journal stays: the next mlrun
 //! command that opens the store and finds the run abandoned puts the originals back (`recover`),
-//! and says so. Nothing here ever deletes an original that is not the step's own replacement.
+//! and says so (a replay's copies are deleted instead, `forget`: they came from its throwaway
+//! scratch tree). Nothing here ever deletes an original that is not the step's own replacement.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -327,6 +328,24 @@ pub fn recover(tmp: &Path, run_id: &str) -> Vec<String> {
     }
     let _ = std::fs::remove_dir(aside_root(tmp));
     lines
+}
+
+/// After mlrun died during replay `run_id`: what its steps moved aside came from its scratch
+/// tree, which is thrown away (the leftovers sweep removes it, possibly before this runs), so
+/// nothing is put back: putting it back would rebuild a tree nobody owns, and saying "put back"
+/// would suggest the user's own files changed. The journals and copies kept in the store go;
+/// copies kept beside their outputs are inside the scratch tree and go with it.
+pub fn forget(store_dir: &Path, run_id: &str) {
+    let Ok(entries) = std::fs::read_dir(aside_root(store_dir)) else {
+        return;
+    };
+    let prefix = format!("{run_id}-");
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(aside_root(store_dir));
 }
 
 /// At the end of a run: remove the aside directory if nothing is left in it.

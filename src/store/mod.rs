@@ -246,9 +246,9 @@ impl Store {
     fn recover_abandoned_runs(&self) -> Result<()> {
         let me = record::ProcessId::current();
         let mut stmt = self.conn.prepare(
-            "SELECT id, hostname, pid, pid_start, boot_id FROM runs WHERE status = 'running'",
+            "SELECT id, hostname, pid, pid_start, boot_id, replay_of IS NOT NULL FROM runs WHERE status = 'running'",
         )?;
-        let stale: Vec<String> = stmt
+        let stale: Vec<(String, bool)> = stmt
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
@@ -256,22 +256,28 @@ impl Store {
                     r.get::<_, i64>(2)?,
                     r.get::<_, Option<i64>>(3)?,
                     r.get::<_, Option<String>>(4)?,
+                    r.get::<_, bool>(5)?,
                 ))
             })?
             .filter_map(|r| r.ok())
-            .filter(|(_, host, pid, start, boot)| {
+            .filter(|(_, host, pid, start, boot, _)| {
                 host == &me.hostname
                     && !record::ProcessId::is_alive(*pid, *start, boot.as_deref(), &me)
             })
-            .map(|(id, ..)| id)
+            .map(|(id, .., replay)| (id, replay))
             .collect();
         drop(stmt);
-        for id in stale {
+        for (id, replay) in stale {
             record::mark_interrupted(
                 &self.conn,
                 &id,
                 "mlrun stopped without finishing the run (killed or crashed)",
             )?;
+            if replay {
+                // its scratch tree is thrown away: nothing of the user's to put back
+                crate::exec::aside::forget(&self.dir, &id);
+                continue;
+            }
             // outputs its steps had moved aside come back (see exec::aside)
             for line in crate::exec::aside::recover(&self.dir, &id) {
                 eprintln!("note: {line}");

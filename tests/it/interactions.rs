@@ -1,0 +1,87 @@
+//! Where two features meet: outputs moved aside while a step runs, replays in scratch trees,
+//! recovery of abandoned runs, the leftovers sweep, read-only stores.
+
+use std::path::Path;
+
+use crate::common::*;
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn replay_trees(env: &Env) -> Vec<String> {
+    entries(&env.home.join("tmp"))
+        .into_iter()
+        .filter(|n| n.starts_with("mlrun-replay-"))
+        .collect()
+}
+
+/// A replay killed while its step runs had moved the step's committed output aside (inside its
+/// scratch tree). That copy belongs to a throwaway tree: the next command neither claims to have
+/// put a previous version "back" nor rebuilds the scratch tree to put it there, even when another
+/// project's mlrun already swept the tree away.
+#[test]
+fn a_killed_replay_s_outputs_moved_aside_are_not_put_back_into_a_swept_scratch_tree() {
+    let env = Env::git();
+    let fifo = env.path("fifo");
+    env.write(
+        "pipeline.toml",
+        &format!(
+            "[steps.s]\ncmd = \"cat {} > /dev/null; echo new > out.txt\"\noutputs = [\"out.txt\"]\n",
+            fifo.display()
+        ),
+    );
+    // the output is committed (as small outputs such as metrics often are): a replay's scratch
+    // tree has it, so the replayed step moves it aside
+    env.write("out.txt", "committed\n");
+    env.commit("pipeline and its committed output");
+    mkfifo(&fifo);
+    let run = env.spawn_mlrun(&[]);
+    drop(fifo_writer(&fifo, 60));
+    assert_eq!(finish(run).code, 0);
+    env.git_cmd(&["checkout", "out.txt"]);
+
+    for other_project_first in [false, true] {
+        let replay = env.spawn_mlrun(&["replay"]);
+        let hold = fifo_writer(&fifo, 60);
+        assert!(
+            !entries(&env.path(".mlrun/aside")).is_empty(),
+            "the replayed step's output was moved aside"
+        );
+        signal(&replay, nix::sys::signal::Signal::SIGKILL);
+        let _ = finish(replay);
+        drop(hold);
+        if other_project_first {
+            // any mlrun command (here another project's) sweeps the dead replay's tree
+            env.write("other/pipeline.toml", "[steps.t]\ncmd = \"true\"\n");
+            let other = env.mlrun(&["other/pipeline.toml"]);
+            assert_eq!(other.code, 0, "{other:?}");
+            assert_eq!(replay_trees(&env), Vec::<String>::new());
+        }
+        let out = env.mlrun(&["runs"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(
+            !out.stderr.contains("put back"),
+            "nothing of the user's was put back: {out:?}"
+        );
+        assert_eq!(
+            replay_trees(&env),
+            Vec::<String>::new(),
+            "no scratch tree left behind (other project first: {other_project_first})"
+        );
+        assert_eq!(entries(&env.path(".mlrun/aside")), Vec::<String>::new());
+        assert_eq!(
+            std::fs::read_to_string(env.path("out.txt")).unwrap(),
+            "committed\n",
+            "the user's own file is untouched"
+        );
+    }
+}
