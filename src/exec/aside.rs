@@ -12,8 +12,10 @@
 //! not produce it.
 //!
 //! Declared metrics files outside the outputs are moved aside the same way: their numbers are
-//! recorded as this execution's metrics. An output that is itself a symlink is left in place (the step writes through it, to wherever
-//! the data is kept).
+//! recorded as this execution's metrics. An output that is itself a symlink is left in place (the
+//! step writes through it, to wherever the data is kept); when it leads to a file, the step must
+//! still write that file (or replace the link): a link left as it was, to a file left as it was,
+//! is not produced by the step.
 //!
 //! Every move is listed in `journal.json` in that directory, written (atomically) before the
 //! move happens. When the step succeeds and every output is there and new, the journal is deleted
@@ -57,11 +59,39 @@ struct FreshDir {
     mtime: (i64, i64),
 }
 
+/// An output that is a symbolic link to a file, left in place: how it and the file it leads to
+/// were, to tell whether the step wrote through it (or replaced it).
+struct LinkedFile {
+    shown: String,
+    path: PathBuf,
+    /// (the link's inode, its target, the file's device, inode, mtime and ctime)
+    stamp: Option<LinkStamp>,
+}
+
+type LinkStamp = (u64, PathBuf, u64, u64, (i64, i64), (i64, i64));
+
+fn link_stamp(p: &Path) -> Option<LinkStamp> {
+    let link = std::fs::symlink_metadata(p)
+        .ok()
+        .filter(|m| m.is_symlink())?;
+    let target = std::fs::read_link(p).ok()?;
+    let file = std::fs::metadata(p).ok()?;
+    Some((
+        link.ino(),
+        target,
+        file.dev(),
+        file.ino(),
+        (file.mtime(), file.mtime_nsec()),
+        (file.ctime(), file.ctime_nsec()),
+    ))
+}
+
 /// The outputs of one attempt, moved aside. Dropping it without `discard` puts them back.
 pub struct Aside {
     dir: PathBuf,
     journal: Journal,
     fresh: Vec<FreshDir>,
+    linked: Vec<LinkedFile>,
     settled: bool,
 }
 
@@ -109,6 +139,7 @@ impl Aside {
                 moves: Vec::new(),
             },
             fresh: Vec::new(),
+            linked: Vec::new(),
             settled: step.keep_outputs,
         };
         if step.keep_outputs {
@@ -133,9 +164,30 @@ impl Aside {
                     .filter(|m| !step.outputs.iter().any(|o| within(m, &o.path)))
                     .map(|m| (m.clone(), root.join(m))),
             );
+        let declared: Vec<(String, PathBuf)> = declared.collect();
+        // an output that is itself a symlink (to data kept elsewhere) stays: the step writes
+        // through it. One that leads to a file must still be written: remember how it was.
+        aside.linked = step
+            .outputs
+            .iter()
+            .filter(|o| !o.dir)
+            .map(|o| root.join(&o.path))
+            .filter(|p| {
+                std::fs::symlink_metadata(p).is_ok_and(|m| m.is_symlink())
+                    && std::fs::metadata(p).is_ok_and(|m| m.is_file())
+            })
+            .map(|p| LinkedFile {
+                shown: declared
+                    .iter()
+                    .find(|(_, d)| *d == p)
+                    .map(|(s, _)| s.clone())
+                    .unwrap_or_default(),
+                stamp: link_stamp(&p),
+                path: p,
+            })
+            .collect();
         let present: Vec<(String, PathBuf)> = declared
-            // an output that is itself a symlink (to data kept elsewhere) stays: the step
-            // writes through it
+            .into_iter()
             .filter(|(_, p)| std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_symlink()))
             .collect();
         if present.is_empty() {
@@ -216,6 +268,16 @@ impl Aside {
                 })
             })
             .map(|f| f.shown.clone())
+            .collect()
+    }
+
+    /// Outputs that are links to files which the step left exactly as they were: the same link
+    /// to the same, unmodified file (a write through the link changes the file's mtime).
+    pub fn unwritten_links(&self) -> Vec<String> {
+        self.linked
+            .iter()
+            .filter(|l| l.stamp.is_some() && link_stamp(&l.path) == l.stamp)
+            .map(|l| l.shown.clone())
             .collect()
     }
 

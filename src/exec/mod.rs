@@ -1369,6 +1369,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
             }
         })
         .chain(aside.unwritten_dirs())
+        .chain(aside.unwritten_links())
         .chain(
             step.metrics
                 .iter()

@@ -85,3 +85,66 @@ fn a_killed_replay_s_outputs_moved_aside_are_not_put_back_into_a_swept_scratch_t
         );
     }
 }
+
+/// An output that is a link to a file (kept as a link, and restored as one) is left in place
+/// while its step runs, for the step to write through; a step that exits 0 leaving the link and
+/// the file it leads to exactly as they were did not produce it, and is not credited with it.
+#[test]
+fn a_step_that_leaves_a_linked_output_untouched_is_not_credited_with_it() {
+    let env = Env::git();
+    let pipeline =
+        |cmd: &str| format!("[steps.train]\ncmd = \"{cmd}\"\noutputs = [\"best.pkl\"]\n");
+    env.write(
+        "pipeline.toml",
+        &pipeline("mkdir -p ckpt && echo epoch1 > ckpt/e1.pkl && ln -sfn ckpt/e1.pkl best.pkl"),
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        std::fs::symlink_metadata(env.path("best.pkl"))
+            .unwrap()
+            .is_symlink()
+    );
+
+    // a broken script: exits 0, writes nothing
+    env.write("pipeline.toml", &pipeline("echo training; true"));
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.all()
+            .contains("exited 0 but did not produce declared output `best.pkl`"),
+        "{out:?}"
+    );
+    let db = env.db();
+    assert_eq!(
+        one::<String>(
+            &db,
+            "SELECT status FROM runs ORDER BY started_at DESC LIMIT 1"
+        ),
+        "failed"
+    );
+    assert_eq!(
+        one::<i64>(
+            &db,
+            "SELECT count(*) FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
+             WHERE e.direction = 'out' AND s.run_id = (SELECT id FROM runs ORDER BY started_at DESC LIMIT 1)"
+        ),
+        0,
+        "no output credited to the failed step"
+    );
+
+    // writing through the link, or replacing it, is producing it
+    for cmd in [
+        "echo epoch2 > best.pkl",
+        "echo epoch3 > ckpt/e3.pkl && ln -sfn ckpt/e3.pkl best.pkl",
+    ] {
+        env.write("pipeline.toml", &pipeline(cmd));
+        let out = env.mlrun(&[]);
+        assert_eq!(out.code, 0, "{cmd}: {out:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.path("best.pkl")).unwrap(),
+        "epoch3\n"
+    );
+}
