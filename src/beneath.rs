@@ -118,6 +118,11 @@ impl Dir {
         Ok(renameat(self.fd.as_fd(), from, self.fd.as_fd(), to)?)
     }
 
+    /// Move `from` in this directory to `to` in `dest` (atomic, same file system).
+    pub fn rename_to(&self, from: &OsStr, dest: &Dir, to: &OsStr) -> std::io::Result<()> {
+        Ok(renameat(self.fd.as_fd(), from, dest.fd.as_fd(), to)?)
+    }
+
     /// The status of `name` itself (a link is not followed); `None` when there is nothing.
     pub fn lstat(&self, name: &OsStr) -> std::io::Result<Option<FileStat>> {
         match fstatat(self.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {

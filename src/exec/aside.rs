@@ -48,6 +48,10 @@ struct Move {
 struct Journal {
     run_id: String,
     step: String,
+    /// the project directory: originals are put back beneath it, never through a link that
+    /// leads out of it (`None`: a journal of an mlrun that did not write it)
+    #[serde(default)]
+    root: Option<PathBuf>,
     moves: Vec<Move>,
 }
 
@@ -136,6 +140,7 @@ impl Aside {
             journal: Journal {
                 run_id: run_id.to_string(),
                 step: step.name.clone(),
+                root: Some(root.to_path_buf()),
                 moves: Vec::new(),
             },
             fresh: Vec::new(),
@@ -325,6 +330,22 @@ impl Drop for Aside {
     }
 }
 
+/// Put one original back at its path resolved beneath the project `root` (its parent
+/// directories may have been replaced meanwhile, by a link leading out of the project): what is
+/// there is replaced, nothing outside the project is removed or written.
+fn put_back_beneath(root: &Path, m: &Move) -> std::io::Result<()> {
+    let other = |e: String| std::io::Error::other(e);
+    let rel = m.original.strip_prefix(root).unwrap_or(&m.original);
+    let (dest, name) =
+        crate::beneath::parent_of(root, rel, true).map_err(|p| other(p.describe()))?;
+    let (Some(from_dir), Some(from_name)) = (m.aside.parent(), m.aside.file_name()) else {
+        return Err(other(format!("`{}` is not a file", m.aside.display())));
+    };
+    let from = crate::beneath::Dir::open(from_dir)?;
+    dest.remove_all(&name);
+    from.rename_to(from_name, &dest, &name)
+}
+
 /// Put the journal's originals back, newest move first; returns (what was put back, errors).
 fn restore(dir: &Path, j: &Journal) -> (Vec<String>, Vec<String>) {
     let mut done = Vec::new();
@@ -334,12 +355,17 @@ fn restore(dir: &Path, j: &Journal) -> (Vec<String>, Vec<String>) {
             // never moved (a crash right after the journal was written), or already back
             continue;
         }
-        let res = remove(&m.original)
-            .and_then(|()| match m.original.parent() {
-                Some(p) => std::fs::create_dir_all(p),
-                None => Ok(()),
-            })
-            .and_then(|()| std::fs::rename(&m.aside, &m.original));
+        // beneath the project; a path outside it (`allow-outside`) or a journal without its
+        // root, as declared
+        let res = match j.root.as_deref().filter(|r| m.original.starts_with(r)) {
+            Some(root) => put_back_beneath(root, m),
+            None => remove(&m.original)
+                .and_then(|()| match m.original.parent() {
+                    Some(p) => std::fs::create_dir_all(p),
+                    None => Ok(()),
+                })
+                .and_then(|()| std::fs::rename(&m.aside, &m.original)),
+        };
         match res {
             Ok(()) => done.push(m.path.clone()),
             Err(e) => errors.push(format!(

@@ -148,3 +148,45 @@ fn a_step_that_leaves_a_linked_output_untouched_is_not_credited_with_it() {
         "epoch3\n"
     );
 }
+
+/// The previous output a failed step's attempt is put back where it was, resolved beneath the
+/// project: when the step replaced the output's parent directory by a link leading out of the
+/// project, nothing outside is deleted or overwritten; the previous version is kept in the
+/// store and the message says where.
+#[test]
+fn putting_a_previous_output_back_never_writes_through_a_link_out_of_the_project() {
+    let env = Env::git();
+    let outside = env.home.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("model.pkl"), "precious, not mlrun's\n").unwrap();
+    let pipeline =
+        |cmd: &str| format!("[steps.train]\ncmd = \"{cmd}\"\noutputs = [\"data/model.pkl\"]\n");
+    env.write(
+        "pipeline.toml",
+        &pipeline("mkdir -p data && echo v1 > data/model.pkl"),
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+
+    env.write(
+        "pipeline.toml",
+        &pipeline(&format!(
+            "rm -rf data && ln -s {} data && exit 3",
+            outside.display()
+        )),
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("model.pkl")).unwrap(),
+        "precious, not mlrun's\n",
+        "nothing outside the project is replaced: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("could not put back the previous `data/model.pkl`")
+            && out.stderr.contains("outside the project")
+            && out.stderr.contains("it is kept at"),
+        "{out:?}"
+    );
+}
