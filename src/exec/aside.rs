@@ -68,11 +68,11 @@ struct FreshDir {
 struct LinkedFile {
     shown: String,
     path: PathBuf,
-    /// (the link's inode, its target, the file's device, inode, mtime and ctime)
+    /// (the link's inode and ctime, its target, the file's device, inode, mtime and ctime)
     stamp: Option<LinkStamp>,
 }
 
-type LinkStamp = (u64, PathBuf, u64, u64, (i64, i64), (i64, i64));
+type LinkStamp = ((u64, i64, i64), PathBuf, u64, u64, (i64, i64), (i64, i64));
 
 fn link_stamp(p: &Path) -> Option<LinkStamp> {
     let link = std::fs::symlink_metadata(p)
@@ -81,7 +81,8 @@ fn link_stamp(p: &Path) -> Option<LinkStamp> {
     let target = std::fs::read_link(p).ok()?;
     let file = std::fs::metadata(p).ok()?;
     Some((
-        link.ino(),
+        // a link made anew may get the inode just freed, never the same ctime
+        (link.ino(), link.ctime(), link.ctime_nsec()),
         target,
         file.dev(),
         file.ino(),
