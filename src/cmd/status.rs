@@ -89,7 +89,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             }
         }
         if reasons.is_empty() {
-            let parts = CacheParts::of(shown, &inputs);
+            let parts = CacheParts::of(shown, &inputs).marked_with(&recorded.marker_key);
             reasons = match &store {
                 None => vec!["never run".into()],
                 Some(s) => {

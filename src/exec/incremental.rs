@@ -33,6 +33,29 @@ pub struct CacheParts {
     pub params: BTreeMap<String, serde_json::Value>,
     pub env: BTreeMap<String, String>,
     pub outputs: Vec<String>,
+    /// the key the markers in these parts were made with, when they hold any
+    /// (`Redactor::key_id`): markers made with different keys cannot be compared. Absent in
+    /// parts without markers (their key is unchanged) and in those of older mlruns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker_key: Option<String>,
+}
+
+const MARKER: &str = "<redacted:";
+
+/// `s` with every marker's hash left out: what stays when only the key changed.
+fn without_marker_hashes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(MARKER) {
+        out.push_str(&rest[..i + MARKER.len()]);
+        rest = &rest[i + MARKER.len()..];
+        let hex = rest
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len());
+        rest = &rest[hex..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl CacheParts {
@@ -61,6 +84,47 @@ impl CacheParts {
                     }
                 })
                 .collect(),
+            marker_key: None,
+        }
+    }
+
+    /// Say which key made the markers, when the parts hold any.
+    pub fn marked_with(mut self, key_id: &str) -> CacheParts {
+        if self.has_marker() {
+            self.marker_key = Some(key_id.to_string());
+        }
+        self
+    }
+
+    fn has_marker(&self) -> bool {
+        let text = |s: &String| s.contains(MARKER);
+        self.argv.iter().any(text)
+            || self.template.iter().any(text)
+            || self.env.values().any(text)
+            || self.params.values().any(|v| v.to_string().contains(MARKER))
+    }
+
+    /// The parts with every marker's hash left out.
+    fn unkeyed(&self) -> CacheParts {
+        let strip = |v: &[String]| v.iter().map(|s| without_marker_hashes(s)).collect();
+        CacheParts {
+            argv: strip(&self.argv),
+            template: strip(&self.template),
+            env: self
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), without_marker_hashes(v)))
+                .collect(),
+            params: self
+                .params
+                .iter()
+                .map(|(k, v)| match v.as_str() {
+                    Some(s) => (k.clone(), serde_json::Value::from(without_marker_hashes(s))),
+                    None => (k.clone(), v.clone()),
+                })
+                .collect(),
+            marker_key: None,
+            ..self.clone()
         }
     }
 
@@ -212,6 +276,20 @@ fn short(h: &str) -> &str {
 
 /// Why `now` differs from `before`, in words a user can act on.
 pub fn reasons(before: &CacheParts, now: &CacheParts) -> Vec<String> {
+    // Markers made with another key (an older mlrun's salt, another key file) differ whatever
+    // their secrets are: say so once, and compare the rest without them.
+    if before.has_marker() && now.has_marker() && before.marker_key != now.marker_key {
+        let why = if before.marker_key.is_none() {
+            "recorded by an older mlrun"
+        } else {
+            "recorded with another secret key file"
+        };
+        let mut out = vec![format!(
+            "its secrets were marked with another key ({why}), so whether they changed cannot be told"
+        )];
+        out.extend(reasons(&before.unkeyed(), &now.unkeyed()));
+        return out;
+    }
     let mut out = Vec::new();
     if before.v != now.v {
         out.push("recorded by an older mlrun".into());
@@ -305,6 +383,7 @@ mod tests {
             params: [("train.lr".to_string(), serde_json::json!(0.01))].into(),
             env: BTreeMap::new(),
             outputs: vec!["model.pkl".into()],
+            marker_key: None,
         }
     }
 

@@ -1199,7 +1199,8 @@ fn prepare(
     for io in &mut inputs {
         io.origin = Some(origin_of(ctx, io, begin.git_before));
     }
-    let parts = CacheParts::of(&ctx.recorded.plan.steps[i], &inputs);
+    let parts =
+        CacheParts::of(&ctx.recorded.plan.steps[i], &inputs).marked_with(&ctx.recorded.marker_key);
     if !forced && let Some(outcome) = try_reuse(ctx, step, begin, &inputs, &parts, vars) {
         return Prepared::Reused(outcome);
     }

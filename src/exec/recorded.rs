@@ -23,6 +23,8 @@ pub struct Recorded {
     pub known: Vec<(String, String)>,
     /// every secret value found, to mask in output and in the recorded pipeline file
     pub secrets: Vec<String>,
+    /// the key the markers are made with (`Redactor::key_id`)
+    pub marker_key: String,
 }
 
 impl Recorded {
@@ -58,6 +60,7 @@ impl Recorded {
             plan: p,
             known,
             secrets,
+            marker_key: r.key_id(),
         }
     }
 

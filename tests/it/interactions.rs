@@ -190,3 +190,51 @@ fn putting_a_previous_output_back_never_writes_through_a_link_out_of_the_project
         "{out:?}"
     );
 }
+
+/// Markers are keyed with a key file outside the store, and stores made by an older mlrun hold
+/// markers made with a salt: a marker made with another key differs whatever its secret is.
+/// `status` says that, rather than claiming the secret changed; a secret that did change under
+/// the same key is still named.
+#[test]
+fn a_secret_marked_with_another_key_is_not_reported_as_changed() {
+    let mut env = Env::git();
+    let key1 = env.home.join("key1");
+    let key2 = env.home.join("key2");
+    std::fs::write(&key1, "0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::write(&key2, "fedcba9876543210fedcba9876543210\n").unwrap();
+    let pipeline = |pw: &str| {
+        format!(
+            "[env]\nDB_PASSWORD = \"{pw}\"\n[steps.s]\ncmd = \"echo connected > out.txt\"\noutputs = [\"out.txt\"]\n"
+        )
+    };
+    env.write("pipeline.toml", &pipeline("Summer2024"));
+    env.commit("p");
+    env.set_env("MLRUN_SECRET_KEY_FILE", key1.to_str().unwrap());
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let same = env.mlrun(&["status"]);
+    assert!(same.stdout.contains("up to date"), "{same:?}");
+
+    // another user's key (the later setting wins)
+    env.set_env("MLRUN_SECRET_KEY_FILE", key2.to_str().unwrap());
+    let status = env.mlrun(&["status"]);
+    assert!(
+        !status.stdout.contains("env DB_PASSWORD changed"),
+        "the secret did not change: {status:?}"
+    );
+    assert!(
+        status.stdout.contains(
+            "its secrets were marked with another key (recorded with another secret key file)"
+        ),
+        "{status:?}"
+    );
+
+    // a real change under the same key is still named
+    env.set_env("MLRUN_SECRET_KEY_FILE", key1.to_str().unwrap());
+    env.write("pipeline.toml", &pipeline("Winter2025"));
+    let changed = env.mlrun(&["status"]);
+    assert!(
+        changed.stdout.contains("env DB_PASSWORD changed"),
+        "{changed:?}"
+    );
+    assert!(!changed.stdout.contains("another key"), "{changed:?}");
+}
