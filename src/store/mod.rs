@@ -227,7 +227,11 @@ impl Store {
                 } if allow_damaged || !damaged => {
                     // the space killed mlruns left may be what fills the disk
                     owner::sweep_leftovers(dir);
-                    Ok((Self::read_only(dir, conn), false))
+                    let store = Self::read_only(dir, conn);
+                    if !damaged {
+                        store.recover_read_only();
+                    }
+                    Ok((store, false))
                 }
                 d => Err(d.error),
             },
@@ -244,6 +248,49 @@ impl Store {
     /// Runs left `running` by an mlrun process that no longer exists (killed, machine rebooted)
     /// are marked `interrupted`, with their running steps, so no run keeps a false status.
     fn recover_abandoned_runs(&self) -> Result<()> {
+        for (id, replay) in self.abandoned_runs()? {
+            record::mark_interrupted(
+                &self.conn,
+                &id,
+                "mlrun stopped without finishing the run (killed or crashed)",
+            )?;
+            if replay {
+                // its scratch tree is thrown away: nothing of the user's to put back
+                crate::exec::aside::forget(&self.dir, &id);
+                continue;
+            }
+            // outputs its steps had moved aside come back (see exec::aside)
+            for line in crate::exec::aside::recover(&self.dir, &id) {
+                eprintln!("note: {line}");
+            }
+        }
+        Ok(())
+    }
+
+    /// On a store that cannot be written (a full disk, a read-only mount): the runs left
+    /// `running` by a dead mlrun cannot be recorded `interrupted` yet, but the previous outputs
+    /// their steps had moved aside are the user's files: put them back now where that works (a
+    /// rename needs no space), and say why such a run still shows as running.
+    fn recover_read_only(&self) {
+        let Ok(abandoned) = self.abandoned_runs() else {
+            return;
+        };
+        for (id, replay) in abandoned {
+            if !replay {
+                for line in crate::exec::aside::recover(&self.dir, &id) {
+                    eprintln!("note: {line}");
+                }
+            }
+            eprintln!(
+                "note: run {} was stopped (mlrun was killed or crashed) but the store cannot be written, so it shows as running until a command can write the store",
+                &id[..16.min(id.len())]
+            );
+        }
+    }
+
+    /// Runs left `running` by an mlrun process of this host that no longer exists: (id, is a
+    /// replay).
+    fn abandoned_runs(&self) -> Result<Vec<(String, bool)>> {
         let me = record::ProcessId::current();
         let mut stmt = self.conn.prepare(
             "SELECT id, hostname, pid, pid_start, boot_id, replay_of IS NOT NULL FROM runs WHERE status = 'running'",
@@ -266,24 +313,7 @@ impl Store {
             })
             .map(|(id, .., replay)| (id, replay))
             .collect();
-        drop(stmt);
-        for (id, replay) in stale {
-            record::mark_interrupted(
-                &self.conn,
-                &id,
-                "mlrun stopped without finishing the run (killed or crashed)",
-            )?;
-            if replay {
-                // its scratch tree is thrown away: nothing of the user's to put back
-                crate::exec::aside::forget(&self.dir, &id);
-                continue;
-            }
-            // outputs its steps had moved aside come back (see exec::aside)
-            for line in crate::exec::aside::recover(&self.dir, &id) {
-                eprintln!("note: {line}");
-            }
-        }
-        Ok(())
+        Ok(stale)
     }
 }
 

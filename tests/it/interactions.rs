@@ -238,3 +238,65 @@ fn a_secret_marked_with_another_key_is_not_reported_as_changed() {
     );
     assert!(!changed.stdout.contains("another key"), "{changed:?}");
 }
+
+/// A run killed while its step ran, with the step's previous output moved aside, then the store
+/// made read-only (a full disk, a read-only mount): read commands work, say why the dead run
+/// still shows as running and where the previous output is (put back where a rename can do it,
+/// else kept in the store); once the store can be written again, the next command records the
+/// run interrupted and the previous output is back.
+#[test]
+fn a_killed_run_on_a_store_that_became_read_only() {
+    let env = Env::git();
+    let fifo = env.path("fifo");
+    env.write(
+        "pipeline.toml",
+        &format!(
+            "[steps.s]\ncmd = \"cat {} > /dev/null; echo new > out.txt\"\noutputs = [\"out.txt\"]\n",
+            fifo.display()
+        ),
+    );
+    env.commit("p");
+    mkfifo(&fifo);
+    let run = env.spawn_mlrun(&[]);
+    drop(fifo_writer(&fifo, 60));
+    assert_eq!(finish(run).code, 0);
+    let run = env.spawn_mlrun(&["--force"]);
+    let hold = fifo_writer(&fifo, 60);
+    assert!(
+        !env.path("out.txt").exists(),
+        "moved aside while the step runs"
+    );
+    signal(&run, nix::sys::signal::Signal::SIGKILL);
+    let _ = finish(run);
+    drop(hold);
+
+    let store = env.path(".mlrun");
+    {
+        let Some(_ro) = env.read_only(&store) else {
+            return;
+        };
+        for args in [vec!["runs"], vec!["show"]] {
+            let out = env.mlrun(&args);
+            assert_eq!(out.code, 0, "{args:?}: {out:?}");
+            assert!(
+                out.stderr.contains("was stopped (mlrun was killed or crashed) but the store cannot be written, so it shows as running"),
+                "{args:?}: {out:?}"
+            );
+            // a read-only mount of the store is another mount: the copy cannot be renamed out
+            // of it, and the message says where it is
+            assert!(
+                out.stderr
+                    .contains("could not put back the previous `out.txt`")
+                    && out.stderr.contains(".mlrun/aside/"),
+                "{args:?}: {out:?}"
+            );
+        }
+    }
+    let out = env.mlrun(&["runs"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("interrupted"), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("out.txt")).unwrap(),
+        "new\n"
+    );
+}
