@@ -72,10 +72,23 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             .map(|(p, e, _)| (p, e))
             .collect();
         if envs.is_empty() {
-            o += &format!(
-                "\n{}\n",
-                style.dim("no packages recorded: no step ran a Python interpreter (or one in a conda environment)")
-            );
+            // a store from before packages were recorded keeps the interpreters its steps used
+            let python = detail
+                .steps
+                .iter()
+                .filter_map(|s| s.env_id.as_ref().and_then(|e| detail.environments.get(e)))
+                .flat_map(|e| e.interpreters.keys())
+                .find(|p| {
+                    let base = p.rsplit('/').next().unwrap_or(p);
+                    base.starts_with("python") || base.starts_with("pypy")
+                });
+            let why = match python {
+                Some(p) => format!(
+                    "no packages recorded, though its steps ran `{p}`: the run was recorded by an mlrun from before packages were recorded, or the interpreter's environment could not be read"
+                ),
+                None => "no packages recorded: no step ran a Python interpreter (or one in a conda environment)".to_string(),
+            };
+            o += &format!("\n{}\n", style.dim(&why));
         }
         o += &package_lists(&envs, &style);
     }

@@ -300,3 +300,37 @@ fn a_killed_run_on_a_store_that_became_read_only() {
         "new\n"
     );
 }
+
+/// A store from the previous release, migrated: its environment snapshots name the interpreters
+/// the steps ran but hold no packages (the column migration 6 added is NULL). `show --packages`
+/// does not claim that no step ran Python.
+#[test]
+fn show_packages_of_a_run_recorded_before_packages_were() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.s]\ncmd = \"python3 -c 'open(\\\"o.txt\\\", \\\"w\\\").write(\\\"x\\\")'\"\noutputs = [\"o.txt\"]\n",
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let db = env.db();
+    let interpreters: String = one(&db, "SELECT interpreters FROM env_snapshots");
+    assert!(interpreters.contains("python3"), "{interpreters}");
+    // as the previous release left it
+    db.execute("UPDATE env_snapshots SET packages = NULL", [])
+        .unwrap();
+    drop(db);
+    let show = env.mlrun(&["show", "--packages"]);
+    assert_eq!(show.code, 0, "{show:?}");
+    assert!(
+        !show.stdout.contains("no step ran a Python interpreter"),
+        "{show:?}"
+    );
+    assert!(
+        show.stdout.contains(
+            "no packages recorded, though its steps ran `python3`: the run was recorded by an mlrun from before packages were recorded"
+        ),
+        "{show:?}"
+    );
+}
