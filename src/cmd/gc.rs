@@ -9,6 +9,7 @@ use crate::cli::GcArgs;
 use crate::error::{Error, Result};
 use crate::fingerprint::hash::{MODE_LINK, parse_manifest};
 use crate::report::{self, ColorChoice, Style};
+use crate::store::logs::{Collected, LogObjects};
 use crate::store::objects::Objects;
 use crate::store::query;
 use crate::store::{self, Store};
@@ -75,6 +76,9 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64) - Duration::from_secs(60)
     });
 
+    // the whole logs of long step outputs (`objects/logs/`)
+    let logs = LogObjects::new(&dir).collect_garbage(conn, args.keep_last, guard, args.dry_run)?;
+
     let objects = Objects::new(&dir);
     let mut doomed = Vec::new();
     let mut bytes = 0u64;
@@ -105,10 +109,11 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     };
     if args.dry_run {
         println!(
-            "would delete {} object{} ({}) not referenced by {kept_desc}",
+            "would delete {} object{} ({}) not referenced by {kept_desc}{}",
             doomed.len(),
             if doomed.len() == 1 { "" } else { "s" },
-            report::size(bytes)
+            report::size(bytes),
+            logs_note(&logs)
         );
         return Ok(0);
     }
@@ -137,10 +142,11 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     }
     tx.commit()?;
     println!(
-        "{} {deleted} object{} ({}) not referenced by {kept_desc}{}",
+        "{} {deleted} object{} ({}) not referenced by {kept_desc}{}{}",
         style.bold("deleted"),
         if deleted == 1 { "" } else { "s" },
         report::size(bytes),
+        logs_note(&logs),
         if tmp_removed > 0 {
             format!("; removed {tmp_removed} stale temporary files")
         } else {
@@ -148,4 +154,17 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         }
     );
     Ok(0)
+}
+
+/// ", and 2 step logs (1.3 GB)": the log objects gc deleted, when there were any.
+fn logs_note(logs: &Collected) -> String {
+    if logs.deleted == 0 {
+        return String::new();
+    }
+    format!(
+        ", and {} step log{} ({})",
+        logs.deleted,
+        if logs.deleted == 1 { "" } else { "s" },
+        report::size(logs.bytes)
+    )
 }

@@ -164,6 +164,18 @@ pub fn mask(text: &str, secrets: &[String]) -> String {
     out
 }
 
+/// Where in `text` `mask` finds something to hide: byte ranges of the secret values and of the
+/// credential-looking values. Used to split an overlong line where no secret straddles the cut.
+pub fn secret_spans(text: &str, secrets: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut spans: Vec<std::ops::Range<usize>> = secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .flat_map(|s| text.match_indices(s.as_str()).map(|(i, m)| i..i + m.len()))
+        .collect();
+    spans.extend(CREDENTIAL_VALUE.find_iter(text).map(|m| m.range()));
+    spans
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
