@@ -8,7 +8,7 @@
 #   MLRUN=path/to/mlrun scripts/bench/log-rss.sh
 #
 # Cases (each one step that `cat`s a prepared file, so the bytes are known in advance):
-#   text    log-like lines of ~100 bytes (a training loop's output): compresses well
+#   text    log-like lines of ~55 bytes (a training loop's output): compresses well
 #   zeros   NUL bytes and not one newline (`dd` to stdout): a single endless "line"
 #   random  random bytes (binary output): does not compress at all
 # Goal: peak RSS <= 64 MiB whatever the step prints, and every byte recorded.

@@ -1559,8 +1559,10 @@ async fn finish(
     // a step whose whole logs cannot be kept is not recorded as a success
     let (stdout, stderr, logs_lost) = ctx.keep_logs(stdout, stderr);
     if let Some(why) = logs_lost {
-        f.status = StepStatus::Failed;
-        f.exit_code = f.exit_code.filter(|c| *c != 0).or(Some(exit::FAILURE));
+        if f.status == StepStatus::Succeeded {
+            f.status = StepStatus::Failed;
+            f.exit_code = Some(exit::FAILURE);
+        }
         f.error = Some(match f.error {
             Some(e) => format!("{e}; {why}"),
             None => why,

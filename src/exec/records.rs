@@ -92,9 +92,9 @@ impl Ctx {
             .filter_map(|(stream, e)| {
                 e.map(|e| {
                     format!(
-                        "its whole {stream} could not be kept ({e}); only its first {} and last {} are recorded",
-                        crate::report::size(HEAD as u64),
-                        crate::report::size(TAIL as u64)
+                        "its whole {stream} could not be kept ({e}); only its first {} KiB and last {} KiB are recorded",
+                        HEAD / 1024,
+                        TAIL / 1024
                     )
                 })
             })
