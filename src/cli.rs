@@ -298,9 +298,19 @@ pub struct ShowArgs {
     #[arg(long)]
     pub files: bool,
 
-    /// Also print each step's captured stdout and stderr
+    /// Also print each step's captured stdout and stderr (a long log: its first and last
+    /// 64 KiB, with a line saying how much was cut)
     #[arg(long)]
     pub logs: bool,
+
+    /// Print every log whole, from the object store (implies --logs)
+    #[arg(long)]
+    pub full: bool,
+
+    /// Print only this stream of one step execution (TARGET: RUN:STEP), whole and byte for
+    /// byte as recorded, and nothing else: `mlrun show latest:train --log stdout > train.log`
+    #[arg(long, value_name = "STREAM", value_parser = ["stdout", "stderr"], conflicts_with_all = ["json", "logs", "patch"])]
+    pub log: Option<String>,
 
     /// Also print the uncommitted diff recorded at the start of the run
     #[arg(long)]

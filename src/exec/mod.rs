@@ -9,10 +9,12 @@
 //! outputs as artifact versions.
 
 pub mod aside;
+pub mod capture;
 pub mod child;
 pub mod incremental;
 pub mod output;
 pub mod recorded;
+mod records;
 pub mod trace;
 pub mod unix;
 
@@ -160,6 +162,8 @@ struct Ctx {
     repo_changes: Mutex<BTreeMap<String, Vec<git::RefChange>>>,
     /// the repository's refs, compared around each step (`None`: no repository, or a replay)
     refs: Option<git::RefWatch>,
+    /// logs kept in the object store, and the record writes that failed
+    records: records::Records,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,8 +236,7 @@ impl Ctx {
         }
         for (p, (begin, rec)) in pending.iter().zip(&batch) {
             if let Err(e) = record::record_reuse(conn, begin, rec, &self.cache) {
-                self.printer
-                    .warn(&format!("step `{}` could not be recorded: {e}", p.step));
+                self.record_failed(&p.step, &e);
             }
         }
     }
@@ -512,6 +515,7 @@ pub async fn run(
             .is_none()
             .then(|| git::RefWatch::new(&plan.root))
             .flatten(),
+        records: records::Records::new(&store_dir),
         plan,
     });
     {
@@ -580,8 +584,11 @@ pub async fn run(
             _ => o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE),
         }
     });
+    // A run whose record is incomplete is mlrun's own failure, whatever its steps did.
+    let unrecorded = ctx.records.failures();
     let (status, exit_code) = match interrupted {
         Interrupt::Graceful(sig) | Interrupt::Kill(sig) => (RunStatus::Interrupted, 128 + sig),
+        Interrupt::None if !unrecorded.is_empty() => (RunStatus::Failed, exit::FAILURE),
         Interrupt::None => match first_failure {
             Some(code) => (RunStatus::Failed, code),
             None => (RunStatus::Succeeded, exit::OK),
@@ -608,7 +615,21 @@ pub async fn run(
     let c = ctx.clone();
     let git_end = blocking(move || c.git_snapshot()).await;
     let ended = now_ms();
-    ctx.with_store(|c| record::finish_run(c, &run_id, status, exit_code, &git_end, ended))?;
+    if let Err(e) =
+        ctx.with_store(|c| record::finish_run(c, &run_id, status, exit_code, &git_end, ended))
+    {
+        ctx.records.run_unrecorded(&run_id, &e);
+        return Err(e.hint(
+            "the run's record is incomplete; the next mlrun command that opens the store marks it failed, with the reason",
+        ));
+    }
+    ctx.records.run_recorded(&run_id);
+    if !unrecorded.is_empty() {
+        printer.warn(&format!(
+            "the record of this run is incomplete ({}); it is recorded as failed",
+            unrecorded.join("; ")
+        ));
+    }
 
     let ok = outcomes.iter().filter(|o| o.status == "succeeded").count();
     let reused = outcomes
@@ -836,8 +857,7 @@ fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
             reason,
         )
     }) {
-        ctx.printer
-            .warn(&format!("could not record step `{}`: {e}", step.name));
+        ctx.record_failed(&step.name, &e);
     }
     let style = ctx.printer.style();
     ctx.printer.event(&format!(
@@ -1078,8 +1098,8 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
                 started,
                 f,
                 vars,
-                Vec::new(),
-                Vec::new(),
+                Default::default(),
+                Default::default(),
                 None,
             )
             .await;
@@ -1258,7 +1278,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         Ok(a) => a,
         Err(msg) => {
             let f = Finish::failed(exit::FAILURE, None, msg, inputs);
-            let (o, e) = (Vec::new(), Vec::new());
+            let (o, e) = (Default::default(), Default::default());
             return finish(ctx, step, exec_id, started, f, vars, o, e, Some(parts)).await;
         }
     };
@@ -1274,6 +1294,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         cwd: &cwd,
         env,
         secrets,
+        log_dir: &ctx.tmp,
         grace: ctx.grace,
         timeout: step.timeout,
     };
@@ -1296,8 +1317,8 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
                 started,
                 f,
                 vars,
-                Vec::new(),
-                Vec::new(),
+                Default::default(),
+                Default::default(),
                 key,
             )
             .await;
@@ -1521,8 +1542,8 @@ fn try_reuse(
             vars: vars.clone(),
             packages,
         },
-        stdout: Vec::new(),
-        stderr: Vec::new(),
+        stdout: Default::default(),
+        stderr: Default::default(),
         cache_key: Some(key),
         cache_parts: Some(parts.json()),
         reused_exec: Some(reusable.exec_id),
@@ -1610,8 +1631,7 @@ impl Finish {
 }
 
 fn failed_unrecorded(ctx: &Ctx, name: &str, e: Error) -> StepOutcome {
-    ctx.printer
-        .warn(&format!("step `{name}` could not be recorded: {e}"));
+    ctx.record_failed(name, &e);
     StepOutcome {
         name: name.to_string(),
         status: StepStatus::Failed.as_str().into(),
@@ -1659,10 +1679,24 @@ async fn finish(
     started: i64,
     f: Finish,
     vars: BTreeMap<String, String>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    stdout: capture::LogCapture,
+    stderr: capture::LogCapture,
     parts: Option<CacheParts>,
 ) -> StepOutcome {
+    let mut f = f;
+    // a step whose whole logs cannot be kept is not recorded as a success
+    let (stdout, stderr, logs_lost) = ctx.keep_logs(stdout, stderr);
+    if let Some(why) = logs_lost {
+        if f.status == StepStatus::Succeeded {
+            f.status = StepStatus::Failed;
+            f.exit_code = Some(exit::FAILURE);
+        }
+        f.error = Some(match f.error {
+            Some(e) => format!("{e}; {why}"),
+            None => why,
+        });
+        f.outputs.clear();
+    }
     let c = ctx.clone();
     let programs = step.cmd.programs();
     let cwd = ctx.plan.root.join(&step.cwd);
@@ -1718,9 +1752,10 @@ async fn finish(
             .remove(&step.name)
             .unwrap_or_default(),
     };
-    if let Err(e) = ctx.with_store(|c| record::finish_step(c, exec_id, &rec, &ctx.cache)) {
-        ctx.printer
-            .warn(&format!("step `{}` could not be recorded: {e}", step.name));
+    if let Some(why) = ctx.write_step_record(&step.name, exec_id, &rec) {
+        f.status = StepStatus::Failed;
+        f.exit_code = Some(exit::FAILURE);
+        f.error = Some(why);
     }
 
     let style = ctx.printer.style();
@@ -1800,7 +1835,11 @@ async fn finish(
         signal: f.signal,
         duration_ms: Some(ended - started),
         error: f.error,
-        outputs: rec.outputs.iter().map(OutputSummary::of).collect(),
+        outputs: if f.status == StepStatus::Succeeded {
+            rec.outputs.iter().map(OutputSummary::of).collect()
+        } else {
+            Vec::new()
+        },
         metrics,
     }
 }

@@ -13,17 +13,7 @@ use crate::store::query;
 /// `keep_last` (all when `None`; replays are kept with the run they replayed) and every run
 /// still in progress.
 pub fn referenced(conn: &Connection, keep_last: Option<usize>) -> Result<HashSet<String>> {
-    let kept_clause = match keep_last {
-        // the N most recent runs of the workspace (a replay is not its history: it is kept with
-        // the run it replayed, not counted among the N)
-        Some(n) => format!(
-            "SELECT id FROM (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
-             UNION SELECT r.id FROM runs r WHERE r.replay_of IN
-               (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
-             UNION SELECT id FROM runs WHERE status = 'running'"
-        ),
-        None => "SELECT id FROM runs".to_string(),
-    };
+    let kept_clause = kept_runs_sql(keep_last);
     let sql = format!(
         "WITH kept(id) AS ({kept_clause})
          SELECT DISTINCT v.blob_hash FROM io_edges e
@@ -35,6 +25,22 @@ pub fn referenced(conn: &Connection, keep_last: Option<usize>) -> Result<HashSet
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(out)
+}
+
+/// The SQL of the ids of the runs gc keeps: the `keep_last` most recent runs of the workspace
+/// (all when `None`), the replays of those, and every run still in progress.
+pub fn kept_runs_sql(keep_last: Option<usize>) -> String {
+    match keep_last {
+        // the N most recent runs of the workspace (a replay is not its history: it is kept with
+        // the run it replayed, not counted among the N)
+        Some(n) => format!(
+            "SELECT id FROM (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
+             UNION SELECT r.id FROM runs r WHERE r.replay_of IN
+               (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
+             UNION SELECT id FROM runs WHERE status = 'running'"
+        ),
+        None => "SELECT id FROM runs".to_string(),
+    }
 }
 
 pub fn run_count(conn: &Connection) -> Result<i64> {

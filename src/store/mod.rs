@@ -4,8 +4,10 @@
 //! is not a database, without touching it. Every connection gets the same pragmas. Writes go
 //! through `record`, reads through `query`.
 
+pub mod incomplete;
 pub mod lineage;
 pub mod lock;
+pub mod logs;
 pub mod marks;
 pub mod objects;
 pub mod owner;
@@ -242,7 +244,8 @@ impl Store {
     }
 
     /// Runs left `running` by an mlrun process that no longer exists (killed, machine rebooted)
-    /// are marked `interrupted`, with their running steps, so no run keeps a false status.
+    /// are marked `interrupted`, with their running steps, so no run keeps a false status; or
+    /// `failed`, when that mlrun noted it could not write their record (`incomplete`).
     fn recover_abandoned_runs(&self) -> Result<()> {
         let me = record::ProcessId::current();
         let mut stmt = self.conn.prepare(
@@ -267,6 +270,12 @@ impl Store {
             .collect();
         drop(stmt);
         for id in stale {
+            // an mlrun that could not write its record left a note saying why
+            if let Some(reason) = incomplete::noted(&self.dir, &id) {
+                record::mark_record_failed(&self.conn, &id, &reason)?;
+                incomplete::clear(&self.dir, &id);
+                continue;
+            }
             record::mark_interrupted(
                 &self.conn,
                 &id,

@@ -607,6 +607,22 @@ pub struct StepInfo {
     pub keep_outputs: bool,
     /// git refs (and HEAD) the step created, moved or deleted: `[{ref, from, to}]`
     pub repo_changes: Vec<crate::fingerprint::git::RefChange>,
+    /// how each captured stream is kept, by stream name (`stdout`, `stderr`)
+    pub logs: BTreeMap<String, LogInfo>,
+}
+
+/// How one stream of a step's output is kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogInfo {
+    /// bytes the step printed
+    pub bytes: i64,
+    /// bytes the database does not hold (between its head and tail); 0 for a whole log
+    pub cut_bytes: i64,
+    /// when cut: the SHA-256 of the whole log, whose bytes are in `.mlrun/objects/logs/`
+    pub object: Option<String>,
+    /// the whole log is in the object store (false for a cut log that could not be kept, or
+    /// that `mlrun gc` deleted)
+    pub stored: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -754,6 +770,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                     .get::<_, Option<String>>(19)?
                     .and_then(|j| serde_json::from_str(&j).ok())
                     .unwrap_or_default(),
+                logs: BTreeMap::new(),
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -767,6 +784,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
             s.reused_run_short = Some(short_id(conn, r)?);
         }
         s.inputs = io_of(conn, s.exec_id, "in")?;
+        s.logs = log_infos(conn, s.exec_id)?;
         s.outputs = io_of(conn, s.exec_id, "out")?;
         for row in params_q.query_map([s.exec_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -879,14 +897,72 @@ pub fn dir_entries(conn: &Connection, dir_hash: &str) -> Result<BTreeMap<String,
         .collect())
 }
 
-/// Captured output of a step execution.
-pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<Vec<u8>> {
+/// How a step execution's streams are kept.
+fn log_infos(conn: &Connection, exec_id: i64) -> Result<BTreeMap<String, LogInfo>> {
+    let mut q = conn.prepare_cached(
+        "SELECT l.stream, l.bytes, h.size, t.size, l.full_hash, l.stored FROM step_logs l
+         LEFT JOIN contents h ON h.hash = l.content_hash LEFT JOIN contents t ON t.hash = l.tail_hash
+         WHERE l.step_exec = ?1",
+    )?;
+    let rows = q.query_map([exec_id], |r| {
+        let bytes: i64 = r.get(1)?;
+        let head: Option<i64> = r.get(2)?;
+        let tail: Option<i64> = r.get(3)?;
+        let object: Option<String> = r.get(4)?;
+        let cut_bytes = if object.is_some() {
+            (bytes - head.unwrap_or(0) - tail.unwrap_or(0)).max(0)
+        } else {
+            0
+        };
+        Ok((
+            r.get::<_, String>(0)?,
+            LogInfo {
+                bytes,
+                cut_bytes,
+                stored: object.is_some() && r.get::<_, i64>(5)? != 0,
+                object,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One stream of a step's output as recorded.
+#[derive(Debug, Clone, Default)]
+pub struct StepLogData {
+    /// bytes the step printed
+    pub bytes: i64,
+    /// the whole log, or its first bytes when it was cut
+    pub head: Vec<u8>,
+    /// when cut: its last bytes
+    pub tail: Option<Vec<u8>>,
+    /// when cut: the SHA-256 of the whole log (its object in `objects/logs/`)
+    pub full_hash: Option<String>,
+    /// the whole log is in the object store
+    pub stored: bool,
+}
+
+/// Captured output of a step execution (empty when it has none).
+pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<StepLogData> {
     Ok(conn
         .query_row(
-            "SELECT c.data FROM step_logs l JOIN contents c ON c.hash = l.content_hash
+            "SELECT l.bytes, h.data, t.data, l.full_hash, l.stored FROM step_logs l
+             LEFT JOIN contents h ON h.hash = l.content_hash LEFT JOIN contents t ON t.hash = l.tail_hash
              WHERE l.step_exec = ?1 AND l.stream = ?2",
             params![exec_id, stream],
-            |r| r.get(0),
+            |r| {
+                let full_hash: Option<String> = r.get(3)?;
+                Ok(StepLogData {
+                    bytes: r.get(0)?,
+                    head: content_bytes(r.get_ref(1)?).unwrap_or_default().to_vec(),
+                    tail: full_hash
+                        .as_ref()
+                        .map(|_| Ok::<_, rusqlite::Error>(content_bytes(r.get_ref(2)?).unwrap_or_default().to_vec()))
+                        .transpose()?,
+                    stored: full_hash.is_some() && r.get::<_, i64>(4)? != 0,
+                    full_hash,
+                })
+            },
         )
         .optional()?
         .unwrap_or_default())

@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V6_PACKAGES,
     },
+    Migration {
+        code: None,
+        sql: V7_LOGS,
+    },
 ];
 
 // 3: a declared path that was itself a symbolic link (`best.pkl -> ckpt/epoch10.pkl`): its
@@ -258,6 +262,18 @@ CREATE TABLE package_scan_cache (
 ) WITHOUT ROWID;
 "#;
 
+// 7: logs in bounded memory. A step's stdout and stderr were kept whole in `contents`, so a step
+// printing more than SQLite's 1 GB limit for a value lost its whole record. A log longer than
+// what the database keeps (see exec::capture) now keeps its first bytes in `content_hash`, its
+// last bytes in `tail_hash`, and the SHA-256 of the whole log in `full_hash`, whose bytes are in
+// `.mlrun/objects/logs/` while `stored` is 1. Earlier rows (NULL tail and full hash) are whole.
+const V7_LOGS: &str = r#"
+ALTER TABLE step_logs ADD COLUMN tail_hash TEXT REFERENCES contents(hash);
+ALTER TABLE step_logs ADD COLUMN full_hash TEXT;
+ALTER TABLE step_logs ADD COLUMN stored INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX step_logs_full ON step_logs(full_hash) WHERE full_hash IS NOT NULL;
+"#;
+
 /// Migration 2, before its SQL: rebuild every directory's manifest from its `dir_entries` rows
 /// and keep it in `contents` (an empty directory has an empty manifest).
 fn manifests_into_contents(tx: &Connection) -> rusqlite::Result<()> {
@@ -441,6 +457,33 @@ mod tests {
         // the bytes are gone from the file, not only unlinked from the table
         let bytes = std::fs::read(&path).unwrap();
         assert!(!bytes.windows(salt.len()).any(|w| w == salt.as_bytes()));
+    }
+
+    #[test]
+    fn migration_7_keeps_logs_recorded_whole_readable() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::V1).unwrap();
+        conn.execute_batch(super::V2).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x''), ('l', 6, CAST('hello\n' AS BLOB));
+             INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
+               VALUES ('r1', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1);
+             INSERT INTO step_execs (id, run_id, step, cmd, argv, cwd, status) VALUES (1, 'r1', 'a', '', '[]', '', 'succeeded');
+             INSERT INTO step_logs (step_exec, stream, content_hash, bytes) VALUES (1, 'stdout', 'l', 6);",
+        )
+        .unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        let log = crate::store::query::step_log(&conn, 1, "stdout").unwrap();
+        assert_eq!(log.head, b"hello\n");
+        assert_eq!(log.bytes, 6);
+        assert!(log.tail.is_none() && log.full_hash.is_none() && !log.stored);
+        let detail = crate::store::query::run_detail(&conn, "r1", false).unwrap();
+        let info = &detail.steps[0].logs["stdout"];
+        assert_eq!(
+            (info.bytes, info.cut_bytes, info.object.is_none()),
+            (6, 0, true)
+        );
     }
 
     #[test]

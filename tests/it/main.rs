@@ -7,6 +7,7 @@ mod export;
 mod history;
 mod hostile;
 mod incremental;
+mod logs;
 mod orphans;
 mod packages;
 mod paths;
