@@ -964,15 +964,14 @@ impl<'a> Converter<'a> {
         } else {
             self.primary = first_params_file(&stages);
         }
-        if let Some(p) = self.primary.clone() {
-            if self.dir.join(&p).is_file() {
-                self.primary_params =
-                    params::read_params_file(&self.dir.join(&p)).map_err(|e| {
-                        e.hint(format!(
-                            "`{p}` is the params file of the converted pipeline"
-                        ))
-                    })?;
-            }
+        if let Some(p) = self.primary.clone()
+            && self.dir.join(&p).is_file()
+        {
+            self.primary_params = params::read_params_file(&self.dir.join(&p)).map_err(|e| {
+                e.hint(format!(
+                    "`{p}` is the params file of the converted pipeline"
+                ))
+            })?;
         }
 
         let mut vars = Vars::default();
@@ -1549,10 +1548,12 @@ impl<'a> Converter<'a> {
     fn write(&mut self, steps: Vec<Step>) -> Conversion {
         let mut out = String::new();
         out.push_str(&format!(
-            "# Converted from {} by `mlrun import`. Each step says which DVC stage it came from;\n",
+            "# Converted from {} by `mlrun import`; each step says which DVC stage it came from.\n",
             self.src.shown
         ));
-        out.push_str("# what pipeline.toml cannot express is listed at the end.\n");
+        if !self.notes.is_empty() {
+            out.push_str("# What pipeline.toml cannot express is listed at the end.\n");
+        }
         let params_file = self.primary.as_ref().map(|p| format!("{}{p}", self.prefix));
         if let Some(p) = &params_file {
             out.push_str(&format!("\n[pipeline]\nparams-file = {}\n", tstr(p)));
@@ -1606,8 +1607,8 @@ impl<'a> Converter<'a> {
             out.push('\n');
             if s.frozen {
                 out.push_str(&format!(
-                    "# dvc.yaml stage \"{}\"{} is frozen (`frozen: true`): DVC does not run it, so it\n# is left out and its outputs are used as they are. Uncomment it to run it with mlrun.\n",
-                    s.dvc_name, s.origin
+                    "# {} stage \"{}\"{} is frozen (`frozen: true`): DVC does not run it, so it\n# is left out and its outputs are used as they are. Uncomment it to run it with mlrun.\n",
+                    self.src.shown, s.dvc_name, s.origin
                 ));
                 for l in block.lines() {
                     out.push_str(&format!("# {l}\n"));
@@ -1616,8 +1617,8 @@ impl<'a> Converter<'a> {
                 continue;
             }
             out.push_str(&format!(
-                "# from dvc.yaml stage \"{}\"{}\n",
-                s.dvc_name, s.origin
+                "# from {} stage \"{}\"{}\n",
+                self.src.shown, s.dvc_name, s.origin
             ));
             if let Some(d) = &s.desc {
                 for l in d.lines() {
@@ -1650,8 +1651,8 @@ fn push_unique(v: &mut Vec<String>, s: String) {
     }
 }
 
-/// The first params file a stage names explicitly (`- file.yaml: [keys]`), for pipelines without
-/// a params.yaml.
+/// The first params file a stage uses (`- file.yaml: [keys]`, or a key of the stage's default
+/// `params.yaml`, in its wdir), for pipelines without a params.yaml beside dvc.yaml.
 fn first_params_file(stages: &Mapping) -> Option<String> {
     for def in stages.values() {
         let body = def.get("do").unwrap_or(def);
@@ -1664,6 +1665,9 @@ fn first_params_file(stages: &Mapping) -> Option<String> {
         };
         if let Some(Y::Sequence(items)) = body.get("params") {
             for i in items {
+                if let Y::String(_) = i {
+                    return Some(normalize(&format!("{wdir}params.yaml")));
+                }
                 if let Y::Mapping(m) = i
                     && let Some((f, _)) = m.iter().next()
                     && let Y::String(f) = f
