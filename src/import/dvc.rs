@@ -1881,4 +1881,52 @@ mod tests {
             err.message
         );
     }
+
+    fn convert_in(dir: &Path, files: &[(&str, &str)]) -> Result<Conversion> {
+        for (p, c) in files {
+            std::fs::write(dir.join(p), c).unwrap();
+        }
+        let file = dir.join("dvc.yaml");
+        convert(&Options {
+            file: &file,
+            shown: Path::new("dvc.yaml"),
+            prefix: "",
+        })
+    }
+
+    #[test]
+    fn matrix_axes_from_vars_stage_vars_and_colliding_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = convert_in(
+            dir.path(),
+            &[
+                ("params.yaml", "lrs: [0.1, 0.2]\n"),
+                (
+                    "dvc.yaml",
+                    "stages:\n  fit.0.1:\n    cmd: echo clash\n  fit:\n    vars:\n      - opt: adam\n    matrix:\n      lr: ${lrs}\n    cmd: echo ${item.lr} ${opt} ${key}\n",
+                ),
+            ],
+        )
+        .unwrap();
+        let names: Vec<_> = c.steps.iter().map(|(m, d)| format!("{m}<{d}")).collect();
+        assert_eq!(
+            names,
+            ["fit.0.1<fit.0.1", "fit.0.1-2<fit@0.1", "fit.0.2<fit@0.2"]
+        );
+        assert!(c.toml.contains("cmd = \"echo 0.2 adam 0.2\""), "{}", c.toml);
+        // a name defined twice is refused, as DVC refuses it
+        let err = convert_in(
+            dir.path(),
+            &[(
+                "dvc.yaml",
+                "vars:\n  - lrs: 1\nstages:\n  a:\n    cmd: echo\n",
+            )],
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("`lrs` is already defined"),
+            "{}",
+            err.message
+        );
+    }
 }
