@@ -666,6 +666,8 @@ struct Step {
     outputs: Vec<(String, bool)>,
     params: Vec<String>,
     metrics: Vec<String>,
+    /// some output has `persist: true`: the step gets `keep-outputs = true`
+    keep_outputs: bool,
 }
 
 /// An entry of `outs`, `metrics` or `plots`: its path and options.
@@ -1316,6 +1318,7 @@ impl<'a> Converter<'a> {
             outputs: Vec::new(),
             params: Vec::new(),
             metrics: Vec::new(),
+            keep_outputs: false,
         };
         let sname = dvc_name.to_string();
         let sn = Some(sname.as_str());
@@ -1372,6 +1375,7 @@ impl<'a> Converter<'a> {
             }
         }
 
+        let mut persisted = Vec::new();
         for section in ["outs", "metrics", "plots"] {
             let Some(v) = def.get(section) else { continue };
             let v = self.expand_value(base, section, v, local, vars, Mode::Text)?;
@@ -1397,7 +1401,10 @@ impl<'a> Converter<'a> {
                     }
                     match (k.as_str(), val) {
                         ("cache", Y::Bool(b)) => store = *b,
-                        ("persist", Y::Bool(true)) => self.note(sn, format!("`persist: true` on `{p}`: pipeline.toml has no key for keeping an output in place while its step runs (mlrun currently does not delete outputs before a step runs, so the file is left there)")),
+                        ("persist", Y::Bool(true)) => {
+                            step.keep_outputs = true;
+                            persisted.push(self.path(&wdir, &p));
+                        }
                         ("push", Y::Bool(false)) | ("remote", _) => self.note(sn, format!("`{k}` on `{p}`: mlrun keeps copies in its local object store only; there are no remotes")),
                         ("checkpoint", Y::Bool(true)) => self.note(sn, format!("`checkpoint: true` on `{p}`: mlrun has no checkpoint outputs; it is an ordinary output")),
                         (k, _) if PLOT_KEYS.contains(&k) => self.note(sn, format!("plot options of `{p}` (x, y, template, ...) are dropped: mlrun does not draw plots; the file is kept as an output")),
@@ -1412,6 +1419,25 @@ impl<'a> Converter<'a> {
                     step.metrics.push(path);
                 }
             }
+        }
+
+        // `persist` is per output in DVC; `keep-outputs` is per step in mlrun
+        let others: Vec<&str> = step
+            .outputs
+            .iter()
+            .map(|(o, _)| o.as_str())
+            .filter(|o| !persisted.iter().any(|p| p == o))
+            .collect();
+        if step.keep_outputs && !others.is_empty() {
+            self.note(
+                sn,
+                format!(
+                    "`persist: true` on {} is written as the step's `keep-outputs = true`, which also keeps {} in place while the step runs (DVC would delete {} first)",
+                    quoted_list(&persisted),
+                    quoted_list(&others),
+                    if others.len() == 1 { "it" } else { "them" }
+                ),
+            );
         }
 
         if let Some(v) = def.get("params") {
@@ -1604,6 +1630,9 @@ impl<'a> Converter<'a> {
                     tarr(s.metrics.iter().map(|p| tstr(p)))
                 ));
             }
+            if s.keep_outputs {
+                block.push_str("keep-outputs = true\n");
+            }
             out.push('\n');
             if s.frozen {
                 out.push_str(&format!(
@@ -1643,6 +1672,14 @@ impl<'a> Converter<'a> {
             notes: self.notes.clone(),
         }
     }
+}
+
+fn quoted_list<S: AsRef<str>>(items: &[S]) -> String {
+    items
+        .iter()
+        .map(|s| format!("`{}`", s.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn push_unique(v: &mut Vec<String>, s: String) {

@@ -174,21 +174,34 @@ fn output_options_cache_persist_and_plots() {
           cache: false
     always_changed: true
     desc: fit the model
+  log:
+    cmd: echo run >> history.log
+    outs:
+      - history.log:
+          persist: true
 "#,
         )],
     );
     snapshot("import_outs_options", &toml);
     run_ok(&env, &["pipeline.toml"]);
+    // persist: the step appends to what the last run left
+    run_ok(&env, &["pipeline.toml", "--force=log"]);
+    assert_eq!(read(&env, "history.log"), "run\nrun\n");
     // store = false: hashed, no copy kept
     let stored = rows(
         &env.db(),
-        "SELECT a.path, b.stored FROM io_edges e JOIN artifact_versions v ON v.id = e.av_id
+        "SELECT DISTINCT a.path, b.stored FROM io_edges e JOIN artifact_versions v ON v.id = e.av_id
            JOIN artifacts a ON a.id = v.artifact_id JOIN blobs b ON b.hash = v.blob_hash
           WHERE e.direction = 'out' ORDER BY a.path",
     );
     assert_eq!(
         stored,
-        [["cache.bin", "0"], ["loss.csv", "0"], ["weights.bin", "1"]]
+        [
+            ["cache.bin", "0"],
+            ["history.log", "1"],
+            ["loss.csv", "0"],
+            ["weights.bin", "1"]
+        ]
     );
 }
 
