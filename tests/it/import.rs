@@ -733,3 +733,100 @@ fn dvc_command() -> Option<String> {
         .is_ok_and(|o| o.status.success());
     ok.then_some(candidate)
 }
+
+/// Names and commands of matrix, foreach, dict unpacking, params and `\${` come out as DVC
+/// renders them: checked against DVC's own rendering when DVC is installed.
+#[test]
+fn rendered_commands_match_dvc() {
+    let env = Env::git();
+    convert(
+        &env,
+        &[
+            (
+                "params.yaml",
+                "lrs: [0.1, 1.0e-5]\ntrain: {epochs: 3}\nargs: {depth: 2, fast: true, slow: false, name: a b, ids: [1, 2]}\n",
+            ),
+            (
+                "dvc.yaml",
+                r#"stages:
+  fit:
+    matrix:
+      lr: ${lrs}
+      cfg: [{a: 1}, {a: 2}]
+    cmd: echo ${item.lr} ${item.cfg.a} ${key} ${train.epochs} ${args}
+  each:
+    foreach: [{n: 1}, {n: 2}]
+    do:
+      cmd: echo ${item.n} \${literal}
+"#,
+            ),
+        ],
+    );
+    run_ok(&env, &["pipeline.toml"]);
+    let ours: BTreeSet<(String, String)> = rows(&env.db(), "SELECT step, cmd FROM step_execs")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let unpacked = "--depth 2 --fast --name 'a b' --ids 1 2";
+    let expected: BTreeSet<(String, String)> = [
+        ("fit.0.1-cfg0", format!("echo 0.1 1 0.1-cfg0 3 {unpacked}")),
+        ("fit.0.1-cfg1", format!("echo 0.1 2 0.1-cfg1 3 {unpacked}")),
+        (
+            "fit.1e-05-cfg0",
+            format!("echo 1e-05 1 1e-05-cfg0 3 {unpacked}"),
+        ),
+        (
+            "fit.1e-05-cfg1",
+            format!("echo 1e-05 2 1e-05-cfg1 3 {unpacked}"),
+        ),
+        ("each.0", "echo 1 ${literal}".to_string()),
+        ("each.1", "echo 2 ${literal}".to_string()),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b))
+    .collect();
+    assert_eq!(ours, expected);
+
+    // DVC's own rendering, through the Python beside the `dvc` it installed
+    let dvc = dvc_command();
+    let python = dvc
+        .as_ref()
+        .map(|d| std::path::Path::new(d).with_file_name("python"))
+        .filter(|p| p.is_file());
+    let (Some(dvc), Some(python)) = (dvc, python) else {
+        eprintln!(
+            "skipped the comparison with DVC's rendering: no DVC virtualenv (set MLRUN_TEST_DVC to the `dvc` of one)"
+        );
+        return;
+    };
+    let init = Command::new(dvc)
+        .args(["init", "-q"])
+        .current_dir(&env.root)
+        .env("HOME", &env.home)
+        .env("DVC_NO_ANALYTICS", "1")
+        .status()
+        .expect("dvc runs");
+    assert!(init.success());
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "from dvc.repo import Repo\nfor s in Repo('.').index.stages: print(s.addressing.replace('@', '.') + '\\t' + s.cmd)",
+        ])
+        .current_dir(&env.root)
+        .env("HOME", &env.home)
+        .env("DVC_NO_ANALYTICS", "1")
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: BTreeSet<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(theirs, expected);
+    eprintln!("DVC renders the same {} commands", theirs.len());
+}
