@@ -92,13 +92,14 @@ pub enum Command {
 Examples:
   mlrun import dvc.yaml                    write pipeline.toml beside dvc.yaml
   mlrun import dvc.yaml -o other.toml      write another file
+  mlrun import dvc.yaml -o -               print it instead
   mlrun import sub/dvc.yaml -o pipeline.toml   paths are rebased onto pipeline.toml's directory")]
 pub struct ImportArgs {
     /// The DVC pipeline file to convert
     #[arg(value_name = "DVC_YAML")]
     pub file: PathBuf,
 
-    /// Where to write the pipeline [default: pipeline.toml beside DVC_YAML]
+    /// Where to write the pipeline (`-` for stdout) [default: pipeline.toml beside DVC_YAML]
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 

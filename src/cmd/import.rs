@@ -22,11 +22,17 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
         return Err(e);
     }
     let dvc_dir = parent_of(file);
+    let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     let out = args.output.clone().unwrap_or_else(|| match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.join("pipeline.toml"),
         _ => PathBuf::from("pipeline.toml"),
     });
-    if out.exists() && !args.force {
+    let out = if to_stdout {
+        dvc_dir.join("pipeline.toml")
+    } else {
+        out
+    };
+    if out.exists() && !args.force && !to_stdout {
         return Err(
             Error::invalid(format!("`{}` already exists", out.display()))
                 .hint("pass --force to overwrite it, or -o to write another file"),
@@ -66,6 +72,17 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
     // the result is checked as the file it will be, before it is written
     let out_abs = out_dir.join(out_name);
     let checked = crate::pipeline::plan::from_source(conv.toml.clone(), out_abs.clone(), &out, &[]);
+    if to_stdout {
+        for n in &conv.notes {
+            eprintln!("{} {n}", style.yellow("not expressed:"));
+        }
+        match checked {
+            Ok(plan) => print_warnings(&plan.warnings, style),
+            Err(e) => eprintln!("{e}"),
+        }
+        crate::report::emit(&conv.toml);
+        return Ok(0);
+    }
     let tmp = tempfile::NamedTempFile::new_in(&out_dir)
         .and_then(|mut t| {
             std::io::Write::write_all(&mut t, conv.toml.as_bytes())?;

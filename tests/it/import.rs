@@ -624,6 +624,14 @@ fn bad_input_is_located_and_nothing_is_overwritten() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("already exists"), "{out:?}");
     assert_eq!(read(&env, "pipeline.toml"), "# mine\n");
+    // `-o -` prints it and writes nothing
+    let out = env.mlrun(&["import", "dvc.yaml", "-o", "-"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("[steps.a]\ncmd = \"echo hi > a.txt\""),
+        "{out:?}"
+    );
+    assert_eq!(read(&env, "pipeline.toml"), "# mine\n");
     let out = env.mlrun(&["import", "dvc.yaml", "--force"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(read(&env, "pipeline.toml").contains("[steps.a]"));
