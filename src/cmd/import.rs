@@ -12,7 +12,12 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
     let style = Style::stderr(color);
     let file = &args.file;
     if !file.is_file() {
-        let mut e = Error::invalid(format!("`{}` is not a file", file.display()));
+        let what = if file.exists() {
+            "is not a file"
+        } else {
+            "does not exist"
+        };
+        let mut e = Error::invalid(format!("`{}` {what}", file.display()));
         if file.is_dir() {
             e = e.hint(format!(
                 "pass the dvc.yaml itself: `mlrun import {}`",
