@@ -83,6 +83,29 @@ pub enum Command {
     Gc(GcArgs),
     /// Re-hash every stored object and report corrupt or missing ones
     Fsck(FsckArgs),
+    /// Convert a DVC pipeline (dvc.yaml) into pipeline.toml
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mlrun import dvc.yaml                    write pipeline.toml beside dvc.yaml
+  mlrun import dvc.yaml -o other.toml      write another file
+  mlrun import dvc.yaml -o -               print it instead
+  mlrun import sub/dvc.yaml -o pipeline.toml   paths are rebased onto pipeline.toml's directory")]
+pub struct ImportArgs {
+    /// The DVC pipeline file to convert
+    #[arg(value_name = "DVC_YAML")]
+    pub file: PathBuf,
+
+    /// Where to write the pipeline (`-` for stdout) [default: pipeline.toml beside DVC_YAML]
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite FILE if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -4,6 +4,7 @@ pub mod diff;
 pub mod export;
 pub mod fsck;
 pub mod gc;
+pub mod import;
 pub mod lineage;
 pub mod replay;
 pub mod run;
@@ -29,6 +30,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Status(args)) => status::status(args, store.as_deref(), cli.color),
         Some(Command::Gc(args)) => gc::gc(args, store.as_deref(), cli.color),
         Some(Command::Fsck(args)) => fsck::fsck(args, store.as_deref(), cli.color),
+        Some(Command::Import(args)) => import::import(args, cli.color),
     }
 }
 

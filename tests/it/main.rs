@@ -6,6 +6,7 @@ mod execution;
 mod export;
 mod history;
 mod hostile;
+mod import;
 mod incremental;
 mod logs;
 mod orphans;
