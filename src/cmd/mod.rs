@@ -1,10 +1,14 @@
 //! One module per subcommand. Each takes its clap args and returns the exit code.
 
+pub mod compare;
+pub mod completions;
 pub mod diff;
 pub mod export;
 pub mod fsck;
 pub mod gc;
+pub mod init;
 pub mod lineage;
+pub mod note;
 pub mod replay;
 pub mod run;
 pub mod runs;
@@ -24,6 +28,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Show(args)) => show::show(args, store.as_deref(), cli.color),
         Some(Command::Lineage(args)) => lineage::lineage(args, store.as_deref(), cli.color),
         Some(Command::Diff(args)) => diff::diff(args, store.as_deref(), cli.color),
+        Some(Command::Compare(args)) => compare::compare(args, store.as_deref(), cli.color),
+        Some(Command::Note(args)) => note::note(args, store.as_deref(), cli.color),
+        Some(Command::Init(args)) => init::init(args, cli.color),
+        Some(Command::Completions(args)) => completions::completions(args),
         Some(Command::Export(args)) => export::export(args, store.as_deref(), cli.color),
         Some(Command::Replay(args)) => replay::replay(args, store.as_deref(), cli.color),
         Some(Command::Status(args)) => status::status(args, store.as_deref(), cli.color),

@@ -180,6 +180,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         // observations (and need the scratch tree's paths): keep pipeline.toml's setting off
         trace: Some(crate::pipeline::plan::TraceMode::Off),
         run_id: None,
+        message: None,
     };
     let replan = plan.clone();
     let outcome = exec::run_blocking(plan, store, opts, printer)?;

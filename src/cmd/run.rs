@@ -100,6 +100,7 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         recorded_location: None,
         trace,
         run_id: Some(run_id),
+        message: args.message.clone().filter(|m| !m.trim().is_empty()),
     };
     let outcome = exec::run_blocking(plan, store, opts, printer)?;
     drop(lock);

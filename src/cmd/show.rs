@@ -281,6 +281,11 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         let shown = d.replay_of_short.as_deref().unwrap_or(r);
         o += &format!("  replay    of run {} · {verdict}\n", style.cyan(shown));
     }
+    if let Some(m) = &d.message {
+        // every line of it, aligned under the first
+        let text = m.trim().replace('\n', "\n            ");
+        o += &format!("  message   {text}\n");
+    }
     o += &format!(
         "  started   {}{}\n",
         time::local(d.started_at),

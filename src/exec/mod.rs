@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub trace: Option<TraceMode>,
     /// the run's id, when the caller chose it (to name the run in the pipeline lock first)
     pub run_id: Option<String>,
+    /// `mlrun run -m TEXT`: the run's message
+    pub message: Option<String>,
 }
 
 /// Which steps run even when an earlier execution could be reused.
@@ -518,6 +520,10 @@ pub async fn run(
             .unwrap_or_default();
         let file = recorded.file.to_string_lossy();
         let root = recorded.root.to_string_lossy();
+        let message = opts
+            .message
+            .as_deref()
+            .map(|m| crate::fingerprint::env::mask(m, &ctx.recorded.secrets));
         ctx.with_store(|c| {
             record::insert_run(
                 c,
@@ -535,6 +541,7 @@ pub async fn run(
                     user: &ctx.system.user,
                     argv_json: &argv_json,
                     replay_of: opts.replay_of.as_deref(),
+                    message: message.as_deref(),
                 },
             )
         })?;

@@ -2,6 +2,7 @@
 //! subprocesses and the real SQLite store.
 
 mod common;
+mod daily;
 mod execution;
 mod export;
 mod history;
@@ -15,7 +16,7 @@ mod reliability;
 mod replay;
 mod replay_history;
 mod reports;
-mod store;
 mod secrets;
+mod store;
 mod trace;
 mod validate;

@@ -247,7 +247,8 @@ fn a_second_run_of_the_same_pipeline_refuses_or_waits() {
         .unwrap();
     let said = || std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
-        wait_until(10, || said().contains(&format!("waiting for run {holder} (mlrun pid"))),
+        wait_until(10, || said()
+            .contains(&format!("waiting for run {holder} (mlrun pid"))),
         "{}",
         said()
     );
