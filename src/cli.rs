@@ -17,7 +17,7 @@ Examples:
   mlrun show model/              the model card: what made this exact version
   mlrun lineage model/           the data, steps, commits and params it came from
   mlrun diff RUN1 RUN2           what changed between two runs
-  mlrun diff latest~1 latest     what changed since the run before the latest
+  mlrun diff latest              what changed since the run before the latest
   mlrun runs --metric 'acc>0.9'  runs whose metric passes a test
   mlrun export latest --format openlineage   interchange with lineage tools
   mlrun replay model.pkl         reproduce the run that made model.pkl and compare
@@ -375,13 +375,14 @@ pub struct LineageArgs {
 #[derive(Debug, Args)]
 #[command(after_help = TARGET_HELP)]
 pub struct DiffArgs {
-    /// The older side: a run, RUN:STEP, or an artifact version (its producing run)
+    /// The older side: a run, RUN:STEP, or an artifact version (its producing run); alone, the
+    /// newer side, compared with the run before it (`mlrun diff latest` = `diff latest~1 latest`)
     #[arg(value_name = "A")]
     pub a: String,
 
     /// The newer side
     #[arg(value_name = "B")]
-    pub b: String,
+    pub b: Option<String>,
 
     /// Also print the code changes between the two commits and the recorded uncommitted diffs
     #[arg(long)]
@@ -412,7 +413,7 @@ pub struct ExportArgs {
     pub run: String,
 
     /// Interchange format
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ExportFormat::Openlineage)]
     pub format: ExportFormat,
 
     /// Write to FILE instead of stdout
@@ -522,7 +523,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 10s, 500ms, 2m)"))
+    crate::pipeline::duration::parse(s).map_err(|e| format!("{e} (examples: 10s, 500ms, 2m)"))
 }
 
 #[cfg(test)]

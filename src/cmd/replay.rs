@@ -218,7 +218,11 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 .iter()
                 .map(|o| {
                     if o.kind == "dir" {
-                        format!("{}/ ({} files)", o.path, o.nfiles)
+                        format!(
+                            "{}/ ({})",
+                            o.path,
+                            crate::report::files(o.nfiles.max(0) as u64)
+                        )
                     } else {
                         o.path.clone()
                     }
@@ -236,7 +240,10 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                             "{}{}",
                             shown.join(" "),
                             if o.files.len() > 3 {
-                                format!(" and {} more files", o.files.len() - 3)
+                                format!(
+                                    " and {} more",
+                                    crate::report::files((o.files.len() - 3) as u64)
+                                )
                             } else {
                                 String::new()
                             }

@@ -202,7 +202,11 @@ fn git_line(g: &GitInfo) -> String {
 
 fn io_line(io: &IoInfo) -> String {
     let what = if io.kind == "dir" {
-        format!("{} files, {}", io.nfiles, report::size(io.size as u64))
+        format!(
+            "{}, {}",
+            report::files(io.nfiles.max(0) as u64),
+            report::size(io.size as u64)
+        )
     } else {
         report::size(io.size as u64)
     };

@@ -872,12 +872,14 @@ fn fingerprint_all(
 fn io_note(list: &[Io]) -> String {
     match list {
         [] => String::new(),
-        [io] if io.fp.is_dir() => format!("{}/ ({} files)", io.path, io.fp.nfiles()),
+        [io] if io.fp.is_dir() => {
+            format!("{}/ ({})", io.path, report::files(io.fp.nfiles() as u64))
+        }
         [io] => io.path.clone(),
         many => {
             let files: usize = many.iter().map(|io| io.fp.nfiles()).sum();
             let bytes: u64 = many.iter().map(|io| io.fp.size()).sum();
-            format!("{files} files ({})", report::size(bytes))
+            format!("{} ({})", report::files(files as u64), report::size(bytes))
         }
     }
 }
@@ -1320,7 +1322,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     if outcome.exit_code != 0 {
         let msg = match outcome.signal {
             Some(s) => format!("killed by {}", unix::signal_name(s)),
-            None => format!("exited with code {}", outcome.exit_code),
+            None => child::exit_reason(&step.cmd, outcome.exit_code, &stderr),
         };
         let msg = traced.explain(msg);
         let f = Finish::failed(outcome.exit_code, outcome.signal, msg, inputs);

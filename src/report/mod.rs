@@ -181,6 +181,12 @@ pub fn metrics_line<'a>(metrics: impl IntoIterator<Item = (&'a String, &'a f64)>
         .join(" ")
 }
 
+/// `1 file`, `3 files`.
+pub fn files(n: impl Into<u64>) -> String {
+    let n = n.into();
+    format!("{n} file{}", if n == 1 { "" } else { "s" })
+}
+
 /// A metric value as people write it: no trailing zeros, at most 4 decimals for fractions.
 pub fn metric(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
@@ -204,5 +210,7 @@ mod tests {
         assert_eq!(size(12), "12 B");
         assert_eq!(metric(0.92), "0.92");
         assert_eq!(metric(500.0), "500");
+        assert_eq!(files(1u64), "1 file");
+        assert_eq!(files(0u64), "0 files");
     }
 }

@@ -280,3 +280,132 @@ fn completions_for_each_shell() {
     let out = env.mlrun(&["completions", "tcsh"]);
     assert_eq!(out.code, 2, "{out:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// rough edges
+
+#[test]
+fn a_mistyped_command_is_not_read_as_a_pipeline_path() {
+    let env = tuned(&[("0.1", "3")]);
+    let out = env.mlrun(&["rnus"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    redact("mistyped_command", &out.stderr);
+    // a file of that name is a pipeline, as always
+    env.write("rnus", SWEEPABLE);
+    let out = env.mlrun(&["rnus"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // a word close to no command keeps the missing-file error
+    let out = env.mlrun(&["xyzzy"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("cannot read pipeline file `xyzzy`"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn diff_with_one_run_compares_with_the_run_before_it() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "3")]);
+    let one = env.mlrun(&["diff", "latest", "--json"]);
+    let two = env.mlrun(&["diff", "latest~1", "latest", "--json"]);
+    assert_eq!(one.code, 0, "{one:?}");
+    assert_eq!(one.stdout, two.stdout);
+    let v = json(&one);
+    assert_eq!(v["params"]["changed"][0]["key"], "lr", "{v}");
+    let out = env.mlrun(&["diff", "latest~1"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    redact("diff_first_run", &out.stderr);
+}
+
+#[test]
+fn export_defaults_to_openlineage() {
+    let env = tuned(&[("0.1", "3")]);
+    let plain = env.mlrun(&["export"]);
+    let explicit = env.mlrun(&["export", "latest", "--format", "openlineage"]);
+    assert_eq!(plain.code, 0, "{plain:?}");
+    // eventTime and the run's facets are recorded, so both exports are the same bytes
+    assert_eq!(plain.stdout, explicit.stdout);
+    let first: Value = serde_json::from_str(plain.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["eventType"], "START");
+}
+
+#[test]
+fn one_file_is_not_files() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.a]\ncmd = \"mkdir -p out && echo x > out/only.txt\"\noutputs = [\"out/\"]\n",
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.all().contains("out/ (1 file)"), "{out:?}");
+    assert!(!out.all().contains("1 files"), "{out:?}");
+    let show = env.mlrun(&["show", "latest"]);
+    assert!(show.stdout.contains("1 file,"), "{show:?}");
+    assert!(!show.stdout.contains("1 files"), "{show:?}");
+}
+
+#[test]
+fn force_naming_no_step_lists_the_steps() {
+    let env = tuned(&[]);
+    let out = env.mlrun(&["--force=nosuch"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    redact("force_unknown_step", &out.stderr);
+}
+
+#[test]
+fn a_timeout_without_a_unit_says_how_to_write_it() {
+    let env = Env::git();
+    env.write("pipeline.toml", "[steps.a]\ncmd = \"true\"\ntimeout = 5\n");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("write `\"5s\"`"), "{out:?}");
+    env.write(
+        "pipeline.toml",
+        "[steps.a]\ncmd = \"true\"\ntimeout = \"x5\"\nretry-delay = \"5\"\n",
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(!out.stderr.contains("at 0"), "{out:?}");
+    // nothing here varies between test runs (and the durations are the point)
+    insta::assert_snapshot!("duration_errors", out.stderr);
+    let out = env.mlrun(&["--grace", "1h min"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("a number is missing before `min`"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_shell_command_whose_program_is_missing_says_so() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.a]\ncmd = \"echo starting; no-such-program-zz --fast\"\n",
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 127, "{out:?}");
+    assert!(
+        out.all()
+            .contains("could not start `no-such-program-zz`: not found on PATH"),
+        "{out:?}"
+    );
+    let v = json(&env.mlrun(&["show", "latest", "--json"]));
+    assert!(
+        v["steps"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not found on PATH"),
+        "{v}"
+    );
+    // a script that itself exits 127 is only an exit code
+    env.write("pipeline.toml", "[steps.a]\ncmd = \"exit 127\"\n");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 127, "{out:?}");
+    assert!(
+        out.all().contains("exited with code 127") && !out.all().contains("not found"),
+        "{out:?}"
+    );
+}
