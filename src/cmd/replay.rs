@@ -221,7 +221,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                         format!(
                             "{}/ ({})",
                             o.path,
-                            crate::report::files(o.nfiles.max(0) as u64)
+                            crate::report::files(o.nfiles as u64)
                         )
                     } else {
                         o.path.clone()
