@@ -19,6 +19,9 @@ Examples:
   mlrun diff RUN1 RUN2           what changed between two runs
   mlrun diff latest              what changed since the run before the latest
   mlrun runs --metric 'acc>0.9'  runs whose metric passes a test
+  mlrun run -m 'try dropout'     attach a message to the run (`mlrun note RUN TEXT` later)
+  mlrun compare --sort acc       params × metrics of the last 10 runs, best first
+  mlrun init                     start a project: a pipeline.toml skeleton
   mlrun export latest --format openlineage   interchange with lineage tools
   mlrun replay model.pkl         reproduce the run that made model.pkl and compare
 
@@ -71,7 +74,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Trace what a version, step or run was made from (or, with --down, what was made from it)
     Lineage(LineageArgs),
-    /// Compare two runs (or the runs that made two artifact versions)
+    /// Compare two runs (or the runs that made two artifact versions); one run: with the run
+    /// before it
     Diff(DiffArgs),
     /// One table of params × metrics over many runs: the columns that differ
     Compare(CompareArgs),
@@ -79,7 +83,7 @@ pub enum Command {
     Note(NoteArgs),
     /// Start a project: write a commented pipeline.toml and keep .mlrun/ out of git
     Init(InitArgs),
-    /// Print shell completions: `mlrun completions bash > ~/.local/share/bash-completion/completions/mlrun`
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions(CompletionsArgs),
     /// Export a run as OpenLineage events (JSON lines) or W3C PROV-JSON
     Export(ExportArgs),
@@ -484,6 +488,11 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mlrun completions bash > ~/.local/share/bash-completion/completions/mlrun
+  mlrun completions zsh > ~/.zfunc/_mlrun      (with `fpath+=~/.zfunc` before compinit)
+  mlrun completions fish > ~/.config/fish/completions/mlrun.fish")]
 pub struct CompletionsArgs {
     /// The shell
     #[arg(value_name = "SHELL", value_enum)]

@@ -218,11 +218,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 .iter()
                 .map(|o| {
                     if o.kind == "dir" {
-                        format!(
-                            "{}/ ({})",
-                            o.path,
-                            crate::report::files(o.nfiles as u64)
-                        )
+                        format!("{}/ ({})", o.path, crate::report::files(o.nfiles as u64))
                     } else {
                         o.path.clone()
                     }

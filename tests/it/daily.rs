@@ -409,3 +409,30 @@ fn a_shell_command_whose_program_is_missing_says_so() {
         "{out:?}"
     );
 }
+
+#[test]
+fn compare_takes_the_pipeline_of_the_newest_run_unless_told() {
+    let env = tuned(&[("0.1", "3"), ("0.2", "3")]);
+    env.write(
+        "other.toml",
+        "[pipeline]\nname = \"other\"\n[params]\nk = 1\n[steps.s]\ncmd = \"echo {params.k} > o.txt\"\noutputs = [\"o.txt\"]\nparams = [\"k\"]\n",
+    );
+    assert_eq!(env.mlrun(&["other.toml"]).code, 0);
+    assert_eq!(env.mlrun(&["other.toml", "-p", "k=2"]).code, 0);
+    let v = json(&env.mlrun(&["compare", "--json"]));
+    assert_eq!(v["pipeline"], "other");
+    assert_eq!(v["params"], serde_json::json!(["k"]));
+    assert_eq!(v["runs"].as_array().unwrap().len(), 2);
+    let out = env.mlrun(&["compare", "--pipeline", "tune"]);
+    assert!(
+        out.stdout
+            .starts_with("comparing the last 2 runs of `tune`"),
+        "{out:?}"
+    );
+    // runs of two pipelines, named: every param either has is a column
+    let v = json(&env.mlrun(&["compare", "latest", "latest~2", "--json"]));
+    assert_eq!(v["pipeline"], Value::Null);
+    assert_eq!(v["params"], serde_json::json!(["depth", "k", "lr", "seed"]));
+    let out = env.mlrun(&["compare", "latest", "--pipeline", "tune"]);
+    assert_eq!(out.code, 2, "{out:?}");
+}
