@@ -159,6 +159,7 @@ fn new_run(store: &mut Store, git: &GitState) -> String {
             user: "bench",
             argv_json: "[]",
             replay_of: None,
+            message: None,
         },
     )
     .expect("insert run");

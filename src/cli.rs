@@ -17,8 +17,11 @@ Examples:
   mlrun show model/              the model card: what made this exact version
   mlrun lineage model/           the data, steps, commits and params it came from
   mlrun diff RUN1 RUN2           what changed between two runs
-  mlrun diff latest~1 latest     what changed since the run before the latest
+  mlrun diff latest              what changed since the run before the latest
   mlrun runs --metric 'acc>0.9'  runs whose metric passes a test
+  mlrun run -m 'try dropout'     attach a message to the run (`mlrun note RUN TEXT` later)
+  mlrun compare --sort acc       params × metrics of the last 10 runs, best first
+  mlrun init                     start a project: a pipeline.toml skeleton
   mlrun export latest --format openlineage   interchange with lineage tools
   mlrun replay model.pkl         reproduce the run that made model.pkl and compare
 
@@ -71,8 +74,17 @@ pub enum Command {
     Show(ShowArgs),
     /// Trace what a version, step or run was made from (or, with --down, what was made from it)
     Lineage(LineageArgs),
-    /// Compare two runs (or the runs that made two artifact versions)
+    /// Compare two runs (or the runs that made two artifact versions); one run: with the run
+    /// before it
     Diff(DiffArgs),
+    /// One table of params × metrics over many runs: the columns that differ
+    Compare(CompareArgs),
+    /// Attach a message to a recorded run (or show or clear it)
+    Note(NoteArgs),
+    /// Start a project: write a commented pipeline.toml and keep .mlrun/ out of git
+    Init(InitArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completions(CompletionsArgs),
     /// Export a run as OpenLineage events (JSON lines) or W3C PROV-JSON
     Export(ExportArgs),
     /// Say which steps are up to date and why the others would run
@@ -156,6 +168,11 @@ pub struct RunArgs {
     /// files; `--trace=off` turns off tracing asked for in pipeline.toml
     #[arg(long, value_name = "MODE", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "on")]
     pub trace: Option<TraceArg>,
+
+    /// Attach a message to the run: what you are trying (shown by `runs` and `show`, searched by
+    /// `runs --grep`; change it later with `mlrun note`)
+    #[arg(short = 'm', long, value_name = "TEXT")]
+    pub message: Option<String>,
 }
 
 /// `--trace=MODE`
@@ -260,7 +277,8 @@ Examples:
   mlrun runs --pipeline demo --status succeeded --since 2d
   mlrun runs --param train.lr=0.1 --metric 'accuracy>=0.9' --sort accuracy
   mlrun runs --sort final_loss:asc -n 5
-  mlrun runs --no-replays         the workspace's own runs, without replays")]
+  mlrun runs --no-replays         the workspace's own runs, without replays
+  mlrun runs --grep 'dropout'     runs whose message (`run -m`, `note`) mentions dropout")]
 pub struct RunsArgs {
     /// Show at most N runs (0 for all)
     #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
@@ -299,6 +317,10 @@ pub struct RunsArgs {
     /// No replays: only the runs of the workspace itself
     #[arg(long, overrides_with = "replays")]
     pub no_replays: bool,
+
+    /// Only runs whose message contains TEXT (ignoring the case of ASCII letters)
+    #[arg(long, value_name = "TEXT")]
+    pub grep: Option<String>,
 
     /// Print JSON instead of a table
     #[arg(long)]
@@ -394,13 +416,14 @@ pub struct LineageArgs {
 #[derive(Debug, Args)]
 #[command(after_help = TARGET_HELP)]
 pub struct DiffArgs {
-    /// The older side: a run, RUN:STEP, or an artifact version (its producing run)
+    /// The older side: a run, RUN:STEP, or an artifact version (its producing run); alone, the
+    /// newer side, compared with the run before it (`mlrun diff latest` = `diff latest~1 latest`)
     #[arg(value_name = "A")]
     pub a: String,
 
     /// The newer side
     #[arg(value_name = "B")]
-    pub b: String,
+    pub b: Option<String>,
 
     /// Also print the code changes between the two commits and the recorded uncommitted diffs
     #[arg(long)]
@@ -431,12 +454,86 @@ pub struct ExportArgs {
     pub run: String,
 
     /// Interchange format
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ExportFormat::Openlineage)]
     pub format: ExportFormat,
 
     /// Write to FILE instead of stdout
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mlrun compare                       the last 10 runs of the newest run's pipeline
+  mlrun compare -n 30 --sort accuracy the last 30, best accuracy first
+  mlrun compare latest~2 latest~1 latest
+  mlrun compare --pipeline demo --csv > runs.csv
+
+RUN is a run id prefix, `latest`, `latest~N` or `latest-replay`.")]
+pub struct CompareArgs {
+    /// The runs to compare [default: the last N runs of a pipeline, replays left out]
+    #[arg(value_name = "RUN")]
+    pub runs: Vec<String>,
+
+    /// Without RUNs: compare the last N runs (0 for all)
+    #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+    pub limit: usize,
+
+    /// Without RUNs: runs of this pipeline [default: the pipeline of the newest run]
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+
+    /// Every param and metric as a column, not only those that differ between the runs
+    #[arg(long)]
+    pub all: bool,
+
+    /// Order by a metric, highest first (`METRIC:asc` for lowest first); runs without it last
+    #[arg(long, value_name = "METRIC[:asc]", value_parser = crate::cmd::runs::parse_sort)]
+    pub sort: Option<(String, bool)>,
+
+    /// Print JSON instead of a table
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+
+    /// Print CSV (one line per run) instead of a table
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = RUN_HELP)]
+pub struct NoteArgs {
+    /// The run: an id prefix, `latest`, `latest~1`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+
+    /// The message (replaces the run's message) [default: print the run's message]
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
+
+    /// Remove the run's message
+    #[arg(long, conflicts_with = "text")]
+    pub clear: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The project directory
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mlrun completions bash > ~/.local/share/bash-completion/completions/mlrun
+  mlrun completions zsh > ~/.zfunc/_mlrun      (with `fpath+=~/.zfunc` before compinit)
+  mlrun completions fish > ~/.config/fish/completions/mlrun.fish")]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `mlrun --store DIR runs` must mean the `runs` subcommand, but clap stops looking for
@@ -472,7 +569,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 10s, 500ms, 2m)"))
+    crate::pipeline::duration::parse(s).map_err(|e| format!("{e} (examples: 10s, 500ms, 2m)"))
 }
 
 #[cfg(test)]

@@ -180,6 +180,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         // observations (and need the scratch tree's paths): keep pipeline.toml's setting off
         trace: Some(crate::pipeline::plan::TraceMode::Off),
         run_id: None,
+        message: None,
     };
     let replan = plan.clone();
     let outcome = exec::run_blocking(plan, store, opts, printer)?;
@@ -217,7 +218,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 .iter()
                 .map(|o| {
                     if o.kind == "dir" {
-                        format!("{}/ ({} files)", o.path, o.nfiles)
+                        format!("{}/ ({})", o.path, crate::report::files(o.nfiles as u64))
                     } else {
                         o.path.clone()
                     }
@@ -235,7 +236,10 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                             "{}{}",
                             shown.join(" "),
                             if o.files.len() > 3 {
-                                format!(" and {} more files", o.files.len() - 3)
+                                format!(
+                                    " and {} more",
+                                    crate::report::files((o.files.len() - 3) as u64)
+                                )
                             } else {
                                 String::new()
                             }

@@ -421,7 +421,11 @@ fn git_line(g: &GitInfo) -> String {
 
 fn io_line(io: &IoInfo) -> String {
     let what = if io.kind == "dir" {
-        format!("{} files, {}", io.nfiles, report::size(io.size as u64))
+        format!(
+            "{}, {}",
+            report::files(io.nfiles.max(0) as u64),
+            report::size(io.size as u64)
+        )
     } else {
         report::size(io.size as u64)
     };
@@ -574,6 +578,11 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             .unwrap_or_else(|| "no verdict".into());
         let shown = d.replay_of_short.as_deref().unwrap_or(r);
         o += &format!("  replay    of run {} · {verdict}\n", style.cyan(shown));
+    }
+    if let Some(m) = &d.message {
+        // every line of it, aligned under the first
+        let text = m.trim().replace('\n', "\n            ");
+        o += &format!("  message   {text}\n");
     }
     o += &format!(
         "  started   {}{}\n",

@@ -291,6 +291,12 @@ impl Drop for Cut {
 }
 
 impl LogCapture {
+    /// The end of the log as the database keeps it: the whole log, or its tail when it was cut
+    /// (what a shell prints last, like `sh: 1: prog: not found`, is there).
+    pub fn end(&self) -> &[u8] {
+        self.cut.as_ref().map_or(&self.head, |c| &c.tail)
+    }
+
     /// Keep the whole log in the object store (when it was cut) and return what the database
     /// records, with the reason when the whole log could not be kept.
     pub fn keep(mut self, logs: &LogObjects) -> (StepLog, Option<String>) {

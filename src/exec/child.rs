@@ -57,6 +57,30 @@ pub struct ChildOutcome {
     pub stderr: LogCapture,
 }
 
+/// Why a step that exited with `code` failed, in words. A shell string whose program the shell
+/// could not find exits 127 after printing `sh: 1: prog: not found`: that is said as the argv
+/// form says it (`could not start …`), not only as an exit code.
+pub fn exit_reason(cmd: &crate::pipeline::plan::Cmd, code: i32, stderr: &[u8]) -> String {
+    static NOT_FOUND: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        // dash: `sh: 1: prog: not found`; bash: `sh: prog: command not found`,
+        // `bash: line 1: prog: command not found`
+        regex::Regex::new(r"(?m)^\S*sh: (?:line )?(?:\d+: )?(.+?): (?:command )?not found\s*$")
+            .expect("a valid regex")
+    });
+    let exited = format!("exited with code {code}");
+    if code != 127 || !matches!(cmd, crate::pipeline::plan::Cmd::Shell(_)) {
+        return exited;
+    }
+    let text = String::from_utf8_lossy(stderr);
+    match NOT_FOUND.captures_iter(&text).last() {
+        Some(c) => format!(
+            "could not start `{}`: not found on PATH (install it or use its full path); the shell {exited}",
+            &c[1]
+        ),
+        None => exited,
+    }
+}
+
 const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 
 pub async fn run(

@@ -67,6 +67,8 @@ pub struct RunOptions {
     pub trace: Option<TraceMode>,
     /// the run's id, when the caller chose it (to name the run in the pipeline lock first)
     pub run_id: Option<String>,
+    /// `mlrun run -m TEXT`: the run's message
+    pub message: Option<String>,
 }
 
 /// Which steps run even when an earlier execution could be reused.
@@ -533,6 +535,10 @@ pub async fn run(
             .unwrap_or_default();
         let file = recorded.file.to_string_lossy();
         let root = recorded.root.to_string_lossy();
+        let message = opts
+            .message
+            .as_deref()
+            .map(|m| crate::fingerprint::env::mask(m, &ctx.recorded.secrets));
         ctx.with_store(|c| {
             record::insert_run(
                 c,
@@ -550,6 +556,7 @@ pub async fn run(
                     user: &ctx.system.user,
                     argv_json: &argv_json,
                     replay_of: opts.replay_of.as_deref(),
+                    message: message.as_deref(),
                 },
             )
         })?;
@@ -897,12 +904,14 @@ fn fingerprint_all(
 fn io_note(list: &[Io]) -> String {
     match list {
         [] => String::new(),
-        [io] if io.fp.is_dir() => format!("{}/ ({} files)", io.path, io.fp.nfiles()),
+        [io] if io.fp.is_dir() => {
+            format!("{}/ ({})", io.path, report::files(io.fp.nfiles() as u64))
+        }
         [io] => io.path.clone(),
         many => {
             let files: usize = many.iter().map(|io| io.fp.nfiles()).sum();
             let bytes: u64 = many.iter().map(|io| io.fp.size()).sum();
-            format!("{files} files ({})", report::size(bytes))
+            format!("{} ({})", report::files(files as u64), report::size(bytes))
         }
     }
 }
@@ -1367,7 +1376,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     if outcome.exit_code != 0 {
         let msg = match outcome.signal {
             Some(s) => format!("killed by {}", unix::signal_name(s)),
-            None => format!("exited with code {}", outcome.exit_code),
+            None => child::exit_reason(&step.cmd, outcome.exit_code, stderr.end()),
         };
         let msg = traced.explain(msg);
         let f = Finish::failed(outcome.exit_code, outcome.signal, msg, inputs);

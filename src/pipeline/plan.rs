@@ -893,7 +893,7 @@ impl Checker<'_> {
 
     /// A humantime duration like `30m`, `1h 30m`, `90s`.
     fn duration(&mut self, key: &str, v: &Sp<String>, zero_ok: bool) -> Option<Duration> {
-        match humantime::parse_duration(&v.value) {
+        match super::duration::parse(&v.value) {
             Ok(d) if d.is_zero() && !zero_ok => {
                 self.err(Diagnostic::error(
                     format!("`{key}` must be longer than zero"),

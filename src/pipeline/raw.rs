@@ -259,6 +259,23 @@ impl Walker {
         }
     }
 
+    /// A duration is a string with a unit; a bare number gets a hint saying how to write it.
+    fn duration(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<Sp<String>> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => Some(i.as_str().to_string()),
+            DeValue::Float(f) => Some(f.as_str().to_string()),
+            _ => None,
+        };
+        let out = self.string(key, v);
+        if let Some(n) = n {
+            let last = self.diags.len() - 1;
+            self.diags[last] = self.diags[last].clone().hint(format!(
+                "a duration needs its unit: write `\"{n}s\"` (or `\"{n}m\"`, `\"{n}h\"`)"
+            ));
+        }
+        out
+    }
+
     fn integer(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<Sp<i64>> {
         let span = v.span();
         match v.get_ref() {
@@ -428,8 +445,8 @@ impl Walker {
                 "after" => step.after = self.string_list(&path, value),
                 "env" => step.env = self.env_table(&path, value),
                 "cwd" => step.cwd = self.string(&path, value),
-                "timeout" => step.timeout = self.string(&path, value),
-                "retry-delay" => step.retry_delay = self.string(&path, value),
+                "timeout" => step.timeout = self.duration(&path, value),
+                "retry-delay" => step.retry_delay = self.duration(&path, value),
                 "retries" => step.retries = self.integer(&path, value),
                 "trace" => step.trace = self.trace(&path, value),
                 "trace-ignore" => step.trace_ignore = self.string_list(&path, value),

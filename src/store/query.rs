@@ -265,6 +265,11 @@ pub struct RunSummary {
     pub replay_verdict: Option<String>,
     #[serde(serialize_with = "crate::fingerprint::metrics::ser_map")]
     pub metrics: BTreeMap<String, f64>,
+    /// `mlrun run -m` / `mlrun note`: what the run was for
+    pub message: Option<String>,
+    /// the run's params, read only when `RunFilter::with_params` asks (`compare`)
+    #[serde(skip)]
+    pub params: BTreeMap<String, serde_json::Value>,
 }
 
 /// A comparison in `--metric 'accuracy>0.9'`.
@@ -306,6 +311,12 @@ pub struct RunFilter {
     pub limit: Option<usize>,
     /// `Some(true)`: only replays; `Some(false)`: no replays; `None`: every run
     pub replays: Option<bool>,
+    /// messages containing this text, ignoring case (`runs --grep`)
+    pub grep: Option<String>,
+    /// only these runs (full ids)
+    pub ids: Option<Vec<String>>,
+    /// also read each run's params (`RunSummary::params`), in the same query
+    pub with_params: bool,
 }
 
 /// A run's value of a metric: the one reported by the step latest in the plan (then the last
@@ -330,6 +341,18 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
     if let Some(t) = f.since {
         wheres.push("r.started_at >= ?".into());
         args.push(V::Integer(t));
+    }
+    if let Some(g) = &f.grep {
+        // a plain substring (no LIKE wildcards to escape); SQLite's lower() folds ASCII letters
+        // only, so the needle is folded the same way
+        wheres.push("instr(lower(r.message), ?) > 0".into());
+        args.push(V::Text(g.to_ascii_lowercase()));
+    }
+    if let Some(ids) = &f.ids {
+        wheres.push("r.id IN (SELECT value FROM json_each(?))".into());
+        args.push(V::Text(
+            serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
+        ));
     }
     match f.replays {
         Some(true) => wheres.push("r.replay_of IS NOT NULL".into()),
@@ -382,11 +405,14 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
     };
     args.push(V::Integer(f.limit.map_or(-1, |l| l as i64)));
     let selected = format!(
-        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict
-         FROM runs r {where_sql} ORDER BY {order} LIMIT ?"
+        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict,
+                r.message, {}
+         FROM runs r {where_sql} ORDER BY {order} LIMIT ?",
+        if f.with_params { "r.params" } else { "NULL AS params" }
     );
     let mut stmt = conn.prepare(&format!(
-        "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of, x.replay_verdict
+        "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of, x.replay_verdict,
+                x.message, x.params
          FROM ({selected}) x LEFT JOIN git_snapshots g ON g.id = x.git_start"
     ))?;
     let mut runs: Vec<RunSummary> = stmt
@@ -407,6 +433,11 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
                 replay_of: r.get(8)?,
                 replay_verdict: r.get(9)?,
                 metrics: BTreeMap::new(),
+                message: r.get(10)?,
+                params: r
+                    .get::<_, Option<String>>(11)?
+                    .and_then(|p| serde_json::from_str(&p).ok())
+                    .unwrap_or_default(),
                 id,
             })
         })?
@@ -456,6 +487,30 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
         }
     }
     Ok(runs)
+}
+
+/// The names runs were recorded under, for "no run has X; known: …" messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Pipelines,
+    Params,
+    Metrics,
+}
+
+/// Every distinct pipeline name, param key or metric key in the store, sorted.
+pub fn known_names(conn: &Connection, what: Known) -> Result<Vec<String>> {
+    let sql = match what {
+        Known::Pipelines => "SELECT DISTINCT pipeline FROM runs ORDER BY 1",
+        Known::Params => {
+            "SELECT DISTINCT j.key FROM runs r, json_each(r.params) j WHERE j.key IS NOT NULL ORDER BY 1"
+        }
+        Known::Metrics => "SELECT DISTINCT key FROM metrics ORDER BY 1",
+    };
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -646,6 +701,8 @@ pub struct RunDetail {
     /// the replayed run's id as mlrun shows it (see `short_id`)
     pub replay_of_short: Option<String>,
     pub replay_verdict: Option<String>,
+    /// `mlrun run -m` / `mlrun note`: what the run was for
+    pub message: Option<String>,
     pub git: Option<GitInfo>,
     pub git_end: Option<GitInfo>,
     pub steps: Vec<StepInfo>,
@@ -679,7 +736,7 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
 pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDetail> {
     let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
         "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
-                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict FROM runs WHERE id = ?1",
+                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message FROM runs WHERE id = ?1",
         [id],
         |r| {
             let started: i64 = r.get(6)?;
@@ -704,6 +761,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                     replay_of: r.get(13)?,
                     replay_of_short: None,
                     replay_verdict: r.get(16)?,
+                    message: r.get(17)?,
                     git: None,
                     git_end: None,
                     steps: Vec::new(),

@@ -129,6 +129,8 @@ pub struct RunStart<'a> {
     pub user: &'a str,
     pub argv_json: &'a str,
     pub replay_of: Option<&'a str>,
+    /// `mlrun run -m TEXT`, secrets already masked
+    pub message: Option<&'a str>,
 }
 
 fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
@@ -254,8 +256,8 @@ pub fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> {
     let git = put_git(&tx, r.git)?;
     tx.execute(
         "INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, git_start,
-                           hostname, user, mlrun_version, argv, pid, pid_start, boot_id, replay_of)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                           hostname, user, mlrun_version, argv, pid, pid_start, boot_id, replay_of, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             r.id,
             r.pipeline,
@@ -274,10 +276,30 @@ pub fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> {
             me.start,
             me.boot_id,
             r.replay_of,
+            r.message,
         ],
     )?;
     tx.commit()?;
     Ok(())
+}
+
+/// Set (or, with `None`, clear) a run's message (`mlrun note`); returns the message it replaced.
+pub fn set_message(
+    conn: &mut Connection,
+    run_id: &str,
+    message: Option<&str>,
+) -> Result<Option<String>> {
+    let tx = immediate(conn)?;
+    let old: Option<String> =
+        tx.query_row("SELECT message FROM runs WHERE id = ?1", [run_id], |r| {
+            r.get(0)
+        })?;
+    tx.execute(
+        "UPDATE runs SET message = ?2 WHERE id = ?1",
+        params![run_id, message],
+    )?;
+    tx.commit()?;
+    Ok(old)
 }
 
 pub fn finish_run(

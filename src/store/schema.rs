@@ -40,7 +40,17 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V7_LOGS,
     },
+    Migration {
+        code: None,
+        sql: V_RUN_MESSAGES,
+    },
 ];
+
+// 8: a message on a run (`mlrun run -m TEXT`, `mlrun note RUN TEXT`): what the person running it
+// meant to try, shown by `runs` and `show` and searched by `runs --grep`. NULL: no message.
+const V_RUN_MESSAGES: &str = r#"
+ALTER TABLE runs ADD COLUMN message TEXT;
+"#;
 
 // 3: a declared path that was itself a symbolic link (`best.pkl -> ckpt/epoch10.pkl`): its
 // version is the content the link leads to, and `link` keeps the link's own target, as the link

@@ -2,6 +2,7 @@
 //! subprocesses and the real SQLite store.
 
 mod common;
+mod daily;
 mod execution;
 mod export;
 mod history;
