@@ -7,6 +7,7 @@
 pub mod lineage;
 pub mod lock;
 pub mod marks;
+pub mod models;
 pub mod objects;
 pub mod owner;
 pub mod query;
