@@ -5,6 +5,7 @@ pub mod export;
 pub mod fsck;
 pub mod gc;
 pub mod lineage;
+pub mod model;
 pub mod replay;
 pub mod run;
 pub mod runs;
@@ -29,6 +30,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Status(args)) => status::status(args, store.as_deref(), cli.color),
         Some(Command::Gc(args)) => gc::gc(args, store.as_deref(), cli.color),
         Some(Command::Fsck(args)) => fsck::fsck(args, store.as_deref(), cli.color),
+        Some(Command::Model(args)) => model::model(args, store.as_deref(), cli.color),
     }
 }
 

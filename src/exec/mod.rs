@@ -10,6 +10,7 @@
 
 pub mod child;
 pub mod incremental;
+mod model;
 pub mod output;
 pub mod recorded;
 pub mod trace;
@@ -1706,6 +1707,7 @@ async fn finish(
         ),
     };
     ctx.printer.event(&line);
+    model::register_output(ctx, step, exec_id, f.status, &rec.outputs);
 
     StepOutcome {
         name: step.name.clone(),

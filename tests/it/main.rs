@@ -7,6 +7,7 @@ mod export;
 mod history;
 mod hostile;
 mod incremental;
+mod models;
 mod orphans;
 mod paths;
 mod query;

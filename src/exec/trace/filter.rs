@@ -296,6 +296,7 @@ mod tests {
             retry_delay: Default::default(),
             trace: None,
             trace_ignore: ignore.iter().map(|s| s.to_string()).collect(),
+            model: None,
         }
     }
 
