@@ -293,6 +293,17 @@ fn model_versions_and_aliases_are_targets() {
     assert_eq!(card["run"]["id"], runs[0].as_str());
     let card = json(&env.mlrun(&["show", "churn@production", "--json"]));
     assert_eq!(card["run"]["id"], runs[1].as_str());
+    // the card says which names the version has
+    assert_eq!(
+        card["models"],
+        serde_json::json!([{"name": "churn", "version": "v2", "aliases": ["production"]}])
+    );
+    let text = run(&env, &["show", "model/"]);
+    assert!(
+        text.stdout
+            .contains("\n  model     churn@v2 (production)\n"),
+        "{text:?}"
+    );
     let card = json(&env.mlrun(&["show", "models:/churn@v1", "--json"]));
     assert_eq!(card["version"]["hash"], v1.as_str());
 
@@ -663,4 +674,30 @@ fn export_tags_writes_gto_tags() {
         }
         None => eprintln!("MLRUN_TEST_GTO is not set: the tags were checked with git only"),
     }
+}
+
+/// `gc --keep-last N` keeps the objects of the runs that made registered versions: a
+/// production model stays restorable (and its run replayable) however many runs follow.
+#[test]
+fn gc_keeps_what_registered_versions_need() {
+    let env = project("");
+    run(&env, &["run"]);
+    let first = run_ids(&env)[0].clone();
+    run(&env, &["run", "-p", "k=2"]);
+    run(&env, &["run", "-p", "k=3"]);
+    run(
+        &env,
+        &["model", "register", "churn", &format!("model/@{first}")],
+    );
+    run(&env, &["model", "alias", "churn", "production", "v1"]);
+    run(&env, &["gc", "--keep-last", "1"]);
+    // k=2's bytes are gone (nothing registered them): the step runs again
+    let k2 = run(&env, &["run", "-p", "k=2"]);
+    assert!(k2.stdout.contains("✓ train"), "{k2:?}");
+    assert!(!k2.stdout.contains("restored"), "{k2:?}");
+    // v1's bytes are kept: back to k=1 restores rather than runs
+    let back = run(&env, &["run"]);
+    assert!(back.stdout.contains("restored"), "{back:?}");
+    let replay = run(&env, &["replay", "churn@production"]);
+    assert!(replay.stdout.contains("identical"), "{replay:?}");
 }
