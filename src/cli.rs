@@ -157,7 +157,7 @@ pub struct ModelAliasArgs {
     #[arg(value_name = "ALIAS")]
     pub alias: String,
 
-    /// The version to point it at (`v2`, `v1.2.0`)
+    /// The version to point it at (`v2`, `v1.2.0`), or another alias (the version it points at)
     #[arg(
         value_name = "VERSION",
         id = "to_version",

@@ -230,7 +230,8 @@ fn is_hex(s: &str) -> bool {
 }
 
 /// The model version `arg` names, if it names one (rule 0 of the module docs): `NAME@REF` where
-/// NAME is a registered model and REF one of its versions or aliases, or `models:/NAME@REF`
+/// NAME is a registered model and REF one of its versions or aliases (and no path is named
+/// `NAME@REF` on disk), or `models:/NAME@REF`
 /// (then NAME must be a model and REF one of its versions or aliases). A registered NAME with an
 /// unknown REF falls through to `PATH@RUN` when PATH is on disk or recorded, else is an error
 /// that lists the model's versions and aliases.
@@ -239,6 +240,10 @@ pub fn model_version(store: &Store, arg: &str) -> Result<Option<models::ModelVer
         Some(r) => (true, r),
         None => (false, arg),
     };
+    // a file or directory literally named `NAME@REF` is that path (as for `PATH@RUN`)
+    if !forced && Path::new(arg).exists() {
+        return Ok(None);
+    }
     let Some((name, reference)) = rest.split_once('@') else {
         if forced {
             return Err(Error::invalid(format!("`{arg}` names no version"))

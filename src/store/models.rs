@@ -604,8 +604,8 @@ pub struct AliasMove {
     pub id: i64,
 }
 
-/// Move (or, with `to` None, remove) an alias. `Ok(None)`: it already pointed there (nothing is
-/// logged). Errors: no such model, no such version, removing an alias that is not set.
+/// Move (or, with `to` None, remove) an alias to a version (a label, or another alias: the
+/// version it points at now). `Ok(None)`: it already pointed there (nothing is logged). Errors: no such model, no such version, removing an alias that is not set.
 pub fn set_alias(
     conn: &mut Connection,
     name: &str,
@@ -623,23 +623,12 @@ pub fn set_alias(
     };
     let current = current_aliases(&tx, mid)?.get(alias).copied();
     let to_id = match to {
-        Some(r) => {
-            let label = parse_version(r).map_err(|_| {
-                Error::invalid(format!("`{r}` is not a version")).hint(format!(
-                    "name a version of `{name}` such as `v1` or `v1.2.0` (`mlrun model show {name}` lists them)"
-                ))
-            })?;
-            match versions_where(
-                &tx,
-                "mv.model_id = ?1 AND mv.semver = ?2",
-                &[&mid, &label.semver],
-            )?
-            .pop()
-            {
-                Some(v) => Some(v.id),
-                None => return Err(no_such_ref(&tx, name, r)?),
-            }
-        }
+        // a version label, or another alias of the model (`alias churn production staging`
+        // promotes what staging points at)
+        Some(r) => match by_ref(&tx, name, r)? {
+            Some(v) => Some(v.id),
+            None => return Err(no_such_ref(&tx, name, r)?),
+        },
         None => {
             if current.is_none() {
                 return Err(Error::other(format!(
