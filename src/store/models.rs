@@ -290,7 +290,23 @@ fn versions_where(
     Ok(out)
 }
 
+/// Whether the store has the model tables: a store written by an older mlrun that can only be
+/// opened read-only (a full disk, a read-only file system) was never migrated, and has no models.
+fn registry_exists(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'model_versions'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 pub fn model_id(conn: &Connection, name: &str) -> Result<Option<i64>> {
+    if !registry_exists(conn)? {
+        return Ok(None);
+    }
     Ok(conn
         .query_row("SELECT id FROM models WHERE name = ?1", [name], |r| {
             r.get(0)
@@ -300,6 +316,9 @@ pub fn model_id(conn: &Connection, name: &str) -> Result<Option<i64>> {
 
 /// Every registered name, for hints.
 pub fn names(conn: &Connection) -> Result<Vec<String>> {
+    if !registry_exists(conn)? {
+        return Ok(Vec::new());
+    }
     let mut stmt = conn.prepare("SELECT name FROM models ORDER BY name")?;
     let rows = stmt
         .query_map([], |r| r.get(0))?
@@ -314,6 +333,9 @@ pub fn versions(conn: &Connection, name: &str) -> Result<Vec<ModelVersion>> {
 
 /// The model versions bound to an artifact version (for the model card).
 pub fn versions_of_av(conn: &Connection, av_id: i64) -> Result<Vec<ModelVersion>> {
+    if !registry_exists(conn)? {
+        return Ok(Vec::new());
+    }
     versions_where(conn, "mv.av_id = ?1", &[&av_id])
 }
 
@@ -794,6 +816,18 @@ mod tests {
         assert!(check_alias("v2").is_err());
         assert!(check_alias("latest").is_err());
         assert!(check_alias("production").is_ok());
+    }
+
+    #[test]
+    fn a_store_without_the_model_tables_has_no_models() {
+        // as a store of an older schema opened read-only is
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::store::schema::V1_FOR_TESTS)
+            .unwrap();
+        assert!(names(&conn).unwrap().is_empty());
+        assert!(versions_of_av(&conn, 1).unwrap().is_empty());
+        assert!(model_id(&conn, "churn").unwrap().is_none());
+        assert!(all(&conn).unwrap().is_empty());
     }
 
     #[test]

@@ -97,6 +97,9 @@ fn forget_the_marker_salt(conn: &Connection) -> rusqlite::Result<()> {
     done.map(|_| ())
 }
 
+#[cfg(test)]
+pub const V1_FOR_TESTS: &str = V1;
+
 // 1: the lineage record
 const V1: &str = r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;

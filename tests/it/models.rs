@@ -711,3 +711,30 @@ fn gc_keeps_what_registered_versions_need() {
     let replay = run(&env, &["replay", "churn@production"]);
     assert!(replay.stdout.contains("identical"), "{replay:?}");
 }
+
+/// Two registrations of the same name at once (two terminals, two CI jobs) both succeed, with
+/// distinct numbers: the next number is taken inside the writing transaction.
+#[test]
+fn concurrent_registrations_get_distinct_versions() {
+    let env = project("");
+    run(&env, &["run"]);
+    run(&env, &["run", "-p", "k=2"]);
+    let runs = run_ids(&env);
+    let a = format!("model/@{}", runs[0]);
+    let b = format!("model/@{}", runs[1]);
+    let first = env.spawn_mlrun(&["model", "register", "churn", &a, "--json"]);
+    let second = env.spawn_mlrun(&["model", "register", "churn", &b, "--json"]);
+    let (first, second) = (crate::common::finish(first), crate::common::finish(second));
+    let mut got = vec![
+        json(&first)["version"]["version"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        json(&second)["version"]["version"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    ];
+    got.sort();
+    assert_eq!(got, ["v1", "v2"]);
+}
