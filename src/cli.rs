@@ -119,6 +119,8 @@ pub enum ModelCommand {
     Show(ModelShowArgs),
     /// Write the registry as annotated git tags in GTO's format (NAME@vX.Y.Z, NAME#STAGE#N)
     ExportTags(ModelExportTagsArgs),
+    /// Read GTO's git tags back: registrations of recorded versions, and where each stage is now
+    ImportTags(ModelExportTagsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -199,7 +201,7 @@ pub struct ModelShowArgs {
 
 #[derive(Debug, Args)]
 pub struct ModelExportTagsArgs {
-    /// Say which tags would be written without writing them
+    /// Say what would be done without doing it
     #[arg(long)]
     pub dry_run: bool,
 

@@ -596,6 +596,44 @@ pub fn producer(conn: &Connection, av_id: i64, run_id: Option<&str>) -> Result<O
     crate::store::lineage::preferred_producer(conn, av_id)
 }
 
+/// The version of `path` that a succeeded step of a run started at `commit` produced, when
+/// exactly one such version exists (replays left out): how a git tag on a commit names content.
+pub fn produced_at_commit(conn: &Connection, path: &str, commit: &str) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT v.id FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id
+           JOIN io_edges e ON e.av_id = v.id AND e.direction = 'out'
+           JOIN step_execs s ON s.id = e.step_exec JOIN runs r ON r.id = s.run_id
+           JOIN git_snapshots g ON g.id = r.git_start
+          WHERE a.path = ?1 AND g.commit_sha = ?2 AND r.replay_of IS NULL
+            AND s.status IN ('succeeded', 'cached', 'restored')
+          LIMIT 2",
+    )?;
+    let rows = stmt
+        .query_map(params![path, commit], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// The current alias and when it last moved (`None`: never set).
+pub fn alias_state(
+    conn: &Connection,
+    name: &str,
+    alias: &str,
+) -> Result<Option<(Option<String>, i64)>> {
+    let Some(mid) = model_id(conn, name)? else {
+        return Ok(None);
+    };
+    Ok(conn
+        .query_row(
+            "SELECT t.label, l.at FROM model_alias_log l
+               LEFT JOIN model_versions t ON t.id = l.to_version
+              WHERE l.model_id = ?1 AND l.alias = ?2 ORDER BY l.id DESC LIMIT 1",
+            params![mid, alias],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
 /// The run of a step execution.
 pub fn run_of_exec(conn: &Connection, exec_id: i64) -> Result<Option<String>> {
     Ok(conn

@@ -676,6 +676,9 @@ fn export_tags_writes_gto_tags() {
         again.stdout.contains("0 tags written, 6 already there"),
         "{again:?}"
     );
+    // reading our own tags back changes nothing
+    let back = run(&env, &["model", "import-tags"]);
+    assert!(back.stdout.contains("0 changes (6 tags read)"), "{back:?}");
     match &gto {
         Some(gto) => {
             let shown = gto_show(gto);
@@ -737,4 +740,155 @@ fn concurrent_registrations_get_distinct_versions() {
     ];
     got.sort();
     assert_eq!(got, ["v1", "v2"]);
+}
+
+/// `import-tags` reads GTO's tags back: a registration binds to the version a recorded run at
+/// the tag's commit produced of the path GTO's `artifacts.yaml` gives (or the `PATH HASH` line
+/// `export-tags` writes), and each stage ends where GTO's tags leave it.
+#[test]
+fn import_tags_reads_gto_tags_back() {
+    let env = project("");
+    env.write("artifacts.yaml", "churn:\n  type: model\n  path: model\n");
+    env.commit("declare the artifact for GTO");
+    let c1 = env.git_cmd(&["rev-parse", "HEAD"]);
+    run(&env, &["run"]);
+    env.write(
+        "pipeline.toml",
+        &std::fs::read_to_string(env.path("pipeline.toml"))
+            .unwrap()
+            .replace("k = 1", "k = 2"),
+    );
+    env.commit("k = 2");
+    let c2 = env.git_cmd(&["rev-parse", "HEAD"]);
+    run(&env, &["run"]);
+    // tags as `gto register` / `gto assign` write them, dated in order
+    let tag = |name: &str, commit: &str, secs: i64, msg: &str| {
+        let mut cmd = std::process::Command::new("git");
+        let out = cmd
+            .args(["tag", "-a", name, "-m", msg, commit])
+            .current_dir(&env.root)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_COMMITTER_NAME", "alice")
+            .env("GIT_COMMITTER_EMAIL", "alice@example.invalid")
+            .env("GIT_COMMITTER_DATE", format!("@{secs} +0000"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let t0 = 4_000_000_000; // later than any move made by this test
+    match std::env::var("MLRUN_TEST_GTO") {
+        // registrations made by gto itself when the environment provides it
+        Ok(gto) => {
+            for (version, commit) in [("v1.0.0", &c1), ("v1.1.0", &c2)] {
+                let out = std::process::Command::new(&gto)
+                    .args(["register", "churn", commit, "--version", version])
+                    .current_dir(&env.root)
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                    .env("GIT_COMMITTER_NAME", "alice")
+                    .env("GIT_COMMITTER_EMAIL", "alice@example.invalid")
+                    .env("GIT_AUTHOR_NAME", "alice")
+                    .env("GIT_AUTHOR_EMAIL", "alice@example.invalid")
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        Err(_) => {
+            tag(
+                "churn@v1.0.0",
+                &c1,
+                t0,
+                "Registering artifact churn version v1.0.0",
+            );
+            tag(
+                "churn@v1.1.0",
+                &c2,
+                t0 + 1,
+                "Registering artifact churn version v1.1.0",
+            );
+        }
+    }
+    tag(
+        "churn#prod#1",
+        &c1,
+        t0 + 2,
+        "Assigning stage prod to artifact churn version v1.0.0",
+    );
+    tag(
+        "churn#prod#2",
+        &c2,
+        t0 + 3,
+        "Assigning stage prod to artifact churn version v1.1.0",
+    );
+    tag(
+        "churn#dev#3",
+        &c2,
+        t0 + 4,
+        "Assigning stage dev to artifact churn version v1.1.0",
+    );
+    tag(
+        "churn#dev!#4",
+        &c2,
+        t0 + 5,
+        "Unassigning stage dev from artifact churn version v1.1.0",
+    );
+    tag("other@v1.0.0", &c1, t0, "no artifacts.yaml entry");
+
+    let dry = json(&env.mlrun(&["model", "import-tags", "--dry-run", "--json"]));
+    assert!(
+        dry.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["status"] == "would-register"),
+        "{dry:#}"
+    );
+    let n: i64 = one(&env.db(), "SELECT count(*) FROM model_versions");
+    assert_eq!(n, 0, "--dry-run writes nothing");
+
+    let out = run(&env, &["model", "import-tags"]);
+    let show = json(&env.mlrun(&["model", "show", "churn", "--json"]));
+    let labels: Vec<&str> = show["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["v1.1.0", "v1"], "{out:?}");
+    let runs = run_ids(&env);
+    assert_eq!(show["versions"][1]["run_id"], runs[0].as_str());
+    assert_eq!(show["versions"][0]["run_id"], runs[1].as_str());
+    assert_eq!(show["aliases"], serde_json::json!({"prod": "v1.1.0"}));
+    assert!(
+        show["history"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("churn#prod#2 (by alice"),
+        "{show:#}"
+    );
+    assert!(
+        out.stdout.contains("skipped        other@v1.0.0"),
+        "{out:?}"
+    );
+    // a second import changes nothing
+    let again = run(&env, &["model", "import-tags"]);
+    assert!(
+        again.stdout.contains("0 changes (7 tags read)"),
+        "{again:?}"
+    );
+    assert_eq!(
+        json(&env.mlrun(&["model", "show", "churn", "--json"]))["history"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
