@@ -413,17 +413,22 @@ fn export_tags(
         &[
             "for-each-ref",
             "refs/tags",
-            "--format=%(refname:strip=2)%00%(*objectname)%(objectname)%00%(contents)%00%00",
+            "--format=%(refname:strip=2)%00%(*objectname)%(objectname)%00%(taggerdate:unix)%00%(contents)%00%00",
         ],
         &[],
     )?;
     let mut existing: BTreeMap<String, String> = BTreeMap::new();
     let mut moves_done: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    // the newest tag date there: GTO orders events by date, so new tags must come after it
+    let mut newest_secs = 0i64;
     for rec in listing.split("\0\0") {
-        let mut f = rec.trim_start_matches('\n').splitn(3, '\0');
-        let (Some(name), Some(commit), Some(msg)) = (f.next(), f.next(), f.next()) else {
+        let mut f = rec.trim_start_matches('\n').splitn(4, '\0');
+        let (Some(name), Some(commit), Some(date), Some(msg)) =
+            (f.next(), f.next(), f.next(), f.next())
+        else {
             continue;
         };
+        newest_secs = newest_secs.max(date.parse().unwrap_or(0));
         for line in msg.lines() {
             if let Some(id) = line.strip_prefix(MOVE_TRAILER) {
                 moves_done
@@ -571,7 +576,7 @@ fn export_tags(
             }
         }
     }
-    let mut last_secs = 0i64;
+    let mut last_secs = newest_secs;
     for (at, tag, commit, message, by) in planned {
         if existing.contains_key(&tag) {
             tags.push(TagOut {
@@ -595,7 +600,8 @@ fn export_tags(
             ));
             continue;
         }
-        // GTO orders events by the tag's date (whole seconds): keep them apart and in order
+        // GTO orders events by the tag's date (whole seconds): keep them apart, in order, and
+        // after the tags already there
         let secs = (at / 1000).max(last_secs + 1);
         last_secs = secs;
         if !args.dry_run {
@@ -1000,6 +1006,7 @@ fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i3
         }
         last.insert((name, stage), t);
     }
+    let log = models::alias_log(&store.conn, None)?;
     for ((name, stage), t) in &last {
         let want = active
             .get(&(name.clone(), stage.clone()))
@@ -1022,8 +1029,18 @@ fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i3
             );
             continue;
         }
+        // a tag export-tags wrote from this store's log stands for that move, made at its own
+        // time (the tag's date may have been pushed later to keep GTO's order)
+        let tag_ms = t
+            .message
+            .lines()
+            .find_map(|l| l.strip_prefix(MOVE_TRAILER))
+            .and_then(|id| id.trim().parse::<i64>().ok())
+            .and_then(|id| log.iter().find(|m| m.id == id))
+            .filter(|m| m.name == *name && m.alias == *stage)
+            .map_or(t.date * 1000, |m| m.at);
         if let Some((_, moved)) = &state
-            && *moved >= t.date * 1000
+            && *moved >= tag_ms
         {
             note(
                 &t.name,
