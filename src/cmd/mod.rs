@@ -9,6 +9,7 @@ pub mod gc;
 pub mod import;
 pub mod init;
 pub mod lineage;
+pub mod model;
 pub mod note;
 pub mod replay;
 pub mod run;
@@ -44,6 +45,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Gc(args)) => gc::gc(args, store.as_deref(), cli.color),
         Some(Command::Fsck(args)) => fsck::fsck(args, store.as_deref(), cli.color),
         Some(Command::Import(args)) => import::import(args, cli.color),
+        Some(Command::Model(args)) => model::model(args, store.as_deref(), cli.color),
     }
 }
 

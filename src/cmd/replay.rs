@@ -34,7 +34,10 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let dir = store::find_dir(store_dir)?;
     let store = Store::open_existing(&dir)?;
     let project = dir.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let run_id = replay::resolve(&store.conn, &args.target, &project)?;
+    let run_id = match crate::cmd::target::model_run(&store, &args.target)? {
+        Some(run) => run,
+        None => replay::resolve(&store.conn, &args.target, &project)?,
+    };
     let orig = replay::load(&store.conn, &run_id)?;
     let mut plan = orig.plan.clone();
     if let Some(s) = &args.step {

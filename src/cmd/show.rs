@@ -122,6 +122,16 @@ struct CardJson<'a> {
     file: Option<&'a Member>,
     #[serde(skip_serializing_if = "Option::is_none")]
     files: Option<Vec<FileRow>>,
+    /// the model versions this version is registered as
+    models: Vec<ModelName>,
+}
+
+/// A name a version is registered under (`mlrun model register`), in the card.
+#[derive(Serialize)]
+struct ModelName {
+    name: String,
+    version: String,
+    aliases: Vec<String>,
 }
 
 /// `mlrun show PATH`: the model card of a version, or of a file inside a directory version.
@@ -158,11 +168,20 @@ fn show_version(
         }
         _ => None,
     };
+    let names: Vec<ModelName> = crate::store::models::versions_of_av(&store.conn, v.av_id)?
+        .into_iter()
+        .map(|m| ModelName {
+            name: m.name,
+            version: m.version,
+            aliases: m.aliases,
+        })
+        .collect();
     if args.json {
         let out = CardJson {
             card: &card,
             file: file.as_ref(),
             files,
+            models: names,
         };
         emit(&format!(
             "{}\n",
@@ -175,6 +194,28 @@ fn show_version(
         Some(m) => render_file_card(&card, m, &style),
         None => render_card(&card, &style),
     };
+    if !names.is_empty() {
+        let line = format!(
+            "  model     {}\n",
+            names
+                .iter()
+                .map(|m| {
+                    let mut s = format!("{}@{}", m.name, m.version);
+                    if !m.aliases.is_empty() {
+                        s += &format!(" ({})", m.aliases.join(", "));
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        // under the `content` line of the card's head
+        let at = o
+            .find("\n  content ")
+            .and_then(|i| o[i + 1..].find('\n').map(|j| i + j + 2))
+            .unwrap_or(0);
+        o.insert_str(at, &line);
+    }
     if let Some(files) = &files {
         o += &format!(
             "\n{}\n",

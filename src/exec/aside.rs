@@ -365,6 +365,7 @@ mod tests {
             trace_ignore: Vec::new(),
             trace_ignore_defaults: true,
             keep_outputs: false,
+            model: None,
         }
     }
 

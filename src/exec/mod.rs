@@ -12,6 +12,7 @@ pub mod aside;
 pub mod capture;
 pub mod child;
 pub mod incremental;
+mod model;
 pub mod output;
 pub mod recorded;
 mod records;
@@ -1836,6 +1837,7 @@ async fn finish(
         ),
     };
     ctx.printer.event(&line);
+    model::register_output(ctx, step, exec_id, f.status, &rec.outputs);
 
     StepOutcome {
         name: step.name.clone(),

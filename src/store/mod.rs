@@ -9,6 +9,7 @@ pub mod lineage;
 pub mod lock;
 pub mod logs;
 pub mod marks;
+pub mod models;
 pub mod objects;
 pub mod owner;
 pub mod packages;

@@ -44,12 +44,60 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_RUN_MESSAGES,
     },
+    Migration {
+        code: None,
+        sql: V_MODELS,
+    },
 ];
 
 // 8: a message on a run (`mlrun run -m TEXT`, `mlrun note RUN TEXT`): what the person running it
 // meant to try, shown by `runs` and `show` and searched by `runs --grep`. NULL: no message.
 const V_RUN_MESSAGES: &str = r#"
 ALTER TABLE runs ADD COLUMN message TEXT;
+"#;
+
+// 9: model names (`store::models`). A registered version binds NAME@LABEL to one artifact version
+// (path x content) and the execution that produced it; versions are immutable (no UPDATE, no
+// DELETE). An alias is the last row of its append-only log (`to_version` NULL: removed).
+const V_MODELS: &str = r#"
+CREATE TABLE models (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL);
+CREATE TABLE model_versions (
+  id INTEGER PRIMARY KEY,
+  model_id INTEGER NOT NULL REFERENCES models(id),
+  label TEXT NOT NULL,                       -- as written: v3, v1.2.0
+  semver TEXT NOT NULL,                      -- canonical: vN is N.0.0
+  major INTEGER NOT NULL,
+  av_id INTEGER NOT NULL REFERENCES artifact_versions(id),
+  step_exec INTEGER REFERENCES step_execs(id),  -- the execution that produced it, if recorded
+  run_id TEXT REFERENCES runs(id),
+  registered_at INTEGER NOT NULL,
+  registered_by TEXT NOT NULL,
+  message TEXT,
+  auto INTEGER NOT NULL DEFAULT 0,           -- 1: by a step's `model` key
+  UNIQUE (model_id, semver),
+  UNIQUE (model_id, av_id));
+CREATE INDEX model_versions_av ON model_versions(av_id);
+CREATE TABLE model_alias_log (
+  id INTEGER PRIMARY KEY,
+  model_id INTEGER NOT NULL REFERENCES models(id),
+  alias TEXT NOT NULL,
+  from_version INTEGER REFERENCES model_versions(id),
+  to_version INTEGER REFERENCES model_versions(id),
+  at INTEGER NOT NULL,
+  by TEXT NOT NULL,
+  message TEXT);
+CREATE INDEX model_alias_log_alias ON model_alias_log(model_id, alias, id);
+CREATE TRIGGER model_versions_immutable BEFORE UPDATE ON model_versions
+  BEGIN SELECT RAISE(ABORT, 'model versions are immutable'); END;
+CREATE TRIGGER model_versions_kept BEFORE DELETE ON model_versions
+  BEGIN SELECT RAISE(ABORT, 'model versions are never deleted'); END;
+CREATE TRIGGER model_alias_log_no_update BEFORE UPDATE ON model_alias_log
+  BEGIN SELECT RAISE(ABORT, 'the alias log is append-only'); END;
+CREATE TRIGGER model_alias_log_no_delete BEFORE DELETE ON model_alias_log
+  BEGIN SELECT RAISE(ABORT, 'the alias log is append-only'); END;
 "#;
 
 // 3: a declared path that was itself a symbolic link (`best.pkl -> ckpt/epoch10.pkl`): its
@@ -70,6 +118,9 @@ fn forget_the_marker_salt(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "secure_delete", was)?;
     done.map(|_| ())
 }
+
+#[cfg(test)]
+pub const V1_FOR_TESTS: &str = V1;
 
 // 1: the lineage record
 const V1: &str = r#"

@@ -10,6 +10,7 @@ mod hostile;
 mod import;
 mod incremental;
 mod logs;
+mod models;
 mod orphans;
 mod packages;
 mod paths;
