@@ -127,8 +127,12 @@ fn step_record(key: &str, outputs: Vec<Io>, env: &EnvSnapshot, reused: Option<i6
         .into(),
         git_after: git_state(),
         env: env.clone(),
-        stdout: vec![b'x'; 1024],
-        stderr: Vec::new(),
+        stdout: mlrun::store::record::StepLog {
+            bytes: 1024,
+            head: vec![b'x'; 1024],
+            ..Default::default()
+        },
+        stderr: Default::default(),
         cache_key: Some(key.to_string()),
         cache_parts: Some("{}".into()),
         reused_exec: reused,
@@ -155,6 +159,7 @@ fn new_run(store: &mut Store, git: &GitState) -> String {
             user: "bench",
             argv_json: "[]",
             replay_of: None,
+            message: None,
         },
     )
     .expect("insert run");

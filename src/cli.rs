@@ -17,8 +17,11 @@ Examples:
   mlrun show model/              the model card: what made this exact version
   mlrun lineage model/           the data, steps, commits and params it came from
   mlrun diff RUN1 RUN2           what changed between two runs
-  mlrun diff latest~1 latest     what changed since the run before the latest
+  mlrun diff latest              what changed since the run before the latest
   mlrun runs --metric 'acc>0.9'  runs whose metric passes a test
+  mlrun run -m 'try dropout'     attach a message to the run (`mlrun note RUN TEXT` later)
+  mlrun compare --sort acc       params × metrics of the last 10 runs, best first
+  mlrun init                     start a project: a pipeline.toml skeleton
   mlrun export latest --format openlineage   interchange with lineage tools
   mlrun replay model.pkl         reproduce the run that made model.pkl and compare
 
@@ -71,8 +74,17 @@ pub enum Command {
     Show(ShowArgs),
     /// Trace what a version, step or run was made from (or, with --down, what was made from it)
     Lineage(LineageArgs),
-    /// Compare two runs (or the runs that made two artifact versions)
+    /// Compare two runs (or the runs that made two artifact versions); one run: with the run
+    /// before it
     Diff(DiffArgs),
+    /// One table of params × metrics over many runs: the columns that differ
+    Compare(CompareArgs),
+    /// Attach a message to a recorded run (or show or clear it)
+    Note(NoteArgs),
+    /// Start a project: write a commented pipeline.toml and keep .mlrun/ out of git
+    Init(InitArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completions(CompletionsArgs),
     /// Export a run as OpenLineage events (JSON lines) or W3C PROV-JSON
     Export(ExportArgs),
     /// Say which steps are up to date and why the others would run
@@ -83,6 +95,154 @@ pub enum Command {
     Gc(GcArgs),
     /// Re-hash every stored object and report corrupt or missing ones
     Fsck(FsckArgs),
+    /// Convert a DVC pipeline (dvc.yaml) into pipeline.toml
+    Import(ImportArgs),
+    /// Name model versions (NAME@vN), move aliases (NAME@production), list them
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+const MODEL_HELP: &str = "\
+A model NAME (and an ALIAS) is lowercase letters, digits, `-` and `/`, starting with a letter
+and ending with a letter or digit (the names git tags and GTO accept): `churn`, `team/churn`.
+A registered version is NAME@vN (or NAME@vX.Y.Z); NAME@vN and NAME@ALIAS work as a TARGET in
+show, lineage, diff, replay and export (`models:/NAME@REF` always means a model).
+
+Examples:
+  mlrun model register churn model/            the current content of model/ becomes churn@v1
+  mlrun model register churn model/@latest~1 --version 1.2.0 -m 'retrained on May data'
+  mlrun model alias churn production v2        point churn@production at v2 (logged)
+  mlrun model alias churn production --remove
+  mlrun model list                             every model, its latest version and aliases
+  mlrun model show churn                       versions, aliases and the alias log
+  mlrun show churn@production                  the model card of that version
+  mlrun model export-tags                      the registry as GTO git tags";
+
+#[derive(Debug, Subcommand)]
+#[command(after_help = MODEL_HELP)]
+pub enum ModelCommand {
+    /// Register an artifact version as the next version of a model (NAME@vN)
+    #[command(after_help = MODEL_HELP)]
+    Register(ModelRegisterArgs),
+    /// Point an alias (production, staging, any word) at a version, or remove it; every move is logged
+    #[command(after_help = MODEL_HELP)]
+    Alias(ModelAliasArgs),
+    /// List the registered models
+    List(ModelListArgs),
+    /// Show a model's versions, aliases and alias history
+    Show(ModelShowArgs),
+    /// Write the registry as annotated git tags in GTO's format (NAME@vX.Y.Z, NAME#STAGE#N)
+    ExportTags(ModelExportTagsArgs),
+    /// Read GTO's git tags back: registrations of recorded versions, and where each stage is now
+    ImportTags(ModelExportTagsArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(disable_version_flag = true)]
+pub struct ModelRegisterArgs {
+    /// The model name, e.g. `churn`
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The artifact version: PATH (its current content), PATH@RUN, or a content-hash prefix
+    #[arg(value_name = "PATH[@RUN]")]
+    pub target: String,
+
+    /// The version to register it as: a number (`3`) or a semantic version (`1.2.0`)
+    /// [default: the next number, v1, v2, …]
+    #[arg(long = "version", id = "as_version", value_name = "X.Y.Z")]
+    pub as_version: Option<String>,
+
+    /// Why this version is registered
+    #[arg(short = 'm', long, value_name = "MSG")]
+    pub message: Option<String>,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(disable_version_flag = true)]
+pub struct ModelAliasArgs {
+    /// The model name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The alias, e.g. `production`
+    #[arg(value_name = "ALIAS")]
+    pub alias: String,
+
+    /// The version to point it at (`v2`, `v1.2.0`), or another alias (the version it points at)
+    #[arg(
+        value_name = "VERSION",
+        id = "to_version",
+        required_unless_present = "remove",
+        conflicts_with = "remove"
+    )]
+    pub to_version: Option<String>,
+
+    /// Remove the alias (the removal is logged too)
+    #[arg(long)]
+    pub remove: bool,
+
+    /// Why it moves
+    #[arg(short = 'm', long, value_name = "MSG")]
+    pub message: Option<String>,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelListArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelShowArgs {
+    /// The model name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelExportTagsArgs {
+    /// Say what would be done without doing it
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mlrun import dvc.yaml                    write pipeline.toml beside dvc.yaml
+  mlrun import dvc.yaml -o other.toml      write another file
+  mlrun import dvc.yaml -o -               print it instead
+  mlrun import sub/dvc.yaml -o pipeline.toml   paths are rebased onto pipeline.toml's directory")]
+pub struct ImportArgs {
+    /// The DVC pipeline file to convert
+    #[arg(value_name = "DVC_YAML")]
+    pub file: PathBuf,
+
+    /// Where to write the pipeline (`-` for stdout) [default: pipeline.toml beside DVC_YAML]
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite FILE if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -133,6 +293,11 @@ pub struct RunArgs {
     /// files; `--trace=off` turns off tracing asked for in pipeline.toml
     #[arg(long, value_name = "MODE", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "on")]
     pub trace: Option<TraceArg>,
+
+    /// Attach a message to the run: what you are trying (shown by `runs` and `show`, searched by
+    /// `runs --grep`; change it later with `mlrun note`)
+    #[arg(short = 'm', long, value_name = "TEXT")]
+    pub message: Option<String>,
 }
 
 /// `--trace=MODE`
@@ -237,7 +402,8 @@ Examples:
   mlrun runs --pipeline demo --status succeeded --since 2d
   mlrun runs --param train.lr=0.1 --metric 'accuracy>=0.9' --sort accuracy
   mlrun runs --sort final_loss:asc -n 5
-  mlrun runs --no-replays         the workspace's own runs, without replays")]
+  mlrun runs --no-replays         the workspace's own runs, without replays
+  mlrun runs --grep 'dropout'     runs whose message (`run -m`, `note`) mentions dropout")]
 pub struct RunsArgs {
     /// Show at most N runs (0 for all)
     #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
@@ -277,6 +443,10 @@ pub struct RunsArgs {
     #[arg(long, overrides_with = "replays")]
     pub no_replays: bool,
 
+    /// Only runs whose message contains TEXT (ignoring the case of ASCII letters)
+    #[arg(long, value_name = "TEXT")]
+    pub grep: Option<String>,
+
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -298,9 +468,19 @@ pub struct ShowArgs {
     #[arg(long)]
     pub files: bool,
 
-    /// Also print each step's captured stdout and stderr
+    /// Also print each step's captured stdout and stderr (a long log: its first and last
+    /// 64 KiB, with a line saying how much was cut)
     #[arg(long)]
     pub logs: bool,
+
+    /// Print every log whole, from the object store (implies --logs)
+    #[arg(long)]
+    pub full: bool,
+
+    /// Print only this stream of one step execution (TARGET: RUN:STEP), whole and byte for
+    /// byte as recorded, and nothing else: `mlrun show latest:train --log stdout > train.log`
+    #[arg(long, value_name = "STREAM", value_parser = ["stdout", "stderr"], conflicts_with_all = ["json", "logs", "patch"])]
+    pub log: Option<String>,
 
     /// Also print the uncommitted diff recorded at the start of the run
     #[arg(long)]
@@ -361,13 +541,14 @@ pub struct LineageArgs {
 #[derive(Debug, Args)]
 #[command(after_help = TARGET_HELP)]
 pub struct DiffArgs {
-    /// The older side: a run, RUN:STEP, or an artifact version (its producing run)
+    /// The older side: a run, RUN:STEP, or an artifact version (its producing run); alone, the
+    /// newer side, compared with the run before it (`mlrun diff latest` = `diff latest~1 latest`)
     #[arg(value_name = "A")]
     pub a: String,
 
     /// The newer side
     #[arg(value_name = "B")]
-    pub b: String,
+    pub b: Option<String>,
 
     /// Also print the code changes between the two commits and the recorded uncommitted diffs
     #[arg(long)]
@@ -398,12 +579,86 @@ pub struct ExportArgs {
     pub run: String,
 
     /// Interchange format
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ExportFormat::Openlineage)]
     pub format: ExportFormat,
 
     /// Write to FILE instead of stdout
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mlrun compare                       the last 10 runs of the newest run's pipeline
+  mlrun compare -n 30 --sort accuracy the last 30, best accuracy first
+  mlrun compare latest~2 latest~1 latest
+  mlrun compare --pipeline demo --csv > runs.csv
+
+RUN is a run id prefix, `latest`, `latest~N` or `latest-replay`.")]
+pub struct CompareArgs {
+    /// The runs to compare [default: the last N runs of a pipeline, replays left out]
+    #[arg(value_name = "RUN")]
+    pub runs: Vec<String>,
+
+    /// Without RUNs: compare the last N runs (0 for all)
+    #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+    pub limit: usize,
+
+    /// Without RUNs: runs of this pipeline [default: the pipeline of the newest run]
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+
+    /// Every param and metric as a column, not only those that differ between the runs
+    #[arg(long)]
+    pub all: bool,
+
+    /// Order by a metric, highest first (`METRIC:asc` for lowest first); runs without it last
+    #[arg(long, value_name = "METRIC[:asc]", value_parser = crate::cmd::runs::parse_sort)]
+    pub sort: Option<(String, bool)>,
+
+    /// Print JSON instead of a table
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+
+    /// Print CSV (one line per run) instead of a table
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = RUN_HELP)]
+pub struct NoteArgs {
+    /// The run: an id prefix, `latest`, `latest~1`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+
+    /// The message (replaces the run's message) [default: print the run's message]
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
+
+    /// Remove the run's message
+    #[arg(long, conflicts_with = "text")]
+    pub clear: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The project directory
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  mlrun completions bash > ~/.local/share/bash-completion/completions/mlrun
+  mlrun completions zsh > ~/.zfunc/_mlrun      (with `fpath+=~/.zfunc` before compinit)
+  mlrun completions fish > ~/.config/fish/completions/mlrun.fish")]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `mlrun --store DIR runs` must mean the `runs` subcommand, but clap stops looking for
@@ -439,7 +694,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 10s, 500ms, 2m)"))
+    crate::pipeline::duration::parse(s).map_err(|e| format!("{e} (examples: 10s, 500ms, 2m)"))
 }
 
 #[cfg(test)]

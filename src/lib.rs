@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod error;
 pub mod exec;
 pub mod fingerprint;
+pub mod import;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

@@ -775,8 +775,12 @@ pub fn compute_with(
     all: bool,
     color: ColorChoice,
 ) -> Result<RunDiff> {
-    let (ra, via_a) = side_of(store, a, color)?;
     let (rb, via_b) = side_of(store, b, color)?;
+    let (ra, via_a) = if a.is_empty() {
+        (run_before(store, b, &rb)?, None)
+    } else {
+        side_of(store, a, color)?
+    };
     let with_diff = true; // the uncommitted diffs are compared by content
     let da = query::run_detail(&store.conn, &ra, with_diff)?;
     let db = query::run_detail(&store.conn, &rb, with_diff)?;
@@ -798,9 +802,29 @@ pub fn compute_with(
     })
 }
 
+/// `diff B` alone: the run before B's run (of the same kind: a replay's is the replay before).
+fn run_before(store: &Store, b: &str, run: &str) -> Result<String> {
+    query::resolve_run(&store.conn, &format!("{run}~1")).map_err(|_| {
+        Error::other(format!(
+            "`{b}` is the first run recorded{}; there is no run before it to compare with",
+            if b == run || query::is_run_name(b) {
+                String::new()
+            } else {
+                format!(" (run {})", &run[..run.len().min(query::MIN_SHORT)])
+            }
+        ))
+        .hint("name both sides: `mlrun diff A B`")
+    })
+}
+
 pub fn diff(args: DiffArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
-    let d = compute_with(&store, &args.a, &args.b, args.patch, args.all, color)?;
+    // one side named: it is the newer one, compared with the run before it
+    let (a, b) = match &args.b {
+        Some(b) => (args.a.as_str(), b.as_str()),
+        None => ("", args.a.as_str()),
+    };
+    let d = compute_with(&store, a, b, args.patch, args.all, color)?;
     if args.json {
         emit(&format!(
             "{}\n",

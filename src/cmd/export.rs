@@ -11,7 +11,10 @@ use crate::store::{self, Store, query};
 
 pub fn export(args: ExportArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
-    let id = query::resolve_run(&store.conn, &args.run)?;
+    let id = match crate::cmd::target::model_run(&store, &args.run)? {
+        Some(run) => run,
+        None => query::resolve_run(&store.conn, &args.run)?,
+    };
     let run = lineage::export_run(&store.conn, &id)?;
     let text = match args.format {
         ExportFormat::Openlineage => {

@@ -14,6 +14,7 @@ use crate::cli::FsckArgs;
 use crate::error::Result;
 use crate::fingerprint::hash::{MODE_LINK, parse_manifest, sha256_bytes};
 use crate::report::{self, ColorChoice, Style};
+use crate::store::logs::LogObjects;
 use crate::store::objects::{Objects, Problem};
 use crate::store::{self, Store};
 use crate::store::{marks, query};
@@ -31,6 +32,10 @@ pub struct Finding {
     pub quarantined: bool,
     /// `--repair`: the versions that need it are now recorded as not restorable
     pub repaired: bool,
+    /// for the whole log of a step (`log corrupt`, `log missing`): one execution that printed
+    /// it, `RUN:STEP stream`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,7 +67,7 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         crate::report::Style::stderr(color),
     );
     let listed = objects.list();
-    let bytes_checked = listed.iter().map(|o| o.2).sum();
+    let bytes_checked: u64 = listed.iter().map(|o| o.2).sum();
     let mut findings: Vec<Finding> = listed
         .par_iter()
         .filter_map(|(hash, ..)| match objects.verify(hash) {
@@ -73,6 +78,7 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 paths: Vec::new(),
                 quarantined: objects.quarantine(hash),
                 repaired: false,
+                log: None,
             }),
             _ => None,
         })
@@ -87,10 +93,12 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 paths: Vec::new(),
                 quarantined: false,
                 repaired: false,
+                log: None,
             });
         }
         check_claims(conn, &objects, &mut findings)?;
     }
+    let (logs_checked, logs_bytes) = check_logs(&dir, conn, &mut findings)?;
     findings.sort_by(|a, b| a.hash.cmp(&b.hash));
     let mut repair_note = None;
     if args.repair
@@ -125,8 +133,8 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     let report = Report {
         database_ok,
         database_messages: messages,
-        objects_checked: listed.len(),
-        bytes_checked,
+        objects_checked: listed.len() + logs_checked,
+        bytes_checked: bytes_checked + logs_bytes,
         findings,
         lost_database: None,
         new_database: false,
@@ -161,10 +169,10 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             println!(
                 "  {what} {}  {}",
                 &f.hash[..12],
-                if f.paths.is_empty() {
-                    "(no recorded path)".to_string()
-                } else {
-                    f.paths.join(", ")
+                match &f.log {
+                    Some(log) => format!("the whole log of {log}"),
+                    None if f.paths.is_empty() => "(no recorded path)".to_string(),
+                    None => f.paths.join(", "),
                 }
             );
         }
@@ -226,6 +234,7 @@ fn fsck_lost(args: FsckArgs, dir: &Path, what: &str, color: ColorChoice) -> Resu
                 paths: Vec::new(),
                 quarantined: objects.quarantine(hash),
                 repaired: false,
+                log: None,
             }),
             _ => None,
         })
@@ -342,6 +351,7 @@ fn check_claims(
                 paths: Vec::new(),
                 quarantined: false,
                 repaired: false,
+                log: None,
             });
         }
         Ok(())
@@ -358,6 +368,7 @@ fn check_claims(
                 paths: Vec::new(),
                 quarantined: false,
                 repaired: false,
+                log: None,
             });
         }
     }
@@ -396,4 +407,52 @@ fn check_claims(
             .collect();
     }
     Ok(())
+}
+
+/// The whole logs of long step outputs (`objects/logs/`): each one decompressed and re-hashed
+/// (a corrupt one is moved to `objects/corrupt/`), and each one the database says is stored
+/// present. Returns how many were checked and their size on disk.
+fn check_logs(
+    dir: &Path,
+    conn: &rusqlite::Connection,
+    findings: &mut Vec<Finding>,
+) -> Result<(usize, u64)> {
+    let logs = LogObjects::new(dir);
+    let listed = logs.list();
+    let expected = LogObjects::expected(conn)?;
+    let owner: HashMap<&str, &str> = expected
+        .iter()
+        .map(|(h, o)| (h.as_str(), o.as_str()))
+        .collect();
+    let corrupt: Vec<Finding> = listed
+        .par_iter()
+        .filter_map(|(hash, ..)| match logs.verify(hash) {
+            Err(Problem::Corrupt { .. }) => Some(Finding {
+                hash: hash.clone(),
+                problem: "log corrupt",
+                paths: Vec::new(),
+                quarantined: logs.quarantine(hash),
+                log: owner.get(hash.as_str()).map(|o| o.to_string()),
+                repaired: false,
+            }),
+            _ => None,
+        })
+        .collect();
+    let bad: HashSet<&str> = corrupt.iter().map(|f| f.hash.as_str()).collect();
+    let mut missing = Vec::new();
+    for (hash, log) in &expected {
+        if !bad.contains(hash.as_str()) && !logs.has(hash) {
+            missing.push(Finding {
+                hash: hash.clone(),
+                problem: "log missing",
+                paths: Vec::new(),
+                quarantined: false,
+                log: Some(log.clone()),
+                repaired: false,
+            });
+        }
+    }
+    findings.extend(corrupt);
+    findings.extend(missing);
+    Ok((listed.len(), listed.iter().map(|l| l.2).sum()))
 }

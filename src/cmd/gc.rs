@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::fingerprint::hash::parse_manifest;
 use crate::report::{self, ColorChoice, Style};
 use crate::store::lock::ObjectsExclusive;
+use crate::store::logs::{Collected, LogObjects};
 use crate::store::objects::Objects;
 use crate::store::{self, Store, marks, query};
 
@@ -89,6 +90,9 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64) - Duration::from_secs(60)
     });
 
+    // the whole logs of long step outputs (`objects/logs/`)
+    let logs = LogObjects::new(&dir).collect_garbage(conn, args.keep_last, guard, args.dry_run)?;
+
     let mut doomed = HashSet::new();
     let mut bytes = 0u64;
     let mut present = HashSet::new();
@@ -110,10 +114,11 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     };
     if args.dry_run {
         println!(
-            "would delete {} object{} ({}) not referenced by {kept_desc}",
+            "would delete {} object{} ({}) not referenced by {kept_desc}{}",
             doomed.len(),
             if doomed.len() == 1 { "" } else { "s" },
-            report::size(bytes)
+            report::size(bytes),
+            logs_note(&logs)
         );
         return Ok(0);
     }
@@ -185,10 +190,11 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         }
     }
     println!(
-        "{} {deleted} object{} ({}) not referenced by {kept_desc}{}",
+        "{} {deleted} object{} ({}) not referenced by {kept_desc}{}{}",
         style.bold("deleted"),
         if deleted == 1 { "" } else { "s" },
         report::size(freed),
+        logs_note(&logs),
         if stale.is_empty() {
             String::new()
         } else {
@@ -202,4 +208,17 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         }
     );
     Ok(0)
+}
+
+/// ", and 2 step logs (1.3 GB)": the log objects gc deleted, when there were any.
+fn logs_note(logs: &Collected) -> String {
+    if logs.deleted == 0 {
+        return String::new();
+    }
+    format!(
+        ", and {} step log{} ({})",
+        logs.deleted,
+        if logs.deleted == 1 { "" } else { "s" },
+        report::size(logs.bytes)
+    )
 }

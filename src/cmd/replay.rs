@@ -34,7 +34,10 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let dir = store::find_dir(store_dir)?;
     let store = Store::open_existing(&dir)?;
     let project = dir.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let run_id = replay::resolve(&store.conn, &args.target, &project)?;
+    let run_id = match crate::cmd::target::model_run(&store, &args.target)? {
+        Some(run) => run,
+        None => replay::resolve(&store.conn, &args.target, &project)?,
+    };
     let orig = replay::load(&store.conn, &run_id)?;
     let mut plan = orig.plan.clone();
     if let Some(s) = &args.step {
@@ -180,6 +183,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         // observations (and need the scratch tree's paths): keep pipeline.toml's setting off
         trace: Some(crate::pipeline::plan::TraceMode::Off),
         run_id: None,
+        message: None,
     };
     let replan = plan.clone();
     let outcome = exec::run_blocking(plan, store, opts, printer)?;
@@ -217,7 +221,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 .iter()
                 .map(|o| {
                     if o.kind == "dir" {
-                        format!("{}/ ({} files)", o.path, o.nfiles)
+                        format!("{}/ ({})", o.path, crate::report::files(o.nfiles as u64))
                     } else {
                         o.path.clone()
                     }
@@ -235,7 +239,10 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                             "{}{}",
                             shown.join(" "),
                             if o.files.len() > 3 {
-                                format!(" and {} more files", o.files.len() - 3)
+                                format!(
+                                    " and {} more",
+                                    crate::report::files((o.files.len() - 3) as u64)
+                                )
                             } else {
                                 String::new()
                             }

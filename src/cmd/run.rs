@@ -42,7 +42,8 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                     if let Some(s) = did_you_mean(n, plan.steps.iter().map(|s| s.name.as_str())) {
                         e = e.hint(format!("did you mean `{s}`?"));
                     }
-                    return Err(e);
+                    let steps: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+                    return Err(e.hint(format!("its steps: {}", steps.join(", "))));
                 }
             }
             Force::Steps(names)
@@ -100,6 +101,7 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         recorded_location: None,
         trace,
         run_id: Some(run_id),
+        message: args.message.clone().filter(|m| !m.trim().is_empty()),
     };
     let outcome = exec::run_blocking(plan, store, opts, printer)?;
     drop(lock);

@@ -25,14 +25,26 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         } else {
             None
         },
+        grep: args.grep.clone(),
+        ids: None,
+        with_params: false,
     };
-    let filtered = filter.replays.is_some()
+    let filtered = filter.grep.is_some()
+        || filter.replays.is_some()
         || filter.pipeline.is_some()
         || filter.status.is_some()
         || filter.since.is_some()
         || !filter.params.is_empty()
         || !filter.metrics.is_empty();
     let runs = query::list_runs(&store.conn, &filter)?;
+    if runs.is_empty() {
+        // a name no run has is more likely a typo than a question: say so, with the names known
+        let params: Vec<&str> = args.params.iter().map(|(k, _)| k.as_str()).collect();
+        let metrics: Vec<&str> = args.metrics.iter().map(|(k, ..)| k.as_str()).collect();
+        if let Some(e) = unknown_name(&store.conn, args.pipeline.as_deref(), &params, &metrics)? {
+            return Err(e);
+        }
+    }
     if args.json {
         crate::report::emit(&format!(
             "{}\n",
@@ -60,12 +72,17 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         Err(_) => time::local(ms),
     };
     let mut hidden_metrics = false;
-    let mut rows: Vec<[String; 7]> = Vec::with_capacity(runs.len() + 1);
+    // MESSAGE only when a shown run has one, last since it is free text
+    let with_message = runs.iter().any(|r| r.message.is_some());
+    let ncols = if with_message { 8 } else { 7 };
+    let mut rows: Vec<Vec<String>> = Vec::with_capacity(runs.len() + 1);
     rows.push(
         [
-            "ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "COMMIT", "METRICS",
-        ]
-        .map(String::from),
+            "ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "COMMIT", "METRICS", "MESSAGE",
+        ][..ncols]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     );
     for r in &runs {
         let commit = match &r.commit {
@@ -99,7 +116,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             metrics.push(format!("+{} more", all.len() - METRIC_CELLS));
             hidden_metrics = true;
         }
-        rows.push([
+        let mut row = vec![
             r.short_id.clone(),
             r.pipeline.clone(),
             status,
@@ -108,9 +125,13 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 .map_or_else(|| "-".into(), report::duration_ms),
             commit,
             metrics.join(" "),
-        ]);
+        ];
+        if with_message {
+            row.push(r.message.as_deref().map_or_else(String::new, one_line));
+        }
+        rows.push(row);
     }
-    let mut widths = [0usize; 7];
+    let mut widths = [0usize; 8];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -152,6 +173,81 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
 
 /// How many metrics the METRICS column shows per run before `+N more`.
 const METRIC_CELLS: usize = 3;
+
+/// How many characters of a message the MESSAGE column shows (`show` prints all of it).
+const MESSAGE_CHARS: usize = 60;
+
+/// A message as one table cell: its first line, cut to `MESSAGE_CHARS` with `…` when longer.
+pub fn one_line(message: &str) -> String {
+    let first = message.trim().lines().next().unwrap_or("");
+    let more = message.trim().lines().nth(1).is_some();
+    if first.chars().count() > MESSAGE_CHARS {
+        let cut: String = first.chars().take(MESSAGE_CHARS - 1).collect();
+        format!("{}…", cut.trim_end())
+    } else if more {
+        format!("{first} …")
+    } else {
+        first.to_string()
+    }
+}
+
+/// The first of `pipeline`, `params`, `metrics` that no recorded run has, as an error that
+/// names the known ones (and the closest); `None` when every name is known.
+pub fn unknown_name(
+    conn: &rusqlite::Connection,
+    pipeline: Option<&str>,
+    params: &[&str],
+    metrics: &[&str],
+) -> Result<Option<crate::error::Error>> {
+    use query::Known;
+    let checks = pipeline
+        .map(|p| (Known::Pipelines, p))
+        .into_iter()
+        .chain(params.iter().map(|p| (Known::Params, *p)))
+        .chain(metrics.iter().map(|m| (Known::Metrics, *m)));
+    let mut cache: Vec<(Known, Vec<String>)> = Vec::new();
+    for (what, name) in checks {
+        let known = match cache.iter().find(|(k, _)| *k == what) {
+            Some((_, v)) => v.clone(),
+            None => {
+                let v = query::known_names(conn, what)?;
+                cache.push((what, v.clone()));
+                v
+            }
+        };
+        if known.iter().any(|k| k == name) {
+            continue;
+        }
+        let noun = match what {
+            Known::Pipelines => "pipeline",
+            Known::Params => "param",
+            Known::Metrics => "metric",
+        };
+        let mut e = crate::error::Error::other(format!("no recorded run has a {noun} `{name}`"));
+        if let Some(s) = crate::pipeline::diag::did_you_mean(name, known.iter().map(String::as_str))
+        {
+            e = e.hint(format!("did you mean `{s}`?"));
+        }
+        e = e.hint(if known.is_empty() {
+            format!("no run recorded any {noun} yet")
+        } else {
+            format!("known {noun}s: {}", list_names(&known))
+        });
+        return Ok(Some(e));
+    }
+    Ok(None)
+}
+
+/// `a, b, c` (at most 20, then `… and N more`).
+fn list_names(names: &[String]) -> String {
+    const MAX: usize = 20;
+    let shown: Vec<&str> = names.iter().take(MAX).map(String::as_str).collect();
+    let mut s = shown.join(", ");
+    if names.len() > MAX {
+        s += &format!(" … and {} more", names.len() - MAX);
+    }
+    s
+}
 
 /// `--since`: `2d`, `3h`, `90m` ago, or a date / date-time in local time, or RFC 3339.
 pub fn parse_since(s: &str) -> Result<i64, String> {

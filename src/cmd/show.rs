@@ -1,14 +1,17 @@
 //! `mlrun show RUN`: everything recorded about one run.
 
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::cli::ShowArgs;
 use crate::cmd::target::{self, Target};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::exec::capture::Lines;
 use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
 use crate::store::lineage::{self, Card, GAP_REASON, Member, Version};
+use crate::store::logs::LogObjects;
 use crate::store::packages::EnvPackages;
 use crate::store::query::{self, EnvInfo, GitInfo, IoInfo, RunDetail};
 use crate::store::{self, Store};
@@ -16,7 +19,11 @@ use crate::store::{self, Store};
 pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let mut only_step = None;
-    let id = match target::resolve(&store, &args.target)? {
+    let resolved = target::resolve(&store, &args.target)?;
+    if let Some(stream) = &args.log {
+        return one_log(&store, resolved, stream);
+    }
+    let id = match resolved {
         Target::Run(id) => id,
         Target::Exec { run_id, step, .. } => {
             only_step = Some(step);
@@ -43,12 +50,14 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         return Ok(0);
     }
     let style = Style::stdout(color);
-    let mut o = render(&detail, &style);
-    for s in &detail.steps {
-        if args.logs && (s.stdout_bytes > 0 || s.stderr_bytes > 0) {
+    let mut out = Out::stdout();
+    out.text(&render(&detail, &style));
+    if args.logs || args.full {
+        let objects = LogObjects::new(&store.dir);
+        for s in &detail.steps {
             for stream in ["stdout", "stderr"] {
                 let data = query::step_log(&store.conn, s.exec_id, stream)?;
-                if data.is_empty() {
+                if data.bytes == 0 {
                     continue;
                 }
                 let attempt = if s.attempt > 1 {
@@ -56,13 +65,14 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 } else {
                     String::new()
                 };
-                o += &format!(
+                out.text(&format!(
                     "\n{} {}{attempt} {}\n",
                     style.bold("──"),
                     s.name,
                     style.dim(stream)
-                );
-                o += &String::from_utf8_lossy(&data);
+                ));
+                let name = format!("{}:{}", detail.short_id, s.name);
+                print_log(&mut out, &objects, &data, args.full, &name, &style)?;
             }
         }
     }
@@ -88,20 +98,20 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 ),
                 None => "no packages recorded: no step ran a Python interpreter (or one in a conda environment)".to_string(),
             };
-            o += &format!("\n{}\n", style.dim(&why));
+            out.text(&format!("\n{}\n", style.dim(&why)));
         }
-        o += &package_lists(&envs, &style);
+        out.text(&package_lists(&envs, &style));
     }
     if args.patch
         && let Some(diff) = detail.git.as_ref().and_then(|g| g.diff.as_ref())
     {
-        o += &format!(
+        out.text(&format!(
             "\n{}\n",
             style.bold("uncommitted diff at the start of the run:")
-        );
-        o += diff;
+        ));
+        out.text(diff);
     }
-    emit(&o);
+    out.finish();
     Ok(0)
 }
 
@@ -125,6 +135,16 @@ struct CardJson<'a> {
     file: Option<&'a Member>,
     #[serde(skip_serializing_if = "Option::is_none")]
     files: Option<Vec<FileRow>>,
+    /// the model versions this version is registered as
+    models: Vec<ModelName>,
+}
+
+/// A name a version is registered under (`mlrun model register`), in the card.
+#[derive(Serialize)]
+struct ModelName {
+    name: String,
+    version: String,
+    aliases: Vec<String>,
 }
 
 /// `mlrun show PATH`: the model card of a version, or of a file inside a directory version.
@@ -161,11 +181,20 @@ fn show_version(
         }
         _ => None,
     };
+    let names: Vec<ModelName> = crate::store::models::versions_of_av(&store.conn, v.av_id)?
+        .into_iter()
+        .map(|m| ModelName {
+            name: m.name,
+            version: m.version,
+            aliases: m.aliases,
+        })
+        .collect();
     if args.json {
         let out = CardJson {
             card: &card,
             file: file.as_ref(),
             files,
+            models: names,
         };
         emit(&format!(
             "{}\n",
@@ -178,6 +207,28 @@ fn show_version(
         Some(m) => render_file_card(&card, m, &style),
         None => render_card(&card, &style),
     };
+    if !names.is_empty() {
+        let line = format!(
+            "  model     {}\n",
+            names
+                .iter()
+                .map(|m| {
+                    let mut s = format!("{}@{}", m.name, m.version);
+                    if !m.aliases.is_empty() {
+                        s += &format!(" ({})", m.aliases.join(", "));
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        // under the `content` line of the card's head
+        let at = o
+            .find("\n  content ")
+            .and_then(|i| o[i + 1..].find('\n').map(|j| i + j + 2))
+            .unwrap_or(0);
+        o.insert_str(at, &line);
+    }
     if let Some(files) = &files {
         o += &format!(
             "\n{}\n",
@@ -201,6 +252,195 @@ fn show_version(
     }
     emit(&o);
     Ok(0)
+}
+
+/// Where `show` writes: stdout, buffered; a closed pipe (`| head`) ends the output quietly.
+/// Log bytes go out as recorded, except to a terminal, where they are made safe to look at
+/// (`terminal_safe`): a log replayed raw could move the cursor, recolour or retitle the
+/// terminal, or hide lines.
+struct Out {
+    w: std::io::BufWriter<std::io::Stdout>,
+    closed: bool,
+    terminal: bool,
+}
+
+impl Out {
+    fn stdout() -> Out {
+        Out {
+            w: std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout()),
+            closed: false,
+            terminal: std::io::stdout().is_terminal(),
+        }
+    }
+
+    fn text(&mut self, s: &str) {
+        self.raw(s.as_bytes());
+    }
+
+    fn raw(&mut self, b: &[u8]) {
+        if !self.closed && self.w.write_all(b).is_err() {
+            self.closed = true;
+        }
+    }
+
+    /// A log, from `r`, in constant memory.
+    fn log(&mut self, mut r: impl Read) -> std::io::Result<()> {
+        let mut lines = Lines::new(&[]);
+        let mut buf = vec![0u8; 256 * 1024];
+        while !self.closed {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if self.terminal {
+                lines.push(&buf[..n], &[], |l| self.text(&terminal_safe(l)));
+            } else {
+                self.raw(&buf[..n]);
+            }
+        }
+        lines.finish(|l| self.text(&terminal_safe(l)));
+        Ok(())
+    }
+
+    fn finish(mut self) {
+        let _ = self.w.flush();
+    }
+}
+
+/// A log's bytes as a terminal can show them without obeying them: control characters in
+/// caret notation (ESC as `^[`, as `cat -v` does), C1 controls as `\u{9b}`, invalid UTF-8 as
+/// U+FFFD; tabs and newlines kept. A line redrawn with carriage returns (a progress bar) shows
+/// its last state, as it did on the terminal it was printed to.
+fn terminal_safe(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let (body, newline) = match text.strip_suffix('\n') {
+        Some(b) => (b, "\n"),
+        None => (&*text, ""),
+    };
+    let body = body.rsplit('\r').find(|s| !s.is_empty()).unwrap_or("");
+    let mut out = String::with_capacity(body.len() + 1);
+    for c in body.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\u{7f}' => out.push_str("^?"),
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            c if ('\u{80}'..='\u{9f}').contains(&c) => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str(newline);
+    out
+}
+
+/// One recorded stream: whole, or its head, a line saying what was cut and where the whole
+/// log is, and its tail; with `full`, the whole log from the object store.
+fn print_log(
+    out: &mut Out,
+    objects: &LogObjects,
+    data: &query::StepLogData,
+    full: bool,
+    name: &str,
+    style: &Style,
+) -> Result<()> {
+    let Some(hash) = &data.full_hash else {
+        return out
+            .log(&data.head[..])
+            .map_err(|e| Error::other("cannot print the log").cause(e));
+    };
+    if full && data.stored {
+        return out.log(objects.open(hash)?).map_err(|e| {
+            Error::other(format!("the whole log of `{name}` cannot be read"))
+                .cause(e)
+                .hint("`mlrun fsck` checks every stored log")
+        });
+    }
+    let tail = data.tail.as_deref().unwrap_or_default();
+    out.log(&data.head[..])
+        .map_err(|e| Error::other("cannot print the log").cause(e))?;
+    if !data.head.ends_with(b"\n") {
+        out.text("\n");
+    }
+    let cut = (data.bytes - data.head.len() as i64 - tail.len() as i64).max(0) as u64;
+    let whole = if data.stored && objects.has(hash) {
+        format!(
+            "the whole log ({}) is object sha256:{hash}; `mlrun show {name} --logs --full` prints it",
+            report::size(data.bytes as u64)
+        )
+    } else {
+        format!(
+            "the whole log (sha256:{hash}) is not in the store: it could not be kept, or `mlrun gc` deleted it"
+        )
+    };
+    out.text(&format!(
+        "{}\n",
+        style.dim(&format!("… {} cut: {whole}", report::size(cut)))
+    ));
+    out.log(tail)
+        .map_err(|e| Error::other("cannot print the log").cause(e))
+}
+
+/// `show RUN:STEP --log STREAM`: that stream's bytes and nothing else.
+fn one_log(store: &Store, target: Target, stream: &str) -> Result<i32> {
+    let (exec_id, name) = match target {
+        Target::Exec {
+            run_id,
+            step,
+            exec_id,
+        } => (
+            exec_id,
+            format!("{}:{step}", query::short_id(&store.conn, &run_id)?),
+        ),
+        Target::Run(run_id) => {
+            let short = query::short_id(&store.conn, &run_id)?;
+            let steps = lineage::steps_of(&store.conn, &run_id)?;
+            match steps.as_slice() {
+                [only] => (
+                    lineage::exec_of(&store.conn, &run_id, only)?.unwrap_or_default(),
+                    format!("{short}:{only}"),
+                ),
+                _ => {
+                    return Err(Error::other(format!(
+                        "--log prints one step's log, and run {short} has {} steps",
+                        steps.len()
+                    ))
+                    .hint(format!(
+                        "name the step: `mlrun show {short}:STEP --log {stream}` ({})",
+                        steps.join(", ")
+                    )));
+                }
+            }
+        }
+        Target::Version(..) | Target::File(..) => {
+            return Err(
+                Error::other("--log needs a step execution (RUN:STEP), not an artifact")
+                    .hint("`mlrun show PATH` names the run and step that made it"),
+            );
+        }
+    };
+    let data = query::step_log(&store.conn, exec_id, stream)?;
+    let mut out = Out::stdout();
+    let objects = LogObjects::new(&store.dir);
+    let result = match &data.full_hash {
+        None => out.log(&data.head[..]).map_err(|e| Error::other("cannot print the log").cause(e)),
+        Some(hash) if data.stored => out.log(objects.open(hash)?).map_err(|e| {
+            Error::other(format!("the whole {stream} of `{name}` cannot be read"))
+                .cause(e)
+                .hint("`mlrun fsck` checks every stored log")
+        }),
+        Some(hash) => Err(Error::other(format!(
+            "the whole {stream} of `{name}` (sha256:{hash}) is not in the store: it could not be kept, or `mlrun gc` deleted it"
+        ))
+        .hint(format!("`mlrun show {name} --logs` prints its first and last 64 KiB"))),
+    };
+    out.finish();
+    result.map(|()| 0)
 }
 
 fn git_line(g: &GitInfo) -> String {
@@ -235,7 +475,11 @@ fn git_line(g: &GitInfo) -> String {
 
 fn io_line(io: &IoInfo) -> String {
     let what = if io.kind == "dir" {
-        format!("{} files, {}", io.nfiles, report::size(io.size as u64))
+        format!(
+            "{}, {}",
+            report::files(io.nfiles.max(0) as u64),
+            report::size(io.size as u64)
+        )
     } else {
         report::size(io.size as u64)
     };
@@ -389,6 +633,11 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         let shown = d.replay_of_short.as_deref().unwrap_or(r);
         o += &format!("  replay    of run {} · {verdict}\n", style.cyan(shown));
     }
+    if let Some(m) = &d.message {
+        // every line of it, aligned under the first
+        let text = m.trim().replace('\n', "\n            ");
+        o += &format!("  message   {text}\n");
+    }
     o += &format!(
         "  started   {}{}\n",
         time::local(d.started_at),
@@ -511,10 +760,18 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             o += &format!("    uses    {}\n", i.join(", "));
         }
         if s.stdout_bytes > 0 || s.stderr_bytes > 0 {
+            // a long log: the database has its first and last 64 KiB, the object store the rest
+            let kept = |stream: &str| match s.logs.get(stream) {
+                Some(l) if l.object.is_some() && l.stored => " (whole log in the object store)",
+                Some(l) if l.object.is_some() => " (only its first and last 64 KiB kept)",
+                _ => "",
+            };
             o += &format!(
-                "    logs    {} stdout, {} stderr {}\n",
+                "    logs    {} stdout{}, {} stderr{} {}\n",
                 report::size(s.stdout_bytes as u64),
+                kept("stdout"),
                 report::size(s.stderr_bytes as u64),
+                kept("stderr"),
                 style.dim("(mlrun show --logs)")
             );
         }

@@ -1,6 +1,8 @@
 //! What a TARGET on the command line names: an artifact version, a step execution or a run.
 //!
 //! The rules, in order (README "Naming things"):
+//! 0. `NAME@VERSION` / `NAME@ALIAS` where NAME is a registered model with that version or alias
+//!    (`models:/NAME@REF` is always a model): that model version's artifact version.
 //! 1. `PATH@RUN`: the version of PATH that RUN produced (else read).
 //! 2. an existing path: its current content, looked up by hash. A file inside a recorded
 //!    directory names that file (`Target::File`), in the directory version that holds it.
@@ -21,7 +23,7 @@ use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::hash;
 use crate::report::{short_hash, time};
 use crate::store::lineage::{self, Member, Version};
-use crate::store::{Store, query};
+use crate::store::{Store, models, query};
 
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -227,11 +229,75 @@ fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
+/// The model version `arg` names, if it names one (rule 0 of the module docs): `NAME@REF` where
+/// NAME is a registered model and REF one of its versions or aliases (and no path is named
+/// `NAME@REF` on disk), or `models:/NAME@REF`
+/// (then NAME must be a model and REF one of its versions or aliases). A registered NAME with an
+/// unknown REF falls through to `PATH@RUN` when PATH is on disk or recorded, else is an error
+/// that lists the model's versions and aliases.
+pub fn model_version(store: &Store, arg: &str) -> Result<Option<models::ModelVersion>> {
+    let (forced, rest) = match arg.strip_prefix("models:/") {
+        Some(r) => (true, r),
+        None => (false, arg),
+    };
+    // a file or directory literally named `NAME@REF` is that path (as for `PATH@RUN`)
+    if !forced && Path::new(arg).exists() {
+        return Ok(None);
+    }
+    let Some((name, reference)) = rest.split_once('@') else {
+        if forced {
+            return Err(Error::invalid(format!("`{arg}` names no version"))
+                .hint("write models:/NAME@VERSION or models:/NAME@ALIAS, e.g. models:/churn@v2"));
+        }
+        return Ok(None);
+    };
+    if forced {
+        models::check_name(name)?;
+    }
+    if models::model_id(&store.conn, name)?.is_none() {
+        if forced {
+            return Err(models::no_such_model(&store.conn, name)?);
+        }
+        return Ok(None);
+    }
+    if let Some(v) = models::by_ref(&store.conn, name, reference)? {
+        return Ok(Some(v));
+    }
+    if !forced
+        && (Path::new(name).exists()
+            || lineage::artifact_id(&store.conn, &store_path(store, name)?)?.is_some())
+    {
+        return Ok(None);
+    }
+    Err(models::no_such_ref(&store.conn, name, reference)?)
+}
+
+/// The run that made the model version `arg` names (`replay` and `export` take a run), if it
+/// names one; a version no recorded run made is an error.
+pub fn model_run(store: &Store, arg: &str) -> Result<Option<String>> {
+    let Some(mv) = model_version(store, arg)? else {
+        return Ok(None);
+    };
+    match mv.run_id {
+        Some(run) => Ok(Some(run)),
+        None => Err(Error::other(format!(
+            "{}@{} (`{}`) was made by no recorded run",
+            mv.name, mv.version, mv.path
+        ))
+        .hint("it was registered from a version mlrun only saw as an input")),
+    }
+}
+
 /// Resolve a TARGET (see the module docs).
 pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
     if arg.is_empty() {
         return Err(Error::invalid("an empty target names nothing")
             .hint("name a path, PATH@RUN, a run id, RUN:STEP or a content hash"));
+    }
+    if let Some(mv) = model_version(store, arg)? {
+        let v = lineage::version(&store.conn, mv.av_id)?
+            .ok_or_else(|| Error::store(format!("the version {} names is missing", mv.name)))?;
+        return Ok(Target::Version(v, None));
     }
     if let Some((p, r)) = arg.rsplit_once('@')
         && !p.is_empty()

@@ -473,6 +473,7 @@ mod tests {
             trace_ignore: Vec::new(),
             trace_ignore_defaults: true,
             keep_outputs: false,
+            model: None,
         }
     }
 

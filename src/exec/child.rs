@@ -1,6 +1,6 @@
 //! One step's process: spawned in its own process group with stdin closed, stdout and stderr
 //! drained concurrently (a full pipe would otherwise block the child), streamed live line by
-//! line and captured in full. Interrupts reach the whole group: SIGTERM, then SIGKILL after the
+//! line and captured in full in bounded memory (`capture`: a long log goes to a file). Interrupts reach the whole group: SIGTERM, then SIGKILL after the
 //! grace period (or at once on a second interrupt).
 //!
 //! Rule for leftovers: when the step's main process exits, anything it left running in its
@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use super::capture::{LogCapture, LogSink};
 use tokio::process::Command;
 use tokio::sync::watch;
 
@@ -38,6 +40,8 @@ pub struct ChildSpec<'a> {
     pub cwd: &'a Path,
     pub env: &'a BTreeMap<String, String>,
     pub secrets: &'a [String],
+    /// where a log too long to keep in memory is written while the step runs
+    pub log_dir: &'a Path,
     pub grace: Duration,
     pub timeout: Option<Duration>,
 }
@@ -49,8 +53,32 @@ pub struct ChildOutcome {
     pub interrupted: Option<i32>,
     /// the process was stopped because it ran past its timeout
     pub timed_out: bool,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
+    pub stdout: LogCapture,
+    pub stderr: LogCapture,
+}
+
+/// Why a step that exited with `code` failed, in words. A shell string whose program the shell
+/// could not find exits 127 after printing `sh: 1: prog: not found`: that is said as the argv
+/// form says it (`could not start …`), not only as an exit code.
+pub fn exit_reason(cmd: &crate::pipeline::plan::Cmd, code: i32, stderr: &[u8]) -> String {
+    static NOT_FOUND: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        // dash: `sh: 1: prog: not found`; bash: `sh: prog: command not found`,
+        // `bash: line 1: prog: command not found`
+        regex::Regex::new(r"(?m)^\S*sh: (?:line )?(?:\d+: )?(.+?): (?:command )?not found\s*$")
+            .expect("a valid regex")
+    });
+    let exited = format!("exited with code {code}");
+    if code != 127 || !matches!(cmd, crate::pipeline::plan::Cmd::Shell(_)) {
+        return exited;
+    }
+    let text = String::from_utf8_lossy(stderr);
+    match NOT_FOUND.captures_iter(&text).last() {
+        Some(c) => format!(
+            "could not start `{}`: not found on PATH (install it or use its full path); the shell {exited}",
+            &c[1]
+        ),
+        None => exited,
+    }
 }
 
 const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
@@ -84,8 +112,8 @@ pub async fn run(
     let pgid = child.id().unwrap_or(0);
     // if mlrun dies from here on, the watchdog stops the group (see `unix`)
     let watched = unix::watchdog::watch(pgid, spec.grace);
-    let out_buf = Arc::new(Mutex::new(Vec::new()));
-    let err_buf = Arc::new(Mutex::new(Vec::new()));
+    let out_buf = Arc::new(Mutex::new(Some(LogSink::new(spec.log_dir, "stdout"))));
+    let err_buf = Arc::new(Mutex::new(Some(LogSink::new(spec.log_dir, "stderr"))));
     let mut readers = tokio::task::JoinSet::new();
     if let Some(out) = child.stdout.take() {
         readers.spawn(drain(
@@ -172,7 +200,14 @@ pub async fn run(
     }
     watched.finish();
     let (exit_code, signal) = unix::exit_parts(status);
-    let take = |b: &Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().expect("log buffer"));
+    // (a drain task aborted above may still hold its handle: the sink is taken out of it)
+    let take = |b: &Arc<Mutex<Option<LogSink>>>| {
+        b.lock()
+            .expect("log sink")
+            .take()
+            .map(LogSink::finish)
+            .unwrap_or_default()
+    };
     Ok(ChildOutcome {
         exit_code,
         signal,
@@ -189,24 +224,29 @@ async fn drain<R: AsyncRead + Unpin>(
     step: String,
     secrets: Vec<String>,
     printer: Arc<Printer>,
-    buf: Arc<Mutex<Vec<u8>>>,
+    sink: Arc<Mutex<Option<LogSink>>>,
 ) {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let mut line = Vec::with_capacity(256);
-    // one masker per stream: a private key block spans lines
+    let mut lines = super::capture::Lines::new(&secrets);
+    // one masker per stream (a private key block spans lines); each line is masked before it is
+    // shown or written anywhere
     let mut masker = crate::fingerprint::env::Masker::new(&secrets);
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&line);
-                let masked = masker.line(&text);
-                printer.step_line(&step, stream, masked.trim_end_matches(['\n', '\r']));
-                buf.lock()
-                    .expect("log buffer")
-                    .extend_from_slice(masked.as_bytes());
-            }
+    let mut take = |line: &[u8]| {
+        let masked = masker.bytes(line);
+        let text = String::from_utf8_lossy(&masked);
+        printer.step_line(&step, stream, text.trim_end_matches(['\n', '\r']));
+        if let Some(s) = sink.lock().expect("log sink").as_mut() {
+            s.write(&masked);
         }
+    };
+    loop {
+        let data = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(data) => data,
+        };
+        let n = data.len();
+        lines.push(data, &secrets, &mut take);
+        reader.consume(n);
     }
+    lines.finish(&mut take);
 }

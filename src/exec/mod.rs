@@ -9,10 +9,13 @@
 //! outputs as artifact versions.
 
 pub mod aside;
+pub mod capture;
 pub mod child;
 pub mod incremental;
+mod model;
 pub mod output;
 pub mod recorded;
+mod records;
 pub mod trace;
 pub mod unix;
 
@@ -65,6 +68,8 @@ pub struct RunOptions {
     pub trace: Option<TraceMode>,
     /// the run's id, when the caller chose it (to name the run in the pipeline lock first)
     pub run_id: Option<String>,
+    /// `mlrun run -m TEXT`: the run's message
+    pub message: Option<String>,
 }
 
 /// Which steps run even when an earlier execution could be reused.
@@ -160,6 +165,8 @@ struct Ctx {
     repo_changes: Mutex<BTreeMap<String, Vec<git::RefChange>>>,
     /// the repository's refs, compared around each step (`None`: no repository, or a replay)
     refs: Option<git::RefWatch>,
+    /// logs kept in the object store, and the record writes that failed
+    records: records::Records,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,8 +239,7 @@ impl Ctx {
         }
         for (p, (begin, rec)) in pending.iter().zip(&batch) {
             if let Err(e) = record::record_reuse(conn, begin, rec, &self.cache) {
-                self.printer
-                    .warn(&format!("step `{}` could not be recorded: {e}", p.step));
+                self.record_failed(&p.step, &e);
             }
         }
     }
@@ -512,6 +518,7 @@ pub async fn run(
             .is_none()
             .then(|| git::RefWatch::new(&plan.root))
             .flatten(),
+        records: records::Records::new(&store_dir),
         plan,
     });
     {
@@ -529,6 +536,10 @@ pub async fn run(
             .unwrap_or_default();
         let file = recorded.file.to_string_lossy();
         let root = recorded.root.to_string_lossy();
+        let message = opts
+            .message
+            .as_deref()
+            .map(|m| crate::fingerprint::env::mask(m, &ctx.recorded.secrets));
         ctx.with_store(|c| {
             record::insert_run(
                 c,
@@ -546,6 +557,7 @@ pub async fn run(
                     user: &ctx.system.user,
                     argv_json: &argv_json,
                     replay_of: opts.replay_of.as_deref(),
+                    message: message.as_deref(),
                 },
             )
         })?;
@@ -580,8 +592,11 @@ pub async fn run(
             _ => o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE),
         }
     });
+    // A run whose record is incomplete is mlrun's own failure, whatever its steps did.
+    let unrecorded = ctx.records.failures();
     let (status, exit_code) = match interrupted {
         Interrupt::Graceful(sig) | Interrupt::Kill(sig) => (RunStatus::Interrupted, 128 + sig),
+        Interrupt::None if !unrecorded.is_empty() => (RunStatus::Failed, exit::FAILURE),
         Interrupt::None => match first_failure {
             Some(code) => (RunStatus::Failed, code),
             None => (RunStatus::Succeeded, exit::OK),
@@ -608,7 +623,21 @@ pub async fn run(
     let c = ctx.clone();
     let git_end = blocking(move || c.git_snapshot()).await;
     let ended = now_ms();
-    ctx.with_store(|c| record::finish_run(c, &run_id, status, exit_code, &git_end, ended))?;
+    if let Err(e) =
+        ctx.with_store(|c| record::finish_run(c, &run_id, status, exit_code, &git_end, ended))
+    {
+        ctx.records.run_unrecorded(&run_id, &e);
+        return Err(e.hint(
+            "the run's record is incomplete; the next mlrun command that opens the store marks it failed, with the reason",
+        ));
+    }
+    ctx.records.run_recorded(&run_id);
+    if !unrecorded.is_empty() {
+        printer.warn(&format!(
+            "the record of this run is incomplete ({}); it is recorded as failed",
+            unrecorded.join("; ")
+        ));
+    }
 
     let ok = outcomes.iter().filter(|o| o.status == "succeeded").count();
     let reused = outcomes
@@ -836,8 +865,7 @@ fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
             reason,
         )
     }) {
-        ctx.printer
-            .warn(&format!("could not record step `{}`: {e}", step.name));
+        ctx.record_failed(&step.name, &e);
     }
     let style = ctx.printer.style();
     ctx.printer.event(&format!(
@@ -877,12 +905,14 @@ fn fingerprint_all(
 fn io_note(list: &[Io]) -> String {
     match list {
         [] => String::new(),
-        [io] if io.fp.is_dir() => format!("{}/ ({} files)", io.path, io.fp.nfiles()),
+        [io] if io.fp.is_dir() => {
+            format!("{}/ ({})", io.path, report::files(io.fp.nfiles() as u64))
+        }
         [io] => io.path.clone(),
         many => {
             let files: usize = many.iter().map(|io| io.fp.nfiles()).sum();
             let bytes: u64 = many.iter().map(|io| io.fp.size()).sum();
-            format!("{files} files ({})", report::size(bytes))
+            format!("{} ({})", report::files(files as u64), report::size(bytes))
         }
     }
 }
@@ -1078,8 +1108,8 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
                 started,
                 f,
                 vars,
-                Vec::new(),
-                Vec::new(),
+                Default::default(),
+                Default::default(),
                 None,
             )
             .await;
@@ -1259,7 +1289,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         Ok(a) => a,
         Err(msg) => {
             let f = Finish::failed(exit::FAILURE, None, msg, inputs);
-            let (o, e) = (Vec::new(), Vec::new());
+            let (o, e) = (Default::default(), Default::default());
             return finish(ctx, step, exec_id, started, f, vars, o, e, Some(parts)).await;
         }
     };
@@ -1275,6 +1305,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         cwd: &cwd,
         env,
         secrets,
+        log_dir: &ctx.tmp,
         grace: ctx.grace,
         timeout: step.timeout,
     };
@@ -1297,8 +1328,8 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
                 started,
                 f,
                 vars,
-                Vec::new(),
-                Vec::new(),
+                Default::default(),
+                Default::default(),
                 key,
             )
             .await;
@@ -1347,7 +1378,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     if outcome.exit_code != 0 {
         let msg = match outcome.signal {
             Some(s) => format!("killed by {}", unix::signal_name(s)),
-            None => format!("exited with code {}", outcome.exit_code),
+            None => child::exit_reason(&step.cmd, outcome.exit_code, stderr.end()),
         };
         let msg = traced.explain(msg);
         let f = Finish::failed(outcome.exit_code, outcome.signal, msg, inputs);
@@ -1523,8 +1554,8 @@ fn try_reuse(
             vars: vars.clone(),
             packages,
         },
-        stdout: Vec::new(),
-        stderr: Vec::new(),
+        stdout: Default::default(),
+        stderr: Default::default(),
         cache_key: Some(key),
         cache_parts: Some(parts.json()),
         reused_exec: Some(reusable.exec_id),
@@ -1612,8 +1643,7 @@ impl Finish {
 }
 
 fn failed_unrecorded(ctx: &Ctx, name: &str, e: Error) -> StepOutcome {
-    ctx.printer
-        .warn(&format!("step `{name}` could not be recorded: {e}"));
+    ctx.record_failed(name, &e);
     StepOutcome {
         name: name.to_string(),
         status: StepStatus::Failed.as_str().into(),
@@ -1661,10 +1691,24 @@ async fn finish(
     started: i64,
     f: Finish,
     vars: BTreeMap<String, String>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    stdout: capture::LogCapture,
+    stderr: capture::LogCapture,
     parts: Option<CacheParts>,
 ) -> StepOutcome {
+    let mut f = f;
+    // a step whose whole logs cannot be kept is not recorded as a success
+    let (stdout, stderr, logs_lost) = ctx.keep_logs(stdout, stderr);
+    if let Some(why) = logs_lost {
+        if f.status == StepStatus::Succeeded {
+            f.status = StepStatus::Failed;
+            f.exit_code = Some(exit::FAILURE);
+        }
+        f.error = Some(match f.error {
+            Some(e) => format!("{e}; {why}"),
+            None => why,
+        });
+        f.outputs.clear();
+    }
     let c = ctx.clone();
     let programs = step.cmd.programs();
     let cwd = ctx.plan.root.join(&step.cwd);
@@ -1720,9 +1764,10 @@ async fn finish(
             .remove(&step.name)
             .unwrap_or_default(),
     };
-    if let Err(e) = ctx.with_store(|c| record::finish_step(c, exec_id, &rec, &ctx.cache)) {
-        ctx.printer
-            .warn(&format!("step `{}` could not be recorded: {e}", step.name));
+    if let Some(why) = ctx.write_step_record(&step.name, exec_id, &rec) {
+        f.status = StepStatus::Failed;
+        f.exit_code = Some(exit::FAILURE);
+        f.error = Some(why);
     }
 
     let style = ctx.printer.style();
@@ -1794,6 +1839,7 @@ async fn finish(
         ),
     };
     ctx.printer.event(&line);
+    model::register_output(ctx, step, exec_id, f.status, &rec.outputs);
 
     StepOutcome {
         name: step.name.clone(),
@@ -1802,7 +1848,11 @@ async fn finish(
         signal: f.signal,
         duration_ms: Some(ended - started),
         error: f.error,
-        outputs: rec.outputs.iter().map(OutputSummary::of).collect(),
+        outputs: if f.status == StepStatus::Succeeded {
+            rec.outputs.iter().map(OutputSummary::of).collect()
+        } else {
+            Vec::new()
+        },
         metrics,
     }
 }

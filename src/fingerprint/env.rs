@@ -305,20 +305,28 @@ impl Masker {
         Cow::Owned(out)
     }
 
-    /// One line of raw output. Valid UTF-8 is masked as by `line`, byte for byte otherwise
-    /// unchanged; a line that is not UTF-8 is returned as it is when nothing in it (read
-    /// lossily) is secret, else as its masked lossy text: a secret is never kept for the sake
-    /// of exact bytes.
+    /// One line of raw output, masked as by `line`, every byte that is not part of a secret
+    /// kept as it was.
     pub fn bytes<'a>(&mut self, line: &'a [u8]) -> Cow<'a, [u8]> {
         match std::str::from_utf8(line) {
             Ok(text) => match self.line(text) {
                 Cow::Borrowed(_) => Cow::Borrowed(line),
                 Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
             },
-            Err(_) => match self.line(&String::from_utf8_lossy(line)) {
-                Cow::Borrowed(_) => Cow::Borrowed(line),
-                Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
-            },
+            // not UTF-8 (binary output): its UTF-8 runs are masked, every other byte kept (a
+            // secret value is text, so it cannot span an invalid byte)
+            Err(_) => {
+                let mut out = Vec::with_capacity(line.len());
+                for chunk in line.utf8_chunks() {
+                    out.extend_from_slice(self.line(chunk.valid()).as_bytes());
+                    out.extend_from_slice(chunk.invalid());
+                }
+                if out == line {
+                    Cow::Borrowed(line)
+                } else {
+                    Cow::Owned(out)
+                }
+            }
         }
     }
 }
@@ -626,6 +634,19 @@ impl Redactor {
     }
 }
 
+/// Where in `text` masking finds something to hide: byte ranges of the secret values and of
+/// whatever looks like a credential. Used to split an overlong line where no secret straddles
+/// the cut.
+pub fn secret_spans(text: &str, secrets: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut spans: Vec<std::ops::Range<usize>> = secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .flat_map(|s| text.match_indices(s.as_str()).map(|(i, m)| i..i + m.len()))
+        .collect();
+    spans.extend(ANY_SECRET.find_iter(text).map(|m| m.range()));
+    spans
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -842,12 +863,12 @@ mod tests {
     }
 
     #[test]
-    fn raw_lines_keep_their_bytes_unless_they_hold_a_secret() {
+    fn raw_lines_keep_every_byte_but_their_secrets() {
         let mut m = Masker::new(&["s3cr3t".into()]);
         let binary = b"\xff\xfe plain\n";
         assert!(matches!(m.bytes(binary), Cow::Borrowed(b) if b == binary));
         let leaky = b"\xff s3cr3t\n";
-        assert_eq!(&*m.bytes(leaky), "\u{FFFD} <redacted>\n".as_bytes());
+        assert_eq!(&*m.bytes(leaky), b"\xff <redacted>\n");
         assert_eq!(&*m.bytes(b"token=abc1\n"), b"token=<redacted>\n");
     }
 

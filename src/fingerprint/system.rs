@@ -26,23 +26,28 @@ pub struct SystemInfo {
     pub mlrun_version: String,
 }
 
+/// Who is running mlrun: `$USER`, `$LOGNAME`, else the account name of the uid.
+pub fn user_name() -> String {
+    let uid = nix::unistd::getuid();
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .or_else(|| {
+            nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
 impl SystemInfo {
     pub fn read() -> Self {
         use sysinfo::{CpuRefreshKind, System};
         let mut sys = System::new();
         sys.refresh_cpu_list(CpuRefreshKind::nothing());
         sys.refresh_memory();
-        let uid = nix::unistd::getuid();
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .ok()
-            .or_else(|| {
-                nix::unistd::User::from_uid(uid)
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-            })
-            .unwrap_or_else(|| format!("uid {uid}"));
+        let user = user_name();
         SystemInfo {
             os: System::name().unwrap_or_else(|| std::env::consts::OS.into()),
             os_version: System::os_version().unwrap_or_default(),

@@ -2,6 +2,7 @@
 //! findings and `params` handling parameters.
 
 pub mod diag;
+pub mod duration;
 pub mod params;
 pub mod plan;
 pub mod raw;

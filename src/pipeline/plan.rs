@@ -152,10 +152,22 @@ pub struct Step {
     /// updates them), instead of being moved aside and required to be written anew
     #[serde(default)]
     pub keep_outputs: bool,
+    /// `model`: each new version of this output is registered under this name when the step
+    /// succeeds
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelDecl>,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// A step's `model` key, checked: a valid name and one of the step's declared outputs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelDecl {
+    pub name: String,
+    /// the declared output (`PathDecl::path`) whose versions are registered
+    pub output: String,
 }
 
 mod duration_ms {
@@ -588,6 +600,8 @@ impl Checker<'_> {
         // (step index, declared output, span) for overlap checks
         let mut outputs: Vec<(usize, PathDecl, std::ops::Range<usize>)> = Vec::new();
         let mut after: Vec<Vec<usize>> = Vec::new();
+        // model name → the step that registers it
+        let mut model_names: HashMap<String, String> = HashMap::new();
         for (i, rs) in raw.steps.iter().enumerate() {
             let name = &rs.name.value;
             if name.is_empty()
@@ -714,6 +728,10 @@ impl Checker<'_> {
                 .and_then(|t| self.trace_mode(&format!("steps.{name}"), t));
             let mut trace_ignore = pipeline_ignore.clone();
             trace_ignore.extend(self.trace_ignore(&format!("steps.{name}"), &rs.trace_ignore));
+            let model = rs
+                .model
+                .as_ref()
+                .and_then(|m| self.model(name, m, &outs, &mut model_names));
             steps.push(Step {
                 name: name.clone(),
                 template: cmd
@@ -738,6 +756,7 @@ impl Checker<'_> {
                     .or(raw.trace_ignore_defaults)
                     .unwrap_or(true),
                 keep_outputs: rs.keep_outputs,
+                model,
             });
         }
 
@@ -893,7 +912,7 @@ impl Checker<'_> {
 
     /// A humantime duration like `30m`, `1h 30m`, `90s`.
     fn duration(&mut self, key: &str, v: &Sp<String>, zero_ok: bool) -> Option<Duration> {
-        match humantime::parse_duration(&v.value) {
+        match super::duration::parse(&v.value) {
             Ok(d) if d.is_zero() && !zero_ok => {
                 self.err(Diagnostic::error(
                     format!("`{key}` must be longer than zero"),
@@ -914,6 +933,111 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// A step's `model` key: a valid name, not taken by another step, and one declared output
+    /// (the only one, or the one `output` names).
+    fn model(
+        &mut self,
+        step: &str,
+        m: &super::raw::RawModel,
+        outputs: &[PathDecl],
+        taken: &mut HashMap<String, String>,
+    ) -> Option<ModelDecl> {
+        let key = format!("steps.{step}.model");
+        let name = &m.name.value;
+        if let Err(e) = crate::store::models::check_name(name) {
+            let mut d =
+                Diagnostic::error(format!("`{key}`: {}", e.message), Some(m.name.span.clone()))
+                    .label("not a model name");
+            for h in e.hints {
+                d = d.hint(h);
+            }
+            self.err(d);
+            return None;
+        }
+        if let Some(other) = taken.get(name) {
+            self.err(
+                Diagnostic::error(
+                    format!("model `{name}` is already the model of step `{other}`"),
+                    Some(m.name.span.clone()),
+                )
+                .label("a second step for the same model")
+                .hint("one step makes the versions of a model; give this one another name"),
+            );
+            return None;
+        }
+        let listed = || {
+            outputs
+                .iter()
+                .map(|o| format!("`{}{}`", o.path, if o.dir { "/" } else { "" }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let output = match &m.output {
+            Some(o) => {
+                let wanted = normalize(self.root, o.value.trim_end_matches('/'))
+                    .map(|(p, _)| p)
+                    .unwrap_or_else(|_| o.value.trim_end_matches('/').to_string());
+                match outputs.iter().find(|d| d.path == wanted) {
+                    Some(d) => d.path.clone(),
+                    None => {
+                        let mut d = Diagnostic::error(
+                            format!(
+                                "`{key}.output` is `{}`, which is not an output of step `{step}`",
+                                o.value
+                            ),
+                            Some(o.span.clone()),
+                        )
+                        .label("not a declared output");
+                        d = if outputs.is_empty() {
+                            d.hint(format!("step `{step}` declares no outputs"))
+                        } else {
+                            d.hint(format!("its outputs: {}", listed()))
+                        };
+                        self.err(d);
+                        return None;
+                    }
+                }
+            }
+            None => match outputs {
+                [one] => one.path.clone(),
+                [] => {
+                    self.err(
+                        Diagnostic::error(
+                            format!("step `{step}` has a `model` but declares no outputs"),
+                            Some(m.span.clone()),
+                        )
+                        .hint("declare the model's file or directory in `outputs`"),
+                    );
+                    return None;
+                }
+                _ => {
+                    self.err(
+                        Diagnostic::error(
+                            format!(
+                                "step `{step}` declares {} outputs: say which one is the model `{name}`",
+                                outputs.len()
+                            ),
+                            Some(m.span.clone()),
+                        )
+                        .label("which output?")
+                        .hint(format!(
+                            "write `model = {{ name = \"{name}\", output = \"{}{}\" }}` (its outputs: {})",
+                            outputs[0].path,
+                            if outputs[0].dir { "/" } else { "" },
+                            listed()
+                        )),
+                    );
+                    return None;
+                }
+            },
+        };
+        taken.insert(name.clone(), step.to_string());
+        Some(ModelDecl {
+            name: name.clone(),
+            output,
+        })
     }
 
     fn trace_mode(&mut self, table: &str, t: &Sp<RawTrace>) -> Option<TraceMode> {

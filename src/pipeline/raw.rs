@@ -85,6 +85,16 @@ pub struct RawStep {
     pub trace_ignore_defaults: Option<bool>,
     /// `keep-outputs = true`: the declared outputs stay in place while the step runs
     pub keep_outputs: bool,
+    /// `model = "NAME"` or `model = { name = "NAME", output = "PATH" }`
+    pub model: Option<RawModel>,
+}
+
+/// A step's `model` key as written; the span of the whole value.
+#[derive(Debug, Clone)]
+pub struct RawModel {
+    pub name: Sp<String>,
+    pub output: Option<Sp<String>>,
+    pub span: Range<usize>,
 }
 
 const TOP_KEYS: &[&str] = &["pipeline", "params", "env", "steps"];
@@ -116,6 +126,7 @@ const STEP_KEYS: &[&str] = &[
     "trace-ignore",
     "trace-ignore-defaults",
     "keep-outputs",
+    "model",
 ];
 
 /// Parse the text into a `RawPipeline`. Syntax errors, type errors and unknown keys are returned as
@@ -257,6 +268,23 @@ impl Walker {
                 None
             }
         }
+    }
+
+    /// A duration is a string with a unit; a bare number gets a hint saying how to write it.
+    fn duration(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<Sp<String>> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => Some(i.as_str().to_string()),
+            DeValue::Float(f) => Some(f.as_str().to_string()),
+            _ => None,
+        };
+        let out = self.string(key, v);
+        if let Some(n) = n {
+            let last = self.diags.len() - 1;
+            self.diags[last] = self.diags[last].clone().hint(format!(
+                "a duration needs its unit: write `\"{n}s\"` (or `\"{n}m\"`, `\"{n}h\"`)"
+            ));
+        }
+        out
     }
 
     fn integer(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<Sp<i64>> {
@@ -415,6 +443,7 @@ impl Walker {
             trace_ignore: Vec::new(),
             trace_ignore_defaults: None,
             keep_outputs: false,
+            model: None,
         };
         for (key, value) in in_file_order(t) {
             let k = key.get_ref().as_ref();
@@ -428,13 +457,14 @@ impl Walker {
                 "after" => step.after = self.string_list(&path, value),
                 "env" => step.env = self.env_table(&path, value),
                 "cwd" => step.cwd = self.string(&path, value),
-                "timeout" => step.timeout = self.string(&path, value),
-                "retry-delay" => step.retry_delay = self.string(&path, value),
+                "timeout" => step.timeout = self.duration(&path, value),
+                "retry-delay" => step.retry_delay = self.duration(&path, value),
                 "retries" => step.retries = self.integer(&path, value),
                 "trace" => step.trace = self.trace(&path, value),
                 "trace-ignore" => step.trace_ignore = self.string_list(&path, value),
                 "trace-ignore-defaults" => step.trace_ignore_defaults = self.bool(&path, value),
                 "keep-outputs" => step.keep_outputs = self.bool(&path, value).unwrap_or(false),
+                "model" => step.model = self.model(&path, value),
                 _ => self.unknown_key(&format!("{prefix}."), &key, STEP_KEYS),
             }
         }
@@ -489,6 +519,48 @@ impl Walker {
             }
         }
         out
+    }
+
+    /// `model`: a name, or a table `{ name = "...", output = "..." }`.
+    fn model(&mut self, key: &str, v: Spanned<DeValue<'_>>) -> Option<RawModel> {
+        let span = v.span();
+        match v.into_inner() {
+            DeValue::String(s) => Some(RawModel {
+                name: Sp::new(s.to_string(), span.clone()),
+                output: None,
+                span,
+            }),
+            DeValue::Table(t) => {
+                let mut name = None;
+                let mut output = None;
+                for (k, val) in in_file_order(t) {
+                    match k.get_ref().as_ref() {
+                        "name" => name = self.string(&format!("{key}.name"), val),
+                        "output" => output = self.string(&format!("{key}.output"), val),
+                        _ => self.unknown_key(&format!("{key}."), &k, &["name", "output"]),
+                    }
+                }
+                match name {
+                    Some(name) => Some(RawModel { name, output, span }),
+                    None => {
+                        self.diags.push(
+                            Diagnostic::error(format!("`{key}` has no `name`"), Some(span))
+                                .hint("write `model = { name = \"churn\", output = \"model/\" }`"),
+                        );
+                        None
+                    }
+                }
+            }
+            other => {
+                let v = Spanned::new(span, other);
+                self.type_error(
+                    key,
+                    "a model name or a table `{ name = ..., output = ... }`",
+                    &v,
+                );
+                None
+            }
+        }
     }
 
     /// `trace`: a boolean or a string (only `"strict"` is meaningful; `plan` says so).

@@ -181,6 +181,12 @@ pub fn metrics_line<'a>(metrics: impl IntoIterator<Item = (&'a String, &'a f64)>
         .join(" ")
 }
 
+/// `1 file`, `3 files`.
+pub fn files(n: impl Into<u64>) -> String {
+    let n = n.into();
+    format!("{n} file{}", if n == 1 { "" } else { "s" })
+}
+
 /// A metric value as people write it: no trailing zeros, at most 4 decimals for fractions (4
 /// significant digits for tiny or huge values); `nan`, `inf`, `-inf`. Rounded: `--json` has
 /// the exact value.
@@ -224,5 +230,7 @@ mod tests {
         assert_eq!(metric(f64::NEG_INFINITY), "-inf");
         assert_eq!(metric(1.25e-7), "1.25e-7");
         assert_eq!(metric(-0.0), "0");
+        assert_eq!(files(1u64), "1 file");
+        assert_eq!(files(0u64), "0 files");
     }
 }

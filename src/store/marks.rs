@@ -10,31 +10,42 @@ use crate::fingerprint::hash::{MODE_LINK, parse_manifest};
 use crate::store::query;
 
 /// Blob hashes that the step executions of the kept runs used or generated: the runs of
-/// `keep_last` (all when `None`; replays are kept with the run they replayed) and every run
-/// still in progress.
+/// `keep_last` (all when `None`; replays are kept with the run they replayed), every run
+/// still in progress and every run that made a registered model version (so it can still be
+/// restored and replayed), plus the registered versions themselves.
 pub fn referenced(conn: &Connection, keep_last: Option<usize>) -> Result<HashSet<String>> {
-    let kept_clause = match keep_last {
-        // the N most recent runs of the workspace (a replay is not its history: it is kept with
-        // the run it replayed, not counted among the N)
-        Some(n) => format!(
-            "SELECT id FROM (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
-             UNION SELECT r.id FROM runs r WHERE r.replay_of IN
-               (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
-             UNION SELECT id FROM runs WHERE status = 'running'"
-        ),
-        None => "SELECT id FROM runs".to_string(),
-    };
+    let kept_clause = kept_runs_sql(keep_last);
     let sql = format!(
         "WITH kept(id) AS ({kept_clause})
          SELECT DISTINCT v.blob_hash FROM io_edges e
            JOIN step_execs s ON s.id = e.step_exec JOIN kept k ON k.id = s.run_id
-           JOIN artifact_versions v ON v.id = e.av_id"
+           JOIN artifact_versions v ON v.id = e.av_id
+         UNION SELECT v.blob_hash FROM model_versions mv
+           JOIN artifact_versions v ON v.id = mv.av_id"
     );
     let mut stmt = conn.prepare(&sql)?;
     let out = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(out)
+}
+
+/// The SQL of the ids of the runs gc keeps: the `keep_last` most recent runs of the workspace
+/// (all when `None`), the replays of those, every run still in progress, and every run that made
+/// a registered model version (so it can still be restored and replayed).
+pub fn kept_runs_sql(keep_last: Option<usize>) -> String {
+    match keep_last {
+        // the N most recent runs of the workspace (a replay is not its history: it is kept with
+        // the run it replayed, not counted among the N)
+        Some(n) => format!(
+            "SELECT id FROM (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
+             UNION SELECT r.id FROM runs r WHERE r.replay_of IN
+               (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
+             UNION SELECT id FROM runs WHERE status = 'running'
+             UNION SELECT run_id FROM model_versions WHERE run_id IS NOT NULL"
+        ),
+        None => "SELECT id FROM runs".to_string(),
+    }
 }
 
 pub fn run_count(conn: &Connection) -> Result<i64> {

@@ -4,9 +4,12 @@
 //! is not a database, without touching it. Every connection gets the same pragmas. Writes go
 //! through `record`, reads through `query`.
 
+pub mod incomplete;
 pub mod lineage;
 pub mod lock;
+pub mod logs;
 pub mod marks;
+pub mod models;
 pub mod objects;
 pub mod owner;
 pub mod packages;
@@ -246,14 +249,21 @@ impl Store {
     }
 
     /// Runs left `running` by an mlrun process that no longer exists (killed, machine rebooted)
-    /// are marked `interrupted`, with their running steps, so no run keeps a false status.
+    /// are marked `interrupted`, with their running steps, so no run keeps a false status; or
+    /// `failed`, when that mlrun noted it could not write their record (`incomplete`).
     fn recover_abandoned_runs(&self) -> Result<()> {
         for (id, replay) in self.abandoned_runs()? {
-            record::mark_interrupted(
-                &self.conn,
-                &id,
-                "mlrun stopped without finishing the run (killed or crashed)",
-            )?;
+            // an mlrun that could not write its record left a note saying why
+            if let Some(reason) = incomplete::noted(&self.dir, &id) {
+                record::mark_record_failed(&self.conn, &id, &reason)?;
+                incomplete::clear(&self.dir, &id);
+            } else {
+                record::mark_interrupted(
+                    &self.conn,
+                    &id,
+                    "mlrun stopped without finishing the run (killed or crashed)",
+                )?;
+            }
             if replay {
                 // its scratch tree is thrown away: nothing of the user's to put back
                 crate::exec::aside::forget(&self.dir, &id);

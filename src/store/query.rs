@@ -265,6 +265,11 @@ pub struct RunSummary {
     pub replay_verdict: Option<String>,
     #[serde(serialize_with = "crate::fingerprint::metrics::ser_map")]
     pub metrics: BTreeMap<String, f64>,
+    /// `mlrun run -m` / `mlrun note`: what the run was for
+    pub message: Option<String>,
+    /// the run's params, read only when `RunFilter::with_params` asks (`compare`)
+    #[serde(skip)]
+    pub params: BTreeMap<String, serde_json::Value>,
 }
 
 /// A comparison in `--metric 'accuracy>0.9'`.
@@ -306,6 +311,12 @@ pub struct RunFilter {
     pub limit: Option<usize>,
     /// `Some(true)`: only replays; `Some(false)`: no replays; `None`: every run
     pub replays: Option<bool>,
+    /// messages containing this text, ignoring case (`runs --grep`)
+    pub grep: Option<String>,
+    /// only these runs (full ids)
+    pub ids: Option<Vec<String>>,
+    /// also read each run's params (`RunSummary::params`), in the same query
+    pub with_params: bool,
 }
 
 /// A run's value of a metric: the one reported by the step latest in the plan (then the last
@@ -330,6 +341,18 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
     if let Some(t) = f.since {
         wheres.push("r.started_at >= ?".into());
         args.push(V::Integer(t));
+    }
+    if let Some(g) = &f.grep {
+        // a plain substring (no LIKE wildcards to escape); SQLite's lower() folds ASCII letters
+        // only, so the needle is folded the same way
+        wheres.push("instr(lower(r.message), ?) > 0".into());
+        args.push(V::Text(g.to_ascii_lowercase()));
+    }
+    if let Some(ids) = &f.ids {
+        wheres.push("r.id IN (SELECT value FROM json_each(?))".into());
+        args.push(V::Text(
+            serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
+        ));
     }
     match f.replays {
         Some(true) => wheres.push("r.replay_of IS NOT NULL".into()),
@@ -382,11 +405,14 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
     };
     args.push(V::Integer(f.limit.map_or(-1, |l| l as i64)));
     let selected = format!(
-        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict
-         FROM runs r {where_sql} ORDER BY {order} LIMIT ?"
+        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict,
+                r.message, {}
+         FROM runs r {where_sql} ORDER BY {order} LIMIT ?",
+        if f.with_params { "r.params" } else { "NULL AS params" }
     );
     let mut stmt = conn.prepare(&format!(
-        "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of, x.replay_verdict
+        "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of, x.replay_verdict,
+                x.message, x.params
          FROM ({selected}) x LEFT JOIN git_snapshots g ON g.id = x.git_start"
     ))?;
     let mut runs: Vec<RunSummary> = stmt
@@ -407,6 +433,11 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
                 replay_of: r.get(8)?,
                 replay_verdict: r.get(9)?,
                 metrics: BTreeMap::new(),
+                message: r.get(10)?,
+                params: r
+                    .get::<_, Option<String>>(11)?
+                    .and_then(|p| serde_json::from_str(&p).ok())
+                    .unwrap_or_default(),
                 id,
             })
         })?
@@ -456,6 +487,30 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
         }
     }
     Ok(runs)
+}
+
+/// The names runs were recorded under, for "no run has X; known: …" messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Pipelines,
+    Params,
+    Metrics,
+}
+
+/// Every distinct pipeline name, param key or metric key in the store, sorted.
+pub fn known_names(conn: &Connection, what: Known) -> Result<Vec<String>> {
+    let sql = match what {
+        Known::Pipelines => "SELECT DISTINCT pipeline FROM runs ORDER BY 1",
+        Known::Params => {
+            "SELECT DISTINCT j.key FROM runs r, json_each(r.params) j WHERE j.key IS NOT NULL ORDER BY 1"
+        }
+        Known::Metrics => "SELECT DISTINCT key FROM metrics ORDER BY 1",
+    };
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -607,6 +662,22 @@ pub struct StepInfo {
     pub keep_outputs: bool,
     /// git refs (and HEAD) the step created, moved or deleted: `[{ref, from, to}]`
     pub repo_changes: Vec<crate::fingerprint::git::RefChange>,
+    /// how each captured stream is kept, by stream name (`stdout`, `stderr`)
+    pub logs: BTreeMap<String, LogInfo>,
+}
+
+/// How one stream of a step's output is kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogInfo {
+    /// bytes the step printed
+    pub bytes: i64,
+    /// bytes the database does not hold (between its head and tail); 0 for a whole log
+    pub cut_bytes: i64,
+    /// when cut: the SHA-256 of the whole log, whose bytes are in `.mlrun/objects/logs/`
+    pub object: Option<String>,
+    /// the whole log is in the object store (false for a cut log that could not be kept, or
+    /// that `mlrun gc` deleted)
+    pub stored: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -630,6 +701,8 @@ pub struct RunDetail {
     /// the replayed run's id as mlrun shows it (see `short_id`)
     pub replay_of_short: Option<String>,
     pub replay_verdict: Option<String>,
+    /// `mlrun run -m` / `mlrun note`: what the run was for
+    pub message: Option<String>,
     pub git: Option<GitInfo>,
     pub git_end: Option<GitInfo>,
     pub steps: Vec<StepInfo>,
@@ -663,7 +736,7 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
 pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDetail> {
     let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
         "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
-                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict FROM runs WHERE id = ?1",
+                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message FROM runs WHERE id = ?1",
         [id],
         |r| {
             let started: i64 = r.get(6)?;
@@ -688,6 +761,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                     replay_of: r.get(13)?,
                     replay_of_short: None,
                     replay_verdict: r.get(16)?,
+                    message: r.get(17)?,
                     git: None,
                     git_end: None,
                     steps: Vec::new(),
@@ -754,6 +828,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
                     .get::<_, Option<String>>(19)?
                     .and_then(|j| serde_json::from_str(&j).ok())
                     .unwrap_or_default(),
+                logs: BTreeMap::new(),
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -767,6 +842,7 @@ pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDet
             s.reused_run_short = Some(short_id(conn, r)?);
         }
         s.inputs = io_of(conn, s.exec_id, "in")?;
+        s.logs = log_infos(conn, s.exec_id)?;
         s.outputs = io_of(conn, s.exec_id, "out")?;
         for row in params_q.query_map([s.exec_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -879,14 +955,72 @@ pub fn dir_entries(conn: &Connection, dir_hash: &str) -> Result<BTreeMap<String,
         .collect())
 }
 
-/// Captured output of a step execution.
-pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<Vec<u8>> {
+/// How a step execution's streams are kept.
+fn log_infos(conn: &Connection, exec_id: i64) -> Result<BTreeMap<String, LogInfo>> {
+    let mut q = conn.prepare_cached(
+        "SELECT l.stream, l.bytes, h.size, t.size, l.full_hash, l.stored FROM step_logs l
+         LEFT JOIN contents h ON h.hash = l.content_hash LEFT JOIN contents t ON t.hash = l.tail_hash
+         WHERE l.step_exec = ?1",
+    )?;
+    let rows = q.query_map([exec_id], |r| {
+        let bytes: i64 = r.get(1)?;
+        let head: Option<i64> = r.get(2)?;
+        let tail: Option<i64> = r.get(3)?;
+        let object: Option<String> = r.get(4)?;
+        let cut_bytes = if object.is_some() {
+            (bytes - head.unwrap_or(0) - tail.unwrap_or(0)).max(0)
+        } else {
+            0
+        };
+        Ok((
+            r.get::<_, String>(0)?,
+            LogInfo {
+                bytes,
+                cut_bytes,
+                stored: object.is_some() && r.get::<_, i64>(5)? != 0,
+                object,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One stream of a step's output as recorded.
+#[derive(Debug, Clone, Default)]
+pub struct StepLogData {
+    /// bytes the step printed
+    pub bytes: i64,
+    /// the whole log, or its first bytes when it was cut
+    pub head: Vec<u8>,
+    /// when cut: its last bytes
+    pub tail: Option<Vec<u8>>,
+    /// when cut: the SHA-256 of the whole log (its object in `objects/logs/`)
+    pub full_hash: Option<String>,
+    /// the whole log is in the object store
+    pub stored: bool,
+}
+
+/// Captured output of a step execution (empty when it has none).
+pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<StepLogData> {
     Ok(conn
         .query_row(
-            "SELECT c.data FROM step_logs l JOIN contents c ON c.hash = l.content_hash
+            "SELECT l.bytes, h.data, t.data, l.full_hash, l.stored FROM step_logs l
+             LEFT JOIN contents h ON h.hash = l.content_hash LEFT JOIN contents t ON t.hash = l.tail_hash
              WHERE l.step_exec = ?1 AND l.stream = ?2",
             params![exec_id, stream],
-            |r| r.get(0),
+            |r| {
+                let full_hash: Option<String> = r.get(3)?;
+                Ok(StepLogData {
+                    bytes: r.get(0)?,
+                    head: content_bytes(r.get_ref(1)?).unwrap_or_default().to_vec(),
+                    tail: full_hash
+                        .as_ref()
+                        .map(|_| Ok::<_, rusqlite::Error>(content_bytes(r.get_ref(2)?).unwrap_or_default().to_vec()))
+                        .transpose()?,
+                    stored: full_hash.is_some() && r.get::<_, i64>(4)? != 0,
+                    full_hash,
+                })
+            },
         )
         .optional()?
         .unwrap_or_default())

@@ -129,6 +129,8 @@ pub struct RunStart<'a> {
     pub user: &'a str,
     pub argv_json: &'a str,
     pub replay_of: Option<&'a str>,
+    /// `mlrun run -m TEXT`, secrets already masked
+    pub message: Option<&'a str>,
 }
 
 fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
@@ -254,8 +256,8 @@ pub fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> {
     let git = put_git(&tx, r.git)?;
     tx.execute(
         "INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, git_start,
-                           hostname, user, mlrun_version, argv, pid, pid_start, boot_id, replay_of)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                           hostname, user, mlrun_version, argv, pid, pid_start, boot_id, replay_of, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             r.id,
             r.pipeline,
@@ -274,10 +276,30 @@ pub fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> {
             me.start,
             me.boot_id,
             r.replay_of,
+            r.message,
         ],
     )?;
     tx.commit()?;
     Ok(())
+}
+
+/// Set (or, with `None`, clear) a run's message (`mlrun note`); returns the message it replaced.
+pub fn set_message(
+    conn: &mut Connection,
+    run_id: &str,
+    message: Option<&str>,
+) -> Result<Option<String>> {
+    let tx = immediate(conn)?;
+    let old: Option<String> =
+        tx.query_row("SELECT message FROM runs WHERE id = ?1", [run_id], |r| {
+            r.get(0)
+        })?;
+    tx.execute(
+        "UPDATE runs SET message = ?2 WHERE id = ?1",
+        params![run_id, message],
+    )?;
+    tx.commit()?;
+    Ok(old)
 }
 
 pub fn finish_run(
@@ -387,6 +409,21 @@ impl Io {
     }
 }
 
+/// One stream of a step's output as the database records it (see `exec::capture`).
+#[derive(Debug, Clone, Default)]
+pub struct StepLog {
+    /// bytes the step printed on the stream
+    pub bytes: u64,
+    /// the whole log, or its first bytes when it was cut
+    pub head: Vec<u8>,
+    /// when the log was cut: its last bytes
+    pub tail: Option<Vec<u8>>,
+    /// when the log was cut: the SHA-256 of the whole log (its object in `objects/logs/`)
+    pub full_hash: Option<String>,
+    /// the whole log is in the object store
+    pub stored: bool,
+}
+
 /// Everything known about a step once it has ended.
 pub struct StepRecord {
     pub status: StepStatus,
@@ -402,8 +439,8 @@ pub struct StepRecord {
     pub metrics: BTreeMap<String, (f64, String)>,
     pub git_after: GitState,
     pub env: EnvSnapshot,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
+    pub stdout: StepLog,
+    pub stderr: StepLog,
     pub cache_key: Option<String>,
     pub cache_parts: Option<String>,
     /// for cached/restored steps: the execution whose results were reused
@@ -554,12 +591,26 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
     }
     // a reused step printed nothing: its logs are those of the execution it reused
     if r.reused_exec.is_none() {
-        for (stream, data) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
-            let h = put_content(tx, data)?;
+        for (stream, log) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            let h = put_content(tx, &log.head)?;
+            let tail = log
+                .tail
+                .as_deref()
+                .map(|t| put_content(tx, t))
+                .transpose()?;
             tx.prepare_cached(
-                "INSERT INTO step_logs (step_exec, stream, content_hash, bytes) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO step_logs (step_exec, stream, content_hash, bytes, tail_hash, full_hash, stored)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![exec_id, stream, h, data.len() as i64])?;
+            .execute(params![
+                exec_id,
+                stream,
+                h,
+                log.bytes as i64,
+                tail,
+                log.full_hash,
+                log.stored
+            ])?;
         }
     }
     Ok(())
@@ -581,6 +632,52 @@ pub fn record_not_run(
         params![run_id, step, cmd, argv_json, cwd, reason],
     )?;
     tx.commit()?;
+    Ok(())
+}
+
+/// A step whose record could not be written (`finish_step` failed): close its `running` row as
+/// `failed` with the reason, in the smallest write there is, so that it does not stay
+/// `running`. Its inputs, outputs and logs are not recorded.
+pub fn close_unrecorded(
+    conn: &mut Connection,
+    exec_id: i64,
+    error: &str,
+    ended_at: i64,
+) -> Result<()> {
+    let tx = immediate(conn)?;
+    tx.execute(
+        "UPDATE step_execs SET status = 'failed', error = ?2, ended_at = ?3 WHERE id = ?1",
+        params![exec_id, error, ended_at],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Close a run whose mlrun ended without recording all of it (see `store::incomplete`): the run
+/// and its steps still `running` are `failed`, with `reason`.
+pub fn mark_record_failed(conn: &Connection, run_id: &str, reason: &str) -> Result<()> {
+    let now = now_ms();
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let res = (|| -> rusqlite::Result<()> {
+        conn.execute(
+            "UPDATE step_execs SET status = 'failed', error = ?2, ended_at = COALESCE(ended_at, ?3)
+             WHERE run_id = ?1 AND status = 'running'",
+            params![run_id, reason, now],
+        )?;
+        conn.execute(
+            "UPDATE runs SET status = 'failed', exit_code = COALESCE(exit_code, 1), ended_at = COALESCE(ended_at, ?2)
+             WHERE id = ?1 AND status = 'running'",
+            params![run_id, now],
+        )?;
+        Ok(())
+    })();
+    match res {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
     Ok(())
 }
 

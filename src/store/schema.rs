@@ -36,7 +36,69 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V6_PACKAGES,
     },
+    Migration {
+        code: None,
+        sql: V7_LOGS,
+    },
+    Migration {
+        code: None,
+        sql: V_RUN_MESSAGES,
+    },
+    Migration {
+        code: None,
+        sql: V_MODELS,
+    },
 ];
+
+// 8: a message on a run (`mlrun run -m TEXT`, `mlrun note RUN TEXT`): what the person running it
+// meant to try, shown by `runs` and `show` and searched by `runs --grep`. NULL: no message.
+const V_RUN_MESSAGES: &str = r#"
+ALTER TABLE runs ADD COLUMN message TEXT;
+"#;
+
+// 9: model names (`store::models`). A registered version binds NAME@LABEL to one artifact version
+// (path x content) and the execution that produced it; versions are immutable (no UPDATE, no
+// DELETE). An alias is the last row of its append-only log (`to_version` NULL: removed).
+const V_MODELS: &str = r#"
+CREATE TABLE models (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL);
+CREATE TABLE model_versions (
+  id INTEGER PRIMARY KEY,
+  model_id INTEGER NOT NULL REFERENCES models(id),
+  label TEXT NOT NULL,                       -- as written: v3, v1.2.0
+  semver TEXT NOT NULL,                      -- canonical: vN is N.0.0
+  major INTEGER NOT NULL,
+  av_id INTEGER NOT NULL REFERENCES artifact_versions(id),
+  step_exec INTEGER REFERENCES step_execs(id),  -- the execution that produced it, if recorded
+  run_id TEXT REFERENCES runs(id),
+  registered_at INTEGER NOT NULL,
+  registered_by TEXT NOT NULL,
+  message TEXT,
+  auto INTEGER NOT NULL DEFAULT 0,           -- 1: by a step's `model` key
+  UNIQUE (model_id, semver),
+  UNIQUE (model_id, av_id));
+CREATE INDEX model_versions_av ON model_versions(av_id);
+CREATE TABLE model_alias_log (
+  id INTEGER PRIMARY KEY,
+  model_id INTEGER NOT NULL REFERENCES models(id),
+  alias TEXT NOT NULL,
+  from_version INTEGER REFERENCES model_versions(id),
+  to_version INTEGER REFERENCES model_versions(id),
+  at INTEGER NOT NULL,
+  by TEXT NOT NULL,
+  message TEXT);
+CREATE INDEX model_alias_log_alias ON model_alias_log(model_id, alias, id);
+CREATE TRIGGER model_versions_immutable BEFORE UPDATE ON model_versions
+  BEGIN SELECT RAISE(ABORT, 'model versions are immutable'); END;
+CREATE TRIGGER model_versions_kept BEFORE DELETE ON model_versions
+  BEGIN SELECT RAISE(ABORT, 'model versions are never deleted'); END;
+CREATE TRIGGER model_alias_log_no_update BEFORE UPDATE ON model_alias_log
+  BEGIN SELECT RAISE(ABORT, 'the alias log is append-only'); END;
+CREATE TRIGGER model_alias_log_no_delete BEFORE DELETE ON model_alias_log
+  BEGIN SELECT RAISE(ABORT, 'the alias log is append-only'); END;
+"#;
 
 // 3: a declared path that was itself a symbolic link (`best.pkl -> ckpt/epoch10.pkl`): its
 // version is the content the link leads to, and `link` keeps the link's own target, as the link
@@ -56,6 +118,9 @@ fn forget_the_marker_salt(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "secure_delete", was)?;
     done.map(|_| ())
 }
+
+#[cfg(test)]
+pub const V1_FOR_TESTS: &str = V1;
 
 // 1: the lineage record
 const V1: &str = r#"
@@ -258,6 +323,18 @@ CREATE TABLE package_scan_cache (
 ) WITHOUT ROWID;
 "#;
 
+// 7: logs in bounded memory. A step's stdout and stderr were kept whole in `contents`, so a step
+// printing more than SQLite's 1 GB limit for a value lost its whole record. A log longer than
+// what the database keeps (see exec::capture) now keeps its first bytes in `content_hash`, its
+// last bytes in `tail_hash`, and the SHA-256 of the whole log in `full_hash`, whose bytes are in
+// `.mlrun/objects/logs/` while `stored` is 1. Earlier rows (NULL tail and full hash) are whole.
+const V7_LOGS: &str = r#"
+ALTER TABLE step_logs ADD COLUMN tail_hash TEXT REFERENCES contents(hash);
+ALTER TABLE step_logs ADD COLUMN full_hash TEXT;
+ALTER TABLE step_logs ADD COLUMN stored INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX step_logs_full ON step_logs(full_hash) WHERE full_hash IS NOT NULL;
+"#;
+
 /// Migration 2, before its SQL: rebuild every directory's manifest from its `dir_entries` rows
 /// and keep it in `contents` (an empty directory has an empty manifest).
 fn manifests_into_contents(tx: &Connection) -> rusqlite::Result<()> {
@@ -441,6 +518,33 @@ mod tests {
         // the bytes are gone from the file, not only unlinked from the table
         let bytes = std::fs::read(&path).unwrap();
         assert!(!bytes.windows(salt.len()).any(|w| w == salt.as_bytes()));
+    }
+
+    #[test]
+    fn migration_7_keeps_logs_recorded_whole_readable() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::V1).unwrap();
+        conn.execute_batch(super::V2).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x''), ('l', 6, CAST('hello\n' AS BLOB));
+             INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
+               VALUES ('r1', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1);
+             INSERT INTO step_execs (id, run_id, step, cmd, argv, cwd, status) VALUES (1, 'r1', 'a', '', '[]', '', 'succeeded');
+             INSERT INTO step_logs (step_exec, stream, content_hash, bytes) VALUES (1, 'stdout', 'l', 6);",
+        )
+        .unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        let log = crate::store::query::step_log(&conn, 1, "stdout").unwrap();
+        assert_eq!(log.head, b"hello\n");
+        assert_eq!(log.bytes, 6);
+        assert!(log.tail.is_none() && log.full_hash.is_none() && !log.stored);
+        let detail = crate::store::query::run_detail(&conn, "r1", false).unwrap();
+        let info = &detail.steps[0].logs["stdout"];
+        assert_eq!(
+            (info.bytes, info.cut_bytes, info.object.is_none()),
+            (6, 0, true)
+        );
     }
 
     #[test]

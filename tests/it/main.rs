@@ -2,12 +2,16 @@
 //! subprocesses and the real SQLite store.
 
 mod common;
+mod daily;
 mod execution;
 mod export;
 mod history;
 mod hostile;
+mod import;
 mod incremental;
 mod interactions;
+mod logs;
+mod models;
 mod orphans;
 mod packages;
 mod paths;

@@ -359,6 +359,7 @@ mod tests {
             trace_ignore: ignore.iter().map(|s| s.to_string()).collect(),
             trace_ignore_defaults: true,
             keep_outputs: false,
+            model: None,
         }
     }
 

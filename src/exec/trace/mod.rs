@@ -374,8 +374,13 @@ pub(super) async fn conclude(
     }
     if f.reads.len() > LIST_MAX {
         p.warn(&format!(
-            "{name} read {} more undeclared files (see `mlrun show`){}",
+            "{name} read {} more undeclared {} (see `mlrun show`){}",
             f.reads.len() - LIST_MAX,
+            if f.reads.len() - LIST_MAX == 1 {
+                "file"
+            } else {
+                "files"
+            },
             covering_dir(&f.reads, "an input")
         ));
     }
@@ -386,8 +391,13 @@ pub(super) async fn conclude(
     }
     if f.writes.len() > LIST_MAX {
         p.warn(&format!(
-            "{name} wrote {} more undeclared files (see `mlrun show`){}",
+            "{name} wrote {} more undeclared {} (see `mlrun show`){}",
             f.writes.len() - LIST_MAX,
+            if f.writes.len() - LIST_MAX == 1 {
+                "file"
+            } else {
+                "files"
+            },
             covering_dir(&f.writes, "an output")
         ));
     }

@@ -1,0 +1,154 @@
+//! `mlrun import dvc.yaml [-o pipeline.toml] [--force]`: convert a DVC pipeline (the converter
+//! is `import::dvc`), check the result with mlrun's own validator, and write it.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::ImportArgs;
+use crate::error::{Error, Result};
+use crate::import::dvc;
+use crate::report::{ColorChoice, Style, print_warnings};
+
+pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
+    let style = Style::stderr(color);
+    let file = &args.file;
+    if !file.is_file() {
+        let what = if file.exists() {
+            "is not a file"
+        } else {
+            "does not exist"
+        };
+        let mut e = Error::invalid(format!("`{}` {what}", file.display()));
+        if file.is_dir() {
+            e = e.hint(format!(
+                "pass the dvc.yaml itself: `mlrun import {}`",
+                file.join("dvc.yaml").display()
+            ));
+        }
+        return Err(e);
+    }
+    let dvc_dir = parent_of(file);
+    let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    let out = args.output.clone().unwrap_or_else(|| match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.join("pipeline.toml"),
+        _ => PathBuf::from("pipeline.toml"),
+    });
+    let out = if to_stdout {
+        dvc_dir.join("pipeline.toml")
+    } else {
+        out
+    };
+    if out.exists() && !args.force && !to_stdout {
+        return Err(
+            Error::invalid(format!("`{}` already exists", out.display()))
+                .hint("pass --force to overwrite it, or -o to write another file"),
+        );
+    }
+    let canon = |p: &Path| {
+        p.canonicalize()
+            .map_err(|e| Error::invalid(format!("cannot use directory `{}`", p.display())).cause(e))
+    };
+    let dvc_abs = canon(&dvc_dir)?;
+    let out_dir = canon(&parent_of(&out))?;
+    let Some(out_name) = out.file_name() else {
+        return Err(Error::invalid(format!(
+            "`{}` is not a file name",
+            out.display()
+        )));
+    };
+    // paths in dvc.yaml are relative to its directory; in pipeline.toml, to pipeline.toml's
+    let prefix = match dvc_abs.strip_prefix(&out_dir) {
+        Ok(rel) if rel.as_os_str().is_empty() => String::new(),
+        Ok(rel) => format!("{}/", rel.to_string_lossy()),
+        Err(_) => {
+            return Err(Error::invalid(format!(
+                "`{}` is not in `{}`'s directory or above it, so its paths cannot be written relative to it",
+                out.display(),
+                file.display()
+            ))
+            .hint("write pipeline.toml beside dvc.yaml (the default) or in a directory above it"));
+        }
+    };
+    let conv = dvc::convert(&dvc::Options {
+        file,
+        shown: file,
+        prefix: &prefix,
+    })?;
+
+    // the result is checked as the file it will be, before it is written
+    let out_abs = out_dir.join(out_name);
+    let checked = crate::pipeline::plan::from_source(conv.toml.clone(), out_abs.clone(), &out, &[]);
+    if to_stdout {
+        for n in &conv.notes {
+            eprintln!("{} {n}", style.yellow("not expressed:"));
+        }
+        match checked {
+            Ok(plan) => print_warnings(&plan.warnings, style),
+            Err(e) => eprintln!("{e}"),
+        }
+        crate::report::emit(&conv.toml);
+        return Ok(0);
+    }
+    let tmp = tempfile::NamedTempFile::new_in(&out_dir)
+        .and_then(|mut t| {
+            std::io::Write::write_all(&mut t, conv.toml.as_bytes())?;
+            Ok(t)
+        })
+        .map_err(|e| Error::other(format!("cannot write `{}`", out.display())).cause(e))?;
+    tmp.persist(&out_abs)
+        .map_err(|e| Error::other(format!("cannot write `{}`", out.display())).cause(e.error))?;
+
+    for n in &conv.notes {
+        eprintln!("{} {n}", style.yellow("not expressed:"));
+    }
+    let valid = match checked {
+        Ok(plan) => {
+            print_warnings(&plan.warnings, style);
+            true
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "{} `{}` was written, but mlrun will refuse to run it until the problems above are fixed (data a DVC remote holds is brought back by `dvc pull`)",
+                style.yellow("warning:"),
+                out.display()
+            );
+            false
+        }
+    };
+    let mut summary = format!(
+        "wrote `{}`: {} step{} from {}",
+        out.display(),
+        conv.steps.len(),
+        if conv.steps.len() == 1 { "" } else { "s" },
+        file.display()
+    );
+    if !conv.frozen.is_empty() {
+        summary += &format!(
+            "; {} frozen stage{} left commented out",
+            conv.frozen.len(),
+            if conv.frozen.len() == 1 { "" } else { "s" }
+        );
+    }
+    if let Some(p) = &conv.params_file {
+        summary += &format!("; params-file {p}");
+    }
+    if !conv.notes.is_empty() {
+        summary += &format!(
+            "; {} thing{} not expressed (above, and at the end of the file)",
+            conv.notes.len(),
+            if conv.notes.len() == 1 { "" } else { "s" }
+        );
+    }
+    style.note(&summary);
+    if valid {
+        style.note(&format!("run it with `mlrun {}`", out.display()));
+    }
+    Ok(0)
+}
+
+fn parent_of(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}

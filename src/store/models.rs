@@ -1,0 +1,908 @@
+//! Model names: registered versions (`NAME@v3`, `NAME@v1.2.0`), each bound for good to one
+//! artifact version (a path and its content) and the execution that produced it, and aliases
+//! (`NAME@production`): movable pointers whose every move is a row of an append-only log.
+//!
+//! Names and aliases follow GTO's rule (so `model export-tags` writes tags `gto` reads, and git
+//! accepts them as refs): lowercase letters, digits, `-` and `/`, starting with a letter, ending
+//! with a letter or digit, at least two characters, no `//`.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::store::query;
+
+/// Why `s` cannot be a model name or alias (`what` says which), or `None`.
+fn name_problem(s: &str) -> Option<&'static str> {
+    if s.len() < 2 {
+        return Some("it must be at least 2 characters long");
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '/')))
+    {
+        return Some(if c.is_ascii_uppercase() {
+            "it has an uppercase letter"
+        } else {
+            "it has a character other than lowercase letters, digits, `-` and `/`"
+        });
+    }
+    if !s.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
+        return Some("it must start with a letter");
+    }
+    if !s
+        .chars()
+        .last()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        return Some("it must end with a letter or a digit");
+    }
+    if s.contains("//") {
+        return Some("it has `//`");
+    }
+    None
+}
+
+/// The nearest allowed spelling of `s`, if there is one.
+fn suggestion(s: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in s.trim().chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '/' {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.ends_with('/') {
+            out.push('-');
+        }
+    }
+    while out.contains("//") {
+        out = out.replace("//", "/");
+    }
+    let out = out
+        .trim_start_matches(|c: char| !c.is_ascii_lowercase())
+        .trim_end_matches(['-', '/'])
+        .to_string();
+    (out != s && name_problem(&out).is_none()).then_some(out)
+}
+
+const NAME_RULE: &str = "use lowercase letters, digits, `-` and `/` (the characters git tags and GTO accept): start with a letter, end with a letter or digit, at least 2 characters, e.g. `churn` or `team/churn-model`";
+
+/// Check a model name; `Error::invalid` (exit 2) saying what is allowed.
+pub fn check_name(name: &str) -> Result<()> {
+    check("model name", name)
+}
+
+fn check(what: &str, s: &str) -> Result<()> {
+    let Some(problem) = name_problem(s) else {
+        return Ok(());
+    };
+    let mut e = Error::invalid(format!("{what} `{s}` is not allowed: {problem}")).hint(NAME_RULE);
+    if let Some(better) = suggestion(s) {
+        e = e.hint(format!("did you mean `{better}`?"));
+    }
+    Err(e)
+}
+
+/// Words an alias cannot be: they already mean something after `NAME@`.
+const RESERVED_ALIASES: &[&str] = &["latest", "last", "latest-replay", "greatest"];
+
+/// Check an alias: a name that is not a version label (`v2`) nor a reserved word.
+pub fn check_alias(alias: &str) -> Result<()> {
+    check("alias", alias)?;
+    if parse_version(alias).is_ok() {
+        return Err(Error::invalid(format!(
+            "alias `{alias}` is not allowed: it reads as a version label"
+        ))
+        .hint("an alias is a word such as `production`, `staging` or `champion`"));
+    }
+    if RESERVED_ALIASES.contains(&alias) {
+        return Err(Error::invalid(format!(
+            "alias `{alias}` is not allowed: `{alias}` is reserved"
+        ))
+        .hint("an alias is a word such as `production`, `staging` or `champion`"));
+    }
+    Ok(())
+}
+
+/// A version label: as written (`v3`, `v1.2.0`), its canonical semver (`3.0.0`), its major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub label: String,
+    pub semver: String,
+    pub major: u64,
+}
+
+fn number(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn ident_ok(s: &str, numeric_no_leading_zero: bool) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && (!numeric_no_leading_zero
+                    || !p.chars().all(|c| c.is_ascii_digit())
+                    || number(p).is_some())
+        })
+}
+
+/// `vN`, `N`, `vX.Y.Z[-pre][+build]` or `X.Y.Z[...]` (semantic versioning 2.0.0).
+pub fn parse_version(s: &str) -> Result<Label> {
+    let bad = || {
+        Error::invalid(format!("`{s}` is not a version")).hint(
+            "write a number (`3`, `v3`) or a semantic version (`1.2.0`, `v1.2.0`, `2.0.0-rc.1`)",
+        )
+    };
+    let body = s.strip_prefix('v').unwrap_or(s);
+    if let Some(n) = number(body) {
+        return Ok(Label {
+            label: format!("v{n}"),
+            semver: format!("{n}.0.0"),
+            major: n,
+        });
+    }
+    let (core, build) = match body.split_once('+') {
+        Some((c, b)) if ident_ok(b, false) => (c, Some(b)),
+        Some(_) => return Err(bad()),
+        None => (body, None),
+    };
+    let (core, pre) = match core.split_once('-') {
+        Some((c, p)) if ident_ok(p, true) => (c, Some(p)),
+        Some(_) => return Err(bad()),
+        None => (core, None),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    let [major, minor, patch] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (Some(major), Some(_), Some(_)) = (number(major), number(minor), number(patch)) else {
+        return Err(bad());
+    };
+    let mut semver = core.to_string();
+    if let Some(p) = pre {
+        semver += &format!("-{p}");
+    }
+    if let Some(b) = build {
+        semver += &format!("+{b}");
+    }
+    Ok(Label {
+        label: format!("v{semver}"),
+        semver,
+        major,
+    })
+}
+
+/// One registered version, as listed and as printed by `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelVersion {
+    pub name: String,
+    /// `v3`, `v1.2.0`
+    pub version: String,
+    /// the canonical semantic version (`v3` is `3.0.0`)
+    pub semver: String,
+    pub path: String,
+    pub hash: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub size: i64,
+    pub nfiles: i64,
+    pub av_id: i64,
+    /// the step execution that produced it (null: no recorded execution did)
+    pub exec_id: Option<i64>,
+    pub run_id: Option<String>,
+    pub short_id: Option<String>,
+    pub step: Option<String>,
+    /// the commit the run started at, and whether the work tree was dirty
+    pub commit: Option<String>,
+    pub dirty: Option<bool>,
+    pub registered_at: i64,
+    pub registered_by: String,
+    pub message: Option<String>,
+    /// registered by a step's `model` key when the step ran
+    pub auto: bool,
+    /// the aliases pointing at it now
+    pub aliases: Vec<String>,
+    #[serde(skip)]
+    pub id: i64,
+}
+
+const MV_SELECT: &str = "SELECT m.name, mv.label, mv.semver, a.path, v.blob_hash, b.kind, b.size,
+       b.nfiles, mv.av_id, mv.step_exec, mv.run_id, s.step, g.commit_sha, g.dirty,
+       mv.registered_at, mv.registered_by, mv.message, mv.auto, mv.id
+  FROM model_versions mv JOIN models m ON m.id = mv.model_id
+  JOIN artifact_versions v ON v.id = mv.av_id JOIN artifacts a ON a.id = v.artifact_id
+  JOIN blobs b ON b.hash = v.blob_hash
+  LEFT JOIN step_execs s ON s.id = mv.step_exec
+  LEFT JOIN runs r ON r.id = mv.run_id LEFT JOIN git_snapshots g ON g.id = r.git_start";
+
+fn mv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
+    Ok(ModelVersion {
+        name: r.get(0)?,
+        version: r.get(1)?,
+        semver: r.get(2)?,
+        path: r.get(3)?,
+        hash: r.get(4)?,
+        kind: r.get(5)?,
+        size: r.get(6)?,
+        nfiles: r.get(7)?,
+        av_id: r.get(8)?,
+        exec_id: r.get(9)?,
+        run_id: r.get(10)?,
+        short_id: None,
+        step: r.get(11)?,
+        commit: r.get(12)?,
+        dirty: r.get(13)?,
+        registered_at: r.get(14)?,
+        registered_by: r.get(15)?,
+        message: r.get(16)?,
+        auto: r.get(17)?,
+        aliases: Vec::new(),
+        id: r.get(18)?,
+    })
+}
+
+/// The current aliases of a model: alias → version row id.
+fn current_aliases(conn: &Connection, model_id: i64) -> Result<BTreeMap<String, i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.alias, l.to_version FROM model_alias_log l
+          WHERE l.model_id = ?1
+            AND l.id = (SELECT max(id) FROM model_alias_log x
+                         WHERE x.model_id = l.model_id AND x.alias = l.alias)
+            AND l.to_version IS NOT NULL",
+    )?;
+    let rows = stmt
+        .query_map([model_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Versions matching `cond` (SQL over `mv`, `m`), newest first, with short ids and aliases.
+fn versions_where(
+    conn: &Connection,
+    cond: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<ModelVersion>> {
+    let mut stmt = conn.prepare(&format!("{MV_SELECT} WHERE {cond} ORDER BY mv.id DESC"))?;
+    let mut out: Vec<ModelVersion> = stmt
+        .query_map(args, mv_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut aliases: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for v in &mut out {
+        if let Some(run) = &v.run_id {
+            v.short_id = Some(query::short_id(conn, run)?);
+        }
+        if !aliases.contains_key(&v.name) {
+            let id = model_id(conn, &v.name)?.unwrap_or_default();
+            aliases.insert(v.name.clone(), current_aliases(conn, id)?);
+        }
+        v.aliases = aliases[&v.name]
+            .iter()
+            .filter(|(_, to)| **to == v.id)
+            .map(|(a, _)| a.clone())
+            .collect();
+    }
+    Ok(out)
+}
+
+/// Whether the store has the model tables: a store written by an older mlrun that can only be
+/// opened read-only (a full disk, a read-only file system) was never migrated, and has no models.
+fn registry_exists(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'model_versions'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+pub fn model_id(conn: &Connection, name: &str) -> Result<Option<i64>> {
+    if !registry_exists(conn)? {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_row("SELECT id FROM models WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// Every registered name, for hints.
+pub fn names(conn: &Connection) -> Result<Vec<String>> {
+    if !registry_exists(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare("SELECT name FROM models ORDER BY name")?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// All versions of a model, newest first.
+pub fn versions(conn: &Connection, name: &str) -> Result<Vec<ModelVersion>> {
+    versions_where(conn, "m.name = ?1", &[&name])
+}
+
+/// The model versions bound to an artifact version (for the model card).
+pub fn versions_of_av(conn: &Connection, av_id: i64) -> Result<Vec<ModelVersion>> {
+    if !registry_exists(conn)? {
+        return Ok(Vec::new());
+    }
+    versions_where(conn, "mv.av_id = ?1", &[&av_id])
+}
+
+/// What `NAME@REF` names: a version label (`v2`, `v1.2.0`, `2`), else a current alias.
+/// `Ok(None)` when the model exists but has no such version or alias; errors when no model has
+/// that name are the caller's to word.
+pub fn by_ref(conn: &Connection, name: &str, reference: &str) -> Result<Option<ModelVersion>> {
+    let Some(mid) = model_id(conn, name)? else {
+        return Ok(None);
+    };
+    if let Ok(l) = parse_version(reference) {
+        return Ok(versions_where(
+            conn,
+            "mv.model_id = ?1 AND mv.semver = ?2",
+            &[&mid, &l.semver],
+        )?
+        .pop());
+    }
+    if let Some(id) = current_aliases(conn, mid)?.get(reference) {
+        return Ok(versions_where(conn, "mv.id = ?1", &[id])?.pop());
+    }
+    Ok(None)
+}
+
+/// The error for `NAME@REF` when REF is neither a version nor an alias of NAME.
+pub fn no_such_ref(conn: &Connection, name: &str, reference: &str) -> Result<Error> {
+    let vs = versions(conn, name)?;
+    let aliases = match model_id(conn, name)? {
+        Some(id) => current_aliases(conn, id)?,
+        None => BTreeMap::new(),
+    };
+    let what = if parse_version(reference).is_ok() {
+        "no version"
+    } else {
+        "no version or alias"
+    };
+    let mut e = Error::other(format!("model `{name}` has {what} `{reference}`"));
+    let labels: Vec<String> = vs.iter().rev().map(|v| v.version.clone()).collect();
+    e = e.hint(format!("its versions: {}", labels.join(", ")));
+    if !aliases.is_empty() {
+        e = e.hint(format!(
+            "its aliases: {}",
+            aliases
+                .iter()
+                .map(|(a, id)| {
+                    let l = vs.iter().find(|v| v.id == *id).map_or("?", |v| &v.version);
+                    format!("{a} → {l}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(e)
+}
+
+/// The error for a name no model has.
+pub fn no_such_model(conn: &Connection, name: &str) -> Result<Error> {
+    let all = names(conn)?;
+    let mut e = Error::other(format!("no model is named `{name}`"));
+    if let Some(best) = crate::pipeline::diag::did_you_mean(name, all.iter().map(String::as_str)) {
+        e = e.hint(format!("did you mean `{best}`?"));
+    }
+    Ok(if all.is_empty() {
+        e.hint("register one with `mlrun model register NAME PATH`, or give a step `model = \"NAME\"` in pipeline.toml")
+    } else {
+        e.hint(format!("registered models: {}", all.join(", ")))
+    })
+}
+
+/// What to register.
+pub struct NewVersion<'a> {
+    pub name: &'a str,
+    pub av_id: i64,
+    pub exec_id: Option<i64>,
+    pub run_id: Option<&'a str>,
+    /// the label asked for; `None`: the next `vN`
+    pub version: Option<&'a Label>,
+    pub by: &'a str,
+    pub message: Option<&'a str>,
+    pub auto: bool,
+    pub at: i64,
+}
+
+/// The outcome of a registration.
+#[derive(Debug, Serialize)]
+pub struct Registered {
+    /// false: this content was already registered under the name (nothing was written)
+    pub new: bool,
+    pub version: ModelVersion,
+}
+
+/// Register a version (one immediate transaction). The same content under the same name again
+/// is that version (`new: false`); a label already bound to other content is an error.
+pub fn register(conn: &mut Connection, nv: &NewVersion<'_>) -> Result<Registered> {
+    check_name(nv.name)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT OR IGNORE INTO models (name, created_at) VALUES (?1, ?2)",
+        params![nv.name, nv.at],
+    )?;
+    let mid: i64 = tx.query_row("SELECT id FROM models WHERE name = ?1", [nv.name], |r| {
+        r.get(0)
+    })?;
+    let same_content = versions_where(
+        &tx,
+        "mv.model_id = ?1 AND mv.av_id = ?2",
+        &[&mid, &nv.av_id],
+    )?
+    .pop();
+    if let Some(v) = same_content {
+        if let Some(l) = nv.version
+            && l.semver != v.semver
+        {
+            return Err(Error::other(format!(
+                "this content of `{}{}` is already registered as {}@{}, not {}",
+                v.path,
+                if v.kind == "dir" { "/" } else { "" },
+                nv.name,
+                v.version,
+                l.label
+            ))
+            .hint("versions are immutable: one content has one version under a name; point an alias at it instead (`mlrun model alias`)"));
+        }
+        return Ok(Registered {
+            new: false,
+            version: v,
+        });
+    }
+    let label = match nv.version {
+        Some(l) => {
+            if let Some(other) = versions_where(
+                &tx,
+                "mv.model_id = ?1 AND mv.semver = ?2",
+                &[&mid, &l.semver],
+            )?
+            .pop()
+            {
+                return Err(Error::other(format!(
+                    "{}@{} already exists, bound to other content: `{}{}` {}",
+                    nv.name,
+                    other.version,
+                    other.path,
+                    if other.kind == "dir" { "/" } else { "" },
+                    crate::report::short_hash(&other.hash)
+                ))
+                .hint("versions are immutable; register this content under a new version, or leave out --version for the next number"));
+            }
+            l.clone()
+        }
+        None => {
+            let max: Option<i64> = tx.query_row(
+                "SELECT max(major) FROM model_versions WHERE model_id = ?1",
+                [mid],
+                |r| r.get(0),
+            )?;
+            let n = max.unwrap_or(0) as u64 + 1;
+            Label {
+                label: format!("v{n}"),
+                semver: format!("{n}.0.0"),
+                major: n,
+            }
+        }
+    };
+    tx.execute(
+        "INSERT INTO model_versions (model_id, label, semver, major, av_id, step_exec, run_id,
+                                     registered_at, registered_by, message, auto)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            mid,
+            label.label,
+            label.semver,
+            label.major as i64,
+            nv.av_id,
+            nv.exec_id,
+            nv.run_id,
+            nv.at,
+            nv.by,
+            nv.message,
+            nv.auto
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    let v = versions_where(&tx, "mv.id = ?1", &[&id])?
+        .pop()
+        .ok_or_else(|| Error::store("the version just registered is missing"))?;
+    tx.commit()?;
+    Ok(Registered {
+        new: true,
+        version: v,
+    })
+}
+
+/// A step's `model` key: register the version of `path` with content `hash` that step execution
+/// `exec_id` of run `run_id` just produced (and recorded). `Ok(None)`: nothing to register (the
+/// run is a replay, which runs in a scratch tree, or the version was not recorded).
+#[expect(clippy::too_many_arguments, reason = "the parts of one registration")]
+pub fn register_produced(
+    conn: &mut Connection,
+    name: &str,
+    path: &str,
+    hash: &str,
+    exec_id: i64,
+    run_id: &str,
+    by: &str,
+    at: i64,
+) -> Result<Option<Registered>> {
+    let replay: Option<String> = conn
+        .query_row("SELECT replay_of FROM runs WHERE id = ?1", [run_id], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .flatten();
+    if replay.is_some() {
+        return Ok(None);
+    }
+    let Some(v) = crate::store::lineage::version_by_content(conn, path, hash)? else {
+        return Ok(None);
+    };
+    register(
+        conn,
+        &NewVersion {
+            name,
+            av_id: v.av_id,
+            exec_id: Some(exec_id),
+            run_id: Some(run_id),
+            version: None,
+            by,
+            message: None,
+            auto: true,
+            at,
+        },
+    )
+    .map(Some)
+}
+
+/// The step execution of `run_id` that produced `av_id` (the one that really ran, else one that
+/// reused it), else the version's preferred producer anywhere.
+pub fn producer(conn: &Connection, av_id: i64, run_id: Option<&str>) -> Result<Option<i64>> {
+    if let Some(run) = run_id
+        && let Some(e) = conn
+            .query_row(
+                "SELECT s.id FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
+                  WHERE e.av_id = ?1 AND e.direction = 'out' AND s.run_id = ?2
+                  ORDER BY s.reused_exec IS NOT NULL, s.id DESC LIMIT 1",
+                params![av_id, run],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+    {
+        // a reused execution stands for the one it reused
+        let reused: Option<i64> = conn.query_row(
+            "SELECT reused_exec FROM step_execs WHERE id = ?1",
+            [e],
+            |r| r.get(0),
+        )?;
+        return Ok(Some(reused.unwrap_or(e)));
+    }
+    crate::store::lineage::preferred_producer(conn, av_id)
+}
+
+/// The version of `path` that a succeeded step of a run started at `commit` produced, when
+/// exactly one such version exists (replays left out): how a git tag on a commit names content.
+pub fn produced_at_commit(conn: &Connection, path: &str, commit: &str) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT v.id FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id
+           JOIN io_edges e ON e.av_id = v.id AND e.direction = 'out'
+           JOIN step_execs s ON s.id = e.step_exec JOIN runs r ON r.id = s.run_id
+           JOIN git_snapshots g ON g.id = r.git_start
+          WHERE a.path = ?1 AND g.commit_sha = ?2 AND r.replay_of IS NULL
+            AND s.status IN ('succeeded', 'cached', 'restored')
+          LIMIT 2",
+    )?;
+    let rows = stmt
+        .query_map(params![path, commit], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// The current alias and when it last moved (`None`: never set).
+pub fn alias_state(
+    conn: &Connection,
+    name: &str,
+    alias: &str,
+) -> Result<Option<(Option<String>, i64)>> {
+    let Some(mid) = model_id(conn, name)? else {
+        return Ok(None);
+    };
+    Ok(conn
+        .query_row(
+            "SELECT t.label, l.at FROM model_alias_log l
+               LEFT JOIN model_versions t ON t.id = l.to_version
+              WHERE l.model_id = ?1 AND l.alias = ?2 ORDER BY l.id DESC LIMIT 1",
+            params![mid, alias],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// The run of a step execution.
+pub fn run_of_exec(conn: &Connection, exec_id: i64) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT run_id FROM step_execs WHERE id = ?1",
+            [exec_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// One move of an alias, as logged.
+#[derive(Debug, Clone, Serialize)]
+pub struct AliasMove {
+    pub name: String,
+    pub alias: String,
+    /// the version it pointed at before (null: it was not set)
+    pub from: Option<String>,
+    /// the version it points at after (null: removed)
+    pub to: Option<String>,
+    pub at: i64,
+    pub by: String,
+    pub message: Option<String>,
+    /// the commit of the run that made `to` (or `from` for a removal), for git tags
+    #[serde(skip)]
+    pub commit: Option<String>,
+    #[serde(skip)]
+    pub id: i64,
+}
+
+/// Move (or, with `to` None, remove) an alias to a version (a label, or another alias: the
+/// version it points at now). `Ok(None)`: it already pointed there (nothing is logged). Errors: no such model, no such version, removing an alias that is not set.
+pub fn set_alias(
+    conn: &mut Connection,
+    name: &str,
+    alias: &str,
+    to: Option<&str>,
+    by: &str,
+    message: Option<&str>,
+    at: i64,
+) -> Result<Option<AliasMove>> {
+    check_name(name)?;
+    check_alias(alias)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let Some(mid) = model_id(&tx, name)? else {
+        return Err(no_such_model(&tx, name)?);
+    };
+    let current = current_aliases(&tx, mid)?.get(alias).copied();
+    let to_id = match to {
+        // a version label, or another alias of the model (`alias churn production staging`
+        // promotes what staging points at)
+        Some(r) => match by_ref(&tx, name, r)? {
+            Some(v) => Some(v.id),
+            None => return Err(no_such_ref(&tx, name, r)?),
+        },
+        None => {
+            if current.is_none() {
+                return Err(Error::other(format!(
+                    "model `{name}` has no alias `{alias}` to remove"
+                ))
+                .hint(format!("`mlrun model show {name}` lists its aliases")));
+            }
+            None
+        }
+    };
+    if current == to_id {
+        return Ok(None);
+    }
+    tx.execute(
+        "INSERT INTO model_alias_log (model_id, alias, from_version, to_version, at, by, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![mid, alias, current, to_id, at, by, message],
+    )?;
+    let id = tx.last_insert_rowid();
+    let m = alias_log(&tx, Some(mid))?
+        .into_iter()
+        .find(|m| m.id == id)
+        .ok_or_else(|| Error::store("the alias move just logged is missing"))?;
+    tx.commit()?;
+    Ok(Some(m))
+}
+
+/// The alias log, oldest first: of one model, or of all.
+pub fn alias_log(conn: &Connection, model_id: Option<i64>) -> Result<Vec<AliasMove>> {
+    let mut stmt = conn.prepare(
+        "SELECT m.name, l.alias, f.label, t.label, l.at, l.by, l.message, g.commit_sha, l.id
+           FROM model_alias_log l JOIN models m ON m.id = l.model_id
+           LEFT JOIN model_versions f ON f.id = l.from_version
+           LEFT JOIN model_versions t ON t.id = l.to_version
+           LEFT JOIN runs r ON r.id = COALESCE(t.run_id, f.run_id)
+           LEFT JOIN git_snapshots g ON g.id = r.git_start
+          WHERE ?1 IS NULL OR l.model_id = ?1
+          ORDER BY l.id",
+    )?;
+    let rows = stmt
+        .query_map([model_id], |r| {
+            Ok(AliasMove {
+                name: r.get(0)?,
+                alias: r.get(1)?,
+                from: r.get(2)?,
+                to: r.get(3)?,
+                at: r.get(4)?,
+                by: r.get(5)?,
+                message: r.get(6)?,
+                commit: r.get(7)?,
+                id: r.get(8)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// A model with its versions (newest first), current aliases and alias history (oldest first).
+#[derive(Debug, Serialize)]
+pub struct Model {
+    pub name: String,
+    pub created_at: i64,
+    pub versions: Vec<ModelVersion>,
+    /// alias → version label
+    pub aliases: BTreeMap<String, String>,
+    pub history: Vec<AliasMove>,
+}
+
+pub fn model(conn: &Connection, name: &str) -> Result<Option<Model>> {
+    let Some((mid, created_at)) = conn
+        .query_row(
+            "SELECT id, created_at FROM models WHERE name = ?1",
+            [name],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let versions = versions(conn, name)?;
+    let aliases = current_aliases(conn, mid)?
+        .into_iter()
+        .filter_map(|(a, id)| {
+            versions
+                .iter()
+                .find(|v| v.id == id)
+                .map(|v| (a, v.version.clone()))
+        })
+        .collect();
+    Ok(Some(Model {
+        name: name.to_string(),
+        created_at,
+        versions,
+        aliases,
+        history: alias_log(conn, Some(mid))?,
+    }))
+}
+
+/// Every model, by name.
+pub fn all(conn: &Connection) -> Result<Vec<Model>> {
+    let mut out = Vec::new();
+    for n in names(conn)? {
+        if let Some(m) = model(conn, &n)? {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_gto_and_git() {
+        for ok in ["churn", "team/churn-model", "m2", "a1/b2"] {
+            assert!(name_problem(ok).is_none(), "{ok}");
+        }
+        for bad in [
+            "",
+            "c",
+            "Churn",
+            "churn_model",
+            "2churn",
+            "churn-",
+            "a//b",
+            "churn@x",
+            "a b",
+            "a.b",
+            "churn/",
+        ] {
+            assert!(name_problem(bad).is_some(), "{bad}");
+        }
+        assert_eq!(suggestion("Churn_Model").as_deref(), Some("churn-model"));
+        assert_eq!(suggestion("my model/").as_deref(), Some("my-model"));
+    }
+
+    #[test]
+    fn versions_are_numbers_or_semver() {
+        let l = parse_version("v3").unwrap();
+        assert_eq!(
+            (l.label.as_str(), l.semver.as_str(), l.major),
+            ("v3", "3.0.0", 3)
+        );
+        assert_eq!(parse_version("3").unwrap().label, "v3");
+        let l = parse_version("1.2.0-rc.1+b5").unwrap();
+        assert_eq!(
+            (l.label.as_str(), l.semver.as_str()),
+            ("v1.2.0-rc.1+b5", "1.2.0-rc.1+b5")
+        );
+        for bad in [
+            "v",
+            "v01",
+            "1.2",
+            "1.2.x",
+            "01.2.3",
+            "1.2.3-",
+            "1.2.3-01",
+            "production",
+        ] {
+            assert!(parse_version(bad).is_err(), "{bad}");
+        }
+        assert!(check_alias("v2").is_err());
+        assert!(check_alias("latest").is_err());
+        assert!(check_alias("production").is_ok());
+    }
+
+    #[test]
+    fn a_store_without_the_model_tables_has_no_models() {
+        // as a store of an older schema opened read-only is
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::store::schema::V1_FOR_TESTS)
+            .unwrap();
+        assert!(names(&conn).unwrap().is_empty());
+        assert!(versions_of_av(&conn, 1).unwrap().is_empty());
+        assert!(model_id(&conn, "churn").unwrap().is_none());
+        assert!(all(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn versions_and_the_alias_log_cannot_be_rewritten() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO blobs (hash, kind, size, nfiles) VALUES ('aa', 'file', 1, 1);
+             INSERT INTO artifacts (id, path) VALUES (1, 'm.pkl');
+             INSERT INTO artifact_versions (id, artifact_id, blob_hash, first_seen) VALUES (1, 1, 'aa', 0);",
+        )
+        .unwrap();
+        let nv = NewVersion {
+            name: "churn",
+            av_id: 1,
+            exec_id: None,
+            run_id: None,
+            version: None,
+            by: "me",
+            message: None,
+            auto: false,
+            at: 1,
+        };
+        assert!(register(&mut conn, &nv).unwrap().new);
+        assert!(!register(&mut conn, &nv).unwrap().new);
+        set_alias(&mut conn, "churn", "prod", Some("v1"), "me", None, 2).unwrap();
+        for sql in [
+            "UPDATE model_versions SET av_id = 2",
+            "DELETE FROM model_versions",
+            "UPDATE model_alias_log SET to_version = NULL",
+            "DELETE FROM model_alias_log",
+        ] {
+            let e = conn.execute(sql, []).unwrap_err().to_string();
+            assert!(
+                e.contains("immutable") || e.contains("never") || e.contains("append-only"),
+                "{sql}: {e}"
+            );
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Daily use: `compare`, messages on runs (`run -m`, `note`, `runs --grep`), `init`,
+//! `completions`, and the rough edges a new user hits first.
+
+use serde_json::Value;
+
+use crate::common::{Env, Out};
+
+/// Snapshot `text` with what varies between test runs (ids, times, durations) redacted.
+fn redact(name: &str, text: &str) {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(
+        r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?Z?",
+        "[time]",
+    );
+    s.add_filter(r"[0-9a-f]{10,64}", "[hex]");
+    s.add_filter(r"\b\d+(\.\d+)?(ms|s)\b", "[dur]");
+    s.bind(|| insta::assert_snapshot!(name, text));
+}
+
+fn json(out: &Out) -> Value {
+    assert_eq!(out.code, 0, "{out:?}");
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+/// A one-step pipeline whose metrics follow its params: `acc` depends on `lr`, `size` on
+/// `depth`, `epochs` is reported the same by every run.
+const SWEEPABLE: &str = r#"
+[pipeline]
+name = "tune"
+[params]
+lr = 0.1
+depth = 3
+seed = 1
+[steps.train]
+cmd = "echo {params.lr} {params.depth} > model.txt; echo acc={params.lr} >> $MLRUN_METRICS; echo size={params.depth}0 >> $MLRUN_METRICS; echo epochs=5 >> $MLRUN_METRICS"
+outputs = ["model.txt"]
+params = ["lr", "depth", "seed"]
+"#;
+
+fn tuned(runs: &[(&str, &str)]) -> Env {
+    let env = Env::git();
+    env.write("pipeline.toml", SWEEPABLE);
+    env.commit("pipeline");
+    for (lr, depth) in runs {
+        let out = env.mlrun(&["-p", &format!("lr={lr}"), "-p", &format!("depth={depth}")]);
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    env
+}
+
+#[test]
+fn compare_shows_only_the_columns_that_differ() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "3"), ("0.3", "3")]);
+    let out = env.mlrun(&["compare"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // depth, seed and epochs are the same in every run: not columns, but said once
+    let header = out.stdout.lines().nth(1).unwrap();
+    assert!(header.contains("lr") && header.contains("acc"), "{out:?}");
+    assert!(
+        !header.contains("depth") && !header.contains("epochs"),
+        "{out:?}"
+    );
+    redact("compare_default", &out.stdout);
+    let all = env.mlrun(&["compare", "--all"]);
+    let header = all.stdout.lines().nth(1).unwrap();
+    for col in ["depth", "lr", "seed", "acc", "epochs", "size"] {
+        assert!(header.contains(col), "{col}: {all:?}");
+    }
+}
+
+#[test]
+fn compare_sorts_by_a_metric_and_takes_the_last_n() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "4"), ("0.3", "5"), ("0.2", "6")]);
+    let v = json(&env.mlrun(&["compare", "-n", "3", "--sort", "acc", "--json"]));
+    let accs: Vec<f64> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["metrics"]["acc"].as_f64().unwrap())
+        .collect();
+    // the last three runs (0.1 is older), best first
+    assert_eq!(accs, [0.5, 0.3, 0.2]);
+    assert_eq!(v["pipeline"], "tune");
+    assert_eq!(v["params"], serde_json::json!(["depth", "lr"]));
+    assert_eq!(v["metrics"], serde_json::json!(["acc", "size"]));
+    assert_eq!(v["same"]["params"]["seed"], 1);
+    assert_eq!(v["same"]["metrics"]["epochs"], 5.0);
+    assert_eq!(v["runs"][0]["params"]["lr"], 0.5);
+    let asc = json(&env.mlrun(&["compare", "-n", "0", "--sort", "acc:asc", "--json"]));
+    assert_eq!(asc["runs"].as_array().unwrap().len(), 4);
+    assert_eq!(asc["runs"][0]["metrics"]["acc"], 0.1);
+}
+
+#[test]
+fn compare_named_runs_as_csv() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "3"), ("0.3", "3")]);
+    env.mlrun(&["note", "latest~2", "baseline, first \"try\""]);
+    let out = env.mlrun(&["compare", "latest~2", "latest", "--csv"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.split("\r\n").collect();
+    assert_eq!(lines[0], "run,pipeline,status,started_at,lr,acc,message");
+    // in the order named; a message with a comma and quotes is quoted
+    assert!(
+        lines[1].contains(",tune,succeeded,")
+            && lines[1].ends_with(",0.1,0.1,\"baseline, first \"\"try\"\"\""),
+        "{out:?}"
+    );
+    assert!(lines[2].ends_with(",0.3,0.3,"), "{out:?}");
+    assert_eq!(lines[3], "");
+}
+
+#[test]
+fn compare_leaves_replays_out_and_refuses_unknown_names() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "3")]);
+    assert_eq!(env.mlrun(&["replay", "latest"]).code, 0);
+    let v = json(&env.mlrun(&["compare", "--json"]));
+    assert_eq!(v["runs"].as_array().unwrap().len(), 2, "{v}");
+    let out = env.mlrun(&["compare", "--sort", "accuracy"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    redact("compare_unknown_metric", &out.stderr);
+    let out = env.mlrun(&["compare", "--pipeline", "tnue"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("did you mean `tune`?"), "{out:?}");
+}
+
+#[test]
+fn messages_from_run_and_note_are_shown_and_searched() {
+    let env = Env::git();
+    env.write("pipeline.toml", SWEEPABLE);
+    env.commit("pipeline");
+    assert_eq!(
+        env.mlrun(&["-m", "Baseline with the old tokenizer"]).code,
+        0
+    );
+    assert_eq!(env.mlrun(&["-p", "lr=0.2"]).code, 0);
+    // no message yet: no MESSAGE column
+    let out = env.mlrun(&["runs", "-n", "1"]);
+    assert!(!out.stdout.contains("MESSAGE"), "{out:?}");
+    let out = env.mlrun(&["note", "latest", "higher lr"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["runs"]);
+    assert!(
+        out.stdout.lines().next().unwrap().contains("MESSAGE"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("higher lr") && out.stdout.contains("Baseline with"),
+        "{out:?}"
+    );
+    let v = json(&env.mlrun(&["runs", "--grep", "TOKENIZER", "--json"]));
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["message"], "Baseline with the old tokenizer");
+    let v = json(&env.mlrun(&["runs", "--json", "-n", "1"]));
+    assert_eq!(v[0]["message"], "higher lr");
+    let out = env.mlrun(&["runs", "--grep", "nothing like it"]);
+    assert!(out.stdout.contains("no run matches"), "{out:?}");
+    let show = env.mlrun(&["show", "latest~1"]);
+    assert!(
+        show.stdout
+            .contains("  message   Baseline with the old tokenizer\n"),
+        "{show:?}"
+    );
+    // a note replaces the message and says what it replaced; `--clear` removes it
+    let out = env.mlrun(&["note", "latest~1", "baseline"]);
+    assert!(
+        out.stdout
+            .contains("replaces: Baseline with the old tokenizer"),
+        "{out:?}"
+    );
+    assert_eq!(env.mlrun(&["note", "latest~1"]).stdout, "baseline\n");
+    assert_eq!(env.mlrun(&["note", "latest~1", "--clear"]).code, 0);
+    assert!(
+        env.mlrun(&["note", "latest~1"])
+            .stdout
+            .contains("has no message")
+    );
+    let v = json(&env.mlrun(&["show", "latest~1", "--json"]));
+    assert_eq!(v["message"], Value::Null);
+    // an unknown run is an error, and nothing is written
+    let out = env.mlrun(&["note", "ffffffffffff", "x"]);
+    assert_eq!(out.code, 1, "{out:?}");
+}
+
+#[test]
+fn a_secret_in_a_message_is_masked() {
+    let env = Env::git();
+    env.write("pipeline.toml", SWEEPABLE);
+    env.commit("pipeline");
+    let token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    assert_eq!(env.mlrun(&["-m", &format!("with token {token}")]).code, 0);
+    assert_eq!(
+        env.mlrun(&["note", "latest", &format!("token {token} again")])
+            .code,
+        0
+    );
+    let db = std::fs::read(env.path(".mlrun/lineage.db")).unwrap();
+    assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()));
+}
+
+#[test]
+fn runs_filters_naming_what_no_run_has_list_the_known_names() {
+    let env = tuned(&[("0.1", "3")]);
+    for (args, snap) in [
+        (
+            &["runs", "--metric", "accuracy>0.5"][..],
+            "runs_unknown_metric",
+        ),
+        (&["runs", "--param", "deph=3"][..], "runs_unknown_param"),
+        (&["runs", "--pipeline", "tuen"][..], "runs_unknown_pipeline"),
+    ] {
+        let out = env.mlrun(args);
+        assert_eq!(out.code, 1, "{out:?}");
+        redact(snap, &out.stderr);
+    }
+    // known names that no run matches are still a plain empty answer
+    let out = env.mlrun(&["runs", "--metric", "acc>0.5"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("no run matches these filters"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn init_writes_a_pipeline_that_runs_and_ignores_the_store_once() {
+    let env = Env::plain();
+    env.git_cmd(&["init", "-q", "-b", "main"]);
+    env.write(".gitignore", "target/");
+    let out = env.mlrun(&["init"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(env.path(".gitignore")).unwrap(),
+        "target/\n# mlrun's lineage store and object store\n.mlrun/\n"
+    );
+    let text = std::fs::read_to_string(env.path("pipeline.toml")).unwrap();
+    assert!(text.contains("name = \"project\""), "{text}");
+    // it refuses to overwrite, and adds nothing twice
+    let again = env.mlrun(&["init"]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("already exists"), "{again:?}");
+    std::fs::remove_file(env.path("pipeline.toml")).unwrap();
+    assert_eq!(env.mlrun(&["init"]).code, 0);
+    assert_eq!(
+        std::fs::read_to_string(env.path(".gitignore"))
+            .unwrap()
+            .matches(".mlrun/")
+            .count(),
+        1
+    );
+    // the skeleton is a valid pipeline that runs, and the store is not seen by git
+    let run = env.mlrun(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let status = env.git_cmd(&["status", "--porcelain"]);
+    assert!(!status.contains(".mlrun"), "{status}");
+}
+
+#[test]
+fn init_creates_a_gitignore() {
+    let env = Env::plain();
+    assert_eq!(env.mlrun(&["init"]).code, 0);
+    assert_eq!(
+        std::fs::read_to_string(env.path(".gitignore")).unwrap(),
+        "# mlrun's lineage store and object store\n.mlrun/\n"
+    );
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let env = Env::plain();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef mlrun"),
+        ("fish", "complete -c mlrun"),
+    ] {
+        let out = env.mlrun(&["completions", shell]);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains(marker), "{shell}: {out:?}");
+        assert!(out.stdout.contains("compare"), "{shell}");
+    }
+    let out = env.mlrun(&["completions", "tcsh"]);
+    assert_eq!(out.code, 2, "{out:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// rough edges
+
+#[test]
+fn a_mistyped_command_is_not_read_as_a_pipeline_path() {
+    let env = tuned(&[("0.1", "3")]);
+    let out = env.mlrun(&["rnus"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    redact("mistyped_command", &out.stderr);
+    // a file of that name is a pipeline, as always
+    env.write("rnus", SWEEPABLE);
+    let out = env.mlrun(&["rnus"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // a word close to no command keeps the missing-file error
+    let out = env.mlrun(&["xyzzy"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("cannot read pipeline file `xyzzy`"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn diff_with_one_run_compares_with_the_run_before_it() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "3")]);
+    let one = env.mlrun(&["diff", "latest", "--json"]);
+    let two = env.mlrun(&["diff", "latest~1", "latest", "--json"]);
+    assert_eq!(one.code, 0, "{one:?}");
+    assert_eq!(one.stdout, two.stdout);
+    let v = json(&one);
+    assert_eq!(v["params"]["changed"][0]["key"], "lr", "{v}");
+    let out = env.mlrun(&["diff", "latest~1"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    redact("diff_first_run", &out.stderr);
+}
+
+#[test]
+fn export_defaults_to_openlineage() {
+    let env = tuned(&[("0.1", "3")]);
+    let plain = env.mlrun(&["export"]);
+    let explicit = env.mlrun(&["export", "latest", "--format", "openlineage"]);
+    assert_eq!(plain.code, 0, "{plain:?}");
+    // eventTime and the run's facets are recorded, so both exports are the same bytes
+    assert_eq!(plain.stdout, explicit.stdout);
+    let first: Value = serde_json::from_str(plain.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["eventType"], "START");
+}
+
+#[test]
+fn one_file_is_not_files() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.a]\ncmd = \"mkdir -p out && echo x > out/only.txt\"\noutputs = [\"out/\"]\n",
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.all().contains("out/ (1 file)"), "{out:?}");
+    assert!(!out.all().contains("1 files"), "{out:?}");
+    let show = env.mlrun(&["show", "latest"]);
+    assert!(show.stdout.contains("1 file,"), "{show:?}");
+    assert!(!show.stdout.contains("1 files"), "{show:?}");
+}
+
+#[test]
+fn force_naming_no_step_lists_the_steps() {
+    let env = tuned(&[]);
+    let out = env.mlrun(&["--force=nosuch"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    redact("force_unknown_step", &out.stderr);
+}
+
+#[test]
+fn a_timeout_without_a_unit_says_how_to_write_it() {
+    let env = Env::git();
+    env.write("pipeline.toml", "[steps.a]\ncmd = \"true\"\ntimeout = 5\n");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("write `\"5s\"`"), "{out:?}");
+    env.write(
+        "pipeline.toml",
+        "[steps.a]\ncmd = \"true\"\ntimeout = \"x5\"\nretry-delay = \"5\"\n",
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(!out.stderr.contains("at 0"), "{out:?}");
+    // nothing here varies between test runs (and the durations are the point)
+    insta::assert_snapshot!("duration_errors", out.stderr);
+    let out = env.mlrun(&["--grace", "1h min"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("a number is missing before `min`"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_shell_command_whose_program_is_missing_says_so() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.a]\ncmd = \"echo starting; no-such-program-zz --fast\"\n",
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 127, "{out:?}");
+    assert!(
+        out.all()
+            .contains("could not start `no-such-program-zz`: not found on PATH"),
+        "{out:?}"
+    );
+    let v = json(&env.mlrun(&["show", "latest", "--json"]));
+    assert!(
+        v["steps"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not found on PATH"),
+        "{v}"
+    );
+    // a script that itself exits 127 is only an exit code
+    env.write("pipeline.toml", "[steps.a]\ncmd = \"exit 127\"\n");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 127, "{out:?}");
+    assert!(
+        out.all().contains("exited with code 127") && !out.all().contains("not found"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn compare_takes_the_pipeline_of_the_newest_run_unless_told() {
+    let env = tuned(&[("0.1", "3"), ("0.2", "3")]);
+    env.write(
+        "other.toml",
+        "[pipeline]\nname = \"other\"\n[params]\nk = 1\n[steps.s]\ncmd = \"echo {params.k} > o.txt\"\noutputs = [\"o.txt\"]\nparams = [\"k\"]\n",
+    );
+    assert_eq!(env.mlrun(&["other.toml"]).code, 0);
+    assert_eq!(env.mlrun(&["other.toml", "-p", "k=2"]).code, 0);
+    let v = json(&env.mlrun(&["compare", "--json"]));
+    assert_eq!(v["pipeline"], "other");
+    assert_eq!(v["params"], serde_json::json!(["k"]));
+    assert_eq!(v["runs"].as_array().unwrap().len(), 2);
+    let out = env.mlrun(&["compare", "--pipeline", "tune"]);
+    assert!(
+        out.stdout
+            .starts_with("comparing the last 2 runs of `tune`"),
+        "{out:?}"
+    );
+    // runs of two pipelines, named: every param either has is a column
+    let v = json(&env.mlrun(&["compare", "latest", "latest~2", "--json"]));
+    assert_eq!(v["pipeline"], Value::Null);
+    assert_eq!(v["params"], serde_json::json!(["depth", "k", "lr", "seed"]));
+    let out = env.mlrun(&["compare", "latest", "--pipeline", "tune"]);
+    assert_eq!(out.code, 2, "{out:?}");
+}
