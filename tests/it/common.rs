@@ -406,3 +406,11 @@ pub fn fifo_writer(path: &Path, secs: u64) -> std::fs::File {
     assert!(opened, "nothing opened {} for reading", path.display());
     file.unwrap()
 }
+
+/// Snapshot filters for what depends on the machine's speed: every duration (`86ms`, `1.2s`,
+/// `1m05s`, with the spaces that right-align it in a column, so a longer one on a slow machine
+/// does not shift the line) and the note a step's line gets once hashing took a second.
+pub fn redact_timing(s: &mut insta::Settings) {
+    s.add_filter(r" ?\(\S+ of it hashing and storing files\)", "");
+    s.add_filter(r" *\b\d+(\.\d+)?(ms|s|m\d\ds|h\d\dm)\b", " [dur]");
+}

@@ -13,7 +13,7 @@ fn redact(name: &str, text: &str) {
         "[time]",
     );
     s.add_filter(r"[0-9a-f]{10,64}", "[hex]");
-    s.add_filter(r"\b\d+(\.\d+)?(ms|s)\b", "[dur]");
+    crate::common::redact_timing(&mut s);
     s.bind(|| insta::assert_snapshot!(name, text));
 }
 

@@ -99,7 +99,7 @@ pub fn redact(name: &str, text: &str) {
     s.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[time]");
     s.add_filter(r"[0-9a-f]{10,64}", "[hex]"); // also inside `cluster_ID`, `\nHASH`
     s.add_filter(r"\b[0-9a-f]{7,64}\b", "[hex]");
-    s.add_filter(r"\b\d+(\.\d+)?(ms|s)\b", "[dur]");
+    crate::common::redact_timing(&mut s);
     s.add_filter(r"(?m)^  host .*$", "  host      [host]");
     s.add_filter(r"took \S+", "took [dur]");
     s.bind(|| insta::assert_snapshot!(name, text));

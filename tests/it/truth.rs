@@ -29,7 +29,7 @@ fn read(env: &Env, rel: &str) -> String {
 fn snapshot(name: &str, text: &str) {
     let mut s = insta::Settings::clone_current();
     s.add_filter(r"\b[0-9a-f]{7,64}\b", "[hex]");
-    s.add_filter(r"\b\d+(\.\d+)?(ms|s)\b", "[dur]");
+    crate::common::redact_timing(&mut s);
     s.add_filter(r"store \S+", "store [path]");
     s.add_filter(r"\d+ files", "[n] files");
     s.bind(|| insta::assert_snapshot!(name, text));
