@@ -512,6 +512,9 @@ TARGET is one of:
                 that is not a replay), `latest-replay` (the newest replay); `RUN~N` is the
                 Nth run before RUN: `latest~1` is the run before the latest
   RUN:STEP      one step execution of a run, e.g. latest~1:train
+  NAME@vN, NAME@ALIAS
+                a registered model version (`mlrun model`), e.g. churn@v2, churn@production;
+                `models:/NAME@REF` always means a model
   HASH          a content-hash prefix";
 
 #[derive(Debug, Args)]
