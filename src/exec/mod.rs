@@ -703,7 +703,6 @@ pub async fn run(
         }
     };
     printer.event(&line);
-    aside::tidy(ctx.objects.store_dir());
     drop(scratch);
 
     Ok(RunOutcome {
