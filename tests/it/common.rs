@@ -414,3 +414,12 @@ pub fn redact_timing(s: &mut insta::Settings) {
     s.add_filter(r" ?\(\S+ of it hashing and storing files\)", "");
     s.add_filter(r" *\b\d+(\.\d+)?(ms|s|m\d\ds|h\d\dm)\b", " [dur]");
 }
+
+/// A test part that needs a tool this machine lacks: skipped with the reason outside CI; in CI
+/// (`CI` set), where `.ci/run` installs every such tool, a failure.
+pub fn skip_unless_ci(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}; CI must run this (see .ci/run)");
+    }
+    eprintln!("skipped: {why}");
+}

@@ -697,8 +697,8 @@ fn edges_match_dvc_dag() {
     assert_eq!(recorded_edges(&env), expected);
 
     let Some(dvc) = dvc_command() else {
-        eprintln!(
-            "skipped the comparison with `dvc dag`: DVC is not installed (put `dvc` on PATH or set MLRUN_TEST_DVC to its path)"
+        crate::common::skip_unless_ci(
+            "the comparison with `dvc dag`: DVC is not installed (put `dvc` on PATH or set MLRUN_TEST_DVC to its path)",
         );
         return;
     };
@@ -802,8 +802,8 @@ fn rendered_commands_match_dvc() {
         .map(|d| std::path::Path::new(d).with_file_name("python"))
         .filter(|p| p.is_file());
     let (Some(dvc), Some(python)) = (dvc, python) else {
-        eprintln!(
-            "skipped the comparison with DVC's rendering: no DVC virtualenv (set MLRUN_TEST_DVC to the `dvc` of one)"
+        crate::common::skip_unless_ci(
+            "the comparison with DVC's rendering: no DVC virtualenv (set MLRUN_TEST_DVC to the `dvc` of one)",
         );
         return;
     };

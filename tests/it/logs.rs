@@ -293,7 +293,7 @@ fn binary_output_is_stored_as_bytes_and_escaped_on_a_terminal() {
 
     // to a terminal: nothing is replayed raw
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped the terminal half: `script` (util-linux) is not installed");
+        crate::common::skip_unless_ci("the terminal half: `script` (util-linux) is not installed");
         return;
     }
     let cmd = format!("{} show --logs --color never", crate::common::bin());

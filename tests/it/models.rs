@@ -693,7 +693,9 @@ fn export_tags_writes_gto_tags() {
             assert_eq!(shown["churn"]["version"], "v2.0.0", "{shown:#}");
             assert_eq!(shown["churn"]["stage"], serde_json::json!({}), "{shown:#}");
         }
-        None => eprintln!("MLRUN_TEST_GTO is not set: the tags were checked with git only"),
+        None => crate::common::skip_unless_ci(
+            "the check with gto itself: MLRUN_TEST_GTO is not set (the tags were checked with git only)",
+        ),
     }
 }
 
@@ -811,6 +813,9 @@ fn import_tags_reads_gto_tags_back() {
             }
         }
         Err(_) => {
+            crate::common::skip_unless_ci(
+                "registrations by gto itself: MLRUN_TEST_GTO is not set (tags written with git instead)",
+            );
             tag(
                 "churn@v1.0.0",
                 &c1,
