@@ -68,21 +68,7 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     );
     let listed = objects.list();
     let bytes_checked: u64 = listed.iter().map(|o| o.2).sum();
-    let mut findings: Vec<Finding> = listed
-        .par_iter()
-        .filter_map(|(hash, ..)| match objects.verify(hash) {
-            // moved aside: under its name it would stop a rerun from storing a good copy
-            Err(Problem::Corrupt { .. }) => Some(Finding {
-                hash: hash.clone(),
-                problem: "corrupt",
-                paths: Vec::new(),
-                quarantined: objects.quarantine(hash),
-                repaired: false,
-                log: None,
-            }),
-            _ => None,
-        })
-        .collect();
+    let mut findings = corrupt_objects(&objects, &listed);
     drop(progress);
     if database_ok {
         // the recorded package lists: each must hash to its name, and every one a step names exist
@@ -219,13 +205,13 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     Ok(if problems { 1 } else { 0 })
 }
 
-/// fsck of a store whose database is missing or empty: check the objects, and with `--repair`
-/// start a new database that keeps them.
-fn fsck_lost(args: FsckArgs, dir: &Path, what: &str, color: ColorChoice) -> Result<i32> {
-    let objects = Objects::new(dir);
-    let listed = objects.list();
-    let bytes_checked = listed.iter().map(|o| o.2).sum();
-    let findings: Vec<Finding> = listed
+/// Every stored object re-hashed (on all cores); a corrupt one is moved aside, since under its
+/// name it would stop a rerun from storing a good copy.
+fn corrupt_objects(
+    objects: &Objects,
+    listed: &[(String, std::path::PathBuf, u64, std::time::SystemTime)],
+) -> Vec<Finding> {
+    listed
         .par_iter()
         .filter_map(|(hash, ..)| match objects.verify(hash) {
             Err(Problem::Corrupt { .. }) => Some(Finding {
@@ -238,7 +224,16 @@ fn fsck_lost(args: FsckArgs, dir: &Path, what: &str, color: ColorChoice) -> Resu
             }),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// fsck of a store whose database is missing or empty: check the objects, and with `--repair`
+/// start a new database that keeps them.
+fn fsck_lost(args: FsckArgs, dir: &Path, what: &str, color: ColorChoice) -> Result<i32> {
+    let objects = Objects::new(dir);
+    let listed = objects.list();
+    let bytes_checked = listed.iter().map(|o| o.2).sum();
+    let findings = corrupt_objects(&objects, &listed);
     let corrupt: HashSet<&str> = findings.iter().map(|f| f.hash.as_str()).collect();
     let intact: Vec<(String, u64)> = listed
         .iter()
