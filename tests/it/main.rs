@@ -5,6 +5,7 @@ mod common;
 mod daily;
 mod execution;
 mod export;
+mod help;
 mod history;
 mod hostile;
 mod import;
