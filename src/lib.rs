@@ -17,7 +17,7 @@ pub mod replay;
 pub mod report;
 pub mod store;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// Parse the command line, run, and return the process exit code.
 pub fn main_entry() -> i32 {
@@ -43,7 +43,7 @@ pub fn main_entry() -> i32 {
         }
     };
     let err_style = report::Style::stderr(cli.color);
-    match cmd::dispatch(cli) {
+    match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             let text = e.to_string();
@@ -54,5 +54,39 @@ pub fn main_entry() -> i32 {
             eprintln!("{text}");
             e.exit_code()
         }
+    }
+}
+
+/// Hand the parsed command line to its subcommand's handler. It lives here, not in `cli` or
+/// `cmd`, so that `cli` (which names every handler's `Args`) and `cmd` never import each other.
+fn dispatch(cli: cli::Cli) -> error::Result<i32> {
+    use cli::Command;
+    let store = cli.store.clone();
+    let store = store.as_deref();
+    match cli.command {
+        None => {
+            if let Some(e) = cmd::mistyped_command(&cli.run.pipeline, &cli::Cli::command()) {
+                return Err(e);
+            }
+            cmd::run::run(cli.run, store, cli.color)
+        }
+        Some(Command::Run(args)) => cmd::run::run(args, store, cli.color),
+        Some(Command::Runs(args)) => cmd::runs::runs(args, store, cli.color),
+        Some(Command::Show(args)) => cmd::show::show(args, store, cli.color),
+        Some(Command::Lineage(args)) => cmd::lineage::lineage(args, store, cli.color),
+        Some(Command::Diff(args)) => cmd::diff::diff(args, store, cli.color),
+        Some(Command::Compare(args)) => cmd::compare::compare(args, store, cli.color),
+        Some(Command::Note(args)) => cmd::note::note(args, store, cli.color),
+        Some(Command::Init(args)) => cmd::init::init(args, cli.color),
+        Some(Command::Completions(args)) => {
+            cmd::completions::completions(args, cli::Cli::command())
+        }
+        Some(Command::Export(args)) => cmd::export::export(args, store, cli.color),
+        Some(Command::Replay(args)) => cmd::replay::replay(args, store, cli.color),
+        Some(Command::Status(args)) => cmd::status::status(args, store, cli.color),
+        Some(Command::Gc(args)) => cmd::gc::gc(args, store, cli.color),
+        Some(Command::Fsck(args)) => cmd::fsck::fsck(args, store, cli.color),
+        Some(Command::Import(args)) => cmd::import::import(args, cli.color),
+        Some(Command::Model(args)) => cmd::model::model(args, store, cli.color),
     }
 }

@@ -7,11 +7,49 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::CompareArgs;
 use crate::error::{Error, Result};
 use crate::report::{self, ColorChoice, Style};
 use crate::store::query::{self, RunFilter, RunSummary};
 use crate::store::{self, Store};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  mlrun compare                       the last 10 runs of the newest run's pipeline
+  mlrun compare -n 30 --sort accuracy the last 30, best accuracy first
+  mlrun compare latest~2 latest~1 latest
+  mlrun compare --pipeline demo --csv > runs.csv
+
+RUN is a run id prefix, `latest`, `latest~N` or `latest-replay`.")]
+pub struct CompareArgs {
+    /// The runs to compare [default: the last N runs of a pipeline, replays left out]
+    #[arg(value_name = "RUN")]
+    pub runs: Vec<String>,
+
+    /// Without RUNs: compare the last N runs (0 for all)
+    #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+    pub limit: usize,
+
+    /// Without RUNs: runs of this pipeline [default: the pipeline of the newest run]
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+
+    /// Every param and metric as a column, not only those that differ between the runs
+    #[arg(long)]
+    pub all: bool,
+
+    /// Order by a metric, highest first (`METRIC:asc` for lowest first); runs without it last
+    #[arg(long, value_name = "METRIC[:asc]", value_parser = crate::cmd::runs::parse_sort)]
+    pub sort: Option<(String, bool)>,
+
+    /// Print JSON instead of a table
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+
+    /// Print CSV (one line per run) instead of a table
+    #[arg(long)]
+    pub csv: bool,
+}
 
 /// The `--json` document (README "JSON shapes").
 #[derive(Debug, Serialize)]

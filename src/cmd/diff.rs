@@ -11,7 +11,6 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::DiffArgs;
 use crate::cmd::target::{self, Target};
 use crate::error::{Error, Result};
 use crate::fingerprint::packages::{self, Package};
@@ -20,6 +19,31 @@ use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
 use crate::store::lineage::{self, GAP_REASON};
 use crate::store::query::{self, EnvInfo, IoInfo, RunDetail, StepInfo};
 use crate::store::{self, Store};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::cmd::target::TARGET_HELP)]
+pub struct DiffArgs {
+    /// The older side: a run, RUN:STEP, or an artifact version (its producing run); alone, the
+    /// newer side, compared with the run before it (`mlrun diff latest` = `diff latest~1 latest`)
+    #[arg(value_name = "A")]
+    pub a: String,
+
+    /// The newer side
+    #[arg(value_name = "B")]
+    pub b: Option<String>,
+
+    /// Also print the code changes between the two commits and the recorded uncommitted diffs
+    #[arg(long)]
+    pub patch: bool,
+
+    /// Also list the unchanged inputs and outputs, file by file with their hashes
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Side {

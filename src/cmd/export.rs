@@ -3,11 +3,34 @@
 
 use std::path::Path;
 
-use crate::cli::{ExportArgs, ExportFormat};
 use crate::error::{Context, Result};
 use crate::report::{ColorChoice, Style, emit, openlineage, prov};
 use crate::store::lineage;
 use crate::store::{self, Store, query};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// OpenLineage 2-0-2 RunEvents, one JSON object per line
+    Openlineage,
+    /// a W3C PROV-JSON document with one bundle for the run
+    Prov,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::cmd::target::RUN_HELP)]
+pub struct ExportArgs {
+    /// A run id (any unique prefix as shown), `latest`, `latest~1`, `latest-replay`
+    #[arg(value_name = "RUN", default_value = "latest")]
+    pub run: String,
+
+    /// Interchange format
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ExportFormat::Openlineage)]
+    pub format: ExportFormat,
+
+    /// Write to FILE instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+}
 
 pub fn export(args: ExportArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;

@@ -10,7 +10,6 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::cli::FsckArgs;
 use crate::error::Result;
 use crate::fingerprint::hash::{MODE_LINK, parse_manifest, sha256_bytes};
 use crate::report::{self, ColorChoice, Style};
@@ -18,6 +17,19 @@ use crate::store::logs::LogObjects;
 use crate::store::objects::{Objects, Problem};
 use crate::store::{self, Store};
 use crate::store::{marks, query};
+
+#[derive(Debug, clap::Args)]
+pub struct FsckArgs {
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// Correct what can be: versions recorded as stored whose objects are gone are marked not
+    /// restorable; a lost (missing or empty) database is replaced by a new one that keeps the
+    /// objects
+    #[arg(long)]
+    pub repair: bool,
+}
 
 #[derive(Debug, Serialize)]
 pub struct Finding {

@@ -17,7 +17,6 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::cli::GcArgs;
 use crate::error::{Error, Result};
 use crate::fingerprint::hash::parse_manifest;
 use crate::report::{self, ColorChoice, Style};
@@ -25,6 +24,17 @@ use crate::store::lock::ObjectsExclusive;
 use crate::store::logs::{Collected, LogObjects};
 use crate::store::objects::Objects;
 use crate::store::{self, Store, marks, query};
+
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// Keep the objects of the N most recent runs only [default: keep every run's objects]
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+
+    /// Say what would be deleted and how much space it would free, without deleting
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 /// Test-only fault injection (documented in ARCHITECTURE.md): after deleting this many objects
 /// (the database already updated, the lock held), gc says so on stderr and waits until its stdin

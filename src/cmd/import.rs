@@ -3,10 +3,30 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::ImportArgs;
 use crate::error::{Error, Result};
 use crate::import::dvc;
 use crate::report::{ColorChoice, Style, print_warnings};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  mlrun import dvc.yaml                    write pipeline.toml beside dvc.yaml
+  mlrun import dvc.yaml -o other.toml      write another file
+  mlrun import dvc.yaml -o -               print it instead
+  mlrun import sub/dvc.yaml -o pipeline.toml   paths are rebased onto pipeline.toml's directory")]
+pub struct ImportArgs {
+    /// The DVC pipeline file to convert
+    #[arg(value_name = "DVC_YAML")]
+    pub file: std::path::PathBuf,
+
+    /// Where to write the pipeline (`-` for stdout) [default: pipeline.toml beside DVC_YAML]
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+
+    /// Overwrite FILE if it exists
+    #[arg(long)]
+    pub force: bool,
+}
 
 pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
     let style = Style::stderr(color);

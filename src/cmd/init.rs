@@ -4,9 +4,15 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::cli::InitArgs;
 use crate::error::{Context, Error, Result};
 use crate::report::{self, ColorChoice, Style};
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The project directory
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: std::path::PathBuf,
+}
 
 /// A pipeline that runs as written (one step that makes one file), with every other key shown
 /// commented out, so the first `mlrun` works and the next edits are obvious.

@@ -2,12 +2,47 @@
 
 use std::path::Path;
 
-use crate::cli::{LineageArgs, LineageFormat};
 use crate::cmd::target::{self, Target};
 use crate::error::Result;
 use crate::report::{ColorChoice, Style, emit, graph};
 use crate::store::lineage::{self, Direction, Seed};
 use crate::store::{self, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LineageFormat {
+    /// an indented tree for people
+    Tree,
+    /// Graphviz dot (`| dot -Tsvg`)
+    Dot,
+    /// a Mermaid flowchart
+    Mermaid,
+    /// nodes and edges (shape documented in the README)
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::cmd::target::TARGET_HELP)]
+pub struct LineageArgs {
+    /// What to trace: PATH, PATH@RUN, RUN, RUN:STEP or a content-hash prefix
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    /// Show what was derived from TARGET instead of what it came from
+    #[arg(long)]
+    pub down: bool,
+
+    /// Follow at most N step executions away from TARGET
+    #[arg(long, value_name = "N")]
+    pub depth: Option<u32>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = LineageFormat::Tree, value_name = "FORMAT")]
+    pub format: LineageFormat,
+
+    /// Same as --format json
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;

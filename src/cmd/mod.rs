@@ -1,4 +1,5 @@
-//! One module per subcommand. Each takes its clap args and returns the exit code.
+//! One module per subcommand, each with its clap `Args` beside the handler that takes them and
+//! returns the exit code. `crate::cli` only gathers them into the command line.
 
 pub mod compare;
 pub mod completions;
@@ -18,46 +19,46 @@ pub mod show;
 pub mod status;
 pub mod target;
 
-use crate::cli::{Cli, Command};
+use std::time::Duration;
+
 use crate::error::Result;
 
-pub fn dispatch(cli: Cli) -> Result<i32> {
-    let store = cli.store.clone();
-    match cli.command {
-        None => {
-            if let Some(e) = mistyped_command(&cli.run.pipeline) {
-                return Err(e);
-            }
-            run::run(cli.run, store.as_deref(), cli.color)
-        }
-        Some(Command::Run(args)) => run::run(args, store.as_deref(), cli.color),
-        Some(Command::Runs(args)) => runs::runs(args, store.as_deref(), cli.color),
-        Some(Command::Show(args)) => show::show(args, store.as_deref(), cli.color),
-        Some(Command::Lineage(args)) => lineage::lineage(args, store.as_deref(), cli.color),
-        Some(Command::Diff(args)) => diff::diff(args, store.as_deref(), cli.color),
-        Some(Command::Compare(args)) => compare::compare(args, store.as_deref(), cli.color),
-        Some(Command::Note(args)) => note::note(args, store.as_deref(), cli.color),
-        Some(Command::Init(args)) => init::init(args, cli.color),
-        Some(Command::Completions(args)) => completions::completions(args),
-        Some(Command::Export(args)) => export::export(args, store.as_deref(), cli.color),
-        Some(Command::Replay(args)) => replay::replay(args, store.as_deref(), cli.color),
-        Some(Command::Status(args)) => status::status(args, store.as_deref(), cli.color),
-        Some(Command::Gc(args)) => gc::gc(args, store.as_deref(), cli.color),
-        Some(Command::Fsck(args)) => fsck::fsck(args, store.as_deref(), cli.color),
-        Some(Command::Import(args)) => import::import(args, cli.color),
-        Some(Command::Model(args)) => model::model(args, store.as_deref(), cli.color),
+/// The options of every command that runs steps (`run`, `replay`): how many at once and how
+/// they are stopped.
+///
+/// `display_order`: the options of `run` and `replay` are numbered so that `--help` lists
+/// these two among the others, where they always were (`-j` at 10, `--grace` at 20; `run`'s
+/// own options 11-12 and 21-27, `replay`'s 1-3 and 21; the global ones 100 and up). Clap's own
+/// numbering would put a flattened struct's options together.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecArgs {
+    /// Run at most N steps at once [default: number of CPU cores]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), display_order = 10)]
+    pub jobs: Option<u16>,
+
+    /// On interrupt, how long steps get to exit after SIGTERM before SIGKILL
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, display_order = 20)]
+    pub grace: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
     }
+    crate::pipeline::duration::parse(s).map_err(|e| format!("{e} (examples: 10s, 500ms, 2m)"))
 }
 
 /// `mlrun rnus`: a bare word that is no file but is close to a subcommand's name was meant as
 /// that subcommand, not as a pipeline path (which `mlrun WORD` otherwise is).
-fn mistyped_command(pipeline: &std::path::Path) -> Option<crate::error::Error> {
-    use clap::CommandFactory;
+/// `cmd` is the whole command line's definition, which names the subcommands.
+pub fn mistyped_command(
+    pipeline: &std::path::Path,
+    cmd: &clap::Command,
+) -> Option<crate::error::Error> {
     let word = pipeline.to_str()?;
     if word.contains(['/', '.']) || pipeline.symlink_metadata().is_ok() {
         return None;
     }
-    let cmd = Cli::command();
     let names: Vec<&str> = cmd
         .get_subcommands()
         .map(|s| s.get_name())

@@ -6,10 +6,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::cli::{
-    ModelAliasArgs, ModelCommand, ModelExportTagsArgs, ModelListArgs, ModelRegisterArgs,
-    ModelShowArgs,
-};
 use crate::cmd::target::{self, Target};
 use crate::error::{Error, Result};
 use crate::fingerprint::system::user_name;
@@ -17,6 +13,128 @@ use crate::report::{ColorChoice, Style, emit, short_hash, size, time};
 use crate::store::models::{self, ModelVersion};
 use crate::store::record::now_ms;
 use crate::store::{self, Store, query};
+
+pub(crate) const MODEL_HELP: &str = "\
+A model NAME (and an ALIAS) is lowercase letters, digits, `-` and `/`, starting with a letter
+and ending with a letter or digit (the names git tags and GTO accept): `churn`, `team/churn`.
+A registered version is NAME@vN (or NAME@vX.Y.Z); NAME@vN and NAME@ALIAS work as a TARGET in
+show, lineage, diff, replay and export (`models:/NAME@REF` always means a model).
+
+Examples:
+  mlrun model register churn model/            the current content of model/ becomes churn@v1
+  mlrun model register churn model/@latest~1 --version 1.2.0 -m 'retrained on May data'
+  mlrun model alias churn production v2        point churn@production at v2 (logged)
+  mlrun model alias churn production --remove
+  mlrun model list                             every model, its latest version and aliases
+  mlrun model show churn                       versions, aliases and the alias log
+  mlrun show churn@production                  the model card of that version
+  mlrun model export-tags                      the registry as GTO git tags";
+
+#[derive(Debug, clap::Subcommand)]
+#[command(after_help = MODEL_HELP)]
+pub enum ModelCommand {
+    /// Register an artifact version as the next version of a model (NAME@vN)
+    #[command(after_help = MODEL_HELP)]
+    Register(ModelRegisterArgs),
+    /// Point an alias (production, staging, any word) at a version, or remove it; every move is logged
+    #[command(after_help = MODEL_HELP)]
+    Alias(ModelAliasArgs),
+    /// List the registered models
+    List(ModelListArgs),
+    /// Show a model's versions, aliases and alias history
+    Show(ModelShowArgs),
+    /// Write the registry as annotated git tags in GTO's format (NAME@vX.Y.Z, NAME#STAGE#N)
+    ExportTags(ModelExportTagsArgs),
+    /// Read GTO's git tags back: registrations of recorded versions, and where each stage is now
+    ImportTags(ModelExportTagsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(disable_version_flag = true)]
+pub struct ModelRegisterArgs {
+    /// The model name, e.g. `churn`
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The artifact version: PATH (its current content), PATH@RUN, or a content-hash prefix
+    #[arg(value_name = "PATH[@RUN]")]
+    pub target: String,
+
+    /// The version to register it as: a number (`3`) or a semantic version (`1.2.0`)
+    /// [default: the next number, v1, v2, …]
+    #[arg(long = "version", id = "as_version", value_name = "X.Y.Z")]
+    pub as_version: Option<String>,
+
+    /// Why this version is registered
+    #[arg(short = 'm', long, value_name = "MSG")]
+    pub message: Option<String>,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(disable_version_flag = true)]
+pub struct ModelAliasArgs {
+    /// The model name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The alias, e.g. `production`
+    #[arg(value_name = "ALIAS")]
+    pub alias: String,
+
+    /// The version to point it at (`v2`, `v1.2.0`), or another alias (the version it points at)
+    #[arg(
+        value_name = "VERSION",
+        id = "to_version",
+        required_unless_present = "remove",
+        conflicts_with = "remove"
+    )]
+    pub to_version: Option<String>,
+
+    /// Remove the alias (the removal is logged too)
+    #[arg(long)]
+    pub remove: bool,
+
+    /// Why it moves
+    #[arg(short = 'm', long, value_name = "MSG")]
+    pub message: Option<String>,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ModelListArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ModelShowArgs {
+    /// The model name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ModelExportTagsArgs {
+    /// Say what would be done without doing it
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn model(cmd: ModelCommand, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     match cmd {

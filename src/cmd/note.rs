@@ -2,10 +2,25 @@
 
 use std::path::Path;
 
-use crate::cli::NoteArgs;
 use crate::error::{Error, Result};
 use crate::report::{self, ColorChoice, Style};
 use crate::store::{self, Store, query, record};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::cmd::target::RUN_HELP)]
+pub struct NoteArgs {
+    /// The run: an id prefix, `latest`, `latest~1`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+
+    /// The message (replaces the run's message) [default: print the run's message]
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
+
+    /// Remove the run's message
+    #[arg(long, conflicts_with = "text")]
+    pub clear: bool,
+}
 
 pub fn note(args: NoteArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let dir = store::find_dir(store_dir)?;

@@ -7,13 +7,40 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::cli::ReplayArgs;
 use crate::error::{Error, Result};
 use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::replay::{self, StepVerdict};
 use crate::report::{ColorChoice, Style};
 use crate::store::objects::Objects;
 use crate::store::{self, Store};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::cmd::target::RUN_HELP)]
+pub struct ReplayArgs {
+    /// A run (id prefix, `latest`, `latest~1`), or an artifact path or content hash (replays
+    /// the run that produced it)
+    #[arg(value_name = "TARGET", default_value = "latest")]
+    pub target: String,
+
+    /// Replay only this step and the steps it needs
+    #[arg(long, value_name = "STEP", display_order = 1)]
+    pub step: Option<String>,
+
+    /// Keep the scratch tree and print where it is
+    #[arg(long, display_order = 2)]
+    pub keep: bool,
+
+    /// Copy the reproduced outputs into DIR
+    #[arg(long, value_name = "DIR", display_order = 3)]
+    pub into: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub exec: super::ExecArgs,
+
+    /// Print the verdict as JSON on stdout (progress goes to stderr)
+    #[arg(long, display_order = 21)]
+    pub json: bool,
+}
 
 /// How many differing outputs the replay's last line names before `and N more` (`--json` has
 /// them all).
@@ -166,11 +193,11 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
 
     let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
     let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
-    let jobs = exec::default_jobs(args.jobs);
+    let jobs = exec::default_jobs(args.exec.jobs);
     let opts = RunOptions {
         jobs,
         keep_going: false,
-        grace: args.grace,
+        grace: args.exec.grace,
         argv: std::env::args().collect(),
         replay_of: Some(orig.run_id.clone()),
         force: Force::All,

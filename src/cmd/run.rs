@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::{RunArgs, TraceArg};
 use crate::error::{Error, Result};
 use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::pipeline::TraceMode;
@@ -11,6 +10,72 @@ use crate::pipeline::diag::did_you_mean;
 use crate::report::{ColorChoice, Style};
 use crate::store::lock::PipelineLock;
 use crate::store::{self, Store};
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct RunArgs {
+    /// The pipeline file
+    #[arg(value_name = "PIPELINE", default_value = "pipeline.toml")]
+    pub pipeline: std::path::PathBuf,
+
+    #[command(flatten)]
+    pub exec: super::ExecArgs,
+
+    /// After a step fails, still run every step that does not depend on it
+    #[arg(short = 'k', long, display_order = 11)]
+    pub keep_going: bool,
+
+    /// Override a param for this run (repeatable), e.g. `-p train.lr=0.01`
+    #[arg(
+        short = 'p',
+        long = "param",
+        value_name = "KEY=VALUE",
+        display_order = 12
+    )]
+    pub params: Vec<String>,
+
+    /// Print a JSON summary on stdout at the end (step output and progress go to stderr)
+    #[arg(long, display_order = 21)]
+    pub json: bool,
+
+    /// Run steps even when an earlier run with the same inputs could be reused: all of them
+    /// (`--force`) or the named ones (`--force=train`, repeatable or comma-separated)
+    #[arg(long, value_name = "STEP", num_args = 0..=1, require_equals = true, value_delimiter = ',', default_missing_value = "", display_order = 22)]
+    pub force: Option<Vec<String>>,
+
+    /// Record hashes but keep no copies in the object store (outputs cannot be restored later)
+    #[arg(long, display_order = 23)]
+    pub no_store: bool,
+
+    /// Also reuse results recorded by `mlrun replay` (replays run in a scratch tree, so by
+    /// default they are never a source of `cached` / `restored` steps)
+    #[arg(long, display_order = 24)]
+    pub reuse_replays: bool,
+
+    /// If another mlrun is running this pipeline, wait for it instead of refusing (exit 75)
+    #[arg(long, display_order = 25)]
+    pub wait_lock: bool,
+    /// Trace the files each step really reads and writes (Linux): warn about undeclared ones and
+    /// record them as observed lineage. `--trace=strict` also fails a step that uses undeclared
+    /// files; `--trace=off` turns off tracing asked for in pipeline.toml
+    #[arg(long, value_name = "MODE", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "on", display_order = 26)]
+    pub trace: Option<TraceArg>,
+
+    /// Attach a message to the run: what you are trying (shown by `runs` and `show`, searched by
+    /// `runs --grep`; change it later with `mlrun note`)
+    #[arg(short = 'm', long, value_name = "TEXT", display_order = 27)]
+    pub message: Option<String>,
+}
+
+/// `--trace=MODE`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceArg {
+    /// trace, warn about undeclared files (the default of a bare `--trace`)
+    On,
+    /// trace, and fail a step on any undeclared read or write inside the project
+    Strict,
+    /// do not trace, whatever pipeline.toml says
+    Off,
+}
 
 pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let json = args.json;
@@ -86,11 +151,11 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         err_style,
         &names,
     ));
-    let jobs = exec::default_jobs(args.jobs);
+    let jobs = exec::default_jobs(args.exec.jobs);
     let opts = RunOptions {
         jobs,
         keep_going: args.keep_going,
-        grace: args.grace,
+        grace: args.exec.grace,
         argv: std::env::args().collect(),
         replay_of: None,
         force,

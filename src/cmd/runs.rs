@@ -2,11 +2,66 @@
 
 use std::path::Path;
 
-use crate::cli::RunsArgs;
 use crate::error::Result;
 use crate::report::{self, ColorChoice, Style, time};
 use crate::store::query::{Cmp, RunFilter};
 use crate::store::{self, Store, query};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  mlrun runs --pipeline demo --status succeeded --since 2d
+  mlrun runs --param train.lr=0.1 --metric 'accuracy>=0.9' --sort accuracy
+  mlrun runs --sort final_loss:asc -n 5
+  mlrun runs --no-replays         the workspace's own runs, without replays
+  mlrun runs --grep 'dropout'     runs whose message (`run -m`, `note`) mentions dropout")]
+pub struct RunsArgs {
+    /// Show at most N runs (0 for all)
+    #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+
+    /// Only runs of this pipeline
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+
+    /// Only runs with this status
+    #[arg(long, value_name = "STATUS", value_parser = ["running", "succeeded", "failed", "interrupted"])]
+    pub status: Option<String>,
+
+    /// Only runs started since a time: a duration ago (`2d`, `3h`, `90m`) or a date (`2024-05-01`,
+    /// `2024-05-01T14:00`)
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<i64>,
+
+    /// Only runs whose param KEY has this value (repeatable)
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, serde_json::Value)>,
+
+    /// Only runs whose metric satisfies a comparison: `accuracy>0.9` (>, >=, <, <=, =, !=;
+    /// repeatable)
+    #[arg(long = "metric", value_name = "EXPR", value_parser = parse_metric)]
+    pub metrics: Vec<(String, crate::store::query::Cmp, f64)>,
+
+    /// Sort by a metric, highest first (`METRIC:asc` for lowest first); runs without it last
+    #[arg(long, value_name = "METRIC[:asc]", value_parser = parse_sort)]
+    pub sort: Option<(String, bool)>,
+
+    /// Only replays (`mlrun replay` runs) [default: every run, replays marked in STATUS]
+    #[arg(long, overrides_with = "no_replays")]
+    pub replays: bool,
+
+    /// No replays: only the runs of the workspace itself
+    #[arg(long, overrides_with = "replays")]
+    pub no_replays: bool,
+
+    /// Only runs whose message contains TEXT (ignoring the case of ASCII letters)
+    #[arg(long, value_name = "TEXT")]
+    pub grep: Option<String>,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::cli::ShowArgs;
 use crate::cmd::target::{self, Target};
 use crate::error::{Error, Result};
 use crate::exec::capture::Lines;
@@ -15,6 +14,45 @@ use crate::store::logs::LogObjects;
 use crate::store::packages::EnvPackages;
 use crate::store::query::{self, EnvInfo, GitInfo, IoInfo, RunDetail};
 use crate::store::{self, Store};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::cmd::target::TARGET_HELP)]
+pub struct ShowArgs {
+    /// A run (id prefix, `latest`, `latest~1`, `latest-replay`), or an artifact: PATH,
+    /// PATH@RUN or a content-hash prefix
+    #[arg(value_name = "TARGET", default_value = "latest")]
+    pub target: String,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// For a directory version: list its files, each with its hash and size
+    #[arg(long)]
+    pub files: bool,
+
+    /// Also print each step's captured stdout and stderr (a long log: its first and last
+    /// 64 KiB, with a line saying how much was cut)
+    #[arg(long)]
+    pub logs: bool,
+
+    /// Print every log whole, from the object store (implies --logs)
+    #[arg(long)]
+    pub full: bool,
+
+    /// Print only this stream of one step execution (TARGET: RUN:STEP), whole and byte for
+    /// byte as recorded, and nothing else: `mlrun show latest:train --log stdout > train.log`
+    #[arg(long, value_name = "STREAM", value_parser = ["stdout", "stderr"], conflicts_with_all = ["json", "logs", "patch"])]
+    pub log: Option<String>,
+
+    /// Also print the uncommitted diff recorded at the start of the run
+    #[arg(long)]
+    pub patch: bool,
+
+    /// Also list the packages installed for each step's interpreters (name and exact version)
+    #[arg(long)]
+    pub packages: bool,
+}
 
 pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;

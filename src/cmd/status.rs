@@ -7,7 +7,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::cli::StatusArgs;
 use crate::cmd::diff::FilesDiff;
 use crate::error::Result;
 use crate::exec::incremental::{self, CacheParts};
@@ -21,6 +20,29 @@ use crate::report::{ColorChoice, Style};
 use crate::store::objects::Objects;
 use crate::store::record::Io;
 use crate::store::{self, Store, query};
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The pipeline file
+    #[arg(value_name = "PIPELINE", default_value = "pipeline.toml")]
+    pub pipeline: std::path::PathBuf,
+
+    /// Override a param, as for `run`, to ask what that run would do
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
+    /// Exit 1 when any step is stale (for CI: are the committed results up to date?)
+    #[arg(long)]
+    pub check: bool,
+
+    /// Count results recorded by `mlrun replay` too, as `mlrun run --reuse-replays` would
+    #[arg(long)]
+    pub reuse_replays: bool,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, Serialize)]
 pub struct StepState {

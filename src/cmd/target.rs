@@ -25,6 +25,25 @@ use crate::report::{short_hash, time};
 use crate::store::lineage::{self, Member, Version};
 use crate::store::{Store, models, query};
 
+pub(crate) const TARGET_HELP: &str = "\
+TARGET is one of:
+  PATH          a file or directory: its current content (or its latest recorded version);
+                a file inside a recorded directory names that file
+  PATH@RUN      the version of PATH that RUN produced or read
+  RUN           a run id prefix (as shown, e.g. 019a3c5e7f127abc), `latest` (the newest run
+                that is not a replay), `latest-replay` (the newest replay); `RUN~N` is the
+                Nth run before RUN: `latest~1` is the run before the latest
+  RUN:STEP      one step execution of a run, e.g. latest~1:train
+  NAME@vN, NAME@ALIAS
+                a registered model version (`mlrun model`), e.g. churn@v2, churn@production;
+                `models:/NAME@REF` always means a model
+  HASH          a content-hash prefix";
+
+pub(crate) const RUN_HELP: &str = "\
+RUN is a run id prefix (as shown, e.g. 019a3c5e7f127abc), `latest` (the newest run that is
+not a replay) or `latest-replay` (the newest replay); `RUN~N` is the Nth run before RUN:
+`latest~1` is the run before the latest.";
+
 #[derive(Debug, Clone)]
 pub enum Target {
     /// an artifact version, and a note when it is not exactly what was asked for
