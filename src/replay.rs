@@ -23,6 +23,7 @@ use crate::fingerprint::hash::{self, Fingerprint};
 use crate::fingerprint::packages;
 use crate::fingerprint::system::{InterpreterCache, LockSearch, SystemInfo};
 use crate::pipeline::Plan;
+use crate::pipeline::params::Params;
 use crate::pipeline::plan::within;
 use crate::store::objects::Objects;
 use crate::store::packages::EnvPackages;
@@ -33,7 +34,11 @@ use crate::store::record::Io;
 pub struct Original {
     pub run_id: String,
     pub short_id: String,
+    /// the recorded pipeline checked again (`recorded_plan`), at the recorded root
     pub plan: Plan,
+    /// (step, variable) → the marker recorded for a secret `env` value (`env_markers`)
+    pub env_markers: BTreeMap<(Option<String>, String), String>,
+    /// the recorded pipeline text (secrets masked)
     pub spec: String,
     pub git: GitState,
     /// step name → its execution id in the original run (the last attempt)
@@ -128,17 +133,13 @@ fn nothing_matches(target: &str) -> Error {
 }
 
 pub fn load(conn: &Connection, run_id: &str) -> Result<Original> {
-    let (plan_json, spec, git_id): (String, Vec<u8>, Option<String>) = conn.query_row(
-        "SELECT r.plan, c.data, r.git_start FROM runs r JOIN contents c ON c.hash = r.spec_hash WHERE r.id = ?1",
+    let (plan_json, spec, git_id, file, params_json): (String, Vec<u8>, Option<String>, String, String) = conn.query_row(
+        "SELECT r.plan, c.data, r.git_start, r.pipeline_file, r.params FROM runs r JOIN contents c ON c.hash = r.spec_hash WHERE r.id = ?1",
         [run_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )?;
-    let plan: Plan = serde_json::from_str(&plan_json).map_err(|e| {
-        Error::other(format!(
-            "run {run_id} was recorded in a form this mlrun cannot replay"
-        ))
-        .cause(e)
-    })?;
+    let spec = String::from_utf8_lossy(&spec).into_owned();
+    let plan = recorded_plan(run_id, &spec, file, &params_json)?;
     let git = match git_id {
         Some(id) => conn.query_row(
             "SELECT g.is_repo, g.commit_sha, g.branch, g.dirty, CAST(c.data AS TEXT), g.changed, g.untracked, g.remote_url, g.workdir
@@ -173,10 +174,62 @@ pub fn load(conn: &Connection, run_id: &str) -> Result<Original> {
         run_id: run_id.to_string(),
         short_id: query::short_id(conn, run_id)?,
         plan,
-        spec: String::from_utf8_lossy(&spec).into_owned(),
+        env_markers: env_markers(&plan_json),
+        spec,
         git,
         execs,
     })
+}
+
+/// The plan of a recorded run, checked again from what was recorded: its pipeline text (secrets
+/// masked) at its pipeline file's path, with its params. The plan JSON the run also recorded is
+/// not taken for a plan: the store is a file anyone can edit, and only validation makes one.
+fn recorded_plan(run_id: &str, spec: &str, file: String, params_json: &str) -> Result<Plan> {
+    let cannot = || {
+        Error::other(format!(
+            "run {run_id} was recorded in a form this mlrun cannot replay"
+        ))
+    };
+    let params: Params = serde_json::from_str(params_json).map_err(|e| cannot().cause(e))?;
+    let file = PathBuf::from(file);
+    if !file.is_absolute() {
+        return Err(cannot().cause(format!(
+            "its pipeline file `{}` is not an absolute path",
+            file.display()
+        )));
+    }
+    crate::pipeline::plan::revalidate(spec.to_string(), file, &params)
+        .map_err(|e| cannot().cause(e))
+}
+
+/// The markers a run recorded for its secret `env` values (pipeline-wide: step None), read
+/// from its plan JSON as plain data: what a replay gives a step whose secret is not set now,
+/// as the run recorded it. Anything unexpected in the JSON is skipped.
+fn env_markers(plan_json: &str) -> BTreeMap<(Option<String>, String), String> {
+    let mut out = BTreeMap::new();
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(plan_json) else {
+        return out;
+    };
+    let mut take = |step: Option<String>, env: Option<&serde_json::Value>| {
+        for (k, v) in env.and_then(|e| e.as_object()).into_iter().flatten() {
+            if let Some(m) = v.as_str().filter(|m| m.starts_with("<redacted:")) {
+                out.insert((step.clone(), k.clone()), m.to_string());
+            }
+        }
+    };
+    take(None, v.get("env"));
+    for s in v
+        .get("steps")
+        .and_then(|s| s.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let name = s.get("name").and_then(|n| n.as_str()).map(str::to_string);
+        if name.is_some() {
+            take(name, s.get("env"));
+        }
+    }
+    out
 }
 
 /// Build the source tree in `scratch`; returns the project root inside it.
@@ -186,7 +239,7 @@ pub fn rebuild_tree(orig: &Original, scratch: &Path) -> Result<PathBuf> {
         return Ok(scratch.to_path_buf());
     };
     let repo = Repository::open(workdir)
-        .or_else(|_| Repository::discover(&orig.plan.root))
+        .or_else(|_| Repository::discover(orig.plan.root()))
         .map_err(|e| {
             Error::other(format!(
                 "the repository of run {} (`{workdir}`) cannot be opened",
@@ -245,7 +298,7 @@ pub fn rebuild_tree(orig: &Original, scratch: &Path) -> Result<PathBuf> {
         })?;
     let rel = orig
         .plan
-        .root
+        .root()
         .strip_prefix(workdir)
         .unwrap_or(Path::new(""));
     // both come from the store: the project must lie inside the scratch tree
@@ -272,14 +325,14 @@ pub fn restore_inputs(
 ) -> Result<Vec<Missing>> {
     let mut missing = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for step in &plan.steps {
+    for step in plan.steps() {
         let Some(exec) = orig.execs.get(&step.name) else {
             continue;
         };
         for io in recorded_io(conn, *exec, "in")? {
             check_recorded_path(&io.path, &orig.short_id)?;
             let produced = plan
-                .steps
+                .steps()
                 .iter()
                 .flat_map(|s| &s.outputs)
                 .any(|o| within(&io.path, &o.path) || within(&o.path, &io.path));
@@ -326,7 +379,7 @@ pub fn check_recorded_path(path: &str, run: &str) -> Result<()> {
 /// Every path of a recorded plan (inputs, outputs, metrics files, working directories) must be
 /// inside the project (see [`check_recorded_path`]).
 pub fn check_plan_paths(plan: &Plan, run: &str) -> Result<()> {
-    for s in &plan.steps {
+    for s in plan.steps() {
         for d in s.inputs.iter().chain(&s.outputs) {
             check_recorded_path(&d.path, run)?;
         }
@@ -389,10 +442,9 @@ pub fn environment_differences(
         cmp(p, &strip(v), &now_v);
     }
     // lock files where the run looked for them, in the scratch tree (its git root included)
-    let mut here = orig.plan.clone();
-    here.root = root.to_path_buf();
+    let here = orig.plan.clone().relocated(root);
     let git_root = orig.git.workdir.as_ref().and_then(|w| {
-        let depth = orig.plan.root.strip_prefix(w).ok()?.components().count();
+        let depth = orig.plan.root().strip_prefix(w).ok()?.components().count();
         root.ancestors().nth(depth)
     });
     let locks = LockSearch::of(&here).find(git_root);
@@ -424,7 +476,7 @@ fn package_differences(conn: &Connection, orig: &Original, root: &Path) -> Resul
     }
     let programs: Vec<String> = recorded.keys().cloned().collect();
     let mut vars: BTreeMap<String, String> = std::env::vars().collect();
-    vars.extend(orig.plan.env.clone());
+    vars.extend(orig.plan.env().clone());
     let now = packages::PackageCache::default().inspect(&programs, root, &vars);
     let mut out = Vec::new();
     for (prog, rec) in &recorded {
@@ -502,39 +554,67 @@ fn replayed_package_changes(conn: &Connection, orig: i64, replay: i64) -> Result
     Ok(packages::describe(&packages::compare(&flat(&a), &flat(&b))))
 }
 
-/// Replace redacted `env` values of the recorded plan with this environment's value of the same
-/// variable; returns the names that could not be filled.
-pub fn fill_secrets(plan: &mut Plan) -> Vec<String> {
-    let mut unfilled = Vec::new();
-    let mut fill = |env: &mut BTreeMap<String, String>| {
-        for (k, v) in env.iter_mut() {
-            if v.starts_with("<redacted:") {
+/// Is this value of the recorded pipeline a masked secret: a marker, or the mask put into the
+/// recorded pipeline text?
+fn is_masked(v: &str) -> bool {
+    v.starts_with("<redacted:") || v.contains(crate::fingerprint::env::MASK)
+}
+
+/// The recorded plan with its redacted `env` values replaced by this environment's value of the
+/// same variable (else by the marker the run recorded); also returns the names that could not
+/// be filled.
+pub fn fill_secrets(
+    plan: &Plan,
+    markers: &BTreeMap<(Option<String>, String), String>,
+) -> (Plan, Vec<String>) {
+    struct Fill<'m> {
+        markers: &'m BTreeMap<(Option<String>, String), String>,
+        unfilled: Vec<String>,
+    }
+    impl crate::pipeline::Rewrite for Fill<'_> {
+        fn values(
+            &mut self,
+            step: Option<&str>,
+            _params: &mut Params,
+            env: &mut BTreeMap<String, String>,
+        ) {
+            for (k, v) in env.iter_mut() {
+                let marker = self.markers.get(&(step.map(str::to_string), k.clone()));
+                if !is_masked(v) && marker.is_none() {
+                    continue;
+                }
                 match std::env::var(k) {
                     Ok(real) => *v = real,
-                    Err(_) => unfilled.push(k.clone()),
+                    Err(_) => {
+                        if let Some(m) = marker {
+                            *v = m.clone();
+                        }
+                        self.unfilled.push(k.clone());
+                    }
                 }
             }
         }
-    };
-    fill(&mut plan.env);
-    for s in &mut plan.steps {
-        fill(&mut s.env);
+        fn cmd(&mut self, _: &mut crate::pipeline::Cmd) {}
     }
+    let mut fill = Fill {
+        markers,
+        unfilled: Vec::new(),
+    };
+    let plan = plan.rewritten(&mut fill);
+    let mut unfilled = fill.unfilled;
     unfilled.sort();
     unfilled.dedup();
-    unfilled
+    (plan, unfilled)
 }
 
 /// Steps whose recorded command or params hold a secret's marker: the replay cannot give them
 /// the real value, so they run with the marker (and will likely differ).
 pub fn steps_with_redacted_values(plan: &Plan) -> Vec<String> {
-    plan.steps
+    plan.steps()
         .iter()
         .filter(|s| {
-            s.cmd.display().contains("<redacted:")
-                || s.params
-                    .values()
-                    .any(|v| v.as_str().is_some_and(|v| v.starts_with("<redacted:")))
+            is_masked(&s.cmd.display())
+                || s.params.values().any(|v| v.as_str().is_some_and(is_masked))
         })
         .map(|s| s.name.clone())
         .collect()
@@ -628,7 +708,7 @@ pub fn verdicts(
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::new();
-    for step in &plan.steps {
+    for step in plan.steps() {
         let Some((rid, status)) = replayed.get(&step.name) else {
             continue;
         };
@@ -728,7 +808,7 @@ pub fn verdicts(
 /// Copy the reproduced outputs out of the scratch tree.
 pub fn materialise(plan: &Plan, root: &Path, into: &Path) -> Result<usize> {
     let mut n = 0;
-    for o in plan.steps.iter().flat_map(|s| &s.outputs) {
+    for o in plan.steps().iter().flat_map(|s| &s.outputs) {
         let src = root.join(&o.path);
         if !src.exists() {
             continue;

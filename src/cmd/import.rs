@@ -102,7 +102,7 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
             eprintln!("{} {n}", style.yellow("not expressed:"));
         }
         match checked {
-            Ok(plan) => print_warnings(&plan.warnings, style),
+            Ok(plan) => print_warnings(plan.warnings(), style),
             Err(e) => eprintln!("{e}"),
         }
         crate::report::emit(&conv.toml);
@@ -122,7 +122,7 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
     }
     let valid = match checked {
         Ok(plan) => {
-            print_warnings(&plan.warnings, style);
+            print_warnings(plan.warnings(), style);
             true
         }
         Err(e) => {

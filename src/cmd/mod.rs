@@ -84,6 +84,6 @@ fn load_plan(
         file: &file,
         overrides: params,
     })?;
-    crate::report::print_warnings(&plan.warnings, err_style);
+    crate::report::print_warnings(plan.warnings(), err_style);
     Ok(plan)
 }

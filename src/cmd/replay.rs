@@ -68,7 +68,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let orig = replay::load(&store.conn, &run_id)?;
     let mut plan = orig.plan.clone();
     if let Some(s) = &args.step {
-        let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
         let mut e = Error::invalid(format!("run {} has no step `{s}`", orig.short_id));
         if let Some(m) = crate::pipeline::diag::did_you_mean(s, names.iter().copied()) {
             e = e.hint(format!("did you mean `{m}`?"));
@@ -77,7 +77,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     }
     // A path outside the project would make the replay write into the user's real files.
     let outside: Vec<&str> = plan
-        .steps
+        .steps()
         .iter()
         .flat_map(|s| s.inputs.iter().chain(&s.outputs))
         .map(|d| d.path.as_str())
@@ -147,22 +147,22 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
              a version tracked in git needs its commit",
         ));
     }
-    let file_name = orig
-        .plan
-        .file
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "pipeline.toml".into());
-    let file = root.join(&file_name);
+    // the plan in the scratch tree: same pipeline file name, same relative paths
+    let plan = plan.relocated(&root);
+    let file_name = plan
+        .file()
+        .strip_prefix(&root)
+        .unwrap_or(Path::new("pipeline.toml"));
     // through the scratch tree's own links never: a committed `pipeline.toml` link leads out
-    crate::beneath::write_file(&root, Path::new(&file_name), orig.spec.as_bytes())?;
+    crate::beneath::write_file(&root, file_name, orig.spec.as_bytes())?;
     for d in replay::environment_differences(&store.conn, &orig, &root)? {
         eprintln!(
             "{} environment differs from the recorded run: {d}",
             err.yellow("warning:")
         );
     }
-    for v in replay::fill_secrets(&mut plan) {
+    let (plan, unfilled) = replay::fill_secrets(&plan, &orig.env_markers);
+    for v in unfilled {
         eprintln!(
             "{} `{v}` was redacted when recorded and is not set now; the step gets the marker instead",
             err.yellow("warning:")
@@ -174,9 +174,6 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             err.yellow("warning:")
         );
     }
-    plan.root = root.clone();
-    plan.file = file;
-    plan.source = orig.spec.clone();
 
     let code = match (&orig.git.commit, orig.git.dirty) {
         (Some(c), true) => format!("commit {} + uncommitted diff", &c[..7.min(c.len())]),
@@ -186,12 +183,12 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     human(&format!(
         "replaying run {} ({code}, {} step{}) in {}",
         orig.short_id,
-        plan.steps.len(),
-        if plan.steps.len() == 1 { "" } else { "s" },
+        plan.steps().len(),
+        if plan.steps().len() == 1 { "" } else { "s" },
         scratch.path().display()
     ));
 
-    let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
     let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
     let jobs = exec::default_jobs(args.exec.jobs);
     let opts = RunOptions {
@@ -205,7 +202,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         no_store: true,
         no_cache: true,
         git_fixed: Some(orig.git.clone()),
-        recorded_location: Some((orig.plan.root.clone(), orig.plan.file.clone())),
+        recorded_location: Some(orig.plan.root().to_path_buf()),
         // a replay reruns what was declared; tracing it again would only repeat the original's
         // observations (and need the scratch tree's paths): keep pipeline.toml's setting off
         trace: Some(crate::pipeline::plan::TraceMode::Off),

@@ -103,11 +103,11 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             for n in &names {
                 if plan.step_index(n).is_none() {
                     let mut e =
-                        Error::invalid(format!("`--force={n}` names no step of `{}`", plan.name));
-                    if let Some(s) = did_you_mean(n, plan.steps.iter().map(|s| s.name.as_str())) {
+                        Error::invalid(format!("`--force={n}` names no step of `{}`", plan.name()));
+                    if let Some(s) = did_you_mean(n, plan.steps().iter().map(|s| s.name.as_str())) {
                         e = e.hint(format!("did you mean `{s}`?"));
                     }
-                    let steps: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+                    let steps: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
                     return Err(e.hint(format!("its steps: {}", steps.join(", "))));
                 }
             }
@@ -123,14 +123,14 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         eprintln!("{} {w}", err_style.yellow("warning:"));
     }
     let traced: Vec<String> = plan
-        .steps
+        .steps()
         .iter()
-        .filter(|s| TraceMode::resolve(trace, plan.trace, s.trace) != TraceMode::Off)
+        .filter(|s| TraceMode::resolve(trace, plan.trace(), s.trace) != TraceMode::Off)
         .map(|s| s.name.clone())
         .collect();
-    let dir = store::dir_for_pipeline(&plan.file, store_dir);
+    let dir = store::dir_for_pipeline(plan.file(), store_dir);
     let store = Store::open(&dir)?;
-    let mut lock = PipelineLock::acquire(&dir, &plan.file, args.wait_lock, |who| {
+    let mut lock = PipelineLock::acquire(&dir, plan.file(), args.wait_lock, |who| {
         eprintln!(
             "waiting for {who} to finish running `{}`…",
             args.pipeline.display()
@@ -144,7 +144,7 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         crate::report::time::local(crate::store::record::now_ms())
     ));
 
-    let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
     let printer = Arc::new(Printer::new(
         args.json,
         Style::stdout(color),

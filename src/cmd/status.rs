@@ -62,14 +62,14 @@ pub struct Status {
 pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let err_style = Style::stderr(color);
     let plan = super::load_plan(&args.pipeline, &args.params, err_style)?;
-    let dir = store::dir_for_pipeline(&plan.file, store_dir);
+    let dir = store::dir_for_pipeline(plan.file(), store_dir);
     let store = if dir.join(store::DB_FILE).is_file() {
         Some(Store::open_read(&dir)?)
     } else {
         None
     };
     let cache = match &store {
-        Some(s) => HashCache::load(&s.conn, &plan.root)?,
+        Some(s) => HashCache::load(&s.conn, plan.root())?,
         None => HashCache::disabled(),
     };
     // the same markers as `run` makes, so secret-holding steps get the same keys
@@ -77,24 +77,24 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     if let Some(w) = key.warning() {
         eprintln!("{} {w}", err_style.yellow("warning:"));
     }
-    let redactor = Redactor::new(&key, &plan.redact, &plan.keep);
+    let redactor = Redactor::new(&key, plan.redact(), plan.keep());
     let recorded = Recorded::of(&redactor, &plan);
     let objects = Objects::new(&dir);
-    let file = plan.file.to_string_lossy().into_owned();
+    let file = plan.file().to_string_lossy().into_owned();
 
     let progress =
         crate::report::progress::Ticker::start("hashing the pipeline's files", err_style);
     let mut steps: Vec<StepState> = Vec::new();
-    for (step, shown) in plan.steps.iter().zip(&recorded.plan.steps) {
+    for (step, shown) in plan.steps().iter().zip(recorded.plan.steps()) {
         let mut reasons = Vec::new();
         let mut inputs = Vec::new();
         for decl in &step.inputs {
-            match hash::fingerprint(&plan.root.join(&decl.path), &cache) {
+            match hash::fingerprint(&plan.root().join(&decl.path), &cache) {
                 Ok(fp) => inputs.push(Io::new(decl.path.clone(), fp)),
                 Err(_) => {
                     // a step making it is one this step depends on (the plan guarantees
                     // it): looking only there keeps status linear in the number of steps
-                    let maker = step.deps.iter().map(|&d| &plan.steps[d]).find(|s| {
+                    let maker = step.deps.iter().map(|&d| &plan.steps()[d]).find(|s| {
                         s.outputs.iter().any(|o| {
                             crate::pipeline::plan::within(&decl.path, &o.path)
                                 || crate::pipeline::plan::within(&o.path, &decl.path)
@@ -116,7 +116,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 None => vec!["never run".into()],
                 Some(s) => {
                     let here = Here {
-                        root: &plan.root,
+                        root: plan.root(),
                         file: &file,
                         cache: &cache,
                         objects: &objects,
@@ -148,7 +148,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     }
     let stale = steps.iter().filter(|s| s.status == "stale").count();
     let report = Status {
-        pipeline: plan.name.clone(),
+        pipeline: plan.name().to_string(),
         stale,
         steps,
     };

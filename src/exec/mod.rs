@@ -61,9 +61,10 @@ pub struct RunOptions {
     /// record this git state instead of reading one (a replay's scratch tree is the recorded
     /// commit plus the recorded diff, not a repository of its own)
     pub git_fixed: Option<GitState>,
-    /// record the run at this (project root, pipeline file) instead of where it executes: a
-    /// replay runs in a scratch tree but is the same project, so its artifacts keep their names
-    pub recorded_location: Option<(PathBuf, PathBuf)>,
+    /// record the run at this project root (its pipeline file under the same name) instead of
+    /// where it executes: a replay runs in a scratch tree but is the same project, so its
+    /// artifacts keep their names
+    pub recorded_location: Option<PathBuf>,
     /// `--trace[=MODE]`, over pipeline.toml's `trace` settings
     pub trace: Option<TraceMode>,
     /// the run's id, when the caller chose it (to name the run in the pipeline lock first)
@@ -198,7 +199,7 @@ impl Ctx {
     fn git_snapshot(&self) -> GitState {
         match &self.git_fixed {
             Some(g) => g.clone(),
-            None => git::snapshot(&self.plan.root),
+            None => git::snapshot(self.plan.root()),
         }
     }
 
@@ -452,7 +453,7 @@ pub async fn run(
         .run_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
-    let root = plan.root.clone();
+    let root = plan.root().to_path_buf();
     let fixed = opts.git_fixed.clone();
     let search = LockSearch::of(&plan);
     let (system, git_start, locks, tracked) = blocking(move || {
@@ -465,7 +466,7 @@ pub async fn run(
     if let Some(w) = key.warning() {
         printer.warn(&w);
     }
-    let redactor = Redactor::new(&key, &plan.redact, &plan.keep);
+    let redactor = Redactor::new(&key, plan.redact(), plan.keep());
     let recorded = recorded::Recorded::of(&redactor, &plan);
     // This run's own scratch space: runs sharing a store never remove each other's.
     let scratch =
@@ -477,7 +478,7 @@ pub async fn run(
     let cache = if opts.no_cache {
         HashCache::disabled()
     } else {
-        HashCache::load(&store.conn, &plan.root)?
+        HashCache::load(&store.conn, plan.root())?
     };
     let scans = store::packages::remembered_scans(&store.conn)?;
 
@@ -516,7 +517,7 @@ pub async fn run(
         refs: opts
             .git_fixed
             .is_none()
-            .then(|| git::RefWatch::new(&plan.root))
+            .then(|| git::RefWatch::new(plan.root()))
             .flatten(),
         records: records::Records::new(&store_dir),
         plan,
@@ -525,17 +526,16 @@ pub async fn run(
         // Secrets of pipeline.toml and the params (see `recorded`) are masked in the recorded
         // spec and plan, and in mlrun's own recorded command line (`-p password=…`).
         let mut recorded = ctx.recorded.plan.clone();
-        if let Some((root, file)) = &opts.recorded_location {
-            recorded.root = root.clone();
-            recorded.file = file.clone();
+        if let Some(root) = &opts.recorded_location {
+            recorded = recorded.relocated(root);
         }
-        let spec = crate::fingerprint::env::mask(&ctx.plan.source, &ctx.recorded.secrets);
+        let spec = crate::fingerprint::env::mask(ctx.plan.source(), &ctx.recorded.secrets);
         let plan_json = serde_json::to_string(&recorded).unwrap_or_default();
-        let params_json = serde_json::to_string(&recorded.params).unwrap_or_default();
+        let params_json = serde_json::to_string(recorded.params()).unwrap_or_default();
         let argv_json = serde_json::to_string(&ctx.recorded.argv(&ctx.redactor, &opts.argv))
             .unwrap_or_default();
-        let file = recorded.file.to_string_lossy();
-        let root = recorded.root.to_string_lossy();
+        let file = recorded.file().to_string_lossy();
+        let root = recorded.root().to_string_lossy();
         let message = opts
             .message
             .as_deref()
@@ -545,7 +545,7 @@ pub async fn run(
                 c,
                 &record::RunStart {
                     id: &run_id,
-                    pipeline: &ctx.plan.name,
+                    pipeline: ctx.plan.name(),
                     pipeline_file: &file,
                     root: &root,
                     spec: &spec,
@@ -570,9 +570,9 @@ pub async fn run(
         "{} {} {} · {} step{} · {}",
         style.bold("run"),
         style.cyan(&short),
-        ctx.plan.name,
-        ctx.plan.steps.len(),
-        if ctx.plan.steps.len() == 1 { "" } else { "s" },
+        ctx.plan.name(),
+        ctx.plan.steps().len(),
+        if ctx.plan.steps().len() == 1 { "" } else { "s" },
         commit_note
     ));
 
@@ -708,7 +708,7 @@ pub async fn run(
     Ok(RunOutcome {
         run_id: run_id.clone(),
         short_id: short,
-        pipeline: ctx.plan.name.clone(),
+        pipeline: ctx.plan.name().to_string(),
         status: status.as_str().to_string(),
         exit_code,
         duration_ms: ended - started,
@@ -770,7 +770,7 @@ async fn schedule(
     opts: &RunOptions,
     mut int_rx: watch::Receiver<Interrupt>,
 ) -> (Vec<StepOutcome>, Option<usize>) {
-    let n = ctx.plan.steps.len();
+    let n = ctx.plan.steps().len();
     let mut state = vec![State::Pending; n];
     let mut outcomes: Vec<Option<StepOutcome>> = vec![None; n];
     let mut running = tokio::task::JoinSet::new();
@@ -784,13 +784,13 @@ async fn schedule(
                 if state[i] != State::Pending {
                     continue;
                 }
-                let step = &ctx.plan.steps[i];
+                let step = &ctx.plan.steps()[i];
                 let blocked = step
                     .deps
                     .iter()
                     .find(|&&d| matches!(state[d], State::Done(s) if !s.ok()));
                 if let Some(&d) = blocked {
-                    let reason = format!("not run: `{}` did not succeed", ctx.plan.steps[d].name);
+                    let reason = format!("not run: `{}` did not succeed", ctx.plan.steps()[d].name);
                     state[i] = State::Done(StepStatus::NotRun);
                     outcomes[i] = Some(not_run(ctx, i, &reason));
                     continue;
@@ -826,7 +826,7 @@ async fn schedule(
                     first_failed = Some(i);
                 }
                 if matches!(status, StepStatus::Failed | StepStatus::TimedOut) && !opts.keep_going && stop_reason.is_none() {
-                    stop_reason = Some(format!("not run: the run stopped after `{}` failed", ctx.plan.steps[i].name));
+                    stop_reason = Some(format!("not run: the run stopped after `{}` failed", ctx.plan.steps()[i].name));
                 }
                 outcomes[i] = Some(outcome);
             }
@@ -851,7 +851,7 @@ async fn schedule(
 }
 
 fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
-    let step = &ctx.recorded.plan.steps[i];
+    let step = &ctx.recorded.plan.steps()[i];
     let argv = serde_json::to_string(&step.cmd.argv()).unwrap_or_default();
     if let Err(e) = ctx.with_store(|c| {
         record::record_not_run(
@@ -918,7 +918,7 @@ fn io_note(list: &[Io]) -> String {
 
 /// Where an input version came from: another step of this pipeline, the git commit, or neither.
 fn origin_of(ctx: &Ctx, io: &Io, git_before: &GitState) -> Origin {
-    if ctx.plan.steps.iter().flat_map(|s| &s.outputs).any(|o| {
+    if ctx.plan.steps().iter().flat_map(|s| &s.outputs).any(|o| {
         crate::pipeline::plan::within(&io.path, &o.path)
             || crate::pipeline::plan::within(&o.path, &io.path)
     }) {
@@ -1019,7 +1019,7 @@ async fn store_objects(ctx: &Arc<Ctx>, step: &str, ios: Vec<Io>, what: &'static 
         let mut ios = ios;
         let _hold = (!ios.is_empty()).then(|| c.hold_objects());
         for io in &mut ios {
-            match c.objects.put(&c.plan.root.join(&io.path), &io.fp, &c.cache) {
+            match c.objects.put(&c.plan.root().join(&io.path), &io.fp, &c.cache) {
                 Ok(()) => io.stored = true,
                 Err(e) => errors.push(format!(
                     "could not keep a copy of {what} `{}` in the object store: {}{}; its hash is recorded but this version cannot be restored",
@@ -1039,13 +1039,13 @@ async fn store_objects(ctx: &Arc<Ctx>, step: &str, ios: Vec<Io>, what: &'static 
 }
 
 async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
-    let step = ctx.plan.steps[i].clone();
+    let step = ctx.plan.steps()[i].clone();
     let style = ctx.printer.style();
     let w = ctx.printer.width();
     let started = now_ms();
     let git_before = ctx.git_latest.lock().expect("git lock").clone();
     // the command as recorded and shown: secrets as markers
-    let shown = &ctx.recorded.plan.steps[i].cmd;
+    let shown = &ctx.recorded.plan.steps()[i].cmd;
     let argv_json = serde_json::to_string(&shown.argv()).unwrap_or_default();
     let cmd_display = shown.display();
     let metrics_file = ctx
@@ -1184,7 +1184,7 @@ struct PreStep {
 
 impl PreStep {
     fn begin<'a>(&'a self, ctx: &'a Ctx, i: usize, started: i64) -> record::StepBegin<'a> {
-        let step = &ctx.plan.steps[i];
+        let step = &ctx.plan.steps()[i];
         record::StepBegin {
             run_id: &ctx.run_id,
             step: &step.name,
@@ -1217,9 +1217,9 @@ fn prepare(
     vars: &BTreeMap<String, String>,
     forced: bool,
 ) -> Prepared {
-    let step = &ctx.plan.steps[i];
+    let step = &ctx.plan.steps()[i];
     let busy = ctx.busy(&step.name, "hashing the inputs of");
-    let inputs = fingerprint_all(&ctx.plan.root, &step.inputs, &ctx.cache);
+    let inputs = fingerprint_all(ctx.plan.root(), &step.inputs, &ctx.cache);
     drop(busy);
     let mut inputs = match inputs {
         Ok(v) => v,
@@ -1228,8 +1228,8 @@ fn prepare(
     for io in &mut inputs {
         io.origin = Some(origin_of(ctx, io, begin.git_before));
     }
-    let parts =
-        CacheParts::of(&ctx.recorded.plan.steps[i], &inputs).marked_with(&ctx.recorded.marker_key);
+    let parts = CacheParts::of(&ctx.recorded.plan.steps()[i], &inputs)
+        .marked_with(&ctx.recorded.marker_key);
     if !forced && let Some(outcome) = try_reuse(ctx, step, begin, &inputs, &parts, vars) {
         return Prepared::Reused(outcome);
     }
@@ -1277,7 +1277,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     let _ = std::fs::write(metrics_file, b"");
     // Its declared outputs are moved aside while it runs, so that it is never credited with a
     // file it did not write; they come back unless it succeeds (`aside`: dropped = put back).
-    let root = ctx.plan.root.clone();
+    let root = ctx.plan.root().to_path_buf();
     let aside = match aside::Aside::move_aside(
         ctx.objects.store_dir(),
         &ctx.run_id,
@@ -1294,7 +1294,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     };
     let refs_before = ctx.refs.as_ref().and_then(|r| r.now());
 
-    let cwd = ctx.plan.root.join(&step.cwd);
+    let cwd = ctx.plan.root().join(&step.cwd);
     // --trace: the step runs under the tracer helper (exec/trace)
     let tracer = trace::Tracer::new(&ctx.tmp, &ctx.run_id, step, &ctx.plan, ctx.trace);
     let run_argv = tracer.as_ref().map(|t| t.wrap(&argv));
@@ -1389,7 +1389,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         .outputs
         .iter()
         .filter(|o| {
-            let p = ctx.plan.root.join(&o.path);
+            let p = ctx.plan.root().join(&o.path);
             !p.exists() || (o.dir && !p.is_dir())
         })
         .map(|o| {
@@ -1404,7 +1404,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
         .chain(
             step.metrics
                 .iter()
-                .filter(|m| !ctx.plan.root.join(m).is_file())
+                .filter(|m| !ctx.plan.root().join(m).is_file())
                 .cloned(),
         )
         .collect();
@@ -1427,8 +1427,8 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     }
     let c = ctx.clone();
     let outputs = blocking(move || {
-        let _busy = c.busy(&c.plan.steps[i].name, "hashing the outputs of");
-        fingerprint_all(&c.plan.root, &c.plan.steps[i].outputs, &c.cache)
+        let _busy = c.busy(&c.plan.steps()[i].name, "hashing the outputs of");
+        fingerprint_all(c.plan.root(), &c.plan.steps()[i].outputs, &c.cache)
     })
     .await;
     let _hold;
@@ -1457,7 +1457,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     }
     let mut metrics = Metrics::new();
     for m in &step.metrics {
-        if let Err(w) = metrics.read_file(&ctx.plan.root.join(m), m) {
+        if let Err(w) = metrics.read_file(&ctx.plan.root().join(m), m) {
             metrics.warnings.push(w);
         }
     }
@@ -1498,7 +1498,7 @@ fn try_reuse(
         .outputs
         .iter()
         .map(|d| {
-            hash::fingerprint(&ctx.plan.root.join(&d.path), &ctx.cache)
+            hash::fingerprint(&ctx.plan.root().join(&d.path), &ctx.cache)
                 .ok()
                 .map(|f| f.hash().to_string())
         })
@@ -1512,7 +1512,7 @@ fn try_reuse(
         if !ctx.objects.can_restore(&recorded.fp) {
             return None;
         }
-        if let Err(e) = ctx.objects.restore_io(recorded, &ctx.plan.root) {
+        if let Err(e) = ctx.objects.restore_io(recorded, ctx.plan.root()) {
             ctx.printer.warn(&format!(
                 "{}: cannot restore `{}`: {}; running the step instead",
                 step.name, decl.path, e.message
@@ -1528,12 +1528,12 @@ fn try_reuse(
     };
     let interpreters = ctx.interpreters.versions(
         &step.cmd.programs(),
-        &ctx.plan.root.join(&step.cwd),
+        &ctx.plan.root().join(&step.cwd),
         vars.get("PATH").map(String::as_str),
     );
     let packages =
         ctx.interpreters
-            .packages(&step.cmd.programs(), &ctx.plan.root.join(&step.cwd), vars);
+            .packages(&step.cmd.programs(), &ctx.plan.root().join(&step.cwd), vars);
     let ended = now_ms();
     let rec = record::StepRecord {
         status,
@@ -1710,7 +1710,7 @@ async fn finish(
     }
     let c = ctx.clone();
     let programs = step.cmd.programs();
-    let cwd = ctx.plan.root.join(&step.cwd);
+    let cwd = ctx.plan.root().join(&step.cwd);
     let path_var = vars.get("PATH").cloned();
     let step_vars = vars.clone();
     let (git_after, interpreters, packages) = blocking(move || {

@@ -29,30 +29,21 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn of(r: &Redactor, plan: &Plan) -> Recorded {
-        let mut p = plan.clone();
-        let mut known = Vec::new();
-        let (params, found) = r.params(&p.params);
-        p.params = params;
-        known.extend(found);
-        let env_secrets = |env: &mut BTreeMap<String, String>, known: &mut Vec<_>| {
-            for (k, v) in env.iter_mut() {
-                if r.is_secret(k, v) {
-                    let marker = r.marker(k, v);
-                    known.push((k.clone(), std::mem::replace(v, marker)));
-                }
-            }
+        let mut m = Marking {
+            r,
+            known: Vec::new(),
+            secrets: Vec::new(),
+            cmds_started: false,
         };
-        env_secrets(&mut p.env, &mut known);
-        for s in &mut p.steps {
-            let (params, found) = r.params(&s.params);
-            s.params = params;
-            known.extend(found);
-            env_secrets(&mut s.env, &mut known);
-        }
-        let mut secrets: Vec<String> = known.iter().map(|(_, v)| v.clone()).collect();
-        for s in &mut p.steps {
-            s.cmd = cmd(r, &s.cmd, &known, &mut secrets);
-            s.template = cmd(r, &s.template, &known, &mut secrets);
+        let p = plan.rewritten(&mut m);
+        let Marking {
+            known,
+            mut secrets,
+            cmds_started,
+            ..
+        } = m;
+        if !cmds_started {
+            secrets = known.iter().map(|(_, v)| v.clone()).collect();
         }
         secrets.sort();
         secrets.dedup();
@@ -67,6 +58,43 @@ impl Recorded {
     /// mlrun's own command line as recorded (`-p db.password=…` among it).
     pub fn argv(&self, r: &Redactor, argv: &[String]) -> Vec<String> {
         r.redact_argv(argv, &self.known, &mut Vec::new())
+    }
+}
+
+/// Secret params and env values become markers (each found secret noted with its name); then
+/// the commands are masked with every secret found so far.
+struct Marking<'r> {
+    r: &'r Redactor,
+    known: Vec<(String, String)>,
+    secrets: Vec<String>,
+    cmds_started: bool,
+}
+
+impl crate::pipeline::Rewrite for Marking<'_> {
+    fn values(
+        &mut self,
+        _step: Option<&str>,
+        params: &mut params::Params,
+        env: &mut BTreeMap<String, String>,
+    ) {
+        let (masked, found) = self.r.params(params);
+        *params = masked;
+        self.known.extend(found);
+        for (k, v) in env.iter_mut() {
+            if self.r.is_secret(k, v) {
+                let marker = self.r.marker(k, v);
+                self.known.push((k.clone(), std::mem::replace(v, marker)));
+            }
+        }
+    }
+
+    fn cmd(&mut self, c: &mut Cmd) {
+        if !self.cmds_started {
+            // the commands are masked with every value found among params and env
+            self.cmds_started = true;
+            self.secrets = self.known.iter().map(|(_, v)| v.clone()).collect();
+        }
+        *c = cmd(self.r, c, &self.known, &mut self.secrets);
     }
 }
 

@@ -100,10 +100,10 @@ pub struct LockSearch {
 
 impl LockSearch {
     pub fn of(plan: &crate::pipeline::Plan) -> LockSearch {
-        let root = plan.root.clone();
+        let root = plan.root().to_path_buf();
         let mut dirs = vec![root.clone()];
         let mut inputs = Vec::new();
-        for s in &plan.steps {
+        for s in plan.steps() {
             dirs.push(root.join(&s.cwd));
             inputs.extend(s.inputs.iter().map(|i| root.join(&i.path)));
         }
@@ -111,7 +111,7 @@ impl LockSearch {
             root,
             dirs,
             inputs,
-            patterns: plan.lockfiles.clone(),
+            patterns: plan.lockfiles().to_vec(),
         }
     }
 

@@ -7,7 +7,7 @@ pub mod params;
 pub mod plan;
 pub mod raw;
 
-pub use plan::{Cmd, LoadOptions, PathDecl, Plan, Step, TraceMode, load};
+pub use plan::{Cmd, LoadOptions, PathDecl, Plan, Rewrite, Step, TraceMode, load};
 
 /// `pipeline.toml` in the current directory, else in the nearest parent that has one, up to the
 /// root of the git repository (never above it), so `mlrun` works from a project's subdirectory.

@@ -203,33 +203,118 @@ mod opt_duration_ms {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A checked pipeline: the steps in a topological order with their resolved paths, params and
+/// commands. Only validation builds one (`load`, `from_source`, `revalidate`); the fields are
+/// private, so no caller can change what was checked. A few methods derive another plan from it
+/// (fewer steps, another root, values rewritten by `Rewrite`), each keeping what validation
+/// established: the order, the dependency indices and the file within the root.
+///
+/// Serialized (never deserialized) as the `runs.plan` JSON that `show --json` and old readers
+/// see; replay checks the recorded pipeline text again instead of trusting that JSON.
+#[derive(Debug, Clone, Serialize)]
 pub struct Plan {
-    pub name: String,
+    name: String,
     /// absolute path of pipeline.toml
-    pub file: PathBuf,
+    file: PathBuf,
     /// absolute project directory (pipeline.toml's directory)
-    pub root: PathBuf,
+    root: PathBuf,
     #[serde(skip)]
-    pub source: String,
-    pub params: Params,
-    pub env: BTreeMap<String, String>,
-    pub redact: Vec<String>,
-    pub keep: Vec<String>,
+    source: String,
+    params: Params,
+    env: BTreeMap<String, String>,
+    redact: Vec<String>,
+    keep: Vec<String>,
     /// `[pipeline] trace`
-    pub trace: Option<TraceMode>,
+    trace: Option<TraceMode>,
     /// `[pipeline] lockfiles`: globs of more lock/requirements files to record, relative to
     /// the root
-    #[serde(default)]
-    pub lockfiles: Vec<String>,
+    lockfiles: Vec<String>,
     /// in a topological order
-    pub steps: Vec<Step>,
+    steps: Vec<Step>,
     /// rendered warnings to show the user before running
     #[serde(skip)]
-    pub warnings: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Plan {
+    /// `[pipeline] name` (or the directory's name)
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// absolute path of pipeline.toml
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+    /// absolute project directory (pipeline.toml's directory)
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// the pipeline text the plan was checked from
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    /// `[env]`: variables for every step
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+    /// `[pipeline] redact`: more names of secret params and variables (globs)
+    pub fn redact(&self) -> &[String] {
+        &self.redact
+    }
+    /// `[pipeline] keep`: names that are never secret (globs)
+    pub fn keep(&self) -> &[String] {
+        &self.keep
+    }
+    /// `[pipeline] trace`
+    pub fn trace(&self) -> Option<TraceMode> {
+        self.trace
+    }
+    /// `[pipeline] lockfiles`: globs relative to the root
+    pub fn lockfiles(&self) -> &[String] {
+        &self.lockfiles
+    }
+    /// in a topological order; `Step::deps` index into this slice
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+    /// rendered warnings to show the user before running
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The same plan for a copy of the project at `root` (a replay's scratch tree): the root
+    /// moves and the pipeline file with it, under the same name; the declared paths are relative
+    /// to the root, so they follow.
+    pub fn relocated(mut self, root: &Path) -> Plan {
+        let name = self
+            .file
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "pipeline.toml".into());
+        self.file = root.join(name);
+        self.root = root.to_path_buf();
+        self
+    }
+
+    /// The same plan with values rewritten by `r` (secrets replaced by markers, markers by
+    /// secrets): first the params and env of the pipeline and of every step, then every step's
+    /// command. Names, paths, dependencies and order stay as validated.
+    pub fn rewritten(&self, r: &mut impl Rewrite) -> Plan {
+        let mut p = self.clone();
+        r.values(None, &mut p.params, &mut p.env);
+        for s in &mut p.steps {
+            r.values(Some(&s.name), &mut s.params, &mut s.env);
+        }
+        for s in &mut p.steps {
+            r.cmd(&mut s.cmd);
+            r.cmd(&mut s.template);
+        }
+        p
+    }
+
     pub fn step_index(&self, name: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.name == name)
     }
@@ -265,6 +350,19 @@ impl Plan {
             .collect();
         Some(self)
     }
+}
+
+/// A rewriting of a plan's values (`Plan::rewritten`).
+pub trait Rewrite {
+    /// params and env, of the pipeline (`step` None) and then of each step
+    fn values(
+        &mut self,
+        step: Option<&str>,
+        params: &mut Params,
+        env: &mut BTreeMap<String, String>,
+    );
+    /// a step's command and its template, after every `values`
+    fn cmd(&mut self, cmd: &mut Cmd);
 }
 
 pub struct LoadOptions<'a> {
@@ -318,6 +416,29 @@ pub fn from_source(
     shown: &Path,
     overrides: &[String],
 ) -> Result<Plan> {
+    check(source, file, shown, overrides, None)
+}
+
+/// Check a recorded run's pipeline again, for `replay`: its text as recorded (secrets masked)
+/// at its recorded path, with exactly the params the run had (after its params-file and
+/// `--param`s; the file itself is not read again). The project's files are not consulted (no
+/// input must exist, no cwd, no link is followed): the tree they describe is the one the replay
+/// rebuilds from the record, and the replay checks every recorded path beneath it. Warnings are
+/// dropped (the run showed them).
+pub fn revalidate(source: String, file: PathBuf, params: &Params) -> Result<Plan> {
+    let shown = PathBuf::from(file.file_name().unwrap_or(file.as_os_str()));
+    let mut plan = check(source, file, &shown, &[], Some(params))?;
+    plan.warnings.clear();
+    Ok(plan)
+}
+
+fn check(
+    source: String,
+    file: PathBuf,
+    shown: &Path,
+    overrides: &[String],
+    recorded: Option<&Params>,
+) -> Result<Plan> {
     let opts = LoadOptions {
         file: shown,
         overrides,
@@ -335,6 +456,7 @@ pub fn from_source(
             source: &source,
             diags: &mut diags,
             escapes: HashMap::new(),
+            recorded,
         }
         .plan(raw, opts.overrides)
     };
@@ -372,6 +494,9 @@ struct Checker<'a> {
     diags: &'a mut Vec<Diagnostic>,
     /// directory (relative) → why it leads outside the project through a symbolic link
     escapes: HashMap<String, Option<String>>,
+    /// a recorded run's params (`revalidate`): used as they are, and the file system is not
+    /// consulted
+    recorded: Option<&'a Params>,
 }
 
 /// Lexically normalise a declared path. Returns the path and whether it stays inside the root.
@@ -517,6 +642,9 @@ impl Checker<'_> {
     /// Why `rel` (normalised, inside the project by its text) really leads outside it through
     /// a symbolic link, if it does: the link and its target. Each directory is checked once.
     fn leads_outside(&mut self, rel: &str) -> Option<String> {
+        if self.recorded.is_some() {
+            return None;
+        }
         let (parent, _) = rel.rsplit_once('/').unwrap_or(("", rel));
         let dir_verdict = if parent.is_empty() {
             None
@@ -770,6 +898,7 @@ impl Checker<'_> {
         for (rs, s) in raw.steps.iter().zip(&steps) {
             if let Some(c) = &rs.cwd
                 && !s.cwd.is_empty()
+                && self.recorded.is_none()
                 && !self.root.join(&s.cwd).is_dir()
                 && !index
                     .overlapping(&s.cwd)
@@ -827,6 +956,9 @@ impl Checker<'_> {
     }
 
     fn params(&mut self, raw: &RawPipeline, overrides: &[String]) -> Option<Params> {
+        if let Some(recorded) = self.recorded {
+            return Some(recorded.clone());
+        }
         let mut params = Params::new();
         if let Some(pf) = &raw.params_file {
             let path = self.root.join(&pf.value);
@@ -1082,6 +1214,10 @@ impl Checker<'_> {
                     .label("here")
                     .hint("patterns are relative to pipeline.toml's directory, e.g. `deps/*.lock` or `envs/**/requirements*.txt`"),
                 );
+                continue;
+            }
+            if self.recorded.is_some() {
+                // only a warning could follow (the pattern matched when the run was recorded)
                 continue;
             }
             match crate::fingerprint::system::expand_pattern(self.root, v) {
@@ -1367,6 +1503,7 @@ impl Checker<'_> {
                     continue;
                 }
                 if producers.is_empty()
+                    && self.recorded.is_none()
                     && std::fs::symlink_metadata(self.root.join(&input.path)).is_err()
                 {
                     let span = self.input_span(raw, i, &input.path);
@@ -1450,6 +1587,39 @@ impl Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TWO_STEPS: &str = "[params]\nlr = 0.1\n[steps.a]\ncmd = \"prep {params.lr}\"\ninputs = [\"raw.csv\"]\noutputs = [\"mid/\"]\ncwd = \"work\"\n[steps.b]\ncmd = \"train\"\ninputs = [\"mid/\"]\noutputs = [\"model.bin\"]\n";
+
+    #[test]
+    fn a_recorded_pipeline_is_checked_with_its_params_and_without_its_files() {
+        // neither raw.csv nor work/ exists anywhere: the record stands for them
+        let file = PathBuf::from("/nonexistent-project/pipeline.toml");
+        let params = Params::from([("lr".to_string(), serde_json::json!(0.5))]);
+        let plan = revalidate(TWO_STEPS.to_string(), file.clone(), &params).unwrap();
+        assert_eq!(plan.file(), file);
+        assert_eq!(plan.root(), Path::new("/nonexistent-project"));
+        assert_eq!(plan.params(), &params);
+        assert_eq!(plan.steps()[0].cmd.display(), "prep 0.5");
+        assert_eq!(plan.steps()[1].deps, vec![0]);
+        assert!(plan.warnings().is_empty());
+        // what fails to check fails the same way
+        let bad = TWO_STEPS.replace("[steps.b]", "[steps.b]\nafter = [\"b\"]");
+        let e = revalidate(bad, file, &params).unwrap_err();
+        assert!(e.to_string().contains("cannot run after itself"), "{e}");
+    }
+
+    #[test]
+    fn relocating_moves_the_root_and_the_file_and_keeps_the_rest() {
+        let file = PathBuf::from("/p/ml.toml");
+        let params = Params::from([("lr".to_string(), serde_json::json!(0.1))]);
+        let plan = revalidate(TWO_STEPS.to_string(), file, &params).unwrap();
+        let moved = plan.clone().relocated(Path::new("/tmp/scratch/p"));
+        assert_eq!(moved.root(), Path::new("/tmp/scratch/p"));
+        assert_eq!(moved.file(), Path::new("/tmp/scratch/p/ml.toml"));
+        assert_eq!(moved.source(), plan.source());
+        assert_eq!(moved.steps().len(), 2);
+        assert_eq!(moved.steps()[1].inputs, plan.steps()[1].inputs);
+    }
 
     #[test]
     fn normalize_keeps_paths_inside() {

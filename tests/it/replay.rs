@@ -298,3 +298,75 @@ fn a_commit_missing_from_the_repository_says_what_to_fetch() {
     assert!(out.stderr.contains("is not in this repository"), "{out:?}");
     assert!(out.stderr.contains("git fetch"), "{out:?}");
 }
+
+/// The plan JSON in `runs.plan` is what `show --json` reads, not what a replay runs: the
+/// replay checks the recorded pipeline text and params again. An edited plan (here a step's
+/// command) changes nothing, and the replay comes out identical.
+#[test]
+fn a_replay_runs_the_recorded_pipeline_not_an_edited_plan_json() {
+    let env = project();
+    let run: String = one(&env.db(), "SELECT id FROM runs");
+    let plan: String = one(&env.db(), "SELECT plan FROM runs");
+    let mut v: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    for s in v["steps"].as_array_mut().unwrap() {
+        s["cmd"] = serde_json::json!({"shell": "touch edited-plan-ran"});
+    }
+    env.db()
+        .execute(
+            "UPDATE runs SET plan = ?1 WHERE id = ?2",
+            rusqlite::params![v.to_string(), run],
+        )
+        .unwrap();
+    let out = env.mlrun(&["replay", "--keep", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let verdict: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(verdict["verdict"], "identical", "{out:?}");
+    assert!(!out.all().contains("edited-plan-ran"), "{out:?}");
+    let kept = verdict["scratch"].as_str().map(std::path::PathBuf::from);
+    if let Some(dir) = kept {
+        let found = walkdir_has(&dir, "edited-plan-ran");
+        assert!(!found, "the edited command ran in {}", dir.display());
+    }
+}
+
+/// A recorded pipeline text that no longer checks (the store edited so a step depends on
+/// itself) is refused before anything runs, naming the run and the problem.
+#[test]
+fn a_replay_of_a_recorded_pipeline_that_does_not_check_runs_nothing() {
+    let env = project();
+    let db = env.db();
+    let hash: String = one(&db, "SELECT spec_hash FROM runs");
+    db.execute(
+        "UPDATE contents SET data = CAST(?1 AS BLOB) WHERE hash = ?2",
+        rusqlite::params![
+            PIPELINE.replace("[steps.train]", "[steps.train]\nafter = [\"train\"]"),
+            hash
+        ],
+    )
+    .unwrap();
+    drop(db);
+    let out = env.mlrun(&["replay"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("was recorded in a form this mlrun cannot replay"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("cannot run after itself"), "{out:?}");
+    let replays: i64 = one(
+        &env.db(),
+        "SELECT COUNT(*) FROM runs WHERE replay_of IS NOT NULL",
+    );
+    assert_eq!(replays, 0);
+}
+
+fn walkdir_has(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let p = e.path();
+            p.file_name().is_some_and(|n| n == name) || (p.is_dir() && walkdir_has(&p, name))
+        })
+}

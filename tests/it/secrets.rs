@@ -703,3 +703,37 @@ fn committed_changes_shown_by_diff_are_masked() {
         assert_clean("diff --patch", &d.all(), &["committedpw0001"]);
     }
 }
+
+/// A secret `env` value of pipeline.toml is recorded as a marker (and masked in the recorded
+/// pipeline text); the replay, which checks that text again, gives the step this environment's
+/// value of the variable, or says that it cannot.
+#[test]
+fn a_replay_takes_a_secret_env_value_from_the_environment() {
+    let mut env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[env]\nAPI_TOKEN = \"envpw-0001\"\n[steps.s]\ncmd = \"printf %s \\\"$API_TOKEN\\\" | sha256sum > out.txt\"\noutputs = [\"out.txt\"]\n",
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["replay", "--json"]);
+    assert!(
+        out.stdout.contains("\"differs\""),
+        "the step got the marker: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("`API_TOKEN` was redacted when recorded and is not set now"),
+        "{out:?}"
+    );
+    env.set_env("API_TOKEN", "envpw-0001");
+    let out = env.mlrun(&["replay", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        !out.stderr.contains("was redacted when recorded"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("\"identical\""), "{out:?}");
+    assert_store_clean(&env, &["envpw-0001"]);
+}

@@ -88,9 +88,9 @@ pub fn check_supported(plan: &Plan, cli: Option<TraceMode>) -> Result<Vec<String
         return Err(Error::invalid(unsupported()).hint("run without `--trace`"));
     }
     let modes: Vec<TraceMode> = plan
-        .steps
+        .steps()
         .iter()
-        .map(|s| TraceMode::resolve(cli, plan.trace, s.trace))
+        .map(|s| TraceMode::resolve(cli, plan.trace(), s.trace))
         .collect();
     if modes.contains(&TraceMode::Strict) {
         return Err(Error::invalid(unsupported()).hint(
@@ -172,7 +172,7 @@ impl Tracer {
         plan: &Plan,
         cli: Option<TraceMode>,
     ) -> Option<Tracer> {
-        let mode = TraceMode::resolve(cli, plan.trace, step.trace);
+        let mode = TraceMode::resolve(cli, plan.trace(), step.trace);
         if mode == TraceMode::Off || !SUPPORTED {
             return None;
         }
@@ -349,10 +349,10 @@ pub(super) async fn conclude(
     let s = step.clone();
     let started = observed.started;
     let f: Findings = blocking(move || {
-        let git_dir = git2::Repository::discover(&c.plan.root)
+        let git_dir = git2::Repository::discover(c.plan.root())
             .ok()
             .map(|r| r.path().to_path_buf());
-        filter::analyze(&report, &c.plan.root, &s, started, git_dir.as_deref())
+        filter::analyze(&report, c.plan.root(), &s, started, git_dir.as_deref())
     })
     .await;
     if f.repo_writes > 0 {
@@ -454,7 +454,7 @@ pub(super) async fn conclude(
         let mut hash_all = |list: Vec<String>| -> Vec<Io> {
             list.into_iter()
                 .filter_map(
-                    |path| match hash::fingerprint(&c.plan.root.join(&path), &c.cache) {
+                    |path| match hash::fingerprint(&c.plan.root().join(&path), &c.cache) {
                         Ok(fp) => {
                             let mut io = Io::new(path, fp);
                             io.declared = false;
