@@ -1,8 +1,13 @@
-//! One error type for the whole tool: a kind (which picks the exit code), a message, a chain of
-//! causes and hints. Printed as `error: …`, `  caused by: …`, `hint: …`.
+//! One error type for the whole tool: a kind (which picks the exit code), a message, its causes
+//! and hints. Printed as `error: …`, `  caused by: …` (one line per cause), `hint: …`.
+//!
+//! The causes are kept as error values (an `io::Error`, a `rusqlite::Error`, another `Error`, or
+//! a sentence when there is no error value), so `source()` leads to what really failed. Hints are
+//! data too: a caller adds them with `hint` (as jj's command errors carry theirs) instead of
+//! writing them into the message, and they are rendered last, each on its own `hint:` line.
 //!
 //! Diagnostics that point into pipeline.toml are pre-rendered (file:line:col, the line, a caret)
-//! into the message by `pipeline::diag`, so this type stays a plain value.
+//! into the message by `pipeline::diag`.
 
 use std::fmt;
 
@@ -35,11 +40,16 @@ pub enum Kind {
     Locked,
 }
 
+/// A cause: any error value, or a sentence (`String` and `&str` convert to one).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug)]
 pub struct Error {
     pub kind: Kind,
     pub message: String,
-    pub causes: Vec<String>,
+    /// why, outermost first: each rendered as a `caused by:` line; the first is `source()`
+    pub causes: Vec<Cause>,
+    /// what the user can do, each rendered as a `hint:` line after the causes
     pub hints: Vec<String>,
     /// Set when the message is a multi-line rendered diagnostic (already starts with `error:`).
     pub rendered: bool,
@@ -73,13 +83,29 @@ impl Error {
             ..Self::new(Kind::Invalid, text)
         }
     }
-    pub fn cause(mut self, cause: impl fmt::Display) -> Self {
-        self.causes.push(cause.to_string());
+    /// Add a cause: an error value (kept as it is, for `source()`), or a sentence.
+    pub fn cause(mut self, cause: impl Into<Cause>) -> Self {
+        self.causes.push(cause.into());
         self
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hints.push(hint.into());
         self
+    }
+    /// Add several hints (those of another error, say), in order.
+    pub fn hints(mut self, hints: impl IntoIterator<Item = String>) -> Self {
+        self.hints.extend(hints);
+        self
+    }
+    /// The message and the causes on one line, `: `-separated, without `error:` or the hints
+    /// (for a step's failure reason, a diagnostic, a note in the store).
+    pub fn one_line(&self) -> String {
+        let mut out = self.message.clone();
+        for c in &self.causes {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+        }
+        out
     }
     pub fn exit_code(&self) -> i32 {
         match self.kind {
@@ -107,7 +133,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.causes
+            .first()
+            .map(|c| c.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
@@ -143,8 +175,58 @@ pub trait Context<T> {
     }
 }
 
-impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
+impl<T, E: Into<Cause>> Context<T> for std::result::Result<T, E> {
     fn context(self, kind: Kind, message: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::new(kind, message()).cause(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn causes_are_kept_as_error_values() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no access");
+        let e = Error::store("cannot write the lineage store").cause(io);
+        let source = e.source().expect("a source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("the io::Error itself");
+        assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+    }
+
+    #[test]
+    fn an_error_as_cause_keeps_its_own_chain() {
+        let inner = Error::other("inner").cause(std::fmt::Error);
+        let outer = Error::other("outer").cause(inner);
+        let inner = outer.source().unwrap().downcast_ref::<Error>().unwrap();
+        assert_eq!(inner.message, "inner");
+        assert!(inner.source().unwrap().is::<std::fmt::Error>());
+        assert!(Error::other("alone").source().is_none());
+    }
+
+    #[test]
+    fn rendering_puts_causes_then_hints_on_their_own_lines() {
+        let e = Error::invalid("bad thing")
+            .cause("a sentence")
+            .cause(std::io::Error::other("an io error"))
+            .hint("do this")
+            .hints(["or that".to_string()]);
+        assert_eq!(
+            e.to_string(),
+            "error: bad thing\n  caused by: a sentence\n  caused by: an io error\nhint: do this\nhint: or that"
+        );
+        assert_eq!(e.one_line(), "bad thing: a sentence: an io error");
+        assert_eq!(e.exit_code(), exit::INVALID);
+    }
+
+    #[test]
+    fn context_keeps_the_lower_error() {
+        let r: std::result::Result<(), std::io::Error> = Err(std::io::Error::other("disk"));
+        let e = r.other_ctx(|| "cannot save".into()).unwrap_err();
+        assert_eq!(e.to_string(), "error: cannot save\n  caused by: disk");
+        assert!(e.source().unwrap().is::<std::io::Error>());
     }
 }

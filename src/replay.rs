@@ -346,13 +346,12 @@ pub fn restore_inputs(
             }
             if objects.can_restore(&io.fp) {
                 objects.restore(&io.fp, root, &io.path).map_err(|e| {
-                    let mut err = Error::other(format!(
+                    Error::other(format!(
                         "cannot restore input `{}` into the scratch tree",
                         io.path
                     ))
-                    .cause(e.message);
-                    err.hints = e.hints;
-                    err
+                    .cause(e.message)
+                    .hints(e.hints)
                 })?;
             } else {
                 missing.push(Missing {

@@ -412,11 +412,16 @@ mod tests {
             e.message.contains("both a run id and a content hash"),
             "{e}"
         );
-        assert!(e.causes.iter().any(|c| c.starts_with("run abc0")), "{e}");
         assert!(
             e.causes
                 .iter()
-                .any(|c| c.starts_with("version abcd  x.csv")),
+                .any(|c| c.to_string().starts_with("run abc0")),
+            "{e}"
+        );
+        assert!(
+            e.causes
+                .iter()
+                .any(|c| c.to_string().starts_with("version abcd  x.csv")),
             "{e}"
         );
         assert!(matches!(resolve(&store, "abc0").unwrap(), Target::Run(_)));

@@ -51,10 +51,7 @@ impl Records {
 
 /// An error as one line: its message and causes (no `error:` prefix, no hints).
 pub(super) fn describe(e: &Error) -> String {
-    std::iter::once(e.message.as_str())
-        .chain(e.causes.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(": ")
+    e.one_line()
 }
 
 impl Ctx {

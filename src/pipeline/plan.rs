@@ -382,8 +382,9 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Plan> {
         _ => file,
     };
     let bytes = std::fs::read(&file).map_err(|e| {
-        let mut err = Error::invalid(format!("cannot read pipeline file `{}`", opts.file.display())).cause(&e);
-        if e.kind() == std::io::ErrorKind::NotFound {
+        let not_found = e.kind() == std::io::ErrorKind::NotFound;
+        let mut err = Error::invalid(format!("cannot read pipeline file `{}`", opts.file.display())).cause(e);
+        if not_found {
             err = err.hint("run mlrun in the directory holding pipeline.toml, or pass its path: `mlrun path/to/pipeline.toml`");
         }
         err
@@ -965,18 +966,8 @@ impl Checker<'_> {
             match params::read_params_file(&path) {
                 Ok(p) => params.extend(p),
                 Err(e) => {
-                    let mut d = Diagnostic::error(
-                        format!(
-                            "{}{}",
-                            e.message,
-                            e.causes
-                                .iter()
-                                .map(|c| format!(": {c}"))
-                                .collect::<String>()
-                        ),
-                        Some(pf.span.clone()),
-                    )
-                    .label("params-file");
+                    let mut d =
+                        Diagnostic::error(e.one_line(), Some(pf.span.clone())).label("params-file");
                     d.hints = e.hints;
                     self.err(d);
                     return None;

@@ -1488,7 +1488,12 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.causes.len(), 4, "{e}");
-        assert!(e.causes.iter().any(|l| l.contains("h2  gen.py")), "{e}");
+        assert!(
+            e.causes
+                .iter()
+                .any(|l| l.to_string().contains("h2  gen.py")),
+            "{e}"
+        );
     }
 
     #[test]
