@@ -179,6 +179,24 @@ mod tests {
     }
 
     #[test]
+    fn run_and_replay_read_jobs_and_grace_alike() {
+        let cli = Cli::try_parse_from(["mlrun", "run", "-j", "3", "--grace", "2m"]).unwrap();
+        let Some(Command::Run(r)) = cli.command else {
+            panic!("a run")
+        };
+        assert_eq!(r.exec.jobs, Some(3));
+        assert_eq!(r.exec.grace, std::time::Duration::from_secs(120));
+        let cli = Cli::try_parse_from(["mlrun", "replay", "--grace", "5", "-j", "1"]).unwrap();
+        let Some(Command::Replay(r)) = cli.command else {
+            panic!("a replay")
+        };
+        assert_eq!(r.exec.jobs, Some(1));
+        assert_eq!(r.exec.grace, std::time::Duration::from_secs(5));
+        assert!(Cli::try_parse_from(["mlrun", "replay", "-j", "0"]).is_err());
+        assert!(Cli::try_parse_from(["mlrun", "--grace", "soon"]).is_err());
+    }
+
+    #[test]
     fn bare_pipeline_is_a_run() {
         let cli = Cli::try_parse_from(["mlrun", "p.toml", "-j", "2"]).unwrap();
         assert!(cli.command.is_none());
