@@ -588,6 +588,11 @@ pub struct ExportArgs {
     /// Write to FILE instead of stdout
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Send the run's OpenLineage events to the configured server (mlrun.toml `[openlineage]`
+    /// or MLRUN_OPENLINEAGE_URL), again if they were sent before, after anything still pending
+    #[arg(long, conflicts_with = "format")]
+    pub send: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,10 +8,12 @@
 pub mod beneath;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod error;
 pub mod exec;
 pub mod fingerprint;
 pub mod import;
+pub mod live;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

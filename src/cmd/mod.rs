@@ -23,6 +23,24 @@ use crate::error::Result;
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let store = cli.store.clone();
+    // Lineage events a command before this one could not deliver go out first, in order (a run
+    // and `export --send` deliver them themselves).
+    if matches!(
+        cli.command,
+        Some(
+            Command::Runs(_)
+                | Command::Show(_)
+                | Command::Status(_)
+                | Command::Lineage(_)
+                | Command::Diff(_)
+                | Command::Compare(_)
+                | Command::Note(_)
+                | Command::Model(_)
+        )
+    ) && let Ok(dir) = crate::store::find_dir(store.as_deref())
+    {
+        crate::live::flush_pending(&dir, crate::live::FLUSH_WAIT);
+    }
     match cli.command {
         None => {
             if let Some(e) = mistyped_command(&cli.run.pipeline) {

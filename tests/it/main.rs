@@ -10,6 +10,7 @@ mod hostile;
 mod import;
 mod incremental;
 mod interactions;
+mod live;
 mod logs;
 mod models;
 mod orphans;
