@@ -8,10 +8,12 @@
 pub mod beneath;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod error;
 pub mod exec;
 pub mod fingerprint;
 pub mod import;
+pub mod live;
 pub mod pipeline;
 pub mod replay;
 pub mod report;
@@ -63,6 +65,24 @@ fn dispatch(cli: cli::Cli) -> error::Result<i32> {
     use cli::Command;
     let store = cli.store.clone();
     let store = store.as_deref();
+    // Lineage events a command before this one could not deliver go out first, in order (a run
+    // and `export --send` deliver them themselves).
+    if matches!(
+        cli.command,
+        Some(
+            Command::Runs(_)
+                | Command::Show(_)
+                | Command::Status(_)
+                | Command::Lineage(_)
+                | Command::Diff(_)
+                | Command::Compare(_)
+                | Command::Note(_)
+                | Command::Model(_)
+        )
+    ) && let Ok(dir) = store::find_dir(store)
+    {
+        live::flush_pending(&dir, live::FLUSH_WAIT);
+    }
     match cli.command {
         None => {
             if let Some(e) = cmd::mistyped_command(&cli.run.pipeline, &cli::Cli::command()) {

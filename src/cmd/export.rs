@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::report::{ColorChoice, Style, emit, openlineage, prov};
 use crate::store::lineage;
 use crate::store::{self, Store, query};
@@ -30,6 +30,56 @@ pub struct ExportArgs {
     /// Write to FILE instead of stdout
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
+
+    /// Send the run's OpenLineage events to the configured server (mlrun.toml `[openlineage]`
+    /// or MLRUN_OPENLINEAGE_URL), again if they were sent before, after anything still pending
+    #[arg(long, conflicts_with = "format")]
+    pub send: bool,
+}
+
+/// `--send`: deliver the run's events (and anything pending before them) now.
+fn send(mut store: Store, id: &str, color: ColorChoice) -> Result<i32> {
+    let Some(cfg) = crate::config::Config::load(&store.dir)?.openlineage else {
+        return Err(
+            Error::invalid("no OpenLineage server is configured").hint(format!(
+                "set {} (and {} for an API key), or `url` under `[openlineage]` in {}",
+                crate::config::ENV_URL,
+                crate::config::ENV_API_KEY,
+                crate::config::file_for_store(&store.dir).display()
+            )),
+        );
+    };
+    let short = query::short_id(&store.conn, id)?;
+    let d = crate::live::send_run(&mut store, &cfg, id)?;
+    let style = Style::stderr(color);
+    if d.rejected > 0 {
+        eprintln!(
+            "{} {} events were refused by {}: {}",
+            style.yellow("warning:"),
+            d.rejected,
+            cfg.shown_url(),
+            d.rejected_why.as_deref().unwrap_or("no reason given")
+        );
+    }
+    match d.error {
+        None => {
+            eprintln!(
+                "sent {} OpenLineage event{} (run {short} and any pending before it) to {}",
+                d.sent,
+                if d.sent == 1 { "" } else { "s" },
+                cfg.shown_url()
+            );
+            Ok(0)
+        }
+        Some(why) => Err(Error::other(format!(
+            "could not deliver the OpenLineage events to {}: {why}",
+            cfg.shown_url()
+        ))
+        .hint(format!(
+            "{} events are kept in the store and sent, in order, by the next mlrun command or `mlrun export {short} --send`",
+            d.pending
+        ))),
+    }
 }
 
 pub fn export(args: ExportArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
@@ -38,6 +88,9 @@ pub fn export(args: ExportArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         Some(run) => run,
         None => query::resolve_run(&store.conn, &args.run)?,
     };
+    if args.send {
+        return send(store, &id, color);
+    }
     let run = lineage::export_run(&store.conn, &id)?;
     let text = match args.format {
         ExportFormat::Openlineage => {

@@ -223,6 +223,9 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         );
     }
     report::emit(&out);
+    if let Some(n) = crate::live::pending_note(&store, None) {
+        Style::stderr(color).note(&n);
+    }
     Ok(0)
 }
 

@@ -150,6 +150,9 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         out.text(diff);
     }
     out.finish();
+    if let Some(n) = crate::live::pending_note(&store, Some(&id)) {
+        Style::stderr(color).note(&n);
+    }
     Ok(0)
 }
 

@@ -134,6 +134,9 @@ pub struct RunOutcome {
 
 struct Ctx {
     plan: Plan,
+    /// Sends the run's lineage live to an OpenLineage server (`crate::live`), when one is
+    /// configured: told after every write to the store, never waited for on a step's path.
+    live: Mutex<Option<crate::live::LiveRun>>,
     run_id: String,
     store: Mutex<Writer>,
     /// a flush of the reused steps' pending records is scheduled
@@ -208,7 +211,15 @@ impl Ctx {
     fn with_store<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>) -> Result<T> {
         let mut w = self.store.lock().expect("store lock");
         self.flush_reused(&mut w);
-        f(&mut w.store.conn)
+        let r = f(&mut w.store.conn);
+        self.live_changed();
+        r
+    }
+
+    fn live_changed(&self) {
+        if let Some(l) = self.live.lock().expect("live lock").as_ref() {
+            l.changed();
+        }
     }
 
     /// Read from the store, leaving pending records pending.
@@ -305,6 +316,34 @@ impl PendingReuse {
     }
 }
 
+/// How long the end of a run waits for the OpenLineage sender when it makes no progress.
+const LIVE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Give the OpenLineage sender its last chance to deliver, and say what is left pending.
+fn finish_live(ctx: &Ctx, short: &str, printer: &Printer) {
+    let Some(live) = ctx.live.lock().expect("live lock").take() else {
+        return;
+    };
+    let url = live.shown_url().to_string();
+    let delivery = live.finish(LIVE_GRACE);
+    let (pending, why) = match &delivery {
+        Some(d) if d.pending == 0 => return,
+        Some(d) => (
+            d.pending.to_string(),
+            d.error
+                .clone()
+                .unwrap_or_else(|| "not delivered yet".into()),
+        ),
+        None => (
+            "some".to_string(),
+            format!("{url} is still busy or not answering"),
+        ),
+    };
+    printer.warn(&format!(
+        "OpenLineage: {pending} events not delivered ({why}); they are kept in the store and sent, in order, by the next mlrun command or `mlrun export {short} --send`"
+    ));
+}
+
 /// Make sure the pending records of reused steps are committed within `REUSED_FLUSH_AFTER`.
 fn arm_flush(ctx: &Arc<Ctx>) {
     use std::sync::atomic::Ordering;
@@ -319,6 +358,8 @@ fn arm_flush(ctx: &Arc<Ctx>) {
         blocking(move || {
             let mut w = c2.store.lock().expect("store lock");
             c2.flush_reused(&mut w);
+            drop(w);
+            c2.live_changed();
         })
         .await;
     });
@@ -485,7 +526,10 @@ pub async fn run(
     let (int_tx, int_rx) = watch::channel(Interrupt::None);
     let signals = tokio::spawn(watch_signals(int_tx, printer.clone(), opts.grace));
 
+    // A mistake in the project's mlrun.toml stops the run before anything is recorded.
+    let live_cfg = crate::config::Config::load(&store_dir)?.openlineage;
     let ctx = Arc::new(Ctx {
+        live: Mutex::new(None),
         run_id: run_id.clone(),
         store: Mutex::new(Writer {
             store,
@@ -563,6 +607,11 @@ pub async fn run(
         })?;
     }
 
+    if let Some(cfg) = live_cfg {
+        let live = crate::live::LiveRun::start(&store_dir, &run_id, cfg);
+        live.changed();
+        *ctx.live.lock().expect("live lock") = Some(live);
+    }
     let short = ctx.with_store(|c| store::query::short_id(c, &run_id))?;
     let style = printer.style();
     let commit_note = describe_commit(&git_start);
@@ -703,6 +752,7 @@ pub async fn run(
         }
     };
     printer.event(&line);
+    finish_live(&ctx, &short, &printer);
     drop(scratch);
 
     Ok(RunOutcome {

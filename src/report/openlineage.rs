@@ -193,6 +193,11 @@ fn packages_facet(r: &ExportRun, s: &crate::store::query::StepInfo) -> Option<Va
 /// Every event of the run, in time order: the pipeline's START, each step's START and end, the
 /// pipeline's end (when it has ended).
 pub fn events(r: &ExportRun) -> Vec<Value> {
+    events_in(r, JOB_NAMESPACE)
+}
+
+/// The events of a run with its jobs in namespace `ns` (a team's OpenLineage namespace).
+pub fn events_in(r: &ExportRun, ns: &str) -> Vec<Value> {
     let d = &r.detail;
     let run_uuid = uuid_of_run(&d.id);
     let mut pipeline_job_facets = json!({ "jobType": job_type("DAG") });
@@ -203,10 +208,10 @@ pub fn events(r: &ExportRun) -> Vec<Value> {
         PARENT_SCHEMA,
         json!({
             "run": { "runId": run_uuid },
-            "job": { "namespace": JOB_NAMESPACE, "name": d.pipeline },
+            "job": { "namespace": ns, "name": d.pipeline },
             "root": {
                 "run": { "runId": run_uuid },
-                "job": { "namespace": JOB_NAMESPACE, "name": d.pipeline },
+                "job": { "namespace": ns, "name": d.pipeline },
             },
         }),
     );
@@ -228,7 +233,7 @@ pub fn events(r: &ExportRun) -> Vec<Value> {
         "producer": producer(),
         "schemaURL": SCHEMA_URL,
         "run": { "runId": run_uuid, "facets": pipeline_run_facets },
-        "job": { "namespace": JOB_NAMESPACE, "name": d.pipeline, "facets": pipeline_job_facets },
+        "job": { "namespace": ns, "name": d.pipeline, "facets": pipeline_job_facets },
         "inputs": [],
         "outputs": [],
     }));
@@ -248,7 +253,7 @@ pub fn events(r: &ExportRun) -> Vec<Value> {
             job_facets["sourceCodeLocation"] = loc;
         }
         let job = json!({
-            "namespace": JOB_NAMESPACE,
+            "namespace": ns,
             "name": format!("{}.{}", d.pipeline, s.name),
             "facets": job_facets,
         });
@@ -346,7 +351,7 @@ pub fn events(r: &ExportRun) -> Vec<Value> {
             "producer": producer(),
             "schemaURL": SCHEMA_URL,
             "run": { "runId": run_uuid, "facets": facets },
-            "job": { "namespace": JOB_NAMESPACE, "name": d.pipeline },
+            "job": { "namespace": ns, "name": d.pipeline },
             "inputs": [],
             "outputs": [],
         }));
@@ -359,4 +364,14 @@ pub fn events(r: &ExportRun) -> Vec<Value> {
             .map_or(0, |t| t.as_millisecond())
     });
     out
+}
+
+/// What identifies an event for delivery: its type and OpenLineage run id (a job run has at most
+/// one event of each type).
+pub fn event_key(e: &Value) -> String {
+    format!(
+        "{}:{}",
+        e["eventType"].as_str().unwrap_or(""),
+        e["run"]["runId"].as_str().unwrap_or("")
+    )
 }

@@ -11,6 +11,7 @@ pub mod logs;
 pub mod marks;
 pub mod models;
 pub mod objects;
+pub mod outbox;
 pub mod owner;
 pub mod packages;
 pub mod query;

@@ -48,7 +48,33 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_MODELS,
     },
+    Migration {
+        code: None,
+        sql: V_OPENLINEAGE_OUTBOX,
+    },
 ];
+
+// 10: the OpenLineage outbox (`store::outbox`): events made while a run ran, queued once per
+// event (type + OpenLineage run id), delivered in `seq` order to the server configured when they
+// are sent (`endpoint`: where the last attempt went). `state`: pending, sent (body dropped) or
+// rejected (refused by the server for good, with its reason).
+const V_OPENLINEAGE_OUTBOX: &str = r#"
+CREATE TABLE openlineage_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    event_key TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    queued_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'rejected')),
+    done_at INTEGER,
+    UNIQUE (event_key)
+);
+CREATE INDEX openlineage_outbox_pending ON openlineage_outbox (seq) WHERE state = 'pending';
+CREATE INDEX openlineage_outbox_run ON openlineage_outbox (run_id);
+"#;
 
 // 8: a message on a run (`mlrun run -m TEXT`, `mlrun note RUN TEXT`): what the person running it
 // meant to try, shown by `runs` and `show` and searched by `runs --grep`. NULL: no message.

@@ -11,6 +11,7 @@ mod hostile;
 mod import;
 mod incremental;
 mod interactions;
+mod live;
 mod logs;
 mod models;
 mod orphans;

@@ -1,0 +1,286 @@
+//! The project's committed settings: `mlrun.toml` in the project root (the directory that holds
+//! the store's `.mlrun/`), for what is the same for everyone who runs the project and is not part
+//! of any one pipeline: where lineage is sent live. Environment variables override it, so CI can
+//! point elsewhere without editing the file. Credentials never live here: the OpenLineage API
+//! key comes only from `MLRUN_OPENLINEAGE_API_KEY`.
+//!
+//! ```toml
+//! [openlineage]
+//! url = "http://marquez.internal:5000"   # events go to {url}/api/v1/lineage
+//! namespace = "ml-team"                  # the jobs' namespace (default "mlrun")
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+pub const FILE: &str = "mlrun.toml";
+pub const DEFAULT_NAMESPACE: &str = "mlrun";
+
+pub const ENV_URL: &str = "MLRUN_OPENLINEAGE_URL";
+pub const ENV_NAMESPACE: &str = "MLRUN_OPENLINEAGE_NAMESPACE";
+pub const ENV_API_KEY: &str = "MLRUN_OPENLINEAGE_API_KEY";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    openlineage: Option<RawOpenLineage>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOpenLineage {
+    url: Option<String>,
+    namespace: Option<String>,
+}
+
+/// Where and how to send OpenLineage events.
+#[derive(Clone)]
+pub struct OpenLineage {
+    /// Base URL without a trailing slash; events are POSTed to `{url}/api/v1/lineage`.
+    pub url: String,
+    pub namespace: String,
+    /// From the environment only; never stored, printed or recorded (`Debug` hides it).
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for OpenLineage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenLineage")
+            .field("url", &mask_url(&self.url))
+            .field("namespace", &self.namespace)
+            .field("api_key", &self.api_key.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+impl OpenLineage {
+    pub fn endpoint(&self) -> String {
+        format!("{}/api/v1/lineage", self.url)
+    }
+
+    /// The URL as it may be shown: a password in it replaced by `***`.
+    pub fn shown_url(&self) -> String {
+        mask_url(&self.url)
+    }
+}
+
+/// The project settings that apply to a store in `store_dir` (`<root>/.mlrun`): `<root>/mlrun.toml`
+/// if there is one, then the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Config {
+    pub openlineage: Option<OpenLineage>,
+}
+
+/// The settings file of the project whose store is `store_dir`.
+pub fn file_for_store(store_dir: &Path) -> PathBuf {
+    store_dir
+        .parent()
+        .map(|p| p.join(FILE))
+        .unwrap_or_else(|| PathBuf::from(FILE))
+}
+
+impl Config {
+    /// Read the project's `mlrun.toml` (if any) and apply the environment.
+    pub fn load(store_dir: &Path) -> Result<Config> {
+        Self::load_with(&file_for_store(store_dir), |k| std::env::var(k).ok())
+    }
+
+    fn load_with(file: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let raw = match std::fs::read_to_string(file) {
+            Ok(text) => parse(file, &text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RawConfig::default(),
+            Err(e) => {
+                return Err(Error::other(format!("cannot read `{}`", file.display())).cause(e));
+            }
+        };
+        let file_ol = raw.openlineage.unwrap_or_default();
+        // An empty MLRUN_OPENLINEAGE_URL turns sending off, whatever the file says.
+        let (url, from_env) = match env(ENV_URL) {
+            Some(u) => (Some(u), true),
+            None => (file_ol.url, false),
+        };
+        let url = url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
+        let openlineage = match url {
+            None => None,
+            Some(url) => {
+                let origin = if from_env {
+                    ENV_URL.to_string()
+                } else {
+                    format!("{}: [openlineage] url", file.display())
+                };
+                let url = check_url(&url, &origin)?;
+                let namespace = env(ENV_NAMESPACE)
+                    .filter(|n| !n.trim().is_empty())
+                    .or(file_ol.namespace)
+                    .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+                let api_key = env(ENV_API_KEY).filter(|k| !k.is_empty());
+                Some(OpenLineage {
+                    url,
+                    namespace,
+                    api_key,
+                })
+            }
+        };
+        Ok(Config { openlineage })
+    }
+}
+
+fn parse(file: &Path, text: &str) -> Result<RawConfig> {
+    toml::from_str::<RawConfig>(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+                format!(":{line}:{col}")
+            })
+            .unwrap_or_default();
+        Error::invalid(format!(
+            "{}{at}: {}",
+            file.display(),
+            e.message().trim_end()
+        ))
+        .hint("mlrun.toml knows `[openlineage]` with `url` and `namespace` (README \"Sending lineage live\")")
+    })
+}
+
+fn check_url(url: &str, origin: &str) -> Result<String> {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(Error::invalid(format!(
+            "{origin}: `{}` is not an http:// or https:// URL",
+            mask_url(url)
+        ))
+        .hint("give the server's base URL, e.g. `http://localhost:5000`; mlrun POSTs to {url}/api/v1/lineage"));
+    }
+    let rest = &url[url.find("://").map(|i| i + 3).unwrap_or(0)..];
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.ends_with('@') {
+        return Err(Error::invalid(format!(
+            "{origin}: `{}` has no host",
+            mask_url(url)
+        )));
+    }
+    let mut url = url.trim_end_matches('/').to_string();
+    // A URL given as the endpoint itself is taken as its base.
+    if let Some(base) = url.strip_suffix("/api/v1/lineage") {
+        url = base.to_string();
+    }
+    Ok(url)
+}
+
+/// A URL with the password of its user info, if any, replaced by `***`.
+pub fn mask_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let user = userinfo.split(':').next().unwrap_or("");
+    let masked = if userinfo.contains(':') {
+        format!("{user}:***")
+    } else {
+        user.to_string()
+    };
+    format!(
+        "{}{}{}",
+        &url[..scheme_end],
+        masked,
+        &url[scheme_end + at..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: Option<&str>, env: &[(&str, &str)]) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE);
+        if let Some(t) = text {
+            std::fs::write(&file, t).unwrap();
+        }
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with(&file, |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn nothing_configured_sends_nothing() {
+        assert!(load(None, &[]).unwrap().openlineage.is_none());
+        assert!(load(Some(""), &[]).unwrap().openlineage.is_none());
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let c = load(
+            Some("[openlineage]\nurl = \"http://h:5000/\"\nnamespace = \"team\"\n"),
+            &[],
+        )
+        .unwrap();
+        let ol = c.openlineage.unwrap();
+        assert_eq!(ol.url, "http://h:5000");
+        assert_eq!(ol.endpoint(), "http://h:5000/api/v1/lineage");
+        assert_eq!(ol.namespace, "team");
+        assert!(ol.api_key.is_none());
+
+        let c = load(
+            Some("[openlineage]\nurl = \"http://h:5000\"\n"),
+            &[
+                (ENV_URL, "https://other/api/v1/lineage"),
+                (ENV_API_KEY, "k"),
+            ],
+        )
+        .unwrap();
+        let ol = c.openlineage.unwrap();
+        assert_eq!(ol.url, "https://other");
+        assert_eq!(ol.namespace, DEFAULT_NAMESPACE);
+        assert_eq!(ol.api_key.as_deref(), Some("k"));
+        assert!(!format!("{ol:?}").contains("\"k\""));
+
+        // an empty variable turns it off
+        let c = load(
+            Some("[openlineage]\nurl = \"http://h\"\n"),
+            &[(ENV_URL, "")],
+        )
+        .unwrap();
+        assert!(c.openlineage.is_none());
+    }
+
+    #[test]
+    fn a_wrong_key_names_the_line() {
+        let e = load(Some("[openlineage]\nurll = \"http://h\"\n"), &[]).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("mlrun.toml:2:1"), "{text}");
+        assert!(text.contains("urll"), "{text}");
+    }
+
+    #[test]
+    fn a_url_that_is_not_http_is_refused_naming_where_it_came_from() {
+        let e = load(None, &[(ENV_URL, "ftp://u:secret@h")]).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains(ENV_URL), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(mask_url("http://u:pw@h:1/x"), "http://u:***@h:1/x");
+        assert_eq!(mask_url("http://u@h/x"), "http://u@h/x");
+        assert_eq!(mask_url("http://h/x@y"), "http://h/x@y");
+        assert_eq!(mask_url("nothing"), "nothing");
+    }
+}
