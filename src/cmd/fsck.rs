@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::cli::FsckArgs;
 use crate::error::Result;
 use crate::fingerprint::hash::{MODE_LINK, parse_manifest, sha256_bytes};
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
 use crate::store::logs::LogObjects;
 use crate::store::objects::{Objects, Problem};
@@ -134,9 +135,9 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     } else {
         let style = Style::stdout(color);
         if report.database_ok {
-            println!("database: {}", style.green("ok"));
+            println!("database: {}", style.paint(Role::Good, "ok"));
         } else {
-            println!("database: {}", style.red("damaged"));
+            println!("database: {}", style.paint(Role::Bad, "damaged"));
             for m in &report.database_messages {
                 println!("  {m}");
             }
@@ -148,9 +149,9 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         );
         for f in &report.findings {
             let what = if f.problem.ends_with("corrupt") {
-                style.red(f.problem)
+                style.paint(Role::Bad, f.problem)
             } else {
-                style.yellow(f.problem)
+                style.paint(Role::Warn, f.problem)
             };
             println!(
                 "  {what} {}  {}",
@@ -266,7 +267,7 @@ fn fsck_lost(args: FsckArgs, dir: &Path, what: &str, color: ColorChoice) -> Resu
         let style = Style::stdout(color);
         println!(
             "database: {} (`{}` {what}, beside {} stored object{})",
-            style.red("lost"),
+            style.paint(Role::Bad, "lost"),
             path.display(),
             listed.len(),
             if listed.len() == 1 { "" } else { "s" }
@@ -278,7 +279,7 @@ fn fsck_lost(args: FsckArgs, dir: &Path, what: &str, color: ColorChoice) -> Resu
             intact.len()
         );
         for f in &report.findings {
-            println!("  {} {}", style.red(f.problem), &f.hash[..12]);
+            println!("  {} {}", style.paint(Role::Bad, f.problem), &f.hash[..12]);
         }
         if new_database {
             for m in &moved {

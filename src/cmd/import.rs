@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::ImportArgs;
 use crate::error::{Error, Result};
 use crate::import::dvc;
+use crate::report::Role;
 use crate::report::{ColorChoice, Style, print_warnings};
 
 pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
@@ -79,7 +80,7 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
     let checked = crate::pipeline::plan::from_source(conv.toml.clone(), out_abs.clone(), &out, &[]);
     if to_stdout {
         for n in &conv.notes {
-            eprintln!("{} {n}", style.yellow("not expressed:"));
+            eprintln!("{} {n}", style.paint(Role::Warn, "not expressed:"));
         }
         match checked {
             Ok(plan) => print_warnings(&plan.warnings, style),
@@ -98,7 +99,7 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
         .map_err(|e| Error::other(format!("cannot write `{}`", out.display())).cause(e.error))?;
 
     for n in &conv.notes {
-        eprintln!("{} {n}", style.yellow("not expressed:"));
+        eprintln!("{} {n}", style.paint(Role::Warn, "not expressed:"));
     }
     let valid = match checked {
         Ok(plan) => {
@@ -109,7 +110,7 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
             eprintln!("{e}");
             eprintln!(
                 "{} `{}` was written, but mlrun will refuse to run it until the problems above are fixed (data a DVC remote holds is brought back by `dvc pull`)",
-                style.yellow("warning:"),
+                style.paint(Role::Warn, "warning:"),
                 out.display()
             );
             false

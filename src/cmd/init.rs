@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::cli::InitArgs;
 use crate::error::{Context, Error, Result};
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
 
 /// A pipeline that runs as written (one step that makes one file), with every other key shown
@@ -74,7 +75,7 @@ pub fn init(args: InitArgs, color: ColorChoice) -> Result<i32> {
         .other_ctx(|| format!("cannot create `{}`", file.display()))?;
     f.write_all(text.as_bytes())
         .other_ctx(|| format!("cannot write `{}`", file.display()))?;
-    let mut out = format!("{} {}\n", style.green("wrote"), file.display());
+    let mut out = format!("{} {}\n", style.paint(Role::Good, "wrote"), file.display());
     out += &ignore_store(dir, &style)?;
     out += "next: edit the steps, then `mlrun` runs them\n";
     report::emit(&out);
@@ -116,7 +117,7 @@ fn ignore_store(dir: &Path, style: &Style) -> Result<String> {
         .other_ctx(|| format!("cannot write `{}`", path.display()))?;
     Ok(format!(
         "{} .mlrun/ to {}\n",
-        style.green(if old.is_some() { "added" } else { "wrote" }),
+        style.paint(Role::Good, if old.is_some() { "added" } else { "wrote" }),
         path.display()
     ))
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::cli::RunsArgs;
 use crate::error::Result;
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style, time};
 use crate::store::query::{Cmp, RunFilter};
 use crate::store::{self, Store, query};
@@ -144,7 +145,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             let pad = widths[c] - cell.chars().count();
             let text = match (i, c) {
                 (0, _) => cell.clone(),
-                (_, 0) => style.cyan(cell),
+                (_, 0) => style.paint(Role::Accent, cell),
                 (_, 2) => match cell.split_once(' ') {
                     Some((st, rest)) => format!("{} {rest}", style.status(st)),
                     None => style.status(cell),
@@ -162,7 +163,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     if hidden_metrics {
         out += &format!(
             "{}\n",
-            style.dim(&format!(
+            style.paint(Role::Muted, &format!(
                 "+N more: {METRIC_CELLS} metrics fit per run; `mlrun show RUN` or `mlrun runs --json` lists them all; `--sort KEY` or `--metric` chooses which come first"
             ))
         );

@@ -19,6 +19,23 @@ pub enum ColorChoice {
     Never,
 }
 
+/// What a piece of output means, which decides how it looks (see [`Style::paint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Success: `succeeded`, `cached`, `identical`, files added.
+    Good,
+    /// Failure: `failed`, `differs`, errors, files removed.
+    Bad,
+    /// Needs attention: `warning:`, `note:`, changed values.
+    Warn,
+    /// Something to pick out and copy: run ids, hashes, `hint:`.
+    Accent,
+    /// Secondary detail a reader may skip.
+    Muted,
+    /// Headings and names.
+    Strong,
+}
+
 /// Styling for one output stream.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -51,60 +68,34 @@ impl Style {
     pub fn stderr(choice: ColorChoice) -> Style {
         Self::detect(choice, std::io::stderr().is_terminal())
     }
-    pub fn green(&self, s: &str) -> String {
-        if self.color {
-            s.green().to_string()
-        } else {
-            s.to_string()
+    /// `text` styled for `role`, or unchanged when this stream gets no colour. The one place
+    /// that decides what each role looks like.
+    pub fn paint(&self, role: Role, text: &str) -> String {
+        if !self.color {
+            return text.to_string();
         }
-    }
-    pub fn red(&self, s: &str) -> String {
-        if self.color {
-            s.red().to_string()
-        } else {
-            s.to_string()
-        }
-    }
-    pub fn yellow(&self, s: &str) -> String {
-        if self.color {
-            s.yellow().to_string()
-        } else {
-            s.to_string()
-        }
-    }
-    pub fn cyan(&self, s: &str) -> String {
-        if self.color {
-            s.cyan().to_string()
-        } else {
-            s.to_string()
-        }
-    }
-    pub fn dim(&self, s: &str) -> String {
-        if self.color {
-            s.dimmed().to_string()
-        } else {
-            s.to_string()
-        }
-    }
-    pub fn bold(&self, s: &str) -> String {
-        if self.color {
-            s.bold().to_string()
-        } else {
-            s.to_string()
+        match role {
+            Role::Good => text.green().to_string(),
+            Role::Bad => text.red().to_string(),
+            Role::Warn => text.yellow().to_string(),
+            Role::Accent => text.cyan().to_string(),
+            Role::Muted => text.dimmed().to_string(),
+            Role::Strong => text.bold().to_string(),
         }
     }
     /// Print `note: …` on stderr (something was not exactly as asked, but the answer follows).
     pub fn note(&self, text: &str) {
-        eprintln!("{} {text}", self.yellow("note:"));
+        eprintln!("{} {text}", self.paint(Role::Warn, "note:"));
     }
     /// Colour a status word the way people expect.
     pub fn status(&self, status: &str) -> String {
-        match status {
-            "succeeded" | "identical" | "cached" | "restored" => self.green(status),
-            "failed" | "differs" => self.red(status),
-            "interrupted" | "not_run" | "running" => self.yellow(status),
-            _ => status.to_string(),
-        }
+        let role = match status {
+            "succeeded" | "identical" | "cached" | "restored" => Role::Good,
+            "failed" | "differs" => Role::Bad,
+            "interrupted" | "not_run" | "running" => Role::Warn,
+            _ => return status.to_string(),
+        };
+        self.paint(role, status)
     }
 }
 
@@ -121,7 +112,7 @@ pub fn print_warnings(warnings: &[String], style: Style) {
     for w in warnings {
         let text = w.trim_end();
         match text.strip_prefix("warning:") {
-            Some(rest) => eprintln!("{}{rest}", style.yellow("warning:")),
+            Some(rest) => eprintln!("{}{rest}", style.paint(Role::Warn, "warning:")),
             None => eprintln!("{text}"),
         }
     }
@@ -232,5 +223,22 @@ mod tests {
         assert_eq!(metric(-0.0), "0");
         assert_eq!(files(1u64), "1 file");
         assert_eq!(files(0u64), "0 files");
+    }
+
+    #[test]
+    fn paint_styles_by_role_only_with_colour() {
+        let plain = Style { color: false };
+        let coloured = Style { color: true };
+        assert_eq!(plain.paint(Role::Bad, "failed"), "failed");
+        assert_eq!(plain.status("succeeded"), "succeeded");
+        // The same escape codes the per-colour helpers wrote before they were folded into `paint`.
+        assert_eq!(coloured.paint(Role::Good, "ok"), "\x1b[32mok\x1b[39m");
+        assert_eq!(coloured.paint(Role::Bad, "ok"), "\x1b[31mok\x1b[39m");
+        assert_eq!(coloured.paint(Role::Warn, "ok"), "\x1b[33mok\x1b[39m");
+        assert_eq!(coloured.paint(Role::Accent, "ok"), "\x1b[36mok\x1b[39m");
+        assert_eq!(coloured.paint(Role::Muted, "ok"), "\x1b[2mok\x1b[0m");
+        assert_eq!(coloured.paint(Role::Strong, "ok"), "\x1b[1mok\x1b[0m");
+        assert_eq!(coloured.status("differs"), "\x1b[31mdiffers\x1b[39m");
+        assert_eq!(coloured.status("weird"), "weird");
     }
 }
