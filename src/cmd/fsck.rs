@@ -16,7 +16,7 @@ use crate::fingerprint::hash::{MODE_LINK, parse_manifest, sha256_bytes};
 use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
 use crate::store::logs::LogObjects;
-use crate::store::objects::{Objects, Problem};
+use crate::store::objects::{Objects, quarantine_corrupt};
 use crate::store::{self, Store};
 use crate::store::{marks, query};
 
@@ -212,18 +212,15 @@ fn corrupt_objects(
     objects: &Objects,
     listed: &[(String, std::path::PathBuf, u64, std::time::SystemTime)],
 ) -> Vec<Finding> {
-    listed
-        .par_iter()
-        .filter_map(|(hash, ..)| match objects.verify(hash) {
-            Err(Problem::Corrupt { .. }) => Some(Finding {
-                hash: hash.clone(),
-                problem: "corrupt",
-                paths: Vec::new(),
-                quarantined: objects.quarantine(hash),
-                repaired: false,
-                log: None,
-            }),
-            _ => None,
+    quarantine_corrupt(objects, listed.par_iter().map(|(h, ..)| h.as_str()))
+        .into_iter()
+        .map(|(hash, quarantined)| Finding {
+            hash,
+            problem: "corrupt",
+            paths: Vec::new(),
+            quarantined,
+            repaired: false,
+            log: None,
         })
         .collect()
 }
@@ -420,20 +417,18 @@ fn check_logs(
         .iter()
         .map(|(h, o)| (h.as_str(), o.as_str()))
         .collect();
-    let corrupt: Vec<Finding> = listed
-        .par_iter()
-        .filter_map(|(hash, ..)| match logs.verify(hash) {
-            Err(Problem::Corrupt { .. }) => Some(Finding {
-                hash: hash.clone(),
+    let corrupt: Vec<Finding> =
+        quarantine_corrupt(&logs, listed.par_iter().map(|(h, ..)| h.as_str()))
+            .into_iter()
+            .map(|(hash, quarantined)| Finding {
+                log: owner.get(hash.as_str()).map(|o| o.to_string()),
+                hash,
                 problem: "log corrupt",
                 paths: Vec::new(),
-                quarantined: logs.quarantine(hash),
-                log: owner.get(hash.as_str()).map(|o| o.to_string()),
+                quarantined,
                 repaired: false,
-            }),
-            _ => None,
-        })
-        .collect();
+            })
+            .collect();
     let bad: HashSet<&str> = corrupt.iter().map(|f| f.hash.as_str()).collect();
     let mut missing = Vec::new();
     for (hash, log) in &expected {
