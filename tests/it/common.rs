@@ -21,6 +21,20 @@ pub struct Out {
 }
 
 impl Out {
+    /// A finished process's exit code (128 + the signal that killed it, as a shell reports it)
+    /// and output.
+    pub fn of(out: Output) -> Out {
+        use std::os::unix::process::ExitStatusExt;
+        Out {
+            code: out
+                .status
+                .code()
+                .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
@@ -69,8 +83,12 @@ impl Env {
         self.extra_env.push((k.into(), v.into()));
     }
 
-    fn base_env(&self, cmd: &mut Command) {
-        cmd.env_clear()
+    /// `program` in the project with the hermetic environment (and what `set_env` added), not
+    /// yet started: every command a test runs is built here.
+    pub fn hermetic(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(&self.root)
+            .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", &self.home)
             .env("TMPDIR", self.home.join("tmp"))
@@ -89,16 +107,11 @@ impl Env {
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
+        cmd
     }
 
     pub fn git_cmd(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new("git");
-        self.base_env(&mut cmd);
-        let out = cmd
-            .args(args)
-            .current_dir(&self.root)
-            .output()
-            .expect("git runs");
+        let out = self.hermetic("git").args(args).output().expect("git runs");
         assert!(
             out.status.success(),
             "git {args:?}: {}",
@@ -134,43 +147,30 @@ impl Env {
 
     /// The `mlrun` command in the project, with the hermetic environment, not yet started.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin());
-        self.base_env(&mut cmd);
-        cmd.args(args).current_dir(&self.root);
+        let mut cmd = self.hermetic(bin());
+        cmd.args(args);
         cmd
     }
 
     /// `mlrun ARGS` run by another program, e.g. `strace -f mlrun run`.
     pub fn mlrun_under(&self, wrapper: &[&str], args: &[&str]) -> Out {
-        let mut cmd = Command::new(wrapper[0]);
-        self.base_env(&mut cmd);
-        let out = cmd
+        let out = self
+            .hermetic(wrapper[0])
             .args(&wrapper[1..])
             .arg(bin())
             .args(args)
-            .current_dir(&self.root)
             .output()
             .expect("the wrapper runs");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::of(out)
     }
 
     pub fn mlrun_in(&self, dir: &Path, args: &[&str]) -> Out {
-        let mut cmd = Command::new(bin());
-        self.base_env(&mut cmd);
-        let out: Output = cmd
-            .args(args)
+        let out = self
+            .command(args)
             .current_dir(dir)
             .output()
             .expect("mlrun runs");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::of(out)
     }
 
     pub fn db(&self) -> rusqlite::Connection {
@@ -242,10 +242,7 @@ pub fn open_db(path: &Path) -> rusqlite::Connection {
 impl Env {
     /// Start mlrun without waiting for it (for signal and concurrency tests).
     pub fn spawn_mlrun(&self, args: &[&str]) -> std::process::Child {
-        let mut cmd = Command::new(bin());
-        self.base_env(&mut cmd);
-        cmd.args(args)
-            .current_dir(&self.root)
+        self.command(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -255,16 +252,7 @@ impl Env {
 
 /// Wait for a spawned mlrun and collect its output.
 pub fn finish(child: std::process::Child) -> Out {
-    let out = child.wait_with_output().expect("mlrun finishes");
-    use std::os::unix::process::ExitStatusExt;
-    Out {
-        code: out
-            .status
-            .code()
-            .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Out::of(child.wait_with_output().expect("mlrun finishes"))
 }
 
 /// Poll until `cond` holds; used to wait for a step to have started. The limit only keeps a

@@ -773,11 +773,9 @@ fn import_tags_reads_gto_tags_back() {
     run(&env, &["run"]);
     // tags as `gto register` / `gto assign` write them, dated in order
     let tag = |name: &str, commit: &str, secs: i64, msg: &str| {
-        let mut cmd = std::process::Command::new("git");
-        let out = cmd
+        let out = env
+            .hermetic("git")
             .args(["tag", "-a", name, "-m", msg, commit])
-            .current_dir(&env.root)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_COMMITTER_NAME", "alice")
             .env("GIT_COMMITTER_EMAIL", "alice@example.invalid")
             .env("GIT_COMMITTER_DATE", format!("@{secs} +0000"))
