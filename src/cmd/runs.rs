@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use comfy_table::Cell;
+
 use crate::cli::RunsArgs;
 use crate::error::Result;
 use crate::report::Role;
@@ -62,8 +64,6 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         return Ok(0);
     }
     let style = Style::stdout(color);
-    // Rows as plain cells, padded by hand and coloured after padding: comfy-table took half of
-    // the time of a 10,000-run listing, and counted colour codes as width.
     let tz = jiff::tz::TimeZone::system();
     let local = |ms: i64| match jiff::Timestamp::from_millisecond(ms) {
         Ok(t) => t
@@ -76,14 +76,13 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     // MESSAGE only when a shown run has one, last since it is free text
     let with_message = runs.iter().any(|r| r.message.is_some());
     let ncols = if with_message { 8 } else { 7 };
-    let mut rows: Vec<Vec<String>> = Vec::with_capacity(runs.len() + 1);
-    rows.push(
-        [
+    // comfy-table measures a cell by its display width (a CJK character or an emoji takes two
+    // columns) and colours it itself, so colour codes never count as width
+    let mut table = report::table(style);
+    table.set_header(
+        &[
             "ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "COMMIT", "METRICS", "MESSAGE",
-        ][..ncols]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        ][..ncols],
     );
     for r in &runs {
         let commit = match &r.commit {
@@ -94,6 +93,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         if r.replay_of.is_some() {
             status += &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
         }
+        let status = style.cell(Style::status_role(&r.status), status);
         // the sort and filter metrics first, so the column explains the order
         let mut keys: Vec<&str> = Vec::new();
         if let Some((k, _)) = &args.sort {
@@ -118,48 +118,25 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             hidden_metrics = true;
         }
         let mut row = vec![
-            r.short_id.clone(),
-            r.pipeline.clone(),
+            style.cell(Some(Role::Accent), &r.short_id),
+            Cell::new(&r.pipeline),
             status,
-            local(r.started_at),
-            r.duration_ms
-                .map_or_else(|| "-".into(), report::duration_ms),
-            commit,
-            metrics.join(" "),
+            Cell::new(local(r.started_at)),
+            Cell::new(
+                r.duration_ms
+                    .map_or_else(|| "-".into(), report::duration_ms),
+            ),
+            Cell::new(commit),
+            Cell::new(metrics.join(" ")),
         ];
         if with_message {
-            row.push(r.message.as_deref().map_or_else(String::new, one_line));
+            row.push(Cell::new(
+                r.message.as_deref().map_or_else(String::new, one_line),
+            ));
         }
-        rows.push(row);
+        table.add_row(row);
     }
-    let mut widths = [0usize; 8];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::with_capacity(rows.len() * 100);
-    for (i, row) in rows.iter().enumerate() {
-        let mut line = String::from(" ");
-        for (c, cell) in row.iter().enumerate() {
-            let pad = widths[c] - cell.chars().count();
-            let text = match (i, c) {
-                (0, _) => cell.clone(),
-                (_, 0) => style.paint(Role::Accent, cell),
-                (_, 2) => match cell.split_once(' ') {
-                    Some((st, rest)) => format!("{} {rest}", style.status(st)),
-                    None => style.status(cell),
-                },
-                _ => cell.clone(),
-            };
-            line += &text;
-            if c + 1 < row.len() {
-                line.extend(std::iter::repeat_n(' ', pad + 2));
-            }
-        }
-        out += line.trim_end();
-        out.push('\n');
-    }
+    let mut out = report::render_table(&table);
     if hidden_metrics {
         out += &format!(
             "{}\n",

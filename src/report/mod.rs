@@ -87,16 +87,62 @@ impl Style {
     pub fn note(&self, text: &str) {
         eprintln!("{} {text}", self.paint(Role::Warn, "note:"));
     }
+    /// A table cell of `text` styled for `role` when this stream gets colour. comfy-table
+    /// applies the style itself, after measuring the text, so colour never counts as width.
+    /// Looks as [`paint`](Self::paint) does (the same 8 terminal colours).
+    pub fn cell(&self, role: Option<Role>, text: impl ToString) -> comfy_table::Cell {
+        use comfy_table::{Attribute, Color};
+        let cell = comfy_table::Cell::new(text);
+        match role.filter(|_| self.color) {
+            None => cell,
+            Some(Role::Good) => cell.fg(Color::DarkGreen),
+            Some(Role::Bad) => cell.fg(Color::DarkRed),
+            Some(Role::Warn) => cell.fg(Color::DarkYellow),
+            Some(Role::Accent) => cell.fg(Color::DarkCyan),
+            Some(Role::Muted) => cell.add_attribute(Attribute::Dim),
+            Some(Role::Strong) => cell.add_attribute(Attribute::Bold),
+        }
+    }
+    /// How a status word is coloured: `None` for one that is not.
+    pub fn status_role(status: &str) -> Option<Role> {
+        match status {
+            "succeeded" | "identical" | "cached" | "restored" => Some(Role::Good),
+            "failed" | "differs" => Some(Role::Bad),
+            "interrupted" | "not_run" | "running" => Some(Role::Warn),
+            _ => None,
+        }
+    }
     /// Colour a status word the way people expect.
     pub fn status(&self, status: &str) -> String {
-        let role = match status {
-            "succeeded" | "identical" | "cached" | "restored" => Role::Good,
-            "failed" | "differs" => Role::Bad,
-            "interrupted" | "not_run" | "running" => Role::Warn,
-            _ => return status.to_string(),
-        };
-        self.paint(role, status)
+        match Style::status_role(status) {
+            Some(role) => self.paint(role, status),
+            None => status.to_string(),
+        }
     }
+}
+
+/// A table drawn the way mlrun's listings are: no borders, one space before the first column
+/// and two between columns, left-aligned, never wrapped; coloured only when `style` says so
+/// (whether or not stdout is a terminal, which `style` already decided).
+pub fn table(style: Style) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    if style.color {
+        t.enforce_styling();
+    } else {
+        t.force_no_tty();
+    }
+    t
+}
+
+/// `table` as text, one line per row, without the padding that ends each line.
+pub fn render_table(table: &comfy_table::Table) -> String {
+    let mut out = String::new();
+    for line in table.lines() {
+        out += line.trim_end();
+        out.push('\n');
+    }
+    out
 }
 
 /// Write `text` to stdout. A closed pipe (`mlrun runs | head`) is not an error: the reader has

@@ -123,6 +123,67 @@ fn compare_leaves_replays_out_and_refuses_unknown_names() {
     assert!(out.stderr.contains("did you mean `tune`?"), "{out:?}");
 }
 
+/// Terminal columns `s` takes: two for CJK and emoji (the ranges this file's tests use), else one.
+fn display_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF => 2,
+            0xFF00..=0xFF60 | 0x1F300..=0x1F64F | 0x1F680..=0x1F6FF | 0x1F900..=0x1F9FF => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+#[test]
+fn runs_aligns_columns_by_display_width_with_wide_characters() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        r#"
+[params]
+k = "acc"
+[steps.train]
+cmd = "echo {params.k}=0.9 >> $MLRUN_METRICS"
+params = ["k"]
+"#,
+    );
+    env.commit("pipeline");
+    // a metric named in Japanese (two columns a character), then one in ASCII
+    let out = env.mlrun(&["-p", "k=精度", "-m", "学習率を上げた 🚀"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(env.mlrun(&["-p", "k=acc", "-m", "plain"]).code, 0);
+    for color in ["never", "always"] {
+        let out = env.mlrun(&["runs", "--color", color]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let plain = strip_ansi(&out.stdout);
+        // MESSAGE, after the wide metric, starts at the same terminal column on every line
+        let starts: Vec<usize> = plain
+            .lines()
+            .map(|l| {
+                let at = ["MESSAGE", "学習率", "plain"]
+                    .iter()
+                    .find_map(|m| l.find(m))
+                    .unwrap_or_else(|| panic!("{plain}"));
+                display_width(&l[..at])
+            })
+            .collect();
+        assert_eq!(starts.len(), 3, "{plain}");
+        assert!(
+            starts.iter().all(|s| *s == starts[0]),
+            "{starts:?}\n{plain}"
+        );
+        assert!(plain.contains("  精度=0.9  学習率を上げた 🚀\n"), "{plain}");
+        assert!(plain.contains("  acc=0.9   plain\n"), "{plain}");
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    regex::Regex::new("\x1b\\[[0-9;]*m")
+        .unwrap()
+        .replace_all(s, "")
+        .into_owned()
+}
+
 #[test]
 fn messages_from_run_and_note_are_shown_and_searched() {
     let env = Env::git();
