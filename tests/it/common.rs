@@ -58,10 +58,50 @@ impl Env {
     /// An empty project directory that is a git repository with one commit.
     pub fn git() -> Env {
         let env = Env::plain();
-        env.git_cmd(&["init", "-q", "-b", "main"]);
-        env.write(".gitignore", "/.mlrun/\n");
-        env.commit("init");
+        env.init_git();
         env
+    }
+
+    /// As [`Env::git`], with everything that differs between two runs of a test fixed: the clock
+    /// mlrun records, the host and user (mlrun's test-only variables, see ARCHITECTURE.md),
+    /// git's commit dates (so commit hashes are the same every time) and the time zone. For
+    /// snapshots: times, commits and hashes in them are real, only run ids (random) need
+    /// replacing ([`fixed_snapshot`]). Every run starts at the same instant, so give runs
+    /// by name, not by time (`latest` is still the newest).
+    pub fn fixed() -> Env {
+        let mut env = Env::plain();
+        for (k, v) in [
+            ("MLRUN_TEST_NOW", FIXED_NOW),
+            ("MLRUN_TEST_HOST", "test-host"),
+            ("MLRUN_TEST_USER", "tester"),
+            ("GIT_AUTHOR_DATE", FIXED_NOW),
+            ("GIT_COMMITTER_DATE", FIXED_NOW),
+            ("TZ", "UTC"),
+        ] {
+            env.set_env(k, v);
+        }
+        env.init_git();
+        env
+    }
+
+    fn init_git(&self) {
+        self.git_cmd(&["init", "-q", "-b", "main"]);
+        self.write(".gitignore", "/.mlrun/\n");
+        self.commit("init");
+    }
+
+    /// Every recorded run's id, oldest first.
+    pub fn run_ids(&self) -> Vec<String> {
+        let out = self.mlrun(&["runs", "--json", "-n", "0"]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("runs --json");
+        let mut ids: Vec<String> = v
+            .as_array()
+            .expect("a list of runs")
+            .iter()
+            .map(|r| r["id"].as_str().expect("an id").to_string())
+            .collect();
+        ids.reverse();
+        ids
     }
 
     /// An empty project directory, not in any git repository.
@@ -395,11 +435,14 @@ pub fn fifo_writer(path: &Path, secs: u64) -> std::fs::File {
     file.unwrap()
 }
 
+/// The note a step's line gets once hashing and storing its files took a second.
+const HASHING_NOTE: &str = r" ?\(\S+ of it hashing and storing files\)";
+
 /// Snapshot filters for what depends on the machine's speed: every duration (`86ms`, `1.2s`,
 /// `1m05s`, with the spaces that right-align it in a column, so a longer one on a slow machine
 /// does not shift the line) and the note a step's line gets once hashing took a second.
 pub fn redact_timing(s: &mut insta::Settings) {
-    s.add_filter(r" ?\(\S+ of it hashing and storing files\)", "");
+    s.add_filter(HASHING_NOTE, "");
     s.add_filter(r" *\b\d+(\.\d+)?(ms|s|m\d\ds|h\d\dm)\b", " [dur]");
 }
 
@@ -410,4 +453,33 @@ pub fn skip_unless_ci(why: &str) {
         panic!("{why}; CI must run this (see .ci/run)");
     }
     eprintln!("skipped: {why}");
+}
+
+/// The instant [`Env::fixed`] stops the clocks at.
+pub const FIXED_NOW: &str = "2026-01-01T00:00:00Z";
+
+/// Snapshot settings for the output of mlrun in an [`Env::fixed`] environment. Only what
+/// cannot be fixed is replaced: each of `runs` (random UUIDv7s; in full or as shown, 16 hex
+/// digits) by `[run N]`, N its place in `runs`; the test's temporary directory by `[tmp]`;
+/// replay's scratch directory (named at random); the machine's lines in `show`; and the note a
+/// step's line gets once hashing its files took a second (measured by a real clock). Recorded
+/// times and durations stay (the clock is fixed), as does every hash, so a wrong one fails.
+pub fn fixed_settings(env: &Env, runs: &[String]) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    for (i, id) in runs.iter().enumerate() {
+        let hex: String = id.chars().filter(|c| *c != '-').collect();
+        s.add_filter(&regex::escape(id), format!("[run {}]", i + 1));
+        s.add_filter(&hex[..16], format!("[run {}]", i + 1));
+    }
+    let tmp = env._tmp.path().to_string_lossy().into_owned();
+    s.add_filter(&regex::escape(&tmp), "[tmp]");
+    // replay's scratch directory, named at random
+    s.add_filter(r"mlrun-replay-[0-9a-z]+", "mlrun-replay-[scratch]");
+    // the machine the test runs on, in `show`
+    s.add_filter(
+        r"(?m)^  (system|machine|env vars)( +).*$",
+        "  $1$2[this machine]",
+    );
+    s.add_filter(HASHING_NOTE, "");
+    s
 }

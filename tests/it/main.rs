@@ -15,6 +15,7 @@ mod models;
 mod orphans;
 mod packages;
 mod paths;
+mod pinned;
 mod query;
 mod record;
 mod reliability;
