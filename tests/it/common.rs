@@ -12,6 +12,9 @@ pub struct Env {
     pub root: PathBuf,
     pub home: PathBuf,
     extra_env: Vec<(String, String)>,
+    /// In an [`Env::fixed`]: how many commands it has built, each of which gets its own fixed
+    /// time, a minute after the previous one's.
+    clock: Option<std::sync::atomic::AtomicI64>,
 }
 
 pub struct Out {
@@ -62,20 +65,19 @@ impl Env {
         env
     }
 
-    /// As [`Env::git`], with everything that differs between two runs of a test fixed: the clock
-    /// mlrun records, the host and user (mlrun's test-only variables, see ARCHITECTURE.md),
-    /// git's commit dates (so commit hashes are the same every time) and the time zone. For
-    /// snapshots: times, commits and hashes in them are real, only run ids (random) need
-    /// replacing ([`fixed_snapshot`]). Every run starts at the same instant, so give runs
-    /// by name, not by time (`latest` is still the newest).
+    /// As [`Env::git`], with everything that differs between two runs of a test fixed: the
+    /// clock mlrun records, the host and user (mlrun's test-only variables, see
+    /// ARCHITECTURE.md), git's commit dates (so commit hashes are the same every time) and the
+    /// time zone. The clock of each command the test runs (mlrun, git) stands still at its own
+    /// instant: the N-th at N minutes past [`FIXED_NOW`], so runs and commits are apart and in
+    /// order, whatever the machine's speed. For snapshots: times, commits and hashes in them are
+    /// real; only run ids (random) need replacing ([`fixed_settings`]).
     pub fn fixed() -> Env {
         let mut env = Env::plain();
+        env.clock = Some(std::sync::atomic::AtomicI64::new(0));
         for (k, v) in [
-            ("MLRUN_TEST_NOW", FIXED_NOW),
             ("MLRUN_TEST_HOST", "test-host"),
             ("MLRUN_TEST_USER", "tester"),
-            ("GIT_AUTHOR_DATE", FIXED_NOW),
-            ("GIT_COMMITTER_DATE", FIXED_NOW),
             ("TZ", "UTC"),
         ] {
             env.set_env(k, v);
@@ -116,6 +118,7 @@ impl Env {
             root,
             home,
             extra_env: Vec::new(),
+            clock: None,
         }
     }
 
@@ -126,7 +129,7 @@ impl Env {
     /// `program` in the project with the hermetic environment (and what `set_env` added), not
     /// yet started: every command a test runs is built here.
     pub fn hermetic(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new(program);
+        let mut cmd = Command::new(&program);
         cmd.current_dir(&self.root)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -143,6 +146,17 @@ impl Env {
         // pyenv shims need their root to find python3
         if let Ok(v) = std::env::var("PYENV_ROOT") {
             cmd.env("PYENV_ROOT", v);
+        }
+        if let Some(clock) = &self.clock {
+            let n = clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let start: jiff::Timestamp = FIXED_NOW.parse().expect("FIXED_NOW is RFC 3339");
+            let now = jiff::Timestamp::from_second(start.as_second() + 60 * n).unwrap();
+            cmd.env("MLRUN_TEST_NOW", now.to_string());
+            if program.as_ref() == "git" {
+                let date = format!("@{} +0000", now.as_second());
+                cmd.env("GIT_AUTHOR_DATE", &date)
+                    .env("GIT_COMMITTER_DATE", &date);
+            }
         }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
@@ -455,7 +469,7 @@ pub fn skip_unless_ci(why: &str) {
     eprintln!("skipped: {why}");
 }
 
-/// The instant [`Env::fixed`] stops the clocks at.
+/// The instant [`Env::fixed`] starts its clock at.
 pub const FIXED_NOW: &str = "2026-01-01T00:00:00Z";
 
 /// Snapshot settings for the output of mlrun in an [`Env::fixed`] environment. Only what
@@ -482,4 +496,16 @@ pub fn fixed_settings(env: &Env, runs: &[String]) -> insta::Settings {
     );
     s.add_filter(HASHING_NOTE, "");
     s
+}
+
+/// `insta::assert_snapshot!(name, text)` for the output of mlrun in an [`Env::fixed`] `env`,
+/// under [`fixed_settings`] for the runs `env` recorded: only run ids and what names the
+/// machine or a random directory are replaced, never a hash.
+#[macro_export]
+macro_rules! assert_fixed_snapshot {
+    ($env:expr, $name:expr, $text:expr) => {{
+        let (env, name, text): (&$crate::common::Env, &str, &str) = ($env, $name, $text);
+        $crate::common::fixed_settings(env, &env.run_ids())
+            .bind(|| insta::assert_snapshot!(name, text));
+    }};
 }
