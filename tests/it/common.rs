@@ -494,6 +494,10 @@ pub fn fixed_settings(env: &Env, runs: &[String]) -> insta::Settings {
         r"(?m)^  (system|machine|env vars)( +).*$",
         "  $1$2[this machine]",
     );
+    s.add_filter(
+        r"(?m)^(  host +tester@test-host) · .*$",
+        "$1 · [this machine]",
+    );
     s.add_filter(HASHING_NOTE, "");
     s
 }
