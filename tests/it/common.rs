@@ -94,6 +94,9 @@ impl Env {
 
     /// Every recorded run's id, oldest first.
     pub fn run_ids(&self) -> Vec<String> {
+        if !self.path(".mlrun").exists() {
+            return Vec::new();
+        }
         let out = self.mlrun(&["runs", "--json", "-n", "0"]);
         let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("runs --json");
         let mut ids: Vec<String> = v
