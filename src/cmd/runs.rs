@@ -297,11 +297,9 @@ pub fn parse_sort(s: &str) -> Result<(String, bool), String> {
     let (key, asc) = match s.rsplit_once(':') {
         Some((k, "asc")) => (k, true),
         Some((k, "desc")) => (k, false),
-        Some((_, other)) => {
+        Some((k, other)) => {
             return Err(format!(
-                "`{other}` is not a sort order; write `{}:asc` or `{}:desc`",
-                s.rsplit_once(':').map_or(s, |p| p.0),
-                s.rsplit_once(':').map_or(s, |p| p.0)
+                "`{other}` is not a sort order; write `{k}:asc` or `{k}:desc`"
             ));
         }
         None => (s, false),
@@ -348,6 +346,7 @@ mod tests {
     fn sort_orders() {
         assert_eq!(parse_sort("acc").unwrap(), ("acc".into(), false));
         assert_eq!(parse_sort("loss:asc").unwrap(), ("loss".into(), true));
-        assert!(parse_sort("loss:up").is_err());
+        let e = parse_sort("loss:up").unwrap_err();
+        assert!(e.contains("`loss:asc` or `loss:desc`"), "{e}");
     }
 }
