@@ -50,7 +50,7 @@ pub fn main_entry() -> i32 {
         Err(e) => {
             let text = e.to_string();
             let text = match text.strip_prefix("error:") {
-                Some(rest) => format!("{}{rest}", err_style.red("error:")),
+                Some(rest) => format!("{}{rest}", err_style.paint(report::Role::Bad, "error:")),
                 None => text,
             };
             eprintln!("{text}");

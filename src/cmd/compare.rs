@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
 use crate::store::query::{self, RunFilter, RunSummary};
 use crate::store::{self, Store};
@@ -313,7 +314,7 @@ fn text(
         Some((k, false)) => format!(", highest {k} first"),
         None => ", newest first".into(),
     };
-    o += &format!("{} {what}{order}\n", style.bold("comparing"));
+    o += &format!("{} {what}{order}\n", style.paint(Role::Strong, "comparing"));
     if cols.params.is_empty() && cols.metrics.is_empty() {
         o += "no param or metric differs between these runs";
         o += if cols.same_params.is_empty() && cols.same_metrics.is_empty() {
@@ -358,7 +359,10 @@ fn text(
         }
         o += &table(&rows, &style);
         if !cols.params.is_empty() && !cols.metrics.is_empty() {
-            o += &style.dim("params on the left of │, metrics on the right\n");
+            o += &style.paint(
+                Role::Muted,
+                "params on the left of │, metrics on the right\n",
+            );
         }
     }
     if !cols.same_params.is_empty() || !cols.same_metrics.is_empty() {
@@ -372,10 +376,13 @@ fn text(
                 report::metrics_line(&cols.same_metrics)
             ));
         }
-        o += &style.dim(&format!(
-            "the same in every run (`--all` shows them as columns): {}\n",
-            same.join(" · ")
-        ));
+        o += &style.paint(
+            Role::Muted,
+            &format!(
+                "the same in every run (`--all` shows them as columns): {}\n",
+                same.join(" · ")
+            ),
+        );
     }
     o
 }
@@ -395,7 +402,7 @@ fn table(rows: &[Vec<String>], style: &Style) -> String {
         let mut line = String::from(" ");
         for (c, cell) in row.iter().enumerate() {
             if c == 0 && i > 0 {
-                line += &style.cyan(cell);
+                line += &style.paint(Role::Accent, cell);
             } else {
                 line += cell;
             }

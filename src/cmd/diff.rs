@@ -15,6 +15,7 @@ use crate::cmd::target::{self, Target};
 use crate::error::{Error, Result};
 use crate::fingerprint::packages::{self, Package};
 use crate::pipeline::params;
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
 use crate::store::lineage::{self, GAP_REASON};
 use crate::store::query::{self, EnvInfo, IoInfo, RunDetail, StepInfo};
@@ -864,7 +865,10 @@ pub fn diff(args: DiffArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
 // text
 
 fn head(style: &Style, name: &str, summary: &str) -> String {
-    format!("{}  {summary}\n", style.bold(&format!("{name:<11}")))
+    format!(
+        "{}  {summary}\n",
+        style.paint(Role::Strong, &format!("{name:<11}"))
+    )
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -913,7 +917,10 @@ fn list(items: &[String], max: usize) -> String {
 fn packages_text(e: &EnvDiff, style: &Style) -> String {
     let mut o = String::new();
     if let Some(n) = &e.packages_note {
-        o += &format!("  {}\n", style.dim(&format!("packages: {n}")));
+        o += &format!(
+            "  {}\n",
+            style.paint(Role::Muted, &format!("packages: {n}"))
+        );
     }
     if e.packages.is_empty() {
         return o;
@@ -930,9 +937,9 @@ fn packages_text(e: &EnvDiff, style: &Style) -> String {
     let v = |x: &Option<String>| x.clone().unwrap_or_else(|| "(none)".into());
     for p in &e.packages {
         let mark = match p.status {
-            "added" => style.green("+"),
-            "removed" => style.red("-"),
-            _ => style.yellow("~"),
+            "added" => style.paint(Role::Good, "+"),
+            "removed" => style.paint(Role::Bad, "-"),
+            _ => style.paint(Role::Warn, "~"),
         };
         let text = match p.status {
             "added" => v(&p.b),
@@ -948,7 +955,7 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
     let side_line = |s: &Side| {
         format!(
             "run {} ({}, {}{})",
-            style.cyan(&s.short_id),
+            style.paint(Role::Accent, &s.short_id),
             s.pipeline,
             time::local(s.started_at),
             s.via
@@ -958,21 +965,24 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
     };
     let mut o = format!(
         "{} {} → {}\n",
-        style.bold("diff"),
+        style.paint(Role::Strong, "diff"),
         side_line(&d.a),
         side_line(&d.b)
     );
     if !d.same_pipeline {
         o += &format!(
             "{}\n",
-            style.yellow(&format!(
+            style.paint(Role::Warn, &format!(
                 "note: these runs are of different pipelines (`{}` and `{}`); steps and params are compared by name",
                 d.a.pipeline, d.b.pipeline
             ))
         );
     }
     if d.a.id == d.b.id {
-        o += &format!("{}\n", style.yellow("note: both sides are the same run"));
+        o += &format!(
+            "{}\n",
+            style.paint(Role::Warn, "note: both sides are the same run")
+        );
     }
     o += "\n";
 
@@ -995,8 +1005,8 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
             o += &format!(
                 "  {:<w$}  {} → {}\n",
                 c.key,
-                style.red(&value(&c.a)),
-                style.green(&value(&c.b))
+                style.paint(Role::Bad, &value(&c.a)),
+                style.paint(Role::Good, &value(&c.b))
             );
         }
     }
@@ -1070,9 +1080,9 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
         );
         for c in &dd.changed {
             let mark = match c.status {
-                "added" => style.green("+"),
-                "removed" => style.red("-"),
-                _ => style.yellow("~"),
+                "added" => style.paint(Role::Good, "+"),
+                "removed" => style.paint(Role::Bad, "-"),
+                _ => style.paint(Role::Warn, "~"),
             };
             let dir =
                 c.a.as_ref()
@@ -1082,7 +1092,7 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
                 "  {mark} {}{}  {}  {} → {}\n",
                 c.path,
                 if dir { "/" } else { "" },
-                style.dim(c.role),
+                style.paint(Role::Muted, c.role),
                 brief_text(&c.a),
                 brief_text(&c.b)
             );
@@ -1103,10 +1113,10 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
         let dir = p.version.kind == "dir";
         o += &format!(
             "  {} {}{}  {}  {}\n",
-            style.dim("="),
+            style.paint(Role::Muted, "="),
             p.path,
             if dir { "/" } else { "" },
-            style.dim(p.role),
+            style.paint(Role::Muted, p.role),
             brief_text(&Some(p.version.clone()))
         );
         match &p.files {
@@ -1124,7 +1134,10 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
             None if dir => {
                 o += &format!(
                     "      {}\n",
-                    style.dim("(its file list is missing from the store: run `mlrun fsck`)")
+                    style.paint(
+                        Role::Muted,
+                        "(its file list is missing from the store: run `mlrun fsck`)"
+                    )
                 );
             }
             None => {}
@@ -1166,15 +1179,19 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
         }
         o += &head(style, "code", &summary);
         if let Some(n) = &c.note {
-            o += &format!("  {}\n", style.dim(n));
+            o += &format!("  {}\n", style.paint(Role::Muted, n));
         }
         for f in c.files.iter().flatten() {
             let mark = match f.status.as_str() {
-                "added" => style.green("+"),
-                "deleted" => style.red("-"),
-                _ => style.yellow("~"),
+                "added" => style.paint(Role::Good, "+"),
+                "deleted" => style.paint(Role::Bad, "-"),
+                _ => style.paint(Role::Warn, "~"),
             };
-            o += &format!("  {mark} {}  {}\n", f.path, style.dim(&f.status));
+            o += &format!(
+                "  {mark} {}  {}\n",
+                f.path,
+                style.paint(Role::Muted, &f.status)
+            );
         }
         if !dirty_same {
             let dirty = |l: &[String]| {
@@ -1215,10 +1232,10 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
         }
         for c in &e.env_vars {
             let (mark, text) = match (&c.a, &c.b) {
-                (None, Some(v)) => (style.green("+"), format!("{}={v}", c.key)),
-                (Some(v), None) => (style.red("-"), format!("{}={v}", c.key)),
+                (None, Some(v)) => (style.paint(Role::Good, "+"), format!("{}={v}", c.key)),
+                (Some(v), None) => (style.paint(Role::Bad, "-"), format!("{}={v}", c.key)),
                 (a, b) => (
-                    style.yellow("~"),
+                    style.paint(Role::Warn, "~"),
                     format!("{}: {} → {}", c.key, show(a), show(b)),
                 ),
             };
@@ -1252,8 +1269,8 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
             match (&c.a, &c.b) {
                 (Some(x), Some(y)) => {
                     o += &format!("  {}  command\n", c.key);
-                    o += &format!("    {} {x}\n", style.red("-"));
-                    o += &format!("    {} {y}\n", style.green("+"));
+                    o += &format!("    {} {x}\n", style.paint(Role::Bad, "-"));
+                    o += &format!("    {} {y}\n", style.paint(Role::Good, "+"));
                 }
                 (None, Some(y)) => o += &format!("  {} only in B: {y}\n", c.key),
                 (Some(x), None) => o += &format!("  {} only in A: {x}\n", c.key),
@@ -1273,20 +1290,24 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
     if let Some(p) = &c.patch {
         o += &format!(
             "\n{}\n{p}",
-            style.bold(&format!(
-                "changes between commits {}..{}:",
-                short(&c.a_commit),
-                short(&c.b_commit)
-            ))
+            style.paint(
+                Role::Strong,
+                &format!(
+                    "changes between commits {}..{}:",
+                    short(&c.a_commit),
+                    short(&c.b_commit)
+                )
+            )
         );
     }
     for (name, diff) in [("A", &c.a_uncommitted_diff), ("B", &c.b_uncommitted_diff)] {
         if let Some(text) = diff {
             o += &format!(
                 "\n{}\n{text}",
-                style.bold(&format!(
-                    "uncommitted changes recorded at the start of {name}:"
-                ))
+                style.paint(
+                    Role::Strong,
+                    &format!("uncommitted changes recorded at the start of {name}:")
+                )
             );
         }
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::{Context, Error, Result};
-use crate::report::{ColorChoice, Style, emit, openlineage, prov};
+use crate::report::{ColorChoice, Role, Style, emit, openlineage, prov};
 use crate::store::lineage;
 use crate::store::{self, Store, query};
 
@@ -55,7 +55,7 @@ fn send(mut store: Store, id: &str, color: ColorChoice) -> Result<i32> {
     if d.rejected > 0 {
         eprintln!(
             "{} {} events were refused by {}: {}",
-            style.yellow("warning:"),
+            style.paint(Role::Warn, "warning:"),
             d.rejected,
             cfg.shown_url(),
             d.rejected_why.as_deref().unwrap_or("no reason given")

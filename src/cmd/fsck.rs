@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::fingerprint::hash::{MODE_LINK, parse_manifest, sha256_bytes};
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
 use crate::store::logs::LogObjects;
-use crate::store::objects::{Objects, Problem};
+use crate::store::objects::{Objects, quarantine_corrupt};
 use crate::store::{self, Store};
 use crate::store::{marks, query};
 
@@ -146,9 +147,9 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     } else {
         let style = Style::stdout(color);
         if report.database_ok {
-            println!("database: {}", style.green("ok"));
+            println!("database: {}", style.paint(Role::Good, "ok"));
         } else {
-            println!("database: {}", style.red("damaged"));
+            println!("database: {}", style.paint(Role::Bad, "damaged"));
             for m in &report.database_messages {
                 println!("  {m}");
             }
@@ -160,9 +161,9 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         );
         for f in &report.findings {
             let what = if f.problem.ends_with("corrupt") {
-                style.red(f.problem)
+                style.paint(Role::Bad, f.problem)
             } else {
-                style.yellow(f.problem)
+                style.paint(Role::Warn, f.problem)
             };
             println!(
                 "  {what} {}  {}",
@@ -223,18 +224,15 @@ fn corrupt_objects(
     objects: &Objects,
     listed: &[(String, std::path::PathBuf, u64, std::time::SystemTime)],
 ) -> Vec<Finding> {
-    listed
-        .par_iter()
-        .filter_map(|(hash, ..)| match objects.verify(hash) {
-            Err(Problem::Corrupt { .. }) => Some(Finding {
-                hash: hash.clone(),
-                problem: "corrupt",
-                paths: Vec::new(),
-                quarantined: objects.quarantine(hash),
-                repaired: false,
-                log: None,
-            }),
-            _ => None,
+    quarantine_corrupt(objects, listed.par_iter().map(|(h, ..)| h.as_str()))
+        .into_iter()
+        .map(|(hash, quarantined)| Finding {
+            hash,
+            problem: "corrupt",
+            paths: Vec::new(),
+            quarantined,
+            repaired: false,
+            log: None,
         })
         .collect()
 }
@@ -278,7 +276,7 @@ fn fsck_lost(args: FsckArgs, dir: &Path, what: &str, color: ColorChoice) -> Resu
         let style = Style::stdout(color);
         println!(
             "database: {} (`{}` {what}, beside {} stored object{})",
-            style.red("lost"),
+            style.paint(Role::Bad, "lost"),
             path.display(),
             listed.len(),
             if listed.len() == 1 { "" } else { "s" }
@@ -290,7 +288,7 @@ fn fsck_lost(args: FsckArgs, dir: &Path, what: &str, color: ColorChoice) -> Resu
             intact.len()
         );
         for f in &report.findings {
-            println!("  {} {}", style.red(f.problem), &f.hash[..12]);
+            println!("  {} {}", style.paint(Role::Bad, f.problem), &f.hash[..12]);
         }
         if new_database {
             for m in &moved {
@@ -431,20 +429,18 @@ fn check_logs(
         .iter()
         .map(|(h, o)| (h.as_str(), o.as_str()))
         .collect();
-    let corrupt: Vec<Finding> = listed
-        .par_iter()
-        .filter_map(|(hash, ..)| match logs.verify(hash) {
-            Err(Problem::Corrupt { .. }) => Some(Finding {
-                hash: hash.clone(),
+    let corrupt: Vec<Finding> =
+        quarantine_corrupt(&logs, listed.par_iter().map(|(h, ..)| h.as_str()))
+            .into_iter()
+            .map(|(hash, quarantined)| Finding {
+                log: owner.get(hash.as_str()).map(|o| o.to_string()),
+                hash,
                 problem: "log corrupt",
                 paths: Vec::new(),
-                quarantined: logs.quarantine(hash),
-                log: owner.get(hash.as_str()).map(|o| o.to_string()),
+                quarantined,
                 repaired: false,
-            }),
-            _ => None,
-        })
-        .collect();
+            })
+            .collect();
     let bad: HashSet<&str> = corrupt.iter().map(|f| f.hash.as_str()).collect();
     let mut missing = Vec::new();
     for (hash, log) in &expected {

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::fingerprint::hash::parse_manifest;
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
 use crate::store::lock::ObjectsExclusive;
 use crate::store::logs::{Collected, LogObjects};
@@ -173,7 +174,7 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
             // which the next gc (or `mlrun fsck --repair`) corrects.
             eprintln!(
                 "{} the disk is full: deleting the objects before updating the database",
-                Style::stderr(color).yellow("note:")
+                Style::stderr(color).paint(Role::Warn, "note:")
             );
             delete(&mut deleted, &mut freed);
             let update = || -> Result<()> {
@@ -201,7 +202,7 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     }
     println!(
         "{} {deleted} object{} ({}) not referenced by {kept_desc}{}{}",
-        style.bold("deleted"),
+        style.paint(Role::Strong, "deleted"),
         if deleted == 1 { "" } else { "s" },
         report::size(freed),
         logs_note(&logs),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::import::dvc;
+use crate::report::Role;
 use crate::report::{ColorChoice, Style, print_warnings};
 
 #[derive(Debug, clap::Args)]
@@ -99,7 +100,7 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
     let checked = crate::pipeline::plan::from_source(conv.toml.clone(), out_abs.clone(), &out, &[]);
     if to_stdout {
         for n in &conv.notes {
-            eprintln!("{} {n}", style.yellow("not expressed:"));
+            eprintln!("{} {n}", style.paint(Role::Warn, "not expressed:"));
         }
         match checked {
             Ok(plan) => print_warnings(plan.warnings(), style),
@@ -118,7 +119,7 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
         .map_err(|e| Error::other(format!("cannot write `{}`", out.display())).cause(e.error))?;
 
     for n in &conv.notes {
-        eprintln!("{} {n}", style.yellow("not expressed:"));
+        eprintln!("{} {n}", style.paint(Role::Warn, "not expressed:"));
     }
     let valid = match checked {
         Ok(plan) => {
@@ -129,7 +130,7 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
             eprintln!("{e}");
             eprintln!(
                 "{} `{}` was written, but mlrun will refuse to run it until the problems above are fixed (data a DVC remote holds is brought back by `dvc pull`)",
-                style.yellow("warning:"),
+                style.paint(Role::Warn, "warning:"),
                 out.display()
             );
             false

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Context, Error, Result};
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
 
 #[derive(Debug, clap::Args)]
@@ -80,7 +81,7 @@ pub fn init(args: InitArgs, color: ColorChoice) -> Result<i32> {
         .other_ctx(|| format!("cannot create `{}`", file.display()))?;
     f.write_all(text.as_bytes())
         .other_ctx(|| format!("cannot write `{}`", file.display()))?;
-    let mut out = format!("{} {}\n", style.green("wrote"), file.display());
+    let mut out = format!("{} {}\n", style.paint(Role::Good, "wrote"), file.display());
     out += &ignore_store(dir, &style)?;
     out += "next: edit the steps, then `mlrun` runs them\n";
     report::emit(&out);
@@ -122,7 +123,7 @@ fn ignore_store(dir: &Path, style: &Style) -> Result<String> {
         .other_ctx(|| format!("cannot write `{}`", path.display()))?;
     Ok(format!(
         "{} .mlrun/ to {}\n",
-        style.green(if old.is_some() { "added" } else { "wrote" }),
+        style.paint(Role::Good, if old.is_some() { "added" } else { "wrote" }),
         path.display()
     ))
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::cmd::target::{self, Target};
 use crate::error::{Error, Result};
 use crate::fingerprint::system::user_name;
+use crate::report::Role;
 use crate::report::{ColorChoice, Style, emit, short_hash, size, time};
 use crate::store::models::{self, ModelVersion};
 use crate::store::record::now_ms;
@@ -243,7 +244,7 @@ fn register(args: ModelRegisterArgs, store_dir: Option<&Path>, color: ColorChoic
     }
     let out = Style::stdout(color);
     let v = &done.version;
-    let name = out.bold(&format!("{}@{}", v.name, v.version));
+    let name = out.paint(Role::Strong, &format!("{}@{}", v.name, v.version));
     if done.new {
         emit(&format!("registered {name}: {}\n", describe(v)));
     } else {
@@ -276,7 +277,7 @@ fn alias(args: ModelAliasArgs, store_dir: Option<&Path>, color: ColorChoice) -> 
         now_ms(),
     )?;
     let out = Style::stdout(color);
-    let name = out.bold(&format!("{}@{}", args.name, args.alias));
+    let name = out.paint(Role::Strong, &format!("{}@{}", args.name, args.alias));
     let Some(m) = moved else {
         let v = models::by_ref(&store.conn, &args.name, &args.alias)?
             .map_or_else(|| "?".into(), |v| v.version);
@@ -380,7 +381,11 @@ fn table<const N: usize>(rows: &[[String; N]], out: &Style) -> String {
             .collect::<Vec<_>>()
             .join("  ");
         let line = line.trim_end().to_string();
-        s += &if k == 0 { out.bold(&line) } else { line };
+        s += &if k == 0 {
+            out.paint(Role::Strong, &line)
+        } else {
+            line
+        };
         s.push('\n');
     }
     s
@@ -399,7 +404,7 @@ fn show(args: ModelShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Re
     let out = Style::stdout(color);
     let mut s = format!(
         "{} · {} version{} · aliases: {}\n\n",
-        out.bold(&format!("model {}", m.name)),
+        out.paint(Role::Strong, &format!("model {}", m.name)),
         m.versions.len(),
         if m.versions.len() == 1 { "" } else { "s" },
         if m.aliases.is_empty() {

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
 use crate::store::{self, Store, query, record};
 
@@ -36,7 +37,7 @@ pub fn note(args: NoteArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 Some(m) => format!("{}\n", m.trim_end()),
                 None => format!(
                     "run {} has no message; `mlrun note {short} \"TEXT\"` adds one\n",
-                    style.cyan(&short)
+                    style.paint(Role::Accent, &short)
                 ),
             });
             return Ok(0);
@@ -46,8 +47,11 @@ pub fn note(args: NoteArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         let short = query::short_id(&store.conn, &id)?;
         let old = record::set_message(&mut store.conn, &id, None)?;
         report::emit(&match old {
-            Some(_) => format!("cleared the message of run {}\n", style.cyan(&short)),
-            None => format!("run {} had no message\n", style.cyan(&short)),
+            Some(_) => format!(
+                "cleared the message of run {}\n",
+                style.paint(Role::Accent, &short)
+            ),
+            None => format!("run {} had no message\n", style.paint(Role::Accent, &short)),
         });
         return Ok(0);
     };
@@ -63,11 +67,14 @@ pub fn note(args: NoteArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     let old = record::set_message(&mut store.conn, &id, Some(&text))?;
     let mut out = format!(
         "noted on run {}: {}\n",
-        style.cyan(&short),
+        style.paint(Role::Accent, &short),
         super::runs::one_line(&text)
     );
     if let Some(old) = old.filter(|o| *o != text) {
-        out += &style.dim(&format!("(it replaces: {})\n", super::runs::one_line(&old)));
+        out += &style.paint(
+            Role::Muted,
+            &format!("(it replaces: {})\n", super::runs::one_line(&old)),
+        );
     }
     report::emit(&out);
     Ok(0)

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::replay::{self, StepVerdict};
+use crate::report::Role;
 use crate::report::{ColorChoice, Style};
 use crate::store::objects::Objects;
 use crate::store::{self, Store};
@@ -158,20 +159,20 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     for d in replay::environment_differences(&store.conn, &orig, &root)? {
         eprintln!(
             "{} environment differs from the recorded run: {d}",
-            err.yellow("warning:")
+            err.paint(Role::Warn, "warning:")
         );
     }
     let (plan, unfilled) = replay::fill_secrets(&plan, &orig.env_markers);
     for v in unfilled {
         eprintln!(
             "{} `{v}` was redacted when recorded and is not set now; the step gets the marker instead",
-            err.yellow("warning:")
+            err.paint(Role::Warn, "warning:")
         );
     }
     for step in replay::steps_with_redacted_values(&plan) {
         eprintln!(
             "{} step `{step}` had a secret in its command or params, recorded as a marker; the replay runs it with the marker instead",
-            err.yellow("warning:")
+            err.paint(Role::Warn, "warning:")
         );
     }
 
@@ -236,9 +237,9 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         .unwrap_or(4);
     for v in &verdicts {
         let mark = match v.verdict.as_str() {
-            "identical" => style.green("✓"),
-            "not_run" => style.yellow("-"),
-            _ => style.red("✗"),
+            "identical" => style.paint(Role::Good, "✓"),
+            "not_run" => style.paint(Role::Warn, "-"),
+            _ => style.paint(Role::Bad, "✗"),
         };
         let detail: Vec<String> = if v.verdict == "identical" {
             v.outputs
@@ -287,16 +288,16 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         };
         let padded = format!("{text:<9}");
         let word = match v.verdict.as_str() {
-            "identical" => style.green(&padded),
-            "not_run" => style.yellow(&padded),
-            _ => style.red(&padded),
+            "identical" => style.paint(Role::Good, &padded),
+            "not_run" => style.paint(Role::Warn, &padded),
+            _ => style.paint(Role::Bad, &padded),
         };
         human(format!("{mark} {:<w$}  {word}  {}", v.name, detail.join(", ")).trim_end());
         if !v.package_changes.is_empty() {
             human(&format!(
                 "  {:<w$}  {} {} {} from the recorded run: {}",
                 "",
-                style.yellow("likely cause:"),
+                style.paint(Role::Warn, "likely cause:"),
                 v.package_changes.len(),
                 if v.package_changes.len() == 1 {
                     "package differs"

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::pipeline::TraceMode;
 use crate::pipeline::diag::did_you_mean;
+use crate::report::Role;
 use crate::report::{ColorChoice, Style};
 use crate::store::lock::PipelineLock;
 use crate::store::{self, Store};
@@ -120,7 +121,7 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         TraceArg::Off => TraceMode::Off,
     });
     for w in exec::trace::check_supported(&plan, trace)? {
-        eprintln!("{} {w}", err_style.yellow("warning:"));
+        eprintln!("{} {w}", err_style.paint(Role::Warn, "warning:"));
     }
     let traced: Vec<String> = plan
         .steps()
@@ -177,7 +178,7 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     if exec::trace::SUPPORTED && reused_untraced {
         eprintln!(
             "{} steps reused from an earlier run did not run, so they were not traced; `--force` runs (and traces) them again",
-            err_style.cyan("hint:")
+            err_style.paint(Role::Accent, "hint:")
         );
     }
     if args.json {

@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
+use comfy_table::Cell;
+
 use crate::error::Result;
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style, time};
 use crate::store::query::{Cmp, RunFilter};
 use crate::store::{self, Store, query};
@@ -116,8 +119,6 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         return Ok(0);
     }
     let style = Style::stdout(color);
-    // Rows as plain cells, padded by hand and coloured after padding: comfy-table took half of
-    // the time of a 10,000-run listing, and counted colour codes as width.
     let tz = jiff::tz::TimeZone::system();
     let local = |ms: i64| match jiff::Timestamp::from_millisecond(ms) {
         Ok(t) => t
@@ -130,14 +131,13 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     // MESSAGE only when a shown run has one, last since it is free text
     let with_message = runs.iter().any(|r| r.message.is_some());
     let ncols = if with_message { 8 } else { 7 };
-    let mut rows: Vec<Vec<String>> = Vec::with_capacity(runs.len() + 1);
-    rows.push(
-        [
+    // comfy-table measures a cell by its display width (a CJK character or an emoji takes two
+    // columns) and colours it itself, so colour codes never count as width
+    let mut table = report::table(style);
+    table.set_header(
+        &[
             "ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "COMMIT", "METRICS", "MESSAGE",
-        ][..ncols]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        ][..ncols],
     );
     for r in &runs {
         let commit = match &r.commit {
@@ -148,6 +148,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         if r.replay_of.is_some() {
             status += &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
         }
+        let status = style.cell(Style::status_role(&r.status), status);
         // the sort and filter metrics first, so the column explains the order
         let mut keys: Vec<&str> = Vec::new();
         if let Some((k, _)) = &args.sort {
@@ -172,52 +173,29 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             hidden_metrics = true;
         }
         let mut row = vec![
-            r.short_id.clone(),
-            r.pipeline.clone(),
+            style.cell(Some(Role::Accent), &r.short_id),
+            Cell::new(&r.pipeline),
             status,
-            local(r.started_at),
-            r.duration_ms
-                .map_or_else(|| "-".into(), report::duration_ms),
-            commit,
-            metrics.join(" "),
+            Cell::new(local(r.started_at)),
+            Cell::new(
+                r.duration_ms
+                    .map_or_else(|| "-".into(), report::duration_ms),
+            ),
+            Cell::new(commit),
+            Cell::new(metrics.join(" ")),
         ];
         if with_message {
-            row.push(r.message.as_deref().map_or_else(String::new, one_line));
+            row.push(Cell::new(
+                r.message.as_deref().map_or_else(String::new, one_line),
+            ));
         }
-        rows.push(row);
+        table.add_row(row);
     }
-    let mut widths = [0usize; 8];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::with_capacity(rows.len() * 100);
-    for (i, row) in rows.iter().enumerate() {
-        let mut line = String::from(" ");
-        for (c, cell) in row.iter().enumerate() {
-            let pad = widths[c] - cell.chars().count();
-            let text = match (i, c) {
-                (0, _) => cell.clone(),
-                (_, 0) => style.cyan(cell),
-                (_, 2) => match cell.split_once(' ') {
-                    Some((st, rest)) => format!("{} {rest}", style.status(st)),
-                    None => style.status(cell),
-                },
-                _ => cell.clone(),
-            };
-            line += &text;
-            if c + 1 < row.len() {
-                line.extend(std::iter::repeat_n(' ', pad + 2));
-            }
-        }
-        out += line.trim_end();
-        out.push('\n');
-    }
+    let mut out = report::render_table(&table);
     if hidden_metrics {
         out += &format!(
             "{}\n",
-            style.dim(&format!(
+            style.paint(Role::Muted, &format!(
                 "+N more: {METRIC_CELLS} metrics fit per run; `mlrun show RUN` or `mlrun runs --json` lists them all; `--sort KEY` or `--metric` chooses which come first"
             ))
         );
@@ -377,11 +355,9 @@ pub fn parse_sort(s: &str) -> Result<(String, bool), String> {
     let (key, asc) = match s.rsplit_once(':') {
         Some((k, "asc")) => (k, true),
         Some((k, "desc")) => (k, false),
-        Some((_, other)) => {
+        Some((k, other)) => {
             return Err(format!(
-                "`{other}` is not a sort order; write `{}:asc` or `{}:desc`",
-                s.rsplit_once(':').map_or(s, |p| p.0),
-                s.rsplit_once(':').map_or(s, |p| p.0)
+                "`{other}` is not a sort order; write `{k}:asc` or `{k}:desc`"
             ));
         }
         None => (s, false),
@@ -428,6 +404,7 @@ mod tests {
     fn sort_orders() {
         assert_eq!(parse_sort("acc").unwrap(), ("acc".into(), false));
         assert_eq!(parse_sort("loss:asc").unwrap(), ("loss".into(), true));
-        assert!(parse_sort("loss:up").is_err());
+        let e = parse_sort("loss:up").unwrap_err();
+        assert!(e.contains("`loss:asc` or `loss:desc`"), "{e}");
     }
 }

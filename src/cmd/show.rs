@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::cmd::target::{self, Target};
 use crate::error::{Error, Result};
 use crate::exec::capture::Lines;
+use crate::report::Role;
 use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
 use crate::store::lineage::{self, Card, GAP_REASON, Member, Version};
 use crate::store::logs::LogObjects;
@@ -105,9 +106,9 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 };
                 out.text(&format!(
                     "\n{} {}{attempt} {}\n",
-                    style.bold("──"),
+                    style.paint(Role::Strong, "──"),
                     s.name,
-                    style.dim(stream)
+                    style.paint(Role::Muted, stream)
                 ));
                 let name = format!("{}:{}", detail.short_id, s.name);
                 print_log(&mut out, &objects, &data, args.full, &name, &style)?;
@@ -136,7 +137,7 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 ),
                 None => "no packages recorded: no step ran a Python interpreter (or one in a conda environment)".to_string(),
             };
-            out.text(&format!("\n{}\n", style.dim(&why)));
+            out.text(&format!("\n{}\n", style.paint(Role::Muted, &why)));
         }
         out.text(&package_lists(&envs, &style));
     }
@@ -145,7 +146,7 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     {
         out.text(&format!(
             "\n{}\n",
-            style.bold("uncommitted diff at the start of the run:")
+            style.paint(Role::Strong, "uncommitted diff at the start of the run:")
         ));
         out.text(diff);
     }
@@ -273,14 +274,17 @@ fn show_version(
     if let Some(files) = &files {
         o += &format!(
             "\n{}\n",
-            style.bold(&format!("files of {}/ ({})", v.path, files.len()))
+            style.paint(
+                Role::Strong,
+                &format!("files of {}/ ({})", v.path, files.len())
+            )
         );
         let w = files.iter().map(|f| f.path.len()).max().unwrap_or(0);
         for f in files {
             o += &format!(
                 "  {:<w$}  {}  {:>10}\n",
                 f.path,
-                style.dim(short_hash(&f.hash)),
+                style.paint(Role::Muted, short_hash(&f.hash)),
                 report::size(f.size)
             );
         }
@@ -421,7 +425,10 @@ fn print_log(
     };
     out.text(&format!(
         "{}\n",
-        style.dim(&format!("… {} cut: {whole}", report::size(cut)))
+        style.paint(
+            Role::Muted,
+            &format!("… {} cut: {whole}", report::size(cut))
+        )
     ));
     out.log(tail)
         .map_err(|e| Error::other("cannot print the log").cause(e))
@@ -566,7 +573,7 @@ fn env_lines(e: &EnvInfo, style: &Style) -> Vec<String> {
         "env vars  {} recorded{}",
         e.env_vars.len(),
         if redacted > 0 {
-            style.dim(&format!(", {redacted} redacted"))
+            style.paint(Role::Muted, &format!(", {redacted} redacted"))
         } else {
             String::new()
         }
@@ -620,26 +627,32 @@ fn package_lists(envs: &[(&String, &EnvPackages)], style: &Style) -> String {
         };
         o += &format!(
             "\n{} {}\n",
-            style.bold(&format!("packages of {prog}")),
-            style.dim(&format!(
-                "({} {}; {}{real}; {} package{})",
-                e.env.kind,
-                e.env.prefix,
-                e.env.executable,
-                e.env.count,
-                if e.env.count == 1 { "" } else { "s" }
-            ))
+            style.paint(Role::Strong, &format!("packages of {prog}")),
+            style.paint(
+                Role::Muted,
+                &format!(
+                    "({} {}; {}{real}; {} package{})",
+                    e.env.kind,
+                    e.env.prefix,
+                    e.env.executable,
+                    e.env.count,
+                    if e.env.count == 1 { "" } else { "s" }
+                )
+            )
         );
         if e.packages.is_empty() && e.env.count > 0 {
             o += &format!(
                 "  {}\n",
-                style.yellow("the list is missing from the store (`mlrun fsck` checks it)")
+                style.paint(
+                    Role::Warn,
+                    "the list is missing from the store (`mlrun fsck` checks it)"
+                )
             );
         }
         let w = e.packages.iter().map(|p| p.name.len()).max().unwrap_or(0);
         for p in &e.packages {
             let src = if p.source == "conda" {
-                style.dim("  (conda)")
+                style.paint(Role::Muted, "  (conda)")
             } else {
                 String::new()
             };
@@ -660,8 +673,8 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         .map_or_else(String::new, |c| format!(" (exit {c})"));
     o += &format!(
         "{} {}  {}  {}{exit}\n",
-        style.bold("run"),
-        style.cyan(&d.short_id),
+        style.paint(Role::Strong, "run"),
+        style.paint(Role::Accent, &d.short_id),
         d.pipeline,
         style.status(&d.status)
     );
@@ -672,7 +685,10 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             .map(|v| style.status(v))
             .unwrap_or_else(|| "no verdict".into());
         let shown = d.replay_of_short.as_deref().unwrap_or(r);
-        o += &format!("  replay    of run {} · {verdict}\n", style.cyan(shown));
+        o += &format!(
+            "  replay    of run {} · {verdict}\n",
+            style.paint(Role::Accent, shown)
+        );
     }
     if let Some(m) = &d.message {
         // every line of it, aligned under the first
@@ -704,15 +720,15 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
     }
     for s in &d.steps {
         let mark = match s.status.as_str() {
-            "succeeded" => style.green("✓"),
-            "cached" | "restored" => style.green("="),
-            "failed" => style.red("✗"),
-            "not_run" => style.yellow("-"),
-            _ => style.yellow("!"),
+            "succeeded" => style.paint(Role::Good, "✓"),
+            "cached" | "restored" => style.paint(Role::Good, "="),
+            "failed" => style.paint(Role::Bad, "✗"),
+            "not_run" => style.paint(Role::Warn, "-"),
+            _ => style.paint(Role::Warn, "!"),
         };
         let mut head = format!(
             "\n{mark} {}  {}",
-            style.bold(&s.name),
+            style.paint(Role::Strong, &s.name),
             style.status(&s.status)
         );
         if s.attempt > 1 || detail_has_retries(d, &s.name) {
@@ -736,7 +752,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             );
         }
         if let Some(e) = &s.error {
-            o += &format!("    {}    {}\n", style.dim("why"), e);
+            o += &format!("    {}    {}\n", style.paint(Role::Muted, "why"), e);
         }
         o += &format!("    cmd     {}\n", s.cmd);
         if !s.cwd.is_empty() {
@@ -744,7 +760,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         }
         let observed = |io: &IoInfo| {
             if io.observed {
-                format!("  {}", style.yellow("(observed)"))
+                format!("  {}", style.paint(Role::Warn, "(observed)"))
             } else {
                 String::new()
             }
@@ -758,7 +774,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             } else if i.stored {
                 String::new()
             } else {
-                style.dim("  (bytes not stored: cannot be restored)")
+                style.paint(Role::Muted, "  (bytes not stored: cannot be restored)")
             };
             o += &format!("    out     {}{note}\n", io_line(i));
         }
@@ -773,21 +789,28 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         if s.changed_tracked_files {
             o += &format!(
                 "    {}\n",
-                style.yellow("note    this step changed tracked files in the git working tree")
+                style.paint(
+                    Role::Warn,
+                    "note    this step changed tracked files in the git working tree"
+                )
             );
         }
         if !s.repo_changes.is_empty() {
             o += &format!(
                 "    repo    {}\n",
-                style.yellow(&crate::fingerprint::git::describe_ref_changes(
-                    &s.repo_changes
-                ))
+                style.paint(
+                    Role::Warn,
+                    &crate::fingerprint::git::describe_ref_changes(&s.repo_changes)
+                )
             );
         }
         if s.keep_outputs {
             o += &format!(
                 "    note    {}\n",
-                style.dim("outputs kept in place (keep-outputs): not checked to be newly written")
+                style.paint(
+                    Role::Muted,
+                    "outputs kept in place (keep-outputs): not checked to be newly written"
+                )
             );
         }
         if let Some(env) = s.env_id.as_ref().and_then(|e| d.environments.get(e))
@@ -813,12 +836,12 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
                 kept("stdout"),
                 report::size(s.stderr_bytes as u64),
                 kept("stderr"),
-                style.dim("(mlrun show --logs)")
+                style.paint(Role::Muted, "(mlrun show --logs)")
             );
         }
     }
     if let Some(e) = d.environments.values().next() {
-        o += &format!("\n{}\n", style.bold("environment"));
+        o += &format!("\n{}\n", style.paint(Role::Strong, "environment"));
         for l in env_lines(e, style) {
             o += &format!("  {l}\n");
         }
@@ -837,7 +860,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             o += &format!(
                 "  packages  {prog}: {}{which}  {}\n",
                 package_summary(e),
-                style.dim("(--packages lists them)")
+                style.paint(Role::Muted, "(--packages lists them)")
             );
         }
         if d.environments.len() > 1 {
@@ -868,9 +891,9 @@ pub fn render_card(c: &Card, style: &Style) -> String {
     let slash = if v.kind == "dir" { "/" } else { "" };
     let mut o = format!(
         "{} {}{slash}  {}  {}\n",
-        style.bold("artifact"),
-        style.bold(&v.path),
-        style.cyan(short_hash(&v.hash)),
+        style.paint(Role::Strong, "artifact"),
+        style.paint(Role::Strong, &v.path),
+        style.paint(Role::Accent, short_hash(&v.hash)),
         version_size(&v.kind, v.size, v.nfiles)
     );
     o += &format!("  content   {}\n", v.hash);
@@ -883,18 +906,21 @@ pub fn render_file_card(c: &Card, m: &Member, style: &Style) -> String {
     let v = &c.version;
     let mut o = format!(
         "{} {}  {}  {}\n",
-        style.bold("artifact"),
-        style.bold(&m.path),
-        style.cyan(short_hash(&m.hash)),
+        style.paint(Role::Strong, "artifact"),
+        style.paint(Role::Strong, &m.path),
+        style.paint(Role::Accent, short_hash(&m.hash)),
         report::size(m.size)
     );
     o += &format!("  content   {}\n", m.hash);
     o += &format!(
         "  part of   {}/  {}  {} {}\n",
         v.path,
-        style.cyan(short_hash(&v.hash)),
+        style.paint(Role::Accent, short_hash(&v.hash)),
         version_size(&v.kind, v.size, v.nfiles),
-        style.dim(&format!("(`mlrun show {}/ --files` lists them)", v.path))
+        style.paint(
+            Role::Muted,
+            &format!("(`mlrun show {}/ --files` lists them)", v.path)
+        )
     );
     o + &card_body(c, style)
 }
@@ -908,9 +934,12 @@ fn card_body(c: &Card, style: &Style) -> String {
         o += &format!(
             "  bytes     {}\n",
             if c.in_git {
-                style.dim("not in the object store: git has them at the recorded commit")
+                style.paint(
+                    Role::Muted,
+                    "not in the object store: git has them at the recorded commit",
+                )
             } else {
-                style.yellow("not stored: this version cannot be restored (removed by `mlrun gc`, or kept with `store = false` / `--no-store`)")
+                style.paint(Role::Warn, "not stored: this version cannot be restored (removed by `mlrun gc`, or kept with `store = false` / `--no-store`)")
             }
         );
     }
@@ -919,7 +948,7 @@ fn card_body(c: &Card, style: &Style) -> String {
             o += &format!(
                 "  made by   step `{}` of run {} ({}) · {}\n",
                 e.step,
-                style.cyan(&r.short_id),
+                style.paint(Role::Accent, &r.short_id),
                 r.pipeline,
                 style.status(&e.status)
             );
@@ -959,14 +988,17 @@ fn card_body(c: &Card, style: &Style) -> String {
         }
         _ if c.gap => {
             let why = c.gap_reason.as_deref().unwrap_or(GAP_REASON);
-            o += &format!("  made by   {}\n", style.red(&format!("⚠ {why}")));
+            o += &format!(
+                "  made by   {}\n",
+                style.paint(Role::Bad, &format!("⚠ {why}"))
+            );
         }
         _ => {
             o += "  made by   no step: a file tracked in git, read as it was committed\n";
         }
     }
     if !c.inputs.is_empty() {
-        o += &format!("\n{}\n", style.bold("made from"));
+        o += &format!("\n{}\n", style.paint(Role::Strong, "made from"));
         let w = c
             .inputs
             .iter()
@@ -977,20 +1009,24 @@ fn card_body(c: &Card, style: &Style) -> String {
             let iv = &i.version;
             let p = format!("{}{}", iv.path, if iv.kind == "dir" { "/" } else { "" });
             let whence = match (&i.produced_by, i.origin.as_deref()) {
-                (Some(p), _) => format!("made by `{}` in run {}", p.step, style.cyan(&p.short_id)),
+                (Some(p), _) => format!(
+                    "made by `{}` in run {}",
+                    p.step,
+                    style.paint(Role::Accent, &p.short_id)
+                ),
                 (None, Some("git")) => "tracked in git at the commit above".into(),
                 (None, _) if i.uncommitted => {
                     "tracked in git, with uncommitted edits (diff recorded)".into()
                 }
-                _ if i.gap => style.red(&format!(
-                    "⚠ {}",
-                    i.gap_reason.as_deref().unwrap_or(GAP_REASON)
-                )),
+                _ if i.gap => style.paint(
+                    Role::Bad,
+                    &format!("⚠ {}", i.gap_reason.as_deref().unwrap_or(GAP_REASON)),
+                ),
                 _ => "no recorded producer".into(),
             };
             o += &format!(
                 "  {p:<w$}  {}  {:>16}  {whence}\n",
-                style.dim(short_hash(&iv.hash)),
+                style.paint(Role::Muted, short_hash(&iv.hash)),
                 version_size(&iv.kind, iv.size, iv.nfiles)
             );
         }
@@ -998,15 +1034,18 @@ fn card_body(c: &Card, style: &Style) -> String {
     if !c.used_by.is_empty() {
         o += &format!(
             "\n{}\n",
-            style.bold(&if c.used_by_total > c.used_by.len() {
-                format!(
-                    "used by (newest {} of {})",
-                    c.used_by.len(),
-                    c.used_by_total
-                )
-            } else {
-                "used by".to_string()
-            })
+            style.paint(
+                Role::Strong,
+                &if c.used_by_total > c.used_by.len() {
+                    format!(
+                        "used by (newest {} of {})",
+                        c.used_by.len(),
+                        c.used_by_total
+                    )
+                } else {
+                    "used by".to_string()
+                }
+            )
         );
         for u in &c.used_by {
             let e = &u.exec;
@@ -1014,7 +1053,7 @@ fn card_body(c: &Card, style: &Style) -> String {
             o += &format!(
                 "  `{}` in run {} · {}{}\n",
                 e.step,
-                style.cyan(&u.short_id),
+                style.paint(Role::Accent, &u.short_id),
                 style.status(&e.status),
                 if m.is_empty() {
                     String::new()
@@ -1025,12 +1064,15 @@ fn card_body(c: &Card, style: &Style) -> String {
         }
     }
     if !c.also_produced_by.is_empty() {
-        o += &format!("\n{}\n", style.bold("same content also made by"));
+        o += &format!(
+            "\n{}\n",
+            style.paint(Role::Strong, "same content also made by")
+        );
         for p in &c.also_produced_by {
             o += &format!(
                 "  `{}` in run {} · {}{}\n",
                 p.step,
-                style.cyan(&p.short_id),
+                style.paint(Role::Accent, &p.short_id),
                 style.status(&p.status),
                 if p.status == "cached" || p.status == "restored" {
                     " (reused the result above)"
@@ -1042,10 +1084,10 @@ fn card_body(c: &Card, style: &Style) -> String {
     }
     o += &format!(
         "\n{}\n",
-        style.bold(&format!(
-            "versions of {}{slash} ({})",
-            v.path, c.versions_total
-        ))
+        style.paint(
+            Role::Strong,
+            &format!("versions of {}{slash} ({})", v.path, c.versions_total)
+        )
     );
     for ov in &c.versions {
         let this = ov.version.av_id == v.av_id;
@@ -1053,14 +1095,14 @@ fn card_body(c: &Card, style: &Style) -> String {
             (Some(r), Some(s)) => format!(
                 "{} `{s}` in run {}",
                 if ov.produced { "made by" } else { "read by" },
-                style.cyan(r)
+                style.paint(Role::Accent, r)
             ),
             _ => "no run".into(),
         };
         o += &format!(
             "  {} {}  {}  {:>16}  {who}{}\n",
             if this { "*" } else { " " },
-            style.dim(short_hash(&ov.version.hash)),
+            style.paint(Role::Muted, short_hash(&ov.version.hash)),
             time::local(ov.at.unwrap_or(ov.version.first_seen)),
             version_size(&ov.version.kind, ov.version.size, ov.version.nfiles),
             if this { "  ← this version" } else { "" }
@@ -1069,10 +1111,10 @@ fn card_body(c: &Card, style: &Style) -> String {
     if c.versions_total > c.versions.len() {
         o += &format!(
             "  {}\n",
-            style.dim(&format!(
-                "… and {} older",
-                c.versions_total - c.versions.len()
-            ))
+            style.paint(
+                Role::Muted,
+                &format!("… and {} older", c.versions_total - c.versions.len())
+            )
         );
     }
     o

@@ -16,6 +16,7 @@ use crate::fingerprint::env::Redactor;
 use crate::fingerprint::hash::{self, Fingerprint};
 use crate::fingerprint::key::SecretKey;
 use crate::pipeline;
+use crate::report::Role;
 use crate::report::{ColorChoice, Style};
 use crate::store::objects::Objects;
 use crate::store::record::Io;
@@ -75,7 +76,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     // the same markers as `run` makes, so secret-holding steps get the same keys
     let key = SecretKey::load()?;
     if let Some(w) = key.warning() {
-        eprintln!("{} {w}", err_style.yellow("warning:"));
+        eprintln!("{} {w}", err_style.paint(Role::Warn, "warning:"));
     }
     let redactor = Redactor::new(&key, plan.redact(), plan.keep());
     let recorded = Recorded::of(&redactor, &plan);
@@ -304,16 +305,16 @@ pub fn render(s: &Status, style: &Style) -> String {
         if step.reasons.is_empty() {
             out += &format!(
                 "{} {:<w$}  {}\n",
-                style.green("="),
+                style.paint(Role::Good, "="),
                 step.name,
-                style.green("up to date")
+                style.paint(Role::Good, "up to date")
             );
         } else {
             out += &format!(
                 "{} {:<w$}  {}: {}\n",
-                style.yellow("~"),
+                style.paint(Role::Warn, "~"),
                 step.name,
-                style.yellow("stale"),
+                style.paint(Role::Warn, "stale"),
                 step.reasons[0]
             );
             for r in &step.reasons[1..] {

@@ -36,6 +36,7 @@ use crate::fingerprint::metrics::Metrics;
 use crate::fingerprint::system::{EnvSnapshot, InterpreterCache, LockSearch, SystemInfo};
 use crate::pipeline::{Plan, Step, TraceMode, params};
 use crate::report;
+use crate::report::Role;
 use crate::store::lock::ObjectsHold;
 use crate::store::objects::Objects;
 use crate::store::record::{self, Io, Origin, RunStatus, StepStatus, now_ms};
@@ -617,8 +618,8 @@ pub async fn run(
     let commit_note = describe_commit(&git_start);
     printer.event(&format!(
         "{} {} {} · {} step{} · {}",
-        style.bold("run"),
-        style.cyan(&short),
+        style.paint(Role::Strong, "run"),
+        style.paint(Role::Accent, &short),
         ctx.plan.name(),
         ctx.plan.steps().len(),
         if ctx.plan.steps().len() == 1 { "" } else { "s" },
@@ -716,8 +717,8 @@ pub async fn run(
             };
             format!(
                 "{} {} finished: {total} step{} ok{detail} in {took} · {commit_note} · store {}",
-                style.bold("run"),
-                style.cyan(&short),
+                style.paint(Role::Strong, "run"),
+                style.paint(Role::Accent, &short),
                 if total == 1 { "" } else { "s" },
                 store_shown.display()
             )
@@ -743,8 +744,8 @@ pub async fn run(
             };
             format!(
                 "{} {} {}: {} in {took} · exit code {exit_code} · store {}",
-                style.bold("run"),
-                style.cyan(&short),
+                style.paint(Role::Strong, "run"),
+                style.paint(Role::Accent, &short),
                 style.status(verb),
                 parts.join(", "),
                 store_shown.display()
@@ -919,9 +920,9 @@ fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
     let style = ctx.printer.style();
     ctx.printer.event(&format!(
         "{} {:<w$}  {}",
-        style.yellow("-"),
+        style.paint(Role::Warn, "-"),
         step.name,
-        style.dim(reason),
+        style.paint(Role::Muted, reason),
         w = ctx.printer.width()
     ));
     StepOutcome {
@@ -1212,7 +1213,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         };
         ctx.printer.event(&format!(
             "{} {:<w$}  attempt {attempt} of {}{delay}",
-            style.yellow("↻"),
+            style.paint(Role::Warn, "↻"),
             step.name,
             step.retries + 1,
         ));
@@ -1320,9 +1321,9 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     };
     ctx.printer.event(&format!(
         "{} {:<w$}  {}",
-        style.cyan("▸"),
+        style.paint(Role::Accent, "▸"),
         step.name,
-        style.dim(begin.cmd)
+        style.paint(Role::Muted, begin.cmd)
     ));
     let _ = std::fs::write(metrics_file, b"");
     // Its declared outputs are moved aside while it runs, so that it is never credited with a
@@ -1627,15 +1628,15 @@ fn try_reuse(
     let line = if restored.is_empty() {
         format!(
             "{} {:<w$}  {}  {}",
-            style.green("="),
+            style.paint(Role::Good, "="),
             step.name,
-            style.dim("cached"),
-            style.dim(&format!("(outputs of run {short_run})"))
+            style.paint(Role::Muted, "cached"),
+            style.paint(Role::Muted, &format!("(outputs of run {short_run})"))
         )
     } else {
         format!(
             "{} {:<w$}  {}  {}",
-            style.green("↺"),
+            style.paint(Role::Good, "↺"),
             step.name,
             "restored",
             restored.join(", ")
@@ -1829,7 +1830,11 @@ async fn finish(
         .collect();
     let line = match f.status {
         StepStatus::Succeeded => {
-            let mut parts = vec![format!("{} {:<w$}  {took:>6}", style.green("✓"), step.name)];
+            let mut parts = vec![format!(
+                "{} {:<w$}  {took:>6}",
+                style.paint(Role::Good, "✓"),
+                step.name
+            )];
             // a step's time includes hashing and storing its files: say how much, when it counts
             let files = ctx
                 .files_time
@@ -1839,10 +1844,13 @@ async fn finish(
                 .copied()
                 .unwrap_or_default();
             if files >= Duration::from_secs(1) {
-                parts.push(style.dim(&format!(
-                    "({} of it hashing and storing files)",
-                    report::duration_ms(files.as_millis() as i64)
-                )));
+                parts.push(style.paint(
+                    Role::Muted,
+                    &format!(
+                        "({} of it hashing and storing files)",
+                        report::duration_ms(files.as_millis() as i64)
+                    ),
+                ));
             }
             let ins = io_note(&rec.inputs);
             if !ins.is_empty() {
@@ -1858,7 +1866,7 @@ async fn finish(
             }
             let extra = io_note(&undeclared);
             if !extra.is_empty() {
-                parts.push(style.yellow(&format!("undeclared writes: {extra}")));
+                parts.push(style.paint(Role::Warn, &format!("undeclared writes: {extra}")));
             }
             if !metrics.is_empty() {
                 let shown = report::metrics_line(metrics.iter().take(4));
@@ -1873,18 +1881,18 @@ async fn finish(
         }
         StepStatus::Interrupted | StepStatus::TimedOut => format!(
             "{} {:<w$}  {took:>6}  {}",
-            style.yellow("!"),
+            style.paint(Role::Warn, "!"),
             step.name,
-            style.yellow(f.error.as_deref().unwrap_or("interrupted"))
+            style.paint(Role::Warn, f.error.as_deref().unwrap_or("interrupted"))
         ),
         _ => format!(
             "{} {:<w$}  {took:>6}  {}",
-            style.red("✗"),
+            style.paint(Role::Bad, "✗"),
             step.name,
-            style.red(&format!(
-                "failed: {}",
-                f.error.as_deref().unwrap_or("failed")
-            ))
+            style.paint(
+                Role::Bad,
+                &format!("failed: {}", f.error.as_deref().unwrap_or("failed"))
+            )
         ),
     };
     ctx.printer.event(&line);

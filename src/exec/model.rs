@@ -5,6 +5,7 @@
 
 use super::Ctx;
 use crate::pipeline::Step;
+use crate::report::Role;
 use crate::store::models;
 use crate::store::record::{Io, StepStatus, now_ms};
 
@@ -42,7 +43,7 @@ pub(super) fn register_output(
             let dir = step.outputs.iter().any(|d| d.path == io.path && d.dir);
             ctx.printer.event(&format!(
                 "  {} {}@{} registered ({}{})",
-                style.dim("model"),
+                style.paint(Role::Muted, "model"),
                 r.version.name,
                 r.version.version,
                 io.path,

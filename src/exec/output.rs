@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::sync::Mutex;
 
+use crate::report::Role;
 use crate::report::Style;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl Printer {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K");
         if let Some(t) = &text {
-            let _ = write!(err, "{}", self.err_style.dim(t));
+            let _ = write!(err, "{}", self.err_style.paint(Role::Muted, t));
         }
         let _ = err.flush();
         *shown = text;
@@ -94,7 +95,7 @@ impl Printer {
         };
         if let Some(t) = shown.as_deref() {
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "{}", self.err_style.dim(t));
+            let _ = write!(err, "{}", self.err_style.paint(Role::Muted, t));
             let _ = err.flush();
         }
     }
@@ -109,7 +110,10 @@ impl Printer {
             _ => self.err_style,
         };
         let tag = format!("{step:>w$} │", w = self.width);
-        self.write(stream, &format!("{} {line}", style.dim(&tag)));
+        self.write(
+            stream,
+            &format!("{} {line}", style.paint(Role::Muted, &tag)),
+        );
     }
 
     /// A line from mlrun about the run.
@@ -119,18 +123,24 @@ impl Printer {
 
     /// A progress note from mlrun (no terminal to redraw a line on): always to stderr.
     pub fn note(&self, text: &str) {
-        self.write(Stream::Stderr, &self.err_style.dim(text));
+        self.write(Stream::Stderr, &self.err_style.paint(Role::Muted, text));
     }
 
     /// A hint from mlrun (something worth changing, nothing wrong): always to stderr.
     pub fn hint(&self, text: &str) {
         let s = self.err_style;
-        self.write(Stream::Stderr, &format!("{} {text}", s.cyan("hint:")));
+        self.write(
+            Stream::Stderr,
+            &format!("{} {text}", s.paint(Role::Accent, "hint:")),
+        );
     }
 
     /// A warning from mlrun: always to stderr.
     pub fn warn(&self, text: &str) {
         let s = self.err_style;
-        self.write(Stream::Stderr, &format!("{} {text}", s.yellow("warning:")));
+        self.write(
+            Stream::Stderr,
+            &format!("{} {text}", s.paint(Role::Warn, "warning:")),
+        );
     }
 }

@@ -27,9 +27,11 @@ pub struct SystemInfo {
 }
 
 /// Who is running mlrun: `$USER`, `$LOGNAME`, else the account name of the uid.
+/// Test-only: `MLRUN_TEST_USER` overrides them all (ignored unless set).
 pub fn user_name() -> String {
     let uid = nix::unistd::getuid();
-    std::env::var("USER")
+    std::env::var("MLRUN_TEST_USER")
+        .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
         .or_else(|| {
@@ -39,6 +41,15 @@ pub fn user_name() -> String {
                 .map(|u| u.name)
         })
         .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The name of this machine, as recorded with a run and compared to tell whether a running
+/// run's process is on this host. Test-only: `MLRUN_TEST_HOST` replaces it (ignored unless set).
+pub fn host_name() -> String {
+    std::env::var("MLRUN_TEST_HOST")
+        .ok()
+        .or_else(sysinfo::System::host_name)
+        .unwrap_or_default()
 }
 
 impl SystemInfo {
@@ -60,7 +71,7 @@ impl SystemInfo {
                 .unwrap_or_default(),
             cpu_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             mem_bytes: sys.total_memory(),
-            hostname: System::host_name().unwrap_or_default(),
+            hostname: host_name(),
             user,
             mlrun_version: env!("CARGO_PKG_VERSION").into(),
         }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::Role;
 use crate::report::{self, Style, short_hash, time};
 use crate::store::lineage::{Exec, GAP_NO_COPY, GAP_REASON, Graph, Node, Version};
 
@@ -52,7 +53,11 @@ impl<'a> Ctx<'a> {
         match self.runs.get(run_id) {
             Some(Node::Run {
                 short_id, pipeline, ..
-            }) => format!("run {} {}", self.style.cyan(short_id), pipeline),
+            }) => format!(
+                "run {} {}",
+                self.style.paint(Role::Accent, short_id),
+                pipeline
+            ),
             _ => format!("run {run_id}"),
         }
     }
@@ -60,7 +65,7 @@ impl<'a> Ctx<'a> {
     fn exec_line(&self, e: &Exec) -> String {
         let mut s = format!(
             "{}  {} · {}",
-            self.style.bold(&e.step),
+            self.style.paint(Role::Strong, &e.step),
             self.run_label(&e.run_id),
             self.style.status(&e.status)
         );
@@ -112,24 +117,29 @@ impl<'a> Ctx<'a> {
         };
         let mut s = format!(
             "{}  {}  {}",
-            self.style.bold(&display_path(v)),
-            self.style.dim(short_hash(&v.hash)),
+            self.style.paint(Role::Strong, &display_path(v)),
+            self.style.paint(Role::Muted, short_hash(&v.hash)),
             size_note(v)
         );
         let origin = parent.and_then(|p| self.origin.get(&(id, p)).copied());
         let observed = parent
             .is_some_and(|p| self.observed.contains(&(id, p)) || self.observed.contains(&(p, id)));
         if observed {
-            s += &format!("  {}", self.style.cyan("(observed, not declared)"));
+            s += &format!(
+                "  {}",
+                self.style.paint(Role::Accent, "(observed, not declared)")
+            );
         }
         if *gap {
             let why = gap_reason.as_deref().unwrap_or(GAP_REASON);
-            s += &format!("  {}", self.style.red(&format!("⚠ {why}")));
+            s += &format!("  {}", self.style.paint(Role::Bad, &format!("⚠ {why}")));
         } else if *uncommitted && origin != Some("git") && *producers == 0 {
             s += &format!(
                 " · {}",
-                self.style
-                    .yellow("tracked in git, with uncommitted edits (the run recorded the diff)")
+                self.style.paint(
+                    Role::Warn,
+                    "tracked in git, with uncommitted edits (the run recorded the diff)"
+                )
             );
         } else if origin == Some("git") {
             let commit = parent
@@ -141,7 +151,8 @@ impl<'a> Ctx<'a> {
                 .unwrap_or("?");
             s += &format!(
                 " · {}",
-                self.style.dim(&format!("tracked in git at {commit}"))
+                self.style
+                    .paint(Role::Muted, &format!("tracked in git at {commit}"))
             );
         }
         let mut details = Vec::new();
@@ -175,8 +186,8 @@ impl<'a> Ctx<'a> {
             }) => {
                 let mut s = format!(
                     "{} {}  {} · {} · {}",
-                    self.style.bold("run"),
-                    self.style.cyan(short_id),
+                    self.style.paint(Role::Strong, "run"),
+                    self.style.paint(Role::Accent, short_id),
                     pipeline,
                     self.style.status(status),
                     time::local(*started_at)
@@ -221,7 +232,7 @@ impl<'a> Ctx<'a> {
             self.out += &format!(
                 "{prefix}{branch}{line}{}\n",
                 if kids {
-                    self.style.dim("  (shown above)")
+                    self.style.paint(Role::Muted, "  (shown above)")
                 } else {
                     String::new()
                 }
@@ -233,10 +244,10 @@ impl<'a> Ctx<'a> {
         let kids: Vec<&'a str> = self.children.get(id).cloned().unwrap_or_default();
         let bar = if kids.is_empty() { "    " } else { "│   " };
         for d in details {
-            self.out += &format!("{child_prefix}{bar}{}\n", self.style.dim(&d));
+            self.out += &format!("{child_prefix}{bar}{}\n", self.style.paint(Role::Muted, &d));
         }
         if let Some(f) = self.frontier(id) {
-            self.out += &format!("{child_prefix}{bar}{}\n", self.style.dim(&f));
+            self.out += &format!("{child_prefix}{bar}{}\n", self.style.paint(Role::Muted, &f));
         }
         let n = kids.len();
         for (i, k) in kids.into_iter().enumerate() {
@@ -357,14 +368,17 @@ pub fn tree(g: &Graph, style: &Style) -> String {
         // a file inside a recorded directory: its own version, then the directory's lineage
         ctx.out += &format!(
             "{}  {}  {} · {}\n",
-            style.bold(&m.path),
-            style.dim(short_hash(&m.hash)),
+            style.paint(Role::Strong, &m.path),
+            style.paint(Role::Muted, short_hash(&m.hash)),
             report::size(m.size),
-            style.dim(&format!(
-                "a file of {}/ {}, made as below",
-                m.dir,
-                short_hash(&m.dir_hash)
-            ))
+            style.paint(
+                Role::Muted,
+                &format!(
+                    "a file of {}/ {}, made as below",
+                    m.dir,
+                    short_hash(&m.dir_hash)
+                )
+            )
         );
     }
     ctx.walk(&g.root, None, "", true, true);
@@ -384,7 +398,7 @@ pub fn tree(g: &Graph, style: &Style) -> String {
         }
     }
     if let Some(summary) = gap_summary(g) {
-        ctx.out += &format!("\n{}\n", style.red(&summary));
+        ctx.out += &format!("\n{}\n", style.paint(Role::Bad, &summary));
     }
     ctx.out
 }

@@ -19,6 +19,23 @@ pub enum ColorChoice {
     Never,
 }
 
+/// What a piece of output means, which decides how it looks (see [`Style::paint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Success: `succeeded`, `cached`, `identical`, files added.
+    Good,
+    /// Failure: `failed`, `differs`, errors, files removed.
+    Bad,
+    /// Needs attention: `warning:`, `note:`, changed values.
+    Warn,
+    /// Something to pick out and copy: run ids, hashes, `hint:`.
+    Accent,
+    /// Secondary detail a reader may skip.
+    Muted,
+    /// Headings and names.
+    Strong,
+}
+
 /// Styling for one output stream.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -51,61 +68,81 @@ impl Style {
     pub fn stderr(choice: ColorChoice) -> Style {
         Self::detect(choice, std::io::stderr().is_terminal())
     }
-    pub fn green(&self, s: &str) -> String {
-        if self.color {
-            s.green().to_string()
-        } else {
-            s.to_string()
+    /// `text` styled for `role`, or unchanged when this stream gets no colour. The one place
+    /// that decides what each role looks like.
+    pub fn paint(&self, role: Role, text: &str) -> String {
+        if !self.color {
+            return text.to_string();
         }
-    }
-    pub fn red(&self, s: &str) -> String {
-        if self.color {
-            s.red().to_string()
-        } else {
-            s.to_string()
-        }
-    }
-    pub fn yellow(&self, s: &str) -> String {
-        if self.color {
-            s.yellow().to_string()
-        } else {
-            s.to_string()
-        }
-    }
-    pub fn cyan(&self, s: &str) -> String {
-        if self.color {
-            s.cyan().to_string()
-        } else {
-            s.to_string()
-        }
-    }
-    pub fn dim(&self, s: &str) -> String {
-        if self.color {
-            s.dimmed().to_string()
-        } else {
-            s.to_string()
-        }
-    }
-    pub fn bold(&self, s: &str) -> String {
-        if self.color {
-            s.bold().to_string()
-        } else {
-            s.to_string()
+        match role {
+            Role::Good => text.green().to_string(),
+            Role::Bad => text.red().to_string(),
+            Role::Warn => text.yellow().to_string(),
+            Role::Accent => text.cyan().to_string(),
+            Role::Muted => text.dimmed().to_string(),
+            Role::Strong => text.bold().to_string(),
         }
     }
     /// Print `note: …` on stderr (something was not exactly as asked, but the answer follows).
     pub fn note(&self, text: &str) {
-        eprintln!("{} {text}", self.yellow("note:"));
+        eprintln!("{} {text}", self.paint(Role::Warn, "note:"));
+    }
+    /// A table cell of `text` styled for `role` when this stream gets colour. comfy-table
+    /// applies the style itself, after measuring the text, so colour never counts as width.
+    /// Looks as [`paint`](Self::paint) does (the same 8 terminal colours).
+    pub fn cell(&self, role: Option<Role>, text: impl ToString) -> comfy_table::Cell {
+        use comfy_table::{Attribute, Color};
+        let cell = comfy_table::Cell::new(text);
+        match role.filter(|_| self.color) {
+            None => cell,
+            Some(Role::Good) => cell.fg(Color::DarkGreen),
+            Some(Role::Bad) => cell.fg(Color::DarkRed),
+            Some(Role::Warn) => cell.fg(Color::DarkYellow),
+            Some(Role::Accent) => cell.fg(Color::DarkCyan),
+            Some(Role::Muted) => cell.add_attribute(Attribute::Dim),
+            Some(Role::Strong) => cell.add_attribute(Attribute::Bold),
+        }
+    }
+    /// How a status word is coloured: `None` for one that is not.
+    pub fn status_role(status: &str) -> Option<Role> {
+        match status {
+            "succeeded" | "identical" | "cached" | "restored" => Some(Role::Good),
+            "failed" | "differs" => Some(Role::Bad),
+            "interrupted" | "not_run" | "running" => Some(Role::Warn),
+            _ => None,
+        }
     }
     /// Colour a status word the way people expect.
     pub fn status(&self, status: &str) -> String {
-        match status {
-            "succeeded" | "identical" | "cached" | "restored" => self.green(status),
-            "failed" | "differs" => self.red(status),
-            "interrupted" | "not_run" | "running" => self.yellow(status),
-            _ => status.to_string(),
+        match Style::status_role(status) {
+            Some(role) => self.paint(role, status),
+            None => status.to_string(),
         }
     }
+}
+
+/// A table drawn the way mlrun's listings are: no borders, one space before the first column
+/// and two between columns, left-aligned, never wrapped; coloured only when `style` says so
+/// (whether or not stdout is a terminal, which `style` already decided).
+pub fn table(style: Style) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    if style.color {
+        t.enforce_styling();
+    } else {
+        t.force_no_tty();
+    }
+    t
+}
+
+/// `table` as text, one line per row, without the padding that ends each line.
+pub fn render_table(table: &comfy_table::Table) -> String {
+    let mut out = String::new();
+    for line in table.lines() {
+        out += line.trim_end();
+        out.push('\n');
+    }
+    out
 }
 
 /// Write `text` to stdout. A closed pipe (`mlrun runs | head`) is not an error: the reader has
@@ -121,7 +158,7 @@ pub fn print_warnings(warnings: &[String], style: Style) {
     for w in warnings {
         let text = w.trim_end();
         match text.strip_prefix("warning:") {
-            Some(rest) => eprintln!("{}{rest}", style.yellow("warning:")),
+            Some(rest) => eprintln!("{}{rest}", style.paint(Role::Warn, "warning:")),
             None => eprintln!("{text}"),
         }
     }
@@ -232,5 +269,22 @@ mod tests {
         assert_eq!(metric(-0.0), "0");
         assert_eq!(files(1u64), "1 file");
         assert_eq!(files(0u64), "0 files");
+    }
+
+    #[test]
+    fn paint_styles_by_role_only_with_colour() {
+        let plain = Style { color: false };
+        let coloured = Style { color: true };
+        assert_eq!(plain.paint(Role::Bad, "failed"), "failed");
+        assert_eq!(plain.status("succeeded"), "succeeded");
+        // The same escape codes the per-colour helpers wrote before they were folded into `paint`.
+        assert_eq!(coloured.paint(Role::Good, "ok"), "\x1b[32mok\x1b[39m");
+        assert_eq!(coloured.paint(Role::Bad, "ok"), "\x1b[31mok\x1b[39m");
+        assert_eq!(coloured.paint(Role::Warn, "ok"), "\x1b[33mok\x1b[39m");
+        assert_eq!(coloured.paint(Role::Accent, "ok"), "\x1b[36mok\x1b[39m");
+        assert_eq!(coloured.paint(Role::Muted, "ok"), "\x1b[2mok\x1b[0m");
+        assert_eq!(coloured.paint(Role::Strong, "ok"), "\x1b[1mok\x1b[0m");
+        assert_eq!(coloured.status("differs"), "\x1b[31mdiffers\x1b[39m");
+        assert_eq!(coloured.status("weird"), "weird");
     }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::Role;
 use super::Style;
 use crate::fingerprint::hash;
 
@@ -111,7 +112,7 @@ fn tick(what: &str, style: Style, stop: &AtomicBool) {
         let text = line(what, elapsed, hash::bytes_read().saturating_sub(bytes0));
         let mut err = std::io::stderr().lock();
         if live {
-            let _ = write!(err, "\r\x1b[2K{}", style.dim(&text));
+            let _ = write!(err, "\r\x1b[2K{}", style.paint(Role::Muted, &text));
             shown = true;
         } else {
             let _ = writeln!(err, "{text}");

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
-use super::objects::Problem;
+use super::objects::{Checked, Problem, set_aside};
 use crate::error::{Error, Result};
 
 pub struct LogObjects {
@@ -85,26 +85,6 @@ impl LogObjects {
         })
     }
 
-    /// Decompress and re-hash an object: `Ok(())` when it is intact.
-    pub fn verify(&self, hash: &str) -> std::result::Result<(), Problem> {
-        let Ok(mut r) = self.open(hash) else {
-            return Err(Problem::Missing);
-        };
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(Problem::Corrupt {
-                        actual: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-
     /// Every log object: (hash, path, size on disk, modified).
     pub fn list(&self) -> Vec<(String, PathBuf, u64, SystemTime)> {
         let mut out = Vec::new();
@@ -137,13 +117,34 @@ impl LogObjects {
     pub fn remove(&self, hash: &str) -> std::io::Result<()> {
         std::fs::remove_file(self.path_of(hash))
     }
+}
 
-    /// Move a corrupt log object to `objects/corrupt/` (kept for inspection), so that the next
-    /// step printing that log stores a good copy. True when it was moved.
-    pub fn quarantine(&self, hash: &str) -> bool {
+impl Checked for LogObjects {
+    /// Decompress and re-hash the log: `Ok(())` when it is intact.
+    fn verify(&self, hash: &str) -> std::result::Result<(), Problem> {
+        let Ok(mut r) = self.open(hash) else {
+            return Err(Problem::Missing);
+        };
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Problem::Corrupt {
+                        actual: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Kept as `objects/corrupt/<hash>.log.zst`, so the next step printing that log stores a
+    /// good copy.
+    fn quarantine(&self, hash: &str) -> bool {
         let dir = self.root.with_file_name("corrupt");
-        std::fs::create_dir_all(&dir).is_ok()
-            && std::fs::rename(self.path_of(hash), dir.join(format!("{hash}.log{SUFFIX}"))).is_ok()
+        set_aside(&self.path_of(hash), &dir, &format!("{hash}.log{SUFFIX}"))
     }
 }
 

@@ -43,6 +43,38 @@ pub struct Objects {
     scratch: std::sync::Mutex<Option<crate::store::owner::Owned>>,
 }
 
+/// A directory of files named by the hash of their content ([`Objects`], and the step logs'
+/// `LogObjects`): what `fsck` needs to re-hash each one and set a corrupt one aside.
+pub trait Checked: Sync {
+    /// Re-hash object `hash`: `Ok(())` when it is intact.
+    fn verify(&self, hash: &str) -> std::result::Result<(), Problem>;
+    /// Move a corrupt object out of the way, to `objects/corrupt/` (kept for inspection).
+    /// While it sits under its name, every later store of that content would take it for a
+    /// good copy and not write one. True when it was moved.
+    fn quarantine(&self, hash: &str) -> bool;
+}
+
+/// Re-hash the objects `hashes` of `store` (on all cores) and move each one whose bytes do not
+/// match its name to `objects/corrupt/`. Returns the corrupt ones, each with whether it was
+/// moved; a missing object is not corrupt (whoever expects it reports it).
+pub fn quarantine_corrupt<'a>(
+    store: &impl Checked,
+    hashes: impl IntoParallelIterator<Item = &'a str>,
+) -> Vec<(String, bool)> {
+    hashes
+        .into_par_iter()
+        .filter_map(|hash| match store.verify(hash) {
+            Err(Problem::Corrupt { .. }) => Some((hash.to_string(), store.quarantine(hash))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Move `file` into the store's `corrupt/` directory `dir` as `name`. True when it was moved.
+pub(super) fn set_aside(file: &Path, dir: &Path, name: &str) -> bool {
+    std::fs::create_dir_all(dir).is_ok() && std::fs::rename(file, dir.join(name)).is_ok()
+}
+
 /// Why an object could not be used.
 #[derive(Debug)]
 pub enum Problem {
@@ -214,28 +246,6 @@ impl Objects {
         match fp {
             Fingerprint::File { hash, .. } => self.has(hash),
             Fingerprint::Dir { entries, .. } => entries.iter().all(|e| self.has(&e.hash)),
-        }
-    }
-
-    /// Move a corrupt object out of the way, to `objects/corrupt/` (kept for inspection).
-    /// While it sits under its name, every later store of that content would take it for a
-    /// good copy and not write one. True when it was moved.
-    pub fn quarantine(&self, hash: &str) -> bool {
-        let dir = self.root.join("corrupt");
-        std::fs::create_dir_all(&dir).is_ok()
-            && std::fs::rename(self.path_of(hash), dir.join(hash)).is_ok()
-    }
-
-    /// Re-hash an object: `Ok(())` when it is intact.
-    pub fn verify(&self, hash: &str) -> std::result::Result<(), Problem> {
-        let p = self.path_of(hash);
-        if !p.is_file() {
-            return Err(Problem::Missing);
-        }
-        match hash_of(&p) {
-            Ok(actual) if actual == hash => Ok(()),
-            Ok(actual) => Err(Problem::Corrupt { actual }),
-            Err(_) => Err(Problem::Missing),
         }
     }
 
@@ -497,6 +507,24 @@ impl Objects {
 }
 
 /// The filesystem (not this one file) cannot clone: no point trying again for the next file.
+impl Checked for Objects {
+    fn verify(&self, hash: &str) -> std::result::Result<(), Problem> {
+        let p = self.path_of(hash);
+        if !p.is_file() {
+            return Err(Problem::Missing);
+        }
+        match hash_of(&p) {
+            Ok(actual) if actual == hash => Ok(()),
+            Ok(actual) => Err(Problem::Corrupt { actual }),
+            Err(_) => Err(Problem::Missing),
+        }
+    }
+
+    fn quarantine(&self, hash: &str) -> bool {
+        set_aside(&self.path_of(hash), &self.root.join("corrupt"), hash)
+    }
+}
+
 /// EXDEV is left out: it depends on where the source lives, which differs between files.
 fn cannot_clone_here(e: &std::io::Error) -> bool {
     use nix::errno::Errno;

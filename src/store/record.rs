@@ -12,10 +12,33 @@ use crate::fingerprint::git::GitState;
 use crate::fingerprint::hash::{Fingerprint, manifest, manifest_lookup, sha256_bytes};
 use crate::fingerprint::system::EnvSnapshot;
 
+/// The time mlrun records (a run's and a step's start and end), in ms since the epoch.
+///
+/// Test-only: `MLRUN_TEST_NOW` (RFC 3339, e.g. `2026-01-01T00:00:00Z`) starts this clock at
+/// that instant and advances it by one millisecond per reading, so the times and durations a
+/// test's snapshot shows are the same on every machine and events keep their order. Ignored
+/// unless set; read here only.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    static FIXED: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+    static TICKS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let fixed = FIXED.get_or_init(|| {
+        let v = std::env::var("MLRUN_TEST_NOW").ok()?;
+        match v.parse::<jiff::Timestamp>() {
+            Ok(t) => Some(t.as_millisecond()),
+            Err(e) => {
+                eprintln!(
+                    "warning: MLRUN_TEST_NOW=`{v}` is not an RFC 3339 time ({e}); using the real clock"
+                );
+                None
+            }
+        }
+    });
+    match fixed {
+        Some(t) => t + TICKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +117,7 @@ impl ProcessId {
     pub fn current() -> Self {
         let pid = std::process::id() as i64;
         ProcessId {
-            hostname: sysinfo::System::host_name().unwrap_or_default(),
+            hostname: crate::fingerprint::system::host_name(),
             pid,
             start: proc_start_time(pid),
             boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")

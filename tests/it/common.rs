@@ -12,6 +12,9 @@ pub struct Env {
     pub root: PathBuf,
     pub home: PathBuf,
     extra_env: Vec<(String, String)>,
+    /// In an [`Env::fixed`]: how many commands it has built, each of which gets its own fixed
+    /// time, a minute after the previous one's.
+    clock: Option<std::sync::atomic::AtomicI64>,
 }
 
 pub struct Out {
@@ -21,6 +24,20 @@ pub struct Out {
 }
 
 impl Out {
+    /// A finished process's exit code (128 + the signal that killed it, as a shell reports it)
+    /// and output.
+    pub fn of(out: Output) -> Out {
+        use std::os::unix::process::ExitStatusExt;
+        Out {
+            code: out
+                .status
+                .code()
+                .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
@@ -44,10 +61,52 @@ impl Env {
     /// An empty project directory that is a git repository with one commit.
     pub fn git() -> Env {
         let env = Env::plain();
-        env.git_cmd(&["init", "-q", "-b", "main"]);
-        env.write(".gitignore", "/.mlrun/\n");
-        env.commit("init");
+        env.init_git();
         env
+    }
+
+    /// As [`Env::git`], with everything that differs between two runs of a test fixed: the
+    /// clock mlrun records, the host and user (mlrun's test-only variables, see
+    /// ARCHITECTURE.md), git's commit dates (so commit hashes are the same every time) and the
+    /// time zone. The clock of each command the test runs (mlrun, git) stands still at its own
+    /// instant: the N-th at N minutes past [`FIXED_NOW`], so runs and commits are apart and in
+    /// order, whatever the machine's speed. For snapshots: times, commits and hashes in them are
+    /// real; only run ids (random) need replacing ([`fixed_settings`]).
+    pub fn fixed() -> Env {
+        let mut env = Env::plain();
+        env.clock = Some(std::sync::atomic::AtomicI64::new(0));
+        for (k, v) in [
+            ("MLRUN_TEST_HOST", "test-host"),
+            ("MLRUN_TEST_USER", "tester"),
+            ("TZ", "UTC"),
+        ] {
+            env.set_env(k, v);
+        }
+        env.init_git();
+        env
+    }
+
+    fn init_git(&self) {
+        self.git_cmd(&["init", "-q", "-b", "main"]);
+        self.write(".gitignore", "/.mlrun/\n");
+        self.commit("init");
+    }
+
+    /// Every recorded run's id, oldest first.
+    pub fn run_ids(&self) -> Vec<String> {
+        if !self.path(".mlrun").exists() {
+            return Vec::new();
+        }
+        let out = self.mlrun(&["runs", "--json", "-n", "0"]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("runs --json");
+        let mut ids: Vec<String> = v
+            .as_array()
+            .expect("a list of runs")
+            .iter()
+            .map(|r| r["id"].as_str().expect("an id").to_string())
+            .collect();
+        ids.reverse();
+        ids
     }
 
     /// An empty project directory, not in any git repository.
@@ -62,6 +121,7 @@ impl Env {
             root,
             home,
             extra_env: Vec::new(),
+            clock: None,
         }
     }
 
@@ -69,8 +129,12 @@ impl Env {
         self.extra_env.push((k.into(), v.into()));
     }
 
-    fn base_env(&self, cmd: &mut Command) {
-        cmd.env_clear()
+    /// `program` in the project with the hermetic environment (and what `set_env` added), not
+    /// yet started: every command a test runs is built here.
+    pub fn hermetic(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(&program);
+        cmd.current_dir(&self.root)
+            .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", &self.home)
             .env("TMPDIR", self.home.join("tmp"))
@@ -86,19 +150,25 @@ impl Env {
         if let Ok(v) = std::env::var("PYENV_ROOT") {
             cmd.env("PYENV_ROOT", v);
         }
+        if let Some(clock) = &self.clock {
+            let n = clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let start: jiff::Timestamp = FIXED_NOW.parse().expect("FIXED_NOW is RFC 3339");
+            let now = jiff::Timestamp::from_second(start.as_second() + 60 * n).unwrap();
+            cmd.env("MLRUN_TEST_NOW", now.to_string());
+            if program.as_ref() == "git" {
+                let date = format!("@{} +0000", now.as_second());
+                cmd.env("GIT_AUTHOR_DATE", &date)
+                    .env("GIT_COMMITTER_DATE", &date);
+            }
+        }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
+        cmd
     }
 
     pub fn git_cmd(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new("git");
-        self.base_env(&mut cmd);
-        let out = cmd
-            .args(args)
-            .current_dir(&self.root)
-            .output()
-            .expect("git runs");
+        let out = self.hermetic("git").args(args).output().expect("git runs");
         assert!(
             out.status.success(),
             "git {args:?}: {}",
@@ -134,43 +204,30 @@ impl Env {
 
     /// The `mlrun` command in the project, with the hermetic environment, not yet started.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin());
-        self.base_env(&mut cmd);
-        cmd.args(args).current_dir(&self.root);
+        let mut cmd = self.hermetic(bin());
+        cmd.args(args);
         cmd
     }
 
     /// `mlrun ARGS` run by another program, e.g. `strace -f mlrun run`.
     pub fn mlrun_under(&self, wrapper: &[&str], args: &[&str]) -> Out {
-        let mut cmd = Command::new(wrapper[0]);
-        self.base_env(&mut cmd);
-        let out = cmd
+        let out = self
+            .hermetic(wrapper[0])
             .args(&wrapper[1..])
             .arg(bin())
             .args(args)
-            .current_dir(&self.root)
             .output()
             .expect("the wrapper runs");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::of(out)
     }
 
     pub fn mlrun_in(&self, dir: &Path, args: &[&str]) -> Out {
-        let mut cmd = Command::new(bin());
-        self.base_env(&mut cmd);
-        let out: Output = cmd
-            .args(args)
+        let out = self
+            .command(args)
             .current_dir(dir)
             .output()
             .expect("mlrun runs");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::of(out)
     }
 
     pub fn db(&self) -> rusqlite::Connection {
@@ -242,10 +299,7 @@ pub fn open_db(path: &Path) -> rusqlite::Connection {
 impl Env {
     /// Start mlrun without waiting for it (for signal and concurrency tests).
     pub fn spawn_mlrun(&self, args: &[&str]) -> std::process::Child {
-        let mut cmd = Command::new(bin());
-        self.base_env(&mut cmd);
-        cmd.args(args)
-            .current_dir(&self.root)
+        self.command(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -255,16 +309,7 @@ impl Env {
 
 /// Wait for a spawned mlrun and collect its output.
 pub fn finish(child: std::process::Child) -> Out {
-    let out = child.wait_with_output().expect("mlrun finishes");
-    use std::os::unix::process::ExitStatusExt;
-    Out {
-        code: out
-            .status
-            .code()
-            .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Out::of(child.wait_with_output().expect("mlrun finishes"))
 }
 
 /// Poll until `cond` holds; used to wait for a step to have started. The limit only keeps a
@@ -407,11 +452,14 @@ pub fn fifo_writer(path: &Path, secs: u64) -> std::fs::File {
     file.unwrap()
 }
 
+/// The note a step's line gets once hashing and storing its files took a second.
+const HASHING_NOTE: &str = r" ?\(\S+ of it hashing and storing files\)";
+
 /// Snapshot filters for what depends on the machine's speed: every duration (`86ms`, `1.2s`,
 /// `1m05s`, with the spaces that right-align it in a column, so a longer one on a slow machine
 /// does not shift the line) and the note a step's line gets once hashing took a second.
 pub fn redact_timing(s: &mut insta::Settings) {
-    s.add_filter(r" ?\(\S+ of it hashing and storing files\)", "");
+    s.add_filter(HASHING_NOTE, "");
     s.add_filter(r" *\b\d+(\.\d+)?(ms|s|m\d\ds|h\d\dm)\b", " [dur]");
 }
 
@@ -422,4 +470,49 @@ pub fn skip_unless_ci(why: &str) {
         panic!("{why}; CI must run this (see .ci/run)");
     }
     eprintln!("skipped: {why}");
+}
+
+/// The instant [`Env::fixed`] starts its clock at.
+pub const FIXED_NOW: &str = "2026-01-01T00:00:00Z";
+
+/// Snapshot settings for the output of mlrun in an [`Env::fixed`] environment. Only what
+/// cannot be fixed is replaced: each of `runs` (random UUIDv7s; in full or as shown, 16 hex
+/// digits) by `[run N]`, N its place in `runs`; the test's temporary directory by `[tmp]`;
+/// replay's scratch directory (named at random); the machine's lines in `show`; and the note a
+/// step's line gets once hashing its files took a second (measured by a real clock). Recorded
+/// times and durations stay (the clock is fixed), as does every hash, so a wrong one fails.
+pub fn fixed_settings(env: &Env, runs: &[String]) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    for (i, id) in runs.iter().enumerate() {
+        let hex: String = id.chars().filter(|c| *c != '-').collect();
+        s.add_filter(&regex::escape(id), format!("[run {}]", i + 1));
+        s.add_filter(&hex[..16], format!("[run {}]", i + 1));
+    }
+    let tmp = env._tmp.path().to_string_lossy().into_owned();
+    s.add_filter(&regex::escape(&tmp), "[tmp]");
+    // replay's scratch directory, named at random
+    s.add_filter(r"mlrun-replay-[0-9a-z]+", "mlrun-replay-[scratch]");
+    // the machine the test runs on, in `show`
+    s.add_filter(
+        r"(?m)^  (system|machine|env vars)( +).*$",
+        "  $1$2[this machine]",
+    );
+    s.add_filter(
+        r"(?m)^(  host +tester@test-host) · .*$",
+        "$1 · [this machine]",
+    );
+    s.add_filter(HASHING_NOTE, "");
+    s
+}
+
+/// `insta::assert_snapshot!(name, text)` for the output of mlrun in an [`Env::fixed`] `env`,
+/// under [`fixed_settings`] for the runs `env` recorded: only run ids and what names the
+/// machine or a random directory are replaced, never a hash.
+#[macro_export]
+macro_rules! assert_fixed_snapshot {
+    ($env:expr, $name:expr, $text:expr) => {{
+        let (env, name, text): (&$crate::common::Env, &str, &str) = ($env, $name, $text);
+        $crate::common::fixed_settings(env, &env.run_ids())
+            .bind(|| insta::assert_snapshot!(name, text));
+    }};
 }

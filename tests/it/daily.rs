@@ -5,18 +5,6 @@ use serde_json::Value;
 
 use crate::common::{Env, Out};
 
-/// Snapshot `text` with what varies between test runs (ids, times, durations) redacted.
-fn redact(name: &str, text: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(
-        r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?Z?",
-        "[time]",
-    );
-    s.add_filter(r"[0-9a-f]{10,64}", "[hex]");
-    crate::common::redact_timing(&mut s);
-    s.bind(|| insta::assert_snapshot!(name, text));
-}
-
 fn json(out: &Out) -> Value {
     assert_eq!(out.code, 0, "{out:?}");
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
@@ -38,7 +26,7 @@ params = ["lr", "depth", "seed"]
 "#;
 
 fn tuned(runs: &[(&str, &str)]) -> Env {
-    let env = Env::git();
+    let env = Env::fixed();
     env.write("pipeline.toml", SWEEPABLE);
     env.commit("pipeline");
     for (lr, depth) in runs {
@@ -60,7 +48,7 @@ fn compare_shows_only_the_columns_that_differ() {
         !header.contains("depth") && !header.contains("epochs"),
         "{out:?}"
     );
-    redact("compare_default", &out.stdout);
+    crate::assert_fixed_snapshot!(&env, "compare_default", &out.stdout);
     let all = env.mlrun(&["compare", "--all"]);
     let header = all.stdout.lines().nth(1).unwrap();
     for col in ["depth", "lr", "seed", "acc", "epochs", "size"] {
@@ -117,10 +105,71 @@ fn compare_leaves_replays_out_and_refuses_unknown_names() {
     assert_eq!(v["runs"].as_array().unwrap().len(), 2, "{v}");
     let out = env.mlrun(&["compare", "--sort", "accuracy"]);
     assert_eq!(out.code, 1, "{out:?}");
-    redact("compare_unknown_metric", &out.stderr);
+    crate::assert_fixed_snapshot!(&env, "compare_unknown_metric", &out.stderr);
     let out = env.mlrun(&["compare", "--pipeline", "tnue"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("did you mean `tune`?"), "{out:?}");
+}
+
+/// Terminal columns `s` takes: two for CJK and emoji (the ranges this file's tests use), else one.
+fn display_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF => 2,
+            0xFF00..=0xFF60 | 0x1F300..=0x1F64F | 0x1F680..=0x1F6FF | 0x1F900..=0x1F9FF => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+#[test]
+fn runs_aligns_columns_by_display_width_with_wide_characters() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        r#"
+[params]
+k = "acc"
+[steps.train]
+cmd = "echo {params.k}=0.9 >> $MLRUN_METRICS"
+params = ["k"]
+"#,
+    );
+    env.commit("pipeline");
+    // a metric named in Japanese (two columns a character), then one in ASCII
+    let out = env.mlrun(&["-p", "k=精度", "-m", "学習率を上げた 🚀"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(env.mlrun(&["-p", "k=acc", "-m", "plain"]).code, 0);
+    for color in ["never", "always"] {
+        let out = env.mlrun(&["runs", "--color", color]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let plain = strip_ansi(&out.stdout);
+        // MESSAGE, after the wide metric, starts at the same terminal column on every line
+        let starts: Vec<usize> = plain
+            .lines()
+            .map(|l| {
+                let at = ["MESSAGE", "学習率", "plain"]
+                    .iter()
+                    .find_map(|m| l.find(m))
+                    .unwrap_or_else(|| panic!("{plain}"));
+                display_width(&l[..at])
+            })
+            .collect();
+        assert_eq!(starts.len(), 3, "{plain}");
+        assert!(
+            starts.iter().all(|s| *s == starts[0]),
+            "{starts:?}\n{plain}"
+        );
+        assert!(plain.contains("  精度=0.9  学習率を上げた 🚀\n"), "{plain}");
+        assert!(plain.contains("  acc=0.9   plain\n"), "{plain}");
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    regex::Regex::new("\x1b\\[[0-9;]*m")
+        .unwrap()
+        .replace_all(s, "")
+        .into_owned()
 }
 
 #[test]
@@ -210,7 +259,7 @@ fn runs_filters_naming_what_no_run_has_list_the_known_names() {
     ] {
         let out = env.mlrun(args);
         assert_eq!(out.code, 1, "{out:?}");
-        redact(snap, &out.stderr);
+        crate::assert_fixed_snapshot!(&env, snap, &out.stderr);
     }
     // known names that no run matches are still a plain empty answer
     let out = env.mlrun(&["runs", "--metric", "acc>0.5"]);
@@ -289,7 +338,7 @@ fn a_mistyped_command_is_not_read_as_a_pipeline_path() {
     let env = tuned(&[("0.1", "3")]);
     let out = env.mlrun(&["rnus"]);
     assert_eq!(out.code, 2, "{out:?}");
-    redact("mistyped_command", &out.stderr);
+    crate::assert_fixed_snapshot!(&env, "mistyped_command", &out.stderr);
     // a file of that name is a pipeline, as always
     env.write("rnus", SWEEPABLE);
     let out = env.mlrun(&["rnus"]);
@@ -314,7 +363,7 @@ fn diff_with_one_run_compares_with_the_run_before_it() {
     assert_eq!(v["params"]["changed"][0]["key"], "lr", "{v}");
     let out = env.mlrun(&["diff", "latest~1"]);
     assert_eq!(out.code, 1, "{out:?}");
-    redact("diff_first_run", &out.stderr);
+    crate::assert_fixed_snapshot!(&env, "diff_first_run", &out.stderr);
 }
 
 #[test]
@@ -351,7 +400,7 @@ fn force_naming_no_step_lists_the_steps() {
     let env = tuned(&[]);
     let out = env.mlrun(&["--force=nosuch"]);
     assert_eq!(out.code, 2, "{out:?}");
-    redact("force_unknown_step", &out.stderr);
+    crate::assert_fixed_snapshot!(&env, "force_unknown_step", &out.stderr);
 }
 
 #[test]

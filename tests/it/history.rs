@@ -58,7 +58,7 @@ printf '{"accuracy": %s, "n": 3}\n' "$a" > eval.json
 "#;
 
 pub fn history() -> History {
-    let env = Env::git();
+    let env = Env::fixed();
     env.write(
         ".gitignore",
         "/.mlrun/\n/raw/\n/data/\n/model/\n/eval.json\n",
@@ -91,18 +91,6 @@ pub fn history() -> History {
     env.write("evaluate.sh", &format!("{EVALUATE}# local edit\n"));
     run(&["train.toml", "-p", "lr=0.2"]);
     History { env, runs }
-}
-
-/// Redact what varies between test runs: ids, hashes, commits, times, durations, the host.
-pub fn redact(name: &str, text: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[time]");
-    s.add_filter(r"[0-9a-f]{10,64}", "[hex]"); // also inside `cluster_ID`, `\nHASH`
-    s.add_filter(r"\b[0-9a-f]{7,64}\b", "[hex]");
-    crate::common::redact_timing(&mut s);
-    s.add_filter(r"(?m)^  host .*$", "  host      [host]");
-    s.add_filter(r"took \S+", "took [dur]");
-    s.bind(|| insta::assert_snapshot!(name, text));
 }
 
 fn json(out: &Out) -> Value {
@@ -141,7 +129,7 @@ fn lineage_crosses_runs_and_pipelines_and_marks_the_gap() {
         "its version is known:\n{t}"
     );
     assert!(t.contains("1 lineage gap"), "{t}");
-    redact("lineage_tree_upstream", t);
+    crate::assert_fixed_snapshot!(&h.env, "lineage_tree_upstream", t);
 
     // JSON: the documented shape, every edge between declared nodes
     let v = json(&h.env.mlrun(&["lineage", "eval.json", "--format", "json"]));
@@ -211,7 +199,7 @@ fn lineage_crosses_runs_and_pipelines_and_marks_the_gap() {
             .env
             .mlrun(&["lineage", "model/", "--depth", "1", "--format", fmt]);
         assert_eq!(out.code, 0, "{out:?}");
-        redact(&format!("lineage_{fmt}"), &out.stdout);
+        crate::assert_fixed_snapshot!(&h.env, &format!("lineage_{fmt}"), &out.stdout);
     }
     let dot = h
         .env
@@ -249,7 +237,7 @@ fn lineage_down_depth_and_other_targets() {
     let evals = execs.iter().filter(|e| e["step"] == "evaluate").count();
     assert_eq!((fits, evals), (3, 3), "{execs:?}");
     let down = h.env.mlrun(&["lineage", "data/clean.csv", "--down"]);
-    redact("lineage_tree_downstream", &down.stdout);
+    crate::assert_fixed_snapshot!(&h.env, "lineage_tree_downstream", &down.stdout);
 
     // --depth 1: the producer and its inputs, not what made them
     let out = h.env.mlrun(&["lineage", "eval.json", "--depth", "1"]);
@@ -377,7 +365,7 @@ fn show_artifact_is_a_model_card() {
     assert!(t.contains("same content also made by"), "{t}");
     assert!(t.contains("accuracy=0.85"), "evaluations are shown: {t}");
     assert!(t.contains("versions of model/ (2)"), "{t}");
-    redact("show_model_card", t);
+    crate::assert_fixed_snapshot!(&h.env, "show_model_card", t);
 
     let v = json(&h.env.mlrun(&["show", "model/", "--json"]));
     assert_eq!(v["version"]["path"], "model");
@@ -441,7 +429,7 @@ fn diff_two_runs_section_by_section() {
         t.contains("- sh fit.sh 0.1 3") && t.contains("+ sh fit.sh 0.2 3"),
         "{t}"
     );
-    redact("diff_params_and_metrics", t);
+    crate::assert_fixed_snapshot!(&h.env, "diff_params_and_metrics", t);
 
     let v = json(&h.env.mlrun(&["diff", a, b, "--json"]));
     assert_eq!(v["same_pipeline"], true);
@@ -479,7 +467,7 @@ fn diff_two_runs_section_by_section() {
     assert!(t.contains("~ fit.sh  modified"), "{t}");
     assert!(t.contains("uncommitted in B: evaluate.sh"), "{t}");
     assert!(t.contains("~ fit.sh  input"), "{t}");
-    redact("diff_code", t);
+    crate::assert_fixed_snapshot!(&h.env, "diff_code", t);
     let out = h.env.mlrun(&["diff", b2, c, "--patch"]);
     assert!(out.stdout.contains("+# tuned"), "{out:?}");
     assert!(out.stdout.contains("+# local edit"), "{out:?}");
@@ -534,20 +522,7 @@ fn runs_filters_and_sorting() {
     let out = h
         .env
         .mlrun(&["runs", "--pipeline", "train", "--sort", "accuracy"]);
-    // column widths follow the id and duration lengths, which vary: compare cells, not padding
-    let cells: String = out
-        .stdout
-        .lines()
-        .map(|l| {
-            let cells: Vec<&str> = l
-                .split("  ")
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .collect();
-            cells.join(" | ") + "\n"
-        })
-        .collect();
-    redact("runs_filtered", &cells);
+    crate::assert_fixed_snapshot!(&h.env, "runs_filtered", &out.stdout);
     // bad syntax: exit 2 with an example
     for bad in [
         ["--metric", "accuracy>>0.9"],

@@ -8,16 +8,12 @@ use crate::common::{Env, Out};
 
 /// `mlrun ARGS` with its stdout (the live output of a step printing hundreds of MB) thrown away.
 fn run_quietly(env: &Env, args: &[&str]) -> Out {
-    let out = env
-        .command(args)
-        .stdout(Stdio::null())
-        .output()
-        .expect("mlrun runs");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::new(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Out::of(
+        env.command(args)
+            .stdout(Stdio::null())
+            .output()
+            .expect("mlrun runs"),
+    )
 }
 
 /// `mlrun ARGS`, stdout as bytes.
@@ -298,17 +294,8 @@ fn binary_output_is_stored_as_bytes_and_escaped_on_a_terminal() {
     }
     let cmd = format!("{} show --logs --color never", crate::common::bin());
     let out = env
-        .command(&[])
-        .get_envs()
-        .fold(Command::new("script"), |mut c, (k, v)| {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-            c
-        })
+        .hermetic("script")
         .args(["-qec", &cmd, "/dev/null"])
-        .current_dir(&env.root)
         .output()
         .unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);

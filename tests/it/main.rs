@@ -17,6 +17,7 @@ mod models;
 mod orphans;
 mod packages;
 mod paths;
+mod pinned;
 mod query;
 mod record;
 mod reliability;

@@ -6,15 +6,6 @@ use serde_json::Value;
 
 use crate::common::{Env, Out, one};
 
-/// Snapshot `text` with what varies between test runs (ids, hashes, times) redacted.
-fn redact(name: &str, text: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[time]");
-    s.add_filter(r"[0-9a-f]{10,64}", "[hex]");
-    s.add_filter(r"/tmp/[^ `]+", "[tmp]");
-    s.bind(|| insta::assert_snapshot!(name, text));
-}
-
 fn json(out: &Out) -> Value {
     assert_eq!(out.code, 0, "{out:?}");
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
@@ -28,7 +19,7 @@ fn ok(out: Out) -> Out {
 /// `train` writes `model/weights.txt` from the param `k` (so the same `k` gives the same
 /// content) and a log nobody registers.
 fn project(model_key: &str) -> Env {
-    let env = Env::git();
+    let env = Env::fixed();
     env.write(".gitignore", "/.mlrun/\n/model/\n/train.log\n");
     env.write(
         "pipeline.toml",
@@ -274,9 +265,9 @@ fn aliases_move_and_every_move_is_logged() {
     );
 
     let text = run(&env, &["model", "show", "churn"]);
-    redact("model_show_text", &text.stdout);
+    crate::assert_fixed_snapshot!(&env, "model_show_text", &text.stdout);
     let list = run(&env, &["model", "list"]);
-    redact("model_list_text", &list.stdout);
+    crate::assert_fixed_snapshot!(&env, "model_list_text", &list.stdout);
 }
 
 #[test]
@@ -430,7 +421,7 @@ model = { output = "m.pkl" }
         assert!(!env.path("m.pkl").exists());
         all += &format!("## {what}\n{}\n", out.stderr);
     }
-    redact("pipeline_model_key_errors", &all);
+    crate::assert_fixed_snapshot!(&env, "pipeline_model_key_errors", &all);
     // the long form picks one of several outputs
     env.write(
         "pipeline.toml",
@@ -509,7 +500,7 @@ fn bad_input_is_a_clear_error() {
         "$ mlrun model register churn model/  (edited)\n{}\n",
         out.stderr
     );
-    redact("model_bad_input", &all);
+    crate::assert_fixed_snapshot!(&env, "model_bad_input", &all);
     let n: i64 = one(&env.db(), "SELECT count(*) FROM model_versions");
     assert_eq!(n, 1, "no error wrote anything");
     let n: i64 = one(&env.db(), "SELECT count(*) FROM model_alias_log");
@@ -773,11 +764,9 @@ fn import_tags_reads_gto_tags_back() {
     run(&env, &["run"]);
     // tags as `gto register` / `gto assign` write them, dated in order
     let tag = |name: &str, commit: &str, secs: i64, msg: &str| {
-        let mut cmd = std::process::Command::new("git");
-        let out = cmd
+        let out = env
+            .hermetic("git")
             .args(["tag", "-a", name, "-m", msg, commit])
-            .current_dir(&env.root)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_COMMITTER_NAME", "alice")
             .env("GIT_COMMITTER_EMAIL", "alice@example.invalid")
             .env("GIT_COMMITTER_DATE", format!("@{secs} +0000"))

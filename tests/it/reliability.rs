@@ -276,35 +276,24 @@ fn concurrent_mlruns_share_one_store_without_errors() {
             &format!("[params]\nk = 0\n[steps.a]\ncmd = \"echo {p}-{{params.k}} > a.txt\"\noutputs = [\"a.txt\"]\nparams = [\"k\"]\n[steps.b]\ncmd = \"cat a.txt a.txt > b.txt\"\ninputs = [\"a.txt\"]\noutputs = [\"b.txt\"]\n"),
         );
     }
-    let handles: Vec<_> = (0..8)
-        .map(|p| {
-            let dir = env.path(&format!("p{p}"));
-            let args: Vec<String> = vec!["--store".into(), store.into()];
-            let bin = crate::common::bin();
-            let home = env.home.clone();
-            std::thread::spawn(move || {
-                let mut failures = Vec::new();
-                for k in 0..20 {
-                    let out = std::process::Command::new(bin)
-                        .args(&args)
-                        .args(["-p", &format!("k={k}")])
-                        .current_dir(&dir)
-                        .env("HOME", &home)
-                        .env("NO_COLOR", "1")
-                        .output()
-                        .unwrap();
-                    if !out.status.success() {
-                        failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
-                    }
-                }
-                failures
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|p| {
+                let (env, dir) = (&env, env.path(&format!("p{p}")));
+                scope.spawn(move || {
+                    (0..20)
+                        .map(|k| env.mlrun_in(&dir, &["--store", store, "-p", &format!("k={k}")]))
+                        .filter(|out| out.code != 0)
+                        .map(|out| out.stderr)
+                        .collect::<Vec<_>>()
+                })
             })
-        })
-        .collect();
-    let failures: Vec<String> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
     assert!(
         failures.is_empty(),
         "{} failed runs, e.g. {:?}",

@@ -8,14 +8,6 @@ use serde_json::Value;
 
 use crate::common::{Env, Out, one};
 
-/// Snapshot `text` with what varies between test runs (ids, hashes, times) redacted.
-fn redact(name: &str, text: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[time]");
-    s.add_filter(r"[0-9a-f]{10,64}", "[hex]");
-    s.bind(|| insta::assert_snapshot!(name, text));
-}
-
 const PIPELINE: &str = r#"
 [params]
 lr = 0.1
@@ -32,7 +24,7 @@ metrics = ["metrics.json"]
 "#;
 
 fn project() -> Env {
-    let env = Env::git();
+    let env = Env::fixed();
     env.write(".gitignore", "/.mlrun/\n/model.txt\n/metrics.json\n");
     env.write("pipeline.toml", PIPELINE);
     env.write("data.txt", "1 2 3\n");
@@ -102,7 +94,7 @@ fn a_replay_is_never_the_baseline_of_status_latest_or_reuse() {
         "status compares with run 2 (lr=0.2), the workspace's last run: {out:?}"
     );
     assert!(!out.stdout.contains("0.1 → 0.3"), "{out:?}");
-    redact("status_after_a_replay", &out.stdout);
+    crate::assert_fixed_snapshot!(&env, "status_after_a_replay", &out.stdout);
     // asked for, the replay counts (it is the newest execution of the step)
     let out = ok(env.mlrun(&["status", "-p", "lr=0.3", "--reuse-replays"]));
     assert!(out.stdout.contains("param lr 0.1 → 0.3"), "{out:?}");
@@ -183,10 +175,10 @@ fn relative_run_names_that_name_nothing_say_why() {
     ok(env.mlrun(&[]));
     let out = env.mlrun(&["show", "latest-replay"]);
     assert_eq!(out.code, 1, "{out:?}");
-    redact("no_replay_yet", &out.stderr);
+    crate::assert_fixed_snapshot!(&env, "no_replay_yet", &out.stderr);
     let out = env.mlrun(&["show", "latest~3"]);
     assert_eq!(out.code, 1, "{out:?}");
-    redact("latest_too_far_back", &out.stderr);
+    crate::assert_fixed_snapshot!(&env, "latest_too_far_back", &out.stderr);
     let out = env.mlrun(&["show", "latest~x"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(

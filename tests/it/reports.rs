@@ -7,20 +7,6 @@ use serde_json::Value;
 
 use crate::common::{Env, Out, one};
 
-/// Snapshot `text` with what varies between test runs (ids, hashes, times, sizes of logs)
-/// redacted.
-fn redact(name: &str, text: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[time]");
-    s.add_filter(r"[0-9a-f]{10,64}", "[hex]");
-    s.add_filter(r"\b[0-9a-f]{7,9}\b", "[hex]");
-    crate::common::redact_timing(&mut s);
-    s.add_filter(r"took \S+", "took [dur]");
-    s.add_filter(r"(?m)^  host .*$", "  host      [host]");
-    s.add_filter(r"\S*/mlrun-replay-\S+", "[scratch]");
-    s.bind(|| insta::assert_snapshot!(name, text));
-}
-
 const PIPELINE: &str = r#"
 [params]
 n = 2
@@ -47,7 +33,7 @@ echo '{\"acc\": 0.9, \"f1\": 0.8, \"loss\": 0.1, \"precision\": 0.7, \"recall\":
 
 /// A project whose raw data is git-ignored and produced by no step.
 fn project() -> Env {
-    let env = Env::git();
+    let env = Env::fixed();
     env.write(
         ".gitignore",
         "/.mlrun/\n/data/\n/model.txt\n/metrics.json\n",
@@ -112,7 +98,7 @@ fn diff_leaves_out_what_mlrun_sets_and_lists_unchanged_files_with_all() {
             "{f} listed file by file with its hash:\n{t}"
         );
     }
-    redact("diff_all", t);
+    crate::assert_fixed_snapshot!(&env, "diff_all", t);
     let v = json(env.mlrun(&["diff", "latest~1", "latest", "--all", "--json"]));
     let same = v["data"]["unchanged_paths"].as_array().unwrap();
     assert_eq!(same.len() as u64, v["data"]["unchanged"].as_u64().unwrap());
@@ -153,7 +139,7 @@ fn a_file_inside_a_directory_output_is_named_on_its_own() {
         out.stderr.is_empty(),
         "no note: this is exactly the file: {out:?}"
     );
-    redact("show_file_in_dir", t);
+    crate::assert_fixed_snapshot!(&env, "show_file_in_dir", t);
     let v = json(env.mlrun(&["show", "data/features/train.csv", "--json"]));
     assert_eq!(v["file"]["path"], "data/features/train.csv");
     assert_eq!(v["file"]["hash"], hash.as_str());
@@ -256,7 +242,7 @@ fn an_input_made_outside_mlrun_says_what_was_kept_of_it() {
         "{t}"
     );
     assert!(!t.contains("data version unknown"), "{t}");
-    redact("lineage_gap_copy_stored", t);
+    crate::assert_fixed_snapshot!(&env, "lineage_gap_copy_stored", t);
     let v = json(env.mlrun(&["lineage", "model.txt", "--json"]));
     let gap = v["nodes"]
         .as_array()
@@ -331,7 +317,7 @@ outputs = ["report.txt"]
 /// scratch tree) when `strict.mode` is committed, and whose second step writes 12 outputs that
 /// differ every time (and so does the third, from one of them).
 fn replay_project() -> Env {
-    let env = Env::git();
+    let env = Env::fixed();
     env.write(".gitignore", "/.mlrun/\n*.txt\n/flag\n");
     env.write("pipeline.toml", REPLAY_PIPELINE);
     env.write(
@@ -409,7 +395,7 @@ fn steps_a_replay_never_started_are_not_run() {
         "{out:?}"
     );
     // the verdict part (the run's own lines above hold durations of varying width)
-    redact("replay_not_run", &lines[lines.len() - 4..].join("\n"));
+    crate::assert_fixed_snapshot!(&env, "replay_not_run", &lines[lines.len() - 4..].join("\n"));
     let out = env.mlrun(&["replay", "--json"]);
     let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     let got: Vec<(&str, &str)> = v["steps"]

@@ -136,6 +136,40 @@ outputs = ["model.txt"]
 }
 
 #[test]
+fn many_undeclared_files_are_listed_up_to_five_then_counted_with_the_covering_directory() {
+    let env = project(
+        r#"
+[steps.s]
+cmd = "cat data/* > /dev/null && mkdir -p out && for i in 1 2 3 4 5 6; do echo $i > out/$i; done"
+"#,
+        &[
+            ("data/1", "1"),
+            ("data/2", "2"),
+            ("data/3", "3"),
+            ("data/4", "4"),
+            ("data/5", "5"),
+            ("data/6", "6"),
+            ("data/7", "7"),
+        ],
+    );
+    let out = env.mlrun(&["run", "--trace"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let w = warnings(&out);
+    let reads: Vec<_> = w
+        .iter()
+        .filter(|l| l.contains(", which is not a declared input"))
+        .collect();
+    let writes: Vec<_> = w
+        .iter()
+        .filter(|l| l.contains(", which is not a declared output"))
+        .collect();
+    assert_eq!((reads.len(), writes.len()), (5, 5), "{out:?}");
+    assert!(w.contains(&"warning: s read 2 more undeclared files (see `mlrun show`); declaring `data/` as an input covers them"), "{out:?}");
+    assert!(w.contains(&"warning: s wrote 1 more undeclared file (see `mlrun show`); declaring `out/` as an output covers them"), "{out:?}");
+    assert_eq!(w.len(), 12, "{out:?}");
+}
+
+#[test]
 fn untraced_runs_record_nothing_observed() {
     let env = project(
         "[steps.s]\ncmd = \"cat extra.txt > out.txt\"\noutputs = [\"out.txt\"]\n",

@@ -52,6 +52,7 @@ use access::Report;
 use filter::Findings;
 
 use super::child::ChildOutcome;
+use super::output::Printer;
 use super::{Ctx, blocking, origin_of};
 use crate::error::{Error, Result};
 use crate::fingerprint::git::GitState;
@@ -298,6 +299,24 @@ fn listed(items: &[String]) -> String {
     s
 }
 
+/// Warn that step `name` used `paths` without declaring them as `kind` (`input`, `output`): the
+/// first few by name, the rest as a count and the directory that would cover them all.
+fn warn_undeclared(p: &Printer, name: &str, verb: &str, paths: &[String], kind: &str) {
+    for path in paths.iter().take(LIST_MAX) {
+        p.warn(&format!(
+            "{name} {verb} {path}, which is not a declared {kind}; its version is recorded, add it to {kind}s to make it part of the cache key"
+        ));
+    }
+    if paths.len() > LIST_MAX {
+        let more = paths.len() - LIST_MAX;
+        p.warn(&format!(
+            "{name} {verb} {more} more undeclared file{} (see `mlrun show`){}",
+            if more == 1 { "" } else { "s" },
+            covering_dir(paths, &format!("an {kind}"))
+        ));
+    }
+}
+
 /// Compare what the step did with what it declares: print warnings and hints, hash the
 /// undeclared files, and decide `--trace=strict`. `succeeded`: the step exited 0 (only then are
 /// its outputs versions).
@@ -359,48 +378,12 @@ pub(super) async fn conclude(
         // one line for the repository, not one per file: those are git's, never outputs
         p.warn(&format!(
             "{name}: repository changed: it wrote {} under .git/ (not recorded as outputs)",
-            if f.repo_writes == 1 {
-                "1 file".to_string()
-            } else {
-                format!("{} files", f.repo_writes)
-            }
+            crate::report::files(f.repo_writes as u64)
         ));
     }
 
-    for r in f.reads.iter().take(LIST_MAX) {
-        p.warn(&format!(
-            "{name} read {r}, which is not a declared input; its version is recorded, add it to inputs to make it part of the cache key"
-        ));
-    }
-    if f.reads.len() > LIST_MAX {
-        p.warn(&format!(
-            "{name} read {} more undeclared {} (see `mlrun show`){}",
-            f.reads.len() - LIST_MAX,
-            if f.reads.len() - LIST_MAX == 1 {
-                "file"
-            } else {
-                "files"
-            },
-            covering_dir(&f.reads, "an input")
-        ));
-    }
-    for w in f.writes.iter().take(LIST_MAX) {
-        p.warn(&format!(
-            "{name} wrote {w}, which is not a declared output; its version is recorded, add it to outputs to make it part of the cache key"
-        ));
-    }
-    if f.writes.len() > LIST_MAX {
-        p.warn(&format!(
-            "{name} wrote {} more undeclared {} (see `mlrun show`){}",
-            f.writes.len() - LIST_MAX,
-            if f.writes.len() - LIST_MAX == 1 {
-                "file"
-            } else {
-                "files"
-            },
-            covering_dir(&f.writes, "an output")
-        ));
-    }
+    warn_undeclared(p, name, "read", &f.reads, "input");
+    warn_undeclared(p, name, "wrote", &f.writes, "output");
     if !f.deletes.is_empty() {
         p.warn(&format!(
             "{name} deleted {}, which {} not a declared output",
