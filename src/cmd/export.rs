@@ -6,16 +6,15 @@ use std::path::Path;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::error::{Context, Result};
 use crate::report::{ColorChoice, Style, emit, openlineage, prov};
-use crate::store::lineage;
-use crate::store::{self, Store, query};
+use crate::store::{self, Store};
 
 pub fn export(args: ExportArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let id = match crate::cmd::target::model_run(&store, &args.run)? {
         Some(run) => run,
-        None => query::resolve_run(&store.conn, &args.run)?,
+        None => store.resolve_run(&args.run)?,
     };
-    let run = lineage::export_run(&store.conn, &id)?;
+    let run = store.export_run(&id)?;
     let text = match args.format {
         ExportFormat::Openlineage => {
             let mut s = String::new();

@@ -5,7 +5,6 @@
 
 use super::Ctx;
 use crate::pipeline::Step;
-use crate::store::models;
 use crate::store::record::{Io, StepStatus, now_ms};
 
 /// Register `step`'s model output, if it declares one and succeeded; say so on the run's
@@ -25,8 +24,7 @@ pub(super) fn register_output(
         return;
     };
     let done = ctx.with_store(|c| {
-        models::register_produced(
-            c,
+        c.register_produced_model(
             &m.name,
             &io.path,
             io.fp.hash(),
