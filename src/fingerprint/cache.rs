@@ -156,7 +156,7 @@ impl HashCache {
 
     /// A cache over the packed rows the store holds for a project (directory → packed entries),
     /// each decoded the first time one of its files is looked up.
-    pub fn from_packed_rows(rows: HashMap<PathBuf, Vec<u8>>) -> Self {
+    pub fn from_packed_rows(rows: impl IntoIterator<Item = (PathBuf, Vec<u8>)>) -> Self {
         HashCache {
             dirs: Mutex::new(
                 rows.into_iter()

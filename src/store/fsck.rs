@@ -98,9 +98,16 @@ mod tests {
             m.len(),
             hex::encode(&m)
         ));
-        let paths = store.paths_needing(&["1111111111111111111111111111111111111111111111111111111111111111", "unknown"]).unwrap();
+        let paths = store
+            .paths_needing(&[
+                "1111111111111111111111111111111111111111111111111111111111111111",
+                "unknown",
+            ])
+            .unwrap();
         assert_eq!(
-            paths["1111111111111111111111111111111111111111111111111111111111111111"].iter().collect::<Vec<_>>(),
+            paths["1111111111111111111111111111111111111111111111111111111111111111"]
+                .iter()
+                .collect::<Vec<_>>(),
             ["copy.csv", "data/sub/f.csv"]
         );
         assert!(paths["unknown"].is_empty());

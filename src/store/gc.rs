@@ -115,7 +115,16 @@ mod tests {
     /// holding files `f1` and `f2`; `old`'s file is registered as a model version.
     fn store() -> (Store, String) {
         let store = Store::in_memory();
-        let m = manifest(&[entry("a", "1111111111111111111111111111111111111111111111111111111111111111"), entry("b", "2222222222222222222222222222222222222222222222222222222222222222")]);
+        let m = manifest(&[
+            entry(
+                "a",
+                "1111111111111111111111111111111111111111111111111111111111111111",
+            ),
+            entry(
+                "b",
+                "2222222222222222222222222222222222222222222222222222222222222222",
+            ),
+        ]);
         let dir = sha256_bytes(&m);
         let mut sql = String::from("INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');");
         sql += &format!(
@@ -153,10 +162,27 @@ mod tests {
     fn the_last_run_keeps_its_directory_files_and_its_replay() {
         let (store, dir) = store();
         let kept = store.kept_objects(Some(1)).unwrap();
-        assert_eq!(kept.objects, set(&[&dir, "1111111111111111111111111111111111111111111111111111111111111111", "2222222222222222222222222222222222222222222222222222222222222222", "r1"]));
+        assert_eq!(
+            kept.objects,
+            set(&[
+                &dir,
+                "1111111111111111111111111111111111111111111111111111111111111111",
+                "2222222222222222222222222222222222222222222222222222222222222222",
+                "r1"
+            ])
+        );
         assert!(kept.unreadable_manifests.is_empty());
         let all = store.kept_objects(None).unwrap();
-        assert_eq!(all.objects, set(&["o1", &dir, "1111111111111111111111111111111111111111111111111111111111111111", "2222222222222222222222222222222222222222222222222222222222222222", "r1"]));
+        assert_eq!(
+            all.objects,
+            set(&[
+                "o1",
+                &dir,
+                "1111111111111111111111111111111111111111111111111111111111111111",
+                "2222222222222222222222222222222222222222222222222222222222222222",
+                "r1"
+            ])
+        );
         assert_eq!(store.run_count().unwrap(), 3);
     }
 
@@ -169,7 +195,16 @@ mod tests {
                VALUES (1, 'v1', '1.0.0', 1, 1, 'old', 0, 'u');",
         );
         let kept = store.kept_objects(Some(1)).unwrap();
-        assert_eq!(kept.objects, set(&["o1", &dir, "1111111111111111111111111111111111111111111111111111111111111111", "2222222222222222222222222222222222222222222222222222222222222222", "r1"]));
+        assert_eq!(
+            kept.objects,
+            set(&[
+                "o1",
+                &dir,
+                "1111111111111111111111111111111111111111111111111111111111111111",
+                "2222222222222222222222222222222222222222222222222222222222222222",
+                "r1"
+            ])
+        );
     }
 
     #[test]
@@ -189,6 +224,13 @@ mod tests {
         assert_eq!(store.mark_not_stored(&gone).unwrap(), 1);
         assert_eq!(store.mark_not_stored(&gone).unwrap(), 0);
         assert!(!store.stored_files().unwrap().contains("loose"));
-        assert_eq!(store.dirs_needing(&set(&["1111111111111111111111111111111111111111111111111111111111111111"])).unwrap(), [dir]);
+        assert_eq!(
+            store
+                .dirs_needing(&set(&[
+                    "1111111111111111111111111111111111111111111111111111111111111111"
+                ]))
+                .unwrap(),
+            [dir]
+        );
     }
 }

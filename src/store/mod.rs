@@ -88,56 +88,46 @@ impl<T> During<T> for rusqlite::Result<T> {
 /// disk is full. Shown as the database's own message.
 #[derive(Debug)]
 pub struct WriteError {
-    disk_full: bool,
-    source: Option<rusqlite::Error>,
+    source: rusqlite::Error,
 }
 
 impl WriteError {
     /// The store could not even be opened for writing for lack of space.
     pub fn disk_full() -> Self {
         WriteError {
-            disk_full: true,
-            source: None,
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                None,
+            ),
         }
     }
 
     pub fn is_disk_full(&self) -> bool {
-        self.disk_full
+        self.source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
     }
 }
 
 impl From<rusqlite::Error> for WriteError {
-    fn from(e: rusqlite::Error) -> Self {
-        WriteError {
-            disk_full: e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
-            source: Some(e),
-        }
+    fn from(source: rusqlite::Error) -> Self {
+        WriteError { source }
     }
 }
 
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.source {
-            Some(e) => e.fmt(f),
-            None => f.write_str("database or disk is full"),
-        }
+        self.source.fmt(f)
     }
 }
 
 impl std::error::Error for WriteError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        Some(&self.source)
     }
 }
 
 impl From<WriteError> for Error {
     fn from(e: WriteError) -> Self {
-        match e.source {
-            Some(source) => Error::from(source),
-            None => Error::store(QUERY_FAILED).cause("database or disk is full"),
-        }
+        Error::from(e.source)
     }
 }
 
@@ -733,4 +723,51 @@ pub fn find_dir(explicit: Option<&Path>) -> Result<PathBuf> {
             "run a pipeline first (`mlrun pipeline.toml`), or point at a store with --store DIR",
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_statement_names_its_operation_once() {
+        let e = name_operation(Error::store(QUERY_FAILED).cause("boom"), "reading X");
+        assert_eq!(e.message, "lineage store query failed while reading X");
+        assert_eq!(e.causes, ["boom"]);
+        // the innermost operation is the one named
+        let e = name_operation(e, "reading Y");
+        assert_eq!(e.message, "lineage store query failed while reading X");
+        let damaged = Error::store(format!("{DAMAGED_STOPPED} and wrote nothing for it"));
+        let e = name_operation(damaged, "recording step train");
+        assert_eq!(
+            e.message,
+            "the lineage store is damaged; SQLite stopped this operation (recording step train) and wrote nothing for it"
+        );
+        let again = name_operation(Error::store(e.message.clone()), "again");
+        assert_eq!(again.message, e.message);
+        // errors that already say what went wrong pass through
+        let e = name_operation(Error::other("no run matches `x`"), "resolving run `x`");
+        assert_eq!(e.message, "no run matches `x`");
+    }
+
+    #[test]
+    fn the_rusqlite_errors_message_is_what_a_write_error_shows() {
+        let full = || {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                None,
+            )
+        };
+        let e = WriteError::from(full());
+        assert!(e.is_disk_full());
+        assert_eq!(e.to_string(), full().to_string());
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(WriteError::disk_full().is_disk_full());
+        let busy = WriteError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        ));
+        assert!(!busy.is_disk_full());
+        assert!(Error::from(busy).message.starts_with(QUERY_FAILED));
+    }
 }

@@ -1122,6 +1122,63 @@ impl super::Store {
 mod tests {
     use super::*;
 
+    /// An ambiguous prefix comes back as data (the store formats no times); people see it
+    /// through `report`, with each candidate's start in local time.
+    #[test]
+    fn an_ambiguous_prefix_lists_its_candidates() {
+        let store = crate::store::Store::in_memory();
+        store.execute_batch_for_test(
+            "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');
+             INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid) VALUES
+               ('0193a4f1c2d47abc0000000000000001', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1),
+               ('0193a4f1c2d47abc8000000000000002', 'q', 'q.toml', '/p', 's', '{}', '{}', 'succeeded', 2, 'h', 'u', '0', '[]', 1);",
+        );
+        let Err(ResolveError::Ambiguous {
+            target,
+            matched,
+            candidates,
+        }) = store.resolve_run("0193a4f1")
+        else {
+            panic!("ambiguous");
+        };
+        assert_eq!(
+            (target.as_str(), matched, candidates.len()),
+            ("0193a4f1", 2, 2)
+        );
+        let shown = Error::from(store.resolve_run("0193a4f1").unwrap_err()).to_string();
+        assert!(
+            shown.starts_with("error: run id `0193a4f1` is ambiguous: 2 runs start with it"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("caused by: 0193a4f1c2d47abc0000000000000001  p  ")
+                && shown.contains("hint: type more characters of the id"),
+            "{shown}"
+        );
+        assert!(matches!(
+            store.resolve_run("0193a4f2"),
+            Err(ResolveError::Failed(_))
+        ));
+    }
+
+    #[test]
+    fn a_failed_listing_says_it_was_reading_the_runs_list() {
+        let store = crate::store::Store::in_memory();
+        store.execute_batch_for_test("DROP TABLE metrics");
+        let shown = store
+            .list_runs(&RunFilter::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.starts_with("error: lineage store query failed while reading the runs list"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("caused by: no such table: metrics"),
+            "{shown}"
+        );
+    }
+
     /// Shown ids cover the 48-bit timestamp, the version digit and 12 random bits, and grow past
     /// any prefix another run shares (runs started in the same millisecond).
     #[test]

@@ -2,7 +2,6 @@
 //! `fingerprint::cache`). Loading a project's rows is on the path of every run and `status`;
 //! flushing runs inside the write transaction of the step that learnt the entries.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -43,13 +42,13 @@ fn load(conn: &Connection, root: &Path) -> Result<HashCache> {
     let mut stmt = conn.prepare_cached(
         "SELECT dir, entries FROM stat_cache WHERE dir = ?1 OR (dir >= ?2 AND dir < ?3)",
     )?;
-    let mut dirs = HashMap::new();
+    let mut dirs = Vec::new();
     let mut rows = stmt.query(params![exact, lo, hi])?;
     while let Some(r) = rows.next()? {
         // a row that is not what mlrun writes (a damaged store) is ignored: a cache
         if let (ValueRef::Text(dir), Some(packed)) = (r.get_ref(0)?, blob(r.get_ref(1)?)) {
             let dir = PathBuf::from(OsStr::from_bytes(dir));
-            dirs.insert(dir, packed.to_vec());
+            dirs.push((dir, packed.to_vec()));
         }
     }
     Ok(HashCache::from_packed_rows(dirs))
