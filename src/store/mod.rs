@@ -177,7 +177,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Apply pending migrations in one transaction.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > schema::latest() {
