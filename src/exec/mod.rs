@@ -541,26 +541,29 @@ pub async fn run(
             .as_deref()
             .map(|m| crate::fingerprint::env::mask(m, &ctx.recorded.secrets));
         ctx.with_store(|c| {
-            c.insert_run(&record::RunStart {
-                id: &run_id,
-                pipeline: &ctx.plan.name,
-                pipeline_file: &file,
-                root: &root,
-                spec: &spec,
-                plan_json: &plan_json,
-                params_json: &params_json,
-                started_at: started,
-                git: &git_start,
-                hostname: &ctx.system.hostname,
-                user: &ctx.system.user,
-                argv_json: &argv_json,
-                replay_of: opts.replay_of.as_deref(),
-                message: message.as_deref(),
-            })
+            Store::insert_run(
+                c,
+                &record::RunStart {
+                    id: &run_id,
+                    pipeline: &ctx.plan.name,
+                    pipeline_file: &file,
+                    root: &root,
+                    spec: &spec,
+                    plan_json: &plan_json,
+                    params_json: &params_json,
+                    started_at: started,
+                    git: &git_start,
+                    hostname: &ctx.system.hostname,
+                    user: &ctx.system.user,
+                    argv_json: &argv_json,
+                    replay_of: opts.replay_of.as_deref(),
+                    message: message.as_deref(),
+                },
+            )
         })?;
     }
 
-    let short = ctx.with_store(|c| c.short_id(&run_id))?;
+    let short = ctx.with_store(|c| Store::short_id(c, &run_id))?;
     let style = printer.style();
     let commit_note = describe_commit(&git_start);
     printer.event(&format!(
@@ -620,7 +623,9 @@ pub async fn run(
     let c = ctx.clone();
     let git_end = blocking(move || c.git_snapshot()).await;
     let ended = now_ms();
-    if let Err(e) = ctx.with_store(|c| c.finish_run(&run_id, status, exit_code, &git_end, ended)) {
+    if let Err(e) =
+        ctx.with_store(|c| Store::finish_run(c, &run_id, status, exit_code, &git_end, ended))
+    {
         ctx.records.run_unrecorded(&run_id, &e);
         return Err(e.hint(
             "the run's record is incomplete; the next mlrun command that opens the store marks it failed, with the reason",
@@ -849,7 +854,8 @@ fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
     let step = &ctx.recorded.plan.steps[i];
     let argv = serde_json::to_string(&step.cmd.argv()).unwrap_or_default();
     if let Err(e) = ctx.with_store(|c| {
-        c.record_not_run(
+        Store::record_not_run(
+            c,
             &ctx.run_id,
             &step.name,
             &step.cmd.display(),
@@ -1089,7 +1095,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         Prepared::Run { inputs, parts } => (inputs, parts),
         Prepared::NoInputs(e) => {
             let msg = format!("could not fingerprint the inputs: {}", e.message);
-            let exec_id = match ctx.with_store(|c| c.begin_step(&begin)) {
+            let exec_id = match ctx.with_store(|c| Store::begin_step(c, &begin)) {
                 Ok(id) => id,
                 Err(e) => return failed_unrecorded(&ctx, &step.name, e),
             };
@@ -1258,7 +1264,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     let w = ctx.printer.width();
     let started = begin.started_at;
     let argv = step.cmd.argv();
-    let exec_id = match ctx.with_store(|c| c.begin_step(begin)) {
+    let exec_id = match ctx.with_store(|c| Store::begin_step(c, begin)) {
         Ok(id) => id,
         Err(e) => return failed_unrecorded(ctx, &step.name, e),
     };
@@ -1486,7 +1492,7 @@ fn try_reuse(
     // From reading what is stored until the record is committed, gc must not delete it.
     let hold = ctx.hold_objects();
     let reusable = ctx
-        .read_store(|c| c.find_reusable(&key, ctx.reuse_replays))
+        .read_store(|c| Store::find_reusable(c, &key, ctx.reuse_replays))
         .ok()??;
     let on_disk: Vec<Option<String>> = step
         .outputs

@@ -5,6 +5,7 @@
 
 use super::Ctx;
 use crate::pipeline::Step;
+use crate::store::Store;
 use crate::store::record::{Io, StepStatus, now_ms};
 
 /// Register `step`'s model output, if it declares one and succeeded; say so on the run's
@@ -24,7 +25,8 @@ pub(super) fn register_output(
         return;
     };
     let done = ctx.with_store(|c| {
-        c.register_produced_model(
+        Store::register_produced_model(
+            c,
             &m.name,
             &io.path,
             io.fp.hash(),

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use super::Ctx;
 use super::capture::{HEAD, LogCapture, TAIL};
 use crate::error::Error;
+use crate::store::Store;
 use crate::store::incomplete;
 use crate::store::logs::LogObjects;
 use crate::store::record::{StepLog, StepRecord, now_ms};
@@ -111,11 +112,11 @@ impl Ctx {
         rec: &StepRecord,
     ) -> Option<String> {
         let e = self
-            .with_store(|c| c.finish_step(exec_id, rec, &self.cache))
+            .with_store(|c| Store::finish_step(c, exec_id, rec, &self.cache))
             .err()?;
         self.record_failed(step, &e);
         let why = incomplete::reason(&describe(&e));
-        if let Err(e2) = self.with_store(|c| c.close_unrecorded(exec_id, &why, now_ms())) {
+        if let Err(e2) = self.with_store(|c| Store::close_unrecorded(c, exec_id, &why, now_ms())) {
             self.printer.warn(&format!(
                 "step `{step}` could not be closed either ({}); the next mlrun command will close it",
                 describe(&e2)
