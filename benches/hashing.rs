@@ -78,12 +78,12 @@ fn small_files(c: &mut Criterion) {
     // back the way `mlrun run`/`status` do and fingerprint again: every file is a hit.
     let store = Store::open(&tmp.path().join("store")).expect("store");
     let first = {
-        let cache = HashCache::load(&store.conn, tmp.path()).expect("load");
+        let cache = store.load_stat_cache(tmp.path()).expect("load");
         let fp = fingerprint(&data, &cache).expect("fingerprint");
-        cache.flush(&store.conn).expect("flush");
+        store.flush_stat_cache(&cache).expect("flush");
         fp
     };
-    let warm = HashCache::load(&store.conn, tmp.path()).expect("load");
+    let warm = store.load_stat_cache(tmp.path()).expect("load");
     for entry in std::fs::read_dir(&data).expect("read dir") {
         let path = entry.expect("dir entry").path();
         let meta = std::fs::metadata(&path).expect("stat");
@@ -103,7 +103,7 @@ fn small_files(c: &mut Criterion) {
     });
     // reading the cache's rows for the project from SQLite (done once per run / status)
     g.bench_function(BenchmarkId::new("load", &label), |b| {
-        b.iter(|| black_box(HashCache::load(&store.conn, tmp.path()).expect("load")))
+        b.iter(|| black_box(store.load_stat_cache(tmp.path()).expect("load")))
     });
     g.finish();
 }

@@ -11,8 +11,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 use mlrun::report::ColorChoice;
 use mlrun::store::Store;
-use mlrun::store::lineage::{self, Direction, Seed};
-use mlrun::store::query::{self, Cmp, RunFilter};
+use mlrun::store::lineage::{Direction, Seed};
+use mlrun::store::query::{Cmp, RunFilter};
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -25,10 +25,7 @@ fn bench(c: &mut Criterion) {
         runs,
         ..Default::default()
     };
-    let s = {
-        let store = Store::open(&store_dir).expect("store");
-        synth_store::fill(&store.conn, &cfg).expect("synthetic store")
-    };
+    let s = synth_store::fill_store(&store_dir, &cfg).expect("synthetic store");
     eprintln!(
         "synthetic store: {} runs, {} executions, {} edges, {} versions",
         s.runs, s.execs, s.edges, s.versions
@@ -36,7 +33,7 @@ fn bench(c: &mut Criterion) {
     let store = Store::open(&store_dir).expect("store");
     let model = Seed::Version(s.chain_end.1);
 
-    let g = lineage::traverse(&store.conn, &model, Direction::Up, None).unwrap();
+    let g = store.traverse(&model, Direction::Up, None).unwrap();
     eprintln!(
         "upstream of the model at the end of a {}-run chain: {} nodes, {} edges",
         cfg.chain,
@@ -44,27 +41,27 @@ fn bench(c: &mut Criterion) {
         g.edges.len()
     );
     c.bench_function("lineage upstream (graph)", |b| {
-        b.iter(|| lineage::traverse(&store.conn, &model, Direction::Up, None).unwrap())
+        b.iter(|| store.traverse(&model, Direction::Up, None).unwrap())
     });
     c.bench_function("lineage upstream (graph + json)", |b| {
         b.iter(|| {
-            let g = lineage::traverse(&store.conn, &model, Direction::Up, None).unwrap();
+            let g = store.traverse(&model, Direction::Up, None).unwrap();
             serde_json::to_string(&g).unwrap()
         })
     });
     c.bench_function("lineage upstream --depth 3", |b| {
-        b.iter(|| lineage::traverse(&store.conn, &model, Direction::Up, Some(3)).unwrap())
+        b.iter(|| store.traverse(&model, Direction::Up, Some(3)).unwrap())
     });
     let raw = Seed::Version(s.chain_start);
     c.bench_function("lineage downstream of a chain's raw data", |b| {
-        b.iter(|| lineage::traverse(&store.conn, &raw, Direction::Down, None).unwrap())
+        b.iter(|| store.traverse(&raw, Direction::Down, None).unwrap())
     });
     c.bench_function("model card", |b| {
-        b.iter(|| lineage::card(&store.conn, s.chain_end.1).unwrap())
+        b.iter(|| store.card(s.chain_end.1).unwrap())
     });
     let all = RunFilter::default();
     c.bench_function("runs: list all", |b| {
-        b.iter(|| query::list_runs(&store.conn, &all).unwrap())
+        b.iter(|| store.list_runs(&all).unwrap())
     });
     let filtered = RunFilter {
         metrics: vec![("accuracy".into(), Cmp::Gt, 0.9)],
@@ -73,7 +70,7 @@ fn bench(c: &mut Criterion) {
         ..Default::default()
     };
     c.bench_function("runs: --pipeline --metric --sort", |b| {
-        b.iter(|| query::list_runs(&store.conn, &filtered).unwrap())
+        b.iter(|| store.list_runs(&filtered).unwrap())
     });
     let (a, last) = (s.chain_end.0.clone(), s.last_run.clone());
     c.bench_function("diff two runs", |b| {

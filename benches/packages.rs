@@ -20,7 +20,6 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mlrun::fingerprint::packages::PackageCache;
 use mlrun::fingerprint::system::Installed;
 use mlrun::store::Store;
-use mlrun::store::packages::{put, remembered_scans};
 
 const N: usize = 300;
 
@@ -87,7 +86,7 @@ fn bench(c: &mut Criterion) {
                 (d, s)
             },
             |(d, s)| {
-                put(&s.conn, &first).unwrap();
+                s.put_packages(&first).unwrap();
                 (d, s)
             },
             BatchSize::PerIteration,
@@ -104,10 +103,10 @@ fn bench(c: &mut Criterion) {
             r.scanned_at_ns += 10_000_000_000;
         }
     }
-    put(&store.conn, &remembered).unwrap();
+    store.put_packages(&remembered).unwrap();
     g.bench_function("later_run", |b| {
         b.iter(|| {
-            let cache = PackageCache::new(remembered_scans(&store.conn).unwrap());
+            let cache = PackageCache::new(store.remembered_scans().unwrap());
             let found = cache.inspect(&programs, cwd, &vars);
             assert!(found["python3"].set.is_none(), "remembered, not scanned");
             black_box(found)

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use rusqlite::{Connection, params};
 
-use mlrun::exec::incremental::find_reusable;
 use mlrun::fingerprint::cache::HashCache;
 use mlrun::fingerprint::git::GitState;
 use mlrun::fingerprint::hash::{Entry, Fingerprint, MODE_FILE, sha256_bytes};
@@ -143,9 +142,8 @@ fn step_record(key: &str, outputs: Vec<Io>, env: &EnvSnapshot, reused: Option<i6
 
 fn new_run(store: &mut Store, git: &GitState) -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
-    record::insert_run(
-        &mut store.conn,
-        &record::RunStart {
+    store
+        .insert_run(&record::RunStart {
             id: &id,
             pipeline: "bench",
             pipeline_file: "/project/pipeline.toml",
@@ -160,9 +158,8 @@ fn new_run(store: &mut Store, git: &GitState) -> String {
             argv_json: "[]",
             replay_of: None,
             message: None,
-        },
-    )
-    .expect("insert run");
+        })
+        .expect("insert run");
     id
 }
 
@@ -180,8 +177,10 @@ fn run_step(store: &mut Store, run_id: &str, step: &str, git: &GitState, rec: &S
         started_at: record::now_ms(),
         git_before: git,
     };
-    let id = record::begin_step(&mut store.conn, &begin).expect("begin");
-    record::finish_step(&mut store.conn, id, rec, &HashCache::disabled()).expect("finish");
+    let id = store.begin_step(&begin).expect("begin");
+    store
+        .finish_step(id, rec, &HashCache::disabled())
+        .expect("finish");
     id
 }
 
@@ -246,11 +245,12 @@ fn recording(c: &mut Criterion) {
     // The no-op path of a step: look up an earlier execution by key, then record the reuse
     // in one transaction.
     let key = step_key("s07");
-    let found = find_reusable(&store.conn, &key, false)
+    let found = store
+        .find_reusable(&key, false)
         .expect("find")
         .expect("a reusable execution");
     g.bench_function("find_reusable", |b| {
-        b.iter(|| black_box(find_reusable(&store.conn, &key, false).expect("find")))
+        b.iter(|| black_box(store.find_reusable(&key, false).expect("find")))
     });
     g.bench_function("record_reuse", |b| {
         b.iter_batched(
@@ -270,7 +270,8 @@ fn recording(c: &mut Criterion) {
                     started_at: record::now_ms(),
                     git_before: &git,
                 };
-                record::record_reuse(&mut store.conn, &begin, &rec, &HashCache::disabled())
+                store
+                    .record_reuse(&begin, &rec, &HashCache::disabled())
                     .expect("reuse")
             },
             BatchSize::SmallInput,
@@ -515,9 +516,12 @@ fn lineage(c: &mut Criterion) {
     let runs = common::knob("MLRUN_BENCH_RUNS", 12_800) as usize;
     for analyzed in [false, true] {
         let dir = lineage_store(runs, analyzed);
-        // opened the way mlrun opens it (pragmas, migrations check)
-        let store = Store::open(&dir).expect("open lineage store");
-        let conn = &store.conn;
+        // opened by mlrun first (migrations check); the queries below are this benchmark's own
+        // SQL, on a connection of its own with mlrun's pragmas
+        drop(Store::open(&dir).expect("open lineage store"));
+        let conn = &Connection::open(dir.join(mlrun::store::DB_FILE)).expect("open");
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .expect("pragmas");
         let edges: i64 = conn
             .query_row("SELECT count(*) FROM io_edges", [], |r| r.get(0))
             .expect("count");

@@ -145,6 +145,14 @@ impl Gen<'_> {
     }
 }
 
+/// Fill the store in `dir` with `cfg.runs` runs: mlrun makes (or migrates) it, then its rows are
+/// written directly, as no mlrun interface writes made-up lineage.
+pub fn fill_store(dir: &Path, cfg: &Config) -> Result<Summary, String> {
+    drop(mlrun::store::Store::open(dir).map_err(|e| e.to_string())?);
+    let conn = Connection::open(dir.join(mlrun::store::DB_FILE)).map_err(|e| e.to_string())?;
+    fill(&conn, cfg).map_err(|e| e.to_string())
+}
+
 /// Fill `conn` (an mlrun store, already migrated) with `cfg.runs` runs.
 pub fn fill(conn: &Connection, cfg: &Config) -> rusqlite::Result<Summary> {
     conn.execute_batch("BEGIN")?;
@@ -321,15 +329,8 @@ fn main() {
         eprintln!("{} already holds a store; remove it first", dir.display());
         std::process::exit(1);
     }
-    let store = match mlrun::store::Store::open(Path::new(&dir)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
-    };
     let t = std::time::Instant::now();
-    match fill(&store.conn, &cfg) {
+    match fill_store(Path::new(&dir), &cfg) {
         Ok(s) => {
             println!(
                 "{} runs, {} step executions, {} io edges, {} artifact versions in {:.1}s",

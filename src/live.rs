@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crate::config::OpenLineage;
 use crate::error::Result;
 use crate::report::openlineage;
-use crate::store::{Store, lineage, outbox};
+use crate::store::{Store, outbox};
 
 /// The timeout of one POST (connect, send, answer), as OpenLineage's own clients use.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -184,7 +184,7 @@ impl Client {
 }
 
 fn run_events(store: &Store, cfg: &OpenLineage, run_id: &str) -> Result<Vec<(String, String)>> {
-    let run = lineage::export_run(&store.conn, run_id)?;
+    let run = store.export_run(run_id)?;
     Ok(openlineage::events_in(&run, &cfg.namespace)
         .iter()
         .map(|e| {

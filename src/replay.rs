@@ -12,11 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use git2::{Diff, Oid, Repository, build::CheckoutBuilder};
-use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::exec::incremental::recorded_io;
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::git::GitState;
 use crate::fingerprint::hash::{self, Fingerprint};
@@ -25,9 +23,9 @@ use crate::fingerprint::system::{InterpreterCache, LockSearch, SystemInfo};
 use crate::pipeline::Plan;
 use crate::pipeline::params::Params;
 use crate::pipeline::plan::within;
+use crate::store::Store;
 use crate::store::objects::Objects;
 use crate::store::packages::EnvPackages;
-use crate::store::query;
 use crate::store::record::Io;
 
 /// What was recorded about the run being replayed.
@@ -47,8 +45,8 @@ pub struct Original {
 
 /// Find the run to replay: a run id prefix or `latest`, else an artifact path or content hash
 /// (the run whose step produced that version).
-pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<String> {
-    if let Ok(id) = query::resolve_run(conn, target) {
+pub fn resolve(store: &Store, target: &str, project_root: &Path) -> Result<String> {
+    if let Ok(id) = store.resolve_run(target) {
         return Ok(id);
     }
     // an artifact: by path (its version on disk if recorded, else the newest), or by hash
@@ -61,27 +59,17 @@ pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<S
     let on_disk = hash::fingerprint(&abs, &HashCache::disabled())
         .ok()
         .map(|f| f.hash().to_string());
-    let by_path: Option<i64> = conn
-        .query_row(
-            "SELECT v.id FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id
-             WHERE a.path = ?1 ORDER BY (v.blob_hash = ?2) DESC, v.first_seen DESC LIMIT 1",
-            rusqlite::params![rel, on_disk],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let by_path = store.version_at_path(&rel, on_disk.as_deref())?;
     // a file inside a recorded directory: the directory version holding it (this content if
     // recorded, else the newest)
     let by_path = match by_path {
         Some(av) => Some(av),
-        None => in_recorded_dir(conn, &rel, on_disk.as_deref())?,
+        None => in_recorded_dir(store, &rel, on_disk.as_deref())?,
     };
     let av = match by_path {
         Some(av) => av,
         None if target.len() >= 6 && target.chars().all(|c| c.is_ascii_hexdigit()) => {
-            let found: Vec<i64> = conn
-                .prepare("SELECT id FROM artifact_versions WHERE blob_hash >= ?1 AND blob_hash < ?1 || 'g' LIMIT 2")?
-                .query_map([target.to_ascii_lowercase()], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            let found = store.version_ids_by_hash_prefix(&target.to_ascii_lowercase(), 2)?;
             match found.as_slice() {
                 [one] => *one,
                 [] => return Err(nothing_matches(target)),
@@ -95,16 +83,7 @@ pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<S
         }
         None => return Err(nothing_matches(target)),
     };
-    conn.query_row(
-        "SELECT s.run_id FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
-         JOIN runs r ON r.id = s.run_id
-         WHERE e.av_id = ?1 AND e.direction = 'out'
-         ORDER BY r.replay_of IS NOT NULL, (s.reused_exec IS NOT NULL), s.id DESC LIMIT 1",
-        [av],
-        |r| r.get(0),
-    )
-    .optional()?
-    .ok_or_else(|| {
+    store.producing_run(av)?.ok_or_else(|| {
         Error::other(format!("no recorded step produced `{target}`")).hint(
             "it was only ever an input; replay the run that used it instead (see `mlrun runs`)",
         )
@@ -112,12 +91,11 @@ pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<S
 }
 
 /// The directory version that holds file `rel` (with content `hash` first, else any).
-fn in_recorded_dir(conn: &Connection, rel: &str, hash: Option<&str>) -> Result<Option<i64>> {
-    use crate::store::lineage;
-    for dir in lineage::recorded_parent_dirs(conn, rel)? {
+fn in_recorded_dir(store: &Store, rel: &str, hash: Option<&str>) -> Result<Option<i64>> {
+    for dir in store.recorded_parent_dirs(rel)? {
         let inner = &rel[dir.len() + 1..];
         for want in [hash, None] {
-            if let Some(v) = lineage::newest_dir_version_containing(conn, &dir, inner, want)? {
+            if let Some(v) = store.newest_dir_version_containing(&dir, inner, want)? {
                 return Ok(Some(v.av_id));
             }
         }
@@ -132,52 +110,22 @@ fn nothing_matches(target: &str) -> Error {
     .hint("list runs with `mlrun runs`")
 }
 
-pub fn load(conn: &Connection, run_id: &str) -> Result<Original> {
-    let (plan_json, spec, git_id, file, params_json): (String, Vec<u8>, Option<String>, String, String) = conn.query_row(
-        "SELECT r.plan, c.data, r.git_start, r.pipeline_file, r.params FROM runs r JOIN contents c ON c.hash = r.spec_hash WHERE r.id = ?1",
-        [run_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+pub fn load(store: &Store, run_id: &str) -> Result<Original> {
+    let recorded = store.recorded_run(run_id)?;
+    let plan = recorded_plan(
+        run_id,
+        &recorded.spec,
+        recorded.pipeline_file,
+        &recorded.params_json,
     )?;
-    let spec = String::from_utf8_lossy(&spec).into_owned();
-    let plan = recorded_plan(run_id, &spec, file, &params_json)?;
-    let git = match git_id {
-        Some(id) => conn.query_row(
-            "SELECT g.is_repo, g.commit_sha, g.branch, g.dirty, CAST(c.data AS TEXT), g.changed, g.untracked, g.remote_url, g.workdir
-             FROM git_snapshots g LEFT JOIN contents c ON c.hash = g.diff_hash WHERE g.id = ?1",
-            [id],
-            |r| {
-                Ok(GitState {
-                    is_repo: r.get(0)?,
-                    commit: r.get(1)?,
-                    branch: r.get(2)?,
-                    dirty: r.get(3)?,
-                    diff: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                    changed: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
-                    untracked: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
-                    remote_url: r.get(7)?,
-                    workdir: r.get(8)?,
-                    error: None,
-                })
-            },
-        )?,
-        None => GitState::none(),
-    };
-    let mut stmt = conn.prepare(
-        "SELECT step, id FROM step_execs WHERE run_id = ?1 AND status IN ('succeeded', 'cached', 'restored') ORDER BY id",
-    )?;
-    let execs = stmt
-        .query_map([run_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
     Ok(Original {
-        run_id: run_id.to_string(),
-        short_id: query::short_id(conn, run_id)?,
+        run_id: recorded.run_id,
+        short_id: recorded.short_id,
         plan,
-        env_markers: env_markers(&plan_json),
-        spec,
-        git,
-        execs,
+        env_markers: env_markers(&recorded.plan_json),
+        spec: recorded.spec,
+        git: recorded.git,
+        execs: recorded.execs,
     })
 }
 
@@ -317,7 +265,7 @@ pub struct Missing {
 /// Put every input version the steps read into the scratch tree (unless a replayed step will
 /// produce it): kept from the commit when it matches, else restored from the object store.
 pub fn restore_inputs(
-    conn: &Connection,
+    store: &Store,
     objects: &Objects,
     orig: &Original,
     plan: &Plan,
@@ -329,7 +277,7 @@ pub fn restore_inputs(
         let Some(exec) = orig.execs.get(&step.name) else {
             continue;
         };
-        for io in recorded_io(conn, *exec, "in")? {
+        for io in store.recorded_io(*exec, "in")? {
             check_recorded_path(&io.path, &orig.short_id)?;
             let produced = plan
                 .steps()
@@ -393,23 +341,11 @@ pub fn check_plan_paths(plan: &Plan, run: &str) -> Result<()> {
 }
 
 /// Differences between the recorded environment and this machine, in words.
-pub fn environment_differences(
-    conn: &Connection,
-    orig: &Original,
-    root: &Path,
-) -> Result<Vec<String>> {
+pub fn environment_differences(store: &Store, orig: &Original, root: &Path) -> Result<Vec<String>> {
     let Some(exec) = orig.execs.values().next() else {
         return Ok(Vec::new());
     };
-    let env_id: Option<String> =
-        conn.query_row("SELECT env_id FROM step_execs WHERE id = ?1", [exec], |r| {
-            r.get(0)
-        })?;
-    let Some(recorded) = env_id
-        .map(|id| query::env_info(conn, &id))
-        .transpose()?
-        .flatten()
-    else {
+    let Some(recorded) = store.exec_env(*exec)? else {
         return Ok(Vec::new());
     };
     let now = SystemInfo::read();
@@ -454,7 +390,7 @@ pub fn environment_differences(
             None => out.push(format!("{f}: missing")),
         }
     }
-    out.extend(package_differences(conn, orig, root)?);
+    out.extend(package_differences(store, orig, root)?);
     Ok(out)
 }
 
@@ -463,10 +399,10 @@ const PACKAGE_LINES: usize = 10;
 
 /// The recorded interpreters' environments (over every step of the run) against what the same
 /// programs find here now: another executable or prefix, missing, added or other versions.
-fn package_differences(conn: &Connection, orig: &Original, root: &Path) -> Result<Vec<String>> {
+fn package_differences(store: &Store, orig: &Original, root: &Path) -> Result<Vec<String>> {
     let mut recorded: BTreeMap<String, EnvPackages> = BTreeMap::new();
     for exec in orig.execs.values() {
-        for (p, e) in exec_packages(conn, *exec)? {
+        for (p, e) in exec_packages(store, *exec)? {
             recorded.entry(p).or_insert(e);
         }
     }
@@ -520,25 +456,17 @@ fn package_differences(conn: &Connection, orig: &Original, root: &Path) -> Resul
 }
 
 /// The interpreters' environments recorded with one step execution.
-fn exec_packages(conn: &Connection, exec: i64) -> Result<BTreeMap<String, EnvPackages>> {
-    let env_id: Option<String> = conn
-        .query_row("SELECT env_id FROM step_execs WHERE id = ?1", [exec], |r| {
-            r.get(0)
-        })
-        .optional()?
-        .flatten();
-    Ok(env_id
-        .map(|id| query::env_info(conn, &id))
-        .transpose()?
-        .flatten()
+fn exec_packages(store: &Store, exec: i64) -> Result<BTreeMap<String, EnvPackages>> {
+    Ok(store
+        .exec_env(exec)?
         .map(|e| e.packages)
         .unwrap_or_default())
 }
 
 /// The package differences between a recorded execution and its replay, in words (the likely
 /// cause of a verdict that differs).
-fn replayed_package_changes(conn: &Connection, orig: i64, replay: i64) -> Result<Vec<String>> {
-    let (a, b) = (exec_packages(conn, orig)?, exec_packages(conn, replay)?);
+fn replayed_package_changes(store: &Store, orig: i64, replay: i64) -> Result<Vec<String>> {
+    let (a, b) = (exec_packages(store, orig)?, exec_packages(store, replay)?);
     let flat = |m: &BTreeMap<String, EnvPackages>| -> Vec<packages::Package> {
         let mut seen = std::collections::BTreeSet::new();
         m.values()
@@ -647,21 +575,6 @@ pub struct StepVerdict {
     pub package_changes: Vec<String>,
 }
 
-fn metrics_of(conn: &Connection, exec: i64) -> Result<BTreeMap<String, (f64, String)>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT key, value, source, exact FROM metrics WHERE step_exec = ?1")?;
-    let rows = stmt
-        .query_map([exec], |r| {
-            let v = crate::fingerprint::metrics::from_columns(
-                r.get(1)?,
-                r.get::<_, Option<String>>(3)?.as_deref(),
-            );
-            Ok((r.get::<_, String>(0)?, (v, r.get::<_, String>(2)?)))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
-}
-
 fn dir_changes(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
     let (Fingerprint::Dir { entries: ea, .. }, Fingerprint::Dir { entries: eb, .. }) = (a, b)
     else {
@@ -691,28 +604,19 @@ fn dir_changes(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
 
 /// Compare each replayed step's outputs with the original's.
 pub fn verdicts(
-    conn: &Connection,
+    store: &Store,
     orig: &Original,
     plan: &Plan,
     replay_run: &str,
 ) -> Result<Vec<StepVerdict>> {
-    let mut stmt =
-        conn.prepare("SELECT step, id, status FROM step_execs WHERE run_id = ?1 ORDER BY id")?;
-    let replayed: BTreeMap<String, (i64, String)> = stmt
-        .query_map([replay_run], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                (r.get::<_, i64>(1)?, r.get::<_, String>(2)?),
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let replayed = store.step_statuses(replay_run)?;
     let mut out = Vec::new();
     for step in plan.steps() {
         let Some((rid, status)) = replayed.get(&step.name) else {
             continue;
         };
         let package_changes = match orig.execs.get(&step.name) {
-            Some(e) => replayed_package_changes(conn, *e, *rid)?,
+            Some(e) => replayed_package_changes(store, *e, *rid)?,
             None => Vec::new(),
         };
         if status != "succeeded" {
@@ -731,12 +635,12 @@ pub fn verdicts(
             continue;
         }
         let before: Vec<Io> = match orig.execs.get(&step.name) {
-            Some(e) => recorded_io(conn, *e, "out")?,
+            Some(e) => store.recorded_io(*e, "out")?,
             None => Vec::new(),
         };
-        let after = recorded_io(conn, *rid, "out")?;
+        let after = store.recorded_io(*rid, "out")?;
         let (m_before, m_after) = match orig.execs.get(&step.name) {
-            Some(e) => (metrics_of(conn, *e)?, metrics_of(conn, *rid)?),
+            Some(e) => (store.exec_metrics(*e)?, store.exec_metrics(*rid)?),
             None => (BTreeMap::new(), BTreeMap::new()),
         };
         let mut outputs = Vec::new();

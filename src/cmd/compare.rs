@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
-use crate::store::query::{self, RunFilter, RunSummary};
+use crate::store::query::{RunFilter, RunSummary};
 use crate::store::{self, Store};
 
 #[derive(Debug, clap::Args)]
@@ -87,48 +87,40 @@ struct Row {
 
 pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
-    let conn = &store.conn;
-    // A run's row holds its resolved plan (kilobytes of JSON), so reading a thousand runs walks
-    // thousands of overflow pages: mapped, they cost no system call each (measured: 11,000
-    // `pread`s, most of the time of comparing 1,000 runs). Only for this connection.
-    let _ = conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024);
+    // a thousand runs' rows are large: read them mapped (see the method)
+    store.map_for_large_reads();
     if let Some((k, _)) = &args.sort
-        && let Some(e) = super::runs::unknown_name(conn, None, &[], &[k.as_str()])?
+        && let Some(e) = super::runs::unknown_name(&store, None, &[], &[k.as_str()])?
     {
         return Err(e);
     }
     let (pipeline, mut runs) = if args.runs.is_empty() {
         let pipeline = match &args.pipeline {
             Some(p) => {
-                if let Some(e) = super::runs::unknown_name(conn, Some(p), &[], &[])? {
+                if let Some(e) = super::runs::unknown_name(&store, Some(p), &[], &[])? {
                     return Err(e);
                 }
                 p.clone()
             }
             None => {
-                let latest = query::resolve_run(conn, "latest")?;
-                query::list_runs(
-                    conn,
-                    &RunFilter {
+                let latest = store.resolve_run("latest")?;
+                store
+                    .list_runs(&RunFilter {
                         ids: Some(vec![latest]),
                         ..RunFilter::default()
-                    },
-                )?
-                .pop()
-                .map(|r| r.pipeline)
-                .ok_or_else(|| Error::other("the newest run vanished while reading it"))?
+                    })?
+                    .pop()
+                    .map(|r| r.pipeline)
+                    .ok_or_else(|| Error::other("the newest run vanished while reading it"))?
             }
         };
-        let runs = query::list_runs(
-            conn,
-            &RunFilter {
-                pipeline: Some(pipeline.clone()),
-                replays: Some(false),
-                limit: (args.limit != 0).then_some(args.limit),
-                with_params: true,
-                ..RunFilter::default()
-            },
-        )?;
+        let runs = store.list_runs(&RunFilter {
+            pipeline: Some(pipeline.clone()),
+            replays: Some(false),
+            limit: (args.limit != 0).then_some(args.limit),
+            with_params: true,
+            ..RunFilter::default()
+        })?;
         (Some(pipeline), runs)
     } else {
         if args.pipeline.is_some() {
@@ -139,19 +131,16 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
         }
         let mut ids: Vec<String> = Vec::new();
         for r in &args.runs {
-            let id = query::resolve_run(conn, r)?;
+            let id = store.resolve_run(r)?;
             if !ids.contains(&id) {
                 ids.push(id);
             }
         }
-        let mut runs = query::list_runs(
-            conn,
-            &RunFilter {
-                ids: Some(ids.clone()),
-                with_params: true,
-                ..RunFilter::default()
-            },
-        )?;
+        let mut runs = store.list_runs(&RunFilter {
+            ids: Some(ids.clone()),
+            with_params: true,
+            ..RunFilter::default()
+        })?;
         // in the order they were named
         runs.sort_by_key(|r| ids.iter().position(|i| *i == r.id));
         (None, runs)

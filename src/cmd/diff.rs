@@ -17,7 +17,7 @@ use crate::fingerprint::packages::{self, Package};
 use crate::pipeline::params;
 use crate::report::Role;
 use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
-use crate::store::lineage::{self, GAP_REASON};
+use crate::store::lineage::GAP_REASON;
 use crate::store::query::{self, EnvInfo, IoInfo, RunDetail, StepInfo};
 use crate::store::{self, Store};
 
@@ -247,8 +247,9 @@ fn side_of(store: &Store, arg: &str, color: ColorChoice) -> Result<(String, Opti
     if let Some(n) = note {
         Style::stderr(color).note(&n);
     }
-    let Some(p) = lineage::preferred_producer(&store.conn, v.av_id)? else {
-        let why = lineage::gap_reasons(&store.conn, &[v.av_id])?
+    let Some(p) = store.preferred_producer(v.av_id)? else {
+        let why = store
+            .gap_reasons(&[v.av_id])?
             .remove(&v.av_id)
             .unwrap_or_else(|| GAP_REASON.to_string());
         return Err(Error::other(format!(
@@ -258,7 +259,8 @@ fn side_of(store: &Store, arg: &str, color: ColorChoice) -> Result<(String, Opti
         ))
         .hint("diff the runs that read it instead: `mlrun show PATH` lists them"));
     };
-    let e = lineage::execs(&store.conn, &[p])?
+    let e = store
+        .execs(&[p])?
         .remove(&p)
         .ok_or_else(|| Error::other("the producing step execution vanished"))?;
     // a file inside a directory: the run that made the directory version holding it
@@ -367,8 +369,8 @@ fn data_of(d: &RunDetail) -> (BTreeMap<String, IoInfo>, BTreeMap<String, IoInfo>
 }
 
 fn files_diff(store: &Store, a: &str, b: &str) -> Result<FilesDiff> {
-    let ea = query::dir_entries(&store.conn, a)?;
-    let eb = query::dir_entries(&store.conn, b)?;
+    let ea = store.dir_entries(a)?;
+    let eb = store.dir_entries(b)?;
     Ok(FilesDiff::between(&ea, &eb))
 }
 
@@ -406,7 +408,7 @@ fn data_diff(store: &Store, a: &RunDetail, b: &RunDetail, all: bool) -> Result<D
                 d.unchanged += 1;
                 if all && let Some(v) = va {
                     let files = (v.kind == "dir")
-                        .then(|| query::dir_entry_list(&store.conn, &v.hash).ok())
+                        .then(|| store.dir_entry_list(&v.hash).ok())
                         .flatten()
                         .map(|entries| {
                             entries
@@ -807,8 +809,8 @@ pub fn compute_with(
         side_of(store, a, color)?
     };
     let with_diff = true; // the uncommitted diffs are compared by content
-    let da = query::run_detail(&store.conn, &ra, with_diff)?;
-    let db = query::run_detail(&store.conn, &rb, with_diff)?;
+    let da = store.run_detail(&ra, with_diff)?;
+    let db = store.run_detail(&rb, with_diff)?;
     let mut code = code_diff(&da, &db, patch)?;
     if !patch {
         code.a_uncommitted_diff = None;
@@ -829,7 +831,7 @@ pub fn compute_with(
 
 /// `diff B` alone: the run before B's run (of the same kind: a replay's is the replay before).
 fn run_before(store: &Store, b: &str, run: &str) -> Result<String> {
-    query::resolve_run(&store.conn, &format!("{run}~1")).map_err(|_| {
+    store.resolve_run(&format!("{run}~1")).map_err(|_| {
         Error::other(format!(
             "`{b}` is the first run recorded{}; there is no run before it to compare with",
             if b == run || query::is_run_name(b) {

@@ -5,8 +5,7 @@ use std::path::Path;
 
 use crate::error::{Context, Error, Result};
 use crate::report::{ColorChoice, Role, Style, emit, openlineage, prov};
-use crate::store::lineage;
-use crate::store::{self, Store, query};
+use crate::store::{self, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
@@ -49,7 +48,7 @@ fn send(mut store: Store, id: &str, color: ColorChoice) -> Result<i32> {
             )),
         );
     };
-    let short = query::short_id(&store.conn, id)?;
+    let short = store.short_id(id)?;
     let d = crate::live::send_run(&mut store, &cfg, id)?;
     let style = Style::stderr(color);
     if d.rejected > 0 {
@@ -86,12 +85,12 @@ pub fn export(args: ExportArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let id = match crate::cmd::target::model_run(&store, &args.run)? {
         Some(run) => run,
-        None => query::resolve_run(&store.conn, &args.run)?,
+        None => store.resolve_run(&args.run)?,
     };
     if args.send {
         return send(store, &id, color);
     }
-    let run = lineage::export_run(&store.conn, &id)?;
+    let run = store.export_run(&id)?;
     let text = match args.format {
         ExportFormat::Openlineage => {
             let mut s = String::new();

@@ -4,7 +4,7 @@
 //! database then tells the truth again), and replaces a lost database by a new one that keeps the
 //! objects. A damaged database is only read, never repaired in place.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -17,7 +17,6 @@ use crate::report::{self, ColorChoice, Style};
 use crate::store::logs::LogObjects;
 use crate::store::objects::{Objects, quarantine_corrupt};
 use crate::store::{self, Store};
-use crate::store::{marks, query};
 
 #[derive(Debug, clap::Args)]
 pub struct FsckArgs {
@@ -71,7 +70,6 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         return fsck_lost(args, &dir, what, color);
     }
     let (store, writable, messages) = Store::open_for_check(&dir)?;
-    let conn = &store.conn;
     let database_ok = messages == ["ok"];
 
     let objects = Objects::new(&dir);
@@ -85,7 +83,7 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     drop(progress);
     if database_ok {
         // the recorded package lists: each must hash to its name, and every one a step names exist
-        for (hash, problem) in crate::store::packages::damaged_sets(conn)? {
+        for (hash, problem) in store.damaged_package_sets()? {
             findings.push(Finding {
                 hash,
                 problem,
@@ -95,9 +93,9 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 log: None,
             });
         }
-        check_claims(conn, &objects, &mut findings)?;
+        check_claims(&store, &objects, &mut findings)?;
     }
-    let (logs_checked, logs_bytes) = check_logs(&dir, conn, &mut findings)?;
+    let (logs_checked, logs_bytes) = check_logs(&dir, &store, &mut findings)?;
     findings.sort_by(|a, b| a.hash.cmp(&b.hash));
     let mut repair_note = None;
     if args.repair
@@ -118,8 +116,8 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 .filter(|f| f.problem == "missing" || f.quarantined)
                 .map(|f| f.hash.clone())
                 .collect();
-            let dirs = marks::dirs_needing(conn, &gone)?;
-            let n = marks::mark_not_stored(conn, gone.iter().chain(&dirs))?;
+            let dirs = store.dirs_needing(&gone)?;
+            let n = store.mark_not_stored(gone.iter().chain(&dirs))?;
             for f in &mut findings {
                 f.repaired = gone.contains(&f.hash);
             }
@@ -315,23 +313,11 @@ fn fsck_lost(args: FsckArgs, dir: &Path, what: &str, color: ColorChoice) -> Resu
 /// Blobs the database says are stored must have their objects, and every directory version
 /// its manifest, intact (its SHA-256 is the directory's hash); each problem found gets the
 /// paths whose versions need it.
-fn check_claims(
-    conn: &rusqlite::Connection,
-    objects: &Objects,
-    findings: &mut Vec<Finding>,
-) -> Result<()> {
+fn check_claims(store: &Store, objects: &Objects, findings: &mut Vec<Finding>) -> Result<()> {
     // its manifest, intact (its SHA-256 is the directory's hash).
-    let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'file'")?;
-    let mut expected: HashSet<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    drop(stmt);
-    let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'dir'")?;
-    let stored_dirs: HashSet<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    drop(stmt);
-    query::for_each_dir_manifest(conn, |hash, data| {
+    let mut expected = store.stored_files()?;
+    let stored_dirs = store.stored_dirs()?;
+    store.each_dir_manifest(|hash, data| {
         let problem = match data {
             None => Some("manifest missing"),
             Some(d) => match parse_manifest(d) {
@@ -378,32 +364,8 @@ fn check_claims(
         }
     }
     // the paths whose versions need each problem object: as artifacts, or inside directories
-    let mut paths_q = conn.prepare(
-        "SELECT DISTINCT a.path FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id WHERE v.blob_hash = ?1",
-    )?;
-    let mut paths: HashMap<String, BTreeSet<String>> = HashMap::new();
-    for f in findings.iter() {
-        let direct = paths_q
-            .query_map([&f.hash], |r| r.get(0))?
-            .collect::<rusqlite::Result<BTreeSet<String>>>()?;
-        paths.insert(f.hash.clone(), direct);
-    }
-    drop(paths_q);
-    if !findings.is_empty() {
-        let mut dirs_q = conn.prepare_cached(
-            "SELECT DISTINCT a.path FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id WHERE v.blob_hash = ?1",
-        )?;
-        query::for_each_dir_manifest(conn, |hash, data| {
-            for e in data.and_then(parse_manifest).unwrap_or_default() {
-                if let Some(set) = paths.get_mut(&e.hash) {
-                    for dir in dirs_q.query_map([hash], |r| r.get::<_, String>(0))? {
-                        set.insert(format!("{}/{}", dir?, e.relpath));
-                    }
-                }
-            }
-            Ok(())
-        })?;
-    }
+    let hashes: Vec<&str> = findings.iter().map(|f| f.hash.as_str()).collect();
+    let mut paths = store.paths_needing(&hashes)?;
     for f in findings.iter_mut() {
         f.paths = paths
             .remove(&f.hash)
@@ -417,14 +379,10 @@ fn check_claims(
 /// The whole logs of long step outputs (`objects/logs/`): each one decompressed and re-hashed
 /// (a corrupt one is moved to `objects/corrupt/`), and each one the database says is stored
 /// present. Returns how many were checked and their size on disk.
-fn check_logs(
-    dir: &Path,
-    conn: &rusqlite::Connection,
-    findings: &mut Vec<Finding>,
-) -> Result<(usize, u64)> {
+fn check_logs(dir: &Path, store: &Store, findings: &mut Vec<Finding>) -> Result<(usize, u64)> {
     let logs = LogObjects::new(dir);
     let listed = logs.list();
-    let expected = LogObjects::expected(conn)?;
+    let expected = store.expected_logs()?;
     let owner: HashMap<&str, &str> = expected
         .iter()
         .map(|(h, o)| (h.as_str(), o.as_str()))

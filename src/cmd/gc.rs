@@ -18,13 +18,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::fingerprint::hash::parse_manifest;
 use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
 use crate::store::lock::ObjectsExclusive;
 use crate::store::logs::{Collected, LogObjects};
 use crate::store::objects::Objects;
-use crate::store::{self, Store, marks, query};
+use crate::store::{self, Kept, Store, WriteError};
 
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
@@ -52,14 +51,13 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         writable = true;
     }
     let style = Style::stdout(color);
-    let conn = &store.conn;
     let _lock = ObjectsExclusive::take(&dir, |what| {
         eprintln!("waiting for {what} to finish…");
     })?;
 
     let objects = Objects::new(&dir);
     let listed = objects.list();
-    if marks::run_count(conn)? == 0 && !listed.is_empty() {
+    if store.run_count()? == 0 && !listed.is_empty() {
         let bytes: u64 = listed.iter().map(|o| o.2).sum();
         println!(
             "deleted nothing: the database records no runs, but the store holds {} object{} ({}); if the database was lost or replaced, they are what is left of its history",
@@ -70,19 +68,11 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         return Ok(0);
     }
 
-    let mut referenced = marks::referenced(conn, args.keep_last)?;
-    // the files of a kept directory version are kept with it
-    let mut in_dirs = Vec::new();
-    let mut unreadable = Vec::new();
-    query::for_each_dir_manifest(conn, |hash, data| {
-        if referenced.contains(hash) {
-            match data.and_then(parse_manifest) {
-                Some(entries) => in_dirs.extend(entries.into_iter().map(|e| e.hash)),
-                None => unreadable.push(hash.to_string()),
-            }
-        }
-        Ok(())
-    })?;
+    // with the files of the kept directory versions
+    let Kept {
+        objects: referenced,
+        unreadable_manifests: unreadable,
+    } = store.kept_objects(args.keep_last)?;
     if let Some(first) = unreadable.first() {
         // which objects those versions need is unknown: deleting anything could lose them
         return Err(Error::store(format!(
@@ -93,16 +83,16 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         ))
         .hint("`mlrun fsck` lists them; running the step that produces such a directory records its manifest again"));
     }
-    referenced.extend(in_dirs);
     // Objects stored or found by a run in progress may not be referenced yet: leave anything
     // modified since the oldest running run started alone (a minute earlier: file times are
     // coarser than the clock).
-    let guard = marks::oldest_running_start(conn)?.map(|ms| {
+    let guard = store.oldest_running_start()?.map(|ms| {
         SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64) - Duration::from_secs(60)
     });
 
     // the whole logs of long step outputs (`objects/logs/`)
-    let logs = LogObjects::new(&dir).collect_garbage(conn, args.keep_last, guard, args.dry_run)?;
+    let logs =
+        store.collect_log_garbage(&LogObjects::new(&dir), args.keep_last, guard, args.dry_run)?;
 
     let mut doomed = HashSet::new();
     let mut bytes = 0u64;
@@ -115,7 +105,8 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         present.insert(hash);
     }
     // claims without an object, corrected along with the deletions
-    let stale: HashSet<String> = marks::stored_files(conn)?
+    let stale: HashSet<String> = store
+        .stored_files()?
         .into_iter()
         .filter(|h| !present.contains(h))
         .collect();
@@ -135,7 +126,7 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     }
     let gone: HashSet<String> = doomed.iter().chain(&stale).cloned().collect();
     // a directory version is restorable only while every one of its files is
-    let broken_dirs = marks::dirs_needing(conn, &gone)?;
+    let broken_dirs = store.dirs_needing(&gone)?;
 
     let mut deleted = 0;
     let mut freed = 0u64;
@@ -159,16 +150,15 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     };
     // The database first, then the files.
     let first = if writable {
-        marks::mark_not_stored(conn, gone.iter().chain(&broken_dirs)).map(|_| ())
+        store
+            .mark_not_stored(gone.iter().chain(&broken_dirs))
+            .map(|_| ())
     } else {
-        Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-            None,
-        ))
+        Err(WriteError::disk_full())
     };
     match first {
         Ok(()) => delete(&mut deleted, &mut freed),
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+        Err(e) if e.is_disk_full() => {
             // No room for the database's update (or even to open it for writing): make some by
             // deleting first. Killed before the update, this leaves claims without objects,
             // which the next gc (or `mlrun fsck --repair`) corrects.
@@ -179,13 +169,13 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
             delete(&mut deleted, &mut freed);
             let update = || -> Result<()> {
                 let reopened;
-                let conn = if writable {
-                    conn
+                let store = if writable {
+                    &store
                 } else {
                     reopened = Store::open_existing(&dir)?;
-                    &reopened.conn
+                    &reopened
                 };
-                marks::mark_not_stored(conn, gone.iter().chain(&broken_dirs))?;
+                store.mark_not_stored(gone.iter().chain(&broken_dirs))?;
                 Ok(())
             };
             update().map_err(|e| {

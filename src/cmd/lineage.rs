@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::cmd::target::{self, Target};
 use crate::error::Result;
 use crate::report::{ColorChoice, Style, emit, graph};
-use crate::store::lineage::{self, Direction, Seed};
+use crate::store::lineage::{Direction, Seed};
 use crate::store::{self, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,7 +70,7 @@ pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) 
     } else {
         Direction::Up
     };
-    let mut g = lineage::traverse(&store.conn, &seed, direction, args.depth)?;
+    let mut g = store.traverse(&seed, direction, args.depth)?;
     g.file = file;
     let format = if args.json {
         LineageFormat::Json

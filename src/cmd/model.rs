@@ -13,7 +13,7 @@ use crate::report::Role;
 use crate::report::{ColorChoice, Style, emit, short_hash, size, time};
 use crate::store::models::{self, ModelVersion};
 use crate::store::record::now_ms;
-use crate::store::{self, Store, query};
+use crate::store::{self, Store};
 
 pub(crate) const MODEL_HELP: &str = "\
 A model NAME (and an ALIAS) is lowercase letters, digits, `-` and `/`, starting with a letter
@@ -212,28 +212,25 @@ fn register(args: ModelRegisterArgs, store_dir: Option<&Path>, color: ColorChoic
         Some(mv) => mv.run_id,
         None => arg
             .rsplit_once('@')
-            .and_then(|(_, r)| query::resolve_run(&store.conn, r).ok()),
+            .and_then(|(_, r)| store.resolve_run(r).ok()),
     };
-    let exec = models::producer(&store.conn, version.av_id, run.as_deref())?;
+    let exec = store.model_producer(version.av_id, run.as_deref())?;
     let run = match exec {
-        Some(e) => models::run_of_exec(&store.conn, e)?,
+        Some(e) => store.run_of_exec(e)?,
         None => None,
     };
     let by = user_name();
-    let done = models::register(
-        &mut store.conn,
-        &models::NewVersion {
-            name: &args.name,
-            av_id: version.av_id,
-            exec_id: exec,
-            run_id: run.as_deref(),
-            version: label.as_ref(),
-            by: &by,
-            message: args.message.as_deref(),
-            auto: false,
-            at: now_ms(),
-        },
-    )?;
+    let done = store.register_model(&models::NewVersion {
+        name: &args.name,
+        av_id: version.av_id,
+        exec_id: exec,
+        run_id: run.as_deref(),
+        version: label.as_ref(),
+        by: &by,
+        message: args.message.as_deref(),
+        auto: false,
+        at: now_ms(),
+    })?;
     let err = Style::stderr(color);
     if let Some(n) = note {
         err.note(&n);
@@ -267,8 +264,7 @@ fn alias(args: ModelAliasArgs, store_dir: Option<&Path>, color: ColorChoice) -> 
     } else {
         args.to_version.as_deref()
     };
-    let moved = models::set_alias(
-        &mut store.conn,
+    let moved = store.set_alias(
         &args.name,
         &args.alias,
         to,
@@ -279,7 +275,8 @@ fn alias(args: ModelAliasArgs, store_dir: Option<&Path>, color: ColorChoice) -> 
     let out = Style::stdout(color);
     let name = out.paint(Role::Strong, &format!("{}@{}", args.name, args.alias));
     let Some(m) = moved else {
-        let v = models::by_ref(&store.conn, &args.name, &args.alias)?
+        let v = store
+            .model_by_ref(&args.name, &args.alias)?
             .map_or_else(|| "?".into(), |v| v.version);
         if args.json {
             emit("null\n");
@@ -310,7 +307,7 @@ fn open_read(store_dir: Option<&Path>) -> Result<Store> {
 
 fn list(args: ModelListArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = open_read(store_dir)?;
-    let all = models::all(&store.conn)?;
+    let all = store.all_models()?;
     if args.json {
         emit(&(serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"));
         return Ok(0);
@@ -394,8 +391,8 @@ fn table<const N: usize>(rows: &[[String; N]], out: &Style) -> String {
 fn show(args: ModelShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     models::check_name(&args.name)?;
     let store = open_read(store_dir)?;
-    let Some(m) = models::model(&store.conn, &args.name)? else {
-        return Err(models::no_such_model(&store.conn, &args.name)?);
+    let Some(m) = store.model(&args.name)? else {
+        return Err(store.no_such_model(&args.name)?);
     };
     if args.json {
         emit(&(serde_json::to_string_pretty(&m).unwrap_or_default() + "\n"));
@@ -578,7 +575,7 @@ fn export_tags(
         Reg(&'a ModelVersion),
         Move(&'a models::AliasMove),
     }
-    let all = models::all(&store.conn)?;
+    let all = store.all_models()?;
     let mut events: Vec<(i64, u8, Ev)> = Vec::new();
     for m in &all {
         for v in &m.versions {
@@ -960,8 +957,7 @@ fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i3
                         .then(|| (p.to_string(), h.to_string()))
                 });
                 let av = match by_line {
-                    Some((p, h)) => crate::store::lineage::version_by_content(&store.conn, &p, &h)?
-                        .map(|v| v.av_id),
+                    Some((p, h)) => store.version_by_content(&p, &h)?.map(|v| v.av_id),
                     None => None,
                 };
                 let av = match av {
@@ -996,35 +992,31 @@ fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i3
                                 note(&t.name, "skipped", "neither its message nor artifacts.yaml at its commit says which file it is".into());
                                 continue;
                             }
-                            Some(p) => {
-                                match models::produced_at_commit(&store.conn, &p, &t.commit)?
-                                    .as_slice()
-                                {
-                                    [one] => Some(*one),
-                                    [] => {
-                                        note(
-                                            &t.name,
-                                            "skipped",
-                                            format!(
-                                                "no recorded run at commit {} produced `{p}`",
-                                                short_hash(&t.commit)
-                                            ),
-                                        );
-                                        continue;
-                                    }
-                                    _ => {
-                                        note(
-                                            &t.name,
-                                            "skipped",
-                                            format!(
-                                                "runs at commit {} produced several versions of `{p}`",
-                                                short_hash(&t.commit)
-                                            ),
-                                        );
-                                        continue;
-                                    }
+                            Some(p) => match store.produced_at_commit(&p, &t.commit)?.as_slice() {
+                                [one] => Some(*one),
+                                [] => {
+                                    note(
+                                        &t.name,
+                                        "skipped",
+                                        format!(
+                                            "no recorded run at commit {} produced `{p}`",
+                                            short_hash(&t.commit)
+                                        ),
+                                    );
+                                    continue;
                                 }
-                            }
+                                _ => {
+                                    note(
+                                        &t.name,
+                                        "skipped",
+                                        format!(
+                                            "runs at commit {} produced several versions of `{p}`",
+                                            short_hash(&t.commit)
+                                        ),
+                                    );
+                                    continue;
+                                }
+                            },
                         }
                     }
                 };
@@ -1049,26 +1041,23 @@ fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i3
                     note(&t.name, "would-register", format!("{name}@{}", label.label));
                     continue;
                 }
-                let exec = models::producer(&store.conn, av, None)?;
+                let exec = store.model_producer(av, None)?;
                 let run = match exec {
-                    Some(e) => models::run_of_exec(&store.conn, e)?,
+                    Some(e) => store.run_of_exec(e)?,
                     None => None,
                 };
                 let msg = format!("imported {}", tagged(t));
-                match models::register(
-                    &mut store.conn,
-                    &models::NewVersion {
-                        name: &name,
-                        av_id: av,
-                        exec_id: exec,
-                        run_id: run.as_deref(),
-                        version: Some(&label),
-                        by: &by,
-                        message: Some(&msg),
-                        auto: false,
-                        at: now,
-                    },
-                ) {
+                match store.register_model(&models::NewVersion {
+                    name: &name,
+                    av_id: av,
+                    exec_id: exec,
+                    run_id: run.as_deref(),
+                    version: Some(&label),
+                    by: &by,
+                    message: Some(&msg),
+                    auto: false,
+                    at: now,
+                }) {
                     Ok(r) => {
                         at_commit
                             .insert((name.clone(), t.commit.clone()), r.version.version.clone());
@@ -1105,7 +1094,8 @@ fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i3
             .get(&(name.clone(), t.commit.clone()))
             .cloned()
             .or_else(|| {
-                models::versions(&store.conn, &name)
+                store
+                    .model_versions(&name)
                     .ok()?
                     .into_iter()
                     .find(|v| v.commit.as_deref() == Some(t.commit.as_str()))
@@ -1129,7 +1119,7 @@ fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i3
         }
         last.insert((name, stage), t);
     }
-    let log = models::alias_log(&store.conn, None)?;
+    let log = store.alias_log(None)?;
     for ((name, stage), t) in &last {
         let want = active
             .get(&(name.clone(), stage.clone()))
@@ -1142,7 +1132,7 @@ fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i3
             );
             continue;
         }
-        let state = models::alias_state(&store.conn, name, stage)?;
+        let state = store.alias_state(name, stage)?;
         let now_at = state.as_ref().and_then(|(l, _)| l.clone());
         if now_at == want {
             note(
@@ -1181,15 +1171,7 @@ fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i3
             continue;
         }
         let msg = format!("imported {}", tagged(t));
-        match models::set_alias(
-            &mut store.conn,
-            name,
-            stage,
-            want.as_deref(),
-            &by,
-            Some(&msg),
-            now,
-        ) {
+        match store.set_alias(name, stage, want.as_deref(), &by, Some(&msg), now) {
             Ok(_) => note(
                 &t.name,
                 "moved",

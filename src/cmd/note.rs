@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
-use crate::store::{self, Store, query, record};
+use crate::store::{self, Store};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::cmd::target::RUN_HELP)]
@@ -30,9 +30,9 @@ pub fn note(args: NoteArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         if !args.clear {
             // no TEXT: show the message
             let store = Store::open_read(&dir)?;
-            let id = query::resolve_run(&store.conn, &args.run)?;
-            let short = query::short_id(&store.conn, &id)?;
-            let d = query::run_detail(&store.conn, &id, false)?;
+            let id = store.resolve_run(&args.run)?;
+            let short = store.short_id(&id)?;
+            let d = store.run_detail(&id, false)?;
             report::emit(&match d.message {
                 Some(m) => format!("{}\n", m.trim_end()),
                 None => format!(
@@ -43,9 +43,9 @@ pub fn note(args: NoteArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             return Ok(0);
         }
         let mut store = Store::open_existing(&dir)?;
-        let id = query::resolve_run(&store.conn, &args.run)?;
-        let short = query::short_id(&store.conn, &id)?;
-        let old = record::set_message(&mut store.conn, &id, None)?;
+        let id = store.resolve_run(&args.run)?;
+        let short = store.short_id(&id)?;
+        let old = store.set_message(&id, None)?;
         report::emit(&match old {
             Some(_) => format!(
                 "cleared the message of run {}\n",
@@ -60,11 +60,11 @@ pub fn note(args: NoteArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             .hint("`mlrun note RUN --clear` removes a run's message"));
     }
     let mut store = Store::open_existing(&dir)?;
-    let id = query::resolve_run(&store.conn, &args.run)?;
-    let short = query::short_id(&store.conn, &id)?;
+    let id = store.resolve_run(&args.run)?;
+    let short = store.short_id(&id)?;
     // no pipeline is at hand to name its secrets, but values that look like secrets are masked
     let text = crate::fingerprint::env::mask(text.trim(), &[]);
-    let old = record::set_message(&mut store.conn, &id, Some(&text))?;
+    let old = store.set_message(&id, Some(&text))?;
     let mut out = format!(
         "noted on run {}: {}\n",
         style.paint(Role::Accent, &short),

@@ -64,9 +64,9 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let project = dir.parent().unwrap_or(Path::new("/")).to_path_buf();
     let run_id = match crate::cmd::target::model_run(&store, &args.target)? {
         Some(run) => run,
-        None => replay::resolve(&store.conn, &args.target, &project)?,
+        None => replay::resolve(&store, &args.target, &project)?,
     };
-    let orig = replay::load(&store.conn, &run_id)?;
+    let orig = replay::load(&store, &run_id)?;
     let mut plan = orig.plan.clone();
     if let Some(s) = &args.step {
         let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
@@ -126,7 +126,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         eprintln!("waiting for `mlrun gc` to finish before restoring inputs…")
     })
     .ok();
-    let missing = replay::restore_inputs(&store.conn, &objects, &orig, &plan, &root)?;
+    let missing = replay::restore_inputs(&store, &objects, &orig, &plan, &root)?;
     drop(hold);
     if !missing.is_empty() {
         let mut e = Error::other(format!(
@@ -156,7 +156,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         .unwrap_or(Path::new("pipeline.toml"));
     // through the scratch tree's own links never: a committed `pipeline.toml` link leads out
     crate::beneath::write_file(&root, file_name, orig.spec.as_bytes())?;
-    for d in replay::environment_differences(&store.conn, &orig, &root)? {
+    for d in replay::environment_differences(&store, &orig, &root)? {
         eprintln!(
             "{} environment differs from the recorded run: {d}",
             err.paint(Role::Warn, "warning:")
@@ -214,7 +214,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let outcome = exec::run_blocking(plan, store, opts, printer)?;
 
     let store = Store::open(&dir)?;
-    let verdicts = replay::verdicts(&store.conn, &orig, &replan, &outcome.run_id)?;
+    let verdicts = replay::verdicts(&store, &orig, &replan, &outcome.run_id)?;
     let failed = outcome.status != "succeeded";
     let differs = verdicts.iter().filter(|v| v.verdict == "differs").count();
     let verdict = if failed {
@@ -224,10 +224,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     } else {
         "identical"
     };
-    store.conn.execute(
-        "UPDATE runs SET replay_verdict = ?2 WHERE id = ?1",
-        rusqlite::params![outcome.run_id, verdict],
-    )?;
+    store.set_replay_verdict(&outcome.run_id, verdict)?;
 
     let style = if args.json { err } else { Style::stdout(color) };
     let w = verdicts

@@ -94,12 +94,12 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         || filter.since.is_some()
         || !filter.params.is_empty()
         || !filter.metrics.is_empty();
-    let runs = query::list_runs(&store.conn, &filter)?;
+    let runs = store.list_runs(&filter)?;
     if runs.is_empty() {
         // a name no run has is more likely a typo than a question: say so, with the names known
         let params: Vec<&str> = args.params.iter().map(|(k, _)| k.as_str()).collect();
         let metrics: Vec<&str> = args.metrics.iter().map(|(k, ..)| k.as_str()).collect();
-        if let Some(e) = unknown_name(&store.conn, args.pipeline.as_deref(), &params, &metrics)? {
+        if let Some(e) = unknown_name(&store, args.pipeline.as_deref(), &params, &metrics)? {
             return Err(e);
         }
     }
@@ -230,7 +230,7 @@ pub fn one_line(message: &str) -> String {
 /// The first of `pipeline`, `params`, `metrics` that no recorded run has, as an error that
 /// names the known ones (and the closest); `None` when every name is known.
 pub fn unknown_name(
-    conn: &rusqlite::Connection,
+    store: &Store,
     pipeline: Option<&str>,
     params: &[&str],
     metrics: &[&str],
@@ -246,7 +246,7 @@ pub fn unknown_name(
         let known = match cache.iter().find(|(k, _)| *k == what) {
             Some((_, v)) => v.clone(),
             None => {
-                let v = query::known_names(conn, what)?;
+                let v = store.known_names(what)?;
                 cache.push((what, v.clone()));
                 v
             }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::exec::capture::Lines;
 use crate::report::Role;
 use crate::report::{self, ColorChoice, Style, emit, short_hash, time};
-use crate::store::lineage::{self, Card, GAP_REASON, Member, Version};
+use crate::store::lineage::{Card, GAP_REASON, Member, Version};
 use crate::store::logs::LogObjects;
 use crate::store::packages::EnvPackages;
 use crate::store::query::{self, EnvInfo, GitInfo, IoInfo, RunDetail};
@@ -76,7 +76,7 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             "`--files` lists the files of a directory version: name one, e.g. `mlrun show data/`",
         );
     }
-    let mut detail = query::run_detail(&store.conn, &id, args.patch || args.json)?;
+    let mut detail = store.run_detail(&id, args.patch || args.json)?;
     if let Some(step) = &only_step {
         // `RUN:STEP`: that step's executions (every attempt) with the run's context
         detail.steps.retain(|s| &s.name == step);
@@ -95,7 +95,7 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         let objects = LogObjects::new(&store.dir);
         for s in &detail.steps {
             for stream in ["stdout", "stderr"] {
-                let data = query::step_log(&store.conn, s.exec_id, stream)?;
+                let data = store.step_log(s.exec_id, stream)?;
                 if data.bytes == 0 {
                     continue;
                 }
@@ -201,10 +201,11 @@ fn show_version(
     if let Some(n) = note {
         Style::stderr(color).note(&n);
     }
-    let card = lineage::card(&store.conn, v.av_id)?;
+    let card = store.card(v.av_id)?;
     let files = match (args.files, v.kind.as_str(), &file) {
         (true, "dir", None) => Some(
-            query::dir_entry_list(&store.conn, &v.hash)?
+            store
+                .dir_entry_list(&v.hash)?
                 .into_iter()
                 .map(|e| FileRow {
                     path: e.relpath,
@@ -223,7 +224,8 @@ fn show_version(
         }
         _ => None,
     };
-    let names: Vec<ModelName> = crate::store::models::versions_of_av(&store.conn, v.av_id)?
+    let names: Vec<ModelName> = store
+        .model_versions_of(v.av_id)?
         .into_iter()
         .map(|m| ModelName {
             name: m.name,
@@ -441,16 +443,13 @@ fn one_log(store: &Store, target: Target, stream: &str) -> Result<i32> {
             run_id,
             step,
             exec_id,
-        } => (
-            exec_id,
-            format!("{}:{step}", query::short_id(&store.conn, &run_id)?),
-        ),
+        } => (exec_id, format!("{}:{step}", store.short_id(&run_id)?)),
         Target::Run(run_id) => {
-            let short = query::short_id(&store.conn, &run_id)?;
-            let steps = lineage::steps_of(&store.conn, &run_id)?;
+            let short = store.short_id(&run_id)?;
+            let steps = store.steps_of(&run_id)?;
             match steps.as_slice() {
                 [only] => (
-                    lineage::exec_of(&store.conn, &run_id, only)?.unwrap_or_default(),
+                    store.exec_of(&run_id, only)?.unwrap_or_default(),
                     format!("{short}:{only}"),
                 ),
                 _ => {
@@ -472,7 +471,7 @@ fn one_log(store: &Store, target: Target, stream: &str) -> Result<i32> {
             );
         }
     };
-    let data = query::step_log(&store.conn, exec_id, stream)?;
+    let data = store.step_log(exec_id, stream)?;
     let mut out = Out::stdout();
     let objects = LogObjects::new(&store.dir);
     let result = match &data.full_hash {

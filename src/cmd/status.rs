@@ -20,7 +20,7 @@ use crate::report::Role;
 use crate::report::{ColorChoice, Style};
 use crate::store::objects::Objects;
 use crate::store::record::Io;
-use crate::store::{self, Store, query};
+use crate::store::{self, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -70,7 +70,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         None
     };
     let cache = match &store {
-        Some(s) => HashCache::load(&s.conn, plan.root())?,
+        Some(s) => s.load_stat_cache(plan.root())?,
         None => HashCache::disabled(),
     };
     // the same markers as `run` makes, so secret-holding steps get the same keys
@@ -123,7 +123,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                         objects: &objects,
                         with_replays: args.reuse_replays,
                     };
-                    step_reasons(&s.conn, &here, step, &parts, &inputs)?
+                    step_reasons(s, &here, step, &parts, &inputs)?
                 }
             };
         }
@@ -145,7 +145,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     drop(progress);
     if let Some(s) = &store {
         // remember what was hashed, so the next status or run is fast; failing that is harmless
-        let _ = cache.flush(&s.conn);
+        let _ = s.flush_stat_cache(&cache);
     }
     let stale = steps.iter().filter(|s| s.status == "stale").count();
     let report = Status {
@@ -175,7 +175,7 @@ struct Here<'a> {
 }
 
 fn step_reasons(
-    conn: &rusqlite::Connection,
+    store: &Store,
     here: &Here<'_>,
     step: &pipeline::Step,
     parts: &CacheParts,
@@ -188,7 +188,7 @@ fn step_reasons(
         objects,
         with_replays,
     } = *here;
-    if let Some(r) = incremental::find_reusable(conn, &parts.key(), with_replays)? {
+    if let Some(r) = store.find_reusable(&parts.key(), with_replays)? {
         let mut reasons = Vec::new();
         // outputs only observed by --trace are recorded, not restored: they do not make a step stale
         for out in r.outputs.iter().filter(|o| o.declared) {
@@ -206,15 +206,7 @@ fn step_reasons(
             match now {
                 None => reasons.push(format!("output {shown} is missing{restorable}")),
                 Some(fp) if fp.hash() != out.fp.hash() => {
-                    let known: bool = conn
-                        .query_row(
-                            "SELECT 1 FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id
-                             WHERE a.path = ?1 AND v.blob_hash = ?2",
-                            [&out.path, &fp.hash().to_string()],
-                            |_| Ok(()),
-                        )
-                        .is_ok();
-                    if known {
+                    if store.is_recorded_version(&out.path, fp.hash()) {
                         reasons.push(format!(
                             "output {shown} holds what another run made from other inputs{restorable}"
                         ))
@@ -230,11 +222,11 @@ fn step_reasons(
         return Ok(reasons);
     }
     Ok(
-        match incremental::last_success(conn, file, &step.name, with_replays)? {
+        match incremental::last_success(store, file, &step.name, with_replays)? {
             None => vec!["never run".into()],
             Some((_, before)) => {
                 let mut r = incremental::reasons(&before, parts);
-                name_changed_files(conn, &before, inputs, &mut r);
+                name_changed_files(store, &before, inputs, &mut r);
                 if r.is_empty() {
                     vec!["no reusable run recorded".into()]
                 } else {
@@ -247,12 +239,7 @@ fn step_reasons(
 
 /// A changed input directory's reason also names the files that changed in it ("input data/
 /// changed (… → …): f7.txt changed, 1 added (new.csv)"), from the recorded manifest.
-fn name_changed_files(
-    conn: &rusqlite::Connection,
-    before: &CacheParts,
-    inputs: &[Io],
-    reasons: &mut [String],
-) {
+fn name_changed_files(store: &Store, before: &CacheParts, inputs: &[Io], reasons: &mut [String]) {
     for io in inputs {
         let Fingerprint::Dir { entries, .. } = &io.fp else {
             continue;
@@ -260,7 +247,7 @@ fn name_changed_files(
         let Some(old) = before.inputs.get(&io.path).filter(|h| *h != io.fp.hash()) else {
             continue;
         };
-        let Ok(was) = query::dir_entries(conn, old) else {
+        let Ok(was) = store.dir_entries(old) else {
             continue;
         };
         let now: BTreeMap<String, String> = entries

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::hash;
 use crate::report::{short_hash, time};
-use crate::store::lineage::{self, Member, Version};
+use crate::store::lineage::{Member, Version};
 use crate::store::{Store, models, query};
 
 pub(crate) const TARGET_HELP: &str = "\
@@ -81,7 +81,7 @@ fn store_path(store: &Store, arg: &str) -> Result<String> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::other("cannot read the current directory").cause(e))?;
     let abs = normalise(&cwd.join(trimmed));
-    let mut roots = query::roots(&store.conn)?;
+    let mut roots = store.project_roots()?;
     if let Some(parent) = store.dir.parent() {
         let parent = if parent.as_os_str().is_empty() {
             cwd.clone()
@@ -102,14 +102,15 @@ fn store_path(store: &Store, arg: &str) -> Result<String> {
 }
 
 fn describe(store: &Store, v: &Version) -> Result<String> {
-    let run = lineage::preferred_producer(&store.conn, v.av_id)?
-        .and_then(|e| lineage::execs(&store.conn, &[e]).ok()?.remove(&e));
+    let run = store
+        .preferred_producer(v.av_id)?
+        .and_then(|e| store.execs(&[e]).ok()?.remove(&e));
     Ok(match run {
         Some(e) => format!(
             "{} made by `{}` in run {} ({})",
             short_hash(&v.hash),
             e.step,
-            query::short_id(&store.conn, &e.run_id)?,
+            store.short_id(&e.run_id)?,
             e.started_at.map_or_else(|| "-".into(), time::local)
         ),
         None => format!(
@@ -133,24 +134,23 @@ fn current(store: &Store, arg: &str, on_disk: &Path) -> Result<Target> {
     let abs = std::fs::canonicalize(on_disk).unwrap_or_else(|_| on_disk.to_path_buf());
     let cache = abs
         .parent()
-        .and_then(|dir| HashCache::load(&store.conn, dir).ok())
+        .and_then(|dir| store.load_stat_cache(dir).ok())
         .unwrap_or_else(HashCache::disabled);
     let fp = hash::fingerprint(on_disk, &cache)?;
-    if let Some(v) = lineage::version_by_content(&store.conn, &path, fp.hash())? {
+    if let Some(v) = store.version_by_content(&path, fp.hash())? {
         return Ok(Target::Version(v, None));
     }
     // a file inside a recorded directory: that file, in the directory version that holds
     // exactly this content
-    for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
+    for dir in store.recorded_parent_dirs(&path)? {
         let rel = &path[dir.len() + 1..];
-        if let Some(v) =
-            lineage::newest_dir_version_containing(&store.conn, &dir, rel, Some(fp.hash()))?
-            && let Some(m) = lineage::member(&store.conn, &v, rel)?
+        if let Some(v) = store.newest_dir_version_containing(&dir, rel, Some(fp.hash()))?
+            && let Some(m) = store.member(&v, rel)?
         {
             return Ok(Target::File(v, m, None));
         }
     }
-    if let Some(v) = lineage::latest_version(&store.conn, &path)? {
+    if let Some(v) = store.latest_version(&path)? {
         let note = format!(
             "the current content of `{path}` ({}) was never recorded by mlrun; showing its latest recorded version, {}",
             short_hash(fp.hash()),
@@ -164,17 +164,17 @@ fn current(store: &Store, arg: &str, on_disk: &Path) -> Result<Target> {
 /// A path that is not on disk: its latest recorded version.
 fn recorded(store: &Store, arg: &str) -> Result<Option<Target>> {
     let path = store_path(store, arg)?;
-    if let Some(v) = lineage::latest_version(&store.conn, &path)? {
+    if let Some(v) = store.latest_version(&path)? {
         let note = format!(
             "`{path}` is not on disk; showing its latest recorded version, {}",
             describe(store, &v)?
         );
         return Ok(Some(Target::Version(v, Some(note))));
     }
-    for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
+    for dir in store.recorded_parent_dirs(&path)? {
         let rel = &path[dir.len() + 1..];
-        if let Some(v) = lineage::newest_dir_version_containing(&store.conn, &dir, rel, None)?
-            && let Some(m) = lineage::member(&store.conn, &v, rel)?
+        if let Some(v) = store.newest_dir_version_containing(&dir, rel, None)?
+            && let Some(m) = store.member(&v, rel)?
         {
             let note = format!(
                 "`{path}` is not on disk; showing its latest recorded version, in {} of `{dir}/`",
@@ -187,22 +187,22 @@ fn recorded(store: &Store, arg: &str) -> Result<Option<Target>> {
 }
 
 fn at_run(store: &Store, path_arg: &str, run_arg: &str) -> Result<Target> {
-    let run = query::resolve_run(&store.conn, run_arg)?;
+    let run = store.resolve_run(run_arg)?;
     let path = store_path(store, path_arg)?;
-    if let Some(v) = lineage::version_in_run(&store.conn, &path, &run)? {
+    if let Some(v) = store.version_in_run(&path, &run)? {
         return Ok(Target::Version(v, None));
     }
-    for dir in lineage::recorded_parent_dirs(&store.conn, &path)? {
-        if let Some(v) = lineage::version_in_run(&store.conn, &dir, &run)? {
+    for dir in store.recorded_parent_dirs(&path)? {
+        if let Some(v) = store.version_in_run(&dir, &run)? {
             let rel = &path[dir.len() + 1..];
-            let Some(m) = lineage::member(&store.conn, &v, rel)? else {
+            let Some(m) = store.member(&v, rel)? else {
                 continue;
             };
             return Ok(Target::File(v, m, None));
         }
     }
-    let short = query::short_id(&store.conn, &run)?;
-    let paths = query::run_paths(&store.conn, &run)?;
+    let short = store.short_id(&run)?;
+    let paths = store.run_paths(&run)?;
     let mut e = Error::other(format!("run {short} did not read or write `{path}`"));
     if !paths.is_empty() {
         e = e.hint(format!(
@@ -219,16 +219,16 @@ fn at_run(store: &Store, path_arg: &str, run_arg: &str) -> Result<Target> {
 }
 
 fn exec(store: &Store, run_arg: &str, step: &str) -> Result<Target> {
-    let run = query::resolve_run(&store.conn, run_arg)?;
-    match lineage::exec_of(&store.conn, &run, step)? {
+    let run = store.resolve_run(run_arg)?;
+    match store.exec_of(&run, step)? {
         Some(exec_id) => Ok(Target::Exec {
             run_id: run,
             step: step.to_string(),
             exec_id,
         }),
         None => {
-            let steps = lineage::steps_of(&store.conn, &run)?;
-            let short = query::short_id(&store.conn, &run)?;
+            let steps = store.steps_of(&run)?;
+            let short = store.short_id(&run)?;
             let mut e = Error::other(format!("run {short} has no step `{step}`"));
             if let Some(best) = steps
                 .iter()
@@ -273,22 +273,21 @@ pub fn model_version(store: &Store, arg: &str) -> Result<Option<models::ModelVer
     if forced {
         models::check_name(name)?;
     }
-    if models::model_id(&store.conn, name)?.is_none() {
+    if store.model_id(name)?.is_none() {
         if forced {
-            return Err(models::no_such_model(&store.conn, name)?);
+            return Err(store.no_such_model(name)?);
         }
         return Ok(None);
     }
-    if let Some(v) = models::by_ref(&store.conn, name, reference)? {
+    if let Some(v) = store.model_by_ref(name, reference)? {
         return Ok(Some(v));
     }
     if !forced
-        && (Path::new(name).exists()
-            || lineage::artifact_id(&store.conn, &store_path(store, name)?)?.is_some())
+        && (Path::new(name).exists() || store.artifact_id(&store_path(store, name)?)?.is_some())
     {
         return Ok(None);
     }
-    Err(models::no_such_ref(&store.conn, name, reference)?)
+    Err(store.no_such_model_ref(name, reference)?)
 }
 
 /// The run that made the model version `arg` names (`replay` and `export` take a run), if it
@@ -314,7 +313,8 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
             .hint("name a path, PATH@RUN, a run id, RUN:STEP or a content hash"));
     }
     if let Some(mv) = model_version(store, arg)? {
-        let v = lineage::version(&store.conn, mv.av_id)?
+        let v = store
+            .version(mv.av_id)?
             .ok_or_else(|| Error::store(format!("the version {} names is missing", mv.name)))?;
         return Ok(Target::Version(v, None));
     }
@@ -338,13 +338,13 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
     if arg.contains('/') || arg.contains('.') {
         return recorded(store, arg)?.ok_or_else(|| never_recorded(arg));
     }
-    if lineage::artifact_id(&store.conn, &store_path(store, arg)?)?.is_some()
+    if store.artifact_id(&store_path(store, arg)?)?.is_some()
         && let Some(t) = recorded(store, arg)?
     {
         return Ok(t);
     }
     if query::is_run_name(arg) {
-        return Ok(Target::Run(query::resolve_run(&store.conn, arg)?));
+        return Ok(Target::Run(store.resolve_run(arg)?));
     }
     if is_hex(arg) {
         let prefix: String = arg
@@ -352,15 +352,15 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
             .filter(|c| *c != '-')
             .collect::<String>()
             .to_ascii_lowercase();
-        let runs = query::run_candidates(&store.conn, &prefix)?;
+        let runs = store.run_candidates(&prefix)?;
         let versions = if arg.contains('-') {
             Vec::new()
         } else {
-            lineage::versions_by_hash_prefix(&store.conn, &prefix)?
+            store.versions_by_hash_prefix(&prefix)?
         };
         return match (runs.is_empty(), versions.is_empty()) {
-            (false, true) => Ok(Target::Run(query::resolve_run(&store.conn, arg)?)),
-            (true, false) => match lineage::resolve_hash(&store.conn, &prefix)? {
+            (false, true) => Ok(Target::Run(store.resolve_run(arg)?)),
+            (true, false) => match store.resolve_hash(&prefix)? {
                 Some(v) => Ok(Target::Version(v, None)),
                 None => Err(never_recorded(arg)),
             },
@@ -396,17 +396,14 @@ mod tests {
     fn a_hex_prefix_of_both_a_run_and_a_hash_is_ambiguous() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join(".mlrun")).unwrap();
-        store
-            .conn
-            .execute_batch(
+        store.execute_batch_for_test(
                 "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');
                  INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
                    VALUES ('abc00000000000000000000000000001', 'p', 'p.toml', '/nowhere', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1);
                  INSERT INTO blobs (hash, kind, size, nfiles, stored) VALUES ('abcd', 'file', 1, 1, 0), ('ffee', 'file', 1, 1, 0);
                  INSERT INTO artifacts (id, path) VALUES (1, 'x.csv');
                  INSERT INTO artifact_versions (id, artifact_id, blob_hash, first_seen) VALUES (1, 1, 'abcd', 0), (2, 1, 'ffee', 0);",
-            )
-            .unwrap();
+            );
         let e = resolve(&store, "abc").unwrap_err();
         assert!(
             e.message.contains("both a run id and a content hash"),

@@ -10,12 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::fingerprint::hash::{Fingerprint, sha256_bytes};
+use crate::fingerprint::hash::sha256_bytes;
 use crate::pipeline::Step;
+use crate::store::Store;
 use crate::store::record::Io;
 
 /// Bump when the meaning of the key changes, so old executions are not reused wrongly.
@@ -137,137 +137,19 @@ impl CacheParts {
     }
 }
 
-/// An earlier successful execution with the same key: (execution to point at, its outputs,
-/// its metrics).
-pub struct Reusable {
-    pub exec_id: i64,
-    pub run_id: String,
-    /// `run_id` as mlrun shows it
-    pub short_id: String,
-    pub outputs: Vec<Io>,
-    pub metrics: BTreeMap<String, (f64, String)>,
-}
-
-/// The latest execution with cache key `key` that succeeded (by running or by reuse), in the
-/// workspace's history: a replay ran in a scratch tree and is never a source of reuse unless
-/// `with_replays` (`mlrun run --reuse-replays`). A workspace run that did reuse a replay made
-/// that result part of the workspace's history, so its own record counts.
-pub fn find_reusable(conn: &Connection, key: &str, with_replays: bool) -> Result<Option<Reusable>> {
-    let found: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT COALESCE(s.reused_exec, s.id), o.run_id FROM step_execs s
-             JOIN step_execs o ON o.id = COALESCE(s.reused_exec, s.id)
-             JOIN runs r ON r.id = s.run_id
-             WHERE s.cache_key = ?1 AND s.status IN ('succeeded', 'cached', 'restored')
-               AND (?2 OR r.replay_of IS NULL)
-             ORDER BY s.id DESC LIMIT 1",
-            params![key, with_replays],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((exec_id, run_id)) = found else {
-        return Ok(None);
-    };
-    let outputs = recorded_io(conn, exec_id, "out")?;
-    let mut stmt =
-        conn.prepare_cached("SELECT key, value, source, exact FROM metrics WHERE step_exec = ?1")?;
-    let metrics = stmt
-        .query_map([exec_id], |r| {
-            let v = crate::fingerprint::metrics::from_columns(
-                r.get(1)?,
-                r.get::<_, Option<String>>(3)?.as_deref(),
-            );
-            Ok((r.get::<_, String>(0)?, (v, r.get::<_, String>(2)?)))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(Reusable {
-        exec_id,
-        short_id: crate::store::query::short_id(conn, &run_id)?,
-        run_id,
-        outputs,
-        metrics,
-    }))
-}
-
-/// The inputs or outputs recorded for an execution, as fingerprints.
-pub fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<Vec<Io>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT a.path, b.hash, b.kind, b.size, COALESCE(e.mode, 33188), b.stored, e.declared, e.link FROM io_edges e
-         JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
-         JOIN blobs b ON b.hash = v.blob_hash
-         WHERE e.step_exec = ?1 AND e.direction = ?2 ORDER BY a.path",
-    )?;
-    type Row = (
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        bool,
-        bool,
-        Option<Vec<u8>>,
-    );
-    let rows: Vec<Row> = stmt
-        .query_map(params![exec_id, direction], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::new();
-    for (path, hash, kind, size, mode, stored, declared, link) in rows {
-        let fp = if kind == "dir" {
-            let entries = crate::store::query::dir_entry_list(conn, &hash)?;
-            Fingerprint::Dir {
-                hash,
-                size: size as u64,
-                entries,
-            }
-        } else {
-            Fingerprint::File {
-                hash,
-                size: size as u64,
-                mode: mode as u32,
-            }
-        };
-        let mut io = Io::new(path, fp);
-        io.stored = stored;
-        // an execution reused later carries its observed (`--trace`) edges as observed
-        io.declared = declared;
-        io.link = link;
-        out.push(io);
-    }
-    Ok(out)
-}
-
 /// The most recent execution of `step` in the pipeline at `pipeline_file` that succeeded (by
-/// running or reuse): its cache parts and id. Replays are not the workspace's history: they are
-/// left out unless `with_replays`.
+/// running or reuse): its cache parts and id (`Store::last_success`). Replays are not the
+/// workspace's history: they are left out unless `with_replays`. Parts an mlrun cannot read
+/// count as none.
 pub fn last_success(
-    conn: &Connection,
+    store: &Store,
     pipeline_file: &str,
     step: &str,
     with_replays: bool,
 ) -> Result<Option<(i64, CacheParts)>> {
-    let row: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT s.id, s.cache_parts FROM step_execs s JOIN runs r ON r.id = s.run_id
-             WHERE s.step = ?2 AND r.pipeline_file = ?1 AND s.cache_parts IS NOT NULL
-               AND s.status IN ('succeeded', 'cached', 'restored')
-               AND (?3 OR r.replay_of IS NULL)
-             ORDER BY s.id DESC LIMIT 1",
-            params![pipeline_file, step, with_replays],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    Ok(row.and_then(|(id, json)| serde_json::from_str(&json).ok().map(|p| (id, p))))
+    Ok(store
+        .last_success(pipeline_file, step, with_replays)?
+        .and_then(|(id, json)| serde_json::from_str(&json).ok().map(|p| (id, p))))
 }
 
 fn short(h: &str) -> &str {

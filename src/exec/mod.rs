@@ -209,10 +209,10 @@ impl Ctx {
 
     /// Write to the store. The records of reused steps still pending are written first, so the
     /// store never holds a later write without the earlier ones.
-    fn with_store<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>) -> Result<T> {
+    fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         let mut w = self.store.lock().expect("store lock");
         self.flush_reused(&mut w);
-        let r = f(&mut w.store.conn);
+        let r = f(&mut w.store);
         self.live_changed();
         r
     }
@@ -224,9 +224,9 @@ impl Ctx {
     }
 
     /// Read from the store, leaving pending records pending.
-    fn read_store<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+    fn read_store<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
         let w = self.store.lock().expect("store lock");
-        f(&w.store.conn)
+        f(&w.store)
     }
 
     /// Queue a reused step's record; it is committed with the others queued near it (see
@@ -242,16 +242,16 @@ impl Ctx {
             return;
         }
         let pending = std::mem::take(&mut w.reused);
-        let conn = &mut w.store.conn;
+        let store = &mut w.store;
         let batch: Vec<_> = pending
             .iter()
             .map(|p| (p.begin(&self.run_id), &p.rec))
             .collect();
-        if batch.len() > 1 && record::record_reuses(conn, &batch, &self.cache).is_ok() {
+        if batch.len() > 1 && store.record_reuses(&batch, &self.cache).is_ok() {
             return;
         }
         for (p, (begin, rec)) in pending.iter().zip(&batch) {
-            if let Err(e) = record::record_reuse(conn, begin, rec, &self.cache) {
+            if let Err(e) = store.record_reuse(begin, rec, &self.cache) {
                 self.record_failed(&p.step, &e);
             }
         }
@@ -520,9 +520,9 @@ pub async fn run(
     let cache = if opts.no_cache {
         HashCache::disabled()
     } else {
-        HashCache::load(&store.conn, plan.root())?
+        store.load_stat_cache(plan.root())?
     };
-    let scans = store::packages::remembered_scans(&store.conn)?;
+    let scans = store.remembered_scans()?;
 
     let (int_tx, int_rx) = watch::channel(Interrupt::None);
     let signals = tokio::spawn(watch_signals(int_tx, printer.clone(), opts.grace));
@@ -586,7 +586,7 @@ pub async fn run(
             .as_deref()
             .map(|m| crate::fingerprint::env::mask(m, &ctx.recorded.secrets));
         ctx.with_store(|c| {
-            record::insert_run(
+            Store::insert_run(
                 c,
                 &record::RunStart {
                     id: &run_id,
@@ -613,7 +613,7 @@ pub async fn run(
         live.changed();
         *ctx.live.lock().expect("live lock") = Some(live);
     }
-    let short = ctx.with_store(|c| store::query::short_id(c, &run_id))?;
+    let short = ctx.with_store(|c| Store::short_id(c, &run_id))?;
     let style = printer.style();
     let commit_note = describe_commit(&git_start);
     printer.event(&format!(
@@ -674,7 +674,7 @@ pub async fn run(
     let git_end = blocking(move || c.git_snapshot()).await;
     let ended = now_ms();
     if let Err(e) =
-        ctx.with_store(|c| record::finish_run(c, &run_id, status, exit_code, &git_end, ended))
+        ctx.with_store(|c| Store::finish_run(c, &run_id, status, exit_code, &git_end, ended))
     {
         ctx.records.run_unrecorded(&run_id, &e);
         return Err(e.hint(
@@ -905,7 +905,7 @@ fn not_run(ctx: &Ctx, i: usize, reason: &str) -> StepOutcome {
     let step = &ctx.recorded.plan.steps()[i];
     let argv = serde_json::to_string(&step.cmd.argv()).unwrap_or_default();
     if let Err(e) = ctx.with_store(|c| {
-        record::record_not_run(
+        Store::record_not_run(
             c,
             &ctx.run_id,
             &step.name,
@@ -1146,7 +1146,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         Prepared::Run { inputs, parts } => (inputs, parts),
         Prepared::NoInputs(e) => {
             let msg = format!("could not fingerprint the inputs: {}", e.message);
-            let exec_id = match ctx.with_store(|c| record::begin_step(c, &begin)) {
+            let exec_id = match ctx.with_store(|c| Store::begin_step(c, &begin)) {
                 Ok(id) => id,
                 Err(e) => return failed_unrecorded(&ctx, &step.name, e),
             };
@@ -1315,7 +1315,7 @@ async fn run_attempt(ctx: &Arc<Ctx>, i: usize, a: Attempt<'_>) -> StepOutcome {
     let w = ctx.printer.width();
     let started = begin.started_at;
     let argv = step.cmd.argv();
-    let exec_id = match ctx.with_store(|c| record::begin_step(c, begin)) {
+    let exec_id = match ctx.with_store(|c| Store::begin_step(c, begin)) {
         Ok(id) => id,
         Err(e) => return failed_unrecorded(ctx, &step.name, e),
     };
@@ -1543,7 +1543,7 @@ fn try_reuse(
     // From reading what is stored until the record is committed, gc must not delete it.
     let hold = ctx.hold_objects();
     let reusable = ctx
-        .read_store(|c| incremental::find_reusable(c, &key, ctx.reuse_replays))
+        .read_store(|c| Store::find_reusable(c, &key, ctx.reuse_replays))
         .ok()??;
     let on_disk: Vec<Option<String>> = step
         .outputs

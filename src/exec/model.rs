@@ -6,7 +6,7 @@
 use super::Ctx;
 use crate::pipeline::Step;
 use crate::report::Role;
-use crate::store::models;
+use crate::store::Store;
 use crate::store::record::{Io, StepStatus, now_ms};
 
 /// Register `step`'s model output, if it declares one and succeeded; say so on the run's
@@ -26,7 +26,7 @@ pub(super) fn register_output(
         return;
     };
     let done = ctx.with_store(|c| {
-        models::register_produced(
+        Store::register_produced_model(
             c,
             &m.name,
             &io.path,

@@ -10,9 +10,10 @@ use std::sync::Mutex;
 use super::Ctx;
 use super::capture::{HEAD, LogCapture, TAIL};
 use crate::error::Error;
+use crate::store::Store;
 use crate::store::incomplete;
 use crate::store::logs::LogObjects;
-use crate::store::record::{self, StepLog, StepRecord, now_ms};
+use crate::store::record::{StepLog, StepRecord, now_ms};
 
 /// What a run needs to keep its records whole.
 pub(super) struct Records {
@@ -108,11 +109,11 @@ impl Ctx {
         rec: &StepRecord,
     ) -> Option<String> {
         let e = self
-            .with_store(|c| record::finish_step(c, exec_id, rec, &self.cache))
+            .with_store(|c| Store::finish_step(c, exec_id, rec, &self.cache))
             .err()?;
         self.record_failed(step, &e);
         let why = incomplete::reason(&describe(&e));
-        if let Err(e2) = self.with_store(|c| record::close_unrecorded(c, exec_id, &why, now_ms())) {
+        if let Err(e2) = self.with_store(|c| Store::close_unrecorded(c, exec_id, &why, now_ms())) {
             self.printer.warn(&format!(
                 "step `{step}` could not be closed either ({}); the next mlrun command will close it",
                 describe(&e2)

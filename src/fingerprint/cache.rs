@@ -7,6 +7,9 @@
 //! timestamps moving past the recorded ones (coarse clocks, same-size rewrites). As git does for
 //! racy index entries, an entry is only trusted when the file's mtime is at least 2 s older than
 //! the moment it was hashed; otherwise the file is read again (and then recorded afresh).
+//!
+//! This module owns the entries and their packed form; the rows are read and written by the
+//! store (`Store::load_stat_cache`, `Store::flush_stat_cache`).
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -16,12 +19,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension, params};
-
 use crate::error::Result;
 
-const RACY_NS: i64 = 2_000_000_000;
+pub(crate) const RACY_NS: i64 = 2_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {
@@ -45,7 +45,7 @@ impl Stat {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
+pub(crate) struct Entry {
     stat: Stat,
     hash: [u8; 32],
     hashed_at_ns: i64,
@@ -58,7 +58,7 @@ pub fn now_ns() -> i64 {
 }
 
 /// The files of one directory: file name → entry.
-type Files = HashMap<OsString, Entry>;
+pub(crate) type Files = HashMap<OsString, Entry>;
 
 /// A directory's row as loaded: decoded the first time one of its files is looked up, so a run
 /// that touches one directory does not decode the others.
@@ -97,7 +97,7 @@ fn pack(files: &Files) -> Vec<u8> {
 
 /// The entries of a packed row; a row in an unknown format or cut short is ignored as a whole
 /// (it is only a cache: those files are hashed again).
-fn unpack(data: &[u8]) -> Files {
+pub(crate) fn unpack(data: &[u8]) -> Files {
     fn take<'a>(data: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, rest) = data.split_at_checked(n)?;
         *data = rest;
@@ -133,14 +133,6 @@ fn unpack(data: &[u8]) -> Files {
     parse(data).unwrap_or_default()
 }
 
-/// The bytes of a packed row; anything else a damaged store may hold reads as no row.
-fn blob(v: ValueRef<'_>) -> Option<&[u8]> {
-    match v {
-        ValueRef::Blob(b) => Some(b),
-        _ => None,
-    }
-}
-
 fn split(path: &Path) -> Option<(&Path, &OsStr)> {
     Some((path.parent()?, path.file_name()?))
 }
@@ -162,29 +154,19 @@ impl HashCache {
         HashCache::default()
     }
 
-    /// Load the rows of `root` and of the directories under it.
-    pub fn load(conn: &Connection, root: &Path) -> Result<Self> {
-        let exact = root.display().to_string();
-        let lo = format!("{exact}/");
-        let hi = format!("{exact}0"); // '0' sorts right after '/'
-        let mut stmt = conn.prepare_cached(
-            "SELECT dir, entries FROM stat_cache WHERE dir = ?1 OR (dir >= ?2 AND dir < ?3)",
-        )?;
-        let mut dirs = HashMap::new();
-        let mut rows = stmt.query(params![exact, lo, hi])?;
-        while let Some(r) = rows.next()? {
-            // a row that is not what mlrun writes (a damaged store) is ignored: a cache
-            if let (ValueRef::Text(dir), Some(packed)) = (r.get_ref(0)?, blob(r.get_ref(1)?)) {
-                let dir = PathBuf::from(OsStr::from_bytes(dir));
-                dirs.insert(dir, DirRow::Packed(packed.to_vec()));
-            }
-        }
-        Ok(HashCache {
-            dirs: Mutex::new(dirs),
+    /// A cache over the packed rows the store holds for a project (directory → packed entries),
+    /// each decoded the first time one of its files is looked up.
+    pub fn from_packed_rows(rows: impl IntoIterator<Item = (PathBuf, Vec<u8>)>) -> Self {
+        HashCache {
+            dirs: Mutex::new(
+                rows.into_iter()
+                    .map(|(d, p)| (d, DirRow::Packed(p)))
+                    .collect(),
+            ),
             pending: Mutex::new(HashMap::new()),
             walked: Mutex::new(HashMap::new()),
             enabled: true,
-        })
+        }
     }
 
     /// The cached hash of `path`, if its stat is unchanged and the entry is not racy.
@@ -254,22 +236,21 @@ impl HashCache {
         }
     }
 
-    /// Write the entries learnt since the last flush (inside the caller's write transaction).
-    /// Each directory's row is read again here, so entries another mlrun wrote since this one
-    /// loaded the cache are kept.
-    pub fn flush(&self, conn: &Connection) -> Result<()> {
+    /// Write the entries learnt since the last flush, through the store's row access (inside
+    /// its write transaction): `read` hands the directory's stored row, if any, to the callback;
+    /// `write` replaces the row. Each directory's row is read again here, so entries another
+    /// mlrun wrote since this one loaded the cache are kept.
+    pub fn flush_with(
+        &self,
+        mut read: impl FnMut(&str, &mut dyn FnMut(&[u8])) -> Result<()>,
+        mut write: impl FnMut(&str, &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending.lock().expect("cache lock"));
         let mut dirs = self.dirs.lock().expect("cache lock");
-        let mut read = conn.prepare_cached("SELECT entries FROM stat_cache WHERE dir = ?1")?;
-        let mut write = conn
-            .prepare_cached("INSERT OR REPLACE INTO stat_cache (dir, entries) VALUES (?1, ?2)")?;
         for (dir, learnt) in pending {
             let key = dir.to_string_lossy();
-            let mut files = read
-                .query_row([&key], |r| Ok(blob(r.get_ref(0)?).map(unpack)))
-                .optional()?
-                .flatten()
-                .unwrap_or_default();
+            let mut files = Files::new();
+            read(&key, &mut |row| files = unpack(row))?;
             files.extend(learnt);
             // Names no longer in the directory (deleted, renamed) are dropped as the row is
             // rewritten, so a directory whose files come and go does not grow its row forever.
@@ -282,7 +263,7 @@ impl HashCache {
                     listing.flatten().map(|e| e.file_name()).collect();
                 files.retain(|name, _| present.contains(name));
             }
-            write.execute(params![key, pack(&files)])?;
+            write(&key, &pack(&files))?;
             // what this run learnt stays visible to it after the flush
             dirs.insert(dir, DirRow::Files(files));
         }
@@ -293,14 +274,14 @@ impl HashCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     const H: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-    fn cache() -> (Connection, HashCache) {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
-        let c = HashCache::load(&conn, Path::new("/nowhere")).unwrap();
-        (conn, c)
+    fn cache() -> (Store, HashCache) {
+        let store = Store::in_memory();
+        let c = store.load_stat_cache(Path::new("/nowhere")).unwrap();
+        (store, c)
     }
 
     #[test]
@@ -328,14 +309,13 @@ mod tests {
         let p = d.path().join("f");
         std::fs::write(&p, b"x").unwrap();
         let meta = std::fs::metadata(&p).unwrap();
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
-        let c = HashCache::load(&conn, d.path()).unwrap();
+        let store = Store::in_memory();
+        let c = store.load_stat_cache(d.path()).unwrap();
         c.put(&p, &meta, H, now_ns() + 3 * RACY_NS);
-        c.flush(&conn).unwrap();
-        let again = HashCache::load(&conn, d.path()).unwrap();
+        store.flush_stat_cache(&c).unwrap();
+        let again = store.load_stat_cache(d.path()).unwrap();
         assert_eq!(again.get(&p, &meta).as_deref(), Some(H));
-        let elsewhere = HashCache::load(&conn, Path::new("/other")).unwrap();
+        let elsewhere = store.load_stat_cache(Path::new("/other")).unwrap();
         assert_eq!(elsewhere.get(&p, &meta), None);
     }
 
@@ -391,34 +371,6 @@ mod tests {
     }
 
     #[test]
-    fn a_flush_keeps_entries_another_process_wrote_meanwhile() {
-        let d = tempfile::tempdir().unwrap();
-        let (a, b) = (d.path().join("a"), d.path().join("b"));
-        std::fs::write(&a, b"a").unwrap();
-        std::fs::write(&b, b"b").unwrap();
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
-        let first = HashCache::load(&conn, d.path()).unwrap();
-        let second = HashCache::load(&conn, d.path()).unwrap();
-        let later = now_ns() + 3 * RACY_NS;
-        first.put(&a, &std::fs::metadata(&a).unwrap(), H, later);
-        second.put(&b, &std::fs::metadata(&b).unwrap(), H, later);
-        first.flush(&conn).unwrap();
-        second.flush(&conn).unwrap();
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM stat_cache", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 1, "one row for the directory");
-        let again = HashCache::load(&conn, d.path()).unwrap();
-        for p in [&a, &b] {
-            assert_eq!(
-                again.get(p, &std::fs::metadata(p).unwrap()).as_deref(),
-                Some(H)
-            );
-        }
-    }
-
-    #[test]
     fn subdirectories_load_with_their_root_and_siblings_do_not() {
         let d = tempfile::tempdir().unwrap();
         let sub = d.path().join("proj/data/x");
@@ -428,75 +380,17 @@ mod tests {
         let (f, g) = (sub.join("f"), sibling.join("g"));
         std::fs::write(&f, b"f").unwrap();
         std::fs::write(&g, b"g").unwrap();
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
-        let c = HashCache::load(&conn, d.path()).unwrap();
+        let store = Store::in_memory();
+        let c = store.load_stat_cache(d.path()).unwrap();
         let later = now_ns() + 3 * RACY_NS;
         c.put(&f, &std::fs::metadata(&f).unwrap(), H, later);
         c.put(&g, &std::fs::metadata(&g).unwrap(), H, later);
-        c.flush(&conn).unwrap();
-        let proj = HashCache::load(&conn, &d.path().join("proj")).unwrap();
+        store.flush_stat_cache(&c).unwrap();
+        let proj = store.load_stat_cache(&d.path().join("proj")).unwrap();
         assert_eq!(
             proj.get(&f, &std::fs::metadata(&f).unwrap()).as_deref(),
             Some(H)
         );
         assert_eq!(proj.get(&g, &std::fs::metadata(&g).unwrap()), None);
-    }
-
-    #[test]
-    fn a_rewritten_row_forgets_files_that_are_gone() {
-        let d = tempfile::tempdir().unwrap();
-        let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
-        for p in [&a, &b, &c] {
-            std::fs::write(p, b"x").unwrap();
-        }
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
-        let later = now_ns() + 3 * RACY_NS;
-        let first = HashCache::load(&conn, d.path()).unwrap();
-        first.put(&a, &std::fs::metadata(&a).unwrap(), H, later);
-        first.put(&b, &std::fs::metadata(&b).unwrap(), H, later);
-        first.flush(&conn).unwrap();
-        std::fs::remove_file(&b).unwrap();
-        let second = HashCache::load(&conn, d.path()).unwrap();
-        second.walked(d.path(), 2);
-        second.put(&c, &std::fs::metadata(&c).unwrap(), H, later);
-        second.flush(&conn).unwrap();
-        let row: Vec<u8> = conn
-            .query_row("SELECT entries FROM stat_cache", [], |r| r.get(0))
-            .unwrap();
-        let mut names: Vec<OsString> = unpack(&row).into_keys().collect();
-        names.sort();
-        assert_eq!(names, [OsString::from("a"), OsString::from("c")]);
-    }
-
-    #[test]
-    fn rows_of_the_wrong_type_are_ignored_not_fatal() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("f");
-        std::fs::write(&f, b"x").unwrap();
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
-        let dir = d.path().display().to_string();
-        conn.execute(
-            "INSERT INTO stat_cache (dir, entries) VALUES (?1, 'garbage text'), (CAST(?1 || '/sub' AS BLOB), X'01')",
-            [&dir],
-        )
-        .unwrap();
-        let c = HashCache::load(&conn, d.path()).unwrap();
-        assert_eq!(c.get(&f, &std::fs::metadata(&f).unwrap()), None);
-        c.put(
-            &f,
-            &std::fs::metadata(&f).unwrap(),
-            H,
-            now_ns() + 3 * RACY_NS,
-        );
-        c.flush(&conn).unwrap();
-        let again = HashCache::load(&conn, d.path()).unwrap();
-        assert_eq!(
-            again.get(&f, &std::fs::metadata(&f).unwrap()).as_deref(),
-            Some(H),
-            "the damaged row was replaced"
-        );
     }
 }

@@ -119,6 +119,11 @@ pub fn hex(digest: &[u8]) -> String {
     hex::encode(digest)
 }
 
+/// A content hash as people see it: its first 10 hex digits.
+pub fn short_hash(h: &str) -> &str {
+    &h[..h.len().min(10)]
+}
+
 pub fn sha256_bytes(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }

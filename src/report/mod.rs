@@ -194,9 +194,7 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-pub fn short_hash(h: &str) -> &str {
-    &h[..h.len().min(10)]
-}
+pub use crate::fingerprint::hash::short_hash;
 
 /// Params as people write them: `seed=42 train.lr=0.5`.
 pub fn params_line<'a>(

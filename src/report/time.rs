@@ -14,3 +14,32 @@ pub fn local(ms: i64) -> String {
 pub fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
+
+/// A run name that names several runs, as people read it: the candidates with their start in
+/// local time.
+impl From<crate::store::query::ResolveError> for crate::error::Error {
+    fn from(e: crate::store::query::ResolveError) -> Self {
+        use crate::store::query::ResolveError;
+        match e {
+            ResolveError::Failed(e) => e,
+            ResolveError::Ambiguous {
+                target,
+                matched,
+                candidates,
+            } => {
+                let mut e = crate::error::Error::other(format!(
+                    "run id `{target}` is ambiguous: {} runs start with it",
+                    if matched > 10 {
+                        "more than 10".to_string()
+                    } else {
+                        matched.to_string()
+                    }
+                ));
+                for (id, pipeline, started) in &candidates {
+                    e = e.cause(format!("{id}  {pipeline}  {}", local(*started)));
+                }
+                e.hint("type more characters of the id")
+            }
+        }
+    }
+}

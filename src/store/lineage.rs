@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::During;
 use crate::error::{Error, Result};
 use crate::fingerprint::hash::manifest_lookup;
 
@@ -72,7 +73,7 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Version> {
     })
 }
 
-pub fn version(conn: &Connection, av_id: i64) -> Result<Option<Version>> {
+pub(super) fn version(conn: &Connection, av_id: i64) -> Result<Option<Version>> {
     Ok(conn
         .query_row(
             &format!("SELECT {VERSION_COLS} FROM {VERSION_FROM} WHERE v.id = ?1"),
@@ -83,7 +84,7 @@ pub fn version(conn: &Connection, av_id: i64) -> Result<Option<Version>> {
 }
 
 /// Is `path` a recorded artifact?
-pub fn artifact_id(conn: &Connection, path: &str) -> Result<Option<i64>> {
+pub(super) fn artifact_id(conn: &Connection, path: &str) -> Result<Option<i64>> {
     Ok(conn
         .query_row("SELECT id FROM artifacts WHERE path = ?1", [path], |r| {
             r.get(0)
@@ -92,7 +93,11 @@ pub fn artifact_id(conn: &Connection, path: &str) -> Result<Option<i64>> {
 }
 
 /// The version of `path` with content `hash`, if it was ever recorded.
-pub fn version_by_content(conn: &Connection, path: &str, hash: &str) -> Result<Option<Version>> {
+pub(super) fn version_by_content(
+    conn: &Connection,
+    path: &str,
+    hash: &str,
+) -> Result<Option<Version>> {
     Ok(conn
         .query_row(
             &format!(
@@ -106,7 +111,7 @@ pub fn version_by_content(conn: &Connection, path: &str, hash: &str) -> Result<O
 
 /// The version of `path` most recently used or produced by a step execution of the workspace's
 /// history (a replay's only when no other run recorded the path: replays run in a scratch tree).
-pub fn latest_version(conn: &Connection, path: &str) -> Result<Option<Version>> {
+pub(super) fn latest_version(conn: &Connection, path: &str) -> Result<Option<Version>> {
     Ok(conn
         .query_row(
             &format!(
@@ -124,7 +129,11 @@ pub fn latest_version(conn: &Connection, path: &str) -> Result<Option<Version>> 
 }
 
 /// The version of `path` that run `run_id` saw: the one it produced, else the one it read.
-pub fn version_in_run(conn: &Connection, path: &str, run_id: &str) -> Result<Option<Version>> {
+pub(super) fn version_in_run(
+    conn: &Connection,
+    path: &str,
+    run_id: &str,
+) -> Result<Option<Version>> {
     Ok(conn
         .query_row(
             &format!(
@@ -142,7 +151,7 @@ pub fn version_in_run(conn: &Connection, path: &str, run_id: &str) -> Result<Opt
 /// The newest recorded version of directory artifact `dir` whose manifest lists `relpath` with
 /// content `file_hash` (any content when `None`). Versions are read newest first and the search
 /// stops at the first match: a dataset can have many versions of tens of thousands of files.
-pub fn newest_dir_version_containing(
+pub(super) fn newest_dir_version_containing(
     conn: &Connection,
     dir: &str,
     relpath: &str,
@@ -165,7 +174,7 @@ pub fn newest_dir_version_containing(
 
 /// Does directory version `dir_hash` list `relpath` (with content `file_hash`, if given)? A
 /// manifest missing from a damaged store lists nothing (fsck reports it).
-pub fn dir_version_contains(
+pub(super) fn dir_version_contains(
     conn: &Connection,
     dir_hash: &str,
     relpath: &str,
@@ -193,7 +202,7 @@ pub struct Member {
 }
 
 /// The file `relpath` of directory version `dir`, if its manifest lists it.
-pub fn member(conn: &Connection, dir: &Version, relpath: &str) -> Result<Option<Member>> {
+pub(super) fn member(conn: &Connection, dir: &Version, relpath: &str) -> Result<Option<Member>> {
     let manifest = super::query::dir_manifest(conn, &dir.hash)?;
     Ok(manifest_lookup(&manifest, relpath).map(|e| Member {
         path: format!("{}/{}", dir.path, e.relpath),
@@ -207,7 +216,7 @@ pub fn member(conn: &Connection, dir: &Version, relpath: &str) -> Result<Option<
 }
 
 /// Every recorded path that is a directory containing `path` (longest first).
-pub fn recorded_parent_dirs(conn: &Connection, path: &str) -> Result<Vec<String>> {
+pub(super) fn recorded_parent_dirs(conn: &Connection, path: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut p = path;
     while let Some(i) = p.rfind('/') {
@@ -220,7 +229,7 @@ pub fn recorded_parent_dirs(conn: &Connection, path: &str) -> Result<Vec<String>
 }
 
 /// Versions whose content hash starts with `prefix` (at most 11, to report ambiguity).
-pub fn versions_by_hash_prefix(conn: &Connection, prefix: &str) -> Result<Vec<Version>> {
+pub(super) fn versions_by_hash_prefix(conn: &Connection, prefix: &str) -> Result<Vec<Version>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {VERSION_COLS} FROM {VERSION_FROM}
          WHERE v.blob_hash >= ?1 AND v.blob_hash < ?1 || 'g' ORDER BY v.blob_hash, a.path LIMIT 11"
@@ -232,7 +241,7 @@ pub fn versions_by_hash_prefix(conn: &Connection, prefix: &str) -> Result<Vec<Ve
 }
 
 /// Resolve a content-hash prefix to one version, or explain the ambiguity with the candidates.
-pub fn resolve_hash(conn: &Connection, prefix: &str) -> Result<Option<Version>> {
+pub(super) fn resolve_hash(conn: &Connection, prefix: &str) -> Result<Option<Version>> {
     let found = versions_by_hash_prefix(conn, &prefix.to_ascii_lowercase())?;
     match found.len() {
         0 => Ok(None),
@@ -255,7 +264,7 @@ pub fn resolve_hash(conn: &Connection, prefix: &str) -> Result<Option<Version>> 
 }
 
 /// The step execution `step` of run `run_id` (its last attempt).
-pub fn exec_of(conn: &Connection, run_id: &str, step: &str) -> Result<Option<i64>> {
+pub(super) fn exec_of(conn: &Connection, run_id: &str, step: &str) -> Result<Option<i64>> {
     Ok(conn
         .query_row(
             "SELECT id FROM step_execs WHERE run_id = ?1 AND step = ?2 ORDER BY attempt DESC LIMIT 1",
@@ -266,7 +275,7 @@ pub fn exec_of(conn: &Connection, run_id: &str, step: &str) -> Result<Option<i64
 }
 
 /// Step names of a run, for error messages.
-pub fn steps_of(conn: &Connection, run_id: &str) -> Result<Vec<String>> {
+pub(super) fn steps_of(conn: &Connection, run_id: &str) -> Result<Vec<String>> {
     let mut stmt =
         conn.prepare("SELECT DISTINCT step FROM step_execs WHERE run_id = ?1 ORDER BY step")?;
     let rows = stmt
@@ -309,7 +318,7 @@ pub const PREFERRED_PRODUCER: &str =
      ORDER BY (SELECT r.replay_of IS NOT NULL FROM runs r WHERE r.id = s.run_id),
               s.status <> 'succeeded', COALESCE(s.started_at, 0), s.id LIMIT 1";
 
-pub fn preferred_producer(conn: &Connection, av_id: i64) -> Result<Option<i64>> {
+pub(super) fn preferred_producer(conn: &Connection, av_id: i64) -> Result<Option<i64>> {
     Ok(conn
         .query_row(PREFERRED_PRODUCER, [av_id], |r| r.get(0))
         .optional()?)
@@ -317,7 +326,7 @@ pub fn preferred_producer(conn: &Connection, av_id: i64) -> Result<Option<i64>> 
 
 /// The first `limit` executions that produced a version (originals and reuses), the workspace's
 /// before replays', real ones first, then earliest first.
-pub fn producers(conn: &Connection, av_id: i64, limit: usize) -> Result<Vec<Exec>> {
+pub(super) fn producers(conn: &Connection, av_id: i64, limit: usize) -> Result<Vec<Exec>> {
     let ids: Vec<i64> = {
         let mut stmt = conn.prepare(&format!(
             "SELECT o.step_exec FROM io_edges o JOIN step_execs s ON s.id = o.step_exec
@@ -332,7 +341,7 @@ pub fn producers(conn: &Connection, av_id: i64, limit: usize) -> Result<Vec<Exec
 }
 
 /// The `limit` latest executions that read a version, earliest first.
-pub fn consumers(
+pub(super) fn consumers(
     conn: &Connection,
     av_id: i64,
     limit: usize,
@@ -365,7 +374,7 @@ pub struct Edge {
 }
 
 /// The inputs (`in`) or outputs (`out`) of an execution.
-pub fn io_of(conn: &Connection, exec_id: i64, direction: &str) -> Result<Vec<Edge>> {
+pub(super) fn io_of(conn: &Connection, exec_id: i64, direction: &str) -> Result<Vec<Edge>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSION_COLS}, e.origin FROM io_edges e JOIN artifact_versions v ON v.id = e.av_id
          JOIN artifacts a ON a.id = v.artifact_id JOIN blobs b ON b.hash = v.blob_hash
@@ -398,7 +407,7 @@ pub struct OtherVersion {
 /// The newest `limit` versions of `path` (by when first recorded), plus version `keep` if it is
 /// older, each with its representative execution: its first real producer, else its first
 /// reader. Also returns how many versions the path has.
-pub fn versions_of_path(
+pub(super) fn versions_of_path(
     conn: &Connection,
     path: &str,
     limit: usize,
@@ -455,7 +464,7 @@ fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
 }
 
 /// Details of many executions at once (one query each for rows, params and metrics).
-pub fn execs(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, Exec>> {
+pub(super) fn execs(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, Exec>> {
     let list = id_list(ids.iter().copied());
     let mut out = HashMap::new();
     let mut stmt = conn.prepare_cached(
@@ -540,7 +549,7 @@ pub struct RunRef {
     pub user: String,
 }
 
-pub fn run_ref(conn: &Connection, id: &str) -> Result<Option<RunRef>> {
+pub(super) fn run_ref(conn: &Connection, id: &str) -> Result<Option<RunRef>> {
     let r = conn
         .query_row(
             "SELECT id, pipeline, status, started_at, hostname, user FROM runs WHERE id = ?1",
@@ -642,7 +651,7 @@ pub struct Card {
     pub versions_total: usize,
 }
 
-pub fn card(conn: &Connection, av_id: i64) -> Result<Card> {
+pub(super) fn card(conn: &Connection, av_id: i64) -> Result<Card> {
     let version = version(conn, av_id)?
         .ok_or_else(|| Error::other(format!("artifact version {av_id} is not in the store")))?;
     let producers = producers(conn, av_id, 21)?;
@@ -774,7 +783,7 @@ pub struct ExportRun {
 /// Versions among `ids` that were read while git listed them (or a file inside them) as changed
 /// in the reader's working tree: tracked files with uncommitted edits, whose diff the run
 /// recorded. Not gaps, but not the committed content either.
-pub fn uncommitted(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
+pub(super) fn uncommitted(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT i.av_id FROM io_edges i
          JOIN artifact_versions v ON v.id = i.av_id JOIN artifacts a ON a.id = v.artifact_id
@@ -792,7 +801,7 @@ pub fn uncommitted(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
 
 /// Versions among `ids` that are lineage gaps: produced by no recorded execution, never read
 /// as a tracked unmodified file, and not a tracked file with a recorded uncommitted diff.
-pub fn gaps(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
+pub(super) fn gaps(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
     let mut stmt = conn.prepare_cached(
         "SELECT j.value FROM json_each(?1) j
          WHERE NOT EXISTS (SELECT 1 FROM io_edges o WHERE o.av_id = j.value AND o.direction = 'out')
@@ -805,7 +814,7 @@ pub fn gaps(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
     Ok(candidates.difference(&dirty).copied().collect())
 }
 
-pub fn export_run(conn: &Connection, run_id: &str) -> Result<ExportRun> {
+pub(super) fn export_run(conn: &Connection, run_id: &str) -> Result<ExportRun> {
     let detail = crate::store::query::run_detail(conn, run_id, false)?;
     let mut io = HashMap::new();
     let mut all = Vec::new();
@@ -968,7 +977,7 @@ fn objects_of(conn: &Connection) -> Option<super::objects::Objects> {
 /// of it, in words: its copy is stored (it can be restored), no copy was kept (a replay will
 /// need it), or its data version is unknown (no hash, or the stored copy is missing). Gaps are
 /// few; a directory's manifest is read to check each of its files' objects.
-pub fn gap_reasons(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, String>> {
+pub(super) fn gap_reasons(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT v.id, b.hash, b.kind, b.stored FROM artifact_versions v
          JOIN blobs b ON b.hash = v.blob_hash WHERE v.id IN (SELECT value FROM json_each(?1))",
@@ -1091,7 +1100,7 @@ pub fn walk_sql(direction: Direction, limited: bool) -> String {
 }
 
 /// Walk from `seed` and return the graph with every node's details.
-pub fn traverse(
+pub(super) fn traverse(
     conn: &Connection,
     seed: &Seed,
     direction: Direction,
@@ -1398,6 +1407,115 @@ fn runs_by_id(conn: &Connection, ids: &BTreeSet<String>) -> Result<Vec<Node>> {
         }
     }
     Ok(rows)
+}
+
+impl super::Store {
+    /// An artifact version by id.
+    pub fn version(&self, av_id: i64) -> Result<Option<Version>> {
+        version(&self.conn, av_id).during(format_args!("reading version {av_id}"))
+    }
+
+    /// The id of the artifact recorded at `path`.
+    pub fn artifact_id(&self, path: &str) -> Result<Option<i64>> {
+        artifact_id(&self.conn, path).during(format_args!("looking up artifact `{path}`"))
+    }
+
+    /// The version of `path` with content `hash`.
+    pub fn version_by_content(&self, path: &str, hash: &str) -> Result<Option<Version>> {
+        version_by_content(&self.conn, path, hash)
+            .during(format_args!("looking up `{path}` by content"))
+    }
+
+    /// The newest version recorded at `path`.
+    pub fn latest_version(&self, path: &str) -> Result<Option<Version>> {
+        latest_version(&self.conn, path)
+            .during(format_args!("reading the latest version of `{path}`"))
+    }
+
+    /// The version of `path` a run's steps read or wrote.
+    pub fn version_in_run(&self, path: &str, run_id: &str) -> Result<Option<Version>> {
+        version_in_run(&self.conn, path, run_id).during(format_args!(
+            "reading the version of `{path}` in run {run_id}"
+        ))
+    }
+
+    /// The newest version of directory `dir` that holds `relpath` (with content `file_hash` when given).
+    pub fn newest_dir_version_containing(
+        &self,
+        dir: &str,
+        relpath: &str,
+        file_hash: Option<&str>,
+    ) -> Result<Option<Version>> {
+        newest_dir_version_containing(&self.conn, dir, relpath, file_hash).during(format_args!(
+            "looking up `{relpath}` in the versions of `{dir}`"
+        ))
+    }
+
+    /// File `relpath` of directory version `dir`.
+    pub fn member(&self, dir: &Version, relpath: &str) -> Result<Option<Member>> {
+        member(&self.conn, dir, relpath)
+            .during(format_args!("reading `{relpath}` in a directory version"))
+    }
+
+    /// The recorded directories that `path` is inside, nearest first.
+    pub fn recorded_parent_dirs(&self, path: &str) -> Result<Vec<String>> {
+        recorded_parent_dirs(&self.conn, path).during(format_args!(
+            "looking up the recorded directories holding `{path}`"
+        ))
+    }
+
+    /// The versions whose content hash starts with `prefix`.
+    pub fn versions_by_hash_prefix(&self, prefix: &str) -> Result<Vec<Version>> {
+        versions_by_hash_prefix(&self.conn, prefix)
+            .during(format_args!("looking up hash prefix `{prefix}`"))
+    }
+
+    /// The one version a hash prefix names (an error when several).
+    pub fn resolve_hash(&self, prefix: &str) -> Result<Option<Version>> {
+        resolve_hash(&self.conn, prefix).during(format_args!("resolving hash prefix `{prefix}`"))
+    }
+
+    /// The execution of `step` in a run.
+    pub fn exec_of(&self, run_id: &str, step: &str) -> Result<Option<i64>> {
+        exec_of(&self.conn, run_id, step)
+            .during(format_args!("looking up step {step} of run {run_id}"))
+    }
+
+    /// The step names of a run.
+    pub fn steps_of(&self, run_id: &str) -> Result<Vec<String>> {
+        steps_of(&self.conn, run_id).during(format_args!("reading the steps of run {run_id}"))
+    }
+
+    /// The execution that produced a version, the one people mean first.
+    pub fn preferred_producer(&self, av_id: i64) -> Result<Option<i64>> {
+        preferred_producer(&self.conn, av_id)
+            .during(format_args!("finding the producer of version {av_id}"))
+    }
+
+    /// Step executions by id.
+    pub fn execs(&self, ids: &[i64]) -> Result<HashMap<i64, Exec>> {
+        execs(&self.conn, ids).during("reading step executions")
+    }
+
+    /// A version's model card: producer, inputs, params, metrics, environment.
+    pub fn card(&self, av_id: i64) -> Result<Card> {
+        card(&self.conn, av_id).during(format_args!("reading the card of version {av_id}"))
+    }
+
+    /// A run in the form `export` writes.
+    pub fn export_run(&self, run_id: &str) -> Result<ExportRun> {
+        export_run(&self.conn, run_id).during(format_args!("reading run {run_id} for export"))
+    }
+
+    /// Why the lineage of these versions has a gap, in words.
+    pub fn gap_reasons(&self, ids: &[i64]) -> Result<HashMap<i64, String>> {
+        gap_reasons(&self.conn, ids).during("reading why lineage is incomplete")
+    }
+
+    /// The lineage graph from `seed` (one recursive query per walk).
+    pub fn traverse(&self, seed: &Seed, direction: Direction, depth: Option<u32>) -> Result<Graph> {
+        traverse(&self.conn, seed, direction, depth).during("walking the lineage graph")
+    }
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ impl LogObjects {
     /// `guard` (a run in progress may be storing them). The logs are marked not stored before
     /// their objects are deleted, so a gc killed midway never leaves the database claiming a
     /// log it deleted. The database keeps each log's head, tail and hash.
-    pub fn collect_garbage(
+    pub(super) fn collect_garbage(
         &self,
         conn: &Connection,
         keep_last: Option<usize>,
@@ -210,7 +210,7 @@ impl LogObjects {
     }
 
     /// The logs the database says are stored: (hash, "RUN:STEP stream" of one log that has it).
-    pub fn expected(conn: &Connection) -> Result<Vec<(String, String)>> {
+    pub(super) fn expected(conn: &Connection) -> Result<Vec<(String, String)>> {
         let mut stmt = conn.prepare(
             "SELECT l.full_hash, min(substr(s.run_id, 1, 10) || ':' || s.step || ' ' || l.stream)
              FROM step_logs l JOIN step_execs s ON s.id = l.step_exec

@@ -13,7 +13,7 @@ use crate::store::query;
 /// `keep_last` (all when `None`; replays are kept with the run they replayed), every run
 /// still in progress and every run that made a registered model version (so it can still be
 /// restored and replayed), plus the registered versions themselves.
-pub fn referenced(conn: &Connection, keep_last: Option<usize>) -> Result<HashSet<String>> {
+pub(super) fn referenced(conn: &Connection, keep_last: Option<usize>) -> Result<HashSet<String>> {
     let kept_clause = kept_runs_sql(keep_last);
     let sql = format!(
         "WITH kept(id) AS ({kept_clause})
@@ -48,12 +48,12 @@ pub fn kept_runs_sql(keep_last: Option<usize>) -> String {
     }
 }
 
-pub fn run_count(conn: &Connection) -> Result<i64> {
+pub(super) fn run_count(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?)
 }
 
 /// When the oldest run still in progress started (ms since the epoch).
-pub fn oldest_running_start(conn: &Connection) -> Result<Option<i64>> {
+pub(super) fn oldest_running_start(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn.query_row(
         "SELECT min(started_at) FROM runs WHERE status = 'running'",
         [],
@@ -62,7 +62,7 @@ pub fn oldest_running_start(conn: &Connection) -> Result<Option<i64>> {
 }
 
 /// Hashes of the file blobs the database says are in the object store.
-pub fn stored_files(conn: &Connection) -> Result<HashSet<String>> {
+pub(super) fn stored_files(conn: &Connection) -> Result<HashSet<String>> {
     let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'file'")?;
     let out = stmt
         .query_map([], |r| r.get(0))?
@@ -72,7 +72,7 @@ pub fn stored_files(conn: &Connection) -> Result<HashSet<String>> {
 
 /// Directory versions said to be stored whose manifest is unreadable or names a file object in
 /// `gone`: they can no longer be restored.
-pub fn dirs_needing(conn: &Connection, gone: &HashSet<String>) -> Result<Vec<String>> {
+pub(super) fn dirs_needing(conn: &Connection, gone: &HashSet<String>) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT hash FROM blobs WHERE stored = 1 AND kind = 'dir'")?;
     let stored: HashSet<String> = stmt
         .query_map([], |r| r.get(0))?
@@ -98,8 +98,8 @@ pub fn dirs_needing(conn: &Connection, gone: &HashSet<String>) -> Result<Vec<Str
 }
 
 /// Say, in one transaction, that these blobs are no longer stored. The raw SQLite error is
-/// returned so a caller can tell a full disk apart.
-pub fn mark_not_stored<'a>(
+/// returned so the caller can tell a full disk apart (`WriteError`).
+pub(super) fn mark_not_stored<'a>(
     conn: &Connection,
     hashes: impl IntoIterator<Item = &'a String>,
 ) -> rusqlite::Result<usize> {

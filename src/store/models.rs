@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use super::During;
 use crate::error::{Error, Result};
 use crate::store::query;
 
@@ -303,7 +304,7 @@ fn registry_exists(conn: &Connection) -> Result<bool> {
         .is_some())
 }
 
-pub fn model_id(conn: &Connection, name: &str) -> Result<Option<i64>> {
+pub(super) fn model_id(conn: &Connection, name: &str) -> Result<Option<i64>> {
     if !registry_exists(conn)? {
         return Ok(None);
     }
@@ -315,7 +316,7 @@ pub fn model_id(conn: &Connection, name: &str) -> Result<Option<i64>> {
 }
 
 /// Every registered name, for hints.
-pub fn names(conn: &Connection) -> Result<Vec<String>> {
+pub(super) fn names(conn: &Connection) -> Result<Vec<String>> {
     if !registry_exists(conn)? {
         return Ok(Vec::new());
     }
@@ -327,12 +328,12 @@ pub fn names(conn: &Connection) -> Result<Vec<String>> {
 }
 
 /// All versions of a model, newest first.
-pub fn versions(conn: &Connection, name: &str) -> Result<Vec<ModelVersion>> {
+pub(super) fn versions(conn: &Connection, name: &str) -> Result<Vec<ModelVersion>> {
     versions_where(conn, "m.name = ?1", &[&name])
 }
 
 /// The model versions bound to an artifact version (for the model card).
-pub fn versions_of_av(conn: &Connection, av_id: i64) -> Result<Vec<ModelVersion>> {
+pub(super) fn versions_of_av(conn: &Connection, av_id: i64) -> Result<Vec<ModelVersion>> {
     if !registry_exists(conn)? {
         return Ok(Vec::new());
     }
@@ -342,7 +343,11 @@ pub fn versions_of_av(conn: &Connection, av_id: i64) -> Result<Vec<ModelVersion>
 /// What `NAME@REF` names: a version label (`v2`, `v1.2.0`, `2`), else a current alias.
 /// `Ok(None)` when the model exists but has no such version or alias; errors when no model has
 /// that name are the caller's to word.
-pub fn by_ref(conn: &Connection, name: &str, reference: &str) -> Result<Option<ModelVersion>> {
+pub(super) fn by_ref(
+    conn: &Connection,
+    name: &str,
+    reference: &str,
+) -> Result<Option<ModelVersion>> {
     let Some(mid) = model_id(conn, name)? else {
         return Ok(None);
     };
@@ -361,7 +366,7 @@ pub fn by_ref(conn: &Connection, name: &str, reference: &str) -> Result<Option<M
 }
 
 /// The error for `NAME@REF` when REF is neither a version nor an alias of NAME.
-pub fn no_such_ref(conn: &Connection, name: &str, reference: &str) -> Result<Error> {
+pub(super) fn no_such_ref(conn: &Connection, name: &str, reference: &str) -> Result<Error> {
     let vs = versions(conn, name)?;
     let aliases = match model_id(conn, name)? {
         Some(id) => current_aliases(conn, id)?,
@@ -392,7 +397,7 @@ pub fn no_such_ref(conn: &Connection, name: &str, reference: &str) -> Result<Err
 }
 
 /// The error for a name no model has.
-pub fn no_such_model(conn: &Connection, name: &str) -> Result<Error> {
+pub(super) fn no_such_model(conn: &Connection, name: &str) -> Result<Error> {
     let all = names(conn)?;
     let mut e = Error::other(format!("no model is named `{name}`"));
     if let Some(best) = crate::pipeline::diag::did_you_mean(name, all.iter().map(String::as_str)) {
@@ -429,7 +434,7 @@ pub struct Registered {
 
 /// Register a version (one immediate transaction). The same content under the same name again
 /// is that version (`new: false`); a label already bound to other content is an error.
-pub fn register(conn: &mut Connection, nv: &NewVersion<'_>) -> Result<Registered> {
+pub(super) fn register(conn: &mut Connection, nv: &NewVersion<'_>) -> Result<Registered> {
     check_name(nv.name)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
@@ -479,7 +484,7 @@ pub fn register(conn: &mut Connection, nv: &NewVersion<'_>) -> Result<Registered
                     other.version,
                     other.path,
                     if other.kind == "dir" { "/" } else { "" },
-                    crate::report::short_hash(&other.hash)
+                    crate::fingerprint::hash::short_hash(&other.hash)
                 ))
                 .hint("versions are immutable; register this content under a new version, or leave out --version for the next number"));
             }
@@ -532,7 +537,7 @@ pub fn register(conn: &mut Connection, nv: &NewVersion<'_>) -> Result<Registered
 /// `exec_id` of run `run_id` just produced (and recorded). `Ok(None)`: nothing to register (the
 /// run is a replay, which runs in a scratch tree, or the version was not recorded).
 #[expect(clippy::too_many_arguments, reason = "the parts of one registration")]
-pub fn register_produced(
+pub(super) fn register_produced(
     conn: &mut Connection,
     name: &str,
     path: &str,
@@ -573,7 +578,7 @@ pub fn register_produced(
 
 /// The step execution of `run_id` that produced `av_id` (the one that really ran, else one that
 /// reused it), else the version's preferred producer anywhere.
-pub fn producer(conn: &Connection, av_id: i64, run_id: Option<&str>) -> Result<Option<i64>> {
+pub(super) fn producer(conn: &Connection, av_id: i64, run_id: Option<&str>) -> Result<Option<i64>> {
     if let Some(run) = run_id
         && let Some(e) = conn
             .query_row(
@@ -598,7 +603,7 @@ pub fn producer(conn: &Connection, av_id: i64, run_id: Option<&str>) -> Result<O
 
 /// The version of `path` that a succeeded step of a run started at `commit` produced, when
 /// exactly one such version exists (replays left out): how a git tag on a commit names content.
-pub fn produced_at_commit(conn: &Connection, path: &str, commit: &str) -> Result<Vec<i64>> {
+pub(super) fn produced_at_commit(conn: &Connection, path: &str, commit: &str) -> Result<Vec<i64>> {
     let mut stmt = conn.prepare(
         "SELECT DISTINCT v.id FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id
            JOIN io_edges e ON e.av_id = v.id AND e.direction = 'out'
@@ -615,7 +620,7 @@ pub fn produced_at_commit(conn: &Connection, path: &str, commit: &str) -> Result
 }
 
 /// The current alias and when it last moved (`None`: never set).
-pub fn alias_state(
+pub(super) fn alias_state(
     conn: &Connection,
     name: &str,
     alias: &str,
@@ -635,7 +640,7 @@ pub fn alias_state(
 }
 
 /// The run of a step execution.
-pub fn run_of_exec(conn: &Connection, exec_id: i64) -> Result<Option<String>> {
+pub(super) fn run_of_exec(conn: &Connection, exec_id: i64) -> Result<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT run_id FROM step_execs WHERE id = ?1",
@@ -666,7 +671,7 @@ pub struct AliasMove {
 
 /// Move (or, with `to` None, remove) an alias to a version (a label, or another alias: the
 /// version it points at now). `Ok(None)`: it already pointed there (nothing is logged). Errors: no such model, no such version, removing an alias that is not set.
-pub fn set_alias(
+pub(super) fn set_alias(
     conn: &mut Connection,
     name: &str,
     alias: &str,
@@ -717,7 +722,7 @@ pub fn set_alias(
 }
 
 /// The alias log, oldest first: of one model, or of all.
-pub fn alias_log(conn: &Connection, model_id: Option<i64>) -> Result<Vec<AliasMove>> {
+pub(super) fn alias_log(conn: &Connection, model_id: Option<i64>) -> Result<Vec<AliasMove>> {
     let mut stmt = conn.prepare(
         "SELECT m.name, l.alias, f.label, t.label, l.at, l.by, l.message, g.commit_sha, l.id
            FROM model_alias_log l JOIN models m ON m.id = l.model_id
@@ -757,7 +762,7 @@ pub struct Model {
     pub history: Vec<AliasMove>,
 }
 
-pub fn model(conn: &Connection, name: &str) -> Result<Option<Model>> {
+pub(super) fn model(conn: &Connection, name: &str) -> Result<Option<Model>> {
     let Some((mid, created_at)) = conn
         .query_row(
             "SELECT id, created_at FROM models WHERE name = ?1",
@@ -788,7 +793,7 @@ pub fn model(conn: &Connection, name: &str) -> Result<Option<Model>> {
 }
 
 /// Every model, by name.
-pub fn all(conn: &Connection) -> Result<Vec<Model>> {
+pub(super) fn all(conn: &Connection) -> Result<Vec<Model>> {
     let mut out = Vec::new();
     for n in names(conn)? {
         if let Some(m) = model(conn, &n)? {
@@ -796,6 +801,118 @@ pub fn all(conn: &Connection) -> Result<Vec<Model>> {
         }
     }
     Ok(out)
+}
+
+impl super::Store {
+    /// The id of model `name`.
+    pub fn model_id(&self, name: &str) -> Result<Option<i64>> {
+        model_id(&self.conn, name).during(format_args!("looking up model `{name}`"))
+    }
+
+    /// The registered versions of model `name`, oldest first.
+    pub fn model_versions(&self, name: &str) -> Result<Vec<ModelVersion>> {
+        versions(&self.conn, name).during(format_args!("reading the versions of model `{name}`"))
+    }
+
+    /// The model versions that name artifact version `av_id`.
+    pub fn model_versions_of(&self, av_id: i64) -> Result<Vec<ModelVersion>> {
+        versions_of_av(&self.conn, av_id).during(format_args!(
+            "reading the model versions of version {av_id}"
+        ))
+    }
+
+    /// The version of model `name` that `reference` (a version or an alias) names.
+    pub fn model_by_ref(&self, name: &str, reference: &str) -> Result<Option<ModelVersion>> {
+        by_ref(&self.conn, name, reference).during(format_args!("resolving `{name}@{reference}`"))
+    }
+
+    /// The error for a reference model `name` does not have, naming the ones it has.
+    pub fn no_such_model_ref(&self, name: &str, reference: &str) -> Result<Error> {
+        no_such_ref(&self.conn, name, reference)
+            .during(format_args!("resolving `{name}@{reference}`"))
+    }
+
+    /// The error for an unknown model, naming the closest known one.
+    pub fn no_such_model(&self, name: &str) -> Result<Error> {
+        no_such_model(&self.conn, name).during(format_args!("looking up model `{name}`"))
+    }
+
+    /// Register a model version (idempotent by content; one immediate transaction).
+    pub fn register_model(&mut self, nv: &NewVersion<'_>) -> Result<Registered> {
+        register(&mut self.conn, nv)
+            .during(format_args!("registering a version of model `{}`", nv.name))
+    }
+
+    /// Register the output a step's `model` key names (see `models::register_produced`).
+    #[expect(clippy::too_many_arguments, reason = "the parts of one registration")]
+    pub fn register_produced_model(
+        &mut self,
+        name: &str,
+        path: &str,
+        hash: &str,
+        exec_id: i64,
+        run_id: &str,
+        by: &str,
+        at: i64,
+    ) -> Result<Option<Registered>> {
+        register_produced(&mut self.conn, name, path, hash, exec_id, run_id, by, at).during(
+            format_args!("registering model `{name}` from step output `{path}`"),
+        )
+    }
+
+    /// The execution that produced version `av_id` (in run `run_id` when given).
+    pub fn model_producer(&self, av_id: i64, run_id: Option<&str>) -> Result<Option<i64>> {
+        producer(&self.conn, av_id, run_id)
+            .during(format_args!("finding the producer of version {av_id}"))
+    }
+
+    /// Versions of `path` that runs at commit `commit` produced.
+    pub fn produced_at_commit(&self, path: &str, commit: &str) -> Result<Vec<i64>> {
+        produced_at_commit(&self.conn, path, commit).during(format_args!(
+            "finding versions of `{path}` made at commit {commit}"
+        ))
+    }
+
+    /// Where alias `alias` of model `name` points now, and since when.
+    pub fn alias_state(&self, name: &str, alias: &str) -> Result<Option<(Option<String>, i64)>> {
+        alias_state(&self.conn, name, alias)
+            .during(format_args!("reading alias `{alias}` of model `{name}`"))
+    }
+
+    /// The run an execution belongs to.
+    pub fn run_of_exec(&self, exec_id: i64) -> Result<Option<String>> {
+        run_of_exec(&self.conn, exec_id)
+            .during(format_args!("reading the run of execution {exec_id}"))
+    }
+
+    /// Move (or, with `to` None, remove) an alias: one row appended to the log.
+    pub fn set_alias(
+        &mut self,
+        name: &str,
+        alias: &str,
+        to: Option<&str>,
+        by: &str,
+        message: Option<&str>,
+        at: i64,
+    ) -> Result<Option<AliasMove>> {
+        set_alias(&mut self.conn, name, alias, to, by, message, at)
+            .during(format_args!("moving alias `{alias}` of model `{name}`"))
+    }
+
+    /// The alias moves, oldest first (of one model when given).
+    pub fn alias_log(&self, model_id: Option<i64>) -> Result<Vec<AliasMove>> {
+        alias_log(&self.conn, model_id).during("reading the alias log")
+    }
+
+    /// Model `name` with its versions and aliases.
+    pub fn model(&self, name: &str) -> Result<Option<Model>> {
+        model(&self.conn, name).during(format_args!("reading model `{name}`"))
+    }
+
+    /// Every registered model.
+    pub fn all_models(&self) -> Result<Vec<Model>> {
+        all(&self.conn).during("reading the registered models")
+    }
 }
 
 #[cfg(test)]

@@ -640,7 +640,7 @@ mod tests {
     }
 
     /// A cache that has hashed `f` well after its last modification (the stat cache's rule).
-    fn vouching_cache(f: &Path) -> (rusqlite::Connection, HashCache, Fingerprint) {
+    fn vouching_cache(f: &Path) -> (crate::store::Store, HashCache, Fingerprint) {
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
         File::options()
             .write(true)
@@ -648,13 +648,12 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
-        let cache = HashCache::load(&conn, f.parent().unwrap()).unwrap();
+        let store = crate::store::Store::in_memory();
+        let cache = store.load_stat_cache(f.parent().unwrap()).unwrap();
         let fp = fingerprint(f, &cache).unwrap();
         let meta = std::fs::metadata(f).unwrap();
         assert_eq!(cache.get(f, &meta).as_deref(), Some(fp.hash()), "vouched");
-        (conn, cache, fp)
+        (store, cache, fp)
     }
 
     #[test]

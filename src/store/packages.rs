@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::During;
 use crate::error::Result;
 use crate::fingerprint::packages::{CachedScan, Package, PackageEnv, PackageSet};
 use crate::fingerprint::system::Installed;
 
 /// Write the lists read from disk (once per hash) and remember their scans.
-pub fn put(tx: &Connection, installed: &Installed) -> Result<()> {
+pub(super) fn put(tx: &Connection, installed: &Installed) -> Result<()> {
     for i in installed.0.values() {
         if let Some(set) = &i.set {
             tx.prepare_cached(
@@ -38,7 +39,7 @@ pub fn put(tx: &Connection, installed: &Installed) -> Result<()> {
 }
 
 /// The scans remembered from earlier runs whose package list the store still has.
-pub fn remembered_scans(conn: &Connection) -> Result<Vec<CachedScan>> {
+pub(super) fn remembered_scans(conn: &Connection) -> Result<Vec<CachedScan>> {
     let mut stmt = conn.prepare(
         "SELECT c.executable, c.stamp, c.scanned_at_ns, c.env FROM package_scan_cache c
          JOIN package_sets s ON s.hash = c.set_hash",
@@ -67,7 +68,7 @@ pub fn remembered_scans(conn: &Connection) -> Result<Vec<CachedScan>> {
 }
 
 /// A package list by hash (`None`: the store does not have it).
-pub fn package_set(conn: &Connection, hash: &str) -> Result<Option<Vec<Package>>> {
+pub(super) fn package_set(conn: &Connection, hash: &str) -> Result<Option<Vec<Package>>> {
     let data: Option<Vec<u8>> = conn
         .prepare_cached("SELECT data FROM package_sets WHERE hash = ?1")?
         .query_row([hash], |r| r.get(0))
@@ -86,7 +87,7 @@ pub struct EnvPackages {
 }
 
 /// `env_snapshots.packages` with each list read back.
-pub fn env_packages(
+pub(super) fn env_packages(
     conn: &Connection,
     json: Option<&str>,
 ) -> Result<BTreeMap<String, EnvPackages>> {
@@ -103,7 +104,7 @@ pub fn env_packages(
 
 /// Package lists that are not what their hash says (`package list corrupt`) and lists an
 /// environment snapshot names that the store lacks (`package list missing`), for `fsck`.
-pub fn damaged_sets(conn: &Connection) -> Result<Vec<(String, &'static str)>> {
+pub(super) fn damaged_sets(conn: &Connection) -> Result<Vec<(String, &'static str)>> {
     let mut out = Vec::new();
     let mut stmt = conn.prepare("SELECT hash, data FROM package_sets")?;
     let mut rows = stmt.query([])?;
@@ -128,4 +129,17 @@ pub fn damaged_sets(conn: &Connection) -> Result<Vec<(String, &'static str)>> {
         }
     }
     Ok(out)
+}
+
+impl super::Store {
+    /// The package scans remembered by directory inode and mtime.
+    pub fn remembered_scans(&self) -> Result<Vec<CachedScan>> {
+        remembered_scans(&self.conn).during("reading the remembered package scans")
+    }
+
+    /// Store an environment's package lists (content-addressed) and remember its scans, as a
+    /// step's record does inside its transaction; here each statement is its own write.
+    pub fn put_packages(&self, installed: &Installed) -> Result<()> {
+        put(&self.conn, installed).during("recording the package lists")
+    }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::During;
 use crate::error::{Error, Result};
 use crate::fingerprint::hash::{Entry, parse_manifest};
 
@@ -25,7 +26,7 @@ fn common_prefix(a: &str, b: &str) -> usize {
 }
 
 /// Shortest prefix of `id` (at least `MIN_SHORT` digits) that no other run id shares.
-pub fn short_id(conn: &Connection, id: &str) -> Result<String> {
+pub(super) fn short_id(conn: &Connection, id: &str) -> Result<String> {
     let prev: Option<String> = conn
         .query_row(
             "SELECT id FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT 1",
@@ -51,7 +52,7 @@ pub fn short_id(conn: &Connection, id: &str) -> Result<String> {
 }
 
 /// Short ids for many runs at once, from the sorted list of all ids.
-pub fn short_ids(conn: &Connection) -> Result<BTreeMap<String, String>> {
+pub(super) fn short_ids(conn: &Connection) -> Result<BTreeMap<String, String>> {
     let mut stmt = conn.prepare("SELECT id FROM runs ORDER BY id")?;
     let ids: Vec<String> = stmt
         .query_map([], |r| r.get(0))?
@@ -101,11 +102,39 @@ fn is_hex_id(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
+/// Why a run name names no single run.
+#[derive(Debug)]
+pub enum ResolveError {
+    /// `matched` runs start with the id prefix `target` (more than 10: 11); `candidates` are the
+    /// first 10: (id, pipeline, started at, ms). People see them in local time (`report`).
+    Ambiguous {
+        target: String,
+        matched: usize,
+        candidates: Vec<(String, String, i64)>,
+    },
+    /// any other reason, in words
+    Failed(Error),
+}
+
+impl From<Error> for ResolveError {
+    fn from(e: Error) -> Self {
+        ResolveError::Failed(e)
+    }
+}
+
+impl From<rusqlite::Error> for ResolveError {
+    fn from(e: rusqlite::Error) -> Self {
+        ResolveError::Failed(e.into())
+    }
+}
+
+type Resolved = std::result::Result<String, ResolveError>;
+
 /// Resolve a run name to a run id: `latest` (the newest run that is not a replay),
 /// `latest-replay` (the newest replay), a full id or a unique prefix, each optionally followed by
 /// `~N`: the Nth run before it (of the same kind: replays count back through replays, other runs
 /// through other runs).
-pub fn resolve_run(conn: &Connection, target: &str) -> Result<String> {
+pub(super) fn resolve_run(conn: &Connection, target: &str) -> Resolved {
     let Some((base, back)) = split_back(target) else {
         return resolve_base(conn, target, 0);
     };
@@ -139,11 +168,12 @@ pub fn resolve_run(conn: &Connection, target: &str) -> Result<String> {
             &id[..MIN_SHORT.min(id.len())]
         ))
         .hint("list runs with `mlrun runs`")
+        .into()
     })
 }
 
 /// `latest` / `latest-replay` (`n` runs back), else an id or unique id prefix.
-fn resolve_base(conn: &Connection, target: &str, n: usize) -> Result<String> {
+fn resolve_base(conn: &Connection, target: &str, n: usize) -> Resolved {
     if let Some((_, replays)) = LATEST.iter().find(|(name, _)| *name == target) {
         let found: Option<String> = conn
             .query_row(
@@ -161,7 +191,7 @@ fn resolve_base(conn: &Connection, target: &str, n: usize) -> Result<String> {
             [replays],
             |r| r.get(0),
         )?;
-        return Err(match (count, *replays) {
+        return Err(ResolveError::Failed(match (count, *replays) {
             (0, false) => Error::other("the store has no runs yet (replays aside)")
                 .hint("run a pipeline first: `mlrun pipeline.toml`"),
             (0, true) => Error::other("the store has no replays yet")
@@ -177,7 +207,7 @@ fn resolve_base(conn: &Connection, target: &str, n: usize) -> Result<String> {
             } else {
                 format!("`{target}~{}` is the oldest", c - 1)
             }),
-        });
+        }));
     }
     let prefix: String = target
         .chars()
@@ -186,37 +216,27 @@ fn resolve_base(conn: &Connection, target: &str, n: usize) -> Result<String> {
         .to_ascii_lowercase();
     if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Error::invalid(format!("`{target}` is not a run id"))
-            .hint("run ids are hexadecimal, like `0193a4f1c2`; `latest` names the newest run, `latest~1` the one before, `latest-replay` the newest replay; see `mlrun runs`"));
+            .hint("run ids are hexadecimal, like `0193a4f1c2`; `latest` names the newest run, `latest~1` the one before, `latest-replay` the newest replay; see `mlrun runs`").into());
     }
     let found = run_candidates(conn, &prefix)?;
     match found.len() {
-        0 => {
-            Err(Error::other(format!("no run matches `{target}`"))
-                .hint("list runs with `mlrun runs`"))
-        }
+        0 => Err(Error::other(format!("no run matches `{target}`"))
+            .hint("list runs with `mlrun runs`")
+            .into()),
         1 => Ok(found[0].0.clone()),
-        n => {
-            let mut e = Error::other(format!(
-                "run id `{target}` is ambiguous: {} runs start with it",
-                if n > 10 {
-                    "more than 10".to_string()
-                } else {
-                    n.to_string()
-                }
-            ));
-            for (id, pipeline, started) in found.iter().take(10) {
-                e = e.cause(format!(
-                    "{id}  {pipeline}  {}",
-                    crate::report::time::local(*started)
-                ));
-            }
-            Err(e.hint("type more characters of the id"))
-        }
+        n => Err(ResolveError::Ambiguous {
+            target: target.to_string(),
+            matched: n,
+            candidates: found.into_iter().take(10).collect(),
+        }),
     }
 }
 
 /// Runs whose id starts with `prefix` (lowercase hex): at most 11, to report ambiguity.
-pub fn run_candidates(conn: &Connection, prefix: &str) -> Result<Vec<(String, String, i64)>> {
+pub(super) fn run_candidates(
+    conn: &Connection,
+    prefix: &str,
+) -> Result<Vec<(String, String, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, pipeline, started_at FROM runs WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 11",
     )?;
@@ -227,7 +247,7 @@ pub fn run_candidates(conn: &Connection, prefix: &str) -> Result<Vec<(String, St
 }
 
 /// The project directories runs were recorded in (paths in the store are relative to these).
-pub fn roots(conn: &Connection) -> Result<Vec<String>> {
+pub(super) fn roots(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT DISTINCT root FROM runs")?;
     let rows = stmt
         .query_map([], |r| r.get(0))?
@@ -236,7 +256,7 @@ pub fn roots(conn: &Connection) -> Result<Vec<String>> {
 }
 
 /// Every path a run read or wrote.
-pub fn run_paths(conn: &Connection, run_id: &str) -> Result<Vec<String>> {
+pub(super) fn run_paths(conn: &Connection, run_id: &str) -> Result<Vec<String>> {
     let mut stmt = conn.prepare(
         "SELECT DISTINCT a.path FROM step_execs s JOIN io_edges e ON e.step_exec = s.id
          JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
@@ -326,7 +346,7 @@ const RUN_METRIC: &str = "(SELECT m.value FROM step_execs s JOIN metrics m ON m.
 
 /// The runs matching `f`, newest first (or by the sort metric), with their metrics. Two
 /// queries whatever the number of runs: the runs, then all their metrics at once.
-pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
+pub(super) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
     use rusqlite::types::Value as V;
     let mut wheres: Vec<String> = Vec::new();
     let mut args: Vec<V> = Vec::new();
@@ -498,7 +518,7 @@ pub enum Known {
 }
 
 /// Every distinct pipeline name, param key or metric key in the store, sorted.
-pub fn known_names(conn: &Connection, what: Known) -> Result<Vec<String>> {
+pub(super) fn known_names(conn: &Connection, what: Known) -> Result<Vec<String>> {
     let sql = match what {
         Known::Pipelines => "SELECT DISTINCT pipeline FROM runs ORDER BY 1",
         Known::Params => {
@@ -528,7 +548,7 @@ pub struct GitInfo {
     pub error: Option<String>,
 }
 
-pub fn git_info(conn: &Connection, id: &str, with_diff: bool) -> Result<Option<GitInfo>> {
+pub(super) fn git_info(conn: &Connection, id: &str, with_diff: bool) -> Result<Option<GitInfo>> {
     conn.query_row(
         "SELECT g.is_repo, g.commit_sha, g.branch, g.dirty, g.changed, g.untracked, g.remote_url,
                 CASE WHEN ?2 THEN c.data END, COALESCE(c.size, 0), g.error
@@ -576,7 +596,7 @@ pub struct EnvInfo {
     pub packages: BTreeMap<String, crate::store::packages::EnvPackages>,
 }
 
-pub fn env_info(conn: &Connection, id: &str) -> Result<Option<EnvInfo>> {
+pub(super) fn env_info(conn: &Connection, id: &str) -> Result<Option<EnvInfo>> {
     conn.query_row(
         "SELECT id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, user, mlrun_version,
                 interpreters, lockfiles, env_vars, packages FROM env_snapshots WHERE id = ?1",
@@ -733,7 +753,7 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
     Ok(rows)
 }
 
-pub fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDetail> {
+pub(super) fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDetail> {
     let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
         "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
                 mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message FROM runs WHERE id = ?1",
@@ -905,7 +925,7 @@ fn content_bytes(v: rusqlite::types::ValueRef<'_>) -> Option<&[u8]> {
 
 /// The manifest of a directory version: the bytes its hash is the SHA-256 of (see
 /// `fingerprint::hash::manifest`).
-pub fn dir_manifest(conn: &Connection, dir_hash: &str) -> Result<Vec<u8>> {
+pub(super) fn dir_manifest(conn: &Connection, dir_hash: &str) -> Result<Vec<u8>> {
     conn.prepare_cached("SELECT data FROM contents WHERE hash = ?1")?
         .query_row([dir_hash], |r| {
             Ok(content_bytes(r.get_ref(0)?).map(<[u8]>::to_vec))
@@ -921,7 +941,7 @@ pub fn dir_manifest(conn: &Connection, dir_hash: &str) -> Result<Vec<u8>> {
 }
 
 /// The entries of a directory version, sorted by relative path.
-pub fn dir_entry_list(conn: &Connection, dir_hash: &str) -> Result<Vec<Entry>> {
+pub(super) fn dir_entry_list(conn: &Connection, dir_hash: &str) -> Result<Vec<Entry>> {
     parse_manifest(&dir_manifest(conn, dir_hash)?).ok_or_else(|| {
         Error::store(format!(
             "the manifest of directory version {dir_hash} in the lineage store is damaged"
@@ -932,7 +952,7 @@ pub fn dir_entry_list(conn: &Connection, dir_hash: &str) -> Result<Vec<Entry>> {
 
 /// Call `f` with the hash and manifest of every recorded directory version (`None`: its manifest
 /// is missing), one at a time: a store can hold many large manifests.
-pub fn for_each_dir_manifest(
+pub(super) fn for_each_dir_manifest(
     conn: &Connection,
     mut f: impl FnMut(&str, Option<&[u8]>) -> Result<()>,
 ) -> Result<()> {
@@ -948,7 +968,7 @@ pub fn for_each_dir_manifest(
 }
 
 /// The files of a directory version: relative path → content hash.
-pub fn dir_entries(conn: &Connection, dir_hash: &str) -> Result<BTreeMap<String, String>> {
+pub(super) fn dir_entries(conn: &Connection, dir_hash: &str) -> Result<BTreeMap<String, String>> {
     Ok(dir_entry_list(conn, dir_hash)?
         .into_iter()
         .map(|e| (e.relpath, e.hash))
@@ -1001,7 +1021,7 @@ pub struct StepLogData {
 }
 
 /// Captured output of a step execution (empty when it has none).
-pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<StepLogData> {
+pub(super) fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<StepLogData> {
     Ok(conn
         .query_row(
             "SELECT l.bytes, h.data, t.data, l.full_hash, l.stored FROM step_logs l
@@ -1026,9 +1046,138 @@ pub fn step_log(conn: &Connection, exec_id: i64, stream: &str) -> Result<StepLog
         .unwrap_or_default())
 }
 
+impl super::Store {
+    /// `id` as mlrun shows it: see `query::short_id`.
+    pub fn short_id(&self, id: &str) -> Result<String> {
+        short_id(&self.conn, id).during(format_args!("reading the shown id of run {id}"))
+    }
+
+    /// The run id a run name means (`latest`, `latest-replay`, an id or prefix, `~N`): see `query::resolve_run`.
+    pub fn resolve_run(&self, target: &str) -> std::result::Result<String, ResolveError> {
+        resolve_run(&self.conn, target).map_err(|e| match e {
+            ResolveError::Failed(e) => ResolveError::Failed(super::name_operation(
+                e,
+                format_args!("resolving run `{target}`"),
+            )),
+            ambiguous => ambiguous,
+        })
+    }
+
+    /// Runs whose id starts with `prefix` (lowercase hex): (id, pipeline, started), at most 11.
+    pub fn run_candidates(&self, prefix: &str) -> Result<Vec<(String, String, i64)>> {
+        run_candidates(&self.conn, prefix)
+            .during(format_args!("looking up runs starting with `{prefix}`"))
+    }
+
+    /// The project roots runs were recorded in.
+    pub fn project_roots(&self) -> Result<Vec<String>> {
+        roots(&self.conn).during("reading the recorded project roots")
+    }
+
+    /// The paths a run's steps read or wrote.
+    pub fn run_paths(&self, run_id: &str) -> Result<Vec<String>> {
+        run_paths(&self.conn, run_id).during(format_args!("reading the paths of run {run_id}"))
+    }
+
+    /// The runs `f` selects, newest first, with their metrics (and params when asked).
+    pub fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunSummary>> {
+        list_runs(&self.conn, f).during("reading the runs list")
+    }
+
+    /// Every recorded pipeline, param or metric name.
+    pub fn known_names(&self, what: Known) -> Result<Vec<String>> {
+        known_names(&self.conn, what).during("reading the recorded names")
+    }
+
+    /// Everything recorded about a run (`show`).
+    pub fn run_detail(&self, id: &str, with_diff: bool) -> Result<RunDetail> {
+        run_detail(&self.conn, id, with_diff).during(format_args!("reading run {id}"))
+    }
+
+    /// The files of a directory version, from its manifest.
+    pub fn dir_entry_list(&self, dir_hash: &str) -> Result<Vec<Entry>> {
+        dir_entry_list(&self.conn, dir_hash).during(format_args!(
+            "reading the manifest of directory version {}",
+            dir_hash.get(..12).unwrap_or(dir_hash)
+        ))
+    }
+
+    /// The files of a directory version: relative path → content hash.
+    pub fn dir_entries(&self, dir_hash: &str) -> Result<BTreeMap<String, String>> {
+        dir_entries(&self.conn, dir_hash).during(format_args!(
+            "reading the manifest of directory version {}",
+            dir_hash.get(..12).unwrap_or(dir_hash)
+        ))
+    }
+
+    /// A step's recorded log (head, tail, where its whole log is).
+    pub fn step_log(&self, exec_id: i64, stream: &str) -> Result<StepLogData> {
+        step_log(&self.conn, exec_id, stream).during(format_args!(
+            "reading the {stream} log of execution {exec_id}"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An ambiguous prefix comes back as data (the store formats no times); people see it
+    /// through `report`, with each candidate's start in local time.
+    #[test]
+    fn an_ambiguous_prefix_lists_its_candidates() {
+        let store = crate::store::Store::in_memory();
+        store.execute_batch_for_test(
+            "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');
+             INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid) VALUES
+               ('0193a4f1c2d47abc0000000000000001', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1),
+               ('0193a4f1c2d47abc8000000000000002', 'q', 'q.toml', '/p', 's', '{}', '{}', 'succeeded', 2, 'h', 'u', '0', '[]', 1);",
+        );
+        let Err(ResolveError::Ambiguous {
+            target,
+            matched,
+            candidates,
+        }) = store.resolve_run("0193a4f1")
+        else {
+            panic!("ambiguous");
+        };
+        assert_eq!(
+            (target.as_str(), matched, candidates.len()),
+            ("0193a4f1", 2, 2)
+        );
+        let shown = Error::from(store.resolve_run("0193a4f1").unwrap_err()).to_string();
+        assert!(
+            shown.starts_with("error: run id `0193a4f1` is ambiguous: 2 runs start with it"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("caused by: 0193a4f1c2d47abc0000000000000001  p  ")
+                && shown.contains("hint: type more characters of the id"),
+            "{shown}"
+        );
+        assert!(matches!(
+            store.resolve_run("0193a4f2"),
+            Err(ResolveError::Failed(_))
+        ));
+    }
+
+    #[test]
+    fn a_failed_listing_says_it_was_reading_the_runs_list() {
+        let store = crate::store::Store::in_memory();
+        store.execute_batch_for_test("DROP TABLE metrics");
+        let shown = store
+            .list_runs(&RunFilter::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.starts_with("error: lineage store query failed while reading the runs list"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("caused by: no such table: metrics"),
+            "{shown}"
+        );
+    }
 
     /// Shown ids cover the 48-bit timestamp, the version digit and 12 random bits, and grow past
     /// any prefix another run shares (runs started in the same millisecond).

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
+use super::During;
 use crate::error::Result;
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::git::GitState;
@@ -160,14 +161,14 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
-pub fn put_content(tx: &Connection, data: &[u8]) -> Result<String> {
+pub(super) fn put_content(tx: &Connection, data: &[u8]) -> Result<String> {
     let hash = sha256_bytes(data);
     tx.prepare_cached("INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)")?
         .execute(params![hash, data.len() as i64, data])?;
     Ok(hash)
 }
 
-pub fn put_git(tx: &Connection, g: &GitState) -> Result<String> {
+pub(super) fn put_git(tx: &Connection, g: &GitState) -> Result<String> {
     let id = g.id();
     let exists: bool = tx
         .prepare_cached("SELECT 1 FROM git_snapshots WHERE id = ?1")?
@@ -201,7 +202,7 @@ pub fn put_git(tx: &Connection, g: &GitState) -> Result<String> {
     Ok(id)
 }
 
-pub fn put_env(tx: &Connection, e: &EnvSnapshot) -> Result<String> {
+pub(super) fn put_env(tx: &Connection, e: &EnvSnapshot) -> Result<String> {
     let id = e.id();
     let s = &e.system;
     let mut stmt = tx.prepare_cached(
@@ -231,7 +232,7 @@ pub fn put_env(tx: &Connection, e: &EnvSnapshot) -> Result<String> {
 
 /// Record a path's version (blob, a directory's manifest, artifact, artifact version); returns
 /// the artifact version id.
-pub fn put_version(tx: &Connection, path: &str, fp: &Fingerprint, now: i64) -> Result<i64> {
+pub(super) fn put_version(tx: &Connection, path: &str, fp: &Fingerprint, now: i64) -> Result<i64> {
     let (kind, nfiles) = match fp {
         Fingerprint::File { .. } => ("file", 1),
         Fingerprint::Dir { entries, .. } => ("dir", entries.len() as i64),
@@ -272,7 +273,7 @@ pub fn put_version(tx: &Connection, path: &str, fp: &Fingerprint, now: i64) -> R
         .query_row(params![artifact, fp.hash()], |r| r.get(0))?)
 }
 
-pub fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> {
+pub(super) fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> {
     let me = ProcessId::current();
     let tx = immediate(conn)?;
     let spec = put_content(&tx, r.spec.as_bytes())?;
@@ -307,7 +308,7 @@ pub fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> {
 }
 
 /// Set (or, with `None`, clear) a run's message (`mlrun note`); returns the message it replaced.
-pub fn set_message(
+pub(super) fn set_message(
     conn: &mut Connection,
     run_id: &str,
     message: Option<&str>,
@@ -325,7 +326,7 @@ pub fn set_message(
     Ok(old)
 }
 
-pub fn finish_run(
+pub(super) fn finish_run(
     conn: &mut Connection,
     id: &str,
     status: RunStatus,
@@ -369,7 +370,7 @@ fn insert_exec(tx: &Transaction<'_>, b: &StepBegin<'_>) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-pub fn begin_step(conn: &mut Connection, b: &StepBegin<'_>) -> Result<i64> {
+pub(super) fn begin_step(conn: &mut Connection, b: &StepBegin<'_>) -> Result<i64> {
     let tx = immediate(conn)?;
     let id = insert_exec(&tx, b)?;
     tx.commit()?;
@@ -474,7 +475,7 @@ pub struct StepRecord {
     pub repo_changes: Vec<crate::fingerprint::git::RefChange>,
 }
 
-pub fn finish_step(
+pub(super) fn finish_step(
     conn: &mut Connection,
     exec_id: i64,
     r: &StepRecord,
@@ -482,13 +483,13 @@ pub fn finish_step(
 ) -> Result<()> {
     let tx = immediate(conn)?;
     write_step(&tx, exec_id, r)?;
-    cache.flush(&tx)?;
+    super::statcache::flush(&tx, cache)?;
     tx.commit()?;
     Ok(())
 }
 
 /// A step that reused an earlier execution: its whole record in one transaction.
-pub fn record_reuse(
+pub(super) fn record_reuse(
     conn: &mut Connection,
     b: &StepBegin<'_>,
     r: &StepRecord,
@@ -497,7 +498,7 @@ pub fn record_reuse(
     let tx = immediate(conn)?;
     let id = insert_exec(&tx, b)?;
     write_step(&tx, id, r)?;
-    cache.flush(&tx)?;
+    super::statcache::flush(&tx, cache)?;
     tx.commit()?;
     Ok(id)
 }
@@ -640,7 +641,7 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
 }
 
 /// A step that never started (a dependency failed, or the run stopped first).
-pub fn record_not_run(
+pub(super) fn record_not_run(
     conn: &mut Connection,
     run_id: &str,
     step: &str,
@@ -661,7 +662,7 @@ pub fn record_not_run(
 /// A step whose record could not be written (`finish_step` failed): close its `running` row as
 /// `failed` with the reason, in the smallest write there is, so that it does not stay
 /// `running`. Its inputs, outputs and logs are not recorded.
-pub fn close_unrecorded(
+pub(super) fn close_unrecorded(
     conn: &mut Connection,
     exec_id: i64,
     error: &str,
@@ -678,7 +679,7 @@ pub fn close_unrecorded(
 
 /// Close a run whose mlrun ended without recording all of it (see `store::incomplete`): the run
 /// and its steps still `running` are `failed`, with `reason`.
-pub fn mark_record_failed(conn: &Connection, run_id: &str, reason: &str) -> Result<()> {
+pub(super) fn mark_record_failed(conn: &Connection, run_id: &str, reason: &str) -> Result<()> {
     let now = now_ms();
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let res = (|| -> rusqlite::Result<()> {
@@ -705,7 +706,7 @@ pub fn mark_record_failed(conn: &Connection, run_id: &str, reason: &str) -> Resu
 }
 
 /// Close a run that can no longer finish on its own.
-pub fn mark_interrupted(conn: &Connection, run_id: &str, reason: &str) -> Result<()> {
+pub(super) fn mark_interrupted(conn: &Connection, run_id: &str, reason: &str) -> Result<()> {
     let now = now_ms();
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let res = (|| -> rusqlite::Result<()> {
@@ -733,7 +734,7 @@ pub fn mark_interrupted(conn: &Connection, run_id: &str, reason: &str) -> Result
 /// Several steps that reused earlier executions, recorded in one transaction: each one gets
 /// exactly what `record_reuse` writes, so every step's record is whole or absent, and one commit
 /// serves them all. Returns their execution ids, in the order given.
-pub fn record_reuses(
+pub(super) fn record_reuses(
     conn: &mut Connection,
     steps: &[(StepBegin<'_>, &StepRecord)],
     cache: &HashCache,
@@ -745,7 +746,85 @@ pub fn record_reuses(
         write_step(&tx, id, r)?;
         ids.push(id);
     }
-    cache.flush(&tx)?;
+    super::statcache::flush(&tx, cache)?;
     tx.commit()?;
     Ok(ids)
+}
+
+impl super::Store {
+    /// Record a run's start (`running`).
+    pub fn insert_run(&mut self, r: &RunStart<'_>) -> Result<()> {
+        insert_run(&mut self.conn, r).during(format_args!("recording the start of run {}", r.id))
+    }
+
+    /// Set or clear a run's message; returns the one it had.
+    pub fn set_message(&mut self, run_id: &str, message: Option<&str>) -> Result<Option<String>> {
+        set_message(&mut self.conn, run_id, message)
+            .during(format_args!("setting the message of run {run_id}"))
+    }
+
+    /// Record a run's end.
+    pub fn finish_run(
+        &mut self,
+        id: &str,
+        status: RunStatus,
+        exit_code: i32,
+        git_end: &GitState,
+        ended_at: i64,
+    ) -> Result<()> {
+        finish_run(&mut self.conn, id, status, exit_code, git_end, ended_at)
+            .during(format_args!("recording the end of run {id}"))
+    }
+
+    /// Record a step's start (`running`, its own transaction); returns its execution id.
+    pub fn begin_step(&mut self, b: &StepBegin<'_>) -> Result<i64> {
+        begin_step(&mut self.conn, b).during(format_args!("recording the start of step {}", b.step))
+    }
+
+    /// Complete a step's record in one transaction (flushing what the stat cache learnt).
+    pub fn finish_step(&mut self, exec_id: i64, r: &StepRecord, cache: &HashCache) -> Result<()> {
+        finish_step(&mut self.conn, exec_id, r, cache)
+            .during(format_args!("recording step execution {exec_id}"))
+    }
+
+    /// Record a reused step whole, in one transaction.
+    pub fn record_reuse(
+        &mut self,
+        b: &StepBegin<'_>,
+        r: &StepRecord,
+        cache: &HashCache,
+    ) -> Result<i64> {
+        record_reuse(&mut self.conn, b, r, cache)
+            .during(format_args!("recording the reuse of step {}", b.step))
+    }
+
+    /// Record several reused steps in one transaction: all or none.
+    pub fn record_reuses(
+        &mut self,
+        steps: &[(StepBegin<'_>, &StepRecord)],
+        cache: &HashCache,
+    ) -> Result<Vec<i64>> {
+        record_reuses(&mut self.conn, steps, cache)
+            .during(format_args!("recording {} reused steps", steps.len()))
+    }
+
+    /// Record a step that was not run, and why.
+    pub fn record_not_run(
+        &mut self,
+        run_id: &str,
+        step: &str,
+        cmd: &str,
+        argv_json: &str,
+        cwd: &str,
+        reason: &str,
+    ) -> Result<()> {
+        record_not_run(&mut self.conn, run_id, step, cmd, argv_json, cwd, reason)
+            .during(format_args!("recording that step {step} did not run"))
+    }
+
+    /// Close a step whose record could not be written as `failed`, with the reason.
+    pub fn close_unrecorded(&mut self, exec_id: i64, error: &str, ended_at: i64) -> Result<()> {
+        close_unrecorded(&mut self.conn, exec_id, error, ended_at)
+            .during(format_args!("closing step execution {exec_id}"))
+    }
 }
