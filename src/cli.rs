@@ -91,6 +91,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Reproduce a recorded run in a scratch tree and say whether it came out bit for bit
     Replay(ReplayArgs),
+    /// Run steps of a recorded run twice in a scratch tree and record which outputs are
+    /// nondeterministic (later replays expect those to differ)
+    Check(CheckArgs),
     /// Delete stored objects that kept runs no longer reference
     Gc(GcArgs),
     /// Re-hash every stored object and report corrupt or missing ones
@@ -368,6 +371,47 @@ pub struct ReplayArgs {
     pub grace: Duration,
 
     /// Print the verdict as JSON on stdout (progress goes to stderr)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Explain even when every output is identical: every replayed step runs a second time
+    /// [default: only the steps whose outputs differ run again]
+    #[arg(long, conflicts_with = "no_explain")]
+    pub explain: bool,
+
+    /// Do not explain differing outputs (no second run of the differing steps)
+    #[arg(long)]
+    pub no_explain: bool,
+
+    /// set by `mlrun check`: the steps to run twice and record the verdicts of
+    #[arg(skip)]
+    pub check: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The steps to check (each runs twice; the steps they need run once, before)
+    #[arg(value_name = "STEP", required = true)]
+    pub steps: Vec<String>,
+
+    /// The recorded run whose steps, inputs and code are checked (id prefix, `latest`,
+    /// `latest~1`)
+    #[arg(long, value_name = "RUN", default_value = "latest")]
+    pub run: String,
+
+    /// Run at most N steps at once [default: number of CPU cores]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    /// On interrupt, how long steps get to exit after SIGTERM before SIGKILL
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// Keep the scratch tree and print where it is
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Print the verdicts as JSON on stdout (progress goes to stderr)
     #[arg(long)]
     pub json: bool,
 }

@@ -8,6 +8,7 @@
 pub mod beneath;
 pub mod cli;
 pub mod cmd;
+pub mod diffcontent;
 pub mod error;
 pub mod exec;
 pub mod fingerprint;

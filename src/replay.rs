@@ -8,6 +8,8 @@
 //! `env` are used. The user's working tree, index and refs are never touched; the store gains the
 //! replay run and nothing else (no stored objects, no stat-cache rows for the scratch tree).
 
+pub mod explain;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -554,6 +556,9 @@ pub struct OutputVerdict {
     pub files: Vec<String>,
     /// for metrics files: `key old → new`
     pub metrics: Vec<String>,
+    /// why it differs (or that it is stable): absent when not explained (`--no-explain`, or
+    /// identical without `--explain`)
+    pub explanation: Option<explain::Explanation>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -704,6 +709,7 @@ pub fn verdicts(
                 replay: b.map(|io| io.fp.hash().to_string()),
                 files,
                 metrics,
+                explanation: None,
             });
         }
         let verdict = if outputs.iter().all(|o| o.identical) {

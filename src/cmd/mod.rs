@@ -1,5 +1,6 @@
 //! One module per subcommand. Each takes its clap args and returns the exit code.
 
+pub mod check;
 pub mod compare;
 pub mod completions;
 pub mod diff;
@@ -41,6 +42,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Completions(args)) => completions::completions(args),
         Some(Command::Export(args)) => export::export(args, store.as_deref(), cli.color),
         Some(Command::Replay(args)) => replay::replay(args, store.as_deref(), cli.color),
+        Some(Command::Check(args)) => check::check(args, store.as_deref(), cli.color),
         Some(Command::Status(args)) => status::status(args, store.as_deref(), cli.color),
         Some(Command::Gc(args)) => gc::gc(args, store.as_deref(), cli.color),
         Some(Command::Fsck(args)) => fsck::fsck(args, store.as_deref(), cli.color),

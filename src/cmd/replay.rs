@@ -28,6 +28,10 @@ struct Report {
     exit_code: i32,
     steps: Vec<StepVerdict>,
     scratch: Option<String>,
+    /// the second run of the steps that were explained (absent with `--no-explain`)
+    explain: Option<replay::explain::Summary>,
+    /// every differing output was known to be nondeterministic (the exit code is then 0)
+    all_expected: bool,
 }
 
 pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
@@ -47,6 +51,9 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             e = e.hint(format!("did you mean `{m}`?"));
         }
         plan = plan.with_upstream_of(s).ok_or(e)?;
+    }
+    if !args.check.is_empty() {
+        plan = replay::explain::check_plan(plan, &args.check, &orig)?;
     }
     // A path outside the project would make the replay write into the user's real files.
     let outside: Vec<&str> = plan
@@ -189,7 +196,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let outcome = exec::run_blocking(plan, store, opts, printer)?;
 
     let store = Store::open(&dir)?;
-    let verdicts = replay::verdicts(&store.conn, &orig, &replan, &outcome.run_id)?;
+    let mut verdicts = replay::verdicts(&store.conn, &orig, &replan, &outcome.run_id)?;
     let failed = outcome.status != "succeeded";
     let differs = verdicts.iter().filter(|v| v.verdict == "differs").count();
     let verdict = if failed {
@@ -203,6 +210,61 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         "UPDATE runs SET replay_verdict = ?2 WHERE id = ?1",
         rusqlite::params![outcome.run_id, verdict],
     )?;
+
+    // why what differs differs: the differing steps run once more, in the same scratch tree
+    let mode = replay::explain::mode(args.explain, args.no_explain, &args.check);
+    let explained = if failed || mode == replay::explain::Mode::Off {
+        None
+    } else {
+        let replay_short = outcome.short_id.clone();
+        let mut run_again = |sub: crate::pipeline::Plan| -> Result<(String, String)> {
+            let names: Vec<&str> = sub.steps.iter().map(|s| s.name.as_str()).collect();
+            human(&format!(
+                "running {} once more with the same inputs, to tell nondeterminism from a change",
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
+            let opts = RunOptions {
+                jobs,
+                keep_going: true,
+                grace: args.grace,
+                argv: std::env::args().collect(),
+                replay_of: Some(orig.run_id.clone()),
+                force: Force::All,
+                reuse_replays: false,
+                no_store: true,
+                no_cache: true,
+                git_fixed: Some(orig.git.clone()),
+                recorded_location: Some((orig.plan.root.clone(), orig.plan.file.clone())),
+                trace: Some(crate::pipeline::plan::TraceMode::Off),
+                run_id: None,
+                message: Some(format!(
+                    "second run of replay {replay_short}, to explain its differences"
+                )),
+            };
+            let out = exec::run_blocking(sub, Store::open(&dir)?, opts, printer)?;
+            Ok((out.run_id, out.short_id))
+        };
+        let cx = replay::explain::Context {
+            conn: &store.conn,
+            objects: &objects,
+            orig: &orig,
+            plan: &replan,
+            root: &root,
+            replay_run: &outcome.run_id,
+        };
+        Some(replay::explain::explain(
+            &cx,
+            &mut verdicts,
+            &mode,
+            &mut run_again,
+        )?)
+    };
+    let all_expected = verdict == "differs" && replay::explain::all_expected(&verdicts);
 
     let style = if args.json { err } else { Style::stdout(color) };
     let w = verdicts
@@ -268,6 +330,9 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             _ => style.red(&padded),
         };
         human(format!("{mark} {:<w$}  {word}  {}", v.name, detail.join(", ")).trim_end());
+        for l in replay::explain::render(v, &style) {
+            human(&l);
+        }
         if !v.package_changes.is_empty() {
             human(&format!(
                 "  {:<w$}  {} {} {} from the recorded run: {}",
@@ -343,9 +408,18 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         }
     };
     human(&summary);
+    if all_expected {
+        human("every difference was expected: those outputs are known to be nondeterministic");
+    }
+    let checked = replay::explain::check_lines(&verdicts, &args.check);
+    for l in &checked.lines {
+        human(l);
+    }
 
     let exit_code = match verdict {
+        _ if !args.check.is_empty() && verdict != "failed" => i32::from(checked.nondeterministic),
         "identical" => 0,
+        "differs" if all_expected => 0,
         "differs" => 1,
         _ => outcome.exit_code,
     };
@@ -372,6 +446,8 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             exit_code,
             steps: verdicts,
             scratch: kept,
+            explain: explained,
+            all_expected,
         };
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     }

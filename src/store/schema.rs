@@ -48,7 +48,27 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_MODELS,
     },
+    Migration {
+        code: None,
+        sql: V_DETERMINISM,
+    },
 ];
+
+// Which outputs of a step are known to come out different from one run to the next with the
+// same inputs (found by `mlrun check` or by a replay's second run), so that later replays expect
+// them to differ. One row per (pipeline, step, output path): the latest finding; `since_run` is
+// the run that first found the current verdict (kept while later checks agree). No foreign keys:
+// the runs named may be removed later, and the finding stays true.
+const V_DETERMINISM: &str = r#"
+CREATE TABLE output_determinism (
+  pipeline TEXT NOT NULL, step TEXT NOT NULL, path TEXT NOT NULL,
+  verdict TEXT NOT NULL CHECK (verdict IN ('deterministic', 'nondeterministic')),
+  since_run TEXT NOT NULL,                   -- the run (a check or replay) that first found it
+  last_run TEXT NOT NULL,                    -- the run that last confirmed it
+  found_by TEXT NOT NULL CHECK (found_by IN ('check', 'replay')),
+  checked_at INTEGER NOT NULL,               -- ms since the epoch
+  PRIMARY KEY (pipeline, step, path)) WITHOUT ROWID;
+"#;
 
 // 8: a message on a run (`mlrun run -m TEXT`, `mlrun note RUN TEXT`): what the person running it
 // meant to try, shown by `runs` and `show` and searched by `runs --grep`. NULL: no message.
