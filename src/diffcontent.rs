@@ -454,7 +454,7 @@ fn table(a: &str, b: &str, sep: char) -> (TableChange, Vec<String>) {
         .filter(|(_, n)| *n > 0)
         .map(|(i, n)| (name(i), n))
         .collect();
-    columns.sort_by(|a, b| b.1.cmp(&a.1));
+    columns.sort_by_key(|c| std::cmp::Reverse(c.1));
     (
         TableChange {
             rows_before: body_a.len(),

@@ -330,9 +330,6 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             _ => style.red(&padded),
         };
         human(format!("{mark} {:<w$}  {word}  {}", v.name, detail.join(", ")).trim_end());
-        for l in replay::explain::render(v, &style) {
-            human(&l);
-        }
         if !v.package_changes.is_empty() {
             human(&format!(
                 "  {:<w$}  {} {} {} from the recorded run: {}",
@@ -346,6 +343,9 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 },
                 list_some(&v.package_changes, 5)
             ));
+        }
+        for l in replay::explain::render(v, &style) {
+            human(&l);
         }
     }
     let short_replay = outcome.short_id.clone();

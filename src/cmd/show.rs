@@ -42,6 +42,10 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         // `RUN:STEP`: that step's executions (every attempt) with the run's context
         detail.steps.retain(|s| &s.name == step);
     }
+    detail.determinism = crate::store::determinism::of_pipeline(&store.conn, &detail.pipeline)?
+        .into_iter()
+        .filter(|(step, _)| detail.steps.iter().any(|s| &s.name == step))
+        .collect();
     if args.json {
         emit(&format!(
             "{}\n",
@@ -718,6 +722,20 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
                 String::new()
             } else {
                 style.dim("  (bytes not stored: cannot be restored)")
+            };
+            let known = d
+                .determinism
+                .get(&s.name)
+                .and_then(|f| f.iter().find(|f| f.path == i.path && f.nondeterministic()));
+            let note = match known {
+                Some(f) => format!(
+                    "{note}  {}",
+                    style.yellow(&format!(
+                        "(nondeterministic, since run {})",
+                        f.since_run_short
+                    ))
+                ),
+                None => note,
             };
             o += &format!("    out     {}{note}\n", io_line(i));
         }

@@ -28,6 +28,9 @@ pub struct StepState {
     /// `up_to_date` or `stale`
     pub status: &'static str,
     pub reasons: Vec<String>,
+    /// its outputs known to come out different with the same inputs (`mlrun check`, a replay):
+    /// `{step, path, verdict, since_run, since_run_short, found_by}`
+    pub nondeterministic: Vec<crate::store::determinism::Finding>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,6 +63,10 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let objects = Objects::new(&dir);
     let file = plan.file.to_string_lossy().into_owned();
 
+    let mut known = match &store {
+        Some(s) => crate::store::determinism::of_pipeline(&s.conn, &plan.name)?,
+        None => BTreeMap::new(),
+    };
     let progress =
         crate::report::progress::Ticker::start("hashing the pipeline's files", err_style);
     let mut steps: Vec<StepState> = Vec::new();
@@ -117,6 +124,12 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 "stale"
             },
             reasons,
+            nondeterministic: known
+                .remove(&step.name)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|f| f.nondeterministic() && step.outputs.iter().any(|o| o.path == f.path))
+                .collect(),
         });
     }
     drop(progress);
@@ -297,6 +310,16 @@ pub fn render(s: &Status, style: &Style) -> String {
             for r in &step.reasons[1..] {
                 out += &format!("  {:<w$}         {r}\n", "");
             }
+        }
+        for f in &step.nondeterministic {
+            out += &format!(
+                "  {:<w$}  {}\n",
+                "",
+                style.dim(&format!(
+                    "{} is nondeterministic (since run {}): a replay expects it to differ",
+                    f.path, f.since_run_short
+                ))
+            );
         }
     }
     let n = s.steps.len();

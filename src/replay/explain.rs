@@ -103,7 +103,7 @@ pub struct Context<'a> {
 }
 
 /// How many candidate causes a person sees per output (`--json` has them all).
-pub const CAUSES_SHOWN: usize = 4;
+pub const CAUSES_SHOWN: usize = 5;
 
 /// Explain the verdicts; `run_again` runs a plan of some steps in the scratch tree and returns
 /// its run id and short id.
@@ -278,6 +278,8 @@ pub fn explain(
                     if let Some(d) = &e.between_replays
                         && !d.timestamps.is_empty()
                     {
+                        // the time found says more than the general hint about the clock
+                        e.causes.retain(|c| c.name != "clock");
                         e.causes.insert(
                             0,
                             Cause {
@@ -354,7 +356,7 @@ pub fn explain(
                     o.explanation
                         .as_ref()
                         .and_then(|e| e.second.as_ref())
-                        .map_or(true, |h| Some(h) != o.original.as_ref())
+                        .is_none_or(|h| Some(h) != o.original.as_ref())
                 })
             });
         let failed = second.values().any(|(_, s)| s != "succeeded");
@@ -566,7 +568,8 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
         if let Some(p) = dst.parent() {
             std::fs::create_dir_all(p)?;
         }
-        std::fs::copy(src, dst).map(|_| ())
+        // a copy-on-write clone where the file system has them: big outputs cost no space
+        reflink_copy::reflink_or_copy(src, dst).map(|_| ())
     }
 }
 
@@ -763,7 +766,7 @@ fn change_candidates(
         package_causes(&text, ea, eb, &mut scored);
         system_causes(ea, eb, &mut scored);
     }
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut out: Vec<Cause> = scored.into_iter().map(|(_, c)| c).collect();
     if out.is_empty() {
         out.push(Cause {
