@@ -75,6 +75,47 @@ pub fn compare(a: &Path, b: &Path) -> std::io::Result<ContentDiff> {
 /// Compare two files, in the format `name`'s extension says (the files themselves may be
 /// objects named by their hash).
 pub fn compare_named(a: &Path, b: &Path, name: &str) -> std::io::Result<ContentDiff> {
+    let mut d = compare_raw(a, b, name)?;
+    // what looks like a credential in the files is not shown (as in logs)
+    let mask = |t: &mut String| *t = crate::fingerprint::env::mask(t, &[]);
+    d.details.iter_mut().for_each(mask);
+    for k in &mut d.keys {
+        let leaf = k.path.rsplit(['.', '[']).next().unwrap_or("").to_string();
+        for v in k.before.iter_mut().chain(k.after.iter_mut()) {
+            // a value under a secret-looking key (`password`, `api_key`) as well
+            let probe = format!("{leaf}={v}");
+            if crate::fingerprint::env::mask(&probe, &[]) != probe {
+                *v = crate::fingerprint::env::MASK.to_string();
+            }
+            mask(v);
+        }
+    }
+    if !d.keys.is_empty() {
+        d.details = key_details(&d);
+    }
+    Ok(d)
+}
+
+fn key_details(d: &ContentDiff) -> Vec<String> {
+    let mut out: Vec<String> = d
+        .keys
+        .iter()
+        .map(|k| {
+            format!(
+                "{}: {} → {}",
+                k.path,
+                k.before.as_deref().unwrap_or("(absent)"),
+                k.after.as_deref().unwrap_or("(absent)")
+            )
+        })
+        .collect();
+    if d.keys_differ > d.keys.len() {
+        out.push(format!("… and {} more keys", d.keys_differ - d.keys.len()));
+    }
+    out
+}
+
+fn compare_raw(a: &Path, b: &Path, name: &str) -> std::io::Result<ContentDiff> {
     let size_before = std::fs::metadata(a)?.len();
     let size_after = std::fs::metadata(b)?.len();
     let first_difference_at = first_difference(a, b)?;
@@ -136,22 +177,7 @@ pub fn compare_named(a: &Path, b: &Path, name: &str) -> std::io::Result<ContentD
             1 => "1 key differs".into(),
             n => format!("{n} keys differ"),
         };
-        d.details = d
-            .keys
-            .iter()
-            .map(|k| {
-                format!(
-                    "{}: {} → {}",
-                    k.path,
-                    k.before.as_deref().unwrap_or("(absent)"),
-                    k.after.as_deref().unwrap_or("(absent)")
-                )
-            })
-            .collect();
-        if d.keys_differ > SHOWN {
-            d.details
-                .push(format!("… and {} more keys", d.keys_differ - SHOWN));
-        }
+        d.details = key_details(&d);
         return Ok(d);
     }
     if let Some(sep) = match ext.as_str() {
@@ -192,7 +218,7 @@ pub fn compare_named(a: &Path, b: &Path, name: &str) -> std::io::Result<ContentD
         return Ok(d);
     }
     d.format = "text";
-    let diff = similar::TextDiff::from_lines(&ta, &tb);
+    let diff = line_diff(&ta, &tb);
     let (mut removed, mut added) = (0, 0);
     for c in diff.iter_all_changes() {
         match c.tag() {
@@ -223,6 +249,14 @@ pub fn compare_named(a: &Path, b: &Path, name: &str) -> std::io::Result<ContentD
             .push(format!("… {} more diff lines", lines.len() - DIFF_LINES));
     }
     Ok(d)
+}
+
+/// A line diff that gives up refining after a while (two large, very different files): the
+/// result is still a correct diff, only less minimal.
+fn line_diff<'a>(a: &'a str, b: &'a str) -> similar::TextDiff<'a, 'a, 'a, str> {
+    similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_secs(2))
+        .diff_lines(a, b)
 }
 
 fn binary_summary(d: &ContentDiff) -> String {
@@ -484,7 +518,7 @@ static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
 /// Timestamp-like tokens on the lines that differ, which are not also on a line both versions
 /// share (at most a few).
 pub fn timestamps_in_changes(a: &str, b: &str) -> Vec<String> {
-    let diff = similar::TextDiff::from_lines(a, b);
+    let diff = line_diff(a, b);
     let mut found: Vec<String> = Vec::new();
     for c in diff.iter_all_changes() {
         if c.tag() == similar::ChangeTag::Equal {
@@ -581,6 +615,33 @@ mod tests {
             ["2026-12-06T13:14:58Z", "2026-12-06T13:15:02Z"]
         );
         assert_eq!(d.first_difference_at, Some(32));
+    }
+
+    #[test]
+    fn credentials_in_a_file_are_not_shown() {
+        let d = pair(
+            "c.txt",
+            "url = https://bob:hunter2hunter2@db.example.com/x\n",
+            "url = https://bob:other-pass-99@db.example.com/x\n",
+        );
+        let all = d.details.join("\n");
+        assert!(
+            !all.contains("hunter2hunter2") && !all.contains("other-pass-99"),
+            "{all}"
+        );
+        let d = pair(
+            "c.json",
+            r#"{"api_key": "sk-aaaaaaaaaaaaaaaaaaaaaaaa1"}"#,
+            r#"{"api_key": "sk-bbbbbbbbbbbbbbbbbbbbbbbb2"}"#,
+        );
+        assert!(!format!("{:?}", d.keys).contains("sk-"), "{:?}", d.keys);
+        let d = pair(
+            "c.yaml",
+            "db:\n  password: plain1\n",
+            "db:\n  password: plain2\n",
+        );
+        assert_eq!(d.keys[0].before.as_deref(), Some("<redacted>"), "{d:?}");
+        assert!(!d.details.join("").contains("plain"), "{d:?}");
     }
 
     #[test]

@@ -244,7 +244,12 @@ pub fn explain(
                 continue;
             }
             let second_fp = fp_of(&second_out, &o.path);
-            let stable = matches!((&first, &second_fp), (Some(a), Some(b)) if a.hash() == b.hash());
+            let stable = match (&first, &second_fp) {
+                (Some(a), Some(b)) => a.hash() == b.hash(),
+                // missing both times (not made, as recorded or not): not a difference between them
+                (None, None) => true,
+                _ => false,
+            };
             let mut e = blank();
             e.second = second_fp.as_ref().map(|f| f.hash().to_string());
             if !o.identical {
