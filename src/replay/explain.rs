@@ -198,12 +198,12 @@ pub fn explain(
         let second_exec = second.get(&v.name).cloned();
         let mut changes: Option<Vec<Cause>> = None;
         let mut hints: Option<Vec<Cause>> = None;
-        let (second_out, inputs_same) = match (&second_exec, first_exec) {
+        let (second_out, moved_inputs) = match (&second_exec, first_exec) {
             (Some((e2, status)), Some(e1)) if status == "succeeded" => (
                 recorded_io(cx.conn, *e2, "out")?,
-                same_inputs(cx.conn, e1, *e2)?,
+                changed_inputs(cx.conn, e1, *e2)?,
             ),
-            _ => (Vec::new(), true),
+            _ => (Vec::new(), Vec::new()),
         };
         for o in v.outputs.iter_mut() {
             let recorded = fp_of(&orig_out, &o.path);
@@ -269,9 +269,32 @@ pub fn explain(
                     first.as_ref(),
                     second_fp.as_ref(),
                 );
-                if !inputs_same {
+                if !moved_inputs.is_empty() {
                     e.kind = "upstream";
                     e.text = "differed again in a second run, whose inputs differed too: a step before it is nondeterministic here".into();
+                    e.causes = moved_inputs
+                        .iter()
+                        .map(|p| {
+                            let maker = cx
+                                .plan
+                                .steps
+                                .iter()
+                                .find(|s| {
+                                    s.outputs
+                                        .iter()
+                                        .any(|o| crate::pipeline::plan::within(p, &o.path))
+                                })
+                                .map(|s| format!(" (made by `{}`)", s.name))
+                                .unwrap_or_default();
+                            Cause {
+                                kind: "input",
+                                name: p.clone(),
+                                before: None,
+                                after: None,
+                                text: format!("input {p}{maker} differed between the two replays"),
+                            }
+                        })
+                        .collect();
                 } else {
                     e.kind = "nondeterministic";
                     e.text =
@@ -551,13 +574,23 @@ pub fn with_upstream(plan: &Plan, names: &[String]) -> BTreeSet<String> {
     keep
 }
 
-fn same_inputs(conn: &Connection, a: i64, b: i64) -> Result<bool> {
+/// The inputs whose versions differ between two executions.
+fn changed_inputs(conn: &Connection, a: i64, b: i64) -> Result<Vec<String>> {
     let map = |l: Vec<Io>| -> BTreeMap<String, String> {
         l.into_iter()
             .map(|io| (io.path, io.fp.hash().to_string()))
             .collect()
     };
-    Ok(map(recorded_io(conn, a, "in")?) == map(recorded_io(conn, b, "in")?))
+    let (x, y) = (
+        map(recorded_io(conn, a, "in")?),
+        map(recorded_io(conn, b, "in")?),
+    );
+    let paths: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+    Ok(paths
+        .into_iter()
+        .filter(|p| x.get(*p) != y.get(*p))
+        .cloned()
+        .collect())
 }
 
 fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {

@@ -372,3 +372,45 @@ fn check_records_nondeterministic_outputs_for_later_replays_status_and_show() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_step_fed_by_a_nondeterministic_one_is_blamed_on_it() {
+    let env = Env::git();
+    env.write(".gitignore", "/.mlrun/\n/*.txt\n");
+    env.write(
+        "pipeline.toml",
+        r#"
+[steps.clock]
+cmd = "date +%s%N > clock.txt"
+outputs = ["clock.txt"]
+
+[steps.copy]
+cmd = "cp clock.txt copy.txt"
+inputs = ["clock.txt"]
+outputs = ["copy.txt"]
+"#,
+    );
+    env.commit("pipeline");
+    let out = env.mlrun(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let r = env.mlrun(&["replay", "--json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let v = json(&r);
+    assert_eq!(
+        v["explain"]["steps_rerun"],
+        serde_json::json!(["clock", "copy"]),
+        "{v}"
+    );
+    let kind = |i: usize| v["steps"][i]["outputs"][0]["explanation"]["kind"].clone();
+    assert_eq!(
+        (kind(0), kind(1)),
+        ("nondeterministic".into(), "upstream".into()),
+        "{v}"
+    );
+    // a Unix time in nanoseconds is found as a time
+    let c = &v["steps"][0]["outputs"][0]["explanation"]["causes"][0];
+    assert_eq!(c["kind"], "timestamp", "{v}");
+    // only the nondeterministic step is remembered as such
+    let rows = crate::common::rows(&env.db(), "SELECT step FROM output_determinism");
+    assert_eq!(rows, [["clock"]]);
+}
