@@ -6,7 +6,9 @@
 //! recorded uncommitted diff, plus every input version that neither a step nor the commit gives
 //! back, restored from the object store. The recorded plan (not today's pipeline.toml), params and
 //! `env` are used. The user's working tree, index and refs are never touched; the store gains the
-//! replay run and nothing else (no stored objects, no stat-cache rows for the scratch tree).
+//! replay run and nothing else (no stored objects, no stat-cache rows for the scratch tree);
+//! explaining a difference (`explain`) adds the second run of the differing steps and what it
+//! found about their determinism.
 
 pub mod explain;
 
