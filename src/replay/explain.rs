@@ -466,9 +466,11 @@ pub fn check_lines(verdicts: &[StepVerdict], checked: &[String]) -> CheckReport 
         let mut same = Vec::new();
         let mut other = Vec::new();
         let mut unknown = Vec::new();
+        let mut follows = Vec::new();
         for o in &v.outputs {
             match o.explanation.as_ref().map(|e| e.kind) {
-                Some("nondeterministic") | Some("upstream") => other.push(o.path.as_str()),
+                Some("nondeterministic") => other.push(o.path.as_str()),
+                Some("upstream") => follows.push(o.path.as_str()),
                 Some("deterministic") | Some("changed") => same.push(o.path.as_str()),
                 _ => unknown.push(o.path.as_str()),
             }
@@ -480,6 +482,12 @@ pub fn check_lines(verdicts: &[StepVerdict], checked: &[String]) -> CheckReport 
         }
         if !same.is_empty() {
             parts.push(format!("the same twice: {}", same.join(", ")));
+        }
+        if !follows.is_empty() {
+            parts.push(format!(
+                "not known (its inputs differed between the two runs: check the step that makes them): {}",
+                follows.join(", ")
+            ));
         }
         if !unknown.is_empty() {
             parts.push(format!(
