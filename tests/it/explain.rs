@@ -361,6 +361,9 @@ fn check_records_nondeterministic_outputs_for_later_replays_status_and_show() {
         .collect();
     assert_eq!(marked.len(), 1, "{show:?}");
     assert!(marked[0].contains("stamp.txt"), "{show:?}");
+    let shown = json(&env.mlrun(&["show", "latest", "--json"]));
+    assert_eq!(shown["determinism"]["stamp"][0]["verdict"], "nondeterministic");
+    assert_eq!(shown["determinism"]["same"][0]["verdict"], "deterministic");
 
     let r = env.mlrun(&["replay"]);
     assert_eq!(r.code, 0, "{r:?}");
