@@ -104,6 +104,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Reproduce a recorded run in a scratch tree and say whether it came out bit for bit
     Replay(ReplayArgs),
+    /// Run steps of a recorded run twice in a scratch tree and record which outputs are
+    /// nondeterministic (later replays expect those to differ)
+    Check(crate::cmd::check::CheckArgs),
     /// Delete stored objects that kept runs no longer reference
     Gc(GcArgs),
     /// Re-hash every stored object and report corrupt or missing ones

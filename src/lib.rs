@@ -9,6 +9,7 @@ pub mod beneath;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod diffcontent;
 pub mod error;
 pub mod exec;
 pub mod fingerprint;
@@ -103,6 +104,7 @@ fn dispatch(cli: cli::Cli) -> error::Result<i32> {
         }
         Some(Command::Export(args)) => cmd::export::export(args, store, cli.color),
         Some(Command::Replay(args)) => cmd::replay::replay(args, store, cli.color),
+        Some(Command::Check(args)) => cmd::check::check(args, store, cli.color),
         Some(Command::Status(args)) => cmd::status::status(args, store, cli.color),
         Some(Command::Gc(args)) => cmd::gc::gc(args, store, cli.color),
         Some(Command::Fsck(args)) => cmd::fsck::fsck(args, store, cli.color),

@@ -6,7 +6,11 @@
 //! recorded uncommitted diff, plus every input version that neither a step nor the commit gives
 //! back, restored from the object store. The recorded plan (not today's pipeline.toml), params and
 //! `env` are used. The user's working tree, index and refs are never touched; the store gains the
-//! replay run and nothing else (no stored objects, no stat-cache rows for the scratch tree).
+//! replay run and nothing else (no stored objects, no stat-cache rows for the scratch tree);
+//! explaining a difference (`explain`) adds the second run of the differing steps and what it
+//! found about their determinism.
+
+pub mod explain;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -561,6 +565,9 @@ pub struct OutputVerdict {
     pub files: Vec<String>,
     /// for metrics files: `key old → new`
     pub metrics: Vec<String>,
+    /// why it differs (or that it is stable): absent when not explained (`--no-explain`, or
+    /// identical without `--explain`)
+    pub explanation: Option<explain::Explanation>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -687,6 +694,7 @@ pub fn verdicts(
                 replay: b.map(|io| io.fp.hash().to_string()),
                 files,
                 metrics,
+                explanation: None,
             });
         }
         let verdict = if outputs.iter().all(|o| o.identical) {

@@ -41,6 +41,19 @@ pub struct ReplayArgs {
     /// Print the verdict as JSON on stdout (progress goes to stderr)
     #[arg(long, display_order = 21)]
     pub json: bool,
+
+    /// Explain even when every output is identical: every replayed step runs a second time
+    /// [default: only the steps whose outputs differ run again]
+    #[arg(long, conflicts_with = "no_explain", display_order = 22)]
+    pub explain: bool,
+
+    /// Do not explain differing outputs (no second run of the differing steps)
+    #[arg(long, display_order = 23)]
+    pub no_explain: bool,
+
+    /// set by `mlrun check`: the steps to run twice and record the verdicts of
+    #[arg(skip)]
+    pub check: Vec<String>,
 }
 
 /// How many differing outputs the replay's last line names before `and N more` (`--json` has
@@ -56,6 +69,10 @@ struct Report {
     exit_code: i32,
     steps: Vec<StepVerdict>,
     scratch: Option<String>,
+    /// the second run of the steps that were explained (absent with `--no-explain`)
+    explain: Option<replay::explain::Summary>,
+    /// every differing output was known to be nondeterministic (the exit code is then 0)
+    all_expected: bool,
 }
 
 pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
@@ -75,6 +92,9 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             e = e.hint(format!("did you mean `{m}`?"));
         }
         plan = plan.with_upstream_of(s).ok_or(e)?;
+    }
+    if !args.check.is_empty() {
+        plan = replay::explain::check_plan(plan, &args.check, &orig)?;
     }
     // A path outside the project would make the replay write into the user's real files.
     let outside: Vec<&str> = plan
@@ -214,7 +234,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let outcome = exec::run_blocking(plan, store, opts, printer)?;
 
     let store = Store::open(&dir)?;
-    let verdicts = replay::verdicts(&store, &orig, &replan, &outcome.run_id)?;
+    let mut verdicts = replay::verdicts(&store, &orig, &replan, &outcome.run_id)?;
     let failed = outcome.status != "succeeded";
     let differs = verdicts.iter().filter(|v| v.verdict == "differs").count();
     let verdict = if failed {
@@ -225,6 +245,61 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         "identical"
     };
     store.set_replay_verdict(&outcome.run_id, verdict)?;
+
+    // why what differs differs: the differing steps run once more, in the same scratch tree
+    let mode = replay::explain::mode(args.explain, args.no_explain, &args.check);
+    let explained = if failed || mode == replay::explain::Mode::Off {
+        None
+    } else {
+        let replay_short = outcome.short_id.clone();
+        let mut run_again = |sub: crate::pipeline::Plan| -> Result<(String, String)> {
+            let names: Vec<&str> = sub.steps().iter().map(|s| s.name.as_str()).collect();
+            human(&format!(
+                "running {} once more with the same inputs, to tell nondeterminism from a change",
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
+            let opts = RunOptions {
+                jobs,
+                keep_going: true,
+                grace: args.exec.grace,
+                argv: std::env::args().collect(),
+                replay_of: Some(orig.run_id.clone()),
+                force: Force::All,
+                reuse_replays: false,
+                no_store: true,
+                no_cache: true,
+                git_fixed: Some(orig.git.clone()),
+                recorded_location: Some(orig.plan.root().to_path_buf()),
+                trace: Some(crate::pipeline::plan::TraceMode::Off),
+                run_id: None,
+                message: Some(format!(
+                    "second run of replay {replay_short}, to explain its differences"
+                )),
+            };
+            let out = exec::run_blocking(sub, Store::open(&dir)?, opts, printer)?;
+            Ok((out.run_id, out.short_id))
+        };
+        let cx = replay::explain::Context {
+            store: &store,
+            objects: &objects,
+            orig: &orig,
+            plan: &replan,
+            root: &root,
+            replay_run: &outcome.run_id,
+        };
+        Some(replay::explain::explain(
+            &cx,
+            &mut verdicts,
+            &mode,
+            &mut run_again,
+        )?)
+    };
+    let all_expected = verdict == "differs" && replay::explain::all_expected(&verdicts);
 
     let style = if args.json { err } else { Style::stdout(color) };
     let w = verdicts
@@ -304,6 +379,9 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 list_some(&v.package_changes, 5)
             ));
         }
+        for l in replay::explain::render(v, &style) {
+            human(&l);
+        }
     }
     let short_replay = outcome.short_id.clone();
     let summary = match verdict {
@@ -365,9 +443,18 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         }
     };
     human(&summary);
+    if all_expected {
+        human("every difference was expected: those outputs are known to be nondeterministic");
+    }
+    let checked = replay::explain::check_lines(&verdicts, &args.check);
+    for l in &checked.lines {
+        human(l);
+    }
 
     let exit_code = match verdict {
+        _ if !args.check.is_empty() && verdict != "failed" => i32::from(checked.nondeterministic),
         "identical" => 0,
+        "differs" if all_expected => 0,
         "differs" => 1,
         _ => outcome.exit_code,
     };
@@ -394,6 +481,8 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             exit_code,
             steps: verdicts,
             scratch: kept,
+            explain: explained,
+            all_expected,
         };
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     }

@@ -81,6 +81,11 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         // `RUN:STEP`: that step's executions (every attempt) with the run's context
         detail.steps.retain(|s| &s.name == step);
     }
+    detail.determinism = store
+        .determinism_of_pipeline(&detail.pipeline)?
+        .into_iter()
+        .filter(|(step, _)| detail.steps.iter().any(|s| &s.name == step))
+        .collect();
     if args.json {
         emit(&format!(
             "{}\n",
@@ -774,6 +779,20 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
                 String::new()
             } else {
                 style.paint(Role::Muted, "  (bytes not stored: cannot be restored)")
+            };
+            let known = d
+                .determinism
+                .get(&s.name)
+                .and_then(|f| f.iter().find(|f| f.path == i.path && f.nondeterministic()));
+            let note = match known {
+                Some(f) => format!(
+                    "{note}  {}",
+                    style.paint(
+                        Role::Warn,
+                        &format!("(nondeterministic, since run {})", f.since_run_short)
+                    )
+                ),
+                None => note,
             };
             o += &format!("    out     {}{note}\n", io_line(i));
         }

@@ -51,6 +51,9 @@ pub struct StepState {
     /// `up_to_date` or `stale`
     pub status: &'static str,
     pub reasons: Vec<String>,
+    /// its outputs known to come out different with the same inputs (`mlrun check`, a replay):
+    /// `{step, path, verdict, since_run, since_run_short, found_by}`
+    pub nondeterministic: Vec<crate::store::determinism::Finding>,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,6 +86,10 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let objects = Objects::new(&dir);
     let file = plan.file().to_string_lossy().into_owned();
 
+    let mut known = match &store {
+        Some(s) => s.determinism_of_pipeline(plan.name())?,
+        None => BTreeMap::new(),
+    };
     let progress =
         crate::report::progress::Ticker::start("hashing the pipeline's files", err_style);
     let mut steps: Vec<StepState> = Vec::new();
@@ -140,6 +147,12 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 "stale"
             },
             reasons,
+            nondeterministic: known
+                .remove(&step.name)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|f| f.nondeterministic() && step.outputs.iter().any(|o| o.path == f.path))
+                .collect(),
         });
     }
     drop(progress);
@@ -307,6 +320,19 @@ pub fn render(s: &Status, style: &Style) -> String {
             for r in &step.reasons[1..] {
                 out += &format!("  {:<w$}         {r}\n", "");
             }
+        }
+        for f in &step.nondeterministic {
+            out += &format!(
+                "  {:<w$}  {}\n",
+                "",
+                style.paint(
+                    Role::Muted,
+                    &format!(
+                        "{} is nondeterministic (since run {}): a replay expects it to differ",
+                        f.path, f.since_run_short
+                    )
+                )
+            );
         }
     }
     let n = s.steps.len();

@@ -320,7 +320,7 @@ impl Plan {
     }
 
     /// Only `name` and the steps it (transitively) depends on, in the same order.
-    pub fn with_upstream_of(mut self, name: &str) -> Option<Plan> {
+    pub fn with_upstream_of(self, name: &str) -> Option<Plan> {
         let target = self.step_index(name)?;
         let mut keep = vec![false; self.steps.len()];
         let mut todo = vec![target];
@@ -330,6 +330,20 @@ impl Plan {
                 todo.extend(self.steps[i].deps.iter().copied());
             }
         }
+        Some(self.keeping(&keep))
+    }
+
+    /// Only the steps named in `names`, in the same order; their dependencies on the other
+    /// steps are dropped (a replay's second run of some steps: the others' outputs are already
+    /// in its tree).
+    pub fn only(self, names: &std::collections::BTreeSet<String>) -> Plan {
+        let keep: Vec<bool> = self.steps.iter().map(|s| names.contains(&s.name)).collect();
+        self.keeping(&keep)
+    }
+
+    /// The steps whose `keep` is true, with their dependencies renumbered (a dependency on a
+    /// step not kept is dropped).
+    fn keeping(mut self, keep: &[bool]) -> Plan {
         let mut new_index = vec![usize::MAX; self.steps.len()];
         let mut n = 0;
         for (i, k) in keep.iter().enumerate() {
@@ -344,11 +358,16 @@ impl Plan {
             .enumerate()
             .filter(|(i, _)| keep[*i])
             .map(|(_, mut s)| {
-                s.deps = s.deps.iter().map(|d| new_index[*d]).collect();
+                s.deps = s
+                    .deps
+                    .iter()
+                    .map(|d| new_index[*d])
+                    .filter(|d| *d != usize::MAX)
+                    .collect();
                 s
             })
             .collect();
-        Some(self)
+        self
     }
 }
 

@@ -10,6 +10,7 @@
 //! where a second backend would go. A failed statement says which operation it was part of
 //! (`During`).
 
+pub mod determinism;
 mod fsck;
 mod gc;
 pub mod incomplete;

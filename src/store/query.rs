@@ -728,6 +728,9 @@ pub struct RunDetail {
     pub steps: Vec<StepInfo>,
     /// environment snapshots referenced by the steps, by id
     pub environments: BTreeMap<String, EnvInfo>,
+    /// what `mlrun check` (or a replay) found about the steps' outputs: step → findings
+    /// (`determinism::Finding`); filled by `show`
+    pub determinism: BTreeMap<String, Vec<crate::store::determinism::Finding>>,
 }
 
 fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
@@ -786,6 +789,7 @@ pub(super) fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result
                     git_end: None,
                     steps: Vec::new(),
                     environments: BTreeMap::new(),
+                    determinism: BTreeMap::new(),
                 },
                 r.get(14)?,
                 r.get(15)?,

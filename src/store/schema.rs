@@ -52,6 +52,10 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_OPENLINEAGE_OUTBOX,
     },
+    Migration {
+        code: None,
+        sql: V_DETERMINISM,
+    },
 ];
 
 // 10: the OpenLineage outbox (`store::outbox`): events made while a run ran, queued once per
@@ -74,6 +78,22 @@ CREATE TABLE openlineage_outbox (
 );
 CREATE INDEX openlineage_outbox_pending ON openlineage_outbox (seq) WHERE state = 'pending';
 CREATE INDEX openlineage_outbox_run ON openlineage_outbox (run_id);
+"#;
+
+// 11: which outputs of a step are known to come out different from one run to the next with the
+// same inputs (found by `mlrun check` or by a replay's second run), so that later replays expect
+// them to differ. One row per (pipeline, step, output path): the latest finding; `since_run` is
+// the run that first found the current verdict (kept while later checks agree). No foreign keys:
+// the runs named may be removed later, and the finding stays true.
+const V_DETERMINISM: &str = r#"
+CREATE TABLE output_determinism (
+  pipeline TEXT NOT NULL, step TEXT NOT NULL, path TEXT NOT NULL,
+  verdict TEXT NOT NULL CHECK (verdict IN ('deterministic', 'nondeterministic')),
+  since_run TEXT NOT NULL,                   -- the run (a check or replay) that first found it
+  last_run TEXT NOT NULL,                    -- the run that last confirmed it
+  found_by TEXT NOT NULL CHECK (found_by IN ('check', 'replay')),
+  checked_at INTEGER NOT NULL,               -- ms since the epoch
+  PRIMARY KEY (pipeline, step, path)) WITHOUT ROWID;
 "#;
 
 // 8: a message on a run (`mlrun run -m TEXT`, `mlrun note RUN TEXT`): what the person running it

@@ -17,6 +17,7 @@ const COMMANDS: &[&[&str]] = &[
     &["export"],
     &["status"],
     &["replay"],
+    &["check"],
     &["gc"],
     &["fsck"],
     &["import"],

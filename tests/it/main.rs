@@ -4,6 +4,7 @@
 mod common;
 mod daily;
 mod execution;
+mod explain;
 mod export;
 mod help;
 mod history;

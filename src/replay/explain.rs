@@ -1,0 +1,1140 @@
+//! Why a replayed output differs from the record. Each differing step runs once more in the
+//! replay's scratch tree with the same inputs (only those steps; nothing when all is identical):
+//! an output that differs between the two replays is *nondeterministic here* (with the usual
+//! causes for the interpreter and libraries the step used); one that is stable but differs from
+//! the record is *caused by a change*, with the candidates ranked from what the recorded step and
+//! the replay differ in (inputs, environment variables, packages, interpreter, system). Outputs
+//! known to be nondeterministic (`mlrun check`, an earlier replay) are *expected* to differ and
+//! do not run again. Every differing output gets a content-aware difference (`diffcontent`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::diffcontent::{self, ContentDiff};
+use crate::error::{Error, Result};
+use crate::fingerprint::env::is_marker;
+use crate::fingerprint::hash::Fingerprint;
+use crate::fingerprint::packages;
+use crate::pipeline::Plan;
+use crate::replay::{Original, StepVerdict};
+use crate::report::Role;
+use crate::store::Store;
+use crate::store::determinism::Finding;
+use crate::store::objects::Objects;
+use crate::store::query::EnvInfo;
+use crate::store::record::Io;
+
+/// When to explain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// `--no-explain`
+    Off,
+    /// the default: the differing steps run again, unless every difference is expected
+    Auto,
+    /// `--explain`: every replayed step runs again, identical or not
+    Force,
+    /// `mlrun check STEP...`: these steps run again, and their verdicts are recorded
+    Check(Vec<String>),
+}
+
+/// One candidate cause of a difference.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cause {
+    /// `input`, `env_var`, `package`, `interpreter`, `lockfile`, `system`, `timestamp`, `hint`
+    pub kind: &'static str,
+    /// the input path, variable, package, program or property; the hint's subject
+    pub name: String,
+    /// recorded value (a secret's value is never shown: `(secret)`)
+    pub before: Option<String>,
+    /// value in the replay
+    pub after: Option<String>,
+    /// in words
+    pub text: String,
+}
+
+/// The explanation of one output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// `nondeterministic` (differed again between two replays with the same inputs), `changed`
+    /// (stable, so caused by a change), `expected` (known nondeterministic), `upstream` (its
+    /// inputs differed between the two replays: a step before it is nondeterministic),
+    /// `deterministic` (the same again; with `--explain` or `check`), `unexplained` (the second
+    /// run failed)
+    pub kind: &'static str,
+    /// one line for people
+    pub text: String,
+    /// for `expected`: the run that found it nondeterministic (full id, then as shown)
+    pub since_run: Option<String>,
+    pub since_run_short: Option<String>,
+    /// the output's hash in the second run
+    pub second: Option<String>,
+    /// most likely first
+    pub causes: Vec<Cause>,
+    /// recorded version → replayed version (when the recorded bytes are in the object store)
+    pub content: Option<ContentDiff>,
+    /// the file of a directory output that `content` compares
+    pub content_file: Option<String>,
+    /// first replay → second replay
+    pub between_replays: Option<ContentDiff>,
+}
+
+/// What explaining did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    /// the run that ran the steps a second time (absent when none had to)
+    pub second_run: Option<String>,
+    pub second_run_short: Option<String>,
+    /// the steps that ran a second time
+    pub steps_rerun: Vec<String>,
+}
+
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub objects: &'a Objects,
+    pub orig: &'a Original,
+    /// the plan the replay ran (rooted in the scratch tree)
+    pub plan: &'a Plan,
+    /// the project root in the scratch tree
+    pub root: &'a Path,
+    /// the replay run
+    pub replay_run: &'a str,
+}
+
+/// How many candidate causes a person sees per output (`--json` has them all).
+pub const CAUSES_SHOWN: usize = 5;
+
+/// Explain the verdicts; `run_again` runs a plan of some steps in the scratch tree and returns
+/// its run id and short id.
+pub fn explain(
+    cx: &Context,
+    verdicts: &mut [StepVerdict],
+    mode: &Mode,
+    run_again: &mut dyn FnMut(Plan) -> Result<(String, String)>,
+) -> Result<Summary> {
+    let mut summary = Summary::default();
+    if *mode == Mode::Off {
+        return Ok(summary);
+    }
+    let pipeline = cx.store.pipeline_of(&cx.orig.run_id)?;
+    let known = cx.store.nondeterministic_outputs(&pipeline)?;
+    let checked = |name: &str| matches!(mode, Mode::Check(s) if s.iter().any(|c| c == name));
+    let replayed = cx.store.step_statuses(cx.replay_run)?;
+
+    // expected differences first; then which steps run again
+    let mut rerun: BTreeSet<String> = BTreeSet::new();
+    for v in verdicts.iter_mut() {
+        if v.verdict != "identical" && v.verdict != "differs" {
+            continue;
+        }
+        let mut unexpected = false;
+        for o in v.outputs.iter_mut().filter(|o| !o.identical) {
+            match known.get(&(v.name.clone(), o.path.clone())) {
+                Some(f) if !checked(&v.name) => o.explanation = Some(expected(f)),
+                _ => unexpected = true,
+            }
+        }
+        let again = match mode {
+            Mode::Off => false,
+            Mode::Auto => unexpected,
+            Mode::Force => true,
+            Mode::Check(_) => checked(&v.name) || unexpected,
+        };
+        if again {
+            rerun.insert(v.name.clone());
+        }
+    }
+
+    // the first replay's outputs of those steps, kept aside before the second run replaces them
+    let mut aside = None;
+    let mut second: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    if !rerun.is_empty() {
+        let aside = aside.insert(
+            crate::store::owner::Owned::create_dir(
+                &std::env::temp_dir(),
+                &format!(
+                    "{}explain-{}",
+                    crate::store::owner::REPLAY_PREFIX,
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                ),
+            )
+            .map_err(|e| Error::other("cannot create a scratch directory").cause(e))?,
+        );
+        for s in cx.plan.steps().iter().filter(|s| rerun.contains(&s.name)) {
+            for o in &s.outputs {
+                let src = cx.root.join(&o.path);
+                if src.symlink_metadata().is_ok() {
+                    copy_tree(&src, &aside.path().join(&o.path)).map_err(|e| {
+                        Error::other(format!("cannot keep `{}` aside to explain it", o.path))
+                            .cause(e)
+                    })?;
+                }
+            }
+        }
+        let (run, short) = run_again(only(cx.plan, &rerun))?;
+        second = cx.store.step_statuses(&run)?;
+        summary.second_run = Some(run);
+        summary.second_run_short = Some(short);
+        summary.steps_rerun = rerun.iter().cloned().collect();
+    }
+
+    for v in verdicts.iter_mut() {
+        let Some(step) = cx.plan.steps().iter().find(|s| s.name == v.name) else {
+            continue;
+        };
+        let orig_exec = cx.orig.execs.get(&v.name).copied();
+        let first_exec = replayed.get(&v.name).map(|(id, _)| *id);
+        let orig_out: Vec<Io> = match orig_exec {
+            Some(e) => cx.store.recorded_io(e, "out")?,
+            None => Vec::new(),
+        };
+        let first_out: Vec<Io> = match first_exec {
+            Some(e) => cx.store.recorded_io(e, "out")?,
+            None => Vec::new(),
+        };
+        let fp_of = |l: &[Io], p: &str| l.iter().find(|io| io.path == p).map(|io| io.fp.clone());
+        let again = rerun.contains(&v.name);
+        let second_exec = second.get(&v.name).cloned();
+        let mut changes: Option<Vec<Cause>> = None;
+        let mut hints: Option<Vec<Cause>> = None;
+        let (second_out, moved_inputs) = match (&second_exec, first_exec) {
+            (Some((e2, status)), Some(e1)) if status == "succeeded" => (
+                cx.store.recorded_io(*e2, "out")?,
+                changed_inputs(cx.store, e1, *e2)?,
+            ),
+            _ => (Vec::new(), Vec::new()),
+        };
+        for o in v.outputs.iter_mut() {
+            let recorded = fp_of(&orig_out, &o.path);
+            let first = fp_of(&first_out, &o.path);
+            // record → replay (the replay's bytes: kept aside when the step ran again)
+            let aside_dir = aside.as_ref().map(|a| a.path());
+            let replay_base = match aside_dir {
+                Some(a) if again => a,
+                _ => cx.root,
+            };
+            if o.explanation.is_some() {
+                // expected: only the content difference
+                if let Some(e) = o.explanation.as_mut() {
+                    (e.content, e.content_file) = recorded_content(
+                        cx.objects,
+                        recorded.as_ref(),
+                        first.as_ref(),
+                        replay_base,
+                        &o.path,
+                    );
+                }
+                continue;
+            }
+            if !again {
+                continue;
+            }
+            let Some((_, status)) = &second_exec else {
+                continue;
+            };
+            if status != "succeeded" {
+                if !o.identical {
+                    o.explanation = Some(Explanation {
+                        kind: "unexplained",
+                        text: format!("not explained: its second run did not succeed ({status})"),
+                        ..blank()
+                    });
+                }
+                continue;
+            }
+            let second_fp = fp_of(&second_out, &o.path);
+            let stable = match (&first, &second_fp) {
+                (Some(a), Some(b)) => a.hash() == b.hash(),
+                // missing both times (not made, as recorded or not): not a difference between them
+                (None, None) => true,
+                _ => false,
+            };
+            let mut e = blank();
+            e.second = second_fp.as_ref().map(|f| f.hash().to_string());
+            if !o.identical {
+                (e.content, e.content_file) = recorded_content(
+                    cx.objects,
+                    recorded.as_ref(),
+                    first.as_ref(),
+                    replay_base,
+                    &o.path,
+                );
+            }
+            if !stable {
+                e.between_replays = between(
+                    replay_base,
+                    cx.root,
+                    &o.path,
+                    first.as_ref(),
+                    second_fp.as_ref(),
+                );
+                if !moved_inputs.is_empty() {
+                    e.kind = "upstream";
+                    e.text = "differed again in a second run, whose inputs differed too: a step before it is nondeterministic here".into();
+                    e.causes = moved_inputs
+                        .iter()
+                        .map(|p| {
+                            let maker = cx
+                                .plan
+                                .steps()
+                                .iter()
+                                .find(|s| {
+                                    s.outputs
+                                        .iter()
+                                        .any(|o| crate::pipeline::plan::within(p, &o.path))
+                                })
+                                .map(|s| format!(" (made by `{}`)", s.name))
+                                .unwrap_or_default();
+                            Cause {
+                                kind: "input",
+                                name: p.clone(),
+                                before: None,
+                                after: None,
+                                text: format!("input {p}{maker} differed between the two replays"),
+                            }
+                        })
+                        .collect();
+                } else {
+                    e.kind = "nondeterministic";
+                    e.text =
+                        "nondeterministic here: a second run with the same inputs made other bytes"
+                            .into();
+                    let h = hints
+                        .get_or_insert_with(|| nondeterminism_hints(cx.store, first_exec, step));
+                    e.causes = h.clone();
+                    if let Some(d) = &e.between_replays
+                        && !d.timestamps.is_empty()
+                    {
+                        // the time found says more than the general hint about the clock
+                        e.causes.retain(|c| c.name != "clock");
+                        e.causes.insert(
+                            0,
+                            Cause {
+                                kind: "timestamp",
+                                name: o.path.clone(),
+                                before: d.timestamps.first().cloned(),
+                                after: d.timestamps.get(1).cloned(),
+                                text: format!(
+                                    "the file holds a time ({}): write a fixed one (from SOURCE_DATE_EPOCH, or a param) or leave it out",
+                                    d.timestamps.join(", ")
+                                ),
+                            },
+                        );
+                    }
+                }
+            } else if o.identical {
+                e.kind = "deterministic";
+                e.text = "the same again in a second run with the same inputs".into();
+            } else {
+                e.kind = "changed";
+                e.text =
+                    "caused by a change: the same again in a second run, but not what was recorded"
+                        .into();
+                let c = match changes.as_ref() {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = change_candidates(cx, step, orig_exec, first_exec)?;
+                        changes = Some(c.clone());
+                        c
+                    }
+                };
+                e.causes = c;
+            }
+            o.explanation = Some(e);
+        }
+    }
+
+    // remember what was found: a replay only ever adds nondeterminism (a second run that came
+    // out the same may have been lucky); `check` records both verdicts
+    for v in verdicts.iter() {
+        for o in &v.outputs {
+            let Some(e) = &o.explanation else { continue };
+            let nondet = e.kind == "nondeterministic";
+            if checked(&v.name) && (nondet || e.kind == "deterministic" || e.kind == "changed") {
+                cx.store.record_determinism(
+                    &pipeline,
+                    &v.name,
+                    &o.path,
+                    nondet,
+                    cx.replay_run,
+                    "check",
+                )?;
+            } else if nondet {
+                cx.store.record_determinism(
+                    &pipeline,
+                    &v.name,
+                    &o.path,
+                    true,
+                    cx.replay_run,
+                    "replay",
+                )?;
+            }
+        }
+    }
+    if let Some(run) = &summary.second_run {
+        // the second run is a replay of the same run too: its own verdict against the record
+        let differs = verdicts
+            .iter()
+            .filter(|v| rerun.contains(&v.name))
+            .any(|v| {
+                v.outputs.iter().any(|o| {
+                    o.explanation
+                        .as_ref()
+                        .and_then(|e| e.second.as_ref())
+                        .is_none_or(|h| Some(h) != o.original.as_ref())
+                })
+            });
+        let failed = second.values().any(|(_, s)| s != "succeeded");
+        cx.store.set_replay_verdict(
+            run,
+            if failed {
+                "failed"
+            } else if differs {
+                "differs"
+            } else {
+                "identical"
+            },
+        )?;
+    }
+    Ok(summary)
+}
+
+/// The mode the flags ask for.
+pub fn mode(explain: bool, no_explain: bool, check: &[String]) -> Mode {
+    if !check.is_empty() {
+        Mode::Check(check.to_vec())
+    } else if no_explain {
+        Mode::Off
+    } else if explain {
+        Mode::Force
+    } else {
+        Mode::Auto
+    }
+}
+
+/// The plan `mlrun check` replays: the steps to check and the steps they need, each named
+/// step recorded in the run being checked.
+pub fn check_plan(plan: Plan, steps: &[String], orig: &Original) -> Result<Plan> {
+    for s in steps {
+        if plan.step_index(s).is_none() || !orig.execs.contains_key(s) {
+            let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
+            let mut e = Error::invalid(format!(
+                "run {} has no recorded step `{s}` to check",
+                orig.short_id
+            ));
+            if let Some(m) = crate::pipeline::diag::did_you_mean(s, names.iter().copied()) {
+                e = e.hint(format!("did you mean `{m}`?"));
+            } else {
+                e = e.hint(format!(
+                    "its steps: {}; another run with `--run RUN` (see `mlrun runs`)",
+                    names.join(", ")
+                ));
+            }
+            return Err(e);
+        }
+    }
+    Ok(only(&plan, &with_upstream(&plan, steps)))
+}
+
+/// Every output that differs was expected to (known nondeterministic).
+pub fn all_expected(verdicts: &[StepVerdict]) -> bool {
+    let mut differing = verdicts
+        .iter()
+        .flat_map(|v| v.outputs.iter().filter(|o| !o.identical))
+        .peekable();
+    differing.peek().is_some()
+        && differing.all(|o| o.explanation.as_ref().is_some_and(|e| e.kind == "expected"))
+}
+
+/// What `mlrun check` says at the end.
+pub struct CheckReport {
+    pub lines: Vec<String>,
+    /// an output of a checked step is nondeterministic
+    pub nondeterministic: bool,
+}
+
+pub fn check_lines(verdicts: &[StepVerdict], checked: &[String]) -> CheckReport {
+    let mut r = CheckReport {
+        lines: Vec::new(),
+        nondeterministic: false,
+    };
+    for v in verdicts.iter().filter(|v| checked.contains(&v.name)) {
+        let mut same = Vec::new();
+        let mut other = Vec::new();
+        let mut unknown = Vec::new();
+        let mut follows = Vec::new();
+        for o in &v.outputs {
+            match o.explanation.as_ref().map(|e| e.kind) {
+                Some("nondeterministic") => other.push(o.path.as_str()),
+                Some("upstream") => follows.push(o.path.as_str()),
+                Some("deterministic") | Some("changed") => same.push(o.path.as_str()),
+                _ => unknown.push(o.path.as_str()),
+            }
+        }
+        r.nondeterministic |= !other.is_empty();
+        let mut parts = Vec::new();
+        if !other.is_empty() {
+            parts.push(format!("nondeterministic: {}", other.join(", ")));
+        }
+        if !same.is_empty() {
+            parts.push(format!("the same twice: {}", same.join(", ")));
+        }
+        if !follows.is_empty() {
+            parts.push(format!(
+                "not known (its inputs differed between the two runs: check the step that makes them): {}",
+                follows.join(", ")
+            ));
+        }
+        if !unknown.is_empty() {
+            parts.push(format!(
+                "not checked (the step failed): {}",
+                unknown.join(", ")
+            ));
+        }
+        r.lines
+            .push(format!("check {}: {}", v.name, parts.join("; ")));
+    }
+    if r.nondeterministic {
+        r.lines.push(
+            "recorded: later replays expect the nondeterministic outputs to differ, and `status` and `show` mark them"
+                .into(),
+        );
+    }
+    r
+}
+
+fn blank() -> Explanation {
+    Explanation {
+        kind: "",
+        text: String::new(),
+        since_run: None,
+        since_run_short: None,
+        second: None,
+        causes: Vec::new(),
+        content: None,
+        content_file: None,
+        between_replays: None,
+    }
+}
+
+fn expected(f: &Finding) -> Explanation {
+    Explanation {
+        kind: "expected",
+        text: format!(
+            "differs, as expected: known nondeterministic since run {} ({})",
+            f.since_run_short,
+            if f.found_by == "check" {
+                "found by `mlrun check`"
+            } else {
+                "found by a replay"
+            }
+        ),
+        since_run: Some(f.since_run.clone()),
+        since_run_short: Some(f.since_run_short.clone()),
+        ..blank()
+    }
+}
+
+/// Only the steps in `keep`, in the same order (dependencies on the others dropped: their
+/// outputs are already in the scratch tree).
+pub fn only(plan: &Plan, keep: &BTreeSet<String>) -> Plan {
+    plan.clone().only(keep)
+}
+
+/// `names` and every step they need, in the plan's order.
+pub fn with_upstream(plan: &Plan, names: &[String]) -> BTreeSet<String> {
+    let mut keep = BTreeSet::new();
+    let mut todo: Vec<usize> = names.iter().filter_map(|n| plan.step_index(n)).collect();
+    while let Some(i) = todo.pop() {
+        if keep.insert(plan.steps()[i].name.clone()) {
+            todo.extend(plan.steps()[i].deps.iter().copied());
+        }
+    }
+    keep
+}
+
+/// The inputs whose versions differ between two executions.
+fn changed_inputs(store: &Store, a: i64, b: i64) -> Result<Vec<String>> {
+    let map = |l: Vec<Io>| -> BTreeMap<String, String> {
+        l.into_iter()
+            .map(|io| (io.path, io.fp.hash().to_string()))
+            .collect()
+    };
+    let (x, y) = (
+        map(store.recorded_io(a, "in")?),
+        map(store.recorded_io(b, "in")?),
+    );
+    let paths: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+    Ok(paths
+        .into_iter()
+        .filter(|p| x.get(*p) != y.get(*p))
+        .cloned()
+        .collect())
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    let meta = src.symlink_metadata()?;
+    if meta.is_dir() {
+        std::fs::create_dir_all(dst)?;
+        for e in std::fs::read_dir(src)? {
+            let e = e?;
+            copy_tree(&e.path(), &dst.join(e.file_name()))?;
+        }
+        Ok(())
+    } else {
+        if let Some(p) = dst.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        // a copy-on-write clone where the file system has them: big outputs cost no space
+        reflink_copy::reflink_or_copy(src, dst).map(|_| ())
+    }
+}
+
+/// The file to compare inside two versions of an output: the output itself, or for a
+/// directory its first file whose content changed (else the first added or removed one).
+fn file_pair(a: &Fingerprint, b: &Fingerprint) -> Option<(Option<String>, String, String)> {
+    match (a, b) {
+        (Fingerprint::File { hash: ha, .. }, Fingerprint::File { hash: hb, .. }) => {
+            Some((None, ha.clone(), hb.clone()))
+        }
+        (Fingerprint::Dir { entries: ea, .. }, Fingerprint::Dir { entries: eb, .. }) => {
+            let mb: BTreeMap<&str, &str> = eb
+                .iter()
+                .map(|e| (e.relpath.as_str(), e.hash.as_str()))
+                .collect();
+            ea.iter().find_map(|e| match mb.get(e.relpath.as_str()) {
+                Some(h) if *h != e.hash => {
+                    Some((Some(e.relpath.clone()), e.hash.clone(), h.to_string()))
+                }
+                _ => None,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Recorded bytes (from the object store) against the replay's (under `base`).
+fn recorded_content(
+    objects: &Objects,
+    recorded: Option<&Fingerprint>,
+    replay: Option<&Fingerprint>,
+    base: &Path,
+    path: &str,
+) -> (Option<ContentDiff>, Option<String>) {
+    let (Some(a), Some(b)) = (recorded, replay) else {
+        return (None, None);
+    };
+    let Some((inner, ha, _)) = file_pair(a, b) else {
+        return (None, None);
+    };
+    if !objects.has(&ha) {
+        return (None, None);
+    }
+    let rel = match &inner {
+        Some(i) => format!("{path}/{i}"),
+        None => path.to_string(),
+    };
+    let there = base.join(&rel);
+    let d = diffcontent::compare_named(&objects.path_of(&ha), &there, &rel).ok();
+    (d, inner)
+}
+
+/// First replay (kept aside) against the second (in the scratch tree).
+fn between(
+    aside: &Path,
+    root: &Path,
+    path: &str,
+    first: Option<&Fingerprint>,
+    second: Option<&Fingerprint>,
+) -> Option<ContentDiff> {
+    let (inner, _, _) = file_pair(first?, second?)?;
+    let rel = match &inner {
+        Some(i) => format!("{path}/{i}"),
+        None => path.to_string(),
+    };
+    diffcontent::compare_named(&aside.join(&rel), &root.join(&rel), &rel).ok()
+}
+
+/// The step's command and the text of its small declared input files (its scripts, configs),
+/// where a candidate's name is looked for: a variable or package the step's code names is the
+/// more likely cause.
+fn step_text(root: &Path, step: &crate::pipeline::plan::Step) -> String {
+    const MAX_FILE: u64 = 1 << 20;
+    const MAX_TOTAL: usize = 8 << 20;
+    let mut text = step.cmd.display();
+    for i in &step.inputs {
+        if text.len() > MAX_TOTAL {
+            break;
+        }
+        let p = root.join(&i.path);
+        if p.metadata()
+            .is_ok_and(|m| m.is_file() && m.len() <= MAX_FILE)
+            && let Ok(b) = std::fs::read(&p)
+            && !b.contains(&0)
+        {
+            text.push('\n');
+            text.push_str(&String::from_utf8_lossy(&b));
+        }
+    }
+    text
+}
+
+/// Whether `word` appears in `text` as a whole word.
+fn names(text: &str, word: &str) -> bool {
+    let ok = |c: Option<char>| c.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+    text.match_indices(word).any(|(i, _)| {
+        ok(text[..i].chars().next_back()) && ok(text[i + word.len()..].chars().next())
+    })
+}
+
+/// Variables that differ between any two processes and say nothing about a step's results.
+const NOISE_VARS: &[&str] = &[
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "_",
+    "TERM_SESSION_ID",
+    "WINDOWID",
+    "XDG_SESSION_ID",
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+    "SSH_CLIENT",
+    "SSH_CONNECTION",
+    "SSH_TTY",
+    "SSH_AUTH_SOCK",
+    "GPG_TTY",
+];
+
+/// What the recorded step and its replay differ in, most likely first.
+fn change_candidates(
+    cx: &Context,
+    step: &crate::pipeline::plan::Step,
+    orig_exec: Option<i64>,
+    first_exec: Option<i64>,
+) -> Result<Vec<Cause>> {
+    let (Some(oe), Some(re)) = (orig_exec, first_exec) else {
+        return Ok(Vec::new());
+    };
+    let text = step_text(cx.root, step);
+    let mut scored: Vec<(u32, Cause)> = Vec::new();
+
+    // inputs: restored from the record, so one that differs came from a step that differs
+    let ins = |e| -> Result<BTreeMap<String, String>> {
+        Ok(cx
+            .store
+            .recorded_io(e, "in")?
+            .into_iter()
+            .map(|io| (io.path, io.fp.hash().to_string()))
+            .collect())
+    };
+    let (ia, ib) = (ins(oe)?, ins(re)?);
+    for (p, h) in &ia {
+        let maker = cx
+            .plan
+            .steps()
+            .iter()
+            .find(|s| {
+                s.outputs
+                    .iter()
+                    .any(|o| crate::pipeline::plan::within(p, &o.path))
+            })
+            .map(|s| s.name.clone());
+        let (text, after) = match ib.get(p) {
+            Some(h2) if h2 == h => continue,
+            Some(h2) => (
+                match &maker {
+                    Some(m) => format!(
+                        "input {p} differs from the record (step `{m}` made it differently)"
+                    ),
+                    None => format!("input {p} differs from the record"),
+                },
+                Some(short(h2)),
+            ),
+            None => (format!("input {p} was not read in the replay"), None),
+        };
+        scored.push((
+            100,
+            Cause {
+                kind: "input",
+                name: p.clone(),
+                before: Some(short(h)),
+                after,
+                text,
+            },
+        ));
+    }
+    for p in ib.keys().filter(|p| !ia.contains_key(*p)) {
+        scored.push((
+            95,
+            Cause {
+                kind: "input",
+                name: p.clone(),
+                before: None,
+                after: Some(short(&ib[p])),
+                text: format!("input {p} was read in the replay only"),
+            },
+        ));
+    }
+
+    let (ea, eb) = (cx.store.exec_env(oe)?, cx.store.exec_env(re)?);
+    if let (Some(ea), Some(eb)) = (&ea, &eb) {
+        env_var_causes(&text, ea, eb, &mut scored);
+        package_causes(&text, ea, eb, &mut scored);
+        system_causes(ea, eb, &mut scored);
+    }
+    scored.sort_by_key(|c| std::cmp::Reverse(c.0));
+    let mut out: Vec<Cause> = scored.into_iter().map(|(_, c)| c).collect();
+    if out.is_empty() {
+        out.push(Cause {
+            kind: "hint",
+            name: "undeclared".into(),
+            before: None,
+            after: None,
+            text: "nothing recorded differs (inputs, variables, packages, interpreter, system): the step may read something it does not declare (`mlrun run --trace` finds it), the network, or the date".into(),
+        });
+    }
+    Ok(out)
+}
+
+fn short(h: &str) -> String {
+    format!("{}…", &h[..12.min(h.len())])
+}
+
+fn env_var_causes(text: &str, a: &EnvInfo, b: &EnvInfo, out: &mut Vec<(u32, Cause)>) {
+    let keys: BTreeSet<&String> = a.env_vars.keys().chain(b.env_vars.keys()).collect();
+    for k in keys {
+        if NOISE_VARS.contains(&k.as_str()) {
+            continue;
+        }
+        let (x, y) = (a.env_vars.get(k), b.env_vars.get(k));
+        if x == y {
+            continue;
+        }
+        let secret = x.is_some_and(|v| is_marker(v)) || y.is_some_and(|v| is_marker(v));
+        let show = |v: Option<&String>| match v {
+            None => "(unset)".to_string(),
+            Some(_) if secret => "(secret)".to_string(),
+            Some(v) => format!("{:?}", cut(v, 60)),
+        };
+        let named = names(text, k);
+        let mut t = if secret {
+            format!("environment variable {k} (a secret) changed")
+        } else {
+            format!("environment variable {k}: {} → {}", show(x), show(y))
+        };
+        if named {
+            t += " (the step names it)";
+        }
+        out.push((
+            if named { 90 } else { 40 },
+            Cause {
+                kind: "env_var",
+                name: k.clone(),
+                before: x.map(|_| show(x)).map(|s| s.trim_matches('"').to_string()),
+                after: y.map(|_| show(y)).map(|s| s.trim_matches('"').to_string()),
+                text: t,
+            },
+        ));
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+fn package_causes(text: &str, a: &EnvInfo, b: &EnvInfo, out: &mut Vec<(u32, Cause)>) {
+    let strip = |v: &str| v.split(" (").next().unwrap_or(v).to_string();
+    for (prog, va) in &a.interpreters {
+        let vb = b.interpreters.get(prog);
+        if vb.map(|v| strip(v)) != Some(strip(va)) {
+            out.push((
+                70,
+                Cause {
+                    kind: "interpreter",
+                    name: prog.clone(),
+                    before: Some(strip(va)),
+                    after: vb.map(|v| strip(v)),
+                    text: format!(
+                        "interpreter {prog}: {} → {}",
+                        strip(va),
+                        vb.map(|v| strip(v)).unwrap_or_else(|| "not found".into())
+                    ),
+                },
+            ));
+        }
+    }
+    for (prog, pa) in &a.packages {
+        let Some(pb) = b.packages.get(prog) else {
+            continue;
+        };
+        if pa.env.executable != pb.env.executable || pa.env.prefix != pb.env.prefix {
+            out.push((
+                65,
+                Cause {
+                    kind: "interpreter",
+                    name: prog.clone(),
+                    before: Some(pa.env.prefix.clone()),
+                    after: Some(pb.env.prefix.clone()),
+                    text: format!(
+                        "{prog} runs from another environment: {} → {}",
+                        pa.env.prefix, pb.env.prefix
+                    ),
+                },
+            ));
+        }
+        for (name, x, y) in packages::compare(&pa.packages, &pb.packages) {
+            // the name as code imports it: `scikit-learn` → `scikit_learn`, `PyYAML` → `pyyaml`
+            let import = packages::normalise(&name).replace('-', "_");
+            let named = names(text, &import) || names(text, &name);
+            let mut t = packages::describe(&[(name.clone(), x.clone(), y.clone())])
+                .pop()
+                .unwrap_or_default();
+            t = format!("package {t}");
+            if named {
+                t += " (the step imports it)";
+            }
+            out.push((
+                if named { 85 } else { 60 },
+                Cause {
+                    kind: "package",
+                    name,
+                    before: x,
+                    after: y,
+                    text: t,
+                },
+            ));
+        }
+    }
+    for (f, h) in &a.lockfiles {
+        if b.lockfiles.get(f) != Some(h) {
+            out.push((
+                50,
+                Cause {
+                    kind: "lockfile",
+                    name: f.clone(),
+                    before: Some(short(h)),
+                    after: b.lockfiles.get(f).map(|h| short(h)),
+                    text: format!("lock file {f} differs"),
+                },
+            ));
+        }
+    }
+}
+
+fn system_causes(a: &EnvInfo, b: &EnvInfo, out: &mut Vec<(u32, Cause)>) {
+    let mut cmp = |name: &str, x: String, y: String| {
+        if x != y {
+            out.push((
+                30,
+                Cause {
+                    kind: "system",
+                    name: name.into(),
+                    text: format!("{name}: {x} → {y}"),
+                    before: Some(x),
+                    after: Some(y),
+                },
+            ));
+        }
+    };
+    cmp(
+        "OS",
+        format!("{} {}", a.os, a.os_version),
+        format!("{} {}", b.os, b.os_version),
+    );
+    cmp("kernel", a.kernel.clone(), b.kernel.clone());
+    cmp("arch", a.arch.clone(), b.arch.clone());
+    cmp("CPU", a.cpu_model.clone(), b.cpu_model.clone());
+    cmp(
+        "CPU cores",
+        a.cpu_cores.to_string(),
+        b.cpu_cores.to_string(),
+    );
+}
+
+/// The usual causes of nondeterminism for what the step used (its interpreters and packages,
+/// as recorded with the replay), most likely first.
+fn nondeterminism_hints(
+    store: &Store,
+    exec: Option<i64>,
+    step: &crate::pipeline::plan::Step,
+) -> Vec<Cause> {
+    let env = exec.and_then(|e| store.exec_env(e).ok().flatten());
+    let cmd = step.cmd.display();
+    let programs: Vec<String> = env
+        .as_ref()
+        .map(|e| e.interpreters.keys().cloned().collect())
+        .unwrap_or_default();
+    let pkgs: BTreeSet<String> = env
+        .as_ref()
+        .map(|e| {
+            e.packages
+                .values()
+                .flat_map(|p| p.packages.iter().map(|p| packages::normalise(&p.name)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let vars: BTreeMap<String, String> =
+        env.as_ref().map(|e| e.env_vars.clone()).unwrap_or_default();
+    let python = programs.iter().any(|p| p.starts_with("python")) || cmd.contains("python");
+    let has = |p: &str| pkgs.contains(p);
+    let cores = env.as_ref().map_or(0, |e| e.cpu_cores);
+    let hint = |name: &str, text: String| Cause {
+        kind: "hint",
+        name: name.into(),
+        before: None,
+        after: None,
+        text,
+    };
+    let mut out = Vec::new();
+    if python {
+        let mut seeds = vec!["`random.seed(…)`".to_string()];
+        if has("numpy") {
+            seeds.push("`np.random.default_rng(seed)`".into());
+        }
+        if has("torch") {
+            seeds.push(
+                "`torch.manual_seed(…)` and `torch.use_deterministic_algorithms(True)`".into(),
+            );
+        }
+        if has("tensorflow") {
+            seeds.push("`tf.random.set_seed(…)`".into());
+        }
+        if has("scikit-learn") {
+            seeds.push("`random_state=` on estimators and splits".into());
+        }
+        out.push(hint(
+            "random seed",
+            format!("unseeded random numbers: seed them ({})", seeds.join(", ")),
+        ));
+        if !vars.contains_key("PYTHONHASHSEED") {
+            out.push(hint(
+                "PYTHONHASHSEED",
+                "PYTHONHASHSEED is not set: the order of sets (and hashes of strings) changes from one process to the next; set it in the step's `env` (e.g. \"0\")".into(),
+            ));
+        }
+    } else {
+        out.push(hint(
+            "random seed",
+            "unseeded random numbers, or iteration over an unordered collection".into(),
+        ));
+    }
+    let threaded = [
+        "numpy",
+        "scipy",
+        "torch",
+        "tensorflow",
+        "scikit-learn",
+        "xgboost",
+        "lightgbm",
+        "jax",
+        "jaxlib",
+    ]
+    .iter()
+    .any(|p| has(p))
+        || programs
+            .iter()
+            .any(|p| p == "Rscript" || p == "R" || p == "julia");
+    if threaded {
+        let unset: Vec<&str> = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
+            .into_iter()
+            .filter(|v| !vars.contains_key(*v))
+            .collect();
+        out.push(hint(
+            "threads",
+            if unset.is_empty() {
+                "multi-threaded math sums in a different order from run to run; try the thread counts at 1".into()
+            } else {
+                format!(
+                    "thread counts {} are not set{}: multi-threaded math sums in a different order from run to run; set them to 1 to test",
+                    unset.join(", "),
+                    if cores > 0 { format!(" ({cores} cores here)") } else { String::new() }
+                )
+            },
+        ));
+    }
+    let parallel = ["joblib", "torch", "dask", "ray"].iter().any(|p| has(p)) || python;
+    if parallel {
+        let mut how = Vec::new();
+        if has("joblib") || has("scikit-learn") {
+            how.push("joblib `n_jobs`");
+        }
+        if has("torch") {
+            how.push("DataLoader `num_workers`");
+        }
+        how.push("multiprocessing");
+        out.push(hint(
+            "parallel workers",
+            format!(
+                "parallel workers ({}) finishing in another order and writing results in that order",
+                how.join(", ")
+            ),
+        ));
+    }
+    out.push(hint(
+        "clock",
+        "the clock: a timestamp, a duration or a date-based name written into the output".into(),
+    ));
+    out
+}
+
+/// Lines for people under a step's verdict: one per explained output, with its causes and a
+/// short content difference.
+pub fn render(v: &StepVerdict, style: &crate::report::Style) -> Vec<String> {
+    let mut lines = Vec::new();
+    for o in &v.outputs {
+        let Some(e) = &o.explanation else { continue };
+        if e.kind == "deterministic" {
+            lines.push(format!("    {}: {}", o.path, e.text));
+            continue;
+        }
+        let head = match e.kind {
+            "expected" => style.paint(Role::Warn, &e.text),
+            "changed" | "nondeterministic" | "upstream" => style.paint(Role::Bad, &e.text),
+            _ => e.text.clone(),
+        };
+        lines.push(format!("    {}: {head}", o.path));
+        let label = if e.kind == "changed" {
+            "most likely"
+        } else {
+            "usual causes"
+        };
+        for (i, c) in e.causes.iter().take(CAUSES_SHOWN).enumerate() {
+            let l = if i == 0 { label } else { "or" };
+            lines.push(format!(
+                "      {} {}",
+                style.paint(Role::Muted, &format!("{l}:")),
+                c.text
+            ));
+        }
+        if e.causes.len() > CAUSES_SHOWN {
+            let n = e.causes.len() - CAUSES_SHOWN;
+            lines.push(format!(
+                "      {} {n} more candidate{} (`--json` lists them all)",
+                style.paint(Role::Muted, "and"),
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        let mut diff = |what: &str, d: &ContentDiff, file: Option<&String>| {
+            let of = file.map(|f| format!(" ({f})")).unwrap_or_default();
+            lines.push(format!(
+                "      {}{of} {}",
+                style.paint(Role::Muted, &format!("{what}:")),
+                d.summary
+            ));
+            for l in d.details.iter().take(8) {
+                lines.push(format!("        {l}"));
+            }
+        };
+        if let Some(d) = &e.between_replays {
+            diff("between the two replays", d, None);
+        } else if let Some(d) = &e.content {
+            diff("recorded → replayed", d, e.content_file.as_ref());
+        }
+    }
+    lines
+}
