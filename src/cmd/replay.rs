@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::cli::ReplayArgs;
 use crate::error::{Error, Result};
+use crate::exec::event::Sinks;
+use crate::exec::reporter::Human;
 use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::replay::{self, StepVerdict};
 use crate::report::{ColorChoice, Style};
@@ -186,11 +188,13 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         message: None,
     };
     let replan = plan.clone();
-    let outcome = exec::run_blocking(plan, store, opts, printer)?;
+    let mut events = Sinks::new();
+    events.push(Arc::new(Human::new(printer)));
+    let outcome = exec::run_blocking(plan, store, opts, events)?;
 
     let store = Store::open(&dir)?;
     let verdicts = replay::verdicts(&store.conn, &orig, &replan, &outcome.run_id)?;
-    let failed = outcome.status != "succeeded";
+    let failed = outcome.status != crate::store::record::RunStatus::Succeeded;
     let differs = verdicts.iter().filter(|v| v.verdict == "differs").count();
     let verdict = if failed {
         "failed"

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use crate::cli::{RunArgs, TraceArg};
 use crate::error::{Error, Result};
+use crate::exec::event::Sinks;
+use crate::exec::reporter::{Human, Json};
 use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::pipeline::TraceMode;
 use crate::pipeline::diag::did_you_mean;
 use crate::report::{ColorChoice, Style};
 use crate::store::lock::PipelineLock;
+use crate::store::record::StepStatus;
 use crate::store::{self, Store};
 
 pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
@@ -103,22 +106,21 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         run_id: Some(run_id),
         message: args.message.clone().filter(|m| !m.trim().is_empty()),
     };
-    let outcome = exec::run_blocking(plan, store, opts, printer)?;
+    let mut events = Sinks::new();
+    events.push(Arc::new(Human::new(printer)));
+    // `--json`: the document on stdout as the run ends
+    if args.json {
+        events.push(Arc::new(Json));
+    }
+    let outcome = exec::run_blocking(plan, store, opts, events)?;
     drop(lock);
-    let reused_untraced = outcome
-        .steps
-        .iter()
-        .any(|s| matches!(s.status.as_str(), "cached" | "restored") && traced.contains(&s.name));
+    let reused_untraced = outcome.steps.iter().any(|s| {
+        matches!(s.status, StepStatus::Cached | StepStatus::Restored) && traced.contains(&s.name)
+    });
     if exec::trace::SUPPORTED && reused_untraced {
         eprintln!(
             "{} steps reused from an earlier run did not run, so they were not traced; `--force` runs (and traces) them again",
             err_style.cyan("hint:")
-        );
-    }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&outcome).unwrap_or_default()
         );
     }
     Ok(outcome.exit_code)

@@ -52,6 +52,19 @@ pub enum StepStatus {
     Restored,
 }
 
+/// The `--json` form of a status is its column text.
+impl serde::Serialize for RunStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for StepStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl StepStatus {
     /// Succeeded, by running or by reusing an earlier execution: dependants may run.
     pub fn ok(self) -> bool {

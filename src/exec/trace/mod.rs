@@ -312,7 +312,7 @@ pub(super) async fn conclude(
         return Traced::default();
     };
     let name = &step.name;
-    let p = &ctx.printer;
+    let p = &ctx.events;
     let Some(report) = observed.report else {
         p.warn(&format!(
             "the tracer of `{name}` ended without a report (was it killed?); what the step read and wrote is not known"
