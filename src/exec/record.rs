@@ -458,3 +458,244 @@ impl OutputSummary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::hash::Fingerprint;
+    use crate::fingerprint::system::SystemInfo;
+
+    fn parts() -> CacheParts {
+        CacheParts {
+            v: 1,
+            argv: vec!["python".into(), "train.py".into()],
+            template: vec!["python".into(), "train.py".into()],
+            cwd: ".".into(),
+            inputs: BTreeMap::from([("data.csv".into(), "ab".repeat(32))]),
+            params: BTreeMap::new(),
+            env: BTreeMap::new(),
+            outputs: vec!["model.pkl".into()],
+            marker_key: None,
+        }
+    }
+
+    fn io(path: &str, byte: u8) -> Io {
+        let hash = format!("{byte:02x}").repeat(32);
+        Io::new(
+            path.into(),
+            Fingerprint::File {
+                hash,
+                size: 3,
+                mode: 0o644,
+            },
+        )
+    }
+
+    fn after(ended_at: i64) -> After {
+        After {
+            git: GitState::none(),
+            env: EnvSnapshot {
+                system: SystemInfo::read(),
+                interpreters: BTreeMap::new(),
+                lockfiles: BTreeMap::new(),
+                vars: BTreeMap::new(),
+                packages: Installed::default(),
+            },
+            ended_at,
+            params: BTreeMap::new(),
+            keep_outputs: false,
+            repo_changes: Vec::new(),
+        }
+    }
+
+    fn logs(lost: Option<&str>) -> KeptLogs {
+        KeptLogs {
+            stdout: StepLog::default(),
+            stderr: StepLog::default(),
+            lost: lost.map(str::to_string),
+        }
+    }
+
+    fn succeeded() -> Finish {
+        let mut metrics = Metrics::new();
+        metrics
+            .values
+            .insert("acc".into(), (0.9, "metrics.json".into()));
+        Finish {
+            status: StepStatus::Succeeded,
+            exit_code: Some(0),
+            signal: None,
+            error: None,
+            inputs: vec![io("data.csv", 0xab)],
+            outputs: vec![io("model.pkl", 0xcd)],
+            metrics,
+            stdout: LogCapture::default(),
+            stderr: LogCapture::default(),
+        }
+    }
+
+    #[test]
+    fn a_success_is_recorded_with_its_outputs_and_cache_key() {
+        let p = parts();
+        let rec = step_record(succeeded(), logs(None), Some(&p), after(1_500));
+        assert_eq!(rec.status, StepStatus::Succeeded);
+        assert_eq!(rec.cache_key, Some(p.key()));
+        assert_eq!(rec.cache_parts, Some(p.json()));
+        assert_eq!(rec.outputs.len(), 1);
+        assert_eq!(rec.ended_at, 1_500);
+        let o = outcome_of("train", &rec, 1_000);
+        assert_eq!(o.status, StepStatus::Succeeded);
+        assert_eq!(o.duration_ms, Some(500));
+        assert_eq!(o.outputs[0].path, "model.pkl");
+        assert_eq!(o.outputs[0].kind, "file");
+        assert_eq!(o.metrics, BTreeMap::from([("acc".to_string(), 0.9)]));
+    }
+
+    #[test]
+    fn a_failure_gets_no_cache_key_and_shows_no_outputs() {
+        let p = parts();
+        let f = Finish::failed(3, None, "exited 3".into(), vec![io("data.csv", 0xab)]);
+        let rec = step_record(f, logs(None), Some(&p), after(2_000));
+        assert_eq!(rec.status, StepStatus::Failed);
+        assert_eq!((&rec.cache_key, &rec.cache_parts), (&None, &None));
+        assert_eq!(rec.exit_code, Some(3));
+        assert_eq!(
+            rec.inputs.len(),
+            1,
+            "a failed step's inputs are still recorded"
+        );
+        let o = outcome_of("train", &rec, 1_000);
+        assert!(o.outputs.is_empty());
+        assert_eq!(o.error.as_deref(), Some("exited 3"));
+    }
+
+    #[test]
+    fn a_success_whose_logs_were_lost_is_recorded_as_failed() {
+        let p = parts();
+        let rec = step_record(succeeded(), logs(Some("disk full")), Some(&p), after(9));
+        assert_eq!(rec.status, StepStatus::Failed);
+        assert_eq!(rec.exit_code, Some(exit::FAILURE));
+        assert_eq!(rec.error.as_deref(), Some("disk full"));
+        assert!(
+            rec.outputs.is_empty(),
+            "outputs of a failed step are no versions"
+        );
+        assert_eq!(rec.cache_key, None, "it can never be reused");
+        // a failure keeps its own reason first
+        let f = Finish::failed(2, Some(9), "killed by SIGKILL".into(), Vec::new());
+        let rec = step_record(f, logs(Some("disk full")), None, after(9));
+        assert_eq!(rec.error.as_deref(), Some("killed by SIGKILL; disk full"));
+        assert_eq!((rec.exit_code, rec.signal), (Some(2), Some(9)));
+    }
+
+    #[test]
+    fn a_reused_step_records_the_earlier_execution_and_nothing_printed() {
+        let p = parts();
+        let reusable = crate::exec::incremental::Reusable {
+            exec_id: 42,
+            run_id: "0190aaaa".into(),
+            short_id: "0190aaaa".into(),
+            outputs: vec![io("model.pkl", 0xcd)],
+            metrics: BTreeMap::from([("acc".into(), (0.9, "metrics.json".into()))]),
+        };
+        let rec = reused_record(
+            StepStatus::Restored,
+            vec![io("data.csv", 0xab)],
+            &reusable,
+            &p,
+            after(7),
+        );
+        assert_eq!(rec.reused_exec, Some(42));
+        assert_eq!(rec.cache_key, Some(p.key()));
+        assert_eq!(rec.stdout.bytes + rec.stderr.bytes, 0);
+        let o = outcome_of("train", &rec, 5);
+        assert_eq!(o.status, StepStatus::Restored);
+        assert_eq!(
+            o.outputs.len(),
+            1,
+            "a reused step shows the outputs it reused"
+        );
+        assert_eq!(o.metrics["acc"], 0.9);
+    }
+
+    /// Queued records of reused steps are committed together, each whole; one the store refuses
+    /// costs only its own.
+    #[test]
+    fn queued_reuses_are_committed_and_a_bad_one_costs_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(Store::open(dir.path()).unwrap());
+        let git = GitState::none();
+        let run_start = record::RunStart {
+            id: "run1",
+            pipeline: "p",
+            pipeline_file: "pipeline.toml",
+            root: ".",
+            spec: "",
+            plan_json: "{}",
+            params_json: "{}",
+            started_at: 1,
+            git: &git,
+            hostname: "h",
+            user: "u",
+            argv_json: "[]",
+            replay_of: None,
+            message: None,
+        };
+        record::insert_run(&mut w.store.conn, &run_start).unwrap();
+        let begin = |step, seq| record::StepBegin {
+            run_id: "run1",
+            step,
+            attempt: 1,
+            seq,
+            cmd: "true",
+            argv_json: "[\"true\"]",
+            cwd: ".",
+            started_at: 2,
+            git_before: &git,
+        };
+        // the execution they reuse
+        let earlier = record::begin_step(&mut w.store.conn, &begin("orig", 0)).unwrap();
+        let reusable = crate::exec::incremental::Reusable {
+            exec_id: earlier,
+            run_id: "run1".into(),
+            short_id: "run1".into(),
+            outputs: vec![io("model.pkl", 0xcd)],
+            metrics: BTreeMap::new(),
+        };
+        let p = parts();
+        let cache = HashCache::disabled();
+        let queue = |w: &mut Writer, step, seq| {
+            let rec = reused_record(StepStatus::Cached, Vec::new(), &reusable, &p, after(3));
+            w.reused
+                .push(PendingReuse::new(&begin(step, seq), rec, None));
+        };
+        let rows = |w: &Writer| -> Vec<(String, StepStatus)> {
+            w.store
+                .conn
+                .prepare("SELECT step, status FROM step_execs WHERE step != 'orig' ORDER BY id")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+
+        queue(&mut w, "a", 1);
+        queue(&mut w, "b", 2);
+        assert!(rows(&w).is_empty(), "queued, not yet written");
+        assert!(w.flush("run1", &cache).is_empty());
+        assert!(w.reused.is_empty(), "a flush leaves nothing queued");
+        let cached = StepStatus::Cached;
+        assert_eq!(rows(&w), [("a".into(), cached), ("b".into(), cached)]);
+
+        // `a` again (the same attempt: the store refuses it) among two good ones
+        queue(&mut w, "c", 3);
+        queue(&mut w, "a", 1);
+        queue(&mut w, "d", 4);
+        let failed: Vec<String> = w.flush("run1", &cache).into_iter().map(|f| f.0).collect();
+        assert_eq!(failed, ["a"]);
+        let steps: Vec<String> = rows(&w).into_iter().map(|r| r.0).collect();
+        assert_eq!(steps, ["a", "b", "c", "d"]);
+        assert!(w.flush("run1", &cache).is_empty(), "nothing left to write");
+    }
+}
