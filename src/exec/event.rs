@@ -15,6 +15,7 @@
 //! - a Slurm (or other) executor runs a step's process elsewhere and reports through the same
 //!   events, so every sink above works unchanged for it; its own scheduler status can be a
 //!   sink too.
+//!
 //! `emit` is called on the thread that produced the event (a step's output reader, the
 //! scheduler, a blocking hashing task), so a sink must be quick and must never block.
 

@@ -40,7 +40,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Result};
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::env::Redactor;
 use crate::fingerprint::git::{self, GitState};
@@ -314,45 +314,16 @@ pub async fn run(plan: Plan, store: Store, opts: RunOptions, events: Sinks) -> R
     progress.abort();
     events.emit(&Event::Progress(None));
 
-    let interrupted = *ctx.interrupt.borrow();
-    // The first step to fail decides the exit code: its own, 124 for a timeout (as `timeout(1)`
-    // does), 1 when it exited 0 but broke a promise (a missing output).
-    let first_failure = first_failed.map(|i| {
-        let o = &outcomes[i];
-        match o.status {
-            StepStatus::TimedOut => exit::TIMED_OUT,
-            _ => o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE),
-        }
-    });
-    // A run whose record is incomplete is mlrun's own failure, whatever its steps did.
     let unrecorded = ctx.records.failures();
-    let (status, exit_code) = match interrupted {
-        Interrupt::Graceful(sig) | Interrupt::Kill(sig) => (RunStatus::Interrupted, 128 + sig),
-        Interrupt::None if !unrecorded.is_empty() => (RunStatus::Failed, exit::FAILURE),
-        Interrupt::None => match first_failure {
-            Some(code) => (RunStatus::Failed, code),
-            None => (RunStatus::Succeeded, exit::OK),
-        },
-    };
+    let interrupted = *ctx.interrupt.borrow();
+    let first_failed = first_failed.map(|i| &outcomes[i]);
+    let (status, exit_code) =
+        schedule::run_status(interrupted, first_failed, !unrecorded.is_empty());
     warn_shared_metrics(&events, &outcomes);
     let c = ctx.clone();
     let git_end = blocking(move || c.git_snapshot()).await;
     let ended = now_ms();
-    if let Err(e) = ctx
-        .with_store(|c| store::record::finish_run(c, &run_id, status, exit_code, &git_end, ended))
-    {
-        ctx.records.run_unrecorded(&run_id, &e);
-        return Err(e.hint(
-            "the run's record is incomplete; the next mlrun command that opens the store marks it failed, with the reason",
-        ));
-    }
-    ctx.records.run_recorded(&run_id);
-    if !unrecorded.is_empty() {
-        events.warn(&format!(
-            "the record of this run is incomplete ({}); it is recorded as failed",
-            unrecorded.join("; ")
-        ));
-    }
+    record::run_end(&ctx, status, exit_code, &git_end, ended, &unrecorded)?;
 
     let outcome = RunOutcome {
         run_id: run_id.clone(),

@@ -20,7 +20,7 @@ use crate::fingerprint::metrics::Metrics;
 use crate::fingerprint::system::{EnvSnapshot, Installed};
 use crate::store::Store;
 use crate::store::lock::ObjectsHold;
-use crate::store::record::{self, Io, StepLog, StepRecord, StepStatus};
+use crate::store::record::{self, Io, RunStatus, StepLog, StepRecord, StepStatus};
 
 /// Reused steps change nothing on disk but their own outputs' restores, and their records are
 /// many and small in a no-op run: committing each alone made the commit, not the work, the cost
@@ -233,6 +233,35 @@ pub(super) fn run_start(
             },
         )
     })
+}
+
+/// Close the run's record with its status. Should that fail, the next command closes it from
+/// the note left (`records`); a run whose step records were incomplete is said to be so.
+pub(super) fn run_end(
+    ctx: &Ctx,
+    status: RunStatus,
+    exit_code: i32,
+    git_end: &GitState,
+    ended: i64,
+    unrecorded: &[String],
+) -> Result<()> {
+    let run_id = &ctx.run_id;
+    if let Err(e) =
+        ctx.with_store(|c| record::finish_run(c, run_id, status, exit_code, git_end, ended))
+    {
+        ctx.records.run_unrecorded(run_id, &e);
+        return Err(e.hint(
+            "the run's record is incomplete; the next mlrun command that opens the store marks it failed, with the reason",
+        ));
+    }
+    ctx.records.run_recorded(run_id);
+    if !unrecorded.is_empty() {
+        ctx.events.warn(&format!(
+            "the record of this run is incomplete ({}); it is recorded as failed",
+            unrecorded.join("; ")
+        ));
+    }
+    Ok(())
 }
 
 /// Record step `i` as never started, for `reason`, and say so.

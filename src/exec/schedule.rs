@@ -10,7 +10,8 @@ use tokio::sync::watch;
 
 use super::child::Interrupt;
 use super::{Ctx, StepOutcome, record, step};
-use crate::store::record::StepStatus;
+use crate::error::exit;
+use crate::store::record::{RunStatus, StepStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -195,6 +196,29 @@ pub(super) async fn run(
     (outcomes, sched.first_failed())
 }
 
+/// How the run ends and mlrun's exit code. An interrupt wins (128 + the signal). Otherwise a
+/// run whose record is incomplete is mlrun's own failure, whatever its steps did (1); and the
+/// first step to fail decides the exit code: its own, 124 for a timeout (as `timeout(1)`
+/// does), 1 when it exited 0 but broke a promise (a missing output).
+pub(super) fn run_status(
+    interrupted: Interrupt,
+    first_failed: Option<&StepOutcome>,
+    unrecorded: bool,
+) -> (RunStatus, i32) {
+    match interrupted {
+        Interrupt::Graceful(sig) | Interrupt::Kill(sig) => (RunStatus::Interrupted, 128 + sig),
+        Interrupt::None if unrecorded => (RunStatus::Failed, exit::FAILURE),
+        Interrupt::None => match first_failed {
+            Some(o) if o.status == StepStatus::TimedOut => (RunStatus::Failed, exit::TIMED_OUT),
+            Some(o) => (
+                RunStatus::Failed,
+                o.exit_code.filter(|c| *c != 0).unwrap_or(exit::FAILURE),
+            ),
+            None => (RunStatus::Succeeded, exit::OK),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,5 +366,52 @@ mod tests {
         s.interrupted();
         s.finished(0, Failed);
         assert_eq!(s.leftover()[0].1, "not run: mlrun was interrupted");
+    }
+
+    fn outcome(status: StepStatus, exit_code: Option<i32>) -> StepOutcome {
+        StepOutcome {
+            name: "s".into(),
+            status,
+            exit_code,
+            signal: None,
+            duration_ms: None,
+            error: None,
+            outputs: Vec::new(),
+            metrics: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_first_failure_decides_the_exit_code() {
+        let none = Interrupt::None;
+        assert_eq!(run_status(none, None, false), (RunStatus::Succeeded, 0));
+        let exited_3 = outcome(Failed, Some(3));
+        assert_eq!(
+            run_status(none, Some(&exited_3), false),
+            (RunStatus::Failed, 3)
+        );
+        let timed_out = outcome(TimedOut, Some(143));
+        assert_eq!(
+            run_status(none, Some(&timed_out), false),
+            (RunStatus::Failed, 124)
+        );
+        // exited 0 but broke a promise (a missing output)
+        let broke = outcome(Failed, Some(0));
+        assert_eq!(
+            run_status(none, Some(&broke), false),
+            (RunStatus::Failed, 1)
+        );
+        // an incomplete record fails a run whose steps all succeeded
+        assert_eq!(run_status(none, None, true), (RunStatus::Failed, 1));
+        // an interrupt wins
+        let int = Interrupt::Graceful(15);
+        assert_eq!(
+            run_status(int, Some(&exited_3), true),
+            (RunStatus::Interrupted, 143)
+        );
+        assert_eq!(
+            run_status(Interrupt::Kill(2), None, false),
+            (RunStatus::Interrupted, 130)
+        );
     }
 }
