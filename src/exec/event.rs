@@ -163,3 +163,68 @@ impl Sinks {
         self.emit(&Event::Note(text));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A sink that keeps a copy of what it is told, as a forwarding sink would.
+    #[derive(Default)]
+    struct Log(Mutex<Vec<String>>, bool);
+
+    impl Sink for Log {
+        fn emit(&self, event: &Event<'_>) {
+            let line = match event {
+                Event::StepStarted { step, attempt, .. } => format!("start {step} {attempt}"),
+                Event::Output { step, line, .. } => format!("{step}: {line}"),
+                Event::StepNotRun { step, .. } => format!("not run {step}"),
+                Event::Warning(w) => format!("warning {w}"),
+                other => format!("{other:?}"),
+            };
+            self.0.lock().unwrap().push(line);
+        }
+
+        fn live(&self) -> bool {
+            self.1
+        }
+    }
+
+    #[test]
+    fn every_sink_gets_every_event_in_order() {
+        let (a, b) = (
+            Arc::new(Log::default()),
+            Arc::new(Log(Mutex::default(), true)),
+        );
+        let mut sinks = Sinks::new();
+        assert!(!sinks.live());
+        sinks.push(a.clone());
+        assert!(!sinks.live(), "no sink redraws");
+        sinks.push(b.clone());
+        assert!(sinks.live(), "one sink redraws");
+        let line = String::from("epoch 1");
+        sinks.emit(&Event::StepStarted {
+            step: "train",
+            attempt: 1,
+            cmd: "python train.py",
+        });
+        sinks.emit(&Event::Output {
+            step: "train",
+            stream: Stream::Stdout,
+            line: &line,
+        });
+        sinks.warn("disk almost full");
+        sinks.emit(&Event::StepNotRun {
+            step: "eval",
+            reason: "not run: `train` did not succeed",
+        });
+        let want = [
+            "start train 1",
+            "train: epoch 1",
+            "warning disk almost full",
+            "not run eval",
+        ];
+        assert_eq!(*a.0.lock().unwrap(), want);
+        assert_eq!(*b.0.lock().unwrap(), want);
+    }
+}
