@@ -108,9 +108,9 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     };
     let mut events = Sinks::new();
     events.push(Arc::new(Human::new(printer)));
-    // `--json`: the document on stdout as the run ends
+    let json = Arc::new(Json::default());
     if args.json {
-        events.push(Arc::new(Json));
+        events.push(json.clone());
     }
     let outcome = exec::run_blocking(plan, store, opts, events)?;
     drop(lock);
@@ -123,5 +123,6 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             err_style.cyan("hint:")
         );
     }
+    json.print();
     Ok(outcome.exit_code)
 }

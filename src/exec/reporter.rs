@@ -295,17 +295,28 @@ fn io_note<'a>(list: impl Iterator<Item = &'a Io>) -> String {
     }
 }
 
-/// `--json`: the run's document on stdout, once the run has ended (people's lines go to
-/// stderr then: `Printer`).
-pub struct Json;
+/// `--json`: the run's document, rendered when the run has ended and printed on stdout by the
+/// command (`print`) once it has let go of the pipeline's lock, so that a script reading it can
+/// start the next run at once. People's lines go to stderr then (`Printer`).
+#[derive(Default)]
+pub struct Json {
+    document: std::sync::Mutex<Option<String>>,
+}
+
+impl Json {
+    /// Print the document, if the run got as far as ending.
+    pub fn print(&self) {
+        if let Some(doc) = self.document.lock().expect("json lock").take() {
+            println!("{doc}");
+        }
+    }
+}
 
 impl Sink for Json {
     fn emit(&self, event: &Event<'_>) {
         if let Event::RunFinished { outcome, .. } = event {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(outcome).unwrap_or_default()
-            );
+            let doc = serde_json::to_string_pretty(outcome).unwrap_or_default();
+            *self.document.lock().expect("json lock") = Some(doc);
         }
     }
 }
