@@ -417,12 +417,14 @@ pub(super) fn step_record(
 }
 
 /// The record of a step that reused execution `reused_exec` (its outputs and metrics), taken
-/// at `after.ended_at`: nothing ran, so nothing changed in git and nothing was printed.
+/// at `after.ended_at`: nothing ran, so nothing changed in git and nothing was printed. `key`
+/// is `parts.key()`, already computed to find the execution (hashing it again would cost a
+/// cached step a serialisation and a SHA-256).
 pub(super) fn reused_record(
     status: StepStatus,
     inputs: Vec<Io>,
     reusable: &super::incremental::Reusable,
-    parts: &CacheParts,
+    (parts, key): (&CacheParts, String),
     after: After,
 ) -> StepRecord {
     debug_assert!(matches!(status, StepStatus::Cached | StepStatus::Restored));
@@ -440,7 +442,7 @@ pub(super) fn reused_record(
         env: after.env,
         stdout: StepLog::default(),
         stderr: StepLog::default(),
-        cache_key: Some(parts.key()),
+        cache_key: Some(key),
         cache_parts: Some(parts.json()),
         reused_exec: Some(reusable.exec_id),
         keep_outputs: after.keep_outputs,
@@ -631,7 +633,7 @@ mod tests {
             StepStatus::Restored,
             vec![io("data.csv", 0xab)],
             &reusable,
-            &p,
+            (&p, p.key()),
             after(7),
         );
         assert_eq!(rec.reused_exec, Some(42));
@@ -694,7 +696,13 @@ mod tests {
         let p = parts();
         let cache = HashCache::disabled();
         let queue = |w: &mut Writer, step, seq| {
-            let rec = reused_record(StepStatus::Cached, Vec::new(), &reusable, &p, after(3));
+            let rec = reused_record(
+                StepStatus::Cached,
+                Vec::new(),
+                &reusable,
+                (&p, p.key()),
+                after(3),
+            );
             w.reused
                 .push(PendingReuse::new(&begin(step, seq), rec, None));
         };

@@ -75,7 +75,7 @@ pub(super) fn try_reuse(
         keep_outputs: step.keep_outputs,
         repo_changes: Vec::new(),
     };
-    let rec = record::reused_record(status, inputs.to_vec(), &reusable, parts, after);
+    let rec = record::reused_record(status, inputs.to_vec(), &reusable, (parts, key), after);
     let outcome = record::outcome_of(&step.name, &rec, begin.started_at);
     ctx.record_reused(PendingReuse::new(begin, rec, hold));
     ctx.events.emit(&Event::StepReused {
