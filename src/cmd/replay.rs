@@ -8,6 +8,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::exec::event::Sinks;
+use crate::exec::reporter::Human;
 use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::replay::{self, StepVerdict};
 use crate::report::Role;
@@ -231,11 +233,13 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         message: None,
     };
     let replan = plan.clone();
-    let outcome = exec::run_blocking(plan, store, opts, printer)?;
+    let mut events = Sinks::new();
+    events.push(Arc::new(Human::new(printer)));
+    let outcome = exec::run_blocking(plan, store, opts, events)?;
 
     let store = Store::open(&dir)?;
     let mut verdicts = replay::verdicts(&store, &orig, &replan, &outcome.run_id)?;
-    let failed = outcome.status != "succeeded";
+    let failed = outcome.status != crate::store::record::RunStatus::Succeeded;
     let differs = verdicts.iter().filter(|v| v.verdict == "differs").count();
     let verdict = if failed {
         "failed"
@@ -281,7 +285,9 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                     "second run of replay {replay_short}, to explain its differences"
                 )),
             };
-            let out = exec::run_blocking(sub, Store::open(&dir)?, opts, printer)?;
+            let mut events = Sinks::new();
+            events.push(Arc::new(Human::new(printer)));
+            let out = exec::run_blocking(sub, Store::open(&dir)?, opts, events)?;
             Ok((out.run_id, out.short_id))
         };
         let cx = replay::explain::Context {

@@ -4,12 +4,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::exec::event::Sinks;
+use crate::exec::reporter::{Human, Json};
 use crate::exec::{self, Force, RunOptions, output::Printer};
 use crate::pipeline::TraceMode;
 use crate::pipeline::diag::did_you_mean;
 use crate::report::Role;
 use crate::report::{ColorChoice, Style};
 use crate::store::lock::PipelineLock;
+use crate::store::record::StepStatus;
 use crate::store::{self, Store};
 
 #[derive(Debug, clap::Args, Clone)]
@@ -169,23 +172,23 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         run_id: Some(run_id),
         message: args.message.clone().filter(|m| !m.trim().is_empty()),
     };
-    let outcome = exec::run_blocking(plan, store, opts, printer)?;
+    let mut events = Sinks::new();
+    events.push(Arc::new(Human::new(printer)));
+    let json = Arc::new(Json::default());
+    if args.json {
+        events.push(json.clone());
+    }
+    let outcome = exec::run_blocking(plan, store, opts, events)?;
     drop(lock);
-    let reused_untraced = outcome
-        .steps
-        .iter()
-        .any(|s| matches!(s.status.as_str(), "cached" | "restored") && traced.contains(&s.name));
+    let reused_untraced = outcome.steps.iter().any(|s| {
+        matches!(s.status, StepStatus::Cached | StepStatus::Restored) && traced.contains(&s.name)
+    });
     if exec::trace::SUPPORTED && reused_untraced {
         eprintln!(
             "{} steps reused from an earlier run did not run, so they were not traced; `--force` runs (and traces) them again",
             err_style.paint(Role::Accent, "hint:")
         );
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&outcome).unwrap_or_default()
-        );
-    }
+    json.print();
     Ok(outcome.exit_code)
 }

@@ -20,7 +20,8 @@ use super::capture::{LogCapture, LogSink};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use super::output::{Printer, Stream};
+use super::event::{Event, Sinks};
+use super::output::Stream;
 use super::unix;
 use crate::error::{Error, Result};
 
@@ -85,7 +86,7 @@ const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 
 pub async fn run(
     spec: &ChildSpec<'_>,
-    printer: &Arc<Printer>,
+    events: &Sinks,
     mut interrupt: watch::Receiver<Interrupt>,
 ) -> Result<ChildOutcome> {
     let (prog, args) = spec
@@ -121,7 +122,7 @@ pub async fn run(
             Stream::Stdout,
             spec.step.to_string(),
             spec.secrets.to_vec(),
-            printer.clone(),
+            events.clone(),
             out_buf.clone(),
         ));
     }
@@ -131,7 +132,7 @@ pub async fn run(
             Stream::Stderr,
             spec.step.to_string(),
             spec.secrets.to_vec(),
-            printer.clone(),
+            events.clone(),
             err_buf.clone(),
         ));
     }
@@ -223,7 +224,7 @@ async fn drain<R: AsyncRead + Unpin>(
     stream: Stream,
     step: String,
     secrets: Vec<String>,
-    printer: Arc<Printer>,
+    events: Sinks,
     sink: Arc<Mutex<Option<LogSink>>>,
 ) {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
@@ -234,7 +235,11 @@ async fn drain<R: AsyncRead + Unpin>(
     let mut take = |line: &[u8]| {
         let masked = masker.bytes(line);
         let text = String::from_utf8_lossy(&masked);
-        printer.step_line(&step, stream, text.trim_end_matches(['\n', '\r']));
+        events.emit(&Event::Output {
+            step: &step,
+            stream,
+            line: text.trim_end_matches(['\n', '\r']),
+        });
         if let Some(s) = sink.lock().expect("log sink").as_mut() {
             s.write(&masked);
         }

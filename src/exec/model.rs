@@ -4,8 +4,8 @@
 //! rerun that reproduces it bit for bit registers nothing. Replays register nothing.
 
 use super::Ctx;
+use super::event::Event;
 use crate::pipeline::Step;
-use crate::report::Role;
 use crate::store::Store;
 use crate::store::record::{Io, StepStatus, now_ms};
 
@@ -38,20 +38,15 @@ pub(super) fn register_output(
         )
     });
     match done {
-        Ok(Some(r)) if r.new => {
-            let style = ctx.printer.style();
-            let dir = step.outputs.iter().any(|d| d.path == io.path && d.dir);
-            ctx.printer.event(&format!(
-                "  {} {}@{} registered ({}{})",
-                style.paint(Role::Muted, "model"),
-                r.version.name,
-                r.version.version,
-                io.path,
-                if dir { "/" } else { "" }
-            ));
-        }
+        Ok(Some(r)) if r.new => ctx.events.emit(&Event::ModelRegistered {
+            step: &step.name,
+            model: &r.version.name,
+            version: &r.version.version,
+            path: &io.path,
+            dir: step.outputs.iter().any(|d| d.path == io.path && d.dir),
+        }),
         Ok(_) => {}
-        Err(e) => ctx.printer.warn(&format!(
+        Err(e) => ctx.events.warn(&format!(
             "step `{}`: its output `{}` could not be registered as model `{}`: {e}",
             step.name, io.path, m.name
         )),

@@ -61,7 +61,7 @@ impl Ctx {
     pub(super) fn record_failed(&self, step: &str, e: &Error) {
         let e = describe(e);
         let why = format!("step `{step}`: {e}");
-        self.printer.warn(&format!(
+        self.events.warn(&format!(
             "the record of step `{step}` could not be written: {e}; the run's record is incomplete, so the run fails"
         ));
         incomplete::note(
@@ -114,7 +114,7 @@ impl Ctx {
         self.record_failed(step, &e);
         let why = incomplete::reason(&describe(&e));
         if let Err(e2) = self.with_store(|c| Store::close_unrecorded(c, exec_id, &why, now_ms())) {
-            self.printer.warn(&format!(
+            self.events.warn(&format!(
                 "step `{step}` could not be closed either ({}); the next mlrun command will close it",
                 describe(&e2)
             ));

@@ -50,17 +50,6 @@ pub enum RunStatus {
     Interrupted,
 }
 
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepStatus {
     Running,
@@ -76,6 +65,80 @@ pub enum StepStatus {
     Restored,
 }
 
+/// The column text of a status (`runs.status`, `step_execs.status`), the one place it is
+/// spelt: statements bind the enum, and reading a text no status has is an error, never a
+/// guess.
+macro_rules! status_column {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every status, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text),+
+                }
+            }
+
+            /// The status a column's text names; `None` for a text that is none.
+            pub fn from_column(text: &str) -> Option<$ty> {
+                match text {
+                    $($text => Some($ty::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl rusqlite::types::ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $ty {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<$ty> {
+                let text = v.as_str()?;
+                $ty::from_column(text).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(
+                        format!(concat!("`{}` is no ", stringify!($ty)), text).into(),
+                    )
+                })
+            }
+        }
+    };
+}
+
+status_column!(RunStatus {
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Interrupted => "interrupted",
+});
+
+status_column!(StepStatus {
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Interrupted => "interrupted",
+    NotRun => "not_run",
+    TimedOut => "timed_out",
+    Cached => "cached",
+    Restored => "restored",
+});
+
+/// The `--json` form of a status is its column text.
+impl serde::Serialize for RunStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for StepStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl StepStatus {
     /// Succeeded, by running or by reusing an earlier execution: dependants may run.
     pub fn ok(self) -> bool {
@@ -83,19 +146,6 @@ impl StepStatus {
             self,
             StepStatus::Succeeded | StepStatus::Cached | StepStatus::Restored
         )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepStatus::Running => "running",
-            StepStatus::Succeeded => "succeeded",
-            StepStatus::Failed => "failed",
-            StepStatus::Interrupted => "interrupted",
-            StepStatus::NotRun => "not_run",
-            StepStatus::TimedOut => "timed_out",
-            StepStatus::Cached => "cached",
-            StepStatus::Restored => "restored",
-        }
     }
 }
 
@@ -281,7 +331,7 @@ pub(super) fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> 
     tx.execute(
         "INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, git_start,
                            hostname, user, mlrun_version, argv, pid, pid_start, boot_id, replay_of, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?19, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             r.id,
             r.pipeline,
@@ -301,6 +351,7 @@ pub(super) fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> 
             me.boot_id,
             r.replay_of,
             r.message,
+            RunStatus::Running,
         ],
     )?;
     tx.commit()?;
@@ -338,7 +389,7 @@ pub(super) fn finish_run(
     let git = put_git(&tx, git_end)?;
     tx.execute(
         "UPDATE runs SET status = ?2, exit_code = ?3, git_end = ?4, ended_at = ?5 WHERE id = ?1",
-        params![id, status.as_str(), exit_code, git, ended_at],
+        params![id, status, exit_code, git, ended_at],
     )?;
     tx.commit()?;
     Ok(())
@@ -364,9 +415,9 @@ fn insert_exec(tx: &Transaction<'_>, b: &StepBegin<'_>) -> Result<i64> {
     let git = put_git(tx, b.git_before)?;
     tx.prepare_cached(
         "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, started_at, git_before, attempt, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?10, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![b.run_id, b.step, b.cmd, b.argv_json, b.cwd, b.started_at, git, b.attempt, b.seq as i64])?;
+    .execute(params![b.run_id, b.step, b.cmd, b.argv_json, b.cwd, b.started_at, git, b.attempt, b.seq as i64, StepStatus::Running])?;
     Ok(tx.last_insert_rowid())
 }
 
@@ -558,7 +609,7 @@ fn write_step(tx: &Transaction<'_>, exec_id: i64, r: &StepRecord) -> Result<()> 
     )?
     .execute(params![
         exec_id,
-        r.status.as_str(),
+        r.status,
         r.exit_code,
         r.signal,
         r.error,
@@ -652,8 +703,8 @@ pub(super) fn record_not_run(
 ) -> Result<()> {
     let tx = immediate(conn)?;
     tx.execute(
-        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, error) VALUES (?1, ?2, ?3, ?4, ?5, 'not_run', ?6)",
-        params![run_id, step, cmd, argv_json, cwd, reason],
+        "INSERT INTO step_execs (run_id, step, cmd, argv, cwd, status, error) VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?6)",
+        params![run_id, step, cmd, argv_json, cwd, reason, StepStatus::NotRun],
     )?;
     tx.commit()?;
     Ok(())
@@ -670,8 +721,8 @@ pub(super) fn close_unrecorded(
 ) -> Result<()> {
     let tx = immediate(conn)?;
     tx.execute(
-        "UPDATE step_execs SET status = 'failed', error = ?2, ended_at = ?3 WHERE id = ?1",
-        params![exec_id, error, ended_at],
+        "UPDATE step_execs SET status = ?4, error = ?2, ended_at = ?3 WHERE id = ?1",
+        params![exec_id, error, ended_at, StepStatus::Failed],
     )?;
     tx.commit()?;
     Ok(())
@@ -684,14 +735,14 @@ pub(super) fn mark_record_failed(conn: &Connection, run_id: &str, reason: &str) 
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let res = (|| -> rusqlite::Result<()> {
         conn.execute(
-            "UPDATE step_execs SET status = 'failed', error = ?2, ended_at = COALESCE(ended_at, ?3)
-             WHERE run_id = ?1 AND status = 'running'",
-            params![run_id, reason, now],
+            "UPDATE step_execs SET status = ?4, error = ?2, ended_at = COALESCE(ended_at, ?3)
+             WHERE run_id = ?1 AND status = ?5",
+            params![run_id, reason, now, StepStatus::Failed, StepStatus::Running],
         )?;
         conn.execute(
-            "UPDATE runs SET status = 'failed', exit_code = COALESCE(exit_code, 1), ended_at = COALESCE(ended_at, ?2)
-             WHERE id = ?1 AND status = 'running'",
-            params![run_id, now],
+            "UPDATE runs SET status = ?3, exit_code = COALESCE(exit_code, 1), ended_at = COALESCE(ended_at, ?2)
+             WHERE id = ?1 AND status = ?4",
+            params![run_id, now, RunStatus::Failed, RunStatus::Running],
         )?;
         Ok(())
     })();
@@ -711,13 +762,19 @@ pub(super) fn mark_interrupted(conn: &Connection, run_id: &str, reason: &str) ->
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let res = (|| -> rusqlite::Result<()> {
         conn.execute(
-            "UPDATE step_execs SET status = 'interrupted', error = ?2, ended_at = COALESCE(ended_at, ?3)
-             WHERE run_id = ?1 AND status = 'running'",
-            params![run_id, reason, now],
+            "UPDATE step_execs SET status = ?4, error = ?2, ended_at = COALESCE(ended_at, ?3)
+             WHERE run_id = ?1 AND status = ?5",
+            params![
+                run_id,
+                reason,
+                now,
+                StepStatus::Interrupted,
+                StepStatus::Running
+            ],
         )?;
         conn.execute(
-            "UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?2) WHERE id = ?1 AND status = 'running'",
-            params![run_id, now],
+            "UPDATE runs SET status = ?3, ended_at = COALESCE(ended_at, ?2) WHERE id = ?1 AND status = ?4",
+            params![run_id, now, RunStatus::Interrupted, RunStatus::Running],
         )?;
         Ok(())
     })();
@@ -826,5 +883,39 @@ impl super::Store {
     pub fn close_unrecorded(&mut self, exec_id: i64, error: &str, ended_at: i64) -> Result<()> {
         close_unrecorded(&mut self.conn, exec_id, error, ended_at)
             .during(format_args!("closing step execution {exec_id}"))
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::{RunStatus, StepStatus};
+    use rusqlite::Connection;
+
+    #[test]
+    fn every_status_round_trips_through_its_column() {
+        let conn = Connection::open_in_memory().unwrap();
+        for &s in StepStatus::ALL {
+            let back: StepStatus = conn.query_row("SELECT ?1", [s], |r| r.get(0)).unwrap();
+            assert_eq!(back, s);
+            assert_eq!(StepStatus::from_column(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for &s in RunStatus::ALL {
+            let back: RunStatus = conn.query_row("SELECT ?1", [s], |r| r.get(0)).unwrap();
+            assert_eq!(back, s);
+        }
+        let texts: std::collections::BTreeSet<&str> =
+            StepStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(texts.len(), StepStatus::ALL.len(), "one text per status");
+    }
+
+    #[test]
+    fn a_text_no_status_has_is_an_error_not_a_failure() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert_eq!(StepStatus::from_column("Failed"), None);
+        assert_eq!(StepStatus::from_column("skipped"), None);
+        let read = conn.query_row("SELECT 'skipped'", [], |r| r.get::<_, StepStatus>(0));
+        let err = read.unwrap_err().to_string();
+        assert!(err.contains("`skipped` is no StepStatus"), "{err}");
     }
 }

@@ -52,7 +52,6 @@ use access::Report;
 use filter::Findings;
 
 use super::child::ChildOutcome;
-use super::output::Printer;
 use super::{Ctx, blocking, origin_of};
 use crate::error::{Error, Result};
 use crate::fingerprint::git::GitState;
@@ -301,7 +300,7 @@ fn listed(items: &[String]) -> String {
 
 /// Warn that step `name` used `paths` without declaring them as `kind` (`input`, `output`): the
 /// first few by name, the rest as a count and the directory that would cover them all.
-fn warn_undeclared(p: &Printer, name: &str, verb: &str, paths: &[String], kind: &str) {
+fn warn_undeclared(p: &super::event::Sinks, name: &str, verb: &str, paths: &[String], kind: &str) {
     for path in paths.iter().take(LIST_MAX) {
         p.warn(&format!(
             "{name} {verb} {path}, which is not a declared {kind}; its version is recorded, add it to {kind}s to make it part of the cache key"
@@ -331,7 +330,7 @@ pub(super) async fn conclude(
         return Traced::default();
     };
     let name = &step.name;
-    let p = &ctx.printer;
+    let p = &ctx.events;
     let Some(report) = observed.report else {
         p.warn(&format!(
             "the tracer of `{name}` ended without a report (was it killed?); what the step read and wrote is not known"

@@ -1,0 +1,89 @@
+//! Reusing an earlier execution with the same cache key: its outputs are on disk (`cached`) or
+//! restored from the object store (`restored`); nothing runs, and the step's record is queued
+//! (`record::Writer`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::event::Event;
+use super::incremental::CacheParts;
+use super::record::{self, After, PendingReuse};
+use super::{Ctx, StepOutcome};
+use crate::fingerprint::hash;
+use crate::pipeline::Step;
+use crate::store::Store;
+use crate::store::record::{Io, StepBegin, StepStatus, now_ms};
+
+/// Reuse an earlier execution when its outputs are on disk or can be restored. `None`: the
+/// step must run. Blocking.
+pub(super) fn try_reuse(
+    ctx: &Arc<Ctx>,
+    step: &Step,
+    begin: &StepBegin<'_>,
+    inputs: &[Io],
+    parts: &CacheParts,
+    vars: &BTreeMap<String, String>,
+) -> Option<StepOutcome> {
+    let key = parts.key();
+    // From reading what is stored until the record is committed, gc must not delete it.
+    let hold = ctx.hold_objects();
+    let reusable = ctx
+        .read_store(|c| Store::find_reusable(c, &key, ctx.reuse_replays))
+        .ok()??;
+    let on_disk: Vec<Option<String>> = step
+        .outputs
+        .iter()
+        .map(|d| {
+            hash::fingerprint(&ctx.plan.root().join(&d.path), &ctx.cache)
+                .ok()
+                .map(|f| f.hash().to_string())
+        })
+        .collect();
+    let mut restored = Vec::new();
+    for (decl, now) in step.outputs.iter().zip(on_disk) {
+        let recorded = reusable.outputs.iter().find(|o| o.path == decl.path)?;
+        if now.as_deref() == Some(recorded.fp.hash()) {
+            continue;
+        }
+        if !ctx.objects.can_restore(&recorded.fp) {
+            return None;
+        }
+        if let Err(e) = ctx.objects.restore_io(recorded, ctx.plan.root()) {
+            ctx.events.warn(&format!(
+                "{}: cannot restore `{}`: {}; running the step instead",
+                step.name, decl.path, e.message
+            ));
+            return None;
+        }
+        restored.push(decl.path.clone());
+    }
+    let status = if restored.is_empty() {
+        StepStatus::Cached
+    } else {
+        StepStatus::Restored
+    };
+    let cwd = ctx.plan.root().join(&step.cwd);
+    let programs = step.cmd.programs();
+    let interpreters =
+        ctx.interpreters
+            .versions(&programs, &cwd, vars.get("PATH").map(String::as_str));
+    let packages = ctx.interpreters.packages(&programs, &cwd, vars);
+    let after = After {
+        git: begin.git_before.clone(),
+        env: ctx.env_snapshot(interpreters, packages, vars.clone()),
+        ended_at: now_ms(),
+        params: ctx.redactor.params(&step.params).0,
+        keep_outputs: step.keep_outputs,
+        repo_changes: Vec::new(),
+    };
+    let rec = record::reused_record(status, inputs.to_vec(), &reusable, (parts, key), after);
+    let outcome = record::outcome_of(&step.name, &rec, begin.started_at);
+    ctx.record_reused(PendingReuse::new(begin, rec, hold));
+    ctx.events.emit(&Event::StepReused {
+        step: &step.name,
+        status,
+        from_run: &reusable.short_id,
+        restored: &restored,
+    });
+    Some(outcome)
+}
