@@ -1,5 +1,6 @@
 //! One module per subcommand. Each takes its clap args and returns the exit code.
 
+pub mod checkout;
 pub mod compare;
 pub mod completions;
 pub mod diff;
@@ -36,6 +37,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Lineage(args)) => lineage::lineage(args, store.as_deref(), cli.color),
         Some(Command::Diff(args)) => diff::diff(args, store.as_deref(), cli.color),
         Some(Command::Compare(args)) => compare::compare(args, store.as_deref(), cli.color),
+        Some(Command::Checkout(args)) => checkout::checkout(args, store.as_deref(), cli.color),
         Some(Command::Note(args)) => note::note(args, store.as_deref(), cli.color),
         Some(Command::Init(args)) => init::init(args, cli.color),
         Some(Command::Completions(args)) => completions::completions(args),
@@ -76,12 +78,14 @@ fn mistyped_command(pipeline: &std::path::Path) -> Option<crate::error::Error> {
 fn load_plan(
     pipeline: &std::path::Path,
     params: &[String],
+    missing_inputs_ok: bool,
     err_style: crate::report::Style,
 ) -> Result<crate::pipeline::Plan> {
     let file = crate::pipeline::locate(pipeline);
     let plan = crate::pipeline::load(&crate::pipeline::LoadOptions {
         file: &file,
         overrides: params,
+        missing_inputs_ok,
     })?;
     crate::report::print_warnings(&plan.warnings, err_style);
     Ok(plan)

@@ -39,7 +39,7 @@ pub struct Status {
 
 pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let err_style = Style::stderr(color);
-    let plan = super::load_plan(&args.pipeline, &args.params, err_style)?;
+    let plan = super::load_plan(&args.pipeline, &args.params, true, err_style)?;
     let dir = store::dir_for_pipeline(&plan.file, store_dir);
     let store = if dir.join(store::DB_FILE).is_file() {
         Some(Store::open_read(&dir)?)
@@ -83,7 +83,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                             "input {} does not exist yet (`{}` makes it)",
                             decl.path, m.name
                         ),
-                        None => format!("input {} does not exist", decl.path),
+                        None => missing_input(store.as_ref(), &objects, &decl.path),
                     })
                 }
             }
@@ -139,6 +139,22 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         print!("{}", render(&report, &Style::stdout(color)));
     }
     Ok(if args.check && stale > 0 { 1 } else { 0 })
+}
+
+/// An input no step makes that is not there: point at `checkout` when the store holds a version.
+fn missing_input(store: Option<&Store>, objects: &Objects, path: &str) -> String {
+    let held = store.and_then(|s| {
+        crate::store::checkout::latest_restorable(&s.conn, objects, path)
+            .ok()
+            .flatten()
+    });
+    match held {
+        Some((hash, _)) => format!(
+            "input {path} does not exist; the store holds its last recorded version ({}): `mlrun checkout {path}` puts it back",
+            crate::report::short_hash(&hash)
+        ),
+        None => format!("input {path} does not exist"),
+    }
 }
 
 /// Where a status looks: the project, its pipeline file, the stat cache and the object store.

@@ -271,6 +271,9 @@ pub struct LoadOptions<'a> {
     pub file: &'a Path,
     /// `--param key=value` arguments, in order
     pub overrides: &'a [String],
+    /// an input that no step makes and that is not on disk is no error (`status` reports it
+    /// on its step, and every other step as usual)
+    pub missing_inputs_ok: bool,
 }
 
 /// Read, parse and validate a pipeline file.
@@ -307,7 +310,13 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Plan> {
             return Err(Error::rendered(d.render(opts.file, &text)));
         }
     };
-    from_source(source, file, opts.file, opts.overrides)
+    check_source(
+        source,
+        file,
+        opts.file,
+        opts.overrides,
+        opts.missing_inputs_ok,
+    )
 }
 
 /// Check pipeline text as if it were the file at `file` (absolute; its directory is the project
@@ -318,9 +327,20 @@ pub fn from_source(
     shown: &Path,
     overrides: &[String],
 ) -> Result<Plan> {
+    check_source(source, file, shown, overrides, false)
+}
+
+fn check_source(
+    source: String,
+    file: PathBuf,
+    shown: &Path,
+    overrides: &[String],
+    missing_inputs_ok: bool,
+) -> Result<Plan> {
     let opts = LoadOptions {
         file: shown,
         overrides,
+        missing_inputs_ok,
     };
     let root = file
         .parent()
@@ -335,6 +355,7 @@ pub fn from_source(
             source: &source,
             diags: &mut diags,
             escapes: HashMap::new(),
+            missing_inputs_ok: opts.missing_inputs_ok,
         }
         .plan(raw, opts.overrides)
     };
@@ -372,6 +393,7 @@ struct Checker<'a> {
     diags: &'a mut Vec<Diagnostic>,
     /// directory (relative) → why it leads outside the project through a symbolic link
     escapes: HashMap<String, Option<String>>,
+    missing_inputs_ok: bool,
 }
 
 /// Lexically normalise a declared path. Returns the path and whether it stays inside the root.
@@ -1367,6 +1389,7 @@ impl Checker<'_> {
                     continue;
                 }
                 if producers.is_empty()
+                    && !self.missing_inputs_ok
                     && std::fs::symlink_metadata(self.root.join(&input.path)).is_err()
                 {
                     let span = self.input_span(raw, i, &input.path);
