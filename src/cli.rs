@@ -85,6 +85,8 @@ pub enum Command {
     /// Put recorded versions back into the working tree from the object store (a path's, or
     /// every output and external input of a run)
     Checkout(crate::cmd::checkout::CheckoutArgs),
+    /// Remove runs from the history (recorded as removed); `gc` then frees their objects
+    Rm(crate::cmd::rm::RmArgs),
     /// Start a project: write a commented pipeline.toml and keep .mlrun/ out of git
     Init(InitArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)

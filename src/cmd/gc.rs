@@ -48,7 +48,8 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
 
     let objects = Objects::new(&dir);
     let listed = objects.list();
-    if marks::run_count(conn)? == 0 && !listed.is_empty() {
+    // runs removed with `mlrun rm` are history that is known, not a lost database
+    if marks::run_count(conn)? == 0 && store::rm::removed_count(conn)? == 0 && !listed.is_empty() {
         let bytes: u64 = listed.iter().map(|o| o.2).sum();
         println!(
             "deleted nothing: the database records no runs, but the store holds {} object{} ({}); if the database was lost or replaced, they are what is left of its history",

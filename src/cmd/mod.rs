@@ -13,6 +13,7 @@ pub mod lineage;
 pub mod model;
 pub mod note;
 pub mod replay;
+pub mod rm;
 pub mod run;
 pub mod runs;
 pub mod show;
@@ -38,6 +39,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Diff(args)) => diff::diff(args, store.as_deref(), cli.color),
         Some(Command::Compare(args)) => compare::compare(args, store.as_deref(), cli.color),
         Some(Command::Checkout(args)) => checkout::checkout(args, store.as_deref(), cli.color),
+        Some(Command::Rm(args)) => rm::rm(args, store.as_deref(), cli.color),
         Some(Command::Note(args)) => note::note(args, store.as_deref(), cli.color),
         Some(Command::Init(args)) => init::init(args, cli.color),
         Some(Command::Completions(args)) => completions::completions(args),

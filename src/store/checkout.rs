@@ -53,7 +53,15 @@ fn fingerprint(
 /// The artifact version `av_id` as an item to put back (`stored`: whether the record says its
 /// bytes were kept).
 pub fn version_item(conn: &Connection, av_id: i64) -> Result<Option<Item>> {
-    type Row = (String, String, String, i64, Option<i64>, bool, Option<String>);
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        bool,
+        Option<String>,
+    );
     let row: Option<Row> = conn
         .query_row(
             "SELECT a.path, b.hash, b.kind, b.size,

@@ -190,10 +190,9 @@ fn resolve_base(conn: &Connection, target: &str, n: usize) -> Result<String> {
     }
     let found = run_candidates(conn, &prefix)?;
     match found.len() {
-        0 => {
-            Err(Error::other(format!("no run matches `{target}`"))
-                .hint("list runs with `mlrun runs`"))
-        }
+        0 => Err(removed_run(conn, &prefix).unwrap_or_else(|| {
+            Error::other(format!("no run matches `{target}`")).hint("list runs with `mlrun runs`")
+        })),
         1 => Ok(found[0].0.clone()),
         n => {
             let mut e = Error::other(format!(
@@ -213,6 +212,22 @@ fn resolve_base(conn: &Connection, target: &str, n: usize) -> Result<String> {
             Err(e.hint("type more characters of the id"))
         }
     }
+}
+
+/// The error for a run id prefix (lowercase hex) that names a run removed with `mlrun rm`.
+pub fn removed_run(conn: &Connection, prefix: &str) -> Option<Error> {
+    let t = super::rm::removed(conn, prefix).ok().flatten()?;
+    Some(
+        Error::other(format!(
+            "run {} ({}, {}) was removed by {} on {} (`mlrun rm`)",
+            &t.run_id[..MIN_SHORT.max(prefix.len()).min(t.run_id.len())],
+            t.pipeline,
+            crate::report::time::local(t.started_at),
+            t.removed_by,
+            crate::report::time::local(t.removed_at)
+        ))
+        .hint("list runs with `mlrun runs`"),
+    )
 }
 
 /// Runs whose id starts with `prefix` (lowercase hex): at most 11, to report ambiguity.

@@ -436,3 +436,170 @@ fn compare_takes_the_pipeline_of_the_newest_run_unless_told() {
     let out = env.mlrun(&["compare", "latest", "--pipeline", "tune"]);
     assert_eq!(out.code, 2, "{out:?}");
 }
+
+/// The objects under `.mlrun/objects/sha256/`, by hash.
+fn object_hashes(env: &Env) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let base = env.path(".mlrun/objects/sha256");
+    for a in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        for b in std::fs::read_dir(a.path()).into_iter().flatten().flatten() {
+            out.insert(format!(
+                "{}{}",
+                a.file_name().to_string_lossy(),
+                b.file_name().to_string_lossy()
+            ));
+        }
+    }
+    out
+}
+
+fn run_id(env: &Env, name: &str) -> String {
+    let v = json(&env.mlrun(&["show", name, "--json"]));
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn rm_removes_a_run_recorded_as_removed_and_gc_frees_its_objects() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "3")]);
+    let first = run_id(&env, "latest~1");
+    let old_model = crate::common::one::<String>(
+        &env.db(),
+        &format!(
+            "SELECT v.blob_hash FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
+             JOIN artifact_versions v ON v.id = e.av_id WHERE s.run_id = '{first}' AND e.direction = 'out'"
+        ),
+    );
+    let new_model = env.sha256sum("model.txt");
+    assert!(object_hashes(&env).contains(&old_model));
+    let out = env.mlrun(&["rm", "latest~1", "--dry-run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("would remove run"), "{out:?}");
+    assert_eq!(
+        json(&env.mlrun(&["runs", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let out = env.mlrun(&["rm", "latest~1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("removed run"), "{out:?}");
+    assert!(out.stdout.contains("mlrun gc"), "{out:?}");
+    // gone from the history, which says it was removed
+    let runs = json(&env.mlrun(&["runs", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    let shown = env.mlrun(&["show", &first[..16]]);
+    assert_eq!(shown.code, 1, "{shown:?}");
+    assert!(shown.stderr.contains("was removed by tester@"), "{shown:?}");
+    assert!(shown.stderr.contains("`mlrun rm`"), "{shown:?}");
+    let tomb: i64 = crate::common::one(
+        &env.db(),
+        &format!(
+            "SELECT COUNT(*) FROM run_removals WHERE run_id = '{first}' AND pipeline = 'tune' AND steps = 1"
+        ),
+    );
+    assert_eq!(tomb, 1);
+    let left: i64 = crate::common::one(
+        &env.db(),
+        &format!("SELECT COUNT(*) FROM step_execs WHERE run_id = '{first}'"),
+    );
+    assert_eq!(left, 0);
+    // gc frees what only the removed run referenced, and keeps the rest
+    let gc = env.mlrun(&["gc"]);
+    assert_eq!(gc.code, 0, "{gc:?}");
+    let objects = object_hashes(&env);
+    assert!(!objects.contains(&old_model), "{gc:?}");
+    assert!(objects.contains(&new_model), "{gc:?}");
+    // removing the last run leaves a store gc still works on (not taken for a lost database)
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let gc = env.mlrun(&["gc"]);
+    assert!(gc.stdout.starts_with("deleted"), "{gc:?}");
+    assert!(!object_hashes(&env).contains(&new_model), "{gc:?}");
+}
+
+#[test]
+fn rm_refuses_a_run_other_runs_reused_unless_forced() {
+    // the third run reuses the first run's `train` (same params)
+    let env = tuned(&[("0.1", "3"), ("0.5", "3"), ("0.1", "3")]);
+    let first = run_id(&env, "latest~2");
+    let third = run_id(&env, "latest");
+    let out = env.mlrun(&["rm", "latest~2"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("other runs reused steps of run"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "run {} reused `train` from run {}",
+            &third[..16],
+            &first[..16]
+        )),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("--force"), "{out:?}");
+    redact("rm_reused", &out.stderr);
+    assert_eq!(
+        json(&env.mlrun(&["runs", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // both together: nothing outside the set points at them
+    let out = env.mlrun(&["rm", "latest~2", "latest", "--dry-run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["rm", "latest~2", "--force", "--json"]);
+    let v = json(&out);
+    assert_eq!(v["forced"][0]["step"], "train", "{v}");
+    assert_eq!(v["removed"][0]["id"], first.as_str(), "{v}");
+    // the run that reused it still shows, and still replays its steps' record
+    let show = env.mlrun(&["show", &third[..16]]);
+    assert_eq!(show.code, 0, "{show:?}");
+    let reason: String = crate::common::one(
+        &env.db(),
+        &format!("SELECT reason FROM run_removals WHERE run_id = '{first}'"),
+    );
+    assert!(reason.contains(&third), "{reason}");
+}
+
+#[test]
+fn rm_refuses_a_running_run_and_one_that_made_a_model_version() {
+    let env = tuned(&[("0.1", "3")]);
+    let out = env.mlrun(&["model", "register", "tuner", "model.txt@latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("made a registered model version"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("tuner@v1"), "{out:?}");
+    redact("rm_model_version", &out.stderr);
+    assert_eq!(
+        json(&env.mlrun(&["runs", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(env.mlrun(&["model", "show", "tuner"]).code, 0);
+
+    // a run still running
+    env.write(
+        "slow.toml",
+        "[steps.wait]\ncmd = \"cat gate > waited.txt\"\noutputs = [\"waited.txt\"]\n",
+    );
+    crate::common::mkfifo(&env.path("gate"));
+    let child = env.spawn_mlrun(&["slow.toml"]);
+    let writer = crate::common::fifo_writer(&env.path("gate"), 60);
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("is still running"), "{out:?}");
+    drop(writer);
+    let done = crate::common::finish(child);
+    assert_eq!(done.code, 0, "{done:?}");
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+}
