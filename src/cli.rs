@@ -409,7 +409,8 @@ Examples:
   mlrun runs --param train.lr=0.1 --metric 'accuracy>=0.9' --sort accuracy
   mlrun runs --sort final_loss:asc -n 5
   mlrun runs --no-replays         the workspace's own runs, without replays
-  mlrun runs --grep 'dropout'     runs whose message (`run -m`, `note`) mentions dropout")]
+  mlrun runs --grep 'dropout'     runs whose message (`run -m`, `note`) mentions dropout
+  mlrun runs --columns status,params.train.lr,metrics.accuracy   choose the columns")]
 pub struct RunsArgs {
     /// Show at most N runs (0 for all)
     #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
@@ -452,6 +453,12 @@ pub struct RunsArgs {
     /// Only runs whose message contains TEXT (ignoring the case of ASCII letters)
     #[arg(long, value_name = "TEXT")]
     pub grep: Option<String>,
+
+    /// Choose the table's columns, in order, comma-separated (repeatable): id, pipeline, status,
+    /// started, duration, commit, metrics, message, params.KEY, metrics.KEY; ID comes first when
+    /// not named. Metrics left without a column are counted under the table
+    #[arg(long, value_name = "COLS", value_parser = crate::cmd::runs::parse_columns)]
+    pub columns: Vec<Vec<crate::cmd::runs::Column>>,
 
     /// Print JSON instead of a table
     #[arg(long)]

@@ -27,8 +27,22 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         },
         grep: args.grep.clone(),
         ids: None,
-        with_params: false,
+        with_params: args
+            .columns
+            .iter()
+            .flatten()
+            .any(|c| matches!(c, Column::Param(_))),
     };
+    // repeated --columns add up
+    let columns: Option<Vec<Column>> = (!args.columns.is_empty()).then(|| {
+        let mut all: Vec<Column> = Vec::new();
+        for c in args.columns.iter().flatten() {
+            if !all.contains(c) {
+                all.push(c.clone());
+            }
+        }
+        all
+    });
     let filtered = filter.grep.is_some()
         || filter.replays.is_some()
         || filter.pipeline.is_some()
@@ -43,6 +57,26 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         let metrics: Vec<&str> = args.metrics.iter().map(|(k, ..)| k.as_str()).collect();
         if let Some(e) = unknown_name(&store.conn, args.pipeline.as_deref(), &params, &metrics)? {
             return Err(e);
+        }
+    }
+    if let Some(cols) = &columns {
+        // a param or metric no recorded run has is a typo more likely than a question
+        let params: Vec<&str> = cols
+            .iter()
+            .filter_map(|c| match c {
+                Column::Param(k) => Some(k.as_str()),
+                _ => None,
+            })
+            .collect();
+        let metrics: Vec<&str> = cols
+            .iter()
+            .filter_map(|c| match c {
+                Column::Metric(k) => Some(k.as_str()),
+                _ => None,
+            })
+            .collect();
+        if let Some(e) = unknown_name(&store.conn, None, &params, &metrics)? {
+            return Err(e.hint("`--columns` takes params.KEY and metrics.KEY"));
         }
     }
     if args.json {
@@ -71,67 +105,114 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             .to_string(),
         Err(_) => time::local(ms),
     };
-    let mut hidden_metrics = false;
-    // MESSAGE only when a shown run has one, last since it is free text
-    let with_message = runs.iter().any(|r| r.message.is_some());
-    let ncols = if with_message { 8 } else { 7 };
-    let mut rows: Vec<Vec<String>> = Vec::with_capacity(runs.len() + 1);
-    rows.push(
-        [
-            "ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "COMMIT", "METRICS", "MESSAGE",
-        ][..ncols]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    );
-    for r in &runs {
-        let commit = match &r.commit {
-            Some(c) => format!("{}{}", &c[..7.min(c.len())], if r.dirty { "+" } else { "" }),
-            None => "-".into(),
-        };
-        let mut status = r.status.clone();
-        if r.replay_of.is_some() {
-            status += &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
+    let cols = match &columns {
+        Some(c) => c.clone(),
+        None => {
+            let mut c: Vec<Column> = [
+                Builtin::Id,
+                Builtin::Pipeline,
+                Builtin::Status,
+                Builtin::Started,
+                Builtin::Duration,
+                Builtin::Commit,
+                Builtin::Metrics,
+            ]
+            .into_iter()
+            .map(Column::Builtin)
+            .collect();
+            // MESSAGE only when a shown run has one, last since it is free text
+            if runs.iter().any(|r| r.message.is_some()) {
+                c.push(Column::Builtin(Builtin::Message));
+            }
+            c
         }
-        // the sort and filter metrics first, so the column explains the order
+    };
+    let with_metrics_cell = cols.contains(&Column::Builtin(Builtin::Metrics));
+    let metric_cols: std::collections::BTreeSet<&str> = cols
+        .iter()
+        .filter_map(|c| match c {
+            Column::Metric(k) => Some(k.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut hidden_metrics = false;
+    // metrics no column shows (with --columns and no METRICS column)
+    let mut unshown: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut rows: Vec<Vec<String>> = Vec::with_capacity(runs.len() + 1);
+    rows.push(cols.iter().map(|c| c.header(&cols)).collect());
+    for r in &runs {
+        // the sort and filter metrics first, so the column explains the order; metrics that
+        // have a column of their own are not repeated
         let mut keys: Vec<&str> = Vec::new();
         if let Some((k, _)) = &args.sort {
             keys.push(k);
         }
         keys.extend(args.metrics.iter().map(|(k, ..)| k.as_str()));
         keys.extend(r.metrics.keys().map(String::as_str));
-        let mut shown = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::new();
         let all: Vec<String> = keys
             .into_iter()
-            .filter(|k| shown.insert(*k))
+            .filter(|k| seen.insert(*k) && !metric_cols.contains(k))
             .filter_map(|k| {
                 r.metrics
                     .get(k)
                     .map(|v| format!("{k}={}", report::metric(*v)))
             })
             .collect();
+        if !with_metrics_cell {
+            unshown.extend(
+                r.metrics
+                    .keys()
+                    .filter(|k| !metric_cols.contains(k.as_str()))
+                    .cloned(),
+            );
+        }
         let mut metrics: Vec<String> = all.iter().take(METRIC_CELLS).cloned().collect();
-        if all.len() > METRIC_CELLS {
+        if with_metrics_cell && all.len() > METRIC_CELLS {
             // never drop a metric silently: say how many more, and (below) where they are
             metrics.push(format!("+{} more", all.len() - METRIC_CELLS));
             hidden_metrics = true;
         }
-        let mut row = vec![
-            r.short_id.clone(),
-            r.pipeline.clone(),
-            status,
-            local(r.started_at),
-            r.duration_ms
-                .map_or_else(|| "-".into(), report::duration_ms),
-            commit,
-            metrics.join(" "),
-        ];
-        if with_message {
-            row.push(r.message.as_deref().map_or_else(String::new, one_line));
-        }
+        let row = cols
+            .iter()
+            .map(|c| match c {
+                Column::Builtin(Builtin::Id) => r.short_id.clone(),
+                Column::Builtin(Builtin::Pipeline) => r.pipeline.clone(),
+                Column::Builtin(Builtin::Status) => {
+                    let mut status = r.status.clone();
+                    if r.replay_of.is_some() {
+                        status +=
+                            &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
+                    }
+                    status
+                }
+                Column::Builtin(Builtin::Started) => local(r.started_at),
+                Column::Builtin(Builtin::Duration) => r
+                    .duration_ms
+                    .map_or_else(|| "-".into(), report::duration_ms),
+                Column::Builtin(Builtin::Commit) => match &r.commit {
+                    Some(c) => {
+                        format!("{}{}", &c[..7.min(c.len())], if r.dirty { "+" } else { "" })
+                    }
+                    None => "-".into(),
+                },
+                Column::Builtin(Builtin::Metrics) => metrics.join(" "),
+                Column::Builtin(Builtin::Message) => {
+                    r.message.as_deref().map_or_else(String::new, one_line)
+                }
+                Column::Param(k) => r
+                    .params
+                    .get(k)
+                    .map_or_else(|| "-".into(), crate::pipeline::params::render),
+                Column::Metric(k) => r
+                    .metrics
+                    .get(k)
+                    .map_or_else(|| "-".into(), |v| report::metric(*v)),
+            })
+            .collect();
         rows.push(row);
     }
-    let mut widths = [0usize; 8];
+    let mut widths = vec![0usize; cols.len()];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -142,10 +223,10 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         let mut line = String::from(" ");
         for (c, cell) in row.iter().enumerate() {
             let pad = widths[c] - cell.chars().count();
-            let text = match (i, c) {
+            let text = match (i, &cols[c]) {
                 (0, _) => cell.clone(),
-                (_, 0) => style.cyan(cell),
-                (_, 2) => match cell.split_once(' ') {
+                (_, Column::Builtin(Builtin::Id)) => style.cyan(cell),
+                (_, Column::Builtin(Builtin::Status)) => match cell.split_once(' ') {
                     Some((st, rest)) => format!("{} {rest}", style.status(st)),
                     None => style.status(cell),
                 },
@@ -163,12 +244,113 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         out += &format!(
             "{}\n",
             style.dim(&format!(
-                "+N more: {METRIC_CELLS} metrics fit per run; `mlrun show RUN` or `mlrun runs --json` lists them all; `--sort KEY` or `--metric` chooses which come first"
+                "+N more: {METRIC_CELLS} metrics fit per run; `--columns metrics.NAME,...` makes them columns, `mlrun show RUN` or `mlrun runs --json` lists them all; `--sort KEY` or `--metric` chooses which come first"
+            ))
+        );
+    }
+    if !unshown.is_empty() {
+        let names: Vec<String> = unshown.into_iter().collect();
+        out += &format!(
+            "{}\n",
+            style.dim(&format!(
+                "+{} metric{} not shown ({}): add `metrics.NAME` or `metrics` to --columns",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                list_names(&names)
             ))
         );
     }
     report::emit(&out);
     Ok(0)
+}
+
+/// A column of the `runs` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    Id,
+    Pipeline,
+    Status,
+    Started,
+    Duration,
+    Commit,
+    Metrics,
+    Message,
+}
+
+const BUILTINS: [(&str, Builtin); 8] = [
+    ("id", Builtin::Id),
+    ("pipeline", Builtin::Pipeline),
+    ("status", Builtin::Status),
+    ("started", Builtin::Started),
+    ("duration", Builtin::Duration),
+    ("commit", Builtin::Commit),
+    ("metrics", Builtin::Metrics),
+    ("message", Builtin::Message),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    Builtin(Builtin),
+    /// `params.KEY`
+    Param(String),
+    /// `metrics.KEY`
+    Metric(String),
+}
+
+impl Column {
+    /// Its header: a built-in column in capitals, a param or metric by its key (with its
+    /// `params.`/`metrics.` prefix when a param and a metric share the key).
+    fn header(&self, all: &[Column]) -> String {
+        match self {
+            Column::Builtin(b) => BUILTINS
+                .iter()
+                .find(|(_, x)| x == b)
+                .map_or(String::new(), |(n, _)| n.to_ascii_uppercase()),
+            Column::Param(k) if all.contains(&Column::Metric(k.clone())) => format!("params.{k}"),
+            Column::Metric(k) if all.contains(&Column::Param(k.clone())) => format!("metrics.{k}"),
+            Column::Param(k) | Column::Metric(k) => k.clone(),
+        }
+    }
+}
+
+/// `--columns id,params.lr,metrics.acc`: the columns, in order (ID first when not named).
+pub fn parse_columns(s: &str) -> Result<Vec<Column>, String> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let col = if let Some(k) = item.strip_prefix("params.").or(item.strip_prefix("param.")) {
+            Column::Param(k.to_string())
+        } else if let Some(k) = item
+            .strip_prefix("metrics.")
+            .or(item.strip_prefix("metric."))
+        {
+            Column::Metric(k.to_string())
+        } else if let Some((_, b)) = BUILTINS.iter().find(|(n, _)| n.eq_ignore_ascii_case(item)) {
+            Column::Builtin(*b)
+        } else {
+            let names = BUILTINS.iter().map(|(n, _)| *n);
+            let mean = crate::pipeline::diag::did_you_mean(item, names)
+                .map_or(String::new(), |m| format!("did you mean `{m}`? "));
+            return Err(format!(
+                "`{item}` is not a column; {mean}columns: {}, params.KEY, metrics.KEY",
+                BUILTINS.map(|(n, _)| n).join(", ")
+            ));
+        };
+        if matches!(&col, Column::Param(k) | Column::Metric(k) if k.is_empty()) {
+            return Err(format!(
+                "`{item}` names no key: write e.g. params.lr or metrics.accuracy"
+            ));
+        }
+        if !out.contains(&col) {
+            out.push(col);
+        }
+    }
+    if out.is_empty() {
+        return Err("name at least one column, e.g. --columns params.lr,metrics.accuracy".into());
+    }
+    if !out.contains(&Column::Builtin(Builtin::Id)) {
+        out.insert(0, Column::Builtin(Builtin::Id));
+    }
+    Ok(out)
 }
 
 /// How many metrics the METRICS column shows per run before `+N more`.

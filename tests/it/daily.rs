@@ -603,3 +603,69 @@ fn rm_refuses_a_running_run_and_one_that_made_a_model_version() {
     let out = env.mlrun(&["rm", "latest"]);
     assert_eq!(out.code, 0, "{out:?}");
 }
+
+#[test]
+fn runs_columns_choose_params_and_metrics_and_never_drop_one_silently() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "4")]);
+    let out = env.mlrun(&[
+        "runs",
+        "--columns",
+        "params.lr,metrics.acc",
+        "--columns",
+        "status",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["ID", "lr", "acc", "STATUS"], "{out:?}");
+    let newest: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&newest[1..], ["0.5", "0.5", "succeeded"], "{out:?}");
+    // the metrics without a column are counted, not dropped silently
+    assert!(
+        out.stdout.contains(
+            "+2 metrics not shown (epochs, size): add `metrics.NAME` or `metrics` to --columns"
+        ),
+        "{out:?}"
+    );
+    redact("runs_columns", &out.stdout);
+    // the METRICS column keeps the others, without repeating the ones with a column
+    let out = env.mlrun(&["runs", "--columns", "metrics.acc,metrics"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("epochs=5 size=40"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.lines().nth(1).unwrap().contains("acc="),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("not shown"), "{out:?}");
+    // unknown names: a column, a param
+    let out = env.mlrun(&["runs", "--columns", "stauts"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("did you mean `status`?"), "{out:?}");
+    let out = env.mlrun(&["runs", "--columns", "params.lrr"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("did you mean `lr`?"), "{out:?}");
+}
+
+#[test]
+fn runs_metrics_column_says_how_many_more_and_points_at_columns() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.m]\ncmd = \"for k in a b c d e; do echo $k=1 >> $MLRUN_METRICS; done; echo x > o.txt\"\noutputs = [\"o.txt\"]\n",
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let out = env.mlrun(&["runs"]);
+    assert!(out.stdout.contains("a=1 b=1 c=1 +2 more"), "{out:?}");
+    assert!(
+        out.stdout.contains("`--columns metrics.NAME,...`"),
+        "{out:?}"
+    );
+}
