@@ -90,12 +90,24 @@ pub fn resolve(conn: &Connection, target: &str, project_root: &Path) -> Result<S
         }
         None => return Err(nothing_matches(target)),
     };
+    producer_run(conn, av, None, target)
+}
+
+/// The run to replay for artifact version `av`: `prefer` when one of its steps produced it
+/// (`PATH@RUN`), else the newest workspace run that really produced it (`target` names it in
+/// the error when no step did).
+pub fn producer_run(
+    conn: &Connection,
+    av: i64,
+    prefer: Option<&str>,
+    target: &str,
+) -> Result<String> {
     conn.query_row(
         "SELECT s.run_id FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
          JOIN runs r ON r.id = s.run_id
          WHERE e.av_id = ?1 AND e.direction = 'out'
-         ORDER BY r.replay_of IS NOT NULL, (s.reused_exec IS NOT NULL), s.id DESC LIMIT 1",
-        [av],
+         ORDER BY s.run_id IS ?2 DESC, r.replay_of IS NOT NULL, (s.reused_exec IS NOT NULL), s.id DESC LIMIT 1",
+        rusqlite::params![av, prefer],
         |r| r.get(0),
     )
     .optional()?

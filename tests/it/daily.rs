@@ -669,3 +669,27 @@ fn runs_metrics_column_says_how_many_more_and_points_at_columns() {
         "{out:?}"
     );
 }
+
+#[test]
+fn replay_takes_every_target_form_show_takes() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "3")]);
+    let first = run_id(&env, "latest~1");
+    for target in ["model.txt@latest~1", "latest~1:train"] {
+        let shown = env.mlrun(&["show", target, "--json"]);
+        assert_eq!(shown.code, 0, "{target}: {shown:?}");
+        let out = env.mlrun(&["replay", target, "--json"]);
+        let v = json(&out);
+        assert!(
+            first.starts_with(v["original"].as_str().unwrap()),
+            "{target}: {v}"
+        );
+        assert_eq!(v["verdict"], "identical", "{target}: {v}");
+    }
+    // a version the named run did not produce or read is the error `show` gives
+    let out = env.mlrun(&["replay", "nosuch.txt@latest"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("did not read or write `nosuch.txt`"),
+        "{out:?}"
+    );
+}
