@@ -693,3 +693,72 @@ fn replay_takes_every_target_form_show_takes() {
         "{out:?}"
     );
 }
+
+#[test]
+fn show_of_a_failed_run_prints_the_tail_of_the_failing_steps_stderr() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.boom]\ncmd = \"for i in $(seq 1 25); do echo problem-$i >&2; done; exit 3\"\n",
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 3);
+    let out = env.mlrun(&["show"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("problem-25"), "{out:?}");
+    assert!(out.stdout.contains("problem-6\n"), "{out:?}");
+    assert!(!out.stdout.contains("problem-5\n"), "{out:?}");
+    assert!(out.stdout.contains("its last 20 lines"), "{out:?}");
+    // the step's fields line up: `why` like `cmd`
+    let why = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("why"))
+        .unwrap();
+    let cmd = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("cmd"))
+        .unwrap();
+    assert_eq!(
+        why.find("why").unwrap(),
+        cmd.find("cmd").unwrap(),
+        "{out:?}"
+    );
+    let col = |l: &str, label: &str| {
+        l.find(label).unwrap()
+            + label.len()
+            + l[l.find(label).unwrap() + label.len()..]
+                .chars()
+                .take_while(|c| *c == ' ')
+                .count()
+    };
+    assert_eq!(col(why, "why"), col(cmd, "cmd"), "{out:?}");
+}
+
+#[test]
+fn show_logs_of_a_reused_run_shows_the_logs_of_the_executions_it_reused() {
+    let env = tuned(&[("0.1", "3")]);
+    let first = run_id(&env, "latest");
+    env.write(
+        "pipeline.toml",
+        &SWEEPABLE.replace("cmd = \"echo", "cmd = \"echo training-now; echo"),
+    );
+    env.commit("louder");
+    // the command changed: runs again, then a second run reuses it
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let ran = run_id(&env, "latest");
+    assert_ne!(ran, first);
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["show", "latest", "--logs"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("training-now"), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "(from run {}: this run reused that execution, cached)",
+            &ran[..16]
+        )),
+        "{out:?}"
+    );
+}
