@@ -380,9 +380,14 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
-    /// Keep the objects of the N most recent runs only [default: keep every run's objects]
+    /// Keep the objects of the N most recent successful runs (and of every run since the oldest
+    /// of them) only [default: keep every run's objects]
     #[arg(long, value_name = "N")]
     pub keep_last: Option<usize>,
+
+    /// With --keep-last: count failed and interrupted runs among the N too
+    #[arg(long, requires = "keep_last")]
+    pub count_all: bool,
 
     /// Say what would be deleted and how much space it would free, without deleting
     #[arg(long)]

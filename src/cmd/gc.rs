@@ -60,7 +60,11 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         return Ok(0);
     }
 
-    let mut referenced = marks::referenced(conn, args.keep_last)?;
+    let keep = args.keep_last.map(|n| marks::KeepLast {
+        n,
+        any_status: args.count_all,
+    });
+    let mut referenced = marks::referenced(conn, keep)?;
     // the files of a kept directory version are kept with it
     let mut in_dirs = Vec::new();
     let mut unreadable = Vec::new();
@@ -92,7 +96,7 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     });
 
     // the whole logs of long step outputs (`objects/logs/`)
-    let logs = LogObjects::new(&dir).collect_garbage(conn, args.keep_last, guard, args.dry_run)?;
+    let logs = LogObjects::new(&dir).collect_garbage(conn, keep, guard, args.dry_run)?;
 
     let mut doomed = HashSet::new();
     let mut bytes = 0u64;
@@ -110,9 +114,16 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         .filter(|h| !present.contains(h))
         .collect();
     let kept_desc = match args.keep_last {
-        Some(n) => format!("the {n} most recent run{}", if n == 1 { "" } else { "s" }),
+        Some(n) if args.count_all => {
+            format!("the {n} most recent run{}", if n == 1 { "" } else { "s" })
+        }
+        Some(n) => format!(
+            "the {n} most recent successful run{} (and the runs since)",
+            if n == 1 { "" } else { "s" }
+        ),
         None => "any run".to_string(),
     };
+    let no_replay = no_longer_replay(&store, keep, &doomed)?;
     if args.dry_run {
         println!(
             "would delete {} object{} ({}) not referenced by {kept_desc}{}",
@@ -121,6 +132,9 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
             report::size(bytes),
             logs_note(&logs)
         );
+        if let Some(line) = replay_line(&no_replay, true) {
+            println!("{}", style.yellow(&line));
+        }
         return Ok(0);
     }
     let gone: HashSet<String> = doomed.iter().chain(&stale).cloned().collect();
@@ -208,7 +222,59 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
             )
         }
     );
+    if let Some(line) = replay_line(&no_replay, false) {
+        println!("{}", style.yellow(&line));
+    }
     Ok(0)
+}
+
+/// The runs (shown ids, newest first) whose replay needs a stored input copy among `doomed`.
+fn no_longer_replay(
+    store: &Store,
+    keep: Option<marks::KeepLast>,
+    doomed: &HashSet<String>,
+) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    if doomed.is_empty() {
+        return Ok(out);
+    }
+    for (run, hash, kind) in store::replayable::unkept_external_inputs(&store.conn, keep)? {
+        let short = query::short_id(&store.conn, &run)?;
+        if out.contains(&short) {
+            continue;
+        }
+        let needs = if kind == "dir" {
+            query::dir_entry_list(&store.conn, &hash)
+                .map(|entries| entries.iter().any(|e| doomed.contains(&e.hash)))
+                .unwrap_or(false)
+        } else {
+            doomed.contains(&hash)
+        };
+        if needs {
+            out.push(short);
+        }
+    }
+    Ok(out)
+}
+
+/// "2 runs will no longer replay …", naming them (at most 10).
+fn replay_line(runs: &[String], dry_run: bool) -> Option<String> {
+    if runs.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 10;
+    let mut names = runs[..runs.len().min(SHOWN)].join(", ");
+    if runs.len() > SHOWN {
+        names += &format!(" and {} more", runs.len() - SHOWN);
+    }
+    Some(format!(
+        "{} run{} {} no longer replay (the stored copies of inputs {} read {} deleted): {names}",
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
+        if dry_run { "would" } else { "will" },
+        if runs.len() == 1 { "it" } else { "they" },
+        if dry_run { "would be" } else { "are" },
+    ))
 }
 
 /// ", and 2 step logs (1.3 GB)": the log objects gc deleted, when there were any.

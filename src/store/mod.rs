@@ -16,6 +16,7 @@ pub mod owner;
 pub mod packages;
 pub mod query;
 pub mod record;
+pub mod replayable;
 pub mod reused;
 pub mod rm;
 pub mod schema;

@@ -201,3 +201,43 @@ fn checkout_says_what_it_cannot_put_back() {
     assert!(out.stdout.contains("mlrun gc"), "{out:?}");
     assert_eq!(read(&env, "model.txt"), "two\nlr=0.5\n");
 }
+
+#[test]
+fn gc_names_the_runs_that_will_no_longer_replay_and_keep_last_counts_successful_runs() {
+    let env = two_runs();
+    let first = json(&env.mlrun(&["show", "latest~1", "--json"]))["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = json(&env.mlrun(&["show", "latest", "--json"]))["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // a newer failed run does not push a successful one out of --keep-last
+    env.write("fail.toml", "[steps.f]\ncmd = \"exit 1\"\n");
+    assert_eq!(env.mlrun(&["fail.toml"]).code, 1);
+    let dry = env.mlrun(&["gc", "--keep-last", "1", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout.contains(&format!(
+            "1 run would no longer replay (the stored copies of inputs it read would be deleted): {first}"
+        )),
+        "{dry:?}"
+    );
+    assert!(dry.stdout.contains("most recent successful run"), "{dry:?}");
+    // counting every run, the failed one is the last: both good runs go
+    let all = env.mlrun(&["gc", "--keep-last", "1", "--count-all", "--dry-run"]);
+    assert!(
+        all.stdout.contains("2 runs would no longer replay") && all.stdout.contains(&second),
+        "{all:?}"
+    );
+    let gc = env.mlrun(&["gc", "--keep-last", "1"]);
+    assert_eq!(gc.code, 0, "{gc:?}");
+    assert!(
+        gc.stdout.contains("1 run will no longer replay") && gc.stdout.contains(&first),
+        "{gc:?}"
+    );
+    // the second run's copies were kept: it still checks out whole
+    let out = env.mlrun(&["checkout", &second]);
+    assert_eq!(out.code, 0, "{out:?}");
+}
