@@ -127,6 +127,9 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             c
         }
     };
+    // runs whose params were overridden on the command line are marked in STATUS
+    let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    let overrides = crate::store::overrides::run_overrides(&store.conn, &ids)?;
     let with_metrics_cell = cols.contains(&Column::Builtin(Builtin::Metrics));
     let metric_cols: std::collections::BTreeSet<&str> = cols
         .iter()
@@ -183,6 +186,13 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                     if r.replay_of.is_some() {
                         status +=
                             &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
+                    }
+                    if let Some(p) = overrides.get(&r.id) {
+                        let mut shown: Vec<&str> = p.iter().take(2).map(String::as_str).collect();
+                        if p.len() > 2 {
+                            shown.push("…");
+                        }
+                        status += &format!(" (-p {})", shown.join(" "));
                     }
                     status
                 }

@@ -100,7 +100,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                         objects: &objects,
                         with_replays: args.reuse_replays,
                     };
-                    step_reasons(&s.conn, &here, step, &parts, &inputs)?
+                    step_reasons(&s.conn, &here, step, &shown.params, &parts, &inputs)?
                 }
             };
         }
@@ -171,6 +171,7 @@ fn step_reasons(
     conn: &rusqlite::Connection,
     here: &Here<'_>,
     step: &pipeline::Step,
+    params: &pipeline::params::Params,
     parts: &CacheParts,
     inputs: &[Io],
 ) -> Result<Vec<String>> {
@@ -208,9 +209,12 @@ fn step_reasons(
                         )
                         .is_ok();
                     if known {
-                        reasons.push(format!(
-                            "output {shown} holds what another run made from other inputs{restorable}"
-                        ))
+                        reasons.push(match made_with_other_params(conn, &out.path, fp.hash(), params)? {
+                            Some(why) => format!("output {shown} holds what {why}{restorable}"),
+                            None => format!(
+                                "output {shown} holds what another run made from other inputs{restorable}"
+                            ),
+                        })
                     } else {
                         reasons.push(format!(
                             "output {shown} modified since last run{restorable}"
@@ -236,6 +240,41 @@ fn step_reasons(
             }
         },
     )
+}
+
+/// "run 01a2… made with `lr=0.5` (this pipeline has `lr=0.1`)": the params in which the execution
+/// that made this content differs from the step's params now (an `-p` override, usually).
+fn made_with_other_params(
+    conn: &rusqlite::Connection,
+    path: &str,
+    hash: &str,
+    now: &pipeline::params::Params,
+) -> Result<Option<String>> {
+    let Some((run, then)) = crate::store::overrides::producer_params(conn, path, hash)? else {
+        return Ok(None);
+    };
+    let render = |v: Option<&serde_json::Value>| {
+        v.map_or_else(|| "(unset)".to_string(), crate::pipeline::params::render)
+    };
+    let differ: Vec<(String, String, String)> = now
+        .keys()
+        .chain(then.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| now.get(*k) != then.get(*k))
+        .map(|k| (k.clone(), render(then.get(k)), render(now.get(k))))
+        .collect();
+    if differ.is_empty() {
+        return Ok(None);
+    }
+    let was: Vec<String> = differ.iter().map(|(k, a, _)| format!("{k}={a}")).collect();
+    let is: Vec<String> = differ.iter().map(|(k, _, b)| format!("{k}={b}")).collect();
+    Ok(Some(format!(
+        "run {} made with `{}` (now `{}`: an `-p` override then or now)",
+        query::short_id(conn, &run)?,
+        was.join(" "),
+        is.join(" ")
+    )))
 }
 
 /// A changed input directory's reason also names the files that changed in it ("input data/

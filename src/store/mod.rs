@@ -12,6 +12,7 @@ pub mod logs;
 pub mod marks;
 pub mod models;
 pub mod objects;
+pub mod overrides;
 pub mod owner;
 pub mod packages;
 pub mod query;

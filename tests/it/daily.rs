@@ -619,7 +619,7 @@ fn runs_columns_choose_params_and_metrics_and_never_drop_one_silently() {
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(header, ["ID", "lr", "acc", "STATUS"], "{out:?}");
     let newest: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(&newest[1..], ["0.5", "0.5", "succeeded"], "{out:?}");
+    assert_eq!(&newest[1..4], ["0.5", "0.5", "succeeded"], "{out:?}");
     // the metrics without a column are counted, not dropped silently
     assert!(
         out.stdout.contains(
@@ -761,4 +761,28 @@ fn show_logs_of_a_reused_run_shows_the_logs_of_the_executions_it_reused() {
         )),
         "{out:?}"
     );
+}
+
+#[test]
+fn status_after_an_override_names_the_param_and_runs_marks_the_run() {
+    let env = Env::git();
+    env.write("pipeline.toml", SWEEPABLE);
+    env.commit("pipeline");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let out = env.mlrun(&["-p", "lr=0.5"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = run_id(&env, "latest");
+    let st = env.mlrun(&["status"]);
+    assert_eq!(st.code, 0, "{st:?}");
+    assert!(
+        st.stdout.contains(&format!(
+            "output model.txt holds what run {} made with `lr=0.5` (now `lr=0.1`: an `-p` override then or now)",
+            &id[..16]
+        )),
+        "{st:?}"
+    );
+    let runs = env.mlrun(&["runs"]);
+    let lines: Vec<&str> = runs.stdout.lines().collect();
+    assert!(lines[1].contains("succeeded (-p lr=0.5)"), "{runs:?}");
+    assert!(!lines[2].contains("(-p"), "{runs:?}");
 }
