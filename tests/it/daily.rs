@@ -786,3 +786,31 @@ fn status_after_an_override_names_the_param_and_runs_marks_the_run() {
     assert!(lines[1].contains("succeeded (-p lr=0.5)"), "{runs:?}");
     assert!(!lines[2].contains("(-p"), "{runs:?}");
 }
+
+#[test]
+fn diff_compares_what_steps_made_not_whether_they_ran_or_were_reused() {
+    // the third run reuses what the first run's `train` made
+    let env = tuned(&[("0.1", "3"), ("0.5", "3"), ("0.1", "3")]);
+    let v = json(&env.mlrun(&["diff", "latest~2", "latest", "--json"]));
+    let steps = &v["steps"];
+    assert_eq!(steps["status"].as_array().unwrap().len(), 0, "{steps}");
+    assert_eq!(steps["made"].as_array().unwrap().len(), 0, "{steps}");
+    assert_eq!(steps["unchanged"], 1, "{steps}");
+    assert_eq!(steps["ran"][0]["key"], "train", "{steps}");
+    assert_eq!(steps["ran"][0]["a"], "succeeded", "{steps}");
+    let out = env.mlrun(&["diff", "latest~2", "latest"]);
+    assert!(
+        out.stdout
+            .contains("unchanged (1 step, same commands, same outputs)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("(how it ran; not a difference)"),
+        "{out:?}"
+    );
+    // different params: the step made something else
+    let out = env.mlrun(&["diff", "latest~1", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("train  made other outputs"), "{out:?}");
+    assert!(out.stdout.contains("- model.txt "), "{out:?}");
+}
