@@ -347,7 +347,12 @@ fn check_source(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
     let (raw, mut diags) = raw::parse(&source);
-    let plan = if diags.iter().any(|d| d.severity == Severity::Error) {
+    // an unknown key in a step leaves the rest readable: check the rest too, to report every
+    // problem at once
+    let plan = if diags
+        .iter()
+        .any(|d| d.severity == Severity::Error && !raw::is_unknown_key(d))
+    {
         None
     } else {
         Checker {

@@ -129,6 +129,13 @@ const STEP_KEYS: &[&str] = &[
     "model",
 ];
 
+const STEP_KEY_LABEL: &str = "not a key of a step";
+
+/// Is `d` the error of an unknown key inside a step (which leaves the rest of the file readable)?
+pub fn is_unknown_key(d: &Diagnostic) -> bool {
+    d.message.starts_with("unknown key `") && d.label == STEP_KEY_LABEL
+}
+
 /// Parse the text into a `RawPipeline`. Syntax errors, type errors and unknown keys are returned as
 /// diagnostics; the caller stops when any of them is an error.
 pub fn parse(source: &str) -> (RawPipeline, Vec<Diagnostic>) {
@@ -218,7 +225,7 @@ impl Walker {
             format!("unknown key `{path}{}`", key.get_ref()),
             Some(key.span()),
         )
-        .label("not a key of a step");
+        .label(STEP_KEY_LABEL);
         if let Some(s) = did_you_mean(key.get_ref(), known.iter().copied()) {
             d = d.hint(format!("did you mean `{s}`?"));
         } else {
