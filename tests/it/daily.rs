@@ -814,3 +814,21 @@ fn diff_compares_what_steps_made_not_whether_they_ran_or_were_reused() {
     assert!(out.stdout.contains("train  made other outputs"), "{out:?}");
     assert!(out.stdout.contains("- model.txt "), "{out:?}");
 }
+
+#[test]
+fn rm_removes_a_runs_replays_with_it() {
+    let env = tuned(&[("0.1", "3")]);
+    let out = env.mlrun(&["replay", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("(a replay of"), "{out:?}");
+    assert_eq!(out.stdout.matches("removed run").count(), 2, "{out:?}");
+    let runs = json(&env.mlrun(&["runs", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 0, "{runs}");
+    let n: i64 = crate::common::one(
+        &env.db(),
+        "SELECT COUNT(*) FROM run_removals WHERE replay_of IS NOT NULL",
+    );
+    assert_eq!(n, 1);
+}
