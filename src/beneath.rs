@@ -16,7 +16,7 @@
 //! the check and the use.
 //!
 //! Used by restore (`store::objects`), replay (recorded paths, the scratch tree) and validation
-//! (`pipeline::plan`); a future `checkout` command is meant to use [`parent_of`] the same way.
+//! (`pipeline::plan`); `checkout` writes through restore the same way.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};

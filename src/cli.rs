@@ -28,6 +28,7 @@ Examples:
   mlrun runs --metric 'acc>0.9'  runs whose metric passes a test
   mlrun run -m 'try dropout'     attach a message to the run (`mlrun note RUN TEXT` later)
   mlrun compare --sort acc       params × metrics of the last 10 runs, best first
+  mlrun checkout model/@latest~1 put the model the run before the latest made back
   mlrun init                     start a project: a pipeline.toml skeleton
   mlrun export latest --format openlineage   interchange with lineage tools
   mlrun replay model.pkl         reproduce the run that made model.pkl and compare
@@ -94,6 +95,11 @@ pub enum Command {
     Compare(CompareArgs),
     /// Attach a message to a recorded run (or show or clear it)
     Note(NoteArgs),
+    /// Put recorded versions back into the working tree from the object store (a path's, or
+    /// every output and external input of a run)
+    Checkout(crate::cmd::checkout::CheckoutArgs),
+    /// Remove runs from the history (recorded as removed); `gc` then frees their objects
+    Rm(crate::cmd::rm::RmArgs),
     /// Start a project: write a commented pipeline.toml and keep .mlrun/ out of git
     Init(InitArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)

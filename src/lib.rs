@@ -97,6 +97,8 @@ fn dispatch(cli: cli::Cli) -> error::Result<i32> {
         Some(Command::Lineage(args)) => cmd::lineage::lineage(args, store, cli.color),
         Some(Command::Diff(args)) => cmd::diff::diff(args, store, cli.color),
         Some(Command::Compare(args)) => cmd::compare::compare(args, store, cli.color),
+        Some(Command::Checkout(args)) => cmd::checkout::checkout(args, store, cli.color),
+        Some(Command::Rm(args)) => cmd::rm::rm(args, store, cli.color),
         Some(Command::Note(args)) => cmd::note::note(args, store, cli.color),
         Some(Command::Init(args)) => cmd::init::init(args, cli.color),
         Some(Command::Completions(args)) => {

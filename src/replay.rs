@@ -87,7 +87,14 @@ pub fn resolve(store: &Store, target: &str, project_root: &Path) -> Result<Strin
         }
         None => return Err(nothing_matches(target)),
     };
-    store.producing_run(av)?.ok_or_else(|| {
+    producer_run(store, av, None, target)
+}
+
+/// The run to replay for artifact version `av`: `prefer` when one of its steps produced it
+/// (`PATH@RUN`), else the newest workspace run that really produced it (`target` names it in
+/// the error when no step did).
+pub fn producer_run(store: &Store, av: i64, prefer: Option<&str>, target: &str) -> Result<String> {
+    store.producing_run(av, prefer)?.ok_or_else(|| {
         Error::other(format!("no recorded step produced `{target}`")).hint(
             "it was only ever an input; replay the run that used it instead (see `mlrun runs`)",
         )

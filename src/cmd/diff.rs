@@ -213,7 +213,14 @@ pub struct PackageChange {
 pub struct StepsDiff {
     /// steps whose command differs (`a`/`b` null: the step exists in one run only)
     pub commands: Vec<Change<String>>,
+    /// steps whose outcome differs (succeeded vs failed); running and reusing a result are the
+    /// same outcome
     pub status: Vec<Change<String>>,
+    /// steps that made different outputs: `a`/`b` name the differing outputs and their hashes
+    pub made: Vec<Change<String>>,
+    /// steps that ran in one run and were reused (`cached`, `restored`) in the other, making the
+    /// same outputs: how each ran, not a difference
+    pub ran: Vec<Change<String>>,
     pub unchanged: usize,
 }
 
@@ -768,13 +775,56 @@ fn steps_diff(a: &RunDetail, b: &RunDetail) -> StepsDiff {
                 b: cy,
             });
         }
-        if sx != sy && x.is_some() && y.is_some() {
-            same = false;
-            d.status.push(Change {
-                key: n.clone(),
-                a: sx,
-                b: sy,
-            });
+        // ran or reused from the cache: the same outcome; what counts is what the step made
+        let outcome = |st: &Option<String>| match st.as_deref() {
+            Some("succeeded" | "cached" | "restored") => Some("ok".to_string()),
+            other => other.map(str::to_string),
+        };
+        if let (Some(sa), Some(sb)) = (x, y) {
+            if outcome(&sx) != outcome(&sy) {
+                same = false;
+                d.status.push(Change {
+                    key: n.clone(),
+                    a: sx.clone(),
+                    b: sy.clone(),
+                });
+            } else {
+                let outs = |st: &StepInfo| -> BTreeMap<String, String> {
+                    st.outputs
+                        .iter()
+                        .filter(|o| !o.observed)
+                        .map(|o| {
+                            let slash = if o.kind == "dir" { "/" } else { "" };
+                            (format!("{}{slash}", o.path), o.hash.clone())
+                        })
+                        .collect()
+                };
+                let (oa, ob) = (outs(sa), outs(sb));
+                if oa != ob {
+                    same = false;
+                    let side = |mine: &BTreeMap<String, String>,
+                                other: &BTreeMap<String, String>| {
+                        let v: Vec<String> = mine
+                            .iter()
+                            .filter(|(p, h)| other.get(*p) != Some(*h))
+                            .map(|(p, h)| format!("{p} {}", &h[..h.len().min(10)]))
+                            .collect();
+                        (!v.is_empty()).then(|| v.join(", "))
+                    };
+                    d.made.push(Change {
+                        key: n.clone(),
+                        a: side(&oa, &ob),
+                        b: side(&ob, &oa),
+                    });
+                }
+                if sx != sy {
+                    d.ran.push(Change {
+                        key: n.clone(),
+                        a: sx,
+                        b: sy,
+                    });
+                }
+            }
         }
         if same {
             d.unchanged += 1;
@@ -1248,13 +1298,18 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
 
     // steps
     let s = &d.steps;
-    if s.commands.is_empty() && s.status.is_empty() {
+    if s.commands.is_empty() && s.status.is_empty() && s.made.is_empty() {
         o += &head(
             style,
             "steps",
             &format!(
-                "unchanged ({}, same commands)",
-                plural(s.unchanged, "step", "steps")
+                "unchanged ({}, same commands{})",
+                plural(s.unchanged, "step", "steps"),
+                if s.ran.is_empty() {
+                    ""
+                } else {
+                    ", same outputs"
+                }
             ),
         );
     } else {
@@ -1263,7 +1318,13 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
             "steps",
             &format!(
                 "{} differ, {} unchanged",
-                s.commands.len() + s.status.len(),
+                s.commands
+                    .iter()
+                    .chain(&s.status)
+                    .chain(&s.made)
+                    .map(|c| &c.key)
+                    .collect::<BTreeSet<_>>()
+                    .len(),
                 s.unchanged
             ),
         );
@@ -1287,6 +1348,25 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
                 style.status(c.b.as_deref().unwrap_or("-"))
             );
         }
+        for c in &s.made {
+            o += &format!("  {}  made other outputs\n", c.key);
+            if let Some(x) = &c.a {
+                o += &format!("    {} {x}\n", style.paint(Role::Bad, "-"));
+            }
+            if let Some(y) = &c.b {
+                o += &format!("    {} {y}\n", style.paint(Role::Good, "+"));
+            }
+        }
+    }
+    // how each ran, apart from what it made
+    for c in &s.ran {
+        o += &format!(
+            "  {}  {} in A, {} in B {}\n",
+            c.key,
+            style.status(c.a.as_deref().unwrap_or("-")),
+            style.status(c.b.as_deref().unwrap_or("-")),
+            style.paint(Role::Muted, "(how it ran; not a difference)")
+        );
     }
 
     if let Some(p) = &c.patch {

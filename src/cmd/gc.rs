@@ -22,14 +22,20 @@ use crate::report::Role;
 use crate::report::{self, ColorChoice, Style};
 use crate::store::lock::ObjectsExclusive;
 use crate::store::logs::{Collected, LogObjects};
+use crate::store::marks::KeepLast;
 use crate::store::objects::Objects;
 use crate::store::{self, Kept, Store, WriteError};
 
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
-    /// Keep the objects of the N most recent runs only [default: keep every run's objects]
+    /// Keep the objects of the N most recent successful runs (and of every run since the oldest
+    /// of them) only [default: keep every run's objects]
     #[arg(long, value_name = "N")]
     pub keep_last: Option<usize>,
+
+    /// With --keep-last: count failed and interrupted runs among the N too
+    #[arg(long, requires = "keep_last")]
+    pub count_all: bool,
 
     /// Say what would be deleted and how much space it would free, without deleting
     #[arg(long)]
@@ -57,7 +63,8 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
 
     let objects = Objects::new(&dir);
     let listed = objects.list();
-    if store.run_count()? == 0 && !listed.is_empty() {
+    // runs removed with `mlrun rm` are history that is known, not a lost database
+    if store.run_count()? == 0 && store.removed_count()? == 0 && !listed.is_empty() {
         let bytes: u64 = listed.iter().map(|o| o.2).sum();
         println!(
             "deleted nothing: the database records no runs, but the store holds {} object{} ({}); if the database was lost or replaced, they are what is left of its history",
@@ -68,11 +75,15 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         return Ok(0);
     }
 
+    let keep = args.keep_last.map(|n| KeepLast {
+        n,
+        any_status: args.count_all,
+    });
     // with the files of the kept directory versions
     let Kept {
         objects: referenced,
         unreadable_manifests: unreadable,
-    } = store.kept_objects(args.keep_last)?;
+    } = store.kept_objects(keep)?;
     if let Some(first) = unreadable.first() {
         // which objects those versions need is unknown: deleting anything could lose them
         return Err(Error::store(format!(
@@ -91,8 +102,7 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     });
 
     // the whole logs of long step outputs (`objects/logs/`)
-    let logs =
-        store.collect_log_garbage(&LogObjects::new(&dir), args.keep_last, guard, args.dry_run)?;
+    let logs = store.collect_log_garbage(&LogObjects::new(&dir), keep, guard, args.dry_run)?;
 
     let mut doomed = HashSet::new();
     let mut bytes = 0u64;
@@ -111,9 +121,16 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         .filter(|h| !present.contains(h))
         .collect();
     let kept_desc = match args.keep_last {
-        Some(n) => format!("the {n} most recent run{}", if n == 1 { "" } else { "s" }),
+        Some(n) if args.count_all => {
+            format!("the {n} most recent run{}", if n == 1 { "" } else { "s" })
+        }
+        Some(n) => format!(
+            "the {n} most recent successful run{} (and the runs since)",
+            if n == 1 { "" } else { "s" }
+        ),
         None => "any run".to_string(),
     };
+    let no_replay = no_longer_replay(&store, keep, &doomed)?;
     if args.dry_run {
         println!(
             "would delete {} object{} ({}) not referenced by {kept_desc}{}",
@@ -122,6 +139,9 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
             report::size(bytes),
             logs_note(&logs)
         );
+        if let Some(line) = replay_line(&no_replay, true) {
+            println!("{}", style.paint(Role::Warn, &line));
+        }
         return Ok(0);
     }
     let gone: HashSet<String> = doomed.iter().chain(&stale).cloned().collect();
@@ -208,7 +228,60 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
             )
         }
     );
+    if let Some(line) = replay_line(&no_replay, false) {
+        println!("{}", style.paint(Role::Warn, &line));
+    }
     Ok(0)
+}
+
+/// The runs (shown ids, newest first) whose replay needs a stored input copy among `doomed`.
+fn no_longer_replay(
+    store: &Store,
+    keep: Option<KeepLast>,
+    doomed: &HashSet<String>,
+) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    if doomed.is_empty() {
+        return Ok(out);
+    }
+    for (run, hash, kind) in store.unkept_external_inputs(keep)? {
+        let short = store.short_id(&run)?;
+        if out.contains(&short) {
+            continue;
+        }
+        let needs = if kind == "dir" {
+            store
+                .dir_entry_list(&hash)
+                .map(|entries| entries.iter().any(|e| doomed.contains(&e.hash)))
+                .unwrap_or(false)
+        } else {
+            doomed.contains(&hash)
+        };
+        if needs {
+            out.push(short);
+        }
+    }
+    Ok(out)
+}
+
+/// "2 runs will no longer replay …", naming them (at most 10).
+fn replay_line(runs: &[String], dry_run: bool) -> Option<String> {
+    if runs.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 10;
+    let mut names = runs[..runs.len().min(SHOWN)].join(", ");
+    if runs.len() > SHOWN {
+        names += &format!(" and {} more", runs.len() - SHOWN);
+    }
+    Some(format!(
+        "{} run{} {} no longer replay (the stored copies of inputs {} read {} deleted): {names}",
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
+        if dry_run { "would" } else { "will" },
+        if runs.len() == 1 { "it" } else { "they" },
+        if dry_run { "would be" } else { "are" },
+    ))
 }
 
 /// ", and 2 step logs (1.3 GB)": the log objects gc deleted, when there were any.

@@ -2,6 +2,7 @@
 //! returns the exit code. `crate::cli` only gathers them into the command line.
 
 pub mod check;
+pub mod checkout;
 pub mod compare;
 pub mod completions;
 pub mod diff;
@@ -14,6 +15,7 @@ pub mod lineage;
 pub mod model;
 pub mod note;
 pub mod replay;
+pub mod rm;
 pub mod run;
 pub mod runs;
 pub mod show;
@@ -78,12 +80,14 @@ pub fn mistyped_command(
 fn load_plan(
     pipeline: &std::path::Path,
     params: &[String],
+    missing_inputs_ok: bool,
     err_style: crate::report::Style,
 ) -> Result<crate::pipeline::Plan> {
     let file = crate::pipeline::locate(pipeline);
     let plan = crate::pipeline::load(&crate::pipeline::LoadOptions {
         file: &file,
         overrides: params,
+        missing_inputs_ok,
     })?;
     crate::report::print_warnings(plan.warnings(), err_style);
     Ok(plan)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::cmd::target::Target;
 use crate::error::{Error, Result};
 use crate::exec::event::Sinks;
 use crate::exec::reporter::Human;
@@ -81,8 +82,27 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let dir = store::find_dir(store_dir)?;
     let store = Store::open_existing(&dir)?;
     let project = dir.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut args = args;
     let run_id = match crate::cmd::target::model_run(&store, &args.target)? {
         Some(run) => run,
+        // PATH@RUN and RUN:STEP, as `show` reads them
+        None if args.target.contains(['@', ':']) => {
+            match crate::cmd::target::resolve(&store, &args.target)? {
+                Target::Run(run) => run,
+                Target::Exec { run_id, step, .. } => {
+                    // that step (and what it needs), unless --step says otherwise
+                    args.step.get_or_insert(step);
+                    run_id
+                }
+                Target::Version(v, _) | Target::File(v, ..) => {
+                    let named = match args.target.rsplit_once('@') {
+                        Some((_, r)) => store.resolve_run(r).ok(),
+                        None => None,
+                    };
+                    replay::producer_run(&store, v.av_id, named.as_deref(), &args.target)?
+                }
+            }
+        }
         None => replay::resolve(&store, &args.target, &project)?,
     };
     let orig = replay::load(&store, &run_id)?;

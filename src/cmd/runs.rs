@@ -17,7 +17,8 @@ Examples:
   mlrun runs --param train.lr=0.1 --metric 'accuracy>=0.9' --sort accuracy
   mlrun runs --sort final_loss:asc -n 5
   mlrun runs --no-replays         the workspace's own runs, without replays
-  mlrun runs --grep 'dropout'     runs whose message (`run -m`, `note`) mentions dropout")]
+  mlrun runs --grep 'dropout'     runs whose message (`run -m`, `note`) mentions dropout
+  mlrun runs --columns status,params.train.lr,metrics.accuracy   choose the columns")]
 pub struct RunsArgs {
     /// Show at most N runs (0 for all)
     #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
@@ -61,6 +62,12 @@ pub struct RunsArgs {
     #[arg(long, value_name = "TEXT")]
     pub grep: Option<String>,
 
+    /// Choose the table's columns, in order, comma-separated (repeatable): id, pipeline, status,
+    /// started, duration, commit, metrics, message, params.KEY, metrics.KEY; ID comes first when
+    /// not named. Metrics left without a column are counted under the table
+    #[arg(long, value_name = "COLS", value_parser = parse_columns)]
+    pub columns: Vec<Vec<Column>>,
+
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -85,8 +92,22 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         },
         grep: args.grep.clone(),
         ids: None,
-        with_params: false,
+        with_params: args
+            .columns
+            .iter()
+            .flatten()
+            .any(|c| matches!(c, Column::Param(_))),
     };
+    // repeated --columns add up
+    let columns: Option<Vec<Column>> = (!args.columns.is_empty()).then(|| {
+        let mut all: Vec<Column> = Vec::new();
+        for c in args.columns.iter().flatten() {
+            if !all.contains(c) {
+                all.push(c.clone());
+            }
+        }
+        all
+    });
     let filtered = filter.grep.is_some()
         || filter.replays.is_some()
         || filter.pipeline.is_some()
@@ -101,6 +122,26 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         let metrics: Vec<&str> = args.metrics.iter().map(|(k, ..)| k.as_str()).collect();
         if let Some(e) = unknown_name(&store, args.pipeline.as_deref(), &params, &metrics)? {
             return Err(e);
+        }
+    }
+    if let Some(cols) = &columns {
+        // a param or metric no recorded run has is a typo more likely than a question
+        let params: Vec<&str> = cols
+            .iter()
+            .filter_map(|c| match c {
+                Column::Param(k) => Some(k.as_str()),
+                _ => None,
+            })
+            .collect();
+        let metrics: Vec<&str> = cols
+            .iter()
+            .filter_map(|c| match c {
+                Column::Metric(k) => Some(k.as_str()),
+                _ => None,
+            })
+            .collect();
+        if let Some(e) = unknown_name(&store, None, &params, &metrics)? {
+            return Err(e.hint("`--columns` takes params.KEY and metrics.KEY"));
         }
     }
     if args.json {
@@ -127,68 +168,126 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             .to_string(),
         Err(_) => time::local(ms),
     };
+    let cols = match &columns {
+        Some(c) => c.clone(),
+        None => {
+            let mut c: Vec<Column> = [
+                Builtin::Id,
+                Builtin::Pipeline,
+                Builtin::Status,
+                Builtin::Started,
+                Builtin::Duration,
+                Builtin::Commit,
+                Builtin::Metrics,
+            ]
+            .into_iter()
+            .map(Column::Builtin)
+            .collect();
+            // MESSAGE only when a shown run has one, last since it is free text
+            if runs.iter().any(|r| r.message.is_some()) {
+                c.push(Column::Builtin(Builtin::Message));
+            }
+            c
+        }
+    };
+    // runs whose params were overridden on the command line are marked in STATUS
+    let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    let overrides = store.run_overrides(&ids)?;
+    let with_metrics_cell = cols.contains(&Column::Builtin(Builtin::Metrics));
+    let metric_cols: std::collections::BTreeSet<&str> = cols
+        .iter()
+        .filter_map(|c| match c {
+            Column::Metric(k) => Some(k.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut hidden_metrics = false;
-    // MESSAGE only when a shown run has one, last since it is free text
-    let with_message = runs.iter().any(|r| r.message.is_some());
-    let ncols = if with_message { 8 } else { 7 };
+    // metrics no column shows (with --columns and no METRICS column)
+    let mut unshown: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     // comfy-table measures a cell by its display width (a CJK character or an emoji takes two
     // columns) and colours it itself, so colour codes never count as width
     let mut table = report::table(style);
-    table.set_header(
-        &[
-            "ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "COMMIT", "METRICS", "MESSAGE",
-        ][..ncols],
-    );
+    table.set_header(cols.iter().map(|c| c.header(&cols)).collect::<Vec<_>>());
     for r in &runs {
-        let commit = match &r.commit {
-            Some(c) => format!("{}{}", &c[..7.min(c.len())], if r.dirty { "+" } else { "" }),
-            None => "-".into(),
-        };
-        let mut status = r.status.clone();
-        if r.replay_of.is_some() {
-            status += &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
-        }
-        let status = style.cell(Style::status_role(&r.status), status);
-        // the sort and filter metrics first, so the column explains the order
+        // the sort and filter metrics first, so the column explains the order; metrics that
+        // have a column of their own are not repeated
         let mut keys: Vec<&str> = Vec::new();
         if let Some((k, _)) = &args.sort {
             keys.push(k);
         }
         keys.extend(args.metrics.iter().map(|(k, ..)| k.as_str()));
         keys.extend(r.metrics.keys().map(String::as_str));
-        let mut shown = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::new();
         let all: Vec<String> = keys
             .into_iter()
-            .filter(|k| shown.insert(*k))
+            .filter(|k| seen.insert(*k) && !metric_cols.contains(k))
             .filter_map(|k| {
                 r.metrics
                     .get(k)
                     .map(|v| format!("{k}={}", report::metric(*v)))
             })
             .collect();
+        if !with_metrics_cell {
+            unshown.extend(
+                r.metrics
+                    .keys()
+                    .filter(|k| !metric_cols.contains(k.as_str()))
+                    .cloned(),
+            );
+        }
         let mut metrics: Vec<String> = all.iter().take(METRIC_CELLS).cloned().collect();
-        if all.len() > METRIC_CELLS {
+        if with_metrics_cell && all.len() > METRIC_CELLS {
             // never drop a metric silently: say how many more, and (below) where they are
             metrics.push(format!("+{} more", all.len() - METRIC_CELLS));
             hidden_metrics = true;
         }
-        let mut row = vec![
-            style.cell(Some(Role::Accent), &r.short_id),
-            Cell::new(&r.pipeline),
-            status,
-            Cell::new(local(r.started_at)),
-            Cell::new(
-                r.duration_ms
-                    .map_or_else(|| "-".into(), report::duration_ms),
-            ),
-            Cell::new(commit),
-            Cell::new(metrics.join(" ")),
-        ];
-        if with_message {
-            row.push(Cell::new(
-                r.message.as_deref().map_or_else(String::new, one_line),
-            ));
-        }
+        let row: Vec<Cell> = cols
+            .iter()
+            .map(|c| match c {
+                Column::Builtin(Builtin::Id) => style.cell(Some(Role::Accent), &r.short_id),
+                Column::Builtin(Builtin::Pipeline) => Cell::new(&r.pipeline),
+                Column::Builtin(Builtin::Status) => {
+                    let mut status = r.status.clone();
+                    if r.replay_of.is_some() {
+                        status +=
+                            &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
+                    }
+                    if let Some(p) = overrides.get(&r.id) {
+                        let mut shown: Vec<&str> = p.iter().take(2).map(String::as_str).collect();
+                        if p.len() > 2 {
+                            shown.push("…");
+                        }
+                        status += &format!(" (-p {})", shown.join(" "));
+                    }
+                    style.cell(Style::status_role(&r.status), status)
+                }
+                Column::Builtin(Builtin::Started) => Cell::new(local(r.started_at)),
+                Column::Builtin(Builtin::Duration) => Cell::new(
+                    r.duration_ms
+                        .map_or_else(|| "-".into(), report::duration_ms),
+                ),
+                Column::Builtin(Builtin::Commit) => Cell::new(match &r.commit {
+                    Some(c) => {
+                        format!("{}{}", &c[..7.min(c.len())], if r.dirty { "+" } else { "" })
+                    }
+                    None => "-".into(),
+                }),
+                Column::Builtin(Builtin::Metrics) => Cell::new(metrics.join(" ")),
+                Column::Builtin(Builtin::Message) => {
+                    Cell::new(r.message.as_deref().map_or_else(String::new, one_line))
+                }
+                Column::Param(k) => Cell::new(
+                    r.params
+                        .get(k)
+                        .map_or_else(|| "-".into(), crate::pipeline::params::render),
+                ),
+                Column::Metric(k) => Cell::new(
+                    r.metrics
+                        .get(k)
+                        .map_or_else(|| "-".into(), |v| report::metric(*v)),
+                ),
+            })
+            .collect();
         table.add_row(row);
     }
     let mut out = report::render_table(&table);
@@ -196,8 +295,23 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         out += &format!(
             "{}\n",
             style.paint(Role::Muted, &format!(
-                "+N more: {METRIC_CELLS} metrics fit per run; `mlrun show RUN` or `mlrun runs --json` lists them all; `--sort KEY` or `--metric` chooses which come first"
+                "+N more: {METRIC_CELLS} metrics fit per run; `--columns metrics.NAME,...` makes them columns, `mlrun show RUN` or `mlrun runs --json` lists them all; `--sort KEY` or `--metric` chooses which come first"
             ))
+        );
+    }
+    if !unshown.is_empty() {
+        let names: Vec<String> = unshown.into_iter().collect();
+        out += &format!(
+            "{}\n",
+            style.paint(
+                Role::Muted,
+                &format!(
+                    "+{} metric{} not shown ({}): add `metrics.NAME` or `metrics` to --columns",
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" },
+                    list_names(&names)
+                )
+            )
         );
     }
     report::emit(&out);
@@ -205,6 +319,95 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         Style::stderr(color).note(&n);
     }
     Ok(0)
+}
+
+/// A column of the `runs` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    Id,
+    Pipeline,
+    Status,
+    Started,
+    Duration,
+    Commit,
+    Metrics,
+    Message,
+}
+
+const BUILTINS: [(&str, Builtin); 8] = [
+    ("id", Builtin::Id),
+    ("pipeline", Builtin::Pipeline),
+    ("status", Builtin::Status),
+    ("started", Builtin::Started),
+    ("duration", Builtin::Duration),
+    ("commit", Builtin::Commit),
+    ("metrics", Builtin::Metrics),
+    ("message", Builtin::Message),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    Builtin(Builtin),
+    /// `params.KEY`
+    Param(String),
+    /// `metrics.KEY`
+    Metric(String),
+}
+
+impl Column {
+    /// Its header: a built-in column in capitals, a param or metric by its key (with its
+    /// `params.`/`metrics.` prefix when a param and a metric share the key).
+    fn header(&self, all: &[Column]) -> String {
+        match self {
+            Column::Builtin(b) => BUILTINS
+                .iter()
+                .find(|(_, x)| x == b)
+                .map_or(String::new(), |(n, _)| n.to_ascii_uppercase()),
+            Column::Param(k) if all.contains(&Column::Metric(k.clone())) => format!("params.{k}"),
+            Column::Metric(k) if all.contains(&Column::Param(k.clone())) => format!("metrics.{k}"),
+            Column::Param(k) | Column::Metric(k) => k.clone(),
+        }
+    }
+}
+
+/// `--columns id,params.lr,metrics.acc`: the columns, in order (ID first when not named).
+pub fn parse_columns(s: &str) -> Result<Vec<Column>, String> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let col = if let Some(k) = item.strip_prefix("params.").or(item.strip_prefix("param.")) {
+            Column::Param(k.to_string())
+        } else if let Some(k) = item
+            .strip_prefix("metrics.")
+            .or(item.strip_prefix("metric."))
+        {
+            Column::Metric(k.to_string())
+        } else if let Some((_, b)) = BUILTINS.iter().find(|(n, _)| n.eq_ignore_ascii_case(item)) {
+            Column::Builtin(*b)
+        } else {
+            let names = BUILTINS.iter().map(|(n, _)| *n);
+            let mean = crate::pipeline::diag::did_you_mean(item, names)
+                .map_or(String::new(), |m| format!("did you mean `{m}`? "));
+            return Err(format!(
+                "`{item}` is not a column; {mean}columns: {}, params.KEY, metrics.KEY",
+                BUILTINS.map(|(n, _)| n).join(", ")
+            ));
+        };
+        if matches!(&col, Column::Param(k) | Column::Metric(k) if k.is_empty()) {
+            return Err(format!(
+                "`{item}` names no key: write e.g. params.lr or metrics.accuracy"
+            ));
+        }
+        if !out.contains(&col) {
+            out.push(col);
+        }
+    }
+    if out.is_empty() {
+        return Err("name at least one column, e.g. --columns params.lr,metrics.accuracy".into());
+    }
+    if !out.contains(&Column::Builtin(Builtin::Id)) {
+        out.insert(0, Column::Builtin(Builtin::Id));
+    }
+    Ok(out)
 }
 
 /// How many metrics the METRICS column shows per run before `+N more`.

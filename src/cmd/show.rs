@@ -99,8 +99,16 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     if args.logs || args.full {
         let objects = LogObjects::new(&store.dir);
         for s in &detail.steps {
+            // a reused step ran nothing: its logs are those of the execution it reused
+            let (exec, from) = match (&s.reused_run, s.stdout_bytes + s.stderr_bytes) {
+                (Some(_), 0) => match store.reused_origin(s.exec_id)? {
+                    Some((e, run)) if e != s.exec_id => (e, Some(store.short_id(&run)?)),
+                    _ => (s.exec_id, None),
+                },
+                _ => (s.exec_id, None),
+            };
             for stream in ["stdout", "stderr"] {
-                let data = store.step_log(s.exec_id, stream)?;
+                let data = store.step_log(exec, stream)?;
                 if data.bytes == 0 {
                     continue;
                 }
@@ -109,15 +117,64 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 } else {
                     String::new()
                 };
+                let reused = match &from {
+                    Some(run) => format!(
+                        " {}",
+                        style.paint(
+                            Role::Muted,
+                            &format!(
+                                "(from run {run}: this run reused that execution, {})",
+                                s.status
+                            )
+                        )
+                    ),
+                    None => String::new(),
+                };
                 out.text(&format!(
-                    "\n{} {}{attempt} {}\n",
+                    "\n{} {}{attempt} {}{reused}\n",
                     style.paint(Role::Strong, "──"),
                     s.name,
                     style.paint(Role::Muted, stream)
                 ));
-                let name = format!("{}:{}", detail.short_id, s.name);
+                let name = format!("{}:{}", from.as_deref().unwrap_or(&detail.short_id), s.name);
                 print_log(&mut out, &objects, &data, args.full, &name, &style)?;
             }
+        }
+    } else {
+        // a failed step's last words, without --logs
+        for s in detail
+            .steps
+            .iter()
+            .filter(|s| matches!(s.status.as_str(), "failed" | "timed_out" | "interrupted"))
+        {
+            let data = store.step_log(s.exec_id, "stderr")?;
+            let bytes = data.tail.as_deref().unwrap_or(&data.head[..]);
+            let text = String::from_utf8_lossy(bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            if lines.is_empty() {
+                continue;
+            }
+            let from = lines.len().saturating_sub(FAILED_TAIL_LINES);
+            out.text(&format!(
+                "\n{} {} {} {}\n",
+                style.paint(Role::Strong, "──"),
+                s.name,
+                style.paint(Role::Muted, "stderr"),
+                style.paint(
+                    Role::Muted,
+                    &if from > 0 || data.tail.is_some() {
+                        format!(
+                            "(its last {} lines; `mlrun show {}:{} --logs` prints the rest)",
+                            lines.len() - from,
+                            detail.short_id,
+                            s.name
+                        )
+                    } else {
+                        format!("({} failed)", s.name)
+                    }
+                )
+            ));
+            out.text(&format!("{}\n", lines[from..].join("\n")));
         }
     }
     if args.packages {
@@ -161,6 +218,9 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     }
     Ok(0)
 }
+
+/// How many lines of a failed step's stderr `show` prints without `--logs`.
+const FAILED_TAIL_LINES: usize = 20;
 
 /// One file of a directory version (`show DIR --files`).
 #[derive(Serialize)]
@@ -756,7 +816,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             );
         }
         if let Some(e) = &s.error {
-            o += &format!("    {}    {}\n", style.paint(Role::Muted, "why"), e);
+            o += &format!("    {}     {}\n", style.paint(Role::Muted, "why"), e);
         }
         o += &format!("    cmd     {}\n", s.cmd);
         if !s.cwd.is_empty() {

@@ -65,7 +65,7 @@ pub struct Status {
 
 pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let err_style = Style::stderr(color);
-    let plan = super::load_plan(&args.pipeline, &args.params, err_style)?;
+    let plan = super::load_plan(&args.pipeline, &args.params, true, err_style)?;
     let dir = store::dir_for_pipeline(plan.file(), store_dir);
     let store = if dir.join(store::DB_FILE).is_file() {
         Some(Store::open_read(&dir)?)
@@ -113,7 +113,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                             "input {} does not exist yet (`{}` makes it)",
                             decl.path, m.name
                         ),
-                        None => format!("input {} does not exist", decl.path),
+                        None => missing_input(store.as_ref(), &objects, &decl.path),
                     })
                 }
             }
@@ -130,7 +130,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                         objects: &objects,
                         with_replays: args.reuse_replays,
                     };
-                    step_reasons(s, &here, step, &parts, &inputs)?
+                    step_reasons(s, &here, step, &shown.params, &parts, &inputs)?
                 }
             };
         }
@@ -177,6 +177,18 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     Ok(if args.check && stale > 0 { 1 } else { 0 })
 }
 
+/// An input no step makes that is not there: point at `checkout` when the store holds a version.
+fn missing_input(store: Option<&Store>, objects: &Objects, path: &str) -> String {
+    let held = store.and_then(|s| s.latest_restorable(objects, path).ok().flatten());
+    match held {
+        Some((hash, _)) => format!(
+            "input {path} does not exist; the store holds its last recorded version ({}): `mlrun checkout {path}` puts it back",
+            crate::report::short_hash(&hash)
+        ),
+        None => format!("input {path} does not exist"),
+    }
+}
+
 /// Where a status looks: the project, its pipeline file, the stat cache and the object store.
 struct Here<'a> {
     root: &'a Path,
@@ -191,6 +203,7 @@ fn step_reasons(
     store: &Store,
     here: &Here<'_>,
     step: &pipeline::Step,
+    params: &pipeline::params::Params,
     parts: &CacheParts,
     inputs: &[Io],
 ) -> Result<Vec<String>> {
@@ -220,9 +233,12 @@ fn step_reasons(
                 None => reasons.push(format!("output {shown} is missing{restorable}")),
                 Some(fp) if fp.hash() != out.fp.hash() => {
                     if store.is_recorded_version(&out.path, fp.hash()) {
-                        reasons.push(format!(
-                            "output {shown} holds what another run made from other inputs{restorable}"
-                        ))
+                        reasons.push(match made_with_other_params(store, &out.path, fp.hash(), params)? {
+                            Some(why) => format!("output {shown} holds what {why}{restorable}"),
+                            None => format!(
+                                "output {shown} holds what another run made from other inputs{restorable}"
+                            ),
+                        })
                     } else {
                         reasons.push(format!(
                             "output {shown} modified since last run{restorable}"
@@ -248,6 +264,41 @@ fn step_reasons(
             }
         },
     )
+}
+
+/// "run 01a2… made with `lr=0.5` (this pipeline has `lr=0.1`)": the params in which the execution
+/// that made this content differs from the step's params now (an `-p` override, usually).
+fn made_with_other_params(
+    store: &Store,
+    path: &str,
+    hash: &str,
+    now: &pipeline::params::Params,
+) -> Result<Option<String>> {
+    let Some((run, then)) = store.producer_params(path, hash)? else {
+        return Ok(None);
+    };
+    let render = |v: Option<&serde_json::Value>| {
+        v.map_or_else(|| "(unset)".to_string(), crate::pipeline::params::render)
+    };
+    let differ: Vec<(String, String, String)> = now
+        .keys()
+        .chain(then.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| now.get(*k) != then.get(*k))
+        .map(|k| (k.clone(), render(then.get(k)), render(now.get(k))))
+        .collect();
+    if differ.is_empty() {
+        return Ok(None);
+    }
+    let was: Vec<String> = differ.iter().map(|(k, a, _)| format!("{k}={a}")).collect();
+    let is: Vec<String> = differ.iter().map(|(k, _, b)| format!("{k}={b}")).collect();
+    Ok(Some(format!(
+        "run {} made with `{}` (now `{}`: an `-p` override then or now)",
+        store.short_id(&run)?,
+        was.join(" "),
+        is.join(" ")
+    )))
 }
 
 /// A changed input directory's reason also names the files that changed in it ("input data/

@@ -388,6 +388,9 @@ pub struct LoadOptions<'a> {
     pub file: &'a Path,
     /// `--param key=value` arguments, in order
     pub overrides: &'a [String],
+    /// an input that no step makes and that is not on disk is no error (`status` reports it
+    /// on its step, and every other step as usual)
+    pub missing_inputs_ok: bool,
 }
 
 /// Read, parse and validate a pipeline file.
@@ -425,7 +428,14 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Plan> {
             return Err(Error::rendered(d.render(opts.file, &text)));
         }
     };
-    from_source(source, file, opts.file, opts.overrides)
+    check(
+        source,
+        file,
+        opts.file,
+        opts.overrides,
+        None,
+        opts.missing_inputs_ok,
+    )
 }
 
 /// Check pipeline text as if it were the file at `file` (absolute; its directory is the project
@@ -436,7 +446,7 @@ pub fn from_source(
     shown: &Path,
     overrides: &[String],
 ) -> Result<Plan> {
-    check(source, file, shown, overrides, None)
+    check(source, file, shown, overrides, None, false)
 }
 
 /// Check a recorded run's pipeline again, for `replay`: its text as recorded (secrets masked)
@@ -447,7 +457,7 @@ pub fn from_source(
 /// dropped (the run showed them).
 pub fn revalidate(source: String, file: PathBuf, params: &Params) -> Result<Plan> {
     let shown = PathBuf::from(file.file_name().unwrap_or(file.as_os_str()));
-    let mut plan = check(source, file, &shown, &[], Some(params))?;
+    let mut plan = check(source, file, &shown, &[], Some(params), false)?;
     plan.warnings.clear();
     Ok(plan)
 }
@@ -458,17 +468,24 @@ fn check(
     shown: &Path,
     overrides: &[String],
     recorded: Option<&Params>,
+    missing_inputs_ok: bool,
 ) -> Result<Plan> {
     let opts = LoadOptions {
         file: shown,
         overrides,
+        missing_inputs_ok,
     };
     let root = file
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
     let (raw, mut diags) = raw::parse(&source);
-    let plan = if diags.iter().any(|d| d.severity == Severity::Error) {
+    // an unknown key in a step leaves the rest readable: check the rest too, to report every
+    // problem at once
+    let plan = if diags
+        .iter()
+        .any(|d| d.severity == Severity::Error && !raw::is_unknown_key(d))
+    {
         None
     } else {
         Checker {
@@ -477,6 +494,7 @@ fn check(
             diags: &mut diags,
             escapes: HashMap::new(),
             recorded,
+            missing_inputs_ok: opts.missing_inputs_ok,
         }
         .plan(raw, opts.overrides)
     };
@@ -517,6 +535,8 @@ struct Checker<'a> {
     /// a recorded run's params (`revalidate`): used as they are, and the file system is not
     /// consulted
     recorded: Option<&'a Params>,
+    /// `status`: an input no step makes may be missing (it is reported, not refused)
+    missing_inputs_ok: bool,
 }
 
 /// Lexically normalise a declared path. Returns the path and whether it stays inside the root.
@@ -1514,6 +1534,7 @@ impl Checker<'_> {
                 }
                 if producers.is_empty()
                     && self.recorded.is_none()
+                    && !self.missing_inputs_ok
                     && std::fs::symlink_metadata(self.root.join(&input.path)).is_err()
                 {
                     let span = self.input_span(raw, i, &input.path);

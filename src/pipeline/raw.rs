@@ -129,6 +129,13 @@ const STEP_KEYS: &[&str] = &[
     "model",
 ];
 
+const STEP_KEY_LABEL: &str = "not a key of a step";
+
+/// Is `d` the error of an unknown key inside a step (which leaves the rest of the file readable)?
+pub fn is_unknown_key(d: &Diagnostic) -> bool {
+    d.message.starts_with("unknown key `") && d.label == STEP_KEY_LABEL
+}
+
 /// Parse the text into a `RawPipeline`. Syntax errors, type errors and unknown keys are returned as
 /// diagnostics; the caller stops when any of them is an error.
 pub fn parse(source: &str) -> (RawPipeline, Vec<Diagnostic>) {
@@ -197,6 +204,28 @@ impl Walker {
             Some(key.span()),
         )
         .label("not a pipeline.toml key");
+        if let Some(s) = did_you_mean(key.get_ref(), known.iter().copied()) {
+            d = d.hint(format!("did you mean `{s}`?"));
+        } else {
+            d = d.hint(format!("known keys here: {}", known.join(", ")));
+        }
+        self.diags.push(d);
+    }
+
+    /// An unknown key inside a step is an error: a misspelt `outputs` or `inputs` would
+    /// otherwise drop what it declares, and the step would run unchecked. (Elsewhere, an
+    /// unknown key is a warning: a key a newer mlrun reads does not stop an older one.)
+    fn unknown_step_key(
+        &mut self,
+        path: &str,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        known: &[&str],
+    ) {
+        let mut d = Diagnostic::error(
+            format!("unknown key `{path}{}`", key.get_ref()),
+            Some(key.span()),
+        )
+        .label(STEP_KEY_LABEL);
         if let Some(s) = did_you_mean(key.get_ref(), known.iter().copied()) {
             d = d.hint(format!("did you mean `{s}`?"));
         } else {
@@ -465,7 +494,7 @@ impl Walker {
                 "trace-ignore-defaults" => step.trace_ignore_defaults = self.bool(&path, value),
                 "keep-outputs" => step.keep_outputs = self.bool(&path, value).unwrap_or(false),
                 "model" => step.model = self.model(&path, value),
-                _ => self.unknown_key(&format!("{prefix}."), &key, STEP_KEYS),
+                _ => self.unknown_step_key(&format!("{prefix}."), &key, STEP_KEYS),
             }
         }
         Some(step)
@@ -494,7 +523,9 @@ impl Walker {
                             "store" => {
                                 store = self.bool(&format!("{key}[].store"), val).unwrap_or(true)
                             }
-                            _ => self.unknown_key(&format!("{key}[]."), &k, &["path", "store"]),
+                            _ => {
+                                self.unknown_step_key(&format!("{key}[]."), &k, &["path", "store"])
+                            }
                         }
                     }
                     match path {
@@ -537,7 +568,7 @@ impl Walker {
                     match k.get_ref().as_ref() {
                         "name" => name = self.string(&format!("{key}.name"), val),
                         "output" => output = self.string(&format!("{key}.output"), val),
-                        _ => self.unknown_key(&format!("{key}."), &k, &["name", "output"]),
+                        _ => self.unknown_step_key(&format!("{key}."), &k, &["name", "output"]),
                     }
                 }
                 match name {
@@ -629,17 +660,21 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_warn_and_type_errors_fail() {
-        let (_, diags) = parse("[steps.a]\ncmd = 3\ninptus = []\n");
-        assert_eq!(diags.len(), 2);
+    fn unknown_keys_in_a_step_and_type_errors_fail_elsewhere_they_warn() {
+        let (_, diags) = parse("[pipeline]\ncolour = 1\n[steps.a]\ncmd = 3\ninptus = []\n");
+        assert_eq!(diags.len(), 3);
         assert!(
             diags
                 .iter()
                 .any(|d| d.severity == Severity::Error && d.message.contains("steps.a.cmd"))
         );
+        assert!(diags.iter().any(|d| d.severity == Severity::Error
+            && d.message.contains("steps.a.inptus")
+            && d.hints.iter().any(|h| h.contains("`inputs`"))));
         assert!(
-            diags.iter().any(|d| d.severity == Severity::Warning
-                && d.hints.iter().any(|h| h.contains("`inputs`")))
+            diags
+                .iter()
+                .any(|d| d.severity == Severity::Warning && d.message.contains("pipeline.colour"))
         );
     }
 }

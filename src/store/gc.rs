@@ -30,7 +30,7 @@ impl Store {
     /// What gc keeps with `keep_last` (the N most recent runs of the workspace with their
     /// replays, the runs in progress and the runs that made a registered model version; every
     /// run when `None`): see `Kept`.
-    pub fn kept_objects(&self, keep_last: Option<usize>) -> Result<Kept> {
+    pub fn kept_objects(&self, keep_last: Option<super::marks::KeepLast>) -> Result<Kept> {
         let mut objects =
             marks::referenced(&self.conn, keep_last).during("reading what the kept runs use")?;
         // the files of a kept directory version are kept with it
@@ -82,7 +82,7 @@ impl Store {
     pub fn collect_log_garbage(
         &self,
         logs: &LogObjects,
-        keep_last: Option<usize>,
+        keep_last: Option<super::marks::KeepLast>,
         guard: Option<SystemTime>,
         dry_run: bool,
     ) -> Result<Collected> {
@@ -161,7 +161,12 @@ mod tests {
     #[test]
     fn the_last_run_keeps_its_directory_files_and_its_replay() {
         let (store, dir) = store();
-        let kept = store.kept_objects(Some(1)).unwrap();
+        let kept = store
+            .kept_objects(Some(super::super::marks::KeepLast {
+                n: 1,
+                any_status: true,
+            }))
+            .unwrap();
         assert_eq!(
             kept.objects,
             set(&[
@@ -194,7 +199,12 @@ mod tests {
              INSERT INTO model_versions (model_id, label, semver, major, av_id, run_id, registered_at, registered_by)
                VALUES (1, 'v1', '1.0.0', 1, 1, 'old', 0, 'u');",
         );
-        let kept = store.kept_objects(Some(1)).unwrap();
+        let kept = store
+            .kept_objects(Some(super::super::marks::KeepLast {
+                n: 1,
+                any_status: true,
+            }))
+            .unwrap();
         assert_eq!(
             kept.objects,
             set(&[
@@ -211,7 +221,12 @@ mod tests {
     fn a_kept_directory_without_its_manifest_is_reported() {
         let (store, dir) = store();
         store.execute_batch_for_test(&format!("DELETE FROM contents WHERE hash = '{dir}'"));
-        let kept = store.kept_objects(Some(1)).unwrap();
+        let kept = store
+            .kept_objects(Some(super::super::marks::KeepLast {
+                n: 1,
+                any_status: true,
+            }))
+            .unwrap();
         assert_eq!(kept.unreadable_manifests, [dir]);
         assert!(store.dirs_needing(&HashSet::new()).unwrap().is_empty());
     }

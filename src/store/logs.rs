@@ -164,7 +164,7 @@ impl LogObjects {
     pub(super) fn collect_garbage(
         &self,
         conn: &Connection,
-        keep_last: Option<usize>,
+        keep_last: Option<crate::store::marks::KeepLast>,
         guard: Option<SystemTime>,
         dry_run: bool,
     ) -> Result<Collected> {

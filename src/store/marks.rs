@@ -13,7 +13,10 @@ use crate::store::query;
 /// `keep_last` (all when `None`; replays are kept with the run they replayed), every run
 /// still in progress and every run that made a registered model version (so it can still be
 /// restored and replayed), plus the registered versions themselves.
-pub(super) fn referenced(conn: &Connection, keep_last: Option<usize>) -> Result<HashSet<String>> {
+pub(super) fn referenced(
+    conn: &Connection,
+    keep_last: Option<KeepLast>,
+) -> Result<HashSet<String>> {
     let kept_clause = kept_runs_sql(keep_last);
     let sql = format!(
         "WITH kept(id) AS ({kept_clause})
@@ -30,22 +33,49 @@ pub(super) fn referenced(conn: &Connection, keep_last: Option<usize>) -> Result<
     Ok(out)
 }
 
-/// The SQL of the ids of the runs gc keeps: the `keep_last` most recent runs of the workspace
-/// (all when `None`), the replays of those, every run still in progress, and every run that made
-/// a registered model version (so it can still be restored and replayed).
-pub fn kept_runs_sql(keep_last: Option<usize>) -> String {
-    match keep_last {
-        // the N most recent runs of the workspace (a replay is not its history: it is kept with
-        // the run it replayed, not counted among the N)
-        Some(n) => format!(
-            "SELECT id FROM (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
-             UNION SELECT r.id FROM runs r WHERE r.replay_of IN
-               (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {n})
-             UNION SELECT id FROM runs WHERE status = 'running'
-             UNION SELECT run_id FROM model_versions WHERE run_id IS NOT NULL"
-        ),
-        None => "SELECT id FROM runs".to_string(),
-    }
+/// `gc --keep-last N`: keep the N most recent successful runs of the workspace and every run
+/// newer than the oldest of them (`any_status`: the N most recent runs, whatever their status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepLast {
+    pub n: usize,
+    pub any_status: bool,
+}
+
+/// The SQL of the ids of the runs gc keeps: with `keep_last`, the workspace's runs it names
+/// (replays are not counted: each is kept with the run it replayed), every run still in
+/// progress, and every run that made a registered model version (so it can still be restored
+/// and replayed); all runs when `None`.
+pub fn kept_runs_sql(keep_last: Option<KeepLast>) -> String {
+    let Some(k) = keep_last else {
+        return "SELECT id FROM runs".to_string();
+    };
+    let mine = if k.n == 0 {
+        "SELECT id FROM runs WHERE 0".to_string()
+    } else if k.any_status {
+        // the N most recent runs of the workspace
+        format!(
+            "SELECT id FROM (SELECT id FROM runs WHERE replay_of IS NULL ORDER BY started_at DESC, id DESC LIMIT {})",
+            k.n
+        )
+    } else {
+        // from the Nth most recent successful run on (a failed or interrupted run does not
+        // push a good one out); every run when fewer succeeded
+        format!(
+            "SELECT id FROM runs WHERE replay_of IS NULL AND (
+               NOT EXISTS (SELECT 1 FROM runs WHERE replay_of IS NULL AND status = 'succeeded'
+                           ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET {o})
+               OR (started_at, id) >= (SELECT started_at, id FROM runs
+                                       WHERE replay_of IS NULL AND status = 'succeeded'
+                                       ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET {o}))",
+            o = k.n - 1
+        )
+    };
+    format!(
+        "SELECT id FROM ({mine})
+         UNION SELECT r.id FROM runs r WHERE r.replay_of IN ({mine})
+         UNION SELECT id FROM runs WHERE status = 'running'
+         UNION SELECT run_id FROM model_versions WHERE run_id IS NOT NULL"
+    )
 }
 
 pub(super) fn run_count(conn: &Connection) -> Result<i64> {

@@ -10,6 +10,7 @@
 //! where a second backend would go. A failed statement says which operation it was part of
 //! (`During`).
 
+pub mod checkout;
 pub mod determinism;
 mod fsck;
 mod gc;
@@ -21,12 +22,16 @@ pub mod marks;
 pub mod models;
 pub mod objects;
 pub mod outbox;
+pub mod overrides;
 pub mod owner;
 pub mod packages;
 pub mod query;
 pub mod record;
 mod replay;
+pub mod replayable;
 pub mod reuse;
+pub mod reused;
+pub mod rm;
 pub mod schema;
 mod statcache;
 

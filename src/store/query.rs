@@ -220,8 +220,11 @@ fn resolve_base(conn: &Connection, target: &str, n: usize) -> Resolved {
     }
     let found = run_candidates(conn, &prefix)?;
     match found.len() {
-        0 => Err(Error::other(format!("no run matches `{target}`"))
-            .hint("list runs with `mlrun runs`")
+        0 => Err(removed_run(conn, &prefix)
+            .unwrap_or_else(|| {
+                Error::other(format!("no run matches `{target}`"))
+                    .hint("list runs with `mlrun runs`")
+            })
             .into()),
         1 => Ok(found[0].0.clone()),
         n => Err(ResolveError::Ambiguous {
@@ -230,6 +233,22 @@ fn resolve_base(conn: &Connection, target: &str, n: usize) -> Resolved {
             candidates: found.into_iter().take(10).collect(),
         }),
     }
+}
+
+/// The error for a run id prefix (lowercase hex) that names a run removed with `mlrun rm`.
+pub(super) fn removed_run(conn: &Connection, prefix: &str) -> Option<Error> {
+    let t = super::rm::removed(conn, prefix).ok().flatten()?;
+    Some(
+        Error::other(format!(
+            "run {} ({}, {}) was removed by {} on {} (`mlrun rm`)",
+            &t.run_id[..MIN_SHORT.max(prefix.len()).min(t.run_id.len())],
+            t.pipeline,
+            crate::report::time::local(t.started_at),
+            t.removed_by,
+            crate::report::time::local(t.removed_at)
+        ))
+        .hint("list runs with `mlrun runs`"),
+    )
 }
 
 /// Runs whose id starts with `prefix` (lowercase hex): at most 11, to report ambiguity.
@@ -1119,6 +1138,13 @@ impl super::Store {
         step_log(&self.conn, exec_id, stream).during(format_args!(
             "reading the {stream} log of execution {exec_id}"
         ))
+    }
+}
+
+impl super::Store {
+    /// The error for a run id that names a run removed with `mlrun rm`, if it does.
+    pub fn removed_run(&self, prefix: &str) -> Option<Error> {
+        removed_run(&self.conn, prefix)
     }
 }
 

@@ -60,14 +60,15 @@ impl Store {
 
     /// The run whose step produced version `av_id`: a workspace run before a replay, a step
     /// that ran before one that reused it, else the latest.
-    pub fn producing_run(&self, av_id: i64) -> Result<Option<String>> {
+    /// `prefer`: that run when one of its steps produced it (`PATH@RUN`).
+    pub fn producing_run(&self, av_id: i64, prefer: Option<&str>) -> Result<Option<String>> {
         self.conn
             .query_row(
                 "SELECT s.run_id FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
                  JOIN runs r ON r.id = s.run_id
                  WHERE e.av_id = ?1 AND e.direction = 'out'
-                 ORDER BY r.replay_of IS NOT NULL, (s.reused_exec IS NOT NULL), s.id DESC LIMIT 1",
-                [av_id],
+                 ORDER BY s.run_id IS ?2 DESC, r.replay_of IS NOT NULL, (s.reused_exec IS NOT NULL), s.id DESC LIMIT 1",
+                rusqlite::params![av_id, prefer],
                 |r| r.get(0),
             )
             .optional()

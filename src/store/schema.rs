@@ -56,6 +56,10 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_DETERMINISM,
     },
+    Migration {
+        code: None,
+        sql: V_RUN_REMOVALS,
+    },
 ];
 
 // 10: the OpenLineage outbox (`store::outbox`): events made while a run ran, queued once per
@@ -94,6 +98,24 @@ CREATE TABLE output_determinism (
   found_by TEXT NOT NULL CHECK (found_by IN ('check', 'replay')),
   checked_at INTEGER NOT NULL,               -- ms since the epoch
   PRIMARY KEY (pipeline, step, path)) WITHOUT ROWID;
+"#;
+
+// 12: `mlrun rm RUN`: a removed run's rows are deleted (so `gc` frees what only it referenced),
+// and this tombstone says what it was, when and by whom it was removed, so history does not
+// silently lose it. `reason`: what `--force` overrode (other runs' reuse), NULL otherwise.
+const V_RUN_REMOVALS: &str = r#"
+CREATE TABLE run_removals (
+  run_id TEXT PRIMARY KEY,
+  pipeline TEXT NOT NULL,
+  status TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  git_commit TEXT,
+  message TEXT,
+  replay_of TEXT,
+  steps INTEGER NOT NULL,
+  removed_at INTEGER NOT NULL,
+  removed_by TEXT NOT NULL,
+  reason TEXT) WITHOUT ROWID;
 "#;
 
 // 8: a message on a run (`mlrun run -m TEXT`, `mlrun note RUN TEXT`): what the person running it

@@ -5,6 +5,19 @@ use serde_json::Value;
 
 use crate::common::{Env, Out};
 
+/// Snapshot `text` with times and hex strings replaced (the tests that still need it; the
+/// others run under `Env::fixed` and keep their real hashes).
+fn redact(name: &str, text: &str) {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(
+        r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?Z?",
+        "[time]",
+    );
+    s.add_filter(r"[0-9a-f]{10,64}", "[hex]");
+    crate::common::redact_timing(&mut s);
+    s.bind(|| insta::assert_snapshot!(name, text));
+}
+
 fn json(out: &Out) -> Value {
     assert_eq!(out.code, 0, "{out:?}");
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
@@ -484,4 +497,400 @@ fn compare_takes_the_pipeline_of_the_newest_run_unless_told() {
     assert_eq!(v["params"], serde_json::json!(["depth", "k", "lr", "seed"]));
     let out = env.mlrun(&["compare", "latest", "--pipeline", "tune"]);
     assert_eq!(out.code, 2, "{out:?}");
+}
+
+/// The objects under `.mlrun/objects/sha256/`, by hash.
+fn object_hashes(env: &Env) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let base = env.path(".mlrun/objects/sha256");
+    for a in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        for b in std::fs::read_dir(a.path()).into_iter().flatten().flatten() {
+            out.insert(format!(
+                "{}{}",
+                a.file_name().to_string_lossy(),
+                b.file_name().to_string_lossy()
+            ));
+        }
+    }
+    out
+}
+
+fn run_id(env: &Env, name: &str) -> String {
+    let v = json(&env.mlrun(&["show", name, "--json"]));
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn rm_removes_a_run_recorded_as_removed_and_gc_frees_its_objects() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "3")]);
+    let first = run_id(&env, "latest~1");
+    let old_model = crate::common::one::<String>(
+        &env.db(),
+        &format!(
+            "SELECT v.blob_hash FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
+             JOIN artifact_versions v ON v.id = e.av_id WHERE s.run_id = '{first}' AND e.direction = 'out'"
+        ),
+    );
+    let new_model = env.sha256sum("model.txt");
+    assert!(object_hashes(&env).contains(&old_model));
+    let out = env.mlrun(&["rm", "latest~1", "--dry-run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("would remove run"), "{out:?}");
+    assert_eq!(
+        json(&env.mlrun(&["runs", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let out = env.mlrun(&["rm", "latest~1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("removed run"), "{out:?}");
+    assert!(out.stdout.contains("mlrun gc"), "{out:?}");
+    // gone from the history, which says it was removed
+    let runs = json(&env.mlrun(&["runs", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    let shown = env.mlrun(&["show", &first[..16]]);
+    assert_eq!(shown.code, 1, "{shown:?}");
+    assert!(shown.stderr.contains("was removed by tester@"), "{shown:?}");
+    assert!(shown.stderr.contains("`mlrun rm`"), "{shown:?}");
+    let tomb: i64 = crate::common::one(
+        &env.db(),
+        &format!(
+            "SELECT COUNT(*) FROM run_removals WHERE run_id = '{first}' AND pipeline = 'tune' AND steps = 1"
+        ),
+    );
+    assert_eq!(tomb, 1);
+    let left: i64 = crate::common::one(
+        &env.db(),
+        &format!("SELECT COUNT(*) FROM step_execs WHERE run_id = '{first}'"),
+    );
+    assert_eq!(left, 0);
+    // gc frees what only the removed run referenced, and keeps the rest
+    let gc = env.mlrun(&["gc"]);
+    assert_eq!(gc.code, 0, "{gc:?}");
+    let objects = object_hashes(&env);
+    assert!(!objects.contains(&old_model), "{gc:?}");
+    assert!(objects.contains(&new_model), "{gc:?}");
+    // removing the last run leaves a store gc still works on (not taken for a lost database)
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let gc = env.mlrun(&["gc"]);
+    assert!(gc.stdout.starts_with("deleted"), "{gc:?}");
+    assert!(!object_hashes(&env).contains(&new_model), "{gc:?}");
+}
+
+#[test]
+fn rm_refuses_a_run_other_runs_reused_unless_forced() {
+    // the third run reuses the first run's `train` (same params)
+    let env = tuned(&[("0.1", "3"), ("0.5", "3"), ("0.1", "3")]);
+    let first = run_id(&env, "latest~2");
+    let third = run_id(&env, "latest");
+    let out = env.mlrun(&["rm", "latest~2"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("other runs reused steps of run"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "run {} reused `train` from run {}",
+            &third[..16],
+            &first[..16]
+        )),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("--force"), "{out:?}");
+    redact("rm_reused", &out.stderr);
+    assert_eq!(
+        json(&env.mlrun(&["runs", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // both together: nothing outside the set points at them
+    let out = env.mlrun(&["rm", "latest~2", "latest", "--dry-run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["rm", "latest~2", "--force", "--json"]);
+    let v = json(&out);
+    assert_eq!(v["forced"][0]["step"], "train", "{v}");
+    assert_eq!(v["removed"][0]["id"], first.as_str(), "{v}");
+    // the run that reused it still shows, and still replays its steps' record
+    let show = env.mlrun(&["show", &third[..16]]);
+    assert_eq!(show.code, 0, "{show:?}");
+    let reason: String = crate::common::one(
+        &env.db(),
+        &format!("SELECT reason FROM run_removals WHERE run_id = '{first}'"),
+    );
+    assert!(reason.contains(&third), "{reason}");
+}
+
+#[test]
+fn rm_refuses_a_running_run_and_one_that_made_a_model_version() {
+    let env = tuned(&[("0.1", "3")]);
+    let out = env.mlrun(&["model", "register", "tuner", "model.txt@latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("made a registered model version"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("tuner@v1"), "{out:?}");
+    redact("rm_model_version", &out.stderr);
+    assert_eq!(
+        json(&env.mlrun(&["runs", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(env.mlrun(&["model", "show", "tuner"]).code, 0);
+
+    // a run still running
+    env.write(
+        "slow.toml",
+        "[steps.wait]\ncmd = \"cat gate > waited.txt\"\noutputs = [\"waited.txt\"]\n",
+    );
+    crate::common::mkfifo(&env.path("gate"));
+    let child = env.spawn_mlrun(&["slow.toml"]);
+    let writer = crate::common::fifo_writer(&env.path("gate"), 60);
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("is still running"), "{out:?}");
+    drop(writer);
+    let done = crate::common::finish(child);
+    assert_eq!(done.code, 0, "{done:?}");
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+#[test]
+fn runs_columns_choose_params_and_metrics_and_never_drop_one_silently() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "4")]);
+    let out = env.mlrun(&[
+        "runs",
+        "--columns",
+        "params.lr,metrics.acc",
+        "--columns",
+        "status",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["ID", "lr", "acc", "STATUS"], "{out:?}");
+    let newest: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&newest[1..4], ["0.5", "0.5", "succeeded"], "{out:?}");
+    // the metrics without a column are counted, not dropped silently
+    assert!(
+        out.stdout.contains(
+            "+2 metrics not shown (epochs, size): add `metrics.NAME` or `metrics` to --columns"
+        ),
+        "{out:?}"
+    );
+    redact("runs_columns", &out.stdout);
+    // the METRICS column keeps the others, without repeating the ones with a column
+    let out = env.mlrun(&["runs", "--columns", "metrics.acc,metrics"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("epochs=5 size=40"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.lines().nth(1).unwrap().contains("acc="),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("not shown"), "{out:?}");
+    // unknown names: a column, a param
+    let out = env.mlrun(&["runs", "--columns", "stauts"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("did you mean `status`?"), "{out:?}");
+    let out = env.mlrun(&["runs", "--columns", "params.lrr"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("did you mean `lr`?"), "{out:?}");
+}
+
+#[test]
+fn runs_metrics_column_says_how_many_more_and_points_at_columns() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.m]\ncmd = \"for k in a b c d e; do echo $k=1 >> $MLRUN_METRICS; done; echo x > o.txt\"\noutputs = [\"o.txt\"]\n",
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let out = env.mlrun(&["runs"]);
+    assert!(out.stdout.contains("a=1 b=1 c=1 +2 more"), "{out:?}");
+    assert!(
+        out.stdout.contains("`--columns metrics.NAME,...`"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn replay_takes_every_target_form_show_takes() {
+    let env = tuned(&[("0.1", "3"), ("0.5", "3")]);
+    let first = run_id(&env, "latest~1");
+    for target in ["model.txt@latest~1", "latest~1:train"] {
+        let shown = env.mlrun(&["show", target, "--json"]);
+        assert_eq!(shown.code, 0, "{target}: {shown:?}");
+        let out = env.mlrun(&["replay", target, "--json"]);
+        let v = json(&out);
+        assert!(
+            first.starts_with(v["original"].as_str().unwrap()),
+            "{target}: {v}"
+        );
+        assert_eq!(v["verdict"], "identical", "{target}: {v}");
+    }
+    // a version the named run did not produce or read is the error `show` gives
+    let out = env.mlrun(&["replay", "nosuch.txt@latest"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("did not read or write `nosuch.txt`"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn show_of_a_failed_run_prints_the_tail_of_the_failing_steps_stderr() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.boom]\ncmd = \"for i in $(seq 1 25); do echo problem-$i >&2; done; exit 3\"\n",
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 3);
+    let out = env.mlrun(&["show"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("problem-25"), "{out:?}");
+    assert!(out.stdout.contains("problem-6\n"), "{out:?}");
+    assert!(!out.stdout.contains("problem-5\n"), "{out:?}");
+    assert!(out.stdout.contains("its last 20 lines"), "{out:?}");
+    // the step's fields line up: `why` like `cmd`
+    let why = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("why"))
+        .unwrap();
+    let cmd = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("cmd"))
+        .unwrap();
+    assert_eq!(
+        why.find("why").unwrap(),
+        cmd.find("cmd").unwrap(),
+        "{out:?}"
+    );
+    let col = |l: &str, label: &str| {
+        l.find(label).unwrap()
+            + label.len()
+            + l[l.find(label).unwrap() + label.len()..]
+                .chars()
+                .take_while(|c| *c == ' ')
+                .count()
+    };
+    assert_eq!(col(why, "why"), col(cmd, "cmd"), "{out:?}");
+}
+
+#[test]
+fn show_logs_of_a_reused_run_shows_the_logs_of_the_executions_it_reused() {
+    let env = tuned(&[("0.1", "3")]);
+    let first = run_id(&env, "latest");
+    env.write(
+        "pipeline.toml",
+        &SWEEPABLE.replace("cmd = \"echo", "cmd = \"echo training-now; echo"),
+    );
+    env.commit("louder");
+    // the command changed: runs again, then a second run reuses it
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let ran = run_id(&env, "latest");
+    assert_ne!(ran, first);
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["show", "latest", "--logs"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("training-now"), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "(from run {}: this run reused that execution, cached)",
+            &ran[..16]
+        )),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn status_after_an_override_names_the_param_and_runs_marks_the_run() {
+    let env = Env::git();
+    env.write("pipeline.toml", SWEEPABLE);
+    env.commit("pipeline");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    let out = env.mlrun(&["-p", "lr=0.5"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = run_id(&env, "latest");
+    let st = env.mlrun(&["status"]);
+    assert_eq!(st.code, 0, "{st:?}");
+    assert!(
+        st.stdout.contains(&format!(
+            "output model.txt holds what run {} made with `lr=0.5` (now `lr=0.1`: an `-p` override then or now)",
+            &id[..16]
+        )),
+        "{st:?}"
+    );
+    let runs = env.mlrun(&["runs"]);
+    let lines: Vec<&str> = runs.stdout.lines().collect();
+    assert!(lines[1].contains("succeeded (-p lr=0.5)"), "{runs:?}");
+    assert!(!lines[2].contains("(-p"), "{runs:?}");
+}
+
+#[test]
+fn diff_compares_what_steps_made_not_whether_they_ran_or_were_reused() {
+    // the third run reuses what the first run's `train` made
+    let env = tuned(&[("0.1", "3"), ("0.5", "3"), ("0.1", "3")]);
+    let v = json(&env.mlrun(&["diff", "latest~2", "latest", "--json"]));
+    let steps = &v["steps"];
+    assert_eq!(steps["status"].as_array().unwrap().len(), 0, "{steps}");
+    assert_eq!(steps["made"].as_array().unwrap().len(), 0, "{steps}");
+    assert_eq!(steps["unchanged"], 1, "{steps}");
+    assert_eq!(steps["ran"][0]["key"], "train", "{steps}");
+    assert_eq!(steps["ran"][0]["a"], "succeeded", "{steps}");
+    let out = env.mlrun(&["diff", "latest~2", "latest"]);
+    assert!(
+        out.stdout
+            .contains("unchanged (1 step, same commands, same outputs)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("(how it ran; not a difference)"),
+        "{out:?}"
+    );
+    // different params: the step made something else
+    let out = env.mlrun(&["diff", "latest~1", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("train  made other outputs"), "{out:?}");
+    assert!(out.stdout.contains("- model.txt "), "{out:?}");
+}
+
+#[test]
+fn rm_removes_a_runs_replays_with_it() {
+    let env = tuned(&[("0.1", "3")]);
+    let out = env.mlrun(&["replay", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("(a replay of"), "{out:?}");
+    assert_eq!(out.stdout.matches("removed run").count(), 2, "{out:?}");
+    let runs = json(&env.mlrun(&["runs", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 0, "{runs}");
+    let n: i64 = crate::common::one(
+        &env.db(),
+        "SELECT COUNT(*) FROM run_removals WHERE replay_of IS NOT NULL",
+    );
+    assert_eq!(n, 1);
 }

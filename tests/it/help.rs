@@ -18,6 +18,8 @@ const COMMANDS: &[&[&str]] = &[
     &["status"],
     &["replay"],
     &["check"],
+    &["checkout"],
+    &["rm"],
     &["gc"],
     &["fsck"],
     &["import"],

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, in temporary git repositories, against real files, real
 //! subprocesses and the real SQLite store.
 
+mod checkout;
 mod common;
 mod daily;
 mod execution;

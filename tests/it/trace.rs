@@ -645,8 +645,7 @@ fn bad_trace_settings_point_at_the_file() {
         "{out:?}"
     );
     assert!(
-        out.stderr
-            .contains("unknown key `steps.s.tracee` is ignored")
+        out.stderr.contains("unknown key `steps.s.tracee`")
             && out.stderr.contains("did you mean `trace`?"),
         "{out:?}"
     );

@@ -31,11 +31,27 @@ fn unknown_keys_are_warned_with_their_location_but_run() {
     let env = Env::git();
     env.write(
         "pipeline.toml",
-        "[pipeline]\nname = \"x\"\ncolour = 1\n[steps.a]\ncmd = \"echo > ran.txt\"\ninptus = [\"exists.txt\"]\n",
+        "[pipeline]\nname = \"x\"\ncolour = 1\n[steps.a]\ncmd = \"echo > ran.txt\"\n",
     );
     let out = env.mlrun(&[]);
     assert_eq!(out.code, 0, "{out:?}");
     insta::assert_snapshot!("unknown_keys", out.stderr);
+}
+
+#[test]
+fn an_unknown_key_inside_a_step_is_an_error_with_did_you_mean() {
+    let env = Env::git();
+    // `output` for `outputs` would drop the step's outputs: nothing runs
+    env.write(
+        "pipeline.toml",
+        "[steps.a]\ncmd = \"echo > ran.txt\"\noutput = [\"ran.txt\"]\n[steps.b]\ncmd = \"true\"\noutputs = [{ path = \"b.txt\", stor = false }]\n",
+    );
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(!env.path("ran.txt").exists(), "{out:?}");
+    assert!(out.stderr.contains("did you mean `outputs`?"), "{out:?}");
+    assert!(out.stderr.contains("did you mean `store`?"), "{out:?}");
+    insta::assert_snapshot!("unknown_step_key", out.stderr);
 }
 
 #[test]
