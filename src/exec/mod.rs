@@ -12,6 +12,7 @@ pub mod aside;
 pub mod capture;
 pub mod child;
 pub mod incremental;
+mod input_copy;
 mod model;
 pub mod output;
 pub mod recorded;
@@ -167,6 +168,8 @@ struct Ctx {
     refs: Option<git::RefWatch>,
     /// logs kept in the object store, and the record writes that failed
     records: records::Records,
+    /// copies of untracked inputs made while their step runs (`input_copy`)
+    input_copies: input_copy::InputCopies,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -519,6 +522,7 @@ pub async fn run(
             .then(|| git::RefWatch::new(&plan.root))
             .flatten(),
         records: records::Records::new(&store_dir),
+        input_copies: Default::default(),
         plan,
     });
     {
@@ -1087,7 +1091,7 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         started_at: started,
         git_before: &git_before,
     };
-    let (mut inputs, parts) = match prepared {
+    let (inputs, parts) = match prepared {
         Prepared::Reused(outcome) => {
             arm_flush(&ctx);
             return outcome;
@@ -1115,14 +1119,10 @@ async fn run_step(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         }
     };
 
-    // Inputs that neither a step nor the commit can give back are kept, so a replay can.
+    // Inputs that neither a step nor the commit can give back are kept, so a replay can: copied
+    // while the step runs, waited for by `finish` (input_copy).
     if !ctx.no_store {
-        let (external, rest): (Vec<Io>, Vec<Io>) = inputs
-            .into_iter()
-            .partition(|io| io.origin == Some(Origin::External));
-        inputs = rest;
-        inputs.extend(store_objects(&ctx, &step.name, external, "input").await);
-        inputs.sort_by(|a, b| a.path.cmp(&b.path));
+        input_copy::start(&ctx, &step.name, &inputs).await;
     }
 
     let mut attempt = 1;
@@ -1695,6 +1695,8 @@ async fn finish(
     parts: Option<CacheParts>,
 ) -> StepOutcome {
     let mut f = f;
+    // the copies of its untracked inputs, made while it ran (input_copy)
+    input_copy::settle(ctx, &step.name, &mut f.inputs).await;
     // a step whose whole logs cannot be kept is not recorded as a success
     let (stdout, stderr, logs_lost) = ctx.keep_logs(stdout, stderr);
     if let Some(why) = logs_lost {
