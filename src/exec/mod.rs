@@ -19,6 +19,7 @@ pub mod child;
 mod env;
 pub mod event;
 pub mod incremental;
+mod input_copy;
 mod model;
 pub mod output;
 mod phase;
@@ -179,6 +180,8 @@ struct Ctx {
     refs: Option<git::RefWatch>,
     /// logs kept in the object store, and the record writes that failed
     records: records::Records,
+    /// copies of untracked inputs made while their step runs (`input_copy`)
+    input_copies: input_copy::InputCopies,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -302,6 +305,7 @@ pub async fn run(plan: Plan, store: Store, opts: RunOptions, events: Sinks) -> R
             .then(|| git::RefWatch::new(plan.root()))
             .flatten(),
         records: records::Records::new(&store_dir),
+        input_copies: Default::default(),
         plan,
     });
     record::run_start(&ctx, &opts, started, &git_start)?;

@@ -16,7 +16,7 @@ use crate::error::{Error, exit};
 use crate::fingerprint::git::{GitState, RefsAt};
 use crate::fingerprint::metrics::Metrics;
 use crate::pipeline::Step;
-use crate::store::record::{Io, Origin, StepBegin, StepStatus, now_ms};
+use crate::store::record::{Io, StepBegin, StepStatus, now_ms};
 
 /// Run step `i` of the plan to its end: reused, or run (and retried) and recorded.
 pub(super) async fn run(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
@@ -109,7 +109,7 @@ impl StepRun {
         let (prepared, me) = blocking(move || (self.prepare(), self)).await;
         self = me;
         let ctx = self.ctx.clone();
-        let (mut inputs, parts) = match prepared {
+        let (inputs, parts) = match prepared {
             Prepared::Reused(outcome) => {
                 record::arm_flush(&ctx);
                 return outcome;
@@ -131,14 +131,10 @@ impl StepRun {
         };
         self.parts = Some(parts);
 
-        // Inputs that neither a step nor the commit can give back are kept, so a replay can.
+        // Inputs that neither a step nor the commit can give back are kept, so a replay can:
+        // copied while the step runs, waited for by `finish` (input_copy).
         if !ctx.no_store {
-            let (external, rest): (Vec<Io>, Vec<Io>) = inputs
-                .into_iter()
-                .partition(|io| io.origin == Some(Origin::External));
-            inputs = rest;
-            inputs.extend(store_objects(&ctx, &self.step.name, external, "input").await);
-            inputs.sort_by(|a, b| a.path.cmp(&b.path));
+            super::input_copy::start(&ctx, &self.step.name, &inputs).await;
         }
 
         let mut attempt = 1;
@@ -426,6 +422,8 @@ impl StepRun {
         let ctx = &self.ctx;
         let step = &self.step;
         let mut f = f;
+        // the copies of its untracked inputs, made while it ran (input_copy)
+        super::input_copy::settle(ctx, &step.name, &mut f.inputs).await;
         let (stdout, stderr) = (std::mem::take(&mut f.stdout), std::mem::take(&mut f.stderr));
         let (stdout, stderr, lost) = ctx.keep_logs(stdout, stderr);
         let c = ctx.clone();

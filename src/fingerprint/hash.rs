@@ -11,9 +11,7 @@
 //! hash of their target text, like git), never followed, so a link loop cannot hang a run;
 //! FIFOs, sockets and devices are refused rather than read, so they cannot block a run either.
 
-use std::cell::RefCell;
 use std::fs::{File, Metadata};
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -24,19 +22,8 @@ use sha2::{Digest, Sha256};
 use super::cache::{HashCache, Stat, now_ns};
 use crate::error::{Error, Result};
 
-const CHUNK: usize = 1 << 20;
-
-/// Bytes read from files to hash or store them, by this process so far: what progress lines
-/// report while a long fingerprint runs.
-static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-pub fn bytes_read() -> u64 {
-    BYTES_READ.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-pub(crate) fn count_read(n: usize) {
-    BYTES_READ.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-}
+/// What progress lines report while a long fingerprint runs (the reader counts every byte).
+pub use super::reader::bytes_read;
 
 /// Mode recorded for a directory entry.
 pub const MODE_FILE: u32 = 0o100644;
@@ -128,51 +115,14 @@ pub fn sha256_bytes(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
-thread_local! {
-    /// One read buffer per thread, reused for every file: allocating (and zeroing) a fresh
-    /// 1 MiB buffer per file cost more than hashing a 10 KiB file (see BENCHMARKS.md).
-    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Run `f` with this thread's `CHUNK`-sized read buffer (`f` must not call it again).
-pub(crate) fn with_read_buf<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
-    READ_BUF.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        if buf.len() < CHUNK {
-            buf.resize(CHUNK, 0);
-        }
-        f(&mut buf[..CHUNK])
-    })
-}
-
 /// Stream a file through SHA-256. Returns (hash, bytes read).
 pub fn hash_file(path: &Path) -> Result<(String, u64)> {
-    let mut f = File::open(path)
-        .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
-    hash_open(&mut f, path)
+    super::reader::hash_path(path)
 }
 
 /// Stream an open file (named `path` in errors) through SHA-256.
 fn hash_open(f: &mut File, path: &Path) -> Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    with_read_buf(|buf| {
-        loop {
-            let n = match f.read(buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::other(format!("cannot read `{}`", path.display())).cause(e));
-                }
-            };
-            hasher.update(&buf[..n]);
-            total += n as u64;
-            count_read(n);
-        }
-        Ok(())
-    })?;
-    Ok((hex(&hasher.finalize()), total))
+    super::reader::hash_stream(f, path, |_| Ok(()))
 }
 
 fn file_mode(meta: &Metadata) -> u32 {
@@ -422,23 +372,6 @@ mod tests {
         assert_eq!(
             hash_file(&p).unwrap().0,
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-    }
-
-    #[test]
-    fn the_shared_read_buffer_carries_nothing_between_files() {
-        let d = tempfile::tempdir().unwrap();
-        let big: Vec<u8> = (0..CHUNK + 7).map(|i| (i % 251) as u8).collect();
-        std::fs::write(d.path().join("big"), &big).unwrap();
-        std::fs::write(d.path().join("small"), b"abc").unwrap();
-        // a file longer than the buffer, then a short one on the same thread
-        assert_eq!(
-            hash_file(&d.path().join("big")).unwrap(),
-            (sha256_bytes(&big), big.len() as u64)
-        );
-        assert_eq!(
-            hash_file(&d.path().join("small")).unwrap(),
-            (sha256_bytes(b"abc"), 3)
         );
     }
 

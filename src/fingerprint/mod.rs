@@ -1,4 +1,5 @@
-//! Fingerprints taken around every step: file and directory hashes (`hash`), git state (`git`),
+//! Fingerprints taken around every step: file and directory hashes (`hash`, reading files through
+//! `reader`), git state (`git`),
 //! the machine and interpreters (`system`), the packages installed for them (`packages`) and
 //! environment variables with secrets redacted (`env`). This module only observes; it never
 //! changes the project.
@@ -10,4 +11,5 @@ pub mod hash;
 pub mod key;
 pub mod metrics;
 pub mod packages;
+pub mod reader;
 pub mod system;

@@ -16,21 +16,19 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::beneath;
 use crate::error::{Error, Result};
 use crate::fingerprint::cache::{HashCache, Stat};
-use crate::fingerprint::hash::{
-    Entry, Fingerprint, MODE_EXEC, MODE_LINK, hex, sha256_bytes, with_read_buf,
-};
+use crate::fingerprint::hash::{Entry, Fingerprint, MODE_EXEC, MODE_LINK, sha256_bytes};
+use crate::fingerprint::reader;
 use crate::store::record::Io;
 
 pub struct Objects {
@@ -533,7 +531,7 @@ fn cannot_clone_here(e: &std::io::Error) -> bool {
 }
 
 fn hash_of(p: &Path) -> Result<String> {
-    crate::fingerprint::hash::hash_file(p).map(|(h, _)| h)
+    reader::hash_path(p).map(|(h, _)| h)
 }
 
 /// Copy `src` to a new file `dest`, hashing the bytes on the way. Returns the hash.
@@ -552,36 +550,20 @@ fn copy_hashing_to(src: &Path, output: &mut File, dest: &Path) -> Result<String>
     let mut input = File::open(src)
         .map_err(|e| Error::other(format!("cannot read `{}`", src.display())).cause(e))?;
     let cannot_write = |e| Error::store(format!("cannot write `{}`", dest.display())).cause(e);
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    // the hashing thread's buffer: a fresh 1 MiB one per file was zeroed for every small file
-    with_read_buf(|buf| {
-        loop {
-            let n = match input.read(buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::other(format!("cannot read `{}`", src.display())).cause(e));
-                }
-            };
-            hasher.update(&buf[..n]);
-            crate::fingerprint::hash::count_read(n);
-            total += n as u64;
-            if buf[..n].iter().all(|&b| b == 0) {
-                output
-                    .seek(SeekFrom::Current(n as i64))
-                    .map_err(cannot_write)?;
-            } else {
-                output.write_all(&buf[..n]).map_err(cannot_write)?;
-            }
+    let (hash, total) = reader::hash_stream(&mut input, src, |chunk| {
+        if chunk.iter().all(|&b| b == 0) {
+            output
+                .seek(SeekFrom::Current(chunk.len() as i64))
+                .map_err(cannot_write)?;
+        } else {
+            output.write_all(chunk).map_err(cannot_write)?;
         }
         Ok(())
     })?;
     // a trailing run of zeros was only skipped over: give the file its length
     output.set_len(total).map_err(cannot_write)?;
     output.flush().map_err(cannot_write)?;
-    Ok(hex(&hasher.finalize()))
+    Ok(hash)
 }
 
 #[cfg(test)]

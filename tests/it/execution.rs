@@ -396,9 +396,10 @@ fn progress_lines_in_a_log_name_each_phase_and_stay_off_stdout() {
         lines,
         [
             "hashing the inputs of `big` · started",
-            "storing the inputs of `big` · started",
             "hashing the outputs of `big` · started",
-            "storing the outputs of `big` · started"
+            "storing the outputs of `big` · started",
+            // copied while the step ran; its record waits for that copy last
+            "storing the inputs of `big` · started"
         ],
         "{out:?}"
     );

@@ -711,3 +711,129 @@ fn a_finished_run_or_replay_leaves_no_scratch_space() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(!kept[0].ends_with(".owner"));
 }
+
+/// A project whose step reads the untracked `data.bin` and then rewrites it, as a step that
+/// updates its input in place does. Returns the project and the hash of the original bytes.
+fn step_rewriting_its_input() -> (Env, String) {
+    let env = Env::git();
+    env.write(".gitignore", "/.mlrun/\n/data.bin\n");
+    let data: Vec<u8> = (0..3u32 << 18).map(|i| (i % 253) as u8).collect();
+    std::fs::write(env.path("data.bin"), &data).unwrap();
+    // hashed long after its last write: the stat cache vouches for it, so the copy may be made
+    // by the kernel and is then checked by the file's stat
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(env.path("data.bin"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    env.write(
+        "pipeline.toml",
+        "[steps.update]\ncmd = \"wc -c < data.bin > n.txt && echo rewritten > data.bin\"\ninputs = [\"data.bin\"]\noutputs = [\"n.txt\"]\n",
+    );
+    env.commit("p");
+    let hash = env.sha256sum("data.bin");
+    (env, hash)
+}
+
+/// (recorded hash, stored) of the step's input `data.bin`.
+fn recorded_input(env: &Env) -> (String, i64) {
+    let db = env.db();
+    let row = rows(
+        &db,
+        "SELECT v.blob_hash, b.stored FROM io_edges e
+         JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
+         JOIN blobs b ON b.hash = v.blob_hash
+         WHERE e.direction = 'in' AND a.path = 'data.bin'",
+    );
+    assert_eq!(row.len(), 1, "{row:?}");
+    (row[0][0].clone(), row[0][1].parse().unwrap())
+}
+
+#[test]
+fn an_input_changed_before_its_copy_is_kept_is_not_stored_under_its_old_hash() {
+    let (mut env, hash) = step_rewriting_its_input();
+    // the copy made only once the step is over: after the step rewrote its input
+    env.set_env("MLRUN_TEST_INPUT_COPY_AFTER_STEP", "1");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "the step itself succeeded: {out:?}");
+    assert!(
+        out.stderr
+            .contains("input `data.bin` changed while the step ran"),
+        "{out:?}"
+    );
+    // recorded as the step found it, and said not to be restorable
+    assert_eq!(recorded_input(&env), (hash.clone(), 0));
+    let store = env.path(".mlrun");
+    assert!(
+        !objects(&store).contains(&hash),
+        "no object under the hash of bytes that are gone"
+    );
+    let rewritten = env.sha256sum("data.bin");
+    assert!(
+        !objects(&store).contains(&rewritten),
+        "the rewritten bytes were not kept as what the step read"
+    );
+    let fsck = env.mlrun(&["fsck"]);
+    assert_eq!(fsck.code, 0, "{fsck:?}");
+}
+
+#[test]
+fn an_input_its_step_rewrites_while_it_is_copied_is_kept_only_if_intact() {
+    // The copy runs beside the step, which rewrites the input: whichever finishes first, the
+    // record holds the hash the step started from, and claims an object only if that object
+    // holds exactly those bytes.
+    let (env, hash) = step_rewriting_its_input();
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let (recorded, stored) = recorded_input(&env);
+    assert_eq!(recorded, hash);
+    let obj = env.path(&format!(
+        ".mlrun/objects/sha256/{}/{}",
+        &hash[..2],
+        &hash[2..]
+    ));
+    if stored == 1 {
+        let rel = obj.strip_prefix(env.path("")).unwrap().to_str().unwrap();
+        assert_eq!(
+            env.sha256sum(rel),
+            hash,
+            "the object holds the original bytes"
+        );
+    } else {
+        assert!(!obj.exists());
+        assert!(
+            out.stderr
+                .contains("input `data.bin` changed while the step ran"),
+            "{out:?}"
+        );
+    }
+    let fsck = env.mlrun(&["fsck"]);
+    assert_eq!(fsck.code, 0, "{fsck:?}");
+}
+
+#[test]
+fn an_untracked_input_copied_while_its_step_runs_is_restorable() {
+    let env = Env::git();
+    env.write(".gitignore", "/.mlrun/\n/data.txt\n");
+    env.write("data.txt", "version one\n");
+    env.write(
+        "pipeline.toml",
+        "[steps.use]\ncmd = \"cp data.txt copy.txt\"\ninputs = [\"data.txt\"]\noutputs = [\"copy.txt\"]\n",
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let hash = env.sha256sum("data.txt");
+    let db = env.db();
+    assert_eq!(
+        one::<i64>(
+            &db,
+            &format!("SELECT stored FROM blobs WHERE hash = '{hash}'")
+        ),
+        1
+    );
+    assert!(objects(&env.path(".mlrun")).contains(&hash));
+    assert_eq!(env.mlrun(&["fsck"]).code, 0);
+}
