@@ -51,6 +51,10 @@ pub(super) fn git(root: &Path, args: &[&str], env: &[(&str, String)]) -> Result<
 /// writes only the moves made since.
 pub(super) const MOVE_TRAILER: &str = "mlrun-alias-move:";
 
+// Long on purpose: after reading the existing tags (`existing_tags`) it is one pass over the
+// registry's events in time order that updates the tag counters, the per-alias assignment state
+// and the planned tags together, then writes them in order with increasing dates; splitting the
+// pass would thread all of that state through every part. The report is `report`.
 pub(super) fn export_tags(
     args: ModelExportTagsArgs,
     store_dir: Option<&Path>,
@@ -68,49 +72,12 @@ pub(super) fn export_tags(
             .cause(e.message)
             .hint("export-tags writes git tags into the repository of the project")
     })?;
-    // existing tags: name → (commit, message)
-    let listing = git(
-        &root,
-        &[
-            "for-each-ref",
-            "refs/tags",
-            "--format=%(refname:strip=2)%00%(*objectname)%(objectname)%00%(taggerdate:unix)%00%(contents)%00%00",
-        ],
-        &[],
-    )?;
-    let mut existing: BTreeMap<String, String> = BTreeMap::new();
-    let mut moves_done: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    // the newest tag date there: GTO orders events by date, so new tags must come after it
-    let mut newest_secs = 0i64;
-    for rec in listing.split("\0\0") {
-        let mut f = rec.trim_start_matches('\n').splitn(4, '\0');
-        let (Some(name), Some(commit), Some(date), Some(msg)) =
-            (f.next(), f.next(), f.next(), f.next())
-        else {
-            continue;
-        };
-        newest_secs = newest_secs.max(date.parse().unwrap_or(0));
-        for line in msg.lines() {
-            if let Some(id) = line.strip_prefix(MOVE_TRAILER) {
-                moves_done
-                    .entry(id.trim().to_string())
-                    .or_default()
-                    .push((name.to_string(), commit.to_string()));
-            }
-        }
-        existing.insert(name.to_string(), msg.to_string());
-    }
-    // GTO counts a name's assignment tags: `NAME#STAGE#N` continues from the highest N
-    let mut counters: BTreeMap<String, u64> = BTreeMap::new();
-    for name in existing.keys() {
-        if let Some((art, n)) = name.rsplit_once('#')
-            && let Ok(n) = n.parse::<u64>()
-        {
-            let art = art.split(['#', '@']).next().unwrap_or(art).to_string();
-            let c = counters.entry(art).or_default();
-            *c = (*c).max(n);
-        }
-    }
+    let Existing {
+        tags: mut existing,
+        moves_done,
+        newest_secs,
+        mut counters,
+    } = existing_tags(&root)?;
     // events in time order: registrations and alias moves
     enum Ev<'a> {
         Reg(&'a ModelVersion),
@@ -287,7 +254,75 @@ pub(super) fn export_tags(
             },
         });
     }
-    for s in &skipped {
+    Ok(report(&args, &err, &tags, &skipped))
+}
+
+/// The tags already in the repository, as export-tags continues from them.
+struct Existing {
+    /// tag name → its message
+    tags: BTreeMap<String, String>,
+    /// alias-log row id → the (tag, commit) pairs that wrote it
+    moves_done: BTreeMap<String, Vec<(String, String)>>,
+    /// the newest tag date there: GTO orders events by date, so new tags must come after it
+    newest_secs: i64,
+    /// GTO counts a name's assignment tags: `NAME#STAGE#N` continues from the highest N
+    counters: BTreeMap<String, u64>,
+}
+
+fn existing_tags(root: &Path) -> Result<Existing> {
+    let listing = git(
+        root,
+        &[
+            "for-each-ref",
+            "refs/tags",
+            "--format=%(refname:strip=2)%00%(*objectname)%(objectname)%00%(taggerdate:unix)%00%(contents)%00%00",
+        ],
+        &[],
+    )?;
+    let mut existing: BTreeMap<String, String> = BTreeMap::new();
+    let mut moves_done: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    // the newest tag date there: GTO orders events by date, so new tags must come after it
+    let mut newest_secs = 0i64;
+    for rec in listing.split("\0\0") {
+        let mut f = rec.trim_start_matches('\n').splitn(4, '\0');
+        let (Some(name), Some(commit), Some(date), Some(msg)) =
+            (f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        newest_secs = newest_secs.max(date.parse().unwrap_or(0));
+        for line in msg.lines() {
+            if let Some(id) = line.strip_prefix(MOVE_TRAILER) {
+                moves_done
+                    .entry(id.trim().to_string())
+                    .or_default()
+                    .push((name.to_string(), commit.to_string()));
+            }
+        }
+        existing.insert(name.to_string(), msg.to_string());
+    }
+    // GTO counts a name's assignment tags: `NAME#STAGE#N` continues from the highest N
+    let mut counters: BTreeMap<String, u64> = BTreeMap::new();
+    for name in existing.keys() {
+        if let Some((art, n)) = name.rsplit_once('#')
+            && let Ok(n) = n.parse::<u64>()
+        {
+            let art = art.split(['#', '@']).next().unwrap_or(art).to_string();
+            let c = counters.entry(art).or_default();
+            *c = (*c).max(n);
+        }
+    }
+    Ok(Existing {
+        tags: existing,
+        moves_done,
+        newest_secs,
+        counters,
+    })
+}
+
+/// What export-tags did (or would do), for people or as JSON; the exit code.
+fn report(args: &ModelExportTagsArgs, err: &Style, tags: &[TagOut], skipped: &[String]) -> i32 {
+    for s in skipped {
         err.note(&format!("skipped {s}"));
     }
     if args.json {
@@ -296,15 +331,8 @@ pub(super) fn export_tags(
             tags: &'a [TagOut],
             skipped: &'a [String],
         }
-        emit(
-            &(serde_json::to_string_pretty(&Answer {
-                tags: &tags,
-                skipped: &skipped,
-            })
-            .unwrap_or_default()
-                + "\n"),
-        );
-        return Ok(0);
+        emit(&(serde_json::to_string_pretty(&Answer { tags, skipped }).unwrap_or_default() + "\n"));
+        return 0;
     }
     let written: Vec<&TagOut> = tags.iter().filter(|t| t.status != "exists").collect();
     let mut s = String::new();
@@ -332,5 +360,5 @@ pub(super) fn export_tags(
         s += "push them with `git push --tags` (or `git push origin TAG`)\n";
     }
     emit(&s);
-    Ok(0)
+    0
 }

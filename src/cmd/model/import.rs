@@ -115,6 +115,9 @@ pub(super) struct Imported {
     detail: String,
 }
 
+// Long on purpose: its passes (registrations by commit, then GTO's stage assignments replayed per
+// name and stage, then the report) share the `note` and `tagged` closures and the maps each pass
+// builds for the next; splitting it would thread those through every part.
 pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i32> {
     let dir = store::find_dir(store_dir)?;
     let mut store = Store::open_existing(&dir)?;
