@@ -105,35 +105,7 @@ impl Converter<'_> {
 
         if let Some(v) = def.get("deps") {
             let v = self.expand_value(base, "deps", v, local, vars, Mode::Text)?;
-            let Y::Sequence(items) = v else {
-                return Err(self.src.error(
-                    stage,
-                    "deps",
-                    None,
-                    &format!("must be a list of paths, found {}", kind(&v)),
-                ));
-            };
-            for d in items {
-                let d = match d {
-                    Y::String(s) => s,
-                    other => {
-                        return Err(self.src.error(
-                            stage,
-                            "deps",
-                            None,
-                            &format!("entries must be paths, found {}", kind(&other)),
-                        ));
-                    }
-                };
-                if d.contains("://") {
-                    self.note(sn, format!("dependency `{d}` is not in the project: mlrun tracks files in the project only, so the step runs without it as an input"));
-                    continue;
-                }
-                let p = self.path(&wdir, &d);
-                if !step.inputs.contains(&p) {
-                    step.inputs.push(p);
-                }
-            }
+            self.stage_deps(base, dvc_name, &wdir, v, &mut step)?;
         }
 
         self.stage_outputs(base, dvc_name, &wdir, def, local, vars, &mut step)?;
@@ -143,6 +115,49 @@ impl Converter<'_> {
             self.stage_params(sn, base, &wdir, &v, &mut step)?;
         }
         Ok(step)
+    }
+
+    /// `deps` as the step's inputs; a URL is left out with a note.
+    fn stage_deps(
+        &mut self,
+        base: &str,
+        dvc_name: &str,
+        wdir: &str,
+        v: Y,
+        step: &mut Step,
+    ) -> Result<()> {
+        let stage = Some(base);
+        let sn = Some(dvc_name);
+        let Y::Sequence(items) = v else {
+            return Err(self.src.error(
+                stage,
+                "deps",
+                None,
+                &format!("must be a list of paths, found {}", kind(&v)),
+            ));
+        };
+        for d in items {
+            let d = match d {
+                Y::String(s) => s,
+                other => {
+                    return Err(self.src.error(
+                        stage,
+                        "deps",
+                        None,
+                        &format!("entries must be paths, found {}", kind(&other)),
+                    ));
+                }
+            };
+            if d.contains("://") {
+                self.note(sn, format!("dependency `{d}` is not in the project: mlrun tracks files in the project only, so the step runs without it as an input"));
+                continue;
+            }
+            let p = self.path(wdir, &d);
+            if !step.inputs.contains(&p) {
+                step.inputs.push(p);
+            }
+        }
+        Ok(())
     }
 
     /// The stage's `cmd`, expanded; a list runs in sequence (joined with ` && `).
