@@ -181,8 +181,7 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
                         .then(|| (p.to_string(), h.to_string()))
                 });
                 let av = match by_line {
-                    Some((p, h)) => store.version_by_content(&p, &h)?
-                        .map(|v| v.av_id),
+                    Some((p, h)) => store.version_by_content(&p, &h)?.map(|v| v.av_id),
                     None => None,
                 };
                 let av = match av {
@@ -217,35 +216,31 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
                                 note(&t.name, "skipped", "neither its message nor artifacts.yaml at its commit says which file it is".into());
                                 continue;
                             }
-                            Some(p) => {
-                                match store.produced_at_commit(&p, &t.commit)?
-                                    .as_slice()
-                                {
-                                    [one] => Some(*one),
-                                    [] => {
-                                        note(
-                                            &t.name,
-                                            "skipped",
-                                            format!(
-                                                "no recorded run at commit {} produced `{p}`",
-                                                short_hash(&t.commit)
-                                            ),
-                                        );
-                                        continue;
-                                    }
-                                    _ => {
-                                        note(
-                                            &t.name,
-                                            "skipped",
-                                            format!(
-                                                "runs at commit {} produced several versions of `{p}`",
-                                                short_hash(&t.commit)
-                                            ),
-                                        );
-                                        continue;
-                                    }
+                            Some(p) => match store.produced_at_commit(&p, &t.commit)?.as_slice() {
+                                [one] => Some(*one),
+                                [] => {
+                                    note(
+                                        &t.name,
+                                        "skipped",
+                                        format!(
+                                            "no recorded run at commit {} produced `{p}`",
+                                            short_hash(&t.commit)
+                                        ),
+                                    );
+                                    continue;
                                 }
-                            }
+                                _ => {
+                                    note(
+                                        &t.name,
+                                        "skipped",
+                                        format!(
+                                            "runs at commit {} produced several versions of `{p}`",
+                                            short_hash(&t.commit)
+                                        ),
+                                    );
+                                    continue;
+                                }
+                            },
                         }
                     }
                 };
@@ -277,17 +272,16 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
                 };
                 let msg = format!("imported {}", tagged(t));
                 match store.register_model(&models::NewVersion {
-                        name: &name,
-                        av_id: av,
-                        exec_id: exec,
-                        run_id: run.as_deref(),
-                        version: Some(&label),
-                        by: &by,
-                        message: Some(&msg),
-                        auto: false,
-                        at: now,
-                    },
-                ) {
+                    name: &name,
+                    av_id: av,
+                    exec_id: exec,
+                    run_id: run.as_deref(),
+                    version: Some(&label),
+                    by: &by,
+                    message: Some(&msg),
+                    auto: false,
+                    at: now,
+                }) {
                     Ok(r) => {
                         at_commit
                             .insert((name.clone(), t.commit.clone()), r.version.version.clone());
@@ -324,7 +318,8 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
             .get(&(name.clone(), t.commit.clone()))
             .cloned()
             .or_else(|| {
-                store.model_versions(&name)
+                store
+                    .model_versions(&name)
                     .ok()?
                     .into_iter()
                     .find(|v| v.commit.as_deref() == Some(t.commit.as_str()))
@@ -400,13 +395,7 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
             continue;
         }
         let msg = format!("imported {}", tagged(t));
-        match store.set_alias(name,
-            stage,
-            want.as_deref(),
-            &by,
-            Some(&msg),
-            now,
-        ) {
+        match store.set_alias(name, stage, want.as_deref(), &by, Some(&msg), now) {
             Ok(_) => note(
                 &t.name,
                 "moved",

@@ -222,17 +222,16 @@ fn register(args: ModelRegisterArgs, store_dir: Option<&Path>, color: ColorChoic
     };
     let by = user_name();
     let done = store.register_model(&models::NewVersion {
-            name: &args.name,
-            av_id: version.av_id,
-            exec_id: exec,
-            run_id: run.as_deref(),
-            version: label.as_ref(),
-            by: &by,
-            message: args.message.as_deref(),
-            auto: false,
-            at: now_ms(),
-        },
-    )?;
+        name: &args.name,
+        av_id: version.av_id,
+        exec_id: exec,
+        run_id: run.as_deref(),
+        version: label.as_ref(),
+        by: &by,
+        message: args.message.as_deref(),
+        auto: false,
+        at: now_ms(),
+    })?;
     let err = Style::stderr(color);
     if let Some(n) = note {
         err.note(&n);
@@ -266,7 +265,8 @@ fn alias(args: ModelAliasArgs, store_dir: Option<&Path>, color: ColorChoice) -> 
     } else {
         args.to_version.as_deref()
     };
-    let moved = store.set_alias(&args.name,
+    let moved = store.set_alias(
+        &args.name,
         &args.alias,
         to,
         &user_name(),
@@ -276,7 +276,8 @@ fn alias(args: ModelAliasArgs, store_dir: Option<&Path>, color: ColorChoice) -> 
     let out = Style::stdout(color);
     let name = out.paint(Role::Strong, &format!("{}@{}", args.name, args.alias));
     let Some(m) = moved else {
-        let v = store.model_by_ref(&args.name, &args.alias)?
+        let v = store
+            .model_by_ref(&args.name, &args.alias)?
             .map_or_else(|| "?".into(), |v| v.version);
         if args.json {
             emit("null\n");
@@ -378,7 +379,11 @@ fn table<const N: usize>(rows: &[[String; N]], out: &Style) -> String {
             .collect::<Vec<_>>()
             .join("  ");
         let line = line.trim_end().to_string();
-        s += &if k == 0 { out.paint(Role::Strong, &line) } else { line };
+        s += &if k == 0 {
+            out.paint(Role::Strong, &line)
+        } else {
+            line
+        };
         s.push('\n');
     }
     s
