@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod store;
+pub mod ui;
 
 use clap::Parser;
 

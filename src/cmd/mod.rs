@@ -17,6 +17,7 @@ pub mod runs;
 pub mod show;
 pub mod status;
 pub mod target;
+pub mod ui;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -46,6 +47,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Fsck(args)) => fsck::fsck(args, store.as_deref(), cli.color),
         Some(Command::Import(args)) => import::import(args, cli.color),
         Some(Command::Model(args)) => model::model(args, store.as_deref(), cli.color),
+        Some(Command::Ui(args)) => ui::ui(args, store.as_deref(), cli.color),
     }
 }
 

@@ -4,6 +4,7 @@
 //! is not a database, without touching it. Every connection gets the same pragmas. Writes go
 //! through `record`, reads through `query`.
 
+pub mod browse;
 pub mod incomplete;
 pub mod lineage;
 pub mod lock;
