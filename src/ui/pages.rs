@@ -1089,6 +1089,21 @@ fn version_from(
     };
     let path = check_path(raw)?;
     let v = match get(q, "hash") {
+        Some(h) if h.len() < 64 => {
+            // a prefix, as the CLI shows hashes: the one version of this path it names
+            let mut found: Vec<lineage::Version> = lineage::versions_by_hash_prefix(conn, h)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|v| v.path == path)
+                .collect();
+            found.dedup_by(|a, b| a.hash == b.hash);
+            if found.len() > 1 {
+                return Err(format!(
+                    "`{h}` names several versions of `{path}`: give more of the hash"
+                ));
+            }
+            found.pop()
+        }
         Some(h) => lineage::version_by_content(conn, &path, h).map_err(|e| e.to_string())?,
         None => lineage::latest_version(conn, &path).map_err(|e| e.to_string())?,
     };

@@ -25,4 +25,5 @@ mod secrets;
 mod store;
 mod trace;
 mod truth;
+mod ui;
 mod validate;
