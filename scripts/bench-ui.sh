@@ -42,3 +42,8 @@ measure "compare 2 runs" "/compare?runs=$run,latest~1"
 measure "lineage of $model (depth 4)" "/lineage?path=$model"
 measure "lineage of $model (depth all)" "/lineage?path=$model&depth=all"
 measure "model card of $model" "/artifact?path=$model"
+# first contentful paint in headless Chromium (needs chromium and chromium-driver)
+if command -v chromedriver >/dev/null; then
+  python3 scripts/bench-ui-fcp.py "$url/runs" 10
+  python3 scripts/bench-ui-fcp.py "$url/lineage?path=$model" 5
+fi
