@@ -826,3 +826,31 @@ fn ui_in_a_browser_is_usable_by_keyboard() {
         json!("pipeline")
     );
 }
+
+#[test]
+fn ui_open_starts_the_browser_on_its_url() {
+    let mut env = project();
+    // a "browser" that writes down the URL it was given
+    env.write(
+        "browser.sh",
+        "#!/bin/sh\necho \"$1\" > \"$(dirname \"$0\")/opened.txt\"\n",
+    );
+    let browser = env.path("browser.sh");
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    env.set_env("BROWSER", browser.to_str().unwrap());
+    let ui = Server::start(&env, &["--open"]);
+    let opened = env.path("opened.txt");
+    assert!(
+        wait_until(30, || std::fs::read_to_string(&opened)
+            .is_ok_and(|s| s.ends_with('\n'))),
+        "the browser was not started"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&opened).unwrap().trim(),
+        format!("{}/", ui.url)
+    );
+}
