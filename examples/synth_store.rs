@@ -167,7 +167,8 @@ pub fn fill(conn: &Connection, cfg: &Config) -> rusqlite::Result<Summary> {
         [],
     )?;
     conn.execute(
-        "INSERT OR IGNORE INTO env_snapshots VALUES ('env', 'Linux', '12', '6.1', 'x86_64', 'cpu', 8, 16000000000, 'bench', 'bench', '0.1.0',
+        "INSERT OR IGNORE INTO env_snapshots (id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, user,
+            mlrun_version, interpreters, lockfiles, env_vars) VALUES ('env', 'Linux', '12', '6.1', 'x86_64', 'cpu', 8, 16000000000, 'bench', 'bench', '0.1.0',
             '{\"python3\":\"Python 3.11.2\"}', '{\"requirements.txt\":\"abc\"}', '{\"PATH\":\"/usr/bin\",\"OMP_NUM_THREADS\":\"1\"}')",
         [],
     )?;

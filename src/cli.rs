@@ -122,6 +122,8 @@ pub enum Command {
     /// Name model versions (NAME@vN), move aliases (NAME@production), list them
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Serve a local, read-only web view of runs, comparisons and lineage
+    Ui(crate::cmd::ui::UiArgs),
 }
 
 /// `mlrun --store DIR runs` must mean the `runs` subcommand, but clap stops looking for

@@ -21,6 +21,7 @@ pub mod runs;
 pub mod show;
 pub mod status;
 pub mod target;
+pub mod ui;
 
 use std::time::Duration;
 

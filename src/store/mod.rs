@@ -10,6 +10,7 @@
 //! where a second backend would go. A failed statement says which operation it was part of
 //! (`During`).
 
+pub mod browse;
 pub mod checkout;
 pub mod determinism;
 mod fsck;

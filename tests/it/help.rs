@@ -20,6 +20,7 @@ const COMMANDS: &[&[&str]] = &[
     &["check"],
     &["checkout"],
     &["rm"],
+    &["ui"],
     &["gc"],
     &["fsck"],
     &["import"],

@@ -30,4 +30,5 @@ mod secrets;
 mod store;
 mod trace;
 mod truth;
+mod ui;
 mod validate;
