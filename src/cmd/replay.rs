@@ -231,31 +231,38 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         scratch.path().display()
     ));
 
-    let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
-    let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
     let jobs = exec::default_jobs(args.exec.jobs);
-    let opts = RunOptions {
-        jobs,
-        keep_going: false,
-        grace: args.exec.grace,
-        argv: std::env::args().collect(),
-        replay_of: Some(orig.run_id.clone()),
-        force: Force::All,
-        reuse_replays: false,
-        no_store: true,
-        no_cache: true,
-        git_fixed: Some(orig.git.clone()),
-        recorded_location: Some(orig.plan.root().to_path_buf()),
-        // a replay reruns what was declared; tracing it again would only repeat the original's
-        // observations (and need the scratch tree's paths): keep pipeline.toml's setting off
-        trace: Some(crate::pipeline::plan::TraceMode::Off),
-        run_id: None,
-        message: None,
+    let replay_run = |plan: crate::pipeline::Plan,
+                      store: Store,
+                      keep_going: bool,
+                      message: Option<String>|
+     -> Result<exec::RunOutcome> {
+        let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
+        let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
+        let opts = RunOptions {
+            jobs,
+            keep_going,
+            grace: args.exec.grace,
+            argv: std::env::args().collect(),
+            replay_of: Some(orig.run_id.clone()),
+            force: Force::All,
+            reuse_replays: false,
+            no_store: true,
+            no_cache: true,
+            git_fixed: Some(orig.git.clone()),
+            recorded_location: Some(orig.plan.root().to_path_buf()),
+            // a replay reruns what was declared; tracing it again would only repeat the
+            // original's observations (and need the scratch tree's paths): keep it off
+            trace: Some(crate::pipeline::plan::TraceMode::Off),
+            run_id: None,
+            message,
+        };
+        let mut events = Sinks::new();
+        events.push(Arc::new(Human::new(printer)));
+        exec::run_blocking(plan, store, opts, events)
     };
     let replan = plan.clone();
-    let mut events = Sinks::new();
-    events.push(Arc::new(Human::new(printer)));
-    let outcome = exec::run_blocking(plan, store, opts, events)?;
+    let outcome = replay_run(plan, store, false, None)?;
 
     let store = Store::open(&dir)?;
     let mut verdicts = replay::verdicts(&store, &orig, &replan, &outcome.run_id)?;
@@ -286,28 +293,14 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
-            let opts = RunOptions {
-                jobs,
-                keep_going: true,
-                grace: args.exec.grace,
-                argv: std::env::args().collect(),
-                replay_of: Some(orig.run_id.clone()),
-                force: Force::All,
-                reuse_replays: false,
-                no_store: true,
-                no_cache: true,
-                git_fixed: Some(orig.git.clone()),
-                recorded_location: Some(orig.plan.root().to_path_buf()),
-                trace: Some(crate::pipeline::plan::TraceMode::Off),
-                run_id: None,
-                message: Some(format!(
+            let out = replay_run(
+                sub,
+                Store::open(&dir)?,
+                true,
+                Some(format!(
                     "second run of replay {replay_short}, to explain its differences"
                 )),
-            };
-            let mut events = Sinks::new();
-            events.push(Arc::new(Human::new(printer)));
-            let out = exec::run_blocking(sub, Store::open(&dir)?, opts, events)?;
+            )?;
             Ok((out.run_id, out.short_id))
         };
         let cx = replay::explain::Context {
