@@ -59,7 +59,8 @@ pub enum Event<'a> {
         delay: Duration,
     },
     /// A step reused an earlier execution: `Cached` (its outputs are on disk) or `Restored`
-    /// (the ones in `restored` came back from the object store).
+    /// (the ones in `restored` came back from the object store, written as declared: a
+    /// directory with its trailing `/`).
     StepReused {
         step: &'a str,
         status: StepStatus,

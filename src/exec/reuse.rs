@@ -55,7 +55,12 @@ pub(super) fn try_reuse(
             ));
             return None;
         }
-        restored.push(decl.path.clone());
+        // shown as declared: a directory keeps its trailing `/`
+        restored.push(if decl.dir || recorded.fp.is_dir() {
+            format!("{}/", decl.path)
+        } else {
+            decl.path.clone()
+        });
     }
     let status = if restored.is_empty() {
         StepStatus::Cached

@@ -5,13 +5,6 @@ use serde_json::Value;
 
 use crate::common::{Env, Out};
 
-fn redact(name: &str, text: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(r"[0-9a-f]{10,64}", "[hex]");
-    s.add_filter(r"into /\S+", "into [root]");
-    s.bind(|| insta::assert_snapshot!(name, text));
-}
-
 fn json(out: &Out) -> Value {
     assert_eq!(out.code, 0, "{out:?}");
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
@@ -45,7 +38,7 @@ outputs = ["report.txt"]
 
 /// Two runs: lr=0.1 with raw.csv `one`, then lr=0.5 with raw.csv `two`.
 fn two_runs() -> Env {
-    let env = Env::git();
+    let env = Env::fixed();
     env.write("pipeline.toml", PIPELINE);
     env.write(".gitignore", "/.mlrun/\nraw.csv\n");
     env.commit("pipeline");
@@ -66,7 +59,7 @@ fn checkout_path_at_run_puts_an_older_version_back() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(read(&env, "model.txt"), "one\nlr=0.1\n");
     assert!(out.stdout.contains("restored"), "{out:?}");
-    redact("checkout_path_at_run", &out.stdout);
+    crate::assert_fixed_snapshot!(&env, "checkout_path_at_run", &out.stdout);
     // a bare path is its latest recorded version
     let v = json(&env.mlrun(&["checkout", "model.txt", "--json"]));
     assert_eq!(read(&env, "model.txt"), "two\nlr=0.5\n");
@@ -104,7 +97,7 @@ fn checkout_refuses_to_overwrite_a_change_the_store_does_not_hold() {
     assert!(out.stderr.contains("would overwrite a change"), "{out:?}");
     assert!(out.stderr.contains("--force"), "{out:?}");
     assert_eq!(read(&env, "model.txt"), "my hand edit\n");
-    redact("checkout_refused", &out.stderr);
+    crate::assert_fixed_snapshot!(&env, "checkout_refused", &out.stderr);
     // a run's checkout writes nothing when one of its paths is refused
     std::fs::remove_file(env.path("report.txt")).unwrap();
     let out = env.mlrun(&["checkout", "latest~1"]);

@@ -455,14 +455,6 @@ pub fn fifo_writer(path: &Path, secs: u64) -> std::fs::File {
 /// The note a step's line gets once hashing and storing its files took a second.
 const HASHING_NOTE: &str = r" ?\(\S+ of it hashing and storing files\)";
 
-/// Snapshot filters for what depends on the machine's speed: every duration (`86ms`, `1.2s`,
-/// `1m05s`, with the spaces that right-align it in a column, so a longer one on a slow machine
-/// does not shift the line) and the note a step's line gets once hashing took a second.
-pub fn redact_timing(s: &mut insta::Settings) {
-    s.add_filter(HASHING_NOTE, "");
-    s.add_filter(r" *\b\d+(\.\d+)?(ms|s|m\d\ds|h\d\dm)\b", " [dur]");
-}
-
 /// A test part that needs a tool this machine lacks: skipped with the reason outside CI; in CI
 /// (`CI` set), where `.ci/run` installs every such tool, a failure.
 pub fn skip_unless_ci(why: &str) {

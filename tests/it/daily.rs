@@ -5,19 +5,6 @@ use serde_json::Value;
 
 use crate::common::{Env, Out};
 
-/// Snapshot `text` with times and hex strings replaced (the tests that still need it; the
-/// others run under `Env::fixed` and keep their real hashes).
-fn redact(name: &str, text: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(
-        r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?Z?",
-        "[time]",
-    );
-    s.add_filter(r"[0-9a-f]{10,64}", "[hex]");
-    crate::common::redact_timing(&mut s);
-    s.bind(|| insta::assert_snapshot!(name, text));
-}
-
 fn json(out: &Out) -> Value {
     assert_eq!(out.code, 0, "{out:?}");
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
@@ -601,7 +588,7 @@ fn rm_refuses_a_run_other_runs_reused_unless_forced() {
         "{out:?}"
     );
     assert!(out.stderr.contains("--force"), "{out:?}");
-    redact("rm_reused", &out.stderr);
+    crate::assert_fixed_snapshot!(&env, "rm_reused", &out.stderr);
     assert_eq!(
         json(&env.mlrun(&["runs", "--json"]))
             .as_array()
@@ -638,7 +625,7 @@ fn rm_refuses_a_running_run_and_one_that_made_a_model_version() {
         "{out:?}"
     );
     assert!(out.stderr.contains("tuner@v1"), "{out:?}");
-    redact("rm_model_version", &out.stderr);
+    crate::assert_fixed_snapshot!(&env, "rm_model_version", &out.stderr);
     assert_eq!(
         json(&env.mlrun(&["runs", "--json"]))
             .as_array()
@@ -689,7 +676,7 @@ fn runs_columns_choose_params_and_metrics_and_never_drop_one_silently() {
         ),
         "{out:?}"
     );
-    redact("runs_columns", &out.stdout);
+    crate::assert_fixed_snapshot!(&env, "runs_columns", &out.stdout);
     // the METRICS column keeps the others, without repeating the ones with a column
     let out = env.mlrun(&["runs", "--columns", "metrics.acc,metrics"]);
     assert_eq!(out.code, 0, "{out:?}");

@@ -37,15 +37,16 @@ fn explanation(out: &Out) -> String {
         .collect()
 }
 
-fn settings() -> insta::Settings {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(r"\b[0-9a-f]{16}\b", "[run]");
+/// Snapshot settings for `env` (fixed): its run ids, and the real times the `stamp` step
+/// writes into its file, are replaced; hashes stay.
+fn settings(env: &Env) -> insta::Settings {
+    let mut s = crate::common::fixed_settings(env, &env.run_ids());
     s.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?", "[time]");
     s
 }
 
 fn stamp_project() -> (Env, PathBuf) {
-    let mut env = Env::git();
+    let mut env = Env::fixed();
     let counter = env.home.join("same-ran");
     env.set_env("COUNTER", counter.to_str().unwrap());
     env.write(".gitignore", "/.mlrun/\n/*.txt\n");
@@ -72,7 +73,7 @@ fn a_timestamp_is_nondeterministic_and_a_deterministic_step_runs_once() {
         ),
         "{r:?}"
     );
-    settings().bind(|| insta::assert_snapshot!("explain_timestamp", explanation(&r)));
+    settings(&env).bind(|| insta::assert_snapshot!("explain_timestamp", explanation(&r)));
     // the deterministic step ran once in the replay, never a second time
     assert_eq!(lines_in(&counter), 2, "{r:?}");
     let db = env.db();
@@ -145,7 +146,7 @@ fn explain_and_no_explain_choose_whether_anything_runs_a_second_time() {
 
 #[test]
 fn a_changed_environment_variable_is_named_and_a_secret_value_never_shown() {
-    let env = Env::git();
+    let env = Env::fixed();
     env.write(".gitignore", "/.mlrun/\n/conf.json\n");
     env.write(
         "pipeline.toml",
@@ -170,7 +171,7 @@ outputs = ["conf.json"]
     rec.set_env("SERVICE_TOKEN", "second-Secret-value-92");
     let r = rec.mlrun(&["replay"]);
     assert_eq!(r.code, 1, "{r:?}");
-    settings().bind(|| insta::assert_snapshot!("explain_env_var", explanation(&r)));
+    settings(&rec).bind(|| insta::assert_snapshot!("explain_env_var", explanation(&r)));
     let rj = rec.mlrun(&["replay", "--json"]);
     let v = json(&rj);
     let e = &v["steps"][0]["outputs"][0]["explanation"];
@@ -240,7 +241,7 @@ fn pip_install(venv: &Path, wheel: &Path) {
 
 #[test]
 fn a_changed_package_version_is_named_with_both_versions() {
-    let mut env = Env::git();
+    let mut env = Env::fixed();
     let venv = env.home.join("venv");
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
     let wheels = env.home.join("wheels");
@@ -274,7 +275,7 @@ outputs = ["model.txt"]
     pip_install(&venv, &wheel(&wheels, "2.0"));
     let r = env.mlrun(&["replay"]);
     assert_eq!(r.code, 1, "{r:?}");
-    settings().bind(|| insta::assert_snapshot!("explain_package", explanation(&r)));
+    settings(&env).bind(|| insta::assert_snapshot!("explain_package", explanation(&r)));
     let v = json(&env.mlrun(&["replay", "--json"]));
     let e = &v["steps"][0]["outputs"][0]["explanation"];
     assert_eq!(e["kind"], "changed", "{v}");
@@ -370,7 +371,8 @@ fn check_records_nondeterministic_outputs_for_later_replays_status_and_show() {
 
     let r = env.mlrun(&["replay"]);
     assert_eq!(r.code, 0, "{r:?}");
-    settings().bind(|| insta::assert_snapshot!("explain_expected_after_check", explanation(&r)));
+    settings(&env)
+        .bind(|| insta::assert_snapshot!("explain_expected_after_check", explanation(&r)));
     assert!(
         r.stdout.contains(
             "every difference was expected: those outputs are known to be nondeterministic"

@@ -121,6 +121,28 @@ fn a_deleted_output_is_restored_from_the_object_store() {
     );
 }
 
+/// A directory output is named as it is declared, with its trailing `/`, when restored.
+#[test]
+fn a_restored_directory_output_is_shown_with_its_trailing_slash() {
+    let env = Env::git();
+    env.write("raw.txt", "hello\n");
+    env.write(
+        "pipeline.toml",
+        "[steps.train]\ncmd = \"mkdir -p model && cp raw.txt model/w.txt && cp raw.txt log.txt\"\ninputs = [\"raw.txt\"]\noutputs = [\"model/\", \"log.txt\"]\n",
+    );
+    env.commit("p");
+    assert_eq!(env.mlrun(&[]).code, 0);
+    std::fs::remove_dir_all(env.path("model")).unwrap();
+    std::fs::remove_file(env.path("log.txt")).unwrap();
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("↺ train  restored  model/, log.txt\n"),
+        "{out:?}"
+    );
+    assert_eq!(env.sha256sum("model/w.txt"), env.sha256sum("raw.txt"));
+}
+
 #[test]
 fn each_kind_of_change_reruns_the_step_and_status_says_why() {
     let env = project();

@@ -8,7 +8,15 @@ use serde_json::Value;
 use crate::common::{Env, Out, finish, one, rows, wait_until};
 
 fn project(pipeline: &str, files: &[(&str, &str)]) -> Env {
-    let env = Env::git();
+    fill(Env::git(), pipeline, files)
+}
+
+/// As [`project`], in the fixed environment, for the tests that snapshot mlrun's output.
+fn fixed_project(pipeline: &str, files: &[(&str, &str)]) -> Env {
+    fill(Env::fixed(), pipeline, files)
+}
+
+fn fill(env: Env, pipeline: &str, files: &[(&str, &str)]) -> Env {
     for (path, content) in files {
         env.write(path, content);
     }
@@ -25,13 +33,11 @@ fn read(env: &Env, rel: &str) -> String {
     std::fs::read_to_string(env.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Redact what varies between test runs: hashes, commits, durations, ids.
-fn snapshot(name: &str, text: &str) {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(r"\b[0-9a-f]{7,64}\b", "[hex]");
-    crate::common::redact_timing(&mut s);
-    s.add_filter(r"store \S+", "store [path]");
-    s.add_filter(r"\d+ files", "[n] files");
+/// Snapshot the output of mlrun in the fixed `env`: hashes and commits stay real; only the
+/// number of files git wrote under .git/ (up to git's version) is replaced.
+fn snapshot(env: &Env, name: &str, text: &str) {
+    let mut s = crate::common::fixed_settings(env, &env.run_ids());
+    s.add_filter(r"\d+ files under \.git/", "[n] files under .git/");
     s.bind(|| insta::assert_snapshot!(name, text));
 }
 
@@ -59,7 +65,7 @@ esac
 
 #[test]
 fn a_step_that_exits_0_without_writing_its_output_fails_and_the_old_output_comes_back() {
-    let env = project(TRAIN, &[("train.sh", TRAIN_SH)]);
+    let env = fixed_project(TRAIN, &[("train.sh", TRAIN_SH)]);
     let first = env.mlrun(&["run"]);
     assert_eq!(first.code, 0, "{first:?}");
     assert_eq!(read(&env, "model.txt"), "model v1\n");
@@ -77,6 +83,7 @@ fn a_step_that_exits_0_without_writing_its_output_fails_and_the_old_output_comes
         "{out:?}"
     );
     snapshot(
+        &env,
         "missing_output",
         out.all()
             .lines()
@@ -505,10 +512,12 @@ with open(os.environ['MLRUN_METRICS'], 'a') as f:
 
 #[test]
 fn a_step_that_commits_and_moves_refs_is_noticed_and_recorded() {
-    let env = project(
+    // the step's own commit has a fixed date too (`D`), so its hash is the same on every run
+    let env = fixed_project(
         r#"
 [steps.track]
-cmd = "echo 1 > model.txt && git commit -q --allow-empty -m 'experiment 1' && git update-ref refs/tags/exp-1 HEAD"
+cmd = "echo 1 > model.txt && GIT_AUTHOR_DATE=$D GIT_COMMITTER_DATE=$D git commit -q --allow-empty -m 'experiment 1' && git update-ref refs/tags/exp-1 HEAD"
+env = { D = "@1767312000 +0000" }
 outputs = ["model.txt"]
 "#,
         &[],
@@ -539,6 +548,7 @@ outputs = ["model.txt"]
         "no file of .git/ is named: {out:?}"
     );
     snapshot(
+        &env,
         "repository_changed",
         all.lines()
             .filter(|l| l.contains("repository"))
