@@ -376,12 +376,15 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
                 }
                 Err(e.hint("type more characters, or write PATH@RUN for an artifact"))
             }
-            (true, true) => Err(store.removed_run(&prefix).unwrap_or_else(|| {
-                Error::other(format!(
-                    "no run, content hash or recorded path matches `{arg}`"
-                ))
-                .hint("list runs with `mlrun runs`; a path must exist or have been recorded")
-            })),
+            (true, true) => Err(store
+                .removed_run(&prefix)
+                .map(Error::from)
+                .unwrap_or_else(|| {
+                    Error::other(format!(
+                        "no run, content hash or recorded path matches `{arg}`"
+                    ))
+                    .hint("list runs with `mlrun runs`; a path must exist or have been recorded")
+                })),
         };
     }
     Err(Error::other(format!(

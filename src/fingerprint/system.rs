@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use super::hash::hash_file;
-use super::packages::{CachedScan, Inspected, PackageCache};
+use super::packages::{CachedScan, Inspected, PackageCache, is_interpreter};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SystemInfo {
@@ -232,34 +232,6 @@ pub fn expand_pattern(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, globse
     Ok(out)
 }
 
-/// Programs whose version is worth recording when a command calls them.
-pub(crate) fn is_interpreter(name: &str) -> bool {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    let stem = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    matches!(
-        stem,
-        "python"
-            | "pypy"
-            | "Rscript"
-            | "R"
-            | "julia"
-            | "node"
-            | "deno"
-            | "bun"
-            | "ruby"
-            | "perl"
-            | "java"
-            | "uv"
-            | "conda"
-            | "dotnet"
-            | "go"
-            | "cargo"
-            | "lua"
-            | "octave"
-            | "matlab"
-    )
-}
-
 fn find_in_path(prog: &str, path_var: Option<&str>) -> Option<PathBuf> {
     if prog.contains('/') {
         return Some(PathBuf::from(prog));
@@ -349,20 +321,6 @@ fn ask_version(prog: &str, cwd: &Path, path_var: Option<&str>) -> Option<String>
         .trim()
         .to_string();
     Some(format!("{first} ({})", resolved.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn interpreters_are_recognised_by_name() {
-        assert!(is_interpreter("python3"));
-        assert!(is_interpreter("/usr/bin/python3.11"));
-        assert!(is_interpreter("Rscript"));
-        assert!(!is_interpreter("cp"));
-        assert!(!is_interpreter("sh"));
-    }
 }
 
 /// What a step's environment was: the machine, interpreters, lock files and variables.

@@ -22,6 +22,7 @@ impl From<crate::store::query::ResolveError> for crate::error::Error {
         use crate::store::query::ResolveError;
         match e {
             ResolveError::Failed(e) => e,
+            ResolveError::Removed(r) => r.into(),
             ResolveError::Ambiguous {
                 target,
                 matched,
@@ -41,5 +42,21 @@ impl From<crate::store::query::ResolveError> for crate::error::Error {
                 e.hint("type more characters of the id")
             }
         }
+    }
+}
+
+/// A run id prefix that names a run removed with `mlrun rm`: who removed it and when, in local
+/// time.
+impl From<crate::store::query::RemovedRun> for crate::error::Error {
+    fn from(r: crate::store::query::RemovedRun) -> Self {
+        crate::error::Error::other(format!(
+            "run {} ({}, {}) was removed by {} on {} (`mlrun rm`)",
+            r.shown_id,
+            r.pipeline,
+            local(r.started_at),
+            r.removed_by,
+            local(r.removed_at)
+        ))
+        .hint("list runs with `mlrun runs`")
     }
 }

@@ -5,32 +5,11 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
 use super::Store;
+pub use super::query::Finding;
 use crate::error::Result;
 use crate::store::record::now_ms;
-
-/// The latest finding about one output of one step.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    pub step: String,
-    pub path: String,
-    /// `deterministic` or `nondeterministic`
-    pub verdict: String,
-    /// the run that first found this verdict (kept while later findings agree)
-    pub since_run: String,
-    /// its id as mlrun shows it
-    pub since_run_short: String,
-    /// `check` or `replay`
-    pub found_by: String,
-}
-
-impl Finding {
-    pub fn nondeterministic(&self) -> bool {
-        self.verdict == "nondeterministic"
-    }
-}
 
 /// Record that `path` of `step` in `pipeline` is (or is not) nondeterministic, as found by
 /// `run` (`found_by`: `check` or `replay`). A verdict that agrees with the one known keeps its

@@ -10,6 +10,7 @@
 //! where a second backend would go. A failed statement says which operation it was part of
 //! (`During`).
 
+pub mod aside;
 pub mod browse;
 pub mod checkout;
 pub mod determinism;
@@ -401,11 +402,11 @@ impl Store {
             }
             if replay {
                 // its scratch tree is thrown away: nothing of the user's to put back
-                crate::exec::aside::forget(&self.dir, &id);
+                aside::forget(&self.dir, &id);
                 continue;
             }
-            // outputs its steps had moved aside come back (see exec::aside)
-            for line in crate::exec::aside::recover(&self.dir, &id) {
+            // outputs its steps had moved aside come back (see `aside`)
+            for line in aside::recover(&self.dir, &id) {
                 eprintln!("note: {line}");
             }
         }
@@ -422,7 +423,7 @@ impl Store {
         };
         for (id, replay) in abandoned {
             if !replay {
-                for line in crate::exec::aside::recover(&self.dir, &id) {
+                for line in aside::recover(&self.dir, &id) {
                     eprintln!("note: {line}");
                 }
             }

@@ -112,8 +112,21 @@ pub enum ResolveError {
         matched: usize,
         candidates: Vec<(String, String, i64)>,
     },
+    /// the id prefix names a run removed with `mlrun rm`; people see when (`report`)
+    Removed(RemovedRun),
     /// any other reason, in words
     Failed(Error),
+}
+
+/// A run removed with `mlrun rm` that an id prefix names: its tombstone, times in ms.
+#[derive(Debug, Clone)]
+pub struct RemovedRun {
+    /// its id, as long as the prefix typed (at least the usual short id)
+    pub shown_id: String,
+    pub pipeline: String,
+    pub started_at: i64,
+    pub removed_by: String,
+    pub removed_at: i64,
 }
 
 impl From<Error> for ResolveError {
@@ -220,12 +233,12 @@ fn resolve_base(conn: &Connection, target: &str, n: usize) -> Resolved {
     }
     let found = run_candidates(conn, &prefix)?;
     match found.len() {
-        0 => Err(removed_run(conn, &prefix)
-            .unwrap_or_else(|| {
-                Error::other(format!("no run matches `{target}`"))
-                    .hint("list runs with `mlrun runs`")
-            })
-            .into()),
+        0 => Err(match removed_run(conn, &prefix) {
+            Some(removed) => ResolveError::Removed(removed),
+            None => Error::other(format!("no run matches `{target}`"))
+                .hint("list runs with `mlrun runs`")
+                .into(),
+        }),
         1 => Ok(found[0].0.clone()),
         n => Err(ResolveError::Ambiguous {
             target: target.to_string(),
@@ -235,20 +248,16 @@ fn resolve_base(conn: &Connection, target: &str, n: usize) -> Resolved {
     }
 }
 
-/// The error for a run id prefix (lowercase hex) that names a run removed with `mlrun rm`.
-pub(super) fn removed_run(conn: &Connection, prefix: &str) -> Option<Error> {
+/// The run removed with `mlrun rm` that an id prefix (lowercase hex) names, if any.
+pub(super) fn removed_run(conn: &Connection, prefix: &str) -> Option<RemovedRun> {
     let t = super::rm::removed(conn, prefix).ok().flatten()?;
-    Some(
-        Error::other(format!(
-            "run {} ({}, {}) was removed by {} on {} (`mlrun rm`)",
-            &t.run_id[..MIN_SHORT.max(prefix.len()).min(t.run_id.len())],
-            t.pipeline,
-            crate::report::time::local(t.started_at),
-            t.removed_by,
-            crate::report::time::local(t.removed_at)
-        ))
-        .hint("list runs with `mlrun runs`"),
-    )
+    Some(RemovedRun {
+        shown_id: t.run_id[..MIN_SHORT.max(prefix.len()).min(t.run_id.len())].to_string(),
+        pipeline: t.pipeline,
+        started_at: t.started_at,
+        removed_by: t.removed_by,
+        removed_at: t.removed_at,
+    })
 }
 
 /// Runs whose id starts with `prefix` (lowercase hex): at most 11, to report ambiguity.
@@ -748,8 +757,30 @@ pub struct RunDetail {
     /// environment snapshots referenced by the steps, by id
     pub environments: BTreeMap<String, EnvInfo>,
     /// what `mlrun check` (or a replay) found about the steps' outputs: step → findings
-    /// (`determinism::Finding`); filled by `show`
-    pub determinism: BTreeMap<String, Vec<crate::store::determinism::Finding>>,
+    /// (see `determinism`); filled by `show`
+    pub determinism: BTreeMap<String, Vec<Finding>>,
+}
+
+/// The latest finding about one output of one step (`output_determinism`, written by
+/// `determinism`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub step: String,
+    pub path: String,
+    /// `deterministic` or `nondeterministic`
+    pub verdict: String,
+    /// the run that first found this verdict (kept while later findings agree)
+    pub since_run: String,
+    /// its id as mlrun shows it
+    pub since_run_short: String,
+    /// `check` or `replay`
+    pub found_by: String,
+}
+
+impl Finding {
+    pub fn nondeterministic(&self) -> bool {
+        self.verdict == "nondeterministic"
+    }
 }
 
 fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
@@ -1142,8 +1173,8 @@ impl super::Store {
 }
 
 impl super::Store {
-    /// The error for a run id that names a run removed with `mlrun rm`, if it does.
-    pub fn removed_run(&self, prefix: &str) -> Option<Error> {
+    /// The run removed with `mlrun rm` that an id prefix names, if it does.
+    pub fn removed_run(&self, prefix: &str) -> Option<RemovedRun> {
         removed_run(&self.conn, prefix)
     }
 }

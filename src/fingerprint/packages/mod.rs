@@ -171,7 +171,7 @@ impl PackageCache {
     ) -> BTreeMap<String, Inspected> {
         let mut out = BTreeMap::new();
         for p in programs {
-            if out.contains_key(p) || !super::system::is_interpreter(p) {
+            if out.contains_key(p) || !is_interpreter(p) {
                 continue;
             }
             if let Some(i) = self.inspect_one(p, cwd, vars) {
@@ -238,6 +238,34 @@ impl PackageCache {
             .insert(layout.executable.clone(), (stamp, found.clone()));
         Some(found)
     }
+}
+
+/// Programs whose version is worth recording when a command calls them.
+pub(crate) fn is_interpreter(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let stem = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    matches!(
+        stem,
+        "python"
+            | "pypy"
+            | "Rscript"
+            | "R"
+            | "julia"
+            | "node"
+            | "deno"
+            | "bun"
+            | "ruby"
+            | "perl"
+            | "java"
+            | "uv"
+            | "conda"
+            | "dotnet"
+            | "go"
+            | "cargo"
+            | "lua"
+            | "octave"
+            | "matlab"
+    )
 }
 
 mod layout;

@@ -213,3 +213,12 @@ fn differences_name_each_package() {
         ]
     );
 }
+
+#[test]
+fn interpreters_are_recognised_by_name() {
+    assert!(is_interpreter("python3"));
+    assert!(is_interpreter("/usr/bin/python3.11"));
+    assert!(is_interpreter("Rscript"));
+    assert!(!is_interpreter("cp"));
+    assert!(!is_interpreter("sh"));
+}

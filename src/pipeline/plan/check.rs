@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::graph::OutputIndex;
+use super::index::OutputIndex;
 use super::{Cmd, LoadOptions, PathDecl, Plan, Step, within};
 use crate::error::{Error, Result};
 use crate::pipeline::diag::{Diagnostic, Severity, did_you_mean, render_all};

@@ -467,6 +467,7 @@ pub fn revalidate(source: String, file: PathBuf, params: &Params) -> Result<Plan
 
 mod check;
 mod graph;
+mod index;
 mod keys;
 mod paths;
 
