@@ -148,8 +148,8 @@ pub(super) fn obstacles(conn: &Connection, ids: &[String]) -> Result<Obstacles> 
     })
 }
 
-/// Delete the runs `ids` (their steps, edges, params, metrics and logs) and write their
-/// tombstones, in one immediate transaction. Other runs' pointers at their executions (reuse
+/// Delete the runs `ids` (their steps, edges, params, metrics, logs and OpenLineage outbox
+/// rows) and write their tombstones, in one immediate transaction. Other runs' pointers at their executions (reuse
 /// that `--force` overrode) are cleared; `reason` says so in each tombstone. The caller has
 /// checked the obstacles; a run found running (or that made a model version) meanwhile makes
 /// the whole removal fail, and nothing is removed.
@@ -198,6 +198,12 @@ pub(super) fn remove(
     )?;
     tx.execute(
         "DELETE FROM step_execs WHERE run_id IN (SELECT value FROM json_each(?1))",
+        [&list],
+    )?;
+    // their lineage events still waiting to be delivered (and the marks of those delivered):
+    // the lineage of a run the user removed is not sent later
+    tx.execute(
+        "DELETE FROM openlineage_outbox WHERE run_id IN (SELECT value FROM json_each(?1))",
         [&list],
     )?;
     // replays first: they point at the runs they replayed

@@ -334,3 +334,72 @@ fn show_packages_of_a_run_recorded_before_packages_were() {
         "{show:?}"
     );
 }
+
+/// A port on loopback with nothing listening on it (for now).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn lineage_project(url: &str) -> Env {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.train]\ncmd = \"cat a.txt > model.txt\"\ninputs = [\"a.txt\"]\noutputs = [\"model.txt\"]\n",
+    );
+    env.write("a.txt", "a\n");
+    env.write("mlrun.toml", &format!("[openlineage]\nurl = \"{url}\"\n"));
+    env.commit("pipeline");
+    env
+}
+
+/// The run id as it appears in OpenLineage events (a UUID with hyphens).
+fn uuid(run: &str) -> String {
+    format!(
+        "{}-{}-{}-{}-{}",
+        &run[0..8],
+        &run[8..12],
+        &run[12..16],
+        &run[16..20],
+        &run[20..32]
+    )
+}
+
+/// Events a run could not deliver wait in the outbox; removing the run removes them too: the next
+/// command does not deliver the lineage of a run the user removed, and does not count it among
+/// the runs whose events are waiting (a removed run's events cannot be sent with `export --send`).
+#[test]
+fn removing_a_run_drops_its_undelivered_lineage_events() {
+    use crate::live::{Mode, Receiver};
+    let port = closed_port();
+    let env = lineage_project(&format!("http://127.0.0.1:{port}"));
+    for force in [false, true] {
+        let out = env.mlrun(if force { &["--force"][..] } else { &[][..] });
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains("events not delivered"), "{out:?}");
+    }
+    let ids = env.run_ids();
+    let (removed, kept) = (&ids[0], &ids[1]);
+    let out = env.mlrun(&["rm", &removed[..16]]);
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let runs = env.mlrun(&["show", "latest"]);
+    assert!(runs.stderr.contains("of this run not sent yet"), "{runs:?}");
+    let server = Receiver::on(
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        Mode::Accept,
+    );
+    let runs = env.mlrun(&["runs"]);
+    assert_eq!(runs.code, 0, "{runs:?}");
+    assert!(!runs.stderr.contains("not sent yet"), "{runs:?}");
+    let events: Vec<String> = server
+        .events()
+        .iter()
+        .map(|g| g.event.to_string())
+        .collect();
+    assert!(!events.is_empty(), "the kept run's events are delivered");
+    for e in &events {
+        assert!(e.contains(&uuid(kept)), "only the kept run's events: {e}");
+        assert!(!e.contains(&uuid(removed)), "not the removed run's: {e}");
+    }
+}
