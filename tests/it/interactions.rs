@@ -403,3 +403,34 @@ fn removing_a_run_drops_its_undelivered_lineage_events() {
         assert!(!e.contains(&uuid(removed)), "not the removed run's: {e}");
     }
 }
+
+/// A replay (and each run of `mlrun check`) runs in a scratch tree: sent live, its events would
+/// tell the lineage server that the pipeline's job ran again and wrote new versions of the
+/// project's own files, which it did not. Replays send nothing live; `export --send` still sends
+/// one on request.
+#[test]
+fn replays_and_checks_send_no_live_lineage() {
+    use crate::live::{Mode, Receiver};
+    let server = Receiver::start(Mode::Accept);
+    let env = lineage_project(&server.url());
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // whatever the run could not deliver before it ended goes out with the next command
+    assert_eq!(env.mlrun(&["runs"]).code, 0);
+    let sent = server.events().len();
+    assert!(sent > 0, "the run's events were sent");
+
+    let replay = env.mlrun(&["replay"]);
+    assert_eq!(replay.code, 0, "{replay:?}");
+    assert!(!replay.stderr.contains("not delivered"), "{replay:?}");
+    let check = env.mlrun(&["check", "train"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    let runs = env.mlrun(&["runs"]);
+    assert_eq!(runs.code, 0, "{runs:?}");
+    assert!(!runs.stderr.contains("not sent yet"), "{runs:?}");
+    assert_eq!(server.events().len(), sent, "no replay's events were sent");
+
+    let out = env.mlrun(&["export", "latest-replay", "--send"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(server.events().len() > sent, "a replay is sent on request");
+}
