@@ -434,3 +434,31 @@ fn replays_and_checks_send_no_live_lineage() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(server.events().len() > sent, "a replay is sent on request");
 }
+
+/// The versions a removed run made go with its record: they are not left behind as lineage gaps
+/// ("produced outside mlrun"), which would be false: mlrun did make them, in a run since removed.
+#[test]
+fn the_outputs_of_a_removed_run_are_not_shown_as_made_outside_mlrun() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.gen]\ncmd = \"echo one > out.txt\"\noutputs = [\"out.txt\"]\n",
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    for args in [&["show", "out.txt"][..], &["lineage", "out.txt"][..]] {
+        let out = env.mlrun(args);
+        assert!(
+            !out.all().contains("produced outside mlrun"),
+            "{args:?}: {out:?}"
+        );
+        assert!(!out.all().contains("lineage gap"), "{args:?}: {out:?}");
+    }
+    // gc then frees its bytes, and the store is consistent
+    assert_eq!(env.mlrun(&["gc"]).code, 0);
+    let fsck = env.mlrun(&["fsck"]);
+    assert_eq!(fsck.code, 0, "{fsck:?}");
+}
