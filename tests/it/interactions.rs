@@ -462,3 +462,30 @@ fn the_outputs_of_a_removed_run_are_not_shown_as_made_outside_mlrun() {
     let fsck = env.mlrun(&["fsck"]);
     assert_eq!(fsck.code, 0, "{fsck:?}");
 }
+
+/// Events left waiting when the project then stops naming a server (mlrun.toml's `[openlineage]`
+/// removed): the note no longer promises that the next command retries, it says that no server
+/// is configured and how to name one.
+#[test]
+fn waiting_events_without_a_configured_server_say_so() {
+    let env = lineage_project(&format!("http://127.0.0.1:{}", closed_port()));
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let runs = env.mlrun(&["runs"]);
+    assert!(
+        runs.stderr.contains("the next mlrun command retries"),
+        "{runs:?}"
+    );
+
+    std::fs::remove_file(env.path("mlrun.toml")).unwrap();
+    for args in [&["runs"][..], &["show", "latest"][..]] {
+        let out = env.mlrun(args);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains("not sent yet"), "{out:?}");
+        assert!(!out.stderr.contains("retries"), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("no OpenLineage server is configured"),
+            "{args:?}: {out:?}"
+        );
+    }
+}
