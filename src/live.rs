@@ -415,8 +415,15 @@ pub fn pending_note(store: &Store, run_id: Option<&str>) -> Option<String> {
         .last_error
         .map(|e| format!(" (last attempt: {e})"))
         .unwrap_or_default();
+    // without a server named now, nothing retries: say how to name one
+    let next = match crate::config::Config::load(&store.dir) {
+        Ok(c) if c.openlineage.is_none() => {
+            "no OpenLineage server is configured now: they are sent once mlrun.toml's `[openlineage] url` (or MLRUN_OPENLINEAGE_URL) names one"
+        }
+        _ => "the next mlrun command retries, `mlrun export RUN --send` sends one run's now",
+    };
     Some(format!(
-        "{} OpenLineage event{} {whose} not sent yet{why}; the next mlrun command retries, `mlrun export RUN --send` sends one run's now",
+        "{} OpenLineage event{} {whose} not sent yet{why}; {next}",
         p.events,
         if p.events == 1 { "" } else { "s" },
     ))

@@ -272,8 +272,12 @@ pub async fn run(plan: Plan, store: Store, opts: RunOptions, events: Sinks) -> R
     let (int_tx, int_rx) = watch::channel(Interrupt::None);
     let signals = tokio::spawn(watch_signals(int_tx, events.clone(), opts.grace));
 
-    // A mistake in the project's mlrun.toml stops the run before anything is recorded.
-    let live_cfg = crate::config::Config::load(&store_dir)?.openlineage;
+    // A mistake in the project's mlrun.toml stops the run before anything is recorded. A replay
+    // (and `mlrun check`) runs in a scratch tree: its events would tell the lineage server the
+    // project's files were written again, so it sends nothing live (`export --send` sends it).
+    let live_cfg = crate::config::Config::load(&store_dir)?
+        .openlineage
+        .filter(|_| opts.replay_of.is_none());
     let ctx = Arc::new(Ctx {
         live: Mutex::new(None),
         run_id: run_id.clone(),

@@ -148,8 +148,8 @@ pub(super) fn obstacles(conn: &Connection, ids: &[String]) -> Result<Obstacles> 
     })
 }
 
-/// Delete the runs `ids` (their steps, edges, params, metrics and logs) and write their
-/// tombstones, in one immediate transaction. Other runs' pointers at their executions (reuse
+/// Delete the runs `ids` (their steps, edges, params, metrics, logs and OpenLineage outbox
+/// rows) and write their tombstones, in one immediate transaction. Other runs' pointers at their executions (reuse
 /// that `--force` overrode) are cleared; `reason` says so in each tombstone. The caller has
 /// checked the obstacles; a run found running (or that made a model version) meanwhile makes
 /// the whole removal fail, and nothing is removed.
@@ -185,6 +185,18 @@ pub(super) fn remove(
         ),
         [&list],
     )?;
+    // the versions the runs read or made, to drop those no other record refers to once their
+    // edges are gone: left behind, a version made by a removed run would read as a lineage gap
+    // ("produced outside mlrun")
+    tx.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS rm_versions (id INTEGER PRIMARY KEY)",
+        [],
+    )?;
+    tx.execute("DELETE FROM rm_versions", [])?;
+    tx.execute(
+        &format!("INSERT OR IGNORE INTO rm_versions SELECT av_id FROM io_edges WHERE step_exec IN ({execs})"),
+        [&list],
+    )?;
     for table in ["io_edges", "params", "metrics", "step_logs"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE step_exec IN ({execs})"),
@@ -198,6 +210,24 @@ pub(super) fn remove(
     )?;
     tx.execute(
         "DELETE FROM step_execs WHERE run_id IN (SELECT value FROM json_each(?1))",
+        [&list],
+    )?;
+    tx.execute(
+        "DELETE FROM artifact_versions WHERE id IN (SELECT id FROM rm_versions)
+           AND NOT EXISTS (SELECT 1 FROM io_edges e WHERE e.av_id = artifact_versions.id)
+           AND NOT EXISTS (SELECT 1 FROM model_versions m WHERE m.av_id = artifact_versions.id)",
+        [],
+    )?;
+    tx.execute(
+        "DELETE FROM artifacts WHERE NOT EXISTS
+           (SELECT 1 FROM artifact_versions v WHERE v.artifact_id = artifacts.id)",
+        [],
+    )?;
+    tx.execute("DELETE FROM rm_versions", [])?;
+    // their lineage events still waiting to be delivered (and the marks of those delivered):
+    // the lineage of a run the user removed is not sent later
+    tx.execute(
+        "DELETE FROM openlineage_outbox WHERE run_id IN (SELECT value FROM json_each(?1))",
         [&list],
     )?;
     // replays first: they point at the runs they replayed

@@ -334,3 +334,158 @@ fn show_packages_of_a_run_recorded_before_packages_were() {
         "{show:?}"
     );
 }
+
+/// A port on loopback with nothing listening on it (for now).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn lineage_project(url: &str) -> Env {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.train]\ncmd = \"cat a.txt > model.txt\"\ninputs = [\"a.txt\"]\noutputs = [\"model.txt\"]\n",
+    );
+    env.write("a.txt", "a\n");
+    env.write("mlrun.toml", &format!("[openlineage]\nurl = \"{url}\"\n"));
+    env.commit("pipeline");
+    env
+}
+
+/// The run id as it appears in OpenLineage events (a UUID with hyphens).
+fn uuid(run: &str) -> String {
+    format!(
+        "{}-{}-{}-{}-{}",
+        &run[0..8],
+        &run[8..12],
+        &run[12..16],
+        &run[16..20],
+        &run[20..32]
+    )
+}
+
+/// Events a run could not deliver wait in the outbox; removing the run removes them too: the next
+/// command does not deliver the lineage of a run the user removed, and does not count it among
+/// the runs whose events are waiting (a removed run's events cannot be sent with `export --send`).
+#[test]
+fn removing_a_run_drops_its_undelivered_lineage_events() {
+    use crate::live::{Mode, Receiver};
+    let port = closed_port();
+    let env = lineage_project(&format!("http://127.0.0.1:{port}"));
+    for force in [false, true] {
+        let out = env.mlrun(if force { &["--force"][..] } else { &[][..] });
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains("events not delivered"), "{out:?}");
+    }
+    let ids = env.run_ids();
+    let (removed, kept) = (&ids[0], &ids[1]);
+    let out = env.mlrun(&["rm", &removed[..16]]);
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let runs = env.mlrun(&["show", "latest"]);
+    assert!(runs.stderr.contains("of this run not sent yet"), "{runs:?}");
+    let server = Receiver::on(
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        Mode::Accept,
+    );
+    let runs = env.mlrun(&["runs"]);
+    assert_eq!(runs.code, 0, "{runs:?}");
+    assert!(!runs.stderr.contains("not sent yet"), "{runs:?}");
+    let events: Vec<String> = server
+        .events()
+        .iter()
+        .map(|g| g.event.to_string())
+        .collect();
+    assert!(!events.is_empty(), "the kept run's events are delivered");
+    for e in &events {
+        assert!(e.contains(&uuid(kept)), "only the kept run's events: {e}");
+        assert!(!e.contains(&uuid(removed)), "not the removed run's: {e}");
+    }
+}
+
+/// A replay (and each run of `mlrun check`) runs in a scratch tree: sent live, its events would
+/// tell the lineage server that the pipeline's job ran again and wrote new versions of the
+/// project's own files, which it did not. Replays send nothing live; `export --send` still sends
+/// one on request.
+#[test]
+fn replays_and_checks_send_no_live_lineage() {
+    use crate::live::{Mode, Receiver};
+    let server = Receiver::start(Mode::Accept);
+    let env = lineage_project(&server.url());
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // whatever the run could not deliver before it ended goes out with the next command
+    assert_eq!(env.mlrun(&["runs"]).code, 0);
+    let sent = server.events().len();
+    assert!(sent > 0, "the run's events were sent");
+
+    let replay = env.mlrun(&["replay"]);
+    assert_eq!(replay.code, 0, "{replay:?}");
+    assert!(!replay.stderr.contains("not delivered"), "{replay:?}");
+    let check = env.mlrun(&["check", "train"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    let runs = env.mlrun(&["runs"]);
+    assert_eq!(runs.code, 0, "{runs:?}");
+    assert!(!runs.stderr.contains("not sent yet"), "{runs:?}");
+    assert_eq!(server.events().len(), sent, "no replay's events were sent");
+
+    let out = env.mlrun(&["export", "latest-replay", "--send"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(server.events().len() > sent, "a replay is sent on request");
+}
+
+/// The versions a removed run made go with its record: they are not left behind as lineage gaps
+/// ("produced outside mlrun"), which would be false: mlrun did make them, in a run since removed.
+#[test]
+fn the_outputs_of_a_removed_run_are_not_shown_as_made_outside_mlrun() {
+    let env = Env::git();
+    env.write(
+        "pipeline.toml",
+        "[steps.gen]\ncmd = \"echo one > out.txt\"\noutputs = [\"out.txt\"]\n",
+    );
+    env.commit("p");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.mlrun(&["rm", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    for args in [&["show", "out.txt"][..], &["lineage", "out.txt"][..]] {
+        let out = env.mlrun(args);
+        assert!(
+            !out.all().contains("produced outside mlrun"),
+            "{args:?}: {out:?}"
+        );
+        assert!(!out.all().contains("lineage gap"), "{args:?}: {out:?}");
+    }
+    // gc then frees its bytes, and the store is consistent
+    assert_eq!(env.mlrun(&["gc"]).code, 0);
+    let fsck = env.mlrun(&["fsck"]);
+    assert_eq!(fsck.code, 0, "{fsck:?}");
+}
+
+/// Events left waiting when the project then stops naming a server (mlrun.toml's `[openlineage]`
+/// removed): the note no longer promises that the next command retries, it says that no server
+/// is configured and how to name one.
+#[test]
+fn waiting_events_without_a_configured_server_say_so() {
+    let env = lineage_project(&format!("http://127.0.0.1:{}", closed_port()));
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let runs = env.mlrun(&["runs"]);
+    assert!(
+        runs.stderr.contains("the next mlrun command retries"),
+        "{runs:?}"
+    );
+
+    std::fs::remove_file(env.path("mlrun.toml")).unwrap();
+    for args in [&["runs"][..], &["show", "latest"][..]] {
+        let out = env.mlrun(args);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains("not sent yet"), "{out:?}");
+        assert!(!out.stderr.contains("retries"), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("no OpenLineage server is configured"),
+            "{args:?}: {out:?}"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use crate::common::{Env, wait_until};
 use crate::export::{check_facets, schemas};
 
 #[derive(Clone, Copy)]
-enum Mode {
+pub(crate) enum Mode {
     /// 200 for every event
     Accept,
     /// 500 for the first N requests, then 200
@@ -23,24 +23,24 @@ enum Mode {
 }
 
 #[derive(Debug, Clone)]
-struct Got {
+pub(crate) struct Got {
     path: String,
     auth: Option<String>,
-    event: Value,
+    pub(crate) event: Value,
 }
 
-struct Receiver {
+pub(crate) struct Receiver {
     port: u16,
     got: Arc<Mutex<Vec<Got>>>,
     requests: Arc<AtomicUsize>,
 }
 
 impl Receiver {
-    fn start(mode: Mode) -> Receiver {
+    pub(crate) fn start(mode: Mode) -> Receiver {
         Self::on(TcpListener::bind("127.0.0.1:0").unwrap(), mode)
     }
 
-    fn on(listener: TcpListener, mode: Mode) -> Receiver {
+    pub(crate) fn on(listener: TcpListener, mode: Mode) -> Receiver {
         let port = listener.local_addr().unwrap().port();
         let got = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(AtomicUsize::new(0));
@@ -59,11 +59,11 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn events(&self) -> Vec<Got> {
+    pub(crate) fn events(&self) -> Vec<Got> {
         self.got.lock().unwrap().clone()
     }
 }
