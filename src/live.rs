@@ -30,6 +30,8 @@ use crate::store::{Store, outbox};
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(300);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The least time between two readings of the run: see `sender_loop`.
+const MIN_GAP: Duration = Duration::from_millis(100);
 
 /// How one POST went.
 #[derive(Debug)]
@@ -338,6 +340,7 @@ fn sender_loop(
     let client = Client::new(cfg.clone());
     let mut backoff = FIRST_BACKOFF;
     let mut retry_at: Option<Instant> = None;
+    let mut last_pass: Option<Instant> = None;
     loop {
         // The runner gone without `finish` (an error ended the run early): one last pass.
         let mut gone = false;
@@ -355,7 +358,32 @@ fn sender_loop(
                 true
             }
         };
+        // Reading the run back costs more than a short step: changes that come within
+        // `MIN_GAP` of the last pass are taken together, so a chain of quick steps costs a few
+        // passes, not one per step (the end of the run is never held back).
+        if let Some(at) = last_pass
+            && !gone
+        {
+            let until = at + MIN_GAP;
+            while !shared.finishing.load(Ordering::SeqCst) {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                match rx.recv_timeout(until - now) {
+                    Ok(()) => {}
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        gone = true;
+                        break;
+                    }
+                }
+            }
+        }
         let finishing = gone || shared.finishing.load(Ordering::SeqCst);
+        if woken {
+            last_pass = Some(Instant::now());
+        }
         if woken && let Err(e) = queue_run(&mut store, &cfg, run_id) {
             last.error = Some(e.message.clone());
         }

@@ -68,7 +68,7 @@ done
 # `down` would queue more events on every run; the outbox is emptied before each one so all
 # runs do the same work (sending fails at once: the port is closed).
 hyperfine --warmup 2 --runs "$RUNS" --export-json "$work/h.json" -N \
-  --prepare "sqlite3 $work/down/.mlrun/lineage.db 'DELETE FROM openlineage_outbox' || true" \
+  --prepare "bash -c 'sqlite3 $work/down/.mlrun/lineage.db \"DELETE FROM openlineage_outbox\" || true'" \
   -n off "bash -c 'cd $work/off && $MLRUN pipeline.toml --force >/dev/null 2>&1'" \
   -n up "bash -c 'cd $work/up && $MLRUN pipeline.toml --force >/dev/null 2>&1'" \
   -n down "bash -c 'cd $work/down && $MLRUN pipeline.toml --force >/dev/null 2>&1'" >&2
