@@ -27,29 +27,6 @@ pub struct Item {
 
 /// A version's content as a fingerprint: a file (mode from any edge that recorded it), or a
 /// directory with the entries of its manifest.
-fn fingerprint(
-    conn: &Connection,
-    hash: String,
-    kind: &str,
-    size: i64,
-    mode: Option<i64>,
-) -> Result<Fingerprint> {
-    Ok(if kind == "dir" {
-        let entries = super::query::dir_entry_list(conn, &hash)?;
-        Fingerprint::Dir {
-            hash,
-            size: size as u64,
-            entries,
-        }
-    } else {
-        Fingerprint::File {
-            hash,
-            size: size as u64,
-            mode: mode.unwrap_or(0o100644) as u32,
-        }
-    })
-}
-
 /// The artifact version `av_id` as an item to put back (`stored`: whether the record says its
 /// bytes were kept).
 pub(super) fn version_item(conn: &Connection, av_id: i64) -> Result<Option<Item>> {
@@ -91,7 +68,7 @@ pub(super) fn version_item(conn: &Connection, av_id: i64) -> Result<Option<Item>
     let role = if step.is_some() { "output" } else { "input" };
     Ok(Some(Item {
         path,
-        fp: fingerprint(conn, hash, &kind, size, mode)?,
+        fp: super::query::fingerprint_of(conn, hash, &kind, size, mode)?,
         link: None,
         role,
         step,
@@ -142,7 +119,7 @@ pub(super) fn run_items(conn: &Connection, run_id: &str, exec: Option<i64>) -> R
     let mut inputs: BTreeMap<String, Item> = BTreeMap::new();
     for (path, hash, kind, size, mode, stored, link, direction, step) in rows {
         let item = Item {
-            fp: fingerprint(conn, hash, &kind, size, mode)?,
+            fp: super::query::fingerprint_of(conn, hash, &kind, size, mode)?,
             link,
             role: if direction == "out" {
                 "output"

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::During;
 use crate::error::{Error, Result};
-use crate::fingerprint::hash::{Entry, parse_manifest};
+use crate::fingerprint::hash::{Entry, Fingerprint, parse_manifest};
 
 /// How many hex digits of a run id mlrun shows at least (more when another run shares them).
 ///
@@ -1001,6 +1001,31 @@ pub(super) fn dir_entry_list(conn: &Connection, dir_hash: &str) -> Result<Vec<En
             "the manifest of directory version {dir_hash} in the lineage store is damaged"
         ))
         .hint("run `mlrun fsck` to check the store")
+    })
+}
+
+/// A recorded version as a fingerprint, from its blob row (a directory's manifest read back);
+/// `mode` NULL (recorded before modes were) is a plain file's.
+pub(super) fn fingerprint_of(
+    conn: &Connection,
+    hash: String,
+    kind: &str,
+    size: i64,
+    mode: Option<i64>,
+) -> Result<Fingerprint> {
+    Ok(if kind == "dir" {
+        let entries = dir_entry_list(conn, &hash)?;
+        Fingerprint::Dir {
+            hash,
+            size: size as u64,
+            entries,
+        }
+    } else {
+        Fingerprint::File {
+            hash,
+            size: size as u64,
+            mode: mode.unwrap_or(0o100644) as u32,
+        }
     })
 }
 

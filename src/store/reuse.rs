@@ -8,7 +8,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{During, Store};
 use crate::error::Result;
-use crate::fingerprint::hash::Fingerprint;
 use crate::store::record::Io;
 
 /// An earlier successful execution with the same key: (execution to point at, its outputs,
@@ -165,20 +164,7 @@ fn recorded_io(conn: &Connection, exec_id: i64, direction: &str) -> Result<Vec<I
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::new();
     for (path, hash, kind, size, mode, stored, declared, link) in rows {
-        let fp = if kind == "dir" {
-            let entries = super::query::dir_entry_list(conn, &hash)?;
-            Fingerprint::Dir {
-                hash,
-                size: size as u64,
-                entries,
-            }
-        } else {
-            Fingerprint::File {
-                hash,
-                size: size as u64,
-                mode: mode as u32,
-            }
-        };
+        let fp = super::query::fingerprint_of(conn, hash, &kind, size, Some(mode))?;
         let mut io = Io::new(path, fp);
         io.stored = stored;
         // an execution reused later carries its observed (`--trace`) edges as observed

@@ -9,6 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::common::{Env, Out, one};
+use crate::packages::{pip, run, wheel};
 
 /// A step writing the time it ran (nondeterministic), and a deterministic step that also counts
 /// its executions in a file outside the project (and outside every scratch tree).
@@ -195,48 +196,9 @@ outputs = ["conf.json"]
     }
 }
 
-/// A wheel for `tinypkg` VERSION, written by hand (a zip with its dist-info): no build backend,
-/// no network.
-fn wheel(dir: &Path, version: &str) -> PathBuf {
-    let path = dir.join(format!("tinypkg-{version}-py3-none-any.whl"));
-    let script = format!(
-        r#"import zipfile
-di = "tinypkg-{version}.dist-info"
-with zipfile.ZipFile({path:?}, "w") as z:
-    z.writestr("tinypkg/__init__.py", "__version__ = '{version}'\n")
-    z.writestr(di + "/METADATA", "Metadata-Version: 2.1\nName: tinypkg\nVersion: {version}\n")
-    z.writestr(di + "/WHEEL", "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-    z.writestr(di + "/RECORD", "tinypkg/__init__.py,,\n" + di + "/METADATA,,\n" + di + "/WHEEL,,\n" + di + "/RECORD,,\n")
-"#,
-        path = path.to_string_lossy()
-    );
-    run(Command::new("python3").args(["-c", &script]));
-    path
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn pip_install(venv: &Path, wheel: &Path) {
-    run(Command::new(venv.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "--disable-pip-version-check",
-            "--no-input",
-            "install",
-            "-q",
-            "--no-index",
-        ])
-        .arg(wheel)
-        .env("PIP_CONFIG_FILE", "/dev/null"));
+    let wheel = wheel.to_string_lossy();
+    pip(venv, &["install", "-q", &wheel]);
 }
 
 #[test]

@@ -20,7 +20,7 @@ const TRAIN: &str = "import tinypkg\nopen('model.txt', 'w').write('made with tin
 
 /// A wheel for `tinypkg` VERSION, written by hand (a zip with its dist-info): no build backend,
 /// no network.
-fn wheel(dir: &Path, version: &str) -> PathBuf {
+pub(crate) fn wheel(dir: &Path, version: &str) -> PathBuf {
     let path = dir.join(format!("tinypkg-{version}-py3-none-any.whl"));
     let script = format!(
         r#"import zipfile
@@ -37,7 +37,7 @@ with zipfile.ZipFile({path:?}, "w") as z:
     path
 }
 
-fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("runs");
     assert!(
         out.status.success(),
@@ -48,7 +48,7 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn pip(venv: &Path, args: &[&str]) -> String {
+pub(crate) fn pip(venv: &Path, args: &[&str]) -> String {
     run(Command::new(venv.join("bin/python"))
         .args(["-m", "pip", "--disable-pip-version-check", "--no-input"])
         .args(args)
