@@ -31,6 +31,11 @@ pub fn main_entry() -> i32 {
         let all: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
         return exec::trace::helper_main(&all);
     }
+    // `mlrun __job-step JOBDIR` runs a step inside its Slurm job (exec/slurm)
+    if args.get(1).is_some_and(|a| a == exec::slurm::wrapper::ARG) {
+        let all: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+        return exec::slurm::wrapper::main(&all);
+    }
     // `mlrun __mlrun-watchdog` stops the steps' process groups if this mlrun dies (exec/unix)
     if args.get(1).is_some_and(|a| a == exec::unix::watchdog::ARG) {
         return exec::unix::watchdog::main();

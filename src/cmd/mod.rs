@@ -43,6 +43,30 @@ pub struct ExecArgs {
     /// On interrupt, how long steps get to exit after SIGTERM before SIGKILL
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, display_order = 20)]
     pub grace: Duration,
+
+    /// Run every step here (`local`) or as Slurm jobs (`slurm`), whatever pipeline.toml's
+    /// `executor` keys say
+    #[arg(long, value_name = "WHERE", value_enum, display_order = 21)]
+    pub executor: Option<ExecutorArg>,
+}
+
+/// `--executor`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorArg {
+    /// subprocesses of mlrun on this machine
+    Local,
+    /// Slurm jobs, submitted with `sbatch`
+    Slurm,
+}
+
+impl ExecArgs {
+    /// `--executor`, as the plan's type
+    pub fn executor(&self) -> Option<crate::pipeline::plan::Executor> {
+        self.executor.map(|e| match e {
+            ExecutorArg::Local => crate::pipeline::plan::Executor::Local,
+            ExecutorArg::Slurm => crate::pipeline::plan::Executor::Slurm,
+        })
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

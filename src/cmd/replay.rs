@@ -237,6 +237,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                       keep_going: bool,
                       message: Option<String>|
      -> Result<exec::RunOutcome> {
+        let plan = plan.with_executor(args.exec.executor());
         let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
         let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
         let opts = RunOptions {

@@ -98,7 +98,8 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
 
 fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let err_style = Style::stderr(color);
-    let plan = super::load_plan(&args.pipeline, &args.params, false, err_style)?;
+    let plan = super::load_plan(&args.pipeline, &args.params, false, err_style)?
+        .with_executor(args.exec.executor());
     let force = match &args.force {
         None => Force::None,
         Some(names) if names.iter().all(|n| n.is_empty()) => Force::All,

@@ -29,6 +29,7 @@ mod records;
 pub mod reporter;
 mod reuse;
 mod schedule;
+pub mod slurm;
 mod step;
 pub mod trace;
 pub mod unix;

@@ -17,6 +17,7 @@ pub mod determinism;
 mod fsck;
 mod gc;
 pub mod incomplete;
+pub mod jobs;
 pub mod lineage;
 pub mod lock;
 pub mod logs;
@@ -389,6 +390,11 @@ impl Store {
     /// `failed`, when that mlrun noted it could not write their record (`incomplete`).
     fn recover_abandoned_runs(&self) -> Result<()> {
         for (id, replay) in self.abandoned_runs()? {
+            // jobs it submitted to a cluster do not die with it: name them (`mlrun cancel`)
+            let jobs = jobs::open_jobs(&self.conn, &id).unwrap_or_default();
+            if !jobs.is_empty() {
+                eprintln!("note: {}", jobs::left_running(&id, &jobs));
+            }
             // an mlrun that could not write its record left a note saying why
             if let Some(reason) = incomplete::noted(&self.dir, &id) {
                 record::mark_record_failed(&self.conn, &id, &reason)?;

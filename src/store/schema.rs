@@ -60,7 +60,33 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_RUN_REMOVALS,
     },
+    Migration {
+        code: None,
+        sql: V_STEP_JOBS,
+    },
 ];
+
+// 13: steps run as Slurm jobs (`exec::slurm`, `store::jobs`): one row per execution submitted,
+// written when it is submitted (so a killed mlrun leaves the job id to cancel) and completed when
+// the job ends. No row: the step ran locally. Times are milliseconds since the epoch, as seen by
+// mlrun (submitted) and by the scheduler (started, ended); `state` is Slurm's final job state,
+// `reason` the scheduler's reason when the job failed for the cluster's sake; `gpus` what the
+// job's node showed it (the wrapper's record), `cancelled_at` set by `mlrun cancel`.
+const V_STEP_JOBS: &str = r#"
+CREATE TABLE step_jobs (
+  step_exec INTEGER PRIMARY KEY REFERENCES step_execs(id),
+  executor TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  submitted_at INTEGER NOT NULL,
+  node TEXT,
+  started_at INTEGER,
+  ended_at INTEGER,
+  state TEXT,
+  reason TEXT,
+  gpus TEXT,
+  cancelled_at INTEGER);
+CREATE INDEX step_jobs_running ON step_jobs(step_exec) WHERE ended_at IS NULL;
+"#;
 
 // 10: the OpenLineage outbox (`store::outbox`): events made while a run ran, queued once per
 // event (type + OpenLineage run id), delivered in `seq` order to the server configured when they

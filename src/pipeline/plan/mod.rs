@@ -159,6 +159,13 @@ pub struct Step {
     /// succeeds
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelDecl>,
+    /// where it runs: locally, or as a Slurm job (`executor`, the step's over the pipeline's,
+    /// `--executor` over both)
+    #[serde(default)]
+    pub executor: Executor,
+    /// what a Slurm job asks for (the step's keys over the pipeline's); unused locally
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
 }
 
 fn yes() -> bool {
@@ -299,6 +306,17 @@ impl Plan {
             .unwrap_or_else(|| "pipeline.toml".into());
         self.file = root.join(name);
         self.root = root.to_path_buf();
+        self
+    }
+
+    /// The same plan with every step run by `executor` (`--executor`): resources stay as
+    /// declared (a Slurm job gets them; a local run does not use them).
+    pub fn with_executor(mut self, executor: Option<Executor>) -> Plan {
+        if let Some(e) = executor {
+            for s in &mut self.steps {
+                s.executor = e;
+            }
+        }
         self
     }
 
@@ -466,12 +484,14 @@ pub fn revalidate(source: String, file: PathBuf, params: &Params) -> Result<Plan
 }
 
 mod check;
+mod exec;
 mod graph;
 mod index;
 mod keys;
 mod paths;
 
 use check::check;
+pub use exec::{Executor, Resources};
 pub use paths::within;
 
 #[cfg(test)]
