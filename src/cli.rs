@@ -95,6 +95,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Attach a message to a recorded run (or show or clear it)
     Note(NoteArgs),
+    /// Cancel the Slurm jobs of a run that may still be running (after mlrun was killed)
+    Cancel(crate::cmd::cancel::CancelArgs),
     /// Put recorded versions back into the working tree from the object store (a path's, or
     /// every output and external input of a run)
     Checkout(crate::cmd::checkout::CheckoutArgs),

@@ -106,6 +106,7 @@ fn dispatch(cli: cli::Cli) -> error::Result<i32> {
         Some(Command::Checkout(args)) => cmd::checkout::checkout(args, store, cli.color),
         Some(Command::Rm(args)) => cmd::rm::rm(args, store, cli.color),
         Some(Command::Note(args)) => cmd::note::note(args, store, cli.color),
+        Some(Command::Cancel(args)) => cmd::cancel::cancel(args, store, cli.color),
         Some(Command::Init(args)) => cmd::init::init(args, cli.color),
         Some(Command::Completions(args)) => {
             cmd::completions::completions(args, cli::Cli::command())

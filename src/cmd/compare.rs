@@ -83,7 +83,18 @@ struct Row {
     params: BTreeMap<String, Value>,
     /// the shown metrics only (absent: the run did not report it)
     metrics: BTreeMap<String, f64>,
+    /// the steps that ran as cluster jobs: step, executor, job id, node, queue wait, run time
+    jobs: Vec<StepJob>,
 }
+
+#[derive(Debug, Serialize)]
+struct StepJob {
+    step: String,
+    #[serde(flatten)]
+    job: crate::store::jobs::JobInfo,
+}
+
+type Jobs = BTreeMap<String, Vec<(String, crate::store::jobs::JobRecord)>>;
 
 pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
@@ -158,6 +169,7 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
         });
     }
     let cols = Columns::choose(&runs, args.all, args.sort.as_ref().map(|(k, _)| k.as_str()));
+    let jobs = store.jobs_of_runs(&runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>())?;
     if args.json {
         let doc = Comparison {
             pipeline,
@@ -167,7 +179,7 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
                 params: cols.same_params.clone(),
                 metrics: cols.same_metrics.clone(),
             },
-            runs: runs.iter().map(|r| row(r, &cols)).collect(),
+            runs: runs.iter().map(|r| row(r, &cols, &jobs)).collect(),
         };
         report::emit(&format!(
             "{}\n",
@@ -186,13 +198,29 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
         });
         return Ok(0);
     }
-    report::emit(&text(
+    let mut o = text(
         &runs,
         &cols,
         pipeline.as_deref(),
         &args,
         Style::stdout(color),
-    ));
+    );
+    // where the steps ran, for runs with cluster jobs
+    for r in &runs {
+        if let Some(js) = jobs.get(&r.id) {
+            let list: Vec<String> = js
+                .iter()
+                .map(|(step, j)| {
+                    format!(
+                        "{step}: {}",
+                        report::job_line(&crate::store::jobs::JobInfo::of(j.clone()))
+                    )
+                })
+                .collect();
+            o += &format!("jobs of {}  {}\n", r.short_id, list.join("; "));
+        }
+    }
+    report::emit(&o);
     Ok(0)
 }
 
@@ -249,8 +277,17 @@ impl Columns {
     }
 }
 
-fn row(r: &RunSummary, cols: &Columns) -> Row {
+fn row(r: &RunSummary, cols: &Columns, jobs: &Jobs) -> Row {
     Row {
+        jobs: jobs
+            .get(&r.id)
+            .into_iter()
+            .flatten()
+            .map(|(step, j)| StepJob {
+                step: step.clone(),
+                job: crate::store::jobs::JobInfo::of(j.clone()),
+            })
+            .collect(),
         id: r.id.clone(),
         short_id: r.short_id.clone(),
         pipeline: r.pipeline.clone(),

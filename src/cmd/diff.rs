@@ -221,6 +221,9 @@ pub struct StepsDiff {
     /// steps that ran in one run and were reused (`cached`, `restored`) in the other, making the
     /// same outputs: how each ran, not a difference
     pub ran: Vec<Change<String>>,
+    /// steps that ran as cluster jobs in either run: where each ran (`local`, or the job: id,
+    /// node, queue wait, run time, Slurm's state); not a difference by itself
+    pub where_ran: Vec<Change<String>>,
     pub unchanged: usize,
 }
 
@@ -780,6 +783,19 @@ fn steps_diff(a: &RunDetail, b: &RunDetail) -> StepsDiff {
             Some("succeeded" | "cached" | "restored") => Some("ok".to_string()),
             other => other.map(str::to_string),
         };
+        if let (Some(sa), Some(sb)) = (x, y)
+            && (sa.job.is_some() || sb.job.is_some())
+        {
+            let place = |st: &StepInfo| match &st.job {
+                Some(j) => report::job_line(j),
+                None => st.executor.clone(),
+            };
+            d.where_ran.push(Change {
+                key: n.clone(),
+                a: Some(place(sa)),
+                b: Some(place(sb)),
+            });
+        }
         if let (Some(sa), Some(sb)) = (x, y) {
             if outcome(&sx) != outcome(&sy) {
                 same = false;
@@ -1366,6 +1382,15 @@ pub fn render(d: &RunDiff, style: &Style) -> String {
             style.status(c.a.as_deref().unwrap_or("-")),
             style.status(c.b.as_deref().unwrap_or("-")),
             style.paint(Role::Muted, "(how it ran; not a difference)")
+        );
+    }
+
+    for c in &s.where_ran {
+        o += &format!(
+            "  {}  ran: {} in A, {} in B\n",
+            c.key,
+            c.a.as_deref().unwrap_or("-"),
+            c.b.as_deref().unwrap_or("-"),
         );
     }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its clap `Args` beside the handler that takes them and
 //! returns the exit code. `crate::cli` only gathers them into the command line.
 
+pub mod cancel;
 pub mod check;
 pub mod checkout;
 pub mod compare;

@@ -819,6 +819,9 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
             o += &format!("    {}     {}\n", style.paint(Role::Muted, "why"), e);
         }
         o += &format!("    cmd     {}\n", s.cmd);
+        if let Some(j) = &s.job {
+            o += &format!("    job     {}\n", report::job_line(j));
+        }
         if !s.cwd.is_empty() {
             o += &format!("    cwd     {}\n", s.cwd);
         }

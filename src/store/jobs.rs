@@ -39,6 +39,25 @@ impl JobRecord {
     }
 }
 
+/// A job as `show --json` gives it: the record, with its queue wait and run time.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobInfo {
+    #[serde(flatten)]
+    pub record: JobRecord,
+    pub queue_wait_ms: Option<i64>,
+    pub run_ms: Option<i64>,
+}
+
+impl JobInfo {
+    pub fn of(record: JobRecord) -> JobInfo {
+        JobInfo {
+            queue_wait_ms: record.queue_wait_ms(),
+            run_ms: record.run_ms(),
+            record,
+        }
+    }
+}
+
 /// The job of an execution that has not ended as far as the record knows: what a killed mlrun
 /// may have left on the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,6 +144,34 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The jobs of several runs in one query (`compare`): run id → (step, job), by execution.
+    pub fn jobs_of_runs(
+        &self,
+        run_ids: &[String],
+    ) -> Result<std::collections::BTreeMap<String, Vec<(String, JobRecord)>>> {
+        let list = serde_json::to_string(run_ids).unwrap_or_default();
+        let cols = COLUMNS
+            .split(", ")
+            .map(|c| format!("j.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut out: std::collections::BTreeMap<String, Vec<(String, JobRecord)>> =
+            Default::default();
+        let rows = (|| -> rusqlite::Result<Vec<(String, String, JobRecord)>> {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT e.run_id, e.step, {cols} FROM step_jobs j JOIN step_execs e ON e.id = j.step_exec
+                 WHERE e.run_id IN (SELECT value FROM json_each(?1)) ORDER BY j.step_exec"
+            ))?;
+            stmt.query_map([&list], |r| Ok((r.get(0)?, r.get(1)?, job_of(r, 2)?)))?
+                .collect()
+        })()
+        .during(format_args!("reading the jobs of {} runs", run_ids.len()))?;
+        for (run, step, job) in rows {
+            out.entry(run).or_default().push((step, job));
+        }
+        Ok(out)
     }
 
     /// The job of one execution, if it ran as one.

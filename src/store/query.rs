@@ -712,6 +712,11 @@ pub struct StepInfo {
     pub repo_changes: Vec<crate::fingerprint::git::RefChange>,
     /// how each captured stream is kept, by stream name (`stdout`, `stderr`)
     pub logs: BTreeMap<String, LogInfo>,
+    /// where it ran: `local`, or `slurm` (then `job` says which job)
+    pub executor: String,
+    /// the cluster job it ran as: id, node, queue wait, run time, Slurm's state
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<super::jobs::JobInfo>,
 }
 
 /// How one stream of a step's output is kept.
@@ -903,9 +908,13 @@ pub(super) fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result
                     .and_then(|j| serde_json::from_str(&j).ok())
                     .unwrap_or_default(),
                 logs: BTreeMap::new(),
+                executor: "local".into(),
+                job: None,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut jobs: BTreeMap<i64, super::jobs::JobRecord> =
+        super::jobs::jobs_of_run(conn, id)?.into_iter().collect();
     let mut params_q =
         conn.prepare_cached("SELECT key, value FROM params WHERE step_exec = ?1 ORDER BY key")?;
     let mut metrics_q = conn.prepare_cached(
@@ -917,6 +926,10 @@ pub(super) fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result
         }
         s.inputs = io_of(conn, s.exec_id, "in")?;
         s.logs = log_infos(conn, s.exec_id)?;
+        if let Some(j) = jobs.remove(&s.exec_id) {
+            s.executor = j.executor.clone();
+            s.job = Some(super::jobs::JobInfo::of(j));
+        }
         s.outputs = io_of(conn, s.exec_id, "out")?;
         for row in params_q.query_map([s.exec_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))

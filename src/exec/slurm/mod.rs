@@ -162,7 +162,13 @@ async fn submit(spec: &JobSpec<'_>) -> Result<String> {
         let msg = if stderr.is_empty() {
             format!("`sbatch` failed ({})", out.status)
         } else {
+            // Slurm's own words, one line each
             stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         return Err(fail(msg));
     }
