@@ -27,6 +27,7 @@ mod replay;
 mod replay_history;
 mod reports;
 mod secrets;
+mod slurm;
 mod store;
 mod trace;
 mod truth;
