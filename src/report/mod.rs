@@ -248,6 +248,28 @@ pub fn metric(v: f64) -> String {
     }
 }
 
+/// A step's cluster job in one line: `slurm job 42 on node1 · queued 1.2s · ran 3.4s · TIMEOUT`.
+pub fn job_line(j: &crate::store::jobs::JobInfo) -> String {
+    let r = &j.record;
+    let mut parts = vec![format!("{} job {}", r.executor, r.job_id)];
+    if let Some(n) = &r.node {
+        parts[0] += &format!(" on {n}");
+    }
+    if let Some(w) = j.queue_wait_ms {
+        parts.push(format!("queued {}", duration_ms(w)));
+    }
+    if let Some(t) = j.run_ms {
+        parts.push(format!("ran {}", duration_ms(t)));
+    }
+    if let Some(g) = &r.gpus {
+        parts.push(format!("GPUs {g}"));
+    }
+    if let Some(s) = &r.state {
+        parts.push(s.clone());
+    }
+    parts.join(" · ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,26 +307,4 @@ mod tests {
         assert_eq!(coloured.status("differs"), "\x1b[31mdiffers\x1b[39m");
         assert_eq!(coloured.status("weird"), "weird");
     }
-}
-
-/// A step's cluster job in one line: `slurm job 42 on node1 · queued 1.2s · ran 3.4s · TIMEOUT`.
-pub fn job_line(j: &crate::store::jobs::JobInfo) -> String {
-    let r = &j.record;
-    let mut parts = vec![format!("{} job {}", r.executor, r.job_id)];
-    if let Some(n) = &r.node {
-        parts[0] += &format!(" on {n}");
-    }
-    if let Some(w) = j.queue_wait_ms {
-        parts.push(format!("queued {}", duration_ms(w)));
-    }
-    if let Some(t) = j.run_ms {
-        parts.push(format!("ran {}", duration_ms(t)));
-    }
-    if let Some(g) = &r.gpus {
-        parts.push(format!("GPUs {g}"));
-    }
-    if let Some(s) = &r.state {
-        parts.push(s.clone());
-    }
-    parts.join(" · ")
 }
