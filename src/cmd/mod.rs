@@ -54,9 +54,8 @@ pub struct ExecArgs {
 /// `--executor`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExecutorArg {
-    /// subprocesses of mlrun on this machine
+    // (no doc comments: they would turn `--help` into its long form)
     Local,
-    /// Slurm jobs, submitted with `sbatch`
     Slurm,
 }
 

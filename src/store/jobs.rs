@@ -239,7 +239,8 @@ mod tests {
     fn a_job_is_open_until_it_ends_and_its_times_give_wait_and_run() {
         let mut s = Store::in_memory();
         s.execute_batch_for_test(
-            "INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
+            "INSERT INTO contents (hash, size, data) VALUES ('s', 0, x'');
+             INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
                VALUES ('r1', 'p', 'p.toml', '/p', 's', '{}', '{}', 'running', 1, 'h', 'u', '0', '[]', 1);
              INSERT INTO step_execs (id, run_id, step, cmd, argv, cwd, status) VALUES (1, 'r1', 'a', '', '[]', '', 'running');",
         );

@@ -563,6 +563,28 @@ pub(in crate::exec) async fn run_step(
             c.events.warn(&format!("{name}: job {job}: {}", e.message));
         }
     };
+    // interrupted while its inputs were hashed: nothing is submitted
+    let pending = *ctx.interrupt.borrow();
+    if let Interrupt::Graceful(sig) | Interrupt::Kill(sig) = pending {
+        return Ran {
+            outcome: Ok(ChildOutcome {
+                exit_code: 128 + sig,
+                signal: None,
+                interrupted: Some(sig),
+                timed_out: false,
+                stdout: Default::default(),
+                stderr: Default::default(),
+            }),
+            stopped: Some((
+                StepStatus::Interrupted,
+                format!(
+                    "interrupted by {} before its job was submitted",
+                    super::unix::signal_name(sig)
+                ),
+            )),
+            node: None,
+        };
+    }
     match run(&spec, &ctx.events, ctx.interrupt.clone(), submitted).await {
         Err(e) => Ran {
             outcome: Err(e),
@@ -593,5 +615,60 @@ pub(in crate::exec) fn on_node(env: &mut crate::fingerprint::system::EnvSnapshot
     }
     if !node.interpreters.is_empty() {
         env.interpreters = node.interpreters;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_become_sbatch_options_and_the_time_limit_is_whole_minutes() {
+        let env = std::collections::BTreeMap::new();
+        let argv = vec!["true".to_string()];
+        let child = ChildSpec {
+            step: "train",
+            argv: &argv,
+            cwd: Path::new("/p"),
+            env: &env,
+            secrets: &[],
+            log_dir: Path::new("/tmp"),
+            grace: Duration::from_secs(10),
+            timeout: Some(Duration::from_secs(90)),
+        };
+        let resources = Resources {
+            cpus: Some(4),
+            mem: Some("16G".into()),
+            gpus: Some("a100:2".into()),
+            time_ms: Some(3_600_000),
+            partition: Some("gpu".into()),
+            account: Some("ml".into()),
+            sbatch_args: vec!["--qos=long".into()],
+        };
+        let spec = JobSpec {
+            child: &child,
+            resources: &resources,
+            programs: Vec::new(),
+            dir: PathBuf::from("/p/.mlrun/tmp/r/slurm/train.1"),
+            job_name: "mlrun:train".into(),
+        };
+        let a = sbatch_args(&spec);
+        for want in [
+            "--parsable",
+            "--no-requeue",
+            "--output=/p/.mlrun/tmp/r/slurm/train.1/stdout",
+            "--chdir=/p",
+            "--cpus-per-task=4",
+            "--mem=16G",
+            "--gpus=a100:2",
+            // the shorter of `time` (1h) and `timeout` (90 s), rounded up to minutes
+            "--time=2",
+            "--partition=gpu",
+            "--account=ml",
+        ] {
+            assert!(a.iter().any(|x| x == want), "{want} not in {a:?}");
+        }
+        // the user's own options come last, so they win
+        assert_eq!(a.last().unwrap(), "--qos=long");
     }
 }
