@@ -202,6 +202,23 @@ metrics = ["metrics.json"]
     }
     let jobs_after: i64 = one(&env.db(), "SELECT count(*) FROM step_jobs");
     assert_eq!(jobs_after, jobs_before);
+    // an output deleted: restored from the object store, still no job
+    std::fs::remove_file(env.path("model.txt")).unwrap();
+    let (out, v) = run_json(&env, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let train = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "train")
+        .unwrap();
+    assert_eq!(train["status"], "restored", "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("model.txt")).unwrap(),
+        "DATA\nother\n"
+    );
+    let jobs_after: i64 = one(&env.db(), "SELECT count(*) FROM step_jobs");
+    assert_eq!(jobs_after, jobs_before);
 
     // `--executor local` runs the same pipeline here: no job, and diff says where each ran
     let out = env.mlrun(&["run", "--force", "--executor", "local"]);
@@ -209,13 +226,15 @@ metrics = ["metrics.json"]
     let show = show_json(&env);
     assert_eq!(step(&show, "train")["executor"], "local");
     assert!(step(&show, "train").get("job").is_none());
-    let diff = env.mlrun(&["diff", "latest~2", "latest"]);
+    let ids = env.run_ids();
+    let (first, last) = (ids[0].as_str(), ids[ids.len() - 1].as_str());
+    let diff = env.mlrun(&["diff", first, last]);
     assert!(
         diff.stdout.contains("train  ran: slurm job ") && diff.stdout.contains("in A, local in B"),
         "{diff:?}"
     );
     let diff_json: serde_json::Value =
-        serde_json::from_str(&env.mlrun(&["diff", "latest~2", "latest", "--json"]).stdout).unwrap();
+        serde_json::from_str(&env.mlrun(&["diff", first, last, "--json"]).stdout).unwrap();
     assert_eq!(diff_json["steps"]["where_ran"].as_array().unwrap().len(), 3);
     let cmp: serde_json::Value =
         serde_json::from_str(&env.mlrun(&["compare", "--json"]).stdout).unwrap();
@@ -228,6 +247,45 @@ metrics = ["metrics.json"]
     assert!(with_jobs.contains(&3) && with_jobs.contains(&0), "{cmp}");
     let cmp_text = env.mlrun(&["compare"]);
     assert!(cmp_text.stdout.contains("jobs of "), "{cmp_text:?}");
+}
+
+#[test]
+fn a_jobs_output_is_shown_while_it_runs() {
+    let Some(env) = slurm_env() else { return };
+    let _shared = CLUSTER.read();
+    // the job says it is ready, then waits (bounded) for the test to answer: the answer only
+    // comes if mlrun showed the line while the job was still running
+    one_step(
+        &env,
+        "echo ready-now; i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; test -e go && echo went",
+        "",
+    );
+    // (with --json, the steps' lines go to stderr)
+    let mut child = env.spawn_mlrun(&["run", "--json"]);
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("a │ ready-now") {
+                let _ = tx.send(());
+            }
+            all += &line;
+            all += "\n";
+        }
+        all
+    });
+    let seen = rx.recv_timeout(std::time::Duration::from_secs(180)).is_ok();
+    env.write("go", "");
+    let status = child.wait().unwrap();
+    let all = reader.join().unwrap();
+    assert!(seen, "the line was not shown while the job ran:\n{all}");
+    assert!(status.success(), "{all}");
+    assert!(all.contains("a │ went"), "{all}");
 }
 
 #[test]
