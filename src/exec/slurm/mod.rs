@@ -117,6 +117,10 @@ async fn submit(spec: &JobSpec<'_>) -> Result<String> {
         ))
     };
     std::fs::create_dir_all(&spec.dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&spec.dir, std::fs::Permissions::from_mode(0o700))
+        })
         .map_err(|e| fail(format!("cannot create {}: {e}", spec.dir.display())))?;
     let file = wrapper::JobSpecFile {
         argv: spec.child.argv.to_vec(),

@@ -48,11 +48,18 @@ pub const SPEC: &str = "spec.json";
 pub const NODE: &str = "node.json";
 pub const STATUS: &str = "status.json";
 
-/// Write `data` as `dir/name` atomically (a temporary name, synced, renamed).
+/// Write `data` as `dir/name` atomically (a temporary name, synced, renamed), readable by its
+/// owner only (the spec holds the command, which may hold a secret).
 pub fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
     drop(f);
