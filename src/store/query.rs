@@ -751,6 +751,10 @@ pub struct RunDetail {
     pub replay_verdict: Option<String>,
     /// `mlrun run -m` / `mlrun note`: what the run was for
     pub message: Option<String>,
+    /// `mlrun run TARGET...`: the steps and outputs asked for; null: the whole pipeline
+    pub targets: Option<Vec<String>>,
+    /// the sweep (`-p lr=0.1,0.2`) the run is a variant of
+    pub sweep_id: Option<String>,
     pub git: Option<GitInfo>,
     pub git_end: Option<GitInfo>,
     pub steps: Vec<StepInfo>,
@@ -809,7 +813,7 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
 pub(super) fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDetail> {
     let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
         "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
-                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message FROM runs WHERE id = ?1",
+                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message, targets, sweep_id FROM runs WHERE id = ?1",
         [id],
         |r| {
             let started: i64 = r.get(6)?;
@@ -835,6 +839,10 @@ pub(super) fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result
                     replay_of_short: None,
                     replay_verdict: r.get(16)?,
                     message: r.get(17)?,
+                    targets: r
+                        .get::<_, Option<String>>(18)?
+                        .and_then(|t| serde_json::from_str(&t).ok()),
+                    sweep_id: r.get(19)?,
                     git: None,
                     git_end: None,
                     steps: Vec::new(),
