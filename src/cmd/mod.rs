@@ -22,6 +22,7 @@ pub mod runs;
 pub mod select;
 pub mod show;
 pub mod status;
+pub mod sweep;
 pub mod target;
 pub mod ui;
 

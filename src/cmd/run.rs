@@ -52,6 +52,11 @@ pub struct RunArgs {
     #[arg(long, display_order = 14, conflicts_with_all = ["message", "wait_lock"])]
     pub dry_run: bool,
 
+    /// Run one variant per combination of the comma-separated values of the `-p`s
+    /// (`-p lr=0.1,0.2 -p depth=3,5`: 4 runs sharing a sweep id); `\,` is a literal comma
+    #[arg(long, display_order = 15)]
+    pub sweep: bool,
+
     /// Print a JSON summary on stdout at the end (step output and progress go to stderr)
     #[arg(long, display_order = 21)]
     pub json: bool,
@@ -108,7 +113,7 @@ pub fn run_or_typo(
     color: ColorChoice,
     typo: Option<Error>,
 ) -> Result<i32> {
-    let json = args.json && !args.dry_run;
+    let json = args.json && !args.dry_run && !args.sweep;
     let result = run_inner(args, store_dir, color, typo);
     // `--json` promises a document on stdout even when mlrun could not run the pipeline
     if json && let Err(e) = &result {
@@ -133,6 +138,24 @@ fn run_inner(
     if args.downstream && words.targets.is_empty() {
         return Err(Error::invalid("`--downstream` needs a target: the steps after which ones?")
             .hint("`mlrun run prepare --downstream` runs `prepare` and every step that uses what it makes"));
+    }
+    if args.sweep {
+        let s = super::sweep::Sweep {
+            args: &args,
+            pipeline: &words.pipeline,
+            targets: &words.targets,
+        };
+        return super::sweep::sweep(s, store_dir, color);
+    }
+    if let Some(p) = args.params.iter().find(|p| {
+        p.split_once('=').is_some_and(|(_, v)| {
+            !v.trim_start().starts_with(['[', '{', '"', '\'']) && v.contains(',')
+        })
+    }) {
+        eprintln!(
+            "{} `-p {p}` sets one value, with its comma; `--sweep` runs one variant per comma-separated value",
+            err_style.paint(Role::Accent, "hint:")
+        );
     }
     let plan = match super::load_plan(&words.pipeline, &args.params, false, err_style) {
         Ok(plan) => plan,

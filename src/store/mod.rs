@@ -36,6 +36,7 @@ pub mod reused;
 pub mod rm;
 pub mod schema;
 mod statcache;
+pub mod sweeps;
 
 use std::path::{Path, PathBuf};
 

@@ -363,6 +363,8 @@ pub struct RunFilter {
     pub grep: Option<String>,
     /// only these runs (full ids)
     pub ids: Option<Vec<String>>,
+    /// only the variants of this sweep (its full id)
+    pub sweep: Option<String>,
     /// also read each run's params (`RunSummary::params`), in the same query
     pub with_params: bool,
 }
@@ -395,6 +397,10 @@ pub(super) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSumma
         // only, so the needle is folded the same way
         wheres.push("instr(lower(r.message), ?) > 0".into());
         args.push(V::Text(g.to_ascii_lowercase()));
+    }
+    if let Some(sw) = &f.sweep {
+        wheres.push("r.sweep_id = ?".into());
+        args.push(V::Text(sw.clone()));
     }
     if let Some(ids) = &f.ids {
         wheres.push("r.id IN (SELECT value FROM json_each(?))".into());

@@ -28,6 +28,7 @@ mod replay_history;
 mod reports;
 mod secrets;
 mod store;
+mod sweep;
 mod targets;
 mod trace;
 mod truth;
