@@ -113,7 +113,7 @@ pub fn run_or_typo(
     color: ColorChoice,
     typo: Option<Error>,
 ) -> Result<i32> {
-    let json = args.json && !args.dry_run && !args.sweep;
+    let json = args.json;
     let result = run_inner(args, store_dir, color, typo);
     // `--json` promises a document on stdout even when mlrun could not run the pipeline
     if json && let Err(e) = &result {
@@ -210,6 +210,19 @@ fn run_inner(
             json: args.json,
         };
         return super::dryrun::dry_run(&plan, store_dir, &ask, color);
+    }
+    if let Force::Steps(names) = &force
+        && !words.targets.is_empty()
+    {
+        let keep = plan.selection(&selected, args.downstream);
+        for n in names {
+            if plan.step_index(n).is_some_and(|i| !keep[i]) {
+                eprintln!(
+                    "{} `--force={n}`: `{n}` is not among the steps this run needs, so it does not run",
+                    err_style.paint(Role::Warn, "warning:")
+                );
+            }
+        }
     }
     let targets = (!words.targets.is_empty()).then(|| words.targets.clone());
     let plan = if words.targets.is_empty() {
