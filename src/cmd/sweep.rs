@@ -237,6 +237,7 @@ pub fn sweep(s: Sweep<'_>, store_dir: Option<&Path>, color: ColorChoice) -> Resu
         results: Mutex::new((0..combos.len()).map(|_| None).collect()),
         next: AtomicUsize::new(1),
         stop: AtomicBool::new(false),
+        interrupted: AtomicBool::new(false),
         gate: Arc::new(Gate::new(shared.is_empty())),
         shared: shared.clone(),
         root: root.clone(),
@@ -253,6 +254,12 @@ pub fn sweep(s: Sweep<'_>, store_dir: Option<&Path>, color: ColorChoice) -> Resu
         grace: args.exec.grace,
         reuse_replays: args.reuse_replays,
     });
+    // An interrupt stops the variants running (each run sees it) and starts no other: this
+    // listener covers the moments between two variants too.
+    {
+        let c = ctx.clone();
+        std::thread::spawn(move || stop_on_signal(&c));
+    }
     // the first variant runs the shared steps; the others start once those are done
     let mut workers = Vec::new();
     {
@@ -288,9 +295,36 @@ pub fn sweep(s: Sweep<'_>, store_dir: Option<&Path>, color: ColorChoice) -> Resu
         shared: &shared,
         results,
         opened,
+        interrupted: ctx.interrupted.load(Ordering::SeqCst),
         color,
         say: &say,
     })
+}
+
+/// Wait for SIGINT or SIGTERM, then let no further variant start.
+fn stop_on_signal(ctx: &Shared) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    });
+    ctx.interrupted.store(true, Ordering::SeqCst);
+    ctx.stop.store(true, Ordering::SeqCst);
+    ctx.gate.set(false);
 }
 
 /// Flags a sweep cannot honour, refused before anything runs.
@@ -511,6 +545,8 @@ struct Shared {
     results: Mutex<Vec<Option<std::result::Result<RunOutcome, String>>>>,
     next: AtomicUsize,
     stop: AtomicBool,
+    /// mlrun was interrupted (SIGINT or SIGTERM)
+    interrupted: AtomicBool,
     gate: Arc<Gate>,
     shared: BTreeSet<String>,
     root: PathBuf,
@@ -549,7 +585,10 @@ impl Shared {
                 .all(|s| s.status.ok())));
         }
         match &result {
-            Ok(o) if o.status == RunStatus::Interrupted => self.stop.store(true, Ordering::SeqCst),
+            Ok(o) if o.status == RunStatus::Interrupted => {
+                self.interrupted.store(true, Ordering::SeqCst);
+                self.stop.store(true, Ordering::SeqCst);
+            }
             Err(_) if n == 0 => self.stop.store(true, Ordering::SeqCst),
             _ => {}
         }
@@ -744,6 +783,7 @@ struct FinishArgs<'a> {
     shared: &'a BTreeSet<String>,
     results: Vec<Option<std::result::Result<RunOutcome, String>>>,
     opened: bool,
+    interrupted: bool,
     color: ColorChoice,
     say: &'a Say,
 }
@@ -808,11 +848,20 @@ fn finish(f: &FinishArgs<'_>) -> Result<i32> {
         };
         variants.push(v);
     }
+    if f.interrupted && exit_code == 0 {
+        exit_code = 130;
+    }
     if not_run > 0 && exit_code == 0 {
         exit_code = crate::error::exit::FAILURE;
     }
     let style = f.say.style;
-    if !f.opened {
+    if f.interrupted {
+        f.say.line(&format!(
+            "{} {not_run} variant{} not run",
+            style.paint(Role::Bad, "sweep interrupted:"),
+            if not_run == 1 { " was" } else { "s were" }
+        ));
+    } else if !f.opened {
         f.say.line(&format!(
             "{} the steps the variants share ({}) did not succeed in the first variant: the other {} variants were not run",
             style.paint(Role::Bad, "sweep stopped:"),

@@ -268,3 +268,49 @@ fn bad_sweeps_are_refused_before_anything_runs() {
         "{out:?}"
     );
 }
+
+/// An interrupt stops the variant running, records it interrupted (never succeeded), and
+/// starts no other variant.
+#[test]
+fn an_interrupted_sweep_starts_no_other_variant() {
+    let env = Env::git();
+    let marks = env.path("../marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    env.write(
+        "pipeline.toml",
+        &format!(
+            "[params]\nlr = 1\n[steps.train]\ncmd = \"touch {}/started-{{params.lr}}; sleep 60; echo done > model.txt\"\noutputs = [\"model.txt\"]\nparams = [\"lr\"]\n",
+            marks.display()
+        ),
+    );
+    env.commit("pipeline");
+    let child = env.spawn_mlrun(&[
+        "run", "--sweep", "-p", "lr=1,2,3", "-j", "1", "--grace", "2s",
+    ]);
+    assert!(
+        crate::common::wait_until(60, || marks.join("started-1").exists()),
+        "the first variant never started"
+    );
+    crate::common::signal(&child, nix::sys::signal::Signal::SIGINT);
+    let out = crate::common::finish(child);
+    assert_eq!(out.code, 130, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("sweep interrupted: 2 variants were not run"),
+        "{out:?}"
+    );
+    assert!(!marks.join("started-2").exists() && !marks.join("started-3").exists());
+    let db = env.db();
+    assert_eq!(
+        rows(&db, "SELECT status FROM runs"),
+        [["interrupted"]],
+        "{out:?}"
+    );
+    assert_eq!(
+        one::<i64>(
+            &db,
+            "SELECT count(*) FROM step_execs WHERE status = 'succeeded'"
+        ),
+        0
+    );
+}
