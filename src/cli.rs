@@ -19,6 +19,8 @@ Examples:
   mlrun                          run ./pipeline.toml and record its lineage
   mlrun examples/x/pipeline.toml run another pipeline
   mlrun run -p train.lr=0.01     override a param for this run
+  mlrun train                    run the step `train` and the stale steps it needs
+  mlrun run model.pkl --dry-run  which steps making model.pkl would run, and why
   mlrun runs                     list recorded runs
   mlrun show latest              everything recorded about the newest run
   mlrun show model/              the model card: what made this exact version
@@ -187,7 +189,7 @@ mod tests {
         assert_eq!(r.trace, Some(TraceArg::On));
         let cli = Cli::try_parse_from(["mlrun", "--trace=strict", "p.toml"]).unwrap();
         assert_eq!(cli.run.trace, Some(TraceArg::Strict));
-        assert_eq!(cli.run.pipeline, PathBuf::from("p.toml"));
+        assert_eq!(cli.run.pipeline, Some(PathBuf::from("p.toml")));
         assert!(Cli::try_parse_from(["mlrun", "--trace=loud"]).is_err());
     }
 
@@ -213,7 +215,7 @@ mod tests {
     fn bare_pipeline_is_a_run() {
         let cli = Cli::try_parse_from(["mlrun", "p.toml", "-j", "2"]).unwrap();
         assert!(cli.command.is_none());
-        assert_eq!(cli.run.pipeline, PathBuf::from("p.toml"));
+        assert_eq!(cli.run.pipeline, Some(PathBuf::from("p.toml")));
         let cli = Cli::try_parse_from(["mlrun", "runs", "--json"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Runs(_))));
     }

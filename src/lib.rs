@@ -92,10 +92,12 @@ fn dispatch(cli: cli::Cli) -> error::Result<i32> {
     }
     match cli.command {
         None => {
-            if let Some(e) = cmd::mistyped_command(&cli.run.pipeline, &cli::Cli::command()) {
-                return Err(e);
-            }
-            cmd::run::run(cli.run, store, cli.color)
+            let typo = cli
+                .run
+                .pipeline
+                .as_deref()
+                .and_then(|p| cmd::mistyped_command(p, &cli::Cli::command()));
+            cmd::run::run_or_typo(cli.run, store, cli.color, typo)
         }
         Some(Command::Run(args)) => cmd::run::run(args, store, cli.color),
         Some(Command::Runs(args)) => cmd::runs::runs(args, store, cli.color),

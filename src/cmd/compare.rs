@@ -35,6 +35,11 @@ pub struct CompareArgs {
     #[arg(long, value_name = "NAME")]
     pub pipeline: Option<String>,
 
+    /// The runs of this sweep (`mlrun run --sweep`; an id prefix) [default, when the newest run
+    /// is a sweep's: that sweep]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["runs", "pipeline"])]
+    pub sweep: Option<String>,
+
     /// Every param and metric as a column, not only those that differ between the runs
     #[arg(long)]
     pub all: bool,
@@ -52,11 +57,30 @@ pub struct CompareArgs {
     pub csv: bool,
 }
 
+impl CompareArgs {
+    /// `mlrun compare --sweep ID`: the table a sweep prints at its end.
+    pub fn of_sweep(id: &str) -> CompareArgs {
+        CompareArgs {
+            runs: Vec::new(),
+            limit: 0,
+            pipeline: None,
+            sweep: Some(id.to_string()),
+            all: false,
+            sort: None,
+            json: false,
+            csv: false,
+        }
+    }
+}
+
 /// The `--json` document (README "JSON shapes").
 #[derive(Debug, Serialize)]
 struct Comparison {
     /// the pipeline whose last runs were taken; `null` when RUNs were named
     pipeline: Option<String>,
+    /// the sweep whose runs these are (`--sweep`, or the default when the newest run is a
+    /// sweep's); `null` otherwise
+    sweep_id: Option<String>,
     /// the columns shown, in order
     params: Vec<String>,
     metrics: Vec<String>,
@@ -96,8 +120,21 @@ struct StepJob {
 
 type Jobs = BTreeMap<String, Vec<(String, crate::store::jobs::JobRecord)>>;
 
-pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
+    // the newest run is a sweep's: its variants are what to compare
+    if args.runs.is_empty()
+        && args.pipeline.is_none()
+        && args.sweep.is_none()
+        && let Ok(latest) = store.resolve_run("latest")
+    {
+        args.sweep = store.sweep_of(&latest)?;
+    }
+    let sweep = match &args.sweep {
+        Some(s) => Some(store.resolve_sweep(s)?),
+        None => None,
+    };
+    args.sweep = sweep.clone();
     // a thousand runs' rows are large: read them mapped (see the method)
     store.map_for_large_reads();
     if let Some((k, _)) = &args.sort
@@ -105,7 +142,14 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
     {
         return Err(e);
     }
-    let (pipeline, mut runs) = if args.runs.is_empty() {
+    let (pipeline, mut runs) = if let Some(sw) = &sweep {
+        let runs = store.list_runs(&RunFilter {
+            sweep: Some(sw.clone()),
+            with_params: true,
+            ..RunFilter::default()
+        })?;
+        (runs.first().map(|r| r.pipeline.clone()), runs)
+    } else if args.runs.is_empty() {
         let pipeline = match &args.pipeline {
             Some(p) => {
                 if let Some(e) = super::runs::unknown_name(&store, Some(p), &[], &[])? {
@@ -173,6 +217,7 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
     if args.json {
         let doc = Comparison {
             pipeline,
+            sweep_id: sweep.clone(),
             params: cols.params.clone(),
             metrics: cols.metrics.clone(),
             same: Same {
@@ -325,6 +370,11 @@ fn text(
     let mut o = String::new();
     let n = runs.len();
     let what = match pipeline {
+        Some(p) if args.sweep.is_some() => format!(
+            "the {n} run{} of sweep {} (`{p}`)",
+            if n == 1 { "" } else { "s" },
+            args.sweep.as_deref().map_or("", |s| &s[..s.len().min(16)])
+        ),
         Some(p) => format!(
             "the last {} of `{p}`",
             if n == 1 {

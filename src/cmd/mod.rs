@@ -7,6 +7,7 @@ pub mod checkout;
 pub mod compare;
 pub mod completions;
 pub mod diff;
+pub mod dryrun;
 pub mod export;
 pub mod fsck;
 pub mod gc;
@@ -19,8 +20,10 @@ pub mod replay;
 pub mod rm;
 pub mod run;
 pub mod runs;
+pub mod select;
 pub mod show;
 pub mod status;
+pub mod sweep;
 pub mod target;
 pub mod ui;
 

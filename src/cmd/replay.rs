@@ -257,6 +257,8 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             trace: Some(crate::pipeline::plan::TraceMode::Off),
             run_id: None,
             message,
+            targets: None,
+            sweep_id: None,
         };
         let mut events = Sinks::new();
         events.push(Arc::new(Human::new(printer)));

@@ -768,6 +768,12 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         ))
     );
     o += &format!("  pipeline  {}\n", d.pipeline_file);
+    if let Some(t) = &d.targets {
+        o += &format!("  targets   {} (and the steps they need)\n", t.join(" "));
+    }
+    if let Some(s) = &d.sweep_id {
+        o += &format!("  sweep     {s} (`mlrun runs --sweep {s}`)\n");
+    }
     if let Some(g) = &d.git {
         o += &format!("  git       {}\n", git_line(g));
         if let Some(url) = &g.remote_url {

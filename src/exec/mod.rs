@@ -27,7 +27,7 @@ mod record;
 pub mod recorded;
 mod records;
 pub mod reporter;
-mod reuse;
+pub mod reuse;
 mod schedule;
 pub mod slurm;
 mod step;
@@ -83,6 +83,10 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// `mlrun run -m TEXT`: the run's message
     pub message: Option<String>,
+    /// `mlrun run TARGET...`: the steps and outputs asked for, as typed (None: all of them)
+    pub targets: Option<Vec<String>>,
+    /// the sweep this run is a variant of (`-p lr=0.1,0.2`)
+    pub sweep_id: Option<String>,
 }
 
 /// Which steps run even when an earlier execution could be reused.

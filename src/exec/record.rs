@@ -216,6 +216,10 @@ pub(super) fn run_start(
         .message
         .as_deref()
         .map(|m| crate::fingerprint::env::mask(m, &ctx.recorded.secrets));
+    let targets = opts
+        .targets
+        .as_ref()
+        .map(|t| serde_json::to_string(t).unwrap_or_default());
     ctx.with_store(|c| {
         Store::insert_run(
             c,
@@ -234,6 +238,8 @@ pub(super) fn run_start(
                 argv_json: &argv_json,
                 replay_of: opts.replay_of.as_deref(),
                 message: message.as_deref(),
+                targets_json: targets.as_deref(),
+                sweep_id: opts.sweep_id.as_deref(),
             },
         )
     })
@@ -675,6 +681,8 @@ mod tests {
             argv_json: "[]",
             replay_of: None,
             message: None,
+            targets_json: None,
+            sweep_id: None,
         };
         w.store.insert_run(&run_start).unwrap();
         let begin = |step, seq| record::StepBegin {

@@ -37,6 +37,7 @@ pub mod reused;
 pub mod rm;
 pub mod schema;
 mod statcache;
+pub mod sweeps;
 
 use std::path::{Path, PathBuf};
 

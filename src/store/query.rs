@@ -363,6 +363,8 @@ pub struct RunFilter {
     pub grep: Option<String>,
     /// only these runs (full ids)
     pub ids: Option<Vec<String>>,
+    /// only the variants of this sweep (its full id)
+    pub sweep: Option<String>,
     /// also read each run's params (`RunSummary::params`), in the same query
     pub with_params: bool,
 }
@@ -395,6 +397,10 @@ pub(super) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSumma
         // only, so the needle is folded the same way
         wheres.push("instr(lower(r.message), ?) > 0".into());
         args.push(V::Text(g.to_ascii_lowercase()));
+    }
+    if let Some(sw) = &f.sweep {
+        wheres.push("r.sweep_id = ?".into());
+        args.push(V::Text(sw.clone()));
     }
     if let Some(ids) = &f.ids {
         wheres.push("r.id IN (SELECT value FROM json_each(?))".into());
@@ -756,6 +762,10 @@ pub struct RunDetail {
     pub replay_verdict: Option<String>,
     /// `mlrun run -m` / `mlrun note`: what the run was for
     pub message: Option<String>,
+    /// `mlrun run TARGET...`: the steps and outputs asked for; null: the whole pipeline
+    pub targets: Option<Vec<String>>,
+    /// the sweep (`-p lr=0.1,0.2`) the run is a variant of
+    pub sweep_id: Option<String>,
     pub git: Option<GitInfo>,
     pub git_end: Option<GitInfo>,
     pub steps: Vec<StepInfo>,
@@ -814,7 +824,7 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
 pub(super) fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDetail> {
     let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
         "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
-                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message FROM runs WHERE id = ?1",
+                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message, targets, sweep_id FROM runs WHERE id = ?1",
         [id],
         |r| {
             let started: i64 = r.get(6)?;
@@ -840,6 +850,10 @@ pub(super) fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result
                     replay_of_short: None,
                     replay_verdict: r.get(16)?,
                     message: r.get(17)?,
+                    targets: r
+                        .get::<_, Option<String>>(18)?
+                        .and_then(|t| serde_json::from_str(&t).ok()),
+                    sweep_id: r.get(19)?,
                     git: None,
                     git_end: None,
                     steps: Vec::new(),

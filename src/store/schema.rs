@@ -64,6 +64,10 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_STEP_JOBS,
     },
+    Migration {
+        code: None,
+        sql: V_RUN_TARGETS_SWEEPS,
+    },
 ];
 
 // 13: steps run as Slurm jobs (`exec::slurm`, `store::jobs`): one row per execution submitted,
@@ -86,6 +90,15 @@ CREATE TABLE step_jobs (
   gpus TEXT,
   cancelled_at INTEGER);
 CREATE INDEX step_jobs_running ON step_jobs(step_exec) WHERE ended_at IS NULL;
+"#;
+
+// 14: what a run was asked to make and which sweep it belongs to. `targets`: the steps and
+// outputs named on the command line (`mlrun run train`), a JSON array as typed; NULL: the whole
+// pipeline. `sweep_id`: the runs of one `-p a=1,2 -p b=x,y` sweep share it; NULL: not a sweep.
+const V_RUN_TARGETS_SWEEPS: &str = r#"
+ALTER TABLE runs ADD COLUMN targets TEXT;
+ALTER TABLE runs ADD COLUMN sweep_id TEXT;
+CREATE INDEX runs_sweep ON runs (sweep_id) WHERE sweep_id IS NOT NULL;
 "#;
 
 // 10: the OpenLineage outbox (`store::outbox`): events made while a run ran, queued once per

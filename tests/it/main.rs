@@ -29,6 +29,8 @@ mod reports;
 mod secrets;
 mod slurm;
 mod store;
+mod sweep;
+mod targets;
 mod trace;
 mod truth;
 mod ui;

@@ -354,6 +354,41 @@ impl Plan {
         Some(self.keeping(&keep))
     }
 
+    /// The steps `mlrun run TARGET...` runs: `targets` (indices into `steps`), with
+    /// `downstream` every step that depends on one of them, and everything those depend on,
+    /// in the same order. The steps a selected step waits for are all kept, so the order and
+    /// dependencies stay as validated.
+    pub fn selecting(self, targets: &[usize], downstream: bool) -> Plan {
+        let keep = self.selection(targets, downstream);
+        self.keeping(&keep)
+    }
+
+    /// Which steps `selecting` keeps, by index.
+    pub fn selection(&self, targets: &[usize], downstream: bool) -> Vec<bool> {
+        let n = self.steps.len();
+        let mut wanted = vec![false; n];
+        for &t in targets {
+            wanted[t] = true;
+        }
+        if downstream {
+            // dependants come after their dependencies in a topological order
+            for i in 0..n {
+                if !wanted[i] && self.steps[i].deps.iter().any(|&d| wanted[d]) {
+                    wanted[i] = true;
+                }
+            }
+        }
+        let mut keep = vec![false; n];
+        let mut todo: Vec<usize> = (0..n).filter(|&i| wanted[i]).collect();
+        while let Some(i) = todo.pop() {
+            if !keep[i] {
+                keep[i] = true;
+                todo.extend(self.steps[i].deps.iter().copied());
+            }
+        }
+        keep
+    }
+
     /// Only the steps named in `names`, in the same order; their dependencies on the other
     /// steps are dropped (a replay's second run of some steps: the others' outputs are already
     /// in its tree).
