@@ -807,6 +807,16 @@ fn io_of(conn: &Connection, exec: i64, dir: &str) -> Result<Vec<IoInfo>> {
 }
 
 pub(super) fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result<RunDetail> {
+    run_detail_of(conn, id, with_diff, None)
+}
+
+/// `run_detail` with only the step executions named in `only` (step, attempt), when given.
+pub(super) fn run_detail_of(
+    conn: &Connection,
+    id: &str,
+    with_diff: bool,
+    only: Option<&[(String, i64)]>,
+) -> Result<RunDetail> {
     let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
         "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
                 mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message FROM runs WHERE id = ?1",
@@ -863,10 +873,14 @@ pub(super) fn run_detail(conn: &Connection, id: &str, with_diff: bool) -> Result
                 (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stderr'),
                 (SELECT o.run_id FROM step_execs o WHERE o.id = s.reused_exec),
                 keep_outputs, repo_changes
-         FROM step_execs s WHERE run_id = ?1 ORDER BY COALESCE(started_at, 9223372036854775807), id",
+         FROM step_execs s WHERE run_id = ?1
+           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(?2) j
+                WHERE json_extract(j.value, '$[0]') = s.step AND json_extract(j.value, '$[1]') = s.attempt))
+         ORDER BY COALESCE(started_at, 9223372036854775807), id",
     )?;
+    let only = only.map(|o| serde_json::to_string(o).unwrap_or_default());
     let steps: Vec<StepInfo> = stmt
-        .query_map([id], |r| {
+        .query_map(rusqlite::params![id, only], |r| {
             let started: Option<i64> = r.get(10)?;
             let ended: Option<i64> = r.get(11)?;
             let before: Option<String> = r.get(12)?;
