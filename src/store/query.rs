@@ -357,6 +357,8 @@ pub struct RunFilter {
     /// sort by this metric: (key, ascending)
     pub sort: Option<(String, bool)>,
     pub limit: Option<usize>,
+    /// skip this many runs first (a page of a long list: `LIMIT … OFFSET …` in the query)
+    pub offset: usize,
     /// `Some(true)`: only replays; `Some(false)`: no replays; `None`: every run
     pub replays: Option<bool>,
     /// messages containing this text, ignoring case (`runs --grep`)
@@ -440,22 +442,31 @@ pub(super) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSumma
     } else {
         format!("WHERE {}", wheres.join(" AND "))
     };
-    let order = match &f.sort {
+    // Sorted by a metric: each run's value (as RUN_METRIC picks it) comes from one pass over
+    // that key's rows (index metrics_kv), joined to the runs, instead of a lookup per run.
+    let (sort_join, order) = match &f.sort {
         Some((k, asc)) => {
-            args.push(V::Text(k.clone()));
-            args.push(V::Text(k.clone()));
-            format!(
-                "{RUN_METRIC} IS NULL, {RUN_METRIC} {}, r.started_at DESC, r.id DESC",
-                if *asc { "ASC" } else { "DESC" }
+            args.insert(0, V::Text(k.clone()));
+            (
+                "LEFT JOIN (SELECT run_id, value FROM (
+                   SELECT s.run_id, m.value,
+                          row_number() OVER (PARTITION BY s.run_id ORDER BY s.seq DESC, s.id DESC) AS n
+                   FROM metrics m JOIN step_execs s ON s.id = m.step_exec WHERE m.key = ?)
+                 WHERE n = 1) sm ON sm.run_id = r.id",
+                format!(
+                    "sm.value IS NULL, sm.value {}, r.started_at DESC, r.id DESC",
+                    if *asc { "ASC" } else { "DESC" }
+                ),
             )
         }
-        None => "r.started_at DESC, r.id DESC".into(),
+        None => ("", "r.started_at DESC, r.id DESC".into()),
     };
     args.push(V::Integer(f.limit.map_or(-1, |l| l as i64)));
+    args.push(V::Integer(f.offset as i64));
     let selected = format!(
         "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict,
                 r.message, {}
-         FROM runs r {where_sql} ORDER BY {order} LIMIT ?",
+         FROM runs r {sort_join} {where_sql} ORDER BY {order} LIMIT ? OFFSET ?",
         if f.with_params { "r.params" } else { "NULL AS params" }
     );
     let mut stmt = conn.prepare(&format!(
@@ -1368,6 +1379,47 @@ mod tests {
             ..RunFilter::default()
         });
         assert_eq!(sorted[0].0, "r1");
+        // sorted in the query: either way, with a metric filter, a page at an offset
+        let sort = |asc: bool, metrics: Vec<(String, Cmp, f64)>, offset: usize| RunFilter {
+            sort: Some(("acc".into(), asc)),
+            metrics,
+            offset,
+            limit: Some(1),
+            ..RunFilter::default()
+        };
+        assert_eq!(ids(sort(true, vec![], 0)), [("r2".into(), 0.7)]);
+        assert_eq!(ids(sort(false, vec![], 1)), [("r2".into(), 0.7)]);
+        assert!(ids(sort(false, vec![], 2)).is_empty());
+        assert_eq!(
+            ids(sort(true, vec![("acc".into(), Cmp::Gt, 0.8)], 0)),
+            [("r1".into(), 0.9)]
+        );
+        // a run without the metric comes last, whichever the order
+        c.execute_batch(
+            "INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
+               VALUES ('r3', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 3, 'h', 'u', '0', '[]', 1);",
+        )
+        .unwrap();
+        for asc in [true, false] {
+            let all = list_runs(
+                &c,
+                &RunFilter {
+                    sort: Some(("acc".into(), asc)),
+                    ..RunFilter::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(all.len(), 3);
+            assert_eq!(all[2].id, "r3", "asc {asc}");
+        }
+        let c = &c;
+        let ids = |f: RunFilter| -> Vec<(String, f64)> {
+            list_runs(c, &f)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.id, r.metrics.get("acc").copied().unwrap_or(f64::NAN)))
+                .collect()
+        };
         // params: numbers compare as numbers (1 = 1.0), strings as strings
         let p = |k: &str, v: serde_json::Value| RunFilter {
             params: vec![(k.into(), v)],
