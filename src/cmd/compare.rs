@@ -158,6 +158,13 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
         });
     }
     let cols = Columns::choose(&runs, args.all, args.sort.as_ref().map(|(k, _)| k.as_str()));
+    // the compare page of these runs, when there are two to compare
+    let link = crate::cmd::ui_links(&store.dir, color)
+        .filter(|_| runs.len() >= 2)
+        .map(|l| {
+            let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+            l.compare(&ids, args.all)
+        });
     if args.json {
         let doc = Comparison {
             pipeline,
@@ -171,7 +178,7 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
         };
         report::emit(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&doc).unwrap_or_default()
+            report::json_with_url(&doc, link.as_deref())
         ));
         return Ok(0);
     }
@@ -186,13 +193,17 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
         });
         return Ok(0);
     }
-    report::emit(&text(
+    let mut out = text(
         &runs,
         &cols,
         pipeline.as_deref(),
         &args,
         Style::stdout(color),
-    ));
+    );
+    if let Some(url) = &link {
+        out += &report::ui_link_line(url, &Style::stdout(color));
+    }
+    report::emit(&out);
     Ok(0)
 }
 
