@@ -21,6 +21,7 @@ pub mod runs;
 pub mod show;
 pub mod status;
 pub mod target;
+#[cfg(feature = "ui")]
 pub mod ui;
 
 use std::time::Duration;
