@@ -13,8 +13,10 @@
 //! quick steps costs a few passes and store transactions, not one per step.
 //!
 //! The store's outbox (`store::outbox`) is the durable queue. While nothing is pending there, new
-//! events are posted first and then kept, in one transaction, with how each went (sent, or
-//! pending with the error); once something is pending (an earlier run's events, a server that is
+//! events are posted first; the sent ones are written down in one transaction when the run is
+//! over (a write while it runs can make the runner's next write wait), and one that fails is
+//! written at once as pending, with the error, with those sent before it. Once something is
+//! pending (an earlier run's events, a server that is
 //! down), new events are queued behind it and the queue is delivered in order. A connection
 //! error, a timeout, a 429 or a 5xx leaves the event pending and the sender backs off (0.3 s
 //! doubling to 30 s) before trying again; a 4xx rejects that event for good (kept with the
@@ -302,6 +304,24 @@ struct Shared {
     finishing: AtomicBool,
     /// Bumped after each POST, so that `finish` can tell a busy sender from a stuck one.
     progress: AtomicU64,
+    /// Events (key, body) sent and not written to the outbox yet.
+    sent: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl Shared {
+    fn sent(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How the end of a run's sending went.
+pub enum Finished {
+    /// The sender is done: what it delivered and left pending.
+    Done(Delivery),
+    /// It made no progress within the grace (a server that does not answer): the events it
+    /// has sent but not written down yet, for the runner to write as sent before it queues the
+    /// rest of the run (`queue_run`), so that none is sent twice.
+    Stuck { sent: Vec<(String, String)> },
 }
 
 /// The sender of one run: see the module comment.
@@ -362,8 +382,7 @@ impl LiveRun {
 
     /// The run is over: let the sender make the last events and deliver them, for as long as it
     /// makes progress, giving up after `grace` without any (a server that does not answer).
-    /// `None` then: what it has not delivered stays pending in the outbox.
-    pub fn finish(mut self, grace: Duration) -> Option<Delivery> {
+    pub fn finish(mut self, grace: Duration) -> Finished {
         self.shared.finishing.store(true, Ordering::SeqCst);
         let _ = self.tx.send(Msg::Finish);
         let mut seen = self.shared.progress.load(Ordering::SeqCst);
@@ -374,16 +393,20 @@ impl LiveRun {
                     if let Some(t) = self.thread.take() {
                         let _ = t.join();
                     }
-                    return Some(d);
+                    return Finished::Done(d);
                 }
-                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    let sent = std::mem::take(&mut *self.shared.sent());
+                    return Finished::Stuck { sent };
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     let now = self.shared.progress.load(Ordering::SeqCst);
                     if now != seen {
                         seen = now;
                         deadline = Instant::now() + grace;
                     } else if Instant::now() >= deadline {
-                        return None;
+                        let sent = std::mem::take(&mut *self.shared.sent());
+                        return Finished::Stuck { sent };
                     }
                 }
             }
@@ -585,7 +608,11 @@ impl<'a> Sender_<'a> {
         let endpoint = self.client.config().shown_url();
         let now = crate::store::record::now_ms;
         if !self.backlog {
-            let mut kept = Vec::with_capacity(events.len());
+            // Sent events are written down once the run is over, or with the first that fails:
+            // a write to the store while the run goes on can make the runner's next write wait
+            // (that is most of what sending live costs it). Until then they are in `shared`, for
+            // `LiveRun::finish` to write if this thread is stuck on a POST.
+            let mut kept = Vec::new();
             let mut failed = None;
             for (key, body) in events {
                 let posted = if failed.is_some() {
@@ -608,11 +635,22 @@ impl<'a> Sender_<'a> {
                 };
                 if posted == outbox::Posted::Sent {
                     self.last.sent += 1;
+                    self.shared.sent().push((key, body));
+                } else {
+                    kept.push((key, body, posted));
                 }
-                kept.push((key, body, posted));
             }
-            self.store
-                .outbox_record(&self.run_id, &kept, &endpoint, now())?;
+            if !kept.is_empty() || finishing {
+                let mut rows: Vec<(String, String, outbox::Posted)> = self
+                    .shared
+                    .sent()
+                    .drain(..)
+                    .map(|(k, b)| (k, b, outbox::Posted::Sent))
+                    .collect();
+                rows.append(&mut kept);
+                self.store
+                    .outbox_record(&self.run_id, &rows, &endpoint, now())?;
+            }
             match failed {
                 None => return Ok(()),
                 Some(why) => {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use super::Ctx;
 use super::event::{Event, Sink, Sinks};
-use crate::live::{LiveRun, Notifier};
+use crate::live::{Finished, LiveRun, Notifier};
 
 struct LiveSink {
     to: Notifier,
@@ -69,13 +69,19 @@ pub(super) fn finish(ctx: &Ctx, short: &str, events: &Sinks) {
     let url = live.shown_url().to_string();
     let cfg = live.config().clone();
     let (pending, why) = match live.finish(LIVE_GRACE) {
-        Some(d) if d.pending == 0 => return,
-        Some(d) => (
+        Finished::Done(d) if d.pending == 0 => return,
+        Finished::Done(d) => (
             d.pending.to_string(),
             d.error.unwrap_or_else(|| "not delivered yet".into()),
         ),
-        None => {
+        Finished::Stuck { sent } => {
             let queued = ctx.with_store(|s| {
+                let sent: Vec<_> = sent
+                    .into_iter()
+                    .map(|(k, b)| (k, b, crate::store::outbox::Posted::Sent))
+                    .collect();
+                let now = crate::store::record::now_ms();
+                s.outbox_record(&ctx.run_id, &sent, &cfg.shown_url(), now)?;
                 crate::live::queue_run(s, &cfg, &ctx.run_id)?;
                 Ok(s.outbox_pending(Some(&ctx.run_id))?.events)
             });
