@@ -127,6 +127,7 @@ pub enum Command {
     #[command(subcommand)]
     Model(ModelCommand),
     /// Serve a local, read-only web view of runs, comparisons and lineage
+    #[cfg(feature = "ui")]
     Ui(crate::cmd::ui::UiArgs),
 }
 

@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod store;
+#[cfg(feature = "ui")]
 pub mod ui;
 
 use clap::{CommandFactory, Parser};
@@ -121,6 +122,7 @@ fn dispatch(cli: cli::Cli) -> error::Result<i32> {
         Some(Command::Fsck(args)) => cmd::fsck::fsck(args, store, cli.color),
         Some(Command::Import(args)) => cmd::import::import(args, cli.color),
         Some(Command::Model(args)) => cmd::model::model(args, store, cli.color),
+        #[cfg(feature = "ui")]
         Some(Command::Ui(args)) => cmd::ui::ui(args, store, cli.color),
     }
 }

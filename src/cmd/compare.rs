@@ -214,6 +214,13 @@ pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoi
     }
     let cols = Columns::choose(&runs, args.all, args.sort.as_ref().map(|(k, _)| k.as_str()));
     let jobs = store.jobs_of_runs(&runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>())?;
+    // the compare page of these runs, when there are two to compare
+    let link = crate::cmd::ui_links(&store.dir, color)
+        .filter(|_| runs.len() >= 2)
+        .map(|l| {
+            let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+            l.compare(&ids, args.all)
+        });
     if args.json {
         let doc = Comparison {
             pipeline,
@@ -228,7 +235,7 @@ pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoi
         };
         report::emit(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&doc).unwrap_or_default()
+            report::json_with_url(&doc, link.as_deref())
         ));
         return Ok(0);
     }
@@ -264,6 +271,9 @@ pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoi
                 .collect();
             o += &format!("jobs of {}  {}\n", r.short_id, list.join("; "));
         }
+    }
+    if let Some(url) = &link {
+        o += &report::ui_link_line(url, &Style::stdout(color));
     }
     report::emit(&o);
     Ok(0)

@@ -25,6 +25,7 @@ pub mod show;
 pub mod status;
 pub mod sweep;
 pub mod target;
+#[cfg(feature = "ui")]
 pub mod ui;
 
 use std::time::Duration;
@@ -77,6 +78,27 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::from_secs(secs));
     }
     crate::pipeline::duration::parse(s).map_err(|e| format!("{e} (examples: 10s, 500ms, 2m)"))
+}
+
+/// Links to `mlrun ui` for the store in `store_dir`, when `[ui] base_url` (or `MLRUN_UI_URL`)
+/// names where it is served. A mistake there is said on stderr and gives no links: a command
+/// that only reads the store still does its job (`mlrun run` stops on it, as for any mistake in
+/// mlrun.toml).
+pub fn ui_links(
+    store_dir: &std::path::Path,
+    color: crate::report::ColorChoice,
+) -> Option<crate::config::UiLinks> {
+    match crate::config::Config::load(store_dir) {
+        Ok(c) => c.ui,
+        Err(e) => {
+            let style = crate::report::Style::stderr(color);
+            eprintln!(
+                "{} {e}; no links to the web view are printed",
+                style.paint(crate::report::Role::Warn, "warning:")
+            );
+            None
+        }
+    }
 }
 
 /// `mlrun rnus`: a bare word that is no file but is close to a subcommand's name was meant as

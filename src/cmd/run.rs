@@ -303,6 +303,16 @@ fn run_inner(
             err_style.paint(Role::Accent, "hint:")
         );
     }
-    json.print();
+    // the run page in `mlrun ui`, when a base URL is configured (mlrun.toml was read by the run)
+    let link = crate::config::Config::load(&dir)
+        .ok()
+        .and_then(|c| c.ui)
+        .map(|l| l.run(&outcome.run_id));
+    json.print(link.as_deref());
+    if let Some(url) = &link
+        && !args.json
+    {
+        crate::report::emit(&crate::report::ui_link_line(url, &Style::stdout(color)));
+    }
     Ok(outcome.exit_code)
 }

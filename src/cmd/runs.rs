@@ -92,6 +92,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         metrics: args.metrics.clone(),
         sort: args.sort.clone(),
         limit: (args.limit != 0).then_some(args.limit),
+        offset: 0,
         replays: if args.replays {
             Some(true)
         } else if args.no_replays {

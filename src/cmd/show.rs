@@ -62,15 +62,27 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     if let Some(stream) = &args.log {
         return one_log(&store, resolved, stream);
     }
+    let links = crate::cmd::ui_links(&store.dir, color);
     let id = match resolved {
         Target::Run(id) => id,
         Target::Exec { run_id, step, .. } => {
             only_step = Some(step);
             run_id
         }
-        Target::Version(v, note) => return show_version(&store, &v, None, note, &args, color),
-        Target::File(v, m, note) => return show_version(&store, &v, Some(m), note, &args, color),
+        Target::Version(v, note) => {
+            let link = links.map(|l| l.artifact(&v.path, Some(&v.hash)));
+            return show_version(&store, &v, None, note, &args, link, color);
+        }
+        Target::File(v, m, note) => {
+            let link = links.map(|l| l.artifact(&v.path, Some(&v.hash)));
+            return show_version(&store, &v, Some(m), note, &args, link, color);
+        }
     };
+    // the run's page (at the step, for RUN:STEP)
+    let link = links.map(|l| match &only_step {
+        Some(step) => format!("{}#step-{}", l.run(&id), crate::config::percent(step)),
+        None => l.run(&id),
+    });
     if args.files {
         Style::stderr(color).note(
             "`--files` lists the files of a directory version: name one, e.g. `mlrun show data/`",
@@ -89,13 +101,16 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     if args.json {
         emit(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&detail).unwrap_or_default()
+            report::json_with_url(&detail, link.as_deref())
         ));
         return Ok(0);
     }
     let style = Style::stdout(color);
     let mut out = Out::stdout();
     out.text(&render(&detail, &style));
+    if let Some(url) = &link {
+        out.text(&report::ui_link_line(url, &style));
+    }
     if args.logs || args.full {
         let objects = LogObjects::new(&store.dir);
         for s in &detail.steps {
@@ -261,6 +276,7 @@ fn show_version(
     file: Option<Member>,
     note: Option<String>,
     args: &ShowArgs,
+    link: Option<String>,
     color: ColorChoice,
 ) -> Result<i32> {
     if let Some(n) = note {
@@ -307,7 +323,7 @@ fn show_version(
         };
         emit(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&out).unwrap_or_default()
+            report::json_with_url(&out, link.as_deref())
         ));
         return Ok(0);
     }
@@ -361,6 +377,9 @@ fn show_version(
     {
         let envs: Vec<(&String, &EnvPackages)> = env.packages.iter().collect();
         o += &package_lists(&envs, &style);
+    }
+    if let Some(url) = &link {
+        o += &report::ui_link_line(url, &style);
     }
     emit(&o);
     Ok(0)

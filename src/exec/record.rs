@@ -125,16 +125,7 @@ impl Ctx {
     pub(super) fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         let mut w = self.store.lock().expect("store lock");
         self.flush_reused(&mut w);
-        let r = f(&mut w.store);
-        self.live_changed();
-        r
-    }
-
-    /// Tell the live OpenLineage sender, if any, that the record changed.
-    pub(super) fn live_changed(&self) {
-        if let Some(l) = self.live.lock().expect("live lock").as_ref() {
-            l.changed();
-        }
+        f(&mut w.store)
     }
 
     /// Read from the store, leaving pending records pending.
@@ -185,8 +176,6 @@ pub(super) fn arm_flush(ctx: &Arc<Ctx>) {
         blocking(move || {
             let mut w = c.store.lock().expect("store lock");
             c.flush_reused(&mut w);
-            drop(w);
-            c.live_changed();
         })
         .await;
     });

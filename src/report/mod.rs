@@ -147,6 +147,33 @@ pub fn render_table(table: &comfy_table::Table) -> String {
 
 /// Write `text` to stdout. A closed pipe (`mlrun runs | head`) is not an error: the reader has
 /// what it wanted, so the rest is dropped instead of panicking like `print!` would.
+/// A `--json` document with a `url` field added (a link to the same thing in `mlrun ui`, when
+/// `[ui] base_url` is configured); without one it is the document unchanged.
+#[derive(serde::Serialize)]
+pub struct WithUrl<'a, T: serde::Serialize> {
+    #[serde(flatten)]
+    pub doc: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<&'a str>,
+}
+
+/// `doc` as pretty JSON, with `url` added when given.
+pub fn json_with_url<T: serde::Serialize>(doc: &T, url: Option<&str>) -> String {
+    match url {
+        None => serde_json::to_string_pretty(doc),
+        Some(url) => serde_json::to_string_pretty(&WithUrl {
+            doc,
+            url: Some(url),
+        }),
+    }
+    .unwrap_or_default()
+}
+
+/// The line that gives a link to the web view (`mlrun ui`) of what was just shown.
+pub fn ui_link_line(url: &str, style: &Style) -> String {
+    format!("{} {url}\n", style.paint(Role::Muted, "web view:"))
+}
+
 pub fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

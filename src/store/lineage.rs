@@ -814,8 +814,12 @@ pub(super) fn gaps(conn: &Connection, ids: &[i64]) -> Result<HashSet<i64>> {
     Ok(candidates.difference(&dirty).copied().collect())
 }
 
-pub(super) fn export_run(conn: &Connection, run_id: &str) -> Result<ExportRun> {
-    let detail = crate::store::query::run_detail(conn, run_id, false)?;
+pub(super) fn export_run(
+    conn: &Connection,
+    run_id: &str,
+    only: Option<&[(String, i64)]>,
+) -> Result<ExportRun> {
+    let detail = crate::store::query::run_detail_of(conn, run_id, false, only)?;
     let mut io = HashMap::new();
     let mut all = Vec::new();
     for s in &detail.steps {
@@ -1504,7 +1508,15 @@ impl super::Store {
 
     /// A run in the form `export` writes.
     pub fn export_run(&self, run_id: &str) -> Result<ExportRun> {
-        export_run(&self.conn, run_id).during(format_args!("reading run {run_id} for export"))
+        export_run(&self.conn, run_id, None).during(format_args!("reading run {run_id} for export"))
+    }
+
+    /// `export_run` with only the step executions named in `only` (step, attempt): what a live
+    /// sender reads when steps start and end, without reading the whole run again. An empty
+    /// `only` reads the run's own record.
+    pub fn export_run_steps(&self, run_id: &str, only: &[(String, i64)]) -> Result<ExportRun> {
+        export_run(&self.conn, run_id, Some(only))
+            .during(format_args!("reading run {run_id} for export"))
     }
 
     /// Why the lineage of these versions has a gap, in words.
