@@ -1,0 +1,300 @@
+//! The team remote: runs' records on PostgreSQL (`pg`), their objects on S3 (`objects`), and
+//! what moves between them and the local store (`push`, `pull`, objects fetched on demand).
+//!
+//! The order of a push is what keeps the remote whole: a run's objects are uploaded first, then
+//! its record is written in one transaction keyed by its UUID; so a run on the remote always has
+//! its objects, a push stopped anywhere leaves at most objects no run names yet (harmless, and
+//! reused by the next push), and pushing again writes nothing twice.
+
+pub mod objects;
+pub mod pg;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, Remote};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+pub use objects::{Bucket, FetchError};
+pub use pg::Record;
+
+/// The configured remote of the project whose store is `store_dir`, or an error saying how to
+/// configure one.
+pub fn configured(store_dir: &Path) -> Result<Remote> {
+    Config::load(store_dir)?.remote.ok_or_else(|| {
+        Error::invalid("no remote is configured")
+            .hint("add a [remote] table with `db = \"postgres://HOST:PORT/DB\"` and `objects = \"s3://BUCKET/PREFIX\"` to mlrun.toml, or set MLRUN_REMOTE_DB and MLRUN_REMOTE_OBJECTS")
+    })
+}
+
+/// Where the store of a command that may create it (pull, replay on a fresh clone) is: the
+/// one found, else `.mlrun` beside the nearest `mlrun.toml`, else in the current directory.
+pub fn store_dir_or_new(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Ok(d) = crate::store::find_dir(explicit) {
+        return Ok(d);
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::other("cannot read the current directory").cause(e))?;
+    let root = cwd
+        .ancestors()
+        .find(|d| d.join(crate::config::FILE).is_file())
+        .unwrap_or(&cwd);
+    Ok(root.join(crate::store::STORE_DIR))
+}
+
+/// Both halves of a remote, connected.
+pub struct Connected {
+    pub remote: Remote,
+    pub record: Record,
+    pub bucket: Bucket,
+}
+
+impl Connected {
+    pub fn open(remote: &Remote) -> Result<Connected> {
+        let bucket = Bucket::open(remote)?;
+        bucket.check()?;
+        let record = Record::connect(remote)?;
+        Ok(Connected {
+            remote: remote.clone(),
+            record,
+            bucket,
+        })
+    }
+}
+
+/// What `push` did with one run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pushed {
+    pub run: String,
+    /// false: the remote had it already (another push got there first)
+    pub written: bool,
+    pub objects: usize,
+    pub uploaded: usize,
+}
+
+/// A progress line on stderr when it is a terminal.
+struct Progress {
+    on: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        Progress {
+            on: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+    fn show(&self, text: &str) {
+        if self.on {
+            let mut e = std::io::stderr();
+            let _ = write!(e, "\r\x1b[2K{text}");
+            let _ = e.flush();
+        }
+    }
+    fn clear(&self) {
+        if self.on {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    }
+}
+
+/// Push `runs` (all not yet pushed when empty): for each, its objects the remote lacks, then
+/// its record in one transaction. Nothing to push: the remote is not contacted.
+pub fn push(
+    store: &mut Store,
+    remote: &Remote,
+    runs: Vec<String>,
+    quiet: bool,
+) -> Result<Vec<Pushed>> {
+    let key = remote.key();
+    let runs = if runs.is_empty() {
+        store.runs_not_pushed(&key)?
+    } else {
+        runs
+    };
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = Connected::open(remote)?;
+    let progress = Progress::new(quiet);
+    let mut out = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let (rec, local) = store.portable_run(run)?;
+        if rec.table(&crate::store::portable::RUNS).is_empty() {
+            return Err(Error::other(format!("no run {run} in the local store")));
+        }
+        if rec.table(&crate::store::portable::RUNS)[0][7]
+            == rusqlite::types::Value::Text("running".into())
+        {
+            return Err(Error::invalid(format!("run {run} is still running"))
+                .hint("push it once it has ended"));
+        }
+        let names: Vec<String> = local.iter().map(|o| o.name.clone()).collect();
+        let missing = store.objects_not_on_remote(&key, &names)?;
+        let total = missing.len();
+        let jobs: Vec<(String, PathBuf)> = local
+            .iter()
+            .filter(|o| missing.contains(&o.name))
+            .map(|o| (o.name.clone(), o.path.clone()))
+            .collect();
+        if let Some(gone) = jobs.iter().find(|(_, p)| !p.is_file()) {
+            return Err(Error::store(format!(
+                "run {run} needs object {} that the local store no longer has",
+                gone.0
+            ))
+            .hint("`mlrun fsck` says what is missing; the run cannot be pushed whole"));
+        }
+        let mut up = Vec::new();
+        let short = &run[..run.len().min(8)];
+        let r = conn.bucket.upload(jobs, |name| {
+            up.push(name.to_string());
+            if up.len() % 64 == 0 || up.len() == total {
+                progress.show(&format!(
+                    "push [{}/{}] {short}: objects {}/{total}",
+                    i + 1,
+                    runs.len(),
+                    up.len()
+                ));
+            }
+        });
+        store.mark_objects_on_remote(&key, &up)?;
+        r?;
+        progress.show(&format!("push [{}/{}] {short}: record", i + 1, runs.len()));
+        let written = conn.record.push_run(&rec)?;
+        store.mark_on_remote(&key, run, "pushed")?;
+        out.push(Pushed {
+            run: run.clone(),
+            written,
+            objects: names.len(),
+            uploaded: total,
+        });
+    }
+    progress.clear();
+    Ok(out)
+}
+
+/// What `pull` did with one run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pulled {
+    pub run: String,
+    /// false: the local store had it already
+    pub written: bool,
+    /// objects fetched (with --objects or on demand)
+    pub fetched: usize,
+}
+
+/// Bring the records of the remote's runs matching `filter` here (oldest first, so a reuse of
+/// an earlier run's step links to it); with `objects`, their objects too.
+pub fn pull(
+    store: &mut Store,
+    conn: &mut Connected,
+    filter: &pg::RunFilter,
+    objects: bool,
+) -> Result<Vec<Pulled>> {
+    let key = conn.remote.key();
+    let mut runs = conn.record.list_runs(filter)?;
+    runs.reverse();
+    let mut out = Vec::new();
+    for r in runs {
+        let written = if store.has_run(&r.id)? {
+            false
+        } else {
+            let rec = conn.record.fetch_run(&r.id)?;
+            store.import_run(&rec, &key)?
+        };
+        let fetched = if objects {
+            fetch_objects(store, conn, &r.id)?
+        } else {
+            0
+        };
+        out.push(Pulled {
+            run: r.id,
+            written,
+            fetched,
+        });
+    }
+    Ok(out)
+}
+
+/// Fetch the objects run `run` needs that the local store lacks, each verified. An object that
+/// does not hash to its name is refused: the error names it.
+pub fn fetch_objects(store: &Store, conn: &mut Connected, run: &str) -> Result<usize> {
+    let rec = conn.record.fetch_run(run)?;
+    let missing = store.objects_missing_for(&rec.objects());
+    if missing.is_empty() {
+        store.objects_arrived(run)?;
+        return Ok(0);
+    }
+    let problems = conn.bucket.fetch(&store.dir, &missing);
+    store.objects_arrived(run)?;
+    if let Some((name, p)) = problems.into_iter().next() {
+        return Err(match p {
+            FetchError::Missing => Error::other(format!(
+                "the remote objects {} lack object {name} that run {run} needs",
+                conn.bucket.shown()
+            ))
+            .hint("`mlrun fsck --remote` lists what is missing; push the run again from a machine that has it"),
+            FetchError::Corrupt { actual } => Error::other(format!(
+                "refused object {name} from the remote objects {}: its bytes hash to {actual}",
+                conn.bucket.shown()
+            ))
+            .hint("the copy on the remote is damaged; `mlrun fsck --remote` lists such objects"),
+            FetchError::Failed(e) => e,
+        });
+    }
+    Ok(missing.len())
+}
+
+/// Before `replay` / `checkout` of `target`: with a remote configured, a run that is only on
+/// the remote is pulled, and the objects the run needs that are not here are fetched. Without
+/// a remote, nothing happens. Returns the store directory to use.
+pub fn bring_here(explicit: Option<&Path>, target: &str) -> Result<Option<PathBuf>> {
+    let dir = store_dir_or_new(explicit)?;
+    let Some(remote) = Config::load(&dir)?.remote else {
+        return Ok(None);
+    };
+    let mut store = Store::open(&dir)?;
+    let run = match store.resolve_run(target) {
+        Ok(run) => Some(run),
+        Err(_) => None,
+    };
+    let looks_like_id = target.len() >= 4 && target.chars().all(|c| c.is_ascii_hexdigit());
+    if run.is_none() && !looks_like_id {
+        return Ok(Some(dir));
+    }
+    let mut conn = Connected::open(&remote)?;
+    let run = match run {
+        Some(r) => r,
+        None => {
+            let filter = pg::RunFilter {
+                ids: vec![target.to_ascii_lowercase()],
+                ..Default::default()
+            };
+            let found = conn.record.list_runs(&filter)?;
+            match found.as_slice() {
+                [one] => {
+                    let rec = conn.record.fetch_run(&one.id)?;
+                    store.import_run(&rec, &remote.key())?;
+                    one.id.clone()
+                }
+                [] => return Ok(Some(dir)),
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "`{target}` names {} runs on the remote",
+                        found.len()
+                    ))
+                    .hint("give more digits of the run id"));
+                }
+            }
+        }
+    };
+    if store.is_on_remote(&remote.key(), &run)?
+        || conn
+            .record
+            .runs_present(std::slice::from_ref(&run))?
+            .contains(&run)
+    {
+        fetch_objects(&store, &mut conn, &run)?;
+    }
+    Ok(Some(dir))
+}
