@@ -160,3 +160,68 @@ pub fn pull(args: PullArgs, store_dir: Option<&Path>, _color: ColorChoice) -> Re
     );
     Ok(0)
 }
+
+/// `mlrun fsck --remote`: every object the remote's runs need is on the remote and hashes to its
+/// name; no run or step is there twice. Exit 1 on any problem. Objects found missing or corrupt
+/// are forgotten by the local index, so the next push of a run that has them uploads them again.
+pub fn fsck_remote(json: bool, store_dir: Option<&Path>) -> Result<i32> {
+    let dir = remote::store_dir_or_new(store_dir)?;
+    let remote = remote::configured(&dir)?;
+    let mut conn = Connected::open(&remote)?;
+    let runs = conn.record.count_runs()?;
+    let names = conn.record.all_objects()?;
+    let problems = conn.bucket.verify(&names);
+    let duplicates = conn.record.duplicate_rows()?;
+    let mut missing = Vec::new();
+    let mut corrupt = Vec::new();
+    for (name, p) in problems {
+        match p {
+            remote::FetchError::Missing => missing.push(name),
+            remote::FetchError::Corrupt { actual } => corrupt.push((name, actual)),
+            remote::FetchError::Failed(e) => return Err(e),
+        }
+    }
+    missing.sort();
+    corrupt.sort();
+    if dir.join(store::DB_FILE).is_file()
+        && let Ok(store) = Store::open(&dir)
+    {
+        let gone: Vec<String> = missing
+            .iter()
+            .cloned()
+            .chain(corrupt.iter().map(|c| c.0.clone()))
+            .collect();
+        store.forget_remote_objects(&remote.key(), &gone)?;
+    }
+    let ok = missing.is_empty() && corrupt.is_empty() && duplicates == 0;
+    if json {
+        let v = serde_json::json!({
+            "remote": {"db": remote.shown_db(), "objects": remote.objects_url()},
+            "ok": ok,
+            "runs": runs,
+            "objects_checked": names.len(),
+            "missing": missing,
+            "corrupt": corrupt.iter().map(|(n, a)| serde_json::json!({"name": n, "actual": a})).collect::<Vec<_>>(),
+            "duplicate_rows": duplicates,
+        });
+        println!("{v}");
+    } else {
+        for m in &missing {
+            println!("missing  {m}");
+        }
+        for (n, a) in &corrupt {
+            println!("corrupt  {n} (its bytes hash to {a})");
+        }
+        if duplicates > 0 {
+            println!("{duplicates} duplicate run or step rows");
+        }
+        println!(
+            "{}: {runs} runs, {} objects checked on {} and {}",
+            if ok { "ok" } else { "problems found" },
+            names.len(),
+            remote.shown_db(),
+            remote.objects_url()
+        );
+    }
+    Ok(if ok { 0 } else { 1 })
+}

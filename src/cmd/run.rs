@@ -68,6 +68,11 @@ pub struct RunArgs {
     /// `runs --grep`; change it later with `mlrun note`)
     #[arg(short = 'm', long, value_name = "TEXT", display_order = 27)]
     pub message: Option<String>,
+
+    /// Push the run to the team remote when it ends (see `mlrun push`; `push = true` in
+    /// mlrun.toml's [remote] does it for every run)
+    #[arg(long, display_order = 28)]
+    pub push: bool,
 }
 
 /// `--trace=MODE`
@@ -169,7 +174,7 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         git_fixed: None,
         recorded_location: None,
         trace,
-        run_id: Some(run_id),
+        run_id: Some(run_id.clone()),
         message: args.message.clone().filter(|m| !m.trim().is_empty()),
     };
     let mut events = Sinks::new();
@@ -178,8 +183,16 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     if args.json {
         events.push(json.clone());
     }
+    let no_store = args.no_store;
     let outcome = exec::run_blocking(plan, store, opts, events)?;
     drop(lock);
+    if !no_store && let Err(e) = super::push::after_run(&dir, &run_id, args.push) {
+        // the run is recorded either way; the next `mlrun push` sends it
+        if outcome.exit_code == 0 {
+            return Err(e);
+        }
+        eprintln!("{} {}", err_style.paint(Role::Bad, "error:"), e.one_line());
+    }
     let reused_untraced = outcome.steps.iter().any(|s| {
         matches!(s.status, StepStatus::Cached | StepStatus::Restored) && traced.contains(&s.name)
     });

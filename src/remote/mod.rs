@@ -200,6 +200,8 @@ pub fn pull(
             false
         } else {
             let rec = conn.record.fetch_run(&r.id)?;
+            // what a run on the remote needs is there: the next push need not upload it
+            store.mark_objects_on_remote(&key, &rec.objects())?;
             store.import_run(&rec, &key)?
         };
         let fetched = if objects {
@@ -254,12 +256,24 @@ pub fn bring_here(explicit: Option<&Path>, target: &str) -> Result<Option<PathBu
         return Ok(None);
     };
     let mut store = Store::open(&dir)?;
+    // PATH@RUN and RUN:STEP name a run too
+    let target = match (target.rsplit_once('@'), target.split_once(':')) {
+        (Some((_, run)), _) if !run.is_empty() => run,
+        (None, Some((run, _))) => run,
+        _ => target,
+    };
     let run = match store.resolve_run(target) {
         Ok(run) => Some(run),
         Err(_) => None,
     };
     let looks_like_id = target.len() >= 4 && target.chars().all(|c| c.is_ascii_hexdigit());
     if run.is_none() && !looks_like_id {
+        return Ok(Some(dir));
+    }
+    // a run made here has its objects here: the remote is not asked
+    if let Some(r) = &run
+        && !store.was_pulled(&remote.key(), r)?
+    {
         return Ok(Some(dir));
     }
     let mut conn = Connected::open(&remote)?;
@@ -274,6 +288,7 @@ pub fn bring_here(explicit: Option<&Path>, target: &str) -> Result<Option<PathBu
             match found.as_slice() {
                 [one] => {
                     let rec = conn.record.fetch_run(&one.id)?;
+                    store.mark_objects_on_remote(&remote.key(), &rec.objects())?;
                     store.import_run(&rec, &remote.key())?;
                     one.id.clone()
                 }

@@ -355,7 +355,11 @@ pub fn remote_error(shown: &str, what: &str, e: object_store::Error) -> Error {
         ))
         .hint("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or ~/.aws/credentials) to keys that may read and write the bucket");
     }
-    if lower.contains("connect") || lower.contains("timed out") || lower.contains("dns") {
+    if lower.contains("connect")
+        || lower.contains("error sending request")
+        || lower.contains("timed out")
+        || lower.contains("dns")
+    {
         return Error::other(format!("cannot reach the remote objects {shown} while {what}"))
             .hint("is the S3 server up and AWS_ENDPOINT_URL right? The local store is untouched; run the command again when it is back");
     }

@@ -359,6 +359,20 @@ impl Store {
             .is_some())
     }
 
+    /// Did run `run` come here from `remote` (so its objects may still be there only)?
+    pub fn was_pulled(&self, remote: &str, run: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM remote_runs WHERE remote = ?1 AND run_id = ?2 AND how = 'pulled'",
+                [remote, run],
+                |_| Ok(()),
+            )
+            .optional()
+            .during("reading what was pulled")?
+            .is_some())
+    }
+
     /// Remember that run `run` is on `remote` (pushed from here, or pulled from there).
     pub fn mark_on_remote(&self, remote: &str, run: &str, how: &str) -> Result<()> {
         self.conn
