@@ -73,6 +73,11 @@ pub struct RunArgs {
     /// mlrun.toml's [remote] does it for every run)
     #[arg(long, display_order = 28)]
     pub push: bool,
+
+    /// Do not look steps up in the team remote's shared cache (on by default when a remote is
+    /// configured)
+    #[arg(long, display_order = 29)]
+    pub no_remote_cache: bool,
 }
 
 /// `--trace=MODE`
@@ -139,6 +144,12 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         .collect();
     let dir = store::dir_for_pipeline(plan.file(), store_dir);
     let store = Store::open(&dir)?;
+    if !args.no_remote_cache
+        && !args.no_store
+        && let Some(remote) = crate::config::Config::load(&dir)?.remote
+    {
+        crate::remote::cache::enable(&dir, remote);
+    }
     let mut lock = PipelineLock::acquire(&dir, plan.file(), args.wait_lock, |who| {
         eprintln!(
             "waiting for {who} to finish running `{}`…",

@@ -6,6 +6,7 @@
 //! its objects, a push stopped anywhere leaves at most objects no run names yet (harmless, and
 //! reused by the next push), and pushing again writes nothing twice.
 
+pub mod cache;
 pub mod objects;
 pub mod pg;
 

@@ -708,6 +708,39 @@ impl Store {
             .collect()
     }
 
+    /// The object names that restoring these blobs needs: a file's own, a directory's files'.
+    pub fn objects_of_blobs(&self, hashes: &[String]) -> Result<Vec<String>> {
+        let what = "reading which objects versions need";
+        let mut out = Vec::new();
+        for h in hashes {
+            let row: Option<(String, Option<Vec<u8>>)> = self
+                .conn
+                .query_row(
+                    "SELECT b.kind, c.data FROM blobs b LEFT JOIN contents c ON c.hash = b.hash
+                     WHERE b.hash = ?1",
+                    [h],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .during(what)?;
+            match row {
+                Some((kind, _)) if kind == "file" => out.push(format!("sha256/{h}")),
+                Some((_, Some(m))) => {
+                    if let Some(entries) = parse_manifest(&m) {
+                        out.extend(
+                            entries
+                                .iter()
+                                .filter(|e| e.mode != MODE_LINK)
+                                .map(|e| format!("sha256/{}", e.hash)),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
     /// After objects were fetched: mark as stored the blobs (files, and directories all of
     /// whose files are now here) and long logs of run `run` that can now be restored.
     pub fn objects_arrived(&self, run: &str) -> Result<()> {

@@ -472,3 +472,59 @@ fn push_killed_at_random_moments_leaves_a_whole_remote() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn shared_cache_restores_a_teammates_outputs_verified() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(4, "s");
+    r.configure(&mut env);
+    ok(&env.mlrun(&["run", "--push"]));
+    let id = env.run_ids()[0].clone();
+
+    // a CI job on a fresh clone: nothing runs, every output comes from the remote
+    let clone = clone_of(&env, &r);
+    let out = clone.mlrun(&["run", "--json"]);
+    ok(&out);
+    let latest = json(&clone.mlrun(&["show", "latest", "--json"]));
+    for s in latest["steps"].as_array().unwrap() {
+        assert_eq!(s["status"], "restored", "{latest}");
+        assert_eq!(s["reused_run"], id.as_str(), "{latest}");
+    }
+    assert_eq!(
+        std::fs::read(clone.path("model.txt")).unwrap(),
+        std::fs::read(env.path("model.txt")).unwrap()
+    );
+    // where it came from: the pulled run names the machine it ran on
+    let origin = json(&clone.mlrun(&["show", &id, "--json"]));
+    assert_eq!(
+        origin["hostname"],
+        json(&env.mlrun(&["show", &id, "--json"]))["hostname"]
+    );
+
+    // --no-remote-cache: the steps run
+    let other = clone_of(&env, &r);
+    ok(&other.mlrun(&["run", "--no-remote-cache"]));
+    let v = json(&other.mlrun(&["show", "latest", "--json"]));
+    assert_eq!(v["steps"][0]["status"], "succeeded", "{v}");
+
+    // a damaged object on the remote is refused: the step runs instead, with a warning
+    let model = env.sha256sum("model.txt");
+    r.damage(&format!("sha256/{model}"));
+    let third = clone_of(&env, &r);
+    let out = third.mlrun(&["run"]);
+    ok(&out);
+    assert!(
+        out.stderr.contains("shared cache off for this run"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("refused"), "{out:?}");
+    let v = json(&third.mlrun(&["show", "latest", "--json"]));
+    let train = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "train")
+        .unwrap();
+    assert_eq!(train["status"], "succeeded", "{v}");
+    assert_eq!(third.sha256sum("model.txt"), model);
+}
