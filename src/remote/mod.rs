@@ -314,3 +314,60 @@ pub fn bring_here(explicit: Option<&Path>, target: &str) -> Result<Option<PathBu
     }
     Ok(Some(dir))
 }
+
+/// A read-only view of runs on the remote for `runs`, `show`, `diff` and `compare --remote`:
+/// the records of the runs matching `filter` (and of `ids`), read from PostgreSQL into a
+/// throwaway local store, so the commands print exactly what they print for local runs.
+pub struct View {
+    _tmp: tempfile::TempDir,
+    pub store_dir: PathBuf,
+}
+
+pub fn view(store_dir: Option<&Path>, filter: &pg::RunFilter, ids: &[String]) -> Result<View> {
+    let dir = store_dir_or_new(store_dir)?;
+    let remote = configured(&dir)?;
+    let mut record = Record::connect(&remote)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("mlrun-remote-view-")
+        .tempdir()
+        .map_err(|e| Error::other("cannot create a temporary directory").cause(e))?;
+    let view_dir = tmp.path().join(crate::store::STORE_DIR);
+    let mut store = Store::open(&view_dir)?;
+    let mut runs = record.list_runs(filter)?;
+    if !ids.is_empty() {
+        let by_id = pg::RunFilter {
+            ids: ids.to_vec(),
+            ..Default::default()
+        };
+        runs.extend(record.list_runs(&by_id)?);
+    }
+    runs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+    runs.dedup_by(|a, b| a.id == b.id);
+    for r in &runs {
+        let rec = record.fetch_run(&r.id)?;
+        store.import_run(&rec, &remote.key())?;
+        // what the remote keeps is shown as kept
+        let on_remote: std::collections::HashSet<String> = rec.objects().into_iter().collect();
+        store.mark_stored(&r.id, |name| on_remote.contains(name))?;
+    }
+    Ok(View {
+        _tmp: tmp,
+        store_dir: view_dir,
+    })
+}
+
+/// The run id prefixes named in command-line targets (`01a2…`, `PATH@01a2…`, `01a2…:STEP`).
+pub fn ids_in(targets: &[&str]) -> Vec<String> {
+    targets
+        .iter()
+        .filter_map(|t| {
+            let t = match (t.rsplit_once('@'), t.split_once(':')) {
+                (Some((_, run)), _) => run,
+                (None, Some((run, _))) => run,
+                _ => t,
+            };
+            (t.len() >= 4 && t.chars().all(|c| c.is_ascii_hexdigit()))
+                .then(|| t.to_ascii_lowercase())
+        })
+        .collect()
+}

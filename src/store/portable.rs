@@ -744,9 +744,19 @@ impl Store {
     /// After objects were fetched: mark as stored the blobs (files, and directories all of
     /// whose files are now here) and long logs of run `run` that can now be restored.
     pub fn objects_arrived(&self, run: &str) -> Result<()> {
-        let what = "marking fetched objects as stored";
         let objects = super::objects::Objects::new(&self.dir);
         let logs = super::logs::LogObjects::new(&self.dir);
+        self.mark_stored(run, |name| match name.split_once('/') {
+            Some(("sha256", h)) => objects.has(h),
+            Some(("logs", h)) => logs.has(h),
+            _ => false,
+        })
+    }
+
+    /// Mark as stored the blobs and long logs of run `run` all of whose objects are
+    /// `present` (by remote name: `sha256/<hash>`, `logs/<hash>`).
+    pub fn mark_stored(&self, run: &str, present: impl Fn(&str) -> bool) -> Result<()> {
+        let what = "marking objects as stored";
         let mut stmt = self
             .conn
             .prepare(
@@ -770,7 +780,7 @@ impl Store {
             .during(what)?;
         for (hash, kind, manifest) in rows {
             let here = if kind == "file" {
-                objects.has(&hash)
+                present(&format!("sha256/{hash}"))
             } else {
                 manifest
                     .as_deref()
@@ -778,7 +788,7 @@ impl Store {
                     .is_some_and(|es| {
                         es.iter()
                             .filter(|e| e.mode != MODE_LINK)
-                            .all(|e| objects.has(&e.hash))
+                            .all(|e| present(&format!("sha256/{}", e.hash)))
                     })
             };
             if here {
@@ -798,7 +808,7 @@ impl Store {
             .query_map([run], |r| r.get::<_, String>(0))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .during(what)?;
-        for h in hashes.iter().filter(|h| logs.has(h)) {
+        for h in hashes.iter().filter(|h| present(&format!("logs/{h}"))) {
             self.conn
                 .execute("UPDATE step_logs SET stored = 1 WHERE full_hash = ?1", [h])
                 .during(what)?;
