@@ -263,10 +263,7 @@ pub fn bring_here(explicit: Option<&Path>, target: &str) -> Result<Option<PathBu
         (None, Some((run, _))) => run,
         _ => target,
     };
-    let run = match store.resolve_run(target) {
-        Ok(run) => Some(run),
-        Err(_) => None,
-    };
+    let run = store.resolve_run(target).ok();
     let looks_like_id = target.len() >= 4 && target.chars().all(|c| c.is_ascii_hexdigit());
     if run.is_none() && !looks_like_id {
         return Ok(Some(dir));

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use postgres::types::{ToSql, Type};
+use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 use rusqlite::types::Value;
 
@@ -641,7 +641,6 @@ fn connect_error(shown: &str, cfg: &postgres::Config, e: postgres::Error) -> Err
         ))
         .hint("set PGPASSWORD or PGPASSFILE (never put it in mlrun.toml)");
     }
-    let _ = Type::TEXT;
     let cause = std::error::Error::source(&e)
         .map(|s| s.to_string())
         .unwrap_or(text);

@@ -239,11 +239,6 @@ pub struct LocalObject {
     pub path: std::path::PathBuf,
 }
 
-fn select(table: &Table, from: &str) -> String {
-    let _ = table;
-    from.to_string()
-}
-
 /// The SQL reading each table's rows of run `?1` from the local store, in [`TABLES`] order.
 fn export_sql() -> Vec<String> {
     let steps = "(SELECT id FROM step_execs WHERE run_id = ?1)";
@@ -260,16 +255,13 @@ fn export_sql() -> Vec<String> {
     let step_join = "FROM step_execs s JOIN {T} x ON x.step_exec = s.id WHERE s.run_id = ?1";
     let sj = |t: &str| step_join.replace("{T}", t);
     vec![
-        select(
-            &RUNS,
-            &format!(
-                "SELECT {} FROM runs WHERE id = ?1",
-                RUNS.cols
-                    .iter()
-                    .map(|c| format!("\"{}\"", c.0))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+        format!(
+            "SELECT {} FROM runs WHERE id = ?1",
+            RUNS.cols
+                .iter()
+                .map(|c| format!("\"{}\"", c.0))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         format!(
             "SELECT hash, size, data FROM contents WHERE hash IN (
