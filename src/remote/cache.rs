@@ -65,8 +65,7 @@ fn lookup(conn: &mut Connected, dir: &Path, key: &str) -> Result<bool> {
     let remote_key = conn.remote.key();
     if !store.has_run(&hit.run)? {
         let rec = conn.record.fetch_run(&hit.run)?;
-        store.mark_objects_on_remote(&remote_key, &rec.objects())?;
-        store.import_run(&rec, &remote_key)?;
+        super::import(&mut store, &mut conn.record, &remote_key, &rec)?;
     }
     let hashes: Vec<String> = hit.outputs.iter().map(|(_, h)| h.clone()).collect();
     let names = store.objects_of_blobs(&hashes)?;

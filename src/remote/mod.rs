@@ -201,9 +201,7 @@ pub fn pull(
             false
         } else {
             let rec = conn.record.fetch_run(&r.id)?;
-            // what a run on the remote needs is there: the next push need not upload it
-            store.mark_objects_on_remote(&key, &rec.objects())?;
-            store.import_run(&rec, &key)?
+            import(store, &mut conn.record, &key, &rec)?
         };
         let fetched = if objects {
             fetch_objects(store, conn, &r.id)?
@@ -217,6 +215,33 @@ pub fn pull(
         });
     }
     Ok(out)
+}
+
+/// Write a run pulled from the remote into `store` (the run it replayed first, when that is on
+/// the remote and not here: the record links them). False: it was here already.
+pub fn import(
+    store: &mut Store,
+    record: &mut Record,
+    key: &str,
+    rec: &crate::store::portable::RunRecord,
+) -> Result<bool> {
+    let replay_of = rec
+        .table(&crate::store::portable::RUNS)
+        .first()
+        .and_then(|row| crate::store::portable::RunRecord::text(row, 20))
+        .map(str::to_string);
+    if let Some(orig) = replay_of
+        && !store.has_run(&orig)?
+        && record
+            .runs_present(std::slice::from_ref(&orig))?
+            .contains(&orig)
+    {
+        let first = record.fetch_run(&orig)?;
+        import(store, record, key, &first)?;
+    }
+    // what a run on the remote needs is there: the next push need not upload it
+    store.mark_objects_on_remote(key, &rec.objects())?;
+    store.import_run(rec, key)
 }
 
 /// Fetch the objects run `run` needs that the local store lacks, each verified. An object that
@@ -286,8 +311,7 @@ pub fn bring_here(explicit: Option<&Path>, target: &str) -> Result<Option<PathBu
             match found.as_slice() {
                 [one] => {
                     let rec = conn.record.fetch_run(&one.id)?;
-                    store.mark_objects_on_remote(&remote.key(), &rec.objects())?;
-                    store.import_run(&rec, &remote.key())?;
+                    import(&mut store, &mut conn.record, &remote.key(), &rec)?;
                     one.id.clone()
                 }
                 [] => return Ok(Some(dir)),
@@ -342,7 +366,7 @@ pub fn view(store_dir: Option<&Path>, filter: &pg::RunFilter, ids: &[String]) ->
     runs.dedup_by(|a, b| a.id == b.id);
     for r in &runs {
         let rec = record.fetch_run(&r.id)?;
-        store.import_run(&rec, &remote.key())?;
+        import(&mut store, &mut record, &remote.key(), &rec)?;
         // what the remote keeps is shown as kept
         let on_remote: std::collections::HashSet<String> = rec.objects().into_iter().collect();
         store.mark_stored(&r.id, |name| on_remote.contains(name))?;
