@@ -133,9 +133,10 @@ pub fn push(
         let names: Vec<String> = local.iter().map(|o| o.name.clone()).collect();
         let missing = store.objects_not_on_remote(&key, &names)?;
         let total = missing.len();
+        let wanted: std::collections::HashSet<&str> = missing.iter().map(String::as_str).collect();
         let jobs: Vec<(String, PathBuf)> = local
             .iter()
-            .filter(|o| missing.contains(&o.name))
+            .filter(|o| wanted.contains(o.name.as_str()))
             .map(|o| (o.name.clone(), o.path.clone()))
             .collect();
         if let Some(gone) = jobs.iter().find(|(_, p)| !p.is_file()) {

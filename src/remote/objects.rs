@@ -23,7 +23,7 @@ use crate::store::logs::LogObjects;
 use crate::store::objects::Objects;
 
 /// Uploads and downloads at once.
-const PARALLEL: usize = 32;
+const PARALLEL: usize = 64;
 
 pub struct Bucket {
     store: Arc<AmazonS3>,
