@@ -25,15 +25,16 @@ dvc=$tools/dvc-s3/bin/dvc
 work=$(mktemp -d /tmp/mlrun-bench-remote.XXXXXX)
 chmod 0755 "$work"
 cleanup() {
-  MLRUN_TOOLS_DIR=$tools scripts/s3-local-stop.sh "$work/s3" >/dev/null 2>&1 || true
-  scripts/pg-local-stop.sh "$work/pg" >/dev/null 2>&1 || true
+  "$repo/scripts/s3-local-stop.sh" "$work/s3" >/dev/null 2>&1 || true
+  "$repo/scripts/pg-local-stop.sh" "$work/pg" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 export MLRUN_PG_PORT=${MLRUN_PG_PORT:-54371} MLRUN_S3_PORT=${MLRUN_S3_PORT:-18391}
 export MLRUN_TOOLS_DIR=$tools MLRUN_PG_PASSWORD=bench
 scripts/pg-local-start.sh "$work/pg" >/dev/null
-export $(scripts/s3-local-start.sh "$work/s3")
+s3env=$(scripts/s3-local-start.sh "$work/s3")
+export $s3env
 export MLRUN_REMOTE_DB=postgres://mlrun@127.0.0.1:$MLRUN_PG_PORT/mlrun PGPASSWORD=bench
 export MLRUN_REMOTE_OBJECTS=s3://mlrun/bench
 
