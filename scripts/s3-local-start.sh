@@ -41,7 +41,7 @@ if ! { [ -f "$dir/weed.pid" ] && kill -0 "$(cat "$dir/weed.pid")" 2>/dev/null; }
     -master.port=$base -volume.port=$((base + 1)) -filer.port=$((base + 2)) \
     -master.port.grpc=$((base + 10000)) -volume.port.grpc=$((base + 10001)) \
     -filer.port.grpc=$((base + 10002)) -volume.max=8 -master.volumeSizeLimitMB=256 \
-    -master.telemetry=false -filer -s3 -s3.port=$port -s3.config="$dir/s3.json" >"$dir/weed.log" 2>&1 &
+    -master.telemetry=false -filer -s3 -s3.port=$port -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$dir/s3.json" >"$dir/weed.log" 2>&1 &
   echo $! >"$dir/weed.pid"
 fi
 

@@ -126,6 +126,10 @@ pub enum Command {
     /// Name model versions (NAME@vN), move aliases (NAME@production), list them
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Send runs (their objects, then their records) to the team remote
+    Push(crate::cmd::push::PushArgs),
+    /// Bring runs' records (and with --objects their objects) from the team remote
+    Pull(crate::cmd::push::PullArgs),
     /// Serve a local, read-only web view of runs, comparisons and lineage
     #[cfg(feature = "ui")]
     Ui(crate::cmd::ui::UiArgs),

@@ -29,12 +29,22 @@ pub const ENV_UI_URL: &str = "MLRUN_UI_URL";
 struct RawConfig {
     openlineage: Option<RawOpenLineage>,
     ui: Option<RawUi>,
+    remote: Option<RawRemote>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUi {
     base_url: Option<toml::Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemote {
+    db: Option<toml::Spanned<String>>,
+    objects: Option<toml::Spanned<String>>,
+    push: Option<bool>,
+    cache: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +93,8 @@ pub struct Config {
     /// Where `mlrun ui` is served for the people reading mlrun's output (`[ui] base_url`,
     /// `MLRUN_UI_URL`): commands then print links to its pages.
     pub ui: Option<UiLinks>,
+    /// The team remote (`[remote]`), when both its record and its objects are configured.
+    pub remote: Option<Remote>,
 }
 
 /// Links to the pages of `mlrun ui` at a configured base URL. The paths are the UI's stable
@@ -167,6 +179,64 @@ pub fn percent(s: &str) -> String {
     out
 }
 
+pub const ENV_REMOTE_DB: &str = "MLRUN_REMOTE_DB";
+pub const ENV_REMOTE_OBJECTS: &str = "MLRUN_REMOTE_OBJECTS";
+pub const ENV_ENDPOINT: &str = "AWS_ENDPOINT_URL";
+
+/// The team remote: a PostgreSQL record and an S3 bucket of objects. Credentials are not here:
+/// the database password comes from PGPASSWORD / PGPASSFILE, the S3 keys from the AWS
+/// environment variables or `~/.aws/credentials`, each read when connecting.
+#[derive(Clone)]
+pub struct Remote {
+    /// `postgres://[user@]host[:port]/db` (a password in it is used but never shown)
+    pub db: String,
+    pub bucket: String,
+    /// Key prefix inside the bucket, without slashes at either end ("" for the bucket's root)
+    pub prefix: String,
+    /// An S3-compatible server's endpoint (AWS_ENDPOINT_URL); None: AWS itself
+    pub endpoint: Option<String>,
+    /// Push at the end of every `mlrun run` (`push = true`)
+    pub push: bool,
+    /// Look steps up in the remote's cache before running them (`cache`, default true)
+    pub cache: bool,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("db", &mask_url(&self.db))
+            .field("objects", &self.objects_url())
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl Remote {
+    /// The record's URL as it may be shown: the password masked.
+    pub fn shown_db(&self) -> String {
+        mask_url(&self.db)
+    }
+
+    pub fn objects_url(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+
+    /// What names this remote in the local store's memory of what was pushed: the record and
+    /// the objects (with the server), never a password.
+    pub fn key(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.shown_db(),
+            self.objects_url(),
+            self.endpoint.as_deref().unwrap_or("aws")
+        )
+    }
+}
+
 /// The settings file of the project whose store is `store_dir`.
 pub fn file_for_store(store_dir: &Path) -> PathBuf {
     store_dir
@@ -222,7 +292,12 @@ impl Config {
             }
         };
         let ui = ui_links(file, text.as_deref(), raw.ui, &env)?;
-        Ok(Config { openlineage, ui })
+        let remote = load_remote(file, raw.remote.unwrap_or_default(), &env)?;
+        Ok(Config {
+            openlineage,
+            ui,
+            remote,
+        })
     }
 }
 
@@ -273,6 +348,111 @@ fn ui_links(
     }
     Ok(Some(UiLinks {
         base: url.trim_end_matches('/').to_string(),
+    }))
+}
+
+/// Where a setting came from, for an error message: the variable, or `file:line: [remote] key`.
+fn origin_of(
+    file: &Path,
+    text: Option<&str>,
+    span: Option<std::ops::Range<usize>>,
+    key: &str,
+) -> String {
+    let line = match (text, span) {
+        (Some(t), Some(s)) => format!(":{}", t[..s.start.min(t.len())].matches('\n').count() + 1),
+        _ => String::new(),
+    };
+    format!("{}{line}: [remote] {key}", file.display())
+}
+
+fn load_remote(
+    file: &Path,
+    raw: RawRemote,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<Remote>> {
+    let text = std::fs::read_to_string(file).ok();
+    let pick =
+        |var: &str, v: Option<toml::Spanned<String>>, key: &str| -> Option<(String, String)> {
+            match env(var).map(|s| s.trim().to_string()) {
+                Some(s) if !s.is_empty() => Some((s, var.to_string())),
+                Some(_) => None,
+                None => v.map(|s| {
+                    let origin = origin_of(file, text.as_deref(), Some(s.span()), key);
+                    (s.into_inner().trim().to_string(), origin)
+                }),
+            }
+        };
+    let db = pick(ENV_REMOTE_DB, raw.db, "db");
+    let objects = pick(ENV_REMOTE_OBJECTS, raw.objects, "objects");
+    let (db, objects) = match (db, objects) {
+        (None, None) => return Ok(None),
+        (Some((_, origin)), None) => {
+            return Err(Error::invalid(format!(
+                "{origin}: a remote record is configured but no objects: a run on the remote needs its objects"
+            ))
+            .hint(format!("add `objects = \"s3://BUCKET/PREFIX\"` to [remote] in mlrun.toml, or set {ENV_REMOTE_OBJECTS}")));
+        }
+        (None, Some((_, origin))) => {
+            return Err(Error::invalid(format!(
+                "{origin}: remote objects are configured but no record"
+            ))
+            .hint(format!("add `db = \"postgres://HOST:PORT/DB\"` to [remote] in mlrun.toml, or set {ENV_REMOTE_DB}")));
+        }
+        (Some(d), Some(o)) => (d, o),
+    };
+    let (db, db_origin) = db;
+    let lower = db.to_ascii_lowercase();
+    if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://"))
+        || db.parse::<postgres::Config>().is_err()
+    {
+        return Err(Error::invalid(format!(
+            "{db_origin}: `{}` is not a PostgreSQL URL",
+            mask_url(&db)
+        ))
+        .hint("give it as `postgres://USER@HOST:PORT/DATABASE`; the password goes in PGPASSWORD or PGPASSFILE, not here"));
+    }
+    let (objects, obj_origin) = objects;
+    let Some(rest) = objects.strip_prefix("s3://") else {
+        return Err(Error::invalid(format!(
+            "{obj_origin}: `{}` is not an s3:// URL",
+            mask_url(&objects)
+        ))
+        .hint(
+            "give it as `s3://BUCKET/PREFIX`; set AWS_ENDPOINT_URL for an S3-compatible server",
+        ));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() || bucket.contains('@') || bucket.contains(':') {
+        return Err(Error::invalid(format!(
+            "{obj_origin}: `{}` names no bucket",
+            mask_url(&objects)
+        ))
+        .hint("give it as `s3://BUCKET/PREFIX` (no credentials in the URL)"));
+    }
+    let endpoint = match env(ENV_ENDPOINT).map(|e| e.trim().trim_end_matches('/').to_string()) {
+        Some(e) if !e.is_empty() => {
+            let l = e.to_ascii_lowercase();
+            let loopback = ["http://127.", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| l.starts_with(p));
+            if !(l.starts_with("https://") || loopback) {
+                return Err(Error::invalid(format!(
+                    "{ENV_ENDPOINT}: `{}` must be an https:// URL (plain http only on this machine's loopback)",
+                    mask_url(&e)
+                ))
+                .hint("the S3 keys are signed into every request; use https for a server elsewhere"));
+            }
+            Some(e)
+        }
+        _ => None,
+    };
+    Ok(Some(Remote {
+        db,
+        bucket: bucket.to_string(),
+        prefix: prefix.trim_matches('/').to_string(),
+        endpoint,
+        push: raw.push.unwrap_or(false),
+        cache: raw.cache.unwrap_or(true),
     }))
 }
 
@@ -481,6 +661,59 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains(ENV_URL), "{text}");
         assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn remote_from_file_then_environment() {
+        let text =
+            "[remote]\ndb = \"postgres://u@h:5432/team\"\nobjects = \"s3://b/p/q/\"\npush = true\n";
+        let r = load(Some(text), &[]).unwrap().remote.unwrap();
+        assert_eq!((r.bucket.as_str(), r.prefix.as_str()), ("b", "p/q"));
+        assert!(r.push && r.cache && r.endpoint.is_none());
+        let r = load(
+            Some(text),
+            &[
+                (ENV_REMOTE_DB, "postgres://u:hunter2@other/db"),
+                (ENV_REMOTE_OBJECTS, "s3://c"),
+                (ENV_ENDPOINT, "http://127.0.0.1:9000/"),
+            ],
+        )
+        .unwrap()
+        .remote
+        .unwrap();
+        assert_eq!(r.shown_db(), "postgres://u:***@other/db");
+        assert_eq!((r.bucket.as_str(), r.prefix.as_str()), ("c", ""));
+        assert_eq!(r.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(!format!("{r:?}").contains("hunter2"));
+        assert!(!r.key().contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bad_remote_names_file_line_and_key() {
+        let e = load(
+            Some("[remote]\nobjects = \"s3://b\"\ndb = \"mysql://u:pw@h/x\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("mlrun.toml:3: [remote] db"), "{text}");
+        assert!(!text.contains("pw@"), "{text}");
+        let e = load(Some("[remote]\ndb = \"postgres://h/x\"\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("no objects"), "{e}");
+        let e = load(
+            Some("[remote]\ndb = \"postgres://h/x\"\nobjects = \"gs://b\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(":3: [remote] objects"), "{e}");
+        let e = load(
+            Some("[remote]\ndb = \"postgres://h/x\"\nobjects = \"s3://b\"\n"),
+            &[(ENV_ENDPOINT, "http://10.1.2.3:9000")],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(ENV_ENDPOINT), "{e}");
+        let e = load(Some("[remote]\nurl = \"x\"\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("mlrun.toml:2:1"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod fingerprint;
 pub mod import;
 pub mod live;
 pub mod pipeline;
+pub mod remote;
 pub mod replay;
 pub mod report;
 pub mod store;
@@ -110,6 +111,8 @@ fn dispatch(cli: cli::Cli) -> error::Result<i32> {
         Some(Command::Rm(args)) => cmd::rm::rm(args, store, cli.color),
         Some(Command::Note(args)) => cmd::note::note(args, store, cli.color),
         Some(Command::Cancel(args)) => cmd::cancel::cancel(args, store, cli.color),
+        Some(Command::Push(args)) => cmd::push::push(args, store, cli.color),
+        Some(Command::Pull(args)) => cmd::push::pull(args, store, cli.color),
         Some(Command::Init(args)) => cmd::init::init(args, cli.color),
         Some(Command::Completions(args)) => {
             cmd::completions::completions(args, cli::Cli::command())

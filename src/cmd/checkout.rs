@@ -102,7 +102,11 @@ enum Plan {
 }
 
 pub fn checkout(args: CheckoutArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    let dir = store::find_dir(store_dir)?;
+    // a run only on the team remote is pulled, and the objects it needs fetched
+    let dir = match crate::remote::bring_here(store_dir, &args.target)? {
+        Some(dir) => dir,
+        None => store::find_dir(store_dir)?,
+    };
     let store = Store::open_read(&dir)?;
     let objects = Objects::new(&dir);
     // from deciding what is there until it is written, gc must not delete it

@@ -55,6 +55,10 @@ pub struct CompareArgs {
     /// Print CSV (one line per run) instead of a table
     #[arg(long)]
     pub csv: bool,
+
+    /// Query the team remote's record (PostgreSQL) instead of the local store
+    #[arg(long)]
+    pub remote: bool,
 }
 
 impl CompareArgs {
@@ -69,6 +73,7 @@ impl CompareArgs {
             sort: None,
             json: false,
             csv: false,
+            remote: false,
         }
     }
 }
@@ -121,6 +126,24 @@ struct StepJob {
 type Jobs = BTreeMap<String, Vec<(String, crate::store::jobs::JobRecord)>>;
 
 pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    if args.remote {
+        let filter = crate::remote::pg::RunFilter {
+            pipeline: args.pipeline.clone(),
+            last: (args.limit > 0 && args.sort.is_none()).then_some(args.limit),
+            ..Default::default()
+        };
+        let targets: Vec<&str> = args.runs.iter().map(String::as_str).collect();
+        let ids = crate::remote::ids_in(&targets);
+        let view = crate::remote::view(store_dir, &filter, &ids)?;
+        return compare(
+            CompareArgs {
+                remote: false,
+                ..args
+            },
+            Some(&view.store_dir),
+            color,
+        );
+    }
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
     // the newest run is a sweep's: its variants are what to compare
     if args.runs.is_empty()

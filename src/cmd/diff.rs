@@ -44,6 +44,10 @@ pub struct DiffArgs {
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+
+    /// Query the team remote's record (PostgreSQL) instead of the local store
+    #[arg(long)]
+    pub remote: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -911,6 +915,25 @@ fn run_before(store: &Store, b: &str, run: &str) -> Result<String> {
 }
 
 pub fn diff(args: DiffArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    if args.remote {
+        // runs named by id, and the 50 newest (`latest`, the run before one named)
+        let filter = crate::remote::pg::RunFilter {
+            last: Some(50),
+            ..Default::default()
+        };
+        let mut targets = vec![args.a.as_str()];
+        targets.extend(args.b.as_deref());
+        let ids = crate::remote::ids_in(&targets);
+        let view = crate::remote::view(store_dir, &filter, &ids)?;
+        return diff(
+            DiffArgs {
+                remote: false,
+                ..args
+            },
+            Some(&view.store_dir),
+            color,
+        );
+    }
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
     // one side named: it is the newer one, compared with the run before it
     let (a, b) = match &args.b {

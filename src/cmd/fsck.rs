@@ -29,6 +29,11 @@ pub struct FsckArgs {
     /// objects
     #[arg(long)]
     pub repair: bool,
+
+    /// Check the team remote instead: every object its runs need is there and hashes to its
+    /// name, and no run is recorded twice
+    #[arg(long, conflicts_with = "repair")]
+    pub remote: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,6 +70,9 @@ pub struct Report {
 }
 
 pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    if args.remote {
+        return super::push::fsck_remote(args.json, store_dir);
+    }
     let dir = store::find_dir(store_dir)?;
     if let Some((what, _)) = store::lost_database(&dir) {
         return fsck_lost(args, &dir, what, color);

@@ -16,6 +16,7 @@ pub mod init;
 pub mod lineage;
 pub mod model;
 pub mod note;
+pub mod push;
 pub mod replay;
 pub mod rm;
 pub mod run;

@@ -79,7 +79,11 @@ struct Report {
 }
 
 pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    let dir = store::find_dir(store_dir)?;
+    // a run only on the team remote is pulled, and the objects it needs fetched
+    let dir = match crate::remote::bring_here(store_dir, &args.target)? {
+        Some(dir) => dir,
+        None => store::find_dir(store_dir)?,
+    };
     let store = Store::open_existing(&dir)?;
     let project = dir.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut args = args;

@@ -88,6 +88,16 @@ pub struct RunArgs {
     /// `runs --grep`; change it later with `mlrun note`)
     #[arg(short = 'm', long, value_name = "TEXT", display_order = 27)]
     pub message: Option<String>,
+
+    /// Push the run to the team remote when it ends (see `mlrun push`; `push = true` in
+    /// mlrun.toml's [remote] does it for every run)
+    #[arg(long, display_order = 28)]
+    pub push: bool,
+
+    /// Do not look steps up in the team remote's shared cache (on by default when a remote is
+    /// configured)
+    #[arg(long, display_order = 29)]
+    pub no_remote_cache: bool,
 }
 
 /// `--trace=MODE`
@@ -246,6 +256,12 @@ fn run_inner(
         .collect();
     let dir = store::dir_for_pipeline(plan.file(), store_dir);
     let store = Store::open(&dir)?;
+    if !args.no_remote_cache
+        && !args.no_store
+        && let Some(remote) = crate::config::Config::load(&dir)?.remote
+    {
+        crate::remote::cache::enable(&dir, remote);
+    }
     let mut lock = PipelineLock::acquire(&dir, plan.file(), args.wait_lock, |who| {
         eprintln!(
             "waiting for {who} to finish running `{}`…",
@@ -281,7 +297,7 @@ fn run_inner(
         git_fixed: None,
         recorded_location: None,
         trace,
-        run_id: Some(run_id),
+        run_id: Some(run_id.clone()),
         message: args.message.clone().filter(|m| !m.trim().is_empty()),
         targets,
         sweep_id: None,
@@ -292,8 +308,16 @@ fn run_inner(
     if args.json {
         events.push(json.clone());
     }
+    let no_store = args.no_store;
     let outcome = exec::run_blocking(plan, store, opts, events)?;
     drop(lock);
+    if !no_store && let Err(e) = super::push::after_run(&dir, &run_id, args.push) {
+        // the run is recorded either way; the next `mlrun push` sends it
+        if outcome.exit_code == 0 {
+            return Err(e);
+        }
+        eprintln!("{} {}", err_style.paint(Role::Bad, "error:"), e.one_line());
+    }
     let reused_untraced = outcome.steps.iter().any(|s| {
         matches!(s.status, StepStatus::Cached | StepStatus::Restored) && traced.contains(&s.name)
     });

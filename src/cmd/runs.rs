@@ -75,9 +75,39 @@ pub struct RunsArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+
+    /// Query the team remote's record (PostgreSQL) instead of the local store
+    #[arg(long)]
+    pub remote: bool,
 }
 
 pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    if args.remote {
+        // the filters that need every run see every run of the pipeline/status asked for
+        let all = args.since.is_some()
+            || !args.params.is_empty()
+            || !args.metrics.is_empty()
+            || args.sort.is_some()
+            || args.grep.is_some()
+            || args.replays
+            || args.no_replays
+            || args.limit == 0;
+        let filter = crate::remote::pg::RunFilter {
+            pipeline: args.pipeline.clone(),
+            status: args.status.clone(),
+            last: (!all).then_some(args.limit),
+            ..Default::default()
+        };
+        let view = crate::remote::view(store_dir, &filter, &[])?;
+        return runs(
+            RunsArgs {
+                remote: false,
+                ..args
+            },
+            Some(&view.store_dir),
+            color,
+        );
+    }
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let sweep = match &args.sweep {
         Some(s) => Some(store.resolve_sweep(s)?),

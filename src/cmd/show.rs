@@ -53,9 +53,30 @@ pub struct ShowArgs {
     /// Also list the packages installed for each step's interpreters (name and exact version)
     #[arg(long)]
     pub packages: bool,
+
+    /// Query the team remote's record (PostgreSQL) instead of the local store
+    #[arg(long)]
+    pub remote: bool,
 }
 
 pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    if args.remote {
+        // a run named by id; `latest`, `latest~N` and paths among the 20 newest runs
+        let filter = crate::remote::pg::RunFilter {
+            last: Some(20),
+            ..Default::default()
+        };
+        let ids = crate::remote::ids_in(&[args.target.as_str()]);
+        let view = crate::remote::view(store_dir, &filter, &ids)?;
+        return show(
+            ShowArgs {
+                remote: false,
+                ..args
+            },
+            Some(&view.store_dir),
+            color,
+        );
+    }
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let mut only_step = None;
     let resolved = target::resolve(&store, &args.target)?;

@@ -81,9 +81,28 @@ pub(super) fn try_reuse(
     let key = parts.key();
     // From reading what is stored until the record is committed, gc must not delete it.
     let hold = ctx.hold_objects();
-    let reusable = ctx
+    let mut reusable = ctx
         .read_store(|c| Store::find_reusable(c, &key, ctx.reuse_replays))
-        .ok()??;
+        .ok()?;
+    // not here, or its outputs not kept here: the team's shared cache may have them
+    // (remote::cache; off unless `run` enabled it)
+    let restorable = |r: &crate::store::reuse::Reusable| {
+        r.outputs.iter().all(|o| ctx.objects.can_restore(&o.fp))
+    };
+    if !reusable.as_ref().is_some_and(restorable) {
+        match crate::remote::cache::bring(&key) {
+            Ok(true) => {
+                reusable = ctx
+                    .read_store(|c| Store::find_reusable(c, &key, ctx.reuse_replays))
+                    .ok()?
+            }
+            Ok(false) => {}
+            Err(e) => ctx
+                .events
+                .warn(&format!("shared cache off for this run: {}", e.one_line())),
+        }
+    }
+    let reusable = reusable?;
     let to_restore = match decide(step, ctx.plan.root(), &ctx.cache, &ctx.objects, &reusable) {
         Decision::Cannot => return None,
         Decision::Cached => Vec::new(),

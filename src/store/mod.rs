@@ -28,6 +28,7 @@ pub mod outbox;
 pub mod overrides;
 pub mod owner;
 pub mod packages;
+pub mod portable;
 pub mod query;
 pub mod record;
 mod replay;

@@ -72,6 +72,10 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_STEPS_BY_RUN_SEQ,
     },
+    Migration {
+        code: None,
+        sql: V_REMOTE,
+    },
 ];
 
 // 13: steps run as Slurm jobs (`exec::slurm`, `store::jobs`): one row per execution submitted,
@@ -112,6 +116,25 @@ CREATE INDEX runs_sweep ON runs (sweep_id) WHERE sweep_id IS NOT NULL;
 const V_STEPS_BY_RUN_SEQ: &str = r#"
 CREATE INDEX steps_by_run_seq ON step_execs(run_id, seq, id);
 DROP INDEX steps_by_run;
+"#;
+
+// 16: the team remote (`mlrun push` / `pull`, see `remote`). `remote_runs`: the runs this store
+// knows to be on a remote (pushed from here, or pulled from there), so `push` sends only the
+// others; runs keep their UUIDv7 `id`, which is their key on every remote. `remote_objects`: the
+// objects (`sha256/<hash>`, `logs/<hash>`) known to be on a remote, so a push with nothing new
+// asks the object server nothing. A remote is named by its record and objects URLs (passwords
+// masked) and endpoint.
+const V_REMOTE: &str = r#"
+CREATE TABLE remote_runs (
+  remote TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  how TEXT NOT NULL CHECK (how IN ('pushed', 'pulled')),
+  at INTEGER NOT NULL,                       -- ms since the epoch
+  PRIMARY KEY (remote, run_id)) WITHOUT ROWID;
+CREATE TABLE remote_objects (
+  remote TEXT NOT NULL,
+  name TEXT NOT NULL,
+  PRIMARY KEY (remote, name)) WITHOUT ROWID;
 "#;
 
 // 10: the OpenLineage outbox (`store::outbox`): events made while a run ran, queued once per

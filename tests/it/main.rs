@@ -23,6 +23,7 @@ mod pinned;
 mod query;
 mod record;
 mod reliability;
+mod remote;
 mod replay;
 mod replay_history;
 mod reports;

@@ -1,0 +1,395 @@
+//! The team remote: runs' records on PostgreSQL (`pg`), their objects on S3 (`objects`), and
+//! what moves between them and the local store (`push`, `pull`, objects fetched on demand).
+//!
+//! The order of a push is what keeps the remote whole: a run's objects are uploaded first, then
+//! its record is written in one transaction keyed by its UUID; so a run on the remote always has
+//! its objects, a push stopped anywhere leaves at most objects no run names yet (harmless, and
+//! reused by the next push), and pushing again writes nothing twice.
+
+pub mod cache;
+pub mod objects;
+pub mod pg;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, Remote};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+pub use objects::{Bucket, FetchError};
+pub use pg::Record;
+
+/// The configured remote of the project whose store is `store_dir`, or an error saying how to
+/// configure one.
+pub fn configured(store_dir: &Path) -> Result<Remote> {
+    Config::load(store_dir)?.remote.ok_or_else(|| {
+        Error::invalid("no remote is configured")
+            .hint("add a [remote] table with `db = \"postgres://HOST:PORT/DB\"` and `objects = \"s3://BUCKET/PREFIX\"` to mlrun.toml, or set MLRUN_REMOTE_DB and MLRUN_REMOTE_OBJECTS")
+    })
+}
+
+/// Where the store of a command that may create it (pull, replay on a fresh clone) is: the
+/// one found, else `.mlrun` beside the nearest `mlrun.toml`, else in the current directory.
+pub fn store_dir_or_new(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Ok(d) = crate::store::find_dir(explicit) {
+        return Ok(d);
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::other("cannot read the current directory").cause(e))?;
+    let root = cwd
+        .ancestors()
+        .find(|d| d.join(crate::config::FILE).is_file())
+        .unwrap_or(&cwd);
+    Ok(root.join(crate::store::STORE_DIR))
+}
+
+/// Both halves of a remote, connected.
+pub struct Connected {
+    pub remote: Remote,
+    pub record: Record,
+    pub bucket: Bucket,
+}
+
+impl Connected {
+    pub fn open(remote: &Remote) -> Result<Connected> {
+        let bucket = Bucket::open(remote)?;
+        bucket.check()?;
+        let record = Record::connect(remote)?;
+        Ok(Connected {
+            remote: remote.clone(),
+            record,
+            bucket,
+        })
+    }
+}
+
+/// What `push` did with one run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pushed {
+    pub run: String,
+    /// false: the remote had it already (another push got there first)
+    pub written: bool,
+    pub objects: usize,
+    pub uploaded: usize,
+}
+
+/// A progress line on stderr when it is a terminal.
+struct Progress {
+    on: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        Progress {
+            on: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+    fn show(&self, text: &str) {
+        if self.on {
+            let mut e = std::io::stderr();
+            let _ = write!(e, "\r\x1b[2K{text}");
+            let _ = e.flush();
+        }
+    }
+    fn clear(&self) {
+        if self.on {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    }
+}
+
+/// Push `runs` (all not yet pushed when empty): for each, its objects the remote lacks, then
+/// its record in one transaction. Nothing to push: the remote is not contacted.
+pub fn push(
+    store: &mut Store,
+    remote: &Remote,
+    runs: Vec<String>,
+    quiet: bool,
+) -> Result<Vec<Pushed>> {
+    let key = remote.key();
+    let runs = if runs.is_empty() {
+        store.runs_not_pushed(&key)?
+    } else {
+        runs
+    };
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = Connected::open(remote)?;
+    let progress = Progress::new(quiet);
+    let mut out = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let (rec, local) = store.portable_run(run)?;
+        if rec.table(&crate::store::portable::RUNS).is_empty() {
+            return Err(Error::other(format!("no run {run} in the local store")));
+        }
+        if rec.table(&crate::store::portable::RUNS)[0][7]
+            == rusqlite::types::Value::Text("running".into())
+        {
+            return Err(Error::invalid(format!("run {run} is still running"))
+                .hint("push it once it has ended"));
+        }
+        let names: Vec<String> = local.iter().map(|o| o.name.clone()).collect();
+        let missing = store.objects_not_on_remote(&key, &names)?;
+        let total = missing.len();
+        let wanted: std::collections::HashSet<&str> = missing.iter().map(String::as_str).collect();
+        let jobs: Vec<(String, PathBuf)> = local
+            .iter()
+            .filter(|o| wanted.contains(o.name.as_str()))
+            .map(|o| (o.name.clone(), o.path.clone()))
+            .collect();
+        if let Some(gone) = jobs.iter().find(|(_, p)| !p.is_file()) {
+            return Err(Error::store(format!(
+                "run {run} needs object {} that the local store no longer has",
+                gone.0
+            ))
+            .hint("`mlrun fsck` says what is missing; the run cannot be pushed whole"));
+        }
+        let mut up = Vec::new();
+        let short = &run[..run.len().min(8)];
+        let r = conn.bucket.upload(jobs, |name| {
+            up.push(name.to_string());
+            if up.len() % 64 == 0 || up.len() == total {
+                progress.show(&format!(
+                    "push [{}/{}] {short}: objects {}/{total}",
+                    i + 1,
+                    runs.len(),
+                    up.len()
+                ));
+            }
+        });
+        store.mark_objects_on_remote(&key, &up)?;
+        r?;
+        progress.show(&format!("push [{}/{}] {short}: record", i + 1, runs.len()));
+        let written = conn.record.push_run(&rec)?;
+        store.mark_on_remote(&key, run, "pushed")?;
+        out.push(Pushed {
+            run: run.clone(),
+            written,
+            objects: names.len(),
+            uploaded: total,
+        });
+    }
+    progress.clear();
+    Ok(out)
+}
+
+/// What `pull` did with one run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pulled {
+    pub run: String,
+    /// false: the local store had it already
+    pub written: bool,
+    /// objects fetched (with --objects or on demand)
+    pub fetched: usize,
+}
+
+/// Bring the records of the remote's runs matching `filter` here (oldest first, so a reuse of
+/// an earlier run's step links to it); with `objects`, their objects too.
+pub fn pull(
+    store: &mut Store,
+    conn: &mut Connected,
+    filter: &pg::RunFilter,
+    objects: bool,
+) -> Result<Vec<Pulled>> {
+    let key = conn.remote.key();
+    let mut runs = conn.record.list_runs(filter)?;
+    runs.reverse();
+    let mut out = Vec::new();
+    for r in runs {
+        let written = if store.has_run(&r.id)? {
+            false
+        } else {
+            let rec = conn.record.fetch_run(&r.id)?;
+            import(store, &mut conn.record, &key, &rec)?
+        };
+        let fetched = if objects {
+            fetch_objects(store, conn, &r.id)?
+        } else {
+            0
+        };
+        out.push(Pulled {
+            run: r.id,
+            written,
+            fetched,
+        });
+    }
+    Ok(out)
+}
+
+/// Write a run pulled from the remote into `store` (the run it replayed first, when that is on
+/// the remote and not here: the record links them). False: it was here already.
+pub fn import(
+    store: &mut Store,
+    record: &mut Record,
+    key: &str,
+    rec: &crate::store::portable::RunRecord,
+) -> Result<bool> {
+    let replay_of = rec
+        .table(&crate::store::portable::RUNS)
+        .first()
+        .and_then(|row| crate::store::portable::RunRecord::text(row, 20))
+        .map(str::to_string);
+    if let Some(orig) = replay_of
+        && !store.has_run(&orig)?
+        && record
+            .runs_present(std::slice::from_ref(&orig))?
+            .contains(&orig)
+    {
+        let first = record.fetch_run(&orig)?;
+        import(store, record, key, &first)?;
+    }
+    // what a run on the remote needs is there: the next push need not upload it
+    store.mark_objects_on_remote(key, &rec.objects())?;
+    store.import_run(rec, key)
+}
+
+/// Fetch the objects run `run` needs that the local store lacks, each verified. An object that
+/// does not hash to its name is refused: the error names it.
+pub fn fetch_objects(store: &Store, conn: &mut Connected, run: &str) -> Result<usize> {
+    let rec = conn.record.fetch_run(run)?;
+    let missing = store.objects_missing_for(&rec.objects());
+    if missing.is_empty() {
+        store.objects_arrived(run)?;
+        return Ok(0);
+    }
+    let problems = conn.bucket.fetch(&store.dir, &missing);
+    store.objects_arrived(run)?;
+    if let Some((name, p)) = problems.into_iter().next() {
+        return Err(match p {
+            FetchError::Missing => Error::other(format!(
+                "the remote objects {} lack object {name} that run {run} needs",
+                conn.bucket.shown()
+            ))
+            .hint("`mlrun fsck --remote` lists what is missing; push the run again from a machine that has it"),
+            FetchError::Corrupt { actual } => Error::other(format!(
+                "refused object {name} from the remote objects {}: its bytes hash to {actual}",
+                conn.bucket.shown()
+            ))
+            .hint("the copy on the remote is damaged; `mlrun fsck --remote` lists such objects"),
+            FetchError::Failed(e) => e,
+        });
+    }
+    Ok(missing.len())
+}
+
+/// Before `replay` / `checkout` of `target`: with a remote configured, a run that is only on
+/// the remote is pulled, and the objects the run needs that are not here are fetched. Without
+/// a remote, nothing happens. Returns the store directory to use.
+pub fn bring_here(explicit: Option<&Path>, target: &str) -> Result<Option<PathBuf>> {
+    let dir = store_dir_or_new(explicit)?;
+    let Some(remote) = Config::load(&dir)?.remote else {
+        return Ok(None);
+    };
+    let mut store = Store::open(&dir)?;
+    // PATH@RUN and RUN:STEP name a run too
+    let target = match (target.rsplit_once('@'), target.split_once(':')) {
+        (Some((_, run)), _) if !run.is_empty() => run,
+        (None, Some((run, _))) => run,
+        _ => target,
+    };
+    let run = store.resolve_run(target).ok();
+    let looks_like_id = target.len() >= 4 && target.chars().all(|c| c.is_ascii_hexdigit());
+    if run.is_none() && !looks_like_id {
+        return Ok(Some(dir));
+    }
+    // a run made here has its objects here: the remote is not asked
+    if let Some(r) = &run
+        && !store.was_pulled(&remote.key(), r)?
+    {
+        return Ok(Some(dir));
+    }
+    let mut conn = Connected::open(&remote)?;
+    let run = match run {
+        Some(r) => r,
+        None => {
+            let filter = pg::RunFilter {
+                ids: vec![target.to_ascii_lowercase()],
+                ..Default::default()
+            };
+            let found = conn.record.list_runs(&filter)?;
+            match found.as_slice() {
+                [one] => {
+                    let rec = conn.record.fetch_run(&one.id)?;
+                    import(&mut store, &mut conn.record, &remote.key(), &rec)?;
+                    one.id.clone()
+                }
+                [] => return Ok(Some(dir)),
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "`{target}` names {} runs on the remote",
+                        found.len()
+                    ))
+                    .hint("give more digits of the run id"));
+                }
+            }
+        }
+    };
+    if store.is_on_remote(&remote.key(), &run)?
+        || conn
+            .record
+            .runs_present(std::slice::from_ref(&run))?
+            .contains(&run)
+    {
+        fetch_objects(&store, &mut conn, &run)?;
+    }
+    Ok(Some(dir))
+}
+
+/// A read-only view of runs on the remote for `runs`, `show`, `diff` and `compare --remote`:
+/// the records of the runs matching `filter` (and of `ids`), read from PostgreSQL into a
+/// throwaway local store, so the commands print exactly what they print for local runs.
+pub struct View {
+    _tmp: tempfile::TempDir,
+    pub store_dir: PathBuf,
+}
+
+pub fn view(store_dir: Option<&Path>, filter: &pg::RunFilter, ids: &[String]) -> Result<View> {
+    let dir = store_dir_or_new(store_dir)?;
+    let remote = configured(&dir)?;
+    let mut record = Record::connect(&remote)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("mlrun-remote-view-")
+        .tempdir()
+        .map_err(|e| Error::other("cannot create a temporary directory").cause(e))?;
+    let view_dir = tmp.path().join(crate::store::STORE_DIR);
+    let mut store = Store::open(&view_dir)?;
+    let mut runs = record.list_runs(filter)?;
+    if !ids.is_empty() {
+        let by_id = pg::RunFilter {
+            ids: ids.to_vec(),
+            ..Default::default()
+        };
+        runs.extend(record.list_runs(&by_id)?);
+    }
+    runs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+    runs.dedup_by(|a, b| a.id == b.id);
+    for r in &runs {
+        let rec = record.fetch_run(&r.id)?;
+        import(&mut store, &mut record, &remote.key(), &rec)?;
+        // what the remote keeps is shown as kept
+        let on_remote: std::collections::HashSet<String> = rec.objects().into_iter().collect();
+        store.mark_stored(&r.id, |name| on_remote.contains(name))?;
+    }
+    Ok(View {
+        _tmp: tmp,
+        store_dir: view_dir,
+    })
+}
+
+/// The run id prefixes named in command-line targets (`01a2…`, `PATH@01a2…`, `01a2…:STEP`).
+pub fn ids_in(targets: &[&str]) -> Vec<String> {
+    targets
+        .iter()
+        .filter_map(|t| {
+            let t = match (t.rsplit_once('@'), t.split_once(':')) {
+                (Some((_, run)), _) => run,
+                (None, Some((run, _))) => run,
+                _ => t,
+            };
+            (t.len() >= 4 && t.chars().all(|c| c.is_ascii_hexdigit()))
+                .then(|| t.to_ascii_lowercase())
+        })
+        .collect()
+}

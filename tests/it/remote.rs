@@ -1,0 +1,572 @@
+//! The team remote against REAL servers: PostgreSQL and an S3-compatible object server
+//! (SeaweedFS), both started by `.ci/run` (scripts/pg-local-start.sh, scripts/s3-local-start.sh).
+//! The tests read MLRUN_TEST_PG_URL (a database the test role may CREATE DATABASE from),
+//! PGPASSWORD, MLRUN_TEST_S3_ENDPOINT, MLRUN_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID and
+//! AWS_SECRET_ACCESS_KEY. Each test gets its own database and its own key prefix in the bucket,
+//! so they run in parallel. Without them: a failure in CI, skipped (with the reason) elsewhere.
+
+use std::process::Command;
+
+use crate::common::{Env, Out, skip_unless_ci};
+
+struct Servers {
+    pg_url: String,
+    pg_password: String,
+    endpoint: String,
+    bucket: String,
+    key: String,
+    secret: String,
+}
+
+fn servers() -> Option<Servers> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let s = (|| {
+        Some(Servers {
+            pg_url: get("MLRUN_TEST_PG_URL")?,
+            pg_password: get("PGPASSWORD")?,
+            endpoint: get("MLRUN_TEST_S3_ENDPOINT")?,
+            bucket: get("MLRUN_TEST_S3_BUCKET")?,
+            key: get("AWS_ACCESS_KEY_ID")?,
+            secret: get("AWS_SECRET_ACCESS_KEY")?,
+        })
+    })();
+    if s.is_none() {
+        skip_unless_ci(
+            "no PostgreSQL / S3 test servers (MLRUN_TEST_PG_URL, PGPASSWORD, MLRUN_TEST_S3_ENDPOINT, MLRUN_TEST_S3_BUCKET, AWS keys)",
+        );
+    }
+    s
+}
+
+/// One test's remote: a fresh database and a fresh prefix.
+struct Remote {
+    s: Servers,
+    db_url: String,
+    prefix: String,
+}
+
+impl Remote {
+    fn new() -> Option<Remote> {
+        let s = servers()?;
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = pg(&s.pg_url, &s.pg_password);
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the test database");
+        let base = s.pg_url.rsplit_once('/').expect("a database in the URL").0;
+        Some(Remote {
+            db_url: format!("{base}/{name}"),
+            prefix: format!("tests/{name}"),
+            s,
+        })
+    }
+
+    /// Point `env`'s mlrun at this remote (environment only: nothing in a committed file).
+    fn configure(&self, env: &mut Env) {
+        env.set_env("MLRUN_REMOTE_DB", &self.db_url);
+        env.set_env(
+            "MLRUN_REMOTE_OBJECTS",
+            &format!("s3://{}/{}", self.s.bucket, self.prefix),
+        );
+        env.set_env("AWS_ENDPOINT_URL", &self.s.endpoint);
+        env.set_env("AWS_ACCESS_KEY_ID", &self.s.key);
+        env.set_env("AWS_SECRET_ACCESS_KEY", &self.s.secret);
+        env.set_env("AWS_REGION", "us-east-1");
+        env.set_env("PGPASSWORD", &self.s.pg_password);
+    }
+
+    fn client(&self) -> postgres::Client {
+        pg(&self.db_url, &self.s.pg_password)
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).expect(sql).get(0)
+    }
+
+    /// Replace object `name` (`sha256/<hash>`) on the remote with other bytes.
+    fn damage(&self, name: &str) {
+        use object_store::{ObjectStoreExt, PutPayload};
+        let (_, hash) = name.split_once('/').unwrap();
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&self.s.bucket)
+            .with_endpoint(&self.s.endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id(&self.s.key)
+            .with_secret_access_key(&self.s.secret)
+            .build()
+            .unwrap();
+        let key = object_store::path::Path::from(format!(
+            "{}/sha256/{}/{}",
+            self.prefix,
+            &hash[..2],
+            &hash[2..]
+        ));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            store.delete(&key).await.unwrap();
+            store
+                .put(&key, PutPayload::from(b"not what it was".to_vec()))
+                .await
+                .unwrap();
+        });
+    }
+}
+
+fn pg(url: &str, password: &str) -> postgres::Client {
+    let mut cfg: postgres::Config = url.parse().expect("a PostgreSQL URL");
+    cfg.password(password);
+    cfg.connect(postgres::NoTls)
+        .expect("connect to the test PostgreSQL")
+}
+
+const PIPELINE: &str = r#"
+[pipeline]
+name = "team"
+
+[steps.prep]
+cmd = "mkdir -p out && cp -r data out/d && wc -l data/in.txt > out/n.txt && seq 1 30000"
+inputs = ["data"]
+outputs = ["out/n.txt", "out/d"]
+
+[steps.train]
+cmd = "cat out/n.txt out/n.txt > model.txt && echo accuracy=$MLRUN_PARAM_LR >> $MLRUN_METRICS"
+inputs = ["out/n.txt"]
+outputs = ["model.txt"]
+params = ["lr"]
+
+[params]
+lr = 0.1
+"#;
+
+fn project(files: usize, tag: &str) -> Env {
+    let env = Env::git();
+    env.write("pipeline.toml", PIPELINE);
+    env.write("data/in.txt", &format!("{tag}\n1\n2\n"));
+    for i in 0..files {
+        env.write(&format!("data/f{i}.txt"), &format!("{tag} file {i}\n"));
+    }
+    env.commit("project");
+    env
+}
+
+fn ok(out: &Out) {
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+fn json(out: &Out) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+/// A clone of `env`'s repository, as a CI runner or a teammate has it: no `.mlrun`.
+fn clone_of(env: &Env, r: &Remote) -> Env {
+    let mut other = Env::plain();
+    let out = Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&env.root)
+        .arg(&other.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // clone into an existing empty directory
+    r.configure(&mut other);
+    other
+}
+
+/// Drop what is local to a store from `show --json`: row ids, whether bytes are kept here.
+fn strip(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|k, _| {
+                !["exec_id", "stored", "restorable", "determinism"].contains(&k.as_str())
+            });
+            m.values_mut().for_each(strip);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+        _ => {}
+    }
+}
+
+#[test]
+fn push_pull_and_replay_on_a_fresh_clone() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(20, "a");
+    r.configure(&mut env);
+    ok(&env.mlrun(&["run"]));
+    let id = env.run_ids()[0].clone();
+
+    let pushed = json(&env.mlrun(&["push", "--json"]));
+    assert_eq!(pushed["runs"][0]["run"], id.as_str(), "{pushed}");
+    assert_eq!(pushed["runs"][0]["written"], true);
+    assert!(
+        pushed["runs"][0]["uploaded"].as_u64().unwrap() >= 22,
+        "{pushed}"
+    );
+    // nothing new: the remote is not even asked
+    assert_eq!(
+        json(&env.mlrun(&["push", "--json"]))["runs"],
+        serde_json::json!([])
+    );
+    // pushing the same run again writes nothing and is no error
+    let again = json(&env.mlrun(&["push", &id, "--json"]));
+    assert_eq!(again["runs"][0]["written"], false, "{again}");
+    assert_eq!(again["runs"][0]["uploaded"], 0, "{again}");
+    assert_eq!(r.count("SELECT count(*) FROM runs"), 1);
+    assert_eq!(r.count("SELECT count(*) FROM step_execs"), 2);
+    ok(&env.mlrun(&["fsck", "--remote"]));
+
+    // a teammate's fresh clone replays the run that exists only on the remote
+    let clone = clone_of(&env, &r);
+    let out = clone.mlrun(&["replay", &id[..12]]);
+    ok(&out);
+    assert!(out.all().contains("reproduced bit for bit"), "{out:?}");
+    // the record came whole: same steps, params, metrics
+    let show = |e: &Env| {
+        let mut v = json(&e.mlrun(&["show", &id, "--json"]));
+        strip(&mut v);
+        v
+    };
+    assert_eq!(show(&env), show(&clone));
+    // pull is idempotent; with --objects the outputs can be checked out
+    let p = json(&clone.mlrun(&["pull", "--objects", "--json"]));
+    assert_eq!(p["runs"][0]["written"], false, "{p}");
+    ok(&clone.mlrun(&["pull"]));
+    std::fs::remove_file(clone.path("model.txt")).ok();
+    ok(&clone.mlrun(&["checkout", &format!("model.txt@{id}")]));
+    assert_eq!(
+        std::fs::read(clone.path("model.txt")).unwrap(),
+        std::fs::read(env.path("model.txt")).unwrap()
+    );
+    let runs: i64 = clone
+        .db()
+        .query_row("SELECT count(*) FROM runs WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(runs, 1);
+}
+
+#[test]
+fn run_push_flag_and_config_setting_push_at_the_end_of_a_run() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(2, "b");
+    r.configure(&mut env);
+    let out = env.mlrun(&["run", "--push"]);
+    ok(&out);
+    assert!(out.stderr.contains("pushed run"), "{out:?}");
+    assert_eq!(r.count("SELECT count(*) FROM runs"), 1);
+    env.write(
+        "mlrun.toml",
+        "[remote]\ndb = \"postgres://nobody@127.0.0.1:1/x\"\nobjects = \"s3://x\"\npush = true\n",
+    );
+    env.write("data/in.txt", "changed\n");
+    // the environment overrides the file's URLs; `push = true` pushes every run
+    ok(&env.mlrun(&["run"]));
+    assert_eq!(r.count("SELECT count(*) FROM runs"), 2);
+}
+
+#[test]
+fn an_object_that_does_not_hash_to_its_name_is_refused_and_reported() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(1, "c");
+    r.configure(&mut env);
+    ok(&env.mlrun(&["run", "--push"]));
+    let id = env.run_ids()[0].clone();
+    let model = env.sha256sum("model.txt");
+    r.damage(&format!("sha256/{model}"));
+
+    let f = env.mlrun(&["fsck", "--remote", "--json"]);
+    assert_eq!(f.code, 1, "{f:?}");
+    let v = json(&f);
+    assert_eq!(v["corrupt"][0]["name"], format!("sha256/{model}"), "{v}");
+
+    let clone = clone_of(&env, &r);
+    let out = clone.mlrun(&["pull", &id, "--objects"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("refused object sha256/{model}")),
+        "{out:?}"
+    );
+    let stored = clone.path(&format!(
+        ".mlrun/objects/sha256/{}/{}",
+        &model[..2],
+        &model[2..]
+    ));
+    assert!(!stored.exists(), "a corrupt object entered the local store");
+}
+
+#[test]
+fn servers_down_or_misconfigured_give_one_line_errors_and_leave_the_store_untouched() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(3, "d");
+    r.configure(&mut env);
+    ok(&env.mlrun(&["run"]));
+    let before = std::fs::read(env.path(".mlrun/lineage.db")).unwrap().len();
+
+    let attempt = |vars: &[(&str, &str)], expect: &str| {
+        let mut cmd = env.command(&["push"]);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = Out::of(cmd.output().unwrap());
+        assert_eq!(out.code, 1, "{out:?}");
+        let first = out.stderr.lines().next().unwrap_or("");
+        assert!(first.contains(expect), "{expect:?} not in {out:?}");
+        assert!(!out.all().contains(&r.s.pg_password), "{out:?}");
+        assert!(!out.all().contains(&r.s.secret), "{out:?}");
+    };
+    // S3 down (nothing listens there)
+    attempt(
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")],
+        "cannot reach the remote objects",
+    );
+    // PostgreSQL down
+    attempt(
+        &[("MLRUN_REMOTE_DB", "postgres://mlrun@127.0.0.1:9/x")],
+        "cannot reach the remote record postgres://mlrun@127.0.0.1:9/x",
+    );
+    attempt(&[("PGPASSWORD", "wrong")], "refused the credentials");
+    attempt(
+        &[("AWS_SECRET_ACCESS_KEY", "wrong")],
+        "refused the credentials",
+    );
+    attempt(
+        &[("MLRUN_REMOTE_OBJECTS", "s3://no-such-bucket-mlrun/x")],
+        "the bucket does not exist",
+    );
+    let missing_db = format!("{}_missing", r.db_url);
+    attempt(&[("MLRUN_REMOTE_DB", &missing_db)], "does not exist");
+    // a password in the URL is never shown
+    let with_pw = r
+        .db_url
+        .replacen("://mlrun@", "://mlrun:hunter2@", 1)
+        .replace("127.0.0.1:", "127.0.0.1:9");
+    let mut cmd = env.command(&["push"]);
+    cmd.env("MLRUN_REMOTE_DB", &with_pw);
+    let out = Out::of(cmd.output().unwrap());
+    assert!(
+        !out.all().contains("hunter2") && out.all().contains("mlrun:***@"),
+        "{out:?}"
+    );
+
+    // nothing reached the record without its objects, the local store did not change, and
+    // the next push completes
+    // (the tables may be there: the run looked its steps up in the shared cache)
+    if r.count("SELECT count(*) FROM pg_tables WHERE tablename = 'runs'") > 0 {
+        assert_eq!(
+            r.count("SELECT count(*) FROM runs"),
+            0,
+            "a failed push wrote a run"
+        );
+    }
+    assert_eq!(
+        std::fs::read(env.path(".mlrun/lineage.db")).unwrap().len(),
+        before
+    );
+    ok(&env.mlrun(&["push"]));
+    ok(&env.mlrun(&["fsck", "--remote"]));
+    assert_eq!(r.count("SELECT count(*) FROM runs"), 1);
+}
+
+#[test]
+fn a_remote_with_a_newer_schema_is_refused() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(1, "e");
+    r.configure(&mut env);
+    ok(&env.mlrun(&["run", "--push"]));
+    r.client()
+        .batch_execute("UPDATE mlrun_schema SET version = 999")
+        .unwrap();
+    env.write("data/in.txt", "e2\n");
+    ok(&env.mlrun(&["run"]));
+    let out = env.mlrun(&["push"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("written by a newer mlrun (remote schema version 999"),
+        "{out:?}"
+    );
+    assert_eq!(r.count("SELECT version FROM mlrun_schema"), 999);
+}
+
+#[test]
+fn eight_pushes_at_once_and_the_same_run_twice_at_once() {
+    let Some(r) = Remote::new() else { return };
+    // 8 CI jobs: 8 projects, each its own run, all sharing some content
+    let envs: Vec<Env> = (0..8)
+        .map(|i| {
+            let mut env = project(5, if i % 2 == 0 { "even" } else { "odd" });
+            env.write("data/own.txt", &format!("{i}\n"));
+            r.configure(&mut env);
+            ok(&env.mlrun(&["run"]));
+            env
+        })
+        .collect();
+    let children: Vec<_> = envs
+        .iter()
+        .map(|e| {
+            let mut c = e.command(&["push"]);
+            c.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    // the same run pushed by two processes at once
+    let id = envs[0].run_ids()[0].clone();
+    let twice: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = envs[0].command(&["push", &id, "--json"]);
+            c.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for c in twice {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_eq!(r.count("SELECT count(*) FROM runs"), 8);
+    assert_eq!(r.count("SELECT count(DISTINCT run_id) FROM step_execs"), 8);
+    assert_eq!(r.count("SELECT count(*) FROM step_execs"), 16);
+    let f = json(&envs[0].mlrun(&["fsck", "--remote", "--json"]));
+    assert_eq!(f["ok"], true, "{f}");
+    assert_eq!(f["duplicate_rows"], 0, "{f}");
+}
+
+/// `mlrun push` killed with SIGKILL at 20+ moments: the remote stays whole (every object a run
+/// names is there and hashes right), and the next push completes.
+#[test]
+fn push_killed_at_random_moments_leaves_a_whole_remote() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(0, "k");
+    r.configure(&mut env);
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..22 {
+        // each round a run with new content, so every push has objects and a record to write
+        for i in 0..150 {
+            env.write(
+                &format!("data/f{i}.txt"),
+                &format!("round {round} file {i}\n"),
+            );
+        }
+        ok(&env.mlrun(&["run"]));
+        let mut child = env.command(&["push"]).spawn().unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // a moment somewhere in the push: connecting, uploading, or writing the record
+        std::thread::sleep(std::time::Duration::from_millis(rng % 400));
+        let _ = child.kill();
+        let _ = child.wait();
+        let f = env.mlrun(&["fsck", "--remote", "--json"]);
+        assert_eq!(json(&f)["ok"], true, "round {round}: {f:?}");
+    }
+    ok(&env.mlrun(&["push"]));
+    let f = json(&env.mlrun(&["fsck", "--remote", "--json"]));
+    assert_eq!(f["ok"], true, "{f}");
+    assert_eq!(f["runs"], 22, "{f}");
+    assert_eq!(
+        json(&env.mlrun(&["push", "--json"]))["runs"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn shared_cache_restores_a_teammates_outputs_verified() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(4, "s");
+    r.configure(&mut env);
+    ok(&env.mlrun(&["run", "--push"]));
+    let id = env.run_ids()[0].clone();
+
+    // a CI job on a fresh clone: nothing runs, every output comes from the remote
+    let clone = clone_of(&env, &r);
+    let out = clone.mlrun(&["run", "--json"]);
+    ok(&out);
+    let latest = json(&clone.mlrun(&["show", "latest", "--json"]));
+    for s in latest["steps"].as_array().unwrap() {
+        assert_eq!(s["status"], "restored", "{latest}");
+        assert_eq!(s["reused_run"], id.as_str(), "{latest}");
+    }
+    assert_eq!(
+        std::fs::read(clone.path("model.txt")).unwrap(),
+        std::fs::read(env.path("model.txt")).unwrap()
+    );
+    // where it came from: the pulled run names the machine it ran on
+    let origin = json(&clone.mlrun(&["show", &id, "--json"]));
+    assert_eq!(
+        origin["hostname"],
+        json(&env.mlrun(&["show", &id, "--json"]))["hostname"]
+    );
+
+    // --no-remote-cache: the steps run
+    let other = clone_of(&env, &r);
+    ok(&other.mlrun(&["run", "--no-remote-cache"]));
+    let v = json(&other.mlrun(&["show", "latest", "--json"]));
+    assert_eq!(v["steps"][0]["status"], "succeeded", "{v}");
+
+    // a damaged object on the remote is refused: the step runs instead, with a warning
+    let model = env.sha256sum("model.txt");
+    r.damage(&format!("sha256/{model}"));
+    let third = clone_of(&env, &r);
+    let out = third.mlrun(&["run"]);
+    ok(&out);
+    assert!(
+        out.stderr.contains("shared cache off for this run"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("refused"), "{out:?}");
+    let v = json(&third.mlrun(&["show", "latest", "--json"]));
+    let train = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "train")
+        .unwrap();
+    assert_eq!(train["status"], "succeeded", "{v}");
+    assert_eq!(third.sha256sum("model.txt"), model);
+}
+
+#[test]
+fn runs_show_diff_compare_on_the_remote_print_what_they_print_locally() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(3, "q");
+    r.configure(&mut env);
+    ok(&env.mlrun(&["run"]));
+    env.write("data/in.txt", "q2\n");
+    ok(&env.mlrun(&["run", "-p", "lr=0.2", "-m", "second try"]));
+    ok(&env.mlrun(&["push"]));
+    let id = env.run_ids()[0].clone();
+    for args in [
+        vec!["runs"],
+        vec!["runs", "--json"],
+        vec!["runs", "--metric", "accuracy>0.15"],
+        vec!["show", "latest"],
+        vec!["show", &id, "--json"],
+        vec!["diff", "latest"],
+        vec!["diff", &id, "latest", "--json"],
+        vec!["compare"],
+    ] {
+        let local = env.mlrun(&args);
+        ok(&local);
+        let mut remote_args = args.clone();
+        remote_args.push("--remote");
+        let remote = env.mlrun(&remote_args);
+        ok(&remote);
+        assert_eq!(local.stdout, remote.stdout, "{args:?}");
+    }
+    // from a clone with no local store at all
+    let clone = clone_of(&env, &r);
+    let out = clone.mlrun(&["runs", "--remote"]);
+    ok(&out);
+    assert_eq!(out.stdout, env.mlrun(&["runs"]).stdout);
+    assert!(
+        !clone.path(".mlrun/lineage.db").exists(),
+        "a query made a store"
+    );
+}
