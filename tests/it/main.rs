@@ -28,6 +28,7 @@ mod replay_history;
 mod reports;
 mod secrets;
 mod store;
+mod structure;
 mod trace;
 mod truth;
 mod ui;

@@ -252,7 +252,7 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
                     );
                     continue;
                 };
-                if models::check_name(&name).is_err() {
+                if crate::pipeline::model_name::check_name(&name).is_err() {
                     note(
                         &t.name,
                         "skipped",
