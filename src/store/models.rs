@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use super::During;
+use super::lineage::{VERSION_COLS, VERSION_COLUMNS, VERSION_FROM, version_row};
 use crate::error::{Error, Result};
 use crate::store::query;
 
@@ -142,38 +143,40 @@ pub struct ModelVersion {
     pub id: i64,
 }
 
-const MV_SELECT: &str = "SELECT m.name, mv.label, mv.semver, a.path, v.blob_hash, b.kind, b.size,
-       b.nfiles, mv.av_id, mv.step_exec, mv.run_id, s.step, g.commit_sha, g.dirty,
-       mv.registered_at, mv.registered_by, mv.message, mv.auto, mv.id
-  FROM model_versions mv JOIN models m ON m.id = mv.model_id
-  JOIN artifact_versions v ON v.id = mv.av_id JOIN artifacts a ON a.id = v.artifact_id
-  JOIN blobs b ON b.hash = v.blob_hash
+/// A model version's columns after the artifact version's (`VERSION_COLS`, read by
+/// `version_row`), and the tables they come from joined to `VERSION_FROM`.
+const MV_COLS: &str = "m.name, mv.label, mv.semver, mv.step_exec, mv.run_id, s.step, g.commit_sha,
+       g.dirty, mv.registered_at, mv.registered_by, mv.message, mv.auto, mv.id";
+const MV_JOIN: &str =
+    "JOIN model_versions mv ON mv.av_id = v.id JOIN models m ON m.id = mv.model_id
   LEFT JOIN step_execs s ON s.id = mv.step_exec
   LEFT JOIN runs r ON r.id = mv.run_id LEFT JOIN git_snapshots g ON g.id = r.git_start";
 
 fn mv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
+    let v = version_row(r)?;
+    let at = |i: usize| VERSION_COLUMNS + i;
     Ok(ModelVersion {
-        name: r.get(0)?,
-        version: r.get(1)?,
-        semver: r.get(2)?,
-        path: r.get(3)?,
-        hash: r.get(4)?,
-        kind: r.get(5)?,
-        size: r.get(6)?,
-        nfiles: r.get(7)?,
-        av_id: r.get(8)?,
-        exec_id: r.get(9)?,
-        run_id: r.get(10)?,
+        name: r.get(at(0))?,
+        version: r.get(at(1))?,
+        semver: r.get(at(2))?,
+        path: v.path,
+        hash: v.hash,
+        kind: v.kind,
+        size: v.size,
+        nfiles: v.nfiles,
+        av_id: v.av_id,
+        exec_id: r.get(at(3))?,
+        run_id: r.get(at(4))?,
         short_id: None,
-        step: r.get(11)?,
-        commit: r.get(12)?,
-        dirty: r.get(13)?,
-        registered_at: r.get(14)?,
-        registered_by: r.get(15)?,
-        message: r.get(16)?,
-        auto: r.get(17)?,
+        step: r.get(at(5))?,
+        commit: r.get(at(6))?,
+        dirty: r.get(at(7))?,
+        registered_at: r.get(at(8))?,
+        registered_by: r.get(at(9))?,
+        message: r.get(at(10))?,
+        auto: r.get(at(11))?,
         aliases: Vec::new(),
-        id: r.get(18)?,
+        id: r.get(at(12))?,
     })
 }
 
@@ -198,7 +201,10 @@ fn versions_where(
     cond: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<ModelVersion>> {
-    let mut stmt = conn.prepare(&format!("{MV_SELECT} WHERE {cond} ORDER BY mv.id DESC"))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {VERSION_COLS}, {MV_COLS} FROM {VERSION_FROM} {MV_JOIN}
+         WHERE {cond} ORDER BY mv.id DESC"
+    ))?;
     let mut out: Vec<ModelVersion> = stmt
         .query_map(args, mv_row)?
         .collect::<rusqlite::Result<_>>()?;
