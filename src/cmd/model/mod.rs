@@ -477,5 +477,5 @@ fn show(args: ModelShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Re
 mod export;
 mod import;
 
-use export::{MOVE_TRAILER, export_tags, git};
+use export::{MOVE_TRAILER, export_tags, git, project_repo};
 use import::import_tags;
