@@ -32,7 +32,7 @@ def main(argv):
         if a == "--tokens":
             size = int(next(it))
         else:
-            paths.append(Path(a))
+            paths.append(Path(a).resolve())
     paths = paths or [ROOT / "src", ROOT / "tests" / "it"]
     files = sorted(f for p in paths for f in ([p] if p.is_file() else p.rglob("*.rs")))
     seen, hits = {}, []

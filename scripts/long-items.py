@@ -108,7 +108,7 @@ def main(argv):
         elif a == "--fns":
             max_fn = int(next(it))
         else:
-            paths.append(Path(a))
+            paths.append(Path(a).resolve())
     paths = paths or [ROOT / "src", ROOT / "tests", ROOT / "benches"]
     files = sorted(f for p in paths for f in ([p] if p.is_file() else p.rglob("*.rs")))
     long_files, long_fns, excused = [], [], []

@@ -4,17 +4,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Env, Out, one};
-
-fn json(out: &Out) -> Value {
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
-}
-
-fn ok(out: Out) -> Out {
-    assert_eq!(out.code, 0, "{out:?}");
-    out
-}
+use crate::common::{Env, Out, json, ok, one};
 
 /// `train` writes `model/weights.txt` from the param `k` (so the same `k` gives the same
 /// content) and a log nobody registers.

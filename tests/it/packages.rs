@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{Env, one};
+use crate::common::{Env, json, one};
 
 const PIPELINE: &str = r#"
 [steps.train]
@@ -89,11 +89,6 @@ fn recorded(env: &Value) -> Vec<(String, String)> {
         .collect();
     l.sort();
     l
-}
-
-fn json(out: &crate::common::Out) -> Value {
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap()
 }
 
 fn step_env(show: &Value) -> Value {

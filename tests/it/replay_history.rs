@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Env, Out, one};
+use crate::common::{Env, json, ok, one};
 
 const PIPELINE: &str = r#"
 [params]
@@ -35,16 +35,6 @@ fn project() -> Env {
     );
     env.commit("pipeline");
     env
-}
-
-fn ok(out: Out) -> Out {
-    assert_eq!(out.code, 0, "{out:?}");
-    out
-}
-
-fn json(out: Out) -> Value {
-    let out = ok(out);
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
 fn newest_run(env: &Env) -> String {

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Env, Out, one};
+use crate::common::{Env, json, ok, one};
 
 const PIPELINE: &str = r#"
 [params]
@@ -44,16 +44,6 @@ fn project() -> Env {
     env.commit("pipeline");
     env.write("data/raw.csv", "a,1\nb,2\nc,3\n");
     env
-}
-
-fn ok(out: Out) -> Out {
-    assert_eq!(out.code, 0, "{out:?}");
-    out
-}
-
-fn json(out: Out) -> Value {
-    let out = ok(out);
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
 #[test]
