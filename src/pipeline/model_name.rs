@@ -1,8 +1,9 @@
-//! The rule for model names and aliases, GTO's (so `model export-tags` writes tags `gto` reads,
-//! and git accepts them as refs): lowercase letters, digits, `-` and `/`, starting with a letter,
-//! ending with a letter or digit, at least two characters, no `//`. A step's `model` key is
-//! checked with it before anything runs; the model registry (`store::models`) and every `model`
-//! command check with it too.
+//! Model names, aliases and version labels, as text. Names and aliases follow GTO's rule (so
+//! `model export-tags` writes tags `gto` reads, and git accepts them as refs): lowercase
+//! letters, digits, `-` and `/`, starting with a letter, ending with a letter or digit, at least
+//! two characters, no `//`; an alias is not a version label nor a reserved word. A step's
+//! `model` key is checked here before anything runs; the registry (`store::models`) and every
+//! `model` command check here too.
 
 use crate::error::{Error, Result};
 
@@ -77,6 +78,100 @@ pub fn check(what: &str, s: &str) -> Result<()> {
     Err(e)
 }
 
+/// Words an alias cannot be: they already mean something after `NAME@`.
+const RESERVED_ALIASES: &[&str] = &["latest", "last", "latest-replay", "greatest"];
+
+/// Check an alias: a name that is not a version label (`v2`) nor a reserved word.
+pub fn check_alias(alias: &str) -> Result<()> {
+    check("alias", alias)?;
+    if parse_version(alias).is_ok() {
+        return Err(Error::invalid(format!(
+            "alias `{alias}` is not allowed: it reads as a version label"
+        ))
+        .hint("an alias is a word such as `production`, `staging` or `champion`"));
+    }
+    if RESERVED_ALIASES.contains(&alias) {
+        return Err(Error::invalid(format!(
+            "alias `{alias}` is not allowed: `{alias}` is reserved"
+        ))
+        .hint("an alias is a word such as `production`, `staging` or `champion`"));
+    }
+    Ok(())
+}
+
+/// A version label: as written (`v3`, `v1.2.0`), its canonical semver (`3.0.0`), its major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub label: String,
+    pub semver: String,
+    pub major: u64,
+}
+
+fn number(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn ident_ok(s: &str, numeric_no_leading_zero: bool) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && (!numeric_no_leading_zero
+                    || !p.chars().all(|c| c.is_ascii_digit())
+                    || number(p).is_some())
+        })
+}
+
+/// `vN`, `N`, `vX.Y.Z[-pre][+build]` or `X.Y.Z[...]` (semantic versioning 2.0.0).
+pub fn parse_version(s: &str) -> Result<Label> {
+    let bad = || {
+        Error::invalid(format!("`{s}` is not a version")).hint(
+            "write a number (`3`, `v3`) or a semantic version (`1.2.0`, `v1.2.0`, `2.0.0-rc.1`)",
+        )
+    };
+    let body = s.strip_prefix('v').unwrap_or(s);
+    if let Some(n) = number(body) {
+        return Ok(Label {
+            label: format!("v{n}"),
+            semver: format!("{n}.0.0"),
+            major: n,
+        });
+    }
+    let (core, build) = match body.split_once('+') {
+        Some((c, b)) if ident_ok(b, false) => (c, Some(b)),
+        Some(_) => return Err(bad()),
+        None => (body, None),
+    };
+    let (core, pre) = match core.split_once('-') {
+        Some((c, p)) if ident_ok(p, true) => (c, Some(p)),
+        Some(_) => return Err(bad()),
+        None => (core, None),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    let [major, minor, patch] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (Some(major), Some(_), Some(_)) = (number(major), number(minor), number(patch)) else {
+        return Err(bad());
+    };
+    let mut semver = core.to_string();
+    if let Some(p) = pre {
+        semver += &format!("-{p}");
+    }
+    if let Some(b) = build {
+        semver += &format!("+{b}");
+    }
+    Ok(Label {
+        label: format!("v{semver}"),
+        semver,
+        major,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +198,35 @@ mod tests {
         }
         assert_eq!(suggestion("Churn_Model").as_deref(), Some("churn-model"));
         assert_eq!(suggestion("my model/").as_deref(), Some("my-model"));
+    }
+
+    #[test]
+    fn versions_are_numbers_or_semver() {
+        let l = parse_version("v3").unwrap();
+        assert_eq!(
+            (l.label.as_str(), l.semver.as_str(), l.major),
+            ("v3", "3.0.0", 3)
+        );
+        assert_eq!(parse_version("3").unwrap().label, "v3");
+        let l = parse_version("1.2.0-rc.1+b5").unwrap();
+        assert_eq!(
+            (l.label.as_str(), l.semver.as_str()),
+            ("v1.2.0-rc.1+b5", "1.2.0-rc.1+b5")
+        );
+        for bad in [
+            "v",
+            "v01",
+            "1.2",
+            "1.2.x",
+            "01.2.3",
+            "1.2.3-",
+            "1.2.3-01",
+            "production",
+        ] {
+            assert!(parse_version(bad).is_err(), "{bad}");
+        }
+        assert!(check_alias("v2").is_err());
+        assert!(check_alias("latest").is_err());
+        assert!(check_alias("production").is_ok());
     }
 }

@@ -25,7 +25,7 @@ pub(super) struct TagOut {
 
 /// A version's label as GTO reads it: `vN` is `vN.0.0`.
 pub(super) fn gto_version(v: &str) -> String {
-    match models::parse_version(v) {
+    match crate::pipeline::model_name::parse_version(v) {
         Ok(l) => format!("v{}", l.semver),
         Err(_) => v.to_string(),
     }

@@ -161,10 +161,10 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
     for t in &tags {
         match parse_gto_tag(&t.name) {
             Some(GtoTag::Register { name, version }) => {
-                let label = models::parse_version(&version)?;
+                let label = crate::pipeline::model_name::parse_version(&version)?;
                 // mlrun's own numbers read back as they were written
                 let label = if label.semver == format!("{}.0.0", label.major) {
-                    models::parse_version(&label.major.to_string())?
+                    crate::pipeline::model_name::parse_version(&label.major.to_string())?
                 } else {
                     label
                 };
@@ -342,7 +342,7 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
         let want = active
             .get(&(name.clone(), stage.clone()))
             .and_then(|a| a.last().cloned());
-        if models::check_alias(stage).is_err() {
+        if crate::pipeline::model_name::check_alias(stage).is_err() {
             note(
                 &t.name,
                 "skipped",

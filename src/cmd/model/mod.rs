@@ -180,7 +180,7 @@ fn register(args: ModelRegisterArgs, store_dir: Option<&Path>, color: ColorChoic
     let label = args
         .as_version
         .as_deref()
-        .map(models::parse_version)
+        .map(model_name::parse_version)
         .transpose()?;
     let mut store = Store::open_existing(&store::find_dir(store_dir)?)?;
     let arg = args.target.as_str();
@@ -259,7 +259,7 @@ fn register(args: ModelRegisterArgs, store_dir: Option<&Path>, color: ColorChoic
 
 fn alias(args: ModelAliasArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     model_name::check_name(&args.name)?;
-    models::check_alias(&args.alias)?;
+    model_name::check_alias(&args.alias)?;
     let mut store = Store::open_existing(&store::find_dir(store_dir)?)?;
     let to = if args.remove {
         None
