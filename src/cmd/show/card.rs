@@ -59,8 +59,6 @@ pub fn render_file_card(c: &Card, m: &Member, style: &Style) -> String {
 
 /// Everything of a card below its first lines: producer, inputs, readers, versions.
 pub(super) fn card_body(c: &Card, style: &Style) -> String {
-    let v = &c.version;
-    let slash = if v.kind == "dir" { "/" } else { "" };
     let mut o = String::new();
     if !c.stored {
         o += &format!(
@@ -75,6 +73,15 @@ pub(super) fn card_body(c: &Card, style: &Style) -> String {
             }
         );
     }
+    o += &origin_text(c, style);
+    o += &inputs_and_users_text(c, style);
+    o += &versions_text(c, style);
+    o
+}
+
+/// Where the version came from: the execution and run that produced it, or why none did.
+fn origin_text(c: &Card, style: &Style) -> String {
+    let mut o = String::new();
     match (&c.produced_by, &c.run) {
         (Some(e), Some(r)) => {
             o += &format!(
@@ -129,6 +136,12 @@ pub(super) fn card_body(c: &Card, style: &Style) -> String {
             o += "  made by   no step: a file tracked in git, read as it was committed\n";
         }
     }
+    o
+}
+
+/// What it was made from, what used it, and the other executions that produced it too.
+fn inputs_and_users_text(c: &Card, style: &Style) -> String {
+    let mut o = String::new();
     if !c.inputs.is_empty() {
         o += &format!("\n{}\n", style.paint(Role::Strong, "made from"));
         let w = c
@@ -214,6 +227,14 @@ pub(super) fn card_body(c: &Card, style: &Style) -> String {
             );
         }
     }
+    o
+}
+
+/// The other versions of the same path, newest first.
+fn versions_text(c: &Card, style: &Style) -> String {
+    let v = &c.version;
+    let slash = if v.kind == "dir" { "/" } else { "" };
+    let mut o = String::new();
     o += &format!(
         "\n{}\n",
         style.paint(

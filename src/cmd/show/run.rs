@@ -3,7 +3,7 @@
 use crate::report::Role;
 use crate::report::{self, Style, short_hash, time};
 use crate::store::packages::EnvPackages;
-use crate::store::query::{EnvInfo, GitInfo, IoInfo, RunDetail};
+use crate::store::query::{EnvInfo, GitInfo, IoInfo, RunDetail, StepInfo};
 
 pub(super) fn git_line(g: &GitInfo) -> String {
     if !g.is_repo {
@@ -233,140 +233,7 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         o += &format!("  params    {}\n", p);
     }
     for s in &d.steps {
-        let mark = match s.status.as_str() {
-            "succeeded" => style.paint(Role::Good, "✓"),
-            "cached" | "restored" => style.paint(Role::Good, "="),
-            "failed" => style.paint(Role::Bad, "✗"),
-            "not_run" => style.paint(Role::Warn, "-"),
-            _ => style.paint(Role::Warn, "!"),
-        };
-        let mut head = format!(
-            "\n{mark} {}  {}",
-            style.paint(Role::Strong, &s.name),
-            style.status(&s.status)
-        );
-        if s.attempt > 1 || detail_has_retries(d, &s.name) {
-            head += &format!("  attempt {}", s.attempt);
-        }
-        if let Some(c) = s.exit_code {
-            head += &format!("  exit {c}");
-        }
-        if let Some(sig) = s.signal {
-            head += &format!(" ({})", crate::exec::unix::signal_name(sig));
-        }
-        if let Some(ms) = s.duration_ms {
-            head += &format!("  {}", report::duration_ms(ms));
-        }
-        o += &head;
-        o += "\n";
-        if let Some(r) = &s.reused_run {
-            o += &format!(
-                "    reused  the results of run {} (the step did not run again)\n",
-                s.reused_run_short.as_deref().unwrap_or(r)
-            );
-        }
-        if let Some(e) = &s.error {
-            o += &format!("    {}     {}\n", style.paint(Role::Muted, "why"), e);
-        }
-        o += &format!("    cmd     {}\n", s.cmd);
-        if !s.cwd.is_empty() {
-            o += &format!("    cwd     {}\n", s.cwd);
-        }
-        let observed = |io: &IoInfo| {
-            if io.observed {
-                format!("  {}", style.paint(Role::Warn, "(observed)"))
-            } else {
-                String::new()
-            }
-        };
-        for i in &s.inputs {
-            o += &format!("    in      {}{}\n", io_line(i), observed(i));
-        }
-        for i in &s.outputs {
-            let note = if i.observed {
-                observed(i)
-            } else if i.stored {
-                String::new()
-            } else {
-                style.paint(Role::Muted, "  (bytes not stored: cannot be restored)")
-            };
-            let known = d
-                .determinism
-                .get(&s.name)
-                .and_then(|f| f.iter().find(|f| f.path == i.path && f.nondeterministic()));
-            let note = match known {
-                Some(f) => format!(
-                    "{note}  {}",
-                    style.paint(
-                        Role::Warn,
-                        &format!("(nondeterministic, since run {})", f.since_run_short)
-                    )
-                ),
-                None => note,
-            };
-            o += &format!("    out     {}{note}\n", io_line(i));
-        }
-        if !s.params.is_empty() {
-            let p = report::params_line(&s.params);
-            o += &format!("    params  {}\n", p);
-        }
-        if !s.metrics.is_empty() {
-            let m = report::metrics_line(&s.metrics);
-            o += &format!("    metrics {}\n", m);
-        }
-        if s.changed_tracked_files {
-            o += &format!(
-                "    {}\n",
-                style.paint(
-                    Role::Warn,
-                    "note    this step changed tracked files in the git working tree"
-                )
-            );
-        }
-        if !s.repo_changes.is_empty() {
-            o += &format!(
-                "    repo    {}\n",
-                style.paint(
-                    Role::Warn,
-                    &crate::fingerprint::git::describe_ref_changes(&s.repo_changes)
-                )
-            );
-        }
-        if s.keep_outputs {
-            o += &format!(
-                "    note    {}\n",
-                style.paint(
-                    Role::Muted,
-                    "outputs kept in place (keep-outputs): not checked to be newly written"
-                )
-            );
-        }
-        if let Some(env) = s.env_id.as_ref().and_then(|e| d.environments.get(e))
-            && !env.interpreters.is_empty()
-        {
-            let i: Vec<String> = env
-                .interpreters
-                .values()
-                .map(|v| v.split(" (").next().unwrap_or(v).to_string())
-                .collect();
-            o += &format!("    uses    {}\n", i.join(", "));
-        }
-        if s.stdout_bytes > 0 || s.stderr_bytes > 0 {
-            // a long log: the database has its first and last 64 KiB, the object store the rest
-            let kept = |stream: &str| match s.logs.get(stream) {
-                Some(l) if l.object.is_some() && l.stored => " (whole log in the object store)",
-                Some(l) if l.object.is_some() => " (only its first and last 64 KiB kept)",
-                _ => "",
-            };
-            o += &format!(
-                "    logs    {} stdout{}, {} stderr{} {}\n",
-                report::size(s.stdout_bytes as u64),
-                kept("stdout"),
-                report::size(s.stderr_bytes as u64),
-                kept("stderr"),
-                style.paint(Role::Muted, "(mlrun show --logs)")
-            );
-        }
+        o += &step_text(d, s, style);
     }
     if let Some(e) = d.environments.values().next() {
         o += &format!("\n{}\n", style.paint(Role::Strong, "environment"));
@@ -397,6 +264,155 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
                 d.environments.len()
             );
         }
+    }
+    o
+}
+
+/// One step of `show RUN`: its mark, status and times, command, inputs and outputs, metrics and
+/// how its output was kept.
+fn step_text(d: &RunDetail, s: &StepInfo, style: &Style) -> String {
+    let mut o = String::new();
+    o += &step_head(d, s, style);
+    o += &format!("    cmd     {}\n", s.cmd);
+    if !s.cwd.is_empty() {
+        o += &format!("    cwd     {}\n", s.cwd);
+    }
+    let observed = |io: &IoInfo| {
+        if io.observed {
+            format!("  {}", style.paint(Role::Warn, "(observed)"))
+        } else {
+            String::new()
+        }
+    };
+    for i in &s.inputs {
+        o += &format!("    in      {}{}\n", io_line(i), observed(i));
+    }
+    for i in &s.outputs {
+        let note = if i.observed {
+            observed(i)
+        } else if i.stored {
+            String::new()
+        } else {
+            style.paint(Role::Muted, "  (bytes not stored: cannot be restored)")
+        };
+        let known = d
+            .determinism
+            .get(&s.name)
+            .and_then(|f| f.iter().find(|f| f.path == i.path && f.nondeterministic()));
+        let note = match known {
+            Some(f) => format!(
+                "{note}  {}",
+                style.paint(
+                    Role::Warn,
+                    &format!("(nondeterministic, since run {})", f.since_run_short)
+                )
+            ),
+            None => note,
+        };
+        o += &format!("    out     {}{note}\n", io_line(i));
+    }
+    if !s.params.is_empty() {
+        let p = report::params_line(&s.params);
+        o += &format!("    params  {}\n", p);
+    }
+    if !s.metrics.is_empty() {
+        let m = report::metrics_line(&s.metrics);
+        o += &format!("    metrics {}\n", m);
+    }
+    if s.changed_tracked_files {
+        o += &format!(
+            "    {}\n",
+            style.paint(
+                Role::Warn,
+                "note    this step changed tracked files in the git working tree"
+            )
+        );
+    }
+    if !s.repo_changes.is_empty() {
+        o += &format!(
+            "    repo    {}\n",
+            style.paint(
+                Role::Warn,
+                &crate::fingerprint::git::describe_ref_changes(&s.repo_changes)
+            )
+        );
+    }
+    if s.keep_outputs {
+        o += &format!(
+            "    note    {}\n",
+            style.paint(
+                Role::Muted,
+                "outputs kept in place (keep-outputs): not checked to be newly written"
+            )
+        );
+    }
+    if let Some(env) = s.env_id.as_ref().and_then(|e| d.environments.get(e))
+        && !env.interpreters.is_empty()
+    {
+        let i: Vec<String> = env
+            .interpreters
+            .values()
+            .map(|v| v.split(" (").next().unwrap_or(v).to_string())
+            .collect();
+        o += &format!("    uses    {}\n", i.join(", "));
+    }
+    if s.stdout_bytes > 0 || s.stderr_bytes > 0 {
+        // a long log: the database has its first and last 64 KiB, the object store the rest
+        let kept = |stream: &str| match s.logs.get(stream) {
+            Some(l) if l.object.is_some() && l.stored => " (whole log in the object store)",
+            Some(l) if l.object.is_some() => " (only its first and last 64 KiB kept)",
+            _ => "",
+        };
+        o += &format!(
+            "    logs    {} stdout{}, {} stderr{} {}\n",
+            report::size(s.stdout_bytes as u64),
+            kept("stdout"),
+            report::size(s.stderr_bytes as u64),
+            kept("stderr"),
+            style.paint(Role::Muted, "(mlrun show --logs)")
+        );
+    }
+    o
+}
+
+/// A step's first lines: mark, name, status, attempt, exit code or signal, duration; the run it
+/// was reused from; its error.
+fn step_head(d: &RunDetail, s: &StepInfo, style: &Style) -> String {
+    let mut o = String::new();
+    let mark = match s.status.as_str() {
+        "succeeded" => style.paint(Role::Good, "✓"),
+        "cached" | "restored" => style.paint(Role::Good, "="),
+        "failed" => style.paint(Role::Bad, "✗"),
+        "not_run" => style.paint(Role::Warn, "-"),
+        _ => style.paint(Role::Warn, "!"),
+    };
+    let mut head = format!(
+        "\n{mark} {}  {}",
+        style.paint(Role::Strong, &s.name),
+        style.status(&s.status)
+    );
+    if s.attempt > 1 || detail_has_retries(d, &s.name) {
+        head += &format!("  attempt {}", s.attempt);
+    }
+    if let Some(c) = s.exit_code {
+        head += &format!("  exit {c}");
+    }
+    if let Some(sig) = s.signal {
+        head += &format!(" ({})", crate::exec::unix::signal_name(sig));
+    }
+    if let Some(ms) = s.duration_ms {
+        head += &format!("  {}", report::duration_ms(ms));
+    }
+    o += &head;
+    o += "\n";
+    if let Some(r) = &s.reused_run {
+        o += &format!(
+            "    reused  the results of run {} (the step did not run again)\n",
+            s.reused_run_short.as_deref().unwrap_or(r)
+        );
+    }
+    if let Some(e) = &s.error {
+        o += &format!("    {}     {}\n", style.paint(Role::Muted, "why"), e);
     }
     o
 }
