@@ -8,6 +8,7 @@ use crate::report::Role;
 use crate::report::{ColorChoice, Style, emit};
 use crate::store::logs::LogObjects;
 use crate::store::packages::EnvPackages;
+use crate::store::query::RunDetail;
 use crate::store::{self, Store};
 
 mod card;
@@ -101,111 +102,12 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     let mut out = Out::stdout();
     out.text(&render(&detail, &style));
     if args.logs || args.full {
-        let objects = LogObjects::new(&store.dir);
-        for s in &detail.steps {
-            // a reused step ran nothing: its logs are those of the execution it reused
-            let (exec, from) = match (&s.reused_run, s.stdout_bytes + s.stderr_bytes) {
-                (Some(_), 0) => match store.reused_origin(s.exec_id)? {
-                    Some((e, run)) if e != s.exec_id => (e, Some(store.short_id(&run)?)),
-                    _ => (s.exec_id, None),
-                },
-                _ => (s.exec_id, None),
-            };
-            for stream in ["stdout", "stderr"] {
-                let data = store.step_log(exec, stream)?;
-                if data.bytes == 0 {
-                    continue;
-                }
-                let attempt = if s.attempt > 1 {
-                    format!(" attempt {}", s.attempt)
-                } else {
-                    String::new()
-                };
-                let reused = match &from {
-                    Some(run) => format!(
-                        " {}",
-                        style.paint(
-                            Role::Muted,
-                            &format!(
-                                "(from run {run}: this run reused that execution, {})",
-                                s.status
-                            )
-                        )
-                    ),
-                    None => String::new(),
-                };
-                out.text(&format!(
-                    "\n{} {}{attempt} {}{reused}\n",
-                    style.paint(Role::Strong, "──"),
-                    s.name,
-                    style.paint(Role::Muted, stream)
-                ));
-                let name = format!("{}:{}", from.as_deref().unwrap_or(&detail.short_id), s.name);
-                print_log(&mut out, &objects, &data, args.full, &name, &style)?;
-            }
-        }
+        print_logs(&mut out, &store, &detail, args.full, &style)?;
     } else {
-        // a failed step's last words, without --logs
-        for s in detail
-            .steps
-            .iter()
-            .filter(|s| matches!(s.status.as_str(), "failed" | "timed_out" | "interrupted"))
-        {
-            let data = store.step_log(s.exec_id, "stderr")?;
-            let bytes = data.tail.as_deref().unwrap_or(&data.head[..]);
-            let text = String::from_utf8_lossy(bytes);
-            let lines: Vec<&str> = text.lines().collect();
-            if lines.is_empty() {
-                continue;
-            }
-            let from = lines.len().saturating_sub(FAILED_TAIL_LINES);
-            out.text(&format!(
-                "\n{} {} {} {}\n",
-                style.paint(Role::Strong, "──"),
-                s.name,
-                style.paint(Role::Muted, "stderr"),
-                style.paint(
-                    Role::Muted,
-                    &if from > 0 || data.tail.is_some() {
-                        format!(
-                            "(its last {} lines; `mlrun show {}:{} --logs` prints the rest)",
-                            lines.len() - from,
-                            detail.short_id,
-                            s.name
-                        )
-                    } else {
-                        format!("({} failed)", s.name)
-                    }
-                )
-            ));
-            out.text(&format!("{}\n", lines[from..].join("\n")));
-        }
+        print_failed_tails(&mut out, &store, &detail, &style)?;
     }
     if args.packages {
-        let envs: Vec<(&String, &EnvPackages)> = run_package_envs(&detail)
-            .into_iter()
-            .map(|(p, e, _)| (p, e))
-            .collect();
-        if envs.is_empty() {
-            // a store from before packages were recorded keeps the interpreters its steps used
-            let python = detail
-                .steps
-                .iter()
-                .filter_map(|s| s.env_id.as_ref().and_then(|e| detail.environments.get(e)))
-                .flat_map(|e| e.interpreters.keys())
-                .find(|p| {
-                    let base = p.rsplit('/').next().unwrap_or(p);
-                    base.starts_with("python") || base.starts_with("pypy")
-                });
-            let why = match python {
-                Some(p) => format!(
-                    "no packages recorded, though its steps ran `{p}`: the run was recorded by an mlrun from before packages were recorded, or the interpreter's environment could not be read"
-                ),
-                None => "no packages recorded: no step ran a Python interpreter (or one in a conda environment)".to_string(),
-            };
-            out.text(&format!("\n{}\n", style.paint(Role::Muted, &why)));
-        }
-        out.text(&package_lists(&envs, &style));
+        print_packages(&mut out, &detail, &style);
     }
     if args.patch
         && let Some(diff) = detail.git.as_ref().and_then(|g| g.diff.as_ref())
@@ -225,3 +127,130 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
 
 /// How many lines of a failed step's stderr `show` prints without `--logs`.
 const FAILED_TAIL_LINES: usize = 20;
+
+/// `--logs` / `--full`: each step's recorded output (a reused step's is that of the execution
+/// it reused).
+fn print_logs(
+    out: &mut Out,
+    store: &Store,
+    detail: &RunDetail,
+    full: bool,
+    style: &Style,
+) -> Result<()> {
+    let objects = LogObjects::new(&store.dir);
+    for s in &detail.steps {
+        // a reused step ran nothing: its logs are those of the execution it reused
+        let (exec, from) = match (&s.reused_run, s.stdout_bytes + s.stderr_bytes) {
+            (Some(_), 0) => match store.reused_origin(s.exec_id)? {
+                Some((e, run)) if e != s.exec_id => (e, Some(store.short_id(&run)?)),
+                _ => (s.exec_id, None),
+            },
+            _ => (s.exec_id, None),
+        };
+        for stream in ["stdout", "stderr"] {
+            let data = store.step_log(exec, stream)?;
+            if data.bytes == 0 {
+                continue;
+            }
+            let attempt = if s.attempt > 1 {
+                format!(" attempt {}", s.attempt)
+            } else {
+                String::new()
+            };
+            let reused = match &from {
+                Some(run) => format!(
+                    " {}",
+                    style.paint(
+                        Role::Muted,
+                        &format!(
+                            "(from run {run}: this run reused that execution, {})",
+                            s.status
+                        )
+                    )
+                ),
+                None => String::new(),
+            };
+            out.text(&format!(
+                "\n{} {}{attempt} {}{reused}\n",
+                style.paint(Role::Strong, "──"),
+                s.name,
+                style.paint(Role::Muted, stream)
+            ));
+            let name = format!("{}:{}", from.as_deref().unwrap_or(&detail.short_id), s.name);
+            print_log(out, &objects, &data, full, &name, style)?;
+        }
+    }
+    Ok(())
+}
+
+/// Without `--logs`: the last lines of each failed step's stderr.
+fn print_failed_tails(
+    out: &mut Out,
+    store: &Store,
+    detail: &RunDetail,
+    style: &Style,
+) -> Result<()> {
+    for s in detail
+        .steps
+        .iter()
+        .filter(|s| matches!(s.status.as_str(), "failed" | "timed_out" | "interrupted"))
+    {
+        let data = store.step_log(s.exec_id, "stderr")?;
+        let bytes = data.tail.as_deref().unwrap_or(&data.head[..]);
+        let text = String::from_utf8_lossy(bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let from = lines.len().saturating_sub(FAILED_TAIL_LINES);
+        out.text(&format!(
+            "\n{} {} {} {}\n",
+            style.paint(Role::Strong, "──"),
+            s.name,
+            style.paint(Role::Muted, "stderr"),
+            style.paint(
+                Role::Muted,
+                &if from > 0 || data.tail.is_some() {
+                    format!(
+                        "(its last {} lines; `mlrun show {}:{} --logs` prints the rest)",
+                        lines.len() - from,
+                        detail.short_id,
+                        s.name
+                    )
+                } else {
+                    format!("({} failed)", s.name)
+                }
+            )
+        ));
+        out.text(&format!("{}\n", lines[from..].join("\n")));
+    }
+    Ok(())
+}
+
+/// `--packages`: the package lists of the run's environments, or why there are none.
+fn print_packages(out: &mut Out, detail: &RunDetail, style: &Style) {
+    let envs: Vec<(&String, &EnvPackages)> = run_package_envs(detail)
+        .into_iter()
+        .map(|(p, e, _)| (p, e))
+        .collect();
+    if envs.is_empty() {
+        // a store from before packages were recorded keeps the interpreters its steps used
+        let python = detail
+            .steps
+            .iter()
+            .filter_map(|s| s.env_id.as_ref().and_then(|e| detail.environments.get(e)))
+            .flat_map(|e| e.interpreters.keys())
+            .find(|p| {
+                let base = p.rsplit('/').next().unwrap_or(p);
+                base.starts_with("python") || base.starts_with("pypy")
+            });
+        let why = match python {
+            Some(p) => format!(
+                "no packages recorded, though its steps ran `{p}`: the run was recorded by an mlrun from before packages were recorded, or the interpreter's environment could not be read"
+            ),
+            None => "no packages recorded: no step ran a Python interpreter (or one in a conda environment)".to_string(),
+        };
+        out.text(&format!("\n{}\n", style.paint(Role::Muted, &why)));
+    }
+    out.text(&package_lists(&envs, style));
+}
