@@ -171,25 +171,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     };
     let cols = match &columns {
         Some(c) => c.clone(),
-        None => {
-            let mut c: Vec<Column> = [
-                Builtin::Id,
-                Builtin::Pipeline,
-                Builtin::Status,
-                Builtin::Started,
-                Builtin::Duration,
-                Builtin::Commit,
-                Builtin::Metrics,
-            ]
-            .into_iter()
-            .map(Column::Builtin)
-            .collect();
-            // MESSAGE only when a shown run has one, last since it is free text
-            if runs.iter().any(|r| r.message.is_some()) {
-                c.push(Column::Builtin(Builtin::Message));
-            }
-            c
-        }
+        None => default_columns(&runs),
     };
     // runs whose params were overridden on the command line are marked in STATUS
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
@@ -244,50 +226,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         }
         let row: Vec<Cell> = cols
             .iter()
-            .map(|c| match c {
-                Column::Builtin(Builtin::Id) => style.cell(Some(Role::Accent), &r.short_id),
-                Column::Builtin(Builtin::Pipeline) => Cell::new(&r.pipeline),
-                Column::Builtin(Builtin::Status) => {
-                    let mut status = r.status.clone();
-                    if r.replay_of.is_some() {
-                        status +=
-                            &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
-                    }
-                    if let Some(p) = overrides.get(&r.id) {
-                        let mut shown: Vec<&str> = p.iter().take(2).map(String::as_str).collect();
-                        if p.len() > 2 {
-                            shown.push("…");
-                        }
-                        status += &format!(" (-p {})", shown.join(" "));
-                    }
-                    style.cell(Style::status_role(&r.status), status)
-                }
-                Column::Builtin(Builtin::Started) => Cell::new(local(r.started_at)),
-                Column::Builtin(Builtin::Duration) => Cell::new(
-                    r.duration_ms
-                        .map_or_else(|| "-".into(), report::duration_ms),
-                ),
-                Column::Builtin(Builtin::Commit) => Cell::new(match &r.commit {
-                    Some(c) => {
-                        format!("{}{}", &c[..7.min(c.len())], if r.dirty { "+" } else { "" })
-                    }
-                    None => "-".into(),
-                }),
-                Column::Builtin(Builtin::Metrics) => Cell::new(metrics.join(" ")),
-                Column::Builtin(Builtin::Message) => {
-                    Cell::new(r.message.as_deref().map_or_else(String::new, one_line))
-                }
-                Column::Param(k) => Cell::new(
-                    r.params
-                        .get(k)
-                        .map_or_else(|| "-".into(), crate::pipeline::params::render),
-                ),
-                Column::Metric(k) => Cell::new(
-                    r.metrics
-                        .get(k)
-                        .map_or_else(|| "-".into(), |v| report::metric(*v)),
-                ),
-            })
+            .map(|c| cell(c, r, &metrics, &overrides, &local, &style))
             .collect();
         table.add_row(row);
     }
@@ -487,4 +426,80 @@ fn list_names(names: &[String]) -> String {
         s += &format!(" … and {} more", names.len() - MAX);
     }
     s
+}
+
+/// The columns without `--columns`: id, pipeline, status, started, duration, commit, metrics,
+/// and message when a shown run has one.
+fn default_columns(runs: &[query::RunSummary]) -> Vec<Column> {
+    let mut c: Vec<Column> = [
+        Builtin::Id,
+        Builtin::Pipeline,
+        Builtin::Status,
+        Builtin::Started,
+        Builtin::Duration,
+        Builtin::Commit,
+        Builtin::Metrics,
+    ]
+    .into_iter()
+    .map(Column::Builtin)
+    .collect();
+    // MESSAGE only when a shown run has one, last since it is free text
+    if runs.iter().any(|r| r.message.is_some()) {
+        c.push(Column::Builtin(Builtin::Message));
+    }
+    c
+}
+
+/// One cell of a run's row. `metrics`: the METRICS cell's `key=value`s.
+fn cell(
+    c: &Column,
+    r: &query::RunSummary,
+    metrics: &[String],
+    overrides: &std::collections::HashMap<String, Vec<String>>,
+    local: &dyn Fn(i64) -> String,
+    style: &Style,
+) -> Cell {
+    match c {
+        Column::Builtin(Builtin::Id) => style.cell(Some(Role::Accent), &r.short_id),
+        Column::Builtin(Builtin::Pipeline) => Cell::new(&r.pipeline),
+        Column::Builtin(Builtin::Status) => {
+            let mut status = r.status.clone();
+            if r.replay_of.is_some() {
+                status += &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
+            }
+            if let Some(p) = overrides.get(&r.id) {
+                let mut shown: Vec<&str> = p.iter().take(2).map(String::as_str).collect();
+                if p.len() > 2 {
+                    shown.push("…");
+                }
+                status += &format!(" (-p {})", shown.join(" "));
+            }
+            style.cell(Style::status_role(&r.status), status)
+        }
+        Column::Builtin(Builtin::Started) => Cell::new(local(r.started_at)),
+        Column::Builtin(Builtin::Duration) => Cell::new(
+            r.duration_ms
+                .map_or_else(|| "-".into(), report::duration_ms),
+        ),
+        Column::Builtin(Builtin::Commit) => Cell::new(match &r.commit {
+            Some(c) => {
+                format!("{}{}", &c[..7.min(c.len())], if r.dirty { "+" } else { "" })
+            }
+            None => "-".into(),
+        }),
+        Column::Builtin(Builtin::Metrics) => Cell::new(metrics.join(" ")),
+        Column::Builtin(Builtin::Message) => {
+            Cell::new(r.message.as_deref().map_or_else(String::new, one_line))
+        }
+        Column::Param(k) => Cell::new(
+            r.params
+                .get(k)
+                .map_or_else(|| "-".into(), crate::pipeline::params::render),
+        ),
+        Column::Metric(k) => Cell::new(
+            r.metrics
+                .get(k)
+                .map_or_else(|| "-".into(), |v| report::metric(*v)),
+        ),
+    }
 }
