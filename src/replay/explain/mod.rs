@@ -273,29 +273,7 @@ pub fn explain(
                 if !moved_inputs.is_empty() {
                     e.kind = "upstream";
                     e.text = "differed again in a second run, whose inputs differed too: a step before it is nondeterministic here".into();
-                    e.causes = moved_inputs
-                        .iter()
-                        .map(|p| {
-                            let maker = cx
-                                .plan
-                                .steps()
-                                .iter()
-                                .find(|s| {
-                                    s.outputs
-                                        .iter()
-                                        .any(|o| crate::pipeline::plan::within(p, &o.path))
-                                })
-                                .map(|s| format!(" (made by `{}`)", s.name))
-                                .unwrap_or_default();
-                            Cause {
-                                kind: "input",
-                                name: p.clone(),
-                                before: None,
-                                after: None,
-                                text: format!("input {p}{maker} differed between the two replays"),
-                            }
-                        })
-                        .collect();
+                    e.causes = upstream_causes(cx.plan, &moved_inputs);
                 } else {
                     e.kind = "nondeterministic";
                     e.text =
@@ -304,25 +282,7 @@ pub fn explain(
                     let h = hints
                         .get_or_insert_with(|| nondeterminism_hints(cx.store, first_exec, step));
                     e.causes = h.clone();
-                    if let Some(d) = &e.between_replays
-                        && !d.timestamps.is_empty()
-                    {
-                        // the time found says more than the general hint about the clock
-                        e.causes.retain(|c| c.name != "clock");
-                        e.causes.insert(
-                            0,
-                            Cause {
-                                kind: "timestamp",
-                                name: o.path.clone(),
-                                before: d.timestamps.first().cloned(),
-                                after: d.timestamps.get(1).cloned(),
-                                text: format!(
-                                    "the file holds a time ({}): write a fixed one (from SOURCE_DATE_EPOCH, or a param) or leave it out",
-                                    d.timestamps.join(", ")
-                                ),
-                            },
-                        );
-                    }
+                    put_timestamp_first(&mut e, &o.path);
                 }
             } else if o.identical {
                 e.kind = "deterministic";
@@ -346,57 +306,10 @@ pub fn explain(
         }
     }
 
-    // remember what was found: a replay only ever adds nondeterminism (a second run that came
-    // out the same may have been lucky); `check` records both verdicts
-    for v in verdicts.iter() {
-        for o in &v.outputs {
-            let Some(e) = &o.explanation else { continue };
-            let nondet = e.kind == "nondeterministic";
-            if checked(&v.name) && (nondet || e.kind == "deterministic" || e.kind == "changed") {
-                cx.store.record_determinism(
-                    &pipeline,
-                    &v.name,
-                    &o.path,
-                    nondet,
-                    cx.replay_run,
-                    "check",
-                )?;
-            } else if nondet {
-                cx.store.record_determinism(
-                    &pipeline,
-                    &v.name,
-                    &o.path,
-                    true,
-                    cx.replay_run,
-                    "replay",
-                )?;
-            }
-        }
-    }
+    record_findings(cx, &pipeline, verdicts, &checked)?;
     if let Some(run) = &summary.second_run {
-        // the second run is a replay of the same run too: its own verdict against the record
-        let differs = verdicts
-            .iter()
-            .filter(|v| rerun.contains(&v.name))
-            .any(|v| {
-                v.outputs.iter().any(|o| {
-                    o.explanation
-                        .as_ref()
-                        .and_then(|e| e.second.as_ref())
-                        .is_none_or(|h| Some(h) != o.original.as_ref())
-                })
-            });
-        let failed = second.values().any(|(_, s)| s != "succeeded");
-        cx.store.set_replay_verdict(
-            run,
-            if failed {
-                "failed"
-            } else if differs {
-                "differs"
-            } else {
-                "identical"
-            },
-        )?;
+        cx.store
+            .set_replay_verdict(run, second_verdict(verdicts, &rerun, &second))?;
     }
     Ok(summary)
 }
@@ -744,4 +657,118 @@ pub fn render(v: &StepVerdict, style: &crate::report::Style) -> Vec<String> {
         }
     }
     lines
+}
+
+/// The causes of an output that differed again while its inputs differed between the two
+/// replays: each such input, and the step that made it.
+fn upstream_causes(plan: &Plan, moved_inputs: &[String]) -> Vec<Cause> {
+    moved_inputs
+        .iter()
+        .map(|p| {
+            let maker = plan
+                .steps()
+                .iter()
+                .find(|s| {
+                    s.outputs
+                        .iter()
+                        .any(|o| crate::pipeline::plan::within(p, &o.path))
+                })
+                .map(|s| format!(" (made by `{}`)", s.name))
+                .unwrap_or_default();
+            Cause {
+                kind: "input",
+                name: p.clone(),
+                before: None,
+                after: None,
+                text: format!("input {p}{maker} differed between the two replays"),
+            }
+        })
+        .collect()
+}
+
+/// When the two replays' bytes differ by a time written into the file, that time leads the
+/// causes (it says more than the general hint about the clock, which it replaces).
+fn put_timestamp_first(e: &mut Explanation, path: &str) {
+    if let Some(d) = &e.between_replays
+        && !d.timestamps.is_empty()
+    {
+        // the time found says more than the general hint about the clock
+        e.causes.retain(|c| c.name != "clock");
+        e.causes.insert(
+            0,
+            Cause {
+                kind: "timestamp",
+                name: path.to_string(),
+                before: d.timestamps.first().cloned(),
+                after: d.timestamps.get(1).cloned(),
+                text: format!(
+                    "the file holds a time ({}): write a fixed one (from SOURCE_DATE_EPOCH, or a param) or leave it out",
+                    d.timestamps.join(", ")
+                ),
+            },
+        );
+    }
+}
+
+/// Remember what was found: a replay only ever adds nondeterminism (a second run that came out
+/// the same may have been lucky); `check` records both verdicts.
+fn record_findings(
+    cx: &Context,
+    pipeline: &str,
+    verdicts: &[StepVerdict],
+    checked: &dyn Fn(&str) -> bool,
+) -> Result<()> {
+    for v in verdicts.iter() {
+        for o in &v.outputs {
+            let Some(e) = &o.explanation else { continue };
+            let nondet = e.kind == "nondeterministic";
+            if checked(&v.name) && (nondet || e.kind == "deterministic" || e.kind == "changed") {
+                cx.store.record_determinism(
+                    pipeline,
+                    &v.name,
+                    &o.path,
+                    nondet,
+                    cx.replay_run,
+                    "check",
+                )?;
+            } else if nondet {
+                cx.store.record_determinism(
+                    pipeline,
+                    &v.name,
+                    &o.path,
+                    true,
+                    cx.replay_run,
+                    "replay",
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The second run is a replay of the same run too: its own verdict against the record.
+fn second_verdict(
+    verdicts: &[StepVerdict],
+    rerun: &BTreeSet<String>,
+    second: &BTreeMap<String, (i64, String)>,
+) -> &'static str {
+    let differs = verdicts
+        .iter()
+        .filter(|v| rerun.contains(&v.name))
+        .any(|v| {
+            v.outputs.iter().any(|o| {
+                o.explanation
+                    .as_ref()
+                    .and_then(|e| e.second.as_ref())
+                    .is_none_or(|h| Some(h) != o.original.as_ref())
+            })
+        });
+    let failed = second.values().any(|(_, s)| s != "succeeded");
+    if failed {
+        "failed"
+    } else if differs {
+        "differs"
+    } else {
+        "identical"
+    }
 }
