@@ -736,6 +736,8 @@ fn concurrent_registrations_get_distinct_versions() {
 /// `import-tags` reads GTO's tags back: a registration binds to the version a recorded run at
 /// the tag's commit produced of the path GTO's `artifacts.yaml` gives (or the `PATH HASH` line
 /// `export-tags` writes), and each stage ends where GTO's tags leave it.
+// Long on purpose: the tags are a history (registrations and stage moves dated in order) that
+// the dry run, the import, the model's state and a second import are all checked against.
 #[test]
 fn import_tags_reads_gto_tags_back() {
     let env = project("");

@@ -96,6 +96,9 @@ fn step_env(show: &Value) -> Value {
     show["environments"][id].clone()
 }
 
+// Long on purpose: one virtualenv is built (python -m venv and pip are slow) and its package
+// upgraded midway; every reader of the recorded lists (show, diff, export, replay) is checked
+// against the same two runs, which separate tests would each have to build again.
 #[test]
 fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
     let mut env = Env::git();
