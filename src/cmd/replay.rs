@@ -262,20 +262,6 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     Ok(exit_code)
 }
 
-/// The first `max` items, then how many more.
-fn list_some(items: &[String], max: usize) -> String {
-    let mut s = items
-        .iter()
-        .take(max)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > max {
-        s += &format!(" and {} more (`--json` lists them all)", items.len() - max);
-    }
-    s
-}
-
 /// A line per step (mark, name, verdict, the outputs that differ or were reproduced), with its
 /// likely cause and explanations under it.
 fn verdict_lines(verdicts: &[StepVerdict], style: &Style) -> Vec<String> {
@@ -358,7 +344,7 @@ fn verdict_lines(verdicts: &[StepVerdict], style: &Style) -> Vec<String> {
                 } else {
                     "packages differ"
                 },
-                list_some(&v.package_changes, 5)
+                crate::report::first_of(&v.package_changes, 5, " (`--json` lists them all)")
             ));
         }
         lines.extend(replay::explain::render(v, style));

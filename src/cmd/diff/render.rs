@@ -45,19 +45,6 @@ pub(super) fn signed(v: f64) -> String {
     }
 }
 
-pub(super) fn list(items: &[String], max: usize) -> String {
-    let mut s = items
-        .iter()
-        .take(max)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > max {
-        s += &format!(" and {} more", items.len() - max);
-    }
-    s
-}
-
 /// The package lines of the environment section: a count by kind, then one line each.
 pub(super) fn packages_text(e: &EnvDiff, style: &Style) -> String {
     let mut o = String::new();
@@ -271,13 +258,13 @@ fn data_text(d: &RunDiff, style: &Style) -> String {
             );
             if let Some(f) = &c.files {
                 if !f.added.is_empty() {
-                    o += &format!("      added    {}\n", list(&f.added, 8));
+                    o += &format!("      added    {}\n", report::first_of(&f.added, 8, ""));
                 }
                 if !f.removed.is_empty() {
-                    o += &format!("      removed  {}\n", list(&f.removed, 8));
+                    o += &format!("      removed  {}\n", report::first_of(&f.removed, 8, ""));
                 }
                 if !f.changed.is_empty() {
-                    o += &format!("      changed  {}\n", list(&f.changed, 8));
+                    o += &format!("      changed  {}\n", report::first_of(&f.changed, 8, ""));
                 }
             }
         }
@@ -331,7 +318,7 @@ fn code_text(d: &RunDiff, style: &Style) -> String {
         } else {
             format!(
                 "the same uncommitted changes in both: {}",
-                list(&c.a_dirty, 5)
+                report::first_of(&c.a_dirty, 5, "")
             )
         };
         o += &head(
@@ -372,7 +359,7 @@ fn code_text(d: &RunDiff, style: &Style) -> String {
                 if l.is_empty() {
                     "clean".to_string()
                 } else {
-                    list(l, 8)
+                    report::first_of(l, 8, "")
                 }
             };
             o += &format!("  uncommitted in A: {}\n", dirty(&c.a_dirty));
