@@ -228,64 +228,9 @@ fn build_graph(
     // io edges among the nodes found
     let av_list = id_list(avs.iter().copied());
     let ex_list = id_list(exs.iter().copied());
-    {
-        let mut stmt = conn.prepare(
-            // from the executions (few edges each), not the versions (a shared source file
-            // has thousands of readers): CROSS JOIN keeps that order
-            "SELECT e.step_exec, e.direction, e.av_id, e.origin, e.declared
-             FROM json_each(?1) x CROSS JOIN io_edges e ON e.step_exec = x.value
-             WHERE e.av_id IN (SELECT value FROM json_each(?2))",
-        )?;
-        let rows = stmt.query_map(params![ex_list, av_list], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, bool>(4)?,
-            ))
-        })?;
-        for row in rows {
-            let (e, dir, av, origin, declared) = row?;
-            if dir == "in" {
-                edges.insert(GraphEdge {
-                    from: av_node_id(av),
-                    to: exec_node_id(e),
-                    kind: "used",
-                    origin,
-                    observed: !declared,
-                });
-            } else {
-                edges.insert(GraphEdge {
-                    from: exec_node_id(e),
-                    to: av_node_id(av),
-                    kind: "generated",
-                    origin: None,
-                    observed: !declared,
-                });
-            }
-        }
-    }
+    edges.extend(io_edges_among(conn, &ex_list, &av_list)?);
     // per version: producers, reuses, origins
-    let mut prod: HashMap<i64, (usize, usize)> = HashMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT o.av_id, COUNT(*), SUM(s.status IN ('cached', 'restored'))
-             FROM io_edges o JOIN step_execs s ON s.id = o.step_exec
-             WHERE o.direction = 'out' AND o.av_id IN (SELECT value FROM json_each(?1))
-             GROUP BY o.av_id",
-        )?;
-        for row in stmt.query_map([&av_list], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })? {
-            let (av, n, reused) = row?;
-            prod.insert(av, (n as usize, reused as usize));
-        }
-    }
+    let prod = producer_counts(conn, &av_list)?;
     // what the readers in this graph recorded about each version
     let mut origins: HashMap<i64, BTreeSet<String>> = HashMap::new();
     for e in edges.iter().filter(|e| e.kind == "used") {
@@ -479,4 +424,68 @@ pub(super) fn runs_by_id(conn: &Connection, ids: &BTreeSet<String>) -> Result<Ve
         }
     }
     Ok(rows)
+}
+
+/// The io edges among the executions and versions a walk found (`?1`, `?2`: JSON id lists).
+fn io_edges_among(conn: &Connection, ex_list: &str, av_list: &str) -> Result<BTreeSet<GraphEdge>> {
+    let mut edges = BTreeSet::new();
+    let mut stmt = conn.prepare(
+        // from the executions (few edges each), not the versions (a shared source file
+        // has thousands of readers): CROSS JOIN keeps that order
+        "SELECT e.step_exec, e.direction, e.av_id, e.origin, e.declared
+             FROM json_each(?1) x CROSS JOIN io_edges e ON e.step_exec = x.value
+             WHERE e.av_id IN (SELECT value FROM json_each(?2))",
+    )?;
+    let rows = stmt.query_map(params![ex_list, av_list], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, bool>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (e, dir, av, origin, declared) = row?;
+        if dir == "in" {
+            edges.insert(GraphEdge {
+                from: av_node_id(av),
+                to: exec_node_id(e),
+                kind: "used",
+                origin,
+                observed: !declared,
+            });
+        } else {
+            edges.insert(GraphEdge {
+                from: exec_node_id(e),
+                to: av_node_id(av),
+                kind: "generated",
+                origin: None,
+                observed: !declared,
+            });
+        }
+    }
+    Ok(edges)
+}
+
+/// Per version: how many executions produced it, and how many of those were reuses.
+fn producer_counts(conn: &Connection, av_list: &str) -> Result<HashMap<i64, (usize, usize)>> {
+    let mut prod = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT o.av_id, COUNT(*), SUM(s.status IN ('cached', 'restored'))
+             FROM io_edges o JOIN step_execs s ON s.id = o.step_exec
+             WHERE o.direction = 'out' AND o.av_id IN (SELECT value FROM json_each(?1))
+             GROUP BY o.av_id",
+    )?;
+    for row in stmt.query_map([&av_list], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (av, n, reused) = row?;
+        prod.insert(av, (n as usize, reused as usize));
+    }
+    Ok(prod)
 }
