@@ -446,7 +446,7 @@ fn run_to_replay(store: &Store, args: &mut ReplayArgs, project: &Path) -> Result
                 }
             }
         }
-        None => replay::resolve(store, &args.target, &project)?,
+        None => replay::resolve(store, &args.target, project)?,
     })
 }
 
@@ -463,7 +463,7 @@ fn plan_to_replay(orig: &Original, args: &ReplayArgs) -> Result<Plan> {
         plan = plan.with_upstream_of(s).ok_or(e)?;
     }
     if !args.check.is_empty() {
-        plan = replay::explain::check_plan(plan, &args.check, &orig)?;
+        plan = replay::explain::check_plan(plan, &args.check, orig)?;
     }
     // A path outside the project would make the replay write into the user's real files.
     let outside: Vec<&str> = plan

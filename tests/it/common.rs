@@ -61,8 +61,7 @@ pub fn ok(out: Out) -> Out {
 
 /// The JSON a successful command printed (`--json`); fails the test showing the output if the
 /// command failed or its stdout is not JSON.
-pub fn json(out: impl std::borrow::Borrow<Out>) -> serde_json::Value {
-    let out = out.borrow();
+pub fn json(out: &Out) -> serde_json::Value {
     assert_eq!(out.code, 0, "{out:?}");
     stdout_json(out)
 }
