@@ -158,6 +158,8 @@ fn new_run(store: &mut Store, git: &GitState) -> String {
             argv_json: "[]",
             replay_of: None,
             message: None,
+            targets_json: None,
+            sweep_id: None,
         })
         .expect("insert run");
     id

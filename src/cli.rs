@@ -19,6 +19,8 @@ Examples:
   mlrun                          run ./pipeline.toml and record its lineage
   mlrun examples/x/pipeline.toml run another pipeline
   mlrun run -p train.lr=0.01     override a param for this run
+  mlrun train                    run the step `train` and the stale steps it needs
+  mlrun run model.pkl --dry-run  which steps making model.pkl would run, and why
   mlrun runs                     list recorded runs
   mlrun show latest              everything recorded about the newest run
   mlrun show model/              the model card: what made this exact version
@@ -95,6 +97,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Attach a message to a recorded run (or show or clear it)
     Note(NoteArgs),
+    /// Cancel the Slurm jobs of a run that may still be running (after mlrun was killed)
+    Cancel(crate::cmd::cancel::CancelArgs),
     /// Put recorded versions back into the working tree from the object store (a path's, or
     /// every output and external input of a run)
     Checkout(crate::cmd::checkout::CheckoutArgs),
@@ -123,6 +127,7 @@ pub enum Command {
     #[command(subcommand)]
     Model(ModelCommand),
     /// Serve a local, read-only web view of runs, comparisons and lineage
+    #[cfg(feature = "ui")]
     Ui(crate::cmd::ui::UiArgs),
 }
 
@@ -185,7 +190,7 @@ mod tests {
         assert_eq!(r.trace, Some(TraceArg::On));
         let cli = Cli::try_parse_from(["mlrun", "--trace=strict", "p.toml"]).unwrap();
         assert_eq!(cli.run.trace, Some(TraceArg::Strict));
-        assert_eq!(cli.run.pipeline, PathBuf::from("p.toml"));
+        assert_eq!(cli.run.pipeline, Some(PathBuf::from("p.toml")));
         assert!(Cli::try_parse_from(["mlrun", "--trace=loud"]).is_err());
     }
 
@@ -211,7 +216,7 @@ mod tests {
     fn bare_pipeline_is_a_run() {
         let cli = Cli::try_parse_from(["mlrun", "p.toml", "-j", "2"]).unwrap();
         assert!(cli.command.is_none());
-        assert_eq!(cli.run.pipeline, PathBuf::from("p.toml"));
+        assert_eq!(cli.run.pipeline, Some(PathBuf::from("p.toml")));
         let cli = Cli::try_parse_from(["mlrun", "runs", "--json"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Runs(_))));
     }

@@ -22,11 +22,19 @@ pub const DEFAULT_NAMESPACE: &str = "mlrun";
 pub const ENV_URL: &str = "MLRUN_OPENLINEAGE_URL";
 pub const ENV_NAMESPACE: &str = "MLRUN_OPENLINEAGE_NAMESPACE";
 pub const ENV_API_KEY: &str = "MLRUN_OPENLINEAGE_API_KEY";
+pub const ENV_UI_URL: &str = "MLRUN_UI_URL";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     openlineage: Option<RawOpenLineage>,
+    ui: Option<RawUi>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    base_url: Option<toml::Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +80,91 @@ impl OpenLineage {
 #[derive(Debug, Default, Clone)]
 pub struct Config {
     pub openlineage: Option<OpenLineage>,
+    /// Where `mlrun ui` is served for the people reading mlrun's output (`[ui] base_url`,
+    /// `MLRUN_UI_URL`): commands then print links to its pages.
+    pub ui: Option<UiLinks>,
+}
+
+/// Links to the pages of `mlrun ui` at a configured base URL. The paths are the UI's stable
+/// routes (`ui::router`): `/run/ID`, `/compare?runs=A,B`, `/lineage?run=ID`,
+/// `/lineage?path=P`, `/artifact?path=P&hash=H`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiLinks {
+    /// without a trailing slash
+    pub base: String,
+}
+
+impl UiLinks {
+    pub fn run(&self, run_id: &str) -> String {
+        format!("{}/run/{}", self.base, percent(run_id))
+    }
+
+    /// The compare page of these runs, in this order; every row with `all` (`compare --all`).
+    pub fn compare(&self, run_ids: &[&str], all: bool) -> String {
+        let ids: Vec<String> = run_ids.iter().map(|i| percent(i)).collect();
+        format!(
+            "{}/compare?runs={}{}",
+            self.base,
+            ids.join(","),
+            if all { "&all=1" } else { "" }
+        )
+    }
+
+    /// The lineage of a run, or of an artifact version (`path`, `hash`); downstream with
+    /// `down`; `depth` levels deep, or all of it (as `mlrun lineage` without `--depth`).
+    pub fn lineage(&self, seed: LineageSeed<'_>, down: bool, depth: Option<u32>) -> String {
+        let mut url = match seed {
+            LineageSeed::Run(id) => format!("{}/lineage?run={}", self.base, percent(id)),
+            LineageSeed::Version { path, hash } => format!(
+                "{}/lineage?path={}&hash={}",
+                self.base,
+                percent(path),
+                percent(hash)
+            ),
+        };
+        if down {
+            url += "&dir=down";
+        }
+        match depth {
+            Some(d) => url += &format!("&depth={d}"),
+            None => url += "&depth=all",
+        }
+        url
+    }
+
+    /// The model card of an artifact version (the latest one without `hash`).
+    pub fn artifact(&self, path: &str, hash: Option<&str>) -> String {
+        match hash {
+            Some(h) => format!(
+                "{}/artifact?path={}&hash={}",
+                self.base,
+                percent(path),
+                percent(h)
+            ),
+            None => format!("{}/artifact?path={}", self.base, percent(path)),
+        }
+    }
+}
+
+/// What a lineage link starts from.
+#[derive(Debug, Clone, Copy)]
+pub enum LineageSeed<'a> {
+    Run(&'a str),
+    Version { path: &'a str, hash: &'a str },
+}
+
+/// Percent-encode a URL path or query value: everything but unreserved characters and `/`.
+pub fn percent(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// The settings file of the project whose store is `store_dir`.
@@ -89,12 +182,16 @@ impl Config {
     }
 
     fn load_with(file: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let raw = match std::fs::read_to_string(file) {
-            Ok(text) => parse(file, &text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RawConfig::default(),
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 return Err(Error::other(format!("cannot read `{}`", file.display())).cause(e));
             }
+        };
+        let raw = match &text {
+            Some(t) => parse(file, t)?,
+            None => RawConfig::default(),
         };
         let file_ol = raw.openlineage.unwrap_or_default();
         // An empty MLRUN_OPENLINEAGE_URL turns sending off, whatever the file says.
@@ -124,8 +221,59 @@ impl Config {
                 })
             }
         };
-        Ok(Config { openlineage })
+        let ui = ui_links(file, text.as_deref(), raw.ui, &env)?;
+        Ok(Config { openlineage, ui })
     }
+}
+
+/// `[ui] base_url` (or `MLRUN_UI_URL`, which overrides it; empty turns links off), checked.
+fn ui_links(
+    file: &Path,
+    text: Option<&str>,
+    raw: Option<RawUi>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<UiLinks>> {
+    let (url, origin) = match env(ENV_UI_URL) {
+        Some(u) => (u, ENV_UI_URL.to_string()),
+        None => match raw.and_then(|r| r.base_url) {
+            Some(s) => {
+                let line = text.map_or(1, |t| {
+                    t[..s.span().start.min(t.len())].matches('\n').count() + 1
+                });
+                (
+                    s.into_inner(),
+                    format!("{}:{line}: [ui] base_url", file.display()),
+                )
+            }
+            None => return Ok(None),
+        },
+    };
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"));
+    let bad = |why: &str| {
+        Error::invalid(format!("{origin}: `{}` {why}", mask_url(url))).hint(
+            "give where `mlrun ui` is served, e.g. `base_url = \"http://127.0.0.1:8765\"` (`mlrun ui --port 8765`)",
+        )
+    };
+    let Some(rest) = rest else {
+        return Err(bad("is not an http:// or https:// URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.ends_with('@') {
+        return Err(bad("has no host"));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(bad("has a query or fragment: give the base URL only"));
+    }
+    Ok(Some(UiLinks {
+        base: url.trim_end_matches('/').to_string(),
+    }))
 }
 
 fn parse(file: &Path, text: &str) -> Result<RawConfig> {
@@ -144,7 +292,7 @@ fn parse(file: &Path, text: &str) -> Result<RawConfig> {
             file.display(),
             e.message().trim_end()
         ))
-        .hint("mlrun.toml knows `[openlineage]` with `url` and `namespace` (README \"Sending lineage live\")")
+        .hint("mlrun.toml knows `[openlineage]` with `url` and `namespace` (README \"Sending lineage live\") and `[ui]` with `base_url` (README \"Web view\")")
     })
 }
 
@@ -216,6 +364,65 @@ mod tests {
         Config::load_with(&file, |k| {
             env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })
+    }
+
+    #[test]
+    fn ui_base_url_from_the_file_or_the_environment_checked_with_its_line() {
+        assert!(load(None, &[]).unwrap().ui.is_none());
+        let c = load(
+            Some("[openlineage]\nurl = \"http://h:5000\"\n\n[ui]\nbase_url = \"http://127.0.0.1:8765/\"\n"),
+            &[],
+        )
+        .unwrap();
+        let ui = c.ui.unwrap();
+        assert_eq!(ui.base, "http://127.0.0.1:8765");
+        assert_eq!(ui.run("01ab"), "http://127.0.0.1:8765/run/01ab");
+        assert_eq!(
+            ui.compare(&["a1", "b2"], false),
+            "http://127.0.0.1:8765/compare?runs=a1,b2"
+        );
+        assert_eq!(
+            ui.artifact("models/m 1.pkl", Some("ab")),
+            "http://127.0.0.1:8765/artifact?path=models/m%201.pkl&hash=ab"
+        );
+        assert_eq!(
+            ui.lineage(
+                LineageSeed::Version {
+                    path: "a&b",
+                    hash: "cd"
+                },
+                true,
+                Some(2)
+            ),
+            "http://127.0.0.1:8765/lineage?path=a%26b&hash=cd&dir=down&depth=2"
+        );
+        assert_eq!(
+            ui.lineage(LineageSeed::Run("01ab"), false, None),
+            "http://127.0.0.1:8765/lineage?run=01ab&depth=all"
+        );
+        // the environment overrides the file; empty turns links off
+        let file = "[ui]\nbase_url = \"http://h:1\"\n";
+        let c = load(Some(file), &[(ENV_UI_URL, "https://ui.example/mlrun")]).unwrap();
+        assert_eq!(c.ui.unwrap().base, "https://ui.example/mlrun");
+        assert!(load(Some(file), &[(ENV_UI_URL, "")]).unwrap().ui.is_none());
+        // mistakes name the file, the line and the key
+        let e = load(Some("# links\n[ui]\nbase_url = \"localhost:8765\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mlrun.toml:3: [ui] base_url"), "{e}");
+        assert!(e.contains("http://"), "{e}");
+        let e = load(Some("[ui]\nbase_url = \"http://h/?x=1\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("query"), "{e}");
+        let e = load(Some("[ui]\nbaseurl = \"http://h\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mlrun.toml:2:1") && e.contains("baseurl"), "{e}");
+        let e = load(None, &[(ENV_UI_URL, "ftp://h")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MLRUN_UI_URL"), "{e}");
     }
 
     #[test]

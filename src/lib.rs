@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod store;
+#[cfg(feature = "ui")]
 pub mod ui;
 
 use clap::{CommandFactory, Parser};
@@ -30,6 +31,11 @@ pub fn main_entry() -> i32 {
     if args.get(1).is_some_and(|a| a == exec::trace::HELPER_ARG) {
         let all: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
         return exec::trace::helper_main(&all);
+    }
+    // `mlrun __job-step JOBDIR` runs a step inside its Slurm job (exec/slurm)
+    if args.get(1).is_some_and(|a| a == exec::slurm::wrapper::ARG) {
+        let all: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+        return exec::slurm::wrapper::main(&all);
     }
     // `mlrun __mlrun-watchdog` stops the steps' process groups if this mlrun dies (exec/unix)
     if args.get(1).is_some_and(|a| a == exec::unix::watchdog::ARG) {
@@ -87,10 +93,12 @@ fn dispatch(cli: cli::Cli) -> error::Result<i32> {
     }
     match cli.command {
         None => {
-            if let Some(e) = cmd::mistyped_command(&cli.run.pipeline, &cli::Cli::command()) {
-                return Err(e);
-            }
-            cmd::run::run(cli.run, store, cli.color)
+            let typo = cli
+                .run
+                .pipeline
+                .as_deref()
+                .and_then(|p| cmd::mistyped_command(p, &cli::Cli::command()));
+            cmd::run::run_or_typo(cli.run, store, cli.color, typo)
         }
         Some(Command::Run(args)) => cmd::run::run(args, store, cli.color),
         Some(Command::Runs(args)) => cmd::runs::runs(args, store, cli.color),
@@ -101,6 +109,7 @@ fn dispatch(cli: cli::Cli) -> error::Result<i32> {
         Some(Command::Checkout(args)) => cmd::checkout::checkout(args, store, cli.color),
         Some(Command::Rm(args)) => cmd::rm::rm(args, store, cli.color),
         Some(Command::Note(args)) => cmd::note::note(args, store, cli.color),
+        Some(Command::Cancel(args)) => cmd::cancel::cancel(args, store, cli.color),
         Some(Command::Init(args)) => cmd::init::init(args, cli.color),
         Some(Command::Completions(args)) => {
             cmd::completions::completions(args, cli::Cli::command())
@@ -113,6 +122,7 @@ fn dispatch(cli: cli::Cli) -> error::Result<i32> {
         Some(Command::Fsck(args)) => cmd::fsck::fsck(args, store, cli.color),
         Some(Command::Import(args)) => cmd::import::import(args, cli.color),
         Some(Command::Model(args)) => cmd::model::model(args, store, cli.color),
+        #[cfg(feature = "ui")]
         Some(Command::Ui(args)) => cmd::ui::ui(args, store, cli.color),
     }
 }

@@ -1,41 +1,58 @@
 //! Lineage sent live to an OpenLineage server while a pipeline runs.
 //!
-//! The runner only says "the record of this run changed" (`LiveRun::changed`, a non-blocking
-//! send on a channel that holds at most one wake-up); everything else happens on the sender's own
-//! thread, off every step's path: it reads the run back from the store, turns it into the same
-//! events `mlrun export --format openlineage` writes, queues the new ones in the store's outbox
-//! (`store::outbox`) and posts the pending ones in order to `{url}/api/v1/lineage`, each with a
-//! 5 s timeout. A connection error, a timeout, a 429 or a 5xx leaves the event pending and the
-//! sender backs off (0.3 s doubling to 30 s) before trying again; a 4xx rejects that event for
-//! good (kept with the server's reason). When the run ends the runner gives the sender a short
-//! grace to deliver what is left; whatever is still pending then is delivered, in order, by the
-//! next mlrun command (`flush_pending`) or by `mlrun export RUN --send`.
+//! The runner only says what happened: a sink of its events (`exec::openlineage`) turns a step's
+//! start and end, a reused step, the run's start and end into a note on an unbounded channel
+//! (`Notifier`: step name and attempt, never a wait). Everything else happens on the sender's own
+//! thread, off every step's path: it reads the run's own record once, and then only the step
+//! executions it was told about (`Store::export_run_steps`, never the whole run again), makes
+//! from them the same events `mlrun export --format openlineage` writes
+//! (`report::openlineage::{pipeline_start, step_events, pipeline_end}`; the run's end takes the
+//! metrics of the steps already read), and posts them in order to `{url}/api/v1/lineage`, each
+//! with a 5 s timeout, over one kept-alive connection (the OpenLineage API takes one event per
+//! request). Notes that come within 100 ms of the last pass are taken together, so a chain of
+//! quick steps costs a few passes and store transactions, not one per step.
+//!
+//! The store's outbox (`store::outbox`) is the durable queue. While nothing is pending there, new
+//! events are posted first; the sent ones are written down in one transaction when the run is
+//! over (a write while it runs can make the runner's next write wait), and one that fails is
+//! written at once as pending, with the error, with those sent before it. Once something is
+//! pending (an earlier run's events, a server that is
+//! down), new events are queued behind it and the queue is delivered in order. A connection
+//! error, a timeout, a 429 or a 5xx leaves the event pending and the sender backs off (0.3 s
+//! doubling to 30 s) before trying again; a 4xx rejects that event for good (kept with the
+//! server's reason). When the run ends the runner gives the sender a short grace to deliver what
+//! is left (a sender stuck on a server that does not answer has its run's remaining events queued
+//! by the runner); whatever is still pending then is delivered, in order, by the next mlrun
+//! command (`flush_pending`) or by `mlrun export RUN --send`.
 //!
 //! The API key (`MLRUN_OPENLINEAGE_API_KEY`) is sent as a bearer token and is nowhere else: not in
 //! the events, the outbox, the output or an error message.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::OpenLineage;
 use crate::error::Result;
 use crate::report::openlineage;
+use crate::store::lineage::ExportRun;
+use crate::store::query::StepInfo;
 use crate::store::{Store, outbox};
 
 /// The timeout of one POST (connect, send, answer), as OpenLineage's own clients use.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(300);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// The least time between two readings of the run: see `sender_loop`.
+/// The least time between two passes of the sender (see the module comment).
 const MIN_GAP: Duration = Duration::from_millis(100);
 
 /// How one POST went.
 #[derive(Debug)]
-enum Posted {
+enum Answer {
     Ok,
     /// Worth trying again later: connection refused or reset, timeout, no such host.
     Unreachable(String),
@@ -58,29 +75,39 @@ pub struct Delivery {
     pub error: Option<String>,
 }
 
+/// Posts events to one server. Its HTTP agent (and TLS configuration, for `https`) is made on
+/// the first POST and kept: every event of a command goes over the same kept-alive connection.
 pub struct Client {
-    agent: ureq::Agent,
+    agent: std::sync::OnceLock<ureq::Agent>,
     cfg: OpenLineage,
 }
 
 impl Client {
     pub fn new(cfg: OpenLineage) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(TIMEOUT))
-            .http_status_as_error(false)
-            .user_agent(format!("mlrun/{}", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
-        Client { agent, cfg }
+        Client {
+            agent: std::sync::OnceLock::new(),
+            cfg,
+        }
+    }
+
+    fn agent(&self) -> &ureq::Agent {
+        self.agent.get_or_init(|| {
+            ureq::Agent::config_builder()
+                .timeout_global(Some(TIMEOUT))
+                .http_status_as_error(false)
+                .user_agent(format!("mlrun/{}", env!("CARGO_PKG_VERSION")))
+                .build()
+                .new_agent()
+        })
     }
 
     pub fn config(&self) -> &OpenLineage {
         &self.cfg
     }
 
-    fn post(&self, body: &str) -> Posted {
+    fn post(&self, body: &str) -> Answer {
         let mut req = self
-            .agent
+            .agent()
             .post(&self.cfg.endpoint())
             .header("Content-Type", "application/json");
         if let Some(key) = &self.cfg.api_key {
@@ -90,9 +117,9 @@ impl Client {
             Ok(resp) => {
                 let code = resp.status().as_u16();
                 match code {
-                    200..=299 => Posted::Ok,
+                    200..=299 => Answer::Ok,
                     429 | 500..=599 => {
-                        Posted::ServerError(format!("the server answered {}", resp.status()))
+                        Answer::ServerError(format!("the server answered {}", resp.status()))
                     }
                     _ => {
                         let mut text = resp
@@ -103,7 +130,7 @@ impl Client {
                             .unwrap_or_default();
                         text.truncate(300);
                         let text = text.trim().replace('\n', " ");
-                        Posted::Rejected(if text.is_empty() {
+                        Answer::Rejected(if text.is_empty() {
                             format!("the server refused the event ({code})")
                         } else {
                             format!("the server refused the event ({code}): {text}")
@@ -111,7 +138,7 @@ impl Client {
                     }
                 }
             }
-            Err(e) => Posted::Unreachable(self.describe(&e)),
+            Err(e) => Answer::Unreachable(self.describe(&e)),
         }
     }
 
@@ -154,20 +181,20 @@ impl Client {
                 let mut tries = 0;
                 loop {
                     let (why, limit) = match self.post(&ev.body) {
-                        Posted::Ok => {
+                        Answer::Ok => {
                             store.outbox_sent(ev.seq, &endpoint, crate::store::record::now_ms())?;
                             d.sent += 1;
                             break;
                         }
-                        Posted::Rejected(why) => {
+                        Answer::Rejected(why) => {
                             let now = crate::store::record::now_ms();
                             store.outbox_rejected(ev.seq, &endpoint, &why, now)?;
                             d.rejected += 1;
                             d.rejected_why.get_or_insert(why);
                             break;
                         }
-                        Posted::ServerError(why) => (why, retry.server_errors),
-                        Posted::Unreachable(why) => (why, retry.unreachable),
+                        Answer::ServerError(why) => (why, retry.server_errors),
+                        Answer::Unreachable(why) => (why, retry.unreachable),
                     };
                     store.outbox_attempt_failed(ev.seq, &why)?;
                     if tries >= limit || stop() {
@@ -229,25 +256,78 @@ impl Retry {
     };
 }
 
-/// Queue the events of `run_id` not queued yet. Only events that are complete are made: a step's
-/// START once it started, its end once it ended, the run's end once the run ended.
+/// Queue the events of `run_id` not queued yet, from the whole record of the run (only events
+/// that are complete are made: a step's START once it started, its end once it ended, the run's
+/// end once the run ended).
 pub fn queue_run(store: &mut Store, cfg: &OpenLineage, run_id: &str) -> Result<usize> {
     let events = run_events(store, cfg, run_id)?;
     store.outbox_enqueue(run_id, &events, crate::store::record::now_ms())
 }
 
+/// What the runner tells the sender (through a `Notifier`).
+enum Msg {
+    /// The run's record is written: its START can be made.
+    RunStarted,
+    /// A step execution (step, attempt) started or ended: its record is written (or, for a
+    /// reused step, queued to be written within moments).
+    Step(String, i64),
+    /// The run's record is closed.
+    RunEnded,
+    /// Deliver what is left and stop (`LiveRun::finish`, or the run given up).
+    Finish,
+}
+
+/// How the runner tells the sender what happened: each call is a send on an unbounded channel,
+/// so it never waits (the runner's event sink for OpenLineage holds one, see
+/// `exec::openlineage`).
+#[derive(Clone)]
+pub struct Notifier(Sender<Msg>);
+
+impl Notifier {
+    pub fn run_started(&self) {
+        let _ = self.0.send(Msg::RunStarted);
+    }
+
+    pub fn step(&self, step: &str, attempt: i64) {
+        let _ = self.0.send(Msg::Step(step.to_string(), attempt));
+    }
+
+    pub fn run_ended(&self) {
+        let _ = self.0.send(Msg::RunEnded);
+    }
+}
+
 /// What the runner and the sender share.
 #[derive(Default)]
 struct Shared {
-    /// The run is over: queue the last events, deliver, and stop.
+    /// The run is over: deliver what is left, and stop.
     finishing: AtomicBool,
     /// Bumped after each POST, so that `finish` can tell a busy sender from a stuck one.
     progress: AtomicU64,
+    /// Events (key, body) sent and not written to the outbox yet.
+    sent: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl Shared {
+    fn sent(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How the end of a run's sending went.
+pub enum Finished {
+    /// The sender is done: what it delivered and left pending.
+    Done(Delivery),
+    /// It made no progress within the grace (a server that does not answer): the events it
+    /// has sent but not written down yet, for the runner to write as sent before it queues the
+    /// rest of the run (`queue_run`), so that none is sent twice.
+    Stuck { sent: Vec<(String, String)> },
 }
 
 /// The sender of one run: see the module comment.
 pub struct LiveRun {
-    wake: SyncSender<()>,
+    tx: Sender<Msg>,
+    cfg: OpenLineage,
     shared: Arc<Shared>,
     done: Receiver<Delivery>,
     thread: Option<JoinHandle<()>>,
@@ -255,24 +335,30 @@ pub struct LiveRun {
 }
 
 impl LiveRun {
-    /// Start sending the events of `run_id` (and anything still pending from earlier runs, first).
+    /// Start the sender of `run_id`'s events (it delivers anything still pending from earlier
+    /// runs first). It reads nothing before the run says it started (`Notifier::run_started`).
     pub fn start(store_dir: &Path, run_id: &str, cfg: OpenLineage) -> LiveRun {
-        let (wake, rx) = mpsc::sync_channel(1);
+        let (tx, rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
         let shared = Arc::new(Shared::default());
         let shown_url = cfg.shown_url();
         let dir = store_dir.to_path_buf();
         let run_id = run_id.to_string();
         let s = shared.clone();
+        let c = cfg.clone();
         let thread = std::thread::Builder::new()
             .name("openlineage".into())
             .spawn(move || {
-                let d = sender_loop(&dir, &run_id, cfg, rx, &s);
-                let _ = done_tx.send(d);
+                let d = Sender_::new(&dir, &run_id, cfg, &s).map(|mut snd| snd.run(rx));
+                let _ = done_tx.send(d.unwrap_or_else(|e| Delivery {
+                    error: Some(e.message.clone()),
+                    ..Delivery::default()
+                }));
             })
             .ok();
         LiveRun {
-            wake,
+            tx,
+            cfg: c,
             shared,
             done,
             thread,
@@ -280,10 +366,9 @@ impl LiveRun {
         }
     }
 
-    /// The record of the run changed (a step started or ended, the run ended). Never blocks: a
-    /// wake-up already waiting covers this one too.
-    pub fn changed(&self) {
-        let _ = self.wake.try_send(());
+    /// What the runner's event sink tells the sender through.
+    pub fn notifier(&self) -> Notifier {
+        Notifier(self.tx.clone())
     }
 
     /// The URL events go to, as it may be shown.
@@ -291,12 +376,15 @@ impl LiveRun {
         &self.shown_url
     }
 
-    /// The run is over: let the sender queue the last events and deliver them, for as long as it
+    pub fn config(&self) -> &OpenLineage {
+        &self.cfg
+    }
+
+    /// The run is over: let the sender make the last events and deliver them, for as long as it
     /// makes progress, giving up after `grace` without any (a server that does not answer).
-    /// `None` then: what it has not delivered stays pending in the outbox.
-    pub fn finish(mut self, grace: Duration) -> Option<Delivery> {
+    pub fn finish(mut self, grace: Duration) -> Finished {
         self.shared.finishing.store(true, Ordering::SeqCst);
-        self.changed();
+        let _ = self.tx.send(Msg::Finish);
         let mut seen = self.shared.progress.load(Ordering::SeqCst);
         let mut deadline = Instant::now() + grace;
         loop {
@@ -305,16 +393,20 @@ impl LiveRun {
                     if let Some(t) = self.thread.take() {
                         let _ = t.join();
                     }
-                    return Some(d);
+                    return Finished::Done(d);
                 }
-                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    let sent = std::mem::take(&mut *self.shared.sent());
+                    return Finished::Stuck { sent };
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     let now = self.shared.progress.load(Ordering::SeqCst);
                     if now != seen {
                         seen = now;
                         deadline = Instant::now() + grace;
                     } else if Instant::now() >= deadline {
-                        return None;
+                        let sent = std::mem::take(&mut *self.shared.sent());
+                        return Finished::Stuck { sent };
                     }
                 }
             }
@@ -322,105 +414,295 @@ impl LiveRun {
     }
 }
 
-fn sender_loop(
-    dir: &Path,
-    run_id: &str,
-    cfg: OpenLineage,
-    rx: Receiver<()>,
-    shared: &Shared,
-) -> Delivery {
-    let mut last = Delivery::default();
-    let mut store = match outbox::open_for_sender(dir) {
-        Ok(s) => s,
-        Err(e) => {
-            last.error = Some(e.message.clone());
-            return last;
-        }
-    };
-    let client = Client::new(cfg.clone());
-    let mut backoff = FIRST_BACKOFF;
-    let mut retry_at: Option<Instant> = None;
-    let mut last_pass: Option<Instant> = None;
-    loop {
-        // The runner gone without `finish` (an error ended the run early): one last pass.
-        let mut gone = false;
-        let woken = match retry_at {
-            Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
-                Ok(()) => true,
-                Err(RecvTimeoutError::Timeout) => false,
-                Err(RecvTimeoutError::Disconnected) => {
-                    gone = true;
-                    true
+impl Drop for LiveRun {
+    /// The run given up without `finish` (an error ended it early): one last pass, not waited
+    /// for.
+    fn drop(&mut self) {
+        self.shared.finishing.store(true, Ordering::SeqCst);
+        let _ = self.tx.send(Msg::Finish);
+    }
+}
+
+/// The sender thread's state: what it has made of the run so far.
+struct Sender_<'a> {
+    store: Store,
+    client: Client,
+    run_id: String,
+    shared: &'a Shared,
+    /// The run's own record (no steps), once it started.
+    run: Option<ExportRun>,
+    /// Step executions (step, attempt) to read: told about, not read yet (or not found yet: a
+    /// reused step's record is written moments after it is told).
+    wanted: Vec<(String, i64)>,
+    /// Ended step executions, in time order: the pipeline end's metrics.
+    ended: Vec<StepInfo>,
+    run_ended: bool,
+    /// Event keys made already (each is queued once).
+    made: HashSet<String>,
+    /// Events of the store are pending (earlier runs', or a failed POST of this one): new events
+    /// go behind them in the outbox; otherwise they are posted first and kept as sent.
+    backlog: bool,
+    /// When to try delivering pending events again after a failure.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    last: Delivery,
+}
+
+impl<'a> Sender_<'a> {
+    fn new(dir: &Path, run_id: &str, cfg: OpenLineage, shared: &'a Shared) -> Result<Self> {
+        let store = outbox::open_for_sender(dir)?;
+        let backlog = store.outbox_pending(None)?.events > 0;
+        Ok(Sender_ {
+            store,
+            client: Client::new(cfg),
+            run_id: run_id.to_string(),
+            shared,
+            run: None,
+            wanted: Vec::new(),
+            ended: Vec::new(),
+            run_ended: false,
+            made: HashSet::new(),
+            backlog,
+            retry_at: None,
+            backoff: FIRST_BACKOFF,
+            last: Delivery::default(),
+        })
+    }
+
+    fn take(&mut self, msg: Msg, finishing: &mut bool, started: &mut bool) {
+        match msg {
+            Msg::RunStarted => *started = true,
+            Msg::Step(s, a) => {
+                if !self.wanted.contains(&(s.clone(), a)) {
+                    self.wanted.push((s, a));
                 }
-            },
-            None => {
-                gone = rx.recv().is_err();
-                true
             }
-        };
-        // Reading the run back costs more than a short step: changes that come within
-        // `MIN_GAP` of the last pass are taken together, so a chain of quick steps costs a few
-        // passes, not one per step (the end of the run is never held back).
-        if let Some(at) = last_pass
-            && !gone
-        {
-            let until = at + MIN_GAP;
-            while !shared.finishing.load(Ordering::SeqCst) {
-                let now = Instant::now();
-                if now >= until {
-                    break;
+            Msg::RunEnded => self.run_ended = true,
+            Msg::Finish => *finishing = true,
+        }
+    }
+
+    /// Wait for what the runner says, make the events it allows, deliver; until told to finish.
+    fn run(&mut self, rx: Receiver<Msg>) -> Delivery {
+        let mut last_pass: Option<Instant> = None;
+        let mut started = false;
+        loop {
+            let mut finishing = self.shared.finishing.load(Ordering::SeqCst);
+            // A record not found yet is looked for again soon; a failed delivery after a backoff.
+            let wake_at = [
+                (!self.wanted.is_empty() && started).then(|| Instant::now() + MIN_GAP),
+                self.retry_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            if !finishing {
+                let got = match wake_at {
+                    Some(t) => rx.recv_timeout(t.saturating_duration_since(Instant::now())),
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match got {
+                    Ok(m) => self.take(m, &mut finishing, &mut started),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => finishing = true,
                 }
-                match rx.recv_timeout(until - now) {
-                    Ok(()) => {}
+            }
+            // Changes within `MIN_GAP` of the last pass are taken together: a chain of quick
+            // steps costs a few passes (and store transactions), not one per step. The end of
+            // the run is never held back.
+            let until = last_pass.map(|t| t + MIN_GAP);
+            loop {
+                let got = match until {
+                    Some(u) if !finishing && !self.run_ended => {
+                        rx.recv_timeout(u.saturating_duration_since(Instant::now()))
+                    }
+                    _ => rx.try_recv().map_err(|e| match e {
+                        mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                        mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                    }),
+                };
+                match got {
+                    Ok(m) => self.take(m, &mut finishing, &mut started),
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => {
-                        gone = true;
+                        finishing = true;
                         break;
                     }
                 }
             }
-        }
-        let finishing = gone || shared.finishing.load(Ordering::SeqCst);
-        if woken {
+            finishing |= self.shared.finishing.load(Ordering::SeqCst);
             last_pass = Some(Instant::now());
-        }
-        if woken && let Err(e) = queue_run(&mut store, &cfg, run_id) {
-            last.error = Some(e.message.clone());
-        }
-        let due = retry_at.is_none_or(|t| Instant::now() >= t);
-        if due || finishing {
-            let progress = || {
-                shared.progress.fetch_add(1, Ordering::SeqCst);
-                false
-            };
-            // While the run goes on, a failing server is retried between passes (backing off);
-            // the last pass retries one that answers with errors, not one that is down.
-            // (Two retries: their backoffs, 0.3 s and 0.6 s, stay within `finish`'s grace.)
-            let retry = if finishing {
-                Retry {
-                    server_errors: 2,
-                    unreachable: 0,
+            let events = if started {
+                match self.make(finishing) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        self.last.error = Some(e.message.clone());
+                        Vec::new()
+                    }
                 }
             } else {
-                Retry::NONE
+                Vec::new()
             };
-            match client.deliver(&store, retry, &progress) {
-                Ok(d) => {
-                    if d.error.is_some() {
-                        retry_at = Some(Instant::now() + backoff);
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                    } else {
-                        retry_at = None;
-                        backoff = FIRST_BACKOFF;
-                    }
-                    last = d;
-                }
-                Err(e) => last.error = Some(e.message.clone()),
+            if let Err(e) = self.deliver(events, finishing) {
+                self.last.error = Some(e.message.clone());
+            }
+            if finishing {
+                self.last.pending = self
+                    .store
+                    .outbox_pending(None)
+                    .map_or(self.last.pending, |p| p.events as usize);
+                return std::mem::take(&mut self.last);
             }
         }
-        if finishing {
-            return last;
+    }
+
+    /// The new events (key, body) that what was told allows, in order: the run's START, each
+    /// step execution's START and end, the run's end once every step told about is read.
+    fn make(&mut self, finishing: bool) -> Result<Vec<(String, String)>> {
+        let ns = self.client.config().namespace.clone();
+        let mut out = Vec::new();
+        if self.run.is_none() {
+            let run = self.store.export_run_steps(&self.run_id, &[])?;
+            out.push(openlineage::pipeline_start(&run, &ns));
+            self.run = Some(run);
         }
+        if !self.wanted.is_empty() {
+            let part = self.store.export_run_steps(&self.run_id, &self.wanted)?;
+            let mut made = Vec::new();
+            for s in &part.detail.steps {
+                made.extend(openlineage::step_events(&part, s, &ns));
+                // a step told about once it started is told about again when it ends
+                self.wanted
+                    .retain(|(n, a)| !(*n == s.name && *a == s.attempt));
+                if openlineage::step_ended(s) {
+                    self.ended.push(s.clone());
+                }
+            }
+            openlineage::sort_by_time(&mut made);
+            out.extend(made);
+        }
+        if self.run_ended && (self.wanted.is_empty() || finishing) {
+            // the run's own record again, for its status and end (no step is read again)
+            let run = self.store.export_run_steps(&self.run_id, &[])?;
+            self.ended.sort_by_key(|s| (s.started_at, s.exec_id));
+            out.extend(openlineage::pipeline_end(&run, &self.ended, &ns));
+            self.run_ended = false;
+            self.wanted.clear();
+        }
+        Ok(out
+            .iter()
+            .map(|e| {
+                (
+                    openlineage::event_key(e),
+                    serde_json::to_string(e).unwrap_or_default(),
+                )
+            })
+            .filter(|(k, _)| self.made.insert(k.clone()))
+            .collect())
+    }
+
+    /// Deliver `events` (new, in order) and whatever is pending. With nothing pending, they are
+    /// posted first and then kept in the outbox in one transaction with how each went; behind a
+    /// backlog they are queued, and the queue is delivered in order when a retry is due.
+    fn deliver(&mut self, events: Vec<(String, String)>, finishing: bool) -> Result<()> {
+        let endpoint = self.client.config().shown_url();
+        let now = crate::store::record::now_ms;
+        if !self.backlog {
+            // Sent events are written down once the run is over, or with the first that fails:
+            // a write to the store while the run goes on can make the runner's next write wait
+            // (that is most of what sending live costs it). Until then they are in `shared`, for
+            // `LiveRun::finish` to write if this thread is stuck on a POST.
+            let mut kept = Vec::new();
+            let mut failed = None;
+            for (key, body) in events {
+                let posted = if failed.is_some() {
+                    outbox::Posted::NotTried
+                } else {
+                    let answer = self.client.post(&body);
+                    self.shared.progress.fetch_add(1, Ordering::SeqCst);
+                    match answer {
+                        Answer::Ok => outbox::Posted::Sent,
+                        Answer::Rejected(why) => {
+                            self.last.rejected += 1;
+                            self.last.rejected_why.get_or_insert(why.clone());
+                            outbox::Posted::Rejected(why)
+                        }
+                        Answer::ServerError(why) | Answer::Unreachable(why) => {
+                            failed = Some(why.clone());
+                            outbox::Posted::Failed(why)
+                        }
+                    }
+                };
+                if posted == outbox::Posted::Sent {
+                    self.last.sent += 1;
+                    self.shared.sent().push((key, body));
+                } else {
+                    kept.push((key, body, posted));
+                }
+            }
+            if !kept.is_empty() || finishing {
+                let mut rows: Vec<(String, String, outbox::Posted)> = self
+                    .shared
+                    .sent()
+                    .drain(..)
+                    .map(|(k, b)| (k, b, outbox::Posted::Sent))
+                    .collect();
+                rows.append(&mut kept);
+                self.store
+                    .outbox_record(&self.run_id, &rows, &endpoint, now())?;
+            }
+            match failed {
+                None => return Ok(()),
+                Some(why) => {
+                    self.backlog = true;
+                    self.last.error = Some(why);
+                    self.retry_at = Some(Instant::now() + self.backoff);
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    if !finishing {
+                        return Ok(());
+                    }
+                }
+            }
+        } else {
+            self.store.outbox_enqueue(&self.run_id, &events, now())?;
+        }
+        let due = self.retry_at.is_none_or(|t| Instant::now() >= t);
+        if !(due || finishing) {
+            return Ok(());
+        }
+        let progress = || {
+            self.shared.progress.fetch_add(1, Ordering::SeqCst);
+            false
+        };
+        // While the run goes on, a failing server is retried between passes (backing off); the
+        // last pass retries one that answers with errors, not one that is down. (Two retries:
+        // their backoffs, 0.3 s and 0.6 s, stay within `finish`'s grace.)
+        let retry = if finishing {
+            Retry {
+                server_errors: 2,
+                unreachable: 0,
+            }
+        } else {
+            Retry::NONE
+        };
+        let d = self.client.deliver(&self.store, retry, &progress)?;
+        self.last.sent += d.sent;
+        self.last.rejected += d.rejected;
+        if self.last.rejected_why.is_none() {
+            self.last.rejected_why = d.rejected_why;
+        }
+        self.last.pending = d.pending;
+        if d.error.is_some() {
+            self.last.error = d.error;
+            self.retry_at = Some(Instant::now() + self.backoff);
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        } else {
+            self.last.error = None;
+            self.retry_at = None;
+            self.backoff = FIRST_BACKOFF;
+            self.backlog = d.pending > 0;
+        }
+        Ok(())
     }
 }
 

@@ -35,6 +35,11 @@ pub struct CompareArgs {
     #[arg(long, value_name = "NAME")]
     pub pipeline: Option<String>,
 
+    /// The runs of this sweep (`mlrun run --sweep`; an id prefix) [default, when the newest run
+    /// is a sweep's: that sweep]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["runs", "pipeline"])]
+    pub sweep: Option<String>,
+
     /// Every param and metric as a column, not only those that differ between the runs
     #[arg(long)]
     pub all: bool,
@@ -52,11 +57,30 @@ pub struct CompareArgs {
     pub csv: bool,
 }
 
+impl CompareArgs {
+    /// `mlrun compare --sweep ID`: the table a sweep prints at its end.
+    pub fn of_sweep(id: &str) -> CompareArgs {
+        CompareArgs {
+            runs: Vec::new(),
+            limit: 0,
+            pipeline: None,
+            sweep: Some(id.to_string()),
+            all: false,
+            sort: None,
+            json: false,
+            csv: false,
+        }
+    }
+}
+
 /// The `--json` document (README "JSON shapes").
 #[derive(Debug, Serialize)]
 struct Comparison {
     /// the pipeline whose last runs were taken; `null` when RUNs were named
     pipeline: Option<String>,
+    /// the sweep whose runs these are (`--sweep`, or the default when the newest run is a
+    /// sweep's); `null` otherwise
+    sweep_id: Option<String>,
     /// the columns shown, in order
     params: Vec<String>,
     metrics: Vec<String>,
@@ -83,10 +107,34 @@ struct Row {
     params: BTreeMap<String, Value>,
     /// the shown metrics only (absent: the run did not report it)
     metrics: BTreeMap<String, f64>,
+    /// the steps that ran as cluster jobs: step, executor, job id, node, queue wait, run time
+    jobs: Vec<StepJob>,
 }
 
-pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+#[derive(Debug, Serialize)]
+struct StepJob {
+    step: String,
+    #[serde(flatten)]
+    job: crate::store::jobs::JobInfo,
+}
+
+type Jobs = BTreeMap<String, Vec<(String, crate::store::jobs::JobRecord)>>;
+
+pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
+    // the newest run is a sweep's: its variants are what to compare
+    if args.runs.is_empty()
+        && args.pipeline.is_none()
+        && args.sweep.is_none()
+        && let Ok(latest) = store.resolve_run("latest")
+    {
+        args.sweep = store.sweep_of(&latest)?;
+    }
+    let sweep = match &args.sweep {
+        Some(s) => Some(store.resolve_sweep(s)?),
+        None => None,
+    };
+    args.sweep = sweep.clone();
     // a thousand runs' rows are large: read them mapped (see the method)
     store.map_for_large_reads();
     if let Some((k, _)) = &args.sort
@@ -94,7 +142,14 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
     {
         return Err(e);
     }
-    let (pipeline, mut runs) = if args.runs.is_empty() {
+    let (pipeline, mut runs) = if let Some(sw) = &sweep {
+        let runs = store.list_runs(&RunFilter {
+            sweep: Some(sw.clone()),
+            with_params: true,
+            ..RunFilter::default()
+        })?;
+        (runs.first().map(|r| r.pipeline.clone()), runs)
+    } else if args.runs.is_empty() {
         let pipeline = match &args.pipeline {
             Some(p) => {
                 if let Some(e) = super::runs::unknown_name(&store, Some(p), &[], &[])? {
@@ -158,20 +213,29 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
         });
     }
     let cols = Columns::choose(&runs, args.all, args.sort.as_ref().map(|(k, _)| k.as_str()));
+    let jobs = store.jobs_of_runs(&runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>())?;
+    // the compare page of these runs, when there are two to compare
+    let link = crate::cmd::ui_links(&store.dir, color)
+        .filter(|_| runs.len() >= 2)
+        .map(|l| {
+            let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+            l.compare(&ids, args.all)
+        });
     if args.json {
         let doc = Comparison {
             pipeline,
+            sweep_id: sweep.clone(),
             params: cols.params.clone(),
             metrics: cols.metrics.clone(),
             same: Same {
                 params: cols.same_params.clone(),
                 metrics: cols.same_metrics.clone(),
             },
-            runs: runs.iter().map(|r| row(r, &cols)).collect(),
+            runs: runs.iter().map(|r| row(r, &cols, &jobs)).collect(),
         };
         report::emit(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&doc).unwrap_or_default()
+            report::json_with_url(&doc, link.as_deref())
         ));
         return Ok(0);
     }
@@ -186,13 +250,32 @@ pub fn compare(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) 
         });
         return Ok(0);
     }
-    report::emit(&text(
+    let mut o = text(
         &runs,
         &cols,
         pipeline.as_deref(),
         &args,
         Style::stdout(color),
-    ));
+    );
+    // where the steps ran, for runs with cluster jobs
+    for r in &runs {
+        if let Some(js) = jobs.get(&r.id) {
+            let list: Vec<String> = js
+                .iter()
+                .map(|(step, j)| {
+                    format!(
+                        "{step}: {}",
+                        report::job_line(&crate::store::jobs::JobInfo::of(j.clone()))
+                    )
+                })
+                .collect();
+            o += &format!("jobs of {}  {}\n", r.short_id, list.join("; "));
+        }
+    }
+    if let Some(url) = &link {
+        o += &report::ui_link_line(url, &Style::stdout(color));
+    }
+    report::emit(&o);
     Ok(0)
 }
 
@@ -249,8 +332,17 @@ impl Columns {
     }
 }
 
-fn row(r: &RunSummary, cols: &Columns) -> Row {
+fn row(r: &RunSummary, cols: &Columns, jobs: &Jobs) -> Row {
     Row {
+        jobs: jobs
+            .get(&r.id)
+            .into_iter()
+            .flatten()
+            .map(|(step, j)| StepJob {
+                step: step.clone(),
+                job: crate::store::jobs::JobInfo::of(j.clone()),
+            })
+            .collect(),
         id: r.id.clone(),
         short_id: r.short_id.clone(),
         pipeline: r.pipeline.clone(),
@@ -288,6 +380,11 @@ fn text(
     let mut o = String::new();
     let n = runs.len();
     let what = match pipeline {
+        Some(p) if args.sweep.is_some() => format!(
+            "the {n} run{} of sweep {} (`{p}`)",
+            if n == 1 { "" } else { "s" },
+            args.sweep.as_deref().map_or("", |s| &s[..s.len().min(16)])
+        ),
         Some(p) => format!(
             "the last {} of `{p}`",
             if n == 1 {

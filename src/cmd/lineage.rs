@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::cmd::target::{self, Target};
+use crate::config::LineageSeed;
 use crate::error::Result;
 use crate::report::{ColorChoice, Style, emit, graph};
 use crate::store::lineage::{Direction, Seed};
@@ -47,11 +48,14 @@ pub struct LineageArgs {
 pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
     let mut file = None;
+    let links = crate::cmd::ui_links(&store.dir, color);
+    let link;
     let seed = match target::resolve(&store, &args.target)? {
         Target::Version(v, note) => {
             if let Some(n) = note {
                 Style::stderr(color).note(&n);
             }
+            link = version_link(links.as_ref(), &v, &args);
             Seed::Version(v.av_id)
         }
         // a file inside a recorded directory: the lineage of the directory version holding it
@@ -60,10 +64,20 @@ pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) 
                 Style::stderr(color).note(&n);
             }
             file = Some(m);
+            link = version_link(links.as_ref(), &v, &args);
             Seed::Version(v.av_id)
         }
-        Target::Exec { exec_id, .. } => Seed::Exec(exec_id),
-        Target::Run(r) => Seed::Run(r),
+        // the web view draws a run's lineage: a step's is within it
+        Target::Exec {
+            exec_id, run_id, ..
+        } => {
+            link = links.map(|l| l.lineage(LineageSeed::Run(&run_id), args.down, args.depth));
+            Seed::Exec(exec_id)
+        }
+        Target::Run(r) => {
+            link = links.map(|l| l.lineage(LineageSeed::Run(&r), args.down, args.depth));
+            Seed::Run(r)
+        }
     };
     let direction = if args.down {
         Direction::Down
@@ -78,13 +92,38 @@ pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) 
         args.format
     };
     match format {
-        LineageFormat::Tree => emit(&graph::tree(&g, &Style::stdout(color))),
+        LineageFormat::Tree => {
+            let style = Style::stdout(color);
+            let mut text = graph::tree(&g, &style);
+            if let Some(url) = &link {
+                text += &crate::report::ui_link_line(url, &style);
+            }
+            emit(&text)
+        }
+        // (dot and mermaid are read by other tools: no link in them)
         LineageFormat::Dot => emit(&graph::dot(&g)),
         LineageFormat::Mermaid => emit(&graph::mermaid(&g)),
         LineageFormat::Json => emit(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&g).unwrap_or_default()
+            crate::report::json_with_url(&g, link.as_deref())
         )),
     }
     Ok(0)
+}
+
+fn version_link(
+    links: Option<&crate::config::UiLinks>,
+    v: &crate::store::lineage::Version,
+    args: &LineageArgs,
+) -> Option<String> {
+    links.map(|l| {
+        l.lineage(
+            LineageSeed::Version {
+                path: &v.path,
+                hash: &v.hash,
+            },
+            args.down,
+            args.depth,
+        )
+    })
 }

@@ -1,11 +1,13 @@
 //! One module per subcommand, each with its clap `Args` beside the handler that takes them and
 //! returns the exit code. `crate::cli` only gathers them into the command line.
 
+pub mod cancel;
 pub mod check;
 pub mod checkout;
 pub mod compare;
 pub mod completions;
 pub mod diff;
+pub mod dryrun;
 pub mod export;
 pub mod fsck;
 pub mod gc;
@@ -18,9 +20,12 @@ pub mod replay;
 pub mod rm;
 pub mod run;
 pub mod runs;
+pub mod select;
 pub mod show;
 pub mod status;
+pub mod sweep;
 pub mod target;
+#[cfg(feature = "ui")]
 pub mod ui;
 
 use std::time::Duration;
@@ -43,6 +48,29 @@ pub struct ExecArgs {
     /// On interrupt, how long steps get to exit after SIGTERM before SIGKILL
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, display_order = 20)]
     pub grace: Duration,
+
+    /// Run every step here (`local`) or as Slurm jobs (`slurm`), whatever pipeline.toml's
+    /// `executor` keys say
+    #[arg(long, value_name = "WHERE", value_enum, display_order = 21)]
+    pub executor: Option<ExecutorArg>,
+}
+
+/// `--executor`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorArg {
+    // (no doc comments: they would turn `--help` into its long form)
+    Local,
+    Slurm,
+}
+
+impl ExecArgs {
+    /// `--executor`, as the plan's type
+    pub fn executor(&self) -> Option<crate::pipeline::plan::Executor> {
+        self.executor.map(|e| match e {
+            ExecutorArg::Local => crate::pipeline::plan::Executor::Local,
+            ExecutorArg::Slurm => crate::pipeline::plan::Executor::Slurm,
+        })
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -50,6 +78,27 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::from_secs(secs));
     }
     crate::pipeline::duration::parse(s).map_err(|e| format!("{e} (examples: 10s, 500ms, 2m)"))
+}
+
+/// Links to `mlrun ui` for the store in `store_dir`, when `[ui] base_url` (or `MLRUN_UI_URL`)
+/// names where it is served. A mistake there is said on stderr and gives no links: a command
+/// that only reads the store still does its job (`mlrun run` stops on it, as for any mistake in
+/// mlrun.toml).
+pub fn ui_links(
+    store_dir: &std::path::Path,
+    color: crate::report::ColorChoice,
+) -> Option<crate::config::UiLinks> {
+    match crate::config::Config::load(store_dir) {
+        Ok(c) => c.ui,
+        Err(e) => {
+            let style = crate::report::Style::stderr(color);
+            eprintln!(
+                "{} {e}; no links to the web view are printed",
+                style.paint(crate::report::Role::Warn, "warning:")
+            );
+            None
+        }
+    }
 }
 
 /// `mlrun rnus`: a bare word that is no file but is close to a subcommand's name was meant as

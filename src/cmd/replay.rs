@@ -127,6 +127,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                       keep_going: bool,
                       message: Option<String>|
      -> Result<exec::RunOutcome> {
+        let plan = plan.with_executor(args.exec.executor());
         let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
         let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
         let opts = RunOptions {
@@ -146,6 +147,8 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             trace: Some(crate::pipeline::plan::TraceMode::Off),
             run_id: None,
             message,
+            targets: None,
+            sweep_id: None,
         };
         let mut events = Sinks::new();
         events.push(Arc::new(Human::new(printer)));

@@ -17,9 +17,15 @@ use crate::store::{self, Store};
 
 #[derive(Debug, clap::Args, Clone)]
 pub struct RunArgs {
-    /// The pipeline file
-    #[arg(value_name = "PIPELINE", default_value = "pipeline.toml")]
-    pub pipeline: std::path::PathBuf,
+    /// The pipeline file [default: pipeline.toml, here or in the nearest parent]; taken as one
+    /// when it ends in .toml, or is a file the pipeline here does not name as a step or output
+    #[arg(value_name = "PIPELINE")]
+    pub pipeline: Option<std::path::PathBuf>,
+
+    /// Steps, or outputs they declare, to bring up to date: each runs with the stale steps it
+    /// depends on (up-to-date ones are reused), like `make train` [default: every step]
+    #[arg(value_name = "STEP|OUTPUT")]
+    pub targets: Vec<String>,
 
     #[command(flatten)]
     pub exec: super::ExecArgs,
@@ -36,6 +42,20 @@ pub struct RunArgs {
         display_order = 12
     )]
     pub params: Vec<String>,
+
+    /// Also run every step that depends on the targets (and the stale steps those need)
+    #[arg(long, display_order = 13)]
+    pub downstream: bool,
+
+    /// Print which steps would run and why, which would be reused (and from which run) and
+    /// which are not needed; run, record and lock nothing
+    #[arg(long, display_order = 14, conflicts_with_all = ["message", "wait_lock"])]
+    pub dry_run: bool,
+
+    /// Run one variant per combination of the comma-separated values of the `-p`s
+    /// (`-p lr=0.1,0.2 -p depth=3,5`: 4 runs sharing a sweep id); `\,` is a literal comma
+    #[arg(long, display_order = 15)]
+    pub sweep: bool,
 
     /// Print a JSON summary on stdout at the end (step output and progress go to stderr)
     #[arg(long, display_order = 21)]
@@ -82,8 +102,19 @@ pub enum TraceArg {
 }
 
 pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    run_or_typo(args, store_dir, color, None)
+}
+
+/// `mlrun WORD`: `typo` is the "unknown command" error to give when WORD is close to a
+/// command's name and names neither a file nor a step or output of the pipeline.
+pub fn run_or_typo(
+    args: RunArgs,
+    store_dir: Option<&Path>,
+    color: ColorChoice,
+    typo: Option<Error>,
+) -> Result<i32> {
     let json = args.json;
-    let result = run_inner(args, store_dir, color);
+    let result = run_inner(args, store_dir, color, typo);
     // `--json` promises a document on stdout even when mlrun could not run the pipeline
     if json && let Err(e) = &result {
         let doc = serde_json::json!({
@@ -96,9 +127,55 @@ pub fn run(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Resul
     result
 }
 
-fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+fn run_inner(
+    args: RunArgs,
+    store_dir: Option<&Path>,
+    color: ColorChoice,
+    typo: Option<Error>,
+) -> Result<i32> {
     let err_style = Style::stderr(color);
-    let plan = super::load_plan(&args.pipeline, &args.params, false, err_style)?;
+    let words = super::select::split(args.pipeline.as_deref(), &args.targets);
+    if args.downstream && words.targets.is_empty() {
+        return Err(Error::invalid("`--downstream` needs a target: the steps after which ones?")
+            .hint("`mlrun run prepare --downstream` runs `prepare` and every step that uses what it makes"));
+    }
+    if args.sweep {
+        let s = super::sweep::Sweep {
+            args: &args,
+            pipeline: &words.pipeline,
+            targets: &words.targets,
+        };
+        return super::sweep::sweep(s, store_dir, color);
+    }
+    if let Some(p) = args.params.iter().find(|p| {
+        p.split_once('=').is_some_and(|(_, v)| {
+            !v.trim_start().starts_with(['[', '{', '"', '\'']) && v.contains(',')
+        })
+    }) {
+        eprintln!(
+            "{} `-p {p}` sets one value, with its comma; `--sweep` runs one variant per comma-separated value",
+            err_style.paint(Role::Accent, "hint:")
+        );
+    }
+    let plan = match super::load_plan(&words.pipeline, &args.params, false, err_style) {
+        Ok(plan) => plan.with_executor(args.exec.executor()),
+        Err(e) if words.first_is_target => {
+            return Err(typo.unwrap_or_else(|| {
+                e.hint(format!(
+                    "`{}` was taken as a step or output to run: there is no file of that name",
+                    words.targets[0]
+                ))
+            }));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(t) = typo
+        && words.first_is_target
+        && super::select::find(&plan, &words.targets[0]).is_empty()
+    {
+        return Err(t);
+    }
+    let selected = super::select::resolve(&plan, &words.targets)?;
     let force = match &args.force {
         None => Force::None,
         Some(names) if names.iter().all(|n| n.is_empty()) => Force::All,
@@ -117,6 +194,41 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             }
             Force::Steps(names)
         }
+    };
+    if args.dry_run {
+        let keep = if words.targets.is_empty() {
+            vec![true; plan.steps().len()]
+        } else {
+            plan.selection(&selected, args.downstream)
+        };
+        let ask = super::dryrun::Ask {
+            targets: &words.targets,
+            downstream: args.downstream,
+            keep: &keep,
+            force: &force,
+            reuse_replays: args.reuse_replays,
+            json: args.json,
+        };
+        return super::dryrun::dry_run(&plan, store_dir, &ask, color);
+    }
+    if let Force::Steps(names) = &force
+        && !words.targets.is_empty()
+    {
+        let keep = plan.selection(&selected, args.downstream);
+        for n in names {
+            if plan.step_index(n).is_some_and(|i| !keep[i]) {
+                eprintln!(
+                    "{} `--force={n}`: `{n}` is not among the steps this run needs, so it does not run",
+                    err_style.paint(Role::Warn, "warning:")
+                );
+            }
+        }
+    }
+    let targets = (!words.targets.is_empty()).then(|| words.targets.clone());
+    let plan = if words.targets.is_empty() {
+        plan
+    } else {
+        plan.selecting(&selected, args.downstream)
     };
     let trace = args.trace.map(|t| match t {
         TraceArg::On => TraceMode::On,
@@ -137,7 +249,7 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     let mut lock = PipelineLock::acquire(&dir, plan.file(), args.wait_lock, |who| {
         eprintln!(
             "waiting for {who} to finish running `{}`…",
-            args.pipeline.display()
+            words.pipeline.display()
         );
     })?;
     // The id is chosen now so the lock can name the run a second mlrun is waiting for.
@@ -171,6 +283,8 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         trace,
         run_id: Some(run_id),
         message: args.message.clone().filter(|m| !m.trim().is_empty()),
+        targets,
+        sweep_id: None,
     };
     let mut events = Sinks::new();
     events.push(Arc::new(Human::new(printer)));
@@ -189,6 +303,16 @@ fn run_inner(args: RunArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             err_style.paint(Role::Accent, "hint:")
         );
     }
-    json.print();
+    // the run page in `mlrun ui`, when a base URL is configured (mlrun.toml was read by the run)
+    let link = crate::config::Config::load(&dir)
+        .ok()
+        .and_then(|c| c.ui)
+        .map(|l| l.run(&outcome.run_id));
+    json.print(link.as_deref());
+    if let Some(url) = &link
+        && !args.json
+    {
+        crate::report::emit(&crate::report::ui_link_line(url, &Style::stdout(color)));
+    }
     Ok(outcome.exit_code)
 }

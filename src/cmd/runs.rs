@@ -63,6 +63,10 @@ pub struct RunsArgs {
     #[arg(long, value_name = "TEXT")]
     pub grep: Option<String>,
 
+    /// Only the runs of a sweep (`mlrun run --sweep`; an id prefix)
+    #[arg(long, value_name = "ID")]
+    pub sweep: Option<String>,
+
     /// Choose the table's columns, in order, comma-separated (repeatable): id, pipeline, status,
     /// started, duration, commit, metrics, message, params.KEY, metrics.KEY; ID comes first when
     /// not named. Metrics left without a column are counted under the table
@@ -76,7 +80,12 @@ pub struct RunsArgs {
 
 pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
+    let sweep = match &args.sweep {
+        Some(s) => Some(store.resolve_sweep(s)?),
+        None => None,
+    };
     let filter = RunFilter {
+        sweep,
         pipeline: args.pipeline.clone(),
         status: args.status.clone(),
         since: args.since,
@@ -84,6 +93,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         metrics: args.metrics.clone(),
         sort: args.sort.clone(),
         limit: (args.limit != 0).then_some(args.limit),
+        offset: 0,
         replays: if args.replays {
             Some(true)
         } else if args.no_replays {

@@ -178,7 +178,7 @@ pub fn status(args: StatusArgs, store_dir: Option<&Path>, color: ColorChoice) ->
 }
 
 /// An input no step makes that is not there: point at `checkout` when the store holds a version.
-fn missing_input(store: Option<&Store>, objects: &Objects, path: &str) -> String {
+pub(crate) fn missing_input(store: Option<&Store>, objects: &Objects, path: &str) -> String {
     let held = store.and_then(|s| s.latest_restorable(objects, path).ok().flatten());
     match held {
         Some((hash, _)) => format!(
@@ -190,16 +190,16 @@ fn missing_input(store: Option<&Store>, objects: &Objects, path: &str) -> String
 }
 
 /// Where a status looks: the project, its pipeline file, the stat cache and the object store.
-struct Here<'a> {
-    root: &'a Path,
-    file: &'a str,
-    cache: &'a HashCache,
-    objects: &'a Objects,
+pub(crate) struct Here<'a> {
+    pub root: &'a Path,
+    pub file: &'a str,
+    pub cache: &'a HashCache,
+    pub objects: &'a Objects,
     /// count replays' executions (`--reuse-replays`); by default they are not the workspace's
-    with_replays: bool,
+    pub with_replays: bool,
 }
 
-fn step_reasons(
+pub(crate) fn step_reasons(
     store: &Store,
     here: &Here<'_>,
     step: &pipeline::Step,

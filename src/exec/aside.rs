@@ -317,6 +317,8 @@ mod tests {
             trace_ignore_defaults: true,
             keep_outputs: false,
             model: None,
+            executor: Default::default(),
+            resources: Default::default(),
         }
     }
 

@@ -21,14 +21,16 @@ pub mod event;
 pub mod incremental;
 mod input_copy;
 mod model;
+mod openlineage;
 pub mod output;
 mod phase;
 mod record;
 pub mod recorded;
 mod records;
 pub mod reporter;
-mod reuse;
+pub mod reuse;
 mod schedule;
+pub mod slurm;
 mod step;
 pub mod trace;
 pub mod unix;
@@ -82,6 +84,10 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// `mlrun run -m TEXT`: the run's message
     pub message: Option<String>,
+    /// `mlrun run TARGET...`: the steps and outputs asked for, as typed (None: all of them)
+    pub targets: Option<Vec<String>>,
+    /// the sweep this run is a variant of (`-p lr=0.1,0.2`)
+    pub sweep_id: Option<String>,
 }
 
 /// Which steps run even when an earlier execution could be reused.
@@ -146,7 +152,8 @@ pub struct RunOutcome {
 struct Ctx {
     plan: Plan,
     /// Sends the run's lineage live to an OpenLineage server (`crate::live`), when one is
-    /// configured: told after every write to the store, never waited for on a step's path.
+    /// configured: told by a sink of the run's events (`openlineage`), never waited for on a
+    /// step's path.
     live: Mutex<Option<crate::live::LiveRun>>,
     run_id: String,
     /// the store, and the records of reused steps waiting to be committed (`record::Writer`)
@@ -275,11 +282,13 @@ pub async fn run(plan: Plan, store: Store, opts: RunOptions, events: Sinks) -> R
     // A mistake in the project's mlrun.toml stops the run before anything is recorded. A replay
     // (and `mlrun check`) runs in a scratch tree: its events would tell the lineage server the
     // project's files were written again, so it sends nothing live (`export --send` sends it).
-    let live_cfg = crate::config::Config::load(&store_dir)?
+    let live = crate::config::Config::load(&store_dir)?
         .openlineage
-        .filter(|_| opts.replay_of.is_none());
+        .filter(|_| opts.replay_of.is_none())
+        .map(|cfg| crate::live::LiveRun::start(&store_dir, &run_id, cfg));
+    let events = openlineage::with_sink(events, live.as_ref());
     let ctx = Arc::new(Ctx {
-        live: Mutex::new(None),
+        live: Mutex::new(live),
         run_id: run_id.clone(),
         store: Mutex::new(record::Writer::new(store)),
         events: events.clone(),
@@ -313,11 +322,6 @@ pub async fn run(plan: Plan, store: Store, opts: RunOptions, events: Sinks) -> R
         plan,
     });
     record::run_start(&ctx, &opts, started, &git_start)?;
-    if let Some(cfg) = live_cfg {
-        let live = crate::live::LiveRun::start(&store_dir, &run_id, cfg);
-        live.changed();
-        *ctx.live.lock().expect("live lock") = Some(live);
-    }
 
     let short = ctx.with_store(|c| Store::short_id(c, &run_id))?;
     events.emit(&Event::RunStarted {
@@ -363,34 +367,9 @@ pub async fn run(plan: Plan, store: Store, opts: RunOptions, events: Sinks) -> R
         outcome: &outcome,
         git: &git_start,
     });
-    finish_live(&ctx, &outcome.short_id, &events);
+    openlineage::finish(&ctx, &outcome.short_id, &events);
     drop(scratch);
     Ok(outcome)
-}
-
-/// How long the end of a run waits for the OpenLineage sender when it makes no progress.
-const LIVE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Give the OpenLineage sender its last chance to deliver, and say what is left pending.
-fn finish_live(ctx: &Ctx, short: &str, events: &Sinks) {
-    let Some(live) = ctx.live.lock().expect("live lock").take() else {
-        return;
-    };
-    let url = live.shown_url().to_string();
-    let (pending, why) = match live.finish(LIVE_GRACE) {
-        Some(d) if d.pending == 0 => return,
-        Some(d) => (
-            d.pending.to_string(),
-            d.error.unwrap_or_else(|| "not delivered yet".into()),
-        ),
-        None => (
-            "some".to_string(),
-            format!("{url} is still busy or not answering"),
-        ),
-    };
-    events.warn(&format!(
-        "OpenLineage: {pending} events not delivered ({why}); they are kept in the store and sent, in order, by the next mlrun command or `mlrun export {short} --send`"
-    ));
 }
 
 /// One metric name from several steps: the run-level value is the latest step's in the plan.

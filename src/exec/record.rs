@@ -125,16 +125,7 @@ impl Ctx {
     pub(super) fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         let mut w = self.store.lock().expect("store lock");
         self.flush_reused(&mut w);
-        let r = f(&mut w.store);
-        self.live_changed();
-        r
-    }
-
-    /// Tell the live OpenLineage sender, if any, that the record changed.
-    pub(super) fn live_changed(&self) {
-        if let Some(l) = self.live.lock().expect("live lock").as_ref() {
-            l.changed();
-        }
+        f(&mut w.store)
     }
 
     /// Read from the store, leaving pending records pending.
@@ -185,8 +176,6 @@ pub(super) fn arm_flush(ctx: &Arc<Ctx>) {
         blocking(move || {
             let mut w = c.store.lock().expect("store lock");
             c.flush_reused(&mut w);
-            drop(w);
-            c.live_changed();
         })
         .await;
     });
@@ -216,6 +205,10 @@ pub(super) fn run_start(
         .message
         .as_deref()
         .map(|m| crate::fingerprint::env::mask(m, &ctx.recorded.secrets));
+    let targets = opts
+        .targets
+        .as_ref()
+        .map(|t| serde_json::to_string(t).unwrap_or_default());
     ctx.with_store(|c| {
         Store::insert_run(
             c,
@@ -234,6 +227,8 @@ pub(super) fn run_start(
                 argv_json: &argv_json,
                 replay_of: opts.replay_of.as_deref(),
                 message: message.as_deref(),
+                targets_json: targets.as_deref(),
+                sweep_id: opts.sweep_id.as_deref(),
             },
         )
     })
@@ -675,6 +670,8 @@ mod tests {
             argv_json: "[]",
             replay_of: None,
             message: None,
+            targets_json: None,
+            sweep_id: None,
         };
         w.store.insert_run(&run_start).unwrap();
         let begin = |step, seq| record::StepBegin {

@@ -307,14 +307,15 @@ fn io_note<'a>(list: impl Iterator<Item = &'a Io>) -> String {
 /// start the next run at once. People's lines go to stderr then (`Printer`).
 #[derive(Default)]
 pub struct Json {
-    document: std::sync::Mutex<Option<String>>,
+    document: std::sync::Mutex<Option<super::RunOutcome>>,
 }
 
 impl Json {
-    /// Print the document, if the run got as far as ending.
-    pub fn print(&self) {
+    /// Print the document, if the run got as far as ending, with a `url` field when given (a
+    /// link to the run in `mlrun ui`).
+    pub fn print(&self, url: Option<&str>) {
         if let Some(doc) = self.document.lock().expect("json lock").take() {
-            println!("{doc}");
+            println!("{}", report::json_with_url(&doc, url));
         }
     }
 }
@@ -322,8 +323,7 @@ impl Json {
 impl Sink for Json {
     fn emit(&self, event: &Event<'_>) {
         if let Event::RunFinished { outcome, .. } = event {
-            let doc = serde_json::to_string_pretty(outcome).unwrap_or_default();
-            *self.document.lock().expect("json lock") = Some(doc);
+            *self.document.lock().expect("json lock") = Some((*outcome).clone());
         }
     }
 }

@@ -9,10 +9,64 @@ use super::event::Event;
 use super::incremental::CacheParts;
 use super::record::{self, After, PendingReuse};
 use super::{Ctx, StepOutcome};
+use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::hash;
-use crate::pipeline::Step;
+use crate::pipeline::{PathDecl, Step};
 use crate::store::Store;
+use crate::store::objects::Objects;
 use crate::store::record::{Io, StepBegin, StepStatus, now_ms};
+use crate::store::reuse::Reusable;
+
+/// How an earlier execution with the step's cache key can be reused, decided without changing
+/// anything: the runner (`try_reuse`) acts on it, `mlrun run --dry-run` reports it.
+#[derive(Debug)]
+pub enum Decision<'a> {
+    /// every declared output on disk is what that execution made
+    Cached,
+    /// these outputs differ from (or are missing next to) what it made, and the object store
+    /// holds every one of them
+    Restore(Vec<(&'a PathDecl, &'a Io)>),
+    /// an output it made is neither on disk nor restorable: the step must run
+    Cannot,
+}
+
+/// Compare `step`'s declared outputs on disk under `root` with what `reusable` made.
+pub fn decide<'a>(
+    step: &'a Step,
+    root: &std::path::Path,
+    cache: &HashCache,
+    objects: &Objects,
+    reusable: &'a Reusable,
+) -> Decision<'a> {
+    let mut restore = Vec::new();
+    for decl in &step.outputs {
+        let Some(recorded) = reusable.outputs.iter().find(|o| o.path == decl.path) else {
+            return Decision::Cannot;
+        };
+        let now = hash::fingerprint(&root.join(&decl.path), cache).ok();
+        if now.as_ref().map(|f| f.hash()) == Some(recorded.fp.hash()) {
+            continue;
+        }
+        if !objects.can_restore(&recorded.fp) {
+            return Decision::Cannot;
+        }
+        restore.push((decl, recorded));
+    }
+    if restore.is_empty() {
+        Decision::Cached
+    } else {
+        Decision::Restore(restore)
+    }
+}
+
+/// An output as declared: a directory keeps its trailing `/`.
+pub fn shown(decl: &PathDecl, recorded: &Io) -> String {
+    if decl.dir || recorded.fp.is_dir() {
+        format!("{}/", decl.path)
+    } else {
+        decl.path.clone()
+    }
+}
 
 /// Reuse an earlier execution when its outputs are on disk or can be restored. `None`: the
 /// step must run. Blocking.
@@ -30,24 +84,13 @@ pub(super) fn try_reuse(
     let reusable = ctx
         .read_store(|c| Store::find_reusable(c, &key, ctx.reuse_replays))
         .ok()??;
-    let on_disk: Vec<Option<String>> = step
-        .outputs
-        .iter()
-        .map(|d| {
-            hash::fingerprint(&ctx.plan.root().join(&d.path), &ctx.cache)
-                .ok()
-                .map(|f| f.hash().to_string())
-        })
-        .collect();
+    let to_restore = match decide(step, ctx.plan.root(), &ctx.cache, &ctx.objects, &reusable) {
+        Decision::Cannot => return None,
+        Decision::Cached => Vec::new(),
+        Decision::Restore(list) => list,
+    };
     let mut restored = Vec::new();
-    for (decl, now) in step.outputs.iter().zip(on_disk) {
-        let recorded = reusable.outputs.iter().find(|o| o.path == decl.path)?;
-        if now.as_deref() == Some(recorded.fp.hash()) {
-            continue;
-        }
-        if !ctx.objects.can_restore(&recorded.fp) {
-            return None;
-        }
+    for (decl, recorded) in to_restore {
         if let Err(e) = ctx.objects.restore_io(recorded, ctx.plan.root()) {
             ctx.events.warn(&format!(
                 "{}: cannot restore `{}`: {}; running the step instead",
@@ -55,12 +98,7 @@ pub(super) fn try_reuse(
             ));
             return None;
         }
-        // shown as declared: a directory keeps its trailing `/`
-        restored.push(if decl.dir || recorded.fp.is_dir() {
-            format!("{}/", decl.path)
-        } else {
-            decl.path.clone()
-        });
+        restored.push(shown(decl, recorded));
     }
     let status = if restored.is_empty() {
         StepStatus::Cached

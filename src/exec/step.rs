@@ -16,6 +16,7 @@ use crate::error::{Error, exit};
 use crate::fingerprint::git::{GitState, RefsAt};
 use crate::fingerprint::metrics::Metrics;
 use crate::pipeline::Step;
+use crate::pipeline::plan::Executor;
 use crate::store::record::{Io, StepBegin, StepStatus, now_ms};
 
 /// Run step `i` of the plan to its end: reused, or run (and retried) and recorded.
@@ -44,6 +45,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
         secrets,
         metrics_file,
         parts: None,
+        node: Default::default(),
     };
     me.live().await
 }
@@ -68,6 +70,8 @@ struct StepRun {
     metrics_file: PathBuf,
     /// its cache key's parts, once its inputs are hashed
     parts: Option<CacheParts>,
+    /// the environment of the node its last attempt ran on, as a Slurm job (`exec::slurm`)
+    node: std::sync::Mutex<Option<super::slurm::wrapper::NodeEnv>>,
 }
 
 /// One execution of the step: its row in the store and when it started.
@@ -237,7 +241,17 @@ impl StepRun {
             grace: ctx.grace,
             timeout: step.timeout,
         };
-        let outcome = child::run(&spec, &ctx.events, ctx.interrupt.clone()).await;
+        let (outcome, job_stopped) = match step.executor {
+            Executor::Local => (
+                child::run(&spec, &ctx.events, ctx.interrupt.clone()).await,
+                None,
+            ),
+            Executor::Slurm => {
+                let ran = super::slurm::run_step(ctx, exec.id, &spec, step, attempt).await;
+                *self.node.lock().expect("node lock") = ran.node;
+                (ran.outcome, ran.stopped)
+            }
+        };
         let (outcome, observed) = trace::collect(tracer, outcome, &argv);
         if let Some(before) = &refs_before {
             note_repo_changes(ctx, step, before);
@@ -254,7 +268,9 @@ impl StepRun {
         };
         let (stdout, stderr) = (outcome.stdout, outcome.stderr);
 
-        let stopped = if outcome.timed_out {
+        let stopped = if let Some(s) = job_stopped {
+            Some(s)
+        } else if outcome.timed_out {
             let limit = step
                 .timeout
                 .map(|t| humantime::format_duration(t).to_string())
@@ -443,9 +459,14 @@ impl StepRun {
         for w in &f.metrics.warnings {
             ctx.events.warn(&format!("{}: {w}", step.name));
         }
+        let mut env = ctx.env_snapshot(interpreters, packages, self.vars.clone());
+        // a Slurm job ran on its node: the machine and interpreters are the node's
+        if let Some(node) = self.node.lock().expect("node lock").take() {
+            super::slurm::on_node(&mut env, node);
+        }
         let after = After {
             git: git_after,
-            env: ctx.env_snapshot(interpreters, packages, self.vars.clone()),
+            env,
             ended_at: ended,
             params: ctx.redactor.params(&step.params).0,
             keep_outputs: step.keep_outputs,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::hash::hash_file;
 use super::packages::{CachedScan, Inspected, PackageCache, is_interpreter};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SystemInfo {
     pub os: String,
     pub os_version: String,

@@ -58,6 +58,8 @@ pub struct RawPipeline {
     /// Inline `[params]`, flattened to dotted keys; the span is the value's.
     pub params: Vec<(String, Sp<toml::Value>)>,
     pub env: Vec<(Sp<String>, Sp<String>)>,
+    /// `executor` and the Slurm resources, for every step (a step's own keys win)
+    pub exec: RawExec,
     /// In file order.
     pub steps: Vec<RawStep>,
     /// Span of the `[steps]` table, or of the whole document when it is missing.
@@ -87,7 +89,36 @@ pub struct RawStep {
     pub keep_outputs: bool,
     /// `model = "NAME"` or `model = { name = "NAME", output = "PATH" }`
     pub model: Option<RawModel>,
+    /// `executor` and the Slurm resources, over the pipeline's
+    pub exec: RawExec,
 }
+
+/// Where a step runs and what it asks the cluster for, as written (`[pipeline]` or a step):
+/// `plan` checks the values.
+#[derive(Debug, Default, Clone)]
+pub struct RawExec {
+    pub executor: Option<Sp<String>>,
+    pub cpus: Option<Sp<i64>>,
+    pub mem: Option<Sp<String>>,
+    /// a count (`gpus = 2`) or a typed count (`gpus = "a100:2"`), kept as text
+    pub gpus: Option<Sp<String>>,
+    pub time: Option<Sp<String>>,
+    pub partition: Option<Sp<String>>,
+    pub account: Option<Sp<String>>,
+    pub sbatch_args: Option<Vec<Sp<String>>>,
+}
+
+/// The keys of `RawExec`, valid in `[pipeline]` and in a step.
+pub const EXEC_KEYS: &[&str] = &[
+    "executor",
+    "cpus",
+    "mem",
+    "gpus",
+    "time",
+    "partition",
+    "account",
+    "sbatch-args",
+];
 
 /// A step's `model` key as written; the span of the whole value.
 #[derive(Debug, Clone)]
@@ -109,6 +140,14 @@ const PIPELINE_KEYS: &[&str] = &[
     "trace-ignore",
     "trace-ignore-defaults",
     "lockfiles",
+    "executor",
+    "cpus",
+    "mem",
+    "gpus",
+    "time",
+    "partition",
+    "account",
+    "sbatch-args",
 ];
 const STEP_KEYS: &[&str] = &[
     "cmd",
@@ -127,6 +166,14 @@ const STEP_KEYS: &[&str] = &[
     "trace-ignore-defaults",
     "keep-outputs",
     "model",
+    "executor",
+    "cpus",
+    "mem",
+    "gpus",
+    "time",
+    "partition",
+    "account",
+    "sbatch-args",
 ];
 
 const STEP_KEY_LABEL: &str = "not a key of a step";
@@ -385,6 +432,7 @@ impl Walker {
                 "trace-ignore" => raw.trace_ignore = self.string_list(&path, value),
                 "trace-ignore-defaults" => raw.trace_ignore_defaults = self.bool(&path, value),
                 "lockfiles" => raw.lockfiles = self.string_list(&path, value),
+                _ if self.exec_key(&path, k, &value, &mut raw.exec) => {}
                 _ => self.unknown_key("pipeline.", &key, PIPELINE_KEYS),
             }
         }
@@ -473,6 +521,7 @@ impl Walker {
             trace_ignore_defaults: None,
             keep_outputs: false,
             model: None,
+            exec: RawExec::default(),
         };
         for (key, value) in in_file_order(t) {
             let k = key.get_ref().as_ref();
@@ -494,10 +543,45 @@ impl Walker {
                 "trace-ignore-defaults" => step.trace_ignore_defaults = self.bool(&path, value),
                 "keep-outputs" => step.keep_outputs = self.bool(&path, value).unwrap_or(false),
                 "model" => step.model = self.model(&path, value),
+                _ if self.exec_key(&path, k, &value, &mut step.exec) => {}
                 _ => self.unknown_step_key(&format!("{prefix}."), &key, STEP_KEYS),
             }
         }
         Some(step)
+    }
+
+    /// One of `EXEC_KEYS` (`sbatch_args` is read as `sbatch-args`): read into `exec`, true;
+    /// any other key: false.
+    fn exec_key(
+        &mut self,
+        path: &str,
+        k: &str,
+        value: &Spanned<DeValue<'_>>,
+        exec: &mut RawExec,
+    ) -> bool {
+        let v = value.clone();
+        match k {
+            "executor" => exec.executor = self.string(path, v),
+            "cpus" => exec.cpus = self.integer(path, v),
+            "mem" => exec.mem = self.string(path, v),
+            "gpus" => {
+                let span = v.span();
+                exec.gpus = match v.get_ref() {
+                    DeValue::Integer(i) => Some(Sp::new(i.as_str().to_string(), span)),
+                    DeValue::String(s) => Some(Sp::new(s.to_string(), span)),
+                    _ => {
+                        self.type_error(path, "a number of GPUs or \"TYPE:N\"", &v);
+                        None
+                    }
+                }
+            }
+            "time" => exec.time = self.duration(path, v),
+            "partition" => exec.partition = self.string(path, v),
+            "account" => exec.account = self.string(path, v),
+            "sbatch-args" | "sbatch_args" => exec.sbatch_args = Some(self.string_list(path, v)),
+            _ => return false,
+        }
+        true
     }
 
     /// `outputs`: strings, or tables `{ path = "...", store = false }`.

@@ -147,6 +147,33 @@ pub fn render_table(table: &comfy_table::Table) -> String {
 
 /// Write `text` to stdout. A closed pipe (`mlrun runs | head`) is not an error: the reader has
 /// what it wanted, so the rest is dropped instead of panicking like `print!` would.
+/// A `--json` document with a `url` field added (a link to the same thing in `mlrun ui`, when
+/// `[ui] base_url` is configured); without one it is the document unchanged.
+#[derive(serde::Serialize)]
+pub struct WithUrl<'a, T: serde::Serialize> {
+    #[serde(flatten)]
+    pub doc: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<&'a str>,
+}
+
+/// `doc` as pretty JSON, with `url` added when given.
+pub fn json_with_url<T: serde::Serialize>(doc: &T, url: Option<&str>) -> String {
+    match url {
+        None => serde_json::to_string_pretty(doc),
+        Some(url) => serde_json::to_string_pretty(&WithUrl {
+            doc,
+            url: Some(url),
+        }),
+    }
+    .unwrap_or_default()
+}
+
+/// The line that gives a link to the web view (`mlrun ui`) of what was just shown.
+pub fn ui_link_line(url: &str, style: &Style) -> String {
+    format!("{} {url}\n", style.paint(Role::Muted, "web view:"))
+}
+
 pub fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -261,6 +288,28 @@ pub fn metric(v: f64) -> String {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
+}
+
+/// A step's cluster job in one line: `slurm job 42 on node1 · queued 1.2s · ran 3.4s · TIMEOUT`.
+pub fn job_line(j: &crate::store::jobs::JobInfo) -> String {
+    let r = &j.record;
+    let mut parts = vec![format!("{} job {}", r.executor, r.job_id)];
+    if let Some(n) = &r.node {
+        parts[0] += &format!(" on {n}");
+    }
+    if let Some(w) = j.queue_wait_ms {
+        parts.push(format!("queued {}", duration_ms(w)));
+    }
+    if let Some(t) = j.run_ms {
+        parts.push(format!("ran {}", duration_ms(t)));
+    }
+    if let Some(g) = &r.gpus {
+        parts.push(format!("GPUs {g}"));
+    }
+    if let Some(s) = &r.state {
+        parts.push(s.clone());
+    }
+    parts.join(" · ")
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::report::time;
 use crate::store::lineage::GAP_REASON;
 
 use crate::store::lineage::{ExportRun, Io};
+use crate::store::query::StepInfo;
 
 pub const SCHEMA_URL: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
 const PARENT_SCHEMA: &str =
@@ -158,7 +159,7 @@ fn job_type(kind: &str) -> Value {
 
 /// `mlrun_packages`: each interpreter the step ran with (program, executable, prefix, kind)
 /// and its installed distributions with exact versions.
-fn packages_facet(r: &ExportRun, s: &crate::store::query::StepInfo) -> Option<Value> {
+fn packages_facet(r: &ExportRun, s: &StepInfo) -> Option<Value> {
     let env = s
         .env_id
         .as_ref()
@@ -198,12 +199,65 @@ pub fn events(r: &ExportRun) -> Vec<Value> {
 
 /// The events of a run with its jobs in namespace `ns` (a team's OpenLineage namespace).
 pub fn events_in(r: &ExportRun, ns: &str) -> Vec<Value> {
+    let mut out = vec![pipeline_start(r, ns)];
+    for s in &r.detail.steps {
+        out.extend(step_events(r, s, ns));
+    }
+    out.extend(pipeline_end(r, &r.detail.steps, ns));
+    // time order; a step's START before its end even within the same millisecond
+    sort_by_time(&mut out);
+    out
+}
+
+/// Events in time order (stable: a step's START stays before its end within one millisecond).
+pub fn sort_by_time(events: &mut [Value]) {
+    events.sort_by_key(|e| {
+        e["eventTime"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |t| t.as_millisecond())
+    });
+}
+
+/// The pipeline run's START.
+pub fn pipeline_start(r: &ExportRun, ns: &str) -> Value {
     let d = &r.detail;
     let run_uuid = uuid_of_run(&d.id);
     let mut pipeline_job_facets = json!({ "jobType": job_type("DAG") });
     if let Some(loc) = source_location(r) {
         pipeline_job_facets["sourceCodeLocation"] = loc;
     }
+    let pipeline_run_facets = json!({
+        "processing_engine": engine_facet(),
+        "executionParameters": params_facet(&d.params),
+        "mlrun_run": facet(MLRUN_FACET_SCHEMA, json!({
+            "id": d.id,
+            "status": d.status,
+            "hostname": d.hostname,
+            "user": d.user,
+            "pipelineFile": d.pipeline_file,
+        })),
+    });
+    json!({
+        "eventType": "START",
+        "eventTime": time::rfc3339(d.started_at),
+        "producer": producer(),
+        "schemaURL": SCHEMA_URL,
+        "run": { "runId": run_uuid, "facets": pipeline_run_facets },
+        "job": { "namespace": ns, "name": d.pipeline, "facets": pipeline_job_facets },
+        "inputs": [],
+        "outputs": [],
+    })
+}
+
+/// One step execution's START, and its end once it has ended; nothing for a step that never
+/// started. Its inputs and outputs are those `r.io` holds for it.
+pub fn step_events(r: &ExportRun, s: &StepInfo, ns: &str) -> Vec<Value> {
+    let d = &r.detail;
+    let Some(started) = s.started_at else {
+        return Vec::new(); // never started (not_run): no OpenLineage run
+    };
+    let run_uuid = uuid_of_run(&d.id);
     let parent = facet(
         PARENT_SCHEMA,
         json!({
@@ -216,154 +270,131 @@ pub fn events_in(r: &ExportRun, ns: &str) -> Vec<Value> {
         }),
     );
     let mut out = Vec::new();
-    let pipeline_run_facets = json!({
+    let id = uuid_of_exec(&d.id, &s.name, s.attempt, s.started_at);
+    let (inputs, outputs) = r.io.get(&s.exec_id).cloned().unwrap_or_default();
+    let ins: Vec<Value> = inputs.iter().map(|i| dataset(r, i, false)).collect();
+    let outs: Vec<Value> = outputs.iter().map(|o| dataset(r, o, true)).collect();
+    let mut job_facets = json!({
+        "jobType": job_type("TASK"),
+        "sourceCode": facet(SOURCE_SCHEMA, json!({ "language": "shell", "sourceCode": s.cmd })),
+    });
+    if let Some(loc) = source_location(r) {
+        job_facets["sourceCodeLocation"] = loc;
+    }
+    let job = json!({
+        "namespace": ns,
+        "name": format!("{}.{}", d.pipeline, s.name),
+        "facets": job_facets,
+    });
+    let mut run_facets = json!({
+        "parent": parent,
         "processing_engine": engine_facet(),
-        "executionParameters": params_facet(&d.params),
-        "mlrun_run": facet(MLRUN_FACET_SCHEMA, json!({
-            "id": d.id,
-            "status": d.status,
-            "hostname": d.hostname,
-            "user": d.user,
-            "pipelineFile": d.pipeline_file,
-        })),
+        "executionParameters": params_facet(&s.params),
     });
     out.push(json!({
         "eventType": "START",
-        "eventTime": time::rfc3339(d.started_at),
+        "eventTime": time::rfc3339(started),
         "producer": producer(),
         "schemaURL": SCHEMA_URL,
-        "run": { "runId": run_uuid, "facets": pipeline_run_facets },
-        "job": { "namespace": ns, "name": d.pipeline, "facets": pipeline_job_facets },
-        "inputs": [],
+        "run": { "runId": id, "facets": run_facets.clone() },
+        "job": job.clone(),
+        "inputs": ins,
         "outputs": [],
     }));
-    for s in &d.steps {
-        let Some(started) = s.started_at else {
-            continue; // never started (not_run): no OpenLineage run
-        };
-        let id = uuid_of_exec(&d.id, &s.name, s.attempt, s.started_at);
-        let (inputs, outputs) = r.io.get(&s.exec_id).cloned().unwrap_or_default();
-        let ins: Vec<Value> = inputs.iter().map(|i| dataset(r, i, false)).collect();
-        let outs: Vec<Value> = outputs.iter().map(|o| dataset(r, o, true)).collect();
-        let mut job_facets = json!({
-            "jobType": job_type("TASK"),
-            "sourceCode": facet(SOURCE_SCHEMA, json!({ "language": "shell", "sourceCode": s.cmd })),
-        });
-        if let Some(loc) = source_location(r) {
-            job_facets["sourceCodeLocation"] = loc;
-        }
-        let job = json!({
-            "namespace": ns,
-            "name": format!("{}.{}", d.pipeline, s.name),
-            "facets": job_facets,
-        });
-        let mut run_facets = json!({
-            "parent": parent,
-            "processing_engine": engine_facet(),
-            "executionParameters": params_facet(&s.params),
-        });
-        out.push(json!({
-            "eventType": "START",
-            "eventTime": time::rfc3339(started),
-            "producer": producer(),
-            "schemaURL": SCHEMA_URL,
-            "run": { "runId": id, "facets": run_facets.clone() },
-            "job": job.clone(),
-            "inputs": ins,
-            "outputs": [],
-        }));
-        let Some(kind) = end_event_type(&s.status) else {
-            continue;
-        };
-        let exact: serde_json::Map<String, serde_json::Value> = s
-            .metrics
-            .iter()
-            .map(|(k, v)| (k.clone(), crate::fingerprint::metrics::to_json(*v)))
-            .collect();
-        run_facets["mlrun_metrics"] = facet(MLRUN_FACET_SCHEMA, json!({ "metrics": exact }));
-        let mut execution = json!({
-            "status": s.status,
-            "attempt": s.attempt,
-            "cwd": s.cwd,
-            "argv": s.argv,
-        });
-        if let Some(c) = s.exit_code {
-            execution["exitCode"] = json!(c);
-        }
-        if let Some(sig) = s.signal {
-            execution["signal"] = json!(sig);
-        }
-        if let Some(rid) = r.reused.get(&s.exec_id) {
-            execution["reusedRunId"] = json!(uuid_of_run(rid));
-        }
-        run_facets["mlrun_execution"] = facet(MLRUN_FACET_SCHEMA, execution);
-        if let Some(p) = packages_facet(r, s) {
-            run_facets["mlrun_packages"] = p;
-        }
-        if kind != "COMPLETE" {
-            let message = s.error.clone().unwrap_or_else(|| match s.exit_code {
-                Some(c) => format!("exited with code {c}"),
-                None => s.status.clone(),
-            });
-            run_facets["errorMessage"] = facet(
-                ERROR_SCHEMA,
-                json!({ "message": message, "programmingLanguage": "shell" }),
-            );
-        }
-        out.push(json!({
-            "eventType": kind,
-            "eventTime": time::rfc3339(s.ended_at.unwrap_or(started)),
-            "producer": producer(),
-            "schemaURL": SCHEMA_URL,
-            "run": { "runId": id, "facets": run_facets },
-            "job": job,
-            "inputs": ins,
-            "outputs": outs,
-        }));
-    }
-    if let Some(kind) = end_event_type(&d.status) {
-        let mut metrics = serde_json::Map::new();
-        for s in &d.steps {
-            for (k, v) in &s.metrics {
-                metrics.insert(
-                    format!("{}.{k}", s.name),
-                    crate::fingerprint::metrics::to_json(*v),
-                );
-            }
-        }
-        let mut facets = json!({
-            "processing_engine": engine_facet(),
-            "mlrun_metrics": facet(MLRUN_FACET_SCHEMA, json!({ "metrics": metrics })),
-        });
-        if kind != "COMPLETE" {
-            facets["errorMessage"] = facet(
-                ERROR_SCHEMA,
-                json!({
-                    "message": format!("run {}{}", d.status,
-                        d.exit_code.map_or_else(String::new, |c| format!(" (exit {c})"))),
-                    "programmingLanguage": "shell",
-                }),
-            );
-        }
-        out.push(json!({
-            "eventType": kind,
-            "eventTime": time::rfc3339(d.ended_at.unwrap_or(d.started_at)),
-            "producer": producer(),
-            "schemaURL": SCHEMA_URL,
-            "run": { "runId": run_uuid, "facets": facets },
-            "job": { "namespace": ns, "name": d.pipeline },
-            "inputs": [],
-            "outputs": [],
-        }));
-    }
-    // time order; a step's START before its end even within the same millisecond
-    out.sort_by_key(|e| {
-        e["eventTime"]
-            .as_str()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map_or(0, |t| t.as_millisecond())
+    let Some(kind) = end_event_type(&s.status) else {
+        return out;
+    };
+    let exact: serde_json::Map<String, serde_json::Value> = s
+        .metrics
+        .iter()
+        .map(|(k, v)| (k.clone(), crate::fingerprint::metrics::to_json(*v)))
+        .collect();
+    run_facets["mlrun_metrics"] = facet(MLRUN_FACET_SCHEMA, json!({ "metrics": exact }));
+    let mut execution = json!({
+        "status": s.status,
+        "attempt": s.attempt,
+        "cwd": s.cwd,
+        "argv": s.argv,
     });
+    if let Some(c) = s.exit_code {
+        execution["exitCode"] = json!(c);
+    }
+    if let Some(sig) = s.signal {
+        execution["signal"] = json!(sig);
+    }
+    if let Some(rid) = r.reused.get(&s.exec_id) {
+        execution["reusedRunId"] = json!(uuid_of_run(rid));
+    }
+    run_facets["mlrun_execution"] = facet(MLRUN_FACET_SCHEMA, execution);
+    if let Some(p) = packages_facet(r, s) {
+        run_facets["mlrun_packages"] = p;
+    }
+    if kind != "COMPLETE" {
+        let message = s.error.clone().unwrap_or_else(|| match s.exit_code {
+            Some(c) => format!("exited with code {c}"),
+            None => s.status.clone(),
+        });
+        run_facets["errorMessage"] = facet(
+            ERROR_SCHEMA,
+            json!({ "message": message, "programmingLanguage": "shell" }),
+        );
+    }
+    out.push(json!({
+        "eventType": kind,
+        "eventTime": time::rfc3339(s.ended_at.unwrap_or(started)),
+        "producer": producer(),
+        "schemaURL": SCHEMA_URL,
+        "run": { "runId": id, "facets": run_facets },
+        "job": job,
+        "inputs": ins,
+        "outputs": outs,
+    }));
     out
+}
+
+/// A step's execution has ended (its end event can be made).
+pub fn step_ended(s: &StepInfo) -> bool {
+    s.started_at.is_some() && end_event_type(&s.status).is_some()
+}
+
+/// The pipeline run's end once it has ended, with the metrics of `steps` (all of the run's,
+/// in time order: a later step's value of a metric wins), or `None` while it runs.
+pub fn pipeline_end(r: &ExportRun, steps: &[StepInfo], ns: &str) -> Option<Value> {
+    let d = &r.detail;
+    let kind = end_event_type(&d.status)?;
+    let mut metrics = serde_json::Map::new();
+    for s in steps {
+        for (k, v) in &s.metrics {
+            metrics.insert(
+                format!("{}.{k}", s.name),
+                crate::fingerprint::metrics::to_json(*v),
+            );
+        }
+    }
+    let mut facets = json!({
+        "processing_engine": engine_facet(),
+        "mlrun_metrics": facet(MLRUN_FACET_SCHEMA, json!({ "metrics": metrics })),
+    });
+    if kind != "COMPLETE" {
+        facets["errorMessage"] = facet(
+            ERROR_SCHEMA,
+            json!({
+                "message": format!("run {}{}", d.status,
+                    d.exit_code.map_or_else(String::new, |c| format!(" (exit {c})"))),
+                "programmingLanguage": "shell",
+            }),
+        );
+    }
+    Some(json!({
+        "eventType": kind,
+        "eventTime": time::rfc3339(d.ended_at.unwrap_or(d.started_at)),
+        "producer": producer(),
+        "schemaURL": SCHEMA_URL,
+        "run": { "runId": uuid_of_run(&d.id), "facets": facets },
+        "job": { "namespace": ns, "name": d.pipeline },
+        "inputs": [],
+        "outputs": [],
+    }))
 }
 
 /// What identifies an event for delivery: its type and OpenLineage run id (a job run has at most

@@ -18,6 +18,7 @@ pub mod filter;
 mod fsck;
 mod gc;
 pub mod incomplete;
+pub mod jobs;
 pub mod lineage;
 pub mod lock;
 pub mod logs;
@@ -37,6 +38,7 @@ pub mod reused;
 pub mod rm;
 pub mod schema;
 mod statcache;
+pub mod sweeps;
 
 use std::path::{Path, PathBuf};
 
@@ -390,6 +392,11 @@ impl Store {
     /// `failed`, when that mlrun noted it could not write their record (`incomplete`).
     fn recover_abandoned_runs(&self) -> Result<()> {
         for (id, replay) in self.abandoned_runs()? {
+            // jobs it submitted to a cluster do not die with it: name them (`mlrun cancel`)
+            let jobs = jobs::open_jobs(&self.conn, &id).unwrap_or_default();
+            if !jobs.is_empty() {
+                eprintln!("note: {}", jobs::left_running(&id, &jobs));
+            }
             // an mlrun that could not write its record left a note saying why
             if let Some(reason) = incomplete::noted(&self.dir, &id) {
                 record::mark_record_failed(&self.conn, &id, &reason)?;

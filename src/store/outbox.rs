@@ -23,6 +23,18 @@ pub struct OutboxEvent {
     pub attempts: i64,
 }
 
+/// How the POST of an event went, for `outbox_record`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    Sent,
+    /// refused for good (a 4xx), with the server's words
+    Rejected(String),
+    /// worth retrying: it stays pending, with the error
+    Failed(String),
+    /// not posted (an earlier event failed): pending
+    NotTried,
+}
+
 /// Events of the store waiting to be delivered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pending {
@@ -72,6 +84,46 @@ impl Store {
         }
         tx.commit()?;
         Ok(added)
+    }
+
+    /// Keep, in one transaction, events that were posted before being queued (the live sender
+    /// posts a run's new events at once while nothing older is pending): each with how its POST
+    /// went. An event already queued is left as it is.
+    pub fn outbox_record(
+        &mut self,
+        run_id: &str,
+        events: &[(String, String, Posted)],
+        endpoint: &str,
+        now: i64,
+    ) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO openlineage_outbox
+                   (endpoint, event_key, run_id, body, queued_at, state, done_at, attempts, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for (key, body, posted) in events {
+                let (endpoint, body, state, done_at, attempts, error) = match posted {
+                    Posted::Sent => (endpoint, "", "sent", Some(now), 1, None),
+                    Posted::Rejected(why) => {
+                        (endpoint, body.as_str(), "rejected", Some(now), 1, Some(why))
+                    }
+                    Posted::Failed(why) => ("", body.as_str(), "pending", None, 1, Some(why)),
+                    Posted::NotTried => ("", body.as_str(), "pending", None, 0, None),
+                };
+                ins.execute(params![
+                    endpoint, key, run_id, body, now, state, done_at, attempts, error
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Queue a run's events to be sent again (`export --send`): events already queued get their

@@ -102,6 +102,10 @@ pub struct RunStart<'a> {
     pub replay_of: Option<&'a str>,
     /// `mlrun run -m TEXT`, secrets already masked
     pub message: Option<&'a str>,
+    /// the targets asked for (`mlrun run train`), as JSON; None: the whole pipeline
+    pub targets_json: Option<&'a str>,
+    /// the sweep the run is a variant of
+    pub sweep_id: Option<&'a str>,
 }
 
 fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
@@ -227,8 +231,8 @@ pub(super) fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> 
     let git = put_git(&tx, r.git)?;
     tx.execute(
         "INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, git_start,
-                           hostname, user, mlrun_version, argv, pid, pid_start, boot_id, replay_of, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?19, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                           hostname, user, mlrun_version, argv, pid, pid_start, boot_id, replay_of, message, targets, sweep_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?19, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?20, ?21)",
         params![
             r.id,
             r.pipeline,
@@ -249,6 +253,8 @@ pub(super) fn insert_run(conn: &mut Connection, r: &RunStart<'_>) -> Result<()> 
             r.replay_of,
             r.message,
             RunStatus::Running,
+            r.targets_json,
+            r.sweep_id,
         ],
     )?;
     tx.commit()?;

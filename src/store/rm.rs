@@ -197,7 +197,7 @@ pub(super) fn remove(
         &format!("INSERT OR IGNORE INTO rm_versions SELECT av_id FROM io_edges WHERE step_exec IN ({execs})"),
         [&list],
     )?;
-    for table in ["io_edges", "params", "metrics", "step_logs"] {
+    for table in ["io_edges", "params", "metrics", "step_logs", "step_jobs"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE step_exec IN ({execs})"),
             [&list],

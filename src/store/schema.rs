@@ -60,7 +60,59 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_RUN_REMOVALS,
     },
+    Migration {
+        code: None,
+        sql: V_STEP_JOBS,
+    },
+    Migration {
+        code: None,
+        sql: V_RUN_TARGETS_SWEEPS,
+    },
+    Migration {
+        code: None,
+        sql: V_STEPS_BY_RUN_SEQ,
+    },
 ];
+
+// 13: steps run as Slurm jobs (`exec::slurm`, `store::jobs`): one row per execution submitted,
+// written when it is submitted (so a killed mlrun leaves the job id to cancel) and completed when
+// the job ends. No row: the step ran locally. Times are milliseconds since the epoch, as seen by
+// mlrun (submitted) and by the scheduler (started, ended); `state` is Slurm's final job state,
+// `reason` the scheduler's reason when the job failed for the cluster's sake; `gpus` what the
+// job's node showed it (the wrapper's record), `cancelled_at` set by `mlrun cancel`.
+const V_STEP_JOBS: &str = r#"
+CREATE TABLE step_jobs (
+  step_exec INTEGER PRIMARY KEY REFERENCES step_execs(id),
+  executor TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  submitted_at INTEGER NOT NULL,
+  node TEXT,
+  started_at INTEGER,
+  ended_at INTEGER,
+  state TEXT,
+  reason TEXT,
+  gpus TEXT,
+  cancelled_at INTEGER);
+CREATE INDEX step_jobs_running ON step_jobs(step_exec) WHERE ended_at IS NULL;
+"#;
+
+// 14: what a run was asked to make and which sweep it belongs to. `targets`: the steps and
+// outputs named on the command line (`mlrun run train`), a JSON array as typed; NULL: the whole
+// pipeline. `sweep_id`: the runs of one `-p a=1,2 -p b=x,y` sweep share it; NULL: not a sweep.
+const V_RUN_TARGETS_SWEEPS: &str = r#"
+ALTER TABLE runs ADD COLUMN targets TEXT;
+ALTER TABLE runs ADD COLUMN sweep_id TEXT;
+CREATE INDEX runs_sweep ON runs (sweep_id) WHERE sweep_id IS NOT NULL;
+"#;
+
+// 15: a run's steps in plan order, in the index: a run's value of a metric (the step latest in
+// the plan that reports it, `query::RUN_METRIC`) is read from the index and the metrics' key
+// alone, without a row of `step_execs` per step, so sorting or filtering 10,000 runs by a metric
+// stays fast. It serves every lookup `steps_by_run` did (same first column), which it replaces.
+const V_STEPS_BY_RUN_SEQ: &str = r#"
+CREATE INDEX steps_by_run_seq ON step_execs(run_id, seq, id);
+DROP INDEX steps_by_run;
+"#;
 
 // 10: the OpenLineage outbox (`store::outbox`): events made while a run ran, queued once per
 // event (type + OpenLineage run id), delivered in `seq` order to the server configured when they

@@ -23,15 +23,7 @@ pub fn esc(s: &str) -> String {
 
 /// Percent-encode a query value (everything but unreserved characters).
 pub fn url(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    crate::config::percent(s)
 }
 
 /// A page being written. `text` escapes, `raw` does not (literal markup only).

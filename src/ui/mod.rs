@@ -16,11 +16,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, RawQuery, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -71,7 +70,7 @@ struct App {
 /// Parsed query string: every `key=value` pair in order (repeated keys kept).
 pub type Query = Vec<(String, String)>;
 
-fn parse_query(raw: Option<String>) -> Query {
+fn parse_query(raw: Option<&str>) -> Query {
     raw.map(|q| {
         form_urlencoded::parse(q.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -101,57 +100,76 @@ async fn render(
     }
 }
 
+/// The pages and their stable URLs. One handler matches the path itself: each route of axum's
+/// router is a stack of generic services of its own, and seven of them cost more binary than
+/// the whole of this match.
 fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/runs") }))
-        .route(
-            "/runs",
-            get(|State(a): State<Arc<App>>, RawQuery(q): RawQuery| async move {
-                let q = parse_query(q);
-                render(a, move |c| pages::runs(c, &q)).await
-            }),
-        )
-        .route(
-            "/run/{id}",
-            get(|State(a): State<Arc<App>>, UrlPath(id): UrlPath<String>| async move {
-                render(a, move |c| pages::run(c, &id)).await
-            }),
-        )
-        .route(
-            "/compare",
-            get(|State(a): State<Arc<App>>, RawQuery(q): RawQuery| async move {
-                let q = parse_query(q);
-                render(a, move |c| pages::compare(c, &q)).await
-            }),
-        )
-        .route(
-            "/lineage",
-            get(|State(a): State<Arc<App>>, RawQuery(q): RawQuery| async move {
-                let q = parse_query(q);
-                render(a, move |c| pages::lineage(c, &q)).await
-            }),
-        )
-        .route(
-            "/artifact",
-            get(|State(a): State<Arc<App>>, RawQuery(q): RawQuery| async move {
-                let q = parse_query(q);
-                render(a, move |c| pages::artifact(c, &q)).await
-            }),
-        )
-        .route("/static/{name}", get(asset))
-        .fallback(|| async {
-            Reply::error(
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "there is no such page; the pages are /runs, /run/ID, /compare?runs=A,B, /lineage?path=PATH and /artifact?path=PATH",
-            )
-        })
+        .fallback(dispatch)
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }
 
-async fn asset(UrlPath(name): UrlPath<String>) -> Response {
-    let (body, kind) = match name.as_str() {
+async fn dispatch(State(a): State<Arc<App>>, req: Request) -> Response {
+    let path = req.uri().path();
+    let q = parse_query(req.uri().query());
+    // `/run/{id}` and `/static/{name}`: one segment, percent-decoded
+    let segment = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .filter(|s| !s.is_empty() && !s.contains('/'))
+            .and_then(percent_decode)
+    };
+    let page: fn(&Store, &Query) -> Result<Reply> = match path {
+        "/" => return Redirect::to("/runs").into_response(),
+        "/runs" => pages::runs,
+        "/compare" => pages::compare,
+        "/lineage" => pages::lineage,
+        "/artifact" => pages::artifact,
+        _ => {
+            if let Some(id) = segment("/run/") {
+                return render(a, move |c| pages::run(c, &id)).await.into_response();
+            }
+            if let Some(name) = segment("/static/") {
+                return asset(&name);
+            }
+            return Reply::error(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "there is no such page; the pages are /runs, /run/ID, /compare?runs=A,B, /lineage?path=PATH and /artifact?path=PATH",
+            )
+            .into_response();
+        }
+    };
+    render(a, move |c| page(c, &q)).await.into_response()
+}
+
+/// A percent-encoded path segment as text (`None`: not UTF-8 once decoded).
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, ..) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn asset(name: &str) -> Response {
+    let (body, kind) = match name {
         "style.css" => (STYLE, "text/css; charset=utf-8"),
         "app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         _ => {

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::report::{duration_ms, metric, short_hash};
 use crate::store::Store;
 use crate::store::lineage::{self, Direction, Seed};
-use crate::store::query::{self, RunFilter, RunSummary};
+use crate::store::query::{self, RunFilter};
 
 const PER_PAGE: usize = 50;
 const MAX_PER_PAGE: usize = 500;
@@ -183,13 +183,14 @@ pub fn runs(store: &Store, q: &Query) -> Result<Reply> {
         Ok(r) => r,
         Err(e) => return bad(&e),
     };
-    let offset = (rq.page - 1) * rq.per;
     let mut f = rq.filter.clone();
-    f.limit = Some(offset + rq.per + 1);
+    let offset = (rq.page - 1) * rq.per;
+    f.offset = offset;
+    // one more than a page: whether there is a next one
+    f.limit = Some(rq.per + 1);
     let mut runs = store.list_runs(&f)?;
-    let more = runs.len() > offset + rq.per;
-    runs.truncate(offset + rq.per);
-    let runs: Vec<RunSummary> = runs.into_iter().skip(offset).collect();
+    let more = runs.len() > rq.per;
+    runs.truncate(rq.per);
     // columns: the params and metrics of the runs shown (or those chosen)
     let mut param_keys: BTreeSet<String> = BTreeSet::new();
     let mut metric_keys: BTreeSet<String> = BTreeSet::new();

@@ -338,11 +338,24 @@ fn a_mistyped_command_is_not_read_as_a_pipeline_path() {
     env.write("rnus", SWEEPABLE);
     let out = env.mlrun(&["rnus"]);
     assert_eq!(out.code, 0, "{out:?}");
-    // a word close to no command keeps the missing-file error
+    // a word close to no command is a target (`mlrun train`): it names no step or output
     let out = env.mlrun(&["xyzzy"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
-        out.stderr.contains("cannot read pipeline file `xyzzy`"),
+        out.stderr
+            .contains("`xyzzy` is no step of `pipeline.toml` and no output a step declares"),
+        "{out:?}"
+    );
+    // without a pipeline here, it says both what it looked for and how the word was taken
+    std::fs::remove_file(env.path("pipeline.toml")).unwrap();
+    let out = env.mlrun(&["xyzzy"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot read pipeline file `pipeline.toml`")
+            && out.stderr.contains(
+                "`xyzzy` was taken as a step or output to run: there is no file of that name"
+            ),
         "{out:?}"
     );
 }

@@ -322,6 +322,13 @@ fn a_server_that_never_answers_does_not_hold_the_run_and_export_send_delivers_la
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("not delivered"), "{out:?}");
     assert!(wait_until(120, || hanging.requests.load(Ordering::SeqCst) >= 1));
+    // the sender was stuck on its first POST: the run's events are in the outbox all the same
+    let show = env.mlrun(&["show", "latest"]);
+    assert!(
+        show.stderr
+            .contains("8 OpenLineage events of this run not sent yet"),
+        "{show:?}"
+    );
 
     // pointed at a server that works (the environment overrides mlrun.toml), one command sends
     let server = Receiver::start(Mode::Accept);
@@ -404,4 +411,64 @@ fn a_step_start_reaches_the_server_while_the_step_is_still_running() {
         "nothing ended before the step started"
     );
     check_events(&events, 4);
+}
+
+/// The exported events of the latest run, in the live namespace, keyed like the live ones.
+fn exported(env: &Env, run: &str) -> Vec<Value> {
+    let out = env.mlrun(&["export", run, "--format", "openlineage"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    out.stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str(&l.replace("\"namespace\":\"mlrun\"", "\"namespace\":\"team\""))
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn live_events_are_the_exported_ones_and_reused_steps_are_sent_too() {
+    let server = Receiver::start(Mode::Accept);
+    let env = project(&server.url());
+    let first = env.mlrun(&["pipeline.toml"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    // nothing changed: every step is reused, its record written after it is reported
+    let second = env.mlrun(&["pipeline.toml"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(second.stdout.contains("cached"), "{second:?}");
+    assert!(!second.stderr.contains("not delivered"), "{second:?}");
+    let got = server.events();
+    assert_eq!(got.len(), 2 * EVENTS_OF_A_RUN);
+    check_events(&got[..EVENTS_OF_A_RUN], EVENTS_OF_A_RUN);
+    check_events(&got[EVENTS_OF_A_RUN..], EVENTS_OF_A_RUN);
+    // made from the steps as they start and end, they are the events the export makes from the
+    // whole record: every end event is the same; a START is made when the run or step starts,
+    // before the step's inputs are recorded, while the run's status is `running`
+    for (run, live) in [
+        ("latest~1", &got[..EVENTS_OF_A_RUN]),
+        ("latest", &got[EVENTS_OF_A_RUN..]),
+    ] {
+        let export = exported(&env, run);
+        assert_eq!(export.len(), EVENTS_OF_A_RUN);
+        for e in &export {
+            let same = live.iter().find(|g| {
+                g.event["eventType"] == e["eventType"]
+                    && g.event["run"]["runId"] == e["run"]["runId"]
+            });
+            let Some(same) = same else {
+                panic!("not sent live: {e}");
+            };
+            if e["eventType"] == "START" {
+                let mut a = same.event.clone();
+                let mut b = e.clone();
+                for x in [&mut a, &mut b] {
+                    x["inputs"] = Value::Null;
+                    x["run"]["facets"]["mlrun_run"]["status"] = Value::Null;
+                }
+                assert_eq!(a, b, "START of {}", e["job"]["name"]);
+            } else {
+                assert_eq!(&same.event, e, "{} of {}", e["eventType"], e["job"]["name"]);
+            }
+        }
+    }
 }

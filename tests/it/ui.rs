@@ -854,3 +854,134 @@ fn ui_open_starts_the_browser_on_its_url() {
         format!("{}/", ui.url)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Links printed by the CLI once `[ui] base_url` is configured
+
+/// The URL of the `web view:` line of a command's output.
+fn link_in(out: &str) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("web view: "))
+        .map(str::to_string)
+}
+
+#[test]
+fn cli_prints_links_to_the_web_view_only_once_configured_and_they_open() {
+    let mut env = project();
+    let json = |args: &[&str]| -> Value {
+        let out = env.mlrun(args);
+        assert_eq!(out.code, 0, "{out:?}");
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    // not configured: no link, no `url` field
+    for args in [
+        &["show", "latest"][..],
+        &["show", "model.txt"],
+        &["compare", "latest", "latest~1"],
+        &["lineage", "model.txt"],
+    ] {
+        let out = env.mlrun(args);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(!out.all().contains("web view"), "{args:?}: {out:?}");
+        let mut j = args.to_vec();
+        j.push("--json");
+        assert!(json(&j).get("url").is_none(), "{args:?}");
+    }
+    let run_id = json(&["show", "latest", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let previous = json(&["show", "latest~1", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hash = json(&["show", "model.txt", "--json"])["version"]["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // `mlrun ui` serves this store; mlrun.toml says where
+    let ui = Server::start(&env, &[]);
+    env.write("mlrun.toml", &format!("[ui]\nbase_url = \"{}/\"\n", ui.url));
+    let opens = |url: &str| {
+        let path = url
+            .strip_prefix(&ui.url)
+            .unwrap_or_else(|| panic!("{url} is not under {}", ui.url));
+        let (code, body) = ui.get(path);
+        assert_eq!(code, 200, "{url}: {body}");
+        body
+    };
+    let expect = [
+        (&["show", "latest"][..], format!("{}/run/{run_id}", ui.url)),
+        (
+            &["show", "latest:train"],
+            format!("{}/run/{run_id}#step-train", ui.url),
+        ),
+        (
+            &["show", "model.txt"],
+            format!("{}/artifact?path=model.txt&hash={hash}", ui.url),
+        ),
+        (
+            &["compare", "latest", "latest~1"],
+            format!("{}/compare?runs={run_id},{previous}", ui.url),
+        ),
+        (
+            &["lineage", "model.txt"],
+            format!("{}/lineage?path=model.txt&hash={hash}&depth=all", ui.url),
+        ),
+        (
+            &["lineage", "latest", "--down", "--depth", "2"],
+            format!("{}/lineage?run={run_id}&dir=down&depth=2", ui.url),
+        ),
+    ];
+    for (args, want) in &expect {
+        let out = env.mlrun(args);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(
+            link_in(&out.stdout).as_ref(),
+            Some(want),
+            "{args:?}: {out:?}"
+        );
+        let mut j = args.to_vec();
+        j.push("--json");
+        assert_eq!(json(&j)["url"], *want, "{args:?} --json");
+        opens(want);
+    }
+    assert!(opens(&format!("{}/run/{run_id}", ui.url)).contains(&run_id[..8]));
+    // dot and mermaid are for other tools: no link in them
+    let dot = env.mlrun(&["lineage", "model.txt", "--format", "dot"]);
+    assert!(!dot.all().contains("web view"), "{dot:?}");
+
+    // a run ends with its page, and `--json` has it as `url`
+    let out = env.mlrun(&["run", "-p", "lr=0.3"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let new_id = json(&["show", "latest", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = link_in(&out.stdout).unwrap_or_else(|| panic!("no link: {out:?}"));
+    assert_eq!(url, format!("{}/run/{new_id}", ui.url));
+    assert!(opens(&url).contains("lr"));
+    let doc = json(&["run", "-p", "lr=0.4", "--json"]);
+    assert_eq!(
+        doc["url"],
+        format!("{}/run/{}", ui.url, doc["run_id"].as_str().unwrap())
+    );
+    opens(doc["url"].as_str().unwrap());
+
+    // the environment overrides the file; empty turns the links off
+    env.set_env("MLRUN_UI_URL", "");
+    let out = env.mlrun(&["show", "latest"]);
+    assert!(!out.all().contains("web view"), "{out:?}");
+    // a mistake in the setting is said, and the command still shows what it shows
+    env.set_env("MLRUN_UI_URL", "localhost:8765");
+    let out = env.mlrun(&["show", "latest"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("MLRUN_UI_URL"), "{out:?}");
+    assert!(!out.stdout.contains("web view"), "{out:?}");
+    let out = env.mlrun(&["run"]);
+    assert_eq!(
+        out.code, 2,
+        "a run stops on a mistake in its settings: {out:?}"
+    );
+}

@@ -222,6 +222,9 @@ pub struct StepsDiff {
     /// steps that ran in one run and were reused (`cached`, `restored`) in the other, making the
     /// same outputs: how each ran, not a difference
     pub ran: Vec<Change<String>>,
+    /// steps that ran as cluster jobs in either run: where each ran (`local`, or the job: id,
+    /// node, queue wait, run time, Slurm's state); not a difference by itself
+    pub where_ran: Vec<Change<String>>,
     pub unchanged: usize,
 }
 

@@ -487,6 +487,15 @@ fn steps_text(d: &RunDiff, style: &Style) -> String {
             style.paint(Role::Muted, "(how it ran; not a difference)")
         );
     }
+
+    for c in &s.where_ran {
+        o += &format!(
+            "  {}  ran: {} in A, {} in B\n",
+            c.key,
+            c.a.as_deref().unwrap_or("-"),
+            c.b.as_deref().unwrap_or("-"),
+        );
+    }
     o
 }
 

@@ -565,6 +565,19 @@ pub(super) fn steps_diff(a: &RunDetail, b: &RunDetail) -> StepsDiff {
             Some("succeeded" | "cached" | "restored") => Some("ok".to_string()),
             other => other.map(str::to_string),
         };
+        if let (Some(sa), Some(sb)) = (x, y)
+            && (sa.job.is_some() || sb.job.is_some())
+        {
+            let place = |st: &StepInfo| match &st.job {
+                Some(j) => report::job_line(j),
+                None => st.executor.clone(),
+            };
+            d.where_ran.push(Change {
+                key: n.clone(),
+                a: Some(place(sa)),
+                b: Some(place(sb)),
+            });
+        }
         if let (Some(sa), Some(sb)) = (x, y) {
             if outcome(&sx) != outcome(&sy) {
                 same = false;

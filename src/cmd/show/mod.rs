@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::cmd::target::{self, Target};
 use crate::error::Result;
 use crate::report::Role;
-use crate::report::{ColorChoice, Style, emit};
+use crate::report::{self, ColorChoice, Style, emit};
 use crate::store::logs::LogObjects;
 use crate::store::packages::EnvPackages;
 use crate::store::query::RunDetail;
@@ -67,15 +67,27 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     if let Some(stream) = &args.log {
         return one_log(&store, resolved, stream);
     }
+    let links = crate::cmd::ui_links(&store.dir, color);
     let id = match resolved {
         Target::Run(id) => id,
         Target::Exec { run_id, step, .. } => {
             only_step = Some(step);
             run_id
         }
-        Target::Version(v, note) => return show_version(&store, &v, None, note, &args, color),
-        Target::File(v, m, note) => return show_version(&store, &v, Some(m), note, &args, color),
+        Target::Version(v, note) => {
+            let link = links.map(|l| l.artifact(&v.path, Some(&v.hash)));
+            return show_version(&store, &v, None, note, &args, link, color);
+        }
+        Target::File(v, m, note) => {
+            let link = links.map(|l| l.artifact(&v.path, Some(&v.hash)));
+            return show_version(&store, &v, Some(m), note, &args, link, color);
+        }
     };
+    // the run's page (at the step, for RUN:STEP)
+    let link = links.map(|l| match &only_step {
+        Some(step) => format!("{}#step-{}", l.run(&id), crate::config::percent(step)),
+        None => l.run(&id),
+    });
     if args.files {
         Style::stderr(color).note(
             "`--files` lists the files of a directory version: name one, e.g. `mlrun show data/`",
@@ -94,13 +106,16 @@ pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     if args.json {
         emit(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&detail).unwrap_or_default()
+            report::json_with_url(&detail, link.as_deref())
         ));
         return Ok(0);
     }
     let style = Style::stdout(color);
     let mut out = Out::stdout();
     out.text(&render(&detail, &style));
+    if let Some(url) = &link {
+        out.text(&report::ui_link_line(url, &style));
+    }
     if args.logs || args.full {
         print_logs(&mut out, &store, &detail, args.full, &style)?;
     } else {

@@ -218,6 +218,12 @@ pub fn render(d: &RunDetail, style: &Style) -> String {
         ))
     );
     o += &format!("  pipeline  {}\n", d.pipeline_file);
+    if let Some(t) = &d.targets {
+        o += &format!("  targets   {} (and the steps they need)\n", t.join(" "));
+    }
+    if let Some(s) = &d.sweep_id {
+        o += &format!("  sweep     {s} (`mlrun runs --sweep {s}`)\n");
+    }
     if let Some(g) = &d.git {
         o += &format!("  git       {}\n", git_line(g));
         if let Some(url) = &g.remote_url {
@@ -274,6 +280,9 @@ fn step_text(d: &RunDetail, s: &StepInfo, style: &Style) -> String {
     let mut o = String::new();
     o += &step_head(d, s, style);
     o += &format!("    cmd     {}\n", s.cmd);
+    if let Some(j) = &s.job {
+        o += &format!("    job     {}\n", report::job_line(j));
+    }
     if !s.cwd.is_empty() {
         o += &format!("    cwd     {}\n", s.cwd);
     }

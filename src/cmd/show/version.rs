@@ -49,6 +49,7 @@ pub(super) fn show_version(
     file: Option<Member>,
     note: Option<String>,
     args: &ShowArgs,
+    link: Option<String>,
     color: ColorChoice,
 ) -> Result<i32> {
     if let Some(n) = note {
@@ -95,7 +96,7 @@ pub(super) fn show_version(
         };
         emit(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&out).unwrap_or_default()
+            report::json_with_url(&out, link.as_deref())
         ));
         return Ok(0);
     }
@@ -149,6 +150,9 @@ pub(super) fn show_version(
     {
         let envs: Vec<(&String, &EnvPackages)> = env.packages.iter().collect();
         o += &package_lists(&envs, &style);
+    }
+    if let Some(url) = &link {
+        o += &report::ui_link_line(url, &style);
     }
     emit(&o);
     Ok(0)

@@ -360,6 +360,8 @@ mod tests {
             trace_ignore_defaults: true,
             keep_outputs: false,
             model: None,
+            executor: Default::default(),
+            resources: Default::default(),
         }
     }
 

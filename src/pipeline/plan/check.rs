@@ -315,6 +315,7 @@ impl Checker<'_> {
             .model
             .as_ref()
             .and_then(|m| self.model(name, m, &outs, &mut ctx.model_names));
+        let (executor, resources) = self.executor(name, &ctx.raw.exec, &rs.exec);
         Step {
             name: name.clone(),
             template: cmd
@@ -340,6 +341,8 @@ impl Checker<'_> {
                 .unwrap_or(true),
             keep_outputs: rs.keep_outputs,
             model,
+            executor,
+            resources,
         }
     }
 

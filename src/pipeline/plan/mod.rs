@@ -159,6 +159,13 @@ pub struct Step {
     /// succeeds
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelDecl>,
+    /// where it runs: locally, or as a Slurm job (`executor`, the step's over the pipeline's,
+    /// `--executor` over both)
+    #[serde(default)]
+    pub executor: Executor,
+    /// what a Slurm job asks for (the step's keys over the pipeline's); unused locally
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
 }
 
 fn yes() -> bool {
@@ -302,6 +309,17 @@ impl Plan {
         self
     }
 
+    /// The same plan with every step run by `executor` (`--executor`): resources stay as
+    /// declared (a Slurm job gets them; a local run does not use them).
+    pub fn with_executor(mut self, executor: Option<Executor>) -> Plan {
+        if let Some(e) = executor {
+            for s in &mut self.steps {
+                s.executor = e;
+            }
+        }
+        self
+    }
+
     /// The same plan with values rewritten by `r` (secrets replaced by markers, markers by
     /// secrets): first the params and env of the pipeline and of every step, then every step's
     /// command. Names, paths, dependencies and order stay as validated.
@@ -334,6 +352,41 @@ impl Plan {
             }
         }
         Some(self.keeping(&keep))
+    }
+
+    /// The steps `mlrun run TARGET...` runs: `targets` (indices into `steps`), with
+    /// `downstream` every step that depends on one of them, and everything those depend on,
+    /// in the same order. The steps a selected step waits for are all kept, so the order and
+    /// dependencies stay as validated.
+    pub fn selecting(self, targets: &[usize], downstream: bool) -> Plan {
+        let keep = self.selection(targets, downstream);
+        self.keeping(&keep)
+    }
+
+    /// Which steps `selecting` keeps, by index.
+    pub fn selection(&self, targets: &[usize], downstream: bool) -> Vec<bool> {
+        let n = self.steps.len();
+        let mut wanted = vec![false; n];
+        for &t in targets {
+            wanted[t] = true;
+        }
+        if downstream {
+            // dependants come after their dependencies in a topological order
+            for i in 0..n {
+                if !wanted[i] && self.steps[i].deps.iter().any(|&d| wanted[d]) {
+                    wanted[i] = true;
+                }
+            }
+        }
+        let mut keep = vec![false; n];
+        let mut todo: Vec<usize> = (0..n).filter(|&i| wanted[i]).collect();
+        while let Some(i) = todo.pop() {
+            if !keep[i] {
+                keep[i] = true;
+                todo.extend(self.steps[i].deps.iter().copied());
+            }
+        }
+        keep
     }
 
     /// Only the steps named in `names`, in the same order; their dependencies on the other
@@ -466,12 +519,14 @@ pub fn revalidate(source: String, file: PathBuf, params: &Params) -> Result<Plan
 }
 
 mod check;
+mod exec;
 mod graph;
 mod index;
 mod keys;
 mod paths;
 
 use check::check;
+pub use exec::{Executor, Resources};
 pub use paths::within;
 
 #[cfg(test)]

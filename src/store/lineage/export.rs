@@ -30,8 +30,12 @@ pub struct ExportRun {
     pub pipeline_path_in_repo: Option<String>,
 }
 
-pub(in crate::store) fn export_run(conn: &Connection, run_id: &str) -> Result<ExportRun> {
-    let detail = crate::store::query::run_detail(conn, run_id, false)?;
+pub(in crate::store) fn export_run(
+    conn: &Connection,
+    run_id: &str,
+    only: Option<&[(String, i64)]>,
+) -> Result<ExportRun> {
+    let detail = crate::store::query::run_detail_of(conn, run_id, false, only)?;
     let mut io = HashMap::new();
     let mut all = Vec::new();
     for s in &detail.steps {

@@ -149,7 +149,15 @@ impl super::Store {
 
     /// A run in the form `export` writes.
     pub fn export_run(&self, run_id: &str) -> Result<ExportRun> {
-        export_run(&self.conn, run_id).during(format_args!("reading run {run_id} for export"))
+        export_run(&self.conn, run_id, None).during(format_args!("reading run {run_id} for export"))
+    }
+
+    /// `export_run` with only the step executions named in `only` (step, attempt): what a live
+    /// sender reads when steps start and end, without reading the whole run again. An empty
+    /// `only` reads the run's own record.
+    pub fn export_run_steps(&self, run_id: &str, only: &[(String, i64)]) -> Result<ExportRun> {
+        export_run(&self.conn, run_id, Some(only))
+            .during(format_args!("reading run {run_id} for export"))
     }
 
     /// Why the lineage of these versions has a gap, in words.

@@ -164,6 +164,11 @@ pub struct StepInfo {
     pub repo_changes: Vec<crate::fingerprint::git::RefChange>,
     /// how each captured stream is kept, by stream name (`stdout`, `stderr`)
     pub logs: BTreeMap<String, LogInfo>,
+    /// where it ran: `local`, or `slurm` (then `job` says which job)
+    pub executor: String,
+    /// the cluster job it ran as: id, node, queue wait, run time, Slurm's state
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<crate::store::jobs::JobInfo>,
 }
 
 /// How one stream of a step's output is kept.
@@ -203,6 +208,10 @@ pub struct RunDetail {
     pub replay_verdict: Option<String>,
     /// `mlrun run -m` / `mlrun note`: what the run was for
     pub message: Option<String>,
+    /// `mlrun run TARGET...`: the steps and outputs asked for; null: the whole pipeline
+    pub targets: Option<Vec<String>>,
+    /// the sweep (`-p lr=0.1,0.2`) the run is a variant of
+    pub sweep_id: Option<String>,
     pub git: Option<GitInfo>,
     pub git_end: Option<GitInfo>,
     pub steps: Vec<StepInfo>,
@@ -263,9 +272,19 @@ pub(in crate::store) fn run_detail(
     id: &str,
     with_diff: bool,
 ) -> Result<RunDetail> {
+    run_detail_of(conn, id, with_diff, None)
+}
+
+/// `run_detail` with only the step executions named in `only` (step, attempt), when given.
+pub(in crate::store) fn run_detail_of(
+    conn: &Connection,
+    id: &str,
+    with_diff: bool,
+    only: Option<&[(String, i64)]>,
+) -> Result<RunDetail> {
     let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
         "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
-                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message FROM runs WHERE id = ?1",
+                mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message, targets, sweep_id FROM runs WHERE id = ?1",
         [id],
         |r| {
             let started: i64 = r.get(6)?;
@@ -291,6 +310,10 @@ pub(in crate::store) fn run_detail(
                     replay_of_short: None,
                     replay_verdict: r.get(16)?,
                     message: r.get(17)?,
+                    targets: r
+                        .get::<_, Option<String>>(18)?
+                        .and_then(|t| serde_json::from_str(&t).ok()),
+                    sweep_id: r.get(19)?,
                     git: None,
                     git_end: None,
                     steps: Vec::new(),
@@ -319,10 +342,14 @@ pub(in crate::store) fn run_detail(
                 (SELECT bytes FROM step_logs l WHERE l.step_exec = s.id AND stream = 'stderr'),
                 (SELECT o.run_id FROM step_execs o WHERE o.id = s.reused_exec),
                 keep_outputs, repo_changes
-         FROM step_execs s WHERE run_id = ?1 ORDER BY COALESCE(started_at, 9223372036854775807), id",
+         FROM step_execs s WHERE run_id = ?1
+           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(?2) j
+                WHERE json_extract(j.value, '$[0]') = s.step AND json_extract(j.value, '$[1]') = s.attempt))
+         ORDER BY COALESCE(started_at, 9223372036854775807), id",
     )?;
+    let only = only.map(|o| serde_json::to_string(o).unwrap_or_default());
     let steps: Vec<StepInfo> = stmt
-        .query_map([id], |r| {
+        .query_map(rusqlite::params![id, only], |r| {
             let started: Option<i64> = r.get(10)?;
             let ended: Option<i64> = r.get(11)?;
             let before: Option<String> = r.get(12)?;
@@ -359,9 +386,15 @@ pub(in crate::store) fn run_detail(
                     .and_then(|j| serde_json::from_str(&j).ok())
                     .unwrap_or_default(),
                 logs: BTreeMap::new(),
+                executor: "local".into(),
+                job: None,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut jobs: BTreeMap<i64, crate::store::jobs::JobRecord> =
+        crate::store::jobs::jobs_of_run(conn, id)?
+            .into_iter()
+            .collect();
     let mut params_q =
         conn.prepare_cached("SELECT key, value FROM params WHERE step_exec = ?1 ORDER BY key")?;
     let mut metrics_q = conn.prepare_cached(
@@ -373,6 +406,10 @@ pub(in crate::store) fn run_detail(
         }
         s.inputs = io_of(conn, s.exec_id, "in")?;
         s.logs = log_infos(conn, s.exec_id)?;
+        if let Some(j) = jobs.remove(&s.exec_id) {
+            s.executor = j.executor.clone();
+            s.job = Some(crate::store::jobs::JobInfo::of(j));
+        }
         s.outputs = io_of(conn, s.exec_id, "out")?;
         for row in params_q.query_map([s.exec_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))

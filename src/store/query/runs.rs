@@ -92,12 +92,16 @@ pub struct RunFilter {
     /// sort by this metric: (key, ascending)
     pub sort: Option<(String, bool)>,
     pub limit: Option<usize>,
+    /// skip this many runs first (a page of a long list: `LIMIT … OFFSET …` in the query)
+    pub offset: usize,
     /// `Some(true)`: only replays; `Some(false)`: no replays; `None`: every run
     pub replays: Option<bool>,
     /// messages containing this text, ignoring case (`runs --grep`)
     pub grep: Option<String>,
     /// only these runs (full ids)
     pub ids: Option<Vec<String>>,
+    /// only the variants of this sweep (its full id)
+    pub sweep: Option<String>,
     /// also read each run's params (`RunSummary::params`), in the same query
     pub with_params: bool,
 }
@@ -131,6 +135,10 @@ pub(in crate::store) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Ve
         // only, so the needle is folded the same way
         wheres.push("instr(lower(r.message), ?) > 0".into());
         args.push(V::Text(g.to_ascii_lowercase()));
+    }
+    if let Some(sw) = &f.sweep {
+        wheres.push("r.sweep_id = ?".into());
+        args.push(V::Text(sw.clone()));
     }
     if let Some(ids) = &f.ids {
         wheres.push("r.id IN (SELECT value FROM json_each(?))".into());
@@ -176,22 +184,28 @@ pub(in crate::store) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Ve
     } else {
         format!("WHERE {}", wheres.join(" AND "))
     };
-    let order = match &f.sort {
+    // Sorted by a metric: each run's value (RUN_METRIC, read from the index steps_by_run_seq
+    // and the metrics' primary key) is a column computed once per run, and the sort is the
+    // query's, with the page as LIMIT/OFFSET.
+    let (sort_column, order) = match &f.sort {
         Some((k, asc)) => {
-            args.push(V::Text(k.clone()));
-            args.push(V::Text(k.clone()));
-            format!(
-                "{RUN_METRIC} IS NULL, {RUN_METRIC} {}, r.started_at DESC, r.id DESC",
-                if *asc { "ASC" } else { "DESC" }
+            args.insert(0, V::Text(k.clone()));
+            (
+                format!(", {RUN_METRIC} AS sort_value"),
+                format!(
+                    "sort_value IS NULL, sort_value {}, r.started_at DESC, r.id DESC",
+                    if *asc { "ASC" } else { "DESC" }
+                ),
             )
         }
-        None => "r.started_at DESC, r.id DESC".into(),
+        None => (String::new(), "r.started_at DESC, r.id DESC".into()),
     };
     args.push(V::Integer(f.limit.map_or(-1, |l| l as i64)));
+    args.push(V::Integer(f.offset as i64));
     let selected = format!(
         "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict,
-                r.message, {}
-         FROM runs r {where_sql} ORDER BY {order} LIMIT ?",
+                r.message, {} {sort_column}
+         FROM runs r {where_sql} ORDER BY {order} LIMIT ? OFFSET ?",
         if f.with_params { "r.params" } else { "NULL AS params" }
     );
     let mut stmt = conn.prepare(&format!(

@@ -110,6 +110,27 @@ fn shown_ids_cover_the_timestamp_and_grow_when_shared() {
     assert!(!is_run_name("0193a4") && !is_run_name("model~1"));
 }
 
+/// Sorting or filtering 10,000 runs by a metric reads each run's value from an index,
+/// not from a row of every step of every run.
+#[test]
+fn a_runs_metric_is_read_from_the_steps_index() {
+    let mut c = Connection::open_in_memory().unwrap();
+    crate::store::migrate(&mut c).unwrap();
+    let mut st = c
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT {RUN_METRIC} FROM runs r"
+        ))
+        .unwrap();
+    let plan: Vec<String> = st
+        .query_map(["acc"], |r| r.get(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("COVERING INDEX steps_by_run_seq"), "{plan}");
+    assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+}
+
 /// A run whose two steps report the same metric: the later step's value is the run's, in
 /// the listing, the filter and the sort alike.
 #[test]
@@ -149,6 +170,47 @@ fn a_runs_metric_is_its_last_steps() {
         ..RunFilter::default()
     });
     assert_eq!(sorted[0].0, "r1");
+    // sorted in the query: either way, with a metric filter, a page at an offset
+    let sort = |asc: bool, metrics: Vec<(String, Cmp, f64)>, offset: usize| RunFilter {
+        sort: Some(("acc".into(), asc)),
+        metrics,
+        offset,
+        limit: Some(1),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(sort(true, vec![], 0)), [("r2".into(), 0.7)]);
+    assert_eq!(ids(sort(false, vec![], 1)), [("r2".into(), 0.7)]);
+    assert!(ids(sort(false, vec![], 2)).is_empty());
+    assert_eq!(
+        ids(sort(true, vec![("acc".into(), Cmp::Gt, 0.8)], 0)),
+        [("r1".into(), 0.9)]
+    );
+    // a run without the metric comes last, whichever the order
+    c.execute_batch(
+        "INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
+           VALUES ('r3', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 3, 'h', 'u', '0', '[]', 1);",
+    )
+    .unwrap();
+    for asc in [true, false] {
+        let all = list_runs(
+            &c,
+            &RunFilter {
+                sort: Some(("acc".into(), asc)),
+                ..RunFilter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[2].id, "r3", "asc {asc}");
+    }
+    let c = &c;
+    let ids = |f: RunFilter| -> Vec<(String, f64)> {
+        list_runs(c, &f)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.metrics.get("acc").copied().unwrap_or(f64::NAN)))
+            .collect()
+    };
     // params: numbers compare as numbers (1 = 1.0), strings as strings
     let p = |k: &str, v: serde_json::Value| RunFilter {
         params: vec![(k.into(), v)],
