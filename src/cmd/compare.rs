@@ -45,7 +45,7 @@ pub struct CompareArgs {
     pub all: bool,
 
     /// Order by a metric, highest first (`METRIC:asc` for lowest first); runs without it last
-    #[arg(long, value_name = "METRIC[:asc]", value_parser = crate::cmd::runs::parse_sort)]
+    #[arg(long, value_name = "METRIC[:asc]", value_parser = crate::store::filter::parse_sort)]
     pub sort: Option<(String, bool)>,
 
     /// Print JSON instead of a table

@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 use crate::exec::event::Sinks;
 use crate::exec::reporter::Human;
 use crate::exec::{self, Force, RunOptions, output::Printer};
-use crate::replay::{self, StepVerdict};
+use crate::pipeline::Plan;
+use crate::replay::{self, Original, StepVerdict};
 use crate::report::Role;
 use crate::report::{ColorChoice, Style};
 use crate::store::objects::Objects;
@@ -87,58 +88,9 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let store = Store::open_existing(&dir)?;
     let project = dir.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut args = args;
-    let run_id = match crate::cmd::target::model_run(&store, &args.target)? {
-        Some(run) => run,
-        // PATH@RUN and RUN:STEP, as `show` reads them
-        None if args.target.contains(['@', ':']) => {
-            match crate::cmd::target::resolve(&store, &args.target)? {
-                Target::Run(run) => run,
-                Target::Exec { run_id, step, .. } => {
-                    // that step (and what it needs), unless --step says otherwise
-                    args.step.get_or_insert(step);
-                    run_id
-                }
-                Target::Version(v, _) | Target::File(v, ..) => {
-                    let named = match args.target.rsplit_once('@') {
-                        Some((_, r)) => store.resolve_run(r).ok(),
-                        None => None,
-                    };
-                    replay::producer_run(&store, v.av_id, named.as_deref(), &args.target)?
-                }
-            }
-        }
-        None => replay::resolve(&store, &args.target, &project)?,
-    };
+    let run_id = run_to_replay(&store, &mut args, &project)?;
     let orig = replay::load(&store, &run_id)?;
-    let mut plan = orig.plan.clone();
-    if let Some(s) = &args.step {
-        let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
-        let mut e = Error::invalid(format!("run {} has no step `{s}`", orig.short_id));
-        if let Some(m) = crate::pipeline::diag::did_you_mean(s, names.iter().copied()) {
-            e = e.hint(format!("did you mean `{m}`?"));
-        }
-        plan = plan.with_upstream_of(s).ok_or(e)?;
-    }
-    if !args.check.is_empty() {
-        plan = replay::explain::check_plan(plan, &args.check, &orig)?;
-    }
-    // A path outside the project would make the replay write into the user's real files.
-    let outside: Vec<&str> = plan
-        .steps()
-        .iter()
-        .flat_map(|s| s.inputs.iter().chain(&s.outputs))
-        .map(|d| d.path.as_str())
-        .filter(|p| p.starts_with('/'))
-        .collect();
-    if !outside.is_empty() {
-        return Err(Error::other(format!(
-            "run {} declares paths outside its project ({}); a replay could not keep them apart from your files",
-            orig.short_id,
-            outside.join(", ")
-        ))
-        .hint("replay works for pipelines whose inputs and outputs are inside the project directory"));
-    }
-    replay::check_plan_paths(&plan, &orig.short_id)?;
+    let plan = plan_to_replay(&orig, &args)?;
     let err = Style::stderr(color);
     let human = |text: &str| {
         if args.json {
@@ -148,21 +100,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         }
     };
 
-    // Owned by this process: removed when the replay ends, and by the next mlrun command if this
-    // one is killed.
-    let scratch = crate::store::owner::Owned::create_dir(
-        &std::env::temp_dir(),
-        &format!(
-            "{}{}",
-            crate::store::owner::REPLAY_PREFIX,
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        ),
-    )
-    .map_err(|e| Error::other("cannot create a scratch directory").cause(e))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o700));
-    }
+    let scratch = scratch_dir()?;
     let root = replay::rebuild_tree(&orig, scratch.path())?;
     std::fs::create_dir_all(&root)
         .map_err(|e| Error::other("cannot create the scratch tree").cause(e))?;
@@ -175,58 +113,10 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let missing = replay::restore_inputs(&store, &objects, &orig, &plan, &root)?;
     drop(hold);
     if !missing.is_empty() {
-        let mut e = Error::other(format!(
-            "cannot replay run {}: {} input version{} cannot be restored; nothing was run",
-            orig.short_id,
-            missing.len(),
-            if missing.len() == 1 { "" } else { "s" }
-        ));
-        for m in &missing {
-            e = e.cause(format!(
-                "{} {}… (recorded by run {})",
-                m.path,
-                &m.hash[..12],
-                orig.short_id
-            ));
-        }
-        return Err(e.hint(
-            "their bytes were never stored (`store = false`, `--no-store`) or were removed by `mlrun gc`; \
-             a version tracked in git needs its commit",
-        ));
+        return Err(unrestorable(&orig, &missing));
     }
-    // the plan in the scratch tree: same pipeline file name, same relative paths
-    let plan = plan.relocated(&root);
-    let file_name = plan
-        .file()
-        .strip_prefix(&root)
-        .unwrap_or(Path::new("pipeline.toml"));
-    // through the scratch tree's own links never: a committed `pipeline.toml` link leads out
-    crate::beneath::write_file(&root, file_name, orig.spec.as_bytes())?;
-    for d in replay::environment_differences(&store, &orig, &root)? {
-        eprintln!(
-            "{} environment differs from the recorded run: {d}",
-            err.paint(Role::Warn, "warning:")
-        );
-    }
-    let (plan, unfilled) = replay::fill_secrets(&plan, &orig.env_markers);
-    for v in unfilled {
-        eprintln!(
-            "{} `{v}` was redacted when recorded and is not set now; the step gets the marker instead",
-            err.paint(Role::Warn, "warning:")
-        );
-    }
-    for step in replay::steps_with_redacted_values(&plan) {
-        eprintln!(
-            "{} step `{step}` had a secret in its command or params, recorded as a marker; the replay runs it with the marker instead",
-            err.paint(Role::Warn, "warning:")
-        );
-    }
-
-    let code = match (&orig.git.commit, orig.git.dirty) {
-        (Some(c), true) => format!("commit {} + uncommitted diff", &c[..7.min(c.len())]),
-        (Some(c), false) => format!("commit {}", &c[..7.min(c.len())]),
-        (None, _) => "no git commit: files from the store".into(),
-    };
+    let plan = plan_in_scratch(&store, &orig, plan, &root, &err)?;
+    let code = code_words(&orig);
     human(&format!(
         "replaying run {} ({code}, {} step{}) in {}",
         orig.short_id,
@@ -328,12 +218,67 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let all_expected = verdict == "differs" && replay::explain::all_expected(&verdicts);
 
     let style = if args.json { err } else { Style::stdout(color) };
+    for l in verdict_lines(&verdicts, &style) {
+        human(&l);
+    }
+    let summary = summary_line(verdict, &verdicts, differs, &outcome, &orig);
+    human(&summary);
+    if all_expected {
+        human("every difference was expected: those outputs are known to be nondeterministic");
+    }
+    let checked = replay::explain::check_lines(&verdicts, &args.check);
+    for l in &checked.lines {
+        human(l);
+    }
+
+    let exit_code = match verdict {
+        _ if !args.check.is_empty() && verdict != "failed" => i32::from(checked.nondeterministic),
+        "identical" => 0,
+        "differs" if all_expected => 0,
+        "differs" => 1,
+        _ => outcome.exit_code,
+    };
+    if let Some(into) = &args.into {
+        let n = replay::materialise(&replan, &root, into)?;
+        human(&format!(
+            "copied {n} reproduced output{} into {}",
+            if n == 1 { "" } else { "s" },
+            into.display()
+        ));
+    }
+    let kept = if args.keep {
+        let p = scratch.keep();
+        human(&format!("kept the scratch tree at {}", p.display()));
+        Some(p.display().to_string())
+    } else {
+        None
+    };
+    if args.json {
+        let r = Report {
+            original: orig.run_id.clone(),
+            replay: outcome.run_id.clone(),
+            verdict: verdict.into(),
+            exit_code,
+            steps: verdicts,
+            scratch: kept,
+            explain: explained,
+            all_expected,
+        };
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    }
+    Ok(exit_code)
+}
+
+/// A line per step (mark, name, verdict, the outputs that differ or were reproduced), with its
+/// likely cause and explanations under it.
+fn verdict_lines(verdicts: &[StepVerdict], style: &Style) -> Vec<String> {
+    let mut lines = Vec::new();
     let w = verdicts
         .iter()
         .map(|v| v.name.chars().count())
         .max()
         .unwrap_or(4);
-    for v in &verdicts {
+    for v in verdicts {
         let mark = match v.verdict.as_str() {
             "identical" => style.paint(Role::Good, "✓"),
             "not_run" => style.paint(Role::Warn, "-"),
@@ -390,9 +335,13 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             "not_run" => style.paint(Role::Warn, &padded),
             _ => style.paint(Role::Bad, &padded),
         };
-        human(format!("{mark} {:<w$}  {word}  {}", v.name, detail.join(", ")).trim_end());
+        lines.push(
+            format!("{mark} {:<w$}  {word}  {}", v.name, detail.join(", "))
+                .trim_end()
+                .to_string(),
+        );
         if !v.package_changes.is_empty() {
-            human(&format!(
+            lines.push(format!(
                 "  {:<w$}  {} {} {} from the recorded run: {}",
                 "",
                 style.paint(Role::Warn, "likely cause:"),
@@ -402,15 +351,25 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 } else {
                     "packages differ"
                 },
-                list_some(&v.package_changes, 5)
+                crate::report::first_of(&v.package_changes, 5, " (`--json` lists them all)")
             ));
         }
-        for l in replay::explain::render(v, &style) {
-            human(&l);
-        }
+        lines.extend(replay::explain::render(v, style));
     }
-    let short_replay = outcome.short_id.clone();
-    let summary = match verdict {
+    lines
+}
+
+/// The replay's last line: all reproduced, what differs (up to `SUMMARY_OUTPUTS` outputs), or
+/// which step failed.
+fn summary_line(
+    verdict: &str,
+    verdicts: &[StepVerdict],
+    differs: usize,
+    outcome: &exec::RunOutcome,
+    orig: &Original,
+) -> String {
+    let short_replay = &outcome.short_id;
+    match verdict {
         "identical" => format!(
             "replay {short_replay}: all {} step{} reproduced bit for bit",
             verdicts.len(),
@@ -467,64 +426,158 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
                 }
             )
         }
-    };
-    human(&summary);
-    if all_expected {
-        human("every difference was expected: those outputs are known to be nondeterministic");
     }
-    let checked = replay::explain::check_lines(&verdicts, &args.check);
-    for l in &checked.lines {
-        human(l);
-    }
-
-    let exit_code = match verdict {
-        _ if !args.check.is_empty() && verdict != "failed" => i32::from(checked.nondeterministic),
-        "identical" => 0,
-        "differs" if all_expected => 0,
-        "differs" => 1,
-        _ => outcome.exit_code,
-    };
-    if let Some(into) = &args.into {
-        let n = replay::materialise(&replan, &root, into)?;
-        human(&format!(
-            "copied {n} reproduced output{} into {}",
-            if n == 1 { "" } else { "s" },
-            into.display()
-        ));
-    }
-    let kept = if args.keep {
-        let p = scratch.keep();
-        human(&format!("kept the scratch tree at {}", p.display()));
-        Some(p.display().to_string())
-    } else {
-        None
-    };
-    if args.json {
-        let r = Report {
-            original: orig.run_id.clone(),
-            replay: outcome.run_id.clone(),
-            verdict: verdict.into(),
-            exit_code,
-            steps: verdicts,
-            scratch: kept,
-            explain: explained,
-            all_expected,
-        };
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-    }
-    Ok(exit_code)
 }
 
-/// The first `max` items, then how many more.
-fn list_some(items: &[String], max: usize) -> String {
-    let mut s = items
-        .iter()
-        .take(max)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > max {
-        s += &format!(" and {} more (`--json` lists them all)", items.len() - max);
+/// The run a replay target names: a run, a model version's producing run, or for `PATH@RUN`
+/// and `RUN:STEP` (read as `show` reads them) the run that made it; `RUN:STEP` also selects
+/// that step unless `--step` says otherwise.
+fn run_to_replay(store: &Store, args: &mut ReplayArgs, project: &Path) -> Result<String> {
+    Ok(match crate::cmd::target::model_run(store, &args.target)? {
+        Some(run) => run,
+        // PATH@RUN and RUN:STEP, as `show` reads them
+        None if args.target.contains(['@', ':']) => {
+            match crate::cmd::target::resolve(store, &args.target)? {
+                Target::Run(run) => run,
+                Target::Exec { run_id, step, .. } => {
+                    // that step (and what it needs), unless --step says otherwise
+                    args.step.get_or_insert(step);
+                    run_id
+                }
+                Target::Version(v, _) | Target::File(v, ..) => {
+                    let named = match args.target.rsplit_once('@') {
+                        Some((_, r)) => store.resolve_run(r).ok(),
+                        None => None,
+                    };
+                    replay::producer_run(store, v.av_id, named.as_deref(), &args.target)?
+                }
+            }
+        }
+        None => replay::resolve(store, &args.target, project)?,
+    })
+}
+
+/// The recorded plan, cut to `--step` (and what it needs) or to the `--check` steps; refused if
+/// a declared path lies outside the project (the replay would write into the user's files).
+fn plan_to_replay(orig: &Original, args: &ReplayArgs) -> Result<Plan> {
+    let mut plan = orig.plan.clone();
+    if let Some(s) = &args.step {
+        let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
+        let mut e = Error::invalid(format!("run {} has no step `{s}`", orig.short_id));
+        if let Some(m) = crate::pipeline::diag::did_you_mean(s, names.iter().copied()) {
+            e = e.hint(format!("did you mean `{m}`?"));
+        }
+        plan = plan.with_upstream_of(s).ok_or(e)?;
     }
-    s
+    if !args.check.is_empty() {
+        plan = replay::explain::check_plan(plan, &args.check, orig)?;
+    }
+    // A path outside the project would make the replay write into the user's real files.
+    let outside: Vec<&str> = plan
+        .steps()
+        .iter()
+        .flat_map(|s| s.inputs.iter().chain(&s.outputs))
+        .map(|d| d.path.as_str())
+        .filter(|p| p.starts_with('/'))
+        .collect();
+    if !outside.is_empty() {
+        return Err(Error::other(format!(
+            "run {} declares paths outside its project ({}); a replay could not keep them apart from your files",
+            orig.short_id,
+            outside.join(", ")
+        ))
+        .hint("replay works for pipelines whose inputs and outputs are inside the project directory"));
+    }
+    replay::check_plan_paths(&plan, &orig.short_id)?;
+    Ok(plan)
+}
+
+/// A scratch directory only this user can enter, owned by this process: removed when the replay
+/// ends, and by the next mlrun command if this one is killed.
+fn scratch_dir() -> Result<crate::store::owner::Owned> {
+    let scratch = crate::store::owner::Owned::create_dir(
+        &std::env::temp_dir(),
+        &format!(
+            "{}{}",
+            crate::store::owner::REPLAY_PREFIX,
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ),
+    )
+    .map_err(|e| Error::other("cannot create a scratch directory").cause(e))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(scratch)
+}
+
+/// The error when input versions cannot be restored: each one, and why that happens.
+fn unrestorable(orig: &Original, missing: &[replay::Missing]) -> Error {
+    let mut e = Error::other(format!(
+        "cannot replay run {}: {} input version{} cannot be restored; nothing was run",
+        orig.short_id,
+        missing.len(),
+        if missing.len() == 1 { "" } else { "s" }
+    ));
+    for m in missing {
+        e = e.cause(format!(
+            "{} {}… (recorded by run {})",
+            m.path,
+            &m.hash[..12],
+            orig.short_id
+        ));
+    }
+    e.hint(
+        "their bytes were never stored (`store = false`, `--no-store`) or were removed by `mlrun gc`; \
+         a version tracked in git needs its commit",
+    )
+}
+
+/// Where the replayed code comes from, in words.
+fn code_words(orig: &Original) -> String {
+    match (&orig.git.commit, orig.git.dirty) {
+        (Some(c), true) => format!("commit {} + uncommitted diff", &c[..7.min(c.len())]),
+        (Some(c), false) => format!("commit {}", &c[..7.min(c.len())]),
+        (None, _) => "no git commit: files from the store".into(),
+    }
+}
+
+/// The plan moved into the scratch tree (same pipeline file name, same relative paths) with the
+/// recorded pipeline text written there, and secrets filled back in where they are set now;
+/// warns about what will differ from the recorded run.
+fn plan_in_scratch(
+    store: &Store,
+    orig: &Original,
+    plan: Plan,
+    root: &Path,
+    err: &Style,
+) -> Result<Plan> {
+    // the plan in the scratch tree: same pipeline file name, same relative paths
+    let plan = plan.relocated(root);
+    let file_name = plan
+        .file()
+        .strip_prefix(root)
+        .unwrap_or(Path::new("pipeline.toml"));
+    // through the scratch tree's own links never: a committed `pipeline.toml` link leads out
+    crate::beneath::write_file(root, file_name, orig.spec.as_bytes())?;
+    for d in replay::environment_differences(store, orig, root)? {
+        eprintln!(
+            "{} environment differs from the recorded run: {d}",
+            err.paint(Role::Warn, "warning:")
+        );
+    }
+    let (plan, unfilled) = replay::fill_secrets(&plan, &orig.env_markers);
+    for v in unfilled {
+        eprintln!(
+            "{} `{v}` was redacted when recorded and is not set now; the step gets the marker instead",
+            err.paint(Role::Warn, "warning:")
+        );
+    }
+    for step in replay::steps_with_redacted_values(&plan) {
+        eprintln!(
+            "{} step `{step}` had a secret in its command or params, recorded as a marker; the replay runs it with the marker instead",
+            err.paint(Role::Warn, "warning:")
+        );
+    }
+    Ok(plan)
 }

@@ -7,6 +7,7 @@ use comfy_table::Cell;
 use crate::error::Result;
 use crate::report::Role;
 use crate::report::{self, ColorChoice, Style, time};
+use crate::store::filter::{parse_metric, parse_param, parse_since, parse_sort};
 use crate::store::query::{Cmp, RunFilter};
 use crate::store::{self, Store, query};
 
@@ -44,7 +45,7 @@ pub struct RunsArgs {
     /// Only runs whose metric satisfies a comparison: `accuracy>0.9` (>, >=, <, <=, =, !=;
     /// repeatable)
     #[arg(long = "metric", value_name = "EXPR", value_parser = parse_metric)]
-    pub metrics: Vec<(String, crate::store::query::Cmp, f64)>,
+    pub metrics: Vec<(String, Cmp, f64)>,
 
     /// Sort by a metric, highest first (`METRIC:asc` for lowest first); runs without it last
     #[arg(long, value_name = "METRIC[:asc]", value_parser = parse_sort)]
@@ -210,25 +211,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     };
     let cols = match &columns {
         Some(c) => c.clone(),
-        None => {
-            let mut c: Vec<Column> = [
-                Builtin::Id,
-                Builtin::Pipeline,
-                Builtin::Status,
-                Builtin::Started,
-                Builtin::Duration,
-                Builtin::Commit,
-                Builtin::Metrics,
-            ]
-            .into_iter()
-            .map(Column::Builtin)
-            .collect();
-            // MESSAGE only when a shown run has one, last since it is free text
-            if runs.iter().any(|r| r.message.is_some()) {
-                c.push(Column::Builtin(Builtin::Message));
-            }
-            c
-        }
+        None => default_columns(&runs),
     };
     // runs whose params were overridden on the command line are marked in STATUS
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
@@ -283,50 +266,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         }
         let row: Vec<Cell> = cols
             .iter()
-            .map(|c| match c {
-                Column::Builtin(Builtin::Id) => style.cell(Some(Role::Accent), &r.short_id),
-                Column::Builtin(Builtin::Pipeline) => Cell::new(&r.pipeline),
-                Column::Builtin(Builtin::Status) => {
-                    let mut status = r.status.clone();
-                    if r.replay_of.is_some() {
-                        status +=
-                            &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
-                    }
-                    if let Some(p) = overrides.get(&r.id) {
-                        let mut shown: Vec<&str> = p.iter().take(2).map(String::as_str).collect();
-                        if p.len() > 2 {
-                            shown.push("…");
-                        }
-                        status += &format!(" (-p {})", shown.join(" "));
-                    }
-                    style.cell(Style::status_role(&r.status), status)
-                }
-                Column::Builtin(Builtin::Started) => Cell::new(local(r.started_at)),
-                Column::Builtin(Builtin::Duration) => Cell::new(
-                    r.duration_ms
-                        .map_or_else(|| "-".into(), report::duration_ms),
-                ),
-                Column::Builtin(Builtin::Commit) => Cell::new(match &r.commit {
-                    Some(c) => {
-                        format!("{}{}", &c[..7.min(c.len())], if r.dirty { "+" } else { "" })
-                    }
-                    None => "-".into(),
-                }),
-                Column::Builtin(Builtin::Metrics) => Cell::new(metrics.join(" ")),
-                Column::Builtin(Builtin::Message) => {
-                    Cell::new(r.message.as_deref().map_or_else(String::new, one_line))
-                }
-                Column::Param(k) => Cell::new(
-                    r.params
-                        .get(k)
-                        .map_or_else(|| "-".into(), crate::pipeline::params::render),
-                ),
-                Column::Metric(k) => Cell::new(
-                    r.metrics
-                        .get(k)
-                        .map_or_else(|| "-".into(), |v| report::metric(*v)),
-                ),
-            })
+            .map(|c| cell(c, r, &metrics, &overrides, &local, &style))
             .collect();
         table.add_row(row);
     }
@@ -528,126 +468,78 @@ fn list_names(names: &[String]) -> String {
     s
 }
 
-/// `--since`: `2d`, `3h`, `90m` ago, or a date / date-time in local time, or RFC 3339.
-pub fn parse_since(s: &str) -> Result<i64, String> {
-    let now = crate::store::record::now_ms();
-    let t = s.trim();
-    if let Ok(d) = humantime::parse_duration(t) {
-        return Ok(now - d.as_millis() as i64);
-    }
-    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
-        return Ok(ts.as_millisecond());
-    }
-    let tz = jiff::tz::TimeZone::system();
-    if let Ok(dt) = t.parse::<jiff::civil::DateTime>()
-        && let Ok(z) = dt.to_zoned(tz.clone())
-    {
-        return Ok(z.timestamp().as_millisecond());
-    }
-    if let Ok(d) = t.parse::<jiff::civil::Date>()
-        && let Ok(z) = d.to_zoned(tz)
-    {
-        return Ok(z.timestamp().as_millisecond());
-    }
-    Err(format!(
-        "`{s}` is neither a duration nor a date (examples: 2d, 3h, 90m, 2024-05-01, 2024-05-01T14:00)"
-    ))
-}
-
-/// `--param key=value`: the value is read as in `mlrun run -p` (TOML, else a string).
-pub fn parse_param(s: &str) -> Result<(String, serde_json::Value), String> {
-    crate::pipeline::params::parse_override(s).map_err(|e| {
-        e.hints
-            .first()
-            .map_or_else(|| e.message.clone(), |h| format!("{}; {h}", e.message))
-    })
-}
-
-/// `--metric 'accuracy>0.9'`
-pub fn parse_metric(s: &str) -> Result<(String, Cmp, f64), String> {
-    let bad = || {
-        format!(
-            "`{s}` is not a metric comparison (examples: accuracy>0.9, loss<=0.2, epochs=10, f1!=0)"
-        )
-    };
-    let i = s.find(['<', '>', '=', '!']).ok_or_else(bad)?;
-    let (key, rest) = (s[..i].trim(), &s[i..]);
-    let (cmp, value) = [
-        (">=", Cmp::Ge),
-        ("<=", Cmp::Le),
-        ("!=", Cmp::Ne),
-        ("==", Cmp::Eq),
-        (">", Cmp::Gt),
-        ("<", Cmp::Lt),
-        ("=", Cmp::Eq),
+/// The columns without `--columns`: id, pipeline, status, started, duration, commit, metrics,
+/// and message when a shown run has one.
+fn default_columns(runs: &[query::RunSummary]) -> Vec<Column> {
+    let mut c: Vec<Column> = [
+        Builtin::Id,
+        Builtin::Pipeline,
+        Builtin::Status,
+        Builtin::Started,
+        Builtin::Duration,
+        Builtin::Commit,
+        Builtin::Metrics,
     ]
-    .iter()
-    .find_map(|(op, c)| rest.strip_prefix(op).map(|v| (*c, v.trim())))
-    .ok_or_else(bad)?;
-    if key.is_empty() {
-        return Err(bad());
+    .into_iter()
+    .map(Column::Builtin)
+    .collect();
+    // MESSAGE only when a shown run has one, last since it is free text
+    if runs.iter().any(|r| r.message.is_some()) {
+        c.push(Column::Builtin(Builtin::Message));
     }
-    let v: f64 = value
-        .parse()
-        .map_err(|_| format!("`{value}` in `{s}` is not a number (metrics are numbers)"))?;
-    Ok((key.to_string(), cmp, v))
+    c
 }
 
-/// `--sort METRIC` (highest first) or `METRIC:asc` / `METRIC:desc`.
-pub fn parse_sort(s: &str) -> Result<(String, bool), String> {
-    let (key, asc) = match s.rsplit_once(':') {
-        Some((k, "asc")) => (k, true),
-        Some((k, "desc")) => (k, false),
-        Some((k, other)) => {
-            return Err(format!(
-                "`{other}` is not a sort order; write `{k}:asc` or `{k}:desc`"
-            ));
+/// One cell of a run's row. `metrics`: the METRICS cell's `key=value`s.
+fn cell(
+    c: &Column,
+    r: &query::RunSummary,
+    metrics: &[String],
+    overrides: &std::collections::HashMap<String, Vec<String>>,
+    local: &dyn Fn(i64) -> String,
+    style: &Style,
+) -> Cell {
+    match c {
+        Column::Builtin(Builtin::Id) => style.cell(Some(Role::Accent), &r.short_id),
+        Column::Builtin(Builtin::Pipeline) => Cell::new(&r.pipeline),
+        Column::Builtin(Builtin::Status) => {
+            let mut status = r.status.clone();
+            if r.replay_of.is_some() {
+                status += &format!(" (replay: {})", r.replay_verdict.as_deref().unwrap_or("?"));
+            }
+            if let Some(p) = overrides.get(&r.id) {
+                let mut shown: Vec<&str> = p.iter().take(2).map(String::as_str).collect();
+                if p.len() > 2 {
+                    shown.push("…");
+                }
+                status += &format!(" (-p {})", shown.join(" "));
+            }
+            style.cell(Style::status_role(&r.status), status)
         }
-        None => (s, false),
-    };
-    if key.trim().is_empty() {
-        return Err("name the metric to sort by, e.g. `--sort accuracy`".into());
-    }
-    Ok((key.trim().to_string(), asc))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metric_comparisons() {
-        assert_eq!(
-            parse_metric("accuracy>0.9").unwrap(),
-            ("accuracy".into(), Cmp::Gt, 0.9)
-        );
-        assert_eq!(
-            parse_metric(" loss <= 2 ").unwrap(),
-            ("loss".into(), Cmp::Le, 2.0)
-        );
-        assert_eq!(parse_metric("f1!=0").unwrap(), ("f1".into(), Cmp::Ne, 0.0));
-        assert_eq!(parse_metric("n=10").unwrap(), ("n".into(), Cmp::Eq, 10.0));
-        assert!(parse_metric("accuracy").is_err());
-        assert!(parse_metric(">0.9").is_err());
-        assert!(parse_metric("accuracy>high").is_err());
-        assert!(parse_metric("accuracy=>1").is_err());
-    }
-
-    #[test]
-    fn since_takes_durations_and_dates() {
-        let now = crate::store::record::now_ms();
-        let two_days = parse_since("2d").unwrap();
-        assert!((now - two_days - 2 * 86_400_000).abs() < 5_000);
-        assert!(parse_since("2024-05-01").unwrap() < now);
-        assert!(parse_since("2024-05-01T14:00").unwrap() > parse_since("2024-05-01").unwrap());
-        assert!(parse_since("yesterday-ish").is_err());
-    }
-
-    #[test]
-    fn sort_orders() {
-        assert_eq!(parse_sort("acc").unwrap(), ("acc".into(), false));
-        assert_eq!(parse_sort("loss:asc").unwrap(), ("loss".into(), true));
-        let e = parse_sort("loss:up").unwrap_err();
-        assert!(e.contains("`loss:asc` or `loss:desc`"), "{e}");
+        Column::Builtin(Builtin::Started) => Cell::new(local(r.started_at)),
+        Column::Builtin(Builtin::Duration) => Cell::new(
+            r.duration_ms
+                .map_or_else(|| "-".into(), report::duration_ms),
+        ),
+        Column::Builtin(Builtin::Commit) => Cell::new(match &r.commit {
+            Some(c) => {
+                format!("{}{}", &c[..7.min(c.len())], if r.dirty { "+" } else { "" })
+            }
+            None => "-".into(),
+        }),
+        Column::Builtin(Builtin::Metrics) => Cell::new(metrics.join(" ")),
+        Column::Builtin(Builtin::Message) => {
+            Cell::new(r.message.as_deref().map_or_else(String::new, one_line))
+        }
+        Column::Param(k) => Cell::new(
+            r.params
+                .get(k)
+                .map_or_else(|| "-".into(), crate::pipeline::params::render),
+        ),
+        Column::Metric(k) => Cell::new(
+            r.metrics
+                .get(k)
+                .map_or_else(|| "-".into(), |v| report::metric(*v)),
+        ),
     }
 }

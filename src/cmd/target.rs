@@ -271,7 +271,7 @@ pub fn model_version(store: &Store, arg: &str) -> Result<Option<models::ModelVer
         return Ok(None);
     };
     if forced {
-        models::check_name(name)?;
+        crate::pipeline::model_name::check_name(name)?;
     }
     if store.model_id(name)?.is_none() {
         if forced {

@@ -3,6 +3,8 @@
 
 pub mod diag;
 pub mod duration;
+pub mod lockfiles;
+pub mod model_name;
 pub mod params;
 pub mod plan;
 pub mod raw;

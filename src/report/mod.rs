@@ -243,6 +243,21 @@ pub fn metrics_line<'a>(metrics: impl IntoIterator<Item = (&'a String, &'a f64)>
         .join(" ")
 }
 
+/// The first `max` items, comma-separated, then ` and N more` followed by `more_note` (where
+/// the rest can be seen) when there are more.
+pub fn first_of(items: &[String], max: usize, more_note: &str) -> String {
+    let mut s = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > max {
+        s += &format!(" and {} more{more_note}", items.len() - max);
+    }
+    s
+}
+
 /// `1 file`, `3 files`.
 pub fn files(n: impl Into<u64>) -> String {
     let n = n.into();

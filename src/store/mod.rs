@@ -14,6 +14,7 @@ pub mod aside;
 pub mod browse;
 pub mod checkout;
 pub mod determinism;
+pub mod filter;
 mod fsck;
 mod gc;
 pub mod incomplete;

@@ -2,9 +2,8 @@
 //! artifact version (a path and its content) and the execution that produced it, and aliases
 //! (`NAME@production`): movable pointers whose every move is a row of an append-only log.
 //!
-//! Names and aliases follow GTO's rule (so `model export-tags` writes tags `gto` reads, and git
-//! accepts them as refs): lowercase letters, digits, `-` and `/`, starting with a letter, ending
-//! with a letter or digit, at least two characters, no `//`.
+//! Names and aliases follow GTO's rule, checked by `pipeline::model_name` (a step's `model` key
+//! is checked with it before anything runs).
 
 use std::collections::BTreeMap;
 
@@ -12,172 +11,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use super::During;
+use super::lineage::{VERSION_COLS, VERSION_COLUMNS, VERSION_FROM, version_row};
 use crate::error::{Error, Result};
+use crate::pipeline::model_name::{Label, check_alias, parse_version};
 use crate::store::query;
-
-/// Why `s` cannot be a model name or alias (`what` says which), or `None`.
-fn name_problem(s: &str) -> Option<&'static str> {
-    if s.len() < 2 {
-        return Some("it must be at least 2 characters long");
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '/')))
-    {
-        return Some(if c.is_ascii_uppercase() {
-            "it has an uppercase letter"
-        } else {
-            "it has a character other than lowercase letters, digits, `-` and `/`"
-        });
-    }
-    if !s.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
-        return Some("it must start with a letter");
-    }
-    if !s
-        .chars()
-        .last()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    {
-        return Some("it must end with a letter or a digit");
-    }
-    if s.contains("//") {
-        return Some("it has `//`");
-    }
-    None
-}
-
-/// The nearest allowed spelling of `s`, if there is one.
-fn suggestion(s: &str) -> Option<String> {
-    let mut out = String::new();
-    for c in s.trim().chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '/' {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.ends_with('/') {
-            out.push('-');
-        }
-    }
-    while out.contains("//") {
-        out = out.replace("//", "/");
-    }
-    let out = out
-        .trim_start_matches(|c: char| !c.is_ascii_lowercase())
-        .trim_end_matches(['-', '/'])
-        .to_string();
-    (out != s && name_problem(&out).is_none()).then_some(out)
-}
-
-const NAME_RULE: &str = "use lowercase letters, digits, `-` and `/` (the characters git tags and GTO accept): start with a letter, end with a letter or digit, at least 2 characters, e.g. `churn` or `team/churn-model`";
-
-/// Check a model name; `Error::invalid` (exit 2) saying what is allowed.
-pub fn check_name(name: &str) -> Result<()> {
-    check("model name", name)
-}
-
-fn check(what: &str, s: &str) -> Result<()> {
-    let Some(problem) = name_problem(s) else {
-        return Ok(());
-    };
-    let mut e = Error::invalid(format!("{what} `{s}` is not allowed: {problem}")).hint(NAME_RULE);
-    if let Some(better) = suggestion(s) {
-        e = e.hint(format!("did you mean `{better}`?"));
-    }
-    Err(e)
-}
-
-/// Words an alias cannot be: they already mean something after `NAME@`.
-const RESERVED_ALIASES: &[&str] = &["latest", "last", "latest-replay", "greatest"];
-
-/// Check an alias: a name that is not a version label (`v2`) nor a reserved word.
-pub fn check_alias(alias: &str) -> Result<()> {
-    check("alias", alias)?;
-    if parse_version(alias).is_ok() {
-        return Err(Error::invalid(format!(
-            "alias `{alias}` is not allowed: it reads as a version label"
-        ))
-        .hint("an alias is a word such as `production`, `staging` or `champion`"));
-    }
-    if RESERVED_ALIASES.contains(&alias) {
-        return Err(Error::invalid(format!(
-            "alias `{alias}` is not allowed: `{alias}` is reserved"
-        ))
-        .hint("an alias is a word such as `production`, `staging` or `champion`"));
-    }
-    Ok(())
-}
-
-/// A version label: as written (`v3`, `v1.2.0`), its canonical semver (`3.0.0`), its major.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Label {
-    pub label: String,
-    pub semver: String,
-    pub major: u64,
-}
-
-fn number(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
-    {
-        return None;
-    }
-    s.parse().ok()
-}
-
-fn ident_ok(s: &str, numeric_no_leading_zero: bool) -> bool {
-    !s.is_empty()
-        && s.split('.').all(|p| {
-            !p.is_empty()
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && (!numeric_no_leading_zero
-                    || !p.chars().all(|c| c.is_ascii_digit())
-                    || number(p).is_some())
-        })
-}
-
-/// `vN`, `N`, `vX.Y.Z[-pre][+build]` or `X.Y.Z[...]` (semantic versioning 2.0.0).
-pub fn parse_version(s: &str) -> Result<Label> {
-    let bad = || {
-        Error::invalid(format!("`{s}` is not a version")).hint(
-            "write a number (`3`, `v3`) or a semantic version (`1.2.0`, `v1.2.0`, `2.0.0-rc.1`)",
-        )
-    };
-    let body = s.strip_prefix('v').unwrap_or(s);
-    if let Some(n) = number(body) {
-        return Ok(Label {
-            label: format!("v{n}"),
-            semver: format!("{n}.0.0"),
-            major: n,
-        });
-    }
-    let (core, build) = match body.split_once('+') {
-        Some((c, b)) if ident_ok(b, false) => (c, Some(b)),
-        Some(_) => return Err(bad()),
-        None => (body, None),
-    };
-    let (core, pre) = match core.split_once('-') {
-        Some((c, p)) if ident_ok(p, true) => (c, Some(p)),
-        Some(_) => return Err(bad()),
-        None => (core, None),
-    };
-    let parts: Vec<&str> = core.split('.').collect();
-    let [major, minor, patch] = parts.as_slice() else {
-        return Err(bad());
-    };
-    let (Some(major), Some(_), Some(_)) = (number(major), number(minor), number(patch)) else {
-        return Err(bad());
-    };
-    let mut semver = core.to_string();
-    if let Some(p) = pre {
-        semver += &format!("-{p}");
-    }
-    if let Some(b) = build {
-        semver += &format!("+{b}");
-    }
-    Ok(Label {
-        label: format!("v{semver}"),
-        semver,
-        major,
-    })
-}
 
 /// One registered version, as listed and as printed by `--json`.
 #[derive(Debug, Clone, Serialize)]
@@ -213,38 +50,40 @@ pub struct ModelVersion {
     pub id: i64,
 }
 
-const MV_SELECT: &str = "SELECT m.name, mv.label, mv.semver, a.path, v.blob_hash, b.kind, b.size,
-       b.nfiles, mv.av_id, mv.step_exec, mv.run_id, s.step, g.commit_sha, g.dirty,
-       mv.registered_at, mv.registered_by, mv.message, mv.auto, mv.id
-  FROM model_versions mv JOIN models m ON m.id = mv.model_id
-  JOIN artifact_versions v ON v.id = mv.av_id JOIN artifacts a ON a.id = v.artifact_id
-  JOIN blobs b ON b.hash = v.blob_hash
+/// A model version's columns after the artifact version's (`VERSION_COLS`, read by
+/// `version_row`), and the tables they come from joined to `VERSION_FROM`.
+const MV_COLS: &str = "m.name, mv.label, mv.semver, mv.step_exec, mv.run_id, s.step, g.commit_sha,
+       g.dirty, mv.registered_at, mv.registered_by, mv.message, mv.auto, mv.id";
+const MV_JOIN: &str =
+    "JOIN model_versions mv ON mv.av_id = v.id JOIN models m ON m.id = mv.model_id
   LEFT JOIN step_execs s ON s.id = mv.step_exec
   LEFT JOIN runs r ON r.id = mv.run_id LEFT JOIN git_snapshots g ON g.id = r.git_start";
 
 fn mv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
+    let v = version_row(r)?;
+    let at = |i: usize| VERSION_COLUMNS + i;
     Ok(ModelVersion {
-        name: r.get(0)?,
-        version: r.get(1)?,
-        semver: r.get(2)?,
-        path: r.get(3)?,
-        hash: r.get(4)?,
-        kind: r.get(5)?,
-        size: r.get(6)?,
-        nfiles: r.get(7)?,
-        av_id: r.get(8)?,
-        exec_id: r.get(9)?,
-        run_id: r.get(10)?,
+        name: r.get(at(0))?,
+        version: r.get(at(1))?,
+        semver: r.get(at(2))?,
+        path: v.path,
+        hash: v.hash,
+        kind: v.kind,
+        size: v.size,
+        nfiles: v.nfiles,
+        av_id: v.av_id,
+        exec_id: r.get(at(3))?,
+        run_id: r.get(at(4))?,
         short_id: None,
-        step: r.get(11)?,
-        commit: r.get(12)?,
-        dirty: r.get(13)?,
-        registered_at: r.get(14)?,
-        registered_by: r.get(15)?,
-        message: r.get(16)?,
-        auto: r.get(17)?,
+        step: r.get(at(5))?,
+        commit: r.get(at(6))?,
+        dirty: r.get(at(7))?,
+        registered_at: r.get(at(8))?,
+        registered_by: r.get(at(9))?,
+        message: r.get(at(10))?,
+        auto: r.get(at(11))?,
         aliases: Vec::new(),
-        id: r.get(18)?,
+        id: r.get(at(12))?,
     })
 }
 
@@ -269,7 +108,10 @@ fn versions_where(
     cond: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<ModelVersion>> {
-    let mut stmt = conn.prepare(&format!("{MV_SELECT} WHERE {cond} ORDER BY mv.id DESC"))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {VERSION_COLS}, {MV_COLS} FROM {VERSION_FROM} {MV_JOIN}
+         WHERE {cond} ORDER BY mv.id DESC"
+    ))?;
     let mut out: Vec<ModelVersion> = stmt
         .query_map(args, mv_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -435,7 +277,7 @@ pub struct Registered {
 /// Register a version (one immediate transaction). The same content under the same name again
 /// is that version (`new: false`); a label already bound to other content is an error.
 pub(super) fn register(conn: &mut Connection, nv: &NewVersion<'_>) -> Result<Registered> {
-    check_name(nv.name)?;
+    crate::pipeline::model_name::check_name(nv.name)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT OR IGNORE INTO models (name, created_at) VALUES (?1, ?2)",
@@ -680,7 +522,7 @@ pub(super) fn set_alias(
     message: Option<&str>,
     at: i64,
 ) -> Result<Option<AliasMove>> {
-    check_name(name)?;
+    crate::pipeline::model_name::check_name(name)?;
     check_alias(alias)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let Some(mid) = model_id(&tx, name)? else {
@@ -916,110 +758,4 @@ impl super::Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_gto_and_git() {
-        for ok in ["churn", "team/churn-model", "m2", "a1/b2"] {
-            assert!(name_problem(ok).is_none(), "{ok}");
-        }
-        for bad in [
-            "",
-            "c",
-            "Churn",
-            "churn_model",
-            "2churn",
-            "churn-",
-            "a//b",
-            "churn@x",
-            "a b",
-            "a.b",
-            "churn/",
-        ] {
-            assert!(name_problem(bad).is_some(), "{bad}");
-        }
-        assert_eq!(suggestion("Churn_Model").as_deref(), Some("churn-model"));
-        assert_eq!(suggestion("my model/").as_deref(), Some("my-model"));
-    }
-
-    #[test]
-    fn versions_are_numbers_or_semver() {
-        let l = parse_version("v3").unwrap();
-        assert_eq!(
-            (l.label.as_str(), l.semver.as_str(), l.major),
-            ("v3", "3.0.0", 3)
-        );
-        assert_eq!(parse_version("3").unwrap().label, "v3");
-        let l = parse_version("1.2.0-rc.1+b5").unwrap();
-        assert_eq!(
-            (l.label.as_str(), l.semver.as_str()),
-            ("v1.2.0-rc.1+b5", "1.2.0-rc.1+b5")
-        );
-        for bad in [
-            "v",
-            "v01",
-            "1.2",
-            "1.2.x",
-            "01.2.3",
-            "1.2.3-",
-            "1.2.3-01",
-            "production",
-        ] {
-            assert!(parse_version(bad).is_err(), "{bad}");
-        }
-        assert!(check_alias("v2").is_err());
-        assert!(check_alias("latest").is_err());
-        assert!(check_alias("production").is_ok());
-    }
-
-    #[test]
-    fn a_store_without_the_model_tables_has_no_models() {
-        // as a store of an older schema opened read-only is
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(crate::store::schema::V1_FOR_TESTS)
-            .unwrap();
-        assert!(names(&conn).unwrap().is_empty());
-        assert!(versions_of_av(&conn, 1).unwrap().is_empty());
-        assert!(model_id(&conn, "churn").unwrap().is_none());
-        assert!(all(&conn).unwrap().is_empty());
-    }
-
-    #[test]
-    fn versions_and_the_alias_log_cannot_be_rewritten() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
-        conn.execute_batch(
-            "INSERT INTO blobs (hash, kind, size, nfiles) VALUES ('aa', 'file', 1, 1);
-             INSERT INTO artifacts (id, path) VALUES (1, 'm.pkl');
-             INSERT INTO artifact_versions (id, artifact_id, blob_hash, first_seen) VALUES (1, 1, 'aa', 0);",
-        )
-        .unwrap();
-        let nv = NewVersion {
-            name: "churn",
-            av_id: 1,
-            exec_id: None,
-            run_id: None,
-            version: None,
-            by: "me",
-            message: None,
-            auto: false,
-            at: 1,
-        };
-        assert!(register(&mut conn, &nv).unwrap().new);
-        assert!(!register(&mut conn, &nv).unwrap().new);
-        set_alias(&mut conn, "churn", "prod", Some("v1"), "me", None, 2).unwrap();
-        for sql in [
-            "UPDATE model_versions SET av_id = 2",
-            "DELETE FROM model_versions",
-            "UPDATE model_alias_log SET to_version = NULL",
-            "DELETE FROM model_alias_log",
-        ] {
-            let e = conn.execute(sql, []).unwrap_err().to_string();
-            assert!(
-                e.contains("immutable") || e.contains("never") || e.contains("append-only"),
-                "{sql}: {e}"
-            );
-        }
-    }
-}
+mod tests;

@@ -92,7 +92,7 @@ struct RunsQuery {
 }
 
 fn parse_runs_query(q: &Query) -> std::result::Result<RunsQuery, String> {
-    use crate::cmd::runs::{parse_metric, parse_param, parse_since};
+    use crate::store::filter::{parse_metric, parse_param, parse_since};
     let mut f = RunFilter {
         pipeline: get(q, "pipeline").map(str::to_string),
         with_params: true,

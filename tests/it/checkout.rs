@@ -3,12 +3,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Env, Out};
-
-fn json(out: &Out) -> Value {
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
-}
+use crate::common::{Env, json};
 
 fn read(env: &Env, rel: &str) -> String {
     std::fs::read_to_string(env.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))

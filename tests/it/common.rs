@@ -53,6 +53,37 @@ impl std::fmt::Debug for Out {
     }
 }
 
+/// `out`, after checking the command succeeded (exit 0; the output is shown if not).
+pub fn ok(out: Out) -> Out {
+    assert_eq!(out.code, 0, "{out:?}");
+    out
+}
+
+/// The JSON a successful command printed (`--json`); fails the test showing the output if the
+/// command failed or its stdout is not JSON.
+pub fn json(out: &Out) -> serde_json::Value {
+    assert_eq!(out.code, 0, "{out:?}");
+    stdout_json(out)
+}
+
+/// The JSON a command printed, whatever its exit code (a replay that differs exits 1).
+pub fn stdout_json(out: &Out) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+/// The names in `dir`, sorted (none if it cannot be read).
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mlrun")
 }

@@ -3,12 +3,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Env, Out};
-
-fn json(out: &Out) -> Value {
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
-}
+use crate::common::{Env, json};
 
 /// A one-step pipeline whose metrics follow its params: `acc` depends on `lr`, `size` on
 /// `depth`, `epochs` is reported the same by every run.

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{Env, Out, one};
+use crate::common::{Env, Out, one, stdout_json};
 use crate::packages::{pip, run, wheel};
 
 /// A step writing the time it ran (nondeterministic), and a deterministic step that also counts
@@ -22,10 +22,6 @@ outputs = ["stamp.txt"]
 cmd = "echo same > same.txt; echo ran >> \"$COUNTER\""
 outputs = ["same.txt"]
 "#;
-
-fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
-}
 
 /// The verdict lines and the explanations under them, as a person sees them.
 fn explanation(out: &Out) -> String {
@@ -103,7 +99,7 @@ fn a_timestamp_is_nondeterministic_and_a_deterministic_step_runs_once() {
     // `stamp` a third time to explain it
     let r2 = env.mlrun(&["replay", "--json"]);
     assert_eq!(r2.code, 0, "{r2:?}");
-    let v = json(&r2);
+    let v = stdout_json(&r2);
     assert_eq!(v["verdict"], "differs");
     assert_eq!(v["all_expected"], true);
     assert_eq!(v["explain"]["second_run"], Value::Null, "{v}");
@@ -129,7 +125,7 @@ fn explain_and_no_explain_choose_whether_anything_runs_a_second_time() {
     // --no-explain: nothing runs twice, the verdict alone
     let r = env.mlrun(&["replay", "--no-explain", "--json"]);
     assert_eq!(r.code, 1, "{r:?}");
-    let v = json(&r);
+    let v = stdout_json(&r);
     assert_eq!(v["explain"], Value::Null);
     assert_eq!(v["steps"][0]["outputs"][0]["explanation"], Value::Null);
     let n: i64 = one(&env.db(), "SELECT count(*) FROM runs");
@@ -174,7 +170,7 @@ outputs = ["conf.json"]
     assert_eq!(r.code, 1, "{r:?}");
     settings(&rec).bind(|| insta::assert_snapshot!("explain_env_var", explanation(&r)));
     let rj = rec.mlrun(&["replay", "--json"]);
-    let v = json(&rj);
+    let v = stdout_json(&rj);
     let e = &v["steps"][0]["outputs"][0]["explanation"];
     assert_eq!(e["kind"], "changed", "{v}");
     let c = &e["causes"][0];
@@ -238,7 +234,7 @@ outputs = ["model.txt"]
     let r = env.mlrun(&["replay"]);
     assert_eq!(r.code, 1, "{r:?}");
     settings(&env).bind(|| insta::assert_snapshot!("explain_package", explanation(&r)));
-    let v = json(&env.mlrun(&["replay", "--json"]));
+    let v = stdout_json(&env.mlrun(&["replay", "--json"]));
     let e = &v["steps"][0]["outputs"][0]["explanation"];
     assert_eq!(e["kind"], "changed", "{v}");
     let c = &e["causes"][0];
@@ -313,7 +309,7 @@ fn check_records_nondeterministic_outputs_for_later_replays_status_and_show() {
             && !s.stdout.contains("same.txt is nondeterministic"),
         "{s:?}"
     );
-    let sj = json(&env.mlrun(&["status", "--json"]));
+    let sj = stdout_json(&env.mlrun(&["status", "--json"]));
     assert_eq!(sj["steps"][0]["nondeterministic"][0]["path"], "stamp.txt");
     assert_eq!(sj["steps"][1]["nondeterministic"], Value::Array(vec![]));
     let show = env.mlrun(&["show", "latest"]);
@@ -324,7 +320,7 @@ fn check_records_nondeterministic_outputs_for_later_replays_status_and_show() {
         .collect();
     assert_eq!(marked.len(), 1, "{show:?}");
     assert!(marked[0].contains("stamp.txt"), "{show:?}");
-    let shown = json(&env.mlrun(&["show", "latest", "--json"]));
+    let shown = stdout_json(&env.mlrun(&["show", "latest", "--json"]));
     assert_eq!(
         shown["determinism"]["stamp"][0]["verdict"],
         "nondeterministic"
@@ -365,7 +361,7 @@ outputs = ["copy.txt"]
     assert_eq!(out.code, 0, "{out:?}");
     let r = env.mlrun(&["replay", "--json"]);
     assert_eq!(r.code, 1, "{r:?}");
-    let v = json(&r);
+    let v = stdout_json(&r);
     assert_eq!(
         v["explain"]["steps_rerun"],
         serde_json::json!(["clock", "copy"]),

@@ -97,6 +97,8 @@ pub(crate) fn check_facets(s: &Schemas, facets: &Value, where_: &str, errors: &m
     }
 }
 
+// Long on purpose: the schema validators are built once and each export of the same history
+// (a run, its gap, `-o`) is validated and its links followed against it.
 #[test]
 fn openlineage_events_are_schema_valid_and_linked() {
     let h = history();

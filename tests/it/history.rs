@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Env, Out, one};
+use crate::common::{Env, json, one};
 
 pub struct History {
     pub env: Env,
@@ -91,11 +91,6 @@ pub fn history() -> History {
     env.write("evaluate.sh", &format!("{EVALUATE}# local edit\n"));
     run(&["train.toml", "-p", "lr=0.2"]);
     History { env, runs }
-}
-
-fn json(out: &Out) -> Value {
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
 fn short(id: &str) -> &str {

@@ -1,21 +1,7 @@
 //! Where two features meet: outputs moved aside while a step runs, replays in scratch trees,
 //! recovery of abandoned runs, the leftovers sweep, read-only stores.
 
-use std::path::Path;
-
 use crate::common::*;
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
 
 fn replay_trees(env: &Env) -> Vec<String> {
     entries(&env.home.join("tmp"))

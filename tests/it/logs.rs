@@ -140,6 +140,8 @@ fn a_step_printing_200_mb_is_recorded_fully() {
     assert_eq!(fsck.code, 0, "{fsck:?}");
 }
 
+// Long on purpose: one long log (4 MB with a secret in it) followed through its life: stored,
+// shown, damaged and caught by fsck, stored again by a rerun, collected by gc.
 #[test]
 fn long_logs_are_masked_kept_out_of_the_database_checked_and_collected() {
     let mut env = Env::git();

@@ -30,6 +30,7 @@ mod reports;
 mod secrets;
 mod slurm;
 mod store;
+mod structure;
 mod sweep;
 mod targets;
 mod trace;

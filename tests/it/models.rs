@@ -4,17 +4,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Env, Out, one};
-
-fn json(out: &Out) -> Value {
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
-}
-
-fn ok(out: Out) -> Out {
-    assert_eq!(out.code, 0, "{out:?}");
-    out
-}
+use crate::common::{Env, Out, json, ok, one};
 
 /// `train` writes `model/weights.txt` from the param `k` (so the same `k` gives the same
 /// content) and a log nobody registers.
@@ -746,6 +736,8 @@ fn concurrent_registrations_get_distinct_versions() {
 /// `import-tags` reads GTO's tags back: a registration binds to the version a recorded run at
 /// the tag's commit produced of the path GTO's `artifacts.yaml` gives (or the `PATH HASH` line
 /// `export-tags` writes), and each stage ends where GTO's tags leave it.
+// Long on purpose: the tags are a history (registrations and stage moves dated in order) that
+// the dry run, the import, the model's state and a second import are all checked against.
 #[test]
 fn import_tags_reads_gto_tags_back() {
     let env = project("");

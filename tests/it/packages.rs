@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{Env, one};
+use crate::common::{Env, json, one};
 
 const PIPELINE: &str = r#"
 [steps.train]
@@ -91,16 +91,14 @@ fn recorded(env: &Value) -> Vec<(String, String)> {
     l
 }
 
-fn json(out: &crate::common::Out) -> Value {
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap()
-}
-
 fn step_env(show: &Value) -> Value {
     let id = show["steps"][0]["env_id"].as_str().unwrap();
     show["environments"][id].clone()
 }
 
+// Long on purpose: one virtualenv is built (python -m venv and pip are slow) and its package
+// upgraded midway; every reader of the recorded lists (show, diff, export, replay) is checked
+// against the same two runs, which separate tests would each have to build again.
 #[test]
 fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
     let mut env = Env::git();

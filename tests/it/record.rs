@@ -12,6 +12,8 @@ fn demo() -> Env {
     env
 }
 
+// Long on purpose: one run of the demo, and every part of its record read back from the
+// database (hashes, git, params, metrics, environment); each check is a few lines.
 #[test]
 fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
     let env = demo();

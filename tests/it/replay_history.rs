@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Env, Out, one};
+use crate::common::{Env, json, ok, one};
 
 const PIPELINE: &str = r#"
 [params]
@@ -37,16 +37,6 @@ fn project() -> Env {
     env
 }
 
-fn ok(out: Out) -> Out {
-    assert_eq!(out.code, 0, "{out:?}");
-    out
-}
-
-fn json(out: Out) -> Value {
-    let out = ok(out);
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
-}
-
 fn newest_run(env: &Env) -> String {
     one(
         &env.db(),
@@ -56,7 +46,7 @@ fn newest_run(env: &Env) -> String {
 
 /// The run a command line names, by `show NAME --json`.
 fn named(env: &Env, name: &str) -> String {
-    json(env.mlrun(&["show", name, "--json"]))["id"]
+    json(&env.mlrun(&["show", name, "--json"]))["id"]
         .as_str()
         .unwrap()
         .to_string()
@@ -64,7 +54,7 @@ fn named(env: &Env, name: &str) -> String {
 
 /// The run whose results step `step` of run `run` reused.
 fn reused_by(env: &Env, run: &str, step: &str) -> Value {
-    let v = json(env.mlrun(&["show", run, "--json"]));
+    let v = json(&env.mlrun(&["show", run, "--json"]));
     v["steps"]
         .as_array()
         .unwrap()
@@ -134,7 +124,7 @@ fn a_replay_is_never_the_baseline_of_status_latest_or_reuse() {
     let ids = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["runs", "--json"];
         a.extend_from_slice(args);
-        json(env.mlrun(&a))
+        json(&env.mlrun(&a))
             .as_array()
             .unwrap()
             .iter()
@@ -151,14 +141,14 @@ fn a_replay_is_never_the_baseline_of_status_latest_or_reuse() {
     assert!(!out.stdout.contains("replay"), "{out:?}");
     let out = ok(env.mlrun(&["show", "latest-replay"]));
     assert!(out.stdout.contains("replay    of run"), "{out:?}");
-    let v = json(env.mlrun(&[
+    let v = json(&env.mlrun(&[
         "lineage",
         &format!("model.txt@{}", &replay1[..16]),
         "--json",
     ]));
     assert_eq!(v["direction"], "upstream");
     // the version both made names the workspace's run as its producer
-    let card = json(env.mlrun(&["show", &format!("model.txt@{}", &run1[..16]), "--json"]));
+    let card = json(&env.mlrun(&["show", &format!("model.txt@{}", &run1[..16]), "--json"]));
     assert_eq!(card["produced_by"]["run_id"], run1.as_str());
     let also: Vec<&str> = card["also_produced_by"]
         .as_array()
@@ -189,7 +179,7 @@ fn relative_run_names_that_name_nothing_say_why() {
     ok(env.mlrun(&["-p", "lr=0.5"]));
     let out = ok(env.mlrun(&["show", "latest~1:train"]));
     assert!(out.stdout.contains("sh train.sh 0.1"), "{out:?}");
-    let card = json(env.mlrun(&["show", "model.txt@latest~1", "--json"]));
+    let card = json(&env.mlrun(&["show", "model.txt@latest~1", "--json"]));
     assert_eq!(card["produced_by"]["cmd"], "sh train.sh 0.1");
 }
 
@@ -220,7 +210,7 @@ fn a_printed_run_id_stays_unambiguous() {
     // the runs share their first 8 digits (unless a 65 s boundary fell between them): an
     // 8-digit id would now be ambiguous; the printed one is not
     assert_eq!(named(&env, &printed), first);
-    let v = json(env.mlrun(&["runs", "--json"]));
+    let v = json(&env.mlrun(&["runs", "--json"]));
     for r in v.as_array().unwrap() {
         let short = r["short_id"].as_str().unwrap();
         assert!(short.len() >= 16, "{r}");

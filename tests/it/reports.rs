@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Env, Out, one};
+use crate::common::{Env, json, ok, one};
 
 const PIPELINE: &str = r#"
 [params]
@@ -46,16 +46,6 @@ fn project() -> Env {
     env
 }
 
-fn ok(out: Out) -> Out {
-    assert_eq!(out.code, 0, "{out:?}");
-    out
-}
-
-fn json(out: Out) -> Value {
-    let out = ok(out);
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
-}
-
 #[test]
 fn diff_leaves_out_what_mlrun_sets_and_lists_unchanged_files_with_all() {
     let env = project();
@@ -66,7 +56,7 @@ fn diff_leaves_out_what_mlrun_sets_and_lists_unchanged_files_with_all() {
     assert!(out.stdout.contains("n  2 → 3"), "{out:?}");
     assert!(!out.stdout.contains("MLRUN_PARAM"), "{out:?}");
     assert!(out.stdout.contains("environment  unchanged"), "{out:?}");
-    let v = json(env.mlrun(&["diff", "latest~1", "latest", "--json"]));
+    let v = json(&env.mlrun(&["diff", "latest~1", "latest", "--json"]));
     assert_eq!(v["environment"]["env_vars"], serde_json::json!([]), "{v}");
     assert!(
         v["data"].get("unchanged_paths").is_none(),
@@ -99,7 +89,7 @@ fn diff_leaves_out_what_mlrun_sets_and_lists_unchanged_files_with_all() {
         );
     }
     crate::assert_fixed_snapshot!(&env, "diff_all", t);
-    let v = json(env.mlrun(&["diff", "latest~1", "latest", "--all", "--json"]));
+    let v = json(&env.mlrun(&["diff", "latest~1", "latest", "--all", "--json"]));
     let same = v["data"]["unchanged_paths"].as_array().unwrap();
     assert_eq!(same.len() as u64, v["data"]["unchanged"].as_u64().unwrap());
     let feats = same
@@ -140,7 +130,7 @@ fn a_file_inside_a_directory_output_is_named_on_its_own() {
         "no note: this is exactly the file: {out:?}"
     );
     crate::assert_fixed_snapshot!(&env, "show_file_in_dir", t);
-    let v = json(env.mlrun(&["show", "data/features/train.csv", "--json"]));
+    let v = json(&env.mlrun(&["show", "data/features/train.csv", "--json"]));
     assert_eq!(v["file"]["path"], "data/features/train.csv");
     assert_eq!(v["file"]["hash"], hash.as_str());
     assert_eq!(v["file"]["size"], 8);
@@ -149,7 +139,7 @@ fn a_file_inside_a_directory_output_is_named_on_its_own() {
     assert_eq!(v["produced_by"]["run_id"], run.as_str());
 
     // PATH@RUN, and a file no longer on disk, name the file too
-    let v = json(env.mlrun(&[
+    let v = json(&env.mlrun(&[
         "show",
         &format!("data/features/train.csv@{}", &run[..16]),
         "--json",
@@ -164,7 +154,7 @@ fn a_file_inside_a_directory_output_is_named_on_its_own() {
         "{out:?}"
     );
     assert!(out.stdout.contains("featurize"), "{out:?}");
-    let v = json(env.mlrun(&["lineage", "data/features/train.csv", "--json"]));
+    let v = json(&env.mlrun(&["lineage", "data/features/train.csv", "--json"]));
     assert_eq!(v["file"]["hash"], hash.as_str());
 
     // --files lists a directory version file by file
@@ -182,7 +172,7 @@ fn a_file_inside_a_directory_output_is_named_on_its_own() {
             "{out:?}"
         );
     }
-    let v = json(env.mlrun(&["show", "data/features/", "--files", "--json"]));
+    let v = json(&env.mlrun(&["show", "data/features/", "--files", "--json"]));
     let files = v["files"].as_array().unwrap();
     assert_eq!(files.len(), 2);
     assert!(
@@ -243,7 +233,7 @@ fn an_input_made_outside_mlrun_says_what_was_kept_of_it() {
     );
     assert!(!t.contains("data version unknown"), "{t}");
     crate::assert_fixed_snapshot!(&env, "lineage_gap_copy_stored", t);
-    let v = json(env.mlrun(&["lineage", "model.txt", "--json"]));
+    let v = json(&env.mlrun(&["lineage", "model.txt", "--json"]));
     let gap = v["nodes"]
         .as_array()
         .unwrap()
@@ -260,7 +250,7 @@ fn an_input_made_outside_mlrun_says_what_was_kept_of_it() {
             .any(|l| l.contains("data/raw.csv") && l.contains(&copy)),
         "{out:?}"
     );
-    let v = json(env.mlrun(&["show", "data/features/", "--json"]));
+    let v = json(&env.mlrun(&["show", "data/features/", "--json"]));
     assert_eq!(v["inputs"][0]["path"], "data/raw.csv");
     assert_eq!(v["inputs"][0]["gap"], true);
     assert_eq!(v["inputs"][0]["gap_reason"], copy.trim_start_matches("⚠ "));

@@ -24,18 +24,6 @@ fn objects(store: &Path) -> Vec<String> {
     out
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 /// Read a child's stderr until a line contains `needle`; returns the lines read.
 fn read_until(stderr: &mut impl BufRead, needle: &str) -> String {
     let mut seen = String::new();

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Env, Out, one, rows};
+use crate::common::{Env, json, one, rows};
 
 /// a → b (no params) → c → d (both read lr and depth); d reports `acc` = lr × depth.
 const FOUR: &str = r#"
@@ -39,11 +39,6 @@ fn four(env: Env) -> Env {
     env.write("raw.csv", "a,b\n1,2\n");
     env.commit("pipeline");
     env
-}
-
-fn json(out: &Out) -> Value {
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
 #[test]

@@ -1,9 +1,7 @@
 //! `mlrun run [PIPELINE] [STEP|OUTPUT ...]` (and `mlrun train`): a target and the stale steps
 //! it needs, `--downstream`, and `--dry-run`, which says what a run would do and does nothing.
 
-use serde_json::Value;
-
-use crate::common::{Env, Out, one, rows};
+use crate::common::{Env, json, one, rows};
 
 /// prep → train → eval, and `other` on the side. `train` reads `lr`.
 const CHAIN: &str = r#"
@@ -35,11 +33,6 @@ fn chain() -> Env {
     env.write("raw.csv", "a,b\n1,2\n");
     env.commit("pipeline");
     env
-}
-
-fn json(out: &Out) -> Value {
-    assert_eq!(out.code, 0, "{out:?}");
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
 /// step → status, in the latest run

@@ -5,7 +5,7 @@
 use proptest::strategy::{Strategy, ValueTree};
 use serde_json::Value;
 
-use crate::common::{Env, Out, finish, one, rows, wait_until};
+use crate::common::{Env, finish, one, rows, stdout_json, wait_until};
 
 fn project(pipeline: &str, files: &[(&str, &str)]) -> Env {
     fill(Env::git(), pipeline, files)
@@ -23,10 +23,6 @@ fn fill(env: Env, pipeline: &str, files: &[(&str, &str)]) -> Env {
     env.write("pipeline.toml", pipeline);
     env.commit("fixture");
     env
-}
-
-fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
 fn read(env: &Env, rel: &str) -> String {
@@ -293,7 +289,7 @@ outputs = ["fresh.txt"]
     assert_eq!(read(&env, "history.log"), "run\nrun\n", "updated in place");
 
     let show = env.mlrun(&["show", "--json"]);
-    let j = json(&show);
+    let j = stdout_json(&show);
     let step = |name: &str| {
         j["steps"]
             .as_array()
@@ -389,7 +385,7 @@ metrics = ["metrics.json"]
         "{}",
         show.stdout
     );
-    let j = json(&show);
+    let j = stdout_json(&show);
     let m = &j["steps"][0]["metrics"];
     assert_eq!(
         m["roc_auc"].as_f64().unwrap().to_bits(),
@@ -403,9 +399,13 @@ metrics = ["metrics.json"]
     assert_eq!(stored.to_bits(), 0.9114273274303613_f64.to_bits());
 
     let found = env.mlrun(&["runs", "--json", "--metric", "roc_auc>=0.9114273274303613"]);
-    assert_eq!(json(&found).as_array().unwrap().len(), 1, "{found:?}");
+    assert_eq!(
+        stdout_json(&found).as_array().unwrap().len(),
+        1,
+        "{found:?}"
+    );
     let none = env.mlrun(&["runs", "--json", "--metric", "roc_auc>0.9114273274303613"]);
-    assert_eq!(json(&none).as_array().unwrap().len(), 0, "{none:?}");
+    assert_eq!(stdout_json(&none).as_array().unwrap().len(), 0, "{none:?}");
 
     let export = env.mlrun(&["export", "latest", "--format", "openlineage"]);
     assert!(
@@ -420,7 +420,7 @@ metrics = ["metrics.json"]
     let out = env.mlrun(&["run", "-p", "auc=\"0.9114273274303614\""]);
     assert_eq!(out.code, 0, "{out:?}");
     let diff = env.mlrun(&["diff", &first, "latest", "--json"]);
-    let d = json(&diff);
+    let d = stdout_json(&diff);
     let changed = d["metrics"]["changed"].as_array().unwrap();
     assert_eq!(changed.len(), 1, "nan and inf are unchanged: {d}");
     assert_eq!(changed[0]["a"].as_f64().unwrap(), 0.9114273274303613);
@@ -480,8 +480,8 @@ with open(os.environ['MLRUN_METRICS'], 'a') as f:
     let out = env.mlrun(&["run"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.all().contains("warning"), "{out:?}");
-    let show = json(&env.mlrun(&["show", "--json"]));
-    let runs = json(&env.mlrun(&["runs", "--json"]));
+    let show = stdout_json(&env.mlrun(&["show", "--json"]));
+    let runs = stdout_json(&env.mlrun(&["runs", "--json"]));
     for (metrics, what) in [
         (&show["steps"][0]["metrics"], "show --json"),
         (&runs[0]["metrics"], "runs --json"),
@@ -563,7 +563,7 @@ outputs = ["model.txt"]
     );
     assert_eq!(observed, 0);
 
-    let j = json(&env.mlrun(&["show", "--json"]));
+    let j = stdout_json(&env.mlrun(&["show", "--json"]));
     let changes = &j["steps"][0]["repo_changes"];
     assert_eq!(
         changes,
@@ -596,7 +596,7 @@ outputs = ["model.txt"]
     let out = env.mlrun(&["run", "--trace"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.all().contains("repository"), "{out:?}");
-    let j = json(&env.mlrun(&["show", "--json"]));
+    let j = stdout_json(&env.mlrun(&["show", "--json"]));
     assert_eq!(j["steps"][0]["repo_changes"], serde_json::json!([]), "{j}");
 }
 

@@ -25,7 +25,7 @@ pub(super) struct TagOut {
 
 /// A version's label as GTO reads it: `vN` is `vN.0.0`.
 pub(super) fn gto_version(v: &str) -> String {
-    match models::parse_version(v) {
+    match crate::pipeline::model_name::parse_version(v) {
         Ok(l) => format!("v{}", l.semver),
         Err(_) => v.to_string(),
     }
@@ -47,6 +47,22 @@ pub(super) fn git(root: &Path, args: &[&str], env: &[(&str, String)]) -> Result<
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The project directory of store `dir` (its parent), which must be inside a git repository:
+/// the tags are that repository's. `why` says what needs the repository.
+pub(super) fn project_repo(dir: &Path, why: &str) -> Result<std::path::PathBuf> {
+    let root = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
+    git(&root, &["rev-parse", "--git-dir"], &[]).map_err(|e| {
+        Error::other(format!("`{}` is not in a git repository", root.display()))
+            .cause(e.message)
+            .hint(why.to_string())
+    })?;
+    Ok(root)
+}
+
 /// The trailer that ties an assignment tag to its row of the alias log, so a second export
 /// writes only the moves made since.
 pub(super) const MOVE_TRAILER: &str = "mlrun-alias-move:";
@@ -62,16 +78,10 @@ pub(super) fn export_tags(
 ) -> Result<i32> {
     let dir = store::find_dir(store_dir)?;
     let store = Store::open_read(&dir)?;
-    let root = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-    git(&root, &["rev-parse", "--git-dir"], &[]).map_err(|e| {
-        Error::other(format!("`{}` is not in a git repository", root.display()))
-            .cause(e.message)
-            .hint("export-tags writes git tags into the repository of the project")
-    })?;
+    let root = project_repo(
+        &dir,
+        "export-tags writes git tags into the repository of the project",
+    )?;
     let Existing {
         tags: mut existing,
         moves_done,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fingerprint::system::user_name;
 use crate::report::{emit, short_hash, time};
 use crate::store::models::{self};
@@ -121,16 +121,10 @@ pub(super) struct Imported {
 pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i32> {
     let dir = store::find_dir(store_dir)?;
     let mut store = Store::open_existing(&dir)?;
-    let root = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-    git(&root, &["rev-parse", "--git-dir"], &[]).map_err(|e| {
-        Error::other(format!("`{}` is not in a git repository", root.display()))
-            .cause(e.message)
-            .hint("import-tags reads the git tags of the project's repository")
-    })?;
+    let root = project_repo(
+        &dir,
+        "import-tags reads the git tags of the project's repository",
+    )?;
     // artifacts.yaml paths are relative to the repository's top; mlrun's to the project
     let prefix = git(&root, &["rev-parse", "--show-prefix"], &[])?
         .trim()
@@ -167,10 +161,10 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
     for t in &tags {
         match parse_gto_tag(&t.name) {
             Some(GtoTag::Register { name, version }) => {
-                let label = models::parse_version(&version)?;
+                let label = crate::pipeline::model_name::parse_version(&version)?;
                 // mlrun's own numbers read back as they were written
                 let label = if label.semver == format!("{}.0.0", label.major) {
-                    models::parse_version(&label.major.to_string())?
+                    crate::pipeline::model_name::parse_version(&label.major.to_string())?
                 } else {
                     label
                 };
@@ -252,7 +246,7 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
                     );
                     continue;
                 };
-                if models::check_name(&name).is_err() {
+                if crate::pipeline::model_name::check_name(&name).is_err() {
                     note(
                         &t.name,
                         "skipped",
@@ -348,7 +342,7 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
         let want = active
             .get(&(name.clone(), stage.clone()))
             .and_then(|a| a.last().cloned());
-        if models::check_alias(stage).is_err() {
+        if crate::pipeline::model_name::check_alias(stage).is_err() {
             note(
                 &t.name,
                 "skipped",

@@ -10,6 +10,7 @@ use std::path::Path;
 use crate::cmd::target::{self, Target};
 use crate::error::{Error, Result};
 use crate::fingerprint::system::user_name;
+use crate::pipeline::model_name;
 use crate::report::Role;
 use crate::report::{ColorChoice, Style, emit, short_hash, size, time};
 use crate::store::models::{self, ModelVersion};
@@ -175,11 +176,11 @@ fn describe(v: &ModelVersion) -> String {
 }
 
 fn register(args: ModelRegisterArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    models::check_name(&args.name)?;
+    model_name::check_name(&args.name)?;
     let label = args
         .as_version
         .as_deref()
-        .map(models::parse_version)
+        .map(model_name::parse_version)
         .transpose()?;
     let mut store = Store::open_existing(&store::find_dir(store_dir)?)?;
     let arg = args.target.as_str();
@@ -257,8 +258,8 @@ fn register(args: ModelRegisterArgs, store_dir: Option<&Path>, color: ColorChoic
 }
 
 fn alias(args: ModelAliasArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    models::check_name(&args.name)?;
-    models::check_alias(&args.alias)?;
+    model_name::check_name(&args.name)?;
+    model_name::check_alias(&args.alias)?;
     let mut store = Store::open_existing(&store::find_dir(store_dir)?)?;
     let to = if args.remove {
         None
@@ -390,7 +391,7 @@ fn table<const N: usize>(rows: &[[String; N]], out: &Style) -> String {
 }
 
 fn show(args: ModelShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    models::check_name(&args.name)?;
+    model_name::check_name(&args.name)?;
     let store = open_read(store_dir)?;
     let Some(m) = store.model(&args.name)? else {
         return Err(store.no_such_model(&args.name)?);
@@ -476,5 +477,5 @@ fn show(args: ModelShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Re
 mod export;
 mod import;
 
-use export::{MOVE_TRAILER, export_tags, git};
+use export::{MOVE_TRAILER, export_tags, git, project_repo};
 use import::import_tags;

@@ -130,7 +130,7 @@ impl Checker<'_> {
     ) -> Option<ModelDecl> {
         let key = format!("steps.{step}.model");
         let name = &m.name.value;
-        if let Err(e) = crate::store::models::check_name(name) {
+        if let Err(e) = crate::pipeline::model_name::check_name(name) {
             let mut d =
                 Diagnostic::error(format!("`{key}`: {}", e.message), Some(m.name.span.clone()))
                     .label("not a model name");
@@ -272,7 +272,7 @@ impl Checker<'_> {
                 // only a warning could follow (the pattern matched when the run was recorded)
                 continue;
             }
-            match crate::fingerprint::system::expand_pattern(self.root, v) {
+            match crate::pipeline::lockfiles::expand(self.root, v) {
                 Err(e) => self.err(
                     Diagnostic::error(
                         format!(
