@@ -1018,7 +1018,7 @@ pub(super) fn fingerprint_of(
         Fingerprint::Dir {
             hash,
             size: size as u64,
-            entries,
+            entries: std::sync::Arc::new(entries),
         }
     } else {
         Fingerprint::File {
