@@ -91,7 +91,7 @@ fn dir_io(path: &str, seed: &str, files: usize) -> Io {
         Fingerprint::Dir {
             hash,
             size: 10240 * files as u64,
-            entries,
+            entries: std::sync::Arc::new(entries),
         },
     )
 }

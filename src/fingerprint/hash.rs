@@ -11,15 +11,17 @@
 //! hash of their target text, like git), never followed, so a link loop cannot hang a run;
 //! FIFOs, sockets and devices are refused rather than read, so they cannot block a run either.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::cache::{HashCache, Stat, now_ns};
+use super::cache::{DirLookup, HashCache, Stat, now_ns};
 use crate::error::{Error, Result};
 
 /// What progress lines report while a long fingerprint runs (the reader counts every byte).
@@ -75,7 +77,9 @@ pub enum Fingerprint {
     Dir {
         hash: String,
         size: u64,
-        entries: Vec<Entry>,
+        /// shared: a step's inputs are held by its attempts, the copy into the object store and
+        /// its record at once, and a directory of 20,000 files has 4 MB of entries
+        entries: Arc<Vec<Entry>>,
     },
 }
 
@@ -135,19 +139,25 @@ fn file_mode(meta: &Metadata) -> u32 {
 
 fn refuse_special(path: &Path, meta: &Metadata) -> Result<()> {
     let ft = meta.file_type();
-    let what = if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "a device"
-    } else {
-        return Ok(());
+    if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
+        return Err(special(path, meta.mode() & libc::S_IFMT));
+    }
+    Ok(())
+}
+
+/// The refusal of a file that is not a regular file, a directory or a link (`kind`: the type
+/// bits of its mode).
+fn special(path: &Path, kind: u32) -> Error {
+    let what = match kind {
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFBLK | libc::S_IFCHR => "a device",
+        _ => "not a regular file",
     };
-    Err(Error::other(format!(
+    Error::other(format!(
         "`{}` is {what}, not a regular file or directory; mlrun fingerprints only files and directories",
         path.display()
-    )))
+    ))
 }
 
 /// Fingerprint a file or a directory. The top-level path is followed if it is a symlink. Files
@@ -173,58 +183,131 @@ fn hash_cached(path: &Path, meta: &Metadata, cache: &HashCache) -> Result<(Strin
         return Ok((h, meta.len()));
     }
     let at = now_ns();
+    let stat = Stat::of(meta);
+    let (hash, size) = hash_unchanged(path, &stat, || File::open(path))?;
+    cache.put(path, meta, &hash, at);
+    Ok((hash, size))
+}
+
+/// Hash the file `open` opens, which was stat'ed as `stat` (named `path` in errors).
+fn hash_unchanged(
+    path: &Path,
+    stat: &Stat,
+    open: impl FnOnce() -> std::io::Result<File>,
+) -> Result<(String, u64)> {
     let cannot = |e| Error::other(format!("cannot read `{}`", path.display())).cause(e);
-    let mut f = File::open(path).map_err(cannot)?;
+    let mut f = open().map_err(cannot)?;
     let (hash, size) = hash_open(&mut f, path)?;
     // A file another process wrote while it was being read has no single version: say so. (The
     // open file is stat'ed: the same inode, without walking the path again; a file replaced
     // between the first stat and the open shows up as a different inode.)
     let after = f.metadata().map_err(cannot)?;
-    if Stat::of(&after) != Stat::of(meta) || size != meta.len() {
+    if Stat::of(&after) != *stat || size as i64 != stat.size {
         return Err(Error::other(format!(
             "`{}` changed while it was being hashed; another process is writing it",
             path.display()
         )));
     }
-    cache.put(path, meta, &hash, at);
     Ok((hash, size))
 }
 
-enum Found {
-    /// not a directory or a link: a regular file, or a special file refused once stat'ed
-    File(std::path::PathBuf, Vec<u8>),
+/// A directory a walk listed, open, so its files are stat'ed and opened relative to it: by full
+/// path, every `statx` walked the directory's own path again (path lookup was ~10% of a no-op
+/// run over 20,000 files), and its stat cache entries are taken once for all its files.
+struct Dir<'a> {
+    path: std::path::PathBuf,
+    fd: File,
+    cached: DirLookup<'a>,
+}
+
+enum Found<'a> {
+    /// not a directory or a link when listed: a regular file, or a special file refused once
+    /// stat'ed (its directory, its name there, its path relative to the root)
+    File(Arc<Dir<'a>>, OsString, Vec<u8>),
     Link(Vec<u8>, String),
 }
 
-/// List a directory tree. Entry types come from readdir (d_type) where the filesystem gives
-/// them, so the walk itself does no per-file stat: that is done by the parallel hashing that
-/// follows (on a flat directory of 20,000 files the serial statx calls were most of a no-op
-/// run; see BENCHMARKS.md).
-fn walk(root: &Path, dir: &Path, out: &mut Vec<Found>, cache: &HashCache) -> Result<()> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| Error::other(format!("cannot list `{}`", dir.display())).cause(e))?;
-    let mut files = 0;
-    for entry in rd {
-        let entry =
-            entry.map_err(|e| Error::other(format!("cannot list `{}`", dir.display())).cause(e))?;
-        let path = entry.path();
-        let rel = path.strip_prefix(root).unwrap_or(&path);
-        let relpath = rel.as_os_str().as_bytes().to_vec();
-        // like DirEntry::metadata, this never follows a symlink
-        let ft = entry
-            .file_type()
-            .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
-        if ft.is_symlink() {
-            out.push(Found::Link(relpath, link_hash(&path)?));
-        } else if ft.is_dir() {
-            walk(root, &path, out, cache)?;
-        } else {
-            files += 1;
-            out.push(Found::File(path, relpath));
-        }
+/// At most this many directories are held open at once: a tree of many directories is
+/// fingerprinted in batches, so a walk never runs out of file descriptors.
+const OPEN_DIRS: usize = 64;
+
+/// What a walk found so far, and the entries of the batches already fingerprinted.
+struct Walk<'a> {
+    cache: &'a HashCache,
+    found: Vec<Found<'a>>,
+    open_dirs: usize,
+    entries: Vec<Entry>,
+}
+
+impl<'a> Walk<'a> {
+    /// Stat and hash (on all cores) the files found so far, closing their directories.
+    fn flush(&mut self) -> Result<()> {
+        let found = std::mem::take(&mut self.found);
+        self.open_dirs = 0;
+        let batch = found
+            .into_par_iter()
+            .map(|f| match f {
+                Found::File(dir, name, relpath) => file_entry(&dir, &name, relpath, self.cache),
+                Found::Link(rel, hash) => {
+                    let (relpath, raw) = relpath_of(&rel);
+                    Ok(Entry {
+                        relpath,
+                        raw,
+                        mode: MODE_LINK,
+                        hash,
+                        size: 0,
+                    })
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.entries.extend(batch);
+        Ok(())
     }
-    cache.walked(dir, files);
-    Ok(())
+
+    /// List a directory tree (`rel`: its path relative to the root, empty for the root). Entry
+    /// types come from readdir (d_type) where the filesystem gives them, so the walk itself does
+    /// no per-file stat: that is done by the parallel hashing that follows (on a flat directory
+    /// of 20,000 files the serial statx calls were most of a no-op run; see BENCHMARKS.md).
+    fn walk(&mut self, dir: &Path, rel: &[u8]) -> Result<()> {
+        let cannot = |e| Error::other(format!("cannot list `{}`", dir.display())).cause(e);
+        let rd = std::fs::read_dir(dir).map_err(cannot)?;
+        let fd = File::open(dir).map_err(cannot)?;
+        if self.open_dirs >= OPEN_DIRS {
+            self.flush()?;
+        }
+        self.open_dirs += 1;
+        let this = Arc::new(Dir {
+            path: dir.to_path_buf(),
+            fd,
+            cached: self.cache.dir(dir),
+        });
+        let mut files = 0;
+        for entry in rd {
+            let entry = entry.map_err(cannot)?;
+            let name = entry.file_name();
+            let mut relpath = Vec::with_capacity(rel.len() + 1 + name.len());
+            if !rel.is_empty() {
+                relpath.extend_from_slice(rel);
+                relpath.push(b'/');
+            }
+            relpath.extend_from_slice(name.as_bytes());
+            // like DirEntry::metadata, this never follows a symlink
+            let ft = entry.file_type().map_err(|e| {
+                Error::other(format!("cannot read `{}`", entry.path().display())).cause(e)
+            })?;
+            if ft.is_symlink() {
+                self.found
+                    .push(Found::Link(relpath, link_hash(&entry.path())?));
+            } else if ft.is_dir() {
+                self.walk(&entry.path(), &relpath)?;
+            } else {
+                files += 1;
+                self.found.push(Found::File(this.clone(), name, relpath));
+            }
+        }
+        self.cache.walked(dir, files);
+        Ok(())
+    }
 }
 
 fn link_hash(path: &Path) -> Result<String> {
@@ -233,78 +316,144 @@ fn link_hash(path: &Path) -> Result<String> {
     Ok(sha256_bytes(target.as_os_str().as_bytes()))
 }
 
-/// Stat and hash one file found by `walk`.
-fn file_entry(path: &Path, rel: Vec<u8>, cache: &HashCache) -> Result<Entry> {
+/// Stat and hash one file found by the walk, relative to its open directory.
+fn file_entry(dir: &Dir<'_>, name: &OsStr, rel: Vec<u8>, cache: &HashCache) -> Result<Entry> {
+    use nix::fcntl::{AtFlags, OFlag};
+    let path = || dir.path.join(name);
+    let cannot = |e: nix::Error| {
+        Error::other(format!("cannot read `{}`", path().display())).cause(std::io::Error::from(e))
+    };
     let (relpath, raw) = relpath_of(&rel);
-    let meta = std::fs::symlink_metadata(path)
-        .map_err(|e| Error::other(format!("cannot read `{}`", path.display())).cause(e))?;
-    let ft = meta.file_type();
-    if ft.is_symlink() {
+    let st =
+        nix::sys::stat::fstatat(&dir.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(cannot)?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind == libc::S_IFLNK {
         // replaced by a link since it was listed: record it as the link it now is
         return Ok(Entry {
             relpath,
             raw,
             mode: MODE_LINK,
-            hash: link_hash(path)?,
+            hash: link_hash(&path())?,
             size: 0,
         });
     }
-    if ft.is_dir() {
+    if kind == libc::S_IFDIR {
         return Err(Error::other(format!(
             "`{}` changed from a file to a directory while it was being fingerprinted",
-            path.display()
+            path().display()
         )));
     }
-    refuse_special(path, &meta)?;
-    let (hash, size) = hash_cached(path, &meta, cache)?;
+    if kind != libc::S_IFREG {
+        return Err(special(&path(), kind));
+    }
+    let stat = Stat::of_raw(&st);
+    let mode = if st.st_mode & 0o111 != 0 {
+        MODE_EXEC
+    } else {
+        MODE_FILE
+    };
+    if let Some(hash) = dir.cached.get(name, &stat) {
+        let size = stat.size as u64;
+        return Ok(Entry {
+            relpath,
+            raw,
+            mode,
+            hash,
+            size,
+        });
+    }
+    let at = now_ns();
+    let open = || {
+        let fd = nix::fcntl::openat(
+            &dir.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        Ok(File::from(fd))
+    };
+    let (hash, size) = hash_unchanged(&path(), &stat, open)?;
+    cache.put_stat(&dir.path, name, stat, &hash, at);
     Ok(Entry {
         relpath,
         raw,
-        mode: file_mode(&meta),
+        mode,
         hash,
         size,
     })
 }
 
 fn fingerprint_dir(path: &Path, cache: &HashCache) -> Result<Fingerprint> {
-    let mut found = Vec::new();
-    walk(path, path, &mut found, cache)?;
-    let mut entries = found
-        .into_par_iter()
-        .map(|f| match f {
-            Found::File(p, relpath) => file_entry(&p, relpath, cache),
-            Found::Link(rel, hash) => {
-                let (relpath, raw) = relpath_of(&rel);
-                Ok(Entry {
-                    relpath,
-                    raw,
-                    mode: MODE_LINK,
-                    hash,
-                    size: 0,
-                })
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut walk = Walk {
+        cache,
+        found: Vec::new(),
+        open_dirs: 0,
+        entries: Vec::new(),
+    };
+    walk.walk(path, b"")?;
+    walk.flush()?;
+    let mut entries = walk.entries;
     entries.sort_by(|a, b| a.bytes().cmp(b.bytes()));
-    let hash = sha256_bytes(&manifest(&entries));
+    let hash = manifest_hash(&entries);
     let size = entries.iter().map(|e| e.size).sum();
     Ok(Fingerprint::Dir {
         hash,
         size,
-        entries,
+        entries: Arc::new(entries),
     })
+}
+
+/// The SHA-256 of the manifest of `entries`, streamed into the hasher record by record rather
+/// than built in memory first (1.8 MB for 20,000 files).
+fn manifest_hash(entries: &[Entry]) -> String {
+    let mut h = Sha256::new();
+    each_record(entries, |part| h.update(part));
+    hex(&h.finalize())
+}
+
+/// Hand the manifest of `entries` to `out`, in pieces.
+fn each_record(entries: &[Entry], mut out: impl FnMut(&[u8])) {
+    use std::io::Write;
+    let mut head = Vec::with_capacity(96);
+    for e in entries {
+        head.clear();
+        // writing into a Vec cannot fail
+        let _ = write!(head, "{:o} {} {} ", e.mode, e.hash, e.size);
+        out(&head);
+        out(e.bytes());
+        out(&[0]);
+    }
+}
+
+/// The length of the manifest of `entries`, without writing it.
+fn manifest_len(entries: &[Entry]) -> usize {
+    fn digits(mut v: u64, base: u64) -> usize {
+        let mut n = 1;
+        while v >= base {
+            v /= base;
+            n += 1;
+        }
+        n
+    }
+    entries
+        .iter()
+        .map(|e| {
+            digits(e.mode.into(), 8)
+                + 1
+                + e.hash.len()
+                + 1
+                + digits(e.size, 10)
+                + 1
+                + e.bytes().len()
+                + 1
+        })
+        .sum()
 }
 
 /// The canonical manifest bytes a directory hash is computed from.
 pub fn manifest(entries: &[Entry]) -> Vec<u8> {
-    use std::io::Write;
-    let mut m = Vec::with_capacity(entries.len() * (100 + 16));
-    for e in entries {
-        // writing into a Vec cannot fail
-        let _ = write!(m, "{:o} {} {} ", e.mode, e.hash, e.size);
-        m.extend_from_slice(e.bytes());
-        m.push(0);
-    }
+    let mut m = Vec::with_capacity(manifest_len(entries));
+    each_record(entries, |part| m.extend_from_slice(part));
     m
 }
 
@@ -431,6 +580,52 @@ mod tests {
     }
 
     #[test]
+    fn a_tree_of_more_directories_than_are_held_open_hashes_as_one_walk() {
+        // files are stat'ed relative to their open directory, OPEN_DIRS directories at a time
+        let d = tempfile::tempdir().unwrap();
+        let mut expect = Vec::new();
+        for i in 0..OPEN_DIRS * 2 + 3 {
+            let sub = format!("d{i:03}/e{}", i % 3);
+            std::fs::create_dir_all(d.path().join(&sub)).unwrap();
+            for (name, body) in [("a", format!("a{i}")), ("b b", format!("bb{i}"))] {
+                let rel = format!("{sub}/{name}");
+                std::fs::write(d.path().join(&rel), &body).unwrap();
+                std::fs::set_permissions(
+                    d.path().join(&rel),
+                    std::os::unix::fs::PermissionsExt::from_mode(0o644),
+                )
+                .unwrap();
+                expect.push((rel, body));
+            }
+        }
+        expect.sort();
+        // the manifest as documented, computed independently of the walk
+        let mut m = Vec::new();
+        for (rel, body) in &expect {
+            m.extend_from_slice(
+                format!(
+                    "100644 {} {} {rel}\0",
+                    sha256_bytes(body.as_bytes()),
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+        let store = crate::store::Store::in_memory();
+        let cache = store.load_stat_cache(d.path()).unwrap();
+        let fp = fingerprint(d.path(), &cache).unwrap();
+        assert_eq!(fp.nfiles(), expect.len());
+        assert_eq!(fp.hash(), sha256_bytes(&m));
+        let Fingerprint::Dir { entries, .. } = &fp else {
+            panic!("a directory")
+        };
+        assert_eq!(manifest(entries), m);
+        assert_eq!(manifest_len(entries), m.len());
+        // the second walk takes what the first learnt from the cache: the same answer
+        assert_eq!(fingerprint(d.path(), &cache).unwrap(), fp);
+    }
+
+    #[test]
     fn symlink_loops_do_not_hang() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("x")).unwrap();
@@ -479,7 +674,7 @@ mod tests {
             panic!("not a directory")
         };
         assert_eq!(sha256_bytes(&manifest(&entries)), hash);
-        assert_eq!(parse_manifest(&manifest(&entries)), Some(entries));
+        assert_eq!(parse_manifest(&manifest(&entries)), Some(entries.to_vec()));
     }
 
     #[test]
@@ -522,6 +717,6 @@ mod tests {
         assert_eq!(entries[0].bytes(), b"a\xff");
         let m = manifest(&entries);
         assert!(m.windows(3).any(|w| w == b" a\xff"));
-        assert_eq!(parse_manifest(&m), Some(entries));
+        assert_eq!(parse_manifest(&m), Some(entries.to_vec()));
     }
 }

@@ -694,7 +694,7 @@ mod tests {
         let Fingerprint::Dir { entries, .. } = &fp else {
             panic!("a directory")
         };
-        for e in entries {
+        for e in entries.iter() {
             assert!(objects.verify(&e.hash).is_ok(), "{}", e.relpath);
         }
     }

@@ -204,9 +204,18 @@ pub(super) fn put_version(tx: &Connection, path: &str, fp: &Fingerprint, now: i6
                 .optional()?
                 .is_none())
     {
+        // SQLite copies a bound value, then builds the row from that copy: the manifest is
+        // dropped once bound, so it is held twice at most, not three times (1.8 MB each for
+        // 20,000 files, at the first run's peak of memory)
         let m = manifest(entries);
-        tx.prepare_cached("INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)")?
-            .execute(params![hash, m.len() as i64, m])?;
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO contents (hash, size, data) VALUES (?1, ?2, ?3)",
+        )?;
+        insert.raw_bind_parameter(1, hash)?;
+        insert.raw_bind_parameter(2, m.len() as i64)?;
+        insert.raw_bind_parameter(3, &m)?;
+        drop(m);
+        insert.raw_execute()?;
     }
     tx.prepare_cached("INSERT OR IGNORE INTO artifacts (path) VALUES (?1)")?
         .execute([path])?;

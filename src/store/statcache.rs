@@ -10,7 +10,9 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{During, Store};
-use crate::error::Result;
+use std::io::Write;
+
+use crate::error::{Error, Result};
 use crate::fingerprint::cache::HashCache;
 
 impl Store {
@@ -60,7 +62,9 @@ pub(super) fn flush(conn: &Connection, cache: &HashCache) -> Result<()> {
         .prepare_cached("SELECT entries FROM stat_cache WHERE dir = ?1")
         .during("reading the stat cache")?;
     let mut write = conn
-        .prepare_cached("INSERT OR REPLACE INTO stat_cache (dir, entries) VALUES (?1, ?2)")
+        .prepare_cached(
+            "INSERT OR REPLACE INTO stat_cache (dir, entries) VALUES (?1, zeroblob(?2))",
+        )
         .during("writing the stat cache")?;
     cache.flush_with(
         |dir, found| {
@@ -74,10 +78,19 @@ pub(super) fn flush(conn: &Connection, cache: &HashCache) -> Result<()> {
             .during("reading the stat cache")?;
             Ok(())
         },
-        |dir, packed| {
+        |dir, len, pack| {
+            // the row is made at its size, then written in place (incremental blob I/O)
             write
-                .execute(params![dir, packed])
+                .execute(params![dir, len as i64])
                 .during("writing the stat cache")?;
+            let row = conn.last_insert_rowid();
+            let mut blob = conn
+                .blob_open("main", "stat_cache", "entries", row, false)
+                .during("writing the stat cache")?;
+            let mut out = std::io::BufWriter::with_capacity(64 << 10, &mut blob);
+            pack(&mut out)
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::store("cannot write the stat cache").cause(e))?;
             Ok(())
         },
     )
