@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::Regex;
 
@@ -55,19 +55,85 @@ pub(super) static SECRET_PART: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 });
 
 /// All of the above in one pattern: most lines match none, and one pass over them says so.
-pub(super) static ANY_SECRET: LazyLock<Regex> = LazyLock::new(|| {
-    let parts: Vec<String> = std::iter::once(CREDENTIAL_VALUE_PATTERN)
-        .chain(SECRET_PART_PATTERNS.iter().copied())
-        .map(|p| {
-            let unnamed = p
-                .replace("(?P<s>", "(?:")
-                .replace("(?P<dq>", "(?:")
-                .replace("(?P<sq>", "(?:");
-            format!("(?:{unnamed})")
-        })
-        .collect();
-    Regex::new(&parts.join("|")).expect("combined secret pattern compiles")
-});
+/// Compiled on first need (see `any_secret_in`): compiling it is most of a dry run's CPU time.
+static ANY_SECRET: OnceLock<Regex> = OnceLock::new();
+
+pub(super) fn any_secret() -> &'static Regex {
+    ANY_SECRET.get_or_init(|| {
+        let parts: Vec<String> = std::iter::once(CREDENTIAL_VALUE_PATTERN)
+            .chain(SECRET_PART_PATTERNS.iter().copied())
+            .map(|p| {
+                let unnamed = p
+                    .replace("(?P<s>", "(?:")
+                    .replace("(?P<dq>", "(?:")
+                    .replace("(?P<sq>", "(?:");
+                format!("(?:{unnamed})")
+            })
+            .collect();
+        Regex::new(&parts.join("|")).expect("combined secret pattern compiles")
+    })
+}
+
+/// Does any credential pattern (`ANY_SECRET`) match in `text`? Before the pattern is compiled,
+/// text that cannot hold a match (`may_hold_secret`) is answered without it: a run or a dry run
+/// whose commands and variables hold nothing of the kind never pays for compiling it (~6 M
+/// instructions, a third of `run --dry-run` on a 50-step chain). Once compiled, it decides.
+pub(super) fn any_secret_in(text: &str) -> bool {
+    match ANY_SECRET.get() {
+        Some(re) => re.is_match(text),
+        None => may_hold_secret(text) && any_secret().is_match(text),
+    }
+}
+
+/// Where `ANY_SECRET` matches in `text`.
+pub(super) fn any_secret_ranges(text: &str) -> Vec<Range<usize>> {
+    if ANY_SECRET.get().is_none() && !may_hold_secret(text) {
+        return Vec::new();
+    }
+    any_secret().find_iter(text).map(|m| m.range()).collect()
+}
+
+/// Words one of which every match of `ANY_SECRET` and of `FLAG_VALUE` contains, lower-cased:
+/// the literal prefixes of `CREDENTIAL_VALUE_PATTERN` (`AKIA…`, `gh?_`/`github_pat_`, `glpat-`,
+/// `xox?-`, `sk-`, `AIza`, `eyJ`, `-----BEGIN`), the `://` of a URL with a password,
+/// `authorization`, `bearer`, and the name parts of the `password=` / `--password VALUE` patterns
+/// (passwd/password/passphrase/`_pass` hold `pass`; api/access/private key hold `key`; every
+/// `…token` holds `token`; then `secret` and `_pwd`). Keep it in step with those patterns: the
+/// test `the_prefilter_never_hides_a_match` checks it against them.
+const NEEDLES: &[&str] = &[
+    "pass",
+    "secret",
+    "key",
+    "token",
+    "pwd",
+    "://",
+    "authorization",
+    "bearer",
+    "akia",
+    "asia",
+    "agpa",
+    "aida",
+    "aroa",
+    "anpa",
+    "gh",
+    "glpat-",
+    "xox",
+    "sk-",
+    "aiza",
+    "eyj",
+    "-----begin",
+];
+
+/// False only when neither `ANY_SECRET` nor `FLAG_VALUE` can match in `text`: it holds none of
+/// `NEEDLES`, compared without ASCII case (the patterns' `(?i)`). Text that is not ASCII is
+/// always a maybe: Unicode case folding matches `K` (Kelvin sign) to `k`, `ſ` to `s`.
+pub(super) fn may_hold_secret(text: &str) -> bool {
+    if !text.is_ascii() {
+        return true;
+    }
+    let lower = text.to_ascii_lowercase();
+    NEEDLES.iter().any(|n| lower.contains(n))
+}
 
 pub(super) static PEM_BEGIN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----").expect("pem begin compiles")
@@ -161,7 +227,7 @@ impl Scanner {
                 spans.push((from + at..from + at + value.len(), Some(i)));
             }
         }
-        if !ANY_SECRET.is_match(rest) {
+        if !any_secret_in(rest) {
             return merge(spans);
         }
         for m in CREDENTIAL_VALUE.find_iter(rest) {

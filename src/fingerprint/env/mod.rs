@@ -243,7 +243,12 @@ impl Redactor {
         for line in text.split_inclusive('\n') {
             let (content, ending) = split_ending(line);
             let mut spans = scanner.line(content);
-            for c in ASSIGNMENT.captures_iter(content) {
+            // `NAME=value` needs a `=`; a secret-looking flag one of `NEEDLES`: most commands
+            // have neither, and skip compiling and running both patterns
+            let assignments = content
+                .contains('=')
+                .then(|| ASSIGNMENT.captures_iter(content));
+            for c in assignments.into_iter().flatten() {
                 let (Some(n), Some(v)) =
                     (c.name("n"), c.name("s").or(c.name("dq")).or(c.name("sq")))
                 else {
@@ -253,7 +258,8 @@ impl Redactor {
                     spans.push((v.start()..v.end(), None));
                 }
             }
-            for c in FLAG_VALUE.captures_iter(content) {
+            let flags = may_hold_secret(content).then(|| FLAG_VALUE.captures_iter(content));
+            for c in flags.into_iter().flatten() {
                 if let Some(v) = c.name("s").or(c.name("dq")).or(c.name("sq"))
                     && !is_reference(v.as_str())
                 {
@@ -294,7 +300,7 @@ impl Redactor {
             } else {
                 out.push(self.redact_text(a, known, found));
             }
-            after_flag = SECRET_FLAG.is_match(a);
+            after_flag = a.starts_with('-') && SECRET_FLAG.is_match(a);
         }
         out
     }
@@ -349,6 +355,6 @@ pub fn secret_spans(text: &str, secrets: &[String]) -> Vec<std::ops::Range<usize
         .filter(|s| s.len() >= 4)
         .flat_map(|s| text.match_indices(s.as_str()).map(|(i, m)| i..i + m.len()))
         .collect();
-    spans.extend(ANY_SECRET.find_iter(text).map(|m| m.range()));
+    spans.extend(any_secret_ranges(text));
     spans
 }

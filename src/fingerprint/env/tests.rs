@@ -270,3 +270,152 @@ fn commands_get_markers_that_follow_the_secret() {
     let a = r.redact_argv(&argv, &[], &mut Vec::new());
     assert!(a[2].starts_with("<redacted:") && a[4] == "512", "{a:?}");
 }
+
+/// `may_hold_secret` may skip the credential patterns only where they cannot match: lines built
+/// from pieces of those patterns (and of what surrounds a secret), in any case, with a few
+/// non-ASCII letters that Unicode case folding maps to ASCII ones.
+#[test]
+fn the_prefilter_never_hides_a_match() {
+    use proptest::prelude::*;
+    const PIECES: &[&str] = &[
+        "AKIA",
+        "ASIA",
+        "AGPA",
+        "AIDA",
+        "AROA",
+        "ANPA",
+        "gh",
+        "p_",
+        "ithub_pat_",
+        "glpat-",
+        "xox",
+        "b-",
+        "sk-",
+        "AIza",
+        "eyJ",
+        ".eyJ",
+        "-----BEGIN ",
+        "RSA ",
+        "PRIVATE KEY",
+        "-----",
+        "END ",
+        "://",
+        "u:pw@",
+        "Authorization",
+        "author",
+        "ization",
+        "Bearer ",
+        "bear",
+        "er",
+        "basic ",
+        "pass",
+        "wd",
+        "word",
+        "phrase",
+        "sec",
+        "ret",
+        "api",
+        "_",
+        "key",
+        "access",
+        "private",
+        "auth",
+        "to",
+        "ken",
+        "-token",
+        "pwd",
+        "p",
+        "w",
+        "d",
+        "--",
+        "-",
+        "=",
+        ":",
+        "\"",
+        "'",
+        " ",
+        "\t",
+        "0123456789abcdefghij",
+        "ABCDEFGHIJKLMNOP0123",
+        "x",
+        ".",
+        "/",
+        "@",
+        "\u{212A}",
+        "\u{17F}",
+    ];
+    let line = proptest::collection::vec((0..PIECES.len(), any::<bool>()), 1..10).prop_map(|v| {
+        v.into_iter()
+            .map(|(i, upper)| {
+                if upper {
+                    PIECES[i].to_uppercase()
+                } else {
+                    PIECES[i].to_lowercase()
+                }
+            })
+            .collect::<String>()
+    });
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 4000,
+        ..Default::default()
+    });
+    runner
+        .run(&line, |s| {
+            if !may_hold_secret(&s) {
+                prop_assert!(!any_secret().is_match(&s), "ANY_SECRET matches {s:?}");
+                prop_assert!(!FLAG_VALUE.is_match(&s), "FLAG_VALUE matches {s:?}");
+            }
+            Ok(())
+        })
+        .unwrap();
+    // and the patterns' own examples are all kept for the patterns
+    for s in [
+        "AKIAABCDEF0123456789",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123",
+        "https://u:p@host/x",
+        "Authorization: Bearer abc",
+        "bearer abcdef0123456789xyz",
+        "DB_PASS=hunter22",
+        "--api-key hunter22",
+        "x -----BEGIN RSA PRIVATE KEY----- y",
+        "eyJhbGciOi.eyJzdWIiOi.sig",
+        // one per needle, matching through it alone
+        "ASIAABCDEF0123456789",
+        "AGPAABCDEF0123456789",
+        "AIDAABCDEF0123456789",
+        "AROAABCDEF0123456789",
+        "ANPAABCDEF0123456789",
+        "glpat-abcdefghijklmnopqrstuv",
+        "xoxb-1234567890",
+        "sk-0123456789012345678901",
+        "AIza01234567890123456789012345678901234",
+        "x.pwd=hunter22",
+        "secret: hunter22",
+        "refresh_token=hunter22",
+        "passwd=hunter22",
+        "--token hunter22",
+    ] {
+        assert!(may_hold_secret(s), "{s}");
+        assert!(any_secret_in(s) || FLAG_VALUE.is_match(s), "{s}");
+    }
+}
+
+/// A command with nothing secret-looking is recorded as it is, and one with a secret is still
+/// masked, whichever comes first in a process (the credential pattern is compiled on need).
+#[test]
+fn commands_without_secret_words_are_left_as_they_are() {
+    let r = r();
+    let mut found = Vec::new();
+    assert_eq!(
+        r.redact_text("cp s0.bin s1.bin", &[], &mut found),
+        "cp s0.bin s1.bin"
+    );
+    assert!(found.is_empty());
+    let masked = r.redact_text(
+        "curl -H 'Authorization: Bearer abcdefghijklmnop' https://x",
+        &[],
+        &mut found,
+    );
+    assert!(!masked.contains("abcdefghijklmnop"), "{masked}");
+    assert_eq!(found, ["abcdefghijklmnop"]);
+}
