@@ -270,10 +270,12 @@ fn run_inner(
     })?;
     // The id is chosen now so the lock can name the run a second mlrun is waiting for.
     let run_id = uuid::Uuid::now_v7().simple().to_string();
+    // UTC: the local time zone's name is looked up in the zoneinfo tree (a walk of hundreds of
+    // directories), which a no-op run would pay for this one line
     lock.describe(&format!(
         "run {run_id} (mlrun pid {}, started {})",
         std::process::id(),
-        crate::report::time::local(crate::store::record::now_ms())
+        crate::report::time::rfc3339(crate::store::record::now_ms())
     ));
 
     let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();

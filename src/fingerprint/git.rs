@@ -367,15 +367,17 @@ impl Tracked {
 
     /// Is `rel` (a file relative to the project root), or every file of it when `entries` lists a
     /// directory's contents, tracked by git and absent from `changed` (repository-relative)?
-    pub fn clean(&self, rel: &str, entries: Option<&[String]>, changed: &[String]) -> bool {
+    pub fn clean<'e>(
+        &self,
+        rel: &str,
+        entries: Option<impl ExactSizeIterator<Item = &'e str>>,
+        changed: &[String],
+    ) -> bool {
         let check = |p: String| self.paths.contains(&p) && !changed.contains(&p);
         match entries {
             None => check(format!("{}{rel}", self.prefix)),
-            Some(list) => {
-                !list.is_empty()
-                    && list
-                        .iter()
-                        .all(|e| check(format!("{}{rel}/{e}", self.prefix)))
+            Some(mut list) => {
+                list.len() > 0 && list.all(|e| check(format!("{}{rel}/{e}", self.prefix)))
             }
         }
     }
