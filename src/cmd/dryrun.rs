@@ -92,14 +92,27 @@ pub fn decide_all(plan: &Plan, store_dir: Option<&Path>, ask: &Ask<'_>) -> Resul
     } else {
         None
     };
-    let cache = match &store {
+    match &store {
+        // every query of the dry run in one read transaction (one snapshot, one lock), the
+        // database mapped: a reusable execution's run row is read past its plan's overflow
+        // pages, ~800 `pread`s for a 50-step chain
+        Some(s) => {
+            s.map_for_large_reads();
+            s.reading(|s| decide_in(plan, Some(s), &dir, ask))
+        }
+        None => decide_in(plan, None, &dir, ask),
+    }
+}
+
+fn decide_in(plan: &Plan, store: Option<&Store>, dir: &Path, ask: &Ask<'_>) -> Result<DryRun> {
+    let cache = match store {
         Some(s) => s.load_stat_cache(plan.root())?,
         None => HashCache::disabled(),
     };
     let key = SecretKey::load()?;
     let redactor = Redactor::new(&key, plan.redact(), plan.keep());
     let recorded = Recorded::of(&redactor, plan);
-    let objects = Objects::new(&dir);
+    let objects = Objects::new(dir);
     let file = plan.file().to_string_lossy().into_owned();
     let here = super::status::Here {
         root: plan.root(),
@@ -168,7 +181,7 @@ pub fn decide_all(plan: &Plan, store_dir: Option<&Path>, ask: &Ask<'_>) -> Resul
                         decl.path,
                         plan.steps()[m].name
                     ),
-                    None => super::status::missing_input(store.as_ref(), &objects, &decl.path),
+                    None => super::status::missing_input(store, &objects, &decl.path),
                 }),
             }
         }
@@ -177,7 +190,7 @@ pub fn decide_all(plan: &Plan, store_dir: Option<&Path>, ask: &Ask<'_>) -> Resul
             continue;
         }
         let parts = CacheParts::of(shown, &inputs).marked_with(&recorded.marker_key);
-        let Some(s) = &store else {
+        let Some(s) = store else {
             out.reasons.push("never run".into());
             steps.push(out);
             continue;

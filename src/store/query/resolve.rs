@@ -24,19 +24,14 @@ pub(super) fn common_prefix(a: &str, b: &str) -> usize {
 
 /// Shortest prefix of `id` (at least `MIN_SHORT` digits) that no other run id shares.
 pub(in crate::store) fn short_id(conn: &Connection, id: &str) -> Result<String> {
+    // cached: a no-op run or a dry run asks this once per reused step
     let prev: Option<String> = conn
-        .query_row(
-            "SELECT id FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT 1",
-            [id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT 1")?
+        .query_row([id], |r| r.get(0))
         .optional()?;
     let next: Option<String> = conn
-        .query_row(
-            "SELECT id FROM runs WHERE id > ?1 ORDER BY id LIMIT 1",
-            [id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM runs WHERE id > ?1 ORDER BY id LIMIT 1")?
+        .query_row([id], |r| r.get(0))
         .optional()?;
     let n = [prev, next]
         .iter()
