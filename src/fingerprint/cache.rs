@@ -136,7 +136,9 @@ pub(crate) fn unpack(data: &[u8]) -> Files {
         if take(&mut data, 1)? != [FORMAT] {
             return None;
         }
-        let mut files = Files::new();
+        // sized for the row (names of ~10 bytes): growing a map of 20,000 entries rehashed it
+        // a dozen times (3% of a no-op run)
+        let mut files = Files::with_capacity(data.len() / (4 + FIXED + 10));
         while !data.is_empty() {
             let len = u32::from_le_bytes(take(&mut data, 4)?.try_into().ok()?) as usize;
             let name = OsString::from_vec(take(&mut data, len)?.to_vec());

@@ -260,7 +260,13 @@ impl<'a> Walk<'a> {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        self.entries.extend(batch);
+        if self.entries.is_empty() {
+            // one directory's files (the usual case): kept as collected, not copied (1.8 MB
+            // for 20,000 files)
+            self.entries = batch;
+        } else {
+            self.entries.extend(batch);
+        }
         Ok(())
     }
 
@@ -400,7 +406,9 @@ fn fingerprint_dir(path: &Path, cache: &HashCache) -> Result<Fingerprint> {
     walk.walk(path, b"")?;
     walk.flush()?;
     let mut entries = walk.entries;
-    entries.sort_by(|a, b| a.bytes().cmp(b.bytes()));
+    // relative paths are unique: an unstable sort gives the same order, without a scratch copy
+    // of the entries (1.8 MB for 20,000 files)
+    entries.sort_unstable_by(|a, b| a.bytes().cmp(b.bytes()));
     let hash = manifest_hash(&entries);
     let size = entries.iter().map(|e| e.size).sum();
     Ok(Fingerprint::Dir {

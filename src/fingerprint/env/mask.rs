@@ -131,8 +131,15 @@ pub(super) fn may_hold_secret(text: &str) -> bool {
     if !text.is_ascii() {
         return true;
     }
-    let lower = text.to_ascii_lowercase();
-    NEEDLES.iter().any(|n| lower.contains(n))
+    // one pass, without a lower-cased copy: only a byte that starts some needle is looked at
+    let b = text.as_bytes();
+    (0..b.len()).any(|i| {
+        let first = b[i].to_ascii_lowercase();
+        NEEDLES.iter().any(|n| {
+            let n = n.as_bytes();
+            n[0] == first && b.len() - i >= n.len() && b[i..i + n.len()].eq_ignore_ascii_case(n)
+        })
+    })
 }
 
 pub(super) static PEM_BEGIN: LazyLock<Regex> = LazyLock::new(|| {
