@@ -170,7 +170,7 @@ pub fn fsck_remote(json: bool, store_dir: Option<&Path>) -> Result<i32> {
     let mut conn = Connected::open(&remote)?;
     let runs = conn.record.count_runs()?;
     let names = conn.record.all_objects()?;
-    let problems = conn.bucket.verify(&names);
+    let problems = conn.verify(&names)?;
     let duplicates = conn.record.duplicate_rows()?;
     let mut missing = Vec::new();
     let mut corrupt = Vec::new();

@@ -83,7 +83,8 @@ impl Remote {
         self.client().query_one(sql, &[]).expect(sql).get(0)
     }
 
-    /// Replace object `name` (`sha256/<hash>`) on the remote with other bytes.
+    /// Replace object `name` (`sha256/<hash>`) on the remote with other bytes: the object on
+    /// its own, or its bytes inside the pack the record says holds it.
     fn damage(&self, name: &str) {
         use object_store::{ObjectStoreExt, PutPayload};
         let (_, hash) = name.split_once('/').unwrap();
@@ -96,19 +97,45 @@ impl Remote {
             .with_secret_access_key(&self.s.secret)
             .build()
             .unwrap();
-        let key = object_store::path::Path::from(format!(
-            "{}/sha256/{}/{}",
-            self.prefix,
-            &hash[..2],
-            &hash[2..]
-        ));
+        let packed = self
+            .client()
+            .query_opt(
+                "SELECT pack, pos, len FROM objects WHERE name = $1 AND pack IS NOT NULL",
+                &[&name],
+            )
+            .unwrap()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, i64>(1),
+                    r.get::<_, i64>(2),
+                )
+            });
+        let key = object_store::path::Path::from(match &packed {
+            Some((pack, _, _)) => format!("{}/packs/{pack}.pack", self.prefix),
+            None => format!("{}/sha256/{}/{}", self.prefix, &hash[..2], &hash[2..]),
+        });
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
+            let bytes = match &packed {
+                Some((_, pos, len)) => {
+                    let mut b = store
+                        .get(&key)
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap()
+                        .to_vec();
+                    for x in &mut b[*pos as usize..(*pos + *len) as usize] {
+                        *x ^= 0x55;
+                    }
+                    b
+                }
+                None => b"not what it was".to_vec(),
+            };
             store.delete(&key).await.unwrap();
-            store
-                .put(&key, PutPayload::from(b"not what it was".to_vec()))
-                .await
-                .unwrap();
+            store.put(&key, PutPayload::from(bytes)).await.unwrap();
         });
     }
 }
