@@ -119,22 +119,35 @@ impl Progress {
     }
 }
 
+/// What a push sent besides runs' records (`store::shared`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Sent {
+    pub model_versions: usize,
+    pub alias_moves: usize,
+    pub determinism: usize,
+    pub removals: usize,
+    /// What was not applied there, and why
+    pub notes: Vec<String>,
+}
+
 /// Push `runs` (all not yet pushed when empty): for each, its objects the remote lacks, then
-/// its record in one transaction. Nothing to push: the remote is not contacted.
+/// its record in one transaction; then the model versions, alias moves, determinism findings
+/// and removals the remote has not been sent (`store::shared` says which). Nothing to push:
+/// the remote is not contacted.
 pub fn push(
     store: &mut Store,
     remote: &Remote,
     runs: Vec<String>,
     quiet: bool,
-) -> Result<Vec<Pushed>> {
+) -> Result<(Vec<Pushed>, Sent)> {
     let key = remote.key();
     let runs = if runs.is_empty() {
         store.runs_not_pushed(&key)?
     } else {
         runs
     };
-    if runs.is_empty() {
-        return Ok(Vec::new());
+    if runs.is_empty() && store.extras_not_pushed(&key)?.is_empty() {
+        return Ok((Vec::new(), Sent::default()));
     }
     let mut conn = Connected::open(remote)?;
     let progress = Progress::new(quiet);
@@ -210,7 +223,21 @@ pub fn push(
         });
     }
     progress.clear();
-    Ok(out)
+    // after the runs: a version or a finding is sent once its run is there
+    let ex = store.extras_not_pushed(&key)?;
+    let mut sent = Sent::default();
+    if !ex.is_empty() {
+        let (settled, notes) = conn.record.push_extras(&ex)?;
+        store.mark_items(&key, &settled)?;
+        [
+            sent.model_versions,
+            sent.alias_moves,
+            sent.determinism,
+            sent.removals,
+        ] = ex.rows.each_ref().map(Vec::len);
+        sent.notes = notes;
+    }
+    Ok((out, sent))
 }
 
 /// Of a run's objects (`local`, and the files of `dirs`), those the remote lacks: what the
@@ -271,6 +298,7 @@ pub fn pull(
     let key = conn.remote.key();
     let mut runs = conn.record.list_runs(filter)?;
     runs.reverse();
+    let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
     let mut out = Vec::new();
     for r in runs {
         let written = if store.has_run(&r.id)? {
@@ -290,6 +318,9 @@ pub fn pull(
             fetched,
         });
     }
+    // their model versions and alias moves, the findings on their pipelines, the removals
+    let ex = conn.record.fetch_extras(&ids, filter.pipeline.as_deref())?;
+    store.import_extras(&key, &ex)?;
     Ok(out)
 }
 
