@@ -565,3 +565,62 @@ fn shared_credentials() -> Option<(String, String, Option<String>)> {
     }
     Some((key?, secret?, token))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(name: &str, size: u64) -> ToUpload {
+        ToUpload {
+            name: name.to_string(),
+            path: std::path::PathBuf::from(name),
+            size,
+        }
+    }
+
+    #[test]
+    fn small_objects_are_packed_in_name_order_and_large_ones_go_alone() {
+        let mut objects = vec![obj("sha256/big", PACK_MAX_OBJECT + 1)];
+        for i in (0..40).rev() {
+            objects.push(obj(&format!("sha256/{i:02}"), 1 << 20));
+        }
+        let (packs, large) = plan(objects);
+        assert_eq!(large.len(), 1);
+        assert_eq!(large[0].name, "sha256/big");
+        // 16 MiB a pack: 16, 16, 8
+        let sizes: Vec<usize> = packs.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [16, 16, 8]);
+        assert_eq!(packs[0][0].name, "sha256/00");
+        assert_eq!(packs[2][7].name, "sha256/39");
+        // the same objects make the same pack, others another
+        let names = |p: &[ToUpload]| p.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
+        let a = names(&packs[0]);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        assert_eq!(pack_id(&refs), pack_id(&refs));
+        assert_ne!(pack_id(&refs), pack_id(&refs[1..]));
+    }
+
+    #[test]
+    fn reads_of_a_pack_cover_neighbours_and_stay_bounded() {
+        let e = |n: &str, a: u64, b: u64| (n.to_string(), a..b);
+        // out of order, one far away, and a run longer than one read may be
+        let mut entries = vec![e("c", 200, 300), e("a", 0, 100), e("b", 100, 200)];
+        entries.push(e("far", 10 << 20, (10 << 20) + 5));
+        let mut at = 20 << 20;
+        for i in 0..20 {
+            entries.push(e(&format!("m{i}"), at, at + (1 << 20)));
+            at += 1 << 20;
+        }
+        let s = spans(entries);
+        assert_eq!(s[0].0, 0..300);
+        let first: Vec<&str> = s[0].1.iter().map(|m| m.0.as_str()).collect();
+        assert_eq!(first, ["a", "b", "c"]);
+        assert_eq!(s[1].1.len(), 1);
+        assert!(s.iter().all(|(r, _)| r.end - r.start <= SPAN_BYTES));
+        let members: usize = s.iter().map(|x| x.1.len()).sum();
+        assert_eq!(members, 24);
+        for (r, ms) in &s {
+            assert!(ms.iter().all(|m| m.1.start >= r.start && m.1.end <= r.end));
+        }
+    }
+}
