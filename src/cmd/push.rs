@@ -41,17 +41,28 @@ pub fn push(args: PushArgs, store_dir: Option<&Path>, _color: ColorChoice) -> Re
     for r in &args.runs {
         ids.push(store.resolve_run(r)?);
     }
-    let pushed = remote::push(&mut store, &remote, ids, args.json)?;
+    let (pushed, sent) = remote::push(&mut store, &remote, ids, args.json)?;
+    for n in &sent.notes {
+        eprintln!("note: {n}");
+    }
     if args.json {
         let v = serde_json::json!({
             "remote": {"db": remote.shown_db(), "objects": remote.objects_url()},
             "runs": pushed,
+            "sent": sent,
         });
         println!("{v}");
         return Ok(0);
     }
-    if pushed.is_empty() {
+    let extras = sent.model_versions + sent.alias_moves + sent.determinism + sent.removals;
+    if pushed.is_empty() && extras == 0 {
         println!("nothing to push: every run is on {}", remote.shown_db());
+    }
+    if extras > 0 {
+        println!(
+            "sent {} model versions, {} alias moves, {} determinism findings, {} removals",
+            sent.model_versions, sent.alias_moves, sent.determinism, sent.removals
+        );
     }
     for p in &pushed {
         let what = if p.written {
@@ -81,7 +92,7 @@ pub fn after_run(store_dir: &Path, run_id: &str, flag: bool) -> Result<()> {
         return Ok(());
     }
     let mut store = Store::open_existing(store_dir)?;
-    let pushed = remote::push(&mut store, &remote, vec![run_id.to_string()], false)?;
+    let (pushed, _) = remote::push(&mut store, &remote, vec![run_id.to_string()], false)?;
     for p in pushed {
         eprintln!(
             "pushed run {} to {} ({} objects uploaded)",
@@ -170,7 +181,7 @@ pub fn fsck_remote(json: bool, store_dir: Option<&Path>) -> Result<i32> {
     let mut conn = Connected::open(&remote)?;
     let runs = conn.record.count_runs()?;
     let names = conn.record.all_objects()?;
-    let problems = conn.bucket.verify(&names);
+    let problems = conn.verify(&names)?;
     let duplicates = conn.record.duplicate_rows()?;
     let mut missing = Vec::new();
     let mut corrupt = Vec::new();

@@ -70,7 +70,7 @@ fn lookup(conn: &mut Connected, dir: &Path, key: &str) -> Result<bool> {
     let hashes: Vec<String> = hit.outputs.iter().map(|(_, h)| h.clone()).collect();
     let names = store.objects_of_blobs(&hashes)?;
     let missing = store.objects_missing_for(&names);
-    let problems = conn.bucket.fetch(&store.dir, &missing);
+    let problems = conn.fetch(&store.dir, &missing)?;
     store.objects_arrived(&hit.run)?;
     if let Some((name, p)) = problems.into_iter().next() {
         let why = match p {

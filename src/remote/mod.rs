@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, Remote};
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::store::portable::{LocalDir, LocalObject};
+use std::collections::HashSet;
 
 pub use objects::{Bucket, FetchError};
 pub use pg::Record;
@@ -64,6 +66,24 @@ impl Connected {
     }
 }
 
+impl Connected {
+    /// Download `names` into the store in `store_dir`, each verified (packed ones by range).
+    pub fn fetch(
+        &mut self,
+        store_dir: &Path,
+        names: &[String],
+    ) -> Result<Vec<(String, FetchError)>> {
+        let packed = self.record.pack_locations(names)?;
+        Ok(self.bucket.fetch(store_dir, names, &packed))
+    }
+
+    /// Read `names` on the remote and check each hashes to its name (`fsck --remote`).
+    pub fn verify(&mut self, names: &[String]) -> Result<Vec<(String, FetchError)>> {
+        let packed = self.record.pack_locations(names)?;
+        Ok(self.bucket.verify(names, &packed))
+    }
+}
+
 /// What `push` did with one run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Pushed {
@@ -99,28 +119,41 @@ impl Progress {
     }
 }
 
+/// What a push sent besides runs' records (`store::shared`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Sent {
+    pub model_versions: usize,
+    pub alias_moves: usize,
+    pub determinism: usize,
+    pub removals: usize,
+    /// What was not applied there, and why
+    pub notes: Vec<String>,
+}
+
 /// Push `runs` (all not yet pushed when empty): for each, its objects the remote lacks, then
-/// its record in one transaction. Nothing to push: the remote is not contacted.
+/// its record in one transaction; then the model versions, alias moves, determinism findings
+/// and removals the remote has not been sent (`store::shared` says which). Nothing to push:
+/// the remote is not contacted.
 pub fn push(
     store: &mut Store,
     remote: &Remote,
     runs: Vec<String>,
     quiet: bool,
-) -> Result<Vec<Pushed>> {
+) -> Result<(Vec<Pushed>, Sent)> {
     let key = remote.key();
     let runs = if runs.is_empty() {
         store.runs_not_pushed(&key)?
     } else {
         runs
     };
-    if runs.is_empty() {
-        return Ok(Vec::new());
+    if runs.is_empty() && store.extras_not_pushed(&key)?.is_empty() {
+        return Ok((Vec::new(), Sent::default()));
     }
     let mut conn = Connected::open(remote)?;
     let progress = Progress::new(quiet);
     let mut out = Vec::new();
     for (i, run) in runs.iter().enumerate() {
-        let (rec, local) = store.portable_run(run)?;
+        let (rec, local, dirs) = store.portable_run(run)?;
         if rec.table(&crate::store::portable::RUNS).is_empty() {
             return Err(Error::other(format!("no run {run} in the local store")));
         }
@@ -130,48 +163,117 @@ pub fn push(
             return Err(Error::invalid(format!("run {run} is still running"))
                 .hint("push it once it has ended"));
         }
-        let names: Vec<String> = local.iter().map(|o| o.name.clone()).collect();
-        let missing = store.objects_not_on_remote(&key, &names)?;
-        let total = missing.len();
-        let wanted: std::collections::HashSet<&str> = missing.iter().map(String::as_str).collect();
-        let jobs: Vec<(String, PathBuf)> = local
-            .iter()
-            .filter(|o| wanted.contains(o.name.as_str()))
-            .map(|o| (o.name.clone(), o.path.clone()))
-            .collect();
-        if let Some(gone) = jobs.iter().find(|(_, p)| !p.is_file()) {
-            return Err(Error::store(format!(
-                "run {run} needs object {} that the local store no longer has",
-                gone.0
-            ))
-            .hint("`mlrun fsck` says what is missing; the run cannot be pushed whole"));
+        let objects = rec.objects().len();
+        let jobs = lacking(store, &mut conn, &key, &local, &dirs)?;
+        let total = jobs.len();
+        let mut todo = Vec::with_capacity(total);
+        for o in jobs {
+            let size = match std::fs::metadata(&o.path) {
+                Ok(m) if m.is_file() => m.len(),
+                _ => {
+                    return Err(Error::store(format!(
+                        "run {run} needs object {} that the local store no longer has",
+                        o.name
+                    ))
+                    .hint("`mlrun fsck` says what is missing; the run cannot be pushed whole"));
+                }
+            };
+            todo.push(objects::ToUpload {
+                name: o.name,
+                path: o.path,
+                size,
+            });
         }
-        let mut up = Vec::new();
         let short = &run[..run.len().min(8)];
-        let r = conn.bucket.upload(jobs, |name| {
-            up.push(name.to_string());
-            if up.len() % 64 == 0 || up.len() == total {
-                progress.show(&format!(
-                    "push [{}/{}] {short}: objects {}/{total}",
-                    i + 1,
-                    runs.len(),
-                    up.len()
-                ));
-            }
+        let mut up = 0;
+        let Connected { bucket, record, .. } = &mut conn;
+        let r = bucket.upload(todo, |u| {
+            // recorded there (and where, for a pack) before anything names them
+            let names = match u {
+                objects::Uploaded::Loose(name) => {
+                    record.add_objects(None, &[(name.clone(), 0, 0)])?;
+                    vec![name]
+                }
+                objects::Uploaded::Pack(id, entries) => {
+                    record.add_objects(Some(&id), &entries)?;
+                    entries.into_iter().map(|e| e.0).collect()
+                }
+            };
+            store.mark_objects_on_remote(&key, &names)?;
+            up += names.len();
+            progress.show(&format!(
+                "push [{}/{}] {short}: objects {up}/{total}",
+                i + 1,
+                runs.len(),
+            ));
+            Ok(())
         });
-        store.mark_objects_on_remote(&key, &up)?;
         r?;
+        // every file of the run's directories is there now
+        let dir_names: Vec<String> = dirs.iter().map(|d| d.name.clone()).collect();
+        store.mark_objects_on_remote(&key, &dir_names)?;
         progress.show(&format!("push [{}/{}] {short}: record", i + 1, runs.len()));
         let written = conn.record.push_run(&rec)?;
         store.mark_on_remote(&key, run, "pushed")?;
         out.push(Pushed {
             run: run.clone(),
             written,
-            objects: names.len(),
+            objects,
             uploaded: total,
         });
     }
     progress.clear();
+    // after the runs: a version or a finding is sent once its run is there
+    let ex = store.extras_not_pushed(&key)?;
+    let mut sent = Sent::default();
+    if !ex.is_empty() {
+        let (settled, notes) = conn.record.push_extras(&ex)?;
+        store.mark_items(&key, &settled)?;
+        [
+            sent.model_versions,
+            sent.alias_moves,
+            sent.determinism,
+            sent.removals,
+        ] = ex.rows.each_ref().map(Vec::len);
+        sent.notes = notes;
+    }
+    Ok((out, sent))
+}
+
+/// Of a run's objects (`local`, and the files of `dirs`), those the remote lacks: what the
+/// local index does not know to be there and the remote says it does not have (one question
+/// per batch). A directory the remote has whole (a run there names it) is not listed file by
+/// file. What the remote has is remembered in the local index.
+fn lacking(
+    store: &mut Store,
+    conn: &mut Connected,
+    key: &str,
+    local: &[LocalObject],
+    dirs: &[LocalDir],
+) -> Result<Vec<LocalObject>> {
+    let mut ask = |store: &mut Store, names: Vec<String>| -> Result<HashSet<String>> {
+        let unknown = store.objects_not_on_remote(key, &names)?;
+        let there = conn.record.objects_present(&unknown)?;
+        store.mark_objects_on_remote(key, &there.iter().cloned().collect::<Vec<_>>())?;
+        Ok(unknown.into_iter().filter(|n| !there.contains(n)).collect())
+    };
+    let names = local.iter().chain(&[]).map(|o| o.name.clone());
+    let wanted = ask(
+        store,
+        names.chain(dirs.iter().map(|d| d.name.clone())).collect(),
+    )?;
+    let mut out: Vec<LocalObject> = local
+        .iter()
+        .filter(|o| wanted.contains(&o.name))
+        .cloned()
+        .collect();
+    for d in dirs.iter().filter(|d| wanted.contains(&d.name)) {
+        let files = d.objects(&store.dir);
+        let wanted = ask(store, files.iter().map(|o| o.name.clone()).collect())?;
+        out.extend(files.into_iter().filter(|o| wanted.contains(&o.name)));
+    }
+    let mut seen = HashSet::new();
+    out.retain(|o| seen.insert(o.name.clone()));
     Ok(out)
 }
 
@@ -196,6 +298,7 @@ pub fn pull(
     let key = conn.remote.key();
     let mut runs = conn.record.list_runs(filter)?;
     runs.reverse();
+    let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
     let mut out = Vec::new();
     for r in runs {
         let written = if store.has_run(&r.id)? {
@@ -215,6 +318,9 @@ pub fn pull(
             fetched,
         });
     }
+    // their model versions and alias moves, the findings on their pipelines, the removals
+    let ex = conn.record.fetch_extras(&ids, filter.pipeline.as_deref())?;
+    store.import_extras(&key, &ex)?;
     Ok(out)
 }
 
@@ -254,7 +360,7 @@ pub fn fetch_objects(store: &Store, conn: &mut Connected, run: &str) -> Result<u
         store.objects_arrived(run)?;
         return Ok(0);
     }
-    let problems = conn.bucket.fetch(&store.dir, &missing);
+    let problems = conn.fetch(&store.dir, &missing)?;
     store.objects_arrived(run)?;
     if let Some((name, p)) = problems.into_iter().next() {
         return Err(match p {

@@ -7,6 +7,8 @@
 //! inside a transaction holding an advisory lock, so two clients migrating at once are safe; a
 //! record written by a newer mlrun is refused untouched.
 
+mod shared;
+
 use std::collections::BTreeSet;
 
 use postgres::types::ToSql;
@@ -94,6 +96,36 @@ CREATE TABLE run_objects (
   run_id TEXT NOT NULL REFERENCES runs (id), name TEXT NOT NULL,
   PRIMARY KEY (run_id, name));
 CREATE INDEX run_objects_name ON run_objects (name);
+"#,
+    // 2: the objects uploads put there (`pack` NULL: on its own; else small objects packed
+    // together, `remote::objects`: one upload `PREFIX/packs/<id>.pack` holds many, each read
+    // back by its byte range and verified by its hash); what a run
+    // brings besides its record: model versions and alias moves (by model name and version
+    // label, never a local id), output determinism findings (newest `checked_at` kept), and
+    // removals (`mlrun rm` of a pushed run: the tombstone, its record deleted, objects kept).
+    r#"
+CREATE TABLE objects (name TEXT PRIMARY KEY, pack TEXT, pos BIGINT, len BIGINT);
+CREATE TABLE model_versions (
+  name TEXT NOT NULL, label TEXT NOT NULL, semver TEXT NOT NULL, major BIGINT NOT NULL,
+  path TEXT NOT NULL, blob_hash TEXT NOT NULL, run_id TEXT REFERENCES runs (id),
+  step TEXT, attempt BIGINT, registered_at BIGINT NOT NULL, registered_by TEXT NOT NULL,
+  message TEXT, auto BIGINT NOT NULL,
+  PRIMARY KEY (name, semver));
+CREATE INDEX model_versions_run ON model_versions (run_id);
+CREATE TABLE model_alias_log (
+  name TEXT NOT NULL, alias TEXT NOT NULL, from_label TEXT, to_label TEXT,
+  at BIGINT NOT NULL, by TEXT NOT NULL, message TEXT,
+  PRIMARY KEY (name, alias, at, by));
+CREATE TABLE output_determinism (
+  pipeline TEXT NOT NULL, step TEXT NOT NULL, path TEXT NOT NULL,
+  verdict TEXT NOT NULL CHECK (verdict IN ('deterministic', 'nondeterministic')),
+  since_run TEXT NOT NULL, last_run TEXT NOT NULL,
+  found_by TEXT NOT NULL CHECK (found_by IN ('check', 'replay')), checked_at BIGINT NOT NULL,
+  PRIMARY KEY (pipeline, step, path));
+CREATE TABLE run_removals (
+  run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL,
+  started_at BIGINT NOT NULL, git_commit TEXT, message TEXT, replay_of TEXT,
+  steps BIGINT NOT NULL, removed_at BIGINT NOT NULL, removed_by TEXT NOT NULL, reason TEXT);
 "#,
 ];
 
@@ -252,14 +284,26 @@ impl Record {
             .hint("nothing of that run was written there; run `mlrun push` again")
         };
         let mut tx = self.client.transaction().map_err(fail)?;
+        // a run removed from the remote (`mlrun rm` where it was made, then a push) is not
+        // brought back by another client's push
+        if tx
+            .query_opt(
+                "SELECT 1 FROM run_removals WHERE run_id = $1",
+                &[&rec.run_id],
+            )
+            .map_err(fail)?
+            .is_some()
+        {
+            return Ok(false);
+        }
         for (i, table) in TABLES.iter().enumerate() {
             let rows = rec.rows.get(i).map(Vec::as_slice).unwrap_or(&[]);
             if rows.is_empty() {
                 continue;
             }
             if table.name == portable::OBJECTS.name {
-                // one statement for all (a run of a 20,000-file dataset names 20,000 objects)
-                let names: Vec<String> = rec.objects();
+                // one statement for all
+                let names: Vec<String> = rec.needs();
                 tx.execute(
                     "INSERT INTO run_objects (run_id, name) SELECT $1, unnest($2::text[])
                      ON CONFLICT DO NOTHING",
@@ -270,6 +314,19 @@ impl Record {
             }
             let sql = insert_sql(table);
             let stmt = tx.prepare(&sql).map_err(fail)?;
+            let mut rows: Vec<&Vec<Value>> = rows.iter().collect();
+            if table.name == portable::CONTENTS.name {
+                // content-addressed: what is there already (a directory's manifest, 2 MB for
+                // 20,000 files) is not sent again
+                let hashes: Vec<&str> = rows.iter().filter_map(|r| RunRecord::text(r, 0)).collect();
+                let there: BTreeSet<String> = tx
+                    .query("SELECT hash FROM contents WHERE hash = ANY($1)", &[&hashes])
+                    .map_err(fail)?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                rows.retain(|r| RunRecord::text(r, 0).is_none_or(|h| !there.contains(h)));
+            }
             for row in rows {
                 let args = to_pg(table, row);
                 let refs: Vec<&(dyn ToSql + Sync)> = args
@@ -285,6 +342,67 @@ impl Record {
         }
         tx.commit().map_err(fail)?;
         Ok(true)
+    }
+
+    /// Of `names`, the objects the remote has (one round trip): those in a pack, and those a
+    /// run on the remote names (a run is written only once its objects are there).
+    pub fn objects_present(&mut self, names: &[String]) -> Result<BTreeSet<String>> {
+        if names.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT name FROM objects WHERE name = ANY($1)
+                 UNION SELECT name FROM run_objects WHERE name = ANY($1)",
+                &[&names],
+            )
+            .map_err(|e| self.failed("asking which objects it has", e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Record uploaded objects (after they are on the remote, before any run names them): on
+    /// their own (`pack` None), or where in pack `pack` each is (name, position, length). An
+    /// object recorded already keeps its first place.
+    pub fn add_objects(
+        &mut self,
+        pack: Option<&str>,
+        entries: &[(String, u64, u64)],
+    ) -> Result<()> {
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        let pos: Vec<i64> = entries.iter().map(|e| e.1 as i64).collect();
+        let len: Vec<i64> = entries.iter().map(|e| e.2 as i64).collect();
+        self.client
+            .execute(
+                "INSERT INTO objects (name, pack, pos, len)
+                 SELECT n, $1::text, CASE WHEN $1::text IS NULL THEN NULL ELSE p END,
+                   CASE WHEN $1::text IS NULL THEN NULL ELSE l END
+                 FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS t (n, p, l)
+                 ON CONFLICT DO NOTHING",
+                &[&pack, &names, &pos, &len],
+            )
+            .map_err(|e| self.failed("recording uploaded objects", e))?;
+        Ok(())
+    }
+
+    /// Where the packed objects among `names` are: name -> (pack, byte range). Objects not
+    /// listed are stored on their own.
+    pub fn pack_locations(&mut self, names: &[String]) -> Result<Locations> {
+        let rows = self
+            .client
+            .query(
+                "SELECT name, pack, pos, len FROM objects
+                 WHERE name = ANY($1) AND pack IS NOT NULL",
+                &[&names],
+            )
+            .map_err(|e| self.failed("reading where packed objects are", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (pos, len): (i64, i64) = (r.get(2), r.get(3));
+                (r.get(0), (r.get(1), pos as u64..(pos + len) as u64))
+            })
+            .collect())
     }
 
     /// Which of these run ids are on the remote.
@@ -416,13 +534,29 @@ impl Record {
         })
     }
 
-    /// Every object name the remote's runs need (for `fsck --remote`).
+    /// Every object the remote's runs need (for `fsck --remote`), directories' files listed.
     pub fn all_objects(&mut self) -> Result<Vec<String>> {
         let rows = self
             .client
-            .query("SELECT DISTINCT name FROM run_objects ORDER BY name", &[])
+            .query(
+                "SELECT DISTINCT o.name, c.data FROM run_objects o
+                   LEFT JOIN contents c ON o.name LIKE 'dir/%' AND c.hash = substr(o.name, 5)",
+                &[],
+            )
             .map_err(|e| self.failed("listing the objects runs need", e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let mut out = BTreeSet::new();
+        for r in &rows {
+            let name: String = r.get(0);
+            match r.get::<_, Option<Vec<u8>>>(1) {
+                Some(manifest) if name.starts_with("dir/") => {
+                    out.extend(portable::dir_objects(&manifest));
+                }
+                _ => {
+                    out.insert(name);
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Counts for `fsck --remote`: runs, and runs whose every step row is present.
@@ -479,6 +613,9 @@ impl Record {
         }))
     }
 }
+
+/// Packed objects: name -> (pack id, byte range in the pack).
+pub type Locations = std::collections::HashMap<String, (String, std::ops::Range<u64>)>;
 
 #[derive(Debug, Clone)]
 pub struct CacheHit {

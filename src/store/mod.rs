@@ -38,6 +38,7 @@ pub mod reuse;
 pub mod reused;
 pub mod rm;
 pub mod schema;
+pub mod shared;
 mod statcache;
 pub mod sweeps;
 

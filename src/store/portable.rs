@@ -213,8 +213,10 @@ impl RunRecord {
         self.rows.get(i).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// The objects the run needs (`sha256/…`, `logs/…`).
-    pub fn objects(&self) -> Vec<String> {
+    /// What the run needs as its record lists it: `sha256/…`, `logs/…`, and `dir/<hash>` for
+    /// every file of a directory whose manifest is `contents` row `<hash>` (one row, not one per
+    /// file: a run of a 20,000-file dataset names one directory).
+    pub fn needs(&self) -> Vec<String> {
         self.table(&OBJECTS)
             .iter()
             .filter_map(|r| match &r[1] {
@@ -222,6 +224,37 @@ impl RunRecord {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The objects the run needs (`sha256/…`, `logs/…`), directories' files listed.
+    pub fn objects(&self) -> Vec<String> {
+        let manifests: HashMap<&str, &[u8]> = self
+            .table(&CONTENTS)
+            .iter()
+            .filter_map(|r| match (&r[0], &r[2]) {
+                (Value::Text(h), Value::Blob(b)) => Some((h.as_str(), b.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for n in self.needs() {
+            match n.strip_prefix("dir/") {
+                Some(h) => {
+                    for o in manifests.get(h).map_or_else(Vec::new, |m| dir_objects(m)) {
+                        if seen.insert(o.clone()) {
+                            out.push(o);
+                        }
+                    }
+                }
+                None => {
+                    if seen.insert(n.clone()) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        out
     }
 
     pub fn text(row: &[Value], i: usize) -> Option<&str> {
@@ -237,6 +270,40 @@ impl RunRecord {
 pub struct LocalObject {
     pub name: String,
     pub path: std::path::PathBuf,
+}
+
+/// A stored directory a run to push needs (`dir/<hash>`): its files are listed from its
+/// manifest only when the remote may lack some of them.
+#[derive(Debug, Clone)]
+pub struct LocalDir {
+    pub name: String,
+    manifest: Vec<u8>,
+}
+
+impl LocalDir {
+    /// The directory's file objects and where they are in the store in `store_dir`.
+    pub fn objects(&self, store_dir: &std::path::Path) -> Vec<LocalObject> {
+        let objects = super::objects::Objects::new(store_dir);
+        dir_objects(&self.manifest)
+            .into_iter()
+            .map(|name| LocalObject {
+                path: objects.path_of(&name["sha256/".len()..]),
+                name,
+            })
+            .collect()
+    }
+}
+
+/// The file objects (`sha256/<hash>`) of the directory whose manifest is `manifest`.
+pub fn dir_objects(manifest: &[u8]) -> Vec<String> {
+    parse_manifest(manifest).map_or_else(Vec::new, |entries| {
+        let mut seen = HashSet::new();
+        entries
+            .iter()
+            .filter(|e| e.mode != MODE_LINK && seen.insert(e.hash.as_str()))
+            .map(|e| format!("sha256/{}", e.hash))
+            .collect()
+    })
 }
 
 /// The SQL reading each table's rows of run `?1` from the local store, in [`TABLES`] order.
@@ -376,25 +443,22 @@ impl Store {
         Ok(())
     }
 
-    /// Of `names` (remote object names), those this store does not know to be on `remote`.
+    /// Of `names` (remote object names), those this store does not know to be on `remote`
+    /// (each looked up: the index grows with every object ever pushed).
     pub fn objects_not_on_remote(&self, remote: &str, names: &[String]) -> Result<Vec<String>> {
-        let mut known: HashSet<String> = HashSet::new();
+        let what = "reading the remote's object index";
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT name FROM remote_objects WHERE remote = ?1")
-            .during("reading the remote's object index")?;
-        let rows = stmt
-            .query_map([remote], |r| r.get::<_, String>(0))
-            .during("reading the remote's object index")?;
-        for r in rows {
-            known.insert(r.during("reading the remote's object index")?);
-        }
+            .prepare_cached("SELECT 1 FROM remote_objects WHERE remote = ?1 AND name = ?2")
+            .during(what)?;
         let mut seen = HashSet::new();
-        Ok(names
-            .iter()
-            .filter(|n| !known.contains(*n) && seen.insert(n.as_str()))
-            .cloned()
-            .collect())
+        let mut out = Vec::new();
+        for n in names {
+            if seen.insert(n.as_str()) && !stmt.exists([remote, n.as_str()]).during(what)? {
+                out.push(n.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// Remember that these objects are on `remote` (they were uploaded, or found there).
@@ -430,9 +494,10 @@ impl Store {
     }
 
     /// Run `run`'s whole record, with the objects it needs on a remote and where they are
-    /// here. Only objects this store holds are named (an input no commit can give back is
-    /// stored; a tracked file that is not is restored from git, not from objects).
-    pub fn portable_run(&self, run: &str) -> Result<(RunRecord, Vec<LocalObject>)> {
+    /// here (file objects and long logs; stored directories as `dir/<hash>`). Only objects this
+    /// store holds are named (an input no commit can give back is stored; a tracked file that
+    /// is not is restored from git, not from objects).
+    pub fn portable_run(&self, run: &str) -> Result<(RunRecord, Vec<LocalObject>, Vec<LocalDir>)> {
         let what = format!("reading run {run} to push it");
         let mut rows = Vec::new();
         for sql in export_sql() {
@@ -482,13 +547,15 @@ impl Store {
                 });
             }
         };
+        let mut dirs = Vec::new();
         for (hash, kind, manifest) in stored {
             if kind == "file" {
                 add(&hash);
-            } else if let Some(entries) = manifest.as_deref().and_then(parse_manifest) {
-                for e in entries.iter().filter(|e| e.mode != MODE_LINK) {
-                    add(&e.hash);
-                }
+            } else if let Some(manifest) = manifest {
+                dirs.push(LocalDir {
+                    name: format!("dir/{hash}"),
+                    manifest,
+                });
             }
         }
         let log_i = TABLES.iter().position(|t| t.name == LOGS.name).unwrap_or(0);
@@ -503,10 +570,13 @@ impl Store {
             }
         }
         local.sort_by(|a, b| a.name.cmp(&b.name));
+        dirs.sort_by(|a, b| a.name.cmp(&b.name));
         rows.push(
             local
                 .iter()
-                .map(|o| vec![Value::Text(run.to_string()), Value::Text(o.name.clone())])
+                .map(|o| &o.name)
+                .chain(dirs.iter().map(|d| &d.name))
+                .map(|n| vec![Value::Text(run.to_string()), Value::Text(n.clone())])
                 .collect(),
         );
         Ok((
@@ -515,6 +585,7 @@ impl Store {
                 rows,
             },
             local,
+            dirs,
         ))
     }
 

@@ -76,7 +76,20 @@ pub const MIGRATIONS: &[Migration] = &[
         code: None,
         sql: V_REMOTE,
     },
+    Migration {
+        code: None,
+        sql: V_REMOTE_ITEMS,
+    },
 ];
+
+// 17: what besides runs was sent to (or came from) which remote (`store::shared`): model
+// versions, alias moves, determinism findings, removals, each by a key naming it there.
+const V_REMOTE_ITEMS: &str = r#"
+CREATE TABLE remote_items (
+  remote TEXT NOT NULL,
+  item TEXT NOT NULL,
+  PRIMARY KEY (remote, item)) WITHOUT ROWID;
+"#;
 
 // 13: steps run as Slurm jobs (`exec::slurm`, `store::jobs`): one row per execution submitted,
 // written when it is submitted (so a killed mlrun leaves the job id to cancel) and completed when

@@ -83,7 +83,8 @@ impl Remote {
         self.client().query_one(sql, &[]).expect(sql).get(0)
     }
 
-    /// Replace object `name` (`sha256/<hash>`) on the remote with other bytes.
+    /// Replace object `name` (`sha256/<hash>`) on the remote with other bytes: the object on
+    /// its own, or its bytes inside the pack the record says holds it.
     fn damage(&self, name: &str) {
         use object_store::{ObjectStoreExt, PutPayload};
         let (_, hash) = name.split_once('/').unwrap();
@@ -96,19 +97,45 @@ impl Remote {
             .with_secret_access_key(&self.s.secret)
             .build()
             .unwrap();
-        let key = object_store::path::Path::from(format!(
-            "{}/sha256/{}/{}",
-            self.prefix,
-            &hash[..2],
-            &hash[2..]
-        ));
+        let packed = self
+            .client()
+            .query_opt(
+                "SELECT pack, pos, len FROM objects WHERE name = $1 AND pack IS NOT NULL",
+                &[&name],
+            )
+            .unwrap()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, i64>(1),
+                    r.get::<_, i64>(2),
+                )
+            });
+        let key = object_store::path::Path::from(match &packed {
+            Some((pack, _, _)) => format!("{}/packs/{pack}.pack", self.prefix),
+            None => format!("{}/sha256/{}/{}", self.prefix, &hash[..2], &hash[2..]),
+        });
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
+            let bytes = match &packed {
+                Some((_, pos, len)) => {
+                    let mut b = store
+                        .get(&key)
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap()
+                        .to_vec();
+                    for x in &mut b[*pos as usize..(*pos + *len) as usize] {
+                        *x ^= 0x55;
+                    }
+                    b
+                }
+                None => b"not what it was".to_vec(),
+            };
             store.delete(&key).await.unwrap();
-            store
-                .put(&key, PutPayload::from(b"not what it was".to_vec()))
-                .await
-                .unwrap();
+            store.put(&key, PutPayload::from(bytes)).await.unwrap();
         });
     }
 }
@@ -569,4 +596,164 @@ fn runs_show_diff_compare_on_the_remote_print_what_they_print_locally() {
         !clone.path(".mlrun/lineage.db").exists(),
         "a query made a store"
     );
+}
+
+#[test]
+fn model_versions_aliases_and_determinism_findings_go_with_push_and_come_back_with_pull() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(2, "m");
+    r.configure(&mut env);
+    ok(&env.mlrun(&["run"]));
+    let id = env.run_ids()[0].clone();
+    ok(&env.mlrun(&["model", "register", "churn", "model.txt@latest"]));
+    ok(&env.mlrun(&["model", "alias", "churn", "production", "v1"]));
+    // `train` run twice: a finding, recorded by the check's own run
+    ok(&env.mlrun(&["check", "train"]));
+    let findings = |db: &rusqlite::Connection| {
+        crate::common::rows(
+            db,
+            "SELECT pipeline, step, path, verdict, since_run, checked_at FROM output_determinism ORDER BY step, path",
+        )
+    };
+    let here = findings(&env.db());
+    assert!(!here.is_empty());
+
+    let p = json(&env.mlrun(&["push", "--json"]));
+    // the run, and the check's runs
+    assert!(p["runs"].as_array().unwrap().len() >= 2, "{p}");
+    assert_eq!(p["sent"]["model_versions"], 1, "{p}");
+    assert_eq!(p["sent"]["alias_moves"], 1, "{p}");
+    assert_eq!(p["sent"]["determinism"], here.len(), "{p}");
+    assert_eq!(
+        r.count("SELECT count(*) FROM model_versions WHERE name = 'churn' AND label = 'v1'"),
+        1
+    );
+    assert_eq!(
+        r.count(&format!(
+            "SELECT count(*) FROM model_versions WHERE run_id = '{id}' AND path = 'model.txt'"
+        )),
+        1
+    );
+    assert_eq!(
+        r.count(
+            "SELECT count(*) FROM model_alias_log WHERE alias = 'production' AND to_label = 'v1'"
+        ),
+        1
+    );
+    assert_eq!(
+        r.count("SELECT count(*) FROM output_determinism"),
+        here.len() as i64
+    );
+    // sent once: the next push has nothing to send
+    let again = json(&env.mlrun(&["push", "--json"]));
+    assert_eq!(again["runs"], serde_json::json!([]), "{again}");
+    assert_eq!(again["sent"]["model_versions"], 0, "{again}");
+    assert_eq!(again["sent"]["determinism"], 0, "{again}");
+    // an alias moved later is sent by the next push
+    ok(&env.mlrun(&["model", "alias", "churn", "staging", "v1"]));
+    let later = json(&env.mlrun(&["push", "--json"]));
+    assert_eq!(later["sent"]["alias_moves"], 1, "{later}");
+
+    // a teammate's clone pulls the runs and, with them, the registry and the findings
+    let clone = clone_of(&env, &r);
+    ok(&clone.mlrun(&["pull"]));
+    let show = |e: &Env| {
+        let v = json(&e.mlrun(&["model", "show", "churn", "--json"]));
+        (
+            v["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| (x["label"].clone(), x["hash"].clone(), x["run"].clone()))
+                .collect::<Vec<_>>(),
+            v["aliases"].clone(),
+        )
+    };
+    assert_eq!(show(&clone), show(&env));
+    assert_eq!(findings(&clone.db()), here);
+    // pulling again adds nothing
+    ok(&clone.mlrun(&["pull"]));
+    let moves: i64 = clone
+        .db()
+        .query_row("SELECT count(*) FROM model_alias_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(moves, 2);
+    // what came from the remote is not sent back to it
+    let back = json(&clone.mlrun(&["push", "--json"]));
+    assert_eq!(back["runs"], serde_json::json!([]), "{back}");
+    assert_eq!(back["sent"]["model_versions"], 0, "{back}");
+}
+
+#[test]
+fn a_run_removed_after_its_push_is_removed_from_the_remote_record_and_its_objects_kept() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(3, "rm");
+    r.configure(&mut env);
+    ok(&env.mlrun(&["run"]));
+    env.write("data/in.txt", "rm\nchanged\n");
+    ok(&env.mlrun(&["run"]));
+    let ids = env.run_ids();
+    let (kept, gone) = (ids[1].clone(), ids[0].clone());
+    ok(&env.mlrun(&["push"]));
+    assert_eq!(r.count("SELECT count(*) FROM runs"), 2);
+    // a teammate pulled both before the removal
+    let teammate = clone_of(&env, &r);
+    ok(&teammate.mlrun(&["pull"]));
+    let objects = r.count("SELECT count(*) FROM objects");
+
+    ok(&env.mlrun(&["rm", &gone]));
+    let p = json(&env.mlrun(&["push", "--json"]));
+    assert_eq!(p["runs"], serde_json::json!([]), "{p}");
+    assert_eq!(p["sent"]["removals"], 1, "{p}");
+    assert_eq!(r.count("SELECT count(*) FROM runs"), 1);
+    assert_eq!(
+        r.count(&format!("SELECT count(*) FROM runs WHERE id = '{kept}'")),
+        1
+    );
+    for t in [
+        "step_execs",
+        "io_edges",
+        "params",
+        "metrics",
+        "step_logs",
+        "run_objects",
+    ] {
+        assert_eq!(
+            r.count(&format!("SELECT count(*) FROM {t} WHERE run_id = '{gone}'")),
+            0,
+            "{t}"
+        );
+    }
+    assert_eq!(
+        r.count(&format!(
+            "SELECT count(*) FROM run_removals WHERE run_id = '{gone}' AND removed_by IS NOT NULL"
+        )),
+        1
+    );
+    // shared objects stay: nothing is deleted from the object store or its index
+    assert_eq!(r.count("SELECT count(*) FROM objects"), objects);
+    ok(&env.mlrun(&["fsck", "--remote"]));
+    // sent once
+    let again = json(&env.mlrun(&["push", "--json"]));
+    assert_eq!(again["sent"]["removals"], 0, "{again}");
+
+    // the teammate's copy cannot bring it back
+    let back = json(&teammate.mlrun(&["push", &gone, "--json"]));
+    assert_eq!(back["runs"][0]["written"], false, "{back}");
+    assert_eq!(r.count("SELECT count(*) FROM runs"), 1);
+    // a fresh clone pulls the kept run and the tombstone of the removed one
+    let clone = clone_of(&env, &r);
+    ok(&clone.mlrun(&["pull"]));
+    let db = clone.db();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM runs"), 1);
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM run_removals WHERE run_id = '{gone}'"
+        )),
+        1
+    );
+    let show = clone.mlrun(&["show", &gone]);
+    assert_ne!(show.code, 0, "{show:?}");
+    assert!(show.all().contains("removed"), "{show:?}");
 }
