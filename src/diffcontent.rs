@@ -168,16 +168,7 @@ fn compare_raw(a: &Path, b: &Path, name: &str) -> std::io::Result<ContentDiff> {
     d.timestamps = timestamps_in_changes(&ta, &tb);
     if let Some((format, Some(va), Some(vb))) = structured {
         d.format = format;
-        let mut all = Vec::new();
-        walk(&va, &vb, &mut String::new(), &mut all);
-        d.keys_differ = all.len();
-        d.keys = all.into_iter().take(SHOWN).collect();
-        d.summary = match d.keys_differ {
-            0 => "same values, written differently (order, spacing or number format)".into(),
-            1 => "1 key differs".into(),
-            n => format!("{n} keys differ"),
-        };
-        d.details = key_details(&d);
+        keys_diff(&mut d, &va, &vb);
         return Ok(d);
     }
     if let Some(sep) = match ext.as_str() {
@@ -186,39 +177,64 @@ fn compare_raw(a: &Path, b: &Path, name: &str) -> std::io::Result<ContentDiff> {
         _ => None,
     } {
         d.format = if sep == ',' { "csv" } else { "tsv" };
-        let (t, details) = table(&ta, &tb, sep);
-        d.summary = format!(
-            "{} of {} rows differ{}{}",
-            t.rows_differ,
-            t.rows_before.max(t.rows_after),
-            if t.rows_before != t.rows_after {
-                format!(" (rows {} → {})", t.rows_before, t.rows_after)
-            } else {
-                String::new()
-            },
-            if t.columns.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; columns: {}",
-                    t.columns
-                        .iter()
-                        .take(SHOWN)
-                        .map(|(c, n)| format!("{c} ({n})"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        );
-        if t.header_differs {
-            d.summary += "; the header differs";
-        }
-        d.details = details;
-        d.table = Some(t);
+        table_diff(&mut d, &ta, &tb, sep);
         return Ok(d);
     }
     d.format = "text";
-    let diff = line_diff(&ta, &tb);
+    text_diff(&mut d, &ta, &tb);
+    Ok(d)
+}
+
+/// Two parsed documents: the keys whose values differ.
+fn keys_diff(d: &mut ContentDiff, va: &Value, vb: &Value) {
+    let mut all = Vec::new();
+    walk(va, vb, &mut String::new(), &mut all);
+    d.keys_differ = all.len();
+    d.keys = all.into_iter().take(SHOWN).collect();
+    d.summary = match d.keys_differ {
+        0 => "same values, written differently (order, spacing or number format)".into(),
+        1 => "1 key differs".into(),
+        n => format!("{n} keys differ"),
+    };
+    d.details = key_details(d);
+}
+
+/// Two tables: the rows and columns that differ.
+fn table_diff(d: &mut ContentDiff, ta: &str, tb: &str, sep: char) {
+    let (t, details) = table(ta, tb, sep);
+    d.summary = format!(
+        "{} of {} rows differ{}{}",
+        t.rows_differ,
+        t.rows_before.max(t.rows_after),
+        if t.rows_before != t.rows_after {
+            format!(" (rows {} → {})", t.rows_before, t.rows_after)
+        } else {
+            String::new()
+        },
+        if t.columns.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; columns: {}",
+                t.columns
+                    .iter()
+                    .take(SHOWN)
+                    .map(|(c, n)| format!("{c} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    if t.header_differs {
+        d.summary += "; the header differs";
+    }
+    d.details = details;
+    d.table = Some(t);
+}
+
+/// Two texts: lines removed and added, and a short unified diff.
+fn text_diff(d: &mut ContentDiff, ta: &str, tb: &str) {
+    let diff = line_diff(ta, tb);
     let (mut removed, mut added) = (0, 0);
     for c in diff.iter_all_changes() {
         match c.tag() {
@@ -248,7 +264,6 @@ fn compare_raw(a: &Path, b: &Path, name: &str) -> std::io::Result<ContentDiff> {
         d.details
             .push(format!("… {} more diff lines", lines.len() - DIFF_LINES));
     }
-    Ok(d)
 }
 
 /// A line diff that gives up refining after a while (two large, very different files): the

@@ -126,77 +126,9 @@ pub fn checkout(args: CheckoutArgs, store_dir: Option<&Path>, color: ColorChoice
     let cache = store
         .load_stat_cache(&root)
         .unwrap_or_else(|_| HashCache::disabled());
-    let mut plans = Vec::new();
-    for item in &items {
-        crate::beneath::check_relative(Path::new(&item.path)).map_err(|why| {
-            Error::other(format!(
-                "the store records the path `{}`, which {why}; nothing was checked out",
-                item.path
-            ))
-            .hint("the store has been edited or damaged; `mlrun fsck` checks it")
-        })?;
-        plans.push(plan_one(&store, &objects, &cache, &root, item, args.force));
-    }
-
-    let blocked: Vec<String> = items
-        .iter()
-        .zip(&plans)
-        .filter_map(|(i, p)| match p {
-            Plan::Blocked(why) => Some(format!("`{}`: {why}", shown(i))),
-            _ => None,
-        })
-        .collect();
-    if !blocked.is_empty() {
-        let n = blocked.len();
-        let mut e = Error::other(format!(
-            "checking out `{}` would overwrite {} the store does not hold; nothing was written",
-            args.target,
-            if n == 1 {
-                "a change".to_string()
-            } else {
-                format!("{n} changes")
-            }
-        ));
-        for b in blocked {
-            e = e.cause(b);
-        }
-        return Err(e.hint(
-            "copy or commit what you want to keep, or pass --force to overwrite it (`mlrun status` says what changed)",
-        ));
-    }
-
-    let mut paths = Vec::new();
-    let mut failure: Option<Error> = None;
-    for (item, plan) in items.iter().zip(plans) {
-        let (action, overwrote, reason) = match plan {
-            Plan::Unchanged => ("unchanged", false, None),
-            Plan::Unavailable(why) => ("unavailable", false, Some(why)),
-            Plan::Blocked(_) => unreachable!("refused above"),
-            Plan::Restore { overwrite } if args.dry_run => ("would_restore", overwrite, None),
-            Plan::Restore { overwrite } => {
-                if failure.is_some() {
-                    continue;
-                }
-                match restore(&objects, &root, item) {
-                    Ok(()) => ("restored", overwrite, None),
-                    Err(e) => {
-                        failure = Some(e);
-                        continue;
-                    }
-                }
-            }
-        };
-        paths.push(PathReport {
-            path: item.path.clone(),
-            kind: if item.fp.is_dir() { "dir" } else { "file" },
-            hash: item.fp.hash().to_string(),
-            role: item.role,
-            step: item.step.clone(),
-            action,
-            overwrote,
-            reason,
-        });
-    }
+    let plans = plan_all(&store, &objects, &cache, &root, &items, args.force)?;
+    refuse_blocked(&args.target, &items, &plans)?;
+    let (paths, failure) = apply(&objects, &root, &items, plans, args.dry_run);
     let count = |a: &str| paths.iter().filter(|p| p.action == a).count();
     let report = Report {
         target: args.target.clone(),
@@ -223,6 +155,107 @@ pub fn checkout(args: CheckoutArgs, store_dir: Option<&Path>, color: ColorChoice
         return Err(e);
     }
     Ok(if report.unavailable > 0 { 1 } else { 0 })
+}
+
+/// What to do with each item: its path checked (a damaged store must not write outside the
+/// project), then compared with what is on disk.
+fn plan_all(
+    store: &Store,
+    objects: &Objects,
+    cache: &HashCache,
+    root: &Path,
+    items: &[Item],
+    force: bool,
+) -> Result<Vec<Plan>> {
+    let mut plans = Vec::new();
+    for item in items {
+        crate::beneath::check_relative(Path::new(&item.path)).map_err(|why| {
+            Error::other(format!(
+                "the store records the path `{}`, which {why}; nothing was checked out",
+                item.path
+            ))
+            .hint("the store has been edited or damaged; `mlrun fsck` checks it")
+        })?;
+        plans.push(plan_one(store, objects, cache, root, item, force));
+    }
+
+    Ok(plans)
+}
+
+/// Content the store does not hold would be overwritten: refuse before writing anything.
+fn refuse_blocked(target: &str, items: &[Item], plans: &[Plan]) -> Result<()> {
+    let blocked: Vec<String> = items
+        .iter()
+        .zip(plans)
+        .filter_map(|(i, p)| match p {
+            Plan::Blocked(why) => Some(format!("`{}`: {why}", shown(i))),
+            _ => None,
+        })
+        .collect();
+    if !blocked.is_empty() {
+        let n = blocked.len();
+        let mut e = Error::other(format!(
+            "checking out `{}` would overwrite {} the store does not hold; nothing was written",
+            target,
+            if n == 1 {
+                "a change".to_string()
+            } else {
+                format!("{n} changes")
+            }
+        ));
+        for b in blocked {
+            e = e.cause(b);
+        }
+        return Err(e.hint(
+            "copy or commit what you want to keep, or pass --force to overwrite it (`mlrun status` says what changed)",
+        ));
+    }
+
+    Ok(())
+}
+
+/// Restore what is to be restored (nothing with --dry-run; nothing more after a failure): a
+/// report per path, and the first failure.
+fn apply(
+    objects: &Objects,
+    root: &Path,
+    items: &[Item],
+    plans: Vec<Plan>,
+    dry_run: bool,
+) -> (Vec<PathReport>, Option<Error>) {
+    let mut paths = Vec::new();
+    let mut failure: Option<Error> = None;
+    for (item, plan) in items.iter().zip(plans) {
+        let (action, overwrote, reason) = match plan {
+            Plan::Unchanged => ("unchanged", false, None),
+            Plan::Unavailable(why) => ("unavailable", false, Some(why)),
+            Plan::Blocked(_) => unreachable!("refused above"),
+            Plan::Restore { overwrite } if dry_run => ("would_restore", overwrite, None),
+            Plan::Restore { overwrite } => {
+                if failure.is_some() {
+                    continue;
+                }
+                match restore(objects, root, item) {
+                    Ok(()) => ("restored", overwrite, None),
+                    Err(e) => {
+                        failure = Some(e);
+                        continue;
+                    }
+                }
+            }
+        };
+        paths.push(PathReport {
+            path: item.path.clone(),
+            kind: if item.fp.is_dir() { "dir" } else { "file" },
+            hash: item.fp.hash().to_string(),
+            role: item.role,
+            step: item.step.clone(),
+            action,
+            overwrote,
+            reason,
+        });
+    }
+    (paths, failure)
 }
 
 /// The recorded versions TARGET names, and the run when it names a run or a step execution.

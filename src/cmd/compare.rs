@@ -127,36 +127,10 @@ type Jobs = BTreeMap<String, Vec<(String, crate::store::jobs::JobRecord)>>;
 
 pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     if args.remote {
-        let filter = crate::remote::pg::RunFilter {
-            pipeline: args.pipeline.clone(),
-            last: (args.limit > 0 && args.sort.is_none()).then_some(args.limit),
-            ..Default::default()
-        };
-        let targets: Vec<&str> = args.runs.iter().map(String::as_str).collect();
-        let ids = crate::remote::ids_in(&targets);
-        let view = crate::remote::view(store_dir, &filter, &ids)?;
-        return compare(
-            CompareArgs {
-                remote: false,
-                ..args
-            },
-            Some(&view.store_dir),
-            color,
-        );
+        return compare_remote(args, store_dir, color);
     }
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
-    // the newest run is a sweep's: its variants are what to compare
-    if args.runs.is_empty()
-        && args.pipeline.is_none()
-        && args.sweep.is_none()
-        && let Ok(latest) = store.resolve_run("latest")
-    {
-        args.sweep = store.sweep_of(&latest)?;
-    }
-    let sweep = match &args.sweep {
-        Some(s) => Some(store.resolve_sweep(s)?),
-        None => None,
-    };
+    let sweep = sweep_to_compare(&store, &args)?;
     args.sweep = sweep.clone();
     // a thousand runs' rows are large: read them mapped (see the method)
     store.map_for_large_reads();
@@ -165,75 +139,20 @@ pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoi
     {
         return Err(e);
     }
-    let (pipeline, mut runs) = if let Some(sw) = &sweep {
-        let runs = store.list_runs(&RunFilter {
-            sweep: Some(sw.clone()),
-            with_params: true,
-            ..RunFilter::default()
-        })?;
-        (runs.first().map(|r| r.pipeline.clone()), runs)
-    } else if args.runs.is_empty() {
-        let pipeline = match &args.pipeline {
-            Some(p) => {
-                if let Some(e) = super::runs::unknown_name(&store, Some(p), &[], &[])? {
-                    return Err(e);
-                }
-                p.clone()
-            }
-            None => {
-                let latest = store.resolve_run("latest")?;
-                store
-                    .list_runs(&RunFilter {
-                        ids: Some(vec![latest]),
-                        ..RunFilter::default()
-                    })?
-                    .pop()
-                    .map(|r| r.pipeline)
-                    .ok_or_else(|| Error::other("the newest run vanished while reading it"))?
-            }
-        };
-        let runs = store.list_runs(&RunFilter {
-            pipeline: Some(pipeline.clone()),
-            replays: Some(false),
-            limit: (args.limit != 0).then_some(args.limit),
-            with_params: true,
-            ..RunFilter::default()
-        })?;
-        (Some(pipeline), runs)
-    } else {
-        if args.pipeline.is_some() {
-            return Err(Error::invalid(
-                "`--pipeline` chooses which runs to compare when no RUN is named; here RUNs were named",
-            )
-            .hint("drop `--pipeline`, or the RUNs"));
+    let (pipeline, mut runs) = match &sweep {
+        Some(sw) => {
+            let runs = store.list_runs(&RunFilter {
+                sweep: Some(sw.clone()),
+                with_params: true,
+                ..RunFilter::default()
+            })?;
+            (runs.first().map(|r| r.pipeline.clone()), runs)
         }
-        let mut ids: Vec<String> = Vec::new();
-        for r in &args.runs {
-            let id = store.resolve_run(r)?;
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        let mut runs = store.list_runs(&RunFilter {
-            ids: Some(ids.clone()),
-            with_params: true,
-            ..RunFilter::default()
-        })?;
-        // in the order they were named
-        runs.sort_by_key(|r| ids.iter().position(|i| *i == r.id));
-        (None, runs)
+        None if args.runs.is_empty() => runs_of_pipeline(&store, &args)?,
+        None => (None, named_runs(&store, &args)?),
     };
     if let Some((key, asc)) = &args.sort {
-        // runs without the metric last, whatever the order; ties keep the newest first
-        runs.sort_by(|a, b| match (a.metrics.get(key), b.metrics.get(key)) {
-            (Some(x), Some(y)) => {
-                let o = x.total_cmp(y);
-                if *asc { o } else { o.reverse() }
-            }
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        });
+        sort_by_metric(&mut runs, key, *asc);
     }
     let cols = Columns::choose(&runs, args.all, args.sort.as_ref().map(|(k, _)| k.as_str()));
     let jobs = store.jobs_of_runs(&runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>())?;
@@ -280,8 +199,128 @@ pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoi
         &args,
         Style::stdout(color),
     );
-    // where the steps ran, for runs with cluster jobs
-    for r in &runs {
+    o += &job_lines(&runs, &jobs);
+    if let Some(url) = &link {
+        o += &report::ui_link_line(url, &Style::stdout(color));
+    }
+    report::emit(&o);
+    Ok(0)
+}
+
+/// `--remote`: the same comparison over the remote's records, read into a throwaway store.
+fn compare_remote(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    let filter = crate::remote::pg::RunFilter {
+        pipeline: args.pipeline.clone(),
+        last: (args.limit > 0 && args.sort.is_none()).then_some(args.limit),
+        ..Default::default()
+    };
+    let targets: Vec<&str> = args.runs.iter().map(String::as_str).collect();
+    let ids = crate::remote::ids_in(&targets);
+    let view = crate::remote::view(store_dir, &filter, &ids)?;
+    compare(
+        CompareArgs {
+            remote: false,
+            ..args
+        },
+        Some(&view.store_dir),
+        color,
+    )
+}
+
+/// The sweep whose variants to compare: the one named, or (nothing else named) the newest
+/// run's, if it is a sweep's.
+fn sweep_to_compare(store: &Store, args: &CompareArgs) -> Result<Option<String>> {
+    let mut sweep = args.sweep.clone();
+    if args.runs.is_empty()
+        && args.pipeline.is_none()
+        && sweep.is_none()
+        && let Ok(latest) = store.resolve_run("latest")
+    {
+        sweep = store.sweep_of(&latest)?;
+    }
+    Ok(match &sweep {
+        Some(s) => Some(store.resolve_sweep(s)?),
+        None => None,
+    })
+}
+
+/// No RUN named: the recent runs of `--pipeline`, or of the newest run's pipeline (replays
+/// left out).
+fn runs_of_pipeline(
+    store: &Store,
+    args: &CompareArgs,
+) -> Result<(Option<String>, Vec<RunSummary>)> {
+    let pipeline = match &args.pipeline {
+        Some(p) => {
+            if let Some(e) = super::runs::unknown_name(store, Some(p), &[], &[])? {
+                return Err(e);
+            }
+            p.clone()
+        }
+        None => {
+            let latest = store.resolve_run("latest")?;
+            store
+                .list_runs(&RunFilter {
+                    ids: Some(vec![latest]),
+                    ..RunFilter::default()
+                })?
+                .pop()
+                .map(|r| r.pipeline)
+                .ok_or_else(|| Error::other("the newest run vanished while reading it"))?
+        }
+    };
+    let runs = store.list_runs(&RunFilter {
+        pipeline: Some(pipeline.clone()),
+        replays: Some(false),
+        limit: (args.limit != 0).then_some(args.limit),
+        with_params: true,
+        ..RunFilter::default()
+    })?;
+    Ok((Some(pipeline), runs))
+}
+
+/// The RUNs named, each once, in the order they were named.
+fn named_runs(store: &Store, args: &CompareArgs) -> Result<Vec<RunSummary>> {
+    if args.pipeline.is_some() {
+        return Err(Error::invalid(
+            "`--pipeline` chooses which runs to compare when no RUN is named; here RUNs were named",
+        )
+        .hint("drop `--pipeline`, or the RUNs"));
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for r in &args.runs {
+        let id = store.resolve_run(r)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let mut runs = store.list_runs(&RunFilter {
+        ids: Some(ids.clone()),
+        with_params: true,
+        ..RunFilter::default()
+    })?;
+    // in the order they were named
+    runs.sort_by_key(|r| ids.iter().position(|i| *i == r.id));
+    Ok(runs)
+}
+
+/// `--sort KEY`: runs without the metric last, whatever the order; ties keep the newest first.
+fn sort_by_metric(runs: &mut [RunSummary], key: &str, asc: bool) {
+    runs.sort_by(|a, b| match (a.metrics.get(key), b.metrics.get(key)) {
+        (Some(x), Some(y)) => {
+            let o = x.total_cmp(y);
+            if asc { o } else { o.reverse() }
+        }
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+}
+
+/// Where the steps ran, for runs with cluster jobs.
+fn job_lines(runs: &[RunSummary], jobs: &Jobs) -> String {
+    let mut o = String::new();
+    for r in runs {
         if let Some(js) = jobs.get(&r.id) {
             let list: Vec<String> = js
                 .iter()
@@ -295,11 +334,7 @@ pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoi
             o += &format!("jobs of {}  {}\n", r.short_id, list.join("; "));
         }
     }
-    if let Some(url) = &link {
-        o += &report::ui_link_line(url, &Style::stdout(color));
-    }
-    report::emit(&o);
-    Ok(0)
+    o
 }
 
 /// Which params and metrics become columns, and the values the others share.

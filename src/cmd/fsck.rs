@@ -105,36 +105,11 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     }
     let (logs_checked, logs_bytes) = check_logs(&dir, &store, &mut findings)?;
     findings.sort_by(|a, b| a.hash.cmp(&b.hash));
-    let mut repair_note = None;
-    if args.repair
-        && findings
-            .iter()
-            .any(|f| f.problem == "missing" || f.quarantined)
-    {
-        repair_note = Some(if !database_ok {
-            "not repaired: the database is damaged, and mlrun never writes to a damaged database"
-                .to_string()
-        } else if !writable {
-            "not repaired: the store cannot be written".to_string()
-        } else {
-            // objects gone (missing, or moved aside as corrupt): their versions, and the
-            // directory versions that need them, are no longer restorable
-            let gone: HashSet<String> = findings
-                .iter()
-                .filter(|f| f.problem == "missing" || f.quarantined)
-                .map(|f| f.hash.clone())
-                .collect();
-            let dirs = store.dirs_needing(&gone)?;
-            let n = store.mark_not_stored(gone.iter().chain(&dirs))?;
-            for f in &mut findings {
-                f.repaired = gone.contains(&f.hash);
-            }
-            format!(
-                "repaired: {n} version{} marked as not restorable",
-                if n == 1 { "" } else { "s" }
-            )
-        });
-    }
+    let repair_note = if args.repair {
+        repair(&store, database_ok, writable, &mut findings)?
+    } else {
+        None
+    };
     let report = Report {
         database_ok,
         database_messages: messages,
@@ -151,77 +126,138 @@ pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        let style = Style::stdout(color);
-        if report.database_ok {
-            println!("database: {}", style.paint(Role::Good, "ok"));
-        } else {
-            println!("database: {}", style.paint(Role::Bad, "damaged"));
-            for m in &report.database_messages {
-                println!("  {m}");
-            }
-        }
-        println!(
-            "objects: {} checked ({})",
-            report.objects_checked,
-            report::size(report.bytes_checked)
+        print_text(
+            &report,
+            &args,
+            &dir,
+            repair_note.as_deref(),
+            problems,
+            color,
         );
-        for f in &report.findings {
-            let what = if f.problem.ends_with("corrupt") {
-                style.paint(Role::Bad, f.problem)
-            } else {
-                style.paint(Role::Warn, f.problem)
-            };
-            println!(
-                "  {what} {}  {}",
-                &f.hash[..12],
-                match &f.log {
-                    Some(log) => format!("the whole log of {log}"),
-                    None if f.paths.is_empty() => "(no recorded path)".to_string(),
-                    None => f.paths.join(", "),
-                }
-            );
-        }
-        if let Some(note) = &repair_note {
-            println!("{note}");
-        }
-        if report.findings.is_empty() {
-            println!("all objects intact");
-        } else if !problems {
-            println!(
-                "the database now says which versions can be restored; rerunning the steps that made them (`--force` if they are up to date) stores them again"
-            );
-        } else {
-            let moved = if report.findings.iter().any(|f| f.quarantined) {
-                format!(
-                    " Corrupt objects were moved to {}.",
-                    dir.join("objects/corrupt").display()
-                )
-            } else {
-                String::new()
-            };
-            println!(
-                "{} problem{}: versions that need them cannot be restored.{moved} A rerun of the steps that made or read those versions (`--force` if they are up to date) stores them again, while the files are still on disk.",
-                report.findings.len(),
-                if report.findings.len() == 1 { "" } else { "s" },
-            );
-            if !args.repair
-                && report
-                    .findings
-                    .iter()
-                    .any(|f| f.problem == "missing" || f.quarantined)
-            {
-                println!(
-                    "`mlrun fsck --repair` records them as not restorable, so the database stops claiming them"
-                );
-            }
-            if !report.database_ok {
-                println!(
-                    "the database is damaged: mlrun will not write to it; put it back from a backup, or move it aside to start a new store (the objects are kept)"
-                );
-            }
-        }
     }
     Ok(if problems { 1 } else { 0 })
+}
+
+/// `--repair`, when there is anything to repair: objects gone (missing, or moved aside as
+/// corrupt) make their versions, and the directory versions that need them, not restorable.
+/// What it did, in words.
+fn repair(
+    store: &Store,
+    database_ok: bool,
+    writable: bool,
+    findings: &mut [Finding],
+) -> Result<Option<String>> {
+    if !findings
+        .iter()
+        .any(|f| f.problem == "missing" || f.quarantined)
+    {
+        return Ok(None);
+    }
+    if !database_ok {
+        return Ok(Some(
+            "not repaired: the database is damaged, and mlrun never writes to a damaged database"
+                .to_string(),
+        ));
+    }
+    if !writable {
+        return Ok(Some(
+            "not repaired: the store cannot be written".to_string(),
+        ));
+    }
+    let gone: HashSet<String> = findings
+        .iter()
+        .filter(|f| f.problem == "missing" || f.quarantined)
+        .map(|f| f.hash.clone())
+        .collect();
+    let dirs = store.dirs_needing(&gone)?;
+    let n = store.mark_not_stored(gone.iter().chain(&dirs))?;
+    for f in findings.iter_mut() {
+        f.repaired = gone.contains(&f.hash);
+    }
+    Ok(Some(format!(
+        "repaired: {n} version{} marked as not restorable",
+        if n == 1 { "" } else { "s" }
+    )))
+}
+
+/// The report for people: the database, the objects, each finding, what to do about them.
+fn print_text(
+    report: &Report,
+    args: &FsckArgs,
+    dir: &Path,
+    repair_note: Option<&str>,
+    problems: bool,
+    color: ColorChoice,
+) {
+    let style = Style::stdout(color);
+    if report.database_ok {
+        println!("database: {}", style.paint(Role::Good, "ok"));
+    } else {
+        println!("database: {}", style.paint(Role::Bad, "damaged"));
+        for m in &report.database_messages {
+            println!("  {m}");
+        }
+    }
+    println!(
+        "objects: {} checked ({})",
+        report.objects_checked,
+        report::size(report.bytes_checked)
+    );
+    for f in &report.findings {
+        let what = if f.problem.ends_with("corrupt") {
+            style.paint(Role::Bad, f.problem)
+        } else {
+            style.paint(Role::Warn, f.problem)
+        };
+        println!(
+            "  {what} {}  {}",
+            &f.hash[..12],
+            match &f.log {
+                Some(log) => format!("the whole log of {log}"),
+                None if f.paths.is_empty() => "(no recorded path)".to_string(),
+                None => f.paths.join(", "),
+            }
+        );
+    }
+    if let Some(note) = repair_note {
+        println!("{note}");
+    }
+    if report.findings.is_empty() {
+        println!("all objects intact");
+    } else if !problems {
+        println!(
+            "the database now says which versions can be restored; rerunning the steps that made them (`--force` if they are up to date) stores them again"
+        );
+    } else {
+        let moved = if report.findings.iter().any(|f| f.quarantined) {
+            format!(
+                " Corrupt objects were moved to {}.",
+                dir.join("objects/corrupt").display()
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "{} problem{}: versions that need them cannot be restored.{moved} A rerun of the steps that made or read those versions (`--force` if they are up to date) stores them again, while the files are still on disk.",
+            report.findings.len(),
+            if report.findings.len() == 1 { "" } else { "s" },
+        );
+        if !args.repair
+            && report
+                .findings
+                .iter()
+                .any(|f| f.problem == "missing" || f.quarantined)
+        {
+            println!(
+                "`mlrun fsck --repair` records them as not restorable, so the database stops claiming them"
+            );
+        }
+        if !report.database_ok {
+            println!(
+                "the database is damaged: mlrun will not write to it; put it back from a backup, or move it aside to start a new store (the objects are kept)"
+            );
+        }
+    }
 }
 
 /// Every stored object re-hashed (on all cores); a corrupt one is moved aside, since under its

@@ -14,7 +14,7 @@
 //!   delete nothing.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
@@ -49,13 +49,7 @@ const PAUSE_AFTER_ENV: &str = "MLRUN_TEST_GC_PAUSE_AFTER";
 
 pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let dir = store::find_dir(store_dir)?;
-    // A store on a full disk may not open for writing: gc then frees space first (below).
-    let (mut store, mut writable) = Store::open_maybe_writable(&dir)?;
-    if !writable && !store::disk_full(&dir) {
-        // not for lack of space: gc could not delete either; say why it cannot write
-        store = Store::open_existing(&dir)?;
-        writable = true;
-    }
+    let (store, writable) = open(&dir)?;
     let style = Style::stdout(color);
     let _lock = ObjectsExclusive::take(&dir, |what| {
         eprintln!("waiting for {what} to finish…");
@@ -79,21 +73,7 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         n,
         any_status: args.count_all,
     });
-    // with the files of the kept directory versions
-    let Kept {
-        objects: referenced,
-        unreadable_manifests: unreadable,
-    } = store.kept_objects(keep)?;
-    if let Some(first) = unreadable.first() {
-        // which objects those versions need is unknown: deleting anything could lose them
-        return Err(Error::store(format!(
-            "the manifest of {} kept directory version{} (e.g. {}) is missing or damaged, so gc cannot tell which objects it needs; nothing was deleted",
-            unreadable.len(),
-            if unreadable.len() == 1 { "" } else { "s" },
-            &first[..12.min(first.len())]
-        ))
-        .hint("`mlrun fsck` lists them; running the step that produces such a directory records its manifest again"));
-    }
+    let referenced = referenced(&store, keep)?;
     // Objects stored or found by a run in progress may not be referenced yet: leave anything
     // modified since the oldest running run started alone (a minute earlier: file times are
     // coarser than the clock).
@@ -103,40 +83,15 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
 
     // the whole logs of long step outputs (`objects/logs/`)
     let logs = store.collect_log_garbage(&LogObjects::new(&dir), keep, guard, args.dry_run)?;
-
-    let mut doomed = HashSet::new();
-    let mut bytes = 0u64;
-    let mut present = HashSet::new();
-    for (hash, _path, size, modified) in listed {
-        if !referenced.contains(&hash) && guard.is_none_or(|g| modified < g) {
-            bytes += size;
-            doomed.insert(hash.clone());
-        }
-        present.insert(hash);
-    }
-    // claims without an object, corrected along with the deletions
-    let stale: HashSet<String> = store
-        .stored_files()?
-        .into_iter()
-        .filter(|h| !present.contains(h))
-        .collect();
-    let kept_desc = match args.keep_last {
-        Some(n) if args.count_all => {
-            format!("the {n} most recent run{}", if n == 1 { "" } else { "s" })
-        }
-        Some(n) => format!(
-            "the {n} most recent successful run{} (and the runs since)",
-            if n == 1 { "" } else { "s" }
-        ),
-        None => "any run".to_string(),
-    };
-    let no_replay = no_longer_replay(&store, keep, &doomed)?;
+    let d = decide(&store, listed, &referenced, guard)?;
+    let kept_desc = kept_desc(&args);
+    let no_replay = no_longer_replay(&store, keep, &d.doomed)?;
     if args.dry_run {
         println!(
             "would delete {} object{} ({}) not referenced by {kept_desc}{}",
-            doomed.len(),
-            if doomed.len() == 1 { "" } else { "s" },
-            report::size(bytes),
+            d.doomed.len(),
+            if d.doomed.len() == 1 { "" } else { "s" },
+            report::size(d.bytes),
             logs_note(&logs)
         );
         if let Some(line) = replay_line(&no_replay, true) {
@@ -144,72 +99,8 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         }
         return Ok(0);
     }
-    let gone: HashSet<String> = doomed.iter().chain(&stale).cloned().collect();
-    // a directory version is restorable only while every one of its files is
-    let broken_dirs = store.dirs_needing(&gone)?;
-
-    let mut deleted = 0;
-    let mut freed = 0u64;
-    let delete = |deleted: &mut usize, freed: &mut u64| {
-        let pause_after: Option<usize> = std::env::var(PAUSE_AFTER_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok());
-        let mut sorted: Vec<&String> = doomed.iter().collect();
-        sorted.sort();
-        for h in sorted {
-            if pause_after == Some(*deleted) {
-                eprintln!("gc: paused after {deleted} deletions ({PAUSE_AFTER_ENV})");
-                let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
-            }
-            let size = std::fs::metadata(objects.path_of(h)).map_or(0, |m| m.len());
-            if objects.remove(h).is_ok() {
-                *deleted += 1;
-                *freed += size;
-            }
-        }
-    };
-    // The database first, then the files.
-    let first = if writable {
-        store
-            .mark_not_stored(gone.iter().chain(&broken_dirs))
-            .map(|_| ())
-    } else {
-        Err(WriteError::disk_full())
-    };
-    match first {
-        Ok(()) => delete(&mut deleted, &mut freed),
-        Err(e) if e.is_disk_full() => {
-            // No room for the database's update (or even to open it for writing): make some by
-            // deleting first. Killed before the update, this leaves claims without objects,
-            // which the next gc (or `mlrun fsck --repair`) corrects.
-            eprintln!(
-                "{} the disk is full: deleting the objects before updating the database",
-                Style::stderr(color).paint(Role::Warn, "note:")
-            );
-            delete(&mut deleted, &mut freed);
-            let update = || -> Result<()> {
-                let reopened;
-                let store = if writable {
-                    &store
-                } else {
-                    reopened = Store::open_existing(&dir)?;
-                    &reopened
-                };
-                store.mark_not_stored(gone.iter().chain(&broken_dirs))?;
-                Ok(())
-            };
-            update().map_err(|e| {
-                Error::store(format!(
-                    "{deleted} objects were deleted but the database could not be updated"
-                ))
-                .cause(e)
-                .hint("free some space and run `mlrun gc` (or `mlrun fsck --repair`) again to correct it")
-            })?;
-        }
-        Err(e) => {
-            return Err(Error::store("cannot update the database; nothing was deleted").cause(e));
-        }
-    }
+    let (deleted, freed) = delete(&dir, &store, writable, &objects, &d, color)?;
+    let stale = &d.stale;
     println!(
         "{} {deleted} object{} ({}) not referenced by {kept_desc}{}{}",
         style.paint(Role::Strong, "deleted"),
@@ -232,6 +123,167 @@ pub fn gc(args: GcArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         println!("{}", style.paint(Role::Warn, &line));
     }
     Ok(0)
+}
+
+/// The store, and whether it could be opened for writing: a store on a full disk may not, and
+/// gc then frees space first (`delete`).
+fn open(dir: &Path) -> Result<(Store, bool)> {
+    let (mut store, mut writable) = Store::open_maybe_writable(dir)?;
+    if !writable && !store::disk_full(dir) {
+        // not for lack of space: gc could not delete either; say why it cannot write
+        store = Store::open_existing(dir)?;
+        writable = true;
+    }
+    Ok((store, writable))
+}
+
+/// The objects the kept runs need, with the files of the kept directory versions; an error
+/// when a kept directory's manifest cannot be read (then which objects it needs is unknown).
+fn referenced(store: &Store, keep: Option<KeepLast>) -> Result<HashSet<String>> {
+    let Kept {
+        objects: referenced,
+        unreadable_manifests: unreadable,
+    } = store.kept_objects(keep)?;
+    if let Some(first) = unreadable.first() {
+        // which objects those versions need is unknown: deleting anything could lose them
+        return Err(Error::store(format!(
+            "the manifest of {} kept directory version{} (e.g. {}) is missing or damaged, so gc cannot tell which objects it needs; nothing was deleted",
+            unreadable.len(),
+            if unreadable.len() == 1 { "" } else { "s" },
+            &first[..12.min(first.len())]
+        ))
+        .hint("`mlrun fsck` lists them; running the step that produces such a directory records its manifest again"));
+    }
+    Ok(referenced)
+}
+
+/// What gc will delete, and the database claims it will correct.
+struct Decision {
+    /// objects no kept run needs, older than the guard
+    doomed: HashSet<String>,
+    /// their size
+    bytes: u64,
+    /// claims without an object, corrected along with the deletions
+    stale: HashSet<String>,
+}
+
+fn decide(
+    store: &Store,
+    listed: Vec<(String, PathBuf, u64, SystemTime)>,
+    referenced: &HashSet<String>,
+    guard: Option<SystemTime>,
+) -> Result<Decision> {
+    let mut doomed = HashSet::new();
+    let mut bytes = 0u64;
+    let mut present = HashSet::new();
+    for (hash, _path, size, modified) in listed {
+        if !referenced.contains(&hash) && guard.is_none_or(|g| modified < g) {
+            bytes += size;
+            doomed.insert(hash.clone());
+        }
+        present.insert(hash);
+    }
+    let stale: HashSet<String> = store
+        .stored_files()?
+        .into_iter()
+        .filter(|h| !present.contains(h))
+        .collect();
+    Ok(Decision {
+        doomed,
+        bytes,
+        stale,
+    })
+}
+
+/// Which runs' objects are kept, in words.
+fn kept_desc(args: &GcArgs) -> String {
+    match args.keep_last {
+        Some(n) if args.count_all => {
+            format!("the {n} most recent run{}", if n == 1 { "" } else { "s" })
+        }
+        Some(n) => format!(
+            "the {n} most recent successful run{} (and the runs since)",
+            if n == 1 { "" } else { "s" }
+        ),
+        None => "any run".to_string(),
+    }
+}
+
+/// The database first, then the files; on a full disk, the files first to make room. Returns
+/// how many objects were deleted and the bytes freed.
+fn delete(
+    dir: &Path,
+    store: &Store,
+    writable: bool,
+    objects: &Objects,
+    d: &Decision,
+    color: ColorChoice,
+) -> Result<(usize, u64)> {
+    let gone: HashSet<String> = d.doomed.iter().chain(&d.stale).cloned().collect();
+    // a directory version is restorable only while every one of its files is
+    let broken_dirs = store.dirs_needing(&gone)?;
+    let first = if writable {
+        store
+            .mark_not_stored(gone.iter().chain(&broken_dirs))
+            .map(|_| ())
+    } else {
+        Err(WriteError::disk_full())
+    };
+    match first {
+        Ok(()) => Ok(delete_files(objects, &d.doomed)),
+        Err(e) if e.is_disk_full() => {
+            // No room for the database's update (or even to open it for writing): make some by
+            // deleting first. Killed before the update, this leaves claims without objects,
+            // which the next gc (or `mlrun fsck --repair`) corrects.
+            eprintln!(
+                "{} the disk is full: deleting the objects before updating the database",
+                Style::stderr(color).paint(Role::Warn, "note:")
+            );
+            let (deleted, freed) = delete_files(objects, &d.doomed);
+            let update = || -> Result<()> {
+                let reopened;
+                let store = if writable {
+                    store
+                } else {
+                    reopened = Store::open_existing(dir)?;
+                    &reopened
+                };
+                store.mark_not_stored(gone.iter().chain(&broken_dirs))?;
+                Ok(())
+            };
+            update().map_err(|e| {
+                Error::store(format!(
+                    "{deleted} objects were deleted but the database could not be updated"
+                ))
+                .cause(e)
+                .hint("free some space and run `mlrun gc` (or `mlrun fsck --repair`) again to correct it")
+            })?;
+            Ok((deleted, freed))
+        }
+        Err(e) => Err(Error::store("cannot update the database; nothing was deleted").cause(e)),
+    }
+}
+
+/// Delete the objects, in hash order: how many were deleted and the bytes freed.
+fn delete_files(objects: &Objects, doomed: &HashSet<String>) -> (usize, u64) {
+    let (mut deleted, mut freed) = (0, 0u64);
+    let pause_after: Option<usize> = std::env::var(PAUSE_AFTER_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut sorted: Vec<&String> = doomed.iter().collect();
+    sorted.sort();
+    for h in sorted {
+        if pause_after == Some(deleted) {
+            eprintln!("gc: paused after {deleted} deletions ({PAUSE_AFTER_ENV})");
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+        }
+        let size = std::fs::metadata(objects.path_of(h)).map_or(0, |m| m.len());
+        if objects.remove(h).is_ok() {
+            deleted += 1;
+            freed += size;
+        }
+    }
+    (deleted, freed)
 }
 
 /// The runs (shown ids, newest first) whose replay needs a stored input copy among `doomed`.

@@ -32,21 +32,97 @@ pub struct ImportArgs {
 pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
     let style = Style::stderr(color);
     let file = &args.file;
-    if !file.is_file() {
-        let what = if file.exists() {
-            "is not a file"
-        } else {
-            "does not exist"
-        };
-        let mut e = Error::invalid(format!("`{}` {what}", file.display()));
-        if file.is_dir() {
-            e = e.hint(format!(
-                "pass the dvc.yaml itself: `mlrun import {}`",
-                file.join("dvc.yaml").display()
-            ));
+    check_input(file)?;
+    let t = destination(&args)?;
+    let out = &t.out;
+    let conv = dvc::convert(&dvc::Options {
+        file,
+        shown: file,
+        prefix: &t.prefix,
+    })?;
+
+    // the result is checked as the file it will be, before it is written
+    let checked =
+        crate::pipeline::plan::from_source(conv.toml.clone(), t.out_abs.clone(), out, &[]);
+    if t.to_stdout {
+        for n in &conv.notes {
+            eprintln!("{} {n}", style.paint(Role::Warn, "not expressed:"));
         }
-        return Err(e);
+        match checked {
+            Ok(plan) => print_warnings(plan.warnings(), style),
+            Err(e) => eprintln!("{e}"),
+        }
+        crate::report::emit(&conv.toml);
+        return Ok(0);
     }
+    let tmp = tempfile::NamedTempFile::new_in(&t.out_dir)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, conv.toml.as_bytes())?;
+            Ok(f)
+        })
+        .map_err(|e| Error::other(format!("cannot write `{}`", out.display())).cause(e))?;
+    tmp.persist(&t.out_abs)
+        .map_err(|e| Error::other(format!("cannot write `{}`", out.display())).cause(e.error))?;
+
+    for n in &conv.notes {
+        eprintln!("{} {n}", style.paint(Role::Warn, "not expressed:"));
+    }
+    let valid = match checked {
+        Ok(plan) => {
+            print_warnings(plan.warnings(), style);
+            true
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "{} `{}` was written, but mlrun will refuse to run it until the problems above are fixed (data a DVC remote holds is brought back by `dvc pull`)",
+                style.paint(Role::Warn, "warning:"),
+                out.display()
+            );
+            false
+        }
+    };
+    style.note(&summary(&conv, out, file));
+    if valid {
+        style.note(&format!("run it with `mlrun {}`", out.display()));
+    }
+    Ok(0)
+}
+
+/// The DVC pipeline named must be a file.
+fn check_input(file: &Path) -> Result<()> {
+    if file.is_file() {
+        return Ok(());
+    }
+    let what = if file.exists() {
+        "is not a file"
+    } else {
+        "does not exist"
+    };
+    let mut e = Error::invalid(format!("`{}` {what}", file.display()));
+    if file.is_dir() {
+        e = e.hint(format!(
+            "pass the dvc.yaml itself: `mlrun import {}`",
+            file.join("dvc.yaml").display()
+        ));
+    }
+    Err(e)
+}
+
+/// Where the pipeline goes, and what its paths are prefixed with.
+struct Destination {
+    /// as given (or the default); with `-o -`, the pipeline.toml beside dvc.yaml it stands for
+    out: PathBuf,
+    /// its directory, canonical
+    out_dir: PathBuf,
+    out_abs: PathBuf,
+    to_stdout: bool,
+    /// dvc.yaml's directory relative to `out_dir` (`sub/`), or empty
+    prefix: String,
+}
+
+fn destination(args: &ImportArgs) -> Result<Destination> {
+    let file = &args.file;
     let dvc_dir = parent_of(file);
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     let out = args.output.clone().unwrap_or_else(|| match file.parent() {
@@ -89,53 +165,18 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
             .hint("write pipeline.toml beside dvc.yaml (the default) or in a directory above it"));
         }
     };
-    let conv = dvc::convert(&dvc::Options {
-        file,
-        shown: file,
-        prefix: &prefix,
-    })?;
-
-    // the result is checked as the file it will be, before it is written
     let out_abs = out_dir.join(out_name);
-    let checked = crate::pipeline::plan::from_source(conv.toml.clone(), out_abs.clone(), &out, &[]);
-    if to_stdout {
-        for n in &conv.notes {
-            eprintln!("{} {n}", style.paint(Role::Warn, "not expressed:"));
-        }
-        match checked {
-            Ok(plan) => print_warnings(plan.warnings(), style),
-            Err(e) => eprintln!("{e}"),
-        }
-        crate::report::emit(&conv.toml);
-        return Ok(0);
-    }
-    let tmp = tempfile::NamedTempFile::new_in(&out_dir)
-        .and_then(|mut t| {
-            std::io::Write::write_all(&mut t, conv.toml.as_bytes())?;
-            Ok(t)
-        })
-        .map_err(|e| Error::other(format!("cannot write `{}`", out.display())).cause(e))?;
-    tmp.persist(&out_abs)
-        .map_err(|e| Error::other(format!("cannot write `{}`", out.display())).cause(e.error))?;
+    Ok(Destination {
+        out,
+        out_dir,
+        out_abs,
+        to_stdout,
+        prefix,
+    })
+}
 
-    for n in &conv.notes {
-        eprintln!("{} {n}", style.paint(Role::Warn, "not expressed:"));
-    }
-    let valid = match checked {
-        Ok(plan) => {
-            print_warnings(plan.warnings(), style);
-            true
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            eprintln!(
-                "{} `{}` was written, but mlrun will refuse to run it until the problems above are fixed (data a DVC remote holds is brought back by `dvc pull`)",
-                style.paint(Role::Warn, "warning:"),
-                out.display()
-            );
-            false
-        }
-    };
+/// `wrote FILE: N steps from dvc.yaml; …frozen, params-file, not expressed`
+fn summary(conv: &dvc::Conversion, out: &Path, file: &Path) -> String {
     let mut summary = format!(
         "wrote `{}`: {} step{} from {}",
         out.display(),
@@ -160,11 +201,7 @@ pub fn import(args: ImportArgs, color: ColorChoice) -> Result<i32> {
             if conv.notes.len() == 1 { "" } else { "s" }
         );
     }
-    style.note(&summary);
-    if valid {
-        style.note(&format!("run it with `mlrun {}`", out.display()));
-    }
-    Ok(0)
+    summary
 }
 
 fn parent_of(p: &Path) -> PathBuf {

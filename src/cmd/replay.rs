@@ -91,13 +91,12 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let run_id = run_to_replay(&store, &mut args, &project)?;
     let orig = replay::load(&store, &run_id)?;
     let plan = plan_to_replay(&orig, &args)?;
-    let err = Style::stderr(color);
-    let human = |text: &str| {
-        if args.json {
-            eprintln!("{text}")
-        } else {
-            println!("{text}")
-        }
+    let r = Replayer {
+        args: &args,
+        orig: &orig,
+        dir: &dir,
+        color,
+        err: Style::stderr(color),
     };
 
     let scratch = scratch_dir()?;
@@ -105,61 +104,18 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     std::fs::create_dir_all(&root)
         .map_err(|e| Error::other("cannot create the scratch tree").cause(e))?;
     let objects = Objects::new(&dir);
-    // a gc meanwhile must not delete what is being restored
-    let hold = crate::store::lock::ObjectsHold::take(&dir, || {
-        eprintln!("waiting for `mlrun gc` to finish before restoring inputs…")
-    })
-    .ok();
-    let missing = replay::restore_inputs(&store, &objects, &orig, &plan, &root)?;
-    drop(hold);
-    if !missing.is_empty() {
-        return Err(unrestorable(&orig, &missing));
-    }
-    let plan = plan_in_scratch(&store, &orig, plan, &root, &err)?;
+    restore_inputs(&r, &store, &objects, &plan, &root)?;
+    let plan = plan_in_scratch(&store, &orig, plan, &root, &r.err)?;
     let code = code_words(&orig);
-    human(&format!(
+    r.say(&format!(
         "replaying run {} ({code}, {} step{}) in {}",
         orig.short_id,
         plan.steps().len(),
         if plan.steps().len() == 1 { "" } else { "s" },
         scratch.path().display()
     ));
-
-    let jobs = exec::default_jobs(args.exec.jobs);
-    let replay_run = |plan: crate::pipeline::Plan,
-                      store: Store,
-                      keep_going: bool,
-                      message: Option<String>|
-     -> Result<exec::RunOutcome> {
-        let plan = plan.with_executor(args.exec.executor());
-        let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
-        let printer = Arc::new(Printer::new(args.json, Style::stdout(color), err, &names));
-        let opts = RunOptions {
-            jobs,
-            keep_going,
-            grace: args.exec.grace,
-            argv: std::env::args().collect(),
-            replay_of: Some(orig.run_id.clone()),
-            force: Force::All,
-            reuse_replays: false,
-            no_store: true,
-            no_cache: true,
-            git_fixed: Some(orig.git.clone()),
-            recorded_location: Some(orig.plan.root().to_path_buf()),
-            // a replay reruns what was declared; tracing it again would only repeat the
-            // original's observations (and need the scratch tree's paths): keep it off
-            trace: Some(crate::pipeline::plan::TraceMode::Off),
-            run_id: None,
-            message,
-            targets: None,
-            sweep_id: None,
-        };
-        let mut events = Sinks::new();
-        events.push(Arc::new(Human::new(printer)));
-        exec::run_blocking(plan, store, opts, events)
-    };
     let replan = plan.clone();
-    let outcome = replay_run(plan, store, false, None)?;
+    let outcome = r.run(plan, store, false, None)?;
 
     let store = Store::open(&dir)?;
     let mut verdicts = replay::verdicts(&store, &orig, &replan, &outcome.run_id)?;
@@ -179,27 +135,6 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     let explained = if failed || mode == replay::explain::Mode::Off {
         None
     } else {
-        let replay_short = outcome.short_id.clone();
-        let mut run_again = |sub: crate::pipeline::Plan| -> Result<(String, String)> {
-            let names: Vec<&str> = sub.steps().iter().map(|s| s.name.as_str()).collect();
-            human(&format!(
-                "running {} once more with the same inputs, to tell nondeterminism from a change",
-                names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            let out = replay_run(
-                sub,
-                Store::open(&dir)?,
-                true,
-                Some(format!(
-                    "second run of replay {replay_short}, to explain its differences"
-                )),
-            )?;
-            Ok((out.run_id, out.short_id))
-        };
         let cx = replay::explain::Context {
             store: &store,
             objects: &objects,
@@ -208,39 +143,14 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
             root: &root,
             replay_run: &outcome.run_id,
         };
-        Some(replay::explain::explain(
-            &cx,
-            &mut verdicts,
-            &mode,
-            &mut run_again,
-        )?)
+        Some(r.explain(&cx, &mut verdicts, &mode, &outcome.short_id)?)
     };
     let all_expected = verdict == "differs" && replay::explain::all_expected(&verdicts);
+    let exit_code = r.say_verdicts(&verdicts, verdict, differs, all_expected, &outcome);
 
-    let style = if args.json { err } else { Style::stdout(color) };
-    for l in verdict_lines(&verdicts, &style) {
-        human(&l);
-    }
-    let summary = summary_line(verdict, &verdicts, differs, &outcome, &orig);
-    human(&summary);
-    if all_expected {
-        human("every difference was expected: those outputs are known to be nondeterministic");
-    }
-    let checked = replay::explain::check_lines(&verdicts, &args.check);
-    for l in &checked.lines {
-        human(l);
-    }
-
-    let exit_code = match verdict {
-        _ if !args.check.is_empty() && verdict != "failed" => i32::from(checked.nondeterministic),
-        "identical" => 0,
-        "differs" if all_expected => 0,
-        "differs" => 1,
-        _ => outcome.exit_code,
-    };
     if let Some(into) = &args.into {
         let n = replay::materialise(&replan, &root, into)?;
-        human(&format!(
+        r.say(&format!(
             "copied {n} reproduced output{} into {}",
             if n == 1 { "" } else { "s" },
             into.display()
@@ -248,7 +158,7 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
     }
     let kept = if args.keep {
         let p = scratch.keep();
-        human(&format!("kept the scratch tree at {}", p.display()));
+        r.say(&format!("kept the scratch tree at {}", p.display()));
         Some(p.display().to_string())
     } else {
         None
@@ -267,6 +177,160 @@ pub fn replay(args: ReplayArgs, store_dir: Option<&Path>, color: ColorChoice) ->
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     }
     Ok(exit_code)
+}
+
+/// Restore the recorded inputs into the scratch tree (a gc meanwhile must not delete what is
+/// being restored); an input that cannot be restored fails the replay.
+fn restore_inputs(
+    r: &Replayer,
+    store: &Store,
+    objects: &Objects,
+    plan: &Plan,
+    root: &Path,
+) -> Result<()> {
+    let hold = crate::store::lock::ObjectsHold::take(r.dir, || {
+        eprintln!("waiting for `mlrun gc` to finish before restoring inputs…")
+    })
+    .ok();
+    let missing = replay::restore_inputs(store, objects, r.orig, plan, root)?;
+    drop(hold);
+    if !missing.is_empty() {
+        return Err(unrestorable(r.orig, &missing));
+    }
+    Ok(())
+}
+
+/// What every run of a replay shares: the command line, the recorded run, the store.
+struct Replayer<'a> {
+    args: &'a ReplayArgs,
+    orig: &'a Original,
+    dir: &'a Path,
+    color: ColorChoice,
+    err: Style,
+}
+
+impl Replayer<'_> {
+    /// A line for people: on stdout, or on stderr with `--json`.
+    fn say(&self, text: &str) {
+        if self.args.json {
+            eprintln!("{text}")
+        } else {
+            println!("{text}")
+        }
+    }
+
+    /// Run a plan in the scratch tree as a replay of the recorded run.
+    fn run(
+        &self,
+        plan: Plan,
+        store: Store,
+        keep_going: bool,
+        message: Option<String>,
+    ) -> Result<exec::RunOutcome> {
+        let args = self.args;
+        let plan = plan.with_executor(args.exec.executor());
+        let names: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
+        let printer = Arc::new(Printer::new(
+            args.json,
+            Style::stdout(self.color),
+            self.err,
+            &names,
+        ));
+        let opts = RunOptions {
+            jobs: exec::default_jobs(args.exec.jobs),
+            keep_going,
+            grace: args.exec.grace,
+            argv: std::env::args().collect(),
+            replay_of: Some(self.orig.run_id.clone()),
+            force: Force::All,
+            reuse_replays: false,
+            no_store: true,
+            no_cache: true,
+            git_fixed: Some(self.orig.git.clone()),
+            recorded_location: Some(self.orig.plan.root().to_path_buf()),
+            // a replay reruns what was declared; tracing it again would only repeat the
+            // original's observations (and need the scratch tree's paths): keep it off
+            trace: Some(crate::pipeline::plan::TraceMode::Off),
+            run_id: None,
+            message,
+            targets: None,
+            sweep_id: None,
+        };
+        let mut events = Sinks::new();
+        events.push(Arc::new(Human::new(printer)));
+        exec::run_blocking(plan, store, opts, events)
+    }
+
+    /// Explain the differences: the steps `explain` picks run once more, as a second replay.
+    fn explain(
+        &self,
+        cx: &replay::explain::Context,
+        verdicts: &mut [StepVerdict],
+        mode: &replay::explain::Mode,
+        replay_short: &str,
+    ) -> Result<replay::explain::Summary> {
+        let mut run_again = |sub: Plan| -> Result<(String, String)> {
+            let names: Vec<&str> = sub.steps().iter().map(|s| s.name.as_str()).collect();
+            self.say(&format!(
+                "running {} once more with the same inputs, to tell nondeterminism from a change",
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            let out = self.run(
+                sub,
+                Store::open(self.dir)?,
+                true,
+                Some(format!(
+                    "second run of replay {replay_short}, to explain its differences"
+                )),
+            )?;
+            Ok((out.run_id, out.short_id))
+        };
+        replay::explain::explain(cx, verdicts, mode, &mut run_again)
+    }
+
+    /// The verdict per step, the summary, what `check` found; the exit code they make.
+    fn say_verdicts(
+        &self,
+        verdicts: &[StepVerdict],
+        verdict: &str,
+        differs: usize,
+        all_expected: bool,
+        outcome: &exec::RunOutcome,
+    ) -> i32 {
+        let args = self.args;
+        let style = if args.json {
+            self.err
+        } else {
+            Style::stdout(self.color)
+        };
+        for l in verdict_lines(verdicts, &style) {
+            self.say(&l);
+        }
+        let summary = summary_line(verdict, verdicts, differs, outcome, self.orig);
+        self.say(&summary);
+        if all_expected {
+            self.say(
+                "every difference was expected: those outputs are known to be nondeterministic",
+            );
+        }
+        let checked = replay::explain::check_lines(verdicts, &args.check);
+        for l in &checked.lines {
+            self.say(l);
+        }
+        match verdict {
+            _ if !args.check.is_empty() && verdict != "failed" => {
+                i32::from(checked.nondeterministic)
+            }
+            "identical" => 0,
+            "differs" if all_expected => 0,
+            "differs" => 1,
+            _ => outcome.exit_code,
+        }
+    }
 }
 
 /// A line per step (mark, name, verdict, the outputs that differ or were reproduced), with its

@@ -81,47 +81,7 @@ pub fn rm(args: RmArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
     let ids = store.runs_with_replays(&ids)?;
     let short = |id: &str| store.short_id(id);
     let obstacles = store.removal_obstacles(&ids)?;
-    if let Some(first) = obstacles.running.first() {
-        return Err(Error::other(format!(
-            "run {} is still running; nothing was removed",
-            short(first)?
-        ))
-        .hint("wait for it to end, or stop it (Ctrl-C in its terminal), then remove it"));
-    }
-    if !obstacles.models.is_empty() {
-        let mut e = Error::other(format!(
-            "{} made {}; nothing was removed",
-            describe_runs(obstacles.models.iter().map(|m| m.run.as_str()), &short)?,
-            if obstacles.models.len() == 1 {
-                "a registered model version"
-            } else {
-                "registered model versions"
-            }
-        ));
-        for m in &obstacles.models {
-            e = e.cause(format!("{}@{} (run {})", m.name, m.version, short(&m.run)?));
-        }
-        return Err(e.hint(
-            "model versions are never deleted, and the registry keeps the run that made each one (its record, for `show` and `replay`)",
-        ));
-    }
-    if !obstacles.reused.is_empty() && !args.force {
-        let mut e = Error::other(format!(
-            "other runs reused steps of {}; nothing was removed",
-            describe_runs(obstacles.reused.iter().map(|r| r.removed.as_str()), &short)?
-        ));
-        for r in &obstacles.reused {
-            e = e.cause(format!(
-                "run {} reused `{}` from run {}",
-                short(&r.by_run)?,
-                r.step,
-                short(&r.removed)?
-            ));
-        }
-        return Err(e.hint(
-            "remove those runs too (`mlrun rm` takes several), or pass --force to keep them as reused from a removed run",
-        ));
-    }
+    refuse(&obstacles, args.force, &short)?;
     let doomed = store.describe_removal(&ids)?;
     let report = Report {
         dry_run: args.dry_run,
@@ -172,16 +132,75 @@ pub fn rm(args: RmArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
         ));
         return Ok(0);
     }
+    report::emit(&text(&report, &doomed, &forced_lines, args.dry_run, color));
+    Ok(0)
+}
+
+/// Runs that cannot be removed: one still running, one that made a registered model version,
+/// or (without --force) one whose steps other runs reused.
+fn refuse(
+    obstacles: &rm::Obstacles,
+    force: bool,
+    short: &dyn Fn(&str) -> Result<String>,
+) -> Result<()> {
+    if let Some(first) = obstacles.running.first() {
+        return Err(Error::other(format!(
+            "run {} is still running; nothing was removed",
+            short(first)?
+        ))
+        .hint("wait for it to end, or stop it (Ctrl-C in its terminal), then remove it"));
+    }
+    if !obstacles.models.is_empty() {
+        let mut e = Error::other(format!(
+            "{} made {}; nothing was removed",
+            describe_runs(obstacles.models.iter().map(|m| m.run.as_str()), short)?,
+            if obstacles.models.len() == 1 {
+                "a registered model version"
+            } else {
+                "registered model versions"
+            }
+        ));
+        for m in &obstacles.models {
+            e = e.cause(format!("{}@{} (run {})", m.name, m.version, short(&m.run)?));
+        }
+        return Err(e.hint(
+            "model versions are never deleted, and the registry keeps the run that made each one (its record, for `show` and `replay`)",
+        ));
+    }
+    if !obstacles.reused.is_empty() && !force {
+        let mut e = Error::other(format!(
+            "other runs reused steps of {}; nothing was removed",
+            describe_runs(obstacles.reused.iter().map(|r| r.removed.as_str()), short)?
+        ));
+        for r in &obstacles.reused {
+            e = e.cause(format!(
+                "run {} reused `{}` from run {}",
+                short(&r.by_run)?,
+                r.step,
+                short(&r.removed)?
+            ));
+        }
+        return Err(e.hint(
+            "remove those runs too (`mlrun rm` takes several), or pass --force to keep them as reused from a removed run",
+        ));
+    }
+    Ok(())
+}
+
+/// What was (or would be) removed, what --force overrode, and what to do next.
+fn text(
+    report: &Report,
+    doomed: &[Doomed],
+    forced_lines: &[String],
+    dry_run: bool,
+    color: ColorChoice,
+) -> String {
     let style = Style::stdout(color);
     let mut out = String::new();
     for r in &report.removed {
         out += &format!(
             "{} run {}  {}  {}  {}  {} step{}{}\n",
-            if args.dry_run {
-                "would remove"
-            } else {
-                "removed"
-            },
+            if dry_run { "would remove" } else { "removed" },
             style.paint(Role::Accent, &r.short_id),
             r.pipeline,
             r.status,
@@ -199,19 +218,18 @@ pub fn rm(args: RmArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<
             }
         );
     }
-    for f in &forced_lines {
+    for f in forced_lines {
         out += &style.paint(Role::Warn, f);
     }
     out += &style.paint(
         Role::Muted,
-        if args.dry_run {
+        if dry_run {
             "nothing was removed (--dry-run)\n"
         } else {
             "`mlrun gc` frees the stored objects that no remaining run references\n"
         },
     );
-    report::emit(&out);
-    Ok(0)
+    out
 }
 
 /// "run 01a2…" or "runs 01a2…, 01a3…" (each once, in order).

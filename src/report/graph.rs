@@ -268,30 +268,12 @@ pub fn tree(g: &Graph, style: &Style) -> String {
         })
         .collect();
     let up = g.direction == "upstream";
-    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-    let mut origin = HashMap::new();
-    let mut observed = HashSet::new();
-    let mut run_execs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for e in &g.edges {
-        match (e.kind, up) {
-            ("generated", true) | ("used", true) => {
-                children.entry(&e.to).or_default().push(&e.from);
-            }
-            ("generated", false) | ("used", false) => {
-                children.entry(&e.from).or_default().push(&e.to);
-            }
-            ("part_of", _) => run_execs.entry(&e.to).or_default().push(&e.from),
-            _ => {}
-        }
-        if e.observed {
-            observed.insert((e.from.as_str(), e.to.as_str()));
-        }
-        if e.kind == "used"
-            && let Some(o) = &e.origin
-        {
-            origin.insert((e.from.as_str(), e.to.as_str()), o.as_str());
-        }
-    }
+    let Edges {
+        mut children,
+        origin,
+        observed,
+        run_execs,
+    } = Edges::of(g, up);
     // stable order: executions by start time, versions by path
     let order = |id: &str| -> (i64, String) {
         match nodes.get(id) {
@@ -306,50 +288,12 @@ pub fn tree(g: &Graph, style: &Style) -> String {
         kids.sort_by_key(|k| order(k));
         kids.dedup();
     }
-    // upstream, a version shows one producer: the root run's own, else the first real one
     if up {
-        let root_run = match nodes.get(g.root.as_str()) {
-            Some(Node::Run { run_id, .. }) => Some(run_id.as_str()),
-            _ => None,
-        };
-        for (id, kids) in children.iter_mut() {
-            if !id.starts_with("av:") || kids.len() < 2 {
-                continue;
-            }
-            let rank = |k: &&&str| match nodes.get(**k) {
-                Some(Node::StepExec { exec, .. }) => (
-                    Some(exec.run_id.as_str()) != root_run,
-                    exec.status != "succeeded",
-                    exec.started_at.unwrap_or(i64::MAX),
-                    exec.exec_id,
-                ),
-                _ => (true, true, i64::MAX, i64::MAX),
-            };
-            if let Some(best) = kids.iter().min_by_key(rank).copied() {
-                *kids = vec![best];
-            }
-        }
+        one_producer_each(g, &nodes, &mut children);
     }
     // a run's own tree starts at its last executions (upstream) or its first (downstream)
     if let Some(Node::Run { id, .. }) = nodes.get(g.root.as_str()) {
-        let mine: HashSet<&str> = run_execs
-            .get(id.as_str())
-            .map(|v| v.iter().copied().collect())
-            .unwrap_or_default();
-        let reached: HashSet<&str> = mine
-            .iter()
-            .flat_map(|e| children.get(e).into_iter().flatten())
-            .flat_map(|v| children.get(v).into_iter().flatten())
-            .copied()
-            .collect();
-        let mut tops: Vec<&str> = mine
-            .iter()
-            .copied()
-            .filter(|e| !reached.contains(e))
-            .collect();
-        if tops.is_empty() {
-            tops = mine.iter().copied().collect();
-        }
+        let mut tops = run_tops(id, &run_execs, &children);
         tops.sort_by_key(|k| order(k));
         children.insert(id.as_str(), tops);
     }
@@ -401,6 +345,111 @@ pub fn tree(g: &Graph, style: &Style) -> String {
         ctx.out += &format!("\n{}\n", style.paint(Role::Bad, &summary));
     }
     ctx.out
+}
+
+/// The graph's edges, read for the walk.
+struct Edges<'a> {
+    /// node → children, in the direction of the walk
+    children: HashMap<&'a str, Vec<&'a str>>,
+    /// (version, execution) → origin of that `used` edge
+    origin: HashMap<(&'a str, &'a str), &'a str>,
+    /// (from, to) of edges seen by `--trace` but not declared
+    observed: HashSet<(&'a str, &'a str)>,
+    /// run → its executions
+    run_execs: BTreeMap<&'a str, Vec<&'a str>>,
+}
+
+impl<'a> Edges<'a> {
+    fn of(g: &'a Graph, up: bool) -> Edges<'a> {
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut origin = HashMap::new();
+        let mut observed = HashSet::new();
+        let mut run_execs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for e in &g.edges {
+            match (e.kind, up) {
+                ("generated", true) | ("used", true) => {
+                    children.entry(&e.to).or_default().push(&e.from);
+                }
+                ("generated", false) | ("used", false) => {
+                    children.entry(&e.from).or_default().push(&e.to);
+                }
+                ("part_of", _) => run_execs.entry(&e.to).or_default().push(&e.from),
+                _ => {}
+            }
+            if e.observed {
+                observed.insert((e.from.as_str(), e.to.as_str()));
+            }
+            if e.kind == "used"
+                && let Some(o) = &e.origin
+            {
+                origin.insert((e.from.as_str(), e.to.as_str()), o.as_str());
+            }
+        }
+        Edges {
+            children,
+            origin,
+            observed,
+            run_execs,
+        }
+    }
+}
+
+/// Upstream, a version shows one producer: the root run's own, else the first real one.
+fn one_producer_each<'a>(
+    g: &Graph,
+    nodes: &HashMap<&str, &'a Node>,
+    children: &mut HashMap<&'a str, Vec<&'a str>>,
+) {
+    let root_run = match nodes.get(g.root.as_str()) {
+        Some(Node::Run { run_id, .. }) => Some(run_id.as_str()),
+        _ => None,
+    };
+    for (id, kids) in children.iter_mut() {
+        if !id.starts_with("av:") || kids.len() < 2 {
+            continue;
+        }
+        let rank = |k: &&&str| match nodes.get(**k) {
+            Some(Node::StepExec { exec, .. }) => (
+                Some(exec.run_id.as_str()) != root_run,
+                exec.status != "succeeded",
+                exec.started_at.unwrap_or(i64::MAX),
+                exec.exec_id,
+            ),
+            _ => (true, true, i64::MAX, i64::MAX),
+        };
+        if let Some(best) = kids.iter().min_by_key(rank).copied() {
+            *kids = vec![best];
+        }
+    }
+}
+
+/// The executions of run `id` that none of its others reach: where its own tree starts (all of
+/// them when each is reached).
+fn run_tops<'a>(
+    id: &str,
+    run_execs: &BTreeMap<&'a str, Vec<&'a str>>,
+    children: &HashMap<&'a str, Vec<&'a str>>,
+) -> Vec<&'a str> {
+    let mine: HashSet<&str> = run_execs
+        .get(id)
+        .map(|v| v.iter().copied().collect())
+        .unwrap_or_default();
+    let reached: HashSet<&str> = mine
+        .iter()
+        .flat_map(|e| children.get(e).into_iter().flatten())
+        .flat_map(|v| children.get(v).into_iter().flatten())
+        .copied()
+        .collect();
+    let tops: Vec<&str> = mine
+        .iter()
+        .copied()
+        .filter(|e| !reached.contains(e))
+        .collect();
+    if tops.is_empty() {
+        mine.iter().copied().collect()
+    } else {
+        tops
+    }
 }
 
 /// The gap reason of a version node (`GAP_REASON` when the graph has none for it).

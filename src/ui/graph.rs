@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::html::{esc, url};
 use super::layout;
-use crate::store::lineage::{Graph, Node};
+use crate::store::lineage::{Exec, Graph, Node, Version};
 
 const W: f64 = 210.0;
 const H: f64 = 46.0;
@@ -65,57 +65,8 @@ pub fn boxes(g: &Graph) -> (Vec<Box>, Vec<(usize, usize, &'static str)>) {
                 gap_reason,
                 uncommitted,
                 ..
-            } => {
-                let short = &version.hash[..version.hash.len().min(10)];
-                let mut sub = if version.kind == "dir" {
-                    format!("{short} · {} files", version.nfiles)
-                } else {
-                    short.to_string()
-                };
-                if *uncommitted {
-                    sub.push_str(" · uncommitted edits");
-                }
-                if *gap {
-                    sub = format!("gap · {short}");
-                }
-                let mut title = format!("{}\nsha256 {}", version.path, version.hash);
-                if let Some(r) = gap_reason {
-                    let _ = write!(title, "\nlineage gap: {r}");
-                }
-                Box {
-                    kind: "data",
-                    label: version.path.clone(),
-                    sub,
-                    title,
-                    href: Some(format!(
-                        "/artifact?path={}&hash={}",
-                        url(&version.path),
-                        url(&version.hash)
-                    )),
-                    gap: *gap,
-                    root: false,
-                }
-            }
-            Node::StepExec { exec, .. } => {
-                let run = &exec.run_id[..exec.run_id.len().min(8)];
-                let mut sub = format!("{} · run {run}", exec.status);
-                if let Some(n) = reuses.get(id) {
-                    let _ = write!(sub, " · reused {n}×");
-                }
-                Box {
-                    kind: "step",
-                    label: exec.step.clone(),
-                    sub,
-                    title: format!("step {}\nrun {}\n$ {}", exec.step, exec.run_id, exec.cmd),
-                    href: Some(format!(
-                        "/run/{}#step-{}",
-                        url(&exec.run_id),
-                        url(&exec.step)
-                    )),
-                    gap: false,
-                    root: false,
-                }
-            }
+            } => data_box(version, *gap, gap_reason.as_deref(), *uncommitted),
+            Node::StepExec { exec, .. } => step_box(exec, reuses.get(id).copied()),
             Node::Commit { sha, .. } => Box {
                 kind: "code",
                 label: format!("commit {}", &sha[..sha.len().min(10)]),
@@ -132,27 +83,10 @@ pub fn boxes(g: &Graph) -> (Vec<Box>, Vec<(usize, usize, &'static str)>) {
         out.push(b);
         // params: a node of their own beside the step that used them
         if let Node::StepExec { exec, .. } = n
-            && !exec.params.is_empty()
+            && let Some(p) = params_box(exec)
         {
-            let lines: Vec<String> = exec
-                .params
-                .iter()
-                .map(|(k, v)| format!("{k}={}", crate::pipeline::params::render(v)))
-                .collect();
             let step = out.len() - 1;
-            out.push(Box {
-                kind: "params",
-                label: lines.first().cloned().unwrap_or_default(),
-                sub: if lines.len() > 1 {
-                    format!("+{} more params", lines.len() - 1)
-                } else {
-                    "params".into()
-                },
-                title: lines.join("\n"),
-                href: None,
-                gap: false,
-                root: false,
-            });
+            out.push(p);
             edges.insert((out.len() - 1, step, "params"));
         }
     }
@@ -171,6 +105,86 @@ pub fn boxes(g: &Graph) -> (Vec<Box>, Vec<(usize, usize, &'static str)>) {
         }
     }
     (out, edges.into_iter().collect())
+}
+
+/// An artifact version: its path, short hash (and files), whether it is a gap.
+fn data_box(version: &Version, gap: bool, gap_reason: Option<&str>, uncommitted: bool) -> Box {
+    let short = &version.hash[..version.hash.len().min(10)];
+    let mut sub = if version.kind == "dir" {
+        format!("{short} · {} files", version.nfiles)
+    } else {
+        short.to_string()
+    };
+    if uncommitted {
+        sub.push_str(" · uncommitted edits");
+    }
+    if gap {
+        sub = format!("gap · {short}");
+    }
+    let mut title = format!("{}\nsha256 {}", version.path, version.hash);
+    if let Some(r) = gap_reason {
+        let _ = write!(title, "\nlineage gap: {r}");
+    }
+    Box {
+        kind: "data",
+        label: version.path.clone(),
+        sub,
+        title,
+        href: Some(format!(
+            "/artifact?path={}&hash={}",
+            url(&version.path),
+            url(&version.hash)
+        )),
+        gap,
+        root: false,
+    }
+}
+
+/// A step execution: its name, status and run, how many times it was reused.
+fn step_box(exec: &Exec, reused: Option<usize>) -> Box {
+    let run = &exec.run_id[..exec.run_id.len().min(8)];
+    let mut sub = format!("{} · run {run}", exec.status);
+    if let Some(n) = reused {
+        let _ = write!(sub, " · reused {n}×");
+    }
+    Box {
+        kind: "step",
+        label: exec.step.clone(),
+        sub,
+        title: format!("step {}\nrun {}\n$ {}", exec.step, exec.run_id, exec.cmd),
+        href: Some(format!(
+            "/run/{}#step-{}",
+            url(&exec.run_id),
+            url(&exec.step)
+        )),
+        gap: false,
+        root: false,
+    }
+}
+
+/// The params a step used, when it used any: the first, and how many more.
+fn params_box(exec: &Exec) -> Option<Box> {
+    if exec.params.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = exec
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", crate::pipeline::params::render(v)))
+        .collect();
+    Some(Box {
+        kind: "params",
+        label: lines.first().cloned().unwrap_or_default(),
+        sub: if lines.len() > 1 {
+            format!("+{} more params", lines.len() - 1)
+        } else {
+            "params".into()
+        },
+        title: lines.join("\n"),
+        href: None,
+        gap: false,
+        root: false,
+    })
 }
 
 fn clip(s: &str, n: usize) -> String {

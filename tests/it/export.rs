@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::history::history;
+use crate::history::{History, history};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openlineage")
@@ -97,8 +97,8 @@ pub(crate) fn check_facets(s: &Schemas, facets: &Value, where_: &str, errors: &m
     }
 }
 
-// Long on purpose: the schema validators are built once and each export of the same history
-// (a run, its gap, `-o`) is validated and its links followed against it.
+// The schema validators are built once and each export of the same history (a run, its gap,
+// `-o`) is validated and its links followed against it, one function per check.
 #[test]
 fn openlineage_events_are_schema_valid_and_linked() {
     let h = history();
@@ -117,64 +117,76 @@ fn openlineage_events_are_schema_valid_and_linked() {
             .lines()
             .map(|l| serde_json::from_str(l).expect("each line is one JSON event"))
             .collect();
-        let mut errors = Vec::new();
-        for (n, e) in events.iter().enumerate() {
-            for err in s.event.iter_errors(e) {
-                errors.push(format!("event {n}: {err} at {}", err.instance_path()));
-            }
-            check_facets(
-                &s,
-                &e["run"]["facets"],
-                &format!("event {n} run"),
-                &mut errors,
-            );
-            check_facets(
-                &s,
-                &e["job"]["facets"],
-                &format!("event {n} job"),
-                &mut errors,
-            );
-            for d in e["inputs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .chain(e["outputs"].as_array().into_iter().flatten())
-            {
-                check_facets(&s, &d["facets"], &format!("event {n} dataset"), &mut errors);
-            }
-        }
-        assert!(errors.is_empty(), "run {i}:\n{}", errors.join("\n"));
+        events_are_valid(&s, i, &events);
+        events_are_linked(run, i, &events, &out.stdout);
+    }
+    versions_params_and_metrics_are_where_they_belong(&h);
+    the_gap_is_exported_and_o_writes_a_file(&h);
+}
 
-        // START and an end per step, plus the pipeline run's own pair, linked by `parent`
-        let pipeline_uuid = uuid::Uuid::parse_str(run).unwrap().hyphenated().to_string();
-        let steps = if i == 0 { 1 } else { 2 };
-        assert_eq!(events.len(), 2 + 2 * steps, "{}", out.stdout);
-        assert_eq!(events[0]["eventType"], "START");
-        assert_eq!(events[0]["run"]["runId"], pipeline_uuid.as_str());
-        assert_eq!(events.last().unwrap()["eventType"], "COMPLETE");
-        let mut per_run: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for e in &events[1..events.len() - 1] {
-            let id = e["run"]["runId"].as_str().unwrap().to_string();
-            per_run
-                .entry(id)
-                .or_default()
-                .push(e["eventType"].as_str().unwrap().to_string());
-            assert_eq!(
-                e["run"]["facets"]["parent"]["run"]["runId"],
-                pipeline_uuid.as_str()
-            );
-            assert_eq!(e["run"]["facets"]["processing_engine"]["name"], "mlrun");
-            let loc = &e["job"]["facets"]["sourceCodeLocation"];
-            assert_eq!(loc["type"], "git");
-            assert!(loc["version"].as_str().unwrap().len() == 40, "{loc}");
+/// Every event valid against the schemas, with its facets.
+fn events_are_valid(s: &Schemas, i: usize, events: &[Value]) {
+    let mut errors = Vec::new();
+    for (n, e) in events.iter().enumerate() {
+        for err in s.event.iter_errors(e) {
+            errors.push(format!("event {n}: {err} at {}", err.instance_path()));
         }
-        assert_eq!(per_run.len(), steps);
-        for kinds in per_run.values() {
-            assert_eq!(kinds, &["START", "COMPLETE"]);
+        check_facets(
+            s,
+            &e["run"]["facets"],
+            &format!("event {n} run"),
+            &mut errors,
+        );
+        check_facets(
+            s,
+            &e["job"]["facets"],
+            &format!("event {n} job"),
+            &mut errors,
+        );
+        for d in e["inputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(e["outputs"].as_array().into_iter().flatten())
+        {
+            check_facets(s, &d["facets"], &format!("event {n} dataset"), &mut errors);
         }
     }
+    assert!(errors.is_empty(), "run {i}:\n{}", errors.join("\n"));
+}
 
-    // content hashes are the dataset versions; params and metrics are where they belong
+/// START and an end per step, plus the pipeline run's own pair, linked by `parent`.
+fn events_are_linked(run: &str, i: usize, events: &[Value], stdout: &str) {
+    let pipeline_uuid = uuid::Uuid::parse_str(run).unwrap().hyphenated().to_string();
+    let steps = if i == 0 { 1 } else { 2 };
+    assert_eq!(events.len(), 2 + 2 * steps, "{}", stdout);
+    assert_eq!(events[0]["eventType"], "START");
+    assert_eq!(events[0]["run"]["runId"], pipeline_uuid.as_str());
+    assert_eq!(events.last().unwrap()["eventType"], "COMPLETE");
+    let mut per_run: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in &events[1..events.len() - 1] {
+        let id = e["run"]["runId"].as_str().unwrap().to_string();
+        per_run
+            .entry(id)
+            .or_default()
+            .push(e["eventType"].as_str().unwrap().to_string());
+        assert_eq!(
+            e["run"]["facets"]["parent"]["run"]["runId"],
+            pipeline_uuid.as_str()
+        );
+        assert_eq!(e["run"]["facets"]["processing_engine"]["name"], "mlrun");
+        let loc = &e["job"]["facets"]["sourceCodeLocation"];
+        assert_eq!(loc["type"], "git");
+        assert!(loc["version"].as_str().unwrap().len() == 40, "{loc}");
+    }
+    assert_eq!(per_run.len(), steps);
+    for kinds in per_run.values() {
+        assert_eq!(kinds, &["START", "COMPLETE"]);
+    }
+}
+
+/// Content hashes are the dataset versions; params and metrics are where they belong.
+fn versions_params_and_metrics_are_where_they_belong(h: &History) {
     let out = h
         .env
         .mlrun(&["export", &h.runs[1][..12], "--format", "openlineage"]);
@@ -214,7 +226,10 @@ fn openlineage_events_are_schema_valid_and_linked() {
         fit_done["job"]["facets"]["sourceCodeLocation"]["version"],
         h.env.git_cmd(&["rev-parse", "HEAD~1"]).as_str()
     );
-    // the gap is carried into the export
+}
+
+/// The gap is carried into the export; `-o` writes a file.
+fn the_gap_is_exported_and_o_writes_a_file(h: &History) {
     let out = h
         .env
         .mlrun(&["export", &h.runs[0][..12], "--format", "openlineage"]);

@@ -140,8 +140,8 @@ fn a_step_printing_200_mb_is_recorded_fully() {
     assert_eq!(fsck.code, 0, "{fsck:?}");
 }
 
-// Long on purpose: one long log (4 MB with a secret in it) followed through its life: stored,
-// shown, damaged and caught by fsck, stored again by a rerun, collected by gc.
+// One long log (4 MB with a secret in it) followed through its life, one function per stage:
+// stored, shown, damaged and caught by fsck, stored again by a rerun, collected by gc.
 #[test]
 fn long_logs_are_masked_kept_out_of_the_database_checked_and_collected() {
     let mut env = Env::git();
@@ -164,9 +164,22 @@ sys.stdout.flush()
         "[steps.p]\ncmd = \"python3 print.py {params.n}\"\n[params]\nn = 1\n",
     );
     env.commit("p");
-    let out = run_quietly(&env, &[]);
+    let (first, object) = the_log_is_stored_masked(&env);
+    a_damaged_log_is_caught_by_fsck(&env, &object);
+    // a rerun prints the same log and stores it again
+    let out = run_quietly(&env, &["--force"]);
     assert_eq!(out.code, 0, "{out:?}");
-    let (code, log, err) = bytes_of(&env, &["show", "latest:p", "--log", "stdout"]);
+    assert!(object.exists());
+
+    gc_collects_the_log_no_kept_run_printed(&env, &first, &object);
+}
+
+/// The log is kept whole in the object store, the secret masked; its whole-log hash and the
+/// object's path.
+fn the_log_is_stored_masked(env: &Env) -> (String, std::path::PathBuf) {
+    let out = run_quietly(env, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let (code, log, err) = bytes_of(env, &["show", "latest:p", "--log", "stdout"]);
     assert_eq!(code, 0, "{err}");
     let log = String::from_utf8(log).unwrap();
     assert!(log.contains("025000 xxx"));
@@ -175,7 +188,7 @@ sys.stdout.flush()
         "a secret reached the stored log"
     );
     assert_eq!(log.matches("<redacted>").count(), 401);
-    let (_, full, _) = bytes_of(&env, &["show", "--logs", "--full"]);
+    let (_, full, _) = bytes_of(env, &["show", "--logs", "--full"]);
     assert_eq!(
         String::from_utf8_lossy(&full).matches("<redacted>").count(),
         401
@@ -195,15 +208,19 @@ sys.stdout.flush()
         &first[2..]
     ));
 
-    // a damaged log object is caught by fsck and moved aside; show says the log is gone
-    let good = std::fs::read(&object).unwrap();
-    let mut perm = std::fs::metadata(&object).unwrap().permissions();
+    (first, object)
+}
+
+/// A damaged log object is caught by fsck and moved aside; show says the log is gone.
+fn a_damaged_log_is_caught_by_fsck(env: &Env, object: &std::path::Path) {
+    let good = std::fs::read(object).unwrap();
+    let mut perm = std::fs::metadata(object).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
-    std::fs::set_permissions(&object, perm).unwrap();
+    std::fs::set_permissions(object, perm).unwrap();
     let mut bad = good.clone();
     let mid = bad.len() / 2;
     bad[mid] ^= 0x55;
-    std::fs::write(&object, &bad).unwrap();
+    std::fs::write(object, &bad).unwrap();
     let fsck = env.mlrun(&["fsck"]);
     assert_eq!(fsck.code, 1, "{fsck:?}");
     assert!(
@@ -213,18 +230,15 @@ sys.stdout.flush()
     assert!(!object.exists());
     let fsck = env.mlrun(&["fsck", "--json"]);
     assert!(fsck.stdout.contains("\"log missing\""), "{fsck:?}");
-    let (code, _, err) = bytes_of(&env, &["show", "latest:p", "--log", "stdout"]);
+    let (code, _, err) = bytes_of(env, &["show", "latest:p", "--log", "stdout"]);
     assert_eq!(code, 1);
     assert!(err.contains("is not in the store"), "{err}");
+}
 
-    // a rerun prints the same log and stores it again
-    let out = run_quietly(&env, &["--force"]);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(object.exists());
-
-    // gc --keep-last 1 keeps the newest run's log; a run printing another log makes the first
-    // one garbage: it is deleted, marked not stored, and fsck is happy with that
-    let out = run_quietly(&env, &["-p", "n=2"]);
+/// gc --keep-last 1 keeps the newest run's log; a run printing another log makes the first one
+/// garbage: it is deleted, marked not stored, and fsck is happy with that.
+fn gc_collects_the_log_no_kept_run_printed(env: &Env, first: &str, object: &std::path::Path) {
+    let out = run_quietly(env, &["-p", "n=2"]);
     assert_eq!(out.code, 0, "{out:?}");
     let gc = env.mlrun(&["gc", "--keep-last", "1"]);
     assert_eq!(gc.code, 0, "{gc:?}");
@@ -232,7 +246,7 @@ sys.stdout.flush()
     assert!(object.exists(), "{gc:?}");
     env.write("print.py", "print('short now')\n");
     env.commit("short");
-    let out = run_quietly(&env, &["-p", "n=3"]);
+    let out = run_quietly(env, &["-p", "n=3"]);
     assert_eq!(out.code, 0, "{out:?}");
     let gc = env.mlrun(&["gc", "--keep-last", "1"]);
     assert_eq!(gc.code, 0, "{gc:?}");
@@ -242,7 +256,7 @@ sys.stdout.flush()
         .db()
         .query_row(
             "SELECT max(stored) FROM step_logs WHERE full_hash = ?1",
-            [&first],
+            [first],
             |r| r.get(0),
         )
         .unwrap();

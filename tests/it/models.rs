@@ -736,15 +736,22 @@ fn concurrent_registrations_get_distinct_versions() {
 /// `import-tags` reads GTO's tags back: a registration binds to the version a recorded run at
 /// the tag's commit produced of the path GTO's `artifacts.yaml` gives (or the `PATH HASH` line
 /// `export-tags` writes), and each stage ends where GTO's tags leave it.
-// Long on purpose: the tags are a history (registrations and stage moves dated in order) that
-// the dry run, the import, the model's state and a second import are all checked against.
+// One history in named steps: the tags (registrations and stage moves dated in order) that the
+// dry run, the import, the model's state and a second import are all checked against.
 #[test]
 fn import_tags_reads_gto_tags_back() {
     let env = project("");
+    let (c1, c2) = two_runs_at_two_commits(&env);
+    gto_tags(&env, &c1, &c2);
+    import_binds_versions_and_stages(&env);
+}
+
+/// The artifact declared for GTO, and a run at each of two commits: their commits.
+fn two_runs_at_two_commits(env: &Env) -> (String, String) {
     env.write("artifacts.yaml", "churn:\n  type: model\n  path: model\n");
     env.commit("declare the artifact for GTO");
     let c1 = env.git_cmd(&["rev-parse", "HEAD"]);
-    run(&env, &["run"]);
+    run(env, &["run"]);
     env.write(
         "pipeline.toml",
         &std::fs::read_to_string(env.path("pipeline.toml"))
@@ -753,28 +760,34 @@ fn import_tags_reads_gto_tags_back() {
     );
     env.commit("k = 2");
     let c2 = env.git_cmd(&["rev-parse", "HEAD"]);
-    run(&env, &["run"]);
-    // tags as `gto register` / `gto assign` write them, dated in order
-    let tag = |name: &str, commit: &str, secs: i64, msg: &str| {
-        let out = env
-            .hermetic("git")
-            .args(["tag", "-a", name, "-m", msg, commit])
-            .env("GIT_COMMITTER_NAME", "alice")
-            .env("GIT_COMMITTER_EMAIL", "alice@example.invalid")
-            .env("GIT_COMMITTER_DATE", format!("@{secs} +0000"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    run(env, &["run"]);
+    (c1, c2)
+}
+
+/// A tag as `gto register` / `gto assign` write it, dated `secs`.
+fn tag(env: &Env, name: &str, commit: &str, secs: i64, msg: &str) {
+    let out = env
+        .hermetic("git")
+        .args(["tag", "-a", name, "-m", msg, commit])
+        .env("GIT_COMMITTER_NAME", "alice")
+        .env("GIT_COMMITTER_EMAIL", "alice@example.invalid")
+        .env("GIT_COMMITTER_DATE", format!("@{secs} +0000"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Registrations (by gto itself when the environment provides it) and stage moves, in order.
+fn gto_tags(env: &Env, c1: &str, c2: &str) {
     let t0 = 4_000_000_000; // later than any move made by this test
     match std::env::var("MLRUN_TEST_GTO") {
         // registrations made by gto itself when the environment provides it
         Ok(gto) => {
-            for (version, commit) in [("v1.0.0", &c1), ("v1.1.0", &c2)] {
+            for (version, commit) in [("v1.0.0", c1), ("v1.1.0", c2)] {
                 let out = std::process::Command::new(&gto)
                     .args(["register", "churn", commit, "--version", version])
                     .current_dir(&env.root)
@@ -798,45 +811,55 @@ fn import_tags_reads_gto_tags_back() {
                 "registrations by gto itself: MLRUN_TEST_GTO is not set (tags written with git instead)",
             );
             tag(
+                env,
                 "churn@v1.0.0",
-                &c1,
+                c1,
                 t0,
                 "Registering artifact churn version v1.0.0",
             );
             tag(
+                env,
                 "churn@v1.1.0",
-                &c2,
+                c2,
                 t0 + 1,
                 "Registering artifact churn version v1.1.0",
             );
         }
     }
     tag(
+        env,
         "churn#prod#1",
-        &c1,
+        c1,
         t0 + 2,
         "Assigning stage prod to artifact churn version v1.0.0",
     );
     tag(
+        env,
         "churn#prod#2",
-        &c2,
+        c2,
         t0 + 3,
         "Assigning stage prod to artifact churn version v1.1.0",
     );
     tag(
+        env,
         "churn#dev#3",
-        &c2,
+        c2,
         t0 + 4,
         "Assigning stage dev to artifact churn version v1.1.0",
     );
     tag(
+        env,
         "churn#dev!#4",
-        &c2,
+        c2,
         t0 + 5,
         "Unassigning stage dev from artifact churn version v1.1.0",
     );
-    tag("other@v1.0.0", &c1, t0, "no artifacts.yaml entry");
+    tag(env, "other@v1.0.0", c1, t0, "no artifacts.yaml entry");
+}
 
+/// The dry run writes nothing; the import binds each version to its run and leaves each stage
+/// where the tags do; a second import changes nothing.
+fn import_binds_versions_and_stages(env: &Env) {
     let dry = json(&env.mlrun(&["model", "import-tags", "--dry-run", "--json"]));
     assert!(
         dry.as_array()
@@ -848,7 +871,7 @@ fn import_tags_reads_gto_tags_back() {
     let n: i64 = one(&env.db(), "SELECT count(*) FROM model_versions");
     assert_eq!(n, 0, "--dry-run writes nothing");
 
-    let out = run(&env, &["model", "import-tags"]);
+    let out = run(env, &["model", "import-tags"]);
     let show = json(&env.mlrun(&["model", "show", "churn", "--json"]));
     let labels: Vec<&str> = show["versions"]
         .as_array()
@@ -857,7 +880,7 @@ fn import_tags_reads_gto_tags_back() {
         .map(|v| v["version"].as_str().unwrap())
         .collect();
     assert_eq!(labels, ["v1.1.0", "v1"], "{out:?}");
-    let runs = run_ids(&env);
+    let runs = run_ids(env);
     assert_eq!(show["versions"][1]["run_id"], runs[0].as_str());
     assert_eq!(show["versions"][0]["run_id"], runs[1].as_str());
     assert_eq!(show["aliases"], serde_json::json!({"prod": "v1.1.0"}));
@@ -873,7 +896,7 @@ fn import_tags_reads_gto_tags_back() {
         "{out:?}"
     );
     // a second import changes nothing
-    let again = run(&env, &["model", "import-tags"]);
+    let again = run(env, &["model", "import-tags"]);
     assert!(
         again.stdout.contains("0 changes (7 tags read)"),
         "{again:?}"

@@ -96,9 +96,9 @@ fn step_env(show: &Value) -> Value {
     show["environments"][id].clone()
 }
 
-// Long on purpose: one virtualenv is built (python -m venv and pip are slow) and its package
-// upgraded midway; every reader of the recorded lists (show, diff, export, replay) is checked
-// against the same two runs, which separate tests would each have to build again.
+// One scenario in named phases: one virtualenv is built (python -m venv and pip are slow) and
+// its package upgraded midway; every reader of the recorded lists (show, diff, export, replay)
+// is checked against the same two runs, which separate tests would each have to build again.
 #[test]
 fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
     let mut env = Env::git();
@@ -120,6 +120,17 @@ fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
     env.write("deps/requirements.txt", "tinypkg==1.0\n");
     env.commit("pipeline");
 
+    let (show1, listed) = the_first_run_records_what_pip_lists(&env, &venv);
+    let first = show1["id"].as_str().unwrap();
+    an_upgrade_is_recorded_and_diffed(&env, &venv, &w2, first, &listed);
+    exports_carry_the_packages(&env, &venv);
+    replay_names_the_package_change(&env, first);
+    an_interpreter_from_another_environment_is_a_warning(env, &venv, first);
+}
+
+/// The first run records the virtualenv's packages, as pip lists them, shown as text and on the
+/// model card; a second run in the same environment stores the list once.
+fn the_first_run_records_what_pip_lists(env: &Env, venv: &Path) -> (Value, Vec<(String, String)>) {
     let out = env.mlrun(&["run"]);
     assert_eq!(out.code, 0, "{out:?}");
     let show1 = json(&env.mlrun(&["show", "--json"]));
@@ -135,7 +146,7 @@ fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
         venv.join("bin/python3").as_path()
     );
     // exactly what pip says the virtualenv has
-    let listed = pip_list(&venv);
+    let listed = pip_list(venv);
     assert!(
         listed.contains(&("tinypkg".into(), "1.0".into())),
         "{listed:?}"
@@ -177,13 +188,22 @@ fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
     let db = env.db();
     assert_eq!(one::<i64>(&db, "SELECT COUNT(*) FROM package_sets"), 1);
 
-    // upgrade the package: the next run records 2.0, and diff names the change
-    pip(&venv, &["install", "-q", "--upgrade", w2.to_str().unwrap()]);
+    (show1, listed)
+}
+
+/// Upgrade the package: the next run records 2.0, and diff names the change.
+fn an_upgrade_is_recorded_and_diffed(
+    env: &Env,
+    venv: &Path,
+    w2: &Path,
+    first: &str,
+    listed: &[(String, String)],
+) {
+    pip(venv, &["install", "-q", "--upgrade", w2.to_str().unwrap()]);
     let out = env.mlrun(&["run", "--force"]);
     assert_eq!(out.code, 0, "{out:?}");
     let show3 = json(&env.mlrun(&["show", "--json"]));
-    assert_eq!(recorded(&step_env(&show3)), pip_list(&venv));
-    let first = show1["id"].as_str().unwrap();
+    assert_eq!(recorded(&step_env(&show3)), pip_list(venv));
     let d = env.mlrun(&["diff", first, "latest"]);
     assert_eq!(d.code, 0, "{d:?}");
     assert!(
@@ -219,8 +239,10 @@ fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
         listed.len() - 1,
         "{dj}"
     );
+}
 
-    // export: an OpenLineage run facet and PROV attributes
+/// Export: an OpenLineage run facet and PROV attributes.
+fn exports_carry_the_packages(env: &Env, venv: &Path) {
     let ol = env.mlrun(&["export", "latest", "--format", "openlineage"]);
     assert_eq!(ol.code, 0, "{ol:?}");
     let complete: Value = ol
@@ -278,8 +300,10 @@ fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
         Path::new(act["mlrun:interpreter/python3"].as_str().unwrap()),
         venv.join("bin/python3").as_path()
     );
+}
 
-    // replay the first run: the package differs before anything runs, and the verdict names it
+/// Replay the first run: the package differs before anything runs, and the verdict names it.
+fn replay_names_the_package_change(env: &Env, first: &str) {
     let r = env.mlrun(&["replay", first]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
@@ -306,8 +330,10 @@ fn a_virtualenvs_packages_are_recorded_diffed_exported_and_checked_by_replay() {
         v["steps"][0]["package_changes"][0], "tinypkg 1.0 → 2.0",
         "{v}"
     );
+}
 
-    // an interpreter from another environment is a warning too
+/// An interpreter from another environment is a warning too.
+fn an_interpreter_from_another_environment_is_a_warning(env: Env, venv: &Path, first: &str) {
     let other = env.home.join("other");
     run(Command::new("python3")
         .args(["-m", "venv", "--without-pip"])

@@ -12,8 +12,8 @@ fn demo() -> Env {
     env
 }
 
-// Long on purpose: one run of the demo, and every part of its record read back from the
-// database (hashes, git, params, metrics, environment); each check is a few lines.
+// One run of the demo, and every part of its record read back from the database, one
+// function per part.
 #[test]
 fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
     let env = demo();
@@ -36,9 +36,18 @@ fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
         ]
     );
 
+    file_and_directory_hashes_match_the_disk(&env, &db);
+    lineage_edges_and_origins(&db);
+    git_params_and_metrics(&env, &db);
+    environment_and_logs(&env, &db);
+}
+
+/// Every recorded file hash matches coreutils' sha256sum of the file on disk, and every entry
+/// of a directory output too.
+fn file_and_directory_hashes_match_the_disk(env: &Env, db: &rusqlite::Connection) {
     // every recorded file hash matches coreutils' sha256sum of the file on disk
     let files = rows(
-        &db,
+        db,
         "SELECT a.path, v.blob_hash FROM io_edges e JOIN artifact_versions v ON v.id = e.av_id
          JOIN artifacts a ON a.id = v.artifact_id JOIN blobs b ON b.hash = v.blob_hash WHERE b.kind = 'file'",
     );
@@ -49,7 +58,7 @@ fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
     // directory outputs: every entry is listed with its own correct hash
     let mut entries = Vec::new();
     for r in rows(
-        &db,
+        db,
         "SELECT a.path, v.blob_hash, hex(c.data) FROM artifacts a JOIN artifact_versions v ON v.artifact_id = a.id
          JOIN contents c ON c.hash = v.blob_hash WHERE a.path IN ('data', 'model')",
     ) {
@@ -68,9 +77,13 @@ fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
     for r in &entries {
         assert_eq!(r[1], env.sha256sum(&r[0]), "hash of {}", r[0]);
     }
+}
+
+/// Lineage edges (train used data/ and generated model/), and where each input came from.
+fn lineage_edges_and_origins(db: &rusqlite::Connection) {
     // lineage edges: train used data/ and generated model/
     let edges = rows(
-        &db,
+        db,
         "SELECT s.step, e.direction, a.path FROM io_edges e JOIN step_execs s ON s.id = e.step_exec
          JOIN artifact_versions v ON v.id = e.av_id JOIN artifacts a ON a.id = v.artifact_id
          WHERE s.step = 'train' ORDER BY e.direction, a.path",
@@ -86,7 +99,7 @@ fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
 
     // where each input version came from: the commit, or another step
     let origins = rows(
-        &db,
+        db,
         "SELECT DISTINCT a.path, e.origin FROM io_edges e JOIN artifact_versions v ON v.id = e.av_id
          JOIN artifacts a ON a.id = v.artifact_id WHERE e.direction = 'in' ORDER BY a.path",
     );
@@ -98,11 +111,14 @@ fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
         origins.contains(&vec!["data".into(), "step".into()]),
         "{origins:?}"
     );
+}
 
+/// The git state at the start, params per step (substituted in the command), and metrics.
+fn git_params_and_metrics(env: &Env, db: &rusqlite::Connection) {
     // git: the commit is HEAD, clean tree
     let head = env.git_cmd(&["rev-parse", "HEAD"]);
     let git = rows(
-        &db,
+        db,
         "SELECT g.commit_sha, g.branch, g.dirty, g.is_repo FROM runs r JOIN git_snapshots g ON g.id = r.git_start",
     );
     assert_eq!(git, [[head.as_str(), "main", "0", "1"]]);
@@ -110,19 +126,19 @@ fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
     // params per step, after substitution in the command
     assert_eq!(
         rows(
-            &db,
+            db,
             "SELECT p.key, p.value FROM params p JOIN step_execs s ON s.id = p.step_exec WHERE s.step = 'generate' ORDER BY key"
         ),
         [["data.rows", "2000"], ["seed", "42"]]
     );
     assert_eq!(
-        one::<String>(&db, "SELECT argv FROM step_execs WHERE step = 'generate'"),
+        one::<String>(db, "SELECT argv FROM step_execs WHERE step = 'generate'"),
         r#"["sh","-c","python3 demo/generate.py --rows 2000 --seed 42 --out data/"]"#
     );
 
     // metrics from the declared file and from $MLRUN_METRICS
     let metrics = rows(
-        &db,
+        db,
         "SELECT key, value, source FROM metrics m JOIN step_execs s ON s.id = m.step_exec WHERE s.step = 'evaluate' ORDER BY key",
     );
     assert!(
@@ -137,7 +153,10 @@ fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
         metrics.contains(&vec!["n_test".into(), "500".into(), "MLRUN_METRICS".into()]),
         "{metrics:?}"
     );
+}
 
+/// The environment (interpreter, lock file hash, machine facts), and the logs captured in full.
+fn environment_and_logs(env: &Env, db: &rusqlite::Connection) {
     // environment: interpreter version, lock file hash, machine facts
     let (interp, locks, os, cores): (String, String, String, i64) = db
         .query_row(
@@ -155,7 +174,7 @@ fn demo_pipeline_records_hashes_git_params_metrics_and_env() {
 
     // logs are captured in full
     let log: String = one(
-        &db,
+        db,
         "SELECT CAST(c.data AS TEXT) FROM step_logs l JOIN contents c ON c.hash = l.content_hash JOIN step_execs s ON s.id = l.step_exec
          WHERE s.step = 'evaluate' AND l.stream = 'stdout'",
     );

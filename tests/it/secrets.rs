@@ -47,9 +47,9 @@ QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0037
 
 /// The review's attack: at least 27 secrets of every kind, planted at once; none may be found
 /// in the store, in the live output of the runs, or in any read command's output.
-// Long on purpose: the attack plants every kind of secret at once (its table alone is 30
-// lines) and then searches the store and every command's output for all of them; split, each
-// part would plant them again and no longer show that none leaks from the same runs.
+// One attack in named steps: every kind of secret is planted at once (the table alone is 30
+// lines), then the store and every command's output are searched for all of them; as separate
+// tests each would plant them again and no longer show that none leaks from the same runs.
 #[test]
 fn planted_secrets_are_found_nowhere() {
     // by name (each name rule), by value (each credential pattern), both inherited by mlrun
@@ -85,6 +85,33 @@ fn planted_secrets_are_found_nowhere() {
             "-----BEGIN RSA PRIVATE KEY-----\nMIIEplantedenvbody0024AAAA\n-----END RSA PRIVATE KEY-----",
         ),
     ];
+    let env = plant(vars);
+    let first = env.mlrun(&["run", "-p", "api_key=cli-param-0027"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let second = env.mlrun(&["run", "-p", "api_key=cli-param-0039"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    // the step saw the real values
+    assert_eq!(
+        std::fs::read_to_string(env.path("out.txt")).unwrap(),
+        "ok\n"
+    );
+
+    let planted = planted_values(vars);
+    assert_store_clean(&env, &planted);
+    for (what, out) in [("the first run", &first), ("the second run", &second)] {
+        assert_clean(what, &out.all(), &planted);
+    }
+    // the lines after a masked block still reach the terminal
+    assert!(first.stdout.contains("substituted <redacted"), "{first:?}");
+
+    let db = env.db();
+    no_read_command_shows_them(&env, &db, &planted);
+    markers_are_recorded_in_their_place(&env, &db);
+}
+
+/// A project whose environment, remote URL, files, params, commands and argv hold the secrets,
+/// with uncommitted edits holding more.
+fn plant(vars: &[(&str, &str)]) -> Env {
     let mut env = Env::git();
     for (k, v) in vars {
         env.set_env(k, v);
@@ -140,16 +167,11 @@ outputs = ["argv.txt"]
         "[db]\nhost = x\npassword = diffpw0032\ngithub = ghp_diff0033abcdefghijklmnopqrstuvw\n-----BEGIN PRIVATE KEY-----\nMIIEdiffbody0038AAAA\n-----END PRIVATE KEY-----\n",
     );
 
-    let first = env.mlrun(&["run", "-p", "api_key=cli-param-0027"]);
-    assert_eq!(first.code, 0, "{first:?}");
-    let second = env.mlrun(&["run", "-p", "api_key=cli-param-0039"]);
-    assert_eq!(second.code, 0, "{second:?}");
-    // the step saw the real values
-    assert_eq!(
-        std::fs::read_to_string(env.path("out.txt")).unwrap(),
-        "ok\n"
-    );
+    env
+}
 
+/// Every planted value to search for.
+fn planted_values<'a>(vars: &[(&'a str, &'a str)]) -> Vec<&'a str> {
     let mut planted: Vec<&str> = vars.iter().map(|(_, v)| *v).collect();
     // the PEM blocks: judged by their body and END lines, not their (public) BEGIN line
     planted.retain(|v| !v.starts_with("-----BEGIN"));
@@ -174,15 +196,12 @@ outputs = ["argv.txt"]
     ]);
     assert!(planted.len() >= 27, "{}", planted.len());
 
-    assert_store_clean(&env, &planted);
-    for (what, out) in [("the first run", &first), ("the second run", &second)] {
-        assert_clean(what, &out.all(), &planted);
-    }
-    // the lines after a masked block still reach the terminal
-    assert!(first.stdout.contains("substituted <redacted"), "{first:?}");
+    planted
+}
 
-    let db = env.db();
-    let ids: Vec<String> = rows(&db, "SELECT id FROM runs ORDER BY started_at")
+/// No read command's output holds a planted value.
+fn no_read_command_shows_them(env: &Env, db: &rusqlite::Connection, planted: &[&str]) {
+    let ids: Vec<String> = rows(db, "SELECT id FROM runs ORDER BY started_at")
         .into_iter()
         .map(|r| r[0].clone())
         .collect();
@@ -211,11 +230,15 @@ outputs = ["argv.txt"]
     for args in &reads {
         let out: Out = env.mlrun(args);
         assert!(out.code == 0 || args[0] == "status", "{args:?}: {out:?}");
-        assert_clean(&format!("`mlrun {}`", args.join(" ")), &out.all(), &planted);
+        assert_clean(&format!("`mlrun {}`", args.join(" ")), &out.all(), planted);
     }
-    // what was recorded in their place is a marker, for params, commands and argv alike
+}
+
+/// What was recorded in their place is a marker, for params, commands and argv alike; the
+/// recorded diff still applies to the commit (with the secrets masked).
+fn markers_are_recorded_in_their_place(env: &Env, db: &rusqlite::Connection) {
     let params = rows(
-        &db,
+        db,
         "SELECT key, value FROM params WHERE key IN ('db.password', 'api_key', 'token')",
     );
     assert_eq!(params.len(), 6, "{params:?}");
@@ -224,7 +247,7 @@ outputs = ["argv.txt"]
         "{params:?}"
     );
     let argv: String = one(
-        &db,
+        db,
         "SELECT argv FROM step_execs WHERE step = 'argv' LIMIT 1",
     );
     assert!(argv.contains(r#""--password","<redacted:"#), "{argv}");

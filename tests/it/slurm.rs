@@ -156,7 +156,15 @@ metrics = ["metrics.json"]
 "#,
     );
     env.commit("pipeline");
-    let (out, v) = run_json(&env, &["-j", "2"]);
+    let jobs = each_step_runs_as_a_job(&env);
+    reuse_submits_nothing(&env, jobs);
+    the_local_executor_runs_the_same_steps_here(&env);
+}
+
+/// The first run: each step a job, recorded as a local step is, plus its job; the number of
+/// jobs recorded.
+fn each_step_runs_as_a_job(env: &Env) -> i64 {
+    let (out, v) = run_json(env, &["-j", "2"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(v["status"], "succeeded");
     // the job's output is shown live, tagged with its step, like a local step's
@@ -166,7 +174,7 @@ metrics = ["metrics.json"]
         std::fs::read_to_string(env.path("model.txt")).unwrap(),
         "DATA\nother\n"
     );
-    let show = show_json(&env);
+    let show = show_json(env);
     for name in ["prep", "other", "train"] {
         let s = step(&show, name);
         assert_eq!(s["executor"], "slurm", "{s}");
@@ -193,9 +201,13 @@ metrics = ["metrics.json"]
     assert!(text.stdout.contains("job     slurm job "), "{text:?}");
     let jobs_before: i64 = one(&env.db(), "SELECT count(*) FROM step_jobs");
     assert_eq!(jobs_before, 3);
+    jobs_before
+}
 
-    // nothing changed: every step is reused and no job is submitted
-    let (out, v) = run_json(&env, &[]);
+/// Nothing changed: every step is reused and no job is submitted; an output deleted is
+/// restored from the object store, still without a job.
+fn reuse_submits_nothing(env: &Env, jobs_before: i64) {
+    let (out, v) = run_json(env, &[]);
     assert_eq!(out.code, 0, "{out:?}");
     for s in v["steps"].as_array().unwrap() {
         assert_eq!(s["status"], "cached", "{s}");
@@ -204,7 +216,7 @@ metrics = ["metrics.json"]
     assert_eq!(jobs_after, jobs_before);
     // an output deleted: restored from the object store, still no job
     std::fs::remove_file(env.path("model.txt")).unwrap();
-    let (out, v) = run_json(&env, &[]);
+    let (out, v) = run_json(env, &[]);
     assert_eq!(out.code, 0, "{out:?}");
     let train = v["steps"]
         .as_array()
@@ -219,11 +231,14 @@ metrics = ["metrics.json"]
     );
     let jobs_after: i64 = one(&env.db(), "SELECT count(*) FROM step_jobs");
     assert_eq!(jobs_after, jobs_before);
+}
 
-    // `--executor local` runs the same pipeline here: no job, and diff says where each ran
+/// `--executor local` runs the same pipeline here: no job, and diff and compare say where each
+/// step ran.
+fn the_local_executor_runs_the_same_steps_here(env: &Env) {
     let out = env.mlrun(&["run", "--force", "--executor", "local"]);
     assert_eq!(out.code, 0, "{out:?}");
-    let show = show_json(&env);
+    let show = show_json(env);
     assert_eq!(step(&show, "train")["executor"], "local");
     assert!(step(&show, "train").get("job").is_none());
     let ids = env.run_ids();

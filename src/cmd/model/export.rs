@@ -67,10 +67,6 @@ pub(super) fn project_repo(dir: &Path, why: &str) -> Result<std::path::PathBuf> 
 /// writes only the moves made since.
 pub(super) const MOVE_TRAILER: &str = "mlrun-alias-move:";
 
-// Long on purpose: after reading the existing tags (`existing_tags`) it is one pass over the
-// registry's events in time order that updates the tag counters, the per-alias assignment state
-// and the planned tags together, then writes them in order with increasing dates; splitting the
-// pass would thread all of that state through every part. The report is `report`.
 pub(super) fn export_tags(
     args: ModelExportTagsArgs,
     store_dir: Option<&Path>,
@@ -83,19 +79,61 @@ pub(super) fn export_tags(
         "export-tags writes git tags into the repository of the project",
     )?;
     let Existing {
-        tags: mut existing,
+        tags: existing,
         moves_done,
         newest_secs,
-        mut counters,
+        counters,
     } = existing_tags(&root)?;
-    // events in time order: registrations and alias moves
-    enum Ev<'a> {
-        Reg(&'a ModelVersion),
-        Move(&'a models::AliasMove),
-    }
     let all = store.all_models()?;
+    let mut p = Planner {
+        // (name, label) → the commit its run started at
+        commits: all
+            .iter()
+            .flat_map(|m| m.versions.iter())
+            .map(|v| ((v.name.as_str(), v.version.as_str()), v.commit.as_ref()))
+            .collect(),
+        assigned: BTreeMap::new(),
+        counters,
+        moves_done,
+        planned: Vec::new(),
+        tags: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (at, _, ev) in events(&all) {
+        match ev {
+            Ev::Reg(v) => p.registration(at, v),
+            Ev::Move(h) => p.alias_move(at, h),
+        }
+    }
+    let Planner {
+        planned,
+        mut tags,
+        mut skipped,
+        ..
+    } = p;
+    write_tags(
+        &root,
+        planned,
+        existing,
+        newest_secs,
+        args.dry_run,
+        &mut tags,
+        &mut skipped,
+    )?;
+    Ok(report(&args, &Style::stderr(color), &tags, &skipped))
+}
+
+/// A registry event: a version registered, or an alias moved.
+enum Ev<'a> {
+    Reg(&'a ModelVersion),
+    Move(&'a models::AliasMove),
+}
+
+/// Every registration and alias move, in time order (a registration before a move at the
+/// same time).
+fn events(all: &[models::Model]) -> Vec<(i64, u8, Ev<'_>)> {
     let mut events: Vec<(i64, u8, Ev)> = Vec::new();
-    for m in &all {
+    for m in all {
         for v in &m.versions {
             events.push((v.registered_at, 0, Ev::Reg(v)));
         }
@@ -104,118 +142,165 @@ pub(super) fn export_tags(
         }
     }
     events.sort_by_key(|(at, kind, _)| (*at, *kind));
-    let err = Style::stderr(color);
-    let mut tags = Vec::new();
-    let mut skipped = Vec::new();
-    // (name, label) → the commit its run started at
-    let commits: BTreeMap<(&str, &str), Option<&String>> = all
-        .iter()
-        .flat_map(|m| m.versions.iter())
-        .map(|v| ((v.name.as_str(), v.version.as_str()), v.commit.as_ref()))
-        .collect();
-    // GTO keeps every version a stage was assigned to and shows the newest one still assigned:
-    // moving `prod` from v1 to v2 leaves v1 assigned underneath. So removing an alias unassigns
-    // it from each version it was assigned to (per name and alias, from the log).
-    let mut assigned: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
-    // (tag, commit, message, by)
-    let mut planned: Vec<(i64, String, String, String, String)> = Vec::new();
-    for (at, _, ev) in events {
-        match ev {
-            Ev::Reg(v) => {
-                let Some(commit) = v.commit.clone() else {
-                    skipped.push(format!(
-                        "{}@{}: no recorded run made it at a git commit",
-                        v.name, v.version
-                    ));
-                    continue;
-                };
-                let mut message = format!(
-                    "Registering artifact {} version {}\n\n{} {}",
-                    v.name,
-                    gto_version(&v.version),
-                    v.path,
-                    v.hash
-                );
-                if let Some(msg) = &v.message {
-                    message = format!("{msg}\n\n{message}");
-                }
-                if let Some(run) = &v.run_id {
-                    message += &format!("\nmlrun-run: {run}");
-                }
-                let tag = format!("{}@{}", v.name, gto_version(&v.version));
-                planned.push((at, tag, commit, message, v.registered_by.clone()));
+    events
+}
+
+/// A tag to write: when its event happened, its name, commit, message and tagger.
+struct Planned {
+    at: i64,
+    tag: String,
+    commit: String,
+    message: String,
+    by: String,
+}
+
+/// The tags planned from the registry's events, in one pass in time order.
+struct Planner<'a> {
+    /// (name, label) → the commit its run started at
+    commits: BTreeMap<(&'a str, &'a str), Option<&'a String>>,
+    /// GTO keeps every version a stage was assigned to and shows the newest one still assigned:
+    /// moving `prod` from v1 to v2 leaves v1 assigned underneath. So removing an alias unassigns
+    /// it from each version it was assigned to (per name and alias, from the log).
+    assigned: BTreeMap<(&'a str, &'a str), Vec<&'a str>>,
+    /// GTO counts a name's assignment tags: `NAME#STAGE#N` continues from the highest N
+    counters: BTreeMap<String, u64>,
+    /// alias-log row id → the (tag, commit) pairs an earlier export wrote for it
+    moves_done: BTreeMap<String, Vec<(String, String)>>,
+    planned: Vec<Planned>,
+    tags: Vec<TagOut>,
+    skipped: Vec<String>,
+}
+
+impl<'a> Planner<'a> {
+    /// A registration: `NAME@vN` at the commit its run started at.
+    fn registration(&mut self, at: i64, v: &ModelVersion) {
+        let Some(commit) = v.commit.clone() else {
+            self.skipped.push(format!(
+                "{}@{}: no recorded run made it at a git commit",
+                v.name, v.version
+            ));
+            return;
+        };
+        let mut message = format!(
+            "Registering artifact {} version {}\n\n{} {}",
+            v.name,
+            gto_version(&v.version),
+            v.path,
+            v.hash
+        );
+        if let Some(msg) = &v.message {
+            message = format!("{msg}\n\n{message}");
+        }
+        if let Some(run) = &v.run_id {
+            message += &format!("\nmlrun-run: {run}");
+        }
+        let tag = format!("{}@{}", v.name, gto_version(&v.version));
+        self.planned.push(Planned {
+            at,
+            tag,
+            commit,
+            message,
+            by: v.registered_by.clone(),
+        });
+    }
+
+    /// An alias move: an assignment tag (or, removed, an unassignment per version it was
+    /// assigned to), unless an earlier export wrote it.
+    fn alias_move(&mut self, at: i64, h: &'a models::AliasMove) {
+        let key = (h.name.as_str(), h.alias.as_str());
+        // (label, assign?) for each tag this move makes
+        let mut steps: Vec<(&str, bool)> = Vec::new();
+        match &h.to {
+            Some(t) => {
+                steps.push((t.as_str(), true));
+                let a = self.assigned.entry(key).or_default();
+                a.retain(|l| l != t);
+                a.push(t.as_str());
             }
-            Ev::Move(h) => {
-                let key = (h.name.as_str(), h.alias.as_str());
-                // (label, assign?) for each tag this move makes
-                let mut steps: Vec<(&str, bool)> = Vec::new();
-                match &h.to {
-                    Some(t) => {
-                        steps.push((t.as_str(), true));
-                        let a = assigned.entry(key).or_default();
-                        a.retain(|l| l != t);
-                        a.push(t.as_str());
-                    }
-                    None => {
-                        for l in assigned.remove(&key).unwrap_or_default() {
-                            steps.push((l, false));
-                        }
-                    }
-                }
-                if let Some(done) = moves_done.get(&h.id.to_string()) {
-                    for (tag, commit) in done {
-                        tags.push(TagOut {
-                            tag: tag.clone(),
-                            commit: commit.chars().take(40).collect(),
-                            message: String::new(),
-                            status: "exists".into(),
-                        });
-                    }
-                    continue;
-                }
-                for (label, assign) in steps {
-                    let Some(Some(commit)) = commits.get(&(h.name.as_str(), label)) else {
-                        skipped.push(format!(
-                            "{}#{} ({label}): that version was made at no recorded git commit",
-                            h.name, h.alias
-                        ));
-                        continue;
-                    };
-                    let c = counters.entry(h.name.clone()).or_default();
-                    *c += 1;
-                    let (tag, what) = if assign {
-                        (
-                            format!("{}#{}#{c}", h.name, h.alias),
-                            format!(
-                                "Assigning stage {} to artifact {} version {}",
-                                h.alias,
-                                h.name,
-                                gto_version(label)
-                            ),
-                        )
-                    } else {
-                        (
-                            format!("{}#{}!#{c}", h.name, h.alias),
-                            format!(
-                                "Unassigning stage {} from artifact {} version {}",
-                                h.alias,
-                                h.name,
-                                gto_version(label)
-                            ),
-                        )
-                    };
-                    let mut message = what;
-                    if let Some(msg) = &h.message {
-                        message = format!("{msg}\n\n{message}");
-                    }
-                    message += &format!("\n{MOVE_TRAILER} {}", h.id);
-                    planned.push((at, tag, (*commit).clone(), message, h.by.clone()));
+            None => {
+                for l in self.assigned.remove(&key).unwrap_or_default() {
+                    steps.push((l, false));
                 }
             }
         }
+        if let Some(done) = self.moves_done.get(&h.id.to_string()) {
+            for (tag, commit) in done {
+                self.tags.push(TagOut {
+                    tag: tag.clone(),
+                    commit: commit.chars().take(40).collect(),
+                    message: String::new(),
+                    status: "exists".into(),
+                });
+            }
+            return;
+        }
+        for (label, assign) in steps {
+            let Some(Some(commit)) = self.commits.get(&(h.name.as_str(), label)) else {
+                self.skipped.push(format!(
+                    "{}#{} ({label}): that version was made at no recorded git commit",
+                    h.name, h.alias
+                ));
+                continue;
+            };
+            let commit = (*commit).clone();
+            let c = self.counters.entry(h.name.clone()).or_default();
+            *c += 1;
+            let (tag, what) = if assign {
+                (
+                    format!("{}#{}#{c}", h.name, h.alias),
+                    format!(
+                        "Assigning stage {} to artifact {} version {}",
+                        h.alias,
+                        h.name,
+                        gto_version(label)
+                    ),
+                )
+            } else {
+                (
+                    format!("{}#{}!#{c}", h.name, h.alias),
+                    format!(
+                        "Unassigning stage {} from artifact {} version {}",
+                        h.alias,
+                        h.name,
+                        gto_version(label)
+                    ),
+                )
+            };
+            let mut message = what;
+            if let Some(msg) = &h.message {
+                message = format!("{msg}\n\n{message}");
+            }
+            message += &format!("\n{MOVE_TRAILER} {}", h.id);
+            self.planned.push(Planned {
+                at,
+                tag,
+                commit,
+                message,
+                by: h.by.clone(),
+            });
+        }
     }
+}
+
+/// Write the planned tags in order (those already there kept), each dated after the one before.
+fn write_tags(
+    root: &Path,
+    planned: Vec<Planned>,
+    mut existing: BTreeMap<String, String>,
+    newest_secs: i64,
+    dry_run: bool,
+    tags: &mut Vec<TagOut>,
+    skipped: &mut Vec<String>,
+) -> Result<()> {
     let mut last_secs = newest_secs;
-    for (at, tag, commit, message, by) in planned {
+    for Planned {
+        at,
+        tag,
+        commit,
+        message,
+        by,
+    } in planned
+    {
         if existing.contains_key(&tag) {
             tags.push(TagOut {
                 tag,
@@ -226,7 +311,7 @@ pub(super) fn export_tags(
             continue;
         }
         if git(
-            &root,
+            root,
             &["cat-file", "-e", &format!("{commit}^{{commit}}")],
             &[],
         )
@@ -242,9 +327,9 @@ pub(super) fn export_tags(
         // after the tags already there
         let secs = (at / 1000).max(last_secs + 1);
         last_secs = secs;
-        if !args.dry_run {
+        if !dry_run {
             git(
-                &root,
+                root,
                 &["tag", "-a", &tag, "-m", &message, &commit],
                 &[
                     ("GIT_COMMITTER_DATE", format!("@{secs} +0000")),
@@ -257,14 +342,14 @@ pub(super) fn export_tags(
             tag,
             commit,
             message,
-            status: if args.dry_run {
+            status: if dry_run {
                 "would-write".into()
             } else {
                 "written".into()
             },
         });
     }
-    Ok(report(&args, &err, &tags, &skipped))
+    Ok(())
 }
 
 /// The tags already in the repository, as export-tags continues from them.

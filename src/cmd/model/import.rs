@@ -115,9 +115,6 @@ pub(super) struct Imported {
     detail: String,
 }
 
-// Long on purpose: its passes (registrations by commit, then GTO's stage assignments replayed per
-// name and stage, then the report) share the `note` and `tagged` closures and the maps each pass
-// builds for the next; splitting it would thread those through every part.
 pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -> Result<i32> {
     let dir = store::find_dir(store_dir)?;
     let mut store = Store::open_existing(&dir)?;
@@ -129,8 +126,6 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
     let prefix = git(&root, &["rev-parse", "--show-prefix"], &[])?
         .trim()
         .to_string();
-    let by = user_name();
-    let now = now_ms();
     let mut tags = read_tags(&root)?;
     tags.sort_by_key(|t| {
         let counter = match parse_gto_tag(&t.name) {
@@ -139,21 +134,14 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
         };
         (t.date, counter)
     });
-    let mut done: Vec<Imported> = Vec::new();
-    let mut note = |tag: &str, status: &str, detail: String| {
-        done.push(Imported {
-            tag: tag.to_string(),
-            status: status.to_string(),
-            detail,
-        })
-    };
-    let tagged = |t: &GitTag| {
-        format!(
-            "from git tag {} (by {}, {})",
-            t.name,
-            t.tagger,
-            time::local(t.date * 1000)
-        )
+    let mut im = Importer {
+        store: &mut store,
+        root: &root,
+        prefix: &prefix,
+        by: user_name(),
+        now: now_ms(),
+        dry_run: args.dry_run,
+        done: Vec::new(),
     };
     // registrations first: a stage names a version by its commit
     // (name, commit) → label
@@ -161,204 +149,284 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
     for t in &tags {
         match parse_gto_tag(&t.name) {
             Some(GtoTag::Register { name, version }) => {
-                let label = crate::pipeline::model_name::parse_version(&version)?;
-                // mlrun's own numbers read back as they were written
-                let label = if label.semver == format!("{}.0.0", label.major) {
-                    crate::pipeline::model_name::parse_version(&label.major.to_string())?
-                } else {
-                    label
-                };
-                // the content: the `PATH HASH` line export-tags writes, else GTO's artifacts.yaml
-                let by_line = t.message.lines().find_map(|l| {
-                    let (p, h) = l.rsplit_once(' ')?;
-                    (h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
-                        .then(|| (p.to_string(), h.to_string()))
-                });
-                let av = match by_line {
-                    Some((p, h)) => store.version_by_content(&p, &h)?.map(|v| v.av_id),
-                    None => None,
-                };
-                let av = match av {
-                    Some(av) => Some(av),
-                    None => {
-                        let yaml = git(
-                            &root,
-                            &["show", &format!("{}:{prefix}artifacts.yaml", t.commit)],
-                            &[],
-                        )
-                        .ok()
-                        .or_else(|| {
-                            git(
-                                &root,
-                                &["show", &format!("{}:artifacts.yaml", t.commit)],
-                                &[],
-                            )
-                            .ok()
-                        });
-                        let path = yaml
-                            .and_then(|y| serde_norway::from_str::<serde_json::Value>(&y).ok())
-                            .and_then(|v| v.get(&name)?.get("path")?.as_str().map(str::to_string))
-                            .map(|p| {
-                                p.strip_prefix(&prefix)
-                                    .unwrap_or(&p)
-                                    .trim_start_matches("./")
-                                    .trim_end_matches('/')
-                                    .to_string()
-                            });
-                        match path {
-                            None => {
-                                note(&t.name, "skipped", "neither its message nor artifacts.yaml at its commit says which file it is".into());
-                                continue;
-                            }
-                            Some(p) => match store.produced_at_commit(&p, &t.commit)?.as_slice() {
-                                [one] => Some(*one),
-                                [] => {
-                                    note(
-                                        &t.name,
-                                        "skipped",
-                                        format!(
-                                            "no recorded run at commit {} produced `{p}`",
-                                            short_hash(&t.commit)
-                                        ),
-                                    );
-                                    continue;
-                                }
-                                _ => {
-                                    note(
-                                        &t.name,
-                                        "skipped",
-                                        format!(
-                                            "runs at commit {} produced several versions of `{p}`",
-                                            short_hash(&t.commit)
-                                        ),
-                                    );
-                                    continue;
-                                }
-                            },
-                        }
-                    }
-                };
-                let Some(av) = av else {
-                    note(
-                        &t.name,
-                        "skipped",
-                        "the version its message names was never recorded in this store".into(),
-                    );
-                    continue;
-                };
-                if crate::pipeline::model_name::check_name(&name).is_err() {
-                    note(
-                        &t.name,
-                        "skipped",
-                        format!("`{name}` is not a model name mlrun accepts"),
-                    );
-                    continue;
-                }
-                if args.dry_run {
-                    at_commit.insert((name.clone(), t.commit.clone()), label.label.clone());
-                    note(&t.name, "would-register", format!("{name}@{}", label.label));
-                    continue;
-                }
-                let exec = store.model_producer(av, None)?;
-                let run = match exec {
-                    Some(e) => store.run_of_exec(e)?,
-                    None => None,
-                };
-                let msg = format!("imported {}", tagged(t));
-                match store.register_model(&models::NewVersion {
-                    name: &name,
-                    av_id: av,
-                    exec_id: exec,
-                    run_id: run.as_deref(),
-                    version: Some(&label),
-                    by: &by,
-                    message: Some(&msg),
-                    auto: false,
-                    at: now,
-                }) {
-                    Ok(r) => {
-                        at_commit
-                            .insert((name.clone(), t.commit.clone()), r.version.version.clone());
-                        let status = if r.new { "registered" } else { "already" };
-                        note(&t.name, status, format!("{name}@{}", r.version.version));
-                    }
-                    Err(e) => note(&t.name, "skipped", e.message),
-                }
+                im.register(t, name, &version, &mut at_commit)?
             }
-            Some(GtoTag::Deregister) => note(
+            Some(GtoTag::Deregister) => im.note(
                 &t.name,
                 "skipped",
                 "mlrun never deregisters a version (versions are immutable)".into(),
             ),
-            Some(GtoTag::Other) => note(&t.name, "skipped", "deprecations are not imported".into()),
+            Some(GtoTag::Other) => {
+                im.note(&t.name, "skipped", "deprecations are not imported".into())
+            }
             _ => {}
         }
     }
-    // stages: replay GTO's assignments per (name, stage); the alias moves when the newest tag
-    // leaves it somewhere other than where it points and is newer than its last move
-    let mut active: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let mut last: BTreeMap<(String, String), &GitTag> = BTreeMap::new();
-    for t in &tags {
-        let Some(GtoTag::Stage {
-            name,
-            stage,
-            assign,
-            ..
-        }) = parse_gto_tag(&t.name)
-        else {
-            continue;
-        };
-        let Some(label) = at_commit
-            .get(&(name.clone(), t.commit.clone()))
-            .cloned()
-            .or_else(|| {
-                store
-                    .model_versions(&name)
-                    .ok()?
-                    .into_iter()
-                    .find(|v| v.commit.as_deref() == Some(t.commit.as_str()))
-                    .map(|v| v.version)
-            })
-        else {
-            note(
-                &t.name,
-                "skipped",
-                format!(
-                    "no version of `{name}` is registered at commit {}",
-                    short_hash(&t.commit)
-                ),
-            );
-            continue;
-        };
-        let a = active.entry((name.clone(), stage.clone())).or_default();
-        a.retain(|l| *l != label);
-        if assign {
-            a.push(label);
-        }
-        last.insert((name, stage), t);
-    }
-    let log = store.alias_log(None)?;
+    let (active, last) = im.replay_stages(&tags, &at_commit);
+    let log = im.store.alias_log(None)?;
     for ((name, stage), t) in &last {
         let want = active
             .get(&(name.clone(), stage.clone()))
             .and_then(|a| a.last().cloned());
+        im.move_alias(name, stage, t, want, &log)?;
+    }
+    report(&im.done, tags.len(), args.json);
+    Ok(0)
+}
+
+/// (model name, stage), or (model name, commit) for `at_commit`.
+type NameStage = (String, String);
+
+/// What importing tags works with, and what it did with each tag so far.
+struct Importer<'a> {
+    store: &'a mut Store,
+    root: &'a Path,
+    /// the project's directory inside the repository (`sub/`), or empty
+    prefix: &'a str,
+    by: String,
+    now: i64,
+    dry_run: bool,
+    done: Vec<Imported>,
+}
+
+/// `from git tag NAME (by TAGGER, DATE)`: where an imported change came from.
+fn tagged(t: &GitTag) -> String {
+    format!(
+        "from git tag {} (by {}, {})",
+        t.name,
+        t.tagger,
+        time::local(t.date * 1000)
+    )
+}
+
+impl Importer<'_> {
+    fn note(&mut self, tag: &str, status: &str, detail: String) {
+        self.done.push(Imported {
+            tag: tag.to_string(),
+            status: status.to_string(),
+            detail,
+        })
+    }
+
+    /// A registration tag: the version it names registered (its label kept in `at_commit`
+    /// for the stage tags), or why not.
+    fn register(
+        &mut self,
+        t: &GitTag,
+        name: String,
+        version: &str,
+        at_commit: &mut BTreeMap<(String, String), String>,
+    ) -> Result<()> {
+        let label = crate::pipeline::model_name::parse_version(version)?;
+        // mlrun's own numbers read back as they were written
+        let label = if label.semver == format!("{}.0.0", label.major) {
+            crate::pipeline::model_name::parse_version(&label.major.to_string())?
+        } else {
+            label
+        };
+        let Some(av) = self.version_named(t, &name)? else {
+            return Ok(());
+        };
+        if crate::pipeline::model_name::check_name(&name).is_err() {
+            self.note(
+                &t.name,
+                "skipped",
+                format!("`{name}` is not a model name mlrun accepts"),
+            );
+            return Ok(());
+        }
+        if self.dry_run {
+            at_commit.insert((name.clone(), t.commit.clone()), label.label.clone());
+            self.note(&t.name, "would-register", format!("{name}@{}", label.label));
+            return Ok(());
+        }
+        let exec = self.store.model_producer(av, None)?;
+        let run = match exec {
+            Some(e) => self.store.run_of_exec(e)?,
+            None => None,
+        };
+        let msg = format!("imported {}", tagged(t));
+        match self.store.register_model(&models::NewVersion {
+            name: &name,
+            av_id: av,
+            exec_id: exec,
+            run_id: run.as_deref(),
+            version: Some(&label),
+            by: &self.by,
+            message: Some(&msg),
+            auto: false,
+            at: self.now,
+        }) {
+            Ok(r) => {
+                at_commit.insert((name.clone(), t.commit.clone()), r.version.version.clone());
+                let status = if r.new { "registered" } else { "already" };
+                self.note(&t.name, status, format!("{name}@{}", r.version.version));
+            }
+            Err(e) => self.note(&t.name, "skipped", e.message),
+        }
+        Ok(())
+    }
+
+    /// The recorded version a registration tag names: the `PATH HASH` line export-tags writes,
+    /// else the path GTO's artifacts.yaml gives at the tag's commit and the one version of it
+    /// runs at that commit produced. None (noted): it cannot be told.
+    fn version_named(&mut self, t: &GitTag, name: &str) -> Result<Option<i64>> {
+        let by_line = t.message.lines().find_map(|l| {
+            let (p, h) = l.rsplit_once(' ')?;
+            (h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+                .then(|| (p.to_string(), h.to_string()))
+        });
+        // a line naming a version this store never recorded: artifacts.yaml may still say
+        if let Some((p, h)) = by_line
+            && let Some(v) = self.store.version_by_content(&p, &h)?
+        {
+            return Ok(Some(v.av_id));
+        }
+        let Some(p) = self.artifacts_yaml_path(t, name) else {
+            self.note(
+                &t.name,
+                "skipped",
+                "neither its message nor artifacts.yaml at its commit says which file it is".into(),
+            );
+            return Ok(None);
+        };
+        match self.store.produced_at_commit(&p, &t.commit)?.as_slice() {
+            [one] => Ok(Some(*one)),
+            [] => {
+                self.note(
+                    &t.name,
+                    "skipped",
+                    format!(
+                        "no recorded run at commit {} produced `{p}`",
+                        short_hash(&t.commit)
+                    ),
+                );
+                Ok(None)
+            }
+            _ => {
+                self.note(
+                    &t.name,
+                    "skipped",
+                    format!(
+                        "runs at commit {} produced several versions of `{p}`",
+                        short_hash(&t.commit)
+                    ),
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// The path of model `name` in GTO's artifacts.yaml at the tag's commit, relative to the
+    /// project.
+    fn artifacts_yaml_path(&self, t: &GitTag, name: &str) -> Option<String> {
+        let prefix = self.prefix;
+        let yaml = git(
+            self.root,
+            &["show", &format!("{}:{prefix}artifacts.yaml", t.commit)],
+            &[],
+        )
+        .ok()
+        .or_else(|| {
+            git(
+                self.root,
+                &["show", &format!("{}:artifacts.yaml", t.commit)],
+                &[],
+            )
+            .ok()
+        });
+        yaml.and_then(|y| serde_norway::from_str::<serde_json::Value>(&y).ok())
+            .and_then(|v| v.get(name)?.get("path")?.as_str().map(str::to_string))
+            .map(|p| {
+                p.strip_prefix(prefix)
+                    .unwrap_or(&p)
+                    .trim_start_matches("./")
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+    }
+
+    /// Replay GTO's assignments per (name, stage): the labels each stage holds, newest last,
+    /// and the newest tag of each.
+    fn replay_stages<'t>(
+        &mut self,
+        tags: &'t [GitTag],
+        at_commit: &BTreeMap<NameStage, String>,
+    ) -> (
+        BTreeMap<NameStage, Vec<String>>,
+        BTreeMap<NameStage, &'t GitTag>,
+    ) {
+        let mut active: BTreeMap<NameStage, Vec<String>> = BTreeMap::new();
+        let mut last: BTreeMap<NameStage, &GitTag> = BTreeMap::new();
+        for t in tags {
+            let Some(GtoTag::Stage {
+                name,
+                stage,
+                assign,
+                ..
+            }) = parse_gto_tag(&t.name)
+            else {
+                continue;
+            };
+            let Some(label) = at_commit
+                .get(&(name.clone(), t.commit.clone()))
+                .cloned()
+                .or_else(|| {
+                    self.store
+                        .model_versions(&name)
+                        .ok()?
+                        .into_iter()
+                        .find(|v| v.commit.as_deref() == Some(t.commit.as_str()))
+                        .map(|v| v.version)
+                })
+            else {
+                self.note(
+                    &t.name,
+                    "skipped",
+                    format!(
+                        "no version of `{name}` is registered at commit {}",
+                        short_hash(&t.commit)
+                    ),
+                );
+                continue;
+            };
+            let a = active.entry((name.clone(), stage.clone())).or_default();
+            a.retain(|l| *l != label);
+            if assign {
+                a.push(label);
+            }
+            last.insert((name, stage), t);
+        }
+        (active, last)
+    }
+
+    /// The alias moves when the newest tag leaves it somewhere other than where it points and
+    /// is newer than its last move.
+    fn move_alias(
+        &mut self,
+        name: &str,
+        stage: &str,
+        t: &GitTag,
+        want: Option<String>,
+        log: &[models::AliasMove],
+    ) -> Result<()> {
         if crate::pipeline::model_name::check_alias(stage).is_err() {
-            note(
+            self.note(
                 &t.name,
                 "skipped",
                 format!("`{stage}` is not an alias mlrun accepts"),
             );
-            continue;
+            return Ok(());
         }
-        let state = store.alias_state(name, stage)?;
+        let state = self.store.alias_state(name, stage)?;
         let now_at = state.as_ref().and_then(|(l, _)| l.clone());
         if now_at == want {
-            note(
+            self.note(
                 &t.name,
                 "current",
                 format!("{name}@{stage} is {}", want.as_deref().unwrap_or("not set")),
             );
-            continue;
+            return Ok(());
         }
         // a tag export-tags wrote from this store's log stands for that move, made at its own
         // time (the tag's date may have been pushed later to keep GTO's order)
@@ -373,37 +441,45 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
         if let Some((_, moved)) = &state
             && *moved >= tag_ms
         {
-            note(
+            self.note(
                 &t.name,
                 "skipped",
                 format!("{name}@{stage} moved in mlrun after this tag"),
             );
-            continue;
+            return Ok(());
         }
-        if args.dry_run {
-            note(
+        if self.dry_run {
+            self.note(
                 &t.name,
                 "would-move",
                 format!("{name}@{stage} → {}", want.as_deref().unwrap_or("removed")),
             );
-            continue;
+            return Ok(());
         }
         let msg = format!("imported {}", tagged(t));
-        match store.set_alias(name, stage, want.as_deref(), &by, Some(&msg), now) {
-            Ok(_) => note(
+        match self
+            .store
+            .set_alias(name, stage, want.as_deref(), &self.by, Some(&msg), self.now)
+        {
+            Ok(_) => self.note(
                 &t.name,
                 "moved",
                 format!("{name}@{stage} → {}", want.as_deref().unwrap_or("removed")),
             ),
-            Err(e) => note(&t.name, "skipped", e.message),
+            Err(e) => self.note(&t.name, "skipped", e.message),
         }
+        Ok(())
     }
-    if args.json {
-        emit(&(serde_json::to_string_pretty(&done).unwrap_or_default() + "\n"));
-        return Ok(0);
+}
+
+/// What became of each tag (`--json`: the list), and how many changes that made.
+fn report(done: &[Imported], tags: usize, json: bool) {
+    if json {
+        emit(&(serde_json::to_string_pretty(done).unwrap_or_default() + "\n"));
+        return;
     }
     let mut s = String::new();
-    for d in &done {
+    for d in done {
         s += &format!("{:<14} {}  {}\n", d.status, d.tag, d.detail);
     }
     let changed = done
@@ -413,9 +489,8 @@ pub(super) fn import_tags(args: ModelExportTagsArgs, store_dir: Option<&Path>) -
     s += &format!(
         "{changed} change{} ({} tag{} read)\n",
         if changed == 1 { "" } else { "s" },
-        tags.len(),
-        if tags.len() == 1 { "" } else { "s" }
+        tags,
+        if tags == 1 { "" } else { "s" }
     );
     emit(&s);
-    Ok(0)
 }

@@ -9,6 +9,7 @@
 //! project: `spec.json` (what to run), `job.sh` (the batch script), `stdout`, `stderr`,
 //! `node.json`, `status.json` (written by the wrapper).
 
+mod end;
 pub mod follow;
 pub mod poll;
 pub mod wrapper;
@@ -26,8 +27,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::plan::Resources;
 use crate::store::jobs::JobRecord;
 use crate::store::record::{StepStatus, now_ms};
-use poll::Seen;
-use wrapper::{ExitStatus, NodeEnv};
+use wrapper::NodeEnv;
 
 /// How long to wait for the wrapper's exit-status file once the scheduler says the job is over
 /// (a shared filesystem may show it late), unless `MLRUN_SLURM_STATUS_WAIT` says otherwise.
@@ -242,27 +242,19 @@ fn read_json<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Why mlrun stopped the job itself.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    Interrupt(i32),
-    Timeout,
-}
-
 /// Submit the job, follow it to its end and say how it ended. `submitted` is told the job id as
 /// soon as there is one (to record it before anything else can happen). Err: it could not be
 /// submitted.
 pub async fn run(
     spec: &JobSpec<'_>,
     events: &Sinks,
-    mut interrupt: watch::Receiver<Interrupt>,
+    interrupt: watch::Receiver<Interrupt>,
     submitted: impl FnOnce(&str, i64),
 ) -> Result<JobOutcome> {
     let step = spec.child.step;
     let job_id = submit(spec).await?;
     let submitted_at = now_ms();
     submitted(&job_id, submitted_at);
-    let mut watch = poll::watch(&job_id);
     let (done_tx, done_rx) = watch::channel(false);
     let follower = |name: &str, stream: Stream| follow::Follow {
         path: spec.dir.join(name),
@@ -278,243 +270,20 @@ pub async fn run(
     let out = tokio::spawn(follower("stdout", Stream::Stdout).run(done_rx.clone()));
     let err = tokio::spawn(follower("stderr", Stream::Stderr).run(done_rx));
 
-    let mut stopped: Option<Stop> = match *interrupt.borrow_and_update() {
-        Interrupt::Graceful(s) | Interrupt::Kill(s) => Some(Stop::Interrupt(s)),
-        Interrupt::None => None,
-    };
-    let mut cancel_error = None;
-    if stopped.is_some() {
-        cancel_error = cancel(&job_id).await.err();
-    }
-    let mut last: Option<poll::JobState> = None;
-    let mut deadline: Option<tokio::time::Instant> = None;
-    // when the scheduler was last heard from about this job (or the job was last seen)
-    let mut heard = tokio::time::Instant::now();
-    // once the scheduler says the job is over: when to give up on its status file
-    let mut status_by: Option<tokio::time::Instant> = None;
-    let mut file_delay = Duration::from_millis(100);
-    // when mlrun cancelled the job (it waits a bounded time for the cancel to take)
-    let mut stop_at: Option<tokio::time::Instant> = stopped.map(|_| tokio::time::Instant::now());
-    let mut lost: Option<String> = None;
-    let status: std::result::Result<Option<ExitStatus>, String> = loop {
-        let status = read_json::<ExitStatus>(&spec.dir, wrapper::STATUS);
-        let has_status = matches!(status, Ok(Some(_)));
-        match last.as_ref() {
-            // ended by the cluster or by mlrun: the job's state says how, nothing to wait for
-            Some(s)
-                if s.ended()
-                    && (stopped.is_some()
-                        || !matches!(s.state.as_str(), "COMPLETED" | "FAILED")) =>
-            {
-                break status;
-            }
-            // ended by itself: its exit status says how (a shared filesystem may show it late)
-            Some(s) if s.ended() => {
-                if has_status {
-                    break status;
-                }
-                status_by.get_or_insert_with(|| tokio::time::Instant::now() + status_wait());
-            }
-            _ if has_status && status_by.is_none() => {
-                // the step is over: ask the scheduler now, and wait for the job's end briefly
-                poll::nudge();
-                status_by = Some(tokio::time::Instant::now() + status_wait());
-            }
-            _ => {}
-        }
-        if let Some(by) = status_by
-            && tokio::time::Instant::now() >= by
-        {
-            break status;
-        }
-        if let Some(at) = stop_at
-            && at.elapsed() > spec.child.grace + Duration::from_secs(30)
-        {
-            break status;
-        }
-        if let Some(why) = &lost {
-            break Err(why.clone());
-        }
-        let timeout_at = deadline;
-        tokio::select! {
-            changed = watch.rx.changed() => {
-                if changed.is_err() { continue; }
-                let seen = watch.rx.borrow_and_update().clone();
-                match seen {
-                    Seen::Job(s) => {
-                        heard = tokio::time::Instant::now();
-                        if deadline.is_none() && stopped.is_none() && s.state != "PENDING"
-                            && let Some(t) = spec.child.timeout
-                        {
-                            deadline = Some(tokio::time::Instant::now() + t);
-                        }
-                        last = Some(s);
-                    }
-                    Seen::Unknown => {
-                        if status.as_ref().is_ok_and(|s| s.is_some()) {
-                            // the controller forgot it; the wrapper said how it ended
-                            status_by.get_or_insert_with(tokio::time::Instant::now);
-                        } else if heard.elapsed() > LOST_WAIT {
-                            lost = Some(format!("the scheduler no longer knows job {job_id} and it left no exit status"));
-                        }
-                    }
-                    Seen::Unreachable(msg) => {
-                        if heard.elapsed() > LOST_WAIT {
-                            lost = Some(format!("the scheduler could not be asked about job {job_id} for {}: {msg}", crate::report::duration_ms(LOST_WAIT.as_millis() as i64)));
-                        }
-                    }
-                    Seen::Nothing => {}
-                }
-            }
-            changed = interrupt.changed(), if !matches!(stopped, Some(Stop::Interrupt(_))) => {
-                if changed.is_err() { continue; }
-                let now = *interrupt.borrow();
-                if let Interrupt::Graceful(s) | Interrupt::Kill(s) = now {
-                    stopped = Some(Stop::Interrupt(s));
-                    stop_at = Some(tokio::time::Instant::now());
-                    cancel_error = cancel(&job_id).await.err();
-                    poll::nudge();
-                }
-            }
-            _ = async { tokio::time::sleep_until(timeout_at.unwrap_or_else(tokio::time::Instant::now)).await }, if timeout_at.is_some() && stopped.is_none() => {
-                stopped = Some(Stop::Timeout);
-                stop_at = Some(tokio::time::Instant::now());
-                cancel_error = cancel(&job_id).await.err();
-                poll::nudge();
-            }
-            _ = tokio::time::sleep(file_delay) => {
-                file_delay = (file_delay * 3 / 2).min(Duration::from_millis(500));
-            }
-        }
-    };
-    drop(watch);
+    let ended = end::wait(spec, &job_id, interrupt).await;
     let _ = done_tx.send(true);
     let stdout = out.await.unwrap_or_default();
     let stderr = err.await.unwrap_or_default();
     let node: Option<NodeEnv> = read_json(&spec.dir, wrapper::NODE).ok().flatten();
-    let exit = status.as_ref().ok().copied().flatten();
-
-    let state = last.as_ref().map(|s| s.state.clone());
-    let job = JobRecord {
-        executor: "slurm".into(),
-        job_id: job_id.clone(),
+    let exit = ended.status.as_ref().ok().copied().flatten();
+    let mut job = end::job_record(
+        &job_id,
         submitted_at,
-        node: last.as_ref().and_then(|s| s.node.clone()).or_else(|| {
-            node.as_ref()
-                .and_then(|n| n.system.as_ref().map(|s| s.hostname.clone()))
-        }),
-        started_at: exit
-            .map(|e| e.started_at)
-            .or_else(|| last.as_ref().and_then(|s| s.start).map(|t| t * 1000)),
-        ended_at: exit
-            .map(|e| e.ended_at)
-            .or_else(|| last.as_ref().and_then(|s| s.end).map(|t| t * 1000))
-            .or_else(|| Some(now_ms())),
-        state: state.clone(),
-        reason: None,
-        gpus: node
-            .as_ref()
-            .filter(|n| !n.gpus.is_empty())
-            .map(|n| n.gpus.join(",")),
-    };
-    let mut job = job;
-    let cancel_note = cancel_error
-        .filter(|e| !e.is_empty())
-        .map(|e| format!(" (scancel said: {e})"))
-        .unwrap_or_default();
-    let said = |s: &poll::JobState| {
-        if s.reason.is_empty() || s.reason == "None" {
-            String::new()
-        } else {
-            format!(", reason {}", s.reason)
-        }
-    };
-    let stop: Option<(StepStatus, String)> = match (stopped, last.as_ref()) {
-        (Some(Stop::Interrupt(sig)), _) => Some((
-            StepStatus::Interrupted,
-            format!(
-                "interrupted by {}; job {job_id} cancelled{cancel_note}",
-                super::unix::signal_name(sig)
-            ),
-        )),
-        (Some(Stop::Timeout), _) => Some((
-            StepStatus::TimedOut,
-            format!(
-                "timed out after {}; job {job_id} cancelled{cancel_note}",
-                spec.child
-                    .timeout
-                    .map(|t| humantime::format_duration(t).to_string())
-                    .unwrap_or_default()
-            ),
-        )),
-        (None, Some(s)) if s.ended() && !matches!(s.state.as_str(), "COMPLETED" | "FAILED") => {
-            let node = s.node.clone().unwrap_or_else(|| "its node".into());
-            let (status, why) = match s.state.as_str() {
-                "TIMEOUT" => (
-                    StepStatus::TimedOut,
-                    format!("timed out: Slurm ended job {job_id} at its time limit (TIMEOUT)"),
-                ),
-                "NODE_FAIL" => (
-                    StepStatus::Failed,
-                    format!(
-                        "job {job_id} failed because its node {node} failed (NODE_FAIL{})",
-                        said(s)
-                    ),
-                ),
-                "OUT_OF_MEMORY" => (
-                    StepStatus::Failed,
-                    format!("job {job_id} ran out of memory on {node} (OUT_OF_MEMORY)"),
-                ),
-                "CANCELLED" => (
-                    StepStatus::Failed,
-                    format!(
-                        "job {job_id} was cancelled by the scheduler or an administrator (CANCELLED{})",
-                        said(s)
-                    ),
-                ),
-                "PREEMPTED" => (
-                    StepStatus::Failed,
-                    format!("job {job_id} was preempted by the scheduler (PREEMPTED)"),
-                ),
-                other => (
-                    StepStatus::Failed,
-                    format!("job {job_id} was ended by the cluster ({other}{})", said(s)),
-                ),
-            };
-            job.reason = Some(why.clone());
-            Some((status, why))
-        }
-        _ => match &status {
-            Ok(Some(_)) => None,
-            Ok(None) => Some((
-                StepStatus::Failed,
-                format!(
-                    "job {job_id} ended{} but its exit status file {} is missing after waiting {}",
-                    state
-                        .as_ref()
-                        .map(|s| format!(" ({s})"))
-                        .unwrap_or_default(),
-                    spec.dir.join(wrapper::STATUS).display(),
-                    crate::report::duration_ms(status_wait().as_millis() as i64)
-                ),
-            )),
-            Err(e) => Some((
-                StepStatus::Failed,
-                format!(
-                    "job {job_id} ended{} but its exit status cannot be read: {e}",
-                    state
-                        .as_ref()
-                        .map(|s| format!(" ({s})"))
-                        .unwrap_or_default()
-                ),
-            )),
-        },
-    };
-    if let Some((StepStatus::Failed, why)) = &stop
-        && job.reason.is_none()
-    {
-        job.reason = Some(why.clone());
-    }
+        ended.last.as_ref(),
+        node.as_ref(),
+        exit,
+    );
+    let stop = end::how_it_stopped(spec, &job_id, &ended, &mut job);
     let (exit_code, signal) = exit.map_or((crate::error::exit::FAILURE, None), |e| {
         (e.exit_code, e.signal)
     });

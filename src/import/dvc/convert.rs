@@ -212,73 +212,7 @@ impl<'a> Converter<'a> {
         };
         for item in items {
             match item {
-                Y::String(spec) => {
-                    let (file, keys) = match spec.split_once(':') {
-                        Some((f, k)) => (
-                            f,
-                            Some(
-                                k.split(',')
-                                    .map(|s| s.trim().to_string())
-                                    .filter(|s| !s.is_empty())
-                                    .collect::<Vec<_>>(),
-                            ),
-                        ),
-                        None => (spec.as_str(), None),
-                    };
-                    let rel = normalize(&format!("{base}{file}"));
-                    if keys.is_none() && !loaded.insert(rel.clone()) {
-                        continue;
-                    }
-                    let Y::Mapping(m) = self.read_data_file(&rel, stage, "vars")? else {
-                        unreachable!("read_data_file returns a mapping")
-                    };
-                    let m = match keys {
-                        None => m,
-                        Some(keys) => {
-                            let mut sel = Mapping::new();
-                            let empty = Mapping::new();
-                            for k in keys {
-                                let v = select(&k, &empty, &m).ok_or_else(|| {
-                                    self.src.error(
-                                        stage,
-                                        "vars",
-                                        Some(&spec),
-                                        &format!("`{rel}` has no key `{k}`"),
-                                    )
-                                })?;
-                                let segs = segments(&k);
-                                let mut nested = v.clone();
-                                // rebuild `a.b` as {a: {b: v}}
-                                for s in segs[1..].iter().rev() {
-                                    let mut one = Mapping::new();
-                                    one.insert(Y::String(s.clone()), nested);
-                                    nested = Y::Mapping(one);
-                                }
-                                let mut one = Mapping::new();
-                                one.insert(Y::String(segs[0].clone()), nested);
-                                let mut tmp = Vars {
-                                    values: sel,
-                                    ..Vars::default()
-                                };
-                                let _ = tmp.merge(one, None);
-                                sel = tmp.values;
-                            }
-                            sel
-                        }
-                    };
-                    vars.merge(m, Some(&rel)).map_err(|k| {
-                        self.src
-                            .error(
-                                stage,
-                                "vars",
-                                Some(&spec),
-                                &format!("`{k}` from `{rel}` is already defined"),
-                            )
-                            .hint(
-                                "DVC does not let vars redefine a name either; rename one of them",
-                            )
-                    })?;
-                }
+                Y::String(spec) => self.vars_file(&spec, base, stage, vars, loaded)?,
                 Y::Mapping(m) => {
                     vars.merge(m, None).map_err(|k| {
                         self.src
@@ -307,6 +241,92 @@ impl<'a> Converter<'a> {
             }
         }
         Ok(())
+    }
+
+    /// A `vars` file entry, `file` or `file:key,key`: its values (or those keys, nested as in
+    /// the file) merged into `vars`; a whole file only once.
+    fn vars_file(
+        &mut self,
+        spec: &str,
+        base: &str,
+        stage: Option<&str>,
+        vars: &mut Vars,
+        loaded: &mut BTreeSet<String>,
+    ) -> Result<()> {
+        let (file, keys) = match spec.split_once(':') {
+            Some((f, k)) => (
+                f,
+                Some(
+                    k.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            None => (spec, None),
+        };
+        let rel = normalize(&format!("{base}{file}"));
+        if keys.is_none() && !loaded.insert(rel.clone()) {
+            return Ok(());
+        }
+        let Y::Mapping(m) = self.read_data_file(&rel, stage, "vars")? else {
+            unreachable!("read_data_file returns a mapping")
+        };
+        let m = match keys {
+            None => m,
+            Some(keys) => self.select_vars(&m, &keys, &rel, spec, stage)?,
+        };
+        vars.merge(m, Some(&rel)).map_err(|k| {
+            self.src
+                .error(
+                    stage,
+                    "vars",
+                    Some(spec),
+                    &format!("`{k}` from `{rel}` is already defined"),
+                )
+                .hint("DVC does not let vars redefine a name either; rename one of them")
+        })?;
+        Ok(())
+    }
+
+    /// Only `keys` of a vars file's mapping, each rebuilt at its place (`a.b` as `{a: {b: v}}`).
+    fn select_vars(
+        &self,
+        m: &Mapping,
+        keys: &[String],
+        rel: &str,
+        spec: &str,
+        stage: Option<&str>,
+    ) -> Result<Mapping> {
+        let mut sel = Mapping::new();
+        let empty = Mapping::new();
+        for k in keys {
+            let v = select(k, &empty, m).ok_or_else(|| {
+                self.src.error(
+                    stage,
+                    "vars",
+                    Some(spec),
+                    &format!("`{rel}` has no key `{k}`"),
+                )
+            })?;
+            let segs = segments(k);
+            let mut nested = v.clone();
+            // rebuild `a.b` as {a: {b: v}}
+            for s in segs[1..].iter().rev() {
+                let mut one = Mapping::new();
+                one.insert(Y::String(s.clone()), nested);
+                nested = Y::Mapping(one);
+            }
+            let mut one = Mapping::new();
+            one.insert(Y::String(segs[0].clone()), nested);
+            let mut tmp = Vars {
+                values: sel,
+                ..Vars::default()
+            };
+            let _ = tmp.merge(one, None);
+            sel = tmp.values;
+        }
+        Ok(sel)
     }
 
     pub(super) fn run(&mut self, root: Mapping) -> Result<Conversion> {

@@ -311,6 +311,19 @@ impl Converter<'_> {
         v: &Y,
         step: &mut Step,
     ) -> Result<()> {
+        for (file, keys) in self.param_uses(base, wdir, v)? {
+            self.use_params(sn, base, file, keys, step)?;
+        }
+        Ok(())
+    }
+
+    /// A stage's `params`, read: (file relative to dvc.yaml's directory, keys or the whole file).
+    fn param_uses(
+        &self,
+        base: &str,
+        wdir: &str,
+        v: &Y,
+    ) -> Result<Vec<(String, Option<Vec<String>>)>> {
         let stage = Some(base);
         let Y::Sequence(items) = v else {
             return Err(self.src.error(
@@ -321,7 +334,6 @@ impl Converter<'_> {
             ));
         };
         let default_file = normalize(&format!("{wdir}params.yaml"));
-        // (file relative to dvc.yaml's directory, keys or the whole file)
         let mut uses: Vec<(String, Option<Vec<String>>)> = Vec::new();
         for item in items {
             match item {
@@ -363,65 +375,77 @@ impl Converter<'_> {
                 }
             }
         }
-        for (file, keys) in uses {
-            if !self.dir.join(&file).is_file() {
-                return Err(self
-                    .src
-                    .error(
-                        stage,
-                        "params",
-                        None,
-                        &format!("params file `{file}` does not exist"),
-                    )
-                    .hint("create it, or remove the params that name it"));
-            }
-            if self.primary.as_deref() == Some(file.as_str()) {
-                match keys {
-                    None => push_unique(&mut step.params, "*".to_string()),
-                    Some(keys) => {
-                        for k in keys {
-                            if self.primary_params.contains_key(&k) {
-                                push_unique(&mut step.params, k);
-                            } else if self
-                                .primary_params
-                                .keys()
-                                .any(|p| p.starts_with(&format!("{k}.")))
+        Ok(uses)
+    }
+
+    /// One params file a stage reads: the primary one's keys become the step's params (each
+    /// must be in it); another file becomes an input of the step, with a note.
+    fn use_params(
+        &mut self,
+        sn: Option<&str>,
+        base: &str,
+        file: String,
+        keys: Option<Vec<String>>,
+        step: &mut Step,
+    ) -> Result<()> {
+        let stage = Some(base);
+        if !self.dir.join(&file).is_file() {
+            return Err(self
+                .src
+                .error(
+                    stage,
+                    "params",
+                    None,
+                    &format!("params file `{file}` does not exist"),
+                )
+                .hint("create it, or remove the params that name it"));
+        }
+        if self.primary.as_deref() == Some(file.as_str()) {
+            match keys {
+                None => push_unique(&mut step.params, "*".to_string()),
+                Some(keys) => {
+                    for k in keys {
+                        if self.primary_params.contains_key(&k) {
+                            push_unique(&mut step.params, k);
+                        } else if self
+                            .primary_params
+                            .keys()
+                            .any(|p| p.starts_with(&format!("{k}.")))
+                        {
+                            push_unique(&mut step.params, format!("{k}.*"));
+                        } else {
+                            let mut e = self.src.error(
+                                stage,
+                                "params",
+                                Some(&k),
+                                &format!("param `{k}` is not in `{file}`"),
+                            );
+                            if let Some(s) =
+                                did_you_mean(&k, self.primary_params.keys().map(String::as_str))
                             {
-                                push_unique(&mut step.params, format!("{k}.*"));
-                            } else {
-                                let mut e = self.src.error(
-                                    stage,
-                                    "params",
-                                    Some(&k),
-                                    &format!("param `{k}` is not in `{file}`"),
-                                );
-                                if let Some(s) =
-                                    did_you_mean(&k, self.primary_params.keys().map(String::as_str))
-                                {
-                                    e = e.hint(format!("did you mean `{s}`?"));
-                                }
-                                return Err(e);
+                                e = e.hint(format!("did you mean `{s}`?"));
                             }
+                            return Err(e);
                         }
                     }
                 }
-            } else {
-                let primary = self.primary.clone().unwrap_or_default();
-                let what = match &keys {
-                    None => "the whole file".to_string(),
-                    Some(k) => format!(
-                        "keys {}",
-                        k.iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                };
-                self.note(sn, format!("params from `{file}` ({what}): pipeline.toml reads one params-file (`{primary}`), so `{file}` is an input of the step instead: a change to it reruns the step, but its values are not recorded as params"));
-                let p = self.path("", &file);
-                if !step.inputs.contains(&p) {
-                    step.inputs.push(p);
-                }
+            }
+        } else {
+            let primary = self.primary.clone().unwrap_or_default();
+            let what = match &keys {
+                None => "the whole file".to_string(),
+                Some(k) => format!(
+                    "keys {}",
+                    k.iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            self.note(sn, format!("params from `{file}` ({what}): pipeline.toml reads one params-file (`{primary}`), so `{file}` is an input of the step instead: a change to it reruns the step, but its values are not recorded as params"));
+            let p = self.path("", &file);
+            if !step.inputs.contains(&p) {
+                step.inputs.push(p);
             }
         }
         Ok(())

@@ -282,55 +282,96 @@ pub(super) fn nondeterminism_hints(
     exec: Option<i64>,
     step: &crate::pipeline::plan::Step,
 ) -> Vec<Cause> {
-    let env = exec.and_then(|e| store.exec_env(e).ok().flatten());
-    let cmd = step.cmd.display();
-    let programs: Vec<String> = env
-        .as_ref()
-        .map(|e| e.interpreters.keys().cloned().collect())
-        .unwrap_or_default();
-    let pkgs: BTreeSet<String> = env
-        .as_ref()
-        .map(|e| {
-            e.packages
-                .values()
-                .flat_map(|p| p.packages.iter().map(|p| packages::normalise(&p.name)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let vars: BTreeMap<String, String> =
-        env.as_ref().map(|e| e.env_vars.clone()).unwrap_or_default();
-    let python = programs.iter().any(|p| p.starts_with("python")) || cmd.contains("python");
-    let has = |p: &str| pkgs.contains(p);
-    let cores = env.as_ref().map_or(0, |e| e.cpu_cores);
-    let hint = |name: &str, text: String| Cause {
+    let used = Used::of(store, exec, step);
+    let mut out = vec![];
+    out.extend(seed_hints(&used));
+    out.extend(thread_hint(&used));
+    out.extend(parallel_hint(&used));
+    out.push(hint(
+        "clock",
+        "the clock: a timestamp, a duration or a date-based name written into the output".into(),
+    ));
+    out
+}
+
+/// What a step used, as recorded with the replay: interpreters, packages, variables, cores.
+struct Used {
+    programs: Vec<String>,
+    pkgs: BTreeSet<String>,
+    vars: BTreeMap<String, String>,
+    python: bool,
+    cores: i64,
+}
+
+impl Used {
+    fn of(store: &Store, exec: Option<i64>, step: &crate::pipeline::plan::Step) -> Used {
+        let env = exec.and_then(|e| store.exec_env(e).ok().flatten());
+        let cmd = step.cmd.display();
+        let programs: Vec<String> = env
+            .as_ref()
+            .map(|e| e.interpreters.keys().cloned().collect())
+            .unwrap_or_default();
+        let pkgs: BTreeSet<String> = env
+            .as_ref()
+            .map(|e| {
+                e.packages
+                    .values()
+                    .flat_map(|p| p.packages.iter().map(|p| packages::normalise(&p.name)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let vars: BTreeMap<String, String> =
+            env.as_ref().map(|e| e.env_vars.clone()).unwrap_or_default();
+        let python = programs.iter().any(|p| p.starts_with("python")) || cmd.contains("python");
+        let cores = env.as_ref().map_or(0, |e| e.cpu_cores);
+        Used {
+            programs,
+            pkgs,
+            vars,
+            python,
+            cores,
+        }
+    }
+
+    fn has(&self, p: &str) -> bool {
+        self.pkgs.contains(p)
+    }
+}
+
+fn hint(name: &str, text: String) -> Cause {
+    Cause {
         kind: "hint",
         name: name.into(),
         before: None,
         after: None,
         text,
-    };
+    }
+}
+
+/// Unseeded random numbers (how to seed each library the step has), and Python's hash seed.
+fn seed_hints(u: &Used) -> Vec<Cause> {
     let mut out = Vec::new();
-    if python {
+    if u.python {
         let mut seeds = vec!["`random.seed(…)`".to_string()];
-        if has("numpy") {
+        if u.has("numpy") {
             seeds.push("`np.random.default_rng(seed)`".into());
         }
-        if has("torch") {
+        if u.has("torch") {
             seeds.push(
                 "`torch.manual_seed(…)` and `torch.use_deterministic_algorithms(True)`".into(),
             );
         }
-        if has("tensorflow") {
+        if u.has("tensorflow") {
             seeds.push("`tf.random.set_seed(…)`".into());
         }
-        if has("scikit-learn") {
+        if u.has("scikit-learn") {
             seeds.push("`random_state=` on estimators and splits".into());
         }
         out.push(hint(
             "random seed",
             format!("unseeded random numbers: seed them ({})", seeds.join(", ")),
         ));
-        if !vars.contains_key("PYTHONHASHSEED") {
+        if !u.vars.contains_key("PYTHONHASHSEED") {
             out.push(hint(
                 "PYTHONHASHSEED",
                 "PYTHONHASHSEED is not set: the order of sets (and hashes of strings) changes from one process to the next; set it in the step's `env` (e.g. \"0\")".into(),
@@ -342,6 +383,11 @@ pub(super) fn nondeterminism_hints(
             "unseeded random numbers, or iteration over an unordered collection".into(),
         ));
     }
+    out
+}
+
+/// Multi-threaded math, when the step has a library or program that does it.
+fn thread_hint(u: &Used) -> Option<Cause> {
     let threaded = [
         "numpy",
         "scipy",
@@ -354,49 +400,55 @@ pub(super) fn nondeterminism_hints(
         "jaxlib",
     ]
     .iter()
-    .any(|p| has(p))
-        || programs
+    .any(|p| u.has(p))
+        || u.programs
             .iter()
             .any(|p| p == "Rscript" || p == "R" || p == "julia");
-    if threaded {
-        let unset: Vec<&str> = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
-            .into_iter()
-            .filter(|v| !vars.contains_key(*v))
-            .collect();
-        out.push(hint(
-            "threads",
-            if unset.is_empty() {
-                "multi-threaded math sums in a different order from run to run; try the thread counts at 1".into()
-            } else {
-                format!(
-                    "thread counts {} are not set{}: multi-threaded math sums in a different order from run to run; set them to 1 to test",
-                    unset.join(", "),
-                    if cores > 0 { format!(" ({cores} cores here)") } else { String::new() }
-                )
-            },
-        ));
+    if !threaded {
+        return None;
     }
-    let parallel = ["joblib", "torch", "dask", "ray"].iter().any(|p| has(p)) || python;
-    if parallel {
-        let mut how = Vec::new();
-        if has("joblib") || has("scikit-learn") {
-            how.push("joblib `n_jobs`");
-        }
-        if has("torch") {
-            how.push("DataLoader `num_workers`");
-        }
-        how.push("multiprocessing");
-        out.push(hint(
-            "parallel workers",
+    let unset: Vec<&str> = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
+        .into_iter()
+        .filter(|v| !u.vars.contains_key(*v))
+        .collect();
+    let cores = u.cores;
+    Some(hint(
+        "threads",
+        if unset.is_empty() {
+            "multi-threaded math sums in a different order from run to run; try the thread counts at 1".into()
+        } else {
             format!(
-                "parallel workers ({}) finishing in another order and writing results in that order",
-                how.join(", ")
-            ),
-        ));
+                "thread counts {} are not set{}: multi-threaded math sums in a different order from run to run; set them to 1 to test",
+                unset.join(", "),
+                if cores > 0 {
+                    format!(" ({cores} cores here)")
+                } else {
+                    String::new()
+                }
+            )
+        },
+    ))
+}
+
+/// Parallel workers finishing in another order.
+fn parallel_hint(u: &Used) -> Option<Cause> {
+    let parallel = ["joblib", "torch", "dask", "ray"].iter().any(|p| u.has(p)) || u.python;
+    if !parallel {
+        return None;
     }
-    out.push(hint(
-        "clock",
-        "the clock: a timestamp, a duration or a date-based name written into the output".into(),
-    ));
-    out
+    let mut how = Vec::new();
+    if u.has("joblib") || u.has("scikit-learn") {
+        how.push("joblib `n_jobs`");
+    }
+    if u.has("torch") {
+        how.push("DataLoader `num_workers`");
+    }
+    how.push("multiprocessing");
+    Some(hint(
+        "parallel workers",
+        format!(
+            "parallel workers ({}) finishing in another order and writing results in that order",
+            how.join(", ")
+        ),
+    ))
 }

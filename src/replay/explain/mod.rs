@@ -12,20 +12,19 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::diffcontent::{self, ContentDiff};
+use crate::diffcontent::ContentDiff;
 use crate::error::{Error, Result};
-use crate::fingerprint::hash::Fingerprint;
 use crate::pipeline::Plan;
 use crate::replay::{Original, StepVerdict};
 use crate::report::Role;
 use crate::store::Store;
 use crate::store::determinism::Finding;
 use crate::store::objects::Objects;
-use crate::store::record::Io;
 
 mod causes;
+mod output;
 
-use causes::*;
+use output::{Evidence, explain_output};
 
 /// When to explain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,11 +118,50 @@ pub fn explain(
         return Ok(summary);
     }
     let pipeline = cx.store.pipeline_of(&cx.orig.run_id)?;
-    let known = cx.store.nondeterministic_outputs(&pipeline)?;
     let checked = |name: &str| matches!(mode, Mode::Check(s) if s.iter().any(|c| c == name));
     let replayed = cx.store.step_statuses(cx.replay_run)?;
+    let known = cx.store.nondeterministic_outputs(&pipeline)?;
+    let rerun = choose_reruns(verdicts, mode, &known, &checked);
 
-    // expected differences first; then which steps run again
+    // the first replay's outputs of those steps, kept aside before the second run replaces them
+    let mut aside = None;
+    let mut second: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    if !rerun.is_empty() {
+        aside = Some(keep_aside(cx, &rerun)?);
+        let (run, short) = run_again(only(cx.plan, &rerun))?;
+        second = cx.store.step_statuses(&run)?;
+        summary.second_run = Some(run);
+        summary.second_run_short = Some(short);
+        summary.steps_rerun = rerun.iter().cloned().collect();
+    }
+
+    for v in verdicts.iter_mut() {
+        let Some(step) = cx.plan.steps().iter().find(|s| s.name == v.name) else {
+            continue;
+        };
+        let mut ev = Evidence::gather(cx, step, &replayed, &second, rerun.contains(&v.name))?;
+        let aside_dir = aside.as_ref().map(|a| a.path());
+        for o in v.outputs.iter_mut() {
+            explain_output(cx, &mut ev, aside_dir, o)?;
+        }
+    }
+
+    record_findings(cx, &pipeline, verdicts, &checked)?;
+    if let Some(run) = &summary.second_run {
+        cx.store
+            .set_replay_verdict(run, second_verdict(verdicts, &rerun, &second))?;
+    }
+    Ok(summary)
+}
+
+/// Expected differences first (known nondeterministic outputs, unless checked); then which
+/// steps run again.
+fn choose_reruns(
+    verdicts: &mut [StepVerdict],
+    mode: &Mode,
+    known: &BTreeMap<(String, String), Finding>,
+    checked: &dyn Fn(&str) -> bool,
+) -> BTreeSet<String> {
     let mut rerun: BTreeSet<String> = BTreeSet::new();
     for v in verdicts.iter_mut() {
         if v.verdict != "identical" && v.verdict != "differs" {
@@ -146,172 +184,31 @@ pub fn explain(
             rerun.insert(v.name.clone());
         }
     }
+    rerun
+}
 
-    // the first replay's outputs of those steps, kept aside before the second run replaces them
-    let mut aside = None;
-    let mut second: BTreeMap<String, (i64, String)> = BTreeMap::new();
-    if !rerun.is_empty() {
-        let aside = aside.insert(
-            crate::store::owner::Owned::create_dir(
-                &std::env::temp_dir(),
-                &format!(
-                    "{}explain-{}",
-                    crate::store::owner::REPLAY_PREFIX,
-                    &uuid::Uuid::new_v4().simple().to_string()[..12]
-                ),
-            )
-            .map_err(|e| Error::other("cannot create a scratch directory").cause(e))?,
-        );
-        for s in cx.plan.steps().iter().filter(|s| rerun.contains(&s.name)) {
-            for o in &s.outputs {
-                let src = cx.root.join(&o.path);
-                if src.symlink_metadata().is_ok() {
-                    copy_tree(&src, &aside.path().join(&o.path)).map_err(|e| {
-                        Error::other(format!("cannot keep `{}` aside to explain it", o.path))
-                            .cause(e)
-                    })?;
-                }
+/// Copy the first replay's outputs of the steps that run again to a scratch directory.
+fn keep_aside(cx: &Context, rerun: &BTreeSet<String>) -> Result<crate::store::owner::Owned> {
+    let aside = crate::store::owner::Owned::create_dir(
+        &std::env::temp_dir(),
+        &format!(
+            "{}explain-{}",
+            crate::store::owner::REPLAY_PREFIX,
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ),
+    )
+    .map_err(|e| Error::other("cannot create a scratch directory").cause(e))?;
+    for s in cx.plan.steps().iter().filter(|s| rerun.contains(&s.name)) {
+        for o in &s.outputs {
+            let src = cx.root.join(&o.path);
+            if src.symlink_metadata().is_ok() {
+                copy_tree(&src, &aside.path().join(&o.path)).map_err(|e| {
+                    Error::other(format!("cannot keep `{}` aside to explain it", o.path)).cause(e)
+                })?;
             }
         }
-        let (run, short) = run_again(only(cx.plan, &rerun))?;
-        second = cx.store.step_statuses(&run)?;
-        summary.second_run = Some(run);
-        summary.second_run_short = Some(short);
-        summary.steps_rerun = rerun.iter().cloned().collect();
     }
-
-    for v in verdicts.iter_mut() {
-        let Some(step) = cx.plan.steps().iter().find(|s| s.name == v.name) else {
-            continue;
-        };
-        let orig_exec = cx.orig.execs.get(&v.name).copied();
-        let first_exec = replayed.get(&v.name).map(|(id, _)| *id);
-        let orig_out: Vec<Io> = match orig_exec {
-            Some(e) => cx.store.recorded_io(e, "out")?,
-            None => Vec::new(),
-        };
-        let first_out: Vec<Io> = match first_exec {
-            Some(e) => cx.store.recorded_io(e, "out")?,
-            None => Vec::new(),
-        };
-        let fp_of = |l: &[Io], p: &str| l.iter().find(|io| io.path == p).map(|io| io.fp.clone());
-        let again = rerun.contains(&v.name);
-        let second_exec = second.get(&v.name).cloned();
-        let mut changes: Option<Vec<Cause>> = None;
-        let mut hints: Option<Vec<Cause>> = None;
-        let (second_out, moved_inputs) = match (&second_exec, first_exec) {
-            (Some((e2, status)), Some(e1)) if status == "succeeded" => (
-                cx.store.recorded_io(*e2, "out")?,
-                changed_inputs(cx.store, e1, *e2)?,
-            ),
-            _ => (Vec::new(), Vec::new()),
-        };
-        for o in v.outputs.iter_mut() {
-            let recorded = fp_of(&orig_out, &o.path);
-            let first = fp_of(&first_out, &o.path);
-            // record → replay (the replay's bytes: kept aside when the step ran again)
-            let aside_dir = aside.as_ref().map(|a| a.path());
-            let replay_base = match aside_dir {
-                Some(a) if again => a,
-                _ => cx.root,
-            };
-            if o.explanation.is_some() {
-                // expected: only the content difference
-                if let Some(e) = o.explanation.as_mut() {
-                    (e.content, e.content_file) = recorded_content(
-                        cx.objects,
-                        recorded.as_ref(),
-                        first.as_ref(),
-                        replay_base,
-                        &o.path,
-                    );
-                }
-                continue;
-            }
-            if !again {
-                continue;
-            }
-            let Some((_, status)) = &second_exec else {
-                continue;
-            };
-            if status != "succeeded" {
-                if !o.identical {
-                    o.explanation = Some(Explanation {
-                        kind: "unexplained",
-                        text: format!("not explained: its second run did not succeed ({status})"),
-                        ..blank()
-                    });
-                }
-                continue;
-            }
-            let second_fp = fp_of(&second_out, &o.path);
-            let stable = match (&first, &second_fp) {
-                (Some(a), Some(b)) => a.hash() == b.hash(),
-                // missing both times (not made, as recorded or not): not a difference between them
-                (None, None) => true,
-                _ => false,
-            };
-            let mut e = blank();
-            e.second = second_fp.as_ref().map(|f| f.hash().to_string());
-            if !o.identical {
-                (e.content, e.content_file) = recorded_content(
-                    cx.objects,
-                    recorded.as_ref(),
-                    first.as_ref(),
-                    replay_base,
-                    &o.path,
-                );
-            }
-            if !stable {
-                e.between_replays = between(
-                    replay_base,
-                    cx.root,
-                    &o.path,
-                    first.as_ref(),
-                    second_fp.as_ref(),
-                );
-                if !moved_inputs.is_empty() {
-                    e.kind = "upstream";
-                    e.text = "differed again in a second run, whose inputs differed too: a step before it is nondeterministic here".into();
-                    e.causes = upstream_causes(cx.plan, &moved_inputs);
-                } else {
-                    e.kind = "nondeterministic";
-                    e.text =
-                        "nondeterministic here: a second run with the same inputs made other bytes"
-                            .into();
-                    let h = hints
-                        .get_or_insert_with(|| nondeterminism_hints(cx.store, first_exec, step));
-                    e.causes = h.clone();
-                    put_timestamp_first(&mut e, &o.path);
-                }
-            } else if o.identical {
-                e.kind = "deterministic";
-                e.text = "the same again in a second run with the same inputs".into();
-            } else {
-                e.kind = "changed";
-                e.text =
-                    "caused by a change: the same again in a second run, but not what was recorded"
-                        .into();
-                let c = match changes.as_ref() {
-                    Some(c) => c.clone(),
-                    None => {
-                        let c = change_candidates(cx, step, orig_exec, first_exec)?;
-                        changes = Some(c.clone());
-                        c
-                    }
-                };
-                e.causes = c;
-            }
-            o.explanation = Some(e);
-        }
-    }
-
-    record_findings(cx, &pipeline, verdicts, &checked)?;
-    if let Some(run) = &summary.second_run {
-        cx.store
-            .set_replay_verdict(run, second_verdict(verdicts, &rerun, &second))?;
-    }
-    Ok(summary)
+    Ok(aside)
 }
 
 /// The mode the flags ask for.
@@ -468,25 +365,6 @@ pub fn with_upstream(plan: &Plan, names: &[String]) -> BTreeSet<String> {
     keep
 }
 
-/// The inputs whose versions differ between two executions.
-fn changed_inputs(store: &Store, a: i64, b: i64) -> Result<Vec<String>> {
-    let map = |l: Vec<Io>| -> BTreeMap<String, String> {
-        l.into_iter()
-            .map(|io| (io.path, io.fp.hash().to_string()))
-            .collect()
-    };
-    let (x, y) = (
-        map(store.recorded_io(a, "in")?),
-        map(store.recorded_io(b, "in")?),
-    );
-    let paths: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-    Ok(paths
-        .into_iter()
-        .filter(|p| x.get(*p) != y.get(*p))
-        .cloned()
-        .collect())
-}
-
 fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     let meta = src.symlink_metadata()?;
     if meta.is_dir() {
@@ -503,71 +381,6 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
         // a copy-on-write clone where the file system has them: big outputs cost no space
         reflink_copy::reflink_or_copy(src, dst).map(|_| ())
     }
-}
-
-/// The file to compare inside two versions of an output: the output itself, or for a
-/// directory its first file whose content changed (else the first added or removed one).
-fn file_pair(a: &Fingerprint, b: &Fingerprint) -> Option<(Option<String>, String, String)> {
-    match (a, b) {
-        (Fingerprint::File { hash: ha, .. }, Fingerprint::File { hash: hb, .. }) => {
-            Some((None, ha.clone(), hb.clone()))
-        }
-        (Fingerprint::Dir { entries: ea, .. }, Fingerprint::Dir { entries: eb, .. }) => {
-            let mb: BTreeMap<&str, &str> = eb
-                .iter()
-                .map(|e| (e.relpath.as_str(), e.hash.as_str()))
-                .collect();
-            ea.iter().find_map(|e| match mb.get(e.relpath.as_str()) {
-                Some(h) if *h != e.hash => {
-                    Some((Some(e.relpath.clone()), e.hash.clone(), h.to_string()))
-                }
-                _ => None,
-            })
-        }
-        _ => None,
-    }
-}
-
-/// Recorded bytes (from the object store) against the replay's (under `base`).
-fn recorded_content(
-    objects: &Objects,
-    recorded: Option<&Fingerprint>,
-    replay: Option<&Fingerprint>,
-    base: &Path,
-    path: &str,
-) -> (Option<ContentDiff>, Option<String>) {
-    let (Some(a), Some(b)) = (recorded, replay) else {
-        return (None, None);
-    };
-    let Some((inner, ha, _)) = file_pair(a, b) else {
-        return (None, None);
-    };
-    if !objects.has(&ha) {
-        return (None, None);
-    }
-    let rel = match &inner {
-        Some(i) => format!("{path}/{i}"),
-        None => path.to_string(),
-    };
-    let there = base.join(&rel);
-    let d = diffcontent::compare_named(&objects.path_of(&ha), &there, &rel).ok();
-    (d, inner)
-}
-
-/// First replay (kept aside) against the second (in the scratch tree).
-fn between(
-    aside: &Path,
-    root: &Path,
-    path: &str,
-    first: Option<&Fingerprint>,
-    second: Option<&Fingerprint>,
-) -> Option<ContentDiff> {
-    let (inner, _, _) = file_pair(first?, second?)?;
-    let rel = match &inner {
-        Some(i) => format!("{path}/{i}"),
-        None => path.to_string(),
-    };
-    diffcontent::compare_named(&aside.join(&rel), &root.join(&rel), &rel).ok()
 }
 
 /// The step's command and the text of its small declared input files (its scripts, configs),
@@ -657,57 +470,6 @@ pub fn render(v: &StepVerdict, style: &crate::report::Style) -> Vec<String> {
         }
     }
     lines
-}
-
-/// The causes of an output that differed again while its inputs differed between the two
-/// replays: each such input, and the step that made it.
-fn upstream_causes(plan: &Plan, moved_inputs: &[String]) -> Vec<Cause> {
-    moved_inputs
-        .iter()
-        .map(|p| {
-            let maker = plan
-                .steps()
-                .iter()
-                .find(|s| {
-                    s.outputs
-                        .iter()
-                        .any(|o| crate::pipeline::plan::within(p, &o.path))
-                })
-                .map(|s| format!(" (made by `{}`)", s.name))
-                .unwrap_or_default();
-            Cause {
-                kind: "input",
-                name: p.clone(),
-                before: None,
-                after: None,
-                text: format!("input {p}{maker} differed between the two replays"),
-            }
-        })
-        .collect()
-}
-
-/// When the two replays' bytes differ by a time written into the file, that time leads the
-/// causes (it says more than the general hint about the clock, which it replaces).
-fn put_timestamp_first(e: &mut Explanation, path: &str) {
-    if let Some(d) = &e.between_replays
-        && !d.timestamps.is_empty()
-    {
-        // the time found says more than the general hint about the clock
-        e.causes.retain(|c| c.name != "clock");
-        e.causes.insert(
-            0,
-            Cause {
-                kind: "timestamp",
-                name: path.to_string(),
-                before: d.timestamps.first().cloned(),
-                after: d.timestamps.get(1).cloned(),
-                text: format!(
-                    "the file holds a time ({}): write a fixed one (from SOURCE_DATE_EPOCH, or a param) or leave it out",
-                    d.timestamps.join(", ")
-                ),
-            },
-        );
-    }
 }
 
 /// Remember what was found: a replay only ever adds nondeterminism (a second run that came out

@@ -282,7 +282,50 @@ pub(in crate::store) fn run_detail_of(
     with_diff: bool,
     only: Option<&[(String, i64)]>,
 ) -> Result<RunDetail> {
-    let (mut d, git_start, git_end): (RunDetail, Option<String>, Option<String>) = conn.query_row(
+    let (mut d, git_start, git_end) = run_row(conn, id)?;
+    d.short_id = short_id(conn, &d.id)?;
+    if let Some(r) = &d.replay_of {
+        d.replay_of_short = Some(short_id(conn, r)?);
+    }
+    if let Some(g) = git_start {
+        d.git = git_info(conn, &g, with_diff)?;
+    }
+    if let Some(g) = git_end {
+        d.git_end = git_info(conn, &g, with_diff)?;
+    }
+    let steps = step_rows(conn, id, only)?;
+    let mut jobs: BTreeMap<i64, crate::store::jobs::JobRecord> =
+        crate::store::jobs::jobs_of_run(conn, id)?
+            .into_iter()
+            .collect();
+    for mut s in steps {
+        if let Some(r) = &s.reused_run {
+            s.reused_run_short = Some(short_id(conn, r)?);
+        }
+        s.inputs = io_of(conn, s.exec_id, "in")?;
+        s.logs = log_infos(conn, s.exec_id)?;
+        if let Some(j) = jobs.remove(&s.exec_id) {
+            s.executor = j.executor.clone();
+            s.job = Some(crate::store::jobs::JobInfo::of(j));
+        }
+        s.outputs = io_of(conn, s.exec_id, "out")?;
+        params_and_metrics(conn, &mut s)?;
+        s.changed_tracked_files = changed_tracked_files(conn, &s)?;
+        if let Some(env) = &s.env_id
+            && !d.environments.contains_key(env)
+            && let Some(info) = env_info(conn, env)?
+        {
+            d.environments.insert(env.clone(), info);
+        }
+        d.steps.push(s);
+    }
+    Ok(d)
+}
+
+/// The run's own row (its steps, git states and environments not yet read), and the ids of its
+/// git snapshots at the start and the end.
+fn run_row(conn: &Connection, id: &str) -> Result<(RunDetail, Option<String>, Option<String>)> {
+    Ok(conn.query_row(
         "SELECT id, pipeline, pipeline_file, root, status, exit_code, started_at, ended_at, hostname, user,
                 mlrun_version, argv, params, replay_of, git_start, git_end, replay_verdict, message, targets, sweep_id FROM runs WHERE id = ?1",
         [id],
@@ -324,17 +367,12 @@ pub(in crate::store) fn run_detail_of(
                 r.get(15)?,
             ))
         },
-    )?;
-    d.short_id = short_id(conn, &d.id)?;
-    if let Some(r) = &d.replay_of {
-        d.replay_of_short = Some(short_id(conn, r)?);
-    }
-    if let Some(g) = git_start {
-        d.git = git_info(conn, &g, with_diff)?;
-    }
-    if let Some(g) = git_end {
-        d.git_end = git_info(conn, &g, with_diff)?;
-    }
+    )?)
+}
+
+/// The step executions of a run (only those named in `only`, when given), in the order they
+/// started, their inputs, outputs, params and metrics not yet read.
+fn step_rows(conn: &Connection, id: &str, only: Option<&[(String, i64)]>) -> Result<Vec<StepInfo>> {
     let mut stmt = conn.prepare(
         "SELECT id, step, attempt, status, cmd, argv, cwd, exit_code, signal, error, started_at, ended_at,
                 git_before, git_after, env_id,
@@ -391,71 +429,59 @@ pub(in crate::store) fn run_detail_of(
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut jobs: BTreeMap<i64, crate::store::jobs::JobRecord> =
-        crate::store::jobs::jobs_of_run(conn, id)?
-            .into_iter()
-            .collect();
+    Ok(steps)
+}
+
+/// A step execution's params and metrics.
+fn params_and_metrics(conn: &Connection, s: &mut StepInfo) -> Result<()> {
     let mut params_q =
         conn.prepare_cached("SELECT key, value FROM params WHERE step_exec = ?1 ORDER BY key")?;
     let mut metrics_q = conn.prepare_cached(
         "SELECT key, value, exact FROM metrics WHERE step_exec = ?1 ORDER BY key",
     )?;
-    for mut s in steps {
-        if let Some(r) = &s.reused_run {
-            s.reused_run_short = Some(short_id(conn, r)?);
-        }
-        s.inputs = io_of(conn, s.exec_id, "in")?;
-        s.logs = log_infos(conn, s.exec_id)?;
-        if let Some(j) = jobs.remove(&s.exec_id) {
-            s.executor = j.executor.clone();
-            s.job = Some(crate::store::jobs::JobInfo::of(j));
-        }
-        s.outputs = io_of(conn, s.exec_id, "out")?;
-        for row in params_q.query_map([s.exec_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })? {
-            let (k, v) = row?;
-            s.params.insert(
-                k,
-                serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v)),
-            );
-        }
-        for row in metrics_q.query_map([s.exec_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                crate::fingerprint::metrics::from_columns(
-                    r.get(1)?,
-                    r.get::<_, Option<String>>(2)?.as_deref(),
-                ),
-            ))
-        })? {
-            let (k, v) = row?;
-            s.metrics.insert(k, v);
-        }
-        if let (Some(b), Some(a)) = (&s.git_before, &s.git_after)
-            && b != a
-        {
-            // Compare what matters: the tracked-file diff and HEAD, not untracked outputs.
-            let q = |id: &str| -> Result<Option<(Option<String>, Option<String>)>> {
-                Ok(conn
-                    .query_row(
-                        "SELECT commit_sha, diff_hash FROM git_snapshots WHERE id = ?1",
-                        [id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?)
-            };
-            s.changed_tracked_files = q(b)? != q(a)?;
-        }
-        if let Some(env) = &s.env_id
-            && !d.environments.contains_key(env)
-            && let Some(info) = env_info(conn, env)?
-        {
-            d.environments.insert(env.clone(), info);
-        }
-        d.steps.push(s);
+    for row in params_q.query_map([s.exec_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })? {
+        let (k, v) = row?;
+        s.params.insert(
+            k,
+            serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v)),
+        );
     }
-    Ok(d)
+    for row in metrics_q.query_map([s.exec_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            crate::fingerprint::metrics::from_columns(
+                r.get(1)?,
+                r.get::<_, Option<String>>(2)?.as_deref(),
+            ),
+        ))
+    })? {
+        let (k, v) = row?;
+        s.metrics.insert(k, v);
+    }
+    Ok(())
+}
+
+/// Whether a step changed tracked files: HEAD or the tracked-file diff differ between the git
+/// states before and after it (untracked outputs do not count).
+fn changed_tracked_files(conn: &Connection, s: &StepInfo) -> Result<bool> {
+    let (Some(b), Some(a)) = (&s.git_before, &s.git_after) else {
+        return Ok(false);
+    };
+    if b == a {
+        return Ok(false);
+    }
+    let q = |id: &str| -> Result<Option<(Option<String>, Option<String>)>> {
+        Ok(conn
+            .query_row(
+                "SELECT commit_sha, diff_hash FROM git_snapshots WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    };
+    Ok(q(b)? != q(a)?)
 }
 
 /// How a step execution's streams are kept.
