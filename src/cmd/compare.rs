@@ -630,6 +630,7 @@ mod tests {
             replay_verdict: None,
             metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             message: None,
+            sweep_id: None,
             params: params
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))

@@ -122,6 +122,9 @@ fn a_sweep_runs_each_combination_once_and_the_shared_steps_once() {
     // runs --sweep lists them; compare --sweep (and compare's default) compares them
     let listed = json(&env.mlrun(&["runs", "--sweep", &sweep[..8], "--json"]));
     assert_eq!(listed.as_array().unwrap().len(), 9);
+    for run in listed.as_array().unwrap() {
+        assert_eq!(run["sweep_id"], sweep.as_str(), "{run}");
+    }
     let cmp = json(&env.mlrun(&["compare", "--json", "--sort", "acc"]));
     assert_eq!(cmp["sweep_id"], sweep.as_str());
     assert_eq!(cmp["runs"].as_array().unwrap().len(), 9);

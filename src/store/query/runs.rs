@@ -50,6 +50,8 @@ pub struct RunSummary {
     pub metrics: BTreeMap<String, f64>,
     /// `mlrun run -m` / `mlrun note`: what the run was for
     pub message: Option<String>,
+    /// the sweep (`mlrun run --sweep`) the run is a variant of: its full id, for `runs --sweep`
+    pub sweep_id: Option<String>,
     /// the run's params, read only when `RunFilter::with_params` asks (`compare`)
     #[serde(skip)]
     pub params: BTreeMap<String, serde_json::Value>,
@@ -204,13 +206,13 @@ pub(in crate::store) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Ve
     args.push(V::Integer(f.offset as i64));
     let selected = format!(
         "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict,
-                r.message, {} {sort_column}
+                r.message, r.sweep_id, {} {sort_column}
          FROM runs r {where_sql} ORDER BY {order} LIMIT ? OFFSET ?",
         if f.with_params { "r.params" } else { "NULL AS params" }
     );
     let mut stmt = conn.prepare(&format!(
         "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of, x.replay_verdict,
-                x.message, x.params
+                x.message, x.params, x.sweep_id
          FROM ({selected}) x LEFT JOIN git_snapshots g ON g.id = x.git_start"
     ))?;
     let mut runs: Vec<RunSummary> = stmt
@@ -236,6 +238,7 @@ pub(in crate::store) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Ve
                     .get::<_, Option<String>>(11)?
                     .and_then(|p| serde_json::from_str(&p).ok())
                     .unwrap_or_default(),
+                sweep_id: r.get(12)?,
                 id,
             })
         })?
