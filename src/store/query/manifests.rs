@@ -60,7 +60,7 @@ pub(in crate::store) fn fingerprint_of(
         Fingerprint::Dir {
             hash,
             size: size as u64,
-            entries,
+            entries: std::sync::Arc::new(entries),
         }
     } else {
         Fingerprint::File {
