@@ -102,7 +102,7 @@ pub fn latest() -> i64 {
 }
 
 pub struct Record {
-    client: Client,
+    pub(super) client: Client,
     shown: String,
 }
 
