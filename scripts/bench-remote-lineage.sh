@@ -31,6 +31,7 @@ run=$(sed -n 's/^chain end: model@\([0-9a-f]*\).*/\1/p' "$synth.summary")
 work=$(mktemp -d /tmp/mlrun-bench-lineage.XXXXXX)
 chmod 0755 "$work"
 cleanup() {
+  if [ -n "${KEEP:-}" ]; then echo "kept: $work (stop: scripts/pg-local-stop.sh $work/pg)"; return; fi
   "$repo/scripts/pg-local-stop.sh" "$work/pg" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -59,6 +60,9 @@ load contents 'hash, size, data' "SELECT hash, size, $(hexof data) FROM contents
 load blobs 'hash, kind, size, nfiles' 'SELECT hash, kind, size, nfiles FROM blobs'
 load git_snapshots 'id, is_repo, commit_sha, branch, dirty, diff_hash, changed, untracked, remote_url, workdir, error' \
   'SELECT id, is_repo, commit_sha, branch, dirty, diff_hash, changed, untracked, remote_url, workdir, error FROM git_snapshots'
+load package_sets 'hash, count, data' "SELECT hash, count, $(hexof data) FROM package_sets"
+load env_snapshots 'id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, "user", mlrun_version, interpreters, lockfiles, env_vars, packages' \
+  'SELECT id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, "user", mlrun_version, interpreters, lockfiles, env_vars, packages FROM env_snapshots'
 load step_execs 'run_id, step, attempt, seq, cmd, argv, cwd, status, exit_code, signal, error, started_at, ended_at, git_before, git_after, env_id, cache_key, cache_parts, reused_run, reused_step, reused_attempt, keep_outputs, repo_changes' \
   'SELECT s.run_id, s.step, s.attempt, s.seq, s.cmd, s.argv, s.cwd, s.status, s.exit_code, s.signal, s.error, s.started_at, s.ended_at, s.git_before, s.git_after, s.env_id, s.cache_key, s.cache_parts, r.run_id, r.step, r.attempt, s.keep_outputs, s.repo_changes FROM step_execs s LEFT JOIN step_execs r ON r.id = s.reused_exec'
 load io_edges 'run_id, step, attempt, direction, path, blob_hash, first_seen, declared, origin, mode, link' \
@@ -115,15 +119,15 @@ EOF
 # every run for a filter or sort that needs them all (bounded here at 10 minutes)
 for args in "runs" "runs -n 500" "runs -n 0"; do
   t0=$(date +%s.%N)
-  if timeout 600 "$mlrun" --store "$synth" $args --remote >/dev/null 2>&1; then
+  if timeout 600 "$mlrun" --store "$synth" $args --remote >/dev/null 2>"$work/runs.err"; then
     echo "$args --remote: $(python3 -c "print(f'{$(date +%s.%N) - $t0:.2f}')") s"
   else
-    echo "$args --remote: not done after $(python3 -c "print(f'{$(date +%s.%N) - $t0:.0f}')") s"
+    echo "$args --remote: not done after $(python3 -c "print(f'{$(date +%s.%N) - $t0:.0f}')") s: $(head -c 300 "$work/runs.err")"
   fi
 done
 
 # the plans, from the server: every statement of one `lineage --remote`, EXPLAIN ANALYZEd
-"${psql_[@]}" -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
+"${psql_[@]}" -c "LOAD 'auto_explain'" -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
   -c "ALTER SYSTEM SET auto_explain.log_min_duration = 0" \
   -c "ALTER SYSTEM SET auto_explain.log_analyze = on" \
   -c "ALTER SYSTEM SET auto_explain.log_buffers = on" -c "SELECT pg_reload_conf()" >/dev/null

@@ -97,8 +97,9 @@ CREATE INDEX run_objects_name ON run_objects (name);
 "#,
     // 2: when a version was first recorded, read from the index: `lineage --remote` shows it
     // for every version it found, and a source file read by thousands of steps has as many
-    // edges
-    "CREATE INDEX io_by_version_seen ON io_edges (path, blob_hash, first_seen);",
+    // edges (with `direction` before it, the index also finds a version's producers as
+    // directly as `io_by_version`, which the planner might otherwise pass over for it)
+    "CREATE INDEX io_by_version_seen ON io_edges (path, blob_hash, direction, first_seen);",
 ];
 
 pub fn latest() -> i64 {

@@ -247,14 +247,18 @@ impl Remote {
         let (p, h) = vkey_cols(keys);
         let rows = self.query(
             "reading the lineage graph's versions",
+            // (`LIMIT 1`s keep each lookup an index probe per version: a plain join lets the
+            // planner hash every blob)
             "SELECT v.path, v.hash, b.kind, b.size, b.nfiles,
-                    (SELECT min(e.first_seen) FROM io_edges e
-                      WHERE e.path = v.path AND e.blob_hash = v.hash),
+                    LEAST((SELECT min(e.first_seen) FROM io_edges e WHERE e.path = v.path
+                             AND e.blob_hash = v.hash AND e.direction = 'in'), o.seen),
                     o.n, o.reused
              FROM unnest($1::text[], $2::text[]) AS v(path, hash)
-             JOIN blobs b ON b.hash = v.hash
+             CROSS JOIN LATERAL (SELECT kind, size, nfiles FROM blobs
+                                 WHERE blobs.hash = v.hash LIMIT 1) b
              CROSS JOIN LATERAL (
-               SELECT count(*) AS n, count(*) FILTER (WHERE s.status IN ('cached', 'restored')) AS reused
+               SELECT count(*) AS n, count(*) FILTER (WHERE s.status IN ('cached', 'restored')) AS reused,
+                      min(o.first_seen) AS seen
                FROM io_edges o JOIN step_execs s
                  ON s.run_id = o.run_id AND s.step = o.step AND s.attempt = o.attempt
                WHERE o.path = v.path AND o.blob_hash = v.hash AND o.direction = 'out') o",

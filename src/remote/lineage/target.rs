@@ -2,29 +2,16 @@
 //! keys (a path's versions are its `io_edges` rows, a directory's manifest is in `contents`).
 
 use std::collections::HashSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use super::{Remote, Seed, VKey, producer_sql, short_of};
+use crate::beneath::lexical as normalise;
 use crate::error::{Error, Result};
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::hash::{self, manifest_lookup};
 use crate::report::{short_hash, time};
 use crate::store::lineage::{Found, Member};
 use crate::store::query::{MIN_SHORT, is_run_name};
-
-fn normalise(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
 
 fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
