@@ -432,7 +432,7 @@ mod tests {
     fn normalise_is_lexical() {
         assert_eq!(
             normalise(Path::new("/a/b/../c/./d")),
-            PathBuf::from("/a/c/d")
+            std::path::PathBuf::from("/a/c/d")
         );
     }
 }
