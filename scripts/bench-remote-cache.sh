@@ -20,7 +20,7 @@ repo=$PWD
 rounds=${1:-10}
 size=${SIZE:-262144}
 steps=50
-mlrun=$repo/target/release/mlrun
+mlrun=${MLRUN_BIN:-$repo/target/release/mlrun}
 [ -x "$mlrun" ] || { echo "build it first: cargo build --release" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/mlrun-bench-cache.XXXXXX)
