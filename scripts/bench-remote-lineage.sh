@@ -117,7 +117,10 @@ EOF
 
 # `runs --remote` reads the records it shows into a throwaway local store: 20 runs by default,
 # every run for a filter or sort that needs them all (bounded here at 10 minutes)
-for args in "runs" "runs -n 500" "runs -n 0"; do
+# (RUNS_ALL=0 leaves the every-run case out: it takes minutes)
+all="runs -n 0"
+[ "${RUNS_ALL:-1}" = 0 ] && all=
+for args in "runs" "runs -n 500" ${all:+"$all"}; do
   t0=$(date +%s.%N)
   if timeout 600 "$mlrun" --store "$synth" $args --remote >/dev/null 2>"$work/runs.err"; then
     echo "$args --remote: $(python3 -c "print(f'{$(date +%s.%N) - $t0:.2f}')") s"
