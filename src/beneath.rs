@@ -523,6 +523,22 @@ pub fn parent_or_error(root: &Path, rel: &Path, create: bool) -> Result<(Dir, Os
     parent_of(root, rel, create).map_err(|p| p.error())
 }
 
+/// `a/./b/../c` → `a/c`, without touching the file system (a path as typed, before any check:
+/// `..` at the top stays there only as far as `PathBuf::pop` lets it).
+pub fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use crate::cmd::target::{self, Target};
 use crate::config::LineageSeed;
 use crate::error::Result;
 use crate::report::{ColorChoice, Style, emit, graph};
-use crate::store::lineage::{Direction, Seed};
+use crate::store::lineage::{Direction, Found, Graph, Seed, Source};
 use crate::store::{self, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,49 +43,41 @@ pub struct LineageArgs {
     /// Same as --format json
     #[arg(long)]
     pub json: bool,
+
+    /// Query the team remote's record (PostgreSQL) instead of the local store
+    #[arg(long)]
+    pub remote: bool,
 }
 
 pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    if args.remote {
+        let mut source = crate::remote::lineage::open(store_dir)?;
+        return show(&mut source, &args, color);
+    }
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
-    let mut file = None;
     let links = crate::cmd::ui_links(&store.dir, color);
-    let link;
-    let seed = match target::resolve(&store, &args.target)? {
-        Target::Version(v, note) => {
-            if let Some(n) = note {
-                Style::stderr(color).note(&n);
-            }
-            link = version_link(links.as_ref(), &v, &args);
-            Seed::Version(v.av_id)
-        }
-        // a file inside a recorded directory: the lineage of the directory version holding it
-        Target::File(v, m, note) => {
-            if let Some(n) = note {
-                Style::stderr(color).note(&n);
-            }
-            file = Some(m);
-            link = version_link(links.as_ref(), &v, &args);
-            Seed::Version(v.av_id)
-        }
-        // the web view draws a run's lineage: a step's is within it
-        Target::Exec {
-            exec_id, run_id, ..
-        } => {
-            link = links.map(|l| l.lineage(LineageSeed::Run(&run_id), args.down, args.depth));
-            Seed::Exec(exec_id)
-        }
-        Target::Run(r) => {
-            link = links.map(|l| l.lineage(LineageSeed::Run(&r), args.down, args.depth));
-            Seed::Run(r)
-        }
+    let mut source = Local {
+        store,
+        links,
+        args: &args,
     };
+    show(&mut source, &args, color)
+}
+
+/// Resolve, walk and print, whichever backend the rows come from.
+fn show<S: Source>(source: &mut S, args: &LineageArgs, color: ColorChoice) -> Result<i32> {
+    let found = source.seed(&args.target)?;
+    if let Some(n) = &found.note {
+        Style::stderr(color).note(n);
+    }
     let direction = if args.down {
         Direction::Down
     } else {
         Direction::Up
     };
-    let mut g = store.traverse(&seed, direction, args.depth)?;
-    g.file = file;
+    let mut g = source.graph(&found.seed, direction, args.depth)?;
+    g.file = found.file;
+    let link = found.link;
     let format = if args.json {
         LineageFormat::Json
     } else {
@@ -109,6 +101,55 @@ pub fn lineage(args: LineageArgs, store_dir: Option<&Path>, color: ColorChoice) 
         )),
     }
     Ok(0)
+}
+
+/// The local store as a lineage source: targets as `cmd::target` resolves them.
+struct Local<'a> {
+    store: Store,
+    links: Option<crate::config::UiLinks>,
+    args: &'a LineageArgs,
+}
+
+impl Source for Local<'_> {
+    type Seed = Seed;
+
+    fn seed(&mut self, target: &str) -> Result<Found<Seed>> {
+        let (args, links) = (self.args, self.links.as_ref());
+        Ok(match target::resolve(&self.store, target)? {
+            Target::Version(v, note) => Found {
+                link: version_link(links, &v, args),
+                seed: Seed::Version(v.av_id),
+                file: None,
+                note,
+            },
+            // a file inside a recorded directory: the lineage of the directory version holding it
+            Target::File(v, m, note) => Found {
+                link: version_link(links, &v, args),
+                seed: Seed::Version(v.av_id),
+                file: Some(m),
+                note,
+            },
+            // the web view draws a run's lineage: a step's is within it
+            Target::Exec {
+                exec_id, run_id, ..
+            } => Found {
+                link: links.map(|l| l.lineage(LineageSeed::Run(&run_id), args.down, args.depth)),
+                seed: Seed::Exec(exec_id),
+                file: None,
+                note: None,
+            },
+            Target::Run(r) => Found {
+                link: links.map(|l| l.lineage(LineageSeed::Run(&r), args.down, args.depth)),
+                seed: Seed::Run(r),
+                file: None,
+                note: None,
+            },
+        })
+    }
+
+    fn graph(&mut self, seed: &Seed, direction: Direction, depth: Option<u32>) -> Result<Graph> {
+        self.store.traverse(seed, direction, depth)
+    }
 }
 
 fn version_link(

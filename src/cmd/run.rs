@@ -260,7 +260,8 @@ fn run_inner(
         && !args.no_store
         && let Some(remote) = crate::config::Config::load(&dir)?.remote
     {
-        crate::remote::cache::enable(&dir, remote);
+        let steps = plan.steps().iter().map(|s| s.name.clone());
+        crate::remote::cache::enable(&dir, remote, steps);
     }
     let mut lock = PipelineLock::acquire(&dir, plan.file(), args.wait_lock, |who| {
         eprintln!(

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::beneath::lexical as normalize;
 use crate::error::{Error, Result};
 use crate::pipeline::Plan;
 use crate::pipeline::diag::did_you_mean;
@@ -96,21 +97,6 @@ fn as_project_path(plan: &Plan, word: &str) -> String {
         Some(r) if !r.as_os_str().is_empty() => r.to_string_lossy().into_owned(),
         _ => trimmed.trim_start_matches("./").to_string(),
     }
-}
-
-/// `a/./b/../c` → `a/c`, without touching the filesystem.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The steps a word names: the step of that name, else the steps whose declared outputs are

@@ -16,8 +16,9 @@
 //! Hashing the current content of a path reads the file system, which is why this lives in `cmd`
 //! and not in `store`.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
+use crate::beneath::lexical as normalise;
 use crate::error::{Error, Result};
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::hash;
@@ -56,21 +57,6 @@ pub enum Target {
         exec_id: i64,
     },
     Run(String),
-}
-
-/// Lexically normalise `p` (no file-system access): drop `.`, resolve `..`.
-fn normalise(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }
 
 /// The store path (relative to the project root, `/`-separated, no trailing `/`) that `arg`
@@ -446,7 +432,7 @@ mod tests {
     fn normalise_is_lexical() {
         assert_eq!(
             normalise(Path::new("/a/b/../c/./d")),
-            PathBuf::from("/a/c/d")
+            std::path::PathBuf::from("/a/c/d")
         );
     }
 }

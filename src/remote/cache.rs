@@ -5,10 +5,16 @@
 //! from that execution by the ordinary local machinery, whose record names it (`reused_exec`),
 //! so `show` says which run, and so which machine, the outputs came from.
 //!
+//! A hit on a run not yet here also fetches, in the same parallel batch, the outputs of that
+//! run's other steps this plan has: the steps after it usually hit the same run, and then find
+//! everything here (no round trip to PostgreSQL, no fetch of their own). A clone running a
+//! teammate's 50-step chain asks the remote once instead of 50 times, one object at a time.
+//!
 //! Only `mlrun run` turns it on (`enable`), and only when a remote is configured with
 //! `cache = true` (the default) and `--no-remote-cache` was not given. A remote that cannot be
 //! reached is said once and the run goes on without it: the shared cache never fails a run.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -16,19 +22,30 @@ use super::Connected;
 use crate::config::Remote;
 use crate::error::Result;
 use crate::store::Store;
+use crate::store::portable::{EDGES, RunRecord};
 
 enum State {
     Off,
-    Configured(Remote, PathBuf),
-    Connected(Box<Connected>, PathBuf),
+    Configured(Remote, PathBuf, HashSet<String>),
+    Connected(Box<Live>),
+}
+
+/// The shared cache once it has been asked: the remote, the local store, the plan's steps.
+struct Live {
+    conn: Connected,
+    dir: PathBuf,
+    /// opened on the first hit, then kept for the run
+    store: Option<Store>,
+    steps: HashSet<String>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State::Off);
 
-/// Turn the shared cache on for this process's run, for the store in `store_dir`.
-pub fn enable(store_dir: &Path, remote: Remote) {
+/// Turn the shared cache on for this process's run of `steps`, for the store in `store_dir`.
+pub fn enable(store_dir: &Path, remote: Remote, steps: impl IntoIterator<Item = String>) {
     if remote.cache {
-        *STATE.lock().expect("cache state") = State::Configured(remote, store_dir.to_path_buf());
+        *STATE.lock().expect("cache state") =
+            State::Configured(remote, store_dir.to_path_buf(), steps.into_iter().collect());
     }
 }
 
@@ -37,42 +54,70 @@ pub fn enable(store_dir: &Path, remote: Remote) {
 /// shared cache off for the rest of the run (the caller says so once).
 pub fn bring(key: &str) -> Result<bool> {
     let mut state = STATE.lock().expect("cache state");
-    if let State::Configured(remote, dir) = &*state {
-        let dir = dir.clone();
+    if let State::Configured(remote, dir, steps) = &mut *state {
+        let (dir, steps) = (dir.clone(), std::mem::take(steps));
         match Connected::open(remote) {
-            Ok(c) => *state = State::Connected(Box::new(c), dir),
+            Ok(conn) => {
+                *state = State::Connected(Box::new(Live {
+                    conn,
+                    dir,
+                    store: None,
+                    steps,
+                }))
+            }
             Err(e) => {
                 *state = State::Off;
                 return Err(e);
             }
         }
     }
-    let State::Connected(conn, dir) = &mut *state else {
+    let State::Connected(live) = &mut *state else {
         return Ok(false);
     };
-    let r = lookup(conn, dir, key);
+    let r = lookup(live, key);
     if r.is_err() {
         *state = State::Off;
     }
     r
 }
 
-fn lookup(conn: &mut Connected, dir: &Path, key: &str) -> Result<bool> {
-    let Some(hit) = conn.record.cache_hit(key)? else {
+/// The content hashes of the outputs of `rec`'s steps named in `steps`.
+fn outputs_of(rec: &RunRecord, steps: &HashSet<String>) -> Vec<String> {
+    rec.table(&EDGES)
+        .iter()
+        .filter(|row| {
+            RunRecord::text(row, 3) == Some("out")
+                && RunRecord::text(row, 1).is_some_and(|s| steps.contains(s))
+        })
+        .filter_map(|row| RunRecord::text(row, 5).map(str::to_string))
+        .collect()
+}
+
+fn lookup(live: &mut Live, key: &str) -> Result<bool> {
+    let Some(hit) = live.conn.record.cache_hit(key)? else {
         return Ok(false);
     };
-    let mut store = Store::open(dir)?;
-    let remote_key = conn.remote.key();
-    if !store.has_run(&hit.run)? {
-        let rec = conn.record.fetch_run(&hit.run)?;
-        super::import(&mut store, &mut conn.record, &remote_key, &rec)?;
+    if live.store.is_none() {
+        live.store = Some(Store::open(&live.dir)?);
     }
+    let store = live.store.as_mut().expect("opened above");
+    let remote_key = live.conn.remote.key();
     let hashes: Vec<String> = hit.outputs.iter().map(|(_, h)| h.clone()).collect();
-    let names = store.objects_of_blobs(&hashes)?;
+    let mut batch = hashes.clone();
+    if !store.has_run(&hit.run)? {
+        let rec = live.conn.record.fetch_run(&hit.run)?;
+        super::import(store, &mut live.conn.record, &remote_key, &rec)?;
+        batch.extend(outputs_of(&rec, &live.steps));
+        batch.sort();
+        batch.dedup();
+    }
+    let needed: HashSet<String> = store.objects_of_blobs(&hashes)?.into_iter().collect();
+    let names = store.objects_of_blobs(&batch)?;
     let missing = store.objects_missing_for(&names);
-    let problems = conn.fetch(&store.dir, &missing)?;
+    let problems = live.conn.fetch(&store.dir, &missing)?;
     store.objects_arrived(&hit.run)?;
-    if let Some((name, p)) = problems.into_iter().next() {
+    // an object only the other steps would use is their problem, when they get there
+    if let Some((name, p)) = problems.into_iter().find(|(n, _)| needed.contains(n)) {
         let why = match p {
             super::FetchError::Missing => "missing on the remote".to_string(),
             super::FetchError::Corrupt { actual } => {

@@ -7,6 +7,7 @@
 //! reused by the next push), and pushing again writes nothing twice.
 
 pub mod cache;
+pub mod lineage;
 pub mod objects;
 pub mod pg;
 

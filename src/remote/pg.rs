@@ -127,6 +127,11 @@ CREATE TABLE run_removals (
   started_at BIGINT NOT NULL, git_commit TEXT, message TEXT, replay_of TEXT,
   steps BIGINT NOT NULL, removed_at BIGINT NOT NULL, removed_by TEXT NOT NULL, reason TEXT);
 "#,
+    // 3: when a version was first recorded, read from the index: `lineage --remote` shows it
+    // for every version it found, and a source file read by thousands of steps has as many
+    // edges (with `direction` before it, the index also finds a version's producers as
+    // directly as `io_by_version`, which the planner might otherwise pass over for it)
+    "CREATE INDEX io_by_version_seen ON io_edges (path, blob_hash, direction, first_seen);",
 ];
 
 pub fn latest() -> i64 {
@@ -134,7 +139,7 @@ pub fn latest() -> i64 {
 }
 
 pub struct Record {
-    client: Client,
+    pub(super) client: Client,
     shown: String,
 }
 

@@ -757,3 +757,231 @@ fn a_run_removed_after_its_push_is_removed_from_the_remote_record_and_its_object
     assert_ne!(show.code, 0, "{show:?}");
     assert!(show.all().contains("removed"), "{show:?}");
 }
+
+/// A pipeline with an input no commit holds (a lineage gap whose copy is stored).
+const LINEAGE_PIPELINE: &str = r#"
+[pipeline]
+name = "lin"
+
+[steps.prep]
+cmd = "mkdir -p out && cp -r data out/d && cat ext.txt data/in.txt > out/n.txt"
+inputs = ["data", "ext.txt"]
+outputs = ["out/n.txt", "out/d"]
+
+[steps.train]
+cmd = "cat out/n.txt out/n.txt > model.txt && echo accuracy=$MLRUN_PARAM_LR >> $MLRUN_METRICS"
+inputs = ["out/n.txt"]
+outputs = ["model.txt"]
+params = ["lr"]
+
+[params]
+lr = 0.1
+"#;
+
+/// `text` with every `av:N` / `exec:N` node id (`av_N` in Mermaid) replaced by what `ids` says
+/// it names.
+fn relabel(text: &str, ids: &std::collections::HashMap<String, String>) -> String {
+    let re = regex::Regex::new(r"\b(av|exec)[:_]([0-9]+)\b").unwrap();
+    re.replace_all(text, |c: &regex::Captures| {
+        let id = format!("{}:{}", &c[1], &c[2]);
+        ids.get(&id).cloned().unwrap_or(id)
+    })
+    .into_owned()
+}
+
+/// A lineage answer's node ids (row ids of one store, or numbers within one remote answer)
+/// mapped to what they name: a version's path and hash, an execution's run, step and start.
+fn node_names(g: &serde_json::Value) -> std::collections::HashMap<String, String> {
+    let mut ids = std::collections::HashMap::new();
+    for n in g["nodes"].as_array().unwrap() {
+        let name = match n["kind"].as_str().unwrap() {
+            "artifact_version" => format!(
+                "version {}@{}",
+                n["path"].as_str().unwrap(),
+                n["hash"].as_str().unwrap()
+            ),
+            "step_exec" => format!(
+                "exec {}/{}/{}",
+                n["run_id"].as_str().unwrap(),
+                n["step"].as_str().unwrap(),
+                n["started_at"]
+            ),
+            _ => continue,
+        };
+        ids.insert(n["id"].as_str().unwrap().to_string(), name);
+    }
+    ids
+}
+
+/// A `lineage --json` answer with its ids replaced by what they name (edges sorted again: the
+/// order of ids was theirs).
+fn canonical(g: &serde_json::Value) -> serde_json::Value {
+    let ids = node_names(g);
+    let mut v: serde_json::Value = serde_json::from_str(&relabel(&g.to_string(), &ids)).unwrap();
+    fn fields(v: &mut serde_json::Value, ids: &std::collections::HashMap<String, String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    let prefix = match k.as_str() {
+                        "av_id" => "av",
+                        "exec_id" | "reused_exec" => "exec",
+                        _ => {
+                            fields(x, ids);
+                            continue;
+                        }
+                    };
+                    if let Some(n) = x.as_i64() {
+                        *x = serde_json::Value::String(
+                            ids.get(&format!("{prefix}:{n}"))
+                                .cloned()
+                                .unwrap_or_default(),
+                        );
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| fields(x, ids)),
+            _ => {}
+        }
+    }
+    fields(&mut v, &ids);
+    if let Some(edges) = v["edges"].as_array_mut() {
+        edges.sort_by_key(|e| e.to_string());
+    }
+    v
+}
+
+#[test]
+fn lineage_on_the_remote_prints_what_lineage_prints_locally() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = Env::git();
+    r.configure(&mut env);
+    env.write("pipeline.toml", LINEAGE_PIPELINE);
+    env.write("data/in.txt", "l\n1\n2\n");
+    env.write("data/f0.txt", "f0\n");
+    env.commit("project");
+    env.write("ext.txt", "outside\n");
+    ok(&env.mlrun(&["run"]));
+    // a tracked input with uncommitted edits, and a second version of every output
+    env.write("data/in.txt", "l2\n");
+    ok(&env.mlrun(&["run", "-p", "lr=0.2"]));
+    // every step reused
+    ok(&env.mlrun(&["run", "-p", "lr=0.2"]));
+    ok(&env.mlrun(&["push"]));
+    let ids = env.run_ids();
+    let (first, second) = (ids[0].clone(), ids[1].clone());
+    let model = json(&env.mlrun(&["lineage", "model.txt", "--json"]));
+    let model_hash = model["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["path"] == "model.txt")
+        .unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // a teammate's fresh clone, with no local store, asks the remote
+    let clone = clone_of(&env, &r);
+    let model_at_first = format!("model.txt@{}", &first[..12]);
+    let in_at_second = format!("data/in.txt@{second}");
+    let prep = format!("{}:prep", &second[..16]);
+    let forms: Vec<Vec<&str>> = vec![
+        vec!["lineage", "model.txt"],
+        vec!["lineage", "model.txt", "--json"],
+        vec!["lineage", &model_at_first],
+        vec!["lineage", &model_at_first, "--json"],
+        vec!["lineage", "model.txt", "--depth", "1"],
+        vec!["lineage", "model.txt", "--format", "dot"],
+        vec!["lineage", &model_hash[..12], "--format", "mermaid"],
+        vec!["lineage", "latest"],
+        vec!["lineage", "latest", "--json"],
+        vec!["lineage", "latest~1", "--down"],
+        vec!["lineage", &prep, "--down", "--json"],
+        vec!["lineage", &in_at_second, "--down"],
+        vec!["lineage", &in_at_second, "--down", "--json"],
+        vec!["lineage", "out/d/f0.txt"],
+        vec!["lineage", "out/d/f0.txt", "--json"],
+        vec!["lineage", "ext.txt", "--down", "--depth", "1", "--json"],
+    ];
+    for args in forms {
+        let local = env.mlrun(&args);
+        ok(&local);
+        let mut remote_args = args.clone();
+        remote_args.push("--remote");
+        let remote = clone.mlrun(&remote_args);
+        ok(&remote);
+        if args.contains(&"--json") {
+            assert_eq!(
+                canonical(&json(&local)),
+                canonical(&json(&remote)),
+                "{args:?}"
+            );
+        } else if args.contains(&"--format") {
+            // ids in drawings: relabelled from each side's own JSON answer
+            let names = |e: &Env, extra: &[&str]| {
+                let mut a: Vec<&str> = args
+                    .iter()
+                    .copied()
+                    .filter(|x| !["--format", "dot", "mermaid"].contains(x))
+                    .collect();
+                a.extend_from_slice(extra);
+                a.push("--json");
+                node_names(&json(&e.mlrun(&a)))
+            };
+            // (lines in the order of their ids)
+            let sorted = |t: String| {
+                let mut lines: Vec<String> = t.lines().map(str::to_string).collect();
+                lines.sort();
+                lines
+            };
+            let l = sorted(relabel(&local.stdout, &names(&env, &[])));
+            let m = sorted(relabel(&remote.stdout, &names(&clone, &["--remote"])));
+            assert_eq!(l, m, "{args:?}");
+        } else {
+            assert_eq!(local.stdout, remote.stdout, "{args:?}");
+        }
+    }
+    // the gap is said to be on the remote, the reused step to have reused
+    let down = json(&clone.mlrun(&["lineage", "ext.txt", "--down", "--json", "--remote"]));
+    assert!(down.to_string().contains("copy stored"), "{down}");
+    let text = clone.mlrun(&["lineage", "model.txt", "--remote"]).stdout;
+    assert!(text.contains("reusing a result"), "{text}");
+    assert!(
+        !clone.path(".mlrun/lineage.db").exists(),
+        "a remote query made a store"
+    );
+    // what the remote does not have is said in one line
+    let out = clone.mlrun(&["lineage", "nothing.txt", "--remote"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("not in the remote's record"), "{out:?}");
+}
+
+#[test]
+fn lineage_on_an_unreachable_or_refusing_remote_is_a_one_line_error() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(1, "e");
+    r.configure(&mut env);
+    let attempt = |vars: &[(&str, &str)], expect: &str| {
+        let mut cmd = env.command(&["lineage", "model.txt", "--remote"]);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = Out::of(cmd.output().unwrap());
+        assert!(out.code == 1 || out.code == 2, "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let first = out.stderr.lines().next().unwrap_or("");
+        assert!(first.contains(expect), "{expect:?} not in {out:?}");
+        assert!(!out.all().contains(&r.s.pg_password), "{out:?}");
+    };
+    attempt(
+        &[("MLRUN_REMOTE_DB", "postgres://mlrun@127.0.0.1:9/x")],
+        "cannot reach the remote record postgres://mlrun@127.0.0.1:9/x",
+    );
+    attempt(&[("PGPASSWORD", "wrong")], "refused the credentials");
+    attempt(
+        &[("MLRUN_REMOTE_DB", "not a url")],
+        "is not a PostgreSQL URL",
+    );
+    let missing_db = format!("{}_missing", r.db_url);
+    attempt(&[("MLRUN_REMOTE_DB", &missing_db)], "does not exist");
+}

@@ -1,7 +1,7 @@
 //! The lineage graph: one recursive walk over `io_edges`, then a fixed number of set-based
 //! queries for the details of the nodes it found.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -222,16 +222,98 @@ fn build_graph(
     depth: Option<u32>,
     seed: &Seed,
     avs: BTreeSet<i64>,
-    mut exs: BTreeSet<i64>,
+    exs: BTreeSet<i64>,
 ) -> Result<Graph> {
-    let mut edges: BTreeSet<GraphEdge> = BTreeSet::new();
     // io edges among the nodes found
     let av_list = id_list(avs.iter().copied());
     let ex_list = id_list(exs.iter().copied());
-    edges.extend(io_edges_among(conn, &ex_list, &av_list)?);
-    // per version: producers, reuses, origins
-    let prod = producer_counts(conn, &av_list)?;
-    // what the readers in this graph recorded about each version
+    let edges = io_edges_among(conn, &ex_list, &av_list)?;
+    // per version: producers, reuses
+    let producers = producer_counts(conn, &av_list)?;
+    let candidates = gap_candidates(&avs, &producers, &edges);
+    let gap_set = gaps(conn, &candidates)?;
+    // executions, plus the originals that cached ones reused
+    let mut execs_found = execs(conn, &exs.iter().copied().collect::<Vec<_>>())?;
+    let reused: Vec<i64> = execs_found
+        .values()
+        .filter_map(|e| e.reused_exec)
+        .filter(|r| !exs.contains(r))
+        .collect();
+    if !reused.is_empty() {
+        execs_found.extend(execs(conn, &reused)?);
+    }
+    let mut run_ids: BTreeSet<String> = execs_found.values().map(|e| e.run_id.clone()).collect();
+    if let Seed::Run(r) = seed {
+        run_ids.insert(r.clone());
+    }
+    Ok(assemble(Parts {
+        root,
+        direction,
+        depth,
+        edges,
+        producers,
+        uncommitted: uncommitted(conn, &candidates)?,
+        reasons: gap_reasons(conn, &gap_set.iter().copied().collect::<Vec<_>>())?,
+        gaps: gap_set,
+        versions: versions_by_id(conn, &avs)?,
+        execs: execs_found,
+        runs: runs_by_id(conn, &run_ids)?,
+    }))
+}
+
+/// What a lineage graph is made of, as a backend read it (local row ids, or ids a remote
+/// answer numbered): [`assemble`] makes the same graph of it whichever backend it came from.
+pub struct Parts {
+    pub root: String,
+    pub direction: Direction,
+    pub depth: Option<u32>,
+    /// the `used` / `generated` edges among the versions and executions found
+    pub edges: BTreeSet<GraphEdge>,
+    /// per version: how many executions produced it, and how many of those reused a result
+    pub producers: HashMap<i64, (usize, usize)>,
+    /// versions read as tracked files with uncommitted edits
+    pub uncommitted: HashSet<i64>,
+    pub gaps: HashSet<i64>,
+    /// why each gap is one, in words
+    pub reasons: HashMap<i64, String>,
+    /// the versions found, in the order shown (by path, then as recorded)
+    pub versions: Vec<Version>,
+    /// the executions found and the ones they reused
+    pub execs: HashMap<i64, Exec>,
+    /// the runs of those executions (and the target run), as `Node::Run`, by start
+    pub runs: Vec<Node>,
+}
+
+/// The `used` edge of a version read by an execution, or the `generated` edge of a version
+/// an execution wrote.
+pub fn io_edge(
+    exec: i64,
+    input: bool,
+    av: i64,
+    origin: Option<String>,
+    declared: bool,
+) -> GraphEdge {
+    if input {
+        GraphEdge {
+            from: av_node_id(av),
+            to: exec_node_id(exec),
+            kind: "used",
+            origin,
+            observed: !declared,
+        }
+    } else {
+        GraphEdge {
+            from: exec_node_id(exec),
+            to: av_node_id(av),
+            kind: "generated",
+            origin: None,
+            observed: !declared,
+        }
+    }
+}
+
+/// What the readers in a graph recorded about each version (`step`, `git`, `external`).
+fn origins_of(edges: &BTreeSet<GraphEdge>) -> HashMap<i64, BTreeSet<String>> {
     let mut origins: HashMap<i64, BTreeSet<String>> = HashMap::new();
     for e in edges.iter().filter(|e| e.kind == "used") {
         if let (Some(av), Some(o)) = (
@@ -243,25 +325,42 @@ fn build_graph(
             origins.entry(av).or_default().insert(o.clone());
         }
     }
-    // gaps: only versions with no producer and no tracked reading here need a closer look
-    // (readers elsewhere in the history may have seen them tracked or with a recorded diff)
-    let candidates: Vec<i64> = avs
-        .iter()
+    origins
+}
+
+/// The versions that may be gaps: only those with no producer and no tracked reading in the
+/// graph need a closer look (readers elsewhere in the history may have seen them tracked or
+/// with a recorded diff).
+pub fn gap_candidates(
+    avs: &BTreeSet<i64>,
+    producers: &HashMap<i64, (usize, usize)>,
+    edges: &BTreeSet<GraphEdge>,
+) -> Vec<i64> {
+    let origins = origins_of(edges);
+    avs.iter()
         .copied()
-        .filter(|av| !prod.contains_key(av) && !origins.get(av).is_some_and(|o| o.contains("git")))
-        .collect();
-    let gap_set = gaps(conn, &candidates)?;
-    // executions, plus the originals that cached ones reused
-    let mut exec_map = execs(conn, &exs.iter().copied().collect::<Vec<_>>())?;
-    let reused: Vec<i64> = exec_map
-        .values()
-        .filter_map(|e| e.reused_exec)
-        .filter(|r| !exs.contains(r))
-        .collect();
-    if !reused.is_empty() {
-        exec_map.extend(execs(conn, &reused)?);
-        exs.extend(reused);
-    }
+        .filter(|av| {
+            !producers.contains_key(av) && !origins.get(av).is_some_and(|o| o.contains("git"))
+        })
+        .collect()
+}
+
+/// The graph of what a backend read: nodes, and the edges between them.
+pub fn assemble(p: Parts) -> Graph {
+    let Parts {
+        root,
+        direction,
+        depth,
+        mut edges,
+        producers,
+        uncommitted,
+        gaps,
+        mut reasons,
+        versions,
+        execs: exec_map,
+        runs,
+    } = p;
+    let origins = origins_of(&edges);
     for e in exec_map.values() {
         if let Some(r) = e.reused_exec {
             edges.insert(GraphEdge {
@@ -273,24 +372,15 @@ fn build_graph(
             });
         }
     }
-    // runs and commits
-    let mut run_ids: BTreeSet<String> = exec_map.values().map(|e| e.run_id.clone()).collect();
-    if let Seed::Run(r) = seed {
-        run_ids.insert(r.clone());
-    }
-    let runs = runs_by_id(conn, &run_ids)?;
     let mut nodes: Vec<Node> = Vec::new();
-    let versions = versions_by_id(conn, &avs)?;
-    let dirty = uncommitted(conn, &candidates)?;
-    let mut reasons = gap_reasons(conn, &gap_set.iter().copied().collect::<Vec<_>>())?;
     for v in versions {
-        let (n, r) = prod.get(&v.av_id).copied().unwrap_or((0, 0));
+        let (n, r) = producers.get(&v.av_id).copied().unwrap_or((0, 0));
         let o: Vec<String> = origins
             .get(&v.av_id)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
-        let modified = dirty.contains(&v.av_id);
-        let gap = gap_set.contains(&v.av_id);
+        let modified = uncommitted.contains(&v.av_id);
+        let gap = gaps.contains(&v.av_id);
         let gap_reason = gap.then(|| {
             reasons
                 .remove(&v.av_id)
@@ -366,14 +456,14 @@ fn build_graph(
         id: commit_node_id(&c),
         sha: c,
     }));
-    Ok(Graph {
+    Graph {
         root,
         file: None,
         direction: direction.as_str(),
         depth,
         nodes,
         edges: edges.into_iter().collect(),
-    })
+    }
 }
 
 pub(super) fn versions_by_id(conn: &Connection, ids: &BTreeSet<i64>) -> Result<Vec<Version>> {
@@ -447,23 +537,7 @@ fn io_edges_among(conn: &Connection, ex_list: &str, av_list: &str) -> Result<BTr
     })?;
     for row in rows {
         let (e, dir, av, origin, declared) = row?;
-        if dir == "in" {
-            edges.insert(GraphEdge {
-                from: av_node_id(av),
-                to: exec_node_id(e),
-                kind: "used",
-                origin,
-                observed: !declared,
-            });
-        } else {
-            edges.insert(GraphEdge {
-                from: exec_node_id(e),
-                to: av_node_id(av),
-                kind: "generated",
-                origin: None,
-                observed: !declared,
-            });
-        }
+        edges.insert(io_edge(e, dir == "in", av, origin, declared));
     }
     Ok(edges)
 }

@@ -54,6 +54,32 @@ pub enum Seed {
     Run(String),
 }
 
+/// Where `mlrun lineage` takes its rows from: the local store (`cmd::lineage`) or the team
+/// remote's PostgreSQL (`remote::lineage`). Both answer with the same [`Graph`], which one
+/// printer (`report::graph`, `--json`) shows.
+pub trait Source {
+    /// What a target names, in the backend's own keys.
+    type Seed;
+    /// Resolve a command-line TARGET.
+    fn seed(&mut self, target: &str) -> Result<Found<Self::Seed>>;
+    /// The lineage graph from `seed`.
+    fn graph(
+        &mut self,
+        seed: &Self::Seed,
+        direction: Direction,
+        depth: Option<u32>,
+    ) -> Result<Graph>;
+}
+
+/// A resolved TARGET: where the walk starts, the file inside a directory version it named, a
+/// note for stderr when it is not exactly what was asked for, and the web view's URL for it.
+pub struct Found<S> {
+    pub seed: S,
+    pub file: Option<Member>,
+    pub note: Option<String>,
+    pub link: Option<String>,
+}
+
 impl super::Store {
     /// An artifact version by id.
     pub fn version(&self, av_id: i64) -> Result<Option<Version>> {
