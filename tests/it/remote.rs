@@ -957,6 +957,63 @@ fn lineage_on_the_remote_prints_what_lineage_prints_locally() {
 }
 
 #[test]
+fn model_names_on_the_remote_answer_lineage_as_the_local_registry_does() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = project(1, "n");
+    r.configure(&mut env);
+    ok(&env.mlrun(&["run"]));
+    ok(&env.mlrun(&["model", "register", "churn", "model.txt@latest"]));
+    env.write("data/in.txt", "n2\n3\n");
+    ok(&env.mlrun(&["run"]));
+    ok(&env.mlrun(&["model", "register", "churn", "model.txt@latest"]));
+    ok(&env.mlrun(&["model", "alias", "churn", "production", "v1"]));
+    ok(&env.mlrun(&["push"]));
+
+    // a fresh clone with no registry of its own asks the remote by model name
+    let clone = clone_of(&env, &r);
+    for target in [
+        "churn@v1",
+        "churn@v2",
+        "churn@production",
+        "models:/churn@1.0.0",
+    ] {
+        for json_flag in [false, true] {
+            let mut args = vec!["lineage", target];
+            if json_flag {
+                args.push("--json");
+            }
+            let local = env.mlrun(&args);
+            ok(&local);
+            args.push("--remote");
+            let remote = clone.mlrun(&args);
+            ok(&remote);
+            if json_flag {
+                assert_eq!(
+                    canonical(&json(&local)),
+                    canonical(&json(&remote)),
+                    "{args:?}"
+                );
+            } else {
+                assert_eq!(local.stdout, remote.stdout, "{args:?}");
+            }
+        }
+    }
+    // the two versions are different contents: v1 is not v2
+    assert_ne!(
+        clone.mlrun(&["lineage", "churn@v1", "--remote"]).stdout,
+        clone.mlrun(&["lineage", "churn@v2", "--remote"]).stdout
+    );
+    // a version or a model the remote does not have is one line naming what it has
+    let out = clone.mlrun(&["lineage", "churn@v9", "--remote"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("no version `v9`"), "{out:?}");
+    assert!(out.stderr.contains("v1, v2"), "{out:?}");
+    let out = clone.mlrun(&["lineage", "models:/fraud@v1", "--remote"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("no model `fraud`"), "{out:?}");
+}
+
+#[test]
 fn lineage_on_an_unreachable_or_refusing_remote_is_a_one_line_error() {
     let Some(r) = Remote::new() else { return };
     let mut env = project(1, "e");

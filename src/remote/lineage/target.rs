@@ -24,18 +24,14 @@ fn never_recorded(arg: &str) -> Error {
 }
 
 impl Remote {
-    /// What TARGET names on the remote, by the local rules (`cmd::target`) but for model names
-    /// (the registry is local).
+    /// What TARGET names on the remote, by the local rules (`cmd::target`).
     pub(super) fn resolve(&mut self, arg: &str) -> Result<Found<Seed>> {
         if arg.is_empty() {
             return Err(Error::invalid("an empty target names nothing")
                 .hint("name a path, PATH@RUN, a run id, RUN:STEP or a content hash"));
         }
-        if arg.starts_with("models:/") {
-            return Err(Error::invalid(format!(
-                "`{arg}`: model names are in the local registry, not on the remote"
-            ))
-            .hint("name the model's path, or PATH@RUN"));
+        if let Some(found) = self.model(arg)? {
+            return Ok(found);
         }
         if let Some((p, r)) = arg.rsplit_once('@')
             && !p.is_empty()
@@ -75,6 +71,82 @@ impl Remote {
             return self.hex_target(arg);
         }
         Err(never_recorded(arg))
+    }
+
+    /// The model version `arg` names on the remote, by the local rule 0 (`cmd::target`):
+    /// `NAME@REF` where NAME has versions there (pushed with their runs) and REF is a version
+    /// (`v2`, `1.2.0`) or an alias's newest move, or `models:/NAME@REF`, which must be one.
+    fn model(&mut self, arg: &str) -> Result<Option<Found<Seed>>> {
+        let (forced, rest) = match arg.strip_prefix("models:/") {
+            Some(r) => (true, r),
+            None => (false, arg),
+        };
+        if !forced && Path::new(arg).exists() {
+            return Ok(None);
+        }
+        let Some((name, reference)) = rest.split_once('@') else {
+            if forced {
+                return Err(Error::invalid(format!("`{arg}` names no version")).hint(
+                    "write models:/NAME@VERSION or models:/NAME@ALIAS, e.g. models:/churn@v2",
+                ));
+            }
+            return Ok(None);
+        };
+        if forced {
+            crate::pipeline::model_name::check_name(name)?;
+        }
+        let labels: Vec<String> = self
+            .query(
+                "looking up a model",
+                "SELECT label FROM model_versions WHERE name = $1 ORDER BY major, semver",
+                &[&name],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if labels.is_empty() {
+            if forced {
+                return Err(Error::other(format!("the remote has no model `{name}`"))
+                    .hint("`mlrun push` sends a model's versions with the runs that made them"));
+            }
+            return Ok(None);
+        }
+        let semver = crate::pipeline::model_name::parse_version(reference)
+            .ok()
+            .map(|l| l.semver);
+        let rows = match &semver {
+            Some(v) => self.query(
+                "reading a model version",
+                "SELECT path, blob_hash FROM model_versions WHERE name = $1 AND semver = $2",
+                &[&name, v],
+            )?,
+            None => self.query(
+                "reading a model alias",
+                "SELECT v.path, v.blob_hash
+                   FROM (SELECT to_label FROM model_alias_log WHERE name = $1 AND alias = $2
+                          ORDER BY at DESC LIMIT 1) a
+                   JOIN model_versions v ON v.name = $1 AND v.label = a.to_label",
+                &[&name, &reference],
+            )?,
+        };
+        if let Some(r) = rows.first() {
+            return Ok(Some(Self::version_found((r.get(0), r.get(1)), None)));
+        }
+        if !forced {
+            let path = self.store_path(name)?;
+            if Path::new(name).exists() || self.has_path(&path)? {
+                return Ok(None);
+            }
+        }
+        let what = if semver.is_some() {
+            "no version"
+        } else {
+            "no version or alias"
+        };
+        Err(Error::other(format!(
+            "model `{name}` on the remote has {what} `{reference}`"
+        ))
+        .hint(format!("its versions there: {}", labels.join(", "))))
     }
 
     /// The path `arg` names, relative to the project root, `/`-separated.
@@ -420,7 +492,9 @@ impl Remote {
             if path_arg.contains('/') || path_arg.contains('.') {
                 e
             } else {
-                e.hint("model names (`NAME@v2`) are in the local registry: name the model's path, or PATH@RUN")
+                e.hint(
+                    "a model version (`NAME@v2`) is on the remote once `mlrun push` sent its run",
+                )
             }
         })?;
         let path = self.store_path(path_arg)?;
