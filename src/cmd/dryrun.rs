@@ -17,8 +17,8 @@ use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::env::Redactor;
 use crate::fingerprint::hash::{self, Fingerprint};
 use crate::fingerprint::key::SecretKey;
-use crate::pipeline::Plan;
 use crate::pipeline::plan::within;
+use crate::pipeline::{Plan, Step};
 use crate::report::{ColorChoice, Role, Style};
 use crate::store::objects::Objects;
 use crate::store::record::Io;
@@ -121,107 +121,20 @@ fn decide_in(plan: &Plan, store: Option<&Store>, dir: &Path, ask: &Ask<'_>) -> R
         objects: &objects,
         with_replays: ask.reuse_replays,
     };
-    // what restored steps put back, by path: the inputs their dependants will read
-    let mut made: BTreeMap<String, Fingerprint> = BTreeMap::new();
-    let mut steps: Vec<StepPlan> = Vec::with_capacity(plan.steps().len());
+    let mut d = Decider {
+        plan,
+        store,
+        ask,
+        here: &here,
+        marker_key: &recorded.marker_key,
+        made: BTreeMap::new(),
+        steps: Vec::with_capacity(plan.steps().len()),
+    };
     for (i, (step, shown)) in plan.steps().iter().zip(recorded.plan.steps()).enumerate() {
-        let mut out = StepPlan {
-            name: step.name.clone(),
-            action: "run",
-            reasons: Vec::new(),
-            from_run: None,
-            from_run_short: None,
-            restore: Vec::new(),
-        };
-        if !ask.keep[i] {
-            out.action = "not_needed";
-            steps.push(out);
-            continue;
-        }
-        if ask.force.applies_to(&step.name) {
-            out.reasons.push("forced (`--force`)".into());
-        }
-        for &d in &step.deps {
-            if steps[d].action == "run" {
-                out.reasons
-                    .push(format!("upstream `{}` will run first", steps[d].name));
-            }
-        }
-        if !out.reasons.is_empty() {
-            steps.push(out);
-            continue;
-        }
-        let mut inputs = Vec::with_capacity(step.inputs.len());
-        for decl in &step.inputs {
-            if let Some(fp) = made.get(&decl.path) {
-                inputs.push(Io::new(decl.path.clone(), fp.clone()));
-                continue;
-            }
-            let maker = step.deps.iter().find(|&&d| {
-                plan.steps()[d]
-                    .outputs
-                    .iter()
-                    .any(|o| within(&decl.path, &o.path) || within(&o.path, &decl.path))
-            });
-            if let Some(&m) = maker
-                && steps[m].action == "restored"
-            {
-                // inside a directory that will be put back: known only once it is
-                out.reasons.push(format!(
-                    "input {} will be restored by `{}` first, so whether this step can be reused is known only then",
-                    decl.path, plan.steps()[m].name
-                ));
-                continue;
-            }
-            match hash::fingerprint(&plan.root().join(&decl.path), &cache) {
-                Ok(fp) => inputs.push(Io::new(decl.path.clone(), fp)),
-                Err(_) => out.reasons.push(match maker {
-                    Some(&m) => format!(
-                        "input {} does not exist yet (`{}` makes it)",
-                        decl.path,
-                        plan.steps()[m].name
-                    ),
-                    None => super::status::missing_input(store, &objects, &decl.path),
-                }),
-            }
-        }
-        if !out.reasons.is_empty() {
-            steps.push(out);
-            continue;
-        }
-        let parts = CacheParts::of(shown, &inputs).marked_with(&recorded.marker_key);
-        let Some(s) = store else {
-            out.reasons.push("never run".into());
-            steps.push(out);
-            continue;
-        };
-        if let Some(r) = s.find_reusable(&parts.key(), ask.reuse_replays)? {
-            match reuse::decide(step, plan.root(), &cache, &objects, &r) {
-                Decision::Cannot => {}
-                decision => {
-                    out.from_run_short = Some(r.short_id.clone());
-                    out.from_run = Some(r.run_id.clone());
-                    out.action = "cached";
-                    if let Decision::Restore(list) = decision {
-                        out.action = "restored";
-                        for (decl, rec) in list {
-                            out.restore.push(reuse::shown(decl, rec));
-                        }
-                    }
-                    for o in &r.outputs {
-                        made.insert(o.path.clone(), o.fp.clone());
-                    }
-                    steps.push(out);
-                    continue;
-                }
-            }
-        }
-        out.reasons = super::status::step_reasons(s, &here, step, &shown.params, &parts, &inputs)?;
-        if out.reasons.is_empty() {
-            out.reasons.push("no reusable run recorded".into());
-        }
-        steps.push(out);
+        let out = d.step(i, step, shown)?;
+        d.steps.push(out);
     }
+    let steps = d.steps;
     let count = |f: &dyn Fn(&str) -> bool| steps.iter().filter(|s| f(s.action)).count();
     Ok(DryRun {
         pipeline: plan.name().to_string(),
@@ -232,6 +145,152 @@ fn decide_in(plan: &Plan, store: Option<&Store>, dir: &Path, ask: &Ask<'_>) -> R
         not_needed: count(&|a| a == "not_needed"),
         steps,
     })
+}
+
+/// One dry run's steps decided in plan order, each from what was decided before it.
+struct Decider<'a> {
+    plan: &'a Plan,
+    store: Option<&'a Store>,
+    ask: &'a Ask<'a>,
+    here: &'a super::status::Here<'a>,
+    marker_key: &'a str,
+    /// what restored steps put back, by path: the inputs their dependants will read
+    made: BTreeMap<String, Fingerprint>,
+    /// the steps before the one being decided
+    steps: Vec<StepPlan>,
+}
+
+impl Decider<'_> {
+    /// Step `i`: not needed, run (and why), or reused from a recorded run.
+    fn step(&mut self, i: usize, step: &Step, shown: &Step) -> Result<StepPlan> {
+        let mut out = StepPlan {
+            name: step.name.clone(),
+            action: "run",
+            reasons: Vec::new(),
+            from_run: None,
+            from_run_short: None,
+            restore: Vec::new(),
+        };
+        if !self.ask.keep[i] {
+            out.action = "not_needed";
+            return Ok(out);
+        }
+        out.reasons = self.forced_or_upstream(step);
+        if !out.reasons.is_empty() {
+            return Ok(out);
+        }
+        let inputs = self.inputs(step, &mut out.reasons);
+        if !out.reasons.is_empty() {
+            return Ok(out);
+        }
+        let parts = CacheParts::of(shown, &inputs).marked_with(self.marker_key);
+        let Some(s) = self.store else {
+            out.reasons.push("never run".into());
+            return Ok(out);
+        };
+        if self.reuse(s, step, &parts, &mut out)? {
+            return Ok(out);
+        }
+        out.reasons =
+            super::status::step_reasons(s, self.here, step, &shown.params, &parts, &inputs)?;
+        if out.reasons.is_empty() {
+            out.reasons.push("no reusable run recorded".into());
+        }
+        Ok(out)
+    }
+
+    /// `--force`, or an upstream step that will run: the step runs whatever its inputs.
+    fn forced_or_upstream(&self, step: &Step) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if self.ask.force.applies_to(&step.name) {
+            reasons.push("forced (`--force`)".into());
+        }
+        for &d in &step.deps {
+            if self.steps[d].action == "run" {
+                reasons.push(format!("upstream `{}` will run first", self.steps[d].name));
+            }
+        }
+        reasons
+    }
+
+    /// The step's inputs as it would read them: put back by a restored step, or hashed on
+    /// disk. An input that cannot be known yet is a reason instead.
+    fn inputs(&self, step: &Step, reasons: &mut Vec<String>) -> Vec<Io> {
+        let plan = self.plan;
+        let mut inputs = Vec::with_capacity(step.inputs.len());
+        for decl in &step.inputs {
+            if let Some(fp) = self.made.get(&decl.path) {
+                inputs.push(Io::new(decl.path.clone(), fp.clone()));
+                continue;
+            }
+            let maker = step.deps.iter().find(|&&d| {
+                plan.steps()[d]
+                    .outputs
+                    .iter()
+                    .any(|o| within(&decl.path, &o.path) || within(&o.path, &decl.path))
+            });
+            if let Some(&m) = maker
+                && self.steps[m].action == "restored"
+            {
+                // inside a directory that will be put back: known only once it is
+                reasons.push(format!(
+                    "input {} will be restored by `{}` first, so whether this step can be reused is known only then",
+                    decl.path, plan.steps()[m].name
+                ));
+                continue;
+            }
+            match hash::fingerprint(&plan.root().join(&decl.path), self.here.cache) {
+                Ok(fp) => inputs.push(Io::new(decl.path.clone(), fp)),
+                Err(_) => reasons.push(match maker {
+                    Some(&m) => format!(
+                        "input {} does not exist yet (`{}` makes it)",
+                        decl.path,
+                        plan.steps()[m].name
+                    ),
+                    None => super::status::missing_input(self.store, self.here.objects, &decl.path),
+                }),
+            }
+        }
+        inputs
+    }
+
+    /// Whether a recorded execution with this cache key can be reused as the runner would
+    /// (`reuse::decide`); if so `out` says from which run and what is put back.
+    fn reuse(
+        &mut self,
+        s: &Store,
+        step: &Step,
+        parts: &CacheParts,
+        out: &mut StepPlan,
+    ) -> Result<bool> {
+        let Some(r) = s.find_reusable(&parts.key(), self.ask.reuse_replays)? else {
+            return Ok(false);
+        };
+        match reuse::decide(
+            step,
+            self.plan.root(),
+            self.here.cache,
+            self.here.objects,
+            &r,
+        ) {
+            Decision::Cannot => Ok(false),
+            decision => {
+                out.from_run_short = Some(r.short_id.clone());
+                out.from_run = Some(r.run_id.clone());
+                out.action = "cached";
+                if let Decision::Restore(list) = decision {
+                    out.action = "restored";
+                    for (decl, rec) in list {
+                        out.restore.push(reuse::shown(decl, rec));
+                    }
+                }
+                for o in &r.outputs {
+                    self.made.insert(o.path.clone(), o.fp.clone());
+                }
+                Ok(true)
+            }
+        }
+    }
 }
 
 pub fn render(d: &DryRun, style: &Style) -> String {

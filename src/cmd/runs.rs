@@ -84,37 +84,72 @@ pub struct RunsArgs {
 
 pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     if args.remote {
-        // the filters that need every run see every run of the pipeline/status asked for
-        let all = args.since.is_some()
-            || !args.params.is_empty()
-            || !args.metrics.is_empty()
-            || args.sort.is_some()
-            || args.grep.is_some()
-            || args.replays
-            || args.no_replays
-            || args.limit == 0;
-        let filter = crate::remote::pg::RunFilter {
-            pipeline: args.pipeline.clone(),
-            status: args.status.clone(),
-            last: (!all).then_some(args.limit),
-            ..Default::default()
-        };
-        let view = crate::remote::view(store_dir, &filter, &[])?;
-        return runs(
-            RunsArgs {
-                remote: false,
-                ..args
-            },
-            Some(&view.store_dir),
-            color,
-        );
+        return runs_remote(args, store_dir, color);
     }
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
+    let filter = filter_of(&args, &store)?;
+    let columns = columns_of(&args);
+    let runs = store.list_runs(&filter)?;
+    check_names(&store, &args, &runs, columns.as_deref())?;
+    if args.json {
+        crate::report::emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&runs).unwrap_or_default()
+        ));
+        return Ok(0);
+    }
+    if runs.is_empty() {
+        if is_filtered(&filter) {
+            report::emit("no run matches these filters\n");
+        } else {
+            report::emit("no runs recorded yet; run a pipeline with `mlrun pipeline.toml`\n");
+        }
+        return Ok(0);
+    }
+    let out = render(&store, &args, &runs, columns, color)?;
+    report::emit(&out);
+    if let Some(n) = crate::live::pending_note(&store, None) {
+        Style::stderr(color).note(&n);
+    }
+    Ok(0)
+}
+
+/// `runs --remote`: the team remote's record read into a throwaway store, then listed like the
+/// local one.
+fn runs_remote(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
+    // the filters that need every run see every run of the pipeline/status asked for
+    let all = args.since.is_some()
+        || !args.params.is_empty()
+        || !args.metrics.is_empty()
+        || args.sort.is_some()
+        || args.grep.is_some()
+        || args.replays
+        || args.no_replays
+        || args.limit == 0;
+    let filter = crate::remote::pg::RunFilter {
+        pipeline: args.pipeline.clone(),
+        status: args.status.clone(),
+        last: (!all).then_some(args.limit),
+        ..Default::default()
+    };
+    let view = crate::remote::view(store_dir, &filter, &[])?;
+    runs(
+        RunsArgs {
+            remote: false,
+            ..args
+        },
+        Some(&view.store_dir),
+        color,
+    )
+}
+
+/// The store's filter for these arguments (a sweep id prefix resolved).
+fn filter_of(args: &RunsArgs, store: &Store) -> Result<RunFilter> {
     let sweep = match &args.sweep {
         Some(s) => Some(store.resolve_sweep(s)?),
         None => None,
     };
-    let filter = RunFilter {
+    Ok(RunFilter {
         sweep,
         pipeline: args.pipeline.clone(),
         status: args.status.clone(),
@@ -138,9 +173,13 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             .iter()
             .flatten()
             .any(|c| matches!(c, Column::Param(_))),
-    };
+    })
+}
+
+/// The `--columns` asked for, in order, each once; `None` when none were.
+fn columns_of(args: &RunsArgs) -> Option<Vec<Column>> {
     // repeated --columns add up
-    let columns: Option<Vec<Column>> = (!args.columns.is_empty()).then(|| {
+    (!args.columns.is_empty()).then(|| {
         let mut all: Vec<Column> = Vec::new();
         for c in args.columns.iter().flatten() {
             if !all.contains(c) {
@@ -148,24 +187,36 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             }
         }
         all
-    });
-    let filtered = filter.grep.is_some()
+    })
+}
+
+/// Whether any filter narrows the list (an empty list then says "no run matches").
+fn is_filtered(filter: &RunFilter) -> bool {
+    filter.grep.is_some()
         || filter.replays.is_some()
         || filter.pipeline.is_some()
         || filter.status.is_some()
         || filter.since.is_some()
         || !filter.params.is_empty()
-        || !filter.metrics.is_empty();
-    let runs = store.list_runs(&filter)?;
+        || !filter.metrics.is_empty()
+}
+
+/// Names no recorded run has (a pipeline, a param or metric filter, a column) are errors.
+fn check_names(
+    store: &Store,
+    args: &RunsArgs,
+    runs: &[query::RunSummary],
+    columns: Option<&[Column]>,
+) -> Result<()> {
     if runs.is_empty() {
         // a name no run has is more likely a typo than a question: say so, with the names known
         let params: Vec<&str> = args.params.iter().map(|(k, _)| k.as_str()).collect();
         let metrics: Vec<&str> = args.metrics.iter().map(|(k, ..)| k.as_str()).collect();
-        if let Some(e) = unknown_name(&store, args.pipeline.as_deref(), &params, &metrics)? {
+        if let Some(e) = unknown_name(store, args.pipeline.as_deref(), &params, &metrics)? {
             return Err(e);
         }
     }
-    if let Some(cols) = &columns {
+    if let Some(cols) = columns {
         // a param or metric no recorded run has is a typo more likely than a question
         let params: Vec<&str> = cols
             .iter()
@@ -181,25 +232,21 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
                 _ => None,
             })
             .collect();
-        if let Some(e) = unknown_name(&store, None, &params, &metrics)? {
+        if let Some(e) = unknown_name(store, None, &params, &metrics)? {
             return Err(e.hint("`--columns` takes params.KEY and metrics.KEY"));
         }
     }
-    if args.json {
-        crate::report::emit(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&runs).unwrap_or_default()
-        ));
-        return Ok(0);
-    }
-    if runs.is_empty() {
-        if filtered {
-            report::emit("no run matches these filters\n");
-        } else {
-            report::emit("no runs recorded yet; run a pipeline with `mlrun pipeline.toml`\n");
-        }
-        return Ok(0);
-    }
+    Ok(())
+}
+
+/// The table, with the notes under it on metrics it could not show.
+fn render(
+    store: &Store,
+    args: &RunsArgs,
+    runs: &[query::RunSummary],
+    columns: Option<Vec<Column>>,
+    color: ColorChoice,
+) -> Result<String> {
     let style = Style::stdout(color);
     let tz = jiff::tz::TimeZone::system();
     let local = |ms: i64| match jiff::Timestamp::from_millisecond(ms) {
@@ -209,9 +256,9 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             .to_string(),
         Err(_) => time::local(ms),
     };
-    let cols = match &columns {
-        Some(c) => c.clone(),
-        None => default_columns(&runs),
+    let cols = match columns {
+        Some(c) => c,
+        None => default_columns(runs),
     };
     // runs whose params were overridden on the command line are marked in STATUS
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
@@ -231,7 +278,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     // columns) and colours it itself, so colour codes never count as width
     let mut table = report::table(style);
     table.set_header(cols.iter().map(|c| c.header(&cols)).collect::<Vec<_>>());
-    for r in &runs {
+    for r in runs {
         // the sort and filter metrics first, so the column explains the order; metrics that
         // have a column of their own are not repeated
         let mut keys: Vec<&str> = Vec::new();
@@ -294,11 +341,7 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
             )
         );
     }
-    report::emit(&out);
-    if let Some(n) = crate::live::pending_note(&store, None) {
-        Style::stderr(color).note(&n);
-    }
-    Ok(0)
+    Ok(out)
 }
 
 /// A column of the `runs` table.

@@ -69,6 +69,56 @@ fn link_stamp(p: &Path) -> Option<LinkStamp> {
     ))
 }
 
+/// The step's declared outputs (a directory shown with its `/`), and metrics files outside
+/// them (read as this run's metrics, so they must be this run's too): shown, and where.
+fn declared(step: &Step, root: &Path) -> Vec<(String, PathBuf)> {
+    step.outputs
+        .iter()
+        .map(|o| {
+            let shown = if o.dir {
+                format!("{}/", o.path)
+            } else {
+                o.path.clone()
+            };
+            (shown, root.join(&o.path))
+        })
+        .chain(
+            step.metrics
+                .iter()
+                .filter(|m| !step.outputs.iter().any(|o| within(m, &o.path)))
+                .map(|m| (m.clone(), root.join(m))),
+        )
+        .collect()
+}
+
+/// Outputs that are themselves symlinks to a file (data kept elsewhere): they stay, the step
+/// writes through them, and how each was is remembered, since it must still be written.
+fn linked_files(step: &Step, root: &Path, declared: &[(String, PathBuf)]) -> Vec<LinkedFile> {
+    step.outputs
+        .iter()
+        .filter(|o| !o.dir)
+        .map(|o| root.join(&o.path))
+        .filter(|p| {
+            std::fs::symlink_metadata(p).is_ok_and(|m| m.is_symlink())
+                && std::fs::metadata(p).is_ok_and(|m| m.is_file())
+        })
+        .map(|p| LinkedFile {
+            shown: declared
+                .iter()
+                .find(|(_, d)| *d == p)
+                .map(|(s, _)| s.clone())
+                .unwrap_or_default(),
+            stamp: link_stamp(&p),
+            path: p,
+        })
+        .collect()
+}
+
+/// Why the outputs could not be moved aside, as the step's failure says it.
+fn fail(what: String, e: std::io::Error) -> String {
+    format!("could not move the previous outputs aside before it ran: {what}: {e}")
+}
+
 /// The outputs of one attempt, moved aside. Dropping it without `discard` puts them back.
 pub struct Aside {
     dir: PathBuf,
@@ -104,47 +154,8 @@ impl Aside {
         if step.keep_outputs {
             return Ok(aside);
         }
-        // declared outputs, and metrics files outside them (read as this run's metrics, so
-        // they must be this run's too)
-        let declared = step
-            .outputs
-            .iter()
-            .map(|o| {
-                let shown = if o.dir {
-                    format!("{}/", o.path)
-                } else {
-                    o.path.clone()
-                };
-                (shown, root.join(&o.path))
-            })
-            .chain(
-                step.metrics
-                    .iter()
-                    .filter(|m| !step.outputs.iter().any(|o| within(m, &o.path)))
-                    .map(|m| (m.clone(), root.join(m))),
-            );
-        let declared: Vec<(String, PathBuf)> = declared.collect();
-        // an output that is itself a symlink (to data kept elsewhere) stays: the step writes
-        // through it. One that leads to a file must still be written: remember how it was.
-        aside.linked = step
-            .outputs
-            .iter()
-            .filter(|o| !o.dir)
-            .map(|o| root.join(&o.path))
-            .filter(|p| {
-                std::fs::symlink_metadata(p).is_ok_and(|m| m.is_symlink())
-                    && std::fs::metadata(p).is_ok_and(|m| m.is_file())
-            })
-            .map(|p| LinkedFile {
-                shown: declared
-                    .iter()
-                    .find(|(_, d)| *d == p)
-                    .map(|(s, _)| s.clone())
-                    .unwrap_or_default(),
-                stamp: link_stamp(&p),
-                path: p,
-            })
-            .collect();
+        let declared = declared(step, root);
+        aside.linked = linked_files(step, root, &declared);
         let present: Vec<(String, PathBuf)> = declared
             .into_iter()
             .filter(|(_, p)| std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_symlink()))
@@ -153,60 +164,70 @@ impl Aside {
             aside.settled = true;
             return Ok(aside);
         }
-        let fail = |what: String, e: std::io::Error| {
-            format!("could not move the previous outputs aside before it ran: {what}: {e}")
-        };
         std::fs::create_dir_all(&aside.dir)
             .map_err(|e| fail(format!("cannot create `{}`", aside.dir.display()), e))?;
         for (n, (shown, original)) in present.into_iter().enumerate() {
-            let meta = std::fs::symlink_metadata(&original).ok();
-            let mut m = Move {
-                path: shown.clone(),
-                original: original.clone(),
-                aside: aside.dir.join(n.to_string()),
-            };
-            aside.journal.moves.push(m.clone());
-            if let Err(e) = write_journal(&aside.dir, &aside.journal) {
-                aside.journal.moves.pop();
-                return Err(fail("cannot write its journal".into(), e));
-            }
-            let moved = match std::fs::rename(&original, &m.aside) {
-                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                    // the store is on another filesystem: beside the output, then
-                    let name = original
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    m.aside = original.with_file_name(format!(".{name}.mlrun-aside-{run_id}"));
-                    *aside.journal.moves.last_mut().expect("just pushed") = m.clone();
-                    write_journal(&aside.dir, &aside.journal)
-                        .and_then(|()| std::fs::rename(&original, &m.aside))
-                }
-                other => other,
-            };
-            if let Err(e) = moved {
-                aside.journal.moves.pop();
-                return Err(fail(format!("`{shown}`"), e));
-            }
-            if meta.as_ref().is_some_and(|m| m.is_dir()) {
-                let made = std::fs::create_dir(&original).and_then(|()| {
-                    if let Some(m) = &meta {
-                        std::fs::set_permissions(&original, m.permissions())?;
-                    }
-                    std::fs::metadata(&original)
-                });
-                match made {
-                    Ok(now) => aside.fresh.push(FreshDir {
-                        shown,
-                        path: original,
-                        ino: now.ino(),
-                        mtime: (now.mtime(), now.mtime_nsec()),
-                    }),
-                    Err(e) => return Err(fail(format!("cannot recreate `{shown}`"), e)),
-                }
-            }
+            aside.move_one(n, shown, original, run_id)?;
         }
         Ok(aside)
+    }
+
+    /// Move one output aside (output `n` of the step), journalled first; a directory is
+    /// recreated empty, with its permissions, for the step to write into.
+    fn move_one(
+        &mut self,
+        n: usize,
+        shown: String,
+        original: PathBuf,
+        run_id: &str,
+    ) -> Result<(), String> {
+        let meta = std::fs::symlink_metadata(&original).ok();
+        let mut m = Move {
+            path: shown.clone(),
+            original: original.clone(),
+            aside: self.dir.join(n.to_string()),
+        };
+        self.journal.moves.push(m.clone());
+        if let Err(e) = write_journal(&self.dir, &self.journal) {
+            self.journal.moves.pop();
+            return Err(fail("cannot write its journal".into(), e));
+        }
+        let moved = match std::fs::rename(&original, &m.aside) {
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                // the store is on another filesystem: beside the output, then
+                let name = original
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                m.aside = original.with_file_name(format!(".{name}.mlrun-aside-{run_id}"));
+                *self.journal.moves.last_mut().expect("just pushed") = m.clone();
+                write_journal(&self.dir, &self.journal)
+                    .and_then(|()| std::fs::rename(&original, &m.aside))
+            }
+            other => other,
+        };
+        if let Err(e) = moved {
+            self.journal.moves.pop();
+            return Err(fail(format!("`{shown}`"), e));
+        }
+        if meta.as_ref().is_some_and(|m| m.is_dir()) {
+            let made = std::fs::create_dir(&original).and_then(|()| {
+                if let Some(m) = &meta {
+                    std::fs::set_permissions(&original, m.permissions())?;
+                }
+                std::fs::metadata(&original)
+            });
+            match made {
+                Ok(now) => self.fresh.push(FreshDir {
+                    shown,
+                    path: original,
+                    ino: now.ino(),
+                    mtime: (now.mtime(), now.mtime_nsec()),
+                }),
+                Err(e) => return Err(fail(format!("cannot recreate `{shown}`"), e)),
+            }
+        }
+        Ok(())
     }
 
     /// Some output was moved aside (there is something to put back).

@@ -87,8 +87,37 @@ const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 pub async fn run(
     spec: &ChildSpec<'_>,
     events: &Sinks,
-    mut interrupt: watch::Receiver<Interrupt>,
+    interrupt: watch::Receiver<Interrupt>,
 ) -> Result<ChildOutcome> {
+    let mut child = spawn(spec)?;
+    let pgid = child.id().unwrap_or(0);
+    // if mlrun dies from here on, the watchdog stops the group (see `unix`)
+    let watched = unix::watchdog::watch(pgid, spec.grace);
+    let mut pipes = Pipes::drain(&mut child, spec, events);
+    let Waited {
+        status,
+        interrupted,
+        timed_out,
+    } = wait(&mut child, pgid, spec, interrupt).await?;
+
+    // The main process is gone: stop whatever it left behind in its group.
+    unix::terminate_group(pgid);
+    pipes.close(pgid).await;
+    watched.finish();
+    let (exit_code, signal) = unix::exit_parts(status);
+    let (stdout, stderr) = pipes.logs();
+    Ok(ChildOutcome {
+        exit_code,
+        signal,
+        interrupted,
+        timed_out: timed_out && interrupted.is_none(),
+        stdout,
+        stderr,
+    })
+}
+
+/// Start the step's program in a process group of its own, its output piped.
+fn spawn(spec: &ChildSpec<'_>) -> Result<tokio::process::Child> {
     let (prog, args) = spec
         .argv
         .split_first()
@@ -102,41 +131,104 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| {
+    cmd.spawn().map_err(|e| {
         let why = if e.kind() == std::io::ErrorKind::NotFound {
             "not found on PATH (install it or use its full path)".to_string()
         } else {
             e.to_string()
         };
         Error::other(format!("could not start `{prog}`: {why}"))
-    })?;
-    let pgid = child.id().unwrap_or(0);
-    // if mlrun dies from here on, the watchdog stops the group (see `unix`)
-    let watched = unix::watchdog::watch(pgid, spec.grace);
-    let out_buf = Arc::new(Mutex::new(Some(LogSink::new(spec.log_dir, "stdout"))));
-    let err_buf = Arc::new(Mutex::new(Some(LogSink::new(spec.log_dir, "stderr"))));
-    let mut readers = tokio::task::JoinSet::new();
-    if let Some(out) = child.stdout.take() {
-        readers.spawn(drain(
-            out,
-            Stream::Stdout,
-            spec.step.to_string(),
-            spec.secrets.to_vec(),
-            events.clone(),
-            out_buf.clone(),
-        ));
-    }
-    if let Some(err) = child.stderr.take() {
-        readers.spawn(drain(
-            err,
-            Stream::Stderr,
-            spec.step.to_string(),
-            spec.secrets.to_vec(),
-            events.clone(),
-            err_buf.clone(),
-        ));
+    })
+}
+
+/// The child's stdout and stderr, each drained by a task of its own into a log sink.
+struct Pipes {
+    readers: tokio::task::JoinSet<()>,
+    out_buf: Arc<Mutex<Option<LogSink>>>,
+    err_buf: Arc<Mutex<Option<LogSink>>>,
+}
+
+impl Pipes {
+    fn drain(child: &mut tokio::process::Child, spec: &ChildSpec<'_>, events: &Sinks) -> Pipes {
+        let out_buf = Arc::new(Mutex::new(Some(LogSink::new(spec.log_dir, "stdout"))));
+        let err_buf = Arc::new(Mutex::new(Some(LogSink::new(spec.log_dir, "stderr"))));
+        let mut readers = tokio::task::JoinSet::new();
+        if let Some(out) = child.stdout.take() {
+            readers.spawn(drain(
+                out,
+                Stream::Stdout,
+                spec.step.to_string(),
+                spec.secrets.to_vec(),
+                events.clone(),
+                out_buf.clone(),
+            ));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.spawn(drain(
+                err,
+                Stream::Stderr,
+                spec.step.to_string(),
+                spec.secrets.to_vec(),
+                events.clone(),
+                err_buf.clone(),
+            ));
+        }
+        Pipes {
+            readers,
+            out_buf,
+            err_buf,
+        }
     }
 
+    /// Wait for the pipes to close: what the group left behind gets LEFTOVER_GRACE, then is
+    /// killed, and readers still going after that are stopped.
+    async fn close(&mut self, pgid: u32) {
+        let readers = &mut self.readers;
+        let drained = tokio::time::timeout(LEFTOVER_GRACE, async {
+            while readers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            unix::kill_group(pgid);
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                while readers.join_next().await.is_some() {}
+            })
+            .await;
+            readers.abort_all();
+        }
+    }
+
+    /// What was captured of each stream.
+    fn logs(self) -> (LogCapture, LogCapture) {
+        // (a drain task aborted in `close` may still hold its handle: the sink is taken out of it)
+        let take = |b: &Arc<Mutex<Option<LogSink>>>| {
+            b.lock()
+                .expect("log sink")
+                .take()
+                .map(LogSink::finish)
+                .unwrap_or_default()
+        };
+        (take(&self.out_buf), take(&self.err_buf))
+    }
+}
+
+/// How the child's wait ended.
+struct Waited {
+    status: std::process::ExitStatus,
+    /// the signal of an interrupt that stopped it
+    interrupted: Option<i32>,
+    /// its timeout passed (and it was stopped for it)
+    timed_out: bool,
+}
+
+/// Wait for the child to exit, stopping its group on an interrupt (SIGTERM, then SIGKILL after
+/// the grace period; at once on a second one) or when its timeout passes.
+async fn wait(
+    child: &mut tokio::process::Child,
+    pgid: u32,
+    spec: &ChildSpec<'_>,
+    mut interrupt: watch::Receiver<Interrupt>,
+) -> Result<Waited> {
     let mut interrupted = None;
     let mut kill_at: Option<tokio::time::Instant> = None;
     let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
@@ -185,37 +277,10 @@ pub async fn run(
         });
     }
 
-    // The main process is gone: stop whatever it left behind in its group.
-    unix::terminate_group(pgid);
-    let drained = tokio::time::timeout(LEFTOVER_GRACE, async {
-        while readers.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        unix::kill_group(pgid);
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            while readers.join_next().await.is_some() {}
-        })
-        .await;
-        readers.abort_all();
-    }
-    watched.finish();
-    let (exit_code, signal) = unix::exit_parts(status);
-    // (a drain task aborted above may still hold its handle: the sink is taken out of it)
-    let take = |b: &Arc<Mutex<Option<LogSink>>>| {
-        b.lock()
-            .expect("log sink")
-            .take()
-            .map(LogSink::finish)
-            .unwrap_or_default()
-    };
-    Ok(ChildOutcome {
-        exit_code,
-        signal,
+    Ok(Waited {
+        status,
         interrupted,
-        timed_out: timed_out && interrupted.is_none(),
-        stdout: take(&out_buf),
-        stderr: take(&err_buf),
+        timed_out,
     })
 }
 

@@ -247,58 +247,153 @@ pub async fn run(plan: Plan, store: Store, opts: RunOptions, events: Sinks) -> R
         .run_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
-    let root = plan.root().to_path_buf();
-    let fixed = opts.git_fixed.clone();
-    let search = LockSearch::of(&plan);
-    // What the run's records need from git and the machine is read on other threads while this
-    // one masks the plan and reads the stat cache: a no-op run is mostly such setup, and it
-    // was all serial (the lock file search alone lists every declared input directory).
-    let git_and_locks = tokio::task::spawn_blocking(move || {
-        let git = fixed.unwrap_or_else(|| git::snapshot(&root));
-        let locks = search.find(git.workdir.as_deref().map(std::path::Path::new));
-        (git, locks)
-    });
-    let root = plan.root().to_path_buf();
-    let system_and_tracked =
-        tokio::task::spawn_blocking(move || (SystemInfo::read(), git::Tracked::load(&root)));
-    let key = crate::fingerprint::key::SecretKey::load()?;
-    if let Some(w) = key.warning() {
-        events.warn(&w);
-    }
-    let redactor = Redactor::new(&key, plan.redact(), plan.keep());
-    let recorded = recorded::Recorded::of(&redactor, &plan);
-    // This run's own scratch space: runs sharing a store never remove each other's.
-    let scratch =
-        store::owner::Owned::create_dir(&store.dir.join("tmp"), &run_id).map_err(|e| {
-            Error::store("cannot create the run's directory in the store's tmp/").cause(e)
-        })?;
-    let tmp = scratch.path().to_path_buf();
-    let store_dir = store.dir.clone();
-    let cache = if opts.no_cache {
-        HashCache::disabled()
-    } else {
-        store.load_stat_cache(plan.root())?
-    };
-    let scans = store.remembered_scans()?;
-    let (git_start, locks) = git_and_locks.await.expect("git snapshot task panicked");
-    let (system, tracked) = system_and_tracked
-        .await
-        .expect("system information task panicked");
+    let setup = Setup::read(&plan, &store, &opts, &run_id, &events).await?;
 
     let (int_tx, int_rx) = watch::channel(Interrupt::None);
     let signals = tokio::spawn(watch_signals(int_tx, events.clone(), opts.grace));
 
+    let store_dir = store.dir.clone();
+    let (ctx, scratch, git_start) =
+        context(plan, store, &opts, events, setup, &run_id, int_rx.clone())?;
+    let events = ctx.events.clone();
+    record::run_start(&ctx, &opts, started, &git_start)?;
+
+    let short = ctx.with_store(|c| Store::short_id(c, &run_id))?;
+    events.emit(&Event::RunStarted {
+        short_id: &short,
+        pipeline: ctx.plan.name(),
+        steps: ctx.plan.steps().len(),
+        git: &git_start,
+    });
+
+    let progress = tokio::spawn(phase::report(ctx.clone()));
+    let (outcomes, first_failed) = schedule::run(&ctx, opts.jobs, opts.keep_going, int_rx).await;
+    signals.abort();
+    progress.abort();
+    events.emit(&Event::Progress(None));
+
+    let outcome = end(
+        &ctx,
+        started,
+        short,
+        outcomes,
+        first_failed,
+        &git_start,
+        &store_dir,
+    )
+    .await?;
+    drop(scratch);
+    Ok(outcome)
+}
+
+/// What a run's context is made of, read before any step starts.
+struct Setup {
+    redactor: Redactor,
+    recorded: recorded::Recorded,
+    /// this run's own scratch space, removed when the run is over
+    scratch: store::owner::Owned,
+    cache: HashCache,
+    scans: Vec<crate::fingerprint::packages::CachedScan>,
+    git_start: GitState,
+    locks: BTreeMap<String, String>,
+    system: SystemInfo,
+    tracked: Option<git::Tracked>,
+}
+
+impl Setup {
+    async fn read(
+        plan: &Plan,
+        store: &Store,
+        opts: &RunOptions,
+        run_id: &str,
+        events: &Sinks,
+    ) -> Result<Setup> {
+        let root = plan.root().to_path_buf();
+        let fixed = opts.git_fixed.clone();
+        let search = LockSearch::of(plan);
+        // What the run's records need from git and the machine is read on other threads while
+        // this one masks the plan and reads the stat cache: a no-op run is mostly such setup,
+        // and it was all serial (the lock file search alone lists every declared input
+        // directory).
+        let git_and_locks = tokio::task::spawn_blocking(move || {
+            let git = fixed.unwrap_or_else(|| git::snapshot(&root));
+            let locks = search.find(git.workdir.as_deref().map(std::path::Path::new));
+            (git, locks)
+        });
+        let root = plan.root().to_path_buf();
+        let system_and_tracked =
+            tokio::task::spawn_blocking(move || (SystemInfo::read(), git::Tracked::load(&root)));
+        let key = crate::fingerprint::key::SecretKey::load()?;
+        if let Some(w) = key.warning() {
+            events.warn(&w);
+        }
+        let redactor = Redactor::new(&key, plan.redact(), plan.keep());
+        let recorded = recorded::Recorded::of(&redactor, plan);
+        // This run's own scratch space: runs sharing a store never remove each other's.
+        let scratch =
+            store::owner::Owned::create_dir(&store.dir.join("tmp"), run_id).map_err(|e| {
+                Error::store("cannot create the run's directory in the store's tmp/").cause(e)
+            })?;
+        let cache = if opts.no_cache {
+            HashCache::disabled()
+        } else {
+            store.load_stat_cache(plan.root())?
+        };
+        let scans = store.remembered_scans()?;
+        let (git_start, locks) = git_and_locks.await.expect("git snapshot task panicked");
+        let (system, tracked) = system_and_tracked
+            .await
+            .expect("system information task panicked");
+
+        Ok(Setup {
+            redactor,
+            recorded,
+            scratch,
+            cache,
+            scans,
+            git_start,
+            locks,
+            system,
+            tracked,
+        })
+    }
+}
+
+/// The run's context, with the live OpenLineage sender when one is configured; also the
+/// scratch space to keep until the run is over and the git state it started from.
+fn context(
+    plan: Plan,
+    store: Store,
+    opts: &RunOptions,
+    events: Sinks,
+    setup: Setup,
+    run_id: &str,
+    int_rx: watch::Receiver<Interrupt>,
+) -> Result<(Arc<Ctx>, store::owner::Owned, GitState)> {
+    let store_dir = store.dir.clone();
     // A mistake in the project's mlrun.toml stops the run before anything is recorded. A replay
     // (and `mlrun check`) runs in a scratch tree: its events would tell the lineage server the
     // project's files were written again, so it sends nothing live (`export --send` sends it).
     let live = crate::config::Config::load(&store_dir)?
         .openlineage
         .filter(|_| opts.replay_of.is_none())
-        .map(|cfg| crate::live::LiveRun::start(&store_dir, &run_id, cfg));
+        .map(|cfg| crate::live::LiveRun::start(&store_dir, run_id, cfg));
     let events = openlineage::with_sink(events, live.as_ref());
+    let Setup {
+        redactor,
+        recorded,
+        scratch,
+        cache,
+        scans,
+        git_start,
+        locks,
+        system,
+        tracked,
+    } = setup;
+    let tmp = scratch.path().to_path_buf();
     let ctx = Arc::new(Ctx {
         live: Mutex::new(live),
-        run_id: run_id.clone(),
+        run_id: run_id.to_string(),
         store: Mutex::new(record::Writer::new(store)),
         events: events.clone(),
         system,
@@ -316,7 +411,7 @@ pub async fn run(plan: Plan, store: Store, opts: RunOptions, events: Sinks) -> R
         force: opts.force.clone(),
         reuse_replays: opts.reuse_replays,
         no_store: opts.no_store,
-        interrupt: int_rx.clone(),
+        interrupt: int_rx,
         grace: opts.grace,
         tmp,
         trace: opts.trace,
@@ -330,35 +425,34 @@ pub async fn run(plan: Plan, store: Store, opts: RunOptions, events: Sinks) -> R
         input_copies: Default::default(),
         plan,
     });
-    record::run_start(&ctx, &opts, started, &git_start)?;
+    Ok((ctx, scratch, git_start))
+}
 
-    let short = ctx.with_store(|c| Store::short_id(c, &run_id))?;
-    events.emit(&Event::RunStarted {
-        short_id: &short,
-        pipeline: ctx.plan.name(),
-        steps: ctx.plan.steps().len(),
-        git: &git_start,
-    });
-
-    let progress = tokio::spawn(phase::report(ctx.clone()));
-    let (outcomes, first_failed) = schedule::run(&ctx, opts.jobs, opts.keep_going, int_rx).await;
-    signals.abort();
-    progress.abort();
-    events.emit(&Event::Progress(None));
-
+/// The run's end: its status from the steps' outcomes, an interrupt and the record writes that
+/// failed, recorded and told to the sinks.
+async fn end(
+    ctx: &Arc<Ctx>,
+    started: i64,
+    short: String,
+    outcomes: Vec<StepOutcome>,
+    first_failed: Option<usize>,
+    git_start: &GitState,
+    store_dir: &std::path::Path,
+) -> Result<RunOutcome> {
+    let events = &ctx.events;
     let unrecorded = ctx.records.failures();
     let interrupted = *ctx.interrupt.borrow();
     let first_failed = first_failed.map(|i| &outcomes[i]);
     let (status, exit_code) =
         schedule::run_status(interrupted, first_failed, !unrecorded.is_empty());
-    warn_shared_metrics(&events, &outcomes);
+    warn_shared_metrics(events, &outcomes);
     let c = ctx.clone();
     let git_end = blocking(move || c.git_snapshot()).await;
     let ended = now_ms();
-    record::run_end(&ctx, status, exit_code, &git_end, ended, &unrecorded)?;
+    record::run_end(ctx, status, exit_code, &git_end, ended, &unrecorded)?;
 
     let outcome = RunOutcome {
-        run_id: run_id.clone(),
+        run_id: ctx.run_id.clone(),
         short_id: short,
         pipeline: ctx.plan.name().to_string(),
         status,
@@ -374,10 +468,9 @@ pub async fn run(plan: Plan, store: Store, opts: RunOptions, events: Sinks) -> R
     };
     events.emit(&Event::RunFinished {
         outcome: &outcome,
-        git: &git_start,
+        git: git_start,
     });
-    openlineage::finish(&ctx, &outcome.short_id, &events);
-    drop(scratch);
+    openlineage::finish(ctx, &outcome.short_id, events);
     Ok(outcome)
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::child::{self, ChildSpec, Interrupt};
+use super::child::{self, ChildOutcome, ChildSpec, Interrupt};
 use super::event::{Event, StepFinished};
 use super::incremental::CacheParts;
 use super::record::{self, After, Finish, KeptLogs, failed_unrecorded};
@@ -72,6 +72,41 @@ struct StepRun {
     parts: Option<CacheParts>,
     /// the environment of the node its last attempt ran on, as a Slurm job (`exec::slurm`)
     node: std::sync::Mutex<Option<super::slurm::wrapper::NodeEnv>>,
+}
+
+/// How the step's process ended, as `attempt` acts on it.
+struct Ran {
+    outcome: crate::error::Result<ChildOutcome>,
+    /// the cluster ended a Slurm job (and why)
+    job_stopped: Option<(StepStatus, String)>,
+    /// what --trace saw
+    observed: Option<trace::Observed>,
+    /// what it wrote to its metrics file
+    metrics_lines: String,
+}
+
+/// A step stopped rather than ended: by the cluster, its timeout, or an interrupt (the status
+/// and why).
+fn stopped(
+    step: &Step,
+    job_stopped: Option<(StepStatus, String)>,
+    timed_out: bool,
+    interrupted: Option<i32>,
+) -> Option<(StepStatus, String)> {
+    if let Some(s) = job_stopped {
+        Some(s)
+    } else if timed_out {
+        let limit = step
+            .timeout
+            .map(|t| humantime::format_duration(t).to_string())
+            .unwrap_or_default();
+        Some((StepStatus::TimedOut, format!("timed out after {limit}")))
+    } else {
+        interrupted.map(|sig| {
+            let why = format!("interrupted by {}", unix::signal_name(sig));
+            (StepStatus::Interrupted, why)
+        })
+    }
 }
 
 /// One execution of the step: its row in the store and when it started.
@@ -195,18 +230,10 @@ impl StepRun {
     async fn attempt(&self, attempt: u32, inputs: Vec<Io>) -> StepOutcome {
         let ctx = &self.ctx;
         let step = &self.step;
-        let started = if attempt == 1 { self.started } else { now_ms() };
-        let git_now = ctx.git_latest.lock().expect("git lock").clone();
-        let begin = self.begin(attempt, started, &git_now);
-        let exec = match ctx.with_store(|c| crate::store::Store::begin_step(c, &begin)) {
-            Ok(id) => Exec { id, started },
-            Err(e) => return failed_unrecorded(ctx, &step.name, e),
+        let (exec, git_now) = match self.begin_attempt(attempt) {
+            Ok(begun) => begun,
+            Err(unrecorded) => return *unrecorded,
         };
-        ctx.events.emit(&Event::StepStarted {
-            step: &step.name,
-            attempt,
-            cmd: &self.cmd_display,
-        });
         let _ = std::fs::write(&self.metrics_file, b"");
         // Its declared outputs are moved aside while it runs, so that it is never credited with
         // a file it did not write; they come back unless it succeeds (`aside`: dropped = put
@@ -224,40 +251,12 @@ impl StepRun {
                 return self.finish(exec, f).await;
             }
         };
-        let refs_before = ctx.refs.as_ref().and_then(|r| r.now());
-
-        let argv = step.cmd.argv();
-        let cwd = ctx.plan.root().join(&step.cwd);
-        // --trace: the step runs under the tracer helper (exec/trace)
-        let tracer = trace::Tracer::new(&ctx.tmp, &ctx.run_id, step, &ctx.plan, ctx.trace);
-        let run_argv = tracer.as_ref().map(|t| t.wrap(&argv));
-        let spec = ChildSpec {
-            step: &step.name,
-            argv: run_argv.as_deref().unwrap_or(&argv),
-            cwd: &cwd,
-            env: &self.env,
-            secrets: &self.secrets,
-            log_dir: &ctx.tmp,
-            grace: ctx.grace,
-            timeout: step.timeout,
-        };
-        let (outcome, job_stopped) = match step.executor {
-            Executor::Local => (
-                child::run(&spec, &ctx.events, ctx.interrupt.clone()).await,
-                None,
-            ),
-            Executor::Slurm => {
-                let ran = super::slurm::run_step(ctx, exec.id, &spec, step, attempt).await;
-                *self.node.lock().expect("node lock") = ran.node;
-                (ran.outcome, ran.stopped)
-            }
-        };
-        let (outcome, observed) = trace::collect(tracer, outcome, &argv);
-        if let Some(before) = &refs_before {
-            note_repo_changes(ctx, step, before);
-        }
-        let metrics_lines = std::fs::read_to_string(&self.metrics_file).unwrap_or_default();
-        let _ = std::fs::remove_file(&self.metrics_file);
+        let Ran {
+            outcome,
+            job_stopped,
+            observed,
+            metrics_lines,
+        } = self.run_process(exec.id, attempt).await;
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
@@ -268,20 +267,7 @@ impl StepRun {
         };
         let (stdout, stderr) = (outcome.stdout, outcome.stderr);
 
-        let stopped = if let Some(s) = job_stopped {
-            Some(s)
-        } else if outcome.timed_out {
-            let limit = step
-                .timeout
-                .map(|t| humantime::format_duration(t).to_string())
-                .unwrap_or_default();
-            Some((StepStatus::TimedOut, format!("timed out after {limit}")))
-        } else {
-            outcome.interrupted.map(|sig| {
-                let why = format!("interrupted by {}", unix::signal_name(sig));
-                (StepStatus::Interrupted, why)
-            })
-        };
+        let stopped = stopped(step, job_stopped, outcome.timed_out, outcome.interrupted);
         if let Some((status, why)) = stopped {
             let f = Finish {
                 status,
@@ -317,6 +303,73 @@ impl StepRun {
             metrics_lines,
         };
         self.exited_0(exec, done, stdout, stderr).await
+    }
+
+    /// Record that attempt `attempt` begins and say so; the step fails unrecorded when the
+    /// store cannot record it. Returns the execution and the git state it starts from.
+    fn begin_attempt(&self, attempt: u32) -> Result<(Exec, GitState), Box<StepOutcome>> {
+        let ctx = &self.ctx;
+        let step = &self.step;
+        let started = if attempt == 1 { self.started } else { now_ms() };
+        let git_now = ctx.git_latest.lock().expect("git lock").clone();
+        let begin = self.begin(attempt, started, &git_now);
+        let exec = match ctx.with_store(|c| crate::store::Store::begin_step(c, &begin)) {
+            Ok(id) => Exec { id, started },
+            Err(e) => return Err(Box::new(failed_unrecorded(ctx, &step.name, e))),
+        };
+        ctx.events.emit(&Event::StepStarted {
+            step: &step.name,
+            attempt,
+            cmd: &self.cmd_display,
+        });
+        Ok((exec, git_now))
+    }
+
+    /// Run the step's process (locally or as a Slurm job, under the tracer with --trace) to its
+    /// end, noting the git refs it moved; what it wrote to its metrics file is read back.
+    async fn run_process(&self, exec_id: i64, attempt: u32) -> Ran {
+        let ctx = &self.ctx;
+        let step = &self.step;
+        let refs_before = ctx.refs.as_ref().and_then(|r| r.now());
+
+        let argv = step.cmd.argv();
+        let cwd = ctx.plan.root().join(&step.cwd);
+        // --trace: the step runs under the tracer helper (exec/trace)
+        let tracer = trace::Tracer::new(&ctx.tmp, &ctx.run_id, step, &ctx.plan, ctx.trace);
+        let run_argv = tracer.as_ref().map(|t| t.wrap(&argv));
+        let spec = ChildSpec {
+            step: &step.name,
+            argv: run_argv.as_deref().unwrap_or(&argv),
+            cwd: &cwd,
+            env: &self.env,
+            secrets: &self.secrets,
+            log_dir: &ctx.tmp,
+            grace: ctx.grace,
+            timeout: step.timeout,
+        };
+        let (outcome, job_stopped) = match step.executor {
+            Executor::Local => (
+                child::run(&spec, &ctx.events, ctx.interrupt.clone()).await,
+                None,
+            ),
+            Executor::Slurm => {
+                let ran = super::slurm::run_step(ctx, exec_id, &spec, step, attempt).await;
+                *self.node.lock().expect("node lock") = ran.node;
+                (ran.outcome, ran.stopped)
+            }
+        };
+        let (outcome, observed) = trace::collect(tracer, outcome, &argv);
+        if let Some(before) = &refs_before {
+            note_repo_changes(ctx, step, before);
+        }
+        let metrics_lines = std::fs::read_to_string(&self.metrics_file).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.metrics_file);
+        Ran {
+            outcome,
+            job_stopped,
+            observed,
+            metrics_lines,
+        }
     }
 
     /// The process exited 0: the step succeeds if it kept its promises (every declared output

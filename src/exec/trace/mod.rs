@@ -342,13 +342,46 @@ pub(super) async fn conclude(
         traced.why_failed = Some(format!("`--trace` could not trace it: {e}"));
         return traced;
     }
+    traced.why_failed = warn_tracer_limits(p, name, &report);
+
+    let c = ctx.clone();
+    let s = step.clone();
+    let started = observed.started;
+    let f: Findings = blocking(move || {
+        let git_dir = git2::Repository::discover(c.plan.root())
+            .ok()
+            .map(|r| r.path().to_path_buf());
+        filter::analyze(&report, c.plan.root(), &s, started, git_dir.as_deref())
+    })
+    .await;
+    warn_findings(p, step, &f, succeeded);
+    if observed.mode == TraceMode::Strict && f.undeclared() {
+        traced.strict_failure = Some(strict_failure(&f));
+    }
+
+    // Hash what was used without being declared. Read files are hashed now, at the end of the
+    // step: hashing (or even a stat) at each open would stall the traced process; a read file
+    // whose ctime is later than the step's start was reported above as possibly changed.
+    let (reads, writes) = (f.reads, if succeeded { f.writes } else { Vec::new() });
+    let (ins, outs) = hash_undeclared(ctx, name, reads, writes).await;
+    traced.inputs = ins
+        .into_iter()
+        .map(|mut io| {
+            io.origin = Some(origin_of(ctx, &io, git_before));
+            io
+        })
+        .collect();
+    traced.outputs = outs;
+    traced
+}
+
+/// Warn of what the tracer could not see (a program using ptrace itself, another architecture,
+/// paths it could not resolve). Returns why the step fails: a ptrace user cannot run traced.
+fn warn_tracer_limits(p: &super::event::Sinks, name: &str, report: &Report) -> Option<String> {
     for user in &report.ptrace_users {
         p.warn(&format!(
             "{name}: `{user}` uses ptrace, which cannot work under --trace (mlrun already traces the step); set `trace = false` on step `{name}` to run it untraced"
         ));
-    }
-    if let Some(user) = report.ptrace_users.first() {
-        traced.why_failed = Some(format!("`{user}` uses ptrace and cannot run under --trace"));
     }
     for f in &report.foreign_arch {
         p.warn(&format!(
@@ -362,17 +395,16 @@ pub(super) async fn conclude(
             if report.unresolved == 1 { "" } else { "s" }
         ));
     }
+    report
+        .ptrace_users
+        .first()
+        .map(|user| format!("`{user}` uses ptrace and cannot run under --trace"))
+}
 
-    let c = ctx.clone();
-    let s = step.clone();
-    let started = observed.started;
-    let f: Findings = blocking(move || {
-        let git_dir = git2::Repository::discover(c.plan.root())
-            .ok()
-            .map(|r| r.path().to_path_buf());
-        filter::analyze(&report, c.plan.root(), &s, started, git_dir.as_deref())
-    })
-    .await;
+/// Warn of undeclared files used, deleted or changed meanwhile; for a step that succeeded, hint
+/// at declared inputs it never opened and outputs it did not write.
+fn warn_findings(p: &super::event::Sinks, step: &Step, f: &Findings, succeeded: bool) {
+    let name = &step.name;
     if f.repo_writes > 0 {
         // one line for the repository, not one per file: those are git's, never outputs
         p.warn(&format!(
@@ -408,29 +440,35 @@ pub(super) async fn conclude(
             ));
         }
     }
+}
 
-    if observed.mode == TraceMode::Strict && f.undeclared() {
-        let mut parts = Vec::new();
-        if !f.reads.is_empty() {
-            parts.push(format!("read {}", listed(&f.reads)));
-        }
-        if !f.writes.is_empty() {
-            parts.push(format!("wrote {}", listed(&f.writes)));
-        }
-        if !f.deletes.is_empty() {
-            parts.push(format!("deleted {}", listed(&f.deletes)));
-        }
-        traced.strict_failure = Some(format!(
-            "strict tracing: it used undeclared files: {}; declare them (inputs, outputs) or match them with `trace-ignore`",
-            parts.join("; ")
-        ));
+/// Why `--trace=strict` fails a step that used undeclared files: what it read, wrote, deleted.
+fn strict_failure(f: &Findings) -> String {
+    let mut parts = Vec::new();
+    if !f.reads.is_empty() {
+        parts.push(format!("read {}", listed(&f.reads)));
     }
+    if !f.writes.is_empty() {
+        parts.push(format!("wrote {}", listed(&f.writes)));
+    }
+    if !f.deletes.is_empty() {
+        parts.push(format!("deleted {}", listed(&f.deletes)));
+    }
+    format!(
+        "strict tracing: it used undeclared files: {}; declare them (inputs, outputs) or match them with `trace-ignore`",
+        parts.join("; ")
+    )
+}
 
-    // Hash what was used without being declared. Read files are hashed now, at the end of the
-    // step: hashing (or even a stat) at each open would stall the traced process; a read file
-    // whose ctime is later than the step's start was reported above as possibly changed.
+/// Hash the undeclared files read and written (off the runtime), warning of those that cannot
+/// be hashed: the observed inputs and outputs, marked undeclared.
+async fn hash_undeclared(
+    ctx: &Arc<Ctx>,
+    name: &str,
+    reads: Vec<String>,
+    writes: Vec<String>,
+) -> (Vec<Io>, Vec<Io>) {
     let c = ctx.clone();
-    let (reads, writes) = (f.reads, if succeeded { f.writes } else { Vec::new() });
     let (ins, outs, failed) = blocking(move || {
         let mut failed = Vec::new();
         let mut hash_all = |list: Vec<String>| -> Vec<Io> {
@@ -456,17 +494,10 @@ pub(super) async fn conclude(
     })
     .await;
     for e in failed {
-        p.warn(&format!("{name}: cannot hash the observed file {e}"));
+        ctx.events
+            .warn(&format!("{name}: cannot hash the observed file {e}"));
     }
-    traced.inputs = ins
-        .into_iter()
-        .map(|mut io| {
-            io.origin = Some(origin_of(ctx, &io, git_before));
-            io
-        })
-        .collect();
-    traced.outputs = outs;
-    traced
+    (ins, outs)
 }
 
 #[cfg(test)]

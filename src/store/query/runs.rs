@@ -118,6 +118,72 @@ pub(super) const RUN_METRIC: &str =
 /// queries whatever the number of runs: the runs, then all their metrics at once.
 pub(in crate::store) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>> {
     use rusqlite::types::Value as V;
+    let (where_sql, mut args) = where_clause(f);
+    // Sorted by a metric: each run's value (RUN_METRIC, read from the index steps_by_run_seq
+    // and the metrics' primary key) is a column computed once per run, and the sort is the
+    // query's, with the page as LIMIT/OFFSET.
+    let (sort_column, order) = match &f.sort {
+        Some((k, asc)) => {
+            args.insert(0, V::Text(k.clone()));
+            (
+                format!(", {RUN_METRIC} AS sort_value"),
+                format!(
+                    "sort_value IS NULL, sort_value {}, r.started_at DESC, r.id DESC",
+                    if *asc { "ASC" } else { "DESC" }
+                ),
+            )
+        }
+        None => (String::new(), "r.started_at DESC, r.id DESC".into()),
+    };
+    args.push(V::Integer(f.limit.map_or(-1, |l| l as i64)));
+    args.push(V::Integer(f.offset as i64));
+    let selected = format!(
+        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict,
+                r.message, r.sweep_id, {} {sort_column}
+         FROM runs r {where_sql} ORDER BY {order} LIMIT ? OFFSET ?",
+        if f.with_params { "r.params" } else { "NULL AS params" }
+    );
+    let mut stmt = conn.prepare(&format!(
+        "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of, x.replay_verdict,
+                x.message, x.params, x.sweep_id
+         FROM ({selected}) x LEFT JOIN git_snapshots g ON g.id = x.git_start"
+    ))?;
+    let mut runs: Vec<RunSummary> = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            let id: String = r.get(0)?;
+            let started: i64 = r.get(4)?;
+            let ended: Option<i64> = r.get(5)?;
+            Ok(RunSummary {
+                short_id: String::new(),
+                pipeline: r.get(1)?,
+                status: r.get(2)?,
+                exit_code: r.get(3)?,
+                started_at: started,
+                ended_at: ended,
+                duration_ms: ended.map(|e| e - started),
+                commit: r.get(6)?,
+                dirty: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
+                replay_of: r.get(8)?,
+                replay_verdict: r.get(9)?,
+                metrics: BTreeMap::new(),
+                message: r.get(10)?,
+                params: r
+                    .get::<_, Option<String>>(11)?
+                    .and_then(|p| serde_json::from_str(&p).ok())
+                    .unwrap_or_default(),
+                sweep_id: r.get(12)?,
+                id,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    fill_short_ids(conn, &mut runs)?;
+    fill_metrics(conn, &mut runs)?;
+    Ok(runs)
+}
+
+/// The `WHERE` clause for a filter (empty when nothing filters) and its arguments, in order.
+fn where_clause(f: &RunFilter) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as V;
     let mut wheres: Vec<String> = Vec::new();
     let mut args: Vec<V> = Vec::new();
     if let Some(p) = &f.pipeline {
@@ -186,76 +252,28 @@ pub(in crate::store) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Ve
     } else {
         format!("WHERE {}", wheres.join(" AND "))
     };
-    // Sorted by a metric: each run's value (RUN_METRIC, read from the index steps_by_run_seq
-    // and the metrics' primary key) is a column computed once per run, and the sort is the
-    // query's, with the page as LIMIT/OFFSET.
-    let (sort_column, order) = match &f.sort {
-        Some((k, asc)) => {
-            args.insert(0, V::Text(k.clone()));
-            (
-                format!(", {RUN_METRIC} AS sort_value"),
-                format!(
-                    "sort_value IS NULL, sort_value {}, r.started_at DESC, r.id DESC",
-                    if *asc { "ASC" } else { "DESC" }
-                ),
-            )
-        }
-        None => (String::new(), "r.started_at DESC, r.id DESC".into()),
-    };
-    args.push(V::Integer(f.limit.map_or(-1, |l| l as i64)));
-    args.push(V::Integer(f.offset as i64));
-    let selected = format!(
-        "SELECT r.id, r.pipeline, r.status, r.exit_code, r.started_at, r.ended_at, r.git_start, r.replay_of, r.replay_verdict,
-                r.message, r.sweep_id, {} {sort_column}
-         FROM runs r {where_sql} ORDER BY {order} LIMIT ? OFFSET ?",
-        if f.with_params { "r.params" } else { "NULL AS params" }
-    );
-    let mut stmt = conn.prepare(&format!(
-        "SELECT x.id, x.pipeline, x.status, x.exit_code, x.started_at, x.ended_at, g.commit_sha, g.dirty, x.replay_of, x.replay_verdict,
-                x.message, x.params, x.sweep_id
-         FROM ({selected}) x LEFT JOIN git_snapshots g ON g.id = x.git_start"
-    ))?;
-    let mut runs: Vec<RunSummary> = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            let id: String = r.get(0)?;
-            let started: i64 = r.get(4)?;
-            let ended: Option<i64> = r.get(5)?;
-            Ok(RunSummary {
-                short_id: String::new(),
-                pipeline: r.get(1)?,
-                status: r.get(2)?,
-                exit_code: r.get(3)?,
-                started_at: started,
-                ended_at: ended,
-                duration_ms: ended.map(|e| e - started),
-                commit: r.get(6)?,
-                dirty: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
-                replay_of: r.get(8)?,
-                replay_verdict: r.get(9)?,
-                metrics: BTreeMap::new(),
-                message: r.get(10)?,
-                params: r
-                    .get::<_, Option<String>>(11)?
-                    .and_then(|p| serde_json::from_str(&p).ok())
-                    .unwrap_or_default(),
-                sweep_id: r.get(12)?,
-                id,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    // short ids: from the sorted list of all ids for long listings, else two lookups per run
+    (where_sql, args)
+}
+
+/// Each run's short id: from the sorted list of all ids for long listings, else two lookups
+/// per run.
+fn fill_short_ids(conn: &Connection, runs: &mut [RunSummary]) -> Result<()> {
     if runs.len() > 200 {
         let shorts = short_ids(conn)?;
-        for r in &mut runs {
+        for r in runs.iter_mut() {
             r.short_id = shorts.get(&r.id).cloned().unwrap_or_else(|| r.id.clone());
         }
     } else {
-        for r in &mut runs {
+        for r in runs.iter_mut() {
             r.short_id = short_id(conn, &r.id)?;
         }
     }
-    // all metrics of the listed runs in one query; the step latest in the plan wins, as in
-    // RUN_METRIC (the second column orders by plan position, then execution)
+    Ok(())
+}
+
+/// The listed runs' metrics, all in one query; the step latest in the plan wins, as in
+/// RUN_METRIC (the second column orders by plan position, then execution).
+fn fill_metrics(conn: &Connection, runs: &mut [RunSummary]) -> Result<()> {
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
     // (no ORDER BY: sorting 30,000 rows cost more than keeping the latest step in Rust)
@@ -282,12 +300,12 @@ pub(in crate::store) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Ve
             *slot = (exec, v);
         }
     }
-    for run in &mut runs {
+    for run in runs.iter_mut() {
         if let Some(m) = by_run.remove(&run.id) {
             run.metrics = m.into_iter().map(|(k, (_, v))| (k, v)).collect();
         }
     }
-    Ok(runs)
+    Ok(())
 }
 
 /// The names runs were recorded under, for "no run has X; known: …" messages.
