@@ -35,10 +35,12 @@ fn chain() -> Env {
     env
 }
 
-/// step → status, in the latest run
+/// step → status, in the latest run, by step name: steps that start together (`prep` and
+/// `other`) are shown in the order they started, which under the tests' clock that stands still
+/// is a tie either way
 fn latest_steps(env: &Env) -> Vec<(String, String)> {
     let v = json(&env.mlrun(&["show", "latest", "--json"]));
-    v["steps"]
+    let mut steps: Vec<(String, String)> = v["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -48,13 +50,19 @@ fn latest_steps(env: &Env) -> Vec<(String, String)> {
                 s["status"].as_str().unwrap().to_string(),
             )
         })
-        .collect()
+        .collect();
+    steps.sort();
+    steps
 }
 
+/// the expected step → status pairs, by step name (as `latest_steps`)
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter()
+    let mut p: Vec<(String, String)> = v
+        .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
+        .collect();
+    p.sort();
+    p
 }
 
 #[test]
