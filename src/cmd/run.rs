@@ -137,6 +137,8 @@ pub fn run_or_typo(
     result
 }
 
+/// `mlrun run`: read the words, load and select the plan, then a dry run, a sweep, or the run
+/// itself and what follows it.
 fn run_inner(
     args: RunArgs,
     store_dir: Option<&Path>,
@@ -157,54 +159,10 @@ fn run_inner(
         };
         return super::sweep::sweep(s, store_dir, color);
     }
-    if let Some(p) = args.params.iter().find(|p| {
-        p.split_once('=').is_some_and(|(_, v)| {
-            !v.trim_start().starts_with(['[', '{', '"', '\'']) && v.contains(',')
-        })
-    }) {
-        eprintln!(
-            "{} `-p {p}` sets one value, with its comma; `--sweep` runs one variant per comma-separated value",
-            err_style.paint(Role::Accent, "hint:")
-        );
-    }
-    let plan = match super::load_plan(&words.pipeline, &args.params, false, err_style) {
-        Ok(plan) => plan.with_executor(args.exec.executor()),
-        Err(e) if words.first_is_target => {
-            return Err(typo.unwrap_or_else(|| {
-                e.hint(format!(
-                    "`{}` was taken as a step or output to run: there is no file of that name",
-                    words.targets[0]
-                ))
-            }));
-        }
-        Err(e) => return Err(e),
-    };
-    if let Some(t) = typo
-        && words.first_is_target
-        && super::select::find(&plan, &words.targets[0]).is_empty()
-    {
-        return Err(t);
-    }
+    hint_at_a_comma(&args.params, err_style);
+    let plan = load(&args, &words, typo, err_style)?;
     let selected = super::select::resolve(&plan, &words.targets)?;
-    let force = match &args.force {
-        None => Force::None,
-        Some(names) if names.iter().all(|n| n.is_empty()) => Force::All,
-        Some(names) => {
-            let names: Vec<String> = names.iter().filter(|n| !n.is_empty()).cloned().collect();
-            for n in &names {
-                if plan.step_index(n).is_none() {
-                    let mut e =
-                        Error::invalid(format!("`--force={n}` names no step of `{}`", plan.name()));
-                    if let Some(s) = did_you_mean(n, plan.steps().iter().map(|s| s.name.as_str())) {
-                        e = e.hint(format!("did you mean `{s}`?"));
-                    }
-                    let steps: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
-                    return Err(e.hint(format!("its steps: {}", steps.join(", "))));
-                }
-            }
-            Force::Steps(names)
-        }
-    };
+    let force = force_of(args.force.as_deref(), &plan)?;
     if args.dry_run {
         let keep = if words.targets.is_empty() {
             vec![true; plan.steps().len()]
@@ -234,12 +192,92 @@ fn run_inner(
             }
         }
     }
-    let targets = (!words.targets.is_empty()).then(|| words.targets.clone());
     let plan = if words.targets.is_empty() {
         plan
     } else {
         plan.selecting(&selected, args.downstream)
     };
+    execute(plan, &args, &words, force, store_dir, color)
+}
+
+/// `-p k=a,b` sets one value with its comma; a user who meant a sweep is told of `--sweep`.
+fn hint_at_a_comma(params: &[String], err_style: Style) {
+    if let Some(p) = params.iter().find(|p| {
+        p.split_once('=').is_some_and(|(_, v)| {
+            !v.trim_start().starts_with(['[', '{', '"', '\'']) && v.contains(',')
+        })
+    }) {
+        eprintln!(
+            "{} `-p {p}` sets one value, with its comma; `--sweep` runs one variant per comma-separated value",
+            err_style.paint(Role::Accent, "hint:")
+        );
+    }
+}
+
+/// The checked plan, with the executor asked for. A first word taken as a target that names
+/// nothing is reported as what it more likely was: a typo of a command, or a missing file.
+fn load(
+    args: &RunArgs,
+    words: &super::select::Words,
+    typo: Option<Error>,
+    err_style: Style,
+) -> Result<crate::pipeline::Plan> {
+    let plan = match super::load_plan(&words.pipeline, &args.params, false, err_style) {
+        Ok(plan) => plan.with_executor(args.exec.executor()),
+        Err(e) if words.first_is_target => {
+            return Err(typo.unwrap_or_else(|| {
+                e.hint(format!(
+                    "`{}` was taken as a step or output to run: there is no file of that name",
+                    words.targets[0]
+                ))
+            }));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(t) = typo
+        && words.first_is_target
+        && super::select::find(&plan, &words.targets[0]).is_empty()
+    {
+        return Err(t);
+    }
+    Ok(plan)
+}
+
+/// `--force` (every step), `--force=a,b` (those, each a step of the plan), or nothing.
+fn force_of(force: Option<&[String]>, plan: &crate::pipeline::Plan) -> Result<Force> {
+    Ok(match force {
+        None => Force::None,
+        Some(names) if names.iter().all(|n| n.is_empty()) => Force::All,
+        Some(names) => {
+            let names: Vec<String> = names.iter().filter(|n| !n.is_empty()).cloned().collect();
+            for n in &names {
+                if plan.step_index(n).is_none() {
+                    let mut e =
+                        Error::invalid(format!("`--force={n}` names no step of `{}`", plan.name()));
+                    if let Some(s) = did_you_mean(n, plan.steps().iter().map(|s| s.name.as_str())) {
+                        e = e.hint(format!("did you mean `{s}`?"));
+                    }
+                    let steps: Vec<&str> = plan.steps().iter().map(|s| s.name.as_str()).collect();
+                    return Err(e.hint(format!("its steps: {}", steps.join(", "))));
+                }
+            }
+            Force::Steps(names)
+        }
+    })
+}
+
+/// The run: under the pipeline's lock, recorded in the store, then pushed (when asked) and
+/// followed by its hints and its page's link.
+fn execute(
+    plan: crate::pipeline::Plan,
+    args: &RunArgs,
+    words: &super::select::Words,
+    force: Force,
+    store_dir: Option<&Path>,
+    color: ColorChoice,
+) -> Result<i32> {
+    let err_style = Style::stderr(color);
+    let targets = (!words.targets.is_empty()).then(|| words.targets.clone());
     let trace = args.trace.map(|t| match t {
         TraceArg::On => TraceMode::On,
         TraceArg::Strict => TraceMode::Strict,
@@ -311,10 +349,26 @@ fn run_inner(
     if args.json {
         events.push(json.clone());
     }
-    let no_store = args.no_store;
     let outcome = exec::run_blocking(plan, store, opts, events)?;
     drop(lock);
-    if !no_store && let Err(e) = super::push::after_run(&dir, &run_id, args.push) {
+    after_run(args, &dir, &run_id, &outcome, &traced, &json, color)
+}
+
+/// After the run: the push `--push` or the config asks for, the hint about reused steps that
+/// were not traced, the `--json` document and the run's page in `mlrun ui`.
+fn after_run(
+    args: &RunArgs,
+    dir: &Path,
+    run_id: &str,
+    outcome: &exec::RunOutcome,
+    traced: &[String],
+    json: &Json,
+    color: ColorChoice,
+) -> Result<i32> {
+    let err_style = Style::stderr(color);
+    if !args.no_store
+        && let Err(e) = super::push::after_run(dir, run_id, args.push)
+    {
         // the run is recorded either way; the next `mlrun push` sends it
         if outcome.exit_code == 0 {
             return Err(e);
@@ -331,7 +385,7 @@ fn run_inner(
         );
     }
     // the run page in `mlrun ui`, when a base URL is configured (mlrun.toml was read by the run)
-    let link = crate::config::Config::load(&dir)
+    let link = crate::config::Config::load(dir)
         .ok()
         .and_then(|c| c.ui)
         .map(|l| l.run(&outcome.run_id));
