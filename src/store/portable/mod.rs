@@ -520,27 +520,7 @@ impl Store {
         let logs = super::logs::LogObjects::new(&self.dir);
         let mut local = Vec::new();
         let mut seen = HashSet::new();
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT DISTINCT b.hash, b.kind, c.data FROM io_edges e
-                   JOIN step_execs s ON s.id = e.step_exec
-                   JOIN artifact_versions v ON v.id = e.av_id
-                   JOIN blobs b ON b.hash = v.blob_hash
-                   LEFT JOIN contents c ON c.hash = b.hash AND b.kind = 'dir'
-                 WHERE s.run_id = ?1 AND b.stored = 1",
-            )
-            .during(&what)?;
-        let stored = stmt
-            .query_map([run], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
-                ))
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .during(&what)?;
+        let stored = run_blobs(&self.conn, run, true).during(&what)?;
         let mut add = |hash: &str| {
             if seen.insert(format!("sha256/{hash}")) {
                 local.push(LocalObject {
@@ -664,27 +644,7 @@ impl Store {
     /// `present` (by remote name: `sha256/<hash>`, `logs/<hash>`).
     pub fn mark_stored(&self, run: &str, present: impl Fn(&str) -> bool) -> Result<()> {
         let what = "marking objects as stored";
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT DISTINCT b.hash, b.kind, c.data FROM io_edges e
-                   JOIN step_execs s ON s.id = e.step_exec
-                   JOIN artifact_versions v ON v.id = e.av_id
-                   JOIN blobs b ON b.hash = v.blob_hash
-                   LEFT JOIN contents c ON c.hash = b.hash AND b.kind = 'dir'
-                 WHERE s.run_id = ?1 AND b.stored = 0",
-            )
-            .during(what)?;
-        let rows = stmt
-            .query_map([run], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
-                ))
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .during(what)?;
+        let rows = run_blobs(&self.conn, run, false).during(what)?;
         for (hash, kind, manifest) in rows {
             let here = if kind == "file" {
                 present(&format!("sha256/{hash}"))
@@ -722,6 +682,29 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A blob a run read or wrote: its hash, its kind, a directory's manifest.
+type RunBlob = (String, String, Option<Vec<u8>>);
+
+/// The blobs run `run` read or wrote whose `stored` flag is `stored`.
+fn run_blobs(
+    conn: &rusqlite::Connection,
+    run: &str,
+    stored: bool,
+) -> rusqlite::Result<Vec<RunBlob>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT b.hash, b.kind, c.data FROM io_edges e
+           JOIN step_execs s ON s.id = e.step_exec
+           JOIN artifact_versions v ON v.id = e.av_id
+           JOIN blobs b ON b.hash = v.blob_hash
+           LEFT JOIN contents c ON c.hash = b.hash AND b.kind = 'dir'
+         WHERE s.run_id = ?1 AND b.stored = ?2",
+    )?;
+    stmt.query_map(params![run, stored], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?
+    .collect()
 }
 
 fn step_key(row: &[Value]) -> (String, i64) {
