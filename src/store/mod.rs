@@ -195,28 +195,49 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Apply pending migrations in one transaction.
+/// Apply pending migrations in one transaction (none: no transaction, no write lock taken).
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version > schema::latest() {
-        return Err(Error::store(format!(
+    let newer = |version: i64| {
+        Error::store(format!(
             "the lineage store was written by a newer mlrun (schema version {version}; this mlrun knows up to {})",
             schema::latest()
         ))
-        .hint("upgrade mlrun; the store was left untouched"));
+        .hint("upgrade mlrun; the store was left untouched")
+    };
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > schema::latest() {
+        return Err(newer(version));
     }
-    for (i, m) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-        m.code
-            .map_or(Ok(()), |code| code(&tx))
-            .and_then(|()| tx.execute_batch(m.sql))
-            .map_err(|e| Error::store(format!("migration {} failed", i + 1)).cause(e))?;
+    if version == schema::latest() {
+        return Ok(());
     }
-    if version < schema::latest() {
-        tx.pragma_update(None, "user_version", schema::latest())?;
-    }
-    tx.commit()?;
-    Ok(())
+    // A migration may rebuild a table others refer to (a new table, the rows copied, the old
+    // one dropped, the new one renamed: SQLite's way for changes ALTER TABLE cannot make). With
+    // foreign keys on, the drop would first delete the referenced rows and fail. They are off
+    // while migrations run (the pragma does nothing inside a transaction) and on again after,
+    // whatever happened.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // read again under the write lock: another mlrun may have migrated meanwhile
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > schema::latest() {
+            return Err(newer(version));
+        }
+        for (i, m) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            m.code
+                .map_or(Ok(()), |code| code(&tx))
+                .and_then(|()| tx.execute_batch(m.sql))
+                .map_err(|e| Error::store(format!("migration {} failed", i + 1)).cause(e))?;
+        }
+        if version < schema::latest() {
+            tx.pragma_update(None, "user_version", schema::latest())?;
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
 }
 
 impl Store {
