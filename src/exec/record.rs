@@ -56,15 +56,20 @@ impl Writer {
         let pending = std::mem::take(&mut self.reused);
         let store = &mut self.store;
         let batch: Vec<_> = pending.iter().map(|p| (p.begin(run_id), &p.rec)).collect();
-        if batch.len() > 1 && store.record_reuses(&batch, cache).is_ok() {
-            return Vec::new();
-        }
         let mut failed = Vec::new();
-        for (p, (begin, rec)) in pending.iter().zip(&batch) {
-            if let Err(e) = store.record_reuse(begin, rec, cache) {
-                failed.push((p.step.clone(), e));
+        if batch.len() <= 1 || store.record_reuses(&batch, cache).is_err() {
+            for (p, (begin, rec)) in pending.iter().zip(&batch) {
+                if let Err(e) = store.record_reuse(begin, rec, cache) {
+                    failed.push((p.step.clone(), e));
+                }
             }
         }
+        drop(batch);
+        // The records are freed on another thread: a reused step over 20,000 files holds
+        // 40,000 small allocations, and freeing them here was 2% of a no-op run, in the
+        // stretch where nothing else runs. Each hold on the objects is released here, now.
+        let records: Vec<StepRecord> = pending.into_iter().map(|p| p.rec).collect();
+        rayon::spawn(move || drop(records));
         failed
     }
 }

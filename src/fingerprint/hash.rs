@@ -408,7 +408,8 @@ fn fingerprint_dir(path: &Path, cache: &HashCache) -> Result<Fingerprint> {
     let mut entries = walk.entries;
     // relative paths are unique: an unstable sort gives the same order, without a scratch copy
     // of the entries (1.8 MB for 20,000 files)
-    entries.sort_unstable_by(|a, b| a.bytes().cmp(b.bytes()));
+    // (on all cores: sorting 20,000 entries was 9% of a no-op run's instructions)
+    entries.par_sort_unstable_by(|a, b| a.bytes().cmp(b.bytes()));
     let hash = manifest_hash(&entries);
     let size = entries.iter().map(|e| e.size).sum();
     Ok(Fingerprint::Dir {
@@ -426,18 +427,49 @@ fn manifest_hash(entries: &[Entry]) -> String {
     hex(&h.finalize())
 }
 
-/// Hand the manifest of `entries` to `out`, in pieces.
+/// Hand the manifest of `entries` to `out`, in pieces of whole records (~64 KiB: hashing
+/// them as one buffer, not four small pieces per record, and numbers written without `fmt`,
+/// took a no-op run over 20,000 files 10% fewer instructions).
 fn each_record(entries: &[Entry], mut out: impl FnMut(&[u8])) {
-    use std::io::Write;
-    let mut head = Vec::with_capacity(96);
+    const CHUNK: usize = 64 << 10;
+    let mut buf = Vec::with_capacity(CHUNK + 512);
     for e in entries {
-        head.clear();
-        // writing into a Vec cannot fail
-        let _ = write!(head, "{:o} {} {} ", e.mode, e.hash, e.size);
-        out(&head);
-        out(e.bytes());
-        out(&[0]);
+        push_record(&mut buf, e);
+        if buf.len() >= CHUNK {
+            out(&buf);
+            buf.clear();
+        }
     }
+    if !buf.is_empty() {
+        out(&buf);
+    }
+}
+
+/// Append one record: `mode SP hash SP size SP relpath NUL`, mode in octal, size in decimal.
+fn push_record(buf: &mut Vec<u8>, e: &Entry) {
+    push_number(buf, e.mode.into(), 8);
+    buf.push(b' ');
+    buf.extend_from_slice(e.hash.as_bytes());
+    buf.push(b' ');
+    push_number(buf, e.size, 10);
+    buf.push(b' ');
+    buf.extend_from_slice(e.bytes());
+    buf.push(0);
+}
+
+/// Append `v` in `base` (8 or 10), as `{:o}` / `{}` write it.
+fn push_number(buf: &mut Vec<u8>, mut v: u64, base: u64) {
+    let mut digits = [0u8; 22];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % base) as u8;
+        v /= base;
+        if v == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
 }
 
 /// The length of the manifest of `entries`, without writing it.
@@ -468,7 +500,9 @@ fn manifest_len(entries: &[Entry]) -> usize {
 /// The canonical manifest bytes a directory hash is computed from.
 pub fn manifest(entries: &[Entry]) -> Vec<u8> {
     let mut m = Vec::with_capacity(manifest_len(entries));
-    each_record(entries, |part| m.extend_from_slice(part));
+    for e in entries {
+        push_record(&mut m, e);
+    }
     m
 }
 
@@ -647,6 +681,53 @@ mod tests {
         std::os::unix::fs::symlink("..", d.path().join("x/up")).unwrap();
         let f = fingerprint_nc(&d.path().join("x")).unwrap();
         assert_eq!(f.nfiles(), 1);
+    }
+
+    #[test]
+    fn numbers_are_written_as_fmt_writes_them() {
+        let values = [
+            0,
+            1,
+            7,
+            8,
+            9,
+            10,
+            0o644,
+            0o755,
+            0o120000,
+            1023,
+            1024,
+            99_999,
+            u64::MAX,
+        ]
+        .into_iter()
+        .chain((0..64).map(|s| 1u64 << s))
+        .chain((0..64).map(|s| (1u64 << s) - 1));
+        for v in values {
+            let (mut oct, mut dec) = (Vec::new(), Vec::new());
+            push_number(&mut oct, v, 8);
+            push_number(&mut dec, v, 10);
+            assert_eq!(oct, format!("{v:o}").into_bytes());
+            assert_eq!(dec, format!("{v}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn the_manifest_hashed_in_chunks_is_the_manifest_written_whole() {
+        // more records than one 64 KiB chunk holds, so records straddle chunk boundaries
+        let entries: Vec<Entry> = (0..3000)
+            .map(|i| Entry {
+                relpath: format!("d/f{i:05}.bin"),
+                raw: None,
+                mode: if i % 3 == 0 { MODE_EXEC } else { MODE_FILE },
+                hash: sha256_bytes(&i.to_string().into_bytes()),
+                size: i * 37,
+            })
+            .collect();
+        let whole = manifest(&entries);
+        assert!(whole.len() > 3 * (64 << 10));
+        assert_eq!(manifest_hash(&entries), sha256_bytes(&whole));
+        assert_eq!(whole.len(), manifest_len(&entries));
     }
 
     #[test]

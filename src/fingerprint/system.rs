@@ -94,8 +94,9 @@ pub const LOCKFILES: &[&str] = &[
     "renv.lock",
 ];
 
-fn is_lockfile_name(name: &str) -> bool {
-    LOCKFILES.contains(&name) || (name.starts_with("requirements") && name.ends_with(".txt"))
+fn is_lockfile_name(name: &[u8]) -> bool {
+    LOCKFILES.iter().any(|l| l.as_bytes() == name)
+        || (name.starts_with(b"requirements") && name.ends_with(b".txt"))
 }
 
 /// Where a run looks for lock and requirements files: the files of `LOCKFILES` (and
@@ -139,7 +140,7 @@ impl LockSearch {
                 dirs.push(i.clone());
             } else if i
                 .file_name()
-                .is_some_and(|n| is_lockfile_name(&n.to_string_lossy()))
+                .is_some_and(|n| is_lockfile_name(n.as_bytes()))
             {
                 files.insert(i.clone());
             }
@@ -156,7 +157,7 @@ impl LockSearch {
             };
             for e in rd.iter().flatten() {
                 let name = e.file_name().to_bytes();
-                if is_lockfile_name(&String::from_utf8_lossy(name)) {
+                if is_lockfile_name(name) {
                     files.insert(d.join(std::ffi::OsStr::from_bytes(name)));
                 }
             }
