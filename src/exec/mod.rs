@@ -539,12 +539,48 @@ fn fingerprint_all(
         .collect()
 }
 
+/// Is `path` (or a path it is in, or one in it) an output of a step of this pipeline?
+fn from_a_step(ctx: &Ctx, path: &str) -> bool {
+    ctx.plan.steps().iter().flat_map(|s| &s.outputs).any(|o| {
+        crate::pipeline::plan::within(path, &o.path) || crate::pipeline::plan::within(&o.path, path)
+    })
+}
+
+/// Start copying into the object store the large input files of `step` that are about to be
+/// hashed (the stat cache cannot vouch for them) and will be kept (from no step, not clean in
+/// the commit: what `origin_of` will call external), while they are hashed (see
+/// `Objects::copy_ahead`). What is not taken is stopped by `drop_copies_ahead`.
+fn copy_inputs_ahead(ctx: &Ctx, step: &crate::pipeline::Step, git_before: &GitState) {
+    if ctx.no_store {
+        return;
+    }
+    for d in &step.inputs {
+        let clean = |t: &git::Tracked| {
+            t.clean(&d.path, None::<std::iter::Empty<&str>>, &git_before.changed)
+        };
+        if from_a_step(ctx, &d.path) || ctx.tracked.as_ref().is_some_and(clean) {
+            continue;
+        }
+        let path = ctx.plan.root().join(&d.path);
+        if let Ok(meta) = std::fs::metadata(&path)
+            && meta.is_file()
+            && ctx.cache.get(&path, &meta).is_none()
+        {
+            ctx.objects.copy_ahead(&path);
+        }
+    }
+}
+
+/// Stop the copies `copy_inputs_ahead` started for `inputs` that will not be kept.
+fn drop_copies_ahead<'a>(ctx: &Ctx, inputs: impl IntoIterator<Item = &'a str>) {
+    for p in inputs {
+        ctx.objects.cancel_ahead(&ctx.plan.root().join(p));
+    }
+}
+
 /// Where an input version came from: another step of this pipeline, the git commit, or neither.
 fn origin_of(ctx: &Ctx, io: &Io, git_before: &GitState) -> Origin {
-    if ctx.plan.steps().iter().flat_map(|s| &s.outputs).any(|o| {
-        crate::pipeline::plan::within(&io.path, &o.path)
-            || crate::pipeline::plan::within(&o.path, &io.path)
-    }) {
+    if from_a_step(ctx, &io.path) {
         return Origin::Step;
     }
     // a directory's entries are read in place (cloning 20,000 names was 2% of a no-op run)

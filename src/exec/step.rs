@@ -10,14 +10,17 @@ use super::child::{self, ChildOutcome, ChildSpec, Interrupt};
 use super::event::{Event, StepFinished};
 use super::incremental::CacheParts;
 use super::record::{self, After, Finish, KeptLogs, failed_unrecorded};
-use super::{Ctx, StepOutcome, aside, blocking, env, fingerprint_all, model, origin_of, reuse};
+use super::{
+    Ctx, StepOutcome, aside, blocking, copy_inputs_ahead, drop_copies_ahead, env, fingerprint_all,
+    model, origin_of, reuse,
+};
 use super::{trace, unix};
 use crate::error::{Error, exit};
 use crate::fingerprint::git::{GitState, RefsAt};
 use crate::fingerprint::metrics::Metrics;
 use crate::pipeline::Step;
 use crate::pipeline::plan::Executor;
-use crate::store::record::{Io, StepBegin, StepStatus, now_ms};
+use crate::store::record::{Io, Origin, StepBegin, StepStatus, now_ms};
 
 /// Run step `i` of the plan to its end: reused, or run (and retried) and recorded.
 pub(super) async fn run(ctx: Arc<Ctx>, i: usize) -> StepOutcome {
@@ -205,22 +208,32 @@ impl StepRun {
     fn prepare(&self) -> Prepared {
         let ctx = &self.ctx;
         let step = &self.step;
+        copy_inputs_ahead(ctx, step, &self.git_before);
+        let all_inputs = || step.inputs.iter().map(|d| d.path.as_str());
         let busy = ctx.busy(&step.name, "hashing the inputs of");
         let inputs = fingerprint_all(ctx.plan.root(), &step.inputs, &ctx.cache);
         drop(busy);
         let mut inputs = match inputs {
             Ok(v) => v,
-            Err(e) => return Prepared::NoInputs(e),
+            Err(e) => {
+                drop_copies_ahead(ctx, all_inputs());
+                return Prepared::NoInputs(e);
+            }
         };
         for io in &mut inputs {
             io.origin = Some(origin_of(ctx, io, &self.git_before));
         }
+        let not_kept = inputs
+            .iter()
+            .filter(|io| io.origin != Some(Origin::External));
+        drop_copies_ahead(ctx, not_kept.map(|io| io.path.as_str()));
         let parts = CacheParts::of(&ctx.recorded.plan.steps()[self.i], &inputs)
             .marked_with(&ctx.recorded.marker_key);
         let begin = self.begin(1, self.started, &self.git_before);
         if !ctx.force.applies_to(&step.name)
             && let Some(outcome) = reuse::try_reuse(ctx, step, &begin, &inputs, &parts, &self.vars)
         {
+            drop_copies_ahead(ctx, all_inputs());
             return Prepared::Reused(outcome);
         }
         Prepared::Run { inputs, parts }

@@ -31,6 +31,8 @@ use crate::fingerprint::hash::{Entry, Fingerprint, MODE_EXEC, MODE_LINK, sha256_
 use crate::fingerprint::reader;
 use crate::store::record::Io;
 
+mod ahead;
+
 pub struct Objects {
     root: PathBuf,
     /// Cleared by the first reflink the filesystem refuses (ext4, tmpfs, ...): each failed
@@ -39,6 +41,9 @@ pub struct Objects {
     try_reflink: AtomicBool,
     /// `objects/tmp/<id>/`, created on the first write, removed when this is dropped
     scratch: std::sync::Mutex<Option<crate::store::owner::Owned>>,
+    /// copies of large inputs made while they are hashed (see `copy_ahead`); declared after
+    /// `scratch`, so they are stopped before their scratch space is removed
+    ahead: ahead::Aheads,
 }
 
 /// A directory of files named by the hash of their content ([`Objects`], and the step logs'
@@ -86,6 +91,7 @@ impl Objects {
             root: store_dir.join("objects"),
             try_reflink: AtomicBool::new(true),
             scratch: std::sync::Mutex::new(None),
+            ahead: ahead::Aheads::default(),
         }
     }
 
@@ -158,10 +164,25 @@ impl Objects {
     /// cache's rule) and the stat is still the same after the copy, no write happened in
     /// between, so the copy is made by the kernel (reflink, else `copy_file_range`) without
     /// reading the bytes again. Otherwise they are hashed on the way and compared.
+    ///
+    /// A copy started ahead of the hash (`copy_ahead`) is taken if it holds those bytes.
     pub fn put_file(&self, src: &Path, expected: &str, cache: &HashCache) -> Result<()> {
+        let ahead = self.ahead.take(src);
         if self.has(expected) {
+            drop(ahead); // stopped and removed
             self.touch(expected);
             return Ok(());
+        }
+        if let Some(a) = ahead
+            && let Ok(now) = std::fs::metadata(src)
+            && cache.get(src, &now).as_deref() == Some(expected)
+            && let Some(tmp) = a.finish(&Stat::of(&now))
+        {
+            let committed = self.commit(&tmp, expected);
+            if committed.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            return committed;
         }
         let tmp = self.tmp_path()?;
         let result = (|| {
@@ -201,6 +222,38 @@ impl Objects {
             let _ = std::fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Start copying the large file `src` into scratch space while it is hashed: its hash is
+    /// not known yet, and `put_file` takes the copy if it holds the bytes that were hashed (see
+    /// `objects/ahead.rs`). Small, sparse or unreadable files, and a file already being copied,
+    /// are left to `put_file`; so is every file where the filesystem clones (a clone is
+    /// instant).
+    pub fn copy_ahead(&self, src: &Path) {
+        let Ok(meta) = std::fs::metadata(src) else {
+            return;
+        };
+        if !meta.is_file()
+            || meta.len() < ahead::MIN_SIZE
+            || meta.blocks() * 512 < meta.len()
+            || self.ahead.contains(src)
+        {
+            return;
+        }
+        let Ok(tmp) = self.tmp_path() else { return };
+        if self.reflink(src, &tmp) {
+            // a clone is instant: nothing to overlap, and `put_file` clones again
+            let _ = std::fs::remove_file(&tmp);
+            return;
+        }
+        if let Some(a) = ahead::Ahead::start(src, tmp) {
+            self.ahead.insert(src, a);
+        }
+    }
+
+    /// Stop the copy ahead of `src`, if any, and remove it: it will not be needed.
+    pub fn cancel_ahead(&self, src: &Path) {
+        drop(self.ahead.take(src));
     }
 
     /// Clone `src` to the new file `tmp` if the filesystem can; false: copy it instead.
@@ -571,6 +624,88 @@ mod tests {
     use super::*;
     use crate::fingerprint::cache::HashCache;
     use crate::fingerprint::hash::fingerprint;
+
+    /// Files under `dir` (recursively), besides the scratch space's owner notes.
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                out.extend(files_under(&e.path()));
+            } else if e.path().extension() != Some(OsStr::new("owner")) {
+                out.push(e.path());
+            }
+        }
+        out
+    }
+
+    /// A large file written an hour ago (so the stat cache may vouch for it).
+    fn large_old_file(path: &Path, seed: u8) {
+        let block: Vec<u8> = (0..1 << 20).map(|i: u32| (i as u8) ^ seed).collect();
+        let mut f = File::create(path).unwrap();
+        for _ in 0..(ahead::MIN_SIZE >> 20) {
+            f.write_all(&block).unwrap();
+        }
+        f.write_all(b"tail").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        f.set_modified(hour_ago).unwrap();
+    }
+
+    #[test]
+    fn a_copy_made_while_a_large_file_is_hashed_is_kept_only_if_the_file_did_not_change() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::in_memory();
+        let cache = store.load_stat_cache(d.path()).unwrap();
+        let objects = Objects::new(&d.path().join("store"));
+        let tmp = d.path().join("store/objects/tmp");
+
+        // unchanged: the copy made while hashing is the object (same inode), nothing is left
+        let a = d.path().join("a.bin");
+        large_old_file(&a, 1);
+        objects.copy_ahead(&a);
+        let fp = fingerprint(&a, &cache).unwrap();
+        let copies = files_under(&tmp);
+        assert_eq!(copies.len(), 1, "one copy ahead: {copies:?}");
+        let copy_ino = std::fs::metadata(&copies[0]).unwrap().ino();
+        objects.put(&a, &fp, &cache).unwrap();
+        let obj = objects.path_of(fp.hash());
+        assert_eq!(std::fs::metadata(&obj).unwrap().ino(), copy_ino);
+        assert_eq!(hash_of(&obj).unwrap(), fp.hash());
+        assert!(files_under(&tmp).is_empty());
+
+        // changed after it was hashed: the copy is dropped and the change is caught
+        let b = d.path().join("b.bin");
+        large_old_file(&b, 2);
+        objects.copy_ahead(&b);
+        let fp = fingerprint(&b, &cache).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&b)
+            .unwrap()
+            .write_all(b"more")
+            .unwrap();
+        let err = objects.put(&b, &fp, &cache).unwrap_err();
+        assert!(
+            err.message.contains("changed while it was being stored"),
+            "{}",
+            err.message
+        );
+        assert!(!objects.has(fp.hash()));
+        assert!(files_under(&tmp).is_empty());
+
+        // already stored: the copy is stopped and removed
+        objects.copy_ahead(&a);
+        let fp = fingerprint(&a, &cache).unwrap();
+        objects.put(&a, &fp, &cache).unwrap();
+        assert!(files_under(&tmp).is_empty());
+
+        // never taken (the step was reused): cancelled and removed
+        let c = d.path().join("c.bin");
+        large_old_file(&c, 3);
+        objects.copy_ahead(&c);
+        objects.cancel_ahead(&c);
+        assert!(files_under(&tmp).is_empty());
+    }
 
     #[test]
     fn store_and_restore_a_directory_with_a_link() {

@@ -7,6 +7,19 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
+/// Every file under `dir`, recursively.
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk_files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
 fn objects(store: &Path) -> Vec<String> {
     let mut out = Vec::new();
     if let Ok(fans) = std::fs::read_dir(store.join("objects/sha256")) {
@@ -703,9 +716,14 @@ fn a_finished_run_or_replay_leaves_no_scratch_space() {
 /// A project whose step reads the untracked `data.bin` and then rewrites it, as a step that
 /// updates its input in place does. Returns the project and the hash of the original bytes.
 fn step_rewriting_its_input() -> (Env, String) {
+    step_rewriting_an_input_of(3 << 18)
+}
+
+/// `step_rewriting_its_input` with an input of `size` bytes.
+fn step_rewriting_an_input_of(size: u32) -> (Env, String) {
     let env = Env::git();
     env.write(".gitignore", "/.mlrun/\n/data.bin\n");
-    let data: Vec<u8> = (0..3u32 << 18).map(|i| (i % 253) as u8).collect();
+    let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
     std::fs::write(env.path("data.bin"), &data).unwrap();
     // hashed long after its last write: the stat cache vouches for it, so the copy may be made
     // by the kernel and is then checked by the file's stat
@@ -772,7 +790,18 @@ fn an_input_its_step_rewrites_while_it_is_copied_is_kept_only_if_intact() {
     // The copy runs beside the step, which rewrites the input: whichever finishes first, the
     // record holds the hash the step started from, and claims an object only if that object
     // holds exactly those bytes.
-    let (env, hash) = step_rewriting_its_input();
+    rewritten_input_is_kept_only_if_intact(3 << 18);
+}
+
+#[test]
+fn a_large_input_its_step_rewrites_is_kept_only_if_intact() {
+    // 64 MiB and more: the copy starts while the input is hashed (`Objects::copy_ahead`) and
+    // may be complete before the step starts, or not
+    rewritten_input_is_kept_only_if_intact((64 << 20) + 7);
+}
+
+fn rewritten_input_is_kept_only_if_intact(size: u32) {
+    let (env, hash) = step_rewriting_an_input_of(size);
     let out = env.mlrun(&[]);
     assert_eq!(out.code, 0, "{out:?}");
     let (recorded, stored) = recorded_input(&env);
@@ -797,6 +826,46 @@ fn an_input_its_step_rewrites_while_it_is_copied_is_kept_only_if_intact() {
             "{out:?}"
         );
     }
+    let fsck = env.mlrun(&["fsck"]);
+    assert_eq!(fsck.code, 0, "{fsck:?}");
+}
+
+#[test]
+fn a_large_untracked_input_copied_while_it_is_hashed_is_kept_and_restorable() {
+    let env = Env::git();
+    env.write(".gitignore", "/.mlrun/\n/data.bin\n/n.txt\n");
+    let data: Vec<u8> = (0..(64u32 << 20) + 5).map(|i| (i % 251) as u8).collect();
+    std::fs::write(env.path("data.bin"), &data).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(env.path("data.bin"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    env.write(
+        "pipeline.toml",
+        "[steps.count]\ncmd = \"wc -c < data.bin > n.txt\"\ninputs = [\"data.bin\"]\noutputs = [\"n.txt\"]\n",
+    );
+    env.commit("p");
+    let hash = env.sha256sum("data.bin");
+    let out = env.mlrun(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("warning"), "{out:?}");
+    assert_eq!(recorded_input(&env), (hash.clone(), 1));
+    let rel = format!(".mlrun/objects/sha256/{}/{}", &hash[..2], &hash[2..]);
+    assert_eq!(env.sha256sum(&rel), hash);
+    // nothing of the copy is left in scratch space
+    let left: Vec<_> = walk_files(&env.path(".mlrun/objects/tmp"))
+        .into_iter()
+        .filter(|p| p.extension().is_none_or(|e| e != "owner"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // and it is what a checkout of that version gives back
+    std::fs::remove_file(env.path("data.bin")).unwrap();
+    let back = env.mlrun(&["checkout", "data.bin@latest"]);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(env.sha256sum("data.bin"), hash);
     let fsck = env.mlrun(&["fsck"]);
     assert_eq!(fsck.code, 0, "{fsck:?}");
 }
