@@ -10,6 +10,7 @@ pub mod cache;
 pub mod lineage;
 pub mod objects;
 pub mod pg;
+pub mod runs;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -82,6 +83,28 @@ impl Connected {
     pub fn verify(&mut self, names: &[String]) -> Result<Vec<(String, FetchError)>> {
         let packed = self.record.pack_locations(names)?;
         Ok(self.bucket.verify(names, &packed))
+    }
+}
+
+impl Record {
+    /// A query of a `--remote` view (`lineage`, `runs`): its rows, or an error naming what it
+    /// was for and the server's reason.
+    pub(crate) fn read(
+        &mut self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>> {
+        self.client.query(sql, params).map_err(|e| {
+            let reason = e
+                .as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string());
+            Error::store(format!(
+                "the remote record {} failed while {what}: {reason}",
+                self.shown()
+            ))
+        })
     }
 }
 

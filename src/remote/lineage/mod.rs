@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use postgres::types::ToSql;
 
 use super::pg::Record;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fingerprint::hash::parse_manifest;
 use crate::store::lineage::{
     Direction, Exec, Found, GAP_NO_COPY, GAP_REASON, Graph, GraphEdge, Node, Parts, Source,
@@ -165,16 +165,7 @@ impl Remote {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>> {
-        self.record.client.query(sql, params).map_err(|e| {
-            let reason = e
-                .as_db_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_else(|| e.to_string());
-            Error::store(format!(
-                "the remote record {} failed while {what}: {reason}",
-                self.record.shown()
-            ))
-        })
+        self.record.read(what, sql, params)
     }
 
     /// The executions the walk from the seeds reaches.
