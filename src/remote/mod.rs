@@ -467,15 +467,22 @@ pub fn bring_here(explicit: Option<&Path>, target: &str) -> Result<Option<PathBu
     Ok(Some(dir))
 }
 
-/// A read-only view of runs on the remote for `runs`, `show`, `diff` and `compare --remote`:
-/// the records of the runs matching `filter` (and of `ids`), read from PostgreSQL into a
-/// throwaway local store, so the commands print exactly what they print for local runs.
+/// A read-only view of runs on the remote for `show`, `diff` and `compare --remote`: the
+/// records of the runs `ids` name, and of the runs matching `filter` (which a name such as
+/// `latest~2` is resolved among), read from PostgreSQL into a throwaway local store, so the
+/// commands print exactly what they print for local runs. With `named_only`, `filter`'s runs
+/// are read only when `ids` name no run there (a hex TARGET may be a content hash instead).
 pub struct View {
     _tmp: tempfile::TempDir,
     pub store_dir: PathBuf,
 }
 
-pub fn view(store_dir: Option<&Path>, filter: &pg::RunFilter, ids: &[String]) -> Result<View> {
+pub fn view(
+    store_dir: Option<&Path>,
+    filter: &pg::RunFilter,
+    ids: &[String],
+    named_only: bool,
+) -> Result<View> {
     let dir = store_dir_or_new(store_dir)?;
     let remote = configured(&dir)?;
     let mut record = Record::connect(&remote)?;
@@ -485,13 +492,16 @@ pub fn view(store_dir: Option<&Path>, filter: &pg::RunFilter, ids: &[String]) ->
         .map_err(|e| Error::other("cannot create a temporary directory").cause(e))?;
     let view_dir = tmp.path().join(crate::store::STORE_DIR);
     let mut store = Store::open(&view_dir)?;
-    let mut runs = record.list_runs(filter)?;
+    let mut runs = Vec::new();
     if !ids.is_empty() {
         let by_id = pg::RunFilter {
             ids: ids.to_vec(),
             ..Default::default()
         };
         runs.extend(record.list_runs(&by_id)?);
+    }
+    if !named_only || runs.is_empty() {
+        runs.extend(record.list_runs(filter)?);
     }
     runs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
     runs.dedup_by(|a, b| a.id == b.id);

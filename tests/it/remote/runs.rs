@@ -231,3 +231,46 @@ fn bad_runs_filters_on_the_remote_give_the_local_one_line_errors() {
         "{out:?}"
     );
 }
+
+#[test]
+fn show_diff_compare_by_id_or_pipeline_on_the_remote_print_what_they_print_locally() {
+    // (no sweep's run is shown: which sweep a run was part of is not pushed)
+    let Some(r) = Remote::new() else { return };
+    let env = pushed_project(&r);
+    let ids = env.run_ids();
+    let (first, second) = (ids[0].as_str(), ids[1].as_str());
+    let forms: Vec<Vec<&str>> = vec![
+        vec!["show", first, "--json"],
+        vec!["show", second],
+        vec!["diff", first, second],
+        vec!["diff", second],
+        vec!["compare", first, second, "--json"],
+        vec![
+            "compare",
+            "--pipeline",
+            "team",
+            "-n",
+            "3",
+            "--sort",
+            "accuracy:asc",
+        ],
+        vec!["compare", "--pipeline", "team", "-n", "4", "--json"],
+        vec!["compare", "--pipeline", "flaky"],
+    ];
+    for args in forms {
+        let local = env.mlrun(&args);
+        ok(&local);
+        let mut remote_args = args.clone();
+        remote_args.push("--remote");
+        let remote = env.mlrun(&remote_args);
+        ok(&remote);
+        if args.contains(&"show") && args.contains(&"--json") {
+            let (mut l, mut m) = (json(&local), json(&remote));
+            strip(&mut l);
+            strip(&mut m);
+            assert_eq!(l, m, "{args:?}");
+        } else {
+            assert_eq!(local.stdout, remote.stdout, "{args:?}");
+        }
+    }
+}
