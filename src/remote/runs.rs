@@ -1,14 +1,17 @@
 //! `mlrun runs --remote`: the runs list answered by the team remote's PostgreSQL itself (no
 //! local copy of the record), as a `store::query::RunSource`, as the local store is. The same
 //! `RunFilter` becomes one statement for the runs (filters, a sort metric, the page), one for
-//! their short ids, one for all their metrics and one for their `-p` overrides, whatever the
-//! number of runs: never a statement per run. The rows become `RunSummary`s through the
+//! their short ids, one for all their metrics and one for their `-p` overrides (and one per
+//! kind of name checked, for an empty list or `--columns`), whatever the number of runs: never
+//! a statement per run. The rows become `RunSummary`s through the
 //! store's own `RunRow::summary` and `set_latest_metrics`, so the list prints as the local one.
 //!
 //! Each filter means what it means locally (`store::query::runs`): a param compared as SQLite's
 //! `json_extract` compares it (a number with a number, where `true`/`false` count as 1/0; a
 //! string with a string; anything else by its compact JSON text); `--grep` folds ASCII letters
 //! only; a run's metric is the one of the step latest in the plan, then the latest attempt.
+//! One thing is by nature local: a push does not send which sweep a run was part of, so
+//! `sweep_id` is null here and `--sweep` is refused in one line.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
