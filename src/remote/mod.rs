@@ -507,15 +507,48 @@ pub fn view(
     runs.dedup_by(|a, b| a.id == b.id);
     for r in &runs {
         let rec = record.fetch_run(&r.id)?;
-        import(&mut store, &mut record, &remote.key(), &rec)?;
-        // what the remote keeps is shown as kept
-        let on_remote: std::collections::HashSet<String> = rec.objects().into_iter().collect();
-        store.mark_stored(&r.id, |name| on_remote.contains(name))?;
+        // the runs whose results its steps reused, so they are said to be (as `import` brings
+        // the run a replay replayed)
+        for reused in reused_runs(&rec) {
+            if !store.has_run(&reused)? {
+                let first = record.fetch_run(&reused)?;
+                if !first.table(&crate::store::portable::RUNS).is_empty() {
+                    view_import(&mut store, &mut record, &remote.key(), &first)?;
+                }
+            }
+        }
+        view_import(&mut store, &mut record, &remote.key(), &rec)?;
     }
     Ok(View {
         _tmp: tmp,
         store_dir: view_dir,
     })
+}
+
+/// A run read into a view: imported, what the remote keeps shown as kept.
+fn view_import(
+    store: &mut Store,
+    record: &mut Record,
+    key: &str,
+    rec: &crate::store::portable::RunRecord,
+) -> Result<()> {
+    import(store, record, key, rec)?;
+    let on_remote: HashSet<String> = rec.objects().into_iter().collect();
+    store.mark_stored(&rec.run_id, |name| on_remote.contains(name))
+}
+
+/// The other runs whose step results a run's steps reused.
+fn reused_runs(rec: &crate::store::portable::RunRecord) -> Vec<String> {
+    let mut out: Vec<String> = rec
+        .table(&crate::store::portable::STEPS)
+        .iter()
+        .filter_map(|row| crate::store::portable::RunRecord::text(row, 18))
+        .filter(|r| *r != rec.run_id)
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The run id prefixes named in command-line targets (`01a2…`, `PATH@01a2…`, `01a2…:STEP`).

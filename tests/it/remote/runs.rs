@@ -238,10 +238,12 @@ fn show_diff_compare_by_id_or_pipeline_on_the_remote_print_what_they_print_local
     let Some(r) = Remote::new() else { return };
     let env = pushed_project(&r);
     let ids = env.run_ids();
-    let (first, second) = (ids[0].as_str(), ids[1].as_str());
+    let (first, second, third) = (ids[0].as_str(), ids[1].as_str(), ids[2].as_str());
     let forms: Vec<Vec<&str>> = vec![
         vec!["show", first, "--json"],
         vec!["show", second],
+        // its first step reused the second run's: said as locally
+        vec!["show", third],
         vec!["diff", first, second],
         vec!["diff", second],
         vec!["compare", first, second, "--json"],
