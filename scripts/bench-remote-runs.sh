@@ -67,7 +67,7 @@ for f in "${forms[@]}"; do
   start=$(wc -l <"$log")
   # shellcheck disable=SC2086
   "$mlrun" --store "$synth" runs $f --remote >remote.txt
-  statements=$(tail -n +"$((start + 1))" "$log" | grep -c 'duration: .* statement: ' || true)
+  statements=$(tail -n +"$((start + 1))" "$log" | grep -c 'duration: .* execute ' || true)
   same=$(cmp -s local.txt remote.txt && echo "the same text" || echo "DIFFERENT text")
   echo "runs $f: $same from both ($(($(wc -l <local.txt) - 1)) runs); $statements statements on the server"
 done
