@@ -46,31 +46,9 @@ psql_=(psql -h 127.0.0.1 -p "$MLRUN_PG_PORT" -U mlrun -d mlrun -v ON_ERROR_STOP=
 "$mlrun" --store "$synth" lineage 0000 --remote >/dev/null 2>&1 || true
 "${psql_[@]}" -c "SELECT version FROM mlrun_schema" >/dev/null
 
-# one table: the SELECT on the synthetic SQLite store, COPYed into PostgreSQL
-load() {
-  local table=$1 cols=$2 select=$3
-  sqlite3 -csv -nullvalue '\N' "$synth/lineage.db" "$select" |
-    "${psql_[@]}" -c "\\copy $table ($cols) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
-}
-hexof() { echo "CASE WHEN $1 IS NULL THEN NULL ELSE '\\x' || hex($1) END"; }
+source scripts/bench/remote-load.sh
 t0=$(date +%s.%N)
-load runs 'id, pipeline, pipeline_file, root, spec_hash, plan, params, status, exit_code, started_at, ended_at, git_start, git_end, hostname, "user", mlrun_version, argv, pid, pid_start, boot_id, replay_of, replay_verdict, message' \
-  'SELECT id, pipeline, pipeline_file, root, spec_hash, plan, params, status, exit_code, started_at, ended_at, git_start, git_end, hostname, "user", mlrun_version, argv, pid, pid_start, boot_id, replay_of, replay_verdict, message FROM runs'
-load contents 'hash, size, data' "SELECT hash, size, $(hexof data) FROM contents"
-load blobs 'hash, kind, size, nfiles' 'SELECT hash, kind, size, nfiles FROM blobs'
-load git_snapshots 'id, is_repo, commit_sha, branch, dirty, diff_hash, changed, untracked, remote_url, workdir, error' \
-  'SELECT id, is_repo, commit_sha, branch, dirty, diff_hash, changed, untracked, remote_url, workdir, error FROM git_snapshots'
-load package_sets 'hash, count, data' "SELECT hash, count, $(hexof data) FROM package_sets"
-load env_snapshots 'id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, "user", mlrun_version, interpreters, lockfiles, env_vars, packages' \
-  'SELECT id, os, os_version, kernel, arch, cpu_model, cpu_cores, mem_bytes, hostname, "user", mlrun_version, interpreters, lockfiles, env_vars, packages FROM env_snapshots'
-load step_execs 'run_id, step, attempt, seq, cmd, argv, cwd, status, exit_code, signal, error, started_at, ended_at, git_before, git_after, env_id, cache_key, cache_parts, reused_run, reused_step, reused_attempt, keep_outputs, repo_changes' \
-  'SELECT s.run_id, s.step, s.attempt, s.seq, s.cmd, s.argv, s.cwd, s.status, s.exit_code, s.signal, s.error, s.started_at, s.ended_at, s.git_before, s.git_after, s.env_id, s.cache_key, s.cache_parts, r.run_id, r.step, r.attempt, s.keep_outputs, s.repo_changes FROM step_execs s LEFT JOIN step_execs r ON r.id = s.reused_exec'
-load io_edges 'run_id, step, attempt, direction, path, blob_hash, first_seen, declared, origin, mode, link' \
-  "SELECT s.run_id, s.step, s.attempt, x.direction, a.path, v.blob_hash, v.first_seen, x.declared, x.origin, x.mode, $(hexof x.link) FROM io_edges x JOIN step_execs s ON s.id = x.step_exec JOIN artifact_versions v ON v.id = x.av_id JOIN artifacts a ON a.id = v.artifact_id"
-load params 'run_id, step, attempt, key, value' \
-  'SELECT s.run_id, s.step, s.attempt, x.key, x.value FROM params x JOIN step_execs s ON s.id = x.step_exec'
-load metrics 'run_id, step, attempt, key, value, source, exact' \
-  'SELECT s.run_id, s.step, s.attempt, x.key, x.value, x.source, x.exact FROM metrics x JOIN step_execs s ON s.id = x.step_exec'
+load_synth_record "$synth"
 "${psql_[@]}" -c "VACUUM ANALYZE"
 t1=$(date +%s.%N)
 echo "loaded into PostgreSQL in $(python3 -c "print(f'{$t1 - $t0:.1f}')") s:" \
@@ -115,19 +93,7 @@ for k in cmds:
 print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 EOF
 
-# `runs --remote` reads the records it shows into a throwaway local store: 20 runs by default,
-# every run for a filter or sort that needs them all (bounded here at 10 minutes)
-# (RUNS_ALL=0 leaves the every-run case out: it takes minutes)
-all="runs -n 0"
-[ "${RUNS_ALL:-1}" = 0 ] && all=
-for args in "runs" "runs -n 500" ${all:+"$all"}; do
-  t0=$(date +%s.%N)
-  if timeout 600 "$mlrun" --store "$synth" $args --remote >/dev/null 2>"$work/runs.err"; then
-    echo "$args --remote: $(python3 -c "print(f'{$(date +%s.%N) - $t0:.2f}')") s"
-  else
-    echo "$args --remote: not done after $(python3 -c "print(f'{$(date +%s.%N) - $t0:.0f}')") s: $(head -c 300 "$work/runs.err")"
-  fi
-done
+# (`runs --remote` on this record: scripts/bench-remote-runs.sh)
 
 # the plans, from the server: every statement of one `lineage --remote`, EXPLAIN ANALYZEd
 "${psql_[@]}" -c "LOAD 'auto_explain'" -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \

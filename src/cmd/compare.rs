@@ -207,16 +207,24 @@ pub fn compare(mut args: CompareArgs, store_dir: Option<&Path>, color: ColorChoi
     Ok(0)
 }
 
-/// `--remote`: the same comparison over the remote's records, read into a throwaway store.
+/// `--remote`: the same comparison over the remote's records, read into a throwaway store:
+/// only the runs compared (those named by id, or the newest of the pipeline, which the remote
+/// chooses itself), not every run a sort or a name might need.
 fn compare_remote(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     let filter = crate::remote::pg::RunFilter {
         pipeline: args.pipeline.clone(),
-        last: (args.limit > 0 && args.sort.is_none()).then_some(args.limit),
+        last: (args.limit > 0).then_some(args.limit),
         ..Default::default()
     };
     let targets: Vec<&str> = args.runs.iter().map(String::as_str).collect();
-    let ids = crate::remote::ids_in(&targets);
-    let view = crate::remote::view(store_dir, &filter, &ids)?;
+    let (ids, named_only) = if targets.is_empty() && args.sweep.is_none() {
+        (compared_on_remote(&args, store_dir)?, true)
+    } else {
+        let ids = crate::remote::ids_in(&targets);
+        let named = !targets.is_empty() && ids.len() == targets.len();
+        (ids, named)
+    };
+    let view = crate::remote::view(store_dir, &filter, &ids, named_only)?;
     compare(
         CompareArgs {
             remote: false,
@@ -225,6 +233,34 @@ fn compare_remote(args: CompareArgs, store_dir: Option<&Path>, color: ColorChoic
         Some(&view.store_dir),
         color,
     )
+}
+
+/// The runs a comparison without RUNs compares, chosen by the remote itself (as
+/// `runs_of_pipeline` chooses locally): the newest `-n` runs of the pipeline, replays aside.
+fn compared_on_remote(args: &CompareArgs, store_dir: Option<&Path>) -> Result<Vec<String>> {
+    use crate::store::query::RunSource;
+    let remote = crate::remote::runs::open(store_dir)?;
+    let pipeline = match &args.pipeline {
+        Some(p) => Some(p.clone()),
+        None => remote
+            .runs(&RunFilter {
+                replays: Some(false),
+                limit: Some(1),
+                ..RunFilter::default()
+            })?
+            .pop()
+            .map(|r| r.pipeline),
+    };
+    let Some(pipeline) = pipeline else {
+        return Ok(Vec::new());
+    };
+    let runs = remote.runs(&RunFilter {
+        pipeline: Some(pipeline),
+        replays: Some(false),
+        limit: (args.limit != 0).then_some(args.limit),
+        ..RunFilter::default()
+    })?;
+    Ok(runs.into_iter().map(|r| r.id).collect())
 }
 
 /// The sweep whose variants to compare: the one named, or (nothing else named) the newest

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::report::Role;
 use crate::report::{self, ColorChoice, Style, time};
 use crate::store::filter::{parse_metric, parse_param, parse_since, parse_sort};
-use crate::store::query::{Cmp, RunFilter};
+use crate::store::query::{Cmp, RunFilter, RunSource};
 use crate::store::{self, Store, query};
 
 #[derive(Debug, clap::Args)]
@@ -84,19 +84,33 @@ pub struct RunsArgs {
 
 pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     if args.remote {
-        return runs_remote(args, store_dir, color);
+        // answered by the remote's PostgreSQL itself (`remote::runs`), printed alike
+        let remote = crate::remote::runs::open(store_dir)?;
+        list(&remote, &args, color)?;
+        return Ok(0);
     }
     let store = Store::open_read(&store::find_dir(store_dir)?)?;
-    let filter = filter_of(&args, &store)?;
-    let columns = columns_of(&args);
-    let runs = store.list_runs(&filter)?;
-    check_names(&store, &args, &runs, columns.as_deref())?;
+    if list(&store, &args, color)?
+        && let Some(n) = crate::live::pending_note(&store, None)
+    {
+        Style::stderr(color).note(&n);
+    }
+    Ok(0)
+}
+
+/// The list from `source` (the local store or the remote), as JSON or a table. True when a
+/// table of runs was printed.
+fn list(source: &dyn RunSource, args: &RunsArgs, color: ColorChoice) -> Result<bool> {
+    let filter = filter_of(args, source)?;
+    let columns = columns_of(args);
+    let runs = source.runs(&filter)?;
+    check_names(source, args, &runs, columns.as_deref())?;
     if args.json {
         crate::report::emit(&format!(
             "{}\n",
             serde_json::to_string_pretty(&runs).unwrap_or_default()
         ));
-        return Ok(0);
+        return Ok(false);
     }
     if runs.is_empty() {
         if is_filtered(&filter) {
@@ -104,49 +118,17 @@ pub fn runs(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         } else {
             report::emit("no runs recorded yet; run a pipeline with `mlrun pipeline.toml`\n");
         }
-        return Ok(0);
+        return Ok(false);
     }
-    let out = render(&store, &args, &runs, columns, color)?;
+    let out = render(source, args, &runs, columns, color)?;
     report::emit(&out);
-    if let Some(n) = crate::live::pending_note(&store, None) {
-        Style::stderr(color).note(&n);
-    }
-    Ok(0)
-}
-
-/// `runs --remote`: the team remote's record read into a throwaway store, then listed like the
-/// local one.
-fn runs_remote(args: RunsArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
-    // the filters that need every run see every run of the pipeline/status asked for
-    let all = args.since.is_some()
-        || !args.params.is_empty()
-        || !args.metrics.is_empty()
-        || args.sort.is_some()
-        || args.grep.is_some()
-        || args.replays
-        || args.no_replays
-        || args.limit == 0;
-    let filter = crate::remote::pg::RunFilter {
-        pipeline: args.pipeline.clone(),
-        status: args.status.clone(),
-        last: (!all).then_some(args.limit),
-        ..Default::default()
-    };
-    let view = crate::remote::view(store_dir, &filter, &[])?;
-    runs(
-        RunsArgs {
-            remote: false,
-            ..args
-        },
-        Some(&view.store_dir),
-        color,
-    )
+    Ok(true)
 }
 
 /// The store's filter for these arguments (a sweep id prefix resolved).
-fn filter_of(args: &RunsArgs, store: &Store) -> Result<RunFilter> {
+fn filter_of(args: &RunsArgs, source: &dyn RunSource) -> Result<RunFilter> {
     let sweep = match &args.sweep {
-        Some(s) => Some(store.resolve_sweep(s)?),
+        Some(s) => Some(source.sweep(s)?),
         None => None,
     };
     Ok(RunFilter {
@@ -203,7 +185,7 @@ fn is_filtered(filter: &RunFilter) -> bool {
 
 /// Names no recorded run has (a pipeline, a param or metric filter, a column) are errors.
 fn check_names(
-    store: &Store,
+    store: &dyn RunSource,
     args: &RunsArgs,
     runs: &[query::RunSummary],
     columns: Option<&[Column]>,
@@ -241,7 +223,7 @@ fn check_names(
 
 /// The table, with the notes under it on metrics it could not show.
 fn render(
-    store: &Store,
+    store: &dyn RunSource,
     args: &RunsArgs,
     runs: &[query::RunSummary],
     columns: Option<Vec<Column>>,
@@ -262,7 +244,7 @@ fn render(
     };
     // runs whose params were overridden on the command line are marked in STATUS
     let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
-    let overrides = store.run_overrides(&ids)?;
+    let overrides = store.overrides(&ids)?;
     let with_metrics_cell = cols.contains(&Column::Builtin(Builtin::Metrics));
     let metric_cols: std::collections::BTreeSet<&str> = cols
         .iter()
@@ -456,7 +438,7 @@ pub fn one_line(message: &str) -> String {
 /// The first of `pipeline`, `params`, `metrics` that no recorded run has, as an error that
 /// names the known ones (and the closest); `None` when every name is known.
 pub fn unknown_name(
-    store: &Store,
+    store: &dyn RunSource,
     pipeline: Option<&str>,
     params: &[&str],
     metrics: &[&str],
@@ -472,7 +454,7 @@ pub fn unknown_name(
         let known = match cache.iter().find(|(k, _)| *k == what) {
             Some((_, v)) => v.clone(),
             None => {
-                let v = store.known_names(what)?;
+                let v = store.names(what)?;
                 cache.push((what, v.clone()));
                 v
             }

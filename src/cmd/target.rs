@@ -230,10 +230,6 @@ fn exec(store: &Store, run_arg: &str, step: &str) -> Result<Target> {
     }
 }
 
-fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-}
-
 /// The model version `arg` names, if it names one (rule 0 of the module docs): `NAME@REF` where
 /// NAME is a registered model and REF one of its versions or aliases (and no path is named
 /// `NAME@REF` on disk), or `models:/NAME@REF`
@@ -317,7 +313,7 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
     }
     if let Some((r, step)) = arg.split_once(':')
         && !step.is_empty()
-        && (query::is_run_name(r) || is_hex(r))
+        && (query::is_run_name(r) || query::is_hex_id(r))
     {
         return exec(store, r, step);
     }
@@ -332,12 +328,8 @@ pub fn resolve(store: &Store, arg: &str) -> Result<Target> {
     if query::is_run_name(arg) {
         return Ok(Target::Run(store.resolve_run(arg)?));
     }
-    if is_hex(arg) {
-        let prefix: String = arg
-            .chars()
-            .filter(|c| *c != '-')
-            .collect::<String>()
-            .to_ascii_lowercase();
+    if query::is_hex_id(arg) {
+        let prefix = query::hex_prefix(arg);
         let runs = store.run_candidates(&prefix)?;
         let versions = if arg.contains('-') {
             Vec::new()

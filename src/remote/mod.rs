@@ -10,6 +10,7 @@ pub mod cache;
 pub mod lineage;
 pub mod objects;
 pub mod pg;
+pub mod runs;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -82,6 +83,28 @@ impl Connected {
     pub fn verify(&mut self, names: &[String]) -> Result<Vec<(String, FetchError)>> {
         let packed = self.record.pack_locations(names)?;
         Ok(self.bucket.verify(names, &packed))
+    }
+}
+
+impl Record {
+    /// A query of a `--remote` view (`lineage`, `runs`): its rows, or an error naming what it
+    /// was for and the server's reason.
+    pub(crate) fn read(
+        &mut self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>> {
+        self.client.query(sql, params).map_err(|e| {
+            let reason = e
+                .as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string());
+            Error::store(format!(
+                "the remote record {} failed while {what}: {reason}",
+                self.shown()
+            ))
+        })
     }
 }
 
@@ -444,15 +467,22 @@ pub fn bring_here(explicit: Option<&Path>, target: &str) -> Result<Option<PathBu
     Ok(Some(dir))
 }
 
-/// A read-only view of runs on the remote for `runs`, `show`, `diff` and `compare --remote`:
-/// the records of the runs matching `filter` (and of `ids`), read from PostgreSQL into a
-/// throwaway local store, so the commands print exactly what they print for local runs.
+/// A read-only view of runs on the remote for `show`, `diff` and `compare --remote`: the
+/// records of the runs `ids` name, and of the runs matching `filter` (which a name such as
+/// `latest~2` is resolved among), read from PostgreSQL into a throwaway local store, so the
+/// commands print exactly what they print for local runs. With `named_only`, `filter`'s runs
+/// are read only when `ids` name no run there (a hex TARGET may be a content hash instead).
 pub struct View {
     _tmp: tempfile::TempDir,
     pub store_dir: PathBuf,
 }
 
-pub fn view(store_dir: Option<&Path>, filter: &pg::RunFilter, ids: &[String]) -> Result<View> {
+pub fn view(
+    store_dir: Option<&Path>,
+    filter: &pg::RunFilter,
+    ids: &[String],
+    named_only: bool,
+) -> Result<View> {
     let dir = store_dir_or_new(store_dir)?;
     let remote = configured(&dir)?;
     let mut record = Record::connect(&remote)?;
@@ -462,7 +492,7 @@ pub fn view(store_dir: Option<&Path>, filter: &pg::RunFilter, ids: &[String]) ->
         .map_err(|e| Error::other("cannot create a temporary directory").cause(e))?;
     let view_dir = tmp.path().join(crate::store::STORE_DIR);
     let mut store = Store::open(&view_dir)?;
-    let mut runs = record.list_runs(filter)?;
+    let mut runs = Vec::new();
     if !ids.is_empty() {
         let by_id = pg::RunFilter {
             ids: ids.to_vec(),
@@ -470,19 +500,55 @@ pub fn view(store_dir: Option<&Path>, filter: &pg::RunFilter, ids: &[String]) ->
         };
         runs.extend(record.list_runs(&by_id)?);
     }
+    if !named_only || runs.is_empty() {
+        runs.extend(record.list_runs(filter)?);
+    }
     runs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
     runs.dedup_by(|a, b| a.id == b.id);
     for r in &runs {
         let rec = record.fetch_run(&r.id)?;
-        import(&mut store, &mut record, &remote.key(), &rec)?;
-        // what the remote keeps is shown as kept
-        let on_remote: std::collections::HashSet<String> = rec.objects().into_iter().collect();
-        store.mark_stored(&r.id, |name| on_remote.contains(name))?;
+        // the runs whose results its steps reused, so they are said to be (as `import` brings
+        // the run a replay replayed)
+        for reused in reused_runs(&rec) {
+            if !store.has_run(&reused)? {
+                let first = record.fetch_run(&reused)?;
+                if !first.table(&crate::store::portable::RUNS).is_empty() {
+                    view_import(&mut store, &mut record, &remote.key(), &first)?;
+                }
+            }
+        }
+        view_import(&mut store, &mut record, &remote.key(), &rec)?;
     }
     Ok(View {
         _tmp: tmp,
         store_dir: view_dir,
     })
+}
+
+/// A run read into a view: imported, what the remote keeps shown as kept.
+fn view_import(
+    store: &mut Store,
+    record: &mut Record,
+    key: &str,
+    rec: &crate::store::portable::RunRecord,
+) -> Result<()> {
+    import(store, record, key, rec)?;
+    let on_remote: HashSet<String> = rec.objects().into_iter().collect();
+    store.mark_stored(&rec.run_id, |name| on_remote.contains(name))
+}
+
+/// The other runs whose step results a run's steps reused.
+fn reused_runs(rec: &crate::store::portable::RunRecord) -> Vec<String> {
+    let mut out: Vec<String> = rec
+        .table(&crate::store::portable::STEPS)
+        .iter()
+        .filter_map(|row| crate::store::portable::RunRecord::text(row, 18))
+        .filter(|r| *r != rec.run_id)
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The run id prefixes named in command-line targets (`01a2…`, `PATH@01a2…`, `01a2…:STEP`).

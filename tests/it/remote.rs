@@ -1042,3 +1042,4 @@ fn lineage_on_an_unreachable_or_refusing_remote_is_a_one_line_error() {
     let missing_db = format!("{}_missing", r.db_url);
     attempt(&[("MLRUN_REMOTE_DB", &missing_db)], "does not exist");
 }
+mod runs;

@@ -308,7 +308,8 @@ fn run_before(store: &Store, b: &str, run: &str) -> Result<String> {
 
 pub fn diff(args: DiffArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     if args.remote {
-        // runs named by id, and the 50 newest (`latest`, the run before one named)
+        // runs named by id, and the 50 newest (`latest`, the run before one named) unless both
+        // sides are named by id
         let filter = crate::remote::pg::RunFilter {
             last: Some(50),
             ..Default::default()
@@ -316,7 +317,8 @@ pub fn diff(args: DiffArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
         let mut targets = vec![args.a.as_str()];
         targets.extend(args.b.as_deref());
         let ids = crate::remote::ids_in(&targets);
-        let view = crate::remote::view(store_dir, &filter, &ids)?;
+        let named_only = targets.len() == 2 && ids.len() == 2;
+        let view = crate::remote::view(store_dir, &filter, &ids, named_only)?;
         return diff(
             DiffArgs {
                 remote: false,

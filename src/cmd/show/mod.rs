@@ -66,13 +66,14 @@ pub struct ShowArgs {
 
 pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     if args.remote {
-        // a run named by id; `latest`, `latest~N` and paths among the 20 newest runs
+        // a run named by id: that run alone; `latest`, `latest~N` and paths among the 20
+        // newest runs
         let filter = crate::remote::pg::RunFilter {
             last: Some(20),
             ..Default::default()
         };
         let ids = crate::remote::ids_in(&[args.target.as_str()]);
-        let view = crate::remote::view(store_dir, &filter, &ids)?;
+        let view = crate::remote::view(store_dir, &filter, &ids, !ids.is_empty())?;
         return show(
             ShowArgs {
                 remote: false,

@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use postgres::types::ToSql;
 
 use super::pg::Record;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fingerprint::hash::parse_manifest;
 use crate::store::lineage::{
     Direction, Exec, Found, GAP_NO_COPY, GAP_REASON, Graph, GraphEdge, Node, Parts, Source,
     Version, assemble, av_node_id, exec_node_id, gap_candidates, gap_copy_stored, io_edge,
     run_node_id,
 };
-use crate::store::query::MIN_SHORT;
+use crate::store::query::short_between;
 
 /// A version on the remote: (path, content hash).
 type VKey = (String, String);
@@ -156,24 +156,6 @@ fn vkey_cols<'a>(keys: impl IntoIterator<Item = &'a VKey>) -> (Vec<String>, Vec<
         .unzip()
 }
 
-/// The shortest prefix of `id` (at least `MIN_SHORT` digits) its neighbours do not share.
-fn short_of(id: &str, prev: Option<&str>, next: Option<&str>) -> String {
-    let common = |o: &str| {
-        id.bytes()
-            .zip(o.bytes())
-            .take_while(|(a, b)| a == b)
-            .count()
-    };
-    let n = [prev, next]
-        .into_iter()
-        .flatten()
-        .map(|o| common(o) + 1)
-        .max()
-        .unwrap_or(0)
-        .max(MIN_SHORT);
-    id[..n.min(id.len())].to_string()
-}
-
 mod target;
 
 impl Remote {
@@ -183,16 +165,7 @@ impl Remote {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>> {
-        self.record.client.query(sql, params).map_err(|e| {
-            let reason = e
-                .as_db_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_else(|| e.to_string());
-            Error::store(format!(
-                "the remote record {} failed while {what}: {reason}",
-                self.record.shown()
-            ))
-        })
+        self.record.read(what, sql, params)
     }
 
     /// The executions the walk from the seeds reaches.
@@ -396,7 +369,7 @@ impl Remote {
                 let (prev, next): (Option<String>, Option<String>) = (r.get(10), r.get(11));
                 Node::Run {
                     id: run_node_id(&id),
-                    short_id: short_of(&id, prev.as_deref(), next.as_deref()),
+                    short_id: short_between(&id, prev.as_deref(), next.as_deref()),
                     run_id: id,
                     pipeline: r.get(1),
                     status: r.get(2),

@@ -4,18 +4,15 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::{Remote, Seed, VKey, producer_sql, short_of};
+use super::{Remote, Seed, VKey, producer_sql};
 use crate::beneath::lexical as normalise;
 use crate::error::{Error, Result};
 use crate::fingerprint::cache::HashCache;
 use crate::fingerprint::hash::{self, manifest_lookup};
 use crate::report::{short_hash, time};
 use crate::store::lineage::{Found, Member};
-use crate::store::query::{MIN_SHORT, is_run_name};
-
-fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-}
+use crate::store::query::short_between;
+use crate::store::query::{MIN_SHORT, hex_prefix, is_hex_id, is_run_name};
 
 fn never_recorded(arg: &str) -> Error {
     Error::other(format!("`{arg}` is not in the remote's record")).hint(
@@ -46,7 +43,7 @@ impl Remote {
         }
         if let Some((r, step)) = arg.split_once(':')
             && !step.is_empty()
-            && (is_run_name(r) || is_hex(r))
+            && (is_run_name(r) || is_hex_id(r))
         {
             return self.exec(r, step);
         }
@@ -67,7 +64,7 @@ impl Remote {
                 link: None,
             });
         }
-        if is_hex(arg) {
+        if is_hex_id(arg) {
             return self.hex_target(arg);
         }
         Err(never_recorded(arg))
@@ -197,11 +194,7 @@ impl Remote {
                     .hint("`mlrun runs --remote` lists the runs on the remote")
             });
         }
-        let prefix: String = base
-            .chars()
-            .filter(|c| *c != '-')
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let prefix = hex_prefix(base);
         if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::invalid(format!("`{target}` is not a run id")).hint(
                 "run ids are hexadecimal, like `0193a4f1c2`; `latest` names the newest run",
@@ -414,7 +407,7 @@ impl Remote {
                 format!(
                     "{} made by `{step}` in run {} ({})",
                     short_hash(&v.1),
-                    short_of(&run, prev.as_deref(), next.as_deref()),
+                    short_between(&run, prev.as_deref(), next.as_deref()),
                     at.map_or_else(|| "-".into(), time::local)
                 )
             }
@@ -545,11 +538,7 @@ impl Remote {
     }
 
     fn hex_target(&mut self, arg: &str) -> Result<Found<Seed>> {
-        let prefix: String = arg
-            .chars()
-            .filter(|c| *c != '-')
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let prefix = hex_prefix(arg);
         let runs = self.run_candidates(&prefix)?;
         let versions = if arg.contains('-') {
             Vec::new()

@@ -33,14 +33,21 @@ pub(in crate::store) fn short_id(conn: &Connection, id: &str) -> Result<String> 
         .prepare_cached("SELECT id FROM runs WHERE id > ?1 ORDER BY id LIMIT 1")?
         .query_row([id], |r| r.get(0))
         .optional()?;
+    Ok(short_between(id, prev.as_deref(), next.as_deref()))
+}
+
+/// The shortest prefix of `id` (at least `MIN_SHORT` digits) that its neighbours in the sorted
+/// list of every run id (`prev`, `next`) do not share: a run's shown id, whichever backend
+/// (the local store, the team remote) read the neighbours.
+pub fn short_between(id: &str, prev: Option<&str>, next: Option<&str>) -> String {
     let n = [prev, next]
-        .iter()
+        .into_iter()
         .flatten()
         .map(|o| common_prefix(id, o) + 1)
         .max()
         .unwrap_or(0)
         .max(MIN_SHORT);
-    Ok(id[..n.min(id.len())].to_string())
+    id[..n.min(id.len())].to_string()
 }
 
 /// Short ids for many runs at once, from the sorted list of all ids.
@@ -51,14 +58,9 @@ pub(in crate::store) fn short_ids(conn: &Connection) -> Result<BTreeMap<String, 
         .collect::<rusqlite::Result<_>>()?;
     let mut out = BTreeMap::new();
     for (i, id) in ids.iter().enumerate() {
-        let mut n = MIN_SHORT;
-        if i > 0 {
-            n = n.max(common_prefix(id, &ids[i - 1]) + 1);
-        }
-        if i + 1 < ids.len() {
-            n = n.max(common_prefix(id, &ids[i + 1]) + 1);
-        }
-        out.insert(id.clone(), id[..n.min(id.len())].to_string());
+        let prev = i.checked_sub(1).map(|p| ids[p].as_str());
+        let next = ids.get(i + 1).map(String::as_str);
+        out.insert(id.clone(), short_between(id, prev, next));
     }
     Ok(out)
 }
@@ -90,8 +92,18 @@ pub fn is_run_name(target: &str) -> bool {
     LATEST.iter().any(|(n, _)| *n == base) || (split_back(target).is_some() && is_hex_id(base))
 }
 
-pub(super) fn is_hex_id(s: &str) -> bool {
+/// Whether `s` could be a run id or content-hash prefix as typed: hex digits, maybe dashes.
+pub fn is_hex_id(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// A run id or content-hash prefix as typed (`0193A4F1-C2`) as it is stored: dashes dropped,
+/// lowercase. Both backends' TARGET rules (`cmd::target`, `remote::lineage`) read prefixes so.
+pub fn hex_prefix(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '-')
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 /// Why a run name names no single run.
@@ -214,11 +226,7 @@ pub(super) fn resolve_base(conn: &Connection, target: &str, n: usize) -> Resolve
             }),
         }));
     }
-    let prefix: String = target
-        .chars()
-        .filter(|c| *c != '-')
-        .collect::<String>()
-        .to_ascii_lowercase();
+    let prefix = hex_prefix(target);
     if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Error::invalid(format!("`{target}` is not a run id"))
             .hint("run ids are hexadecimal, like `0193a4f1c2`; `latest` names the newest run, `latest~1` the one before, `latest-replay` the newest replay; see `mlrun runs`").into());

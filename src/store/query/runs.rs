@@ -150,30 +150,22 @@ pub(in crate::store) fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Ve
     ))?;
     let mut runs: Vec<RunSummary> = stmt
         .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            let id: String = r.get(0)?;
-            let started: i64 = r.get(4)?;
-            let ended: Option<i64> = r.get(5)?;
-            Ok(RunSummary {
-                short_id: String::new(),
+            Ok(RunRow {
+                id: r.get(0)?,
                 pipeline: r.get(1)?,
                 status: r.get(2)?,
                 exit_code: r.get(3)?,
-                started_at: started,
-                ended_at: ended,
-                duration_ms: ended.map(|e| e - started),
+                started_at: r.get(4)?,
+                ended_at: r.get(5)?,
                 commit: r.get(6)?,
                 dirty: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
                 replay_of: r.get(8)?,
                 replay_verdict: r.get(9)?,
-                metrics: BTreeMap::new(),
                 message: r.get(10)?,
-                params: r
-                    .get::<_, Option<String>>(11)?
-                    .and_then(|p| serde_json::from_str(&p).ok())
-                    .unwrap_or_default(),
+                params: r.get(11)?,
                 sweep_id: r.get(12)?,
-                id,
-            })
+            }
+            .summary())
         })?
         .collect::<rusqlite::Result<_>>()?;
     fill_short_ids(conn, &mut runs)?;
@@ -281,23 +273,83 @@ fn fill_metrics(conn: &Connection, runs: &mut [RunSummary]) -> Result<()> {
         "SELECT s.run_id, COALESCE(s.seq, 0) * 4294967296 + s.id, m.key, m.value, m.exact FROM step_execs s
          JOIN metrics m ON m.step_exec = s.id WHERE s.run_id IN (SELECT value FROM json_each(?1))",
     )?;
+    let rows = m
+        .query_map([list], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                crate::fingerprint::metrics::from_columns(
+                    r.get(3)?,
+                    r.get::<_, Option<String>>(4)?.as_deref(),
+                ),
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    set_latest_metrics(runs, rows);
+    Ok(())
+}
+
+/// A row of the runs list as a backend reads it: the columns, before what every backend
+/// derives from them alike (`summary`).
+pub struct RunRow {
+    pub id: String,
+    pub pipeline: String,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub commit: Option<String>,
+    pub dirty: bool,
+    pub replay_of: Option<String>,
+    pub replay_verdict: Option<String>,
+    pub message: Option<String>,
+    /// the run's params as recorded (JSON), when the filter asked for them
+    pub params: Option<String>,
+    pub sweep_id: Option<String>,
+}
+
+impl RunRow {
+    /// The list's entry, its short id and metrics still to fill.
+    pub fn summary(self) -> RunSummary {
+        RunSummary {
+            short_id: String::new(),
+            duration_ms: self.ended_at.map(|e| e - self.started_at),
+            params: self
+                .params
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or_default(),
+            metrics: BTreeMap::new(),
+            id: self.id,
+            pipeline: self.pipeline,
+            status: self.status,
+            exit_code: self.exit_code,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            commit: self.commit,
+            dirty: self.dirty,
+            replay_of: self.replay_of,
+            replay_verdict: self.replay_verdict,
+            message: self.message,
+            sweep_id: self.sweep_id,
+        }
+    }
+}
+
+/// Each run's metrics from rows of (run, order, key, value) of every metric its executions
+/// reported: the execution with the highest order wins (its plan position, then the later
+/// execution), as `RUN_METRIC` chooses for filters and sorting. The rows come in any order.
+pub fn set_latest_metrics(runs: &mut [RunSummary], rows: Vec<(String, i64, String, f64)>) {
     let mut by_run: std::collections::HashMap<String, BTreeMap<String, (i64, f64)>> =
         std::collections::HashMap::new();
-    for row in m.query_map([list], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            crate::fingerprint::metrics::from_columns(
-                r.get(3)?,
-                r.get::<_, Option<String>>(4)?.as_deref(),
-            ),
-        ))
-    })? {
-        let (run, exec, k, v) = row?;
-        let slot = by_run.entry(run).or_default().entry(k).or_insert((exec, v));
-        if exec >= slot.0 {
-            *slot = (exec, v);
+    for (run, order, k, v) in rows {
+        let slot = by_run
+            .entry(run)
+            .or_default()
+            .entry(k)
+            .or_insert((order, v));
+        if order >= slot.0 {
+            *slot = (order, v);
         }
     }
     for run in runs.iter_mut() {
@@ -305,7 +357,36 @@ fn fill_metrics(conn: &Connection, runs: &mut [RunSummary]) -> Result<()> {
             run.metrics = m.into_iter().map(|(k, (_, v))| (k, v)).collect();
         }
     }
-    Ok(())
+}
+
+/// Where `mlrun runs` reads the list from: the local store, or the team remote's PostgreSQL
+/// (`remote::runs`), which answers the same [`RunFilter`] itself (no local copy). Both give
+/// the same [`RunSummary`]s (rows made by [`RunRow::summary`], metrics by
+/// [`set_latest_metrics`], short ids by `short_between`), so `cmd::runs` prints both alike.
+pub trait RunSource {
+    /// The runs `f` selects, in its order, with their metrics (and params when asked).
+    fn runs(&self, f: &RunFilter) -> Result<Vec<RunSummary>>;
+    /// Every recorded pipeline, param or metric name, sorted.
+    fn names(&self, what: Known) -> Result<Vec<String>>;
+    /// The `-p` overrides of each of the runs `ids` that had any (`overrides::overrides_in`).
+    fn overrides(&self, ids: &[&str]) -> Result<std::collections::HashMap<String, Vec<String>>>;
+    /// The full id of the sweep an id prefix names.
+    fn sweep(&self, prefix: &str) -> Result<String>;
+}
+
+impl RunSource for crate::store::Store {
+    fn runs(&self, f: &RunFilter) -> Result<Vec<RunSummary>> {
+        self.list_runs(f)
+    }
+    fn names(&self, what: Known) -> Result<Vec<String>> {
+        self.known_names(what)
+    }
+    fn overrides(&self, ids: &[&str]) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        self.run_overrides(ids)
+    }
+    fn sweep(&self, prefix: &str) -> Result<String> {
+        self.resolve_sweep(prefix)
+    }
 }
 
 /// The names runs were recorded under, for "no run has X; known: …" messages.
