@@ -81,26 +81,67 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: V_REMOTE_ITEMS,
     },
     Migration {
-        code: None,
-        sql: V_CONTENTS_BY_ROWID,
+        code: Some(large_rows_with_rowid),
+        sql: "",
     },
 ];
 
-// 18: `contents` as a rowid table. A WITHOUT ROWID table is a b-tree of whole rows, and SQLite
-// compares a key it searches for with a row that spills onto overflow pages by reading all of
-// it: every lookup of a hash that passed a directory's manifest (1.9 MB for 20,000 files) read
-// the manifest in full (~900 page reads in a no-op run over 20,000 files, two lookups). With a
-// rowid, the search goes through the hash index, which holds hashes only; a row's data is read
-// when it is asked for. Rebuilt the way SQLite documents for a change ALTER TABLE cannot make
-// (`migrate` runs migrations with foreign keys off, so the drop deletes nothing the other
-// tables refer to; the rename keeps their `REFERENCES contents`).
-const V_CONTENTS_BY_ROWID: &str = r#"
-CREATE TABLE contents_by_rowid (
-  hash TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL);
-INSERT INTO contents_by_rowid (hash, size, data) SELECT hash, size, data FROM contents;
-DROP TABLE contents;
-ALTER TABLE contents_by_rowid RENAME TO contents;
-"#;
+// 18: the tables whose rows can be large rebuilt with a rowid. A WITHOUT ROWID table is a
+// b-tree of whole rows, and SQLite compares a key it searches for with a row that spills onto
+// overflow pages by reading all of it: every lookup of a run id read, in full, the resolved plan
+// (~20 KB) of each run the search passed (a 50-step no-op made 4,144 page reads of a 677-page
+// store, from finding each step's reusable execution and its run's short id), and every lookup of
+// a hash the manifests (1.9 MB for 20,000 files) it passed. With a rowid, the search goes through
+// the key's index, which holds keys only; a row is read when it is asked for. Rebuilt the way
+// SQLite documents for a change ALTER TABLE cannot make, from each table's own recorded
+// definition (so every column added since is kept), its indexes made again; `migrate` runs
+// migrations with foreign keys off, so the drop deletes nothing other tables refer to, and the
+// rename keeps their `REFERENCES`.
+pub(super) const WITH_ROWID: &[&str] = &[
+    "contents",
+    "runs",
+    "env_snapshots",
+    "git_snapshots",
+    "package_sets",
+    "package_scan_cache",
+];
+
+fn large_rows_with_rowid(tx: &Connection) -> rusqlite::Result<()> {
+    for table in WITH_ROWID {
+        let sql: String = tx.query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )?;
+        let indexes: Vec<String> = tx
+            .prepare(
+                "SELECT sql FROM sqlite_schema WHERE tbl_name = ?1 AND type IN ('index', 'trigger')
+                 AND sql IS NOT NULL",
+            )?
+            .query_map([table], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let unexpected = || {
+            rusqlite::Error::InvalidParameterName(format!("{table}: unexpected definition {sql}"))
+        };
+        let body = sql
+            .trim_end()
+            .strip_suffix("WITHOUT ROWID")
+            .ok_or_else(unexpected)?;
+        let head = format!("CREATE TABLE {table} (");
+        let rest = body.strip_prefix(&head).ok_or_else(unexpected)?;
+        let new = format!("{table}_by_rowid");
+        tx.execute_batch(&format!(
+            "CREATE TABLE {new} ({rest};
+             INSERT INTO {new} SELECT * FROM {table};
+             DROP TABLE {table};
+             ALTER TABLE {new} RENAME TO {table};"
+        ))?;
+        for index in indexes {
+            tx.execute_batch(&index)?;
+        }
+    }
+    Ok(())
+}
 
 // 17: what besides runs was sent to (or came from) which remote (`store::shared`): model
 // versions, alias moves, determinism findings, removals, each by a key naming it there.
@@ -666,7 +707,8 @@ mod tests {
     }
 
     #[test]
-    fn migration_18_rebuilds_contents_with_a_rowid_keeping_rows_and_references() {
+    fn migration_18_rebuilds_tables_of_large_rows_with_a_rowid_keeping_rows_indexes_and_references()
+    {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         crate::store::configure(&conn).unwrap();
         for m in &super::MIGRATIONS[..17] {
@@ -686,19 +728,49 @@ mod tests {
         .unwrap();
         conn.execute_batch(
             "INSERT INTO runs (id, pipeline, pipeline_file, root, spec_hash, plan, params, status, started_at, hostname, user, mlrun_version, argv, pid)
-               VALUES ('r1', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1);",
+               VALUES ('r1', 'p', 'p.toml', '/p', 's', '{}', '{}', 'succeeded', 1, 'h', 'u', '0', '[]', 1);
+             UPDATE runs SET message = 'kept' WHERE id = 'r1';",
         )
         .unwrap();
 
-        super::super::migrate(&mut conn).unwrap();
-        let sql: String = conn
-            .query_row(
-                "SELECT sql FROM sqlite_schema WHERE name = 'contents'",
-                [],
-                |r| r.get(0),
+        let indexes = |conn: &rusqlite::Connection| -> Vec<String> {
+            conn.prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'index'
+                 AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name",
             )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+        };
+        let before = indexes(&conn);
+        super::super::migrate(&mut conn).unwrap();
+        for table in super::WITH_ROWID {
+            let sql: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+            // (a renamed table's definition names it quoted)
+            assert!(
+                sql.starts_with(&format!("CREATE TABLE \"{table}\" (")),
+                "{sql}"
+            );
+        }
+        assert!(before.contains(&"runs_sweep".to_string()), "{before:?}");
+        assert_eq!(indexes(&conn), before, "every index made again");
+        let message: Option<String> = conn
+            .query_row("SELECT message FROM runs WHERE id = 'r1'", [], |r| r.get(0))
             .unwrap();
-        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+        assert_eq!(
+            message.as_deref(),
+            Some("kept"),
+            "columns added later are kept"
+        );
         let data: Vec<u8> = conn
             .query_row("SELECT data FROM contents WHERE hash = 'big'", [], |r| {
                 r.get(0)
