@@ -145,6 +145,10 @@ impl LockSearch {
                 files.insert(i.clone());
             }
         }
+        // each directory once: every step's `cwd` is usually the pipeline's directory, and a
+        // 50-step pipeline listed it 51 times
+        let dirs: std::collections::BTreeSet<PathBuf> =
+            dirs.iter().map(|d| d.components().collect()).collect();
         for d in dirs {
             // names are compared where readdir left them: a declared input directory can hold
             // 20,000 files, and a `DirEntry` and a `String` for each cost a no-op run 5%
