@@ -551,6 +551,20 @@ fn reused_runs(rec: &crate::store::portable::RunRecord) -> Vec<String> {
     out
 }
 
+/// How many of the newest runs a view must hold for `targets`: `at_least`, or more when one
+/// names `latest~N` (alone, `PATH@latest~N` or `latest~N:STEP`), which is the N+1th newest.
+pub fn newest_needed(targets: &[&str], at_least: usize) -> usize {
+    targets
+        .iter()
+        .filter_map(|t| {
+            let t = t.rsplit_once('@').map_or(*t, |(_, run)| run);
+            let t = t.split_once(':').map_or(t, |(run, _)| run);
+            t.strip_prefix("latest~")?.parse::<usize>().ok()
+        })
+        .map(|n| n.saturating_add(1))
+        .fold(at_least, usize::max)
+}
+
 /// The run id prefixes named in command-line targets (`01a2…`, `PATH@01a2…`, `01a2…:STEP`).
 pub fn ids_in(targets: &[&str]) -> Vec<String> {
     targets
@@ -565,4 +579,19 @@ pub fn ids_in(targets: &[&str]) -> Vec<String> {
                 .then(|| t.to_ascii_lowercase())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_view_holds_enough_newest_runs_for_latest_n() {
+        use super::newest_needed;
+        assert_eq!(newest_needed(&["latest"], 20), 20);
+        assert_eq!(newest_needed(&["latest~3", "abcd1234"], 20), 20);
+        assert_eq!(newest_needed(&["latest~25"], 20), 26);
+        assert_eq!(newest_needed(&["model.pkl@latest~40"], 20), 41);
+        assert_eq!(newest_needed(&["latest~30:train"], 20), 31);
+        assert_eq!(newest_needed(&["latest~x", "latest~"], 20), 20);
+        assert_eq!(newest_needed(&["latest~99999999999999999999999"], 20), 20);
+    }
 }

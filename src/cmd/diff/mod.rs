@@ -310,12 +310,13 @@ pub fn diff(args: DiffArgs, store_dir: Option<&Path>, color: ColorChoice) -> Res
     if args.remote {
         // runs named by id, and the 50 newest (`latest`, the run before one named) unless both
         // sides are named by id
-        let filter = crate::remote::pg::RunFilter {
-            last: Some(50),
-            ..Default::default()
-        };
         let mut targets = vec![args.a.as_str()];
         targets.extend(args.b.as_deref());
+        let filter = crate::remote::pg::RunFilter {
+            // (the run before `latest~N` is the N+2th newest)
+            last: Some(crate::remote::newest_needed(&targets, 49) + 1),
+            ..Default::default()
+        };
         let ids = crate::remote::ids_in(&targets);
         let named_only = targets.len() == 2 && ids.len() == 2;
         let view = crate::remote::view(store_dir, &filter, &ids, named_only)?;

@@ -67,9 +67,9 @@ pub struct ShowArgs {
 pub fn show(args: ShowArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     if args.remote {
         // a run named by id: that run alone; `latest`, `latest~N` and paths among the 20
-        // newest runs
+        // newest runs (N+1 for `latest~N` past them)
         let filter = crate::remote::pg::RunFilter {
-            last: Some(20),
+            last: Some(crate::remote::newest_needed(&[args.target.as_str()], 20)),
             ..Default::default()
         };
         let ids = crate::remote::ids_in(&[args.target.as_str()]);

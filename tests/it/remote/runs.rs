@@ -276,3 +276,34 @@ fn show_diff_compare_by_id_or_pipeline_on_the_remote_print_what_they_print_local
         }
     }
 }
+
+#[test]
+fn show_and_diff_of_latest_n_past_the_twentieth_run_on_the_remote_print_what_they_print_locally() {
+    let Some(r) = Remote::new() else { return };
+    let mut env = Env::git();
+    r.configure(&mut env);
+    env.write(
+        "pipeline.toml",
+        "[steps.s]\ncmd = \"echo $MLRUN_PARAM_K > o.txt\"\noutputs = [\"o.txt\"]\nparams = [\"k\"]\n\n[params]\nk = 0\n",
+    );
+    env.commit("project");
+    for k in 0..24 {
+        ok(&env.mlrun(&["run", "-p", &format!("k={k}")]));
+    }
+    ok(&env.mlrun(&["push"]));
+    for args in [
+        // (not `show o.txt@latest~21`: a view holds the runs it needs, so an artifact's list of
+        // versions would count only theirs)
+        vec!["show", "latest~22"],
+        vec!["diff", "latest~22"],
+        vec!["diff", "latest~23", "latest"],
+    ] {
+        let local = env.mlrun(&args);
+        ok(&local);
+        let mut remote_args = args.clone();
+        remote_args.push("--remote");
+        let remote = env.mlrun(&remote_args);
+        ok(&remote);
+        assert_eq!(local.stdout, remote.stdout, "{args:?}");
+    }
+}
