@@ -195,10 +195,19 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Apply pending migrations in one transaction.
+/// Apply pending migrations in one transaction. A new (empty) database gets the schema they
+/// leave in one batch instead (`schema::NEW`, kept identical to them by a test): a fresh clone's
+/// first `run` spent ~30 ms replaying 17 migrations' table rebuilds.
 fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 && schema::is_empty(&tx)? {
+        tx.execute_batch(schema::NEW)
+            .map_err(|e| Error::store("creating the store's tables failed").cause(e))?;
+        tx.pragma_update(None, "user_version", schema::latest())?;
+        tx.commit()?;
+        return Ok(());
+    }
     if version > schema::latest() {
         return Err(Error::store(format!(
             "the lineage store was written by a newer mlrun (schema version {version}; this mlrun knows up to {})",
