@@ -69,13 +69,15 @@ impl Connected {
 
 impl Connected {
     /// Download `names` into the store in `store_dir`, each verified (packed ones by range).
+    /// `hand_over`: they are restored next (`objects::Bucket::fetch`).
     pub fn fetch(
         &mut self,
         store_dir: &Path,
         names: &[String],
+        hand_over: bool,
     ) -> Result<Vec<(String, FetchError)>> {
         let packed = self.record.pack_locations(names)?;
-        Ok(self.bucket.fetch(store_dir, names, &packed))
+        Ok(self.bucket.fetch(store_dir, names, &packed, hand_over))
     }
 
     /// Read `names` on the remote and check each hashes to its name (`fsck --remote`).
@@ -180,6 +182,7 @@ pub fn push(
                 }
             };
             todo.push(objects::ToUpload {
+                loose: false,
                 name: o.name,
                 path: o.path,
                 size,
@@ -361,7 +364,7 @@ pub fn fetch_objects(store: &Store, conn: &mut Connected, run: &str) -> Result<u
         store.objects_arrived(run)?;
         return Ok(0);
     }
-    let problems = conn.fetch(&store.dir, &missing)?;
+    let problems = conn.fetch(&store.dir, &missing, false)?;
     store.objects_arrived(run)?;
     if let Some((name, p)) = problems.into_iter().next() {
         return Err(match p {

@@ -42,6 +42,7 @@ pub mod schema;
 pub mod shared;
 mod statcache;
 pub mod sweeps;
+pub mod verified;
 
 use std::path::{Path, PathBuf};
 
