@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjPath;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 
 use crate::config::Remote;
 use crate::error::{Error, Result};
@@ -163,6 +163,24 @@ impl Bucket {
             .rt
             .block_on(async move { store.list_with_delimiter(Some(&prefix)).await });
         r.map(|_| ()).map_err(|e| self.error("listing", e))
+    }
+
+    /// Delete the objects `names`, stored on their own (`fsck --remote --repair`: damaged ones,
+    /// so the push that sends them again, create-if-absent, is not turned away by them). One
+    /// already gone is no error.
+    pub fn remove(&self, names: &[String]) -> Result<()> {
+        let keys: Vec<ObjPath> = names.iter().map(|n| self.key(n)).collect();
+        let store = self.store.clone();
+        let r = self.rt.block_on(async move {
+            for k in keys {
+                match store.delete(&k).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+        r.map_err(|e| self.error("deleting damaged objects", e))
     }
 }
 /// One line naming the remote and saying what to fix.
