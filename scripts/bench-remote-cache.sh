@@ -6,7 +6,9 @@
 #   clone     a fresh `git clone` running `mlrun run`: every step a shared-cache hit, its outputs
 #             fetched from S3 and verified (the clone is made before the clock starts)
 #   transfer  the same 50 objects alone: one `curl` fetching them in parallel from SeaweedFS's
-#             filer over plain HTTP (no S3 signing, no hashing: a floor for the transfer)
+#             filer over plain HTTP (no S3 signing, no hashing: a floor for the transfer); a
+#             packed object (up to 1 MiB: all of them at the default SIZE) is its byte range of
+#             its pack, one request each
 # and the ratio the issue sets: clone <= 3 x noop + transfer. Also the PostgreSQL statements one
 # clone run sends (pg_stat_statements would need a restart: counted from the server's log).
 #
@@ -64,8 +66,12 @@ git add -A && git -c user.name=b -c user.email=b@b commit -qm chain
 "$mlrun" run --no-remote-cache >/dev/null 2>&1
 "$mlrun" push >/dev/null
 run=$("${psql_[@]}" -c "SELECT id FROM runs")
-"${psql_[@]}" -c "SELECT DISTINCT blob_hash FROM io_edges WHERE run_id = '$run' AND direction = 'out'" |
-  awk -v f="$filer" '{ printf "url = \"%s/sha256/%s/%s\"\noutput = \"/dev/null\"\n", f, substr($1, 1, 2), substr($1, 3) }' >"$work/objects.curl"
+"${psql_[@]}" -c "SELECT o.name, o.pack, o.pos, o.len FROM objects o WHERE o.name IN
+    (SELECT 'sha256/' || blob_hash FROM io_edges WHERE run_id = '$run' AND direction = 'out')" |
+  awk -F'|' -v f="$filer" '{
+    if ($2 == "") { h = substr($1, 8); printf "url = \"%s/sha256/%s/%s\"\n", f, substr(h, 1, 2), substr(h, 3) }
+    else printf "url = \"%s/packs/%s.pack\"\nrange = \"%d-%d\"\n", f, $2, $3, $3 + $4 - 1
+    print "output = \"/dev/null\"" }' >"$work/objects.curl"
 objects=$(grep -c '^url' "$work/objects.curl")
 bytes=$("${psql_[@]}" -c "SELECT sum(b.size) FROM blobs b WHERE b.hash IN (SELECT blob_hash FROM io_edges WHERE run_id = '$run' AND direction = 'out')")
 

@@ -26,13 +26,14 @@ pub struct FsckArgs {
 
     /// Correct what can be: versions recorded as stored whose objects are gone are marked not
     /// restorable; a lost (missing or empty) database is replaced by a new one that keeps the
-    /// objects
+    /// objects. With --remote: damaged or missing objects stop counting as on the remote, and
+    /// the runs pushed from here that need them are sent again by the next `mlrun push`
     #[arg(long)]
     pub repair: bool,
 
     /// Check the team remote instead: every object its runs need is there and hashes to its
     /// name, and no run is recorded twice
-    #[arg(long, conflicts_with = "repair")]
+    #[arg(long)]
     pub remote: bool,
 }
 
@@ -71,7 +72,7 @@ pub struct Report {
 
 pub fn fsck(args: FsckArgs, store_dir: Option<&Path>, color: ColorChoice) -> Result<i32> {
     if args.remote {
-        return super::push::fsck_remote(args.json, store_dir);
+        return super::push::fsck_remote(args.json, args.repair, store_dir);
     }
     let dir = store::find_dir(store_dir)?;
     if let Some((what, _)) = store::lost_database(&dir) {

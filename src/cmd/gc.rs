@@ -140,6 +140,7 @@ fn open(dir: &Path) -> Result<(Store, bool)> {
 /// The objects the kept runs need, with the files of the kept directory versions; an error
 /// when a kept directory's manifest cannot be read (then which objects it needs is unknown).
 fn referenced(store: &Store, keep: Option<KeepLast>) -> Result<HashSet<String>> {
+    store.refuse_if_damaged()?;
     let Kept {
         objects: referenced,
         unreadable_manifests: unreadable,

@@ -173,9 +173,11 @@ pub fn pull(args: PullArgs, store_dir: Option<&Path>, _color: ColorChoice) -> Re
 }
 
 /// `mlrun fsck --remote`: every object the remote's runs need is on the remote and hashes to its
-/// name; no run or step is there twice. Exit 1 on any problem. Objects found missing or corrupt
-/// are forgotten by the local index, so the next push of a run that has them uploads them again.
-pub fn fsck_remote(json: bool, store_dir: Option<&Path>) -> Result<i32> {
+/// name; no run or step is there twice. Exit 1 on any problem left. Objects found missing or
+/// corrupt are forgotten by the local index. With `repair`, the remote stops counting them as
+/// there and the runs pushed from here that need them are pushed again by the next `push`
+/// (`remote::repair`); exit 0 when that was done for every problem found.
+pub fn fsck_remote(json: bool, repair: bool, store_dir: Option<&Path>) -> Result<i32> {
     let dir = remote::store_dir_or_new(store_dir)?;
     let remote = remote::configured(&dir)?;
     let mut conn = Connected::open(&remote)?;
@@ -194,17 +196,29 @@ pub fn fsck_remote(json: bool, store_dir: Option<&Path>) -> Result<i32> {
     }
     missing.sort();
     corrupt.sort();
-    if dir.join(store::DB_FILE).is_file()
-        && let Ok(store) = Store::open(&dir)
-    {
-        let gone: Vec<String> = missing
-            .iter()
-            .cloned()
-            .chain(corrupt.iter().map(|c| c.0.clone()))
-            .collect();
+    let store = if dir.join(store::DB_FILE).is_file() {
+        Store::open(&dir).ok()
+    } else {
+        None
+    };
+    let corrupt_names: Vec<String> = corrupt.iter().map(|c| c.0.clone()).collect();
+    if let Some(store) = &store {
+        let gone = [missing.clone(), corrupt_names.clone()].concat();
         store.forget_remote_objects(&remote.key(), &gone)?;
     }
-    let ok = missing.is_empty() && corrupt.is_empty() && duplicates == 0;
+    let found = !(missing.is_empty() && corrupt.is_empty());
+    let repaired = if repair && found {
+        Some(remote::repair::repair(
+            &mut conn,
+            store.as_ref(),
+            &missing,
+            &corrupt_names,
+        )?)
+    } else {
+        None
+    };
+    let ok = !found && duplicates == 0;
+    let left = (found && repaired.is_none()) || duplicates > 0;
     if json {
         let v = serde_json::json!({
             "remote": {"db": remote.shown_db(), "objects": remote.objects_url()},
@@ -214,6 +228,7 @@ pub fn fsck_remote(json: bool, store_dir: Option<&Path>) -> Result<i32> {
             "missing": missing,
             "corrupt": corrupt.iter().map(|(n, a)| serde_json::json!({"name": n, "actual": a})).collect::<Vec<_>>(),
             "duplicate_rows": duplicates,
+            "repaired": repaired,
         });
         println!("{v}");
     } else {
@@ -226,6 +241,18 @@ pub fn fsck_remote(json: bool, store_dir: Option<&Path>) -> Result<i32> {
         if duplicates > 0 {
             println!("{duplicates} duplicate run or step rows");
         }
+        if let Some(r) = &repaired {
+            println!(
+                "repaired: {} objects and directories no longer counted as on the remote ({} damaged ones deleted); `mlrun push` sends them again with {} runs pushed from here",
+                r.marked.len(),
+                r.deleted,
+                r.runs_to_push
+            );
+        } else if found {
+            println!(
+                "`mlrun fsck --remote --repair` on a machine that has these objects, then `mlrun push` there, sends them again"
+            );
+        }
         println!(
             "{}: {runs} runs, {} objects checked on {} and {}",
             if ok { "ok" } else { "problems found" },
@@ -234,5 +261,5 @@ pub fn fsck_remote(json: bool, store_dir: Option<&Path>) -> Result<i32> {
             remote.objects_url()
         );
     }
-    Ok(if ok { 0 } else { 1 })
+    Ok(if left { 1 } else { 0 })
 }

@@ -293,14 +293,16 @@ fn execute(
         .map(|s| s.name.clone())
         .collect();
     let dir = store::dir_for_pipeline(plan.file(), store_dir);
-    let store = Store::open(&dir)?;
+    // before the store is opened: whether it is new (the shared cache then connects at once)
     if !args.no_remote_cache
         && !args.no_store
         && let Some(remote) = crate::config::Config::load(&dir)?.remote
     {
         let steps = plan.steps().iter().map(|s| s.name.clone());
-        crate::remote::cache::enable(&dir, remote, steps);
+        let new_store = !dir.join(store::DB_FILE).exists();
+        crate::remote::cache::enable(&dir, remote, steps, new_store);
     }
+    let store = Store::open(&dir)?;
     let mut lock = PipelineLock::acquire(&dir, plan.file(), args.wait_lock, |who| {
         eprintln!(
             "waiting for {who} to finish running `{}`…",

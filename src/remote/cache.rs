@@ -27,6 +27,12 @@ use crate::store::portable::{EDGES, RunRecord};
 enum State {
     Off,
     Configured(Remote, PathBuf, HashSet<String>),
+    /// connecting on a thread of its own since `enable` (a new store: see there)
+    Connecting(
+        std::thread::JoinHandle<Result<Connected>>,
+        PathBuf,
+        HashSet<String>,
+    ),
     Connected(Box<Live>),
 }
 
@@ -42,11 +48,33 @@ struct Live {
 static STATE: Mutex<State> = Mutex::new(State::Off);
 
 /// Turn the shared cache on for this process's run of `steps`, for the store in `store_dir`.
-pub fn enable(store_dir: &Path, remote: Remote, steps: impl IntoIterator<Item = String>) {
-    if remote.cache {
-        *STATE.lock().expect("cache state") =
-            State::Configured(remote, store_dir.to_path_buf(), steps.into_iter().collect());
+/// `new_store`: the store is being created, so no step can be reused from it and the first
+/// step will ask the remote: connecting starts now, on a thread, while the store is made and
+/// the first inputs are hashed (a fresh clone's run waited ~25 ms for it). Otherwise the
+/// remote is contacted only when a step misses locally.
+pub fn enable(
+    store_dir: &Path,
+    remote: Remote,
+    steps: impl IntoIterator<Item = String>,
+    new_store: bool,
+) {
+    if !remote.cache {
+        return;
     }
+    let (dir, steps) = (store_dir.to_path_buf(), steps.into_iter().collect());
+    *STATE.lock().expect("cache state") = if new_store {
+        let connecting = std::thread::Builder::new()
+            .name("mlrun-remote-cache".into())
+            .spawn(move || Connected::open(&remote));
+        match connecting {
+            Ok(handle) => State::Connecting(handle, dir, steps),
+            // no thread: nothing to overlap with; the shared cache is off, as for a remote
+            // that cannot be reached
+            Err(_) => State::Off,
+        }
+    } else {
+        State::Configured(remote, dir, steps)
+    };
 }
 
 /// Look `key` up on the remote and, on a hit, bring what reusing it needs here. True: the local
@@ -54,9 +82,21 @@ pub fn enable(store_dir: &Path, remote: Remote, steps: impl IntoIterator<Item = 
 /// shared cache off for the rest of the run (the caller says so once).
 pub fn bring(key: &str) -> Result<bool> {
     let mut state = STATE.lock().expect("cache state");
-    if let State::Configured(remote, dir, steps) = &mut *state {
-        let (dir, steps) = (dir.clone(), std::mem::take(steps));
-        match Connected::open(remote) {
+    let connected = match std::mem::replace(&mut *state, State::Off) {
+        State::Configured(remote, dir, steps) => Some((Connected::open(&remote), dir, steps)),
+        State::Connecting(handle, dir, steps) => {
+            let r = handle
+                .join()
+                .unwrap_or_else(|_| Err(crate::error::Error::other("connecting failed")));
+            Some((r, dir, steps))
+        }
+        other => {
+            *state = other;
+            None
+        }
+    };
+    if let Some((conn, dir, steps)) = connected {
+        match conn {
             Ok(conn) => {
                 *state = State::Connected(Box::new(Live {
                     conn,
@@ -114,7 +154,7 @@ fn lookup(live: &mut Live, key: &str) -> Result<bool> {
     let needed: HashSet<String> = store.objects_of_blobs(&hashes)?.into_iter().collect();
     let names = store.objects_of_blobs(&batch)?;
     let missing = store.objects_missing_for(&names);
-    let problems = live.conn.fetch(&store.dir, &missing)?;
+    let problems = live.conn.fetch(&store.dir, &missing, true)?;
     store.objects_arrived(&hit.run)?;
     // an object only the other steps would use is their problem, when they get there
     if let Some((name, p)) = problems.into_iter().find(|(n, _)| needed.contains(n)) {

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod lineage;
 pub mod objects;
 pub mod pg;
+pub mod repair;
 pub mod runs;
 
 use std::io::{IsTerminal, Write};
@@ -70,13 +71,15 @@ impl Connected {
 
 impl Connected {
     /// Download `names` into the store in `store_dir`, each verified (packed ones by range).
+    /// `hand_over`: they are restored next (`objects::Bucket::fetch`).
     pub fn fetch(
         &mut self,
         store_dir: &Path,
         names: &[String],
+        hand_over: bool,
     ) -> Result<Vec<(String, FetchError)>> {
         let packed = self.record.pack_locations(names)?;
-        Ok(self.bucket.fetch(store_dir, names, &packed))
+        Ok(self.bucket.fetch(store_dir, names, &packed, hand_over))
     }
 
     /// Read `names` on the remote and check each hashes to its name (`fsck --remote`).
@@ -189,6 +192,9 @@ pub fn push(
         }
         let objects = rec.objects().len();
         let jobs = lacking(store, &mut conn, &key, &local, &dirs)?;
+        // what `fsck --remote --repair` found damaged goes again, each on its own
+        let dir_names: Vec<String> = dirs.iter().map(|d| d.name.clone()).collect();
+        let damaged = damaged_among(&mut conn, &jobs, &dir_names)?;
         let total = jobs.len();
         let mut todo = Vec::with_capacity(total);
         for o in jobs {
@@ -203,6 +209,7 @@ pub fn push(
                 }
             };
             todo.push(objects::ToUpload {
+                loose: damaged.contains(&o.name),
                 name: o.name,
                 path: o.path,
                 size,
@@ -234,8 +241,14 @@ pub fn push(
         });
         r?;
         // every file of the run's directories is there now
-        let dir_names: Vec<String> = dirs.iter().map(|d| d.name.clone()).collect();
         store.mark_objects_on_remote(&key, &dir_names)?;
+        let healed: Vec<String> = dir_names
+            .into_iter()
+            .filter(|d| damaged.contains(d))
+            .collect();
+        if !healed.is_empty() {
+            conn.record.clear_damaged(&healed)?;
+        }
         progress.show(&format!("push [{}/{}] {short}: record", i + 1, runs.len()));
         let written = conn.record.push_run(&rec)?;
         store.mark_on_remote(&key, run, "pushed")?;
@@ -262,6 +275,21 @@ pub fn push(
         sent.notes = notes;
     }
     Ok((out, sent))
+}
+
+/// Of the objects to upload and the run's directories, those `fsck --remote --repair` marked
+/// damaged (not asked when nothing is to be uploaded).
+fn damaged_among(
+    conn: &mut Connected,
+    jobs: &[LocalObject],
+    dir_names: &[String],
+) -> Result<std::collections::BTreeSet<String>> {
+    if jobs.is_empty() {
+        return Ok(Default::default());
+    }
+    let names: Vec<String> = jobs.iter().map(|o| o.name.clone()).collect();
+    conn.record
+        .damaged_among(&[names.as_slice(), dir_names].concat())
 }
 
 /// Of a run's objects (`local`, and the files of `dirs`), those the remote lacks: what the
@@ -384,7 +412,7 @@ pub fn fetch_objects(store: &Store, conn: &mut Connected, run: &str) -> Result<u
         store.objects_arrived(run)?;
         return Ok(0);
     }
-    let problems = conn.fetch(&store.dir, &missing)?;
+    let problems = conn.fetch(&store.dir, &missing, false)?;
     store.objects_arrived(run)?;
     if let Some((name, p)) = problems.into_iter().next() {
         return Err(match p {

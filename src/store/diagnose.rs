@@ -247,3 +247,24 @@ fn integrity(conn: &Connection) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())?;
     if first == "ok" { Ok(()) } else { Err(first) }
 }
+
+impl super::Store {
+    /// An error unless the database is sound (`PRAGMA quick_check`). For `gc`, before it
+    /// deletes by what the database says: a damaged page could hide a run that needs an object
+    /// (a run's row is read through its key's index, so a damaged table page is not otherwise
+    /// met on the way).
+    pub fn refuse_if_damaged(&self) -> Result<()> {
+        let first: std::result::Result<String, String> = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| e.to_string());
+        match first {
+            Ok(ok) if ok == "ok" => Ok(()),
+            Ok(first) | Err(first) => Err(Error::store(format!(
+                "the lineage store `{}` is damaged (integrity check: {first}); nothing was deleted",
+                self.dir.join(super::DB_FILE).display()
+            ))
+            .hint("`mlrun fsck` shows the damage; put the database back from a backup, or move it aside to start a new store (the stored objects are kept)")),
+        }
+    }
+}

@@ -42,6 +42,7 @@ pub mod schema;
 pub mod shared;
 mod statcache;
 pub mod sweeps;
+pub mod verified;
 
 use std::path::{Path, PathBuf};
 
@@ -195,7 +196,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Apply pending migrations in one transaction (none: no transaction, no write lock taken).
+/// Apply pending migrations in one transaction (none: no transaction, no write lock taken). A
+/// new (empty) database gets the schema they leave in one batch instead (`schema::NEW`, kept
+/// identical to them by a test): a fresh clone's first `run` spent ~30 ms replaying 17
+/// migrations' table rebuilds.
 fn migrate(conn: &mut Connection) -> Result<()> {
     let newer = |version: i64| {
         Error::store(format!(
@@ -223,6 +227,13 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > schema::latest() {
             return Err(newer(version));
+        }
+        if version == 0 && schema::is_empty(&tx)? {
+            tx.execute_batch(schema::NEW)
+                .map_err(|e| Error::store("creating the store's tables failed").cause(e))?;
+            tx.pragma_update(None, "user_version", schema::latest())?;
+            tx.commit()?;
+            return Ok(());
         }
         for (i, m) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             m.code

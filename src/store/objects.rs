@@ -145,6 +145,25 @@ impl Objects {
             .map_err(|e| Error::store(format!("cannot store object {hash}")).cause(e))
     }
 
+    /// A new file in this process's scratch space, for bytes that are stored once verified
+    /// (`adopt_verified`).
+    pub fn scratch_file(&self) -> Result<(PathBuf, File)> {
+        let tmp = self.tmp_path()?;
+        let f = File::create(&tmp)
+            .map_err(|e| Error::store(format!("cannot write `{}`", tmp.display())).cause(e))?;
+        Ok((tmp, f))
+    }
+
+    /// Store the scratch file `tmp`, whose bytes the caller hashed to `hash` while writing it.
+    pub fn adopt_verified(&self, tmp: &Path, hash: &str) -> Result<()> {
+        if self.has(hash) {
+            let _ = std::fs::remove_file(tmp);
+            self.touch(hash);
+            return Ok(());
+        }
+        self.commit(tmp, hash)
+    }
+
     /// Keep bytes that are already in memory.
     pub fn put_bytes(&self, data: &[u8], hash: &str) -> Result<()> {
         if self.has(hash) {
@@ -482,14 +501,22 @@ impl Objects {
         }
     }
 
-    /// Write object `hash` to the new file `name` in `dir`, verifying its hash on the way.
+    /// Write object `hash` to the new file `name` in `dir`, verifying its hash on the way; or
+    /// the bytes this process verified as they arrived (`store::verified`), as they were.
     fn copy_out(&self, hash: &str, mode: u32, dir: &beneath::Dir, name: &OsStr) -> Result<()> {
         let src = self.path_of(hash);
         let dest = dir.shown(name);
         let mut file = dir
             .create_file(name)
             .map_err(|e| Error::other(format!("cannot create `{}`", dest.display())).cause(e))?;
-        let copied = copy_hashing_to(&src, &mut file, &dest).map_err(|e| {
+        let copied = match crate::store::verified::take(hash) {
+            Some(bytes) => file
+                .write_all((*bytes).as_ref())
+                .map(|()| hash.to_string())
+                .map_err(|e| Error::store(format!("cannot write `{}`", dest.display())).cause(e)),
+            None => copy_hashing_to(&src, &mut file, &dest),
+        };
+        let copied = copied.map_err(|e| {
             Error::other(format!(
                 "object {} cannot be read",
                 &hash[..12.min(hash.len())]

@@ -603,6 +603,16 @@ pub fn latest() -> i64 {
     MIGRATIONS.len() as i64
 }
 
+/// The schema every migration above leaves, for a new database in one batch (`store::migrate`).
+/// Adding a migration: update `schema_new.sql` too (test `a_new_store_gets_the_migrated_schema`
+/// prints what it must hold).
+pub const NEW: &str = include_str!("schema_new.sql");
+
+/// A database with nothing in it yet (no table, index, view or trigger).
+pub fn is_empty(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT count(*) = 0 FROM sqlite_master", [], |r| r.get(0))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -615,6 +625,67 @@ mod tests {
         assert_eq!(v, super::latest());
         // applying again is a no-op
         super::super::migrate(&mut conn).unwrap();
+    }
+
+    /// `sqlite_master` as (type, name, table, sql), sorted, and the schema version.
+    fn schema_of(conn: &rusqlite::Connection) -> (Vec<[Option<String>; 4]>, i64) {
+        let mut st = conn
+            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        let rows = st
+            .query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        let v = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        (rows, v)
+    }
+
+    /// What `schema_new.sql` must hold: the migrated schema in creation order, tables first.
+    fn expected_new_sql(conn: &rusqlite::Connection) -> String {
+        let mut st = conn
+            .prepare(
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
+                 ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2
+                   ELSE 3 END, rowid",
+            )
+            .unwrap();
+        let sqls = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        sqls.iter()
+            .map(|s| format!("{};\n", s.trim_end()))
+            .collect()
+    }
+
+    #[test]
+    fn a_new_store_gets_the_migrated_schema() {
+        // every migration, one by one, from version 0 (what an existing store went through)
+        let migrated = rusqlite::Connection::open_in_memory().unwrap();
+        for m in super::MIGRATIONS {
+            m.code.map_or(Ok(()), |c| c(&migrated)).unwrap();
+            migrated.execute_batch(m.sql).unwrap();
+        }
+        migrated
+            .pragma_update(None, "user_version", super::latest())
+            .unwrap();
+        // a new store: `migrate` on an empty database takes the one batch
+        let mut fresh = rusqlite::Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut fresh).unwrap();
+        let want = expected_new_sql(&migrated);
+        assert!(
+            schema_of(&fresh) == schema_of(&migrated),
+            "src/store/schema_new.sql differs from what the migrations leave; it must hold, after \
+             its comment lines:\n{want}"
+        );
+        assert!(
+            super::NEW.ends_with(&want),
+            "schema_new.sql: not in creation order"
+        );
     }
 
     #[test]

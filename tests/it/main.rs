@@ -24,6 +24,7 @@ mod query;
 mod record;
 mod reliability;
 mod remote;
+mod remote_objects;
 mod replay;
 mod replay_history;
 mod reports;

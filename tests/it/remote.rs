@@ -9,7 +9,7 @@ use std::process::Command;
 
 use crate::common::{Env, Out, skip_unless_ci};
 
-struct Servers {
+pub(crate) struct Servers {
     pg_url: String,
     pg_password: String,
     endpoint: String,
@@ -39,14 +39,14 @@ fn servers() -> Option<Servers> {
 }
 
 /// One test's remote: a fresh database and a fresh prefix.
-struct Remote {
+pub(crate) struct Remote {
     s: Servers,
     db_url: String,
     prefix: String,
 }
 
 impl Remote {
-    fn new() -> Option<Remote> {
+    pub(crate) fn new() -> Option<Remote> {
         let s = servers()?;
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let mut admin = pg(&s.pg_url, &s.pg_password);
@@ -62,7 +62,7 @@ impl Remote {
     }
 
     /// Point `env`'s mlrun at this remote (environment only: nothing in a committed file).
-    fn configure(&self, env: &mut Env) {
+    pub(crate) fn configure(&self, env: &mut Env) {
         env.set_env("MLRUN_REMOTE_DB", &self.db_url);
         env.set_env(
             "MLRUN_REMOTE_OBJECTS",
@@ -75,17 +75,17 @@ impl Remote {
         env.set_env("PGPASSWORD", &self.s.pg_password);
     }
 
-    fn client(&self) -> postgres::Client {
+    pub(crate) fn client(&self) -> postgres::Client {
         pg(&self.db_url, &self.s.pg_password)
     }
 
-    fn count(&self, sql: &str) -> i64 {
+    pub(crate) fn count(&self, sql: &str) -> i64 {
         self.client().query_one(sql, &[]).expect(sql).get(0)
     }
 
     /// Replace object `name` (`sha256/<hash>`) on the remote with other bytes: the object on
     /// its own, or its bytes inside the pack the record says holds it.
-    fn damage(&self, name: &str) {
+    pub(crate) fn damage(&self, name: &str) {
         use object_store::{ObjectStoreExt, PutPayload};
         let (_, hash) = name.split_once('/').unwrap();
         let store = object_store::aws::AmazonS3Builder::new()
@@ -177,16 +177,16 @@ fn project(files: usize, tag: &str) -> Env {
     env
 }
 
-fn ok(out: &Out) {
+pub(crate) fn ok(out: &Out) {
     assert_eq!(out.code, 0, "{out:?}");
 }
 
-fn json(out: &Out) -> serde_json::Value {
+pub(crate) fn json(out: &Out) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
 /// A clone of `env`'s repository, as a CI runner or a teammate has it: no `.mlrun`.
-fn clone_of(env: &Env, r: &Remote) -> Env {
+pub(crate) fn clone_of(env: &Env, r: &Remote) -> Env {
     let mut other = Env::plain();
     let out = Command::new("git")
         .args(["clone", "-q"])

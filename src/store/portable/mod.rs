@@ -495,6 +495,22 @@ impl Store {
         Ok(())
     }
 
+    /// Push runs `runs` to `remote` again, those pushed from here (`fsck --remote --repair`: they
+    /// need objects the remote lost, which this store may have). Returns how many.
+    pub fn push_again(&self, remote: &str, runs: &[String]) -> Result<usize> {
+        let mut n = 0;
+        for r in runs {
+            n += self
+                .conn
+                .execute(
+                    "DELETE FROM remote_runs WHERE remote = ?1 AND run_id = ?2 AND how = 'pushed'",
+                    [remote, r.as_str()],
+                )
+                .during("updating what was pushed")?;
+        }
+        Ok(n)
+    }
+
     /// Run `run`'s whole record, with the objects it needs on a remote and where they are
     /// here (file objects and long logs; stored directories as `dir/<hash>`). Only objects this
     /// store holds are named (an input no commit can give back is stored; a tracked file that
