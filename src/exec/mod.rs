@@ -551,7 +551,8 @@ fn from_a_step(ctx: &Ctx, path: &str) -> bool {
 /// the commit: what `origin_of` will call external), while they are hashed (see
 /// `Objects::copy_ahead`). What is not taken is stopped by `drop_copies_ahead`.
 fn copy_inputs_ahead(ctx: &Ctx, step: &crate::pipeline::Step, git_before: &GitState) {
-    if ctx.no_store {
+    // without a stat cache to vouch for the hash, a copy made ahead is never taken
+    if ctx.no_store || !ctx.cache.is_enabled() {
         return;
     }
     for d in &step.inputs {
@@ -565,6 +566,7 @@ fn copy_inputs_ahead(ctx: &Ctx, step: &crate::pipeline::Step, git_before: &GitSt
         if let Ok(meta) = std::fs::metadata(&path)
             && meta.is_file()
             && ctx.cache.get(&path, &meta).is_none()
+            && !ctx.cache.knows_file(&path, &meta)
         {
             ctx.objects.copy_ahead(&path);
         }

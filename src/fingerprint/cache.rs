@@ -228,6 +228,31 @@ impl HashCache {
         self.dir(dir).get(name, &Stat::of(meta))
     }
 
+    /// Does the cache record a hash of this very file (same device, inode and size) taken at
+    /// another stat? Then `touch` or a copy back probably left its bytes as they were, and
+    /// work done before its hash is known (copying it ahead, `Objects::copy_ahead`) is likely
+    /// wasted.
+    pub fn knows_file(&self, path: &Path, meta: &Metadata) -> bool {
+        let Some((dir, name)) = split(path) else {
+            return false;
+        };
+        let now = Stat::of(meta);
+        self.enabled
+            && self
+                .dir(dir)
+                .stored
+                .as_ref()
+                .and_then(|f| f.get(name))
+                .is_some_and(|e| {
+                    e.stat.dev == now.dev && e.stat.ino == now.ino && e.stat.size == now.size
+                })
+    }
+
+    /// False: the cache never vouches for a file (`--no-cache`, a sweep's variants).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Is `dir`'s stored row large and not decoded yet (worth decoding while its directory is
     /// listed)?
     pub(crate) fn dir_is_large_and_packed(&self, dir: &Path) -> bool {
@@ -420,6 +445,32 @@ mod tests {
     fn hex32_is_hex_encode() {
         let h: [u8; 32] = std::array::from_fn(|i| (i * 37 + 11) as u8);
         assert_eq!(hex32(&h), hex::encode(h));
+    }
+
+    #[test]
+    fn a_touched_file_is_known_by_its_inode_and_size() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, b"x").unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        let (_conn, c) = cache();
+        assert!(!c.knows_file(&p, &meta));
+        c.put(&p, &meta, H, now_ns() + 3 * RACY_NS);
+        let store = Store::in_memory();
+        store.flush_stat_cache(&c).unwrap();
+        let c = store.load_stat_cache(d.path()).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let touched = std::fs::metadata(&p).unwrap();
+        assert_eq!(c.get(&p, &touched), None, "a new stat: not vouched for");
+        assert!(c.knows_file(&p, &touched), "but the same file");
+        std::fs::write(&p, b"longer").unwrap();
+        assert!(!c.knows_file(&p, &std::fs::metadata(&p).unwrap()));
     }
 
     #[test]

@@ -39,11 +39,12 @@ pub struct Objects {
     /// attempt creates and unlinks a file, which for a directory of 20,000 files cost more
     /// than copying them.
     try_reflink: AtomicBool,
+    /// copies of large inputs made while they are hashed (see `copy_ahead`); declared before
+    /// `scratch` (fields are dropped in order), so they are stopped before their scratch space
+    /// is removed
+    ahead: ahead::Aheads,
     /// `objects/tmp/<id>/`, created on the first write, removed when this is dropped
     scratch: std::sync::Mutex<Option<crate::store::owner::Owned>>,
-    /// copies of large inputs made while they are hashed (see `copy_ahead`); declared after
-    /// `scratch`, so they are stopped before their scratch space is removed
-    ahead: ahead::Aheads,
 }
 
 /// A directory of files named by the hash of their content ([`Objects`], and the step logs'
@@ -90,8 +91,8 @@ impl Objects {
         Objects {
             root: store_dir.join("objects"),
             try_reflink: AtomicBool::new(true),
-            scratch: std::sync::Mutex::new(None),
             ahead: ahead::Aheads::default(),
+            scratch: std::sync::Mutex::new(None),
         }
     }
 
@@ -192,10 +193,11 @@ impl Objects {
             self.touch(expected);
             return Ok(());
         }
-        if let Some(a) = ahead
+        // the file's stat is taken once the copy has ended: a write while it ran shows there
+        if let Some(a) = ahead.and_then(ahead::Ahead::wait)
             && let Ok(now) = std::fs::metadata(src)
             && cache.get(src, &now).as_deref() == Some(expected)
-            && let Some(tmp) = a.finish(&Stat::of(&now))
+            && let Some(tmp) = a.take_if_unchanged(&Stat::of(&now))
         {
             let committed = self.commit(&tmp, expected);
             if committed.is_err() {
@@ -255,19 +257,19 @@ impl Objects {
         if !meta.is_file()
             || meta.len() < ahead::MIN_SIZE
             || meta.blocks() * 512 < meta.len()
-            || self.ahead.contains(src)
+            || self.ahead.len() >= ahead::MAX_RUNNING
         {
             return;
         }
-        let Ok(tmp) = self.tmp_path() else { return };
-        if self.reflink(src, &tmp) {
-            // a clone is instant: nothing to overlap, and `put_file` clones again
-            let _ = std::fs::remove_file(&tmp);
-            return;
-        }
-        if let Some(a) = ahead::Ahead::start(src, tmp) {
-            self.ahead.insert(src, a);
-        }
+        self.ahead.start_unless_running(src, || {
+            let tmp = self.tmp_path().ok()?;
+            if self.reflink(src, &tmp) {
+                // a clone is instant: nothing to overlap, and `put_file` clones again
+                let _ = std::fs::remove_file(&tmp);
+                return None;
+            }
+            ahead::Ahead::start(src, tmp)
+        });
     }
 
     /// Stop the copy ahead of `src`, if any, and remove it: it will not be needed.

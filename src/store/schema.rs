@@ -129,6 +129,12 @@ fn large_rows_with_rowid(tx: &Connection) -> rusqlite::Result<()> {
             .ok_or_else(unexpected)?;
         let head = format!("CREATE TABLE {table} (");
         let rest = body.strip_prefix(&head).ok_or_else(unexpected)?;
+        // a rowid table's TEXT PRIMARY KEY would take a NULL key (a WITHOUT ROWID one does not)
+        let key = " TEXT PRIMARY KEY";
+        if !rest.contains(key) {
+            return Err(unexpected());
+        }
+        let rest = rest.replacen(key, " TEXT NOT NULL PRIMARY KEY", 1);
         let new = format!("{table}_by_rowid");
         tx.execute_batch(&format!(
             "CREATE TABLE {new} ({rest};

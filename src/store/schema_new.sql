@@ -155,9 +155,9 @@ CREATE TABLE remote_items (
   item TEXT NOT NULL,
   PRIMARY KEY (remote, item)) WITHOUT ROWID;
 CREATE TABLE "contents" (
-  hash TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL);
+  hash TEXT NOT NULL PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE TABLE "runs" (
-  id TEXT PRIMARY KEY,                       -- UUIDv7, 32 lowercase hex digits
+  id TEXT NOT NULL PRIMARY KEY,                       -- UUIDv7, 32 lowercase hex digits
   pipeline TEXT NOT NULL, pipeline_file TEXT NOT NULL, root TEXT NOT NULL,
   spec_hash TEXT NOT NULL REFERENCES contents(hash),  -- pipeline.toml as it was
   plan TEXT NOT NULL,                        -- JSON of the resolved plan
@@ -173,7 +173,7 @@ CREATE TABLE "runs" (
   replay_verdict TEXT CHECK (replay_verdict IN ('identical', 'differs', 'failed'))
 , message TEXT, targets TEXT, sweep_id TEXT);
 CREATE TABLE "env_snapshots" (
-  id TEXT PRIMARY KEY, os TEXT NOT NULL, os_version TEXT NOT NULL, kernel TEXT NOT NULL,
+  id TEXT NOT NULL PRIMARY KEY, os TEXT NOT NULL, os_version TEXT NOT NULL, kernel TEXT NOT NULL,
   arch TEXT NOT NULL, cpu_model TEXT NOT NULL, cpu_cores INTEGER NOT NULL,
   mem_bytes INTEGER NOT NULL, hostname TEXT NOT NULL, user TEXT NOT NULL,
   mlrun_version TEXT NOT NULL,
@@ -182,17 +182,17 @@ CREATE TABLE "env_snapshots" (
   env_vars TEXT NOT NULL       -- JSON object, secrets redacted
 , packages TEXT);
 CREATE TABLE "git_snapshots" (
-  id TEXT PRIMARY KEY, is_repo INTEGER NOT NULL, commit_sha TEXT, branch TEXT,
+  id TEXT NOT NULL PRIMARY KEY, is_repo INTEGER NOT NULL, commit_sha TEXT, branch TEXT,
   dirty INTEGER NOT NULL, diff_hash TEXT REFERENCES contents(hash),
   changed TEXT NOT NULL, untracked TEXT NOT NULL, remote_url TEXT, workdir TEXT, error TEXT
 );
 CREATE TABLE "package_sets" (
-  hash TEXT PRIMARY KEY,                     -- sha256 of data
+  hash TEXT NOT NULL PRIMARY KEY,                     -- sha256 of data
   count INTEGER NOT NULL,
   data BLOB NOT NULL                         -- JSON array of {name, version, source}, sorted
 );
 CREATE TABLE "package_scan_cache" (
-  executable TEXT PRIMARY KEY,               -- as found in PATH
+  executable TEXT NOT NULL PRIMARY KEY,               -- as found in PATH
   stamp TEXT NOT NULL,                       -- the scanned directories' paths, inodes, mtimes
   scanned_at_ns INTEGER NOT NULL,            -- trusted only when the mtimes are 2 s older
   env TEXT NOT NULL,                         -- JSON of the PackageEnv it gave

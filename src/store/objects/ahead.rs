@@ -24,6 +24,9 @@ use crate::fingerprint::cache::{RACY_NS, Stat, now_ns};
 
 /// Smaller inputs are copied after their hash, as before: a thread is not worth it for them.
 pub(super) const MIN_SIZE: u64 = 64 << 20;
+/// At most this many copies run ahead at once (each is a thread writing as fast as the disk
+/// takes it); other large inputs are copied after their hash, as before.
+pub(super) const MAX_RUNNING: usize = 2;
 /// The copy checks whether it was cancelled after each chunk (copied by the kernel).
 const CHUNK: u64 = 16 << 20;
 
@@ -39,7 +42,8 @@ pub(super) struct Ahead {
 }
 
 impl Ahead {
-    /// Start copying `src` to the new file `tmp`, on a thread. None when `src` cannot be opened.
+    /// Start copying `src` to the new file `tmp`, on a thread. None when `src` cannot be opened
+    /// or no thread can be started.
     pub(super) fn start(src: &Path, tmp: PathBuf) -> Option<Ahead> {
         let started_ns = now_ns();
         let from = File::open(src).ok()?;
@@ -47,31 +51,38 @@ impl Ahead {
         let cancel = Arc::new(AtomicBool::new(false));
         let thread = {
             let (tmp, cancel) = (tmp.clone(), cancel.clone());
-            Some(std::thread::spawn(move || copy(from, &tmp, &cancel)))
+            std::thread::Builder::new()
+                .name("mlrun-copy-ahead".into())
+                .spawn(move || copy(from, &tmp, &cancel))
+                .ok()?
         };
         Some(Ahead {
             tmp,
             before,
             started_ns,
             cancel,
-            thread,
+            thread: Some(thread),
         })
     }
 
-    /// Wait for the copy; its path when it is complete and holds the bytes of a file whose stat
-    /// is `now`: unchanged since before the copy started, and not modified for 2 s before that.
-    /// The copy is removed otherwise.
-    pub(super) fn finish(mut self, now: &Stat) -> Option<PathBuf> {
+    /// Wait for the copy to end. None (and the copy removed) when it failed.
+    pub(super) fn wait(mut self) -> Option<Ahead> {
         let copied = self
             .thread
             .take()
             .is_none_or(|t| matches!(t.join(), Ok(Ok(()))));
-        let unchanged = *now == self.before && self.before.mtime_ns + RACY_NS < self.started_ns;
-        if copied && unchanged {
-            Some(std::mem::take(&mut self.tmp))
-        } else {
-            None // dropped: removed
-        }
+        copied.then_some(self)
+    }
+
+    /// The complete copy's path, if the file's stat now (taken after the copy ended: see
+    /// `wait`) is `now` and shows no write since before the copy started nor in the 2 s before
+    /// that; then the copy holds the bytes the file has had all along. Else None, and the copy
+    /// is removed.
+    pub(super) fn take_if_unchanged(mut self, now: &Stat) -> Option<PathBuf> {
+        let unchanged = self.thread.is_none()
+            && *now == self.before
+            && self.before.mtime_ns + RACY_NS < self.started_ns;
+        unchanged.then(|| std::mem::take(&mut self.tmp))
     }
 }
 
@@ -109,15 +120,19 @@ fn copy(mut from: File, tmp: &Path, cancel: &AtomicBool) -> std::io::Result<()> 
 pub(super) struct Aheads(Mutex<HashMap<PathBuf, Ahead>>);
 
 impl Aheads {
-    pub(super) fn contains(&self, src: &Path) -> bool {
-        self.0.lock().expect("ahead lock").contains_key(src)
+    /// How many copies are running.
+    pub(super) fn len(&self) -> usize {
+        self.0.lock().expect("ahead lock").len()
     }
 
-    pub(super) fn insert(&self, src: &Path, ahead: Ahead) {
-        self.0
-            .lock()
-            .expect("ahead lock")
-            .insert(src.to_path_buf(), ahead);
+    /// Start a copy of `src` with `start` unless one is running (one lock held for both).
+    pub(super) fn start_unless_running(&self, src: &Path, start: impl FnOnce() -> Option<Ahead>) {
+        let mut running = self.0.lock().expect("ahead lock");
+        if !running.contains_key(src)
+            && let Some(a) = start()
+        {
+            running.insert(src.to_path_buf(), a);
+        }
     }
 
     pub(super) fn take(&self, src: &Path) -> Option<Ahead> {
