@@ -2,9 +2,10 @@
 //! builds for HTTP; no OpenSSL).
 //!
 //! tokio-postgres knows only `disable`/`prefer`/`require` and no `sslrootcert`, so both are taken
-//! out of the URL here (else `PGSSLMODE` / `PGSSLROOTCERT`) before it parses the rest. `prefer`
-//! and `require` encrypt without checking the certificate, as libpq does; `verify-ca` checks it
-//! against the roots (`sslrootcert`, else the system's), `verify-full` also checks the host name.
+//! out of the URL (`config::split_tls`; else `PGSSLMODE` / `PGSSLROOTCERT`) before it parses the
+//! rest. `prefer` and `require` encrypt without checking the certificate, as libpq does (unless
+//! `require` is given a root file); `verify-ca` checks it against the roots (`sslrootcert`, else
+//! the system's), `verify-full` also checks the host name.
 
 use std::future::Future;
 use std::io;
@@ -109,19 +110,25 @@ impl Settings {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::other(format!("TLS for {shown}: {e}")))?;
-        let verifier: Arc<dyn ServerCertVerifier> = match self.mode {
-            Mode::Disable | Mode::Prefer | Mode::Require => Arc::new(Unchecked {
+        // as libpq: `require` with a root file given checks the chain, as `verify-ca` does
+        let checked = match self.mode {
+            Mode::Disable | Mode::Prefer => false,
+            Mode::Require => self.root.is_some(),
+            Mode::VerifyCa | Mode::VerifyFull => true,
+        };
+        let verifier: Arc<dyn ServerCertVerifier> = match checked {
+            false => Arc::new(Unchecked {
                 algorithms: provider.signature_verification_algorithms,
             }),
-            Mode::VerifyCa | Mode::VerifyFull => {
+            true => {
                 let roots = self.roots(shown)?;
                 let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
                     .map_err(|e| Error::other(format!("TLS for {shown}: {e}")))?;
-                if self.mode == Mode::VerifyCa {
-                    Arc::new(AnyName(webpki))
-                } else {
+                if self.mode == Mode::VerifyFull {
                     webpki
+                } else {
+                    Arc::new(AnyName(webpki))
                 }
             }
         };

@@ -92,6 +92,21 @@ fn every_sslmode_reaches_the_test_server_as_libpq_would() {
         1,
         "not signed by a trusted CA",
     );
+    // require given a root file checks the chain (libpq's rule): the CA passes, others fail
+    ok(&with(&format!("sslmode=require&sslrootcert={ca}")));
+    let system_bundle = "/etc/ssl/certs/ca-certificates.crt";
+    if std::path::Path::new(system_bundle).exists() {
+        fails(
+            &env,
+            &r,
+            &[(
+                "MLRUN_REMOTE_DB",
+                &format!("{}?sslmode=require&sslrootcert={system_bundle}", r.db_url),
+            )],
+            1,
+            "not signed by a trusted CA",
+        );
+    }
     fails(
         &env,
         &r,
