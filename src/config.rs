@@ -226,11 +226,11 @@ impl Remote {
     }
 
     /// What names this remote in the local store's memory of what was pushed: the record and
-    /// the objects (with the server), never a password.
+    /// the objects (with the server), never a password; the same however TLS is set.
     pub fn key(&self) -> String {
         format!(
             "{} {} {}",
-            self.shown_db(),
+            mask_url(&split_tls(&self.db).0),
             self.objects_url(),
             self.endpoint.as_deref().unwrap_or("aws")
         )
@@ -403,7 +403,7 @@ fn load_remote(
     let (db, db_origin) = db;
     let lower = db.to_ascii_lowercase();
     if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://"))
-        || db.parse::<postgres::Config>().is_err()
+        || split_tls(&db).0.parse::<postgres::Config>().is_err()
     {
         return Err(Error::invalid(format!(
             "{db_origin}: `{}` is not a PostgreSQL URL",
@@ -502,6 +502,33 @@ fn check_url(url: &str, origin: &str) -> Result<String> {
 }
 
 /// A URL with the password of its user info, if any, replaced by `***`.
+/// A record URL without its libpq TLS keys (`sslmode`, `sslrootcert`: the PostgreSQL client
+/// knows fewer modes and no root file; `remote::pg` applies them), and their values.
+pub fn split_tls(db: &str) -> (String, Option<String>, Option<String>) {
+    let Some((base, query)) = db.split_once('?') else {
+        return (db.to_string(), None, None);
+    };
+    let (mut mode, mut root, mut kept) = (None, None, Vec::new());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let value = || {
+            form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        match pair.split_once('=').map_or(pair, |(k, _)| k) {
+            "sslmode" => mode = value(),
+            "sslrootcert" => root = value(),
+            _ => kept.push(pair),
+        }
+    }
+    let rest = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (rest, mode, root)
+}
+
 pub fn mask_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_string();

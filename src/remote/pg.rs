@@ -10,11 +10,12 @@
 mod migrations;
 mod repair;
 mod shared;
+mod tls;
 
 use std::collections::BTreeSet;
 
+use postgres::Client;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls};
 use rusqlite::types::Value;
 
 use crate::config::Remote;
@@ -63,8 +64,8 @@ impl Record {
     /// Connect and bring the schema up to date (or refuse a newer one).
     pub fn connect(remote: &Remote) -> Result<Record> {
         let shown = remote.shown_db();
-        let mut cfg: postgres::Config = remote
-            .db
+        let (db, tls) = tls::split(&remote.db, &shown)?;
+        let mut cfg: postgres::Config = db
             .parse()
             .map_err(|e| Error::invalid(format!("`{shown}` is not a PostgreSQL URL")).cause(e))?;
         if cfg.get_user().is_none() {
@@ -80,9 +81,11 @@ impl Record {
         }
         cfg.connect_timeout(std::time::Duration::from_secs(10));
         cfg.application_name("mlrun");
-        let client = cfg
-            .connect(NoTls)
-            .map_err(|e| connect_error(&shown, &cfg, e))?;
+        cfg.ssl_mode(tls.mode.ssl_mode());
+        let client = cfg.connect(tls.connector(&shown)?).map_err(|e| {
+            tls.explain(&shown, &e)
+                .unwrap_or_else(|| connect_error(&shown, &cfg, e))
+        })?;
         let mut record = Record { client, shown };
         record.migrate()?;
         Ok(record)

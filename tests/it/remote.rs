@@ -1043,3 +1043,4 @@ fn lineage_on_an_unreachable_or_refusing_remote_is_a_one_line_error() {
     attempt(&[("MLRUN_REMOTE_DB", &missing_db)], "does not exist");
 }
 mod runs;
+mod tls;
