@@ -719,21 +719,26 @@ fn step_rewriting_its_input() -> (Env, String) {
     step_rewriting_an_input_of(3 << 18)
 }
 
+/// Write `data` to `rel`, last modified ten minutes ago: hashed long after its last write, the
+/// stat cache vouches for it, so a copy of it may be made by the kernel (or ahead of its hash)
+/// and is then checked by the file's stat.
+fn write_long_ago(env: &Env, rel: &str, data: &[u8]) {
+    std::fs::write(env.path(rel), data).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(env.path(rel))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+}
+
 /// `step_rewriting_its_input` with an input of `size` bytes.
 fn step_rewriting_an_input_of(size: u32) -> (Env, String) {
     let env = Env::git();
     env.write(".gitignore", "/.mlrun/\n/data.bin\n");
     let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
-    std::fs::write(env.path("data.bin"), &data).unwrap();
-    // hashed long after its last write: the stat cache vouches for it, so the copy may be made
-    // by the kernel and is then checked by the file's stat
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
-    std::fs::File::options()
-        .write(true)
-        .open(env.path("data.bin"))
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    write_long_ago(&env, "data.bin", &data);
     env.write(
         "pipeline.toml",
         "[steps.update]\ncmd = \"wc -c < data.bin > n.txt && echo rewritten > data.bin\"\ninputs = [\"data.bin\"]\noutputs = [\"n.txt\"]\n",
@@ -835,14 +840,7 @@ fn a_large_untracked_input_copied_while_it_is_hashed_is_kept_and_restorable() {
     let env = Env::git();
     env.write(".gitignore", "/.mlrun/\n/data.bin\n/n.txt\n");
     let data: Vec<u8> = (0..(64u32 << 20) + 5).map(|i| (i % 251) as u8).collect();
-    std::fs::write(env.path("data.bin"), &data).unwrap();
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
-    std::fs::File::options()
-        .write(true)
-        .open(env.path("data.bin"))
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    write_long_ago(&env, "data.bin", &data);
     env.write(
         "pipeline.toml",
         "[steps.count]\ncmd = \"wc -c < data.bin > n.txt\"\ninputs = [\"data.bin\"]\noutputs = [\"n.txt\"]\n",
